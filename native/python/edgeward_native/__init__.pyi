@@ -1,0 +1,151 @@
+"""Typed contract of edgeward-native.
+
+The pure-Python reference twins in `edgeward` (`edgeward.ipnet.reference`,
+`edgeward.webhooks.reference`, `edgeward.expr`) implement exactly this API;
+`edgeward.native` exposes whichever backend is active.
+"""
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+__version__: str
+
+# --------------------------------------------------------------------------
+# IP prefix matching
+# --------------------------------------------------------------------------
+
+_V = TypeVar("_V")
+
+class IpPolicy:
+    """Allow/deny CIDR lists. An address is allowed only if it matches at
+    least one allow prefix and no deny prefix (deny wins whatever the prefix
+    lengths; no allow prefix means nothing is allowed). Host addresses
+    without a length are /32 or /128; IPv4-mapped IPv6 addresses
+    (``::ffff:a.b.c.d``) match IPv4 rules.
+
+    Raises ``ValueError`` naming the bad entry and its index (``"deny[3]:
+    '10.0.0.0/33' is not a valid CIDR"``) for a malformed CIDR."""
+
+    def __init__(self, allow: Iterable[str] = (), deny: Iterable[str] = ()) -> None: ...
+    def decide(self, ip: str) -> bool:
+        """True = allowed. ``ValueError`` if `ip` is not an IP address."""
+    def decide_many(self, ips: Iterable[str]) -> list[bool]: ...
+
+class IpTable(Generic[_V]):
+    """Longest-prefix-match table from CIDR prefixes to Python values (IP
+    categories, geo tables). A prefix given twice keeps the last value."""
+
+    def __init__(self, pairs: Iterable[tuple[str, _V]]) -> None: ...
+    def lookup(self, ip: str) -> _V | None: ...
+    def lookup_many(self, ips: Iterable[str]) -> list[_V | None]: ...
+    def __len__(self) -> int: ...
+
+# --------------------------------------------------------------------------
+# Webhook verification
+# --------------------------------------------------------------------------
+
+PROVIDERS: frozenset[str]
+
+def verify_webhook(
+    provider: str,
+    secret: str | bytes,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    body: bytes,
+    *,
+    url: str | None = None,
+    now: float | None = None,
+    tolerance_s: float = 300,
+    options: Mapping[str, str] | None = None,
+) -> bool:
+    """True when `body` carries a valid signature of `provider` made with
+    `secret`. Header names are case-insensitive. A missing or malformed
+    signature header, a stale timestamp (older or newer than `tolerance_s`
+    relative to `now`, default the current time) returns False. `url` is the
+    full request URL for providers that sign it (twilio, mailgun...).
+    `options` configures the `generic` provider (algorithm, header,
+    encoding, prefix). Unknown provider: ``ValueError``."""
+
+def explain_webhook(
+    provider: str,
+    secret: str | bytes,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    body: bytes,
+    *,
+    url: str | None = None,
+    now: float | None = None,
+    tolerance_s: float = 300,
+    options: Mapping[str, str] | None = None,
+) -> tuple[bool, str]:
+    """The verdict of `verify_webhook` and a short reason (``"ok"``,
+    ``"missing header x-hub-signature-256"``, ``"stale timestamp"``, ...).
+    The reason never contains the secret."""
+
+# --------------------------------------------------------------------------
+# CEL
+# --------------------------------------------------------------------------
+
+class UInt(int):
+    """A CEL ``uint``."""
+
+class PolicyExprError(ValueError):
+    """A parse or check error, located in the source (1-based)."""
+
+    message: str
+    line: int
+    column: int
+    source: str
+
+class EvalError(Exception):
+    """A CEL runtime error value reaching the caller. `kind` is one of
+    ``no_such_key``, ``no_such_field``, ``no_such_overload``,
+    ``division_by_zero``, ``modulus_by_zero``, ``overflow``, ``range``,
+    ``invalid_argument``, ``conversion``, ``regex``, ``limit``,
+    ``unbound``."""
+
+    kind: str
+    message: str
+
+class Env:
+    """Declared variables and resource limits for compilation.
+
+    `variables` maps each top-level name to a type: a type name string
+    (``"int"``, ``"uint"``, ``"double"``, ``"bool"``, ``"string"``,
+    ``"bytes"``, ``"null"``, ``"timestamp"``, ``"duration"``, ``"dyn"``,
+    ``"list(T)"``, ``"map(K, V)"``) or a dict of field name -> type for an
+    object with fixed fields (selecting an unknown field is a compile
+    error). ``variables=None`` declares nothing and accepts any identifier
+    as ``dyn``."""
+
+    def __init__(
+        self,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        max_source_length: int = 4096,
+        max_depth: int = 64,
+        max_iterations: int = 10_000,
+    ) -> None: ...
+
+class Program:
+    source: str
+    references: frozenset[str]
+    """Variable paths the expression reads, e.g. ``{"req.url.path",
+    "req.headers"}``."""
+    def evaluate(self, activation: Mapping[str, Any]) -> Any:
+        """Evaluate against `activation` (a dict or any Mapping; nested
+        Mappings are read lazily, only the keys the expression touches).
+        Raises `EvalError` for a CEL runtime error."""
+
+def compile(source: str, *, env: Env | None = None) -> Program:
+    """Parse and check `source`. Raises `PolicyExprError`."""
+
+class Template:
+    source: str
+    references: frozenset[str]
+    is_constant: bool
+    def render(self, activation: Mapping[str, Any]) -> str:
+        """Each ``${expr}`` replaced by its value as text (CEL ``string()``
+        conversion). Raises `EvalError`."""
+
+def interpolate(template: str, *, env: Env | None = None) -> Template:
+    """Compile the ``${...}`` expressions of `template`. Raises
+    `PolicyExprError` with the line/column inside `template`."""

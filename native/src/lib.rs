@@ -1,0 +1,10 @@
+//! Python bindings of `edgeward-core`. This file only wires modules; each
+//! binding module converts between Python objects and the core types.
+use pyo3::prelude::*;
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,24 @@
+"""The `edgeward` console script."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="edgeward", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", help="print the native backend and verify a sample webhook")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from edgeward import native
+
+        print(f"edgeward native backend: {native.BACKEND}")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

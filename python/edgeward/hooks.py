@@ -1,0 +1,244 @@
+"""The seam between the data plane (`edgeward.proxy`) and whatever decides
+what happens to traffic (`edgeward.policy`).
+
+Everything here is plain data and protocols: no sockets, no trio, no HTTP
+codec. The proxy builds these objects from the wire and drives the hooks; the
+policy engine implements the hooks without knowing how bytes move.
+
+Hooks that need I/O in the middle of a decision (read the request body to
+verify a signature, fetch a JWKS) are generators: they *yield* an `Effect`,
+the driver performs it and sends the result back, and the generator finally
+*returns* its outcome. A hook that needs nothing returns at once::
+
+    gen = exchange.on_http_request(head)
+    try:
+        effect = gen.send(None)
+        while True:
+            effect = gen.send(await perform(effect))
+    except StopIteration as stop:
+        outcome = stop.value
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+Header = tuple[bytes, bytes]
+"""One header: lower-case name, value, both as on the wire."""
+
+
+# --- what the proxy knows ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCert:
+    """The verified client certificate of an mTLS connection."""
+
+    subject: str  # RFC 4514 string, e.g. "CN=alice,O=Example"
+    issuer: str
+    serial_number: str  # hex
+    not_before: float  # unix time
+    not_after: float
+    san_dns: tuple[str, ...] = ()
+    san_email: tuple[str, ...] = ()
+    san_uri: tuple[str, ...] = ()
+    san_ip: tuple[str, ...] = ()
+    fingerprint_sha256: str = ""  # hex
+    der: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsInfo:
+    version: str  # "TLSv1.3"
+    cipher: str  # "TLS_AES_256_GCM_SHA384"
+    server_name: str | None  # SNI
+    alpn: str | None  # "h2", "http/1.1"
+    client_cert: ClientCert | None = None
+
+
+@dataclass(slots=True)
+class ConnectionInfo:
+    """One accepted client connection. The proxy updates `tls` after the
+    handshake and the byte counters as traffic flows."""
+
+    id: str
+    listener: str
+    client_ip: str  # layer-4 source address, never taken from headers
+    client_port: int
+    server_ip: str
+    server_port: int
+    started_at: float  # unix time
+    tls: TlsInfo | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointInfo:
+    """The endpoint a request was routed to, as `endpoint.*` shows it."""
+
+    name: str
+    url: str  # public URL, e.g. "https://app.example.com"
+    host: str
+    port: int
+    scheme: str
+    id: str
+    upstream: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """A request as the client sent it, minus hop-by-hop headers, before the
+    proxy adds forwarding headers. Hooks may replace fields."""
+
+    method: bytes
+    target: bytes  # origin-form: path and query as received
+    authority: bytes  # Host / :authority as received
+    scheme: bytes  # b"http" or b"https", as the client reached the edge
+    headers: list[Header]
+    http_version: bytes  # b"1.0", b"1.1" or b"2"
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    status: int
+    headers: list[Header]
+
+
+# --- effects a hook may ask the driver to perform ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBody:
+    """Buffer the whole request body, at most `limit` bytes. The driver sends
+    back the body as `bytes`, or `None` when it is larger than `limit` (the
+    hook must then answer locally; the body cannot be forwarded)."""
+
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """An HTTP request made by the edge itself (JWKS, OIDC discovery). The
+    driver sends back a `FetchResult`, never raises into the hook."""
+
+    url: str
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    status: int  # 0 when no HTTP response was received
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    error: str | None = None  # why the fetch failed, when status == 0
+
+
+Effect = ReadBody | Fetch
+EffectResult = bytes | None | FetchResult
+
+
+# --- outcomes ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LocalResponse:
+    """Answer the client from the edge. `error_code` becomes the
+    `edgeward-error` header."""
+
+    status: int
+    headers: list[Header] = field(default_factory=list)
+    body: bytes = b""
+    error_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Send the (possibly modified) request upstream. `body` is the buffered
+    body when a hook read it (forwarded byte for byte); `None` means the
+    proxy streams the body from the client as usual."""
+
+    head: RequestHead
+    body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    """Close the client connection (HTTP/2: reset the stream) without an
+    answer."""
+
+
+class BodyFilter(Protocol):
+    """Transforms a response body as it streams (compress-response)."""
+
+    def feed(self, data: bytes) -> bytes: ...
+    def finish(self) -> bytes: ...
+
+
+@dataclass(slots=True)
+class PassResponse:
+    """Send the (possibly modified) response head on, filtering the body
+    through `body_filter` when set (the proxy then frames the body itself)."""
+
+    head: ResponseHead
+    body_filter: BodyFilter | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeSummary:
+    """What happened, once the last byte of the response is sent."""
+
+    status: int
+    bytes_in: int
+    bytes_out: int
+    duration_s: float
+    upstream: str | None
+    error_code: str | None
+
+
+RequestOutcome = Forward | LocalResponse | CloseConnection
+ResponseOutcome = PassResponse | LocalResponse | CloseConnection
+
+
+# --- the hooks ----------------------------------------------------------------------
+
+
+class ExchangeHooks(Protocol):
+    """Decisions for one request/response exchange.
+
+    The proxy calls `on_http_request` once, before forwarding; then
+    `on_http_response` once for the response the client will get, including
+    responses the edge made itself (a `LocalResponse` from the request phase,
+    a 502/504); then `on_complete`."""
+
+    def on_http_request(
+        self, head: RequestHead
+    ) -> Generator[Effect, EffectResult, RequestOutcome]: ...
+
+    def on_http_response(
+        self, head: ResponseHead
+    ) -> Generator[Effect, EffectResult, ResponseOutcome]: ...
+
+    def on_complete(self, summary: ExchangeSummary) -> None: ...
+
+
+class PolicyHooks(Protocol):
+    """The compiled policy of one endpoint (or one listener)."""
+
+    def on_tcp_connect(self, conn: ConnectionInfo) -> bool:
+        """Called once per connection before any byte is read (see
+        docs/architecture.md for when an endpoint's rules run). False closes
+        the connection."""
+        ...
+
+    def begin(
+        self, conn: ConnectionInfo, endpoint: EndpointInfo, head: RequestHead, request_id: str
+    ) -> ExchangeHooks:
+        """Start an exchange. Cheap: no rule runs until `on_http_request`."""
+        ...

@@ -1,0 +1,87 @@
+"""Events of an HTTP/1.1 message exchange, shared by every codec.
+
+Header names are lower-case bytes; values are bytes as on the wire, without
+surrounding whitespace. Bodies arrive as any number of `Data` events followed
+by one `EndOfMessage` (carrying trailers, if any).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(slots=True)
+class Request:
+    method: bytes
+    target: bytes
+    headers: Headers
+    http_version: bytes = b"1.1"  # b"1.0" or b"1.1"
+
+
+@dataclass(slots=True)
+class Response:
+    status_code: int
+    headers: Headers
+    http_version: bytes = b"1.1"
+    reason: bytes = b""
+
+
+@dataclass(slots=True)
+class InformationalResponse:
+    """A 1xx response (100 Continue, 101 Switching Protocols)."""
+
+    status_code: int
+    headers: Headers
+    http_version: bytes = b"1.1"
+    reason: bytes = b""
+
+
+@dataclass(slots=True)
+class Data:
+    data: bytes
+
+
+@dataclass(slots=True)
+class EndOfMessage:
+    headers: Headers = field(default_factory=list)  # trailers
+
+
+@dataclass(slots=True)
+class ConnectionClosed:
+    """The peer closed its side cleanly between messages."""
+
+
+Event = Request | Response | InformationalResponse | Data | EndOfMessage | ConnectionClosed
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+NEED_DATA: Final = _Sentinel("NEED_DATA")
+"""`next_event()`: feed more bytes first."""
+PAUSED: Final = _Sentinel("PAUSED")
+"""`next_event()`: the current message is complete; call `start_next_cycle()`
+(or the connection switched protocols / must close)."""
+
+
+class ProtocolError(Exception):
+    """The peer violated HTTP/1.1 (or a limit). `status_hint` is the status a
+    server should answer with: 400, 413, 414, 431, 501, 505."""
+
+    def __init__(self, message: str, status_hint: int = 400) -> None:
+        super().__init__(message)
+        self.status_hint = status_hint
+
+
+class LocalProtocolError(Exception):
+    """We tried to send something HTTP/1.1 does not allow (a bug)."""

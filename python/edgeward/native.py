@@ -1,0 +1,46 @@
+"""The facade every other module imports for the hot-path matchers.
+
+It exposes the API of `edgeward_native` (typed in its `__init__.pyi`),
+backed by the compiled Rust module when it can be imported and by the
+pure-Python reference twins otherwise. ``EDGEWARD_BACKEND=python`` forces the
+reference; ``EDGEWARD_BACKEND=rust`` makes a missing native module an error.
+Only this module imports `edgeward_native`.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Literal
+
+Backend = Literal["rust", "python"]
+
+
+def _load_native() -> ModuleType | None:
+    wanted = os.environ.get("EDGEWARD_BACKEND", "").strip().lower()
+    if wanted not in ("", "rust", "python"):
+        raise ImportError(f"EDGEWARD_BACKEND must be 'rust' or 'python', not {wanted!r}")
+    if wanted == "python":
+        return None
+    try:
+        import edgeward_native
+    except ImportError:
+        if wanted == "rust":
+            raise
+        return None
+    return edgeward_native
+
+
+_native = _load_native()
+BACKEND: Backend = "rust" if _native is not None else "python"
+
+# Types come from the stub of edgeward_native (the contract); at run time each
+# name is bound to the chosen backend's implementation.
+
+# --- IP prefix matching -----------------------------------------------------
+
+# --- webhook verification ---------------------------------------------------
+
+# --- CEL ----------------------------------------------------------------------
+
+__all__ = ["BACKEND", "Backend"]
