@@ -93,8 +93,9 @@ pub enum ExprKind {
     Index(Box<Expr>, Box<Expr>),
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    /// `a && b && ...`: one n-ary node per chain.
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
     Ternary(Box<Expr>, Box<Expr>, Box<Expr>),
     /// A global call `f(args)` or a receiver call `target.f(args)`.
     Call {
@@ -104,8 +105,6 @@ pub enum ExprKind {
     },
     List(Vec<Expr>),
     Map(Vec<(Expr, Expr)>),
-    /// `Name{field: value}`: parsed, rejected by the checker (no messages).
-    Struct(Arc<str>, Vec<(Arc<str>, Expr)>),
     Comprehension(Box<Comprehension>),
 }
 
@@ -122,10 +121,8 @@ impl Expr {
         let child = match &kind {
             ExprKind::Literal(_) | ExprKind::Ident(_) => 0,
             ExprKind::Select { operand, .. } | ExprKind::Unary(_, operand) => h(operand),
-            ExprKind::Index(a, b)
-            | ExprKind::Binary(_, a, b)
-            | ExprKind::And(a, b)
-            | ExprKind::Or(a, b) => h(a).max(h(b)),
+            ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => h(a).max(h(b)),
+            ExprKind::And(items) | ExprKind::Or(items) => items.iter().map(h).max().unwrap_or(0),
             ExprKind::Ternary(a, b, c) => h(a).max(h(b)).max(h(c)),
             ExprKind::Call { target, args, .. } => args
                 .iter()
@@ -135,7 +132,6 @@ impl Expr {
                 .unwrap_or(0),
             ExprKind::List(items) => items.iter().map(h).max().unwrap_or(0),
             ExprKind::Map(entries) => entries.iter().map(|(k, v)| h(k).max(h(v))).max().unwrap_or(0),
-            ExprKind::Struct(_, fields) => fields.iter().map(|(_, v)| h(v)).max().unwrap_or(0),
             ExprKind::Comprehension(c) => h(&c.range)
                 .max(c.filter.as_ref().map_or(0, h))
                 .max(c.transform.as_ref().map_or(0, h)),

@@ -34,6 +34,10 @@ pub enum ErrorKind {
     Regex,
     Limit,
     Unbound,
+    /// An exception of the host (e.g. raised by a caller's Python mapping):
+    /// not a CEL error, never absorbed by `&&`/`||`; the binding re-raises
+    /// the original.
+    Host,
 }
 
 impl ErrorKind {
@@ -51,6 +55,7 @@ impl ErrorKind {
             ErrorKind::Regex => "regex",
             ErrorKind::Limit => "limit",
             ErrorKind::Unbound => "unbound",
+            ErrorKind::Host => "host",
         }
     }
 }
@@ -69,6 +74,9 @@ impl EvalError {
     }
     pub fn message(&self) -> &str {
         &self.0 .1
+    }
+    pub fn is_host(&self) -> bool {
+        self.kind() == ErrorKind::Host
     }
     pub fn no_such_overload(what: impl fmt::Display) -> Self {
         Self::new(ErrorKind::NoSuchOverload, format!("no such overload: {what}"))

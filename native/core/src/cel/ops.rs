@@ -167,7 +167,7 @@ pub fn index(container: &Value, key: &Value) -> EvalResult {
                 Value::Double(d) => {
                     return Err(EvalError::invalid(format!("invalid list index {d}")));
                 }
-                other => return Err(EvalError::no_such_overload(format!("list[{}]", other.type_name()))),
+                other => return Err(EvalError::invalid(format!("invalid list index of type {}", other.type_name()))),
             };
             usize::try_from(i)
                 .ok()
@@ -175,12 +175,7 @@ pub fn index(container: &Value, key: &Value) -> EvalResult {
                 .cloned()
                 .ok_or_else(|| EvalError::invalid(format!("index out of range: {i}")))
         }
-        Value::Map(_) | Value::Lazy(_) => {
-            if !matches!(key, Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::Double(_) | Value::String(_)) {
-                return Err(EvalError::no_such_overload(format!("map[{}]", key.type_name())));
-            }
-            container.map_get(key)?.ok_or_else(|| EvalError::no_such_key(KeyText(key)))
-        }
+        Value::Map(_) | Value::Lazy(_) => container.map_get(key)?.ok_or_else(|| EvalError::no_such_key(KeyText(key))),
         other => Err(EvalError::no_such_overload(format!(
             "{}[{}]",
             other.type_name(),
@@ -189,27 +184,38 @@ pub fn index(container: &Value, key: &Value) -> EvalResult {
     }
 }
 
-/// `operand.field`.
+/// `operand.field` on a map: a missing key is `no_such_key`.
 pub fn select(operand: &Value, field: &str) -> EvalResult {
-    match operand {
-        Value::Map(m) => m.get_str(field).cloned().ok_or_else(|| EvalError::no_such_key(field)),
-        Value::Lazy(l) => l.get(&Value::str(field))?.ok_or_else(|| EvalError::no_such_key(field)),
-        other => Err(EvalError::new(
-            ErrorKind::NoSuchField,
-            format!("type {} has no field '{field}'", other.type_name()),
-        )),
+    lookup_field(operand, field)?.ok_or_else(|| EvalError::no_such_key(field))
+}
+
+/// `operand.field` on a declared object: a missing field is `no_such_field`.
+pub fn select_field(operand: &Value, field: &str) -> EvalResult {
+    lookup_field(operand, field)?.ok_or_else(|| EvalError::no_such_field(field))
+}
+
+/// The own value of a declared object: its `""` entry when it is a map,
+/// else the value itself.
+pub fn own_value(v: Value) -> EvalResult {
+    if v.is_map() {
+        return select_field(&v, "");
     }
+    Ok(v)
 }
 
 /// `has(operand.field)`.
 pub fn has(operand: &Value, field: &str) -> EvalResult<bool> {
+    lookup_field(operand, field).map(|v| v.is_some())
+}
+
+fn lookup_field(operand: &Value, field: &str) -> EvalResult<Option<Value>> {
     match operand {
-        Value::Map(m) => Ok(m.get_str(field).is_some()),
-        Value::Lazy(l) => Ok(l.get(&Value::str(field))?.is_some()),
-        other => Err(EvalError::new(
-            ErrorKind::NoSuchField,
-            format!("type {} has no field '{field}'", other.type_name()),
-        )),
+        Value::Map(m) => Ok(m.get_str(field).cloned()),
+        Value::Lazy(l) => l.get(&Value::str(field)),
+        other => Err(EvalError::no_such_overload(format!(
+            "field selection '.{field}' on {}",
+            other.type_name()
+        ))),
     }
 }
 

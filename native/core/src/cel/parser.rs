@@ -107,12 +107,12 @@ impl<'a> Lexer<'a> {
         }
         if c == b'`' {
             // Quoted identifier (field names with punctuation).
-            let end = self.src[start + 1..].find('`').map(|i| start + 1 + i);
+            let end = self.src[start + 1..].find(['`', '\n']).map(|i| start + 1 + i).filter(|&e| self.bytes[e] == b'`');
             let Some(end) = end else {
                 return self.err(start, "unterminated quoted identifier");
             };
             let name = &self.src[start + 1..end];
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-/ ".contains(c)) {
+            if name.is_empty() || name.contains('\n') {
                 return self.err(start, "invalid quoted identifier");
             }
             self.pos = end + 1;
@@ -172,7 +172,8 @@ impl<'a> Lexer<'a> {
         if is_double {
             self.pos = i;
             return match self.src[start..i].parse::<f64>() {
-                Ok(d) => Ok(Tok::Double(d)),
+                Ok(d) if d.is_finite() => Ok(Tok::Double(d)),
+                Ok(_) => self.err(start, "double literal out of range"),
                 Err(_) => self.err(start, "invalid double literal"),
             };
         }
@@ -375,7 +376,7 @@ impl Parser<'_> {
         if e.height > self.max_depth {
             return Err(SyntaxError {
                 pos: pos as u32,
-                message: format!("expression nested too deeply (limit {})", self.max_depth),
+                message: format!("expression nested too deeply (max_depth {})", self.max_depth),
             });
         }
         Ok(e)
@@ -384,7 +385,7 @@ impl Parser<'_> {
     fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
         if self.depth > self.max_depth {
-            return self.err_here(format!("expression nested too deeply (limit {})", self.max_depth));
+            return self.err_here(format!("expression nested too deeply (max_depth {})", self.max_depth));
         }
         Ok(())
     }
@@ -407,25 +408,29 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> PResult<Expr> {
-        let mut lhs = self.and()?;
-        while self.is("||") {
-            let pos = self.tok_pos;
-            self.advance()?;
-            let rhs = self.and()?;
-            lhs = self.node(pos, ExprKind::Or(Box::new(lhs), Box::new(rhs)))?;
+        let first = self.and()?;
+        if !self.is("||") {
+            return Ok(first);
         }
-        Ok(lhs)
+        let pos = first.pos as usize;
+        let mut items = vec![first];
+        while self.eat("||")? {
+            items.push(self.and()?);
+        }
+        self.node(pos, ExprKind::Or(items))
     }
 
     fn and(&mut self) -> PResult<Expr> {
-        let mut lhs = self.relation()?;
-        while self.is("&&") {
-            let pos = self.tok_pos;
-            self.advance()?;
-            let rhs = self.relation()?;
-            lhs = self.node(pos, ExprKind::And(Box::new(lhs), Box::new(rhs)))?;
+        let first = self.relation()?;
+        if !self.is("&&") {
+            return Ok(first);
         }
-        Ok(lhs)
+        let pos = first.pos as usize;
+        let mut items = vec![first];
+        while self.eat("&&")? {
+            items.push(self.relation()?);
+        }
+        self.node(pos, ExprKind::And(items))
     }
 
     fn relation(&mut self) -> PResult<Expr> {
@@ -508,6 +513,12 @@ impl Parser<'_> {
                         message: "expected a field or method name after '.'".into(),
                     });
                 };
+                if RESERVED.contains(&&*name) || &*name == "in" {
+                    return Err(SyntaxError {
+                        pos: pos as u32 + 1,
+                        message: format!("reserved identifier '{name}'"),
+                    });
+                }
                 let name: Arc<str> = Arc::from(name.trim_start_matches('`'));
                 if self.is("(") {
                     self.advance()?;
@@ -529,11 +540,6 @@ impl Parser<'_> {
                 self.depth -= 1;
                 self.expect("]")?;
                 e = self.node(pos, ExprKind::Index(Box::new(e), Box::new(index)))?;
-            } else if self.is("{") && qualified_name(&e).is_some() {
-                let name = qualified_name(&e).unwrap_or_default();
-                self.advance()?;
-                let fields = self.field_inits()?;
-                e = self.node(pos, ExprKind::Struct(Arc::from(name.as_str()), fields))?;
             } else {
                 return Ok(e);
             }
@@ -568,8 +574,16 @@ impl Parser<'_> {
             Tok::Str(s) => lit(Value::from(s)),
             Tok::Bytes(b) => lit(Value::Bytes(Arc::from(b))),
             Tok::Punct("(") => {
-                let e = self.expr()?;
+                // A parenthesised group counts as one level of depth.
+                let mut e = self.expr()?;
                 self.expect(")")?;
+                e.height += 1;
+                if e.height > self.max_depth {
+                    return Err(SyntaxError {
+                        pos: pos as u32,
+                        message: format!("expression nested too deeply (max_depth {})", self.max_depth),
+                    });
+                }
                 return Ok(e);
             }
             Tok::Punct("[") => {
@@ -728,38 +742,6 @@ impl Parser<'_> {
         self.depth -= 1;
         Ok(entries)
     }
-
-    fn field_inits(&mut self) -> PResult<Vec<(Arc<str>, Expr)>> {
-        self.enter()?;
-        let mut fields = Vec::new();
-        while !self.is("}") {
-            let Tok::Ident(name) = self.advance()? else {
-                return self.err_here("expected a field name");
-            };
-            self.expect(":")?;
-            let v = self.expr()?;
-            fields.push((Arc::from(name.trim_start_matches('`')), v));
-            if !self.eat(",")? {
-                break;
-            }
-        }
-        self.expect("}")?;
-        self.depth -= 1;
-        Ok(fields)
-    }
-}
-
-/// `a.b.C` when `e` is a plain chain of identifiers (a type name).
-fn qualified_name(e: &Expr) -> Option<String> {
-    match &e.kind {
-        ExprKind::Ident(n) => Some(n.to_string()),
-        ExprKind::Select {
-            operand,
-            field,
-            test_only: false,
-        } => qualified_name(operand).map(|q| format!("{q}.{field}")),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -811,7 +793,10 @@ mod tests {
         assert!(parse("has(a)", 64).is_err());
         assert!(matches!(ok("[1].map(x, x > 0, x * 2)").kind, ExprKind::Comprehension(_)));
         assert!(parse("if", 64).is_err());
-        ok("a.if");
+        assert!(parse("a.if", 64).is_err());
         ok("a.`b-c`");
+        ok("a.`if`");
+        assert!(parse("1e999", 64).is_err());
+        assert!(parse("A{b: 1}", 64).is_err());
     }
 }

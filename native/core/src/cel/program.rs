@@ -23,10 +23,27 @@ pub type FN = fn(&[Value]) -> EvalResult;
 /// One step of a variable path after its root name.
 #[derive(Clone, Debug)]
 pub enum Step {
-    /// `.name`
+    /// `.name` of a map (missing: `no_such_key`)
     Field(Arc<str>),
+    /// `.name` of a declared object (missing: `no_such_field`)
+    ObjField(Arc<str>),
     /// `[constant]`
     Index(Value),
+    /// The own value of a declared object (`""` entry of a map, or the
+    /// value itself when it is not a map).
+    Own,
+}
+
+impl Step {
+    /// Applies this step to a value.
+    pub fn apply(&self, v: Value) -> EvalResult {
+        match self {
+            Step::Field(f) => ops::select(&v, f),
+            Step::ObjField(f) => ops::select_field(&v, f),
+            Step::Index(k) => ops::index(&v, k),
+            Step::Own => ops::own_value(v),
+        }
+    }
 }
 
 /// A variable path read from the activation: `root` then `steps`.
@@ -46,10 +63,7 @@ impl PathSpec {
 /// Applies path steps to a value with the semantics of select and index.
 pub fn walk_steps(mut v: Value, steps: &[Step]) -> EvalResult {
     for step in steps {
-        v = match step {
-            Step::Field(f) => ops::select(&v, f)?,
-            Step::Index(k) => ops::index(&v, k)?,
-        };
+        v = step.apply(v)?;
     }
     Ok(v)
 }
@@ -98,8 +112,8 @@ pub enum Node {
     Not(Box<Node>),
     Neg(Box<Node>),
     Binary(BinaryOp, Box<Node>, Box<Node>),
-    And(Box<Node>, Box<Node>),
-    Or(Box<Node>, Box<Node>),
+    And(Vec<Node>),
+    Or(Vec<Node>),
     Ternary(Box<Node>, Box<Node>, Box<Node>),
     List(Vec<Node>),
     Map(Vec<(Node, Node)>),
@@ -189,8 +203,8 @@ impl Program {
                 let a = self.eval(a, f)?;
                 ops::binary(*op, &a, &self.eval(b, f)?)
             }
-            Node::And(a, b) => self.logic(a, b, false, f),
-            Node::Or(a, b) => self.logic(a, b, true, f),
+            Node::And(items) => self.logic(items, false, f),
+            Node::Or(items) => self.logic(items, true, f),
             Node::Ternary(c, a, b) => match self.eval(c, f)? {
                 Value::Bool(true) => self.eval(a, f),
                 Value::Bool(false) => self.eval(b, f),
@@ -242,22 +256,27 @@ impl Program {
         }
     }
 
-    /// `&&` (`short_on` false) and `||` (`short_on` true): commutative, an
-    /// error or non-bool on one side is absorbed when the other side decides.
-    fn logic(&self, a: &Node, b: &Node, short_on: bool, f: &mut Frame<'_>) -> EvalResult {
-        let left = self.eval(a, f);
-        if let Ok(Value::Bool(x)) = left {
-            if x == short_on {
-                return Ok(Value::Bool(x));
+    /// `&&` (`short_on` false) and `||` (`short_on` true), left to right:
+    /// the first decisive operand wins even after an error or a non-bool;
+    /// otherwise the first error is the result.
+    fn logic(&self, items: &[Node], short_on: bool, f: &mut Frame<'_>) -> EvalResult {
+        let mut error = None;
+        for item in items {
+            match self.eval(item, f) {
+                Ok(Value::Bool(b)) if b == short_on => return Ok(Value::Bool(b)),
+                Ok(Value::Bool(_)) => {}
+                Ok(other) => {
+                    error.get_or_insert_with(|| logic_overload(short_on, &other));
+                }
+                Err(e) if e.is_host() => return Err(e),
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
             }
         }
-        let right = self.eval(b, f);
-        match (left, right) {
-            (_, Ok(Value::Bool(y))) if y == short_on => Ok(Value::Bool(y)),
-            (Ok(Value::Bool(_)), Ok(Value::Bool(y))) => Ok(Value::Bool(y)),
-            (Err(e), _) => Err(e),
-            (Ok(Value::Bool(_)), Err(e)) => Err(e),
-            (Ok(Value::Bool(_)), Ok(other)) | (Ok(other), _) => Err(logic_overload(short_on, &other)),
+        match error {
+            Some(e) => Err(e),
+            None => Ok(Value::Bool(!short_on)),
         }
     }
 
@@ -297,6 +316,7 @@ impl Program {
                         Ok(Value::Bool(b)) if b == decisive => return Ok(Value::Bool(decisive)),
                         Ok(Value::Bool(_)) => {}
                         Ok(other) => error = error.or(Some(logic_overload(decisive, &other))),
+                        Err(e) if e.is_host() => return Err(e),
                         Err(e) => error = error.or(Some(e)),
                     }
                 }

@@ -171,8 +171,8 @@ enum Key {
 }
 
 impl Key {
-    /// The key for a lookup; `Ok(None)` for a value no key can equal
-    /// (a fractional double), an error for a type that is never a key.
+    /// The key for a lookup; `Ok(None)` for a value no key can equal (a
+    /// fractional double, a value of a kind that is never a key).
     fn lookup(v: &Value) -> EvalResult<Option<Key>> {
         Ok(Some(match v {
             Value::Bool(b) => Key::Bool(*b),
@@ -194,12 +194,7 @@ impl Key {
                 }
             }
             Value::String(s) => Key::Str(s.clone()),
-            other => {
-                return Err(EvalError::no_such_overload(format!(
-                    "map key of type {}",
-                    other.type_name()
-                )))
-            }
+            _ => return Ok(None),
         }))
     }
 }
