@@ -136,7 +136,7 @@ impl Compiler<'_> {
                 if *test_only {
                     return self.has(e, operand, field);
                 }
-                if let Some(r) = self.path(e)? {
+                if let Some(r) = self.path(e, true)? {
                     return Ok(r);
                 }
                 if let Some(name) = qualified(e) {
@@ -149,7 +149,7 @@ impl Compiler<'_> {
                 Ok((self.fold(Node::Select(Box::new(node), field.clone())), fty))
             }
             ExprKind::Index(c, k) => {
-                if let Some(r) = self.path(e)? {
+                if let Some(r) = self.path(e, true)? {
                     return Ok(r);
                 }
                 let (cn, ct) = self.expr(c)?;
@@ -180,19 +180,18 @@ impl Compiler<'_> {
                 let ty = self.binary_type(e, *op, &at, &bt)?;
                 Ok((self.fold(Node::Binary(*op, Box::new(an), Box::new(bn))), ty))
             }
-            ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+            ExprKind::And(items) | ExprKind::Or(items) => {
                 let is_and = matches!(e.kind, ExprKind::And(..));
-                let (an, at) = self.expr(a)?;
-                let (bn, bt) = self.expr(b)?;
-                if !at.compatible(&Ty::Bool) || !bt.compatible(&Ty::Bool) {
-                    let op = if is_and { "_&&_" } else { "_||_" };
-                    return self.err(e, format!("found no matching overload for '{op}' applied to '({at}, {bt})'"));
+                let mut nodes = Vec::with_capacity(items.len());
+                for item in items {
+                    let (n, t) = self.expr(item)?;
+                    if !t.compatible(&Ty::Bool) {
+                        let op = if is_and { "_&&_" } else { "_||_" };
+                        return self.err(item, format!("found no matching overload for '{op}' applied to '({t}, ...)'"));
+                    }
+                    nodes.push(n);
                 }
-                let node = if is_and {
-                    Node::And(Box::new(an), Box::new(bn))
-                } else {
-                    Node::Or(Box::new(an), Box::new(bn))
-                };
+                let node = if is_and { Node::And(nodes) } else { Node::Or(nodes) };
                 Ok((self.fold(node), Ty::Bool))
             }
             ExprKind::Ternary(c, a, b) => {
@@ -239,7 +238,6 @@ impl Compiler<'_> {
                 let ty = Ty::Map(Box::new(kty.unwrap_or(Ty::Dyn)), Box::new(vty.unwrap_or(Ty::Dyn)));
                 Ok((self.fold(Node::Map(nodes)), ty))
             }
-            ExprKind::Struct(name, _) => self.err(e, format!("unknown type '{name}': message types are not supported")),
             ExprKind::Call { target, function, args } => self.call(e, target.as_deref(), function, args),
             ExprKind::Comprehension(c) => self.comprehension(e, c),
         }
@@ -249,7 +247,7 @@ impl Compiler<'_> {
         if let Some((_, slot, ty)) = self.local(name) {
             return Ok((Node::Local(*slot), ty.clone()));
         }
-        if let Some(r) = self.path(e)? {
+        if let Some(r) = self.path(e, true)? {
             return Ok(r);
         }
         if let Some(t) = type_name_value(name) {
@@ -261,7 +259,8 @@ impl Compiler<'_> {
     /// Compiles `e` as a variable path if it is one: a declared (or, without
     /// declarations, any non-type) identifier followed by field selections
     /// and constant indexes.
-    fn path(&mut self, e: &Expr) -> CResult<Option<(Node, Ty)>> {
+    /// In value position a declared object stands for its own value.
+    fn path(&mut self, e: &Expr, value_position: bool) -> CResult<Option<(Node, Ty)>> {
         let mut steps = Vec::new();
         let mut cur = e;
         loop {
@@ -287,28 +286,47 @@ impl Compiler<'_> {
                     steps.reverse();
                     let mut reference = name.to_string();
                     let mut in_fields = true;
-                    for (step, at) in &steps {
-                        ty = match step {
+                    let mut resolved = Vec::with_capacity(steps.len() + 1);
+                    for (step, at) in steps {
+                        let (step, next) = match step {
                             Step::Field(f) => {
                                 if in_fields {
                                     reference.push('.');
-                                    reference.push_str(f);
+                                    reference.push_str(&f);
                                 }
-                                self.field_type(at, &ty, f)?
+                                let next = self.field_type(at, &ty, &f)?;
+                                if matches!(ty, Ty::Object(_)) {
+                                    (Step::ObjField(f), next)
+                                } else {
+                                    (Step::Field(f), next)
+                                }
                             }
                             Step::Index(k) => {
                                 in_fields = false;
-                                self.index_type(at, &ty, &literal_type(k))?
+                                let ty = ty.clone().value_type();
+                                let next = self.index_type(at, &ty, &literal_type(&k))?;
+                                (Step::Index(k), next)
                             }
+                            other => (other, Ty::Dyn),
                         };
+                        resolved.push(step);
+                        ty = next;
                     }
-                    let steps: Vec<Step> = steps.into_iter().map(|(s, _)| s).collect();
+                    if value_position {
+                        if let Ty::Object(o) = &ty {
+                            if o.own.is_some() {
+                                resolved.push(Step::Own);
+                            }
+                            ty = ty.value_type();
+                        }
+                    }
+                    let steps = resolved;
                     let key = format!("{name}{steps:?}");
                     let id = match self.path_keys.get(&key) {
                         Some(&id) => id,
                         None => {
                             let id = self.paths.len() as u32;
-                            self.paths.push(PathSpec { root: name.clone(), steps });
+                            self.paths.push(PathSpec { id, root: name.clone(), steps });
                             self.path_uses.push(0);
                             self.path_keys.insert(key, id);
                             id
@@ -326,7 +344,7 @@ impl Compiler<'_> {
     fn field_type(&self, at: &Expr, ty: &Ty, field: &str) -> CResult<Ty> {
         match ty {
             Ty::Dyn => Ok(Ty::Dyn),
-            Ty::Object(fields) => match fields.get(field) {
+            Ty::Object(o) => match o.fields.get(field) {
                 Some(t) => Ok(t.clone()),
                 None => self.err(at, format!("undefined field '{field}'")),
             },
@@ -339,16 +357,7 @@ impl Compiler<'_> {
         let ok = match container {
             Ty::Dyn => return Ok(Ty::Dyn),
             Ty::List(elem) => matches!(key, Ty::Dyn | Ty::Int | Ty::Uint | Ty::Double).then(|| (**elem).clone()),
-            Ty::Map(k, v) => (key.compatible(k) || (k.is_numeric() && key.is_numeric())).then(|| (**v).clone()),
-            Ty::Object(fields) => match key {
-                Ty::Dyn | Ty::String => Some(Ty::Dyn).map(|d| {
-                    // A constant key of a declared object resolves exactly
-                    // like a field selection.
-                    let _ = fields;
-                    d
-                }),
-                _ => None,
-            },
+            Ty::Map(k, v) => key.comparable(k).then(|| (**v).clone()),
             _ => None,
         };
         match ok {
@@ -358,19 +367,22 @@ impl Compiler<'_> {
     }
 
     fn has(&mut self, e: &Expr, operand: &Expr, field: &Arc<str>) -> CResult {
-        let (node, ty) = self.expr(operand)?;
+        let (node, ty) = match self.path(operand, false)? {
+            Some(r) => r,
+            None => self.expr(operand)?,
+        };
         match &ty {
             Ty::Dyn | Ty::Map(..) => {}
-            Ty::Object(fields) if fields.contains_key(&**field) => {}
+            Ty::Object(o) if o.fields.contains_key(&**field) => {}
             Ty::Object(_) => return self.err(e, format!("undefined field '{field}'")),
             other => return self.err(e, format!("type '{other}' does not support field selection")),
         }
         if let Node::Path(id) = &node {
             let p = &self.paths[*id as usize];
-            if p.steps.iter().all(|s| matches!(s, Step::Field(_))) {
+            if p.steps.iter().all(|s| matches!(s, Step::Field(_) | Step::ObjField(_))) {
                 let mut r = p.root.to_string();
                 for s in &p.steps {
-                    if let Step::Field(f) = s {
+                    if let Step::Field(f) | Step::ObjField(f) = s {
                         r.push('.');
                         r.push_str(f);
                     }
@@ -392,7 +404,7 @@ impl Compiler<'_> {
         };
         match op {
             BinaryOp::Eq | BinaryOp::Ne => {
-                if a.compatible(b) || matches!((a, b), (Null, _) | (_, Null)) && !(a.is_numeric() || b.is_numeric()) {
+                if a.comparable(b) {
                     Ok(Bool)
                 } else {
                     fail()
@@ -412,9 +424,8 @@ impl Compiler<'_> {
             }
             BinaryOp::In => match b {
                 Dyn => Ok(Bool),
-                List(elem) if a.compatible(elem) || (a.is_numeric() && elem.is_numeric()) => Ok(Bool),
-                Map(k, _) if a.compatible(k) || (a.is_numeric() && k.is_numeric()) => Ok(Bool),
-                Object(_) if a.compatible(&String) => Ok(Bool),
+                List(elem) if a.comparable(elem) => Ok(Bool),
+                Map(k, _) if a.comparable(k) => Ok(Bool),
                 _ => fail(),
             },
             _ => {
@@ -524,7 +535,6 @@ impl Compiler<'_> {
             Ty::Dyn => Ty::Dyn,
             Ty::List(elem) => (**elem).clone(),
             Ty::Map(k, _) => (**k).clone(),
-            Ty::Object(_) => Ty::String,
             other => return self.err(e, format!("{}() cannot iterate over '{other}'", c.kind.name())),
         };
         let slot = self.scopes.len() as u32;
@@ -570,9 +580,9 @@ impl Compiler<'_> {
         let c = |n: &Node| n.as_const().is_some();
         let all_const = match &node {
             Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::Call1(_, a) | Node::Matches(a, _) => c(a),
-            Node::Index(a, b) | Node::Binary(_, a, b) | Node::And(a, b) | Node::Or(a, b) | Node::Call2(_, a, b) => c(a) && c(b),
+            Node::Index(a, b) | Node::Binary(_, a, b) | Node::Call2(_, a, b) => c(a) && c(b),
             Node::Call3(_, args) => args.iter().all(c),
-            Node::CallN(_, args) | Node::List(args) => args.iter().all(c),
+            Node::CallN(_, args) | Node::List(args) | Node::And(args) | Node::Or(args) => args.iter().all(c),
             Node::Map(entries) => entries.iter().all(|(k, v)| c(k) && c(v)),
             _ => false,
         };
@@ -622,7 +632,7 @@ fn cache_paths(node: &mut Node, uses: &[u32], slots: &mut Vec<Option<u32>>, next
     let mut visit = |n: &mut Node| cache_paths(n, uses, slots, next);
     match node {
         Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::Call1(_, a) | Node::Matches(a, _) => visit(a),
-        Node::Index(a, b) | Node::Binary(_, a, b) | Node::And(a, b) | Node::Or(a, b) | Node::Call2(_, a, b) => {
+        Node::Index(a, b) | Node::Binary(_, a, b) | Node::Call2(_, a, b) => {
             visit(a);
             visit(b);
         }
@@ -632,7 +642,7 @@ fn cache_paths(node: &mut Node, uses: &[u32], slots: &mut Vec<Option<u32>>, next
             visit(c);
         }
         Node::Call3(_, args) => args.iter_mut().for_each(visit),
-        Node::CallN(_, args) | Node::List(args) => args.iter_mut().for_each(visit),
+        Node::CallN(_, args) | Node::List(args) | Node::And(args) | Node::Or(args) => args.iter_mut().for_each(visit),
         Node::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
             visit(k);
             visit(v);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::ast::BinaryOp;
 use super::error::{ErrorKind, EvalError, EvalResult};
+use super::functions::{check_len, MAX_RESULT_LEN};
 use super::value::{Duration, Timestamp, Value};
 
 pub fn binary(op: BinaryOp, a: &Value, b: &Value) -> EvalResult {
@@ -38,12 +39,18 @@ fn add(a: &Value, b: &Value) -> EvalResult {
         (Value::Uint(x), Value::Uint(y)) => Value::Uint(x.checked_add(*y).ok_or_else(|| EvalError::overflow("+"))?),
         (Value::Double(x), Value::Double(y)) => Value::Double(x + y),
         (Value::String(x), Value::String(y)) => {
+            if x.len() + y.len() > MAX_RESULT_LEN {
+                check_len(x.chars().count() + y.chars().count())?;
+            }
             let mut s = String::with_capacity(x.len() + y.len());
             s.push_str(x);
             s.push_str(y);
             Value::from(s)
         }
-        (Value::Bytes(x), Value::Bytes(y)) => Value::Bytes(Arc::from([&x[..], &y[..]].concat())),
+        (Value::Bytes(x), Value::Bytes(y)) => {
+            check_len(x.len() + y.len())?;
+            Value::Bytes(Arc::from([&x[..], &y[..]].concat()))
+        }
         (Value::List(x), Value::List(y)) => {
             if y.is_empty() {
                 return Ok(a.clone());
@@ -51,6 +58,7 @@ fn add(a: &Value, b: &Value) -> EvalResult {
             if x.is_empty() {
                 return Ok(b.clone());
             }
+            check_len(x.len() + y.len())?;
             let mut v = Vec::with_capacity(x.len() + y.len());
             v.extend(x.iter().cloned());
             v.extend(y.iter().cloned());
@@ -142,10 +150,9 @@ pub fn contains(container: &Value, item: &Value) -> EvalResult<bool> {
             }
             Ok(false)
         }
-        Value::Map(_) | Value::Lazy(_) => match item {
-            Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::Double(_) | Value::String(_) => {
-                Ok(container.map_get(item)?.is_some())
-            }
+        Value::Map(m) => Ok(m.get(item)?.is_some()),
+        Value::Lazy(l) => match item {
+            Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::Double(_) | Value::String(_) => l.contains(item),
             _ => Ok(false),
         },
         other => Err(EvalError::no_such_overload(format!(
@@ -205,7 +212,10 @@ pub fn own_value(v: Value) -> EvalResult {
 
 /// `has(operand.field)`.
 pub fn has(operand: &Value, field: &str) -> EvalResult<bool> {
-    lookup_field(operand, field).map(|v| v.is_some())
+    match operand {
+        Value::Lazy(l) => l.contains(&Value::str(field)),
+        other => lookup_field(other, field).map(|v| v.is_some()),
+    }
 }
 
 fn lookup_field(operand: &Value, field: &str) -> EvalResult<Option<Value>> {

@@ -49,6 +49,8 @@ impl Step {
 /// A variable path read from the activation: `root` then `steps`.
 #[derive(Clone, Debug)]
 pub struct PathSpec {
+    /// Index in `Program::paths`, so that a host can keep per-path data.
+    pub id: u32,
     pub root: Arc<str>,
     pub steps: Vec<Step>,
 }
@@ -166,6 +168,11 @@ impl Program {
             iterations: 0,
         };
         self.eval(&self.root, &mut frame)
+    }
+
+    /// The variable paths the program reads, indexed by `PathSpec::id`.
+    pub fn paths(&self) -> &[PathSpec] {
+        &self.paths
     }
 
     /// Variable paths the expression reads (`req.url.path`).
@@ -295,7 +302,7 @@ impl Program {
         let range = self.eval(&c.range, f)?;
         let items: Vec<Value> = match &range {
             Value::List(items) => items.to_vec(),
-            Value::Map(_) | Value::Lazy(_) => range.map_entries()?.into_iter().map(|(k, _)| k).collect(),
+            Value::Map(_) | Value::Lazy(_) => range.map_keys()?,
             other => {
                 return Err(EvalError::no_such_overload(format!(
                     "{}.{}()",

@@ -154,6 +154,10 @@ fn references_and_constants() {
 fn templates() {
     let t = interpolate("a ${1 + 1} b ${'x'}${'}'}", &Env::default()).unwrap();
     assert_eq!(t.render(&mut HashMap::new()).unwrap(), "a 2 b x}");
+    let t = interpolate("$${x} ${null}${[1, 'a']}", &Env::default()).unwrap();
+    assert!(!t.is_constant());
+    assert_eq!(t.render(&mut HashMap::new()).unwrap(), "${x} [1, a]");
+    assert!(interpolate("${ }", &Env::default()).is_err());
     let e = interpolate("ab\n  ${1 +}", &Env::default()).err().unwrap();
     assert_eq!((e.line, e.column), (2, 8));
 }

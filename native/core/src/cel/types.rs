@@ -20,7 +20,15 @@ pub enum Ty {
     /// A type value (`int`, `type(x)`).
     Type,
     /// An object with fixed fields (a declared variable given as a dict).
-    Object(Arc<BTreeMap<String, Ty>>),
+    Object(Arc<ObjectTy>),
+}
+
+/// A declared object: fixed fields, and optionally an own scalar value (the
+/// `""` entry: `req.url` is a string and has the field `path`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectTy {
+    pub fields: BTreeMap<String, Ty>,
+    pub own: Option<Ty>,
 }
 
 impl fmt::Display for Ty {
@@ -114,6 +122,25 @@ impl Ty {
             (Ty::List(a), Ty::List(b)) => Ty::List(Box::new(a.join(b))),
             (Ty::Map(ka, va), Ty::Map(kb, vb)) => Ty::Map(Box::new(ka.join(kb)), Box::new(va.join(vb))),
             _ => Ty::Dyn,
+        }
+    }
+
+    /// The type an object stands for in value position: its own value, or
+    /// the map of its fields.
+    pub fn value_type(self) -> Ty {
+        match self {
+            Ty::Object(o) => o.own.clone().unwrap_or_else(|| Ty::Map(Box::new(Ty::String), Box::new(Ty::Dyn))),
+            t => t,
+        }
+    }
+
+    /// Whether `==` between these static types can ever be meaningful.
+    pub fn comparable(&self, other: &Ty) -> bool {
+        match (self, other) {
+            (Ty::Dyn, _) | (_, Ty::Dyn) | (Ty::Null, _) | (_, Ty::Null) => true,
+            (a, b) if a.is_numeric() && b.is_numeric() => true,
+            (Ty::List(_), Ty::List(_)) | (Ty::Map(..), Ty::Map(..)) => true,
+            (a, b) => a == b,
         }
     }
 

@@ -35,6 +35,15 @@ impl Timestamp {
         }
         Ok(Timestamp { secs: secs as i64, nanos })
     }
+    /// The timestamp of a UTC civil date and time (`None` if invalid).
+    pub fn from_civil(year: i32, month: u32, day: u32, hour: u32, minute: u32, second: u32, nanos: u32) -> Option<Timestamp> {
+        let secs = chrono::NaiveDate::from_ymd_opt(year, month, day)?
+            .and_hms_opt(hour, minute, second)?
+            .and_utc()
+            .timestamp();
+        Timestamp::from_nanos(secs as i128 * 1_000_000_000 + nanos as i128).ok()
+    }
+
     pub fn total_nanos(self) -> i128 {
         self.secs as i128 * 1_000_000_000 + self.nanos as i128
     }
@@ -93,9 +102,23 @@ impl CelType {
 pub trait LazyMap: Send + Sync {
     /// The value at `key`, `None` when absent.
     fn get(&self, key: &Value) -> EvalResult<Option<Value>>;
+    /// Whether `key` is present (`has()`), without converting its value.
+    fn contains(&self, key: &Value) -> EvalResult<bool> {
+        Ok(self.get(key)?.is_some())
+    }
     fn len(&self) -> EvalResult<usize>;
+    /// Every key, in the host's order.
+    fn keys(&self) -> EvalResult<Vec<Value>>;
     /// Every entry, in the host's order.
-    fn entries(&self) -> EvalResult<Vec<(Value, Value)>>;
+    fn entries(&self) -> EvalResult<Vec<(Value, Value)>> {
+        self.keys()?
+            .into_iter()
+            .map(|k| {
+                let v = self.get(&k)?.ok_or_else(|| EvalError::no_such_key(format!("{k:?}")))?;
+                Ok((k, v))
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone)]
@@ -322,6 +345,15 @@ impl Value {
                 other.type_name(),
                 key.type_name()
             ))),
+        }
+    }
+
+    /// The keys of a map of either kind.
+    pub fn map_keys(&self) -> EvalResult<Vec<Value>> {
+        match self {
+            Value::Map(m) => Ok(m.entries.iter().map(|(k, _)| k.clone()).collect()),
+            Value::Lazy(l) => l.keys(),
+            other => Err(EvalError::no_such_overload(format!("keys of {}", other.type_name()))),
         }
     }
 

@@ -44,6 +44,7 @@ pub static DEFS: &[Def] = &[
             (&[P::Bool], P::Str),
             (&[P::Ts], P::Str),
             (&[P::Dur], P::Str),
+            (&[P::Type], P::Str),
         ],
         imp: Imp::F1(to_string),
     },
@@ -100,9 +101,9 @@ pub fn to_int(v: &Value) -> EvalResult {
         Value::Int(i) => *i,
         Value::Uint(u) => i64::try_from(*u).map_err(|_| EvalError::range("uint out of int range"))?,
         Value::Double(d) => double_to_int(*d).ok_or_else(|| EvalError::range("double out of int range"))?,
-        Value::String(s) => s
-            .parse::<i64>()
-            .map_err(|_| EvalError::conversion(format!("cannot convert {s:?} to int")))?,
+        Value::String(s) => parse_decimal(s, true)?
+            .try_into()
+            .map_err(|_| EvalError::range(format!("{s:?} is out of int range")))?,
         Value::Timestamp(t) => t.secs,
         other => return Err(unsupported("int", other)),
     }))
@@ -119,9 +120,9 @@ pub fn to_uint(v: &Value) -> EvalResult {
             }
             t as u64
         }
-        Value::String(s) => s
-            .parse::<u64>()
-            .map_err(|_| EvalError::conversion(format!("cannot convert {s:?} to uint")))?,
+        Value::String(s) => parse_decimal(s, false)?
+            .try_into()
+            .map_err(|_| EvalError::range(format!("{s:?} is out of uint range")))?,
         other => return Err(unsupported("uint", other)),
     }))
 }
@@ -136,16 +137,68 @@ pub fn to_double(v: &Value) -> EvalResult {
     }))
 }
 
-fn parse_double(s: &str) -> Option<f64> {
-    match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
-        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-        "nan" => Some(f64::NAN),
-        _ => s.parse::<f64>().ok().filter(|_| !s.contains(['i', 'I', 'n', 'N'])),
+/// An optionally signed (`signed`) run of decimal digits, as an i128 so
+/// that the caller decides the range (`conversion` if malformed).
+fn parse_decimal(s: &str, signed: bool) -> EvalResult<i128> {
+    let digits = match s.as_bytes().first() {
+        Some(b'+' | b'-') if signed => &s[1..],
+        _ => s,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(EvalError::conversion(format!("cannot convert {s:?} to a number")));
     }
+    let digits = digits.trim_start_matches('0');
+    if digits.len() > 30 {
+        return Err(EvalError::range(format!("{s:?} is out of range")));
+    }
+    let v: i128 = if digits.is_empty() { 0 } else { digits.parse().unwrap_or(i128::MAX) };
+    Ok(if s.starts_with('-') { -v } else { v })
 }
 
-/// Formats a double the way CEL prints it (shortest round-trip form).
+/// `[+-]?(DIGITS[.DIGITS?]|.DIGITS)([eE][+-]?DIGITS)?` or `[+-]?(inf|infinity|nan)`.
+fn parse_double(s: &str) -> Option<f64> {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let negative = s.starts_with('-');
+    match body.to_ascii_lowercase().as_str() {
+        "inf" | "infinity" => return Some(if negative { f64::NEG_INFINITY } else { f64::INFINITY }),
+        "nan" => return Some(f64::NAN),
+        _ => {}
+    }
+    let b = body.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_digits = digits(&mut i);
+    let mut frac_digits = 0;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        frac_digits = digits(&mut i);
+    }
+    if int_digits == 0 && frac_digits == 0 {
+        return None;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return None;
+        }
+    }
+    if i != b.len() {
+        return None;
+    }
+    s.parse::<f64>().ok().filter(|d| d.is_finite())
+}
+
+/// Formats a double as Go's `%g` with shortest digits (as cel-go prints
+/// it): exponent form when the decimal exponent is below -4 or at least 6.
 pub fn format_double(d: f64) -> String {
     if d.is_nan() {
         return "NaN".into();
@@ -153,13 +206,15 @@ pub fn format_double(d: f64) -> String {
     if d.is_infinite() {
         return if d > 0.0 { "+Inf".into() } else { "-Inf".into() };
     }
-    let exp = if d == 0.0 { 0 } else { d.abs().log10().floor() as i32 };
-    if !(-4..21).contains(&exp) {
-        // Scientific notation with a signed two-digit exponent, like Go.
-        let s = format!("{d:e}");
-        let (mantissa, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let e: i32 = e.parse().unwrap_or(0);
-        return format!("{mantissa}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    // `{:e}` gives the shortest round-trip digits: "1.2345e6".
+    let sci = format!("{d:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..6).contains(&exp) {
+        return format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
     }
     format!("{d}")
 }
@@ -177,6 +232,7 @@ pub fn to_display_string(v: &Value) -> EvalResult<Arc<str>> {
         ),
         Value::Timestamp(t) => Arc::from(format_timestamp(*t)),
         Value::Duration(d) => Arc::from(format_duration(*d)),
+        Value::Type(t) => Arc::from(t.name()),
         other => return Err(unsupported("string", other)),
     })
 }
@@ -197,8 +253,8 @@ fn to_bool(v: &Value) -> EvalResult {
     match v {
         Value::Bool(_) => Ok(v.clone()),
         Value::String(s) => match &**s {
-            "true" | "True" | "TRUE" | "t" | "1" => Ok(Value::Bool(true)),
-            "false" | "False" | "FALSE" | "f" | "0" => Ok(Value::Bool(false)),
+            "true" | "True" | "TRUE" | "t" | "T" | "1" => Ok(Value::Bool(true)),
+            "false" | "False" | "FALSE" | "f" | "F" | "0" => Ok(Value::Bool(false)),
             _ => Err(EvalError::conversion(format!("cannot convert {s:?} to bool"))),
         },
         other => Err(unsupported("bool", other)),
@@ -232,6 +288,12 @@ mod tests {
         assert_eq!(format_double(1.0), "1");
         assert_eq!(format_double(1e100), "1e+100");
         assert_eq!(format_double(-2.5e-7), "-2.5e-07");
+        assert_eq!(format_double(123456.0), "123456");
+        assert_eq!(format_double(1234567.0), "1.234567e+06");
+        assert_eq!(format_double(0.0001), "0.0001");
+        assert_eq!(format_double(-0.0), "-0");
+        assert!(parse_double("1.").is_some() && parse_double(".5").is_some() && parse_double("-Infinity").is_some());
+        assert!(parse_double("1e999").is_none() && parse_double(" 1").is_none() && parse_double("1_0").is_none());
     }
 
     #[test]
@@ -240,5 +302,7 @@ mod tests {
         assert_eq!(to_int(&Value::Double(-1.9)).unwrap().type_name(), "int");
         assert!(to_uint(&Value::Int(-1)).is_err());
         assert!(to_int(&Value::str("12x")).is_err());
+        assert_eq!(to_int(&Value::str("99999999999999999999")).unwrap_err().kind(), super::super::super::ErrorKind::Range);
+        assert!(to_uint(&Value::str("+1")).is_err());
     }
 }

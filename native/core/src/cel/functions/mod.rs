@@ -5,13 +5,15 @@ use super::program::{F1, F2, F3, FN};
 use super::types::Ty;
 
 mod conv;
+mod format;
 mod lists;
 mod policy;
 mod strings;
 mod time;
 
 pub use conv::to_display_string;
-pub use strings::compile_regex;
+pub use format::as_s;
+pub use strings::{check_len, compile_regex, MAX_RESULT_LEN};
 
 /// A signature pattern.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +112,7 @@ fn all_defs() -> impl Iterator<Item = &'static Def> {
     conv::DEFS
         .iter()
         .chain(strings::DEFS)
+        .chain(format::DEFS)
         .chain(time::DEFS)
         .chain(lists::DEFS)
         .chain(policy::DEFS)

@@ -96,6 +96,18 @@ pub static DEFS: &[Def] = &[
         imp: Imp::F1(|s| map_str(s, "upperAscii", str::to_ascii_uppercase)),
     },
     Def {
+        name: "lower",
+        receiver: true,
+        sigs: &[(&[P::Str], P::Str)],
+        imp: Imp::F1(|s| map_str(s, "lower", str::to_lowercase)),
+    },
+    Def {
+        name: "upper",
+        receiver: true,
+        sigs: &[(&[P::Str], P::Str)],
+        imp: Imp::F1(|s| map_str(s, "upper", str::to_uppercase)),
+    },
+    Def {
         name: "trim",
         receiver: true,
         sigs: &[(&[P::Str], P::Str)],
@@ -162,6 +174,17 @@ pub static DEFS: &[Def] = &[
         imp: Imp::F1(quote),
     },
 ];
+
+/// Results longer than this (code points, bytes or elements) are a `limit`
+/// error: chained `replace`/`+` could otherwise grow exponentially.
+pub const MAX_RESULT_LEN: usize = 1 << 20;
+
+pub fn check_len(len: usize) -> EvalResult<()> {
+    if len > MAX_RESULT_LEN {
+        return Err(EvalError::new(ErrorKind::Limit, format!("result longer than {MAX_RESULT_LEN}")));
+    }
+    Ok(())
+}
 
 fn overload(what: &str, args: &[&Value]) -> EvalError {
     let types: Vec<_> = args.iter().map(|a| a.type_name()).collect();
@@ -263,11 +286,15 @@ fn replace(args: &[Value]) -> EvalResult {
     let [Value::String(s), Value::String(from), Value::String(to), Value::Int(n)] = args else {
         return Err(overload("replace", &args.iter().collect::<Vec<_>>()));
     };
-    Ok(Value::from(if *n < 0 {
+    let out = if *n < 0 {
         s.replace(&**from, to)
     } else {
         s.replacen(&**from, to, *n as usize)
-    }))
+    };
+    if out.len() > MAX_RESULT_LEN {
+        check_len(out.chars().count())?;
+    }
+    Ok(Value::from(out))
 }
 
 fn split(s: &Value, sep: &Value, n: &Value) -> EvalResult {
@@ -327,6 +354,9 @@ fn join(l: &Value, sep: &Value) -> EvalResult {
             out.push_str(sep);
         }
         out.push_str(s);
+    }
+    if out.len() > MAX_RESULT_LEN {
+        check_len(out.chars().count())?;
     }
     Ok(Value::from(out))
 }

@@ -1,7 +1,7 @@
 //! Timestamps and durations: RFC 3339 / Go-style duration text, and the
 //! calendar getters, in UTC or in a named (IANA, via `chrono-tz`) or fixed
 //! (`+05:30`) time zone.
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike, Utc};
 
 use super::super::error::{EvalError, EvalResult};
 use super::super::value::{Duration, Timestamp, Value};
@@ -100,7 +100,7 @@ fn parse_offset(zone: &str) -> Option<FixedOffset> {
         _ => (1, zone),
     };
     let (h, m) = rest.split_once(':')?;
-    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|c| c.is_ascii_digit()) {
         return None;
     }
     let h: i32 = h.parse().ok()?;
@@ -111,13 +111,56 @@ fn parse_offset(zone: &str) -> Option<FixedOffset> {
     FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }
 
-/// Parses an RFC 3339 timestamp (`2009-02-13T23:31:30Z`, fractional seconds
-/// and numeric offsets allowed).
+/// Parses `YYYY-MM-DD(T|t)HH:MM:SS[.F{1,9}](Z|z|±HH:MM)` (RFC 3339 with a
+/// four-digit year and valid calendar fields; no leap second).
 pub fn parse_timestamp(s: &str) -> EvalResult<Timestamp> {
-    let dt = DateTime::parse_from_rfc3339(s)
-        .map_err(|_| EvalError::conversion(format!("cannot convert {s:?} to timestamp")))?;
-    let utc = dt.with_timezone(&Utc);
-    Timestamp::from_nanos(utc.timestamp() as i128 * 1_000_000_000 + utc.timestamp_subsec_nanos() as i128)
+    let bad = || EvalError::conversion(format!("cannot convert {s:?} to timestamp"));
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<u32> {
+        let d = b.get(from..from + len)?;
+        d.iter().all(u8::is_ascii_digit).then(|| d.iter().fold(0, |n, c| n * 10 + (c - b'0') as u32))
+    };
+    let sep = |at: usize, c: &[u8]| b.get(at).is_some_and(|x| c.contains(x));
+    if b.len() < 20 || !sep(4, b"-") || !sep(7, b"-") || !sep(10, b"Tt") || !sep(13, b":") || !sep(16, b":") {
+        return Err(bad());
+    }
+    let (year, month, day) = (num(0, 4).ok_or_else(bad)?, num(5, 2).ok_or_else(bad)?, num(8, 2).ok_or_else(bad)?);
+    let (hour, minute, second) = (num(11, 2).ok_or_else(bad)?, num(14, 2).ok_or_else(bad)?, num(17, 2).ok_or_else(bad)?);
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if sep(i, b".") {
+        let start = i + 1;
+        let mut end = start;
+        while end < b.len() && b[end].is_ascii_digit() {
+            end += 1;
+        }
+        let digits = end - start;
+        if digits == 0 || digits > 9 {
+            return Err(bad());
+        }
+        nanos = num(start, digits).ok_or_else(bad)? * 10u32.pow(9 - digits as u32);
+        i = end;
+    }
+    let offset: i64 = match &b[i..] {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (num(i + 1, 2).ok_or_else(bad)?, num(i + 4, 2).ok_or_else(bad)?);
+            if h > 23 || m > 59 {
+                return Err(bad());
+            }
+            let o = (h * 3600 + m * 60) as i64;
+            if *sign == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return Err(bad()),
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(year as i32, month, day).ok_or_else(bad)?;
+    let time = chrono::NaiveTime::from_hms_opt(hour, minute, second).ok_or_else(bad)?;
+    let secs = date.and_time(time).and_utc().timestamp() - offset;
+    Timestamp::from_nanos(secs as i128 * 1_000_000_000 + nanos as i128)
 }
 
 /// RFC 3339 in UTC with as many fractional digits as needed.
@@ -195,14 +238,6 @@ pub fn format_duration(d: Duration) -> String {
     format!("{sign}{secs}.{}s", frac.trim_end_matches('0'))
 }
 
-/// The UTC offset name of a zone at `t`, for interpolation of `now` etc.
-#[allow(dead_code)]
-pub fn offset_seconds(t: Timestamp, zone: &str) -> Option<i32> {
-    let utc = to_utc(t).ok()?;
-    let tz: chrono_tz::Tz = zone.parse().ok()?;
-    Some(tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +248,9 @@ mod tests {
         assert_eq!(t.secs, 1_234_567_890);
         assert_eq!(format_timestamp(t), "2009-02-13T23:31:30.12Z");
         assert!(parse_timestamp("10000-01-01T00:00:00Z").is_err());
+        assert_eq!(parse_timestamp("2009-02-13t18:31:30-05:00").unwrap().secs, 1_234_567_890);
+        assert!(parse_timestamp("2009-02-13 23:31:30Z").is_err());
+        assert!(parse_timestamp("2009-02-30T23:31:30Z").is_err());
     }
 
     #[test]
