@@ -136,13 +136,16 @@ impl Compiler<'_> {
                 if *test_only {
                     return self.has(e, operand, field);
                 }
-                if let Some(r) = self.path(e, true)? {
-                    return Ok(r);
-                }
                 if let Some(name) = qualified(e) {
-                    if let Some(t) = type_name_value(&name) {
+                    let root = name.split('.').next().unwrap_or_default();
+                    let declared = self.local(root).is_some()
+                        || matches!(&self.env.variables, Some(v) if v.contains_key(root));
+                    if let (false, Some(t)) = (declared, type_name_value(&name)) {
                         return Ok((Node::Const(Value::Type(t)), Ty::Type));
                     }
+                }
+                if let Some(r) = self.path(e, true)? {
+                    return Ok(r);
                 }
                 let (node, ty) = self.expr(operand)?;
                 let fty = self.field_type(e, &ty, field)?;

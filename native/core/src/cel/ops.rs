@@ -65,16 +65,11 @@ fn add(a: &Value, b: &Value) -> EvalResult {
             Value::from(v)
         }
         (Value::Timestamp(t), Value::Duration(d)) | (Value::Duration(d), Value::Timestamp(t)) => {
-            Value::Timestamp(Timestamp::from_nanos(t.total_nanos() + d.nanos).map_err(overflowed)?)
+            Value::Timestamp(Timestamp::from_nanos(t.total_nanos() + d.nanos)?)
         }
-        (Value::Duration(x), Value::Duration(y)) => Value::Duration(Duration::new(x.nanos + y.nanos).map_err(overflowed)?),
+        (Value::Duration(x), Value::Duration(y)) => Value::Duration(Duration::new(x.nanos + y.nanos)?),
         _ => return Err(no_overload("+", a, b)),
     })
-}
-
-/// Time arithmetic leaving the representable range is an overflow.
-fn overflowed(_: EvalError) -> EvalError {
-    EvalError::new(ErrorKind::Overflow, "time arithmetic overflow")
 }
 
 fn sub(a: &Value, b: &Value) -> EvalResult {
@@ -83,12 +78,12 @@ fn sub(a: &Value, b: &Value) -> EvalResult {
         (Value::Uint(x), Value::Uint(y)) => Value::Uint(x.checked_sub(*y).ok_or_else(|| EvalError::overflow("-"))?),
         (Value::Double(x), Value::Double(y)) => Value::Double(x - y),
         (Value::Timestamp(t), Value::Duration(d)) => {
-            Value::Timestamp(Timestamp::from_nanos(t.total_nanos() - d.nanos).map_err(overflowed)?)
+            Value::Timestamp(Timestamp::from_nanos(t.total_nanos() - d.nanos)?)
         }
         (Value::Timestamp(x), Value::Timestamp(y)) => {
-            Value::Duration(Duration::new(x.total_nanos() - y.total_nanos()).map_err(overflowed)?)
+            Value::Duration(Duration::new(x.total_nanos() - y.total_nanos())?)
         }
-        (Value::Duration(x), Value::Duration(y)) => Value::Duration(Duration::new(x.nanos - y.nanos).map_err(overflowed)?),
+        (Value::Duration(x), Value::Duration(y)) => Value::Duration(Duration::new(x.nanos - y.nanos)?),
         _ => return Err(no_overload("-", a, b)),
     })
 }

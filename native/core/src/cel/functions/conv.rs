@@ -93,7 +93,7 @@ fn unsupported(to: &str, v: &Value) -> EvalError {
 /// Whether `d` (already truncated) fits an i64 exactly.
 fn double_to_int(d: f64) -> Option<i64> {
     let t = d.trunc();
-    (t.is_finite() && t >= -9.223_372_036_854_775_808e18 && t < 9.223_372_036_854_775_808e18).then_some(t as i64)
+    (t.is_finite() && t > -9.223_372_036_854_775_808e18 && t < 9.223_372_036_854_775_808e18).then_some(t as i64)
 }
 
 pub fn to_int(v: &Value) -> EvalResult {
