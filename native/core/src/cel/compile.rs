@@ -502,13 +502,18 @@ impl Compiler<'_> {
             }
             Lookup::Unknown => return self.err(e, format!("undeclared reference to '{name}'")),
         };
-        if name == "matches" && nodes.len() == 2 {
-            if let Some(Value::String(p)) = nodes[1].as_const() {
-                if let Ok(re) = functions::compile_regex(p) {
-                    let s = nodes.swap_remove(0);
-                    return Ok((self.fold(Node::Matches(Box::new(s), Arc::new(re))), ty));
-                }
-            }
+        // Literal arguments (for the receiver style, after the receiver).
+        let literal: Vec<bool> = receiver
+            .into_iter()
+            .chain(args)
+            .map(|a| match &a.kind {
+                ExprKind::Literal(_) => true,
+                ExprKind::List(items) => items.iter().all(|i| matches!(i.kind, ExprKind::Literal(_))),
+                _ => false,
+            })
+            .collect();
+        if let Some(special) = self.special_call(e, &name, &mut nodes, &literal)? {
+            return Ok((special, ty));
         }
         let node = match (imp, nodes.len()) {
             (Imp::F1(f), 1) => {
@@ -530,6 +535,79 @@ impl Compiler<'_> {
             _ => return self.err(e, format!("internal: arity mismatch for '{name}'")),
         };
         Ok((self.fold(node), ty))
+    }
+
+    /// Calls compiled to nodes of their own, and constant arguments that
+    /// must be valid at compile time (regexes, CIDRs, time zones, time
+    /// literals).
+    fn special_call(&self, e: &Expr, name: &str, nodes: &mut Vec<Node>, literal: &[bool]) -> CResult<Option<Node>> {
+        let const_str = |n: &Node| match n.as_const() {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        match (name, nodes.len()) {
+            ("matches", 2) => {
+                if let Some(p) = const_str(&nodes[1]) {
+                    match functions::compile_regex(&p) {
+                        Ok(re) => {
+                            let s = nodes.swap_remove(0);
+                            return Ok(Some(self.fold(Node::Matches(Box::new(s), Arc::new(re)))));
+                        }
+                        Err(err) if literal[1] => return self.err(e, err.message().to_string()),
+                        Err(_) => {}
+                    }
+                }
+            }
+            ("inCidrRange", 2) => {
+                if let Some(c) = const_str(&nodes[1]) {
+                    match functions::parse_cidr(&c) {
+                        Some(prefix) => {
+                            let ip = nodes.swap_remove(0);
+                            return Ok(Some(self.fold(Node::InCidr(Box::new(ip), Arc::from([prefix])))));
+                        }
+                        None if literal[1] => return self.err(e, format!("invalid CIDR {c:?}")),
+                        None => {}
+                    }
+                }
+            }
+            ("inCidrRanges", 2) => {
+                if let Some(Value::List(items)) = nodes[1].as_const() {
+                    for item in items.iter() {
+                        if let Value::String(c) = item {
+                            if literal[1] && functions::parse_cidr(c).is_none() {
+                                return self.err(e, format!("invalid CIDR {c:?}"));
+                            }
+                        }
+                    }
+                    if let Ok(prefixes) = functions::cidr_list(&Value::List(items.clone())) {
+                        let ip = nodes.swap_remove(0);
+                        return Ok(Some(self.fold(Node::InCidr(Box::new(ip), Arc::from(prefixes)))));
+                    }
+                }
+            }
+            ("lists.range", 1) => {
+                let n = nodes.pop().expect("one argument");
+                return Ok(Some(Node::Range(Box::new(n))));
+            }
+            ("timestamp" | "duration", 1) => {
+                if let (Some(s), true) = (const_str(&nodes[0]), literal[0]) {
+                    let f = if name == "timestamp" { functions::parse_timestamp_value } else { functions::parse_duration_value };
+                    return match f(&s) {
+                        Ok(v) => Ok(Some(Node::Const(v))),
+                        Err(err) => self.err(e, err.message().to_string()),
+                    };
+                }
+            }
+            (getter, 2) if getter.starts_with("get") => {
+                if let (Some(zone), true) = (const_str(&nodes[1]), literal[1]) {
+                    if !functions::is_time_zone(&zone) {
+                        return self.err(e, format!("unknown time zone {zone:?}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
     }
 
     fn comprehension(&mut self, e: &Expr, c: &AstComprehension) -> CResult {
@@ -582,7 +660,7 @@ impl Compiler<'_> {
     fn fold(&self, node: Node) -> Node {
         let c = |n: &Node| n.as_const().is_some();
         let all_const = match &node {
-            Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::Call1(_, a) | Node::Matches(a, _) => c(a),
+            Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::Call1(_, a) | Node::Matches(a, _) | Node::InCidr(a, _) => c(a),
             Node::Index(a, b) | Node::Binary(_, a, b) | Node::Call2(_, a, b) => c(a) && c(b),
             Node::Call3(_, args) => args.iter().all(c),
             Node::CallN(_, args) | Node::List(args) | Node::And(args) | Node::Or(args) => args.iter().all(c),
@@ -634,7 +712,14 @@ fn cache_paths(node: &mut Node, uses: &[u32], slots: &mut Vec<Option<u32>>, next
     }
     let mut visit = |n: &mut Node| cache_paths(n, uses, slots, next);
     match node {
-        Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::Call1(_, a) | Node::Matches(a, _) => visit(a),
+        Node::Select(a, _)
+        | Node::Has(a, _)
+        | Node::Not(a)
+        | Node::Neg(a)
+        | Node::Call1(_, a)
+        | Node::Matches(a, _)
+        | Node::InCidr(a, _)
+        | Node::Range(a) => visit(a),
         Node::Index(a, b) | Node::Binary(_, a, b) | Node::Call2(_, a, b) => {
             visit(a);
             visit(b);

@@ -13,6 +13,21 @@ mod time;
 
 pub use conv::to_display_string;
 pub use format::as_s;
+pub use policy::{cidr_list, ip_in, parse_cidr};
+pub use time::is_time_zone;
+
+use super::error::EvalResult;
+use super::value::Value;
+
+/// A constant `timestamp('...')`.
+pub fn parse_timestamp_value(s: &str) -> EvalResult {
+    time::parse_timestamp(s).map(Value::Timestamp)
+}
+
+/// A constant `duration('...')`.
+pub fn parse_duration_value(s: &str) -> EvalResult {
+    time::parse_duration(s).map(Value::Duration)
+}
 pub use strings::{check_len, compile_regex, MAX_RESULT_LEN};
 
 /// A signature pattern.
