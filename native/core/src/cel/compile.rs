@@ -480,6 +480,30 @@ impl Compiler<'_> {
                 }
             }
         }
+        // Request helpers read an implicit variable: `getReqHeader(n)` is
+        // `getReqHeader(req.headers, n)`.
+        let expanded;
+        let args = match functions::IMPLICIT_ARGUMENTS
+            .iter()
+            .find(|(n, arity, _)| receiver.is_none() && *n == name && *arity == args.len())
+        {
+            Some((_, _, path)) => {
+                let mut implicit = Expr::new(e.pos, ExprKind::Ident(Arc::from(path[0])));
+                for field in &path[1..] {
+                    implicit = Expr::new(
+                        e.pos,
+                        ExprKind::Select {
+                            operand: Box::new(implicit),
+                            field: Arc::from(*field),
+                            test_only: false,
+                        },
+                    );
+                }
+                expanded = std::iter::once(implicit).chain(args.iter().cloned()).collect::<Vec<_>>();
+                &expanded[..]
+            }
+            None => args,
+        };
         let mut nodes = Vec::with_capacity(args.len() + 1);
         let mut tys = Vec::with_capacity(args.len() + 1);
         if let Some(t) = receiver {
@@ -598,7 +622,11 @@ impl Compiler<'_> {
                     };
                 }
             }
-            (getter, 2) if getter.starts_with("get") => {
+            (
+                "getFullYear" | "getMonth" | "getDate" | "getDayOfMonth" | "getDayOfWeek" | "getDayOfYear" | "getHours"
+                | "getMinutes" | "getSeconds" | "getMilliseconds",
+                2,
+            ) => {
                 if let (Some(zone), true) = (const_str(&nodes[1]), literal[1]) {
                     if !functions::is_time_zone(&zone) {
                         return self.err(e, format!("unknown time zone {zone:?}"));

@@ -149,6 +149,20 @@ fn checker_rejects_statically_wrong_expressions() {
 }
 
 #[test]
+fn request_helpers() {
+    let headers = Value::Map(std::sync::Arc::new(
+        Map::from_entries(vec![(Value::str("x-a"), Value::from(vec![Value::str("1")]))]).unwrap(),
+    ));
+    let req = Value::Map(std::sync::Arc::new(Map::from_entries(vec![(Value::str("headers"), headers)]).unwrap()));
+    let vars = [("req", req)];
+    for src in ["getReqHeader('X-A') == ['1']", "hasReqHeader('x-a') && !hasReqHeader('x-b')", "getReqHeader('x-b') == []"] {
+        assert!(matches!(eval_with(src, &vars), Ok(Value::Bool(true))), "{src}");
+    }
+    let p = compile("hasReqHeader('x')", &Env::default()).unwrap();
+    assert_eq!(p.references().iter().collect::<Vec<_>>(), ["req.headers"]);
+}
+
+#[test]
 fn references_and_constants() {
     let p = compile("req.url.path.startsWith('/a') && has(req.headers.foo) && req.headers['x'] == ['1']", &Env::default()).unwrap();
     let refs: Vec<_> = p.references().iter().cloned().collect();

@@ -13,7 +13,7 @@ mod time;
 
 pub use conv::to_display_string;
 pub use format::as_s;
-pub use policy::{cidr_list, ip_in, parse_cidr};
+pub use policy::{cidr_list, ip_in, parse_cidr, IMPLICIT_ARGUMENTS};
 pub use time::is_time_zone;
 
 use super::error::EvalResult;

@@ -5,7 +5,7 @@
 //! variable they read as first argument.
 use std::sync::Arc;
 
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::super::error::{EvalError, EvalResult};
@@ -82,6 +82,17 @@ pub static DEFS: &[Def] = &[
     method!("crc32", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Crc32))),
     method!("crc64", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Crc64))),
     method!("crc64", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Crc64))),
+    global!("getReqHeader", [P::Map, P::Str] -> P::ListStr, Imp::F2(|m, n| get_values(m, n, true))),
+    global!("hasReqHeader", [P::Map, P::Str] -> P::Bool, Imp::F2(|m, n| has_key(m, n, true))),
+    global!("getResHeader", [P::Map, P::Str] -> P::ListStr, Imp::F2(|m, n| get_values(m, n, true))),
+    global!("hasResHeader", [P::Map, P::Str] -> P::Bool, Imp::F2(|m, n| has_key(m, n, true))),
+    global!("getQueryParam", [P::Map, P::Str] -> P::ListStr, Imp::F2(|m, n| get_values(m, n, false))),
+    global!("hasQueryParam", [P::Map, P::Str] -> P::Bool, Imp::F2(|m, n| has_key(m, n, false))),
+    global!("getReqCookie", [P::Map, P::Str] -> P::Map, Imp::F2(get_cookie)),
+    global!("hasReqCookie", [P::Map, P::Str] -> P::Bool, Imp::F2(has_cookie)),
+    global!("getResCookie", [P::Map, P::Str] -> P::Map, Imp::F2(get_cookie)),
+    global!("hasResCookie", [P::Map, P::Str] -> P::Bool, Imp::F2(has_cookie)),
+    global!("secrets.get", [P::Map, P::Str, P::Str] -> P::Str, Imp::F3(get_secret)),
     global!("rand.double", [] -> P::Double, Imp::FN(|_| Ok(Value::Double((random() >> 11) as f64 / (1u64 << 53) as f64)))),
     global!("rand.int", [] -> P::Int, Imp::FN(|_| rand_int(0, 1))),
     global!("rand.int", [P::Int, P::Int] -> P::Int, Imp::F2(|a, b| match (a, b) {
@@ -96,10 +107,10 @@ fn overload(what: &str, v: &Value) -> EvalError {
 
 // --- CIDR -----------------------------------------------------------------------
 
-/// A CIDR as `inCidrRange` reads it: host bits are cleared (Go's
-/// `net.ParseCIDR`); `None` if it does not parse.
+/// A CIDR as `inCidrRange` reads it: host bits are cleared, a bare
+/// address is a host prefix; `None` if it does not parse.
 pub fn parse_cidr(text: &str) -> Option<Prefix> {
-    Prefix::parse_masked(text).ok().filter(|_| text.contains('/'))
+    Prefix::parse_masked(text).ok()
 }
 
 /// Whether `ip` is in any of `prefixes`; an invalid address is in none.
@@ -157,16 +168,31 @@ fn base64_encode(v: &Value) -> EvalResult {
     }
 }
 
+/// Standard alphabet, padding optional (cel-go tries padded, then raw).
 fn base64_decode(v: &Value) -> EvalResult {
-    let Value::String(s) = v else {
+    let Value::String(text) = v else {
         return Err(overload("base64.decode", v));
     };
-    STANDARD
-        .decode(s.as_bytes())
-        .or_else(|_| STANDARD_NO_PAD.decode(s.as_bytes()))
-        .map(|b| Value::Bytes(Arc::from(b)))
-        .map_err(|_| EvalError::conversion("invalid base64"))
+    let bad = || EvalError::conversion("invalid base64");
+    let body = text.strip_suffix("==").or_else(|| text.strip_suffix('=')).unwrap_or(text);
+    let padded = body.len() != text.len();
+    if !body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        || body.len() % 4 == 1
+        || (padded && text.len() % 4 != 0)
+    {
+        return Err(bad());
+    }
+    LENIENT.decode(body.as_bytes()).map(|b| Value::Bytes(Arc::from(b))).map_err(|_| bad())
 }
+
+/// Decodes unpadded input and ignores non-zero trailing bits, as Python's
+/// and Go's decoders do.
+const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
 
 fn basic_auth(user: &Value, pass: &Value) -> EvalResult {
     match (user, pass) {
@@ -233,39 +259,55 @@ fn url_unescape(v: &Value) -> EvalResult {
 
 // --- JSON -----------------------------------------------------------------------
 
-fn to_json(v: &Value) -> EvalResult<serde_json::Value> {
-    use serde_json::Value as J;
-    Ok(match v {
-        Value::Null => J::Null,
-        Value::Bool(b) => J::Bool(*b),
-        Value::Int(i) => J::from(*i),
-        Value::Uint(u) => J::from(*u),
-        Value::Double(d) => serde_json::Number::from_f64(*d)
-            .map(J::Number)
-            .ok_or_else(|| EvalError::invalid(format!("{} cannot be encoded as JSON", format_double(*d))))?,
-        Value::String(s) => J::String(s.to_string()),
-        Value::Bytes(b) => J::String(STANDARD.encode(b)),
-        Value::Timestamp(t) => J::String(format_timestamp(*t)),
-        Value::Duration(d) => J::String(format_duration(*d)),
-        Value::List(items) => J::Array(items.iter().map(to_json).collect::<EvalResult<_>>()?),
-        Value::Map(_) | Value::Lazy(_) => {
-            let mut obj = serde_json::Map::new();
-            for (k, val) in v.map_entries()? {
-                let Value::String(k) = k else {
-                    return Err(EvalError::invalid("JSON object keys must be strings"));
-                };
-                obj.insert(k.to_string(), to_json(&val)?);
+/// Compact JSON: strings as Python's `json.dumps(ensure_ascii=False)`,
+/// doubles as `string()` prints them, bytes base64, times as text.
+fn write_json(v: &Value, out: &mut String) -> EvalResult<()> {
+    let string = |s: &str, out: &mut String| out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => out.push_str(&i.to_string()),
+        Value::Uint(u) => out.push_str(&u.to_string()),
+        Value::Double(d) if d.is_finite() => out.push_str(&format_double(*d)),
+        Value::Double(d) => return Err(EvalError::invalid(format!("{} is not valid JSON", format_double(*d)))),
+        Value::String(s) => string(s, out),
+        Value::Bytes(b) => string(&STANDARD.encode(b), out),
+        Value::Timestamp(t) => string(&format_timestamp(*t), out),
+        Value::Duration(d) => string(&format_duration(*d), out),
+        Value::Type(t) => string(t.name(), out),
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item, out)?;
             }
-            J::Object(obj)
+            out.push(']');
         }
-        Value::Type(t) => J::String(t.name().to_string()),
-    })
+        Value::Map(_) | Value::Lazy(_) => {
+            out.push('{');
+            for (i, (k, item)) in v.map_entries()?.iter().enumerate() {
+                let Value::String(k) = k else {
+                    return Err(EvalError::invalid(format!("JSON object keys must be strings, not {}", k.type_name())));
+                };
+                if i > 0 {
+                    out.push(',');
+                }
+                string(k, out);
+                out.push(':');
+                write_json(item, out)?;
+            }
+            out.push('}');
+        }
+    }
+    check_len(out.len())
 }
 
 fn json_encode(v: &Value) -> EvalResult {
-    let text = serde_json::to_string(&to_json(v)?).map_err(|e| EvalError::invalid(e.to_string()))?;
-    check_len(text.len())?;
-    Ok(Value::from(text))
+    let mut out = String::new();
+    write_json(v, &mut out)?;
+    Ok(Value::from(out))
 }
 
 fn from_json(j: serde_json::Value) -> EvalResult {
@@ -275,7 +317,10 @@ fn from_json(j: serde_json::Value) -> EvalResult {
         J::Bool(b) => Value::Bool(b),
         J::Number(n) => match n.as_i64() {
             Some(i) => Value::Int(i),
-            None => Value::Double(n.as_f64().unwrap_or(f64::NAN)),
+            None => match n.as_f64().filter(|d| d.is_finite()) {
+                Some(d) => Value::Double(d),
+                None => return Err(EvalError::conversion("JSON number out of range")),
+            },
         },
         J::String(s) => Value::from(s),
         J::Array(items) => Value::from(items.into_iter().map(from_json).collect::<EvalResult<Vec<_>>>()?),
@@ -289,10 +334,41 @@ fn from_json(j: serde_json::Value) -> EvalResult {
     })
 }
 
+/// Deeper JSON documents are rejected (`conversion`).
+const MAX_JSON_DEPTH: usize = 100;
+
+fn json_depth_ok(text: &str) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for c in text.bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+        } else if c == b'"' {
+            in_string = true;
+        } else if c == b'[' || c == b'{' {
+            depth += 1;
+            if depth > MAX_JSON_DEPTH {
+                return false;
+            }
+        } else if c == b']' || c == b'}' {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    true
+}
+
 fn json_decode(v: &Value) -> EvalResult {
     let Value::String(s) = v else {
         return Err(overload("json.decode", v));
     };
+    if !json_depth_ok(s) {
+        return Err(EvalError::conversion(format!("JSON nested deeper than {MAX_JSON_DEPTH}")));
+    }
     let j: serde_json::Value = serde_json::from_str(s).map_err(|e| EvalError::conversion(format!("invalid JSON: {e}")))?;
     from_json(j)
 }
@@ -348,6 +424,62 @@ fn query_decode(v: &Value) -> EvalResult {
     }
     let entries = entries.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
     Ok(Value::Map(Arc::new(Map::from_entries(entries)?)))
+}
+
+// --- request helpers ------------------------------------------------------------
+
+/// The implicit first argument of the request helpers: `getReqHeader(n)`
+/// is `getReqHeader(req.headers, n)`.
+pub static IMPLICIT_ARGUMENTS: &[(&str, usize, &[&str])] = &[
+    ("getReqHeader", 1, &["req", "headers"]),
+    ("hasReqHeader", 1, &["req", "headers"]),
+    ("getQueryParam", 1, &["req", "url", "query_params"]),
+    ("hasQueryParam", 1, &["req", "url", "query_params"]),
+    ("getReqCookie", 1, &["req", "cookies"]),
+    ("hasReqCookie", 1, &["req", "cookies"]),
+    ("getResHeader", 1, &["res", "headers"]),
+    ("hasResHeader", 1, &["res", "headers"]),
+    ("getResCookie", 1, &["res", "cookies"]),
+    ("hasResCookie", 1, &["res", "cookies"]),
+    ("secrets.get", 2, &["secrets"]),
+];
+
+fn name_key(name: &Value, fold_case: bool) -> EvalResult<Value> {
+    match name {
+        Value::String(s) if fold_case && s.bytes().any(|b| b.is_ascii_uppercase()) => Ok(Value::from(s.to_ascii_lowercase())),
+        Value::String(_) => Ok(name.clone()),
+        other => Err(overload("header helper", other)),
+    }
+}
+
+/// Header names are matched in lower case (the map's keys are).
+fn get_values(map: &Value, name: &Value, fold_case: bool) -> EvalResult {
+    Ok(map.map_get(&name_key(name, fold_case)?)?.unwrap_or_else(|| Value::from(Vec::new())))
+}
+
+fn has_key(map: &Value, name: &Value, fold_case: bool) -> EvalResult {
+    Ok(Value::Bool(map.map_get(&name_key(name, fold_case)?)?.is_some()))
+}
+
+fn get_cookie(cookies: &Value, name: &Value) -> EvalResult {
+    name_key(name, false)?;
+    if let Some(Value::List(found)) = cookies.map_get(name)? {
+        if let Some(first) = found.first() {
+            return Ok(first.clone());
+        }
+    }
+    Err(EvalError::no_such_key(format!("no cookie {name:?}")))
+}
+
+fn has_cookie(cookies: &Value, name: &Value) -> EvalResult {
+    name_key(name, false)?;
+    Ok(Value::Bool(matches!(cookies.map_get(name)?, Some(Value::List(l)) if !l.is_empty())))
+}
+
+fn get_secret(secrets: &Value, vault: &Value, name: &Value) -> EvalResult {
+    let missing = || EvalError::no_such_key(format!("no secret {name:?} in vault {vault:?}"));
+    let found = secrets.map_get(vault)?.ok_or_else(missing)?;
+    found.map_get(name)?.ok_or_else(missing)
 }
 
 // --- hashes ---------------------------------------------------------------------
@@ -437,6 +569,10 @@ mod tests {
         assert_eq!(s(basic_auth(&Value::str("username"), &Value::str("password1"))), "Basic dXNlcm5hbWU6cGFzc3dvcmQx");
         assert_eq!(s(url_escape(&Value::str("a b&c~*"))), "a+b%26c~%2A");
         assert!(base64_decode(&Value::str("aGVsbG8")).is_ok());
+        assert!(base64_decode(&Value::str("aGVsbG8=")).is_ok());
+        assert!(base64_decode(&Value::str("aGVsbG")).is_ok());
+        assert!(base64_decode(&Value::str("a")).is_err());
+        assert_eq!(s(json_encode(&json_decode(&Value::str(r#" {"a": [1, 2.5, "é\n"], "b": null} "#)).unwrap())), r#"{"a":[1,2.5,"é\n"],"b":null}"#);
     }
 
     #[test]
