@@ -414,8 +414,9 @@ impl Compiler<'_> {
                 }
             }
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                let orderable = |t: &Ty| t.is_numeric() || matches!(t, Dyn | Bool | String | Bytes | Timestamp | Duration);
                 let ok = match (a, b) {
-                    (Dyn, _) | (_, Dyn) => true,
+                    (Dyn, t) | (t, Dyn) => orderable(t),
                     (x, y) if x.is_numeric() && y.is_numeric() => true,
                     (x, y) => x == y && matches!(x, Bool | String | Bytes | Timestamp | Duration),
                 };
