@@ -144,7 +144,7 @@ impl Compiler<'_> {
                         return Ok((Node::Const(Value::Type(t)), Ty::Type));
                     }
                 }
-                if let Some(r) = self.path(e, true)? {
+                if let Some(r) = self.path(e, true, true)? {
                     return Ok(r);
                 }
                 let (node, ty) = self.expr(operand)?;
@@ -152,7 +152,7 @@ impl Compiler<'_> {
                 Ok((self.fold(Node::Select(Box::new(node), field.clone())), fty))
             }
             ExprKind::Index(c, k) => {
-                if let Some(r) = self.path(e, true)? {
+                if let Some(r) = self.path(e, true, true)? {
                     return Ok(r);
                 }
                 let (cn, ct) = self.expr(c)?;
@@ -250,7 +250,7 @@ impl Compiler<'_> {
         if let Some((_, slot, ty)) = self.local(name) {
             return Ok((Node::Local(*slot), ty.clone()));
         }
-        if let Some(r) = self.path(e, true)? {
+        if let Some(r) = self.path(e, true, true)? {
             return Ok(r);
         }
         if let Some(t) = type_name_value(name) {
@@ -263,7 +263,7 @@ impl Compiler<'_> {
     /// declarations, any non-type) identifier followed by field selections
     /// and constant indexes.
     /// In value position a declared object stands for its own value.
-    fn path(&mut self, e: &Expr, value_position: bool) -> CResult<Option<(Node, Ty)>> {
+    fn path(&mut self, e: &Expr, value_position: bool, record: bool) -> CResult<Option<(Node, Ty)>> {
         let mut steps = Vec::new();
         let mut cur = e;
         loop {
@@ -336,7 +336,9 @@ impl Compiler<'_> {
                         }
                     };
                     self.path_uses[id as usize] += 1;
-                    self.references.insert(reference);
+                    if record {
+                        self.references.insert(reference);
+                    }
                     return Ok(Some((Node::Path(id), ty)));
                 }
                 _ => return Ok(None),
@@ -370,28 +372,39 @@ impl Compiler<'_> {
     }
 
     fn has(&mut self, e: &Expr, operand: &Expr, field: &Arc<str>) -> CResult {
-        let (node, ty) = match self.path(operand, false)? {
+        let (node, ty) = match self.path(operand, false, false)? {
             Some(r) => r,
             None => self.expr(operand)?,
         };
         match &ty {
-            Ty::Dyn | Ty::Map(..) => {}
+            Ty::Dyn => {}
+            Ty::Map(k, _) if k.compatible(&Ty::String) => {}
             Ty::Object(o) if o.fields.contains_key(&**field) => {}
             Ty::Object(_) => return self.err(e, format!("undefined field '{field}'")),
             other => return self.err(e, format!("type '{other}' does not support field selection")),
         }
         if let Node::Path(id) = &node {
+            // `has(a.b.c)` reads the path `a.b.c` (up to the first index).
             let p = &self.paths[*id as usize];
-            if p.steps.iter().all(|s| matches!(s, Step::Field(_) | Step::ObjField(_))) {
-                let mut r = p.root.to_string();
-                for s in &p.steps {
-                    if let Step::Field(f) | Step::ObjField(f) = s {
+            let mut r = p.root.to_string();
+            let mut fields_only = true;
+            for s in &p.steps {
+                match s {
+                    Step::Field(f) | Step::ObjField(f) => {
                         r.push('.');
                         r.push_str(f);
                     }
+                    _ => {
+                        fields_only = false;
+                        break;
+                    }
                 }
-                self.references.insert(format!("{r}.{field}"));
             }
+            if fields_only {
+                r.push('.');
+                r.push_str(field);
+            }
+            self.references.insert(r);
         }
         Ok((self.fold(Node::Has(Box::new(node), field.clone())), Ty::Bool))
     }
@@ -433,33 +446,24 @@ impl Compiler<'_> {
                 _ => fail(),
             },
             _ => {
-                if a.is_dyn() || b.is_dyn() {
-                    // The other side's type is the likely result.
-                    let known = if a.is_dyn() { b } else { a };
-                    return Ok(match (op, known) {
-                        (_, Dyn) => Dyn,
-                        (BinaryOp::Sub, Timestamp) => Dyn,
-                        (_, Timestamp | Duration) => Dyn,
-                        (_, t) => t.clone(),
-                    });
-                }
-                let r = match (op, a, b) {
-                    (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div, x, y)
-                        if x == y && matches!(x, Int | Uint | Double) =>
-                    {
-                        Some(x.clone())
+                // The arithmetic overloads (docs/cel.md §5.4); with `dyn` on
+                // one side, the other side must fit some overload.
+                let mut result: Option<Ty> = None;
+                for (x, y, r) in arithmetic_overloads(op) {
+                    if fits(&x, a) && fits(&y, b) {
+                        let r = match (&r, a, b) {
+                            (List(_), List(ea), List(eb)) => List(Box::new(ea.join(eb))),
+                            (List(_), List(e), _) | (List(_), _, List(e)) => List(e.clone()),
+                            _ => r,
+                        };
+                        result = Some(match result {
+                            None => r,
+                            Some(prev) if prev == r => prev,
+                            Some(_) => Dyn,
+                        });
                     }
-                    (BinaryOp::Rem, x, y) if x == y && matches!(x, Int | Uint) => Some(x.clone()),
-                    (BinaryOp::Add, String, String) => Some(String),
-                    (BinaryOp::Add, Bytes, Bytes) => Some(Bytes),
-                    (BinaryOp::Add, List(x), List(y)) => Some(List(Box::new(x.join(y)))),
-                    (BinaryOp::Add, Timestamp, Duration) | (BinaryOp::Add, Duration, Timestamp) => Some(Timestamp),
-                    (BinaryOp::Add | BinaryOp::Sub, Duration, Duration) => Some(Duration),
-                    (BinaryOp::Sub, Timestamp, Duration) => Some(Timestamp),
-                    (BinaryOp::Sub, Timestamp, Timestamp) => Some(Duration),
-                    _ => None,
-                };
-                r.map_or_else(fail, Ok)
+                }
+                result.map_or_else(fail, Ok)
             }
         }
     }
@@ -702,6 +706,46 @@ impl Compiler<'_> {
             }
         }
         node
+    }
+}
+
+/// Whether an argument of static type `arg` may match parameter `param`.
+fn fits(param: &Ty, arg: &Ty) -> bool {
+    match (param, arg) {
+        (Ty::List(_), Ty::List(_)) => true,
+        _ => arg.is_dyn() || param == arg,
+    }
+}
+
+/// (left, right, result) of the overloads of an arithmetic operator
+/// (docs/cel.md §5.4).
+fn arithmetic_overloads(op: BinaryOp) -> Vec<(Ty, Ty, Ty)> {
+    use Ty::*;
+    let numbers = [(Int, Int, Int), (Uint, Uint, Uint), (Double, Double, Double)];
+    let list = || List(Box::new(Dyn));
+    match op {
+        BinaryOp::Add => numbers
+            .into_iter()
+            .chain([
+                (String, String, String),
+                (Bytes, Bytes, Bytes),
+                (list(), list(), list()),
+                (Timestamp, Duration, Timestamp),
+                (Duration, Timestamp, Timestamp),
+                (Duration, Duration, Duration),
+            ])
+            .collect(),
+        BinaryOp::Sub => numbers
+            .into_iter()
+            .chain([
+                (Timestamp, Timestamp, Duration),
+                (Timestamp, Duration, Timestamp),
+                (Duration, Duration, Duration),
+            ])
+            .collect(),
+        BinaryOp::Mul | BinaryOp::Div => numbers.to_vec(),
+        BinaryOp::Rem => numbers[..2].to_vec(),
+        _ => Vec::new(),
     }
 }
 

@@ -46,6 +46,10 @@ pub enum P {
     List,
     ListStr,
     Map,
+    /// `map(string, list(string))` (headers, query parameters).
+    MapStrList,
+    /// `map(string, dyn)`.
+    MapStrDyn,
     Type,
     /// In a result: the type of the first argument.
     Arg0,
@@ -69,6 +73,7 @@ impl P {
             (P::List, Ty::List(_)) => true,
             (P::ListStr, Ty::List(e)) => matches!(**e, Ty::String | Ty::Dyn),
             (P::Map, Ty::Map(..) | Ty::Object(_)) => true,
+            (P::MapStrList | P::MapStrDyn, t) => P::Map.accepts(t),
             (P::Type, Ty::Type) => true,
             _ => false,
         }
@@ -94,6 +99,8 @@ impl P {
             P::List => Ty::List(Box::new(Ty::Dyn)),
             P::ListStr => Ty::List(Box::new(Ty::String)),
             P::Map => Ty::Map(Box::new(Ty::Dyn), Box::new(Ty::Dyn)),
+            P::MapStrList => Ty::Map(Box::new(Ty::String), Box::new(Ty::List(Box::new(Ty::String)))),
+            P::MapStrDyn => Ty::Map(Box::new(Ty::String), Box::new(Ty::Dyn)),
             P::Type => Ty::Type,
         }
     }

@@ -49,14 +49,23 @@ pub static DEFS: &[Def] = &[
         name: "encodeJson",
         receiver: true,
         sigs: &[(&[P::List], P::Str), (&[P::Map], P::Str)],
-        imp: Imp::F1(json_encode),
+        imp: Imp::F1(|v| match v {
+            Value::List(_) | Value::Map(_) | Value::Lazy(_) => json_encode(v),
+            other => Err(overload("encodeJson", other)),
+        }),
     },
-    method!("isJson", [P::Str] -> P::Bool, Imp::F1(|s| Ok(Value::Bool(json_decode(s).is_ok())))),
+    method!("isJson", [P::Str] -> P::Bool, Imp::F1(|s| match s {
+        Value::String(_) => Ok(Value::Bool(json_decode(s).is_ok())),
+        other => Err(overload("isJson", other)),
+    })),
     global!("queryString.encode", [P::Map] -> P::Str, Imp::F1(query_encode)),
     method!("encodeQueryString", [P::Map] -> P::Str, Imp::F1(query_encode)),
-    global!("queryString.decode", [P::Str] -> P::Map, Imp::F1(query_decode)),
-    method!("decodeQueryString", [P::Str] -> P::Map, Imp::F1(query_decode)),
-    method!("isQueryString", [P::Str] -> P::Bool, Imp::F1(|s| Ok(Value::Bool(query_decode(s).is_ok())))),
+    global!("queryString.decode", [P::Str] -> P::MapStrList, Imp::F1(query_decode)),
+    method!("decodeQueryString", [P::Str] -> P::MapStrList, Imp::F1(query_decode)),
+    method!("isQueryString", [P::Str] -> P::Bool, Imp::F1(|s| match s {
+        Value::String(_) => Ok(Value::Bool(query_decode(s).is_ok())),
+        other => Err(overload("isQueryString", other)),
+    })),
     method!("isPrivateIp", [P::Str] -> P::Bool, Imp::F1(is_private_ip)),
     global!("hash.md5", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Md5))),
     global!("hash.md5", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Md5))),
@@ -88,9 +97,9 @@ pub static DEFS: &[Def] = &[
     global!("hasResHeader", [P::Map, P::Str] -> P::Bool, Imp::F2(|m, n| has_key(m, n, true))),
     global!("getQueryParam", [P::Map, P::Str] -> P::ListStr, Imp::F2(|m, n| get_values(m, n, false))),
     global!("hasQueryParam", [P::Map, P::Str] -> P::Bool, Imp::F2(|m, n| has_key(m, n, false))),
-    global!("getReqCookie", [P::Map, P::Str] -> P::Map, Imp::F2(get_cookie)),
+    global!("getReqCookie", [P::Map, P::Str] -> P::MapStrDyn, Imp::F2(get_cookie)),
     global!("hasReqCookie", [P::Map, P::Str] -> P::Bool, Imp::F2(has_cookie)),
-    global!("getResCookie", [P::Map, P::Str] -> P::Map, Imp::F2(get_cookie)),
+    global!("getResCookie", [P::Map, P::Str] -> P::MapStrDyn, Imp::F2(get_cookie)),
     global!("hasResCookie", [P::Map, P::Str] -> P::Bool, Imp::F2(has_cookie)),
     global!("secrets.get", [P::Map, P::Str, P::Str] -> P::Str, Imp::F3(get_secret)),
     global!("rand.double", [] -> P::Double, Imp::FN(|_| Ok(Value::Double((random() >> 11) as f64 / (1u64 << 53) as f64)))),
@@ -125,19 +134,18 @@ fn in_cidr_range(ip: &Value, cidr: &Value) -> EvalResult {
     }
 }
 
-/// The parsable CIDRs of a list (others ignored); `None` if not all strings.
+/// The parsable CIDRs of a list (other entries are ignored).
 pub fn cidr_list(list: &Value) -> EvalResult<Vec<Prefix>> {
     let Value::List(items) = list else {
         return Err(overload("inCidrRanges", list));
     };
-    let mut out = Vec::with_capacity(items.len());
-    for item in items.iter() {
-        match item {
-            Value::String(c) => out.extend(parse_cidr(c)),
-            other => return Err(overload("inCidrRanges", other)),
-        }
-    }
-    Ok(out)
+    Ok(items
+        .iter()
+        .filter_map(|item| match item {
+            Value::String(c) => parse_cidr(c),
+            _ => None,
+        })
+        .collect())
 }
 
 fn in_cidr_ranges(ip: &Value, list: &Value) -> EvalResult {
@@ -376,6 +384,9 @@ fn json_decode(v: &Value) -> EvalResult {
 // --- query strings --------------------------------------------------------------
 
 fn query_encode(v: &Value) -> EvalResult {
+    if !v.is_map() {
+        return Err(overload("queryString.encode", v));
+    }
     let mut entries = v.map_entries()?;
     let mut keys = Vec::with_capacity(entries.len());
     for (k, _) in &entries {
@@ -512,7 +523,8 @@ fn hash(v: &Value, format: Option<&Value>, algo: Algo) -> EvalResult {
         None => hex(&digest),
         Some(Value::String(f)) if &**f == "hex" => hex(&digest),
         Some(Value::String(f)) if &**f == "base64" => STANDARD.encode(&digest),
-        Some(other) => return Err(EvalError::invalid(format!("unknown hash output format {other:?}"))),
+        Some(Value::String(f)) => return Err(EvalError::invalid(format!("hash format must be 'hex' or 'base64', not {f:?}"))),
+        Some(other) => return Err(overload("hash", other)),
     };
     Ok(Value::from(text))
 }
