@@ -451,9 +451,8 @@ impl Compiler<'_> {
                 let mut result: Option<Ty> = None;
                 for (x, y, r) in arithmetic_overloads(op) {
                     if fits(&x, a) && fits(&y, b) {
-                        let r = match (&r, a, b) {
-                            (List(_), List(ea), List(eb)) => List(Box::new(ea.join(eb))),
-                            (List(_), List(e), _) | (List(_), _, List(e)) => List(e.clone()),
+                        let r = match &r {
+                            List(_) if a == b => a.clone(),
                             _ => r,
                         };
                         result = Some(match result {
