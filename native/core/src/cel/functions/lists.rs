@@ -41,7 +41,7 @@ pub static DEFS: &[Def] = &[
     Def {
         name: "lists.range",
         receiver: false,
-        sigs: &[(&[P::Int], P::List)],
+        sigs: &[(&[P::Int], P::ListInt)],
         // Compiled to `Node::Range`; this is only the constant-folding path.
         imp: Imp::F1(|_| Err(EvalError::invalid("lists.range is evaluated by the interpreter"))),
     },

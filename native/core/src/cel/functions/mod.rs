@@ -45,6 +45,8 @@ pub enum P {
     Dur,
     List,
     ListStr,
+    /// In a result: `list(int)`.
+    ListInt,
     Map,
     /// `map(string, list(string))` (headers, query parameters).
     MapStrList,
@@ -72,6 +74,7 @@ impl P {
             (P::Dur, Ty::Duration) => true,
             (P::List, Ty::List(_)) => true,
             (P::ListStr, Ty::List(e)) => matches!(**e, Ty::String | Ty::Dyn),
+            (P::ListInt, Ty::List(e)) => matches!(**e, Ty::Int | Ty::Dyn),
             (P::Map, Ty::Map(..) | Ty::Object(_)) => true,
             (P::MapStrList | P::MapStrDyn, t) => P::Map.accepts(t),
             (P::Type, Ty::Type) => true,
@@ -98,6 +101,7 @@ impl P {
             P::Dur => Ty::Duration,
             P::List => Ty::List(Box::new(Ty::Dyn)),
             P::ListStr => Ty::List(Box::new(Ty::String)),
+            P::ListInt => Ty::List(Box::new(Ty::Int)),
             P::Map => Ty::Map(Box::new(Ty::Dyn), Box::new(Ty::Dyn)),
             P::MapStrList => Ty::Map(Box::new(Ty::String), Box::new(Ty::List(Box::new(Ty::String)))),
             P::MapStrDyn => Ty::Map(Box::new(Ty::String), Box::new(Ty::Dyn)),
