@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 Backend = Literal["rust", "python"]
 
@@ -43,4 +43,50 @@ BACKEND: Backend = "rust" if _native is not None else "python"
 
 # --- CEL ----------------------------------------------------------------------
 
-__all__ = ["BACKEND", "Backend"]
+if TYPE_CHECKING:
+    from edgeward_native import (
+        Env,
+        EvalError,
+        PolicyExprError,
+        Program,
+        Template,
+        UInt,
+        compile,
+        interpolate,
+    )
+else:
+    if _native is not None and hasattr(_native, "compile"):
+        from edgeward_native import (
+            Env,
+            EvalError,
+            PolicyExprError,
+            Program,
+            Template,
+            UInt,
+            compile,
+            interpolate,
+        )
+    else:
+        from edgeward.expr import (
+            Env,
+            EvalError,
+            PolicyExprError,
+            Program,
+            Template,
+            UInt,
+            compile,
+            interpolate,
+        )
+
+__all__ = [
+    "BACKEND",
+    "Backend",
+    "Env",
+    "EvalError",
+    "PolicyExprError",
+    "Program",
+    "Template",
+    "UInt",
+    "compile",
+    "interpolate",
+]

@@ -211,8 +211,7 @@ class Compiler:
         test = _ORDER_TESTS[op]
 
         def order(e: Evaluation) -> bool:
-            result = compare(left(e), right(e))
-            return result is not None and test(result)
+            return test(compare(left(e), right(e)))
 
         return order
 
