@@ -54,18 +54,16 @@ if TYPE_CHECKING:
         compile,
         interpolate,
     )
-else:
-    if _native is not None and hasattr(_native, "compile"):
-        from edgeward_native import (
-            Env,
-            EvalError,
-            PolicyExprError,
-            Program,
-            Template,
-            UInt,
-            compile,
-            interpolate,
-        )
+else:  # noqa: PLR5501 - one branch per backend, as in the other sections
+    if _native is not None and hasattr(_native, "compile"):  # a build without CEL: reference
+        Env = _native.Env
+        EvalError = _native.EvalError
+        PolicyExprError = _native.PolicyExprError
+        Program = _native.Program
+        Template = _native.Template
+        UInt = _native.UInt
+        compile = _native.compile
+        interpolate = _native.interpolate
     else:
         from edgeward.expr import (
             Env,

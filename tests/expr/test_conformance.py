@@ -92,7 +92,7 @@ def python_value(v: dict[str, Any]) -> Any:
     if tag == "uint":
         return UInt(x)
     if tag == "double":
-        return float(x) if isinstance(x, str) else float(x)
+        return float(x)
     if tag == "bytes":
         return bytes.fromhex(x)
     if tag == "list":
@@ -177,7 +177,9 @@ def _params() -> list[Any]:
             reason = skip_reason(file, case)
             marks = [pytest.mark.skip(reason=reason)] if reason else []
             params.append(
-                pytest.param(file, case, id=f"{file}/{case['section']}/{case['name']}/{i}", marks=marks)
+                pytest.param(
+                    file, case, id=f"{file}/{case['section']}/{case['name']}/{i}", marks=marks
+                )
             )
     return params
 

@@ -281,9 +281,7 @@ class _Checker:
                 raise self.error(f"cannot compare {lt} and {rt} with '{op}'", node)
             return rewritten, BOOL
         if op == "in":
-            if rt.name == "list":
-                element = rt.params[0]
-            elif rt.name == "map":
+            if rt.name in ("list", "map"):
                 element = rt.params[0]
             elif rt.name == "dyn":
                 element = DYN
@@ -301,9 +299,7 @@ class _Checker:
 
     def comprehension(self, node: ast.Comprehension) -> Checked:
         range_, rt = self.value(node.range)
-        if rt.name == "list":
-            var_type = rt.params[0]
-        elif rt.name == "map":
+        if rt.name in ("list", "map"):
             var_type = rt.params[0]
         elif rt.name == "dyn":
             var_type = DYN

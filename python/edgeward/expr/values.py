@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from edgeward.expr.errors import EvalError
 
@@ -310,8 +310,8 @@ def map_items(mapping: Mapping[Any, Any]) -> Iterator[tuple[Any, Any]]:
 
 
 def map_keys(mapping: Mapping[Any, Any]) -> Iterator[Any]:
-    for key in mapping:
-        key = from_python(key)
+    for raw in mapping:
+        key = from_python(raw)
         if kind(key) not in KEY_KINDS:
             raise EvalError("invalid_argument", f"unsupported map key type {type_name(key)}")
         yield key
@@ -360,9 +360,9 @@ def numeric_compare(a: Any, b: Any) -> int | None:
     if a_float and b_float:
         if math.isnan(a) or math.isnan(b):
             return None
-        return (a > b) - (a < b)
+        return int(a > b) - int(a < b)
     if not a_float and not b_float:
-        return (a > b) - (a < b)
+        return int(a > b) - int(a < b)
     if a_float:
         result = _compare_integer_double(b, a)
         return None if result is None else -result
@@ -394,7 +394,7 @@ def compare(a: Any, b: Any) -> int:
             raise EvalError("invalid_argument", "NaN values cannot be ordered")
         return result
     if ka == kb and ka in _ORDERED:
-        return (a > b) - (a < b)
+        return int(a > b) - int(a < b)
     raise EvalError("no_such_overload", f"no ordering between {ka} and {kb}")
 
 
@@ -519,7 +519,11 @@ def _first(entry: tuple[str, str]) -> str:
     return entry[0]
 
 
-def check_size(value: Any) -> Any:
+_Sized = TypeVar("_Sized", bound=Sized)
+
+
+def check_size(value: _Sized) -> _Sized:
+    """`limit` when a built string, bytes or list is longer than MAX_SIZE."""
     if len(value) > MAX_SIZE:
         raise EvalError("limit", f"result longer than {MAX_SIZE}")
     return value
