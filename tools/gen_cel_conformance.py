@@ -23,6 +23,7 @@ message, not expressible here). Types are strings in the `Env` syntax
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -197,7 +198,7 @@ def _one(msg: Message, field: str, default: Any = None) -> Any:
 
 
 def _double(x: float) -> float | str:
-    if x != x:
+    if math.isnan(x):
         return "nan"
     if x in (float("inf"), float("-inf")):
         return "inf" if x > 0 else "-inf"

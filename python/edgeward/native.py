@@ -54,7 +54,7 @@ if TYPE_CHECKING:
         compile,
         interpolate,
     )
-else:
+else:  # noqa: PLR5501 - one branch per backend, as in the other sections
     if _native is not None:
         Env = _native.Env
         EvalError = _native.EvalError

@@ -223,7 +223,7 @@ class _Checker:
                 o.check_constants(*constants)
             except EvalError as exc:
                 at = next(a for a, c in zip(args, constants, strict=True) if c is not None)
-                raise self.error(exc.message, at) from None
+                raise self.error(f"invalid constant argument: {exc.message}", at) from None
 
     def index(self, node: ast.Index) -> Checked:
         operand, t = self.value(node.operand)
@@ -281,9 +281,7 @@ class _Checker:
                 raise self.error(f"cannot compare {lt} and {rt} with '{op}'", node)
             return rewritten, BOOL
         if op == "in":
-            if rt.name == "list":
-                element = rt.params[0]
-            elif rt.name == "map":
+            if rt.name in ("list", "map"):
                 element = rt.params[0]
             elif rt.name == "dyn":
                 element = DYN
@@ -301,9 +299,7 @@ class _Checker:
 
     def comprehension(self, node: ast.Comprehension) -> Checked:
         range_, rt = self.value(node.range)
-        if rt.name == "list":
-            var_type = rt.params[0]
-        elif rt.name == "map":
+        if rt.name in ("list", "map"):
             var_type = rt.params[0]
         elif rt.name == "dyn":
             var_type = DYN

@@ -10,6 +10,7 @@ name/style/arity whose kinds match the arguments runs (docs/cel.md §4, §11).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -132,11 +133,8 @@ IMPLICIT_ARGUMENTS: Final[dict[tuple[str, int], tuple[str, ...]]] = {
 }
 
 
-_registry: Registry | None = None
-
-
+@functools.cache
 def registry() -> Registry:
-    global _registry
-    if _registry is None:
-        _registry = _build()
-    return _registry
+    """The table of every function (built on first use: the libraries import
+    this module)."""
+    return _build()

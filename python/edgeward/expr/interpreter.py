@@ -4,6 +4,7 @@ taking the per-evaluation state and returning a value or raising `EvalError`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -38,9 +39,7 @@ class Evaluation:
     def iterate(self) -> None:
         self.iterations += 1
         if self.iterations > self.max_iterations:
-            raise EvalError(
-                "limit", f"more than {self.max_iterations} comprehension iterations"
-            )
+            raise EvalError("limit", f"more than {self.max_iterations} comprehension iterations")
 
 
 Step = Callable[[Evaluation], Any]
@@ -211,14 +210,13 @@ class Compiler:
         test = _ORDER_TESTS[op]
 
         def order(e: Evaluation) -> bool:
-            result = compare(left(e), right(e))
-            return result is not None and test(result)
+            return test(compare(left(e), right(e)))
 
         return order
 
     def _Logic(self, node: ast.Logic, scope: dict[str, int]) -> Step:
         operands = [self.compile(o, scope) for o in node.operands]
-        decisive = node.op == "||"  # the value that decides the result at once
+        decisive: bool = node.op == "||"  # the value that decides the result at once
 
         def logic(e: Evaluation) -> bool:
             error: EvalError | None = None
@@ -229,7 +227,7 @@ class Compiler:
                     error = error or exc
                     continue
                 if value is decisive:
-                    return decisive
+                    return bool(value)
                 if value is not (not decisive):
                     error = error or no_overload(node.op, [value])
             if error is not None:
@@ -280,7 +278,7 @@ class Compiler:
             raise no_overload(macro, [value])
 
         if macro in ("all", "exists"):
-            decisive = macro == "exists"
+            decisive: bool = macro == "exists"
 
             def quantifier(e: Evaluation) -> bool:
                 error: EvalError | None = None
@@ -345,9 +343,7 @@ _ORDER_TESTS: Final[dict[str, Callable[[int], bool]]] = {
 
 def _list_index(key: Any, size: int) -> int:
     k = kind(key)
-    if k in ("int", "uint"):
-        i = int(key)
-    elif k == "double" and key == key and key not in (float("inf"), float("-inf")) and key == int(key):
+    if k in ("int", "uint") or (k == "double" and math.isfinite(key) and key == int(key)):
         i = int(key)
     else:
         raise EvalError("invalid_argument", f"invalid list index {key!r}")

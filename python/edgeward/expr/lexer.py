@@ -7,6 +7,7 @@ null in``, the operators and punctuation as themselves, and ``eof``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -172,11 +173,11 @@ class Lexer:
                     pos += 1
         text = src[start:pos]
         if is_float:
-            value = float(text)
-            if value in (float("inf"), float("-inf")):
+            double = float(text)
+            if math.isinf(double):
                 raise self.error(f"double literal {text} out of range", start)
             self.pos = pos
-            return Token("double", value, start, pos)
+            return Token("double", double, start, pos)
         return self._integer(start, pos, int(text))
 
     def _integer(self, start: int, pos: int, value: int) -> Token:

@@ -105,7 +105,10 @@ ARITHMETIC: Final = [
         lambda a, b: Timestamp.checked(a.nanos + b.nanos),
     ),
     overload(
-        "_+_", ("duration", "duration"), "duration", lambda a, b: Duration.checked(a.nanos + b.nanos)
+        "_+_",
+        ("duration", "duration"),
+        "duration",
+        lambda a, b: Duration.checked(a.nanos + b.nanos),
     ),
     overload("_-_", ("int", "int"), "int", lambda a, b: checked_int(a - b)),
     overload("_-_", ("uint", "uint"), "uint", lambda a, b: checked_uint(a - b)),
@@ -123,7 +126,10 @@ ARITHMETIC: Final = [
         lambda a, b: Timestamp.checked(a.nanos - b.nanos),
     ),
     overload(
-        "_-_", ("duration", "duration"), "duration", lambda a, b: Duration.checked(a.nanos - b.nanos)
+        "_-_",
+        ("duration", "duration"),
+        "duration",
+        lambda a, b: Duration.checked(a.nanos - b.nanos),
     ),
     overload("_*_", ("int", "int"), "int", lambda a, b: checked_int(a * b)),
     overload("_*_", ("uint", "uint"), "uint", lambda a, b: checked_uint(a * b)),
@@ -172,7 +178,12 @@ STRINGS: Final = [
     overload("startsWith", ("string", "string"), "bool", str.startswith, receiver=True),
     overload("endsWith", ("string", "string"), "bool", str.endswith, receiver=True),
     overload(
-        "matches", ("string", "string"), "bool", matches, receiver=True, check_constants=_check_regex
+        "matches",
+        ("string", "string"),
+        "bool",
+        matches,
+        receiver=True,
+        check_constants=_check_regex,
     ),
     overload("matches", ("string", "string"), "bool", matches, check_constants=_check_regex),
 ]

@@ -17,7 +17,9 @@ def _same(args: tuple[Type, ...]) -> Type:
 
 def slice_list(items: Any, start: int, end: int) -> list[Any]:
     if start < 0 or end < 0 or start > end or end > len(items):
-        raise EvalError("invalid_argument", f"cannot slice({start}, {end}) of {len(items)} elements")
+        raise EvalError(
+            "invalid_argument", f"cannot slice({start}, {end}) of {len(items)} elements"
+        )
     return [items[i] for i in range(start, end)]
 
 

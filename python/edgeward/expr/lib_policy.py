@@ -71,9 +71,7 @@ def in_cidr_range(ip: str, cidr: str) -> bool:
 
 
 def in_cidr_ranges(ip: str, cidrs: Any) -> bool:
-    return any(
-        kind(cidr) == "string" and in_cidr_range(ip, cidr) for cidr in list_items(cidrs)
-    )
+    return any(kind(cidr) == "string" and in_cidr_range(ip, cidr) for cidr in list_items(cidrs))
 
 
 def _check_cidr(_ip: Any, cidr: Any) -> None:
@@ -123,7 +121,9 @@ def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64_encode(f"{user}:{password}")
 
 
-_UNRESERVED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_UNRESERVED: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
+)
 
 
 def url_escape(text: str) -> str:
@@ -205,7 +205,9 @@ def _json_parts(value: Any) -> list[str]:
     parts = ["{"]
     for i, (key, item) in enumerate(map_items(value)):
         if kind(key) != "string":
-            raise EvalError("invalid_argument", f"JSON object keys must be strings, not {type_name(key)}")
+            raise EvalError(
+                "invalid_argument", f"JSON object keys must be strings, not {type_name(key)}"
+            )
         if i:
             parts.append(",")
         parts.extend((json.dumps(key, ensure_ascii=False), ":"))
@@ -358,7 +360,9 @@ def _hasher(algorithm: str) -> Callable[..., str]:
             return raw.hex()
         if encoding == "base64":
             return base64.b64encode(raw).decode("ascii")
-        raise EvalError("invalid_argument", f"hash format must be 'hex' or 'base64', not {encoding!r}")
+        raise EvalError(
+            "invalid_argument", f"hash format must be 'hex' or 'base64', not {encoding!r}"
+        )
 
     return hash_text
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 from edgeward.expr.errors import EvalError
@@ -138,7 +139,7 @@ def _format_error(message: str) -> EvalError:
 
 
 def _special_double(x: float) -> str | None:
-    if x != x:
+    if math.isnan(x):
         return "NaN"
     if x in (float("inf"), float("-inf")):
         return "Infinity" if x > 0 else "-Infinity"
@@ -189,7 +190,9 @@ def _clause(verb: str, precision: int, arg: Any) -> str:
         if k in ("int", "uint"):
             return format(int(arg), "o")
         raise _format_error(f"octal clause can only be used on integers, was given {k}")
-    raise _format_error(f'could not parse formatting clause: unrecognized formatting clause "{verb}"')
+    raise _format_error(
+        f'could not parse formatting clause: unrecognized formatting clause "{verb}"'
+    )
 
 
 def format_string(template: str, args: Any) -> str:

@@ -196,8 +196,11 @@ _DURATION_UNITS: Final = {
 
 
 def duration_field(d: Duration, field: str) -> int:
-    unit = _DURATION_UNITS[field]
-    whole = abs(d.nanos) // unit
+    """Hours, minutes, seconds: the whole duration in that unit; milliseconds:
+    the millisecond part of the second (cel-go). Truncated toward zero."""
+    whole = abs(d.nanos) // _DURATION_UNITS[field]
+    if field == "getMilliseconds":
+        whole %= 1000
     return -whole if d.nanos < 0 else whole
 
 

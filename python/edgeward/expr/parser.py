@@ -36,7 +36,13 @@ _PRECEDENCE: Final = {
     "/": 5,
     "%": 5,
 }
-_COMPREHENSIONS: Final = {"all": (2,), "exists": (2,), "exists_one": (2,), "filter": (2,), "map": (2, 3)}
+_COMPREHENSIONS: Final = {
+    "all": (2,),
+    "exists": (2,),
+    "exists_one": (2,),
+    "filter": (2,),
+    "map": (2, 3),
+}
 
 
 def parse(source: str, *, max_depth: int, start: int = 0, end: int | None = None) -> ast.Node:
@@ -81,7 +87,9 @@ class _Parser:
         if self.tok.kind != kind:
             if self.tok.kind == "eof":
                 raise self.error(f"expected {kind!r} before the end of the expression")
-            raise self.error(f"expected {kind!r}, found {self.source[self.tok.pos : self.tok.end]!r}")
+            raise self.error(
+                f"expected {kind!r}, found {self.source[self.tok.pos : self.tok.end]!r}"
+            )
         return self.advance()
 
     def node(self, node: ast.Node, *child_depths: int) -> Parsed:
@@ -135,7 +143,9 @@ class _Parser:
                     chain, chain_op = [(left, depth)], op
                 chain.append((right, right_depth))
                 operands = tuple(n for n, _ in chain)
-                left, depth = self.node(ast.Logic(operands[0].pos, op, operands), *(d for _, d in chain))
+                left, depth = self.node(
+                    ast.Logic(operands[0].pos, op, operands), *(d for _, d in chain)
+                )
             else:
                 chain_op = None
                 left, depth = self.node(ast.Binary(left.pos, op, left, right), depth, right_depth)
@@ -166,10 +176,9 @@ class _Parser:
                     self.advance()
                     node, depth = self.node(ast.Select(node.pos, node, name_token.value), depth)
                     continue
-                name = self.identifier()
+                name = self.identifier(reserved_ok=True)
                 if self.tok.kind == "(":
-                    args, args_depth = self.arguments()
-                    node, depth = self.member_call(node, depth, name, name_token, args, args_depth)
+                    node, depth = self.member_call((node, depth), name_token, self.arguments())
                 elif self.tok.kind == "{":
                     raise self.error("message construction is not supported")
                 else:
@@ -182,16 +191,18 @@ class _Parser:
             else:
                 return node, depth
 
-    def identifier(self) -> str:
+    def identifier(self, *, reserved_ok: bool = False) -> str:
+        """An identifier; reserved words are fine as field and method names
+        (`conn.client_ip.as`), as cel-go parses them."""
         token = self.tok
         if token.kind != "ident":
             raise self.unexpected()
-        if token.value in RESERVED:
+        if token.value in RESERVED and not reserved_ok:
             raise self.error(f"reserved identifier {token.value!r}")
         self.advance()
         return str(token.value)
 
-    def arguments(self) -> tuple[list[Parsed], int]:
+    def arguments(self) -> list[Parsed]:
         self.expect("(")
         args: list[Parsed] = []
         if self.tok.kind != ")":
@@ -201,7 +212,7 @@ class _Parser:
                     break
                 self.advance()
         self.expect(")")
-        return args, max((d for _, d in args), default=0)
+        return args
 
     def primary(self) -> Parsed:
         token = self.tok
@@ -284,60 +295,46 @@ class _Parser:
             raise self.error("message construction is not supported")
         if self.tok.kind != "(":
             return self.node(ast.Ident(token.pos, name))
-        args, args_depth = self.arguments()
+        args = self.arguments()
         if name == "has":
             if len(args) != 1:
                 raise self.error("has() takes exactly one argument", token.pos)
-            (arg, depth), = args
+            ((arg, depth),) = args
             if not isinstance(arg, ast.Select) or arg.test_only:
                 raise self.error("the argument of has() must be a field selection", arg.pos)
             return ast.Select(arg.pos, arg.operand, arg.field, test_only=True), depth
-        return self.call(token.pos, name, None, 0, args, args_depth)
+        return self.call(token.pos, name, None, args)
 
-    def member_call(
-        self,
-        receiver: ast.Node,
-        receiver_depth: int,
-        name: str,
-        name_token: Token,
-        args: list[Parsed],
-        args_depth: int,
-    ) -> Parsed:
+    def member_call(self, receiver: Parsed, name_token: Token, args: list[Parsed]) -> Parsed:
+        """`receiver.name(args)`: a comprehension macro, a namespaced function
+        (`base64.encode(x)`), or a receiver-style call."""
+        name = str(name_token.value)
+        node, depth = receiver
         arities = _COMPREHENSIONS.get(name)
         if arities and len(args) in arities:
             var_node = args[0][0]
             if not isinstance(var_node, ast.Ident):
                 raise self.error(f"the first argument of {name}() must be a name", var_node.pos)
-            body, body_depth = args[-1]
             condition = args[1][0] if len(args) == 3 else None
-            depth = max(receiver_depth, body_depth, args[1][1] if condition else 0)
-            node = ast.Comprehension(receiver.pos, name, var_node.name, receiver, body, condition)
-            return self.node(node, depth)
-        qualified = _qualified_name(receiver)
+            comprehension = ast.Comprehension(
+                node.pos, name, var_node.name, node, args[-1][0], condition
+            )
+            return self.node(comprehension, depth, *(d for _, d in args[1:]))
+        qualified = _qualified_name(node)
         if qualified is not None and f"{qualified}.{name}" in QUALIFIED_FUNCTIONS:
-            return self.call(receiver.pos, f"{qualified}.{name}", None, 0, args, args_depth)
-        return self.call(name_token.pos, name, receiver, receiver_depth, args, args_depth)
+            return self.call(node.pos, f"{qualified}.{name}", None, args)
+        return self.call(name_token.pos, name, receiver, args)
 
-    def call(
-        self,
-        pos: int,
-        name: str,
-        receiver: ast.Node | None,
-        receiver_depth: int,
-        args: list[Parsed],
-        args_depth: int,
-    ) -> Parsed:
-        nodes = tuple(a for a, _ in args)
+    def call(self, pos: int, name: str, receiver: Parsed | None, args: list[Parsed]) -> Parsed:
         implicit = IMPLICIT_ARGUMENTS.get((name, len(args))) if receiver is None else None
-        if implicit is not None:
+        if implicit is not None:  # getReqHeader(n) reads req.headers: make it explicit
             path: ast.Node = ast.Ident(pos, implicit[0])
-            path_depth = 1
             for field in implicit[1:]:
                 path = ast.Select(pos, path, field)
-                path_depth += 1
-            nodes = (path, *nodes)
-            args_depth = max(args_depth, path_depth)
-        return self.node(ast.Call(pos, name, receiver, nodes), receiver_depth, args_depth)
+            args = [(path, len(implicit)), *args]
+        children = ([receiver] if receiver is not None else []) + args
+        call = ast.Call(pos, name, receiver[0] if receiver else None, tuple(a for a, _ in args))
+        return self.node(call, *(d for _, d in children))
 
 
 def _qualified_name(node: ast.Node) -> str | None:

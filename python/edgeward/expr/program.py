@@ -52,7 +52,7 @@ def compile_range(source: str, env: Env, start: int = 0, end: int | None = None)
     return Program(source[start:stop], check(tree, source, env), env)
 
 
-def compile(source: str, *, env: Env | None = None) -> Program:  # noqa: A001 - the API name
+def compile(source: str, *, env: Env | None = None) -> Program:
     """Parse and check `source`. Raises `PolicyExprError`."""
     if not isinstance(source, str):
         raise TypeError(f"source must be a str, not {type(source).__name__}")

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from edgeward.expr.errors import EvalError
 
@@ -27,7 +27,6 @@ NANOS: Final = 1_000_000_000
 # 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999999Z in seconds.
 TIMESTAMP_MIN_S: Final = -62135596800
 TIMESTAMP_MAX_S: Final = 253402300799
-DURATION_MAX_S: Final = 315_576_000_000
 
 
 class UInt(int):
@@ -60,7 +59,7 @@ class Duration:
 
     @staticmethod
     def checked(nanos: int) -> Duration:
-        if not -DURATION_MAX_S * NANOS <= nanos <= DURATION_MAX_S * NANOS:
+        if not INT64_MIN <= nanos <= INT64_MAX:  # Go's time.Duration, as cel-go
             raise EvalError("range", "duration out of range")
         return Duration(nanos)
 
@@ -311,8 +310,8 @@ def map_items(mapping: Mapping[Any, Any]) -> Iterator[tuple[Any, Any]]:
 
 
 def map_keys(mapping: Mapping[Any, Any]) -> Iterator[Any]:
-    for key in mapping:
-        key = from_python(key)
+    for raw in mapping:
+        key = from_python(raw)
         if kind(key) not in KEY_KINDS:
             raise EvalError("invalid_argument", f"unsupported map key type {type_name(key)}")
         yield key
@@ -352,28 +351,50 @@ def equals(a: Any, b: Any) -> bool:
 
 
 def numeric_compare(a: Any, b: Any) -> int | None:
-    """-1, 0 or 1 comparing two numbers by exact value; None if either is NaN."""
-    if isinstance(a, float) or isinstance(b, float):
-        if (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
+    """-1, 0 or 1 comparing two numbers as cel-go does; None if either is NaN.
+
+    int and uint compare exactly; a double compares with an int/uint by
+    converting the integer to the nearest double, unless the double lies
+    outside the integer type's range (then it is simply smaller or larger)."""
+    a_float, b_float = isinstance(a, float), isinstance(b, float)
+    if a_float and b_float:
+        if math.isnan(a) or math.isnan(b):
             return None
-        if isinstance(a, float) and isinstance(b, float):
-            return (a > b) - (a < b)
-        # Exact comparison of an integer with a double: Python compares int and
-        # float exactly (no rounding through double).
-    return (a > b) - (a < b)
+        return int(a > b) - int(a < b)
+    if not a_float and not b_float:
+        return int(a > b) - int(a < b)
+    if a_float:
+        result = _compare_integer_double(b, a)
+        return None if result is None else -result
+    return _compare_integer_double(a, b)
+
+
+def _compare_integer_double(i: int, d: float) -> int | None:
+    if math.isnan(d):
+        return None
+    low, high = (0.0, 2.0**64) if isinstance(i, UInt) else (-(2.0**63), 2.0**63)
+    if d < low:
+        return 1
+    if d > high:
+        return -1
+    f = float(i)
+    return (f > d) - (f < d)
 
 
 _ORDERED: Final = frozenset({"string", "bytes", "bool", "timestamp", "duration"})
 
 
-def compare(a: Any, b: Any) -> int | None:
-    """CEL ordering: -1/0/1, None when NaN is involved (every comparison is
-    then false); `no_such_overload` for kinds that are not ordered together."""
+def compare(a: Any, b: Any) -> int:
+    """CEL ordering: -1/0/1; `invalid_argument` when NaN is involved,
+    `no_such_overload` for kinds that are not ordered together."""
     ka, kb = kind(a), kind(b)
     if ka in _NUMERIC and kb in _NUMERIC:
-        return numeric_compare(a, b)
+        result = numeric_compare(a, b)
+        if result is None:
+            raise EvalError("invalid_argument", "NaN values cannot be ordered")
+        return result
     if ka == kb and ka in _ORDERED:
-        return (a > b) - (a < b)
+        return int(a > b) - int(a < b)
     raise EvalError("no_such_overload", f"no ordering between {ka} and {kb}")
 
 
@@ -498,7 +519,11 @@ def _first(entry: tuple[str, str]) -> str:
     return entry[0]
 
 
-def check_size(value: Any) -> Any:
+_Sized = TypeVar("_Sized", bound=Sized)
+
+
+def check_size(value: _Sized) -> _Sized:
+    """`limit` when a built string, bytes or list is longer than MAX_SIZE."""
     if len(value) > MAX_SIZE:
         raise EvalError("limit", f"result longer than {MAX_SIZE}")
     return value
