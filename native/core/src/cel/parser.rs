@@ -545,9 +545,7 @@ impl Parser<'_> {
                     )?;
                 }
             } else if self.eat("[")? {
-                self.enter()?;
                 let index = self.expr()?;
-                self.depth -= 1;
                 self.expect("]")?;
                 e = self.node(pos, ExprKind::Index(Box::new(e), Box::new(index)))?;
             } else {
@@ -732,7 +730,6 @@ impl Parser<'_> {
     }
 
     fn expr_list(&mut self, close: &str) -> PResult<Vec<Expr>> {
-        self.enter()?;
         let mut items = Vec::new();
         while !self.is(close) {
             items.push(self.expr()?);
@@ -741,12 +738,10 @@ impl Parser<'_> {
             }
         }
         self.expect(close)?;
-        self.depth -= 1;
         Ok(items)
     }
 
     fn map_inits(&mut self) -> PResult<Vec<(Expr, Expr)>> {
-        self.enter()?;
         let mut entries = Vec::new();
         while !self.is("}") {
             let k = self.expr()?;
@@ -758,7 +753,6 @@ impl Parser<'_> {
             }
         }
         self.expect("}")?;
-        self.depth -= 1;
         Ok(entries)
     }
 }
@@ -804,6 +798,9 @@ mod tests {
             assert!(parse(&src, 64).is_err());
         }
         ok(&("(".repeat(32) + "7" + &")".repeat(32)));
+        // Height 62 (61 lists around a literal) is within a limit of 64.
+        ok(&("[".repeat(61) + "1" + &"]".repeat(61)));
+        assert!(parse(&("[".repeat(64) + "1" + &"]".repeat(64)), 64).is_err());
         // A run of one unary operator is a loop, and an even run cancels.
         assert!(matches!(ok(&("!".repeat(100_000) + "true")).kind, ExprKind::Literal(Value::Bool(true))));
         assert!(matches!(ok(&("-".repeat(100_001) + "x")).kind, ExprKind::Unary(UnaryOp::Neg, _)));
