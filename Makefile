@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 CARGO  ?= cargo
 NATIVE := native/Cargo.toml
 
-.PHONY: run install native system-deps lint test test-python test-rust bench clean
+.PHONY: run install native system-deps lint test test-python test-rust fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +41,20 @@ test-rust:
 test-python: install system-deps
 	$(BIN)/pytest
 
-test: lint test-rust test-python
+# A short cargo-fuzz run of the CEL parser/checker/evaluator (seeded from
+# the conformance expressions; cargo-fuzz needs nightly features, which
+# RUSTC_BOOTSTRAP enables on the stable toolchain).
+FUZZ_SECONDS ?= 25
+fuzz: $(BIN)/python
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked --quiet cargo-fuzz
+	$(BIN)/python native/fuzz/seed_corpus.py native/fuzz/corpus/cel
+	cd native/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none cel corpus/cel -- \
+		-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -print_final_stats=1
+
+test: lint test-rust test-python fuzz
 
 bench: install system-deps
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench $(BENCH)
 
 clean:

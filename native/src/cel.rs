@@ -10,14 +10,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use edgeward_core::cel::{
-    self, CelType, CompileError, ErrorKind, EvalError, EvalResult, LazyMap, PathSpec, Step, Timestamp, Ty, Value,
+    self, CelType, CompileError, ErrorKind, EvalError, EvalResult, LazyMap, PathSpec, Step,
+    Timestamp, Ty, Value,
 };
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDateTime, PyDelta, PyDateAccess, PyDeltaAccess, PyDict, PyFloat, PyFrozenSet, PyInt, PyList,
-    PyMapping, PyMemoryView, PyString, PyTimeAccess, PyTuple, PyTzInfo, PyTzInfoAccess, PyType,
+    PyBool, PyByteArray, PyBytes, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyDict,
+    PyFloat, PyFrozenSet, PyInt, PyList, PyMapping, PyMemoryView, PyString, PyTimeAccess, PyTuple,
+    PyType, PyTzInfo, PyTzInfoAccess,
 };
 
 // --- exceptions and classes of the Python package ---------------------------
@@ -28,7 +30,11 @@ static EVAL_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-fn package_type<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> PyResult<&'py Bound<'py, PyType>> {
+fn package_type<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyType>> {
     cell.import(py, "edgeward_native", name)
 }
 
@@ -40,7 +46,9 @@ fn uint_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// Python twin defines its own), so that values move between the twins.
 fn is_uint_class(py: Python<'_>, t: &Bound<'_, PyType>) -> bool {
     uint_type(py).is_ok_and(|u| t.is(u) || t.is_subclass(u).unwrap_or(false))
-        || (t.is_subclass_of::<PyInt>().unwrap_or(false) && t.name().is_ok_and(|n| n.to_str().is_ok_and(|n| n == "UInt")))
+        || (t.is_subclass_of::<PyInt>().unwrap_or(false)
+            && t.name()
+                .is_ok_and(|n| n.to_str().is_ok_and(|n| n == "UInt")))
 }
 
 fn compile_error(py: Python<'_>, source: &str, e: CompileError) -> PyErr {
@@ -69,7 +77,9 @@ fn eval_error(py: Python<'_>, e: EvalError) -> PyErr {
             return err;
         }
     }
-    match package_type(py, &EVAL_ERROR, "EvalError").and_then(|t| t.call1((e.kind().as_str(), e.message()))) {
+    match package_type(py, &EVAL_ERROR, "EvalError")
+        .and_then(|t| t.call1((e.kind().as_str(), e.message())))
+    {
         Ok(exc) => PyErr::from_value(exc),
         Err(err) => err,
     }
@@ -84,10 +94,13 @@ pub struct PyEnv {
 
 fn parse_decl(path: &str, decl: &Bound<'_, PyAny>) -> PyResult<Ty> {
     if let Ok(text) = decl.cast::<PyString>() {
-        return Ty::parse(text.to_str()?).map_err(|m| PyValueError::new_err(format!("{path}: {m}")));
+        return Ty::parse(text.to_str()?)
+            .map_err(|m| PyValueError::new_err(format!("{path}: {m}")));
     }
     let Ok(fields) = decl.cast::<PyMapping>() else {
-        return Err(PyValueError::new_err(format!("{path}: a type must be a string or a dict")));
+        return Err(PyValueError::new_err(format!(
+            "{path}: a type must be a string or a dict"
+        )));
     };
     let mut object = cel::types::ObjectTy {
         fields: BTreeMap::new(),
@@ -96,13 +109,22 @@ fn parse_decl(path: &str, decl: &Bound<'_, PyAny>) -> PyResult<Ty> {
     for item in fields.items()?.iter() {
         let (name, ty): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
         let Ok(name) = name.extract::<String>() else {
-            return Err(PyValueError::new_err(format!("{path}: field names must be strings, not {}", name.repr()?)));
+            return Err(PyValueError::new_err(format!(
+                "{path}: field names must be strings, not {}",
+                name.repr()?
+            )));
         };
-        let sub = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+        let sub = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path}.{name}")
+        };
         if name.is_empty() {
             let own = parse_decl(&sub, &ty)?;
             if matches!(own, Ty::Object(_)) || !ty.is_instance_of::<PyString>() {
-                return Err(PyValueError::new_err(format!("{path}: the own value (\"\") must be a type name")));
+                return Err(PyValueError::new_err(format!(
+                    "{path}: the own value (\"\") must be a type name"
+                )));
             }
             object.own = Some(own);
         } else {
@@ -131,12 +153,20 @@ impl PyEnv {
             };
             match (v.is_instance_of::<PyBool>(), v.extract::<u64>()) {
                 (false, Ok(n)) if n >= 1 => Ok(n),
-                _ => Err(PyValueError::new_err(format!("{name} must be a positive int, not {}", v.repr()?))),
+                _ => Err(PyValueError::new_err(format!(
+                    "{name} must be a positive int, not {}",
+                    v.repr()?
+                ))),
             }
         };
         let defaults = cel::Env::default();
-        let max_source_length = limit("max_source_length", max_source_length, defaults.max_source_length as u64)? as usize;
-        let max_depth = limit("max_depth", max_depth, defaults.max_depth as u64)?.min(u32::MAX as u64) as u32;
+        let max_source_length = limit(
+            "max_source_length",
+            max_source_length,
+            defaults.max_source_length as u64,
+        )? as usize;
+        let max_depth =
+            limit("max_depth", max_depth, defaults.max_depth as u64)?.min(u32::MAX as u64) as u32;
         let max_iterations = limit("max_iterations", max_iterations, defaults.max_iterations)?;
         let variables = match variables {
             None => None,
@@ -175,7 +205,10 @@ impl PyEnv {
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn env_of(env: Option<&Bound<'_, PyEnv>>) -> cel::Env {
@@ -200,7 +233,9 @@ fn path_keys(py: Python<'_>, paths: &[PathSpec]) -> PyResult<Vec<PathKeys>> {
                 .iter()
                 .map(|s| {
                     Ok(match s {
-                        Step::Field(f) | Step::ObjField(f) => Some(PyString::intern(py, f).into_any().unbind()),
+                        Step::Field(f) | Step::ObjField(f) => {
+                            Some(PyString::intern(py, f).into_any().unbind())
+                        }
                         Step::Own => Some(PyString::intern(py, "").into_any().unbind()),
                         Step::Index(k) => python_key(py, k)?.map(Bound::unbind),
                     })
@@ -214,7 +249,10 @@ fn path_keys(py: Python<'_>, paths: &[PathSpec]) -> PyResult<Vec<PathKeys>> {
         .collect()
 }
 
-fn frozenset(py: Python<'_>, items: &std::collections::BTreeSet<String>) -> PyResult<Py<PyFrozenSet>> {
+fn frozenset(
+    py: Python<'_>,
+    items: &std::collections::BTreeSet<String>,
+) -> PyResult<Py<PyFrozenSet>> {
     Ok(PyFrozenSet::new(py, items.iter())?.unbind())
 }
 
@@ -249,7 +287,11 @@ impl PyProgram {
 
 #[pyfunction]
 #[pyo3(signature = (source, *, env=None))]
-pub fn compile(py: Python<'_>, source: &Bound<'_, PyString>, env: Option<&Bound<'_, PyEnv>>) -> PyResult<PyProgram> {
+pub fn compile(
+    py: Python<'_>,
+    source: &Bound<'_, PyString>,
+    env: Option<&Bound<'_, PyEnv>>,
+) -> PyResult<PyProgram> {
     let text = source.to_str()?;
     let program = cel::compile(text, &env_of(env)).map_err(|e| compile_error(py, text, e))?;
     Ok(PyProgram {
@@ -294,7 +336,11 @@ impl PyTemplate {
 
 #[pyfunction]
 #[pyo3(signature = (template, *, env=None))]
-pub fn interpolate(py: Python<'_>, template: &Bound<'_, PyString>, env: Option<&Bound<'_, PyEnv>>) -> PyResult<PyTemplate> {
+pub fn interpolate(
+    py: Python<'_>,
+    template: &Bound<'_, PyString>,
+    env: Option<&Bound<'_, PyEnv>>,
+) -> PyResult<PyTemplate> {
     let text = template.to_str()?;
     let compiled = cel::interpolate(text, &env_of(env)).map_err(|e| compile_error(py, text, e))?;
     let keys = compiled
@@ -318,7 +364,10 @@ struct PyActivation<'a, 'py> {
 }
 
 /// `mapping[key]`: `Ok(None)` on KeyError (exact dicts skip the exception).
-fn lookup<'py>(mapping: &Bound<'py, PyAny>, key: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+fn lookup<'py>(
+    mapping: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     if let Ok(d) = mapping.cast_exact::<PyDict>() {
         return d.get_item(key);
     }
@@ -330,7 +379,10 @@ fn lookup<'py>(mapping: &Bound<'py, PyAny>, key: &Bound<'py, PyAny>) -> PyResult
 }
 
 fn is_mapping(v: &Bound<'_, PyAny>) -> bool {
-    v.is_instance_of::<PyDict>() || (!v.is_instance_of::<PyString>() && !v.is_instance_of::<PyList>() && v.cast::<PyMapping>().is_ok())
+    v.is_instance_of::<PyDict>()
+        || (!v.is_instance_of::<PyString>()
+            && !v.is_instance_of::<PyList>()
+            && v.cast::<PyMapping>().is_ok())
 }
 
 impl cel::Activation for PyActivation<'_, '_> {
@@ -382,9 +434,9 @@ fn python_key<'py>(py: Python<'py>, key: &Value) -> PyResult<Option<Bound<'py, P
         Value::Uint(u) => u.into_pyobject(py)?.into_any(),
         Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
         Value::Double(d) if d.fract() == 0.0 && d.is_finite() => {
-            if *d >= -9.223_372_036_854_775_808e18 && *d < 9.223_372_036_854_775_808e18 {
+            if *d >= -cel::value::TWO_POW_63 && *d < cel::value::TWO_POW_63 {
                 (*d as i64).into_pyobject(py)?.into_any()
-            } else if *d >= 0.0 && *d < 1.844_674_407_370_955_2e19 {
+            } else if *d >= 0.0 && *d < cel::value::TWO_POW_64 {
                 (*d as u64).into_pyobject(py)?.into_any()
             } else {
                 return Ok(None);
@@ -452,9 +504,15 @@ fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
     }
     if let Ok(i) = v.cast::<PyInt>() {
         if !i.is_exact_instance_of::<PyInt>() && is_uint_class(py, &i.get_type()) {
-            return i.extract::<u64>().map(Value::Uint).map_err(|_| range_error("uint"));
+            return i
+                .extract::<u64>()
+                .map(Value::Uint)
+                .map_err(|_| range_error("uint"));
         }
-        return i.extract::<i64>().map(Value::Int).map_err(|_| range_error("int"));
+        return i
+            .extract::<i64>()
+            .map(Value::Int)
+            .map_err(|_| range_error("int"));
     }
     if let Ok(f) = v.cast::<PyFloat>() {
         return Ok(Value::Double(f.value()));
@@ -463,10 +521,18 @@ fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
         return Ok(Value::Lazy(Arc::new(PyLazyMap(v.clone().unbind()))));
     }
     if let Ok(l) = v.cast::<PyList>() {
-        return l.iter().map(|x| from_python(&x)).collect::<EvalResult<Vec<_>>>().map(Value::from);
+        return l
+            .iter()
+            .map(|x| from_python(&x))
+            .collect::<EvalResult<Vec<_>>>()
+            .map(Value::from);
     }
     if let Ok(t) = v.cast::<PyTuple>() {
-        return t.iter().map(|x| from_python(&x)).collect::<EvalResult<Vec<_>>>().map(Value::from);
+        return t
+            .iter()
+            .map(|x| from_python(&x))
+            .collect::<EvalResult<Vec<_>>>()
+            .map(Value::from);
     }
     if let Ok(b) = v.cast::<PyBytes>() {
         return Ok(Value::Bytes(Arc::from(b.as_bytes())));
@@ -475,7 +541,10 @@ fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
         return Ok(Value::Bytes(Arc::from(b.to_vec())));
     }
     if v.cast::<PyMemoryView>().is_ok() {
-        let b: Vec<u8> = v.call_method0("tobytes").and_then(|b| b.extract()).map_err(host_error)?;
+        let b: Vec<u8> = v
+            .call_method0("tobytes")
+            .and_then(|b| b.extract())
+            .map_err(host_error)?;
         return Ok(Value::Bytes(Arc::from(b)));
     }
     if let Ok(dt) = v.cast::<PyDateTime>() {
@@ -493,7 +562,10 @@ fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
     }
     Err(EvalError::invalid(format!(
         "a Python value of type {} has no CEL type",
-        v.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        v.get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default()
     )))
 }
 
@@ -540,11 +612,19 @@ fn python_type_to_cel(py: Python<'_>, t: &Bound<'_, PyType>) -> Option<CelType> 
         CelType::Map
     } else if is(&py.get_type::<PyType>()) {
         CelType::Type
-    } else if t.is(&py.None().bind(py).get_type()) {
+    } else if t.is(py.None().bind(py).get_type()) {
         CelType::Null
-    } else if DATETIME.import(py, "datetime", "datetime").map(|d| t.is(d)).unwrap_or(false) {
+    } else if DATETIME
+        .import(py, "datetime", "datetime")
+        .map(|d| t.is(d))
+        .unwrap_or(false)
+    {
         CelType::Timestamp
-    } else if TIMEDELTA.import(py, "datetime", "timedelta").map(|d| t.is(d)).unwrap_or(false) {
+    } else if TIMEDELTA
+        .import(py, "datetime", "timedelta")
+        .map(|d| t.is(d))
+        .unwrap_or(false)
+    {
         CelType::Duration
     } else {
         return None;
@@ -577,7 +657,16 @@ fn to_python(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
         }
         Value::Timestamp(t) => {
             let micros = t.nanos / 1_000;
-            let epoch = DATETIME.import(py, "datetime", "datetime")?.call1((1970, 1, 1, 0, 0, 0, 0, PyTzInfo::utc(py)?))?;
+            let epoch = DATETIME.import(py, "datetime", "datetime")?.call1((
+                1970,
+                1,
+                1,
+                0,
+                0,
+                0,
+                0,
+                PyTzInfo::utc(py)?,
+            ))?;
             let days = t.secs.div_euclid(86_400);
             let secs = t.secs.rem_euclid(86_400);
             let offset = PyDelta::new(py, days as i32, secs as i32, micros as i32, true)?;
@@ -588,9 +677,15 @@ fn to_python(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
             let micros = d.nanos / 1_000;
             let days = micros.div_euclid(86_400_000_000);
             let rest = micros.rem_euclid(86_400_000_000);
-            PyDelta::new(py, days as i32, (rest / 1_000_000) as i32, (rest % 1_000_000) as i32, true)?
-                .into_any()
-                .unbind()
+            PyDelta::new(
+                py,
+                days as i32,
+                (rest / 1_000_000) as i32,
+                (rest % 1_000_000) as i32,
+                true,
+            )?
+            .into_any()
+            .unbind()
         }
         Value::Type(t) => cel_type_to_python(py, t)?,
     })
@@ -608,8 +703,16 @@ fn cel_type_to_python(py: Python<'_>, t: &CelType) -> PyResult<Py<PyAny>> {
         CelType::Map => py.get_type::<PyDict>().into_any().unbind(),
         CelType::Type => py.get_type::<PyType>().into_any().unbind(),
         CelType::Null => py.None().bind(py).get_type().into_any().unbind(),
-        CelType::Timestamp => DATETIME.import(py, "datetime", "datetime")?.clone().into_any().unbind(),
-        CelType::Duration => TIMEDELTA.import(py, "datetime", "timedelta")?.clone().into_any().unbind(),
+        CelType::Timestamp => DATETIME
+            .import(py, "datetime", "datetime")?
+            .clone()
+            .into_any()
+            .unbind(),
+        CelType::Duration => TIMEDELTA
+            .import(py, "datetime", "timedelta")?
+            .clone()
+            .into_any()
+            .unbind(),
         CelType::Named(n) => PyString::new(py, n).into_any().unbind(),
     })
 }

@@ -131,7 +131,11 @@ impl Expr {
                 .max()
                 .unwrap_or(0),
             ExprKind::List(items) => items.iter().map(h).max().unwrap_or(0),
-            ExprKind::Map(entries) => entries.iter().map(|(k, v)| h(k).max(h(v))).max().unwrap_or(0),
+            ExprKind::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| h(k).max(h(v)))
+                .max()
+                .unwrap_or(0),
             ExprKind::Comprehension(c) => h(&c.range)
                 .max(c.filter.as_ref().map_or(0, h))
                 .max(c.transform.as_ref().map_or(0, h)),

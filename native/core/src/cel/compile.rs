@@ -18,7 +18,10 @@ use super::value::{CelType, Value};
 pub fn compile(source: &str, env: &Env) -> Result<Program, CompileError> {
     if source.chars().count() > env.max_source_length {
         return Err(CompileError {
-            message: format!("expression longer than {} characters", env.max_source_length),
+            message: format!(
+                "expression longer than {} characters",
+                env.max_source_length
+            ),
             line: 1,
             column: 1,
         });
@@ -36,7 +39,12 @@ pub fn compile(source: &str, env: &Env) -> Result<Program, CompileError> {
     };
     let (mut root, _) = c.expr(&ast)?;
     let mut cache_slots = 0;
-    cache_paths(&mut root, &c.path_uses, &mut vec![None; c.paths.len()], &mut cache_slots);
+    cache_paths(
+        &mut root,
+        &c.path_uses,
+        &mut vec![None; c.paths.len()],
+        &mut cache_slots,
+    );
     Ok(Program {
         root,
         paths: c.paths,
@@ -54,7 +62,11 @@ pub fn locate(source: &str, pos: u32, message: String) -> CompileError {
     let line = before.matches('\n').count() as u32 + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before[line_start..].chars().count() as u32 + 1;
-    CompileError { message, line, column }
+    CompileError {
+        message,
+        line,
+        column,
+    }
 }
 
 trait FloorCharBoundary {
@@ -100,7 +112,10 @@ const TYPE_NAMES: &[(&str, CelType)] = &[
 ];
 
 fn type_name_value(name: &str) -> Option<CelType> {
-    TYPE_NAMES.iter().find(|(n, _)| *n == name).map(|(_, t)| t.clone())
+    TYPE_NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| t.clone())
 }
 
 impl Compiler<'_> {
@@ -132,7 +147,11 @@ impl Compiler<'_> {
         match &e.kind {
             ExprKind::Literal(v) => Ok((Node::Const(v.clone()), literal_type(v))),
             ExprKind::Ident(name) => self.ident(e, name),
-            ExprKind::Select { operand, field, test_only } => {
+            ExprKind::Select {
+                operand,
+                field,
+                test_only,
+            } => {
                 if *test_only {
                     return self.has(e, operand, field);
                 }
@@ -165,13 +184,19 @@ impl Compiler<'_> {
                 match op {
                     UnaryOp::Not => {
                         if !t.compatible(&Ty::Bool) {
-                            return self.err(e, format!("found no matching overload for '!_' applied to '({t})'"));
+                            return self.err(
+                                e,
+                                format!("found no matching overload for '!_' applied to '({t})'"),
+                            );
                         }
                         Ok((self.fold(Node::Not(Box::new(n))), Ty::Bool))
                     }
                     UnaryOp::Neg => {
                         if !matches!(t, Ty::Dyn | Ty::Int | Ty::Double) {
-                            return self.err(e, format!("found no matching overload for '-_' applied to '({t})'"));
+                            return self.err(
+                                e,
+                                format!("found no matching overload for '-_' applied to '({t})'"),
+                            );
                         }
                         Ok((self.fold(Node::Neg(Box::new(n))), t))
                     }
@@ -190,17 +215,29 @@ impl Compiler<'_> {
                     let (n, t) = self.expr(item)?;
                     if !t.compatible(&Ty::Bool) {
                         let op = if is_and { "_&&_" } else { "_||_" };
-                        return self.err(item, format!("found no matching overload for '{op}' applied to '({t}, ...)'"));
+                        return self.err(
+                            item,
+                            format!(
+                                "found no matching overload for '{op}' applied to '({t}, ...)'"
+                            ),
+                        );
                     }
                     nodes.push(n);
                 }
-                let node = if is_and { Node::And(nodes) } else { Node::Or(nodes) };
+                let node = if is_and {
+                    Node::And(nodes)
+                } else {
+                    Node::Or(nodes)
+                };
                 Ok((self.fold(node), Ty::Bool))
             }
             ExprKind::Ternary(c, a, b) => {
                 let (cn, ct) = self.expr(c)?;
                 if !ct.compatible(&Ty::Bool) {
-                    return self.err(e, format!("found no matching overload for '_?_:_' applied to '({ct}, ...)'"));
+                    return self.err(
+                        e,
+                        format!("found no matching overload for '_?_:_' applied to '({ct}, ...)'"),
+                    );
                 }
                 let (an, at) = self.expr(a)?;
                 let (bn, bt) = self.expr(b)?;
@@ -238,10 +275,17 @@ impl Compiler<'_> {
                     vty = Some(vty.map_or(vt.clone(), |p| p.join(&vt)));
                     nodes.push((kn, vn));
                 }
-                let ty = Ty::Map(Box::new(kty.unwrap_or(Ty::Dyn)), Box::new(vty.unwrap_or(Ty::Dyn)));
+                let ty = Ty::Map(
+                    Box::new(kty.unwrap_or(Ty::Dyn)),
+                    Box::new(vty.unwrap_or(Ty::Dyn)),
+                );
                 Ok((self.fold(Node::Map(nodes)), ty))
             }
-            ExprKind::Call { target, function, args } => self.call(e, target.as_deref(), function, args),
+            ExprKind::Call {
+                target,
+                function,
+                args,
+            } => self.call(e, target.as_deref(), function, args),
             ExprKind::Comprehension(c) => self.comprehension(e, c),
         }
     }
@@ -263,17 +307,28 @@ impl Compiler<'_> {
     /// declarations, any non-type) identifier followed by field selections
     /// and constant indexes.
     /// In value position a declared object stands for its own value.
-    fn path(&mut self, e: &Expr, value_position: bool, record: bool) -> CResult<Option<(Node, Ty)>> {
+    fn path(
+        &mut self,
+        e: &Expr,
+        value_position: bool,
+        record: bool,
+    ) -> CResult<Option<(Node, Ty)>> {
         let mut steps = Vec::new();
         let mut cur = e;
         loop {
             match &cur.kind {
-                ExprKind::Select { operand, field, test_only: false } => {
+                ExprKind::Select {
+                    operand,
+                    field,
+                    test_only: false,
+                } => {
                     steps.push((Step::Field(field.clone()), cur));
                     cur = operand;
                 }
                 ExprKind::Index(c, k) => match &k.kind {
-                    ExprKind::Literal(v @ (Value::String(_) | Value::Int(_) | Value::Uint(_) | Value::Bool(_))) => {
+                    ExprKind::Literal(
+                        v @ (Value::String(_) | Value::Int(_) | Value::Uint(_) | Value::Bool(_)),
+                    ) => {
                         steps.push((Step::Index(v.clone()), cur));
                         cur = c;
                     }
@@ -329,7 +384,11 @@ impl Compiler<'_> {
                         Some(&id) => id,
                         None => {
                             let id = self.paths.len() as u32;
-                            self.paths.push(PathSpec { id, root: name.clone(), steps });
+                            self.paths.push(PathSpec {
+                                id,
+                                root: name.clone(),
+                                steps,
+                            });
                             self.path_uses.push(0);
                             self.path_keys.insert(key, id);
                             id
@@ -354,20 +413,28 @@ impl Compiler<'_> {
                 None => self.err(at, format!("undefined field '{field}'")),
             },
             Ty::Map(k, v) if k.compatible(&Ty::String) => Ok((**v).clone()),
-            other => self.err(at, format!("type '{other}' does not support field selection")),
+            other => self.err(
+                at,
+                format!("type '{other}' does not support field selection"),
+            ),
         }
     }
 
     fn index_type(&self, at: &Expr, container: &Ty, key: &Ty) -> CResult<Ty> {
         let ok = match container {
             Ty::Dyn => return Ok(Ty::Dyn),
-            Ty::List(elem) => matches!(key, Ty::Dyn | Ty::Int | Ty::Uint | Ty::Double).then(|| (**elem).clone()),
+            Ty::List(elem) => {
+                matches!(key, Ty::Dyn | Ty::Int | Ty::Uint | Ty::Double).then(|| (**elem).clone())
+            }
             Ty::Map(k, v) => key.comparable(k).then(|| (**v).clone()),
             _ => None,
         };
         match ok {
             Some(t) => Ok(t),
-            None => self.err(at, format!("found no matching overload for '_[_]' applied to '({container}, {key})'")),
+            None => self.err(
+                at,
+                format!("found no matching overload for '_[_]' applied to '({container}, {key})'"),
+            ),
         }
     }
 
@@ -381,7 +448,12 @@ impl Compiler<'_> {
             Ty::Map(k, _) if k.compatible(&Ty::String) => {}
             Ty::Object(o) if o.fields.contains_key(&**field) => {}
             Ty::Object(_) => return self.err(e, format!("undefined field '{field}'")),
-            other => return self.err(e, format!("type '{other}' does not support field selection")),
+            other => {
+                return self.err(
+                    e,
+                    format!("type '{other}' does not support field selection"),
+                )
+            }
         }
         if let Node::Path(id) = &node {
             // `has(a.b.c)` reads the path `a.b.c` (up to the first index).
@@ -406,7 +478,10 @@ impl Compiler<'_> {
             }
             self.references.insert(r);
         }
-        Ok((self.fold(Node::Has(Box::new(node), field.clone())), Ty::Bool))
+        Ok((
+            self.fold(Node::Has(Box::new(node), field.clone())),
+            Ty::Bool,
+        ))
     }
 
     fn binary_type(&self, e: &Expr, op: BinaryOp, a: &Ty, b: &Ty) -> CResult<Ty> {
@@ -416,7 +491,10 @@ impl Compiler<'_> {
                 BinaryOp::In => "@in".to_string(),
                 _ => format!("_{}_", op.symbol()),
             };
-            self.err(e, format!("found no matching overload for '{name}' applied to '({a}, {b})'"))
+            self.err(
+                e,
+                format!("found no matching overload for '{name}' applied to '({a}, {b})'"),
+            )
         };
         match op {
             BinaryOp::Eq | BinaryOp::Ne => {
@@ -427,7 +505,10 @@ impl Compiler<'_> {
                 }
             }
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                let orderable = |t: &Ty| t.is_numeric() || matches!(t, Dyn | Bool | String | Bytes | Timestamp | Duration);
+                let orderable = |t: &Ty| {
+                    t.is_numeric()
+                        || matches!(t, Dyn | Bool | String | Bytes | Timestamp | Duration)
+                };
                 let ok = match (a, b) {
                     (Dyn, t) | (t, Dyn) => orderable(t),
                     (x, y) if x.is_numeric() && y.is_numeric() => true,
@@ -467,7 +548,13 @@ impl Compiler<'_> {
         }
     }
 
-    fn call(&mut self, e: &Expr, target: Option<&Expr>, function: &Arc<str>, args: &[Expr]) -> CResult {
+    fn call(
+        &mut self,
+        e: &Expr,
+        target: Option<&Expr>,
+        function: &Arc<str>,
+        args: &[Expr],
+    ) -> CResult {
         // `ns.fn(args)` where `ns.fn` is a global function and `ns` names
         // no variable: a namespaced global call.
         let mut name = function.to_string();
@@ -503,7 +590,9 @@ impl Compiler<'_> {
                         },
                     );
                 }
-                expanded = std::iter::once(implicit).chain(args.iter().cloned()).collect::<Vec<_>>();
+                expanded = std::iter::once(implicit)
+                    .chain(args.iter().cloned())
+                    .collect::<Vec<_>>();
                 &expanded[..]
             }
             None => args,
@@ -524,9 +613,23 @@ impl Compiler<'_> {
             Lookup::Found(imp, ty) => (imp, ty),
             Lookup::NoOverload => {
                 let list: Vec<String> = tys.iter().map(ToString::to_string).collect();
-                let shown = if receiver.is_some() { format!("{}.{name}", list[0]) } else { name.clone() };
-                let rest = if receiver.is_some() { &list[1..] } else { &list[..] };
-                return self.err(e, format!("found no matching overload for '{shown}' applied to '({})'", rest.join(", ")));
+                let shown = if receiver.is_some() {
+                    format!("{}.{name}", list[0])
+                } else {
+                    name.clone()
+                };
+                let rest = if receiver.is_some() {
+                    &list[1..]
+                } else {
+                    &list[..]
+                };
+                return self.err(
+                    e,
+                    format!(
+                        "found no matching overload for '{shown}' applied to '({})'",
+                        rest.join(", ")
+                    ),
+                );
             }
             Lookup::Unknown => return self.err(e, format!("undeclared reference to '{name}'")),
         };
@@ -536,7 +639,9 @@ impl Compiler<'_> {
             .chain(args)
             .map(|a| match &a.kind {
                 ExprKind::Literal(_) => true,
-                ExprKind::List(items) => items.iter().all(|i| matches!(i.kind, ExprKind::Literal(_))),
+                ExprKind::List(items) => {
+                    items.iter().all(|i| matches!(i.kind, ExprKind::Literal(_)))
+                }
                 _ => false,
             })
             .collect();
@@ -568,7 +673,13 @@ impl Compiler<'_> {
     /// Calls compiled to nodes of their own, and constant arguments that
     /// must be valid at compile time (regexes, CIDRs, time zones, time
     /// literals).
-    fn special_call(&self, e: &Expr, name: &str, nodes: &mut Vec<Node>, literal: &[bool]) -> CResult<Option<Node>> {
+    fn special_call(
+        &self,
+        e: &Expr,
+        name: &str,
+        nodes: &mut Vec<Node>,
+        literal: &[bool],
+    ) -> CResult<Option<Node>> {
         let const_str = |n: &Node| match n.as_const() {
             Some(Value::String(s)) => Some(s.clone()),
             _ => None,
@@ -576,12 +687,15 @@ impl Compiler<'_> {
         match (name, nodes.len()) {
             ("matches", 2) => {
                 if let Some(p) = const_str(&nodes[1]) {
-                    match functions::compile_regex(&p) {
+                    match functions::LazyRegex::new(&p) {
                         Ok(re) => {
                             let s = nodes.swap_remove(0);
                             return Ok(Some(self.fold(Node::Matches(Box::new(s), Arc::new(re)))));
                         }
-                        Err(err) if literal[1] => return self.err(e, format!("invalid constant argument: {}", err.message())),
+                        Err(err) if literal[1] => {
+                            return self
+                                .err(e, format!("invalid constant argument: {}", err.message()))
+                        }
                         Err(_) => {}
                     }
                 }
@@ -591,9 +705,14 @@ impl Compiler<'_> {
                     match functions::parse_cidr(&c) {
                         Some(prefix) => {
                             let ip = nodes.swap_remove(0);
-                            return Ok(Some(self.fold(Node::InCidr(Box::new(ip), Arc::from([prefix])))));
+                            return Ok(Some(
+                                self.fold(Node::InCidr(Box::new(ip), Arc::from([prefix]))),
+                            ));
                         }
-                        None if literal[1] => return self.err(e, format!("invalid constant argument: invalid CIDR {c:?}")),
+                        None if literal[1] => {
+                            return self
+                                .err(e, format!("invalid constant argument: invalid CIDR {c:?}"))
+                        }
                         None => {}
                     }
                 }
@@ -603,13 +722,18 @@ impl Compiler<'_> {
                     for item in items.iter() {
                         if let Value::String(c) = item {
                             if literal[1] && functions::parse_cidr(c).is_none() {
-                                return self.err(e, format!("invalid constant argument: invalid CIDR {c:?}"));
+                                return self.err(
+                                    e,
+                                    format!("invalid constant argument: invalid CIDR {c:?}"),
+                                );
                             }
                         }
                     }
                     if let Ok(prefixes) = functions::cidr_list(&Value::List(items.clone())) {
                         let ip = nodes.swap_remove(0);
-                        return Ok(Some(self.fold(Node::InCidr(Box::new(ip), Arc::from(prefixes)))));
+                        return Ok(Some(
+                            self.fold(Node::InCidr(Box::new(ip), Arc::from(prefixes))),
+                        ));
                     }
                 }
             }
@@ -619,21 +743,30 @@ impl Compiler<'_> {
             }
             ("timestamp" | "duration", 1) => {
                 if let (Some(s), true) = (const_str(&nodes[0]), literal[0]) {
-                    let f = if name == "timestamp" { functions::parse_timestamp_value } else { functions::parse_duration_value };
+                    let f = if name == "timestamp" {
+                        functions::parse_timestamp_value
+                    } else {
+                        functions::parse_duration_value
+                    };
                     return match f(&s) {
                         Ok(v) => Ok(Some(Node::Const(v))),
-                        Err(err) => self.err(e, format!("invalid constant argument: {}", err.message())),
+                        Err(err) => {
+                            self.err(e, format!("invalid constant argument: {}", err.message()))
+                        }
                     };
                 }
             }
             (
-                "getFullYear" | "getMonth" | "getDate" | "getDayOfMonth" | "getDayOfWeek" | "getDayOfYear" | "getHours"
-                | "getMinutes" | "getSeconds" | "getMilliseconds",
+                "getFullYear" | "getMonth" | "getDate" | "getDayOfMonth" | "getDayOfWeek"
+                | "getDayOfYear" | "getHours" | "getMinutes" | "getSeconds" | "getMilliseconds",
                 2,
             ) => {
                 if let (Some(zone), true) = (const_str(&nodes[1]), literal[1]) {
                     if !functions::is_time_zone(&zone) {
-                        return self.err(e, format!("invalid constant argument: unknown time zone {zone:?}"));
+                        return self.err(
+                            e,
+                            format!("invalid constant argument: unknown time zone {zone:?}"),
+                        );
                     }
                 }
             }
@@ -648,7 +781,12 @@ impl Compiler<'_> {
             Ty::Dyn => Ty::Dyn,
             Ty::List(elem) => (**elem).clone(),
             Ty::Map(k, _) => (**k).clone(),
-            other => return self.err(e, format!("{}() cannot iterate over '{other}'", c.kind.name())),
+            other => {
+                return self.err(
+                    e,
+                    format!("{}() cannot iterate over '{other}'", c.kind.name()),
+                )
+            }
         };
         let slot = self.scopes.len() as u32;
         self.local_slots = self.local_slots.max(slot + 1);
@@ -658,7 +796,10 @@ impl Compiler<'_> {
                 Some(f) => {
                     let (n, t) = self.expr(f)?;
                     if !t.compatible(&Ty::Bool) {
-                        return self.err(f, format!("{}() predicate must be bool, not '{t}'", c.kind.name()));
+                        return self.err(
+                            f,
+                            format!("{}() predicate must be bool, not '{t}'", c.kind.name()),
+                        );
                     }
                     Some(n)
                 }
@@ -675,7 +816,9 @@ impl Compiler<'_> {
         let ty = match c.kind {
             MacroKind::All | MacroKind::Exists | MacroKind::ExistsOne => Ty::Bool,
             MacroKind::Filter => Ty::List(Box::new(var_ty)),
-            MacroKind::Map => Ty::List(Box::new(transform.as_ref().map_or(Ty::Dyn, |(_, t)| t.clone()))),
+            MacroKind::Map => Ty::List(Box::new(
+                transform.as_ref().map_or(Ty::Dyn, |(_, t)| t.clone()),
+            )),
         };
         let node = Node::Comprehension(Box::new(Comprehension {
             kind: c.kind,
@@ -692,10 +835,18 @@ impl Compiler<'_> {
     fn fold(&self, node: Node) -> Node {
         let c = |n: &Node| n.as_const().is_some();
         let all_const = match &node {
-            Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::Call1(_, a) | Node::Matches(a, _) | Node::InCidr(a, _) => c(a),
+            Node::Select(a, _)
+            | Node::Has(a, _)
+            | Node::Not(a)
+            | Node::Neg(a)
+            | Node::Call1(_, a)
+            | Node::Matches(a, _)
+            | Node::InCidr(a, _) => c(a),
             Node::Index(a, b) | Node::Binary(_, a, b) | Node::Call2(_, a, b) => c(a) && c(b),
             Node::Call3(_, args) => args.iter().all(c),
-            Node::CallN(_, args) | Node::List(args) | Node::And(args) | Node::Or(args) => args.iter().all(c),
+            Node::CallN(_, args) | Node::List(args) | Node::And(args) | Node::Or(args) => {
+                args.iter().all(c)
+            }
             Node::Map(entries) => entries.iter().all(|(k, v)| c(k) && c(v)),
             _ => false,
         };
@@ -720,7 +871,11 @@ fn fits(param: &Ty, arg: &Ty) -> bool {
 /// (docs/cel.md §5.4).
 fn arithmetic_overloads(op: BinaryOp) -> Vec<(Ty, Ty, Ty)> {
     use Ty::*;
-    let numbers = [(Int, Int, Int), (Uint, Uint, Uint), (Double, Double, Double)];
+    let numbers = [
+        (Int, Int, Int),
+        (Uint, Uint, Uint),
+        (Double, Double, Double),
+    ];
     let list = || List(Box::new(Dyn));
     match op {
         BinaryOp::Add => numbers
@@ -765,7 +920,11 @@ fn literal_type(v: &Value) -> Ty {
 fn qualified(e: &Expr) -> Option<String> {
     match &e.kind {
         ExprKind::Ident(n) => Some(n.to_string()),
-        ExprKind::Select { operand, field, test_only: false } => qualified(operand).map(|q| format!("{q}.{field}")),
+        ExprKind::Select {
+            operand,
+            field,
+            test_only: false,
+        } => qualified(operand).map(|q| format!("{q}.{field}")),
         _ => None,
     }
 }
@@ -802,7 +961,9 @@ fn cache_paths(node: &mut Node, uses: &[u32], slots: &mut Vec<Option<u32>>, next
             visit(c);
         }
         Node::Call3(_, args) => args.iter_mut().for_each(visit),
-        Node::CallN(_, args) | Node::List(args) | Node::And(args) | Node::Or(args) => args.iter_mut().for_each(visit),
+        Node::CallN(_, args) | Node::List(args) | Node::And(args) | Node::Or(args) => {
+            args.iter_mut().for_each(visit)
+        }
         Node::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
             visit(k);
             visit(v);

@@ -79,7 +79,10 @@ impl EvalError {
         self.kind() == ErrorKind::Host
     }
     pub fn no_such_overload(what: impl fmt::Display) -> Self {
-        Self::new(ErrorKind::NoSuchOverload, format!("no such overload: {what}"))
+        Self::new(
+            ErrorKind::NoSuchOverload,
+            format!("no such overload: {what}"),
+        )
     }
     pub fn no_such_key(key: impl fmt::Display) -> Self {
         Self::new(ErrorKind::NoSuchKey, format!("no such key: {key}"))

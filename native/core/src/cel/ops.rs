@@ -19,7 +19,10 @@ pub fn binary(op: BinaryOp, a: &Value, b: &Value) -> EvalResult {
         BinaryOp::Eq => a.equals(b).map(Value::Bool),
         BinaryOp::Ne => a.equals(b).map(|e| Value::Bool(!e)),
         BinaryOp::Lt => Ok(Value::Bool(a.compare(b)? == Some(Ordering::Less))),
-        BinaryOp::Le => Ok(Value::Bool(matches!(a.compare(b)?, Some(Ordering::Less | Ordering::Equal)))),
+        BinaryOp::Le => Ok(Value::Bool(matches!(
+            a.compare(b)?,
+            Some(Ordering::Less | Ordering::Equal)
+        ))),
         BinaryOp::Gt => Ok(Value::Bool(a.compare(b)? == Some(Ordering::Greater))),
         BinaryOp::Ge => Ok(Value::Bool(matches!(
             a.compare(b)?,
@@ -35,8 +38,12 @@ fn no_overload(op: &str, a: &Value, b: &Value) -> EvalError {
 
 fn add(a: &Value, b: &Value) -> EvalResult {
     Ok(match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Value::Int(x.checked_add(*y).ok_or_else(|| EvalError::overflow("+"))?),
-        (Value::Uint(x), Value::Uint(y)) => Value::Uint(x.checked_add(*y).ok_or_else(|| EvalError::overflow("+"))?),
+        (Value::Int(x), Value::Int(y)) => {
+            Value::Int(x.checked_add(*y).ok_or_else(|| EvalError::overflow("+"))?)
+        }
+        (Value::Uint(x), Value::Uint(y)) => {
+            Value::Uint(x.checked_add(*y).ok_or_else(|| EvalError::overflow("+"))?)
+        }
         (Value::Double(x), Value::Double(y)) => Value::Double(x + y),
         (Value::String(x), Value::String(y)) => {
             if x.len() + y.len() > MAX_RESULT_LEN {
@@ -67,15 +74,21 @@ fn add(a: &Value, b: &Value) -> EvalResult {
         (Value::Timestamp(t), Value::Duration(d)) | (Value::Duration(d), Value::Timestamp(t)) => {
             Value::Timestamp(Timestamp::from_nanos(t.total_nanos() + d.nanos)?)
         }
-        (Value::Duration(x), Value::Duration(y)) => Value::Duration(Duration::new(x.nanos + y.nanos)?),
+        (Value::Duration(x), Value::Duration(y)) => {
+            Value::Duration(Duration::new(x.nanos + y.nanos)?)
+        }
         _ => return Err(no_overload("+", a, b)),
     })
 }
 
 fn sub(a: &Value, b: &Value) -> EvalResult {
     Ok(match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Value::Int(x.checked_sub(*y).ok_or_else(|| EvalError::overflow("-"))?),
-        (Value::Uint(x), Value::Uint(y)) => Value::Uint(x.checked_sub(*y).ok_or_else(|| EvalError::overflow("-"))?),
+        (Value::Int(x), Value::Int(y)) => {
+            Value::Int(x.checked_sub(*y).ok_or_else(|| EvalError::overflow("-"))?)
+        }
+        (Value::Uint(x), Value::Uint(y)) => {
+            Value::Uint(x.checked_sub(*y).ok_or_else(|| EvalError::overflow("-"))?)
+        }
         (Value::Double(x), Value::Double(y)) => Value::Double(x - y),
         (Value::Timestamp(t), Value::Duration(d)) => {
             Value::Timestamp(Timestamp::from_nanos(t.total_nanos() - d.nanos)?)
@@ -83,15 +96,21 @@ fn sub(a: &Value, b: &Value) -> EvalResult {
         (Value::Timestamp(x), Value::Timestamp(y)) => {
             Value::Duration(Duration::new(x.total_nanos() - y.total_nanos())?)
         }
-        (Value::Duration(x), Value::Duration(y)) => Value::Duration(Duration::new(x.nanos - y.nanos)?),
+        (Value::Duration(x), Value::Duration(y)) => {
+            Value::Duration(Duration::new(x.nanos - y.nanos)?)
+        }
         _ => return Err(no_overload("-", a, b)),
     })
 }
 
 fn mul(a: &Value, b: &Value) -> EvalResult {
     Ok(match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Value::Int(x.checked_mul(*y).ok_or_else(|| EvalError::overflow("*"))?),
-        (Value::Uint(x), Value::Uint(y)) => Value::Uint(x.checked_mul(*y).ok_or_else(|| EvalError::overflow("*"))?),
+        (Value::Int(x), Value::Int(y)) => {
+            Value::Int(x.checked_mul(*y).ok_or_else(|| EvalError::overflow("*"))?)
+        }
+        (Value::Uint(x), Value::Uint(y)) => {
+            Value::Uint(x.checked_mul(*y).ok_or_else(|| EvalError::overflow("*"))?)
+        }
         (Value::Double(x), Value::Double(y)) => Value::Double(x * y),
         _ => return Err(no_overload("*", a, b)),
     })
@@ -101,7 +120,9 @@ fn div(a: &Value, b: &Value) -> EvalResult {
     let by_zero = || EvalError::new(ErrorKind::DivisionByZero, "division by zero");
     Ok(match (a, b) {
         (Value::Int(_), Value::Int(0)) | (Value::Uint(_), Value::Uint(0)) => return Err(by_zero()),
-        (Value::Int(x), Value::Int(y)) => Value::Int(x.checked_div(*y).ok_or_else(|| EvalError::overflow("/"))?),
+        (Value::Int(x), Value::Int(y)) => {
+            Value::Int(x.checked_div(*y).ok_or_else(|| EvalError::overflow("/"))?)
+        }
         (Value::Uint(x), Value::Uint(y)) => Value::Uint(x / y),
         (Value::Double(x), Value::Double(y)) => Value::Double(x / y),
         _ => return Err(no_overload("/", a, b)),
@@ -112,7 +133,9 @@ fn rem(a: &Value, b: &Value) -> EvalResult {
     let by_zero = || EvalError::new(ErrorKind::ModulusByZero, "modulus by zero");
     Ok(match (a, b) {
         (Value::Int(_), Value::Int(0)) | (Value::Uint(_), Value::Uint(0)) => return Err(by_zero()),
-        (Value::Int(x), Value::Int(y)) => Value::Int(x.checked_rem(*y).ok_or_else(|| EvalError::overflow("%"))?),
+        (Value::Int(x), Value::Int(y)) => {
+            Value::Int(x.checked_rem(*y).ok_or_else(|| EvalError::overflow("%"))?)
+        }
         (Value::Uint(x), Value::Uint(y)) => Value::Uint(x % y),
         _ => return Err(no_overload("%", a, b)),
     })
@@ -122,14 +145,22 @@ pub fn negate(v: &Value) -> EvalResult {
     Ok(match v {
         Value::Int(i) => Value::Int(i.checked_neg().ok_or_else(|| EvalError::overflow("-"))?),
         Value::Double(d) => Value::Double(-d),
-        other => return Err(EvalError::no_such_overload(format!("-{}", other.type_name()))),
+        other => {
+            return Err(EvalError::no_such_overload(format!(
+                "-{}",
+                other.type_name()
+            )))
+        }
     })
 }
 
 pub fn not(v: &Value) -> EvalResult {
     match v {
         Value::Bool(b) => Ok(Value::Bool(!b)),
-        other => Err(EvalError::no_such_overload(format!("!{}", other.type_name()))),
+        other => Err(EvalError::no_such_overload(format!(
+            "!{}",
+            other.type_name()
+        ))),
     }
 }
 
@@ -146,7 +177,11 @@ pub fn contains(container: &Value, item: &Value) -> EvalResult<bool> {
         }
         Value::Map(m) => Ok(m.get(item)?.is_some()),
         Value::Lazy(l) => match item {
-            Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::Double(_) | Value::String(_) => l.contains(item),
+            Value::Bool(_)
+            | Value::Int(_)
+            | Value::Uint(_)
+            | Value::Double(_)
+            | Value::String(_) => l.contains(item),
             _ => Ok(false),
         },
         other => Err(EvalError::no_such_overload(format!(
@@ -168,7 +203,12 @@ pub fn index(container: &Value, key: &Value) -> EvalResult {
                 Value::Double(d) => {
                     return Err(EvalError::invalid(format!("invalid list index {d}")));
                 }
-                other => return Err(EvalError::invalid(format!("invalid list index of type {}", other.type_name()))),
+                other => {
+                    return Err(EvalError::invalid(format!(
+                        "invalid list index of type {}",
+                        other.type_name()
+                    )))
+                }
             };
             usize::try_from(i)
                 .ok()
@@ -176,7 +216,9 @@ pub fn index(container: &Value, key: &Value) -> EvalResult {
                 .cloned()
                 .ok_or_else(|| EvalError::invalid(format!("index out of range: {i}")))
         }
-        Value::Map(_) | Value::Lazy(_) => container.map_get(key)?.ok_or_else(|| EvalError::no_such_key(KeyText(key))),
+        Value::Map(_) | Value::Lazy(_) => container
+            .map_get(key)?
+            .ok_or_else(|| EvalError::no_such_key(KeyText(key))),
         other => Err(EvalError::no_such_overload(format!(
             "{}[{}]",
             other.type_name(),

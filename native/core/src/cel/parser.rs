@@ -18,8 +18,23 @@ pub struct SyntaxError {
 type PResult<T> = Result<T, SyntaxError>;
 
 const RESERVED: &[&str] = &[
-    "as", "break", "const", "continue", "else", "for", "function", "if", "import", "let", "loop",
-    "package", "namespace", "return", "var", "void", "while",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
 ];
 
 #[derive(Clone, Debug, PartialEq)]
@@ -43,8 +58,8 @@ struct Lexer<'a> {
 }
 
 const PUNCTS: &[&str] = &[
-    "==", "!=", "<=", ">=", "&&", "||", "<", ">", "+", "-", "*", "/", "%", "!", "?", ":", ".",
-    ",", "(", ")", "[", "]", "{", "}",
+    "==", "!=", "<=", ">=", "&&", "||", "<", ">", "+", "-", "*", "/", "%", "!", "?", ":", ".", ",",
+    "(", ")", "[", "]", "{", "}",
 ];
 
 impl<'a> Lexer<'a> {
@@ -76,7 +91,9 @@ impl<'a> Lexer<'a> {
         let Some(&c) = self.bytes.get(start) else {
             return Ok((Tok::Eof, start));
         };
-        if c.is_ascii_digit() || (c == b'.' && self.bytes.get(start + 1).is_some_and(u8::is_ascii_digit)) {
+        if c.is_ascii_digit()
+            || (c == b'.' && self.bytes.get(start + 1).is_some_and(u8::is_ascii_digit))
+        {
             return self.number(start).map(|t| (t, start));
         }
         if c == b'\'' || c == b'"' {
@@ -100,7 +117,9 @@ impl<'a> Lexer<'a> {
                 return self.string(start, raw, bytes).map(|t| (t, start));
             }
             let mut end = start;
-            while end < self.bytes.len() && (self.bytes[end].is_ascii_alphanumeric() || self.bytes[end] == b'_') {
+            while end < self.bytes.len()
+                && (self.bytes[end].is_ascii_alphanumeric() || self.bytes[end] == b'_')
+            {
                 end += 1;
             }
             self.pos = end;
@@ -108,7 +127,10 @@ impl<'a> Lexer<'a> {
         }
         if c == b'`' {
             // Quoted identifier (field names with punctuation).
-            let end = self.src[start + 1..].find(['`', '\n']).map(|i| start + 1 + i).filter(|&e| self.bytes[e] == b'`');
+            let end = self.src[start + 1..]
+                .find(['`', '\n'])
+                .map(|i| start + 1 + i)
+                .filter(|&e| self.bytes[e] == b'`');
             let Some(end) = end else {
                 return self.err(start, "unterminated quoted identifier");
             };
@@ -377,7 +399,10 @@ impl Parser<'_> {
         if e.height > self.max_depth {
             return Err(SyntaxError {
                 pos: pos as u32,
-                message: format!("expression nested too deeply (max_depth {})", self.max_depth),
+                message: format!(
+                    "expression nested too deeply (max_depth {})",
+                    self.max_depth
+                ),
             });
         }
         Ok(e)
@@ -386,7 +411,10 @@ impl Parser<'_> {
     fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
         if self.depth > self.max_depth {
-            return self.err_here(format!("expression nested too deeply (max_depth {})", self.max_depth));
+            return self.err_here(format!(
+                "expression nested too deeply (max_depth {})",
+                self.max_depth
+            ));
         }
         Ok(())
     }
@@ -400,7 +428,10 @@ impl Parser<'_> {
             let a = self.or()?;
             self.expect(":")?;
             let b = self.expr()?;
-            self.node(pos, ExprKind::Ternary(Box::new(cond), Box::new(a), Box::new(b)))?
+            self.node(
+                pos,
+                ExprKind::Ternary(Box::new(cond), Box::new(a), Box::new(b)),
+            )?
         } else {
             cond
         };
@@ -497,7 +528,9 @@ impl Parser<'_> {
     /// a valid int).
     fn unary(&mut self) -> PResult<Expr> {
         let op = match self.tok {
-            Tok::Punct("-") if matches!(self.peek()?, Tok::Int(_) | Tok::Double(_)) => return self.member(),
+            Tok::Punct("-") if matches!(self.peek()?, Tok::Int(_) | Tok::Double(_)) => {
+                return self.member()
+            }
             Tok::Punct(p @ ("!" | "-")) => p,
             _ => return self.member(),
         };
@@ -511,7 +544,11 @@ impl Parser<'_> {
         if count % 2 == 0 {
             return Ok(operand);
         }
-        let op = if op == "!" { UnaryOp::Not } else { UnaryOp::Neg };
+        let op = if op == "!" {
+            UnaryOp::Not
+        } else {
+            UnaryOp::Neg
+        };
         self.node(pos, ExprKind::Unary(op, Box::new(operand)))
     }
 
@@ -598,7 +635,10 @@ impl Parser<'_> {
                 if e.height > self.max_depth {
                     return Err(SyntaxError {
                         pos: pos as u32,
-                        message: format!("expression nested too deeply (max_depth {})", self.max_depth),
+                        message: format!(
+                            "expression nested too deeply (max_depth {})",
+                            self.max_depth
+                        ),
                     });
                 }
                 return Ok(e);
@@ -683,7 +723,13 @@ impl Parser<'_> {
         self.node(pos, ExprKind::Ident(name))
     }
 
-    fn receiver_call(&mut self, pos: usize, target: Expr, name: Arc<str>, mut args: Vec<Expr>) -> PResult<Expr> {
+    fn receiver_call(
+        &mut self,
+        pos: usize,
+        target: Expr,
+        name: Arc<str>,
+        mut args: Vec<Expr>,
+    ) -> PResult<Expr> {
         let kind = match (&*name, args.len()) {
             ("all", 2) => Some(MacroKind::All),
             ("exists", 2) => Some(MacroKind::Exists),
@@ -767,9 +813,15 @@ mod tests {
 
     #[test]
     fn literals() {
-        assert!(matches!(ok("-9223372036854775808").kind, ExprKind::Literal(Value::Int(i64::MIN))));
+        assert!(matches!(
+            ok("-9223372036854775808").kind,
+            ExprKind::Literal(Value::Int(i64::MIN))
+        ));
         assert!(parse("9223372036854775808", 64).is_err());
-        assert!(matches!(ok("0x10u").kind, ExprKind::Literal(Value::Uint(16))));
+        assert!(matches!(
+            ok("0x10u").kind,
+            ExprKind::Literal(Value::Uint(16))
+        ));
         assert!(matches!(ok("1e3").kind, ExprKind::Literal(Value::Double(d)) if d == 1000.0));
         match ok(r#"'\x41\u00e9\101'"#).kind {
             ExprKind::Literal(Value::String(s)) => assert_eq!(&*s, "AéA"),
@@ -802,15 +854,30 @@ mod tests {
         ok(&("[".repeat(61) + "1" + &"]".repeat(61)));
         assert!(parse(&("[".repeat(64) + "1" + &"]".repeat(64)), 64).is_err());
         // A run of one unary operator is a loop, and an even run cancels.
-        assert!(matches!(ok(&("!".repeat(100_000) + "true")).kind, ExprKind::Literal(Value::Bool(true))));
-        assert!(matches!(ok(&("-".repeat(100_001) + "x")).kind, ExprKind::Unary(UnaryOp::Neg, _)));
+        assert!(matches!(
+            ok(&("!".repeat(100_000) + "true")).kind,
+            ExprKind::Literal(Value::Bool(true))
+        ));
+        assert!(matches!(
+            ok(&("-".repeat(100_001) + "x")).kind,
+            ExprKind::Unary(UnaryOp::Neg, _)
+        ));
     }
 
     #[test]
     fn macros_and_reserved_words() {
-        assert!(matches!(ok("has(a.b)").kind, ExprKind::Select { test_only: true, .. }));
+        assert!(matches!(
+            ok("has(a.b)").kind,
+            ExprKind::Select {
+                test_only: true,
+                ..
+            }
+        ));
         assert!(parse("has(a)", 64).is_err());
-        assert!(matches!(ok("[1].map(x, x > 0, x * 2)").kind, ExprKind::Comprehension(_)));
+        assert!(matches!(
+            ok("[1].map(x, x > 0, x * 2)").kind,
+            ExprKind::Comprehension(_)
+        ));
         assert!(parse("if", 64).is_err());
         ok("a.if");
         ok("a.as.b()");

@@ -8,8 +8,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use regex::Regex;
-
 use super::ast::{BinaryOp, MacroKind};
 use super::error::{ErrorKind, EvalError, EvalResult};
 use super::functions;
@@ -91,7 +89,10 @@ impl Activation for std::collections::HashMap<String, Value> {
 }
 
 pub fn unbound(name: &str) -> EvalError {
-    EvalError::new(ErrorKind::Unbound, format!("no value for variable '{name}'"))
+    EvalError::new(
+        ErrorKind::Unbound,
+        format!("no value for variable '{name}'"),
+    )
 }
 
 pub struct Comprehension {
@@ -125,8 +126,8 @@ pub enum Node {
     Call2(F2, Box<Node>, Box<Node>),
     Call3(F3, Box<[Node; 3]>),
     CallN(FN, Vec<Node>),
-    /// `s.matches(re)` with a constant pattern compiled once.
-    Matches(Box<Node>, Arc<Regex>),
+    /// `s.matches(re)` with a constant pattern, compiled once.
+    Matches(Box<Node>, Arc<functions::LazyRegex>),
     /// `inCidrRange(ip, c)` / `inCidrRanges(ip, [c...])` with constant CIDRs
     /// parsed once.
     InCidr(Box<Node>, Arc<[Prefix]>),
@@ -260,7 +261,7 @@ impl Program {
                 func(&v)
             }
             Node::Matches(s, re) => match self.eval(s, f)? {
-                Value::String(s) => Ok(Value::Bool(re.is_match(&s))),
+                Value::String(s) => re.is_match(&s).map(Value::Bool),
                 other => Err(EvalError::no_such_overload(format!(
                     "{}.matches(string)",
                     other.type_name()
@@ -268,7 +269,10 @@ impl Program {
             },
             Node::InCidr(ip, prefixes) => match self.eval(ip, f)? {
                 Value::String(ip) => Ok(Value::Bool(functions::ip_in(&ip, prefixes))),
-                other => Err(EvalError::no_such_overload(format!("inCidrRange({}, ...)", other.type_name()))),
+                other => Err(EvalError::no_such_overload(format!(
+                    "inCidrRange({}, ...)",
+                    other.type_name()
+                ))),
             },
             Node::Range(n) => match self.eval(n, f)? {
                 Value::Int(n) => {
@@ -277,12 +281,18 @@ impl Program {
                     if f.iterations > self.max_iterations {
                         return Err(EvalError::new(
                             ErrorKind::Limit,
-                            format!("comprehension iteration limit ({}) exceeded", self.max_iterations),
+                            format!(
+                                "comprehension iteration limit ({}) exceeded",
+                                self.max_iterations
+                            ),
                         ));
                     }
                     Ok(Value::from((0..n).map(Value::Int).collect::<Vec<_>>()))
                 }
-                other => Err(EvalError::no_such_overload(format!("lists.range({})", other.type_name()))),
+                other => Err(EvalError::no_such_overload(format!(
+                    "lists.range({})",
+                    other.type_name()
+                ))),
             },
             Node::Comprehension(c) => self.comprehension(c, f),
         }
@@ -317,7 +327,10 @@ impl Program {
         if f.iterations > self.max_iterations {
             return Err(EvalError::new(
                 ErrorKind::Limit,
-                format!("comprehension iteration limit ({}) exceeded", self.max_iterations),
+                format!(
+                    "comprehension iteration limit ({}) exceeded",
+                    self.max_iterations
+                ),
             ));
         }
         Ok(())

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use super::compile::{compile, locate};
 use super::error::{CompileError, EvalResult};
 use super::functions::{as_s, to_display_string};
-use super::value::Value;
 use super::program::{Activation, Program};
 use super::types::Env;
+use super::value::Value;
 
 enum Part {
     Text(String),
@@ -52,10 +52,18 @@ pub fn interpolate(template: &str, env: &Env) -> Result<Template, CompileError> 
         text.push_str(&template[rest..start]);
         let body = start + 2;
         let Some(end) = closing_brace(template, body) else {
-            return Err(locate(template, start as u32, "unterminated '${' in template".into()));
+            return Err(locate(
+                template,
+                start as u32,
+                "unterminated '${' in template".into(),
+            ));
         };
         if template[body..end].trim().is_empty() {
-            return Err(locate(template, start as u32, "empty '${}' in template".into()));
+            return Err(locate(
+                template,
+                start as u32,
+                "empty '${}' in template".into(),
+            ));
         }
         let program = compile(&template[body..end], env).map_err(|e| {
             // Re-locate: the expression's line/column are relative to `body`.
@@ -63,7 +71,10 @@ pub fn interpolate(template: &str, env: &Env) -> Result<Template, CompileError> 
             let mut offset = 0;
             for (i, line) in inner.split_inclusive('\n').enumerate() {
                 if i + 1 == e.line as usize {
-                    offset += line.char_indices().nth(e.column as usize - 1).map_or(line.len(), |(b, _)| b);
+                    offset += line
+                        .char_indices()
+                        .nth(e.column as usize - 1)
+                        .map_or(line.len(), |(b, _)| b);
                     break;
                 }
                 offset += line.len();
@@ -131,7 +142,10 @@ impl Template {
     }
 
     /// Renders with `eval(i, program)` evaluating the i-th expression.
-    pub fn render_with(&self, mut eval: impl FnMut(usize, &Program) -> EvalResult) -> EvalResult<String> {
+    pub fn render_with(
+        &self,
+        mut eval: impl FnMut(usize, &Program) -> EvalResult,
+    ) -> EvalResult<String> {
         let mut out = String::new();
         let mut i = 0;
         for part in &self.parts {

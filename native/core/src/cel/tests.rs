@@ -6,7 +6,10 @@ use super::*;
 
 fn eval_with(src: &str, vars: &[(&str, Value)]) -> EvalResult {
     let program = compile(src, &Env::default()).unwrap_or_else(|e| panic!("{src}: {e}"));
-    let mut act: HashMap<String, Value> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let mut act: HashMap<String, Value> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     program.evaluate(&mut act)
 }
 
@@ -79,11 +82,19 @@ fn strings_and_regex() {
     is_true("'hello'.startsWith('he') && 'hello'.endsWith('lo') && 'hello'.contains('ll')");
     is_true("'hello'.matches('^h.*o$') && matches('abc', 'b')");
     assert_eq!(kind("'a'.matches(dyn('('))"), ErrorKind::Regex);
-    for src in ["'a'.matches('(')", "inCidrRange('1.2.3.4', 'x')", "inCidrRanges('1.2.3.4', ['10.0.0.0/8', 'x'])",
-                "timestamp('x')", "duration('1d')", "timestamp(0).getHours('Mars/Base')"] {
+    for src in [
+        "'a'.matches('(')",
+        "inCidrRange('1.2.3.4', 'x')",
+        "inCidrRanges('1.2.3.4', ['10.0.0.0/8', 'x'])",
+        "timestamp('x')",
+        "duration('1d')",
+        "timestamp(0).getHours('Mars/Base')",
+    ] {
         assert!(compile(src, &Env::default()).is_err(), "{src}");
     }
-    is_true("inCidrRange('10.1.2.3', '10.0.0.0/8') && inCidrRanges('::1', ['10.0.0.0/8', '::1/128'])");
+    is_true(
+        "inCidrRange('10.1.2.3', '10.0.0.0/8') && inCidrRanges('::1', ['10.0.0.0/8', '::1/128'])",
+    );
     is_true("lists.range(3) == [0, 1, 2] && [3, 1, 2].sort() == [1, 2, 3] && [[1], [2, [3]]].flatten() == [1, 2, [3]]");
     is_true("size('héllo') == 5 && 'héllo'.size() == 5 && size(b'ab') == 2");
     is_true("'a,b'.split(',') == ['a', 'b'] && ['a', 'b'].join('-') == 'a-b'");
@@ -101,18 +112,26 @@ fn conversions_and_types() {
 
 #[test]
 fn time() {
-    is_true("timestamp('2009-02-13T23:31:30Z') + duration('1h') == timestamp('2009-02-14T00:31:30Z')");
+    is_true(
+        "timestamp('2009-02-13T23:31:30Z') + duration('1h') == timestamp('2009-02-14T00:31:30Z')",
+    );
     is_true("timestamp('2009-02-13T23:31:30Z').getFullYear() == 2009");
     is_true("timestamp('2009-02-13T23:31:30Z').getHours('America/New_York') == 18");
     is_true("duration('1h30m').getMinutes() == 90");
     is_true("string(timestamp('2009-02-13T23:31:30Z')) == '2009-02-13T23:31:30Z'");
-    is_true("timestamp('2009-02-13T23:31:30Z') - timestamp('2009-02-13T23:31:00Z') == duration('30s')");
+    is_true(
+        "timestamp('2009-02-13T23:31:30Z') - timestamp('2009-02-13T23:31:00Z') == duration('30s')",
+    );
 }
 
 #[test]
 fn maps_lists_and_paths() {
     let headers = Value::Map(std::sync::Arc::new(
-        Map::from_entries(vec![(Value::str("user-agent"), Value::from(vec![Value::str("curl/8")]))]).unwrap(),
+        Map::from_entries(vec![(
+            Value::str("user-agent"),
+            Value::from(vec![Value::str("curl/8")]),
+        )])
+        .unwrap(),
     ));
     let req = Value::Map(std::sync::Arc::new(
         Map::from_entries(vec![
@@ -122,19 +141,39 @@ fn maps_lists_and_paths() {
         .unwrap(),
     ));
     let vars = [("req", req)];
-    let t = |src: &str| assert!(matches!(eval_with(src, &vars), Ok(Value::Bool(true))), "{src}");
+    let t = |src: &str| {
+        assert!(
+            matches!(eval_with(src, &vars), Ok(Value::Bool(true))),
+            "{src}"
+        )
+    };
     t("req.method in ['GET', 'HEAD']");
     t("req.headers['user-agent'][0].startsWith('curl')");
     t("has(req.headers) && !has(req.body)");
     t("'user-agent' in req.headers");
     t("req.headers.exists(k, k == 'user-agent')");
-    assert_eq!(eval_with("req.body", &vars).unwrap_err().kind(), ErrorKind::NoSuchKey);
-    assert_eq!(eval_with("nope", &vars).unwrap_err().kind(), ErrorKind::Unbound);
+    assert_eq!(
+        eval_with("req.body", &vars).unwrap_err().kind(),
+        ErrorKind::NoSuchKey
+    );
+    assert_eq!(
+        eval_with("nope", &vars).unwrap_err().kind(),
+        ErrorKind::Unbound
+    );
 }
 
 #[test]
 fn checker_rejects_statically_wrong_expressions() {
-    for src in ["1 + 'a'", "1 == 'a'", "!1", "'a'.startsWith(1)", "foo(1)", "size(1)", "[1][0].a", "-1u"] {
+    for src in [
+        "1 + 'a'",
+        "1 == 'a'",
+        "!1",
+        "'a'.startsWith(1)",
+        "foo(1)",
+        "size(1)",
+        "[1][0].a",
+        "-1u",
+    ] {
         assert!(compile(src, &Env::default()).is_err(), "{src}");
     }
     let mut vars = std::collections::BTreeMap::new();
@@ -151,12 +190,25 @@ fn checker_rejects_statically_wrong_expressions() {
 #[test]
 fn request_helpers() {
     let headers = Value::Map(std::sync::Arc::new(
-        Map::from_entries(vec![(Value::str("x-a"), Value::from(vec![Value::str("1")]))]).unwrap(),
+        Map::from_entries(vec![(
+            Value::str("x-a"),
+            Value::from(vec![Value::str("1")]),
+        )])
+        .unwrap(),
     ));
-    let req = Value::Map(std::sync::Arc::new(Map::from_entries(vec![(Value::str("headers"), headers)]).unwrap()));
+    let req = Value::Map(std::sync::Arc::new(
+        Map::from_entries(vec![(Value::str("headers"), headers)]).unwrap(),
+    ));
     let vars = [("req", req)];
-    for src in ["getReqHeader('X-A') == ['1']", "hasReqHeader('x-a') && !hasReqHeader('x-b')", "getReqHeader('x-b') == []"] {
-        assert!(matches!(eval_with(src, &vars), Ok(Value::Bool(true))), "{src}");
+    for src in [
+        "getReqHeader('X-A') == ['1']",
+        "hasReqHeader('x-a') && !hasReqHeader('x-b')",
+        "getReqHeader('x-b') == []",
+    ] {
+        assert!(
+            matches!(eval_with(src, &vars), Ok(Value::Bool(true))),
+            "{src}"
+        );
     }
     let p = compile("hasReqHeader('x')", &Env::default()).unwrap();
     assert_eq!(p.references().iter().collect::<Vec<_>>(), ["req.headers"]);
@@ -164,10 +216,16 @@ fn request_helpers() {
 
 #[test]
 fn references_and_constants() {
-    let p = compile("req.url.path.startsWith('/a') && has(req.headers.foo) && req.headers['x'] == ['1']", &Env::default()).unwrap();
+    let p = compile(
+        "req.url.path.startsWith('/a') && has(req.headers.foo) && req.headers['x'] == ['1']",
+        &Env::default(),
+    )
+    .unwrap();
     let refs: Vec<_> = p.references().iter().cloned().collect();
     assert_eq!(refs, ["req.headers", "req.headers.foo", "req.url.path"]);
-    assert!(compile("1 + 2 == 3", &Env::default()).unwrap().is_constant());
+    assert!(compile("1 + 2 == 3", &Env::default())
+        .unwrap()
+        .is_constant());
 }
 
 #[test]

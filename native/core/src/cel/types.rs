@@ -110,7 +110,12 @@ impl Ty {
                     let v = params.remove(1);
                     Ty::Map(Box::new(params.remove(0)), Box::new(v))
                 }
-                _ => return Some(Err(format!("{name} takes {} types", if name == "list" { 1 } else { 2 }))),
+                _ => {
+                    return Some(Err(format!(
+                        "{name} takes {} types",
+                        if name == "list" { 1 } else { 2 }
+                    )))
+                }
             };
             return Some(Ok((ty, i)));
         }
@@ -145,7 +150,9 @@ impl Ty {
             (Ty::Dyn, _) | (_, Ty::Dyn) => true,
             (Ty::List(a), Ty::List(b)) => a.compatible(b),
             (Ty::Map(ka, va), Ty::Map(kb, vb)) => ka.compatible(kb) && va.compatible(vb),
-            (Ty::Object(_), Ty::Map(k, _)) | (Ty::Map(k, _), Ty::Object(_)) => k.compatible(&Ty::String),
+            (Ty::Object(_), Ty::Map(k, _)) | (Ty::Map(k, _), Ty::Object(_)) => {
+                k.compatible(&Ty::String)
+            }
             (Ty::Object(a), Ty::Object(b)) => Arc::ptr_eq(a, b) || a == b,
             (a, b) => a == b,
         }
@@ -165,7 +172,10 @@ impl Ty {
     /// the map of its fields.
     pub fn value_type(self) -> Ty {
         match self {
-            Ty::Object(o) => o.own.clone().unwrap_or_else(|| Ty::Map(Box::new(Ty::String), Box::new(Ty::Dyn))),
+            Ty::Object(o) => o
+                .own
+                .clone()
+                .unwrap_or_else(|| Ty::Map(Box::new(Ty::String), Box::new(Ty::Dyn))),
             t => t,
         }
     }
@@ -217,7 +227,10 @@ mod tests {
             Ty::Map(Box::new(Ty::String), Box::new(Ty::List(Box::new(Ty::Int))))
         );
         assert!(Ty::parse("lst(int)").is_err());
-        assert_eq!(Ty::parse(" list ( int ) ").unwrap(), Ty::List(Box::new(Ty::Int)));
+        assert_eq!(
+            Ty::parse(" list ( int ) ").unwrap(),
+            Ty::List(Box::new(Ty::Int))
+        );
         assert!(Ty::parse("map(double, int)").is_err());
         assert!(Ty::parse("list(int, int)").is_err());
         assert!(Ty::parse("list(int) x").is_err());

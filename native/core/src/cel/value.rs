@@ -24,6 +24,9 @@ pub struct Duration {
 }
 
 pub const MIN_TIMESTAMP_SECS: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
+/// 2^63 and 2^64 as doubles: the bounds of the integer types.
+pub const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+pub const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 pub const MAX_TIMESTAMP_SECS: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
 /// Go's `time.Duration` range, as cel-go.
 pub const MAX_DURATION_NANOS: i128 = i64::MAX as i128;
@@ -36,10 +39,21 @@ impl Timestamp {
         if secs < MIN_TIMESTAMP_SECS as i128 || secs > MAX_TIMESTAMP_SECS as i128 {
             return Err(EvalError::range("timestamp out of range"));
         }
-        Ok(Timestamp { secs: secs as i64, nanos })
+        Ok(Timestamp {
+            secs: secs as i64,
+            nanos,
+        })
     }
     /// The timestamp of a UTC civil date and time (`None` if invalid).
-    pub fn from_civil(year: i32, month: u32, day: u32, hour: u32, minute: u32, second: u32, nanos: u32) -> Option<Timestamp> {
+    pub fn from_civil(
+        year: i32,
+        month: u32,
+        day: u32,
+        hour: u32,
+        minute: u32,
+        second: u32,
+        nanos: u32,
+    ) -> Option<Timestamp> {
         let secs = chrono::NaiveDate::from_ymd_opt(year, month, day)?
             .and_hms_opt(hour, minute, second)?
             .and_utc()
@@ -102,6 +116,7 @@ impl CelType {
 
 /// A map whose entries the host converts on demand (e.g. a Python mapping
 /// read during one evaluation). Keys of such maps are strings or ints.
+#[allow(clippy::len_without_is_empty)] // `len` is `size()`; emptiness is never asked
 pub trait LazyMap: Send + Sync {
     /// The value at `key`, `None` when absent.
     fn get(&self, key: &Value) -> EvalResult<Option<Value>>;
@@ -117,7 +132,9 @@ pub trait LazyMap: Send + Sync {
         self.keys()?
             .into_iter()
             .map(|k| {
-                let v = self.get(&k)?.ok_or_else(|| EvalError::no_such_key(format!("{k:?}")))?;
+                let v = self
+                    .get(&k)?
+                    .ok_or_else(|| EvalError::no_such_key(format!("{k:?}")))?;
                 Ok((k, v))
             })
             .collect()
@@ -152,7 +169,10 @@ impl fmt::Debug for Value {
             Value::String(s) => write!(f, "{s:?}"),
             Value::Bytes(b) => write!(f, "b{:?}", String::from_utf8_lossy(b)),
             Value::List(l) => f.debug_list().entries(l.iter()).finish(),
-            Value::Map(m) => f.debug_map().entries(m.entries.iter().map(|(k, v)| (k, v))).finish(),
+            Value::Map(m) => f
+                .debug_map()
+                .entries(m.entries.iter().map(|(k, v)| (k, v)))
+                .finish(),
             Value::Lazy(_) => write!(f, "<lazy map>"),
             Value::Timestamp(t) => write!(f, "timestamp({}s {}ns)", t.secs, t.nanos),
             Value::Duration(d) => write!(f, "duration({}ns)", d.nanos),
@@ -211,9 +231,9 @@ impl Key {
                 if d.fract() != 0.0 || !d.is_finite() {
                     return Ok(None);
                 }
-                if *d >= -9.223_372_036_854_776e18 && *d < 9.223_372_036_854_776e18 {
+                if *d >= -TWO_POW_63 && *d < TWO_POW_63 {
                     Key::Int(*d as i64)
-                } else if *d >= 0.0 && *d < 1.844_674_407_370_955_2e19 {
+                } else if *d >= 0.0 && *d < TWO_POW_64 {
                     Key::Uint(*d as u64)
                 } else {
                     return Ok(None);
@@ -240,7 +260,10 @@ impl Map {
     pub fn from_entries(entries: Vec<(Value, Value)>) -> EvalResult<Map> {
         let mut index = HashMap::with_capacity(entries.len());
         for (i, (k, _)) in entries.iter().enumerate() {
-            if !matches!(k, Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::String(_)) {
+            if !matches!(
+                k,
+                Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::String(_)
+            ) {
                 return Err(EvalError::invalid(format!(
                     "unsupported map key type: {}",
                     k.type_name()
@@ -275,7 +298,10 @@ impl Map {
     /// Lookup by string without building a key value (field selection).
     pub fn get_str(&self, name: &str) -> Option<&Value> {
         if self.entries.len() >= INDEX_FROM {
-            return self.index.get(&Key::Str(Arc::from(name))).map(|&i| &self.entries[i].1);
+            return self
+                .index
+                .get(&Key::Str(Arc::from(name)))
+                .map(|&i| &self.entries[i].1);
         }
         self.entries.iter().find_map(|(k, v)| match k {
             Value::String(s) if &**s == name => Some(v),
@@ -356,7 +382,10 @@ impl Value {
         match self {
             Value::Map(m) => Ok(m.entries.iter().map(|(k, _)| k.clone()).collect()),
             Value::Lazy(l) => l.keys(),
-            other => Err(EvalError::no_such_overload(format!("keys of {}", other.type_name()))),
+            other => Err(EvalError::no_such_overload(format!(
+                "keys of {}",
+                other.type_name()
+            ))),
         }
     }
 
@@ -365,7 +394,10 @@ impl Value {
         match self {
             Value::Map(m) => Ok(m.entries.clone()),
             Value::Lazy(l) => l.entries(),
-            other => Err(EvalError::no_such_overload(format!("entries of {}", other.type_name()))),
+            other => Err(EvalError::no_such_overload(format!(
+                "entries of {}",
+                other.type_name()
+            ))),
         }
     }
 
@@ -457,8 +489,12 @@ fn numeric_cmp(a: &Value, b: &Value) -> Option<Option<Ordering>> {
         (Value::Uint(x), Value::Int(y)) => Some(int_uint_cmp(*y, *x).reverse()),
         (Value::Int(x), Value::Double(y)) => integer_double_cmp(*x as f64, false, *y),
         (Value::Uint(x), Value::Double(y)) => integer_double_cmp(*x as f64, true, *y),
-        (Value::Double(x), Value::Int(y)) => integer_double_cmp(*y as f64, false, *x).map(Ordering::reverse),
-        (Value::Double(x), Value::Uint(y)) => integer_double_cmp(*y as f64, true, *x).map(Ordering::reverse),
+        (Value::Double(x), Value::Int(y)) => {
+            integer_double_cmp(*y as f64, false, *x).map(Ordering::reverse)
+        }
+        (Value::Double(x), Value::Uint(y)) => {
+            integer_double_cmp(*y as f64, true, *x).map(Ordering::reverse)
+        }
         _ => return None,
     })
 }
@@ -477,9 +513,9 @@ fn integer_double_cmp(i: f64, unsigned: bool, d: f64) -> Option<Ordering> {
         return None;
     }
     let (low, high) = if unsigned {
-        (0.0, 18_446_744_073_709_551_616.0)
+        (0.0, TWO_POW_64)
     } else {
-        (-9_223_372_036_854_775_808.0, 9_223_372_036_854_775_808.0)
+        (-TWO_POW_63, TWO_POW_63)
     };
     if d < low {
         return Some(Ordering::Greater);
@@ -499,13 +535,17 @@ mod tests {
         assert!(Value::Int(1).equals(&Value::Uint(1)).unwrap());
         assert!(Value::Int(1).equals(&Value::Double(1.0)).unwrap());
         assert!(!Value::Int(1).equals(&Value::Double(1.5)).unwrap());
-        assert!(!Value::Double(f64::NAN).equals(&Value::Double(f64::NAN)).unwrap());
+        assert!(!Value::Double(f64::NAN)
+            .equals(&Value::Double(f64::NAN))
+            .unwrap());
         assert_eq!(
             Value::Int(-1).compare(&Value::Uint(0)).unwrap(),
             Some(Ordering::Less)
         );
         assert_eq!(
-            Value::Int(i64::MAX).compare(&Value::Double(9.223372036854775807e18)).unwrap(),
+            Value::Int(i64::MAX)
+                .compare(&Value::Double(TWO_POW_63))
+                .unwrap(),
             Some(Ordering::Equal)
         );
         assert!(Value::Double(f64::NAN).compare(&Value::Int(1)).is_err());

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::super::error::{EvalError, EvalResult};
-use super::super::value::{Timestamp, Value};
+use super::super::value::{Timestamp, Value, TWO_POW_63, TWO_POW_64};
 use super::time::{format_duration, format_timestamp, parse_duration, parse_timestamp};
 use super::{Def, Imp, P};
 
@@ -23,13 +23,23 @@ pub static DEFS: &[Def] = &[
     Def {
         name: "uint",
         receiver: false,
-        sigs: &[(&[P::Uint], P::Uint), (&[P::Int], P::Uint), (&[P::Double], P::Uint), (&[P::Str], P::Uint)],
+        sigs: &[
+            (&[P::Uint], P::Uint),
+            (&[P::Int], P::Uint),
+            (&[P::Double], P::Uint),
+            (&[P::Str], P::Uint),
+        ],
         imp: Imp::F1(to_uint),
     },
     Def {
         name: "double",
         receiver: false,
-        sigs: &[(&[P::Double], P::Double), (&[P::Int], P::Double), (&[P::Uint], P::Double), (&[P::Str], P::Double)],
+        sigs: &[
+            (&[P::Double], P::Double),
+            (&[P::Int], P::Double),
+            (&[P::Uint], P::Double),
+            (&[P::Str], P::Double),
+        ],
         imp: Imp::F1(to_double),
     },
     Def {
@@ -93,14 +103,18 @@ fn unsupported(to: &str, v: &Value) -> EvalError {
 /// Whether `d` (already truncated) fits an i64 exactly.
 fn double_to_int(d: f64) -> Option<i64> {
     let t = d.trunc();
-    (t.is_finite() && t > -9.223_372_036_854_775_808e18 && t < 9.223_372_036_854_775_808e18).then_some(t as i64)
+    (t.is_finite() && t > -TWO_POW_63 && t < TWO_POW_63).then_some(t as i64)
 }
 
 pub fn to_int(v: &Value) -> EvalResult {
     Ok(Value::Int(match v {
         Value::Int(i) => *i,
-        Value::Uint(u) => i64::try_from(*u).map_err(|_| EvalError::range("uint out of int range"))?,
-        Value::Double(d) => double_to_int(*d).ok_or_else(|| EvalError::range("double out of int range"))?,
+        Value::Uint(u) => {
+            i64::try_from(*u).map_err(|_| EvalError::range("uint out of int range"))?
+        }
+        Value::Double(d) => {
+            double_to_int(*d).ok_or_else(|| EvalError::range("double out of int range"))?
+        }
         Value::String(s) => parse_decimal(s, true)?
             .try_into()
             .map_err(|_| EvalError::range(format!("{s:?} is out of int range")))?,
@@ -112,10 +126,12 @@ pub fn to_int(v: &Value) -> EvalResult {
 pub fn to_uint(v: &Value) -> EvalResult {
     Ok(Value::Uint(match v {
         Value::Uint(u) => *u,
-        Value::Int(i) => u64::try_from(*i).map_err(|_| EvalError::range("int out of uint range"))?,
+        Value::Int(i) => {
+            u64::try_from(*i).map_err(|_| EvalError::range("int out of uint range"))?
+        }
         Value::Double(d) => {
             let t = d.trunc();
-            if !(d.is_finite() && *d >= 0.0 && t < 1.844_674_407_370_955_2e19) {
+            if !(d.is_finite() && *d >= 0.0 && t < TWO_POW_64) {
                 return Err(EvalError::range("double out of uint range"));
             }
             t as u64
@@ -132,7 +148,8 @@ pub fn to_double(v: &Value) -> EvalResult {
         Value::Double(d) => *d,
         Value::Int(i) => *i as f64,
         Value::Uint(u) => *u as f64,
-        Value::String(s) => parse_double(s).ok_or_else(|| EvalError::conversion(format!("cannot convert {s:?} to double")))?,
+        Value::String(s) => parse_double(s)
+            .ok_or_else(|| EvalError::conversion(format!("cannot convert {s:?} to double")))?,
         other => return Err(unsupported("double", other)),
     }))
 }
@@ -145,13 +162,19 @@ fn parse_decimal(s: &str, signed: bool) -> EvalResult<i128> {
         _ => s,
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(EvalError::conversion(format!("cannot convert {s:?} to a number")));
+        return Err(EvalError::conversion(format!(
+            "cannot convert {s:?} to a number"
+        )));
     }
     let digits = digits.trim_start_matches('0');
     if digits.len() > 30 {
         return Err(EvalError::range(format!("{s:?} is out of range")));
     }
-    let v: i128 = if digits.is_empty() { 0 } else { digits.parse().unwrap_or(i128::MAX) };
+    let v: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().unwrap_or(i128::MAX)
+    };
     Ok(if s.starts_with('-') { -v } else { v })
 }
 
@@ -160,7 +183,13 @@ fn parse_double(s: &str) -> Option<f64> {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     let negative = s.starts_with('-');
     match body.to_ascii_lowercase().as_str() {
-        "inf" | "infinity" => return Some(if negative { f64::NEG_INFINITY } else { f64::INFINITY }),
+        "inf" | "infinity" => {
+            return Some(if negative {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            })
+        }
         "nan" => return Some(f64::NAN),
         _ => {}
     }
@@ -204,17 +233,29 @@ pub fn format_double(d: f64) -> String {
         return "NaN".into();
     }
     if d.is_infinite() {
-        return if d > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if d > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // `{:e}` gives the shortest round-trip digits: "1.2345e6".
     let sci = format!("{d:e}");
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     if !(-4..6).contains(&exp) {
-        return format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+        return format!(
+            "{mantissa}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        );
     }
     format!("{d}")
 }
@@ -228,7 +269,8 @@ pub fn to_display_string(v: &Value) -> EvalResult<Arc<str>> {
         Value::Double(d) => Arc::from(format_double(*d)),
         Value::Bool(b) => Arc::from(if *b { "true" } else { "false" }),
         Value::Bytes(b) => Arc::from(
-            std::str::from_utf8(b).map_err(|_| EvalError::conversion("bytes are not valid UTF-8"))?,
+            std::str::from_utf8(b)
+                .map_err(|_| EvalError::conversion("bytes are not valid UTF-8"))?,
         ),
         Value::Timestamp(t) => Arc::from(format_timestamp(*t)),
         Value::Duration(d) => Arc::from(format_duration(*d)),
@@ -255,7 +297,9 @@ fn to_bool(v: &Value) -> EvalResult {
         Value::String(s) => match &**s {
             "true" | "True" | "TRUE" | "t" | "T" | "1" => Ok(Value::Bool(true)),
             "false" | "False" | "FALSE" | "f" | "F" | "0" => Ok(Value::Bool(false)),
-            _ => Err(EvalError::conversion(format!("cannot convert {s:?} to bool"))),
+            _ => Err(EvalError::conversion(format!(
+                "cannot convert {s:?} to bool"
+            ))),
         },
         other => Err(unsupported("bool", other)),
     }
@@ -292,8 +336,16 @@ mod tests {
         assert_eq!(format_double(1234567.0), "1.234567e+06");
         assert_eq!(format_double(0.0001), "0.0001");
         assert_eq!(format_double(-0.0), "-0");
-        assert!(parse_double("1.").is_some() && parse_double(".5").is_some() && parse_double("-Infinity").is_some());
-        assert!(parse_double("1e999").is_none() && parse_double(" 1").is_none() && parse_double("1_0").is_none());
+        assert!(
+            parse_double("1.").is_some()
+                && parse_double(".5").is_some()
+                && parse_double("-Infinity").is_some()
+        );
+        assert!(
+            parse_double("1e999").is_none()
+                && parse_double(" 1").is_none()
+                && parse_double("1_0").is_none()
+        );
     }
 
     #[test]
@@ -302,7 +354,12 @@ mod tests {
         assert_eq!(to_int(&Value::Double(-1.9)).unwrap().type_name(), "int");
         assert!(to_uint(&Value::Int(-1)).is_err());
         assert!(to_int(&Value::str("12x")).is_err());
-        assert_eq!(to_int(&Value::str("99999999999999999999")).unwrap_err().kind(), super::super::super::ErrorKind::Range);
+        assert_eq!(
+            to_int(&Value::str("99999999999999999999"))
+                .unwrap_err()
+                .kind(),
+            super::super::super::ErrorKind::Range
+        );
         assert!(to_uint(&Value::str("+1")).is_err());
     }
 }

@@ -48,7 +48,10 @@ pub fn as_s(v: &Value) -> EvalResult<String> {
                 .map(|(k, v)| Ok((as_s(k)?, as_s(v)?)))
                 .collect::<EvalResult<_>>()?;
             parts.sort();
-            let parts: Vec<String> = parts.into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let parts: Vec<String> = parts
+                .into_iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
             format!("{{{}}}", parts.join(", "))
         }
         other => to_display_string(other)?.to_string(),
@@ -118,25 +121,40 @@ fn format(fmt: &Value, args: &Value) -> EvalResult {
                 p.push(*d);
                 chars.next();
             }
-            let n: usize = p.parse().map_err(|_| bad("could not parse formatting clause: bad precision".into()))?;
+            let n: usize = p
+                .parse()
+                .map_err(|_| bad("could not parse formatting clause: bad precision".into()))?;
             if n > 100 {
-                return Err(bad("could not parse formatting clause: precision over 100".into()));
+                return Err(bad(
+                    "could not parse formatting clause: precision over 100".into()
+                ));
             }
             precision = Some(n);
         }
         let Some(clause) = chars.next() else {
-            return Err(bad("could not parse formatting clause: unexpected end of string".into()));
+            return Err(bad(
+                "could not parse formatting clause: unexpected end of string".into(),
+            ));
         };
         if !matches!(clause, 's' | 'd' | 'f' | 'e' | 'b' | 'x' | 'X' | 'o') {
-            return Err(bad(format!("could not parse formatting clause: unrecognized formatting clause \"{clause}\"")));
+            return Err(bad(format!(
+                "could not parse formatting clause: unrecognized formatting clause \"{clause}\""
+            )));
         }
-        let arg = args.get(next).ok_or_else(|| bad(format!("index {next} out of range")))?;
+        let arg = args
+            .get(next)
+            .ok_or_else(|| bad(format!("index {next} out of range")))?;
         next += 1;
         let text = match clause {
             's' => as_s(arg)?,
             'd' => match arg {
                 Value::Double(d) if special(*d).is_some() => special(*d).unwrap_or_default().into(),
-                _ => integer(arg, 10, false, "decimal clause can only be used on integers")?,
+                _ => integer(
+                    arg,
+                    10,
+                    false,
+                    "decimal clause can only be used on integers",
+                )?,
             },
             'f' => {
                 let d = as_double(arg, "fixed-point")?;
@@ -146,17 +164,35 @@ fn format(fmt: &Value, args: &Value) -> EvalResult {
                 let d = as_double(arg, "scientific")?;
                 special(d).map_or_else(|| sci(d, precision.unwrap_or(6)), String::from)
             }
-            'b' => integer(arg, 2, false, "only integers and bools can be formatted as binary")?,
+            'b' => integer(
+                arg,
+                2,
+                false,
+                "only integers and bools can be formatted as binary",
+            )?,
             'o' => integer(arg, 8, false, "octal clause can only be used on integers")?,
             _ => {
                 let upper = clause == 'X';
                 let hex = |b: &[u8]| -> String {
-                    b.iter().map(|x| if upper { format!("{x:02X}") } else { format!("{x:02x}") }).collect()
+                    b.iter()
+                        .map(|x| {
+                            if upper {
+                                format!("{x:02X}")
+                            } else {
+                                format!("{x:02x}")
+                            }
+                        })
+                        .collect()
                 };
                 match arg {
                     Value::String(s) => hex(s.as_bytes()),
                     Value::Bytes(b) => hex(b),
-                    _ => integer(arg, 16, upper, "only integers, byte buffers, and strings can be formatted as hex")?,
+                    _ => integer(
+                        arg,
+                        16,
+                        upper,
+                        "only integers, byte buffers, and strings can be formatted as hex",
+                    )?,
                 }
             }
         };
@@ -179,8 +215,26 @@ mod tests {
 
     #[test]
     fn clauses() {
-        assert_eq!(f("%.3f|%e|%b|%X|%o|%%", vec![Value::Double(1.2345), Value::Int(2), Value::Int(5), Value::str("Hi"), Value::Int(11)]), "1.234|2.000000e+00|101|4869|13|%");
-        assert_eq!(f("%s", vec![Value::from(vec![Value::Double(3.14), Value::Null])]), "[3.14, null]");
+        assert_eq!(
+            f(
+                "%.3f|%e|%b|%X|%o|%%",
+                vec![
+                    Value::Double(1.2345),
+                    Value::Int(2),
+                    Value::Int(5),
+                    Value::str("Hi"),
+                    Value::Int(11)
+                ]
+            ),
+            "1.234|2.000000e+00|101|4869|13|%"
+        );
+        assert_eq!(
+            f(
+                "%s",
+                vec![Value::from(vec![Value::Double(2.5), Value::Null])]
+            ),
+            "[2.5, null]"
+        );
         assert!(format(&Value::str("%a"), &Value::from(vec![Value::Int(1)])).is_err());
         assert!(format(&Value::str("%d"), &Value::from(vec![])).is_err());
     }

@@ -43,14 +43,21 @@ pub static DEFS: &[Def] = &[
         receiver: false,
         sigs: &[(&[P::Int], P::ListInt)],
         // Compiled to `Node::Range`; this is only the constant-folding path.
-        imp: Imp::F1(|_| Err(EvalError::invalid("lists.range is evaluated by the interpreter"))),
+        imp: Imp::F1(|_| {
+            Err(EvalError::invalid(
+                "lists.range is evaluated by the interpreter",
+            ))
+        }),
     },
 ];
 
 fn items<'a>(v: &'a Value, name: &str) -> EvalResult<&'a [Value]> {
     match v {
         Value::List(l) => Ok(l),
-        other => Err(EvalError::no_such_overload(format!("{}.{name}()", other.type_name()))),
+        other => Err(EvalError::no_such_overload(format!(
+            "{}.{name}()",
+            other.type_name()
+        ))),
     }
 }
 
@@ -61,10 +68,15 @@ fn slice(l: &Value, start: &Value, end: &Value) -> EvalResult {
     };
     let n = list.len() as i64;
     if *s < 0 || *e < 0 || *s > n || *e > n {
-        return Err(EvalError::invalid(format!("index out of range: {}", if *s < 0 || *s > n { s } else { e })));
+        return Err(EvalError::invalid(format!(
+            "index out of range: {}",
+            if *s < 0 || *s > n { s } else { e }
+        )));
     }
     if s > e {
-        return Err(EvalError::invalid(format!("invalid slice: start {s} > end {e}")));
+        return Err(EvalError::invalid(format!(
+            "invalid slice: start {s} > end {e}"
+        )));
     }
     Ok(Value::from(list[*s as usize..*e as usize].to_vec()))
 }
@@ -121,8 +133,14 @@ fn sort(l: &Value) -> EvalResult {
     };
     if let Some(first) = list.first() {
         let k = kind(first);
-        if k == 6 || list.iter().any(|v| kind(v) != k || matches!(v, Value::Double(d) if d.is_nan())) {
-            return Err(EvalError::invalid("sort: elements are not all of one comparable kind"));
+        if k == 6
+            || list
+                .iter()
+                .any(|v| kind(v) != k || matches!(v, Value::Double(d) if d.is_nan()))
+        {
+            return Err(EvalError::invalid(
+                "sort: elements are not all of one comparable kind",
+            ));
         }
     }
     let mut out = list.to_vec();

@@ -28,7 +28,7 @@ pub fn parse_timestamp_value(s: &str) -> EvalResult {
 pub fn parse_duration_value(s: &str) -> EvalResult {
     time::parse_duration(s).map(Value::Duration)
 }
-pub use strings::{check_len, compile_regex, MAX_RESULT_LEN};
+pub use strings::{check_len, compile_regex, LazyRegex, MAX_RESULT_LEN};
 
 /// A signature pattern.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +103,10 @@ impl P {
             P::ListStr => Ty::List(Box::new(Ty::String)),
             P::ListInt => Ty::List(Box::new(Ty::Int)),
             P::Map => Ty::Map(Box::new(Ty::Dyn), Box::new(Ty::Dyn)),
-            P::MapStrList => Ty::Map(Box::new(Ty::String), Box::new(Ty::List(Box::new(Ty::String)))),
+            P::MapStrList => Ty::Map(
+                Box::new(Ty::String),
+                Box::new(Ty::List(Box::new(Ty::String))),
+            ),
             P::MapStrDyn => Ty::Map(Box::new(Ty::String), Box::new(Ty::Dyn)),
             P::Type => Ty::Type,
         }
@@ -160,9 +163,8 @@ pub fn lookup(name: &str, receiver: bool, args: &[Ty]) -> Lookup {
             }
         }
     }
-    if known {
-        Lookup::NoOverload
-    } else if all_defs().any(|d| d.name == name) {
+    // A name known in the other calling style or arity is also "no overload".
+    if known || all_defs().any(|d| d.name == name) {
         Lookup::NoOverload
     } else {
         Lookup::Unknown

@@ -129,7 +129,9 @@ pub fn ip_in(ip: &str, prefixes: &[Prefix]) -> bool {
 
 fn in_cidr_range(ip: &Value, cidr: &Value) -> EvalResult {
     match (ip, cidr) {
-        (Value::String(ip), Value::String(c)) => Ok(Value::Bool(parse_cidr(c).is_some_and(|p| ip_in(ip, &[p])))),
+        (Value::String(ip), Value::String(c)) => {
+            Ok(Value::Bool(parse_cidr(c).is_some_and(|p| ip_in(ip, &[p]))))
+        }
         _ => Err(EvalError::no_such_overload("inCidrRange")),
     }
 }
@@ -162,7 +164,10 @@ fn is_private_ip(v: &Value) -> EvalResult {
     };
     let private = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
     let ok = s.parse::<std::net::Ipv4Addr>().is_ok()
-        && private.iter().filter_map(|c| parse_cidr(c)).any(|p| ip_in(s, &[p]));
+        && private
+            .iter()
+            .filter_map(|c| parse_cidr(c))
+            .any(|p| ip_in(s, &[p]));
     Ok(Value::Bool(ok))
 }
 
@@ -182,15 +187,23 @@ fn base64_decode(v: &Value) -> EvalResult {
         return Err(overload("base64.decode", v));
     };
     let bad = || EvalError::conversion("invalid base64");
-    let body = text.strip_suffix("==").or_else(|| text.strip_suffix('=')).unwrap_or(text);
+    let body = text
+        .strip_suffix("==")
+        .or_else(|| text.strip_suffix('='))
+        .unwrap_or(text);
     let padded = body.len() != text.len();
-    if !body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    if !body
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
         || body.len() % 4 == 1
         || (padded && text.len() % 4 != 0)
     {
         return Err(bad());
     }
-    LENIENT.decode(body.as_bytes()).map(|b| Value::Bytes(Arc::from(b))).map_err(|_| bad())
+    LENIENT
+        .decode(body.as_bytes())
+        .map(|b| Value::Bytes(Arc::from(b)))
+        .map_err(|_| bad())
 }
 
 /// Decodes unpadded input and ignores non-zero trailing bits, as Python's
@@ -204,7 +217,10 @@ const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::
 
 fn basic_auth(user: &Value, pass: &Value) -> EvalResult {
     match (user, pass) {
-        (Value::String(u), Value::String(p)) => Ok(Value::from(format!("Basic {}", STANDARD.encode(format!("{u}:{p}"))))),
+        (Value::String(u), Value::String(p)) => Ok(Value::from(format!(
+            "Basic {}",
+            STANDARD.encode(format!("{u}:{p}"))
+        ))),
         _ => Err(EvalError::no_such_overload("basic_auth.encode")),
     }
 }
@@ -214,7 +230,9 @@ fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -230,7 +248,9 @@ fn query_unescape(s: &str) -> EvalResult<String> {
     while i < b.len() {
         match b[i] {
             b'%' => {
-                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 let v = hex
                     .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
@@ -270,14 +290,20 @@ fn url_unescape(v: &Value) -> EvalResult {
 /// Compact JSON: strings as Python's `json.dumps(ensure_ascii=False)`,
 /// doubles as `string()` prints them, bytes base64, times as text.
 fn write_json(v: &Value, out: &mut String) -> EvalResult<()> {
-    let string = |s: &str, out: &mut String| out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    let string =
+        |s: &str, out: &mut String| out.push_str(&serde_json::to_string(s).unwrap_or_default());
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => out.push_str(&i.to_string()),
         Value::Uint(u) => out.push_str(&u.to_string()),
         Value::Double(d) if d.is_finite() => out.push_str(&format_double(*d)),
-        Value::Double(d) => return Err(EvalError::invalid(format!("{} is not valid JSON", format_double(*d)))),
+        Value::Double(d) => {
+            return Err(EvalError::invalid(format!(
+                "{} is not valid JSON",
+                format_double(*d)
+            )))
+        }
         Value::String(s) => string(s, out),
         Value::Bytes(b) => string(&STANDARD.encode(b), out),
         Value::Timestamp(t) => string(&format_timestamp(*t), out),
@@ -297,7 +323,10 @@ fn write_json(v: &Value, out: &mut String) -> EvalResult<()> {
             out.push('{');
             for (i, (k, item)) in v.map_entries()?.iter().enumerate() {
                 let Value::String(k) = k else {
-                    return Err(EvalError::invalid(format!("JSON object keys must be strings, not {}", k.type_name())));
+                    return Err(EvalError::invalid(format!(
+                        "JSON object keys must be strings, not {}",
+                        k.type_name()
+                    )));
                 };
                 if i > 0 {
                     out.push(',');
@@ -331,7 +360,12 @@ fn from_json(j: serde_json::Value) -> EvalResult {
             },
         },
         J::String(s) => Value::from(s),
-        J::Array(items) => Value::from(items.into_iter().map(from_json).collect::<EvalResult<Vec<_>>>()?),
+        J::Array(items) => Value::from(
+            items
+                .into_iter()
+                .map(from_json)
+                .collect::<EvalResult<Vec<_>>>()?,
+        ),
         J::Object(obj) => {
             let entries = obj
                 .into_iter()
@@ -375,9 +409,12 @@ fn json_decode(v: &Value) -> EvalResult {
         return Err(overload("json.decode", v));
     };
     if !json_depth_ok(s) {
-        return Err(EvalError::conversion(format!("JSON nested deeper than {MAX_JSON_DEPTH}")));
+        return Err(EvalError::conversion(format!(
+            "JSON nested deeper than {MAX_JSON_DEPTH}"
+        )));
     }
-    let j: serde_json::Value = serde_json::from_str(s).map_err(|e| EvalError::conversion(format!("invalid JSON: {e}")))?;
+    let j: serde_json::Value =
+        serde_json::from_str(s).map_err(|e| EvalError::conversion(format!("invalid JSON: {e}")))?;
     from_json(j)
 }
 
@@ -405,12 +442,18 @@ fn query_encode(v: &Value) -> EvalResult {
             Value::List(items) => {
                 for item in items.iter() {
                     let Value::String(s) = item else {
-                        return Err(EvalError::invalid("query string values must be strings or lists of strings"));
+                        return Err(EvalError::invalid(
+                            "query string values must be strings or lists of strings",
+                        ));
                     };
                     parts.push(format!("{k}={}", query_escape(s)));
                 }
             }
-            _ => return Err(EvalError::invalid("query string values must be strings or lists of strings")),
+            _ => {
+                return Err(EvalError::invalid(
+                    "query string values must be strings or lists of strings",
+                ))
+            }
         }
     }
     Ok(Value::from(parts.join("&")))
@@ -423,17 +466,25 @@ fn query_decode(v: &Value) -> EvalResult {
     let mut entries: Vec<(Value, Vec<Value>)> = Vec::new();
     for part in s.split('&').filter(|p| !p.is_empty()) {
         if part.contains(';') {
-            return Err(EvalError::conversion("invalid semicolon separator in query"));
+            return Err(EvalError::conversion(
+                "invalid semicolon separator in query",
+            ));
         }
         let (k, val) = part.split_once('=').unwrap_or((part, ""));
         let k = query_unescape(k)?;
         let val = Value::from(query_unescape(val)?);
-        match entries.iter_mut().find(|(ek, _)| matches!(ek, Value::String(e) if **e == *k)) {
+        match entries
+            .iter_mut()
+            .find(|(ek, _)| matches!(ek, Value::String(e) if **e == *k))
+        {
             Some((_, vals)) => vals.push(val),
             None => entries.push((Value::from(k), vec![val])),
         }
     }
-    let entries = entries.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+    let entries = entries
+        .into_iter()
+        .map(|(k, v)| (k, Value::from(v)))
+        .collect();
     Ok(Value::Map(Arc::new(Map::from_entries(entries)?)))
 }
 
@@ -457,7 +508,9 @@ pub static IMPLICIT_ARGUMENTS: &[(&str, usize, &[&str])] = &[
 
 fn name_key(name: &Value, fold_case: bool) -> EvalResult<Value> {
     match name {
-        Value::String(s) if fold_case && s.bytes().any(|b| b.is_ascii_uppercase()) => Ok(Value::from(s.to_ascii_lowercase())),
+        Value::String(s) if fold_case && s.bytes().any(|b| b.is_ascii_uppercase()) => {
+            Ok(Value::from(s.to_ascii_lowercase()))
+        }
         Value::String(_) => Ok(name.clone()),
         other => Err(overload("header helper", other)),
     }
@@ -465,11 +518,15 @@ fn name_key(name: &Value, fold_case: bool) -> EvalResult<Value> {
 
 /// Header names are matched in lower case (the map's keys are).
 fn get_values(map: &Value, name: &Value, fold_case: bool) -> EvalResult {
-    Ok(map.map_get(&name_key(name, fold_case)?)?.unwrap_or_else(|| Value::from(Vec::new())))
+    Ok(map
+        .map_get(&name_key(name, fold_case)?)?
+        .unwrap_or_else(|| Value::from(Vec::new())))
 }
 
 fn has_key(map: &Value, name: &Value, fold_case: bool) -> EvalResult {
-    Ok(Value::Bool(map.map_get(&name_key(name, fold_case)?)?.is_some()))
+    Ok(Value::Bool(
+        map.map_get(&name_key(name, fold_case)?)?.is_some(),
+    ))
 }
 
 fn get_cookie(cookies: &Value, name: &Value) -> EvalResult {
@@ -484,7 +541,9 @@ fn get_cookie(cookies: &Value, name: &Value) -> EvalResult {
 
 fn has_cookie(cookies: &Value, name: &Value) -> EvalResult {
     name_key(name, false)?;
-    Ok(Value::Bool(matches!(cookies.map_get(name)?, Some(Value::List(l)) if !l.is_empty())))
+    Ok(Value::Bool(
+        matches!(cookies.map_get(name)?, Some(Value::List(l)) if !l.is_empty()),
+    ))
 }
 
 fn get_secret(secrets: &Value, vault: &Value, name: &Value) -> EvalResult {
@@ -517,13 +576,20 @@ fn hash(v: &Value, format: Option<&Value>, algo: Algo) -> EvalResult {
         Algo::Sha256 => sha2::Sha256::digest(data).to_vec(),
         Algo::Sha512 => sha2::Sha512::digest(data).to_vec(),
         Algo::Crc32 => crc32fast::hash(data).to_be_bytes().to_vec(),
-        Algo::Crc64 => crc::Crc::<u64>::new(&crc::CRC_64_GO_ISO).checksum(data).to_be_bytes().to_vec(),
+        Algo::Crc64 => crc::Crc::<u64>::new(&crc::CRC_64_GO_ISO)
+            .checksum(data)
+            .to_be_bytes()
+            .to_vec(),
     };
     let text = match format {
         None => hex(&digest),
         Some(Value::String(f)) if &**f == "hex" => hex(&digest),
         Some(Value::String(f)) if &**f == "base64" => STANDARD.encode(&digest),
-        Some(Value::String(f)) => return Err(EvalError::invalid(format!("hash format must be 'hex' or 'base64', not {f:?}"))),
+        Some(Value::String(f)) => {
+            return Err(EvalError::invalid(format!(
+                "hash format must be 'hex' or 'base64', not {f:?}"
+            )))
+        }
         Some(other) => return Err(overload("hash", other)),
     };
     Ok(Value::from(text))
@@ -554,10 +620,14 @@ fn random() -> u64 {
 
 fn rand_int(min: i64, max: i64) -> EvalResult {
     if min > max {
-        return Err(EvalError::invalid(format!("rand.int: min {min} > max {max}")));
+        return Err(EvalError::invalid(format!(
+            "rand.int: min {min} > max {max}"
+        )));
     }
     let span = (max as i128 - min as i128 + 1) as u128;
-    Ok(Value::Int((min as i128 + (random() as u128 % span) as i128) as i64))
+    Ok(Value::Int(
+        (min as i128 + (random() as u128 % span) as i128) as i64,
+    ))
 }
 
 #[cfg(test)]
@@ -575,24 +645,56 @@ mod tests {
     fn documented_values() {
         let hello = Value::str("hello");
         assert_eq!(s(hash(&hello, None, Algo::Crc32)), "3610a686");
-        assert_eq!(s(hash(&hello, Some(&Value::str("base64")), Algo::Crc32)), "NhCmhg==");
+        assert_eq!(
+            s(hash(&hello, Some(&Value::str("base64")), Algo::Crc32)),
+            "NhCmhg=="
+        );
         assert_eq!(s(hash(&hello, None, Algo::Crc64)), "3c3eeee2d8100000");
-        assert_eq!(s(hash(&hello, None, Algo::Md5)), "5d41402abc4b2a76b9719d911017c592");
-        assert_eq!(s(basic_auth(&Value::str("username"), &Value::str("password1"))), "Basic dXNlcm5hbWU6cGFzc3dvcmQx");
+        assert_eq!(
+            s(hash(&hello, None, Algo::Md5)),
+            "5d41402abc4b2a76b9719d911017c592"
+        );
+        assert_eq!(
+            s(basic_auth(
+                &Value::str("username"),
+                &Value::str("password1")
+            )),
+            "Basic dXNlcm5hbWU6cGFzc3dvcmQx"
+        );
         assert_eq!(s(url_escape(&Value::str("a b&c~*"))), "a+b%26c~%2A");
         assert!(base64_decode(&Value::str("aGVsbG8")).is_ok());
         assert!(base64_decode(&Value::str("aGVsbG8=")).is_ok());
         assert!(base64_decode(&Value::str("aGVsbG")).is_ok());
         assert!(base64_decode(&Value::str("a")).is_err());
-        assert_eq!(s(json_encode(&json_decode(&Value::str(r#" {"a": [1, 2.5, "é\n"], "b": null} "#)).unwrap())), r#"{"a":[1,2.5,"é\n"],"b":null}"#);
+        assert_eq!(
+            s(json_encode(
+                &json_decode(&Value::str(r#" {"a": [1, 2.5, "é\n"], "b": null} "#)).unwrap()
+            )),
+            r#"{"a":[1,2.5,"é\n"],"b":null}"#
+        );
     }
 
     #[test]
     fn cidrs() {
-        assert!(matches!(in_cidr_range(&Value::str("10.1.2.3"), &Value::str("10.0.0.0/8")), Ok(Value::Bool(true))));
-        assert!(matches!(in_cidr_range(&Value::str("::ffff:10.1.2.3"), &Value::str("10.0.0.0/8")), Ok(Value::Bool(true))));
-        assert!(matches!(in_cidr_range(&Value::str("2001:4860::1"), &Value::str("2001:4860::/32")), Ok(Value::Bool(true))));
-        assert!(matches!(in_cidr_range(&Value::str("x"), &Value::str("10.0.0.0/8")), Ok(Value::Bool(false))));
-        assert!(matches!(in_cidr_range(&Value::str("10.0.0.1"), &Value::str("nope")), Ok(Value::Bool(false))));
+        assert!(matches!(
+            in_cidr_range(&Value::str("10.1.2.3"), &Value::str("10.0.0.0/8")),
+            Ok(Value::Bool(true))
+        ));
+        assert!(matches!(
+            in_cidr_range(&Value::str("::ffff:10.1.2.3"), &Value::str("10.0.0.0/8")),
+            Ok(Value::Bool(true))
+        ));
+        assert!(matches!(
+            in_cidr_range(&Value::str("2001:4860::1"), &Value::str("2001:4860::/32")),
+            Ok(Value::Bool(true))
+        ));
+        assert!(matches!(
+            in_cidr_range(&Value::str("x"), &Value::str("10.0.0.0/8")),
+            Ok(Value::Bool(false))
+        ));
+        assert!(matches!(
+            in_cidr_range(&Value::str("10.0.0.1"), &Value::str("nope")),
+            Ok(Value::Bool(false))
+        ));
     }
 }

@@ -2,7 +2,7 @@
 //! endsWith, matches) and cel-go's strings extension (charAt, indexOf,
 //! lastIndexOf, lowerAscii, upperAscii, replace, split, substring, trim,
 //! join, reverse, strings.quote). Indices count code points, as in CEL.
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex::{Regex, RegexBuilder};
 
@@ -14,13 +14,23 @@ pub static DEFS: &[Def] = &[
     Def {
         name: "size",
         receiver: false,
-        sigs: &[(&[P::Str], P::Int), (&[P::Bytes], P::Int), (&[P::List], P::Int), (&[P::Map], P::Int)],
+        sigs: &[
+            (&[P::Str], P::Int),
+            (&[P::Bytes], P::Int),
+            (&[P::List], P::Int),
+            (&[P::Map], P::Int),
+        ],
         imp: Imp::F1(size),
     },
     Def {
         name: "size",
         receiver: true,
-        sigs: &[(&[P::Str], P::Int), (&[P::Bytes], P::Int), (&[P::List], P::Int), (&[P::Map], P::Int)],
+        sigs: &[
+            (&[P::Str], P::Int),
+            (&[P::Bytes], P::Int),
+            (&[P::List], P::Int),
+            (&[P::Map], P::Int),
+        ],
         imp: Imp::F1(size),
     },
     Def {
@@ -181,7 +191,10 @@ pub const MAX_RESULT_LEN: usize = 1 << 20;
 
 pub fn check_len(len: usize) -> EvalResult<()> {
     if len > MAX_RESULT_LEN {
-        return Err(EvalError::new(ErrorKind::Limit, format!("result longer than {MAX_RESULT_LEN}")));
+        return Err(EvalError::new(
+            ErrorKind::Limit,
+            format!("result longer than {MAX_RESULT_LEN}"),
+        ));
     }
     Ok(())
 }
@@ -217,6 +230,34 @@ fn map_str(v: &Value, name: &str, f: impl Fn(&str) -> String) -> EvalResult {
     }
 }
 
+/// A constant pattern, checked at compile time and built on first use:
+/// building a matcher (notably for `(?i)` Unicode classes) costs far more
+/// than checking the syntax, and a rule may never run.
+pub struct LazyRegex {
+    pattern: String,
+    regex: OnceLock<Result<Regex, EvalError>>,
+}
+
+impl LazyRegex {
+    /// `Err` if the pattern is not valid RE2 syntax.
+    pub fn new(pattern: &str) -> Result<LazyRegex, EvalError> {
+        regex_syntax::parse(pattern).map_err(|e| {
+            EvalError::new(ErrorKind::Regex, format!("invalid regex {pattern:?}: {e}"))
+        })?;
+        Ok(LazyRegex {
+            pattern: pattern.to_string(),
+            regex: OnceLock::new(),
+        })
+    }
+
+    pub fn is_match(&self, text: &str) -> EvalResult<bool> {
+        match self.regex.get_or_init(|| compile_regex(&self.pattern)) {
+            Ok(re) => Ok(re.is_match(text)),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
 /// Compiles an RE2-syntax pattern (linear-time matching, bounded size).
 pub fn compile_regex(pattern: &str) -> Result<Regex, EvalError> {
     RegexBuilder::new(pattern)
@@ -248,7 +289,12 @@ fn char_at(s: &Value, i: &Value) -> EvalResult {
     if *i < 0 || *i > n {
         return Err(EvalError::invalid(format!("index out of range: {i}")));
     }
-    Ok(Value::from(s.chars().nth(*i as usize).map(String::from).unwrap_or_default()))
+    Ok(Value::from(
+        s.chars()
+            .nth(*i as usize)
+            .map(String::from)
+            .unwrap_or_default(),
+    ))
 }
 
 fn index_of(s: &Value, t: &Value, start: Option<&Value>, last: bool) -> EvalResult {
@@ -306,7 +352,11 @@ fn split(s: &Value, sep: &Value, n: &Value) -> EvalResult {
         n if sep.is_empty() => {
             // Split into code points; with a limit the last part keeps the rest.
             let chars: Vec<char> = s.chars().collect();
-            let limit = if n < 0 { chars.len() } else { (n as usize).min(chars.len()) };
+            let limit = if n < 0 {
+                chars.len()
+            } else {
+                (n as usize).min(chars.len())
+            };
             let mut out: Vec<Value> = Vec::with_capacity(limit);
             for (i, c) in chars.iter().enumerate() {
                 if n > 0 && out.len() + 1 == limit && i < chars.len() {
@@ -333,12 +383,22 @@ fn substring(s: &Value, i: &Value, j: Option<&Value>) -> EvalResult {
         None => n,
     };
     if *i < 0 || *i > n || j < 0 || j > n {
-        return Err(EvalError::invalid(format!("index out of range: {}", if *i < 0 || *i > n { *i } else { j })));
+        return Err(EvalError::invalid(format!(
+            "index out of range: {}",
+            if *i < 0 || *i > n { *i } else { j }
+        )));
     }
     if *i > j {
-        return Err(EvalError::invalid(format!("invalid substring range: start {i} > end {j}")));
+        return Err(EvalError::invalid(format!(
+            "invalid substring range: start {i} > end {j}"
+        )));
     }
-    Ok(Value::from(s.chars().skip(*i as usize).take((j - i) as usize).collect::<String>()))
+    Ok(Value::from(
+        s.chars()
+            .skip(*i as usize)
+            .take((j - i) as usize)
+            .collect::<String>(),
+    ))
 }
 
 fn join(l: &Value, sep: &Value) -> EvalResult {
@@ -395,9 +455,21 @@ mod tests {
 
     #[test]
     fn code_point_indices() {
-        assert_eq!(format!("{:?}", char_at(&s("©αT"), &Value::Int(1)).unwrap()), "\"α\"");
-        assert_eq!(format!("{:?}", index_of(&s("©αTα"), &s("α"), None, true).unwrap()), "3");
-        assert_eq!(format!("{:?}", substring(&s("tacocat"), &Value::Int(4), None).unwrap()), "\"cat\"");
+        assert_eq!(
+            format!("{:?}", char_at(&s("©αT"), &Value::Int(1)).unwrap()),
+            "\"α\""
+        );
+        assert_eq!(
+            format!("{:?}", index_of(&s("©αTα"), &s("α"), None, true).unwrap()),
+            "3"
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                substring(&s("tacocat"), &Value::Int(4), None).unwrap()
+            ),
+            "\"cat\""
+        );
         assert!(substring(&s("abc"), &Value::Int(2), Some(&Value::Int(1))).is_err());
         assert_eq!(
             format!("{:?}", split(&s("a,b,c"), &s(","), &Value::Int(2)).unwrap()),

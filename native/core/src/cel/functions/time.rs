@@ -45,11 +45,24 @@ pub static DEFS: &[Def] = &[
     getter!("getMonth", |d| d.month0() as i64),
     getter!("getDate", |d| d.day() as i64),
     getter!("getDayOfMonth", |d| d.day0() as i64),
-    getter!("getDayOfWeek", |d| d.weekday().num_days_from_sunday() as i64),
+    getter!("getDayOfWeek", |d| d.weekday().num_days_from_sunday()
+        as i64),
     getter!("getDayOfYear", |d| d.ordinal0() as i64),
-    getter!("getHours", |d| d.hour() as i64, Some(|n| (n / 3_600_000_000_000) as i64)),
-    getter!("getMinutes", |d| d.minute() as i64, Some(|n| (n / 60_000_000_000) as i64)),
-    getter!("getSeconds", |d| d.second() as i64, Some(|n| (n / 1_000_000_000) as i64)),
+    getter!(
+        "getHours",
+        |d| d.hour() as i64,
+        Some(|n| (n / 3_600_000_000_000) as i64)
+    ),
+    getter!(
+        "getMinutes",
+        |d| d.minute() as i64,
+        Some(|n| (n / 60_000_000_000) as i64)
+    ),
+    getter!(
+        "getSeconds",
+        |d| d.second() as i64,
+        Some(|n| (n / 1_000_000_000) as i64)
+    ),
     getter!(
         "getMilliseconds",
         |d| (d.nanosecond() / 1_000_000) as i64,
@@ -59,7 +72,8 @@ pub static DEFS: &[Def] = &[
     tz_getter!("getMonth", |d| d.month0() as i64),
     tz_getter!("getDate", |d| d.day() as i64),
     tz_getter!("getDayOfMonth", |d| d.day0() as i64),
-    tz_getter!("getDayOfWeek", |d| d.weekday().num_days_from_sunday() as i64),
+    tz_getter!("getDayOfWeek", |d| d.weekday().num_days_from_sunday()
+        as i64),
     tz_getter!("getDayOfYear", |d| d.ordinal0() as i64),
     tz_getter!("getHours", |d| d.hour() as i64),
     tz_getter!("getMinutes", |d| d.minute() as i64),
@@ -70,14 +84,20 @@ pub static DEFS: &[Def] = &[
 fn get(v: &Value, tz: Option<&Value>, civil: Civil, span: Span) -> EvalResult {
     match (v, tz, span) {
         (Value::Timestamp(t), None, _) => Ok(Value::Int(civil(&to_utc(*t)?.naive_utc()))),
-        (Value::Timestamp(t), Some(Value::String(zone)), _) => Ok(Value::Int(civil(&in_zone(*t, zone)?))),
+        (Value::Timestamp(t), Some(Value::String(zone)), _) => {
+            Ok(Value::Int(civil(&in_zone(*t, zone)?)))
+        }
         (Value::Duration(d), None, Some(f)) => Ok(Value::Int(f(d.nanos))),
-        _ => Err(EvalError::no_such_overload(format!("getter on {}", v.type_name()))),
+        _ => Err(EvalError::no_such_overload(format!(
+            "getter on {}",
+            v.type_name()
+        ))),
     }
 }
 
 fn to_utc(t: Timestamp) -> EvalResult<DateTime<Utc>> {
-    DateTime::<Utc>::from_timestamp(t.secs, t.nanos).ok_or_else(|| EvalError::range("timestamp out of range"))
+    DateTime::<Utc>::from_timestamp(t.secs, t.nanos)
+        .ok_or_else(|| EvalError::range("timestamp out of range"))
 }
 
 /// The civil time of `t` in `zone`: an IANA name (`America/New_York`,
@@ -123,14 +143,30 @@ pub fn parse_timestamp(s: &str) -> EvalResult<Timestamp> {
     let b = s.as_bytes();
     let num = |from: usize, len: usize| -> Option<u32> {
         let d = b.get(from..from + len)?;
-        d.iter().all(u8::is_ascii_digit).then(|| d.iter().fold(0, |n, c| n * 10 + (c - b'0') as u32))
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| d.iter().fold(0, |n, c| n * 10 + (c - b'0') as u32))
     };
     let sep = |at: usize, c: &[u8]| b.get(at).is_some_and(|x| c.contains(x));
-    if b.len() < 20 || !sep(4, b"-") || !sep(7, b"-") || !sep(10, b"Tt") || !sep(13, b":") || !sep(16, b":") {
+    if b.len() < 20
+        || !sep(4, b"-")
+        || !sep(7, b"-")
+        || !sep(10, b"Tt")
+        || !sep(13, b":")
+        || !sep(16, b":")
+    {
         return Err(bad());
     }
-    let (year, month, day) = (num(0, 4).ok_or_else(bad)?, num(5, 2).ok_or_else(bad)?, num(8, 2).ok_or_else(bad)?);
-    let (hour, minute, second) = (num(11, 2).ok_or_else(bad)?, num(14, 2).ok_or_else(bad)?, num(17, 2).ok_or_else(bad)?);
+    let (year, month, day) = (
+        num(0, 4).ok_or_else(bad)?,
+        num(5, 2).ok_or_else(bad)?,
+        num(8, 2).ok_or_else(bad)?,
+    );
+    let (hour, minute, second) = (
+        num(11, 2).ok_or_else(bad)?,
+        num(14, 2).ok_or_else(bad)?,
+        num(17, 2).ok_or_else(bad)?,
+    );
     let mut i = 19;
     let mut nanos = 0u32;
     if sep(i, b".") {
@@ -149,7 +185,10 @@ pub fn parse_timestamp(s: &str) -> EvalResult<Timestamp> {
     let offset: i64 = match &b[i..] {
         [b'Z' | b'z'] => 0,
         [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (h, m) = (num(i + 1, 2).ok_or_else(bad)?, num(i + 4, 2).ok_or_else(bad)?);
+            let (h, m) = (
+                num(i + 1, 2).ok_or_else(bad)?,
+                num(i + 4, 2).ok_or_else(bad)?,
+            );
             if h > 23 || m > 59 {
                 return Err(bad());
             }
@@ -198,12 +237,16 @@ pub fn parse_duration(s: &str) -> EvalResult<Duration> {
     }
     let mut total: i128 = 0;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let (num, tail) = rest.split_at(num_end);
         if num.is_empty() || num == "." {
             return Err(bad());
         }
-        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_end);
         let scale: i128 = match unit {
             "h" => 3_600_000_000_000,
@@ -215,7 +258,11 @@ pub fn parse_duration(s: &str) -> EvalResult<Duration> {
             _ => return Err(bad()),
         };
         let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
-        let int: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| bad())? };
+        let int: i128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| bad())?
+        };
         let mut nanos = int.checked_mul(scale).ok_or_else(bad)?;
         let mut div = 1i128;
         let mut frac: i128 = 0;
@@ -253,7 +300,10 @@ mod tests {
         assert_eq!(t.secs, 1_234_567_890);
         assert_eq!(format_timestamp(t), "2009-02-13T23:31:30.12Z");
         assert!(parse_timestamp("10000-01-01T00:00:00Z").is_err());
-        assert_eq!(parse_timestamp("2009-02-13t18:31:30-05:00").unwrap().secs, 1_234_567_890);
+        assert_eq!(
+            parse_timestamp("2009-02-13t18:31:30-05:00").unwrap().secs,
+            1_234_567_890
+        );
         assert!(parse_timestamp("2009-02-13 23:31:30Z").is_err());
         assert!(parse_timestamp("2009-02-30T23:31:30Z").is_err());
     }
