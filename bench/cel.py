@@ -33,8 +33,7 @@ RULES: list[tuple[str, str]] = [
     ("path prefix", "req.url.path.startsWith('/api/') && req.method == 'POST'"),
     (
         "bearer header",
-        "'authorization' in req.headers && "
-        "req.headers['authorization'][0].startsWith('Bearer ')",
+        "'authorization' in req.headers && req.headers['authorization'][0].startsWith('Bearer ')",
     ),
     ("method set", "req.method in ['GET', 'HEAD', 'OPTIONS']"),
     (
@@ -145,8 +144,9 @@ def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     budget = 0.05 if quick else 0.3
 
-    import edgeward.expr as reference
     import edgeward_native as native
+
+    import edgeward.expr as reference
     from edgeward.expr.policy_env import VARIABLES
 
     engines: dict[str, Callable[[str], Evaluate] | None] = {
@@ -201,7 +201,9 @@ def main(argv: list[str]) -> None:
         *(f"{medians[n] / medians['native']:,.0f}x" for n in others),
     )
     table.add(
-        "native median (all rules)", statistics.median(results["native"].values()), *[""] * (len(present) - 1 + len(others))
+        "native median (all rules)",
+        statistics.median(results["native"].values()),
+        *[""] * (len(present) - 1 + len(others)),
     )
     table.print()
 
