@@ -186,6 +186,7 @@ def test_python_values_without_cel_type(cel: Any) -> None:
     assert eval_error(cel, "x", {"x": object()}) == "invalid_argument"
     assert eval_error(cel, "x[0]", {"x": [{1, 2}]}) == "invalid_argument"
     assert eval_error(cel, "x", {"x": 2**64}) == "range"
+    assert eval_error(cel, "x", {"x": "a\ud800"}) == "invalid_argument"
     assert evaluate(cel, "size(x)", {"x": [object()]}) == 1  # never read
 
 
@@ -228,6 +229,7 @@ _DECLS = {
         ("[1].map(1, 2)", "must be a name"),
         ("A{}", "message construction"),
         ("if", "reserved identifier"),
+        ("!-s", "unexpected"),
     ],
 )
 def test_compile_errors(cel: Any, source: str, message: str) -> None:
@@ -272,6 +274,18 @@ def test_env_validates_declarations(cel: Any) -> None:
             cel.Env(bad)
     with pytest.raises(ValueError):
         cel.Env(max_depth=0)
+    with pytest.raises(ValueError):
+        cel.Env(max_depth=101)
+
+
+def test_deepest_allowed_nesting_fits_the_stack(cel: Any) -> None:
+    env = cel.Env({"x": "dyn"}, max_depth=100, max_source_length=100_000)
+    for open_, close in [("dyn(", ")"), ("[", "]"), ("x.map(v, ", ")"), ("true ? 1 : ", "")]:
+        program = cel.compile(open_ * 99 + "1" + close * 99, env=env)
+        try:
+            program.evaluate({"x": [1]})
+        except cel.EvalError:
+            pass
 
 
 # --- limits (docs/cel.md §8) ---------------------------------------------------------------

@@ -222,7 +222,10 @@ class _Parser:
     def primary(self) -> Parsed:
         token = self.tok
         kind = token.kind
-        if kind == "-":  # negative numeric literal (see unary)
+        if kind == "-":  # a negative numeric literal (see unary)
+            if self.peek().kind not in ("int", "double"):
+                self.advance()
+                raise self.unexpected()
             self.advance()
             number = self.advance()
             if number.kind == "int":
