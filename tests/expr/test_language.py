@@ -3,6 +3,7 @@ error kinds, value mapping, the checker's gradual rules, limits, locations."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import math
@@ -176,6 +177,8 @@ def test_values_in_and_out(cel: Any) -> None:
         UInt,
     ]
     assert type(result[2]) is UInt
+    point = collections.namedtuple("point", "x y")(1, 2)
+    assert evaluate(cel, "p[1] + size(p)", {"p": point}) == 4
     assert type(result[5]) is bytes
     assert evaluate(cel, "type(1) == int") is True
     assert evaluate(cel, "timestamp('2024-01-01T00:00:00.123456789Z')") == datetime.datetime(

@@ -147,6 +147,8 @@ def kind(value: Any) -> str:
         return found
     if isinstance(value, Mapping):
         return "map"
+    if isinstance(value, list | tuple):  # subclasses: a namedtuple is a list
+        return "list"
     raise AssertionError(f"not an evaluator value: {value!r}")  # from_python forbids it
 
 
@@ -165,8 +167,6 @@ def from_python(value: Any) -> Any:
         return value
     if isinstance(value, Mapping):
         return value
-    if isinstance(value, bool):  # a bool subclass cannot exist; kept for clarity
-        return bool(value)
     if isinstance(value, UInt):
         return from_python(UInt(int(value)))
     if isinstance(value, int):
