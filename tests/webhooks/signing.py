@@ -163,8 +163,9 @@ def _hubspot(provider: str, body: bytes, secret: str) -> Delivery:
     decoded = "https://hooks.example.com/in?a%3Db?x=/y"
     sig = _b64(_hmac("sha256", secret, "POST", decoded, body, ms))
     headers = [("X-HubSpot-Signature-v3", sig), ("X-HubSpot-Request-Timestamp", ms)]
+    names = tuple(n.lower() for n, _ in headers)
     return Delivery(provider, secret, headers, body, url=url, signs_timestamp=True,
-                    signature_headers=("x-hubspot-signature-v3", "x-hubspot-request-timestamp"))  # fmt: skip
+                    signature_headers=names)  # fmt: skip
 
 
 def _mailgun(provider: str, body: bytes, secret: str) -> Delivery:

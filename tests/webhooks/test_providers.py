@@ -167,7 +167,7 @@ def test_hubspot_signs_method_and_url(backend: ModuleType) -> None:
 
 def test_mailgun_form_body(backend: ModuleType) -> None:
     delivery = sign("mailgun", BODY)
-    fields = (b"timestamp=%d&token=%s&signature=%s&event=delivered")
+    fields = b"timestamp=%d&token=%s&signature=%s&event=delivered"
     from .signing import SECRET, _hmac
 
     token = "t0k3n"

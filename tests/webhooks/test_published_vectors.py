@@ -32,7 +32,10 @@ def test_slack(backend: ModuleType) -> None:
     # Slack, "Verifying requests from Slack", worked example.
     headers = [
         ("X-Slack-Request-Timestamp", "1531420618"),
-        ("X-Slack-Signature", "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"),
+        (
+            "X-Slack-Signature",
+            "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+        ),
     ]
     secret = "8f742231b10e8888abcd99yyyzzz85a5"
     assert backend.verify_webhook("slack", secret, headers, SLACK_BODY, now=1531420618 + 60)
@@ -84,7 +87,9 @@ def test_standard_webhooks(backend: ModuleType, provider: str, prefix: str) -> N
     body = b'{"test": 2432232314}'
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     assert backend.explain_webhook(provider, secret, headers, body, now=1614265330) == (True, "ok")
-    assert backend.verify_webhook(provider, secret.removeprefix("whsec_"), headers, body, now=1614265330)
+    assert backend.verify_webhook(
+        provider, secret.removeprefix("whsec_"), headers, body, now=1614265330
+    )
     assert not backend.verify_webhook(provider, secret, headers, body, now=1614265330 + 301)
 
 
@@ -97,7 +102,8 @@ SENDGRID_OTHER_KEY = (
     "NDthvj+y7GjUuFDb/R1NGe1OPzpA=="
 )
 SENDGRID_SIG = (
-    "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0="
+    "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j"
+    "/0="
 )
 SENDGRID_BODY = b'{"category":"example_payload","event":"test_event","message_id":"message_id"}'
 
@@ -162,7 +168,10 @@ WORLDLINE_BODY = b"""{
 def test_worldline(backend: ModuleType) -> None:
     headers = {"X-GCS-Signature": "2S7doBj/GnJnacIjSJzr5fxGM5xmfQyFAwxv1I53ZEk=",
                "X-GCS-KeyId": "dummy-key-id"}  # fmt: skip
-    assert backend.explain_webhook("worldline", "hello+world", headers, WORLDLINE_BODY) == (True, "ok")
+    assert backend.explain_webhook("worldline", "hello+world", headers, WORLDLINE_BODY) == (
+        True,
+        "ok",
+    )
     changed = WORLDLINE_BODY.replace(b"112414", b"112514")  # the SDK tests' invalid body
     assert not backend.verify_webhook("worldline", "hello+world", headers, changed)
     assert not backend.verify_webhook("worldline", "1hello+world", headers, WORLDLINE_BODY)
@@ -179,7 +188,9 @@ def test_pagerduty(backend: ModuleType) -> None:
 
     def check(sig: str) -> tuple[bool, str]:
         headers = {"X-PagerDuty-Signature": sig}
-        result: tuple[bool, str] = backend.explain_webhook("pagerduty", PAGERDUTY_SECRET, headers, body)
+        result: tuple[bool, str] = backend.explain_webhook(
+            "pagerduty", PAGERDUTY_SECRET, headers, body
+        )
         return result
 
     assert check(valid) == (True, "ok")
