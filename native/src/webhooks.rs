@@ -20,12 +20,18 @@ fn text(value: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(b) = value.cast::<PyBytes>() {
         return Ok(b.as_bytes().iter().map(|&c| char::from(c)).collect());
     }
-    Err(PyTypeError::new_err("header names and values must be str or bytes"))
+    Err(PyTypeError::new_err(
+        "header names and values must be str or bytes",
+    ))
 }
 
 /// Pairs of a mapping (its `items()`) or of an iterable of 2-tuples.
 fn pairs(value: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
-    let items = if value.hasattr("items")? { value.call_method0("items")? } else { value.clone() };
+    let items = if value.hasattr("items")? {
+        value.call_method0("items")?
+    } else {
+        value.clone()
+    };
     items
         .try_iter()?
         .map(|item| {
@@ -46,7 +52,9 @@ fn secret_bytes(secret: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -74,7 +82,11 @@ fn run(
         tolerance_s,
     };
     let verify = || webhooks::verify(provider, &secret, &options, &req);
-    let outcome = if body.len() >= DETACH_AT { py.detach(verify) } else { verify() };
+    let outcome = if body.len() >= DETACH_AT {
+        py.detach(verify)
+    } else {
+        verify()
+    };
     outcome.map_err(|error: Error| PyValueError::new_err(error.to_string()))
 }
 
@@ -94,7 +106,18 @@ fn verify_webhook(
     options: Option<&Bound<'_, PyAny>>,
     method: &str,
 ) -> PyResult<bool> {
-    let verdict = run(py, provider, secret, headers, body, url, now, tolerance_s, options, method)?;
+    let verdict = run(
+        py,
+        provider,
+        secret,
+        headers,
+        body,
+        url,
+        now,
+        tolerance_s,
+        options,
+        method,
+    )?;
     Ok(verdict.verified)
 }
 
@@ -114,7 +137,18 @@ fn explain_webhook(
     options: Option<&Bound<'_, PyAny>>,
     method: &str,
 ) -> PyResult<(bool, String)> {
-    let verdict = run(py, provider, secret, headers, body, url, now, tolerance_s, options, method)?;
+    let verdict = run(
+        py,
+        provider,
+        secret,
+        headers,
+        body,
+        url,
+        now,
+        tolerance_s,
+        options,
+        method,
+    )?;
     Ok((verdict.verified, verdict.reason.into_owned()))
 }
 
