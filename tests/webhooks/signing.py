@@ -23,11 +23,17 @@ TS = 1_700_000_000  # the signed timestamp of every delivery
 URL = "https://hooks.example.com/in?src=test"
 SECRET = "test-secret-0123456789"
 EC_KEY = ec.derive_private_key(0x5EED_F00D_CAFE_BEEF, ec.SECP256R1())
-EC_PUBLIC = base64.b64encode(
-    EC_KEY.public_key().public_bytes(
+
+
+def public_key_b64(key: ec.EllipticCurvePrivateKey) -> str:
+    """SendGrid's verification key format: base64 DER SubjectPublicKeyInfo."""
+    der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-).decode()
+    return base64.b64encode(der).decode()
+
+
+EC_PUBLIC = public_key_b64(EC_KEY)
 
 
 @dataclass(frozen=True)
