@@ -94,7 +94,7 @@ static TABLE: &[(&str, Scheme, Option<f64>)] = &[
     ("mailgun", Scheme::Mailgun, None),
     ("microsoft_teams", Scheme::MicrosoftTeams, None),
     ("mux", key_value("mux-signature", "t", "v1"), Some(300.0)),
-    ("okta", Scheme::Token { header: "authorization" }, None),
+    ("okta", Scheme::Okta, None),
     ("pagerduty", body_list("x-pagerduty-signature", "v1="), None),
     ("pinwheel", timestamped("x-pinwheel-signature", "v2=", "x-timestamp", "v2:", ":"), None),
     ("pusher", body("x-pusher-signature", Sha256, Hex, ""), None),

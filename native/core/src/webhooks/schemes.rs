@@ -47,6 +47,8 @@ pub(crate) enum Scheme {
     Token {
         header: &'static str,
     },
+    /// Okta event hooks: a token in a configurable header (option `header`).
+    Okta,
     Twilio,
     Square,
     HubSpot,
@@ -85,10 +87,9 @@ pub(crate) fn check(
 ) -> Result<Result<(), Verdict>, Error> {
     let outcome = match scheme {
         Scheme::Generic => generic(secret, options, req),
-        Scheme::Token { header } if provider == "okta" => {
-            let header = okta_header(options)?;
-            token(&header, secret, req)
-        }
+        Scheme::Okta => okta_header(options)
+            .map_err(Fail::from)
+            .and_then(|h| token(&h, secret, req)),
         _ if !options.is_empty() => {
             Err(Error::InvalidOption(format!("provider {provider:?} takes no options")).into())
         }
