@@ -58,7 +58,7 @@ def verify_webhook(
     *,
     url: str | None = None,
     now: float | None = None,
-    tolerance_s: float = 300,
+    tolerance_s: float = 300.0,
     options: Mapping[str, str] | None = None,
     method: str = "POST",
 ) -> bool:
@@ -86,7 +86,7 @@ def explain_webhook(
     *,
     url: str | None = None,
     now: float | None = None,
-    tolerance_s: float = 300,
+    tolerance_s: float = 300.0,
     options: Mapping[str, str] | None = None,
     method: str = "POST",
 ) -> tuple[bool, str]:

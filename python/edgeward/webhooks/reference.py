@@ -553,7 +553,7 @@ def explain_webhook(
     *,
     url: str | None = None,
     now: float | None = None,
-    tolerance_s: float = 300,
+    tolerance_s: float = 300.0,
     options: Mapping[str, str] | None = None,
     method: str = "POST",
 ) -> tuple[bool, str]:
@@ -593,7 +593,7 @@ def verify_webhook(
     *,
     url: str | None = None,
     now: float | None = None,
-    tolerance_s: float = 300,
+    tolerance_s: float = 300.0,
     options: Mapping[str, str] | None = None,
     method: str = "POST",
 ) -> bool:
