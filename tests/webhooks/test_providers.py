@@ -210,3 +210,47 @@ def test_generic_options(backend: ModuleType, algorithm: str, encoding: str, pre
         upper = [("x-sig", prefix + text.upper())]
         assert delivery.explain(backend, headers=upper) == (True, "ok")
     assert delivery.explain(backend, body=BODY + b"!") == (False, "signature mismatch")
+
+
+def test_headers_as_mapping_pairs_bytes_or_message(backend: ModuleType) -> None:
+    from email.message import Message
+
+    delivery = sign("github", BODY)
+    (name, value) = delivery.headers[0]
+    as_bytes = [(name.encode(), value.encode())]
+    assert delivery.explain(backend, headers=dict(delivery.headers)) == (True, "ok")
+    assert delivery.explain(backend, headers=as_bytes) == (True, "ok")
+    message = Message()
+    message[name] = value
+    assert delivery.explain(backend, headers=message) == (True, "ok")
+    message[name.lower()] = value  # email.message.Message keeps both
+    assert delivery.explain(backend, headers=message) == (False, f"duplicate header {name.lower()}")
+    with pytest.raises(TypeError):
+        delivery.explain(backend, headers=[(name, 1)])
+    with pytest.raises(TypeError):
+        delivery.explain(backend, body=bytearray(BODY))
+
+
+@pytest.mark.parametrize(
+    ("provider", "kwargs"),
+    [
+        ("nope", {}),
+        ("github", {"secret": ""}),
+        ("github", {"options": {"header": "x"}}),
+        ("generic", {"options": {"algorithm": "md5", "header": "x"}}),
+        ("generic", {"options": {"encoding": "hex"}}),
+        ("okta", {"options": {"prefix": "x"}}),
+        ("twilio", {"url": None}),
+        ("square", {"url": None}),
+        ("hubspot", {"url": None}),
+        ("sendgrid", {"secret": "bm90IGEga2V5"}),
+        ("svix", {"secret": "whsec_not base64!"}),
+        ("microsoft_teams", {"secret": "***"}),
+    ],
+)
+def test_configuration_errors_raise_value_error(
+    backend: ModuleType, provider: str, kwargs: dict[str, object]
+) -> None:
+    delivery = replace(sign(provider if provider in SIGNERS else "github", BODY), provider=provider)
+    with pytest.raises(ValueError):
+        delivery.explain(backend, **kwargs)

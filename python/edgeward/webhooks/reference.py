@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import parse_qsl
 
 from cryptography.exceptions import InvalidSignature
@@ -541,7 +541,9 @@ def _text(value: object) -> str:
 def _pairs(
     items: Mapping[str, str] | Iterable[tuple[HeaderText, HeaderText]],
 ) -> list[tuple[str, str]]:
-    source = items.items() if isinstance(items, Mapping) else items
+    # Anything with items() counts as a mapping (also multidicts and
+    # email.message.Message, whose items() repeat names), as in the binding.
+    source = cast(Mapping[str, str], items).items() if hasattr(items, "items") else items
     return [(_text(name), _text(value)) for name, value in source]
 
 
