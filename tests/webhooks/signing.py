@@ -13,6 +13,7 @@ import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -211,6 +212,31 @@ def _generic(provider: str, body: bytes, secret: str) -> Delivery:
                     options=options, signature_headers=("x-acme-signature",))  # fmt: skip
 
 
+def _zendesk(provider: str, body: bytes, secret: str) -> Delivery:
+    # JavaScript's toISOString(): milliseconds and "Z".
+    ts = datetime.fromtimestamp(TS, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    sig = _b64(_hmac("sha256", secret, ts, body))
+    headers = [("X-Zendesk-Webhook-Signature", sig), ("X-Zendesk-Webhook-Signature-Timestamp", ts)]
+    return Delivery(provider, secret, headers, body, signs_timestamp=True,
+                    signature_headers=tuple(n for n, _ in headers))  # fmt: skip
+
+
+def _box(provider: str, body: bytes, secret: str) -> Delivery:
+    # Box signs body + timestamp once per key; here the verifier holds the
+    # secondary key (mid-rotation), so the primary header cannot match.
+    ts = datetime.fromtimestamp(TS, timezone(timedelta(hours=-8))).isoformat()
+    headers = [
+        ("BOX-DELIVERY-TIMESTAMP", ts),
+        ("BOX-SIGNATURE-PRIMARY", _b64(_hmac("sha256", "new primary key", body, ts))),
+        ("BOX-SIGNATURE-SECONDARY", _b64(_hmac("sha256", secret, body, ts))),
+        ("BOX-SIGNATURE-VERSION", "1"),
+        ("BOX-SIGNATURE-ALGORITHM", "HmacSHA256"),
+    ]
+    names = tuple(n for n, _ in headers if n != "BOX-SIGNATURE-PRIMARY")
+    return Delivery(provider, secret, headers, body, signs_timestamp=True,
+                    signature_headers=names)  # fmt: skip
+
+
 def _hex_list(header: str) -> Callable[..., Delivery]:
     """PagerDuty, CircleCI: a comma list of ``v1=<hex>``, one per live key."""
 
@@ -229,6 +255,7 @@ SIGNERS: dict[str, Callable[..., Delivery]] = {
     "alchemy": _body_hmac("X-Alchemy-Signature", "sha256", "hex"),
     "bitbucket": _body_hmac("X-Hub-Signature", "sha256", "hex", "sha256="),
     "bolt": _body_hmac("X-Bolt-Hmac-Sha256", "sha256", "base64"),
+    "box": _box,
     "brex": _standard("webhook-"),
     "buildkite": _stripe_like("X-Buildkite-Signature", "timestamp", "signature"),
     "calendly": _stripe_like("Calendly-Webhook-Signature"),
@@ -273,6 +300,7 @@ SIGNERS: dict[str, Callable[..., Delivery]] = {
     "whatsapp": _hub256,
     "worldline": _body_hmac("X-GCS-Signature", "sha256", "base64"),
     "xero": _body_hmac("x-xero-signature", "sha256", "base64"),
+    "zendesk": _zendesk,
     "zoom": _slack_like("x-zm-signature", "x-zm-request-timestamp", "v0"),
 }
 

@@ -147,3 +147,25 @@ def test_backends_agree_on_key_value_headers(value: str) -> None:
         ("buildkite", "X-Buildkite-Signature"),
     ):
         agree(provider, "whsec_x", [(header, value)], b"{}", now=TS)
+
+
+two = st.integers(0, 99).map("{:02d}".format)
+rfc3339_texts = st.one_of(
+    st.builds(
+        "{}-{}-{}{}{}:{}:{}{}{}".format,
+        st.sampled_from(["0000", "1970", "2000", "2021", "2100", "9999", "+202", "20a1"]),
+        two, two, st.sampled_from(["T", "t", " ", "TT"]), two, two, two,
+        st.sampled_from(["", ".5", ".123456789", ".1234567890", ".", ".x"]),
+        st.sampled_from(["Z", "z", "", "+01:30", "-07:00", "+24:00", "-00:60", "+0100", "Zx"]),
+    ),
+    st.text(st.sampled_from("0123456789-:TZ.+"), max_size=30),
+)  # fmt: skip
+
+
+@given(ts=rfc3339_texts, skew=st.sampled_from([0, 1e12]))
+def test_backends_agree_on_rfc3339_timestamps(ts: str, skew: float) -> None:
+    for provider, header in (("zendesk", "x-zendesk-webhook-signature-timestamp"),
+                             ("box", "box-delivery-timestamp")):  # fmt: skip
+        delivery = sign(provider, b"{}")
+        headers = [(n, ts if n.lower() == header else v) for n, v in delivery.headers]
+        agree(provider, delivery.secret, headers, b"{}", now=1.6e9, tolerance_s=skew)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
 import hashlib
 import hmac
 import json
@@ -118,14 +119,53 @@ def _b64decode(text: str) -> bytes | None:
 
 
 def _fresh(text: str, req: _Request, *, millis: bool = False) -> None:
+    """A unix timestamp (seconds, or milliseconds) within tolerance."""
     if not (0 < len(text) <= 18 and text.isascii() and text.isdigit()):
         raise _Failed("malformed timestamp")
     seconds = float(int(text))
-    if millis:
-        seconds /= 1000.0
+    _within_tolerance(seconds / 1000.0 if millis else seconds, req)
+
+
+def _within_tolerance(seconds: float, req: _Request) -> None:
     age = req.now - seconds
     if not abs(age) <= req.tolerance_s:
         raise _Failed("timestamp in the future" if age < 0 else "stale timestamp")
+
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+
+
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _rfc3339(text: str) -> float:
+    """``YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`` as unix seconds, strictly."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise _Failed("malformed timestamp")
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    sign, off_h, off_m = match.group(9), int(match.group(10) or 0), int(match.group(11) or 0)
+    if not (
+        1 <= month <= 12
+        and 1 <= day <= (29 if month == 2 and calendar.isleap(year) else _MONTH_DAYS[month - 1])
+        and hour <= 23 and minute <= 59 and second <= 59 and off_h <= 23 and off_m <= 59
+    ):  # fmt: skip
+        raise _Failed("malformed timestamp")
+    offset = (off_h * 60 + off_m) * (-1 if sign == "-" else 1)
+    whole = _days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+    return float(whole - offset * 60) + (float(match.group(7)) if match.group(7) else 0.0)
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm)."""
+    y = year - 1 if month <= 2 else year
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    return era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468
 
 
 def _split_signatures(value: str, header: str, prefix: str, *, list_: bool) -> list[str]:
@@ -381,6 +421,31 @@ def _valid_der_signature(der: bytes) -> bool:
     return 0 < r < _P256_ORDER and 0 < s < _P256_ORDER
 
 
+def _zendesk(secret: bytes, req: _Request) -> None:
+    """Base64 HMAC-SHA256 of ``timestamp + body``; RFC 3339 timestamp."""
+    value = req.need("x-zendesk-webhook-signature")
+    ts = req.need("x-zendesk-webhook-signature-timestamp")
+    _within_tolerance(_rfc3339(ts), req)
+    _any_matches("base64", _mac("sha256", secret, ts.encode(), req.body), [value])
+
+
+def _box(secret: bytes, req: _Request) -> None:
+    """Base64 HMAC-SHA256 of ``body + timestamp``, once per key (primary,
+    secondary: key rotation); the secret may be either key."""
+    primary = req.header("box-signature-primary", required=False)
+    secondary = req.header("box-signature-secondary", required=False)
+    ts = req.need("box-delivery-timestamp")
+    if primary is None and secondary is None:
+        raise _Failed("missing header box-signature-primary")
+    for header, expected in (("box-signature-version", "1"),
+                             ("box-signature-algorithm", "HmacSHA256")):  # fmt: skip
+        if req.need(header) != expected:
+            raise _Failed(f"malformed header {header}")
+    _within_tolerance(_rfc3339(ts), req)
+    sigs = [sig for sig in (primary, secondary) if sig is not None]
+    _any_matches("base64", _mac("sha256", secret, req.body, ts.encode()), sigs)
+
+
 def _microsoft_teams(secret: bytes, req: _Request) -> None:
     """``Authorization: HMAC <base64>``, keyed by the base64-decoded token."""
     key = _b64decode(_text_secret(secret))
@@ -471,6 +536,7 @@ _PROVIDERS: dict[str, tuple[Scheme, float | None]] = {
     "alchemy": (_hex("x-alchemy-signature"), None),
     "bitbucket": (_hub("x-hub-signature"), None),
     "bolt": (_b64("x-bolt-hmac-sha256"), None),
+    "box": (_box, 600.0),
     "brex": (_standard_webhooks, 300.0),
     "buildkite": (_kv("x-buildkite-signature", "timestamp", "signature"), None),
     "calendly": (_kv("calendly-webhook-signature"), 180.0),
@@ -513,6 +579,7 @@ _PROVIDERS: dict[str, tuple[Scheme, float | None]] = {
     "whatsapp": (_hub(), None),
     "worldline": (_b64("x-gcs-signature"), None),
     "xero": (_b64("x-xero-signature"), None),
+    "zendesk": (_zendesk, None),
     "zoom": (_v0("x-zm-signature", "v0=", "x-zm-request-timestamp", "v0:"), None),
 }
 # Providers configured by `options` (the others take none).

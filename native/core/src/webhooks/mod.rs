@@ -25,6 +25,7 @@ mod form;
 mod headers;
 mod providers;
 mod schemes;
+mod timestamp;
 
 use std::borrow::Cow;
 use std::fmt;

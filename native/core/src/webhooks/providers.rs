@@ -71,6 +71,7 @@ static TABLE: &[(&str, Scheme, Option<f64>)] = &[
     ("alchemy", body("x-alchemy-signature", Sha256, Hex, ""), None),
     ("bitbucket", body("x-hub-signature", Sha256, Hex, "sha256="), None),
     ("bolt", body("x-bolt-hmac-sha256", Sha256, Base64, ""), None),
+    ("box", Scheme::Box, Some(600.0)),
     ("brex", Scheme::StandardWebhooks, Some(300.0)),
     ("buildkite", key_value("x-buildkite-signature", "timestamp", "signature"), None),
     ("calendly", key_value("calendly-webhook-signature", "t", "v1"), Some(180.0)),
@@ -115,6 +116,7 @@ static TABLE: &[(&str, Scheme, Option<f64>)] = &[
     ("whatsapp", body("x-hub-signature-256", Sha256, Hex, "sha256="), None),
     ("worldline", body("x-gcs-signature", Sha256, Base64, ""), None),
     ("xero", body("x-xero-signature", Sha256, Base64, ""), None),
+    ("zendesk", Scheme::Zendesk, None),
     ("zoom", timestamped("x-zm-signature", "v0=", "x-zm-request-timestamp", "v0:", ":"), None),
 ];
 

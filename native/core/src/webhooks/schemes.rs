@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::encoding::{b64decode, encode, equal, hex, hmac, matches, sha256, Alg, Enc};
 use super::form::{hubspot_uri, is_form, parse_form, port_variants, query_param};
 use super::headers::{malformed, Headers};
+use super::timestamp;
 use super::{Error, Request, Verdict};
 
 /// Where and how an HMAC signature is presented.
@@ -49,6 +50,11 @@ pub(crate) enum Scheme {
     },
     /// Okta event hooks: a token in a configurable header (option `header`).
     Okta,
+    /// HMAC-SHA256 (base64) of `{timestamp}{body}`, RFC 3339 timestamp.
+    Zendesk,
+    /// Box: HMAC-SHA256 (base64) of `{body}{timestamp}` in a primary and a
+    /// secondary header (one per key); RFC 3339 timestamp.
+    Box,
     Twilio,
     Square,
     HubSpot,
@@ -113,6 +119,8 @@ pub(crate) fn check(
         Scheme::Mailgun => mailgun(secret, req),
         Scheme::SendGrid => sendgrid(secret, req),
         Scheme::MicrosoftTeams => microsoft_teams(secret, req),
+        Scheme::Zendesk => zendesk(secret, req),
+        Scheme::Box => box_com(secret, req),
     };
     match outcome {
         Ok(()) => Ok(Ok(())),
@@ -164,27 +172,9 @@ fn trim(text: &str) -> &str {
     text.trim_matches([' ', '\t'])
 }
 
-/// A signed timestamp must be 1–18 ASCII digits (seconds, or milliseconds
-/// when `millis`) within `tolerance_s` of `now`, in either direction.
+/// A unix timestamp (seconds, or milliseconds when `millis`) within tolerance.
 fn fresh(text: &str, millis: bool, req: &Request<'_>) -> Result<(), Verdict> {
-    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Verdict::fail("malformed timestamp"));
-    }
-    let value: i64 = text
-        .parse()
-        .map_err(|_| Verdict::fail("malformed timestamp"))?;
-    let mut seconds = value as f64;
-    if millis {
-        seconds /= 1000.0;
-    }
-    let age = req.now - seconds;
-    if age.abs() <= req.tolerance_s {
-        Ok(())
-    } else if age < 0.0 {
-        Err(Verdict::fail("timestamp in the future"))
-    } else {
-        Err(Verdict::fail("stale timestamp"))
-    }
+    timestamp::within_tolerance(timestamp::unix(text, millis)?, req)
 }
 
 fn body(sig: &BodySig<'_>, secret: &[u8], req: &Request<'_>) -> Outcome {
@@ -441,6 +431,43 @@ fn sendgrid(secret: &[u8], req: &Request<'_>) -> Outcome {
     fresh(ts, false, req)?;
     key.multipart_verify(&[ts.as_bytes(), req.body], &signature)
         .map_err(|_| mismatch())
+}
+
+fn zendesk(secret: &[u8], req: &Request<'_>) -> Outcome {
+    let headers = Headers::new(req.headers);
+    let value = headers.required("x-zendesk-webhook-signature")?;
+    let ts = headers.required("x-zendesk-webhook-signature-timestamp")?;
+    timestamp::within_tolerance(timestamp::rfc3339(ts)?, req)?;
+    let expected = encode(
+        Enc::Base64,
+        &hmac(Alg::Sha256, secret, &[ts.as_bytes(), req.body]),
+    );
+    any_matches(Enc::Base64, &expected, [value])
+}
+
+/// Box signs with two keys (primary, secondary) for rotation; the secret
+/// may be either, so a match in either header verifies. Box's SDKs also
+/// require signature version `1` and algorithm `HmacSHA256`.
+fn box_com(secret: &[u8], req: &Request<'_>) -> Outcome {
+    let headers = Headers::new(req.headers);
+    let primary = headers.optional("box-signature-primary")?;
+    let secondary = headers.optional("box-signature-secondary")?;
+    let ts = headers.required("box-delivery-timestamp")?;
+    if primary.is_none() && secondary.is_none() {
+        return Err(Verdict::fail("missing header box-signature-primary").into());
+    }
+    if headers.required("box-signature-version")? != "1" {
+        return Err(malformed("box-signature-version").into());
+    }
+    if headers.required("box-signature-algorithm")? != "HmacSHA256" {
+        return Err(malformed("box-signature-algorithm").into());
+    }
+    timestamp::within_tolerance(timestamp::rfc3339(ts)?, req)?;
+    let expected = encode(
+        Enc::Base64,
+        &hmac(Alg::Sha256, secret, &[req.body, ts.as_bytes()]),
+    );
+    any_matches(Enc::Base64, &expected, primary.into_iter().chain(secondary))
 }
 
 /// Microsoft Teams outgoing webhooks: `Authorization: HMAC <base64>`, keyed
