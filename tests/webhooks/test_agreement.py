@@ -5,11 +5,12 @@ signed deliveries damaged at random."""
 from __future__ import annotations
 
 import json
+import re
 from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeward.webhooks import reference
@@ -32,6 +33,11 @@ def agree(provider: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
     return expected
 
 
+REASON = re.compile(
+    r"ok|signature mismatch|token mismatch|body hash mismatch|malformed body"
+    r"|malformed timestamp|stale timestamp|timestamp in the future"
+    r"|(missing|duplicate|malformed) header [a-z0-9-]+"
+)
 header_text = st.text(st.characters(codec="latin-1"), max_size=40)
 # Values near the real ones: fragments of signatures, separators, digits.
 near_values = st.one_of(
@@ -74,17 +80,20 @@ def damaged_deliveries(draw: st.DrawFn, provider: str) -> dict[str, Any]:
         "args": (secret_out, headers, body_out),
         "kwargs": {"url": delivery.url, "now": TS + skew, "options": delivery.options,
                    "tolerance_s": draw(st.sampled_from([300, 180, 0, 1e9]))},
-        "secret": secret_out,
     }  # fmt: skip
 
 
+# 51 providers: a third of the profile's examples each keeps CI near 30 s.
 @pytest.mark.parametrize("provider", sorted(SIGNERS))
+@settings(max_examples=max(50, settings.default.max_examples // 3))
 @given(data=st.data())
 def test_backends_agree_on_damaged_deliveries(provider: str, data: st.DataObject) -> None:
     case = data.draw(damaged_deliveries(provider))
     result = agree(provider, *case["args"], **case["kwargs"])
-    if result[0] == "verdict" and len(case["secret"]) >= 12:
-        assert case["secret"] not in result[2]
+    if result[0] == "verdict":
+        # Reasons come from a fixed vocabulary (plus header names): no room
+        # for the secret or any other request data.
+        assert REASON.fullmatch(result[2]), result[2]
 
 
 form_text = st.text(st.sampled_from("ab=&+%2F41é ~\x00\xff"), max_size=40)
