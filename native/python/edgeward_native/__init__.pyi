@@ -66,7 +66,7 @@ def verify_webhook(
     `secret`. Header names are case-insensitive. A missing or malformed
     signature header, a stale timestamp (older or newer than `tolerance_s`
     relative to `now`, default the current time) returns False. `url` is the
-    full request URL for providers that sign it (twilio, mailgun...).
+    full request URL for providers that sign it (twilio, square, hubspot).
     `options` configures the `generic` provider (algorithm, header,
     encoding, prefix). Unknown provider: ``ValueError``.
 
