@@ -41,9 +41,24 @@ BACKEND: Backend = "rust" if _native is not None else "python"
 
 # --- webhook verification ---------------------------------------------------
 
+if TYPE_CHECKING or _native is not None:
+    from edgeward_native import (
+        DEFAULT_TOLERANCE_S,
+        PROVIDERS,
+        explain_webhook,
+        verify_webhook,
+    )
+else:
+    from edgeward.webhooks.reference import (
+        DEFAULT_TOLERANCE_S,
+        PROVIDERS,
+        explain_webhook,
+        verify_webhook,
+    )
+
 # --- CEL ----------------------------------------------------------------------
 
-if TYPE_CHECKING:
+if TYPE_CHECKING or _native is not None:
     from edgeward_native import (
         Env,
         EvalError,
@@ -54,30 +69,22 @@ if TYPE_CHECKING:
         compile,
         interpolate,
     )
-else:  # noqa: PLR5501 - one branch per backend, as in the other sections
-    if _native is not None:
-        Env = _native.Env
-        EvalError = _native.EvalError
-        PolicyExprError = _native.PolicyExprError
-        Program = _native.Program
-        Template = _native.Template
-        UInt = _native.UInt
-        compile = _native.compile
-        interpolate = _native.interpolate
-    else:
-        from edgeward.expr import (
-            Env,
-            EvalError,
-            PolicyExprError,
-            Program,
-            Template,
-            UInt,
-            compile,
-            interpolate,
-        )
+else:
+    from edgeward.expr import (
+        Env,
+        EvalError,
+        PolicyExprError,
+        Program,
+        Template,
+        UInt,
+        compile,
+        interpolate,
+    )
 
 __all__ = [
     "BACKEND",
+    "DEFAULT_TOLERANCE_S",
+    "PROVIDERS",
     "Backend",
     "Env",
     "EvalError",
@@ -86,5 +93,7 @@ __all__ = [
     "Template",
     "UInt",
     "compile",
+    "explain_webhook",
     "interpolate",
+    "verify_webhook",
 ]

@@ -4,6 +4,7 @@ twin when `edgeward.native` has it. Shared by the CEL test modules."""
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,22 @@ def native_cel() -> ModuleType | None:
 
 
 BACKENDS = ("python", "native")
+
+
+def is_reference(cel: ModuleType) -> bool:
+    return cel.compile is edgeward.expr.compile
+
+
+def for_backend(value: Any, cel: ModuleType) -> Any:
+    """`value` with every `edgeward.expr.UInt` replaced by the backend's own
+    `UInt` (each backend recognises its own class), recursively."""
+    if isinstance(value, edgeward.expr.UInt):
+        return cel.UInt(int(value))
+    if isinstance(value, list | tuple):
+        return [for_backend(v, cel) for v in value]
+    if isinstance(value, dict):
+        return {for_backend(k, cel): for_backend(v, cel) for k, v in value.items()}
+    return value
 
 
 def backend_module(name: str) -> ModuleType:

@@ -1,8 +1,19 @@
-"""Prints the conformance pass counts per file at the end of the session."""
+"""The `cel` fixture (every test runs against both backends) and the
+conformance pass counts printed at the end of the session."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import pytest
+
+from .backends import BACKENDS, backend_module
+
+
+@pytest.fixture(params=BACKENDS)
+def cel(request: pytest.FixtureRequest) -> Any:
+    """The CEL API of one backend: the reference, or the native twin."""
+    return backend_module(request.param)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -11,6 +11,7 @@ probability 1/chaos, of a random other type (the result may be ill-typed).
 from __future__ import annotations
 
 import datetime
+import math
 import string
 from collections.abc import Callable
 from typing import Any
@@ -82,7 +83,9 @@ TEXT = st.one_of(
 )
 BYTES = st.binary(max_size=8)
 PATTERNS = st.sampled_from(["a", "^a.*c$", "[0-9]+", "\\d", "(x|y)", "", ".", "\\w+@\\w+", "("])
-ZONES = st.sampled_from(["UTC", "America/New_York", "Asia/Kathmandu", "+05:30", "-02:00", "Nowhere"])
+ZONES = st.sampled_from(
+    ["UTC", "America/New_York", "Asia/Kathmandu", "+05:30", "-02:00", "Nowhere"]
+)
 CIDRS = st.sampled_from(["10.0.0.0/8", "192.168.1.0/24", "::/0", "2001:db8::/32", "0.0.0.0/0"])
 IPS = st.sampled_from(["10.1.2.3", "192.168.1.7", "8.8.8.8", "2001:db8::1", "::ffff:10.0.0.1", "x"])
 DURATIONS = st.sampled_from(["0", "1s", "1.5h", "-3m", "1h2m3.5s", "100ms", "2562047h", "1x"])
@@ -118,7 +121,7 @@ def cel_bytes(data: bytes) -> str:
 
 
 def cel_double(x: float) -> str:
-    if x != x:
+    if math.isnan(x):
         return "(0.0/0.0)"
     if x in (float("inf"), float("-inf")):
         return "(1.0/0.0)" if x > 0 else "(-1.0/0.0)"
@@ -162,6 +165,44 @@ def literals(t: str) -> st.SearchStrategy[str]:
 
 Scope = tuple[tuple[str, str], ...]  # comprehension variables in scope: (name, type)
 Production = Callable[[Callable[[str], str]], str]
+
+_ANY_KEY = "@any"  # draw a sub-expression of a random type
+
+
+def _same_type_pair(e: Callable[[str], str], op: str) -> str:
+    t = e("@type")
+    return f"({e(t)} {op} {e(t)})"
+
+
+def _ordered_pair(e: Callable[[str], str]) -> str:
+    t = e("@ordered")
+    op = e("@relop")
+    return f"({e(t)} {op} {e(t)})"
+
+
+def _field(e: Callable[[str], str]) -> str:
+    return e("@field")
+
+
+def _pattern(e: Callable[[str], str]) -> str:
+    return e("@pattern")
+
+
+def _zone(e: Callable[[str], str]) -> str:
+    return e("@zone")
+
+
+def _ip(e: Callable[[str], str]) -> str:
+    return e("@ip")
+
+
+def _cidr(e: Callable[[str], str]) -> str:
+    return e("@cidr")
+
+
+def _body(e: Callable[[str], str], var: str, var_type: str, t: str) -> str:
+    return e(f"@scope:{var}:{var_type}:{t}")
+
 
 # Productions per result type. `e(t)` draws a sub-expression of type t.
 _PRODUCTIONS: dict[str, list[Production]] = {
@@ -228,8 +269,10 @@ _PRODUCTIONS: dict[str, list[Production]] = {
         lambda e: f"{e('string')}.reverse()",
         lambda e: f"{e('list(string)')}.join({e('string')})",
         lambda e: f"{e('string')}.format([{e('dyn')}, {e('int')}])",
-        lambda e: f"'%s|%d|%.2f|%x|%b'.format([{e('dyn')}, {e('int')}, {e('double')}, "
-        f"{e('bytes')}, {e('bool')}])",
+        lambda e: (
+            f"'%s|%d|%.2f|%x|%b'.format([{e('dyn')}, {e('int')}, {e('double')}, "
+            f"{e('bytes')}, {e('bool')}])"
+        ),
         lambda e: f"strings.quote({e('string')})",
         lambda e: f"base64.encode({e('bytes')})",
         lambda e: f"url.escape({e('string')})",
@@ -250,7 +293,7 @@ _PRODUCTIONS: dict[str, list[Production]] = {
     "bool": [
         lambda e: _same_type_pair(e, "=="),
         lambda e: _same_type_pair(e, "!="),
-        lambda e: _ordered_pair(e),
+        _ordered_pair,
         lambda e: f"{e('int')} == {e('double')}",
         lambda e: f"{e('uint')} < {e('double')}",
         lambda e: f"!{e('bool')}",
@@ -322,44 +365,6 @@ _PRODUCTIONS: dict[str, list[Production]] = {
         lambda e: f"duration({e('string')})",
     ],
 }
-_ANY_KEY = "@any"  # draw a sub-expression of a random type
-
-
-def _same_type_pair(e: Callable[[str], str], op: str) -> str:
-    t = e("@type")
-    return f"({e(t)} {op} {e(t)})"
-
-
-def _ordered_pair(e: Callable[[str], str]) -> str:
-    t = e("@ordered")
-    op = e("@relop")
-    return f"({e(t)} {op} {e(t)})"
-
-
-def _field(e: Callable[[str], str]) -> str:
-    return e("@field")
-
-
-def _pattern(e: Callable[[str], str]) -> str:
-    return e("@pattern")
-
-
-def _zone(e: Callable[[str], str]) -> str:
-    return e("@zone")
-
-
-def _ip(e: Callable[[str], str]) -> str:
-    return e("@ip")
-
-
-def _cidr(e: Callable[[str], str]) -> str:
-    return e("@cidr")
-
-
-def _body(e: Callable[[str], str], var: str, var_type: str, t: str) -> str:
-    return e(f"@scope:{var}:{var_type}:{t}")
-
-
 _SPECIAL: dict[str, st.SearchStrategy[str]] = {
     "@type": st.sampled_from(["int", "string", "double", "bool", "list(int)", "dyn", "bytes"]),
     "@ordered": st.sampled_from(["int", "uint", "double", "string", "bytes", "bool"]),
@@ -373,9 +378,7 @@ _SPECIAL: dict[str, st.SearchStrategy[str]] = {
 
 
 @st.composite
-def expressions(
-    draw: st.DrawFn, t: str, depth: int = 3, chaos: int = 0, scope: Scope = ()
-) -> str:
+def expressions(draw: st.DrawFn, t: str, depth: int = 3, chaos: int = 0, scope: Scope = ()) -> str:
     """CEL source of static type `t` (see the module docstring)."""
     if t == _ANY_KEY or (chaos and draw(st.integers(0, chaos - 1)) == 0):
         t = draw(st.sampled_from(TYPES))
@@ -439,7 +442,9 @@ _VALUES: dict[str, st.SearchStrategy[Any]] = {
     "list(int)": st.lists(INT64, max_size=4),
     "list(string)": st.lists(TEXT, max_size=4),
     "map(string, int)": st.dictionaries(
-        st.one_of(st.sampled_from(["a", "k", "name", "content-type", "as"]), TEXT), INT64, max_size=4
+        st.one_of(st.sampled_from(["a", "k", "name", "content-type", "as"]), TEXT),
+        INT64,
+        max_size=4,
     ),
     "dyn": DYN_VALUES,
     "timestamp": DATETIMES,

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import edgeward.expr as reference
 
 from . import strategies as cel_st
-from .backends import BACKENDS, backend_module, native_cel
+from .backends import BACKENDS, backend_module, for_backend, native_cel
 
 BATCH = 10  # expressions per example
 # Generating an expression costs ~10 ms: a third of the profile's examples
@@ -34,7 +34,7 @@ def normalize(value: Any) -> Any:
     """A result as a comparable, kind-preserving structure."""
     if value is None or isinstance(value, bool | str | bytes):
         return (type(value).__name__, value)
-    if isinstance(value, int) and type(value).__name__ == "UInt":  # either twin's UInt
+    if type(value).__name__ == "UInt":  # the backend's own UInt class
         return ("uint", int(value))
     if isinstance(value, int):
         return ("int", value)
@@ -47,7 +47,7 @@ def normalize(value: Any) -> Any:
     if isinstance(value, datetime.datetime | datetime.timedelta):
         return (type(value).__name__, value)
     if isinstance(value, type):
-        return ("type", value.__name__)
+        return ("type", "uint" if value.__name__ == "UInt" else value.__name__)
     raise AssertionError(f"unexpected result type {type(value).__name__}: {value!r}")
 
 
@@ -59,7 +59,7 @@ def outcome(cel: ModuleType, source: str, activation: dict[str, Any]) -> tuple[A
         assert exc.line >= 1 and exc.column >= 1
         return ("compile_error",)
     try:
-        return ("value", normalize(program.evaluate(activation)))
+        return ("value", normalize(program.evaluate(for_backend(activation, cel))))
     except cel.EvalError as exc:
         return ("eval_error", exc.kind)
 

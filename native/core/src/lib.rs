@@ -3,3 +3,4 @@
 
 pub mod cel;
 pub mod ipnet;
+pub mod webhooks;

@@ -1,7 +1,9 @@
 """The CEL syntax tree (docs/cel.md §3).
 
-Nodes are frozen dataclasses; `pos` is the code point offset of the node's
-first token in the compiled text (for error locations). The parser builds
+Nodes are frozen dataclasses; `pos` is a code point offset in the compiled
+text for error locations: the operator of `Binary` and `Conditional` (`?`),
+the field name of `Select`, the function name of `Call`, the `[` of
+`Index`, the first token of everything else. The parser builds
 them with macros already expanded; the checker returns a rewritten tree in
 which identifiers naming types are `Literal` type values, objects used as
 values are wrapped in `OwnValue`, and selections of declared object fields

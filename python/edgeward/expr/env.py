@@ -8,6 +8,10 @@ from typing import Any
 
 from edgeward.expr.celtypes import Type, declare
 
+# Deeper trees would bring the recursive parser, checker and evaluator near
+# Python's default stack limit (~7 frames per nesting level).
+MAX_DEPTH_LIMIT = 100
+
 
 class Env:
     """Declared variables and resource limits for compilation.
@@ -35,6 +39,8 @@ class Env:
         ):
             if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
                 raise ValueError(f"{name} must be a positive int, not {limit!r}")
+        if max_depth > MAX_DEPTH_LIMIT:
+            raise ValueError(f"max_depth must be at most {MAX_DEPTH_LIMIT}, not {max_depth}")
         self.max_source_length = max_source_length
         self.max_depth = max_depth
         self.max_iterations = max_iterations

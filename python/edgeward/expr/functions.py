@@ -77,9 +77,6 @@ class Registry:
     def known(self, name: str, receiver: bool) -> bool:
         return (name, receiver) in self._names
 
-    def names(self) -> set[str]:
-        return {name for name, _ in self._names}
-
 
 def _build() -> Registry:
     from edgeward.expr import lib_core, lib_lists, lib_policy, lib_strings

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import ipaddress
 import json
@@ -53,6 +54,7 @@ def parse_ip(text: str) -> IpAddress | None:
     return address
 
 
+@functools.lru_cache(maxsize=1024)  # CIDRs are mostly constants of a policy
 def parse_cidr(text: str) -> IpNetwork | None:
     """A CIDR (host bits allowed; a bare address is /32 or /128), or None."""
     if "%" in text:

@@ -117,11 +117,12 @@ class _Parser:
             condition, d1 = self.binary(1)
             if self.tok.kind != "?":
                 return condition, d1
-            self.advance()
+            question = self.advance()
             then, d2 = self.binary(1)
             self.expect(":")
             otherwise, d3 = self.expr()
-            return self.node(ast.Conditional(condition.pos, condition, then, otherwise), d1, d2, d3)
+            node = ast.Conditional(question.pos, condition, then, otherwise)
+            return self.node(node, d1, d2, d3)
         finally:
             self.nesting -= 1
 
@@ -136,7 +137,7 @@ class _Parser:
             precedence = _PRECEDENCE.get(op)
             if precedence is None or precedence < min_precedence:
                 return left, depth
-            self.advance()
+            operator = self.advance()
             right, right_depth = self.binary(precedence + 1)
             if op in ("&&", "||"):
                 if op != chain_op:
@@ -148,7 +149,9 @@ class _Parser:
                 )
             else:
                 chain_op = None
-                left, depth = self.node(ast.Binary(left.pos, op, left, right), depth, right_depth)
+                left, depth = self.node(
+                    ast.Binary(operator.pos, op, left, right), depth, right_depth
+                )
 
     def unary(self) -> Parsed:
         token = self.tok
@@ -174,7 +177,9 @@ class _Parser:
                 name_token = self.tok
                 if name_token.kind == "quoted":
                     self.advance()
-                    node, depth = self.node(ast.Select(node.pos, node, name_token.value), depth)
+                    node, depth = self.node(
+                        ast.Select(name_token.pos, node, name_token.value), depth
+                    )
                     continue
                 name = self.identifier(reserved_ok=True)
                 if self.tok.kind == "(":
@@ -182,7 +187,7 @@ class _Parser:
                 elif self.tok.kind == "{":
                     raise self.error("message construction is not supported")
                 else:
-                    node, depth = self.node(ast.Select(node.pos, node, name), depth)
+                    node, depth = self.node(ast.Select(name_token.pos, node, name), depth)
             elif kind == "[":
                 bracket = self.advance()
                 index, index_depth = self.expr()
@@ -217,7 +222,10 @@ class _Parser:
     def primary(self) -> Parsed:
         token = self.tok
         kind = token.kind
-        if kind == "-":  # negative numeric literal (see unary)
+        if kind == "-":  # a negative numeric literal (see unary)
+            if self.peek().kind not in ("int", "double"):
+                self.advance()
+                raise self.unexpected()
             self.advance()
             number = self.advance()
             if number.kind == "int":

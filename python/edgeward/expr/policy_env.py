@@ -304,9 +304,6 @@ FUNCTIONS: Final[tuple[FunctionDecl, ...]] = (
     ("rand.int", "global", ("int", "int"), "int"),
 )
 
-# Functions whose result is random: agreement tests leave them out.
-NONDETERMINISTIC: Final = frozenset({"rand.double", "rand.int"})
-
 
 def policy_env(
     *, max_source_length: int = 4096, max_depth: int = 64, max_iterations: int = 10_000

@@ -147,6 +147,8 @@ def kind(value: Any) -> str:
         return found
     if isinstance(value, Mapping):
         return "map"
+    if isinstance(value, list | tuple):  # subclasses: a namedtuple is a list
+        return "list"
     raise AssertionError(f"not an evaluator value: {value!r}")  # from_python forbids it
 
 
@@ -160,11 +162,11 @@ def from_python(value: Any) -> Any:
                 raise EvalError("range", f"int {value} does not fit int64")
         elif cls is UInt and not 0 <= value <= UINT64_MAX:
             raise EvalError("range", f"uint {int(value)} does not fit uint64")
+        elif cls is str and not value.isascii():
+            _check_unicode(value)
         return value
     if isinstance(value, Mapping):
         return value
-    if isinstance(value, bool):  # a bool subclass cannot exist; kept for clarity
-        return bool(value)
     if isinstance(value, UInt):
         return from_python(UInt(int(value)))
     if isinstance(value, int):
@@ -172,7 +174,7 @@ def from_python(value: Any) -> Any:
     if isinstance(value, float):
         return float(value)
     if isinstance(value, str):
-        return str(value)
+        return from_python(str(value))
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     if isinstance(value, list | tuple):
@@ -186,6 +188,14 @@ def from_python(value: Any) -> Any:
     if isinstance(value, type) and value in _TYPES_BY_CLASS:
         return _TYPES_BY_CLASS[value]
     raise EvalError("invalid_argument", f"a Python {cls.__name__} has no CEL type")
+
+
+def _check_unicode(text: str) -> None:
+    """CEL strings are Unicode text: a Python str with a lone surrogate is not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EvalError("invalid_argument", "a string with a lone surrogate") from None
 
 
 def timestamp_from_datetime(value: datetime.datetime) -> Timestamp:

@@ -188,6 +188,14 @@ fn checker_rejects_statically_wrong_expressions() {
 }
 
 #[test]
+fn json_keeps_document_order() {
+    is_true(
+        r#"json.encode(json.decode('{"b": 1, "a": [2.5, null], "b": 3}')) == '{"b":3,"a":[2.5,null]}'"#,
+    );
+    is_true(r#"json.decode('18446744073709551615') == 18446744073709551615.0"#);
+}
+
+#[test]
 fn request_helpers() {
     let headers = Value::Map(std::sync::Arc::new(
         Map::from_entries(vec![(

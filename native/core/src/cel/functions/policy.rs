@@ -347,33 +347,70 @@ fn json_encode(v: &Value) -> EvalResult {
     Ok(Value::from(out))
 }
 
-fn from_json(j: serde_json::Value) -> EvalResult {
-    use serde_json::Value as J;
-    Ok(match j {
-        J::Null => Value::Null,
-        J::Bool(b) => Value::Bool(b),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => match n.as_f64().filter(|d| d.is_finite()) {
-                Some(d) => Value::Double(d),
-                None => return Err(EvalError::conversion("JSON number out of range")),
-            },
-        },
-        J::String(s) => Value::from(s),
-        J::Array(items) => Value::from(
-            items
-                .into_iter()
-                .map(from_json)
-                .collect::<EvalResult<Vec<_>>>()?,
-        ),
-        J::Object(obj) => {
-            let entries = obj
-                .into_iter()
-                .map(|(k, v)| Ok((Value::from(k), from_json(v)?)))
-                .collect::<EvalResult<Vec<_>>>()?;
-            Value::Map(Arc::new(Map::from_entries(entries)?))
+/// A JSON document read straight into CEL values, objects in document
+/// order (as Python's `json.loads`; a repeated key keeps its first place
+/// and its last value).
+struct Json(Value);
+
+impl<'de> serde::Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json(Value::Null))
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Json, E> {
+        Ok(Json(Value::Bool(b)))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Json, E> {
+        Ok(Json(Value::Int(i)))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Json, E> {
+        // Integers outside int64 become doubles.
+        Ok(Json(
+            i64::try_from(u).map_or(Value::Double(u as f64), Value::Int),
+        ))
+    }
+    fn visit_f64<E: serde::de::Error>(self, d: f64) -> Result<Json, E> {
+        if !d.is_finite() {
+            return Err(E::custom("number out of range"));
         }
-    })
+        Ok(Json(Value::Double(d)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Json, E> {
+        Ok(Json(Value::str(s)))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Json(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Json(Value::from(items)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut entries: Vec<(Value, Value)> = Vec::new();
+        while let Some((k, Json(v))) = map.next_entry::<String, Json>()? {
+            match entries
+                .iter_mut()
+                .find(|(ek, _)| matches!(ek, Value::String(e) if **e == *k))
+            {
+                Some(entry) => entry.1 = v,
+                None => entries.push((Value::from(k), v)),
+            }
+        }
+        let m = Map::from_entries(entries).map_err(|e| serde::de::Error::custom(e.message()))?;
+        Ok(Json(Value::Map(Arc::new(m))))
+    }
 }
 
 /// Deeper JSON documents are rejected (`conversion`).
@@ -413,9 +450,9 @@ fn json_decode(v: &Value) -> EvalResult {
             "JSON nested deeper than {MAX_JSON_DEPTH}"
         )));
     }
-    let j: serde_json::Value =
-        serde_json::from_str(s).map_err(|e| EvalError::conversion(format!("invalid JSON: {e}")))?;
-    from_json(j)
+    serde_json::from_str::<Json>(s)
+        .map(|j| j.0)
+        .map_err(|e| EvalError::conversion(format!("invalid JSON: {e}")))
 }
 
 // --- query strings --------------------------------------------------------------
