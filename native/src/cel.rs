@@ -165,8 +165,14 @@ impl PyEnv {
             max_source_length,
             defaults.max_source_length as u64,
         )? as usize;
-        let max_depth =
-            limit("max_depth", max_depth, defaults.max_depth as u64)?.min(u32::MAX as u64) as u32;
+        let max_depth = limit("max_depth", max_depth, defaults.max_depth as u64)?;
+        if max_depth > cel::types::MAX_DEPTH_LIMIT as u64 {
+            return Err(PyValueError::new_err(format!(
+                "max_depth must be at most {}, not {max_depth}",
+                cel::types::MAX_DEPTH_LIMIT
+            )));
+        }
+        let max_depth = max_depth as u32;
         let max_iterations = limit("max_iterations", max_iterations, defaults.max_iterations)?;
         let variables = match variables {
             None => None,
@@ -494,7 +500,11 @@ fn range_error(what: &str) -> EvalError {
 fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
     let py = v.py();
     if let Ok(s) = v.cast::<PyString>() {
-        return s.to_str().map(Value::str).map_err(host_error);
+        // A lone surrogate has no UTF-8 form: not a CEL string.
+        return s
+            .to_str()
+            .map(Value::str)
+            .map_err(|_| EvalError::invalid("a string with a lone surrogate is not a CEL string"));
     }
     if v.is_none() {
         return Ok(Value::Null);
@@ -523,14 +533,14 @@ fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
     if let Ok(l) = v.cast::<PyList>() {
         return l
             .iter()
-            .map(|x| from_python(&x))
+            .map(|x| element(&x))
             .collect::<EvalResult<Vec<_>>>()
             .map(Value::from);
     }
     if let Ok(t) = v.cast::<PyTuple>() {
         return t
             .iter()
-            .map(|x| from_python(&x))
+            .map(|x| element(&x))
             .collect::<EvalResult<Vec<_>>>()
             .map(Value::from);
     }
@@ -567,6 +577,14 @@ fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
             .map(|n| n.to_string())
             .unwrap_or_default()
     )))
+}
+
+/// A list element: one without a CEL value is an error only when read.
+fn element(v: &Bound<'_, PyAny>) -> EvalResult {
+    match from_python(v) {
+        Err(e) if !e.is_host() => Ok(Value::Unreadable(Arc::new(e))),
+        other => other,
+    }
 }
 
 fn datetime_to_timestamp(dt: &Bound<'_, PyDateTime>) -> EvalResult {
@@ -688,6 +706,7 @@ fn to_python(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
             .unbind()
         }
         Value::Type(t) => cel_type_to_python(py, t)?,
+        Value::Unreadable(e) => return Err(eval_error(py, (**e).clone())),
     })
 }
 

@@ -555,19 +555,18 @@ impl Compiler<'_> {
         function: &Arc<str>,
         args: &[Expr],
     ) -> CResult {
-        // `ns.fn(args)` where `ns.fn` is a global function and `ns` names
-        // no variable: a namespaced global call.
+        // `ns.fn(args)` where `ns.fn` is a namespaced global function (as the
+        // reference's parser decides it: whatever `ns` otherwise names).
         let mut name = function.to_string();
         let mut receiver = target;
+        let mut e = e;
         if let Some(t) = target {
             if let Some(q) = qualified(t) {
-                let root = q.split('.').next().unwrap_or_default();
                 let qualified_name = format!("{q}.{function}");
-                let is_var = self.local(root).is_some()
-                    || matches!(&self.env.variables, Some(v) if v.contains_key(root));
-                if !is_var && functions::is_global(&qualified_name) {
+                if functions::is_global(&qualified_name) {
                     name = qualified_name;
                     receiver = None;
+                    e = t; // located at the namespace, as the reference does
                 }
             }
         }

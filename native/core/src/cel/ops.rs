@@ -213,8 +213,9 @@ pub fn index(container: &Value, key: &Value) -> EvalResult {
             usize::try_from(i)
                 .ok()
                 .and_then(|i| items.get(i))
+                .ok_or_else(|| EvalError::invalid(format!("index out of range: {i}")))?
+                .readable()
                 .cloned()
-                .ok_or_else(|| EvalError::invalid(format!("index out of range: {i}")))
         }
         Value::Map(_) | Value::Lazy(_) => container
             .map_get(key)?

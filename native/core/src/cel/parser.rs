@@ -557,23 +557,26 @@ impl Parser<'_> {
         loop {
             let pos = self.tok_pos;
             if self.eat(".")? {
+                // Nodes of a selection or a method call are located at the name.
+                let name_pos = self.tok_pos;
                 let name = match self.advance()? {
                     Tok::Ident(n) if !matches!(&*n, "in" | "true" | "false" | "null") => n,
                     _ => {
                         return Err(SyntaxError {
-                            pos: pos as u32 + 1,
+                            pos: name_pos as u32,
                             message: "expected a field or method name after '.'".into(),
                         })
                     }
                 };
+                let quoted = name.starts_with('`');
                 let name: Arc<str> = Arc::from(name.trim_start_matches('`'));
-                if self.is("(") {
+                if self.is("(") && !quoted {
                     self.advance()?;
                     let args = self.expr_list(")")?;
-                    e = self.receiver_call(pos, e, name, args)?;
+                    e = self.receiver_call(name_pos, e, name, args)?;
                 } else {
                     e = self.node(
-                        pos,
+                        name_pos,
                         ExprKind::Select {
                             operand: Box::new(e),
                             field: name,
@@ -738,6 +741,7 @@ impl Parser<'_> {
             ("filter", 2) => Some(MacroKind::Filter),
             _ => None,
         };
+        let target_pos = target.pos;
         let Some(kind) = kind else {
             return self.node(
                 pos,
@@ -764,7 +768,7 @@ impl Parser<'_> {
             _ => (Some(last), None),
         };
         self.node(
-            pos,
+            target_pos as usize,
             ExprKind::Comprehension(Box::new(Comprehension {
                 kind,
                 range: target,

@@ -349,6 +349,9 @@ impl Program {
                 )))
             }
         };
+        if let Some(bad) = items.iter().find(|v| matches!(v, Value::Unreadable(_))) {
+            bad.readable()?;
+        }
         let slot = c.slot as usize;
         match c.kind {
             MacroKind::All | MacroKind::Exists => {

@@ -52,11 +52,15 @@ pub fn interpolate(template: &str, env: &Env) -> Result<Template, CompileError> 
         text.push_str(&template[rest..start]);
         let body = start + 2;
         let Some(end) = closing_brace(template, body) else {
-            return Err(locate(
-                template,
-                start as u32,
-                "unterminated '${' in template".into(),
-            ));
+            // The lexer's own error (an unterminated string...) when it has
+            // one, else the unclosed `${`.
+            if let Err(e) = compile(&template[body..], env) {
+                if e.message.starts_with("unterminated") {
+                    return Err(relocate(template, body, e));
+                }
+            }
+            let message = "unterminated '${' in template".to_string();
+            return Err(locate(template, start as u32, message));
         };
         if template[body..end].trim().is_empty() {
             return Err(locate(
@@ -65,22 +69,8 @@ pub fn interpolate(template: &str, env: &Env) -> Result<Template, CompileError> 
                 "empty '${}' in template".into(),
             ));
         }
-        let program = compile(&template[body..end], env).map_err(|e| {
-            // Re-locate: the expression's line/column are relative to `body`.
-            let inner = &template[body..end];
-            let mut offset = 0;
-            for (i, line) in inner.split_inclusive('\n').enumerate() {
-                if i + 1 == e.line as usize {
-                    offset += line
-                        .char_indices()
-                        .nth(e.column as usize - 1)
-                        .map_or(line.len(), |(b, _)| b);
-                    break;
-                }
-                offset += line.len();
-            }
-            locate(template, (body + offset) as u32, e.message)
-        })?;
+        let program =
+            compile(&template[body..end], env).map_err(|e| relocate(template, body, e))?;
         if !text.is_empty() {
             parts.push(Part::Text(std::mem::take(&mut text)));
         }
@@ -97,6 +87,23 @@ pub fn interpolate(template: &str, env: &Env) -> Result<Template, CompileError> 
         references,
         is_constant: !has_expressions,
     })
+}
+
+/// An error of the expression starting at byte `body`, located in the
+/// template instead.
+fn relocate(template: &str, body: usize, e: CompileError) -> CompileError {
+    let mut offset = 0;
+    for (i, line) in template[body..].split_inclusive('\n').enumerate() {
+        if i + 1 == e.line as usize {
+            offset += line
+                .char_indices()
+                .nth(e.column as usize - 1)
+                .map_or(line.len(), |(b, _)| b);
+            break;
+        }
+        offset += line.len();
+    }
+    locate(template, (body + offset) as u32, e.message)
 }
 
 /// The offset of the `}` closing an interpolation whose body starts at

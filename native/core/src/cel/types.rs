@@ -195,6 +195,10 @@ impl Ty {
     }
 }
 
+/// The largest `Env::max_depth`: keeps every recursive pass of the engine
+/// far from the stack's limit.
+pub const MAX_DEPTH_LIMIT: u32 = 100;
+
 /// The declarations and limits a program is compiled against.
 #[derive(Clone, Debug)]
 pub struct Env {

@@ -156,6 +156,10 @@ pub enum Value {
     Timestamp(Timestamp),
     Duration(Duration),
     Type(CelType),
+    /// An element of a host list that has no CEL value (a Python object of
+    /// another type): reading it is the stored error, while the list's
+    /// size and the other elements stay usable.
+    Unreadable(Arc<EvalError>),
 }
 
 impl fmt::Debug for Value {
@@ -177,6 +181,7 @@ impl fmt::Debug for Value {
             Value::Timestamp(t) => write!(f, "timestamp({}s {}ns)", t.secs, t.nanos),
             Value::Duration(d) => write!(f, "duration({}ns)", d.nanos),
             Value::Type(t) => write!(f, "{}", t.name()),
+            Value::Unreadable(e) => write!(f, "<unreadable: {e}>"),
         }
     }
 }
@@ -339,6 +344,15 @@ impl Value {
             Value::Timestamp(_) => CelType::Timestamp,
             Value::Duration(_) => CelType::Duration,
             Value::Type(_) => CelType::Type,
+            Value::Unreadable(_) => CelType::Named(Arc::from("unreadable")),
+        }
+    }
+
+    /// The value itself, or the error of an unreadable host value.
+    pub fn readable(&self) -> EvalResult<&Value> {
+        match self {
+            Value::Unreadable(e) => Err((**e).clone()),
+            v => Ok(v),
         }
     }
 
@@ -404,7 +418,7 @@ impl Value {
     /// CEL equality: heterogeneous numbers compare by value, values of
     /// different types are unequal, aggregates compare element-wise.
     pub fn equals(&self, other: &Value) -> EvalResult<bool> {
-        Ok(match (self, other) {
+        Ok(match (self.readable()?, other.readable()?) {
             (Value::Null, Value::Null) => true,
             (Value::Bool(a), Value::Bool(b)) => a == b,
             (Value::String(a), Value::String(b)) => a == b,
@@ -447,7 +461,7 @@ impl Value {
     /// that are not ordered together, `invalid_argument` for a NaN. (Always
     /// `Some` when `Ok`; the option keeps callers simple.)
     pub fn compare(&self, other: &Value) -> EvalResult<Option<Ordering>> {
-        Ok(Some(match (self, other) {
+        Ok(Some(match (self.readable()?, other.readable()?) {
             (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
             (Value::String(a), Value::String(b)) => a.cmp(b),
             (Value::Bytes(a), Value::Bytes(b)) => a.cmp(b),

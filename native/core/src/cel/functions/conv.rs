@@ -275,6 +275,7 @@ pub fn to_display_string(v: &Value) -> EvalResult<Arc<str>> {
         Value::Timestamp(t) => Arc::from(format_timestamp(*t)),
         Value::Duration(d) => Arc::from(format_duration(*d)),
         Value::Type(t) => Arc::from(t.name()),
+        Value::Unreadable(e) => return Err((**e).clone()),
         other => return Err(unsupported("string", other)),
     })
 }

@@ -309,6 +309,7 @@ fn write_json(v: &Value, out: &mut String) -> EvalResult<()> {
         Value::Timestamp(t) => string(&format_timestamp(*t), out),
         Value::Duration(d) => string(&format_duration(*d), out),
         Value::Type(t) => string(t.name(), out),
+        Value::Unreadable(e) => return Err((**e).clone()),
         Value::List(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
