@@ -1,6 +1,8 @@
 //! Timestamps and durations: RFC 3339 / Go-style duration text, and the
-//! calendar getters, in UTC or in a named (IANA, via `chrono-tz`) or fixed
-//! (`+05:30`) time zone.
+//! calendar getters, in UTC or in a named or fixed (`+05:30`) time zone.
+//! Calendar arithmetic is `chrono`'s; named zones come from `jiff` and its
+//! bundled tz database, whose POSIX rules also cover dates after the last
+//! listed transition (chrono-tz stops applying DST there).
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike, Utc};
 
 use super::super::error::{EvalError, EvalResult};
@@ -104,18 +106,27 @@ fn to_utc(t: Timestamp) -> EvalResult<DateTime<Utc>> {
 /// `UTC`) or a fixed offset (`+05:30`, `-08:00`).
 fn in_zone(t: Timestamp, zone: &str) -> EvalResult<NaiveDateTime> {
     let utc = to_utc(t)?;
-    if let Some(offset) = parse_offset(zone) {
-        return Ok(utc.with_timezone(&offset).naive_local());
-    }
-    let tz: chrono_tz::Tz = zone
-        .parse()
-        .map_err(|_| EvalError::invalid(format!("unknown time zone {zone:?}")))?;
-    Ok(utc.with_timezone(&tz).naive_local())
+    let offset = match parse_offset(zone) {
+        Some(offset) => offset,
+        None => {
+            let tz = named_zone(zone).ok_or_else(|| EvalError::invalid(format!("unknown time zone {zone:?}")))?;
+            let instant = jiff::Timestamp::new(t.secs, t.nanos as i32)
+                .map_err(|_| EvalError::range("timestamp out of range"))?;
+            FixedOffset::east_opt(tz.to_offset(instant).seconds())
+                .ok_or_else(|| EvalError::invalid(format!("unusable offset of {zone:?}")))?
+        }
+    };
+    Ok(utc.with_timezone(&offset).naive_local())
+}
+
+/// An IANA zone by its exact (case-sensitive) name.
+fn named_zone(zone: &str) -> Option<jiff::tz::TimeZone> {
+    jiff::tz::TimeZone::get(zone).ok().filter(|tz| tz.iana_name() == Some(zone))
 }
 
 /// Whether `zone` names a time zone the getters accept.
 pub fn is_time_zone(zone: &str) -> bool {
-    parse_offset(zone).is_some() || zone.parse::<chrono_tz::Tz>().is_ok()
+    parse_offset(zone).is_some() || named_zone(zone).is_some()
 }
 
 fn parse_offset(zone: &str) -> Option<FixedOffset> {
@@ -322,5 +333,9 @@ mod tests {
         assert_eq!(in_zone(t, "America/New_York").unwrap().hour(), 0);
         assert_eq!(in_zone(t, "+05:30").unwrap().hour(), 10);
         assert!(in_zone(t, "Mars/Olympus").is_err());
+        assert!(in_zone(t, "america/new_york").is_err());
+        // DST rules apply after the tz database's last listed transition.
+        let far = parse_timestamp("2100-04-01T04:00:00Z").unwrap();
+        assert_eq!(in_zone(far, "America/New_York").unwrap().hour(), 0);
     }
 }
