@@ -109,9 +109,15 @@ fn in_zone(t: Timestamp, zone: &str) -> EvalResult<NaiveDateTime> {
     let offset = match parse_offset(zone) {
         Some(offset) => offset,
         None => {
-            let tz = named_zone(zone).ok_or_else(|| EvalError::invalid(format!("unknown time zone {zone:?}")))?;
-            let instant = jiff::Timestamp::new(t.secs, t.nanos as i32)
-                .map_err(|_| EvalError::range("timestamp out of range"))?;
+            let tz = named_zone(zone)
+                .ok_or_else(|| EvalError::invalid(format!("unknown time zone {zone:?}")))?;
+            // jiff's range stops a day short of CEL's; the offset does not
+            // change within that last day.
+            let instant = jiff::Timestamp::new(t.secs, t.nanos as i32).unwrap_or(if t.secs > 0 {
+                jiff::Timestamp::MAX
+            } else {
+                jiff::Timestamp::MIN
+            });
             FixedOffset::east_opt(tz.to_offset(instant).seconds())
                 .ok_or_else(|| EvalError::invalid(format!("unusable offset of {zone:?}")))?
         }
@@ -121,7 +127,9 @@ fn in_zone(t: Timestamp, zone: &str) -> EvalResult<NaiveDateTime> {
 
 /// An IANA zone by its exact (case-sensitive) name.
 fn named_zone(zone: &str) -> Option<jiff::tz::TimeZone> {
-    jiff::tz::TimeZone::get(zone).ok().filter(|tz| tz.iana_name() == Some(zone))
+    jiff::tz::TimeZone::get(zone)
+        .ok()
+        .filter(|tz| tz.iana_name() == Some(zone))
 }
 
 /// Whether `zone` names a time zone the getters accept.
@@ -337,5 +345,9 @@ mod tests {
         // DST rules apply after the tz database's last listed transition.
         let far = parse_timestamp("2100-04-01T04:00:00Z").unwrap();
         assert_eq!(in_zone(far, "America/New_York").unwrap().hour(), 0);
+        let last = parse_timestamp("9999-12-31T23:59:59.999999999Z").unwrap();
+        assert_eq!(in_zone(last, "UTC").unwrap().hour(), 23);
+        let first = parse_timestamp("0001-01-01T00:00:00Z").unwrap();
+        assert_eq!(in_zone(first, "Asia/Tokyo").unwrap().year(), 1);
     }
 }
