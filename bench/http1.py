@@ -131,7 +131,9 @@ def main(argv: list[str]) -> None:
     codecs = _codecs()
     for batch, title in ((1, "one exchange"), (PIPELINE, f"pipelined batch of {PIPELINE}")):
         timings = {
-            name: cpu_ns_per_call(lambda run=run: run(batch), number=max(number // batch, 20))
+            name: cpu_ns_per_call(
+                lambda run=run, batch=batch: run(batch), number=max(number // batch, 20)
+            )
             / batch
             for name, run in codecs.items()
         }

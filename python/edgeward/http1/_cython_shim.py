@@ -12,11 +12,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 F = TypeVar("F")
+T = TypeVar("T")
 
 compiled = False
 
 # Cython's C types, as the Python types their values have.
-int = int  # noqa: A001
+int = int  # noqa: PLW0127
 bint = bool
 Py_ssize_t = int
 
@@ -28,7 +29,7 @@ def _identity(obj: F) -> F:
 cclass = final = cfunc = ccall = inline = _identity
 
 
-def locals(**_: Any) -> Callable[[F], F]:  # noqa: A001
+def locals(**_: Any) -> Callable[[F], F]:
     return _identity
 
 
@@ -36,5 +37,5 @@ def exceptval(*_: Any, **__: Any) -> Callable[[F], F]:
     return _identity
 
 
-def declare(_type: Any = None, value: Any = None, **__: Any) -> Any:
+def declare(_type: Any, value: T, **__: Any) -> T:
     return value

@@ -18,7 +18,7 @@ differential tests compare both codecs); docs/http1.md has the table.
 
 import re
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -50,16 +50,17 @@ from edgeward.http1.events import (
 from edgeward.http1.rules import KNOWN_METHODS
 
 # --- states, events and framings as small integers ------------------------------------
+# (C constants when compiled: cython.declare)
 
-IDLE: Final = 0
-SEND_RESPONSE: Final = 1
-SEND_BODY: Final = 2
-DONE: Final = 3
-MUST_CLOSE: Final = 4
-CLOSED: Final = 5
-MIGHT_SWITCH: Final = 6
-SWITCHED: Final = 7
-ERROR: Final = 8
+IDLE = cython.declare(cython.int, 0)
+SEND_RESPONSE = cython.declare(cython.int, 1)
+SEND_BODY = cython.declare(cython.int, 2)
+DONE = cython.declare(cython.int, 3)
+MUST_CLOSE = cython.declare(cython.int, 4)
+CLOSED = cython.declare(cython.int, 5)
+MIGHT_SWITCH = cython.declare(cython.int, 6)
+SWITCHED = cython.declare(cython.int, 7)
+ERROR = cython.declare(cython.int, 8)
 _STATES: Final = (
     State.IDLE,
     State.SEND_RESPONSE,
@@ -72,15 +73,15 @@ _STATES: Final = (
     State.ERROR,
 )
 
-E_REQUEST: Final = 0
-E_INFORMATIONAL: Final = 1
-E_RESPONSE: Final = 2
-E_DATA: Final = 3
-E_END: Final = 4
-E_CLOSED: Final = 5
-E_SWITCH_UPGRADE: Final = 6  # a 101 accepting an Upgrade
-E_SWITCH_CONNECT: Final = 7  # a 2xx accepting a CONNECT
-E_REQUEST_SEEN: Final = 8  # the server's side of a client's Request
+E_REQUEST = cython.declare(cython.int, 0)
+E_INFORMATIONAL = cython.declare(cython.int, 1)
+E_RESPONSE = cython.declare(cython.int, 2)
+E_DATA = cython.declare(cython.int, 3)
+E_END = cython.declare(cython.int, 4)
+E_CLOSED = cython.declare(cython.int, 5)
+E_SWITCH_UPGRADE = cython.declare(cython.int, 6)  # a 101 accepting an Upgrade
+E_SWITCH_CONNECT = cython.declare(cython.int, 7)  # a 2xx accepting a CONNECT
+E_REQUEST_SEEN = cython.declare(cython.int, 8)  # the server's side of a client's Request
 
 
 @cython.inline
@@ -113,17 +114,17 @@ _SERVER_MOVES: Final = {
     _t(MUST_CLOSE, E_CLOSED): CLOSED,
     _t(CLOSED, E_CLOSED): CLOSED,
 }
-F_LENGTH: Final = 0
-F_CHUNKED: Final = 1
-F_UNTIL_CLOSE: Final = 2
+F_LENGTH = cython.declare(cython.int, 0)
+F_CHUNKED = cython.declare(cython.int, 1)
+F_UNTIL_CLOSE = cython.declare(cython.int, 2)
 
-C_SIZE: Final = 0  # chunked body: expecting a chunk-size line
-C_DATA: Final = 1
-C_CRLF: Final = 2
-C_TRAILERS: Final = 3
+C_SIZE = cython.declare(cython.int, 0)  # chunked body: expecting a chunk-size line
+C_DATA = cython.declare(cython.int, 1)
+C_CRLF = cython.declare(cython.int, 2)
+C_TRAILERS = cython.declare(cython.int, 3)
 
-P_CONNECT: Final = 1  # pending switch proposals (bit set)
-P_UPGRADE: Final = 2
+P_CONNECT = cython.declare(cython.int, 1)  # pending switch proposals (bit set)
+P_UPGRADE = cython.declare(cython.int, 2)
 
 # --- byte classes and small grammars ---------------------------------------------------
 
@@ -134,9 +135,10 @@ _OBS_TEXT: Final = bytes(range(0x80, 0x100))
 _FIELD_CHAR: Final = b"\t " + _VCHAR + _OBS_TEXT  # what a field value may contain
 _HEXDIG: Final = b"0123456789abcdefABCDEF"
 _DIGIT: Final = b"0123456789"
-_AUTHORITY_CHAR: Final = (
-    b"-._~%!$&'()*+,;=:@[]0123456789" + bytes(range(65, 91)) + bytes(range(97, 123))
+_HOST_CHAR: Final = (  # host:port of a CONNECT target, the authority without userinfo
+    b"-._~%!$&'()*+,;=:[]0123456789" + bytes(range(65, 91)) + bytes(range(97, 123))
 )
+_AUTHORITY_CHAR: Final = _HOST_CHAR + b"@"
 
 
 def _byte_map(allowed: bytes) -> bytes:
@@ -163,14 +165,15 @@ def _only(data: bytes, chars: tuple[bytes, bytes]) -> cython.bint:
         return not data.translate(None, chars[0])
     table: bytes = chars[1]
     i: cython.Py_ssize_t
-    for i in range(len(data)):
+    for i in range(len(data)):  # noqa: SIM110 - a C loop, not a generator
         if not table[data[i]]:
             return False
     return True
 
 
 _FIELD_LINE: Final = re.compile(
-    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*((?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?)[ \t]*"
+    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*"
+    rb"((?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?)[ \t]*"
 )
 _CHUNK_EXT_ITEM: Final = (
     rb"[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*=[ \t]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -180,9 +183,9 @@ _CHUNK_EXT_ITEM: Final = (
 _CHUNK_EXT: Final = re.compile(
     rb";" + _CHUNK_EXT_ITEM + rb"(?:[ \t]*;" + _CHUNK_EXT_ITEM + rb")*[ \t]*"
 )
-MAX_CHUNK_LINE: Final = 4096
+MAX_CHUNK_LINE = cython.declare(cython.Py_ssize_t, 4096)
 MAX_CHUNK_SIZE: Final = 2**63 - 1
-MAX_LENGTH_DIGITS: Final = 18
+MAX_LENGTH_DIGITS = cython.declare(cython.int, 18)
 
 _CONTENT_LENGTH: Final = b"content-length"
 _TRANSFER_ENCODING: Final = b"transfer-encoding"
@@ -208,8 +211,8 @@ def _comma_tokens(values: list[bytes]) -> list[bytes]:
     """The lower-cased, comma-separated tokens of list-valued fields."""
     out = []
     for value in values:
-        for token in value.lower().split(b","):
-            token = token.strip(b" \t")
+        for item in value.lower().split(b","):
+            token = item.strip(b" \t")
             if token:
                 out.append(token)
     return out
@@ -237,7 +240,7 @@ def _check_request_line(line: bytes, limits: Limits) -> tuple[bytes, bytes, byte
         or not (48 <= version[5] <= 57 and 48 <= version[7] <= 57)
     ):
         raise ProtocolError("malformed request line")
-    if version != b"HTTP/1.1" and version != b"HTTP/1.0":
+    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
         raise ProtocolError("HTTP version not supported", 505)
     if not known:
         raise ProtocolError("unknown method", 501)
@@ -248,7 +251,7 @@ def _check_request_line(line: bytes, limits: Limits) -> tuple[bytes, bytes, byte
         form_ok = (
             0 <= colon < len(target) - 1
             and _only(target[colon + 1 :], _DIGITS)
-            and not target[:colon].translate(None, _AUTHORITY_CHAR.replace(b"@", b""))
+            and not target[:colon].translate(None, _HOST_CHAR)
         )
     elif target == b"*":
         form_ok = method == b"OPTIONS"
@@ -294,7 +297,7 @@ def _check_status_line(line: bytes) -> tuple[int, bytes, bytes]:
     ):
         raise ProtocolError("malformed status line")
     version = line[5:8]
-    if version != b"1.1" and version != b"1.0":
+    if version not in (b"1.1", b"1.0"):
         raise ProtocolError("HTTP version not supported", 505)
     return int(line[9:12]), line[13:], version
 
@@ -441,7 +444,6 @@ class _FastCodec:
     _pos: cython.Py_ssize_t
     _closed: cython.bint
     _head: _Head
-    _parser: Any  # httptools.HttpRequestParser | HttpResponseParser | None
     # connection state (h11's model)
     _cstate: cython.int
     _sstate: cython.int
@@ -464,7 +466,6 @@ class _FastCodec:
         self._pos = 0
         self._closed = False
         self._head = _Head()
-        self._parser = None
         self._cstate = IDLE
         self._sstate = IDLE
         self._keep_alive = True
@@ -540,9 +541,9 @@ class _FastCodec:
                     srv = MUST_CLOSE
             if c == MIGHT_SWITCH and srv == SWITCHED:
                 c = SWITCHED
-            elif ((c == DONE or c == IDLE) and srv == CLOSED) or (c == DONE and srv == ERROR):
+            elif (c in (DONE, IDLE) and srv == CLOSED) or (c == DONE and srv == ERROR):
                 c = MUST_CLOSE
-            if ((srv == DONE or srv == IDLE) and c == CLOSED) or (srv == DONE and c == ERROR):
+            if (srv in (DONE, IDLE) and c == CLOSED) or (srv == DONE and c == ERROR):
                 srv = MUST_CLOSE
             if c == self._cstate and srv == self._sstate:
                 return
@@ -602,7 +603,7 @@ class _FastCodec:
                 event = self._read_body()
             elif theirs == IDLE or (self._client and theirs == SEND_RESPONSE):
                 event = self._read_head()
-            elif theirs == MIGHT_SWITCH or theirs == SWITCHED:
+            elif theirs in (MIGHT_SWITCH, SWITCHED):
                 return PAUSED
             elif self._pos < len(self._buf):
                 # DONE: the next message waits for start_next_cycle();
@@ -659,25 +660,22 @@ class _FastCodec:
             method, target, version = _check_request_line(line, self._limits)
         head = self._head
         head.reset()
-        parser = self._parser
-        if parser is None:
-            if self._client:
-                parser = httptools.HttpResponseParser(head)
-            else:
-                parser = httptools.HttpRequestParser(head)
-                # Transfer-Encoding is judged below (501), not by llhttp (400).
-                parser.set_dangerous_leniencies(lenient_transfer_encoding=True)
+        # A fresh parser per head (cheap): llhttp's own idea of what may
+        # follow (after "close", HTTP/1.0, a 1xx, HEAD) is not ours.
+        parser: httptools.HttpRequestParser | httptools.HttpResponseParser
+        if self._client:
+            parser = httptools.HttpResponseParser(head)
+        else:
+            parser = httptools.HttpRequestParser(head)
+            # Transfer-Encoding is judged below (501), not by llhttp (400).
+            parser.set_dangerous_leniencies(lenient_transfer_encoding=True)
         try:
             parser.feed_data(buf[pos:end] if pos or end != size else buf)
         except (httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
             # llhttp pauses after a complete CONNECT/Upgrade/101 message
             # (raising one or the other); a real error comes before the end.
-            self._parser = None
             if not head.complete:
                 raise ProtocolError(f"malformed message head: {exc}") from None
-        else:
-            # A parser that finished its message is ready for the next one.
-            self._parser = parser if head.complete else None
         self._pos = end
         self._check_framing_fields(head)
         self._their_version = version
@@ -745,7 +743,7 @@ class _FastCodec:
         else:
             self._process(False, E_RESPONSE)
             method = self._request_method
-            if status == 204 or status == 304 or method == b"HEAD":
+            if status in (204, 304) or method == b"HEAD":
                 self._rframing = F_LENGTH
                 self._rleft = 0
             else:
@@ -791,8 +789,7 @@ class _FastCodec:
         size = len(buf) - pos
         if size == 0:
             return None
-        if most < size:
-            size = most
+        size = min(size, most)
         if pos == 0 and size == len(buf) and isinstance(buf, bytes):
             data = buf
         else:
@@ -858,7 +855,7 @@ class _FastCodec:
             raise ProtocolError("too many trailer fields", 431)
         trailers = _parse_fields(block)
         for name, _ in trailers:
-            if name == _CONTENT_LENGTH or name == _TRANSFER_ENCODING:
+            if name in (b"content-length", b"transfer-encoding"):
                 raise ProtocolError("framing field in the trailer section")
         self._pos = end + 4
         return self._end_of_message(trailers)
@@ -1024,7 +1021,7 @@ class _FastCodec:
         self._set_write_framing(lengths, codings, F_UNTIL_CLOSE)
         method = self._request_method
         switch = bool(self._proposals & P_CONNECT) and 200 <= status < 300
-        no_body = status == 204 or status == 304 or switch
+        no_body = status in (204, 304) or switch
         # h11's clean-up of what we send: a body without a length is chunked
         # for an HTTP/1.1 peer, and delimited by closing for an older one.
         need_close = False

@@ -50,8 +50,8 @@ def connection_tokens(headers: list[Header]) -> set[bytes]:
     tokens: set[bytes] = set()
     for name, value in headers:
         if name == b"connection":
-            for token in value.lower().split(b","):
-                token = token.strip(b" \t")
+            for item in value.lower().split(b","):
+                token = item.strip(b" \t")
                 if token:
                     tokens.add(token)
     return tokens

@@ -80,6 +80,14 @@ def _disables_keep_alive(event: Event) -> bool:
     )
 
 
+def _check_headers_to_send(headers: list[tuple[bytes, bytes]]) -> None:
+    """Our contract is stricter than h11's on what may be sent: names are
+    lower-case, values hold no control characters (h11 allows some)."""
+    for name, value in headers:
+        if name != name.lower() or rules.has_bad_field_byte(value):
+            raise h11.LocalProtocolError(f"illegal header {name!r}: {value!r}")
+
+
 class _H11Codec:
     _role: type[h11._util.Sentinel]
 
@@ -165,8 +173,11 @@ class _H11Codec:
 
     def send(self, event: Event) -> bytes:
         try:
+            if isinstance(event, Request | Response | InformationalResponse | EndOfMessage):
+                _check_headers_to_send(event.headers)
             out = self._conn.send(_TO_H11[type(event)](event))
         except h11.LocalProtocolError as exc:
+            self._conn.send_failed()  # also when h11 refused to build the event
             self._keep_alive = False
             raise LocalProtocolError(str(exc)) from None
         if _disables_keep_alive(event):

@@ -131,6 +131,10 @@ def check_field_lines(lines: list[bytes], limits: Limits) -> None:
             raise ProtocolError("obsolete line folding")
 
 
+def has_bad_field_byte(value: bytes) -> bool:
+    return _BAD_FIELD_BYTE.search(value) is not None
+
+
 def field_name(line: bytes) -> bytes:
     """The lower-cased name of a raw field line (b"" when it has no colon)."""
     colon = line.find(b":")
