@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 Backend = Literal["rust", "python"]
 
@@ -38,9 +38,15 @@ BACKEND: Backend = "rust" if _native is not None else "python"
 # name is bound to the chosen backend's implementation.
 
 # --- IP prefix matching -----------------------------------------------------
+if TYPE_CHECKING:
+    from edgeward_native import CidrError, IpPolicy, IpTable
+elif _native is not None:
+    CidrError, IpPolicy, IpTable = _native.CidrError, _native.IpPolicy, _native.IpTable
+else:
+    from edgeward.ipnet.reference import CidrError, IpPolicy, IpTable
 
 # --- webhook verification ---------------------------------------------------
 
 # --- CEL ----------------------------------------------------------------------
 
-__all__ = ["BACKEND", "Backend"]
+__all__ = ["BACKEND", "Backend", "CidrError", "IpPolicy", "IpTable"]

@@ -9,6 +9,7 @@ the public API, typed by `__init__.pyi`.
 from __future__ import annotations
 
 from edgeward_native import _core
+from edgeward_native._core import CidrError, IpPolicy, IpTable
 
 
 class UInt(int):
@@ -22,4 +23,4 @@ class UInt(int):
 
 __version__: str = _core.__version__
 
-__all__ = ["UInt", "__version__"]
+__all__ = ["CidrError", "IpPolicy", "IpTable", "UInt", "__version__"]
