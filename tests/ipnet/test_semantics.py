@@ -208,6 +208,11 @@ def test_non_strings_are_type_errors(ipnet: SimpleNamespace) -> None:
 def test_the_facade_binds_the_active_backend() -> None:
     from edgeward.ipnet import reference
 
-    expected = reference.IpPolicy if native.BACKEND == "python" else native._native.IpPolicy  # type: ignore[union-attr]
-    assert native.IpPolicy is expected
+    if native.BACKEND == "python":
+        assert native.IpPolicy is reference.IpPolicy
+    else:
+        import edgeward_native
+
+        assert native.IpPolicy is edgeward_native.IpPolicy
+    assert native.IpTable[str] is not None
     assert issubclass(native.CidrError, ValueError)

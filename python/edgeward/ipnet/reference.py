@@ -129,9 +129,10 @@ class IpPolicy:
     def __init__(self, allow: Iterable[str] = (), deny: Iterable[str] = ()) -> None:
         self._allow: _Prefixes[bool] = _Prefixes()
         self._deny: _Prefixes[bool] = _Prefixes()
-        for index, cidr in enumerate(allow):
+        # None counts as empty, as in the Rust module.
+        for index, cidr in enumerate(allow or ()):
             self._allow.add(_cidr(cidr, "allow", index), True)
-        for index, cidr in enumerate(deny):
+        for index, cidr in enumerate(deny or ()):
             self._deny.add(_cidr(cidr, "deny", index), True)
 
     def decide(self, ip: str) -> bool:
