@@ -47,6 +47,31 @@ else:
 
 # --- webhook verification ---------------------------------------------------
 
+if TYPE_CHECKING or _native is not None:
+    from edgeward_native import (
+        DEFAULT_TOLERANCE_S,
+        PROVIDERS,
+        explain_webhook,
+        verify_webhook,
+    )
+else:
+    from edgeward.webhooks.reference import (
+        DEFAULT_TOLERANCE_S,
+        PROVIDERS,
+        explain_webhook,
+        verify_webhook,
+    )
+
 # --- CEL ----------------------------------------------------------------------
 
-__all__ = ["BACKEND", "Backend", "CidrError", "IpPolicy", "IpTable"]
+__all__ = [
+    "BACKEND",
+    "DEFAULT_TOLERANCE_S",
+    "PROVIDERS",
+    "Backend",
+    "CidrError",
+    "IpPolicy",
+    "IpTable",
+    "explain_webhook",
+    "verify_webhook",
+]

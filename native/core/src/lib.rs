@@ -2,3 +2,4 @@
 //! Python, HTTP or configuration. `cargo test -p edgeward-core` covers them.
 
 pub mod ipnet;
+pub mod webhooks;
