@@ -64,14 +64,46 @@ else:
 
 # --- CEL ----------------------------------------------------------------------
 
+# A native build without CEL (hasattr) falls back to the reference.
+if TYPE_CHECKING or (_native is not None and hasattr(_native, "compile")):
+    from edgeward_native import (
+        Env,
+        EvalError,
+        PolicyExprError,
+        Program,
+        Template,
+        UInt,
+        compile,
+        interpolate,
+    )
+else:
+    from edgeward.expr import (
+        Env,
+        EvalError,
+        PolicyExprError,
+        Program,
+        Template,
+        UInt,
+        compile,
+        interpolate,
+    )
+
 __all__ = [
     "BACKEND",
     "DEFAULT_TOLERANCE_S",
     "PROVIDERS",
     "Backend",
     "CidrError",
+    "Env",
+    "EvalError",
     "IpPolicy",
     "IpTable",
+    "PolicyExprError",
+    "Program",
+    "Template",
+    "UInt",
+    "compile",
     "explain_webhook",
+    "interpolate",
     "verify_webhook",
 ]
