@@ -13,10 +13,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("demo", help="print the native backend and verify a sample webhook")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        from edgeward import native
+        from edgeward.webhooks import demo
 
-        print(f"edgeward native backend: {native.BACKEND}")
-        return 0
+        return demo.run()
     return 2
 
 
