@@ -77,6 +77,10 @@ REQUESTS = {
         b"\r\n\r\n",
         501,
     ),
+    "empty Transfer-Encoding": (
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n",
+        400,
+    ),
     "no Host": (b"GET / HTTP/1.1\r\n\r\n", 400),
     "two Hosts": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     # chunked bodies
@@ -169,6 +173,20 @@ def test_limits_at_their_boundaries(codec: str) -> None:
     assert outcome(head(fields=4)) == 431
     assert outcome(head(target=b"/" * 10)) == 0
     assert outcome(head(target=b"/" * 11)) == 414
+
+
+@pytest.mark.parametrize("codec", SERVER_CODECS)
+def test_chunk_lines_are_not_held_to_the_head_limit(codec: str) -> None:
+    server = SERVER_CODECS[codec](LIMITS)
+    body = b"1;" + b"a" * 1000 + b"\r\nx\r\n0\r\n\r\n"
+    events = read_all(
+        server, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    )
+    assert events[-1] == EndOfMessage()
+    server = SERVER_CODECS[codec](LIMITS)
+    with pytest.raises(ProtocolError) as caught:
+        read_all(server, CHUNKED + b"1;" + b"a" * 5000 + b"\r\n")
+    assert caught.value.status_hint == 400
 
 
 @pytest.mark.parametrize("codec", SERVER_CODECS)

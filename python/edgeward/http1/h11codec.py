@@ -93,8 +93,10 @@ class _H11Codec:
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
-        # h11's own bound only backs ours up: ours is exact (rules.find_head_end).
-        self._conn = h11.Connection(self._role, max_incomplete_event_size=limits.max_header_bytes)
+        # Our limits are exact and checked first; h11's own bound (on whatever
+        # incomplete thing it buffers) must never fire before them.
+        backstop = max(limits.max_header_bytes, rules.MAX_CHUNK_LINE) + 16
+        self._conn = h11.Connection(self._role, max_incomplete_event_size=backstop)
         self._keep_alive = True
         self._failed = False
         self._chunks: _ChunkTracker | None = None

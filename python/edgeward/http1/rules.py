@@ -147,14 +147,18 @@ def field_value(line: bytes) -> bytes:
 
 def check_framing_fields(lines: list[bytes]) -> None:
     """Content-Length and Transfer-Encoding in the raw field lines: one
-    Content-Length of 1-18 digits, and never both (request smuggling)."""
+    Content-Length of 1-18 digits, never both (request smuggling), no empty
+    Transfer-Encoding (400; other codings are h11's 501)."""
     lengths = [field_value(line) for line in lines if field_name(line) == b"content-length"]
     if len(lengths) > 1:
         raise ProtocolError("more than one Content-Length")
     if lengths and _DIGITS.fullmatch(lengths[0]) is None:
         raise ProtocolError("malformed Content-Length")
-    if lengths and any(field_name(line) == b"transfer-encoding" for line in lines):
+    codings = [field_value(line) for line in lines if field_name(line) == b"transfer-encoding"]
+    if lengths and codings:
         raise ProtocolError("both Content-Length and Transfer-Encoding")
+    if b"" in codings:
+        raise ProtocolError("empty Transfer-Encoding")
 
 
 # --- chunked bodies ---------------------------------------------------------------
