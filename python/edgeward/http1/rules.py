@@ -40,7 +40,6 @@ _SUPPORTED_VERSIONS: Final = frozenset({(b"1", b"0"), (b"1", b"1")})
 _BAD_FIELD_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
-MAX_CONTENT_LENGTH_DIGITS: Final = 18
 
 
 def find_head_end(data: bytes, limits: Limits) -> int:
