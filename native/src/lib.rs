@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 
 mod cel;
+mod ipnet;
 mod webhooks;
 
 #[pymodule]
@@ -10,6 +11,7 @@ mod webhooks;
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     cel::register(m)?;
+    ipnet::register(m)?;
     webhooks::register(m)?;
     Ok(())
 }

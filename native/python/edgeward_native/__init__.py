@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from edgeward_native import _core
+from edgeward_native._core import CidrError, IpPolicy, IpTable
 
 
 class UInt(int):
@@ -69,8 +70,11 @@ explain_webhook = _core.explain_webhook
 __all__ = [
     "DEFAULT_TOLERANCE_S",
     "PROVIDERS",
+    "CidrError",
     "Env",
     "EvalError",
+    "IpPolicy",
+    "IpTable",
     "PolicyExprError",
     "Program",
     "Template",

@@ -146,7 +146,12 @@ impl Prefix {
     /// /128). Host bits set is an error: in an allow list `10.0.0.5/24`
     /// is far more often a typo than a wish to allow the whole /24.
     pub fn parse(text: &str) -> Result<Prefix, PrefixError> {
-        let (bits, is_v6, len) = split_prefix(text.as_bytes())?;
+        Self::parse_ascii(text.as_bytes())
+    }
+
+    /// [`Prefix::parse`] on bytes; anything that is not ASCII is an error.
+    pub fn parse_ascii(text: &[u8]) -> Result<Prefix, PrefixError> {
+        let (bits, is_v6, len) = split_prefix(text)?;
         let masked = Prefix::from_bits(bits, is_v6, len);
         if masked.raw_network(is_v6) == bits {
             Ok(masked)
@@ -274,46 +279,58 @@ fn mask128(len: u8) -> u128 {
     u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
 }
 
-/// Dotted-quad IPv4: exactly four decimal octets.
+/// Dotted-quad IPv4: exactly four decimal octets, 0-255, no leading zeros.
+/// One pass, no allocation.
 fn parse_v4(text: &[u8]) -> Option<u32> {
-    let mut addr = 0;
-    let mut rest = text;
-    for octet in 0..4 {
-        let digits = rest
-            .iter()
-            .take(3)
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        addr = addr << 8 | parse_decimal(&rest[..digits], 255)?;
-        rest = &rest[digits..];
-        if octet < 3 {
-            rest = rest.strip_prefix(b".")?;
+    let (mut addr, mut octet, mut digits, mut dots) = (0u32, 0u32, 0, 0);
+    for &byte in text {
+        match byte {
+            b'0'..=b'9' => {
+                if digits > 0 && octet == 0 {
+                    return None; // a leading zero
+                }
+                octet = octet * 10 + u32::from(byte - b'0');
+                digits += 1;
+                if octet > 255 {
+                    return None;
+                }
+            }
+            b'.' if digits > 0 && dots < 3 => {
+                addr = addr << 8 | octet;
+                (octet, digits, dots) = (0, 0, dots + 1);
+            }
+            _ => return None,
         }
     }
-    rest.is_empty().then_some(addr)
+    (dots == 3 && digits > 0).then_some(addr << 8 | octet)
 }
 
 /// RFC 4291 text form: eight groups of 1-4 hex digits, or fewer with one
 /// `::` standing for at least one zero group; the last two groups may be
-/// written as a dotted-quad IPv4 address.
+/// written as a dotted-quad IPv4 address. One pass, no allocation.
 fn parse_v6(text: &[u8]) -> Option<u128> {
     let mut groups = [0u16; 8];
     let mut count = 0; // groups parsed
     let mut gap = None; // index in `groups` where "::" stands
-    let mut rest = text;
-    if let Some(after) = rest.strip_prefix(b"::") {
+    let mut i = 0;
+    if text.starts_with(b"::") {
         gap = Some(0);
-        rest = after;
+        i = 2;
     }
-    while !rest.is_empty() {
-        let digits = rest
-            .iter()
-            .take(4)
-            .take_while(|b| b.is_ascii_hexdigit())
-            .count();
-        if rest.get(digits) == Some(&b'.') {
+    while i < text.len() {
+        let start = i;
+        let mut group = 0u16;
+        while i < text.len() && i - start < 4 {
+            let digit = HEX[usize::from(text[i])];
+            if digit > 15 {
+                break;
+            }
+            group = group << 4 | u16::from(digit);
+            i += 1;
+        }
+        if text.get(i) == Some(&b'.') {
             // An IPv4 tail: the last two groups, nothing may follow.
-            let v4 = parse_v4(rest)?;
+            let v4 = parse_v4(&text[start..])?;
             if count > 6 {
                 return None;
             }
@@ -322,25 +339,25 @@ fn parse_v6(text: &[u8]) -> Option<u128> {
             count += 2;
             break;
         }
-        if digits == 0 || count == 8 {
+        if i == start || count == 8 {
             return None;
         }
-        groups[count] = rest[..digits]
-            .iter()
-            .fold(0, |acc, &d| acc << 4 | hex_value(d));
+        groups[count] = group;
         count += 1;
-        rest = &rest[digits..];
-        if rest.is_empty() {
+        if i == text.len() {
             break;
         }
-        rest = rest.strip_prefix(b":")?;
-        if let Some(after) = rest.strip_prefix(b":") {
+        if text[i] != b':' {
+            return None;
+        }
+        i += 1;
+        if text.get(i) == Some(&b':') {
             if gap.is_some() {
                 return None;
             }
             gap = Some(count);
-            rest = after;
-        } else if rest.is_empty() {
+            i += 1;
+        } else if i == text.len() {
             return None; // a single trailing ':'
         }
     }
@@ -362,9 +379,19 @@ fn parse_v6(text: &[u8]) -> Option<u128> {
     Some(bits)
 }
 
-fn hex_value(digit: u8) -> u16 {
-    match digit {
-        b'0'..=b'9' => u16::from(digit - b'0'),
-        _ => u16::from((digit | 0x20) - b'a' + 10),
+/// The value of each byte as a hex digit; 0xff for non-digits.
+static HEX: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
