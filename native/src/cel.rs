@@ -732,7 +732,6 @@ fn cel_type_to_python(py: Python<'_>, t: &CelType) -> PyResult<Py<PyAny>> {
             .clone()
             .into_any()
             .unbind(),
-        CelType::Named(n) => PyString::new(py, n).into_any().unbind(),
     })
 }
 

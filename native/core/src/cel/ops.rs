@@ -18,16 +18,10 @@ pub fn binary(op: BinaryOp, a: &Value, b: &Value) -> EvalResult {
         BinaryOp::Rem => rem(a, b),
         BinaryOp::Eq => a.equals(b).map(Value::Bool),
         BinaryOp::Ne => a.equals(b).map(|e| Value::Bool(!e)),
-        BinaryOp::Lt => Ok(Value::Bool(a.compare(b)? == Some(Ordering::Less))),
-        BinaryOp::Le => Ok(Value::Bool(matches!(
-            a.compare(b)?,
-            Some(Ordering::Less | Ordering::Equal)
-        ))),
-        BinaryOp::Gt => Ok(Value::Bool(a.compare(b)? == Some(Ordering::Greater))),
-        BinaryOp::Ge => Ok(Value::Bool(matches!(
-            a.compare(b)?,
-            Some(Ordering::Greater | Ordering::Equal)
-        ))),
+        BinaryOp::Lt => Ok(Value::Bool(a.compare(b)? == Ordering::Less)),
+        BinaryOp::Le => Ok(Value::Bool(a.compare(b)? != Ordering::Greater)),
+        BinaryOp::Gt => Ok(Value::Bool(a.compare(b)? == Ordering::Greater)),
+        BinaryOp::Ge => Ok(Value::Bool(a.compare(b)? != Ordering::Less)),
         BinaryOp::In => contains(b, a).map(Value::Bool),
     }
 }

@@ -90,8 +90,6 @@ pub enum CelType {
     Timestamp,
     Duration,
     Type,
-    /// A named type without values here (a message name in a type position).
-    Named(Arc<str>),
 }
 
 impl CelType {
@@ -109,7 +107,6 @@ impl CelType {
             CelType::Timestamp => "google.protobuf.Timestamp",
             CelType::Duration => "google.protobuf.Duration",
             CelType::Type => "type",
-            CelType::Named(n) => n,
         }
     }
 }
@@ -344,7 +341,8 @@ impl Value {
             Value::Timestamp(_) => CelType::Timestamp,
             Value::Duration(_) => CelType::Duration,
             Value::Type(_) => CelType::Type,
-            Value::Unreadable(_) => CelType::Named(Arc::from("unreadable")),
+            // Never observed: reading an unreadable value fails first.
+            Value::Unreadable(_) => CelType::Null,
         }
     }
 
@@ -369,7 +367,7 @@ impl Value {
             CelType::Map => "map",
             CelType::Timestamp => "google.protobuf.Timestamp",
             CelType::Duration => "google.protobuf.Duration",
-            CelType::Type | CelType::Named(_) => "type",
+            CelType::Type => "type",
         }
     }
 
@@ -458,10 +456,9 @@ impl Value {
     }
 
     /// CEL ordering for `<` `<=` `>` `>=`: `no_such_overload` for kinds
-    /// that are not ordered together, `invalid_argument` for a NaN. (Always
-    /// `Some` when `Ok`; the option keeps callers simple.)
-    pub fn compare(&self, other: &Value) -> EvalResult<Option<Ordering>> {
-        Ok(Some(match (self.readable()?, other.readable()?) {
+    /// that are not ordered together, `invalid_argument` for a NaN.
+    pub fn compare(&self, other: &Value) -> EvalResult<Ordering> {
+        Ok(match (self.readable()?, other.readable()?) {
             (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
             (Value::String(a), Value::String(b)) => a.cmp(b),
             (Value::Bytes(a), Value::Bytes(b)) => a.cmp(b),
@@ -478,7 +475,7 @@ impl Value {
                     )))
                 }
             },
-        }))
+        })
     }
 }
 
@@ -554,13 +551,13 @@ mod tests {
             .unwrap());
         assert_eq!(
             Value::Int(-1).compare(&Value::Uint(0)).unwrap(),
-            Some(Ordering::Less)
+            Ordering::Less
         );
         assert_eq!(
             Value::Int(i64::MAX)
                 .compare(&Value::Double(TWO_POW_63))
                 .unwrap(),
-            Some(Ordering::Equal)
+            Ordering::Equal
         );
         assert!(Value::Double(f64::NAN).compare(&Value::Int(1)).is_err());
         assert!(!Value::Int(1).equals(&Value::str("1")).unwrap());

@@ -144,6 +144,6 @@ fn sort(l: &Value) -> EvalResult {
         }
     }
     let mut out = list.to_vec();
-    out.sort_by(|a, b| a.compare(b).ok().flatten().unwrap_or(Ordering::Equal));
+    out.sort_by(|a, b| a.compare(b).unwrap_or(Ordering::Equal)); // kinds checked above
     Ok(Value::from(out))
 }
