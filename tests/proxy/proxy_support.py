@@ -58,8 +58,8 @@ class Edge:
     def port(self) -> int:
         return next(iter(self.ports.values()))
 
-    def url(self, path: str = "/", host: str = "app.test") -> str:
-        return f"http://{host}:{self.port}{path}"
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
