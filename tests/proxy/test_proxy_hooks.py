@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,18 @@ def test_deny_answers_locally_and_the_response_phase_sees_it(edge: dict[str, int
     request_id = r.headers["edgeward-request-id"]
     assert ("request", ("guarded", "/admin/panel", request_id)) in CALLS
     assert ("response", 403) in CALLS
-    summary = next(v for k, v in CALLS if k == "complete")
+    summary = _wait_for_complete()
     assert summary.status == 403 and summary.error_code == "ERR_TEST_DENY" and summary.upstream is None
+
+
+def _wait_for_complete() -> ExchangeSummary:
+    """on_complete runs after the last byte is sent, so after the client has it."""
+    for _ in range(100):
+        done = [v for k, v in CALLS if k == "complete"]
+        if done:
+            return done[0]  # type: ignore[no-any-return]
+        time.sleep(0.01)
+    raise AssertionError("on_complete was not called")
 
 
 def test_request_headers_modified_by_the_policy_reach_the_upstream(edge: dict[str, int]) -> None:

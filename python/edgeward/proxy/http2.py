@@ -68,6 +68,7 @@ class Http2Connection:
                     while self.streams:
                         await self._wait_streams()
                 nursery.cancel_scope.cancel()
+            self._nursery = None
             await self.flush()
         except OSError:
             pass
