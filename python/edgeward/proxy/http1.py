@@ -88,7 +88,9 @@ class Http1Connection:
                         if not data:
                             break
                 except ev.ProtocolError as exc:
-                    await self._reject(errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST), str(exc))
+                    await self._reject(
+                        errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST), str(exc)
+                    )
                     return
                 except OSError:
                     return
@@ -100,8 +102,14 @@ class Http1Connection:
             if type(request) is not ev.Request:
                 return  # closed between requests
             # --- one exchange
-            keep = await self._exchange(request, scheme)  # type: ignore[arg-type]
-            if not keep or self._aborted or not self._body_done or not codec.keep_alive or services.draining:
+            keep = await self._exchange(request, scheme)
+            if (
+                not keep
+                or self._aborted
+                or not self._body_done
+                or not codec.keep_alive
+                or services.draining
+            ):
                 return
             try:
                 codec.start_next_cycle()
@@ -134,7 +142,14 @@ class Http1Connection:
             rest = target.split(b"://", 1)[1]
             slash = rest.find(b"/")
             authority, target = (rest, b"/") if slash < 0 else (rest[:slash], rest[slash:])
-        head = RequestHead(request.method, target, authority, scheme, strip_hop_by_hop(headers), request.http_version)
+        head = RequestHead(
+            request.method,
+            target,
+            authority,
+            scheme,
+            strip_hop_by_hop(headers),
+            request.http_version,
+        )
         self._body_done = not has_body
         self._trailers = []
         if not has_body:
@@ -166,7 +181,9 @@ class Http1Connection:
             try:
                 event = codec.next_event()
             except ev.ProtocolError as exc:
-                raise ClientBodyError(errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST)) from None
+                raise ClientBodyError(
+                    errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST)
+                ) from None
             cls = type(event)
             if cls is ev.Data:
                 return event.data  # type: ignore[union-attr]
@@ -185,18 +202,16 @@ class Http1Connection:
                 raise ClientBodyError(errors.REQUEST_TIMEOUT)
             codec.receive_data(data)
             if not data:
-                try:
-                    codec.next_event()
-                except ev.ProtocolError:
-                    pass
-                raise ClientBodyError(None)
+                raise ClientBodyError(None)  # the client went away mid-body
 
     def start_response(self, status: int, headers: list[Header]) -> None:
         self.response_started = True
         reason = _REASONS.get(status, b"")
         try:
             if status < 200:
-                self._out.append(self.codec.send(ev.InformationalResponse(status, headers, reason=reason)))
+                self._out.append(
+                    self.codec.send(ev.InformationalResponse(status, headers, reason=reason))
+                )
             else:
                 self._out.append(self.codec.send(ev.Response(status, headers, reason=reason)))
         except ev.LocalProtocolError as exc:
@@ -269,7 +284,10 @@ class Http1Connection:
         except OSError:
             pass
         self.ctx.services.access_log.write(
-            client_ip=self.ctx.info.client_ip, status=error.status, error=error.code, detail=detail[:200]
+            client_ip=self.ctx.info.client_ip,
+            status=error.status,
+            error=error.code,
+            detail=detail[:200],
         )
 
 

@@ -173,7 +173,9 @@ class Http2Connection:
         try:
             with stream.scope:
                 if len(head.headers) > self.ctx.config.limits.max_header_count:
-                    stream.start_response(431, [(b"edgeward-error", errors.HEADERS_TOO_LARGE.code.encode())])
+                    stream.start_response(
+                        431, [(b"edgeward-error", errors.HEADERS_TOO_LARGE.code.encode())]
+                    )
                     stream.end_response([])
                     await stream.flush()
                     return
@@ -291,7 +293,9 @@ class H2Stream:
 
     def start_response(self, status: int, headers: list[Header]) -> None:
         self.response_started = True
-        self.conn.h2.send_headers(self.stream_id, status, [h for h in headers if h[0] not in _CONNECTION_SPECIFIC])
+        self.conn.h2.send_headers(
+            self.stream_id, status, [h for h in headers if h[0] not in _CONNECTION_SPECIFIC]
+        )
 
     async def send_data(self, data: bytes) -> None:
         conn = self.conn
@@ -324,4 +328,6 @@ class H2Stream:
         raise ClientBodyError(None)  # HTTP/2 requests cannot ask for Upgrade
 
 
-_CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
+_CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)

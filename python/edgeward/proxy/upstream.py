@@ -49,7 +49,9 @@ class UpstreamPool:
         self._idle_timeout = idle_timeout
         self._connect_timeout = connect_timeout
         self._idle: collections.deque[UpstreamConnection] = collections.deque()
-        self._ssl: ssl.SSLContext | None = _client_context(upstream) if upstream.scheme == "https" else None
+        self._ssl: ssl.SSLContext | None = (
+            _client_context(upstream) if upstream.scheme == "https" else None
+        )
 
     async def acquire(self) -> UpstreamConnection:
         idle = self._idle
@@ -73,7 +75,9 @@ class UpstreamPool:
         except trio.TooSlowError:
             raise errors.UpstreamFailure(errors.UPSTREAM_CONNECT_TIMEOUT, up.url) from None
         except OSError as exc:
-            raise errors.UpstreamFailure(errors.UPSTREAM_REFUSED, f"{up.url}: {exc.strerror or exc}") from None
+            raise errors.UpstreamFailure(
+                errors.UPSTREAM_REFUSED, f"{up.url}: {exc.strerror or exc}"
+            ) from None
         if self._ssl is not None:
             tls = self._ssl.wrap_socket(
                 sock, server_hostname=up.tls_server_name or up.host, do_handshake_on_connect=False
@@ -161,11 +165,17 @@ class Pools:
         self._codec_factory = codec_factory
         self._pools: dict[Upstream, UpstreamPool] = {}
 
-    def get(self, upstream: Upstream, *, size: int, idle_timeout: float, connect_timeout: float) -> UpstreamPool:
+    def get(
+        self, upstream: Upstream, *, size: int, idle_timeout: float, connect_timeout: float
+    ) -> UpstreamPool:
         pool = self._pools.get(upstream)
         if pool is None:
             pool = UpstreamPool(
-                upstream, self._codec_factory, size=size, idle_timeout=idle_timeout, connect_timeout=connect_timeout
+                upstream,
+                self._codec_factory,
+                size=size,
+                idle_timeout=idle_timeout,
+                connect_timeout=connect_timeout,
             )
             self._pools[upstream] = pool
         return pool
