@@ -19,7 +19,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -41,7 +40,8 @@ events {{ worker_connections 4096; }}
 http {{
   access_log off;
   client_body_temp_path {work}/tmp-body; proxy_temp_path {work}/tmp-proxy;
-  fastcgi_temp_path {work}/tmp-fcgi; uwsgi_temp_path {work}/tmp-uwsgi; scgi_temp_path {work}/tmp-scgi;
+  fastcgi_temp_path {work}/tmp-fcgi; uwsgi_temp_path {work}/tmp-uwsgi;
+  scgi_temp_path {work}/tmp-scgi;
   keepalive_requests 1000000;
   {body}
 }}
@@ -127,14 +127,26 @@ def nginx(name: str, body: str, ports: list[int]) -> contextmanager[subprocess.P
 def edgeward(port: int, upstream: int, *args: str) -> contextmanager[subprocess.Popen[bytes]]:  # type: ignore[type-arg]
     conf = WORK / f"edge-{port}.yml"
     conf.write_text(EDGE.format(port=port, upstream=upstream))
-    cmd = [sys.executable, "-m", "edgeward.cli", "serve", "--config", str(conf), "--log-level", "warning", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgeward.cli",
+        "serve",
+        "--config",
+        str(conf),
+        "--log-level",
+        "warning",
+        *args,
+    ]
     return running(cmd, [port], WORK / f"edge-{port}.log")
 
 
 def wrk(url: str, duration: float, connections: int) -> Result:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors:\n{out}")
@@ -149,13 +161,24 @@ def _latency(out: str, pct: str) -> float:
 
 def h2load(url: str, duration: float, connections: int) -> Result:
     out = subprocess.run(
-        ["h2load", f"-c{connections}", "-m16", f"-D{max(1, round(duration))}", "--warm-up-time=1", url],
-        check=True, capture_output=True, text=True,
+        [
+            "h2load",
+            f"-c{connections}",
+            "-m16",
+            f"-D{max(1, round(duration))}",
+            "--warm-up-time=1",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
     if not re.search(r" 0 failed, 0 errored", out):
         raise RuntimeError(f"h2load saw errors:\n{out}")
-    row = re.search(r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", out)
+    row = re.search(
+        r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", out
+    )
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     mean = float(row.group(5)) * scale[row.group(6)] if row else 0.0  # type: ignore[union-attr]
     return Result(rps, mean, float(row.group(3)) * scale[row.group(4)] if row else 0.0)  # type: ignore[union-attr]
@@ -167,7 +190,9 @@ def median_run(fn: object, repeat: int, *args: object) -> Result:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench proxy", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench proxy", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
@@ -182,7 +207,10 @@ def main(argv: list[str]) -> None:
     edge, edge_h11, edge_2 = free_port(), free_port(), free_port()
     h1: dict[tuple[str, str], Result] = {}
     h2: dict[str, Result] = {}
-    print(f"bench proxy: wrk -t1 -c{c}, h2load -c8 -m16, {d:g}s x {n} runs, median run shown", flush=True)
+    print(
+        f"bench proxy: wrk -t1 -c{c}, h2load -c8 -m16, {d:g}s x {n} runs, median run shown",
+        flush=True,
+    )
     with nginx("upstream", UPSTREAM.format(port=up, work=WORK), [up]):
         with nginx("proxy", PROXY.format(port=ngx, h2port=ngx_h2, upstream=up), [ngx, ngx_h2]):
             for path in ("small", "64k"):
@@ -193,13 +221,19 @@ def main(argv: list[str]) -> None:
                 h1[("edgeward", path)] = median_run(wrk, n, f"http://127.0.0.1:{edge}/{path}", d, c)
             h2["edgeward"] = median_run(h2load, n, f"http://127.0.0.1:{edge}/small", d, 8)
         with edgeward(edge_h11, up, "--http1", "h11"):
-            h1[("edgeward --http1 h11", "small")] = median_run(wrk, n, f"http://127.0.0.1:{edge_h11}/small", d, c)
+            h1[("edgeward --http1 h11", "small")] = median_run(
+                wrk, n, f"http://127.0.0.1:{edge_h11}/small", d, c
+            )
         with edgeward(edge_2, up, "--workers", "2"):
-            h1[("edgeward --workers 2", "small")] = median_run(wrk, n, f"http://127.0.0.1:{edge_2}/small", d, c)
+            h1[("edgeward --workers 2", "small")] = median_run(
+                wrk, n, f"http://127.0.0.1:{edge_2}/small", d, c
+            )
 
     for path in ("small", "64k"):
         base = h1[("nginx", path)].rps
-        table = Table(f"HTTP/1.1 keep-alive, /{path}", ["proxy", "req/s", "p50 ms", "p99 ms", "x nginx"])
+        table = Table(
+            f"HTTP/1.1 keep-alive, /{path}", ["proxy", "req/s", "p50 ms", "p99 ms", "x nginx"]
+        )
         for (who, p), r in h1.items():
             if p == path:
                 table.add(who, r.rps, r.p50_ms, r.p99_ms, r.rps / base)
@@ -216,4 +250,3 @@ def main(argv: list[str]) -> None:
     summary.add("HTTP/2: edgeward / nginx", h2["edgeward"].rps / h2["nginx"].rps, ">= 0.25")
     summary.add("--workers 2 / --workers 1", two / fast, "(2 cores shared with wrk and nginx)")
     summary.print()
-    _ = statistics

@@ -84,6 +84,9 @@ class Downstream(Protocol):
         """Give up on the exchange without (more of) an answer: close the
         connection (HTTP/1) or reset the stream (HTTP/2)."""
 
+    def close_connection(self) -> None:
+        """Close the whole client connection (an `on_tcp_connect` said no)."""
+
     async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
         """After a 101: pass bytes both ways until either side closes (HTTP/1)."""
 
@@ -151,7 +154,7 @@ class Exchange:
             ):
                 ctx.tcp_checked.add(endpoint.name)
                 if not endpoint.policy.on_tcp_connect(ctx.info):
-                    self.down.abort()
+                    self.down.close_connection()
                     self.error_code = "tcp_connect_denied"
                     return False
             listener_policy = runtime.listener.policy

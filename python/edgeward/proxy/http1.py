@@ -33,9 +33,9 @@ class Http1Connection:
 
     __slots__ = (
         "_aborted",
-        "_head_started",
         "_body_done",
         "_expect_continue",
+        "_head_started",
         "_out",
         "_trailers",
         "codec",
@@ -262,6 +262,9 @@ class Http1Connection:
         self._aborted = True
         self._out.clear()
         self.transport.close()
+
+    def close_connection(self) -> None:
+        self.abort()
 
     async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
         client_leftover, _ = self.codec.trailing_data

@@ -78,6 +78,13 @@ class Http2Connection:
         self._stream_done = trio.Event()
         await self._stream_done.wait()
 
+    def close(self) -> None:
+        """End the connection now: GOAWAY, cancel every stream, stop reading."""
+        self.h2.goaway(0xB)  # ENHANCE_YOUR_CALM: refused by policy
+        for stream in self.streams.values():
+            stream.scope.cancel()
+        self._read_scope.cancel()
+
     def start_drain(self) -> None:
         """Shutdown: GOAWAY now, finish the open streams, then close."""
         if not self._draining:
@@ -323,6 +330,10 @@ class H2Stream:
     def abort(self) -> None:
         self.conn.h2.reset(self.stream_id)
         self.reset = True
+
+    def close_connection(self) -> None:
+        self.abort()
+        self.conn.close()
 
     async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
         raise ClientBodyError(None)  # HTTP/2 requests cannot ask for Upgrade
