@@ -44,6 +44,7 @@ timeouts:
   header_read: 1
   keep_alive: 3
   upstream_response: 1
+  client_send: 1
 access_log: {access_log}
 """
 
@@ -326,3 +327,18 @@ def test_access_log_has_one_json_line_per_request(client: httpx.Client, edge: Ed
     assert hit["client_ip"] == "127.0.0.1" and hit["endpoint"] == "app"
     assert hit["bytes_out"] == 6 and hit["upstream"].startswith("http://127.0.0.1:")
     assert {"time", "duration_ms", "request_id", "error", "bytes_in"} <= hit.keys()
+
+
+def test_client_that_stops_reading_is_dropped(edge: Edge) -> None:
+    size = 100_000_000
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=5) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /big?n=%d HTTP/1.1\r\nHost: app.test\r\n\r\n" % size)
+        time.sleep(2.5)  # client_send: 1 (+ the watchdog tick)
+        total = 0
+        try:
+            while chunk := s.recv(1 << 20):
+                total += len(chunk)
+        except ConnectionResetError:
+            pass
+    assert total < size

@@ -41,6 +41,7 @@ class Timeouts:
     header_read: float = 10.0  # from connection/previous response to a complete request head
     keep_alive: float = 60.0  # idle between requests (HTTP/1) / without streams (HTTP/2)
     body_read: float = 60.0  # between two chunks of a request body
+    client_send: float = 60.0  # a client that reads nothing of a response for this long is dropped
     upstream_connect: float = 5.0
     upstream_response: float = 60.0  # request sent -> response head; also between body chunks
     upstream_idle: float = 30.0  # idle pooled upstream connection expiry

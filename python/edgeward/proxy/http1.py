@@ -65,6 +65,8 @@ class Http1Connection:
     async def run(self, initial: bytes = b"") -> None:
         watchdog = self.ctx.services.watchdog
         self.timer = watchdog.add()
+        send_timer = watchdog.add()
+        self.transport.send_timeout = (send_timer, self.ctx.config.timeouts.client_send)
         try:
             with self.scope:
                 await self._serve(initial)
@@ -72,6 +74,7 @@ class Http1Connection:
                 await self._reject(errors.REQUEST_TIMEOUT)
         finally:
             watchdog.remove(self.timer)
+            watchdog.remove(send_timer)
 
     async def _serve(self, initial: bytes) -> None:
         codec = self.codec

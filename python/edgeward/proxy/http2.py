@@ -59,6 +59,9 @@ class Http2Connection:
     async def run(self, initial: bytes) -> None:
         h2 = self.h2
         h2.initiate()
+        watchdog = self.ctx.services.watchdog
+        send_timer = watchdog.add()
+        self.transport.send_timeout = (send_timer, self.ctx.config.timeouts.client_send)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -73,6 +76,8 @@ class Http2Connection:
             await self.flush()
         except OSError:
             pass
+        finally:
+            watchdog.remove(send_timer)
 
     async def _wait_streams(self) -> None:
         self._stream_done = trio.Event()

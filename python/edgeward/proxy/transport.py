@@ -15,8 +15,11 @@ import contextlib
 import os
 import socket
 import ssl
+import struct
 
 import trio
+
+from edgeward.proxy.watchdog import Timer
 
 RECV_SIZE = 256 * 1024
 _FAIR_EVERY = 16
@@ -25,13 +28,16 @@ _FAIR_EVERY = 16
 class Transport:
     """One connected socket. `recv()` returns b"" at EOF; errors are `OSError`."""
 
-    __slots__ = ("_ready_ops", "closed", "sock")
+    __slots__ = ("_ready_ops", "closed", "send_timeout", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.closed = False
         self._ready_ops = 0
+        self.send_timeout: tuple[Timer, float] | None = None
+        """When set, a send that stays blocked this long closes the socket
+        (a peer that stopped reading). Armed only once a send has to wait."""
 
     async def _fair(self) -> None:
         self._ready_ops += 1
@@ -79,9 +85,17 @@ class Transport:
             try:
                 sent = sock.send(view)
             except (BlockingIOError, ssl.SSLWantWriteError):
+                if not parked and self.send_timeout is not None:
+                    timer, seconds = self.send_timeout
+                    timer.arm(seconds, self.reset)
                 parked = True
                 self._ready_ops = 0
-                await _wait_writable(sock)
+                try:
+                    await _wait_writable(sock)
+                except BaseException:
+                    if self.send_timeout is not None:
+                        self.send_timeout[0].disarm()
+                    raise
                 continue
             except ssl.SSLWantReadError:
                 parked = True
@@ -90,6 +104,8 @@ class Transport:
             view = view[sent:]
         if not parked:
             await self._fair()
+        elif self.send_timeout is not None:
+            self.send_timeout[0].disarm()
 
     def shutdown_write(self) -> None:
         """Half-close: the peer reads EOF, we can still read (WebSocket/upgrade)."""
@@ -106,6 +122,14 @@ class Transport:
             with contextlib.suppress(Exception):  # never waited on / outside trio
                 trio.lowlevel.notify_closing(self.sock)
             self.sock.close()
+
+    def reset(self) -> None:
+        """Abortive close (RST): what the kernel still holds for the peer is
+        dropped, so a peer that stopped reading stops costing memory."""
+        if not self.closed:
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close()
 
     @property
     def tls(self) -> ssl.SSLSocket | None:
