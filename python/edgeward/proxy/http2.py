@@ -71,8 +71,8 @@ class Http2Connection:
                 with trio.move_on_after(self.ctx.config.timeouts.drain):
                     while self.streams:
                         await self._wait_streams()
+                self._nursery = None  # closed to new tasks from here on
                 nursery.cancel_scope.cancel()
-            self._nursery = None
             await self.flush()
         except OSError:
             pass

@@ -25,6 +25,7 @@ from edgeward.proxy.codecs import CodecKind, codec_factories
 from edgeward.proxy.context import ConnContext, Generation, ListenerRuntime, Services, make_trust
 from edgeward.proxy.fetch import Fetcher
 from edgeward.proxy.http1 import Http1Connection
+from edgeward.proxy.http2 import Http2Connection
 from edgeward.proxy.routing import Router
 from edgeward.proxy.tls import server_context, tls_info
 from edgeward.proxy.transport import Transport, tls_handshake, tune
@@ -110,7 +111,7 @@ class Server:
         self._count = 0
         self._slot_freed = trio.Event()
         self._idle_connections: set[Http1Connection] = set()
-        self._h2_connections: set[object] = set()
+        self._h2_connections: set[Http2Connection] = set()
         self._nursery: trio.Nursery | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
@@ -176,7 +177,7 @@ class Server:
             if conn.idle:
                 conn.scope.cancel()
         for h2 in list(self._h2_connections):
-            h2.start_drain()  # type: ignore[attr-defined]
+            h2.start_drain()
         with trio.move_on_after(self.gen.config.timeouts.drain):
             while self._count:
                 await self._slot_freed.wait()
@@ -370,8 +371,6 @@ class Server:
             if initial.startswith(H2_PREFACE):
                 alpn = "h2"
         if alpn == "h2":
-            from edgeward.proxy.http2 import Http2Connection
-
             h2conn = Http2Connection(ctx, transport)
             self._h2_connections.add(h2conn)
             try:
