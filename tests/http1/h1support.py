@@ -203,14 +203,10 @@ def drive_client(
 # --- strategies --------------------------------------------------------------------------
 
 TCHAR = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-tokens = st.binary(min_size=1, max_size=12).map(
-    lambda b: bytes(TCHAR[x % len(TCHAR)] for x in b)
-)
+tokens = st.binary(min_size=1, max_size=12).map(lambda b: bytes(TCHAR[x % len(TCHAR)] for x in b))
 field_values = st.one_of(
     st.sampled_from([b"", b"x", b"a b", b"text/html; q=0.9", b"\x80\xff", b"a\tb", b"gzip, br"]),
-    st.binary(max_size=20).map(
-        lambda b: bytes(0x21 + x % 0x5E for x in b)
-    ),
+    st.binary(max_size=20).map(lambda b: bytes(0x21 + x % 0x5E for x in b)),
 )
 paths = st.binary(max_size=24).map(lambda b: b"/" + bytes(0x21 + x % 0x5E for x in b))
 extra_headers = st.lists(
@@ -248,7 +244,9 @@ def bodies(draw: st.DrawFn) -> tuple[list[tuple[bytes, bytes]], bytes]:
 @st.composite
 def requests(draw: st.DrawFn) -> bytes:
     """One request on the wire, mostly valid."""
-    method = draw(st.sampled_from([b"GET", b"POST", b"PUT", b"HEAD", b"DELETE", b"OPTIONS", b"PATCH"]))
+    method = draw(
+        st.sampled_from([b"GET", b"POST", b"PUT", b"HEAD", b"DELETE", b"OPTIONS", b"PATCH"])
+    )
     version = draw(st.sampled_from([b"1.1", b"1.1", b"1.1", b"1.0"]))
     target = draw(st.one_of(paths, st.just(b"http://example.com/x?y"), st.just(b"*")))
     headers = [(b"Host", b"example.com")] if version == b"1.1" or draw(st.booleans()) else []
@@ -256,7 +254,12 @@ def requests(draw: st.DrawFn) -> bytes:
     headers += framing + draw(extra_headers)
     extra = draw(
         st.sampled_from(
-            [[], [(b"Connection", b"close")], [(b"Connection", b"keep-alive")], [(b"Expect", b"100-continue")]]
+            [
+                [],
+                [(b"Connection", b"close")],
+                [(b"Connection", b"keep-alive")],
+                [(b"Expect", b"100-continue")],
+            ]
         )
     )
     headers += extra
@@ -267,7 +270,23 @@ def requests(draw: st.DrawFn) -> bytes:
     return head + b"\r\n" + body
 
 
-NASTY = [b"\r", b"\n", b"\r\n", b"\x00", b" ", b"\t", b":", b"\x7f", b"\x80", b"x", b";", b"0", b"\r\n\r\n", b"\x01", b'"']
+NASTY = [
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b"\x00",
+    b" ",
+    b"\t",
+    b":",
+    b"\x7f",
+    b"\x80",
+    b"x",
+    b";",
+    b"0",
+    b"\r\n\r\n",
+    b"\x01",
+    b'"',
+]
 
 
 @st.composite

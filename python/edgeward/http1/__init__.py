@@ -1,10 +1,21 @@
 """Sans-IO HTTP/1.1: interchangeable codecs behind one interface.
 
 `events` holds the events every codec produces and consumes, `codec` the
-interface and the `Limits`. The codecs: `h11codec` (the reference, on h11)
-and the fast path (httptools' llhttp parser with a Cython message layer and
-its pure-Python twin). Nothing here touches a socket or trio.
+interface and the `Limits`. The codecs: `ServerCodec`/`ClientCodec`, the fast
+path (llhttp through httptools for message heads, the message layer of
+`edgeward.http1.fast` around it), and `H11ServerCodec`/`H11ClientCodec`, the
+reference on h11. `forwarding` has the per-request header rewriting of a
+proxy. Nothing here touches a socket or trio.
+
+The fast-path modules are compiled with Cython when the package is built with
+it (`_fast`, `_forwarding`) and otherwise run as the pure-Python source they
+are compiled from; ``EDGEWARD_BACKEND=python`` forces the pure-Python build.
 """
+
+import importlib
+import os
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from edgeward.http1.codec import DEFAULT_LIMITS, Codec, Limits
 from edgeward.http1.events import (
@@ -24,10 +35,40 @@ from edgeward.http1.events import (
 )
 from edgeward.http1.h11codec import H11ClientCodec, H11ServerCodec
 
+
+def _load(name: str) -> ModuleType:
+    """The compiled build of a fast-path module when there is one (and
+    EDGEWARD_BACKEND is not "python"), else its pure-Python source."""
+    if os.environ.get("EDGEWARD_BACKEND", "").strip().lower() != "python":
+        try:
+            return importlib.import_module(f"edgeward.http1._{name}")
+        except ImportError:
+            pass
+    return importlib.import_module(f"edgeward.http1.{name}")
+
+
+_fast = _load("fast")
+_forwarding = _load("forwarding")
+COMPILED: bool = _fast.compiled()
+"""Whether the fast path runs compiled (else as pure Python)."""
+
+if TYPE_CHECKING:
+    from edgeward.http1.fast import FastClientCodec as ClientCodec
+    from edgeward.http1.fast import FastServerCodec as ServerCodec
+    from edgeward.http1.forwarding import add_forwarding, connection_tokens, strip_hop_by_hop
+else:
+    ServerCodec = _fast.FastServerCodec  # parses requests, serialises responses
+    ClientCodec = _fast.FastClientCodec  # serialises requests, parses responses
+    strip_hop_by_hop = _forwarding.strip_hop_by_hop
+    connection_tokens = _forwarding.connection_tokens
+    add_forwarding = _forwarding.add_forwarding
+
 __all__ = [
+    "COMPILED",
     "DEFAULT_LIMITS",
     "NEED_DATA",
     "PAUSED",
+    "ClientCodec",
     "Codec",
     "ConnectionClosed",
     "Data",
@@ -42,5 +83,9 @@ __all__ = [
     "ProtocolError",
     "Request",
     "Response",
+    "ServerCodec",
     "State",
+    "add_forwarding",
+    "connection_tokens",
+    "strip_hop_by_hop",
 ]

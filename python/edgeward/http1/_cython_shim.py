@@ -15,10 +15,10 @@ F = TypeVar("F")
 
 compiled = False
 
-int = int  # noqa: A001 - the names of Cython's C types
+# Cython's C types, as the Python types their values have.
+int = int  # noqa: A001
 bint = bool
 Py_ssize_t = int
-uchar = int
 
 
 def _identity(obj: F) -> F:

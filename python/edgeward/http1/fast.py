@@ -16,18 +16,19 @@ ones of `edgeward.http1.rules`, implemented independently here (the
 differential tests compare both codecs); docs/http1.md has the table.
 """
 
-from __future__ import annotations
-
 import re
 from http import HTTPStatus
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
-try:
-    import cython
-except ModuleNotFoundError:  # pragma: no cover - Cython is a build-time tool
-    from edgeward.http1 import _cython_shim as cython  # type: ignore[no-redef]
+if TYPE_CHECKING:  # the shim is typed; Cython's own `cython` module is not
+    from edgeward.http1 import _cython_shim as cython
+else:
+    try:
+        import cython
+    except ModuleNotFoundError:  # pragma: no cover - Cython is a build-time tool
+        from edgeward.http1 import _cython_shim as cython
 
 from edgeward.http1.codec import DEFAULT_LIMITS, Limits
 from edgeward.http1.events import (
@@ -82,7 +83,9 @@ E_SWITCH_CONNECT: Final = 7  # a 2xx accepting a CONNECT
 E_REQUEST_SEEN: Final = 8  # the server's side of a client's Request
 
 
-def _t(state: int, event: int) -> int:
+@cython.inline
+@cython.cfunc
+def _t(state: cython.int, event: cython.int) -> cython.int:
     return state * 16 + event
 
 
@@ -110,19 +113,6 @@ _SERVER_MOVES: Final = {
     _t(MUST_CLOSE, E_CLOSED): CLOSED,
     _t(CLOSED, E_CLOSED): CLOSED,
 }
-# State-triggered transitions: (client, server) -> new client / server state.
-_CLIENT_FOLLOWS: Final = {
-    (MIGHT_SWITCH, SWITCHED): SWITCHED,
-    (DONE, CLOSED): MUST_CLOSE,
-    (IDLE, CLOSED): MUST_CLOSE,
-    (DONE, ERROR): MUST_CLOSE,
-}
-_SERVER_FOLLOWS: Final = {
-    (CLOSED, DONE): MUST_CLOSE,
-    (CLOSED, IDLE): MUST_CLOSE,
-    (ERROR, DONE): MUST_CLOSE,
-}
-
 F_LENGTH: Final = 0
 F_CHUNKED: Final = 1
 F_UNTIL_CLOSE: Final = 2
@@ -144,7 +134,40 @@ _OBS_TEXT: Final = bytes(range(0x80, 0x100))
 _FIELD_CHAR: Final = b"\t " + _VCHAR + _OBS_TEXT  # what a field value may contain
 _HEXDIG: Final = b"0123456789abcdefABCDEF"
 _DIGIT: Final = b"0123456789"
-_AUTHORITY_CHAR: Final = b"-._~%!$&'()*+,;=:@[]0123456789" + bytes(range(65, 91)) + bytes(range(97, 123))
+_AUTHORITY_CHAR: Final = (
+    b"-._~%!$&'()*+,;=:@[]0123456789" + bytes(range(65, 91)) + bytes(range(97, 123))
+)
+
+
+def _byte_map(allowed: bytes) -> bytes:
+    table = bytearray(256)
+    for byte in allowed:
+        table[byte] = 1
+    return bytes(table)
+
+
+# (allowed bytes, their 256-byte map) for `_only`
+_TCHARS: Final = (_TCHAR, _byte_map(_TCHAR))
+_NAME_CHARS: Final = (_LOWER_TCHAR, _byte_map(_LOWER_TCHAR))
+_VCHARS: Final = (_VCHAR, _byte_map(_VCHAR))
+_FIELD_CHARS: Final = (_FIELD_CHAR, _byte_map(_FIELD_CHAR))
+_DIGITS: Final = (_DIGIT, _byte_map(_DIGIT))
+_HEXDIGS: Final = (_HEXDIG, _byte_map(_HEXDIG))
+
+
+@cython.cfunc
+def _only(data: bytes, chars: tuple[bytes, bytes]) -> cython.bint:
+    """Whether every byte of `data` is one of `chars` (a C loop over the map
+    when compiled, `bytes.translate` in pure Python)."""
+    if not cython.compiled:
+        return not data.translate(None, chars[0])
+    table: bytes = chars[1]
+    i: cython.Py_ssize_t
+    for i in range(len(data)):
+        if not table[data[i]]:
+            return False
+    return True
+
 
 _FIELD_LINE: Final = re.compile(
     rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*((?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?)[ \t]*"
@@ -154,8 +177,11 @@ _CHUNK_EXT_ITEM: Final = (
     rb'|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?'
 )
 # chunk-ext (RFC 9112 §7.1.1) right after the size: ";" directly after the digits.
-_CHUNK_EXT: Final = re.compile(rb";" + _CHUNK_EXT_ITEM + rb"(?:[ \t]*;" + _CHUNK_EXT_ITEM + rb")*[ \t]*")
+_CHUNK_EXT: Final = re.compile(
+    rb";" + _CHUNK_EXT_ITEM + rb"(?:[ \t]*;" + _CHUNK_EXT_ITEM + rb")*[ \t]*"
+)
 MAX_CHUNK_LINE: Final = 4096
+MAX_CHUNK_SIZE: Final = 2**63 - 1
 MAX_LENGTH_DIGITS: Final = 18
 
 _CONTENT_LENGTH: Final = b"content-length"
@@ -171,9 +197,11 @@ _REASONS: Final = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 
 
 @cython.cfunc
-def _has_bare_lf(buf: object, start: int, end: int) -> bool:
+def _has_bare_lf(
+    buf: bytes | bytearray, start: cython.Py_ssize_t, end: cython.Py_ssize_t
+) -> cython.bint:
     """Whether buf[start:end] holds an LF not preceded by a CR (in range)."""
-    return buf.count(b"\n", start, end) != buf.count(b"\r\n", start, end)  # type: ignore[attr-defined,no-any-return]
+    return buf.count(b"\n", start, end) != buf.count(b"\r\n", start, end)
 
 
 def _comma_tokens(values: list[bytes]) -> list[bytes]:
@@ -199,32 +227,29 @@ def _check_request_line(line: bytes, limits: Limits) -> tuple[bytes, bytes, byte
     method = line[:sp1]
     target = line[sp1 + 1 : sp2]
     version = line[sp2 + 1 :]
+    known = method in KNOWN_METHODS  # known methods are tokens
     if (
-        method.translate(None, _TCHAR)
-        or target.translate(None, _VCHAR)
+        not (known or _only(method, _TCHARS))
+        or not _only(target, _VCHARS)
         or len(version) != 8
         or version[:5] != b"HTTP/"
         or version[6] != 46  # "."
-        or version[5:6].translate(None, _DIGIT)
-        or version[7:8].translate(None, _DIGIT)
-        or not version[5:6]
+        or not (48 <= version[5] <= 57 and 48 <= version[7] <= 57)
     ):
         raise ProtocolError("malformed request line")
     if version != b"HTTP/1.1" and version != b"HTTP/1.0":
         raise ProtocolError("HTTP version not supported", 505)
-    if method not in KNOWN_METHODS:
+    if not known:
         raise ProtocolError("unknown method", 501)
-    first = target[0]
-    if method == b"CONNECT":
+    if target[0] == 47:  # "/": origin-form, the common case
+        form_ok = method != b"CONNECT"
+    elif method == b"CONNECT":
         colon = target.rfind(b":")
         form_ok = (
-            colon >= 0
-            and colon + 1 < len(target)
-            and not target[colon + 1 :].translate(None, _DIGIT)
+            0 <= colon < len(target) - 1
+            and _only(target[colon + 1 :], _DIGITS)
             and not target[:colon].translate(None, _AUTHORITY_CHAR.replace(b"@", b""))
         )
-    elif first == 47:  # "/": origin-form, the common case
-        form_ok = True
     elif target == b"*":
         form_ok = method == b"OPTIONS"
     else:
@@ -255,18 +280,17 @@ def _is_absolute_form(target: bytes) -> bool:
 
 @cython.cfunc
 def _check_status_line(line: bytes) -> tuple[int, bytes, bytes]:
-    """HTTP-version SP 3DIGIT [SP reason]: syntax (400), then version (505)."""
+    """HTTP-version SP 3DIGIT [SP reason]: syntax (400), then version (505);
+    the status is 100-999."""
     if (
         len(line) < 12
         or line[:5] != b"HTTP/"
-        or line[6] != 46
-        or line[8] != 32
-        or line[5:6].translate(None, _DIGIT)
-        or line[7:8].translate(None, _DIGIT)
-        or line[9:12].translate(None, _DIGIT)
-        or line[9] == 48  # a status below 100
+        or line[6] != 46  # "."
+        or line[8] != 32  # " "
+        or not _only(line[5:6] + line[7:8] + line[9:12], _DIGITS)
+        or line[9] == 48  # "0": a status below 100
         or (len(line) > 12 and line[12] != 32)
-        or line[13:].translate(None, _FIELD_CHAR)
+        or not _only(line[13:], _FIELD_CHARS)
     ):
         raise ProtocolError("malformed status line")
     version = line[5:8]
@@ -278,7 +302,7 @@ def _check_status_line(line: bytes) -> tuple[int, bytes, bytes]:
 @cython.cfunc
 def _parse_chunk_size(line: bytes) -> int:
     """chunk-size [chunk-ext] [OWS] (the line without its CRLF): 1-16 hex
-    digits; extensions must follow RFC 9112 §7.1.1 and are dropped."""
+    digits below 2**63; extensions must follow RFC 9112 §7.1.1 and are dropped."""
     semi = line.find(b";")
     if semi >= 0:
         size = line[:semi]
@@ -286,9 +310,12 @@ def _parse_chunk_size(line: bytes) -> int:
             raise ProtocolError("malformed chunk extension")
     else:
         size = line.rstrip(b" \t")
-    if not size or len(size) > 16 or size.translate(None, _HEXDIG):
+    if not size or len(size) > 16 or not _only(size, _HEXDIGS):
         raise ProtocolError("malformed chunk size")
-    return int(size, 16)
+    value = int(size, 16)
+    if value > MAX_CHUNK_SIZE:
+        raise ProtocolError("chunk size too large")
+    return value
 
 
 def _parse_fields(block: bytes) -> Headers:
@@ -304,26 +331,45 @@ def _parse_fields(block: bytes) -> Headers:
 
 
 @cython.cfunc
-def _check_headers_to_send(headers: Headers) -> None:
-    """What we write must parse back the same: lower-case token names and
-    values of field characters without surrounding whitespace."""
+def _fields(first_line: bytes, headers: Headers) -> bytes:
+    """A head on the wire. What we write must parse back the same, so names
+    must be lower-case tokens and values field characters without
+    surrounding whitespace (LocalProtocolError)."""
+    parts = [first_line]
     for name, value in headers:
-        if not name or name.translate(None, _LOWER_TCHAR):
+        if not name or not _only(name, _NAME_CHARS):
             raise LocalProtocolError(f"illegal header name {name!r} (must be a lower-case token)")
-        if value.translate(None, _FIELD_CHAR) or (
-            value and (value[0] in (32, 9) or value[-1] in (32, 9))
+        if value and (
+            not _only(value, _FIELD_CHARS)
+            or value[0] == 32
+            or value[0] == 9
+            or value[len(value) - 1] == 32
+            or value[len(value) - 1] == 9
         ):
             raise LocalProtocolError(f"illegal header value {value!r}")
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
 
 
 @cython.cfunc
-def _write_fields(out: bytearray, headers: Headers) -> None:
-    for name, value in headers:
-        out += name
-        out += b": "
-        out += value
-        out += b"\r\n"
-    out += b"\r\n"
+def _status_head(version: bytes, status: int, reason: bytes, headers: Headers) -> bytes:
+    if version != b"1.1":
+        raise LocalProtocolError("only HTTP/1.1 responses are sent")
+    if not reason:
+        reason = _REASONS.get(status, b"")
+    elif not _only(reason, _FIELD_CHARS):
+        raise LocalProtocolError(f"illegal reason phrase {reason!r}")
+    return _fields(b"HTTP/1.1 %d %b\r\n" % (status, reason), headers)
+
+
+@cython.cfunc
+def _has_close(values: list[bytes]) -> cython.bint:
+    """Whether Connection field values hold the "close" option."""
+    for value in values:
+        if b"close" in value.lower():
+            return b"close" in _comma_tokens(values)
+    return False
 
 
 # --- llhttp's callbacks ------------------------------------------------------------------
@@ -340,8 +386,8 @@ class _Head:
     connection: list[bytes]
     upgrade: list[bytes]
     expect: list[bytes]
-    hosts: int
-    complete: bool
+    hosts: cython.Py_ssize_t
+    complete: cython.bint
 
     def __init__(self) -> None:
         self.reset()
@@ -387,30 +433,30 @@ class _FastCodec:
     """One side of an HTTP/1.1 connection; `FastServerCodec` and
     `FastClientCodec` fix the role."""
 
-    _client: bool  # our role
+    _client: cython.bint  # our role
     _limits: Limits
     # receive buffer: bytes when it holds a single received chunk (the common
     # case, parsed in place), bytearray once data had to be appended.
-    _buf: object
-    _pos: int
-    _closed: bool
+    _buf: bytes | bytearray
+    _pos: cython.Py_ssize_t
+    _closed: cython.bint
     _head: _Head
-    _parser: object
+    _parser: Any  # httptools.HttpRequestParser | HttpResponseParser | None
     # connection state (h11's model)
-    _cstate: int
-    _sstate: int
-    _keep_alive: bool
-    _proposals: int
-    _request_method: object  # bytes | None
-    _their_version: object  # bytes | None
-    _waiting_100: bool
+    _cstate: cython.int
+    _sstate: cython.int
+    _keep_alive: cython.bint
+    _proposals: cython.int
+    _request_method: bytes | None
+    _their_version: bytes | None
+    _waiting_100: cython.bint
     # their body
-    _rframing: int
-    _rleft: int
-    _chunk_state: int
+    _rframing: cython.int
+    _rleft: cython.Py_ssize_t
+    _chunk_state: cython.int
     # our body
-    _wframing: int
-    _wleft: int
+    _wframing: cython.int
+    _wleft: cython.Py_ssize_t
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
@@ -452,10 +498,10 @@ class _FastCodec:
 
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
-        return bytes(self._buf[self._pos :]), self._closed  # type: ignore[index]
+        return bytes(self._buf[self._pos :]), self._closed
 
     @cython.cfunc
-    def _process(self, client: bool, event: int) -> None:
+    def _process(self, client: cython.bint, event: cython.int) -> None:
         """Move `client`'s (else the server's) state on `event` (h11's
         ConnectionState.process_event); raises LocalProtocolError."""
         if client:
@@ -479,24 +525,29 @@ class _FastCodec:
 
     @cython.cfunc
     def _settle(self) -> None:
-        """State-triggered transitions, to a fixed point."""
+        """State-triggered transitions of h11's ConnectionState, to a fixed point."""
         while True:
-            before_c = self._cstate
-            before_s = self._sstate
-            if self._proposals and self._cstate == DONE:
-                self._cstate = MIGHT_SWITCH
-            if not self._proposals and self._cstate == MIGHT_SWITCH:
-                self._cstate = DONE
+            c = self._cstate
+            srv = self._sstate
+            if self._proposals and c == DONE:
+                c = MIGHT_SWITCH
+            elif not self._proposals and c == MIGHT_SWITCH:
+                c = DONE
             if not self._keep_alive:
-                if self._cstate == DONE:
-                    self._cstate = MUST_CLOSE
-                if self._sstate == DONE:
-                    self._sstate = MUST_CLOSE
-            joint = (self._cstate, self._sstate)
-            self._cstate = _CLIENT_FOLLOWS.get(joint, self._cstate)
-            self._sstate = _SERVER_FOLLOWS.get(joint, self._sstate)
-            if self._cstate == before_c and self._sstate == before_s:
+                if c == DONE:
+                    c = MUST_CLOSE
+                if srv == DONE:
+                    srv = MUST_CLOSE
+            if c == MIGHT_SWITCH and srv == SWITCHED:
+                c = SWITCHED
+            elif ((c == DONE or c == IDLE) and srv == CLOSED) or (c == DONE and srv == ERROR):
+                c = MUST_CLOSE
+            if ((srv == DONE or srv == IDLE) and c == CLOSED) or (srv == DONE and c == ERROR):
+                srv = MUST_CLOSE
+            if c == self._cstate and srv == self._sstate:
                 return
+            self._cstate = c
+            self._sstate = srv
 
     @cython.cfunc
     def _fail_theirs(self) -> None:
@@ -528,19 +579,19 @@ class _FastCodec:
             raise RuntimeError("received close, then received more data?")
         buf = self._buf
         pos = self._pos
-        if pos == len(buf):  # type: ignore[arg-type]
+        if pos == len(buf):
             self._buf = data
             self._pos = 0
-        elif type(buf) is bytes:
-            grown = bytearray(buf[pos:])  # type: ignore[index]
+        elif isinstance(buf, bytes):
+            grown = bytearray(buf[pos:])
             grown += data
             self._buf = grown
             self._pos = 0
         else:
-            if pos > 65536 and pos * 2 > len(buf):  # type: ignore[arg-type]
-                del buf[:pos]  # type: ignore[attr-defined]
+            if pos > 65536 and pos * 2 > len(buf):
+                del buf[:pos]
                 self._pos = 0
-            buf += data  # type: ignore[operator]
+            buf += data
 
     def next_event(self) -> Event | _Sentinel:
         theirs = self._sstate if self._client else self._cstate
@@ -553,7 +604,7 @@ class _FastCodec:
                 event = self._read_head()
             elif theirs == MIGHT_SWITCH or theirs == SWITCHED:
                 return PAUSED
-            elif self._pos < len(self._buf):  # type: ignore[arg-type]
+            elif self._pos < len(self._buf):
                 # DONE: the next message waits for start_next_cycle();
                 # MUST_CLOSE/CLOSED: nothing more is read.
                 return PAUSED
@@ -573,24 +624,24 @@ class _FastCodec:
                 self._fail_theirs()
                 raise ProtocolError("peer closed the connection mid-message")
             return NEED_DATA
-        return event  # type: ignore[no-any-return]
+        return event
 
     # heads
 
     @cython.cfunc
-    def _read_head(self) -> object:
+    def _read_head(self) -> Event | None:
         buf = self._buf
         pos = self._pos
-        size = len(buf) - pos  # type: ignore[arg-type]
+        size = len(buf) - pos
         if size == 0:
             if self._closed:
                 self._process(not self._client, E_CLOSED)
                 return ConnectionClosed()
             return None
-        if buf[pos] < 33:  # type: ignore[index]
+        if buf[pos] < 33:
             raise ProtocolError("not an HTTP/1 message head")
         limit = self._limits.max_header_bytes
-        end = buf.find(b"\r\n\r\n", pos, pos + limit)  # type: ignore[attr-defined]
+        end = buf.find(b"\r\n\r\n", pos, pos + limit)
         if _has_bare_lf(buf, pos, end if end >= 0 else pos + limit):
             raise ProtocolError("bare LF in a message head")
         if end < 0:
@@ -598,10 +649,10 @@ class _FastCodec:
                 raise ProtocolError("header section too large", 431)
             return None
         end += 4
-        if buf.count(b"\r\n", pos, end) - 2 > self._limits.max_header_count:  # type: ignore[attr-defined]
+        if buf.count(b"\r\n", pos, end) - 2 > self._limits.max_header_count:
             raise ProtocolError("too many header fields", 431)
-        line_end = buf.find(b"\r\n", pos)  # type: ignore[attr-defined]
-        line = bytes(buf[pos:line_end])  # type: ignore[index]
+        line_end = buf.find(b"\r\n", pos)
+        line = bytes(buf[pos:line_end])
         if self._client:
             status, reason, version = _check_status_line(line)
         else:
@@ -617,7 +668,7 @@ class _FastCodec:
                 # Transfer-Encoding is judged below (501), not by llhttp (400).
                 parser.set_dangerous_leniencies(lenient_transfer_encoding=True)
         try:
-            parser.feed_data(buf[pos:end] if pos or end != size else buf)  # type: ignore[index]
+            parser.feed_data(buf[pos:end] if pos or end != size else buf)
         except (httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
             # llhttp pauses after a complete CONNECT/Upgrade/101 message
             # (raising one or the other); a real error comes before the end.
@@ -644,7 +695,7 @@ class _FastCodec:
                 len(head.lengths) > 1
                 or not value
                 or len(value) > MAX_LENGTH_DIGITS
-                or value.translate(None, _DIGIT)
+                or not _only(value, _DIGITS)
             ):
                 raise ProtocolError("malformed Content-Length")
             if head.codings:
@@ -653,7 +704,9 @@ class _FastCodec:
             raise ProtocolError("only Transfer-Encoding: chunked is supported", 501)
 
     @cython.cfunc
-    def _received_request(self, method: bytes, target: bytes, version: bytes, head: _Head) -> object:
+    def _received_request(
+        self, method: bytes, target: bytes, version: bytes, head: _Head
+    ) -> Event | None:
         if head.hosts > 1 or (head.hosts == 0 and version == b"1.1"):
             raise ProtocolError("a request needs exactly one Host")
         if method == b"CONNECT":
@@ -661,7 +714,7 @@ class _FastCodec:
         if head.upgrade and _comma_tokens(head.upgrade):
             self._proposals |= P_UPGRADE
         self._request_method = method
-        if version != b"1.1" or (head.connection and b"close" in _comma_tokens(head.connection)):
+        if version != b"1.1" or (head.connection and _has_close(head.connection)):
             self._keep_alive = False
         self._waiting_100 = (
             version == b"1.1"
@@ -673,7 +726,9 @@ class _FastCodec:
         return Request(method, target, head.headers, version)
 
     @cython.cfunc
-    def _received_response(self, status: int, reason: bytes, version: bytes, head: _Head) -> object:
+    def _received_response(
+        self, status: int, reason: bytes, version: bytes, head: _Head
+    ) -> Event | None:
         self._waiting_100 = False
         if status < 200:
             if status == 101:
@@ -683,7 +738,7 @@ class _FastCodec:
             else:
                 self._process(False, E_INFORMATIONAL)
             return InformationalResponse(status, head.headers, version, reason)
-        if version != b"1.1" or (head.connection and b"close" in _comma_tokens(head.connection)):
+        if version != b"1.1" or (head.connection and _has_close(head.connection)):
             self._keep_alive = False
         if self._proposals & P_CONNECT and 200 <= status < 300:
             self._process(False, E_SWITCH_CONNECT)
@@ -698,7 +753,7 @@ class _FastCodec:
         return Response(status, head.headers, version, reason)
 
     @cython.cfunc
-    def _set_read_framing(self, head: _Head, until_close_default: bool) -> None:
+    def _set_read_framing(self, head: _Head, until_close_default: cython.bint) -> None:
         self._chunk_state = C_SIZE
         if head.codings:
             self._rframing = F_CHUNKED
@@ -714,7 +769,7 @@ class _FastCodec:
     # bodies
 
     @cython.cfunc
-    def _read_body(self) -> object:
+    def _read_body(self) -> Event | None:
         if not self._client:
             self._waiting_100 = False
         framing = self._rframing
@@ -724,31 +779,31 @@ class _FastCodec:
             return self._take(self._rleft, True)
         if framing == F_CHUNKED:
             return self._read_chunked()
-        data = self._take(len(self._buf) - self._pos, False)  # type: ignore[arg-type]
+        data = self._take(len(self._buf) - self._pos, False)
         if data is None and self._closed:
             return self._end_of_message([])
         return data
 
     @cython.cfunc
-    def _take(self, most: int, counted: bool) -> object:
+    def _take(self, most: cython.Py_ssize_t, counted: cython.bint) -> Data | None:
         buf = self._buf
         pos = self._pos
-        size = len(buf) - pos  # type: ignore[arg-type]
+        size = len(buf) - pos
         if size == 0:
             return None
         if most < size:
             size = most
-        if pos == 0 and size == len(buf) and type(buf) is bytes:  # type: ignore[arg-type]
+        if pos == 0 and size == len(buf) and isinstance(buf, bytes):
             data = buf
         else:
-            data = bytes(buf[pos : pos + size])  # type: ignore[index]
+            data = bytes(buf[pos : pos + size])
         self._pos = pos + size
         if counted:
             self._rleft -= size
-        return Data(data)  # type: ignore[arg-type]
+        return Data(data)
 
     @cython.cfunc
-    def _read_chunked(self) -> object:
+    def _read_chunked(self) -> Event | None:
         while True:
             state = self._chunk_state
             buf = self._buf
@@ -759,7 +814,7 @@ class _FastCodec:
                     self._chunk_state = C_CRLF
                 return data
             if state == C_CRLF:
-                have = buf[pos : pos + 2]  # type: ignore[index]
+                have = buf[pos : pos + 2]
                 if have != b"\r\n"[: len(have)]:
                     raise ProtocolError("chunk data not followed by CRLF")
                 if len(have) < 2:
@@ -767,13 +822,13 @@ class _FastCodec:
                 self._pos = pos + 2
                 self._chunk_state = C_SIZE
             elif state == C_SIZE:
-                line_end = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE + 2)  # type: ignore[attr-defined]
+                line_end = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE + 2)
                 if line_end < 0:
-                    rest = buf[pos : pos + MAX_CHUNK_LINE + 2]  # type: ignore[index]
+                    rest = buf[pos : pos + MAX_CHUNK_LINE + 2]
                     if len(rest) > MAX_CHUNK_LINE + 1 or b"\n" in rest:
                         raise ProtocolError("malformed chunk line")
                     return None
-                line = bytes(buf[pos:line_end])  # type: ignore[index]
+                line = bytes(buf[pos:line_end])
                 if not line or b"\n" in line or b"\r" in line:
                     raise ProtocolError("malformed chunk line")
                 self._rleft = _parse_chunk_size(line)
@@ -783,22 +838,22 @@ class _FastCodec:
                 return self._read_trailers()
 
     @cython.cfunc
-    def _read_trailers(self) -> object:
+    def _read_trailers(self) -> Event | None:
         buf = self._buf
         pos = self._pos
-        size = len(buf) - pos  # type: ignore[arg-type]
-        if buf[pos : pos + 2] == b"\r\n":  # type: ignore[index]
+        size = len(buf) - pos
+        if buf[pos : pos + 2] == b"\r\n":
             self._pos = pos + 2
             return self._end_of_message([])
         limit = self._limits.max_header_bytes
-        end = buf.find(b"\r\n\r\n", pos, pos + limit)  # type: ignore[attr-defined]
+        end = buf.find(b"\r\n\r\n", pos, pos + limit)
         if _has_bare_lf(buf, pos, end if end >= 0 else pos + limit):
             raise ProtocolError("bare LF in the trailer section")
         if end < 0:
             if size >= limit:
                 raise ProtocolError("trailer section too large", 431)
             return None
-        block = bytes(buf[pos:end])  # type: ignore[index]
+        block = bytes(buf[pos:end])
         if block.count(b"\r\n") + 1 > self._limits.max_header_count:
             raise ProtocolError("too many trailer fields", 431)
         trailers = _parse_fields(block)
@@ -809,7 +864,7 @@ class _FastCodec:
         return self._end_of_message(trailers)
 
     @cython.cfunc
-    def _end_of_message(self, trailers: Headers) -> object:
+    def _end_of_message(self, trailers: Headers) -> EndOfMessage:
         self._process(not self._client, E_END)
         return EndOfMessage(trailers)
 
@@ -820,21 +875,20 @@ class _FastCodec:
         if ours == ERROR:
             raise LocalProtocolError("can't send data when our state is ERROR")
         try:
-            kind = type(event)
-            if kind is Data:
-                return self._send_data(event.data)  # type: ignore[union-attr,no-any-return]
-            if kind is EndOfMessage:
-                return self._send_end(event.headers)  # type: ignore[union-attr,no-any-return]
-            if kind is Response and not self._client:
-                return self._send_response(event)  # type: ignore[no-any-return]
-            if kind is Request and self._client:
-                return self._send_request(event)  # type: ignore[no-any-return]
-            if kind is InformationalResponse and not self._client:
-                return self._send_informational(event)  # type: ignore[no-any-return]
-            if kind is ConnectionClosed:
+            if isinstance(event, Data):
+                return self._send_data(event.data)
+            if isinstance(event, EndOfMessage):
+                return self._send_end(event.headers)
+            if isinstance(event, Response) and not self._client:
+                return self._send_response(event)
+            if isinstance(event, Request) and self._client:
+                return self._send_request(event)
+            if isinstance(event, InformationalResponse) and not self._client:
+                return self._send_informational(event)
+            if isinstance(event, ConnectionClosed):
                 self._process(self._client, E_CLOSED)
                 return b""
-            raise LocalProtocolError(f"can't send {kind.__name__} from this side")
+            raise LocalProtocolError(f"can't send {type(event).__name__} from this side")
         except LocalProtocolError:
             if self._client:
                 self._cstate = ERROR
@@ -862,10 +916,8 @@ class _FastCodec:
     @cython.cfunc
     def _send_end(self, trailers: Headers) -> bytes:
         framing = self._wframing
-        if trailers:
-            if framing != F_CHUNKED:
-                raise LocalProtocolError("trailers need a chunked body")
-            _check_headers_to_send(trailers)
+        if trailers and framing != F_CHUNKED:
+            raise LocalProtocolError("trailers need a chunked body")
         if framing == F_LENGTH and self._wleft != 0:
             raise LocalProtocolError("too little data for the declared Content-Length")
         self._process(self._client, E_END)
@@ -873,9 +925,7 @@ class _FastCodec:
             return b""
         if not trailers:
             return b"0\r\n\r\n"
-        out = bytearray(b"0\r\n")
-        _write_fields(out, trailers)
-        return bytes(out)
+        return _fields(b"0\r\n", trailers)
 
     @cython.cfunc
     def _send_request(self, request: Request) -> bytes:
@@ -884,15 +934,13 @@ class _FastCodec:
         headers = request.headers
         if request.http_version != b"1.1":
             raise LocalProtocolError("only HTTP/1.1 requests are sent")
-        if not method or method.translate(None, _TCHAR):
+        if not method or not _only(method, _TCHARS):
             raise LocalProtocolError(f"illegal method {method!r}")
-        if not target or target.translate(None, _VCHAR):
+        if not target or not _only(target, _VCHARS):
             raise LocalProtocolError(f"illegal request-target {target!r}")
-        _check_headers_to_send(headers)
         hosts = 0
         lengths = []
         codings = []
-        upgrade = False
         connection = []
         for name, value in headers:
             if name in _SPECIAL:
@@ -903,7 +951,8 @@ class _FastCodec:
                 elif name == _TRANSFER_ENCODING:
                     codings.append(value)
                 elif name == _UPGRADE:
-                    upgrade = upgrade or bool(_comma_tokens([value]))
+                    if _comma_tokens([value]):
+                        self._proposals |= P_UPGRADE
                 elif name == _CONNECTION:
                     connection.append(value)
         if hosts != 1:
@@ -911,36 +960,33 @@ class _FastCodec:
         self._set_write_framing(lengths, codings, F_LENGTH)
         if method == b"CONNECT":
             self._proposals |= P_CONNECT
-        if upgrade:
-            self._proposals |= P_UPGRADE
         self._request_method = method
-        if connection and b"close" in _comma_tokens(connection):
+        if connection and _has_close(connection):
             self._keep_alive = False
         self._process(True, E_REQUEST)
-        out = bytearray(b"%b %b HTTP/1.1\r\n" % (method, target))
-        _write_fields(out, headers)
-        return bytes(out)
+        return _fields(b"%b %b HTTP/1.1\r\n" % (method, target), headers)
 
     @cython.cfunc
-    def _set_write_framing(self, lengths: list[bytes], codings: list[bytes], default: int) -> None:
+    def _set_write_framing(
+        self, lengths: list[bytes], codings: list[bytes], default: cython.int
+    ) -> None:
         if lengths:
             value = lengths[0]
             if (
                 len(lengths) > 1
                 or not value
                 or len(value) > MAX_LENGTH_DIGITS
-                or value.translate(None, _DIGIT)
+                or not _only(value, _DIGITS)
             ):
                 raise LocalProtocolError("malformed Content-Length")
             if codings:
                 raise LocalProtocolError("both Content-Length and Transfer-Encoding")
-        if codings:
+            self._wframing = F_LENGTH
+            self._wleft = int(value)
+        elif codings:
             if len(codings) > 1 or codings[0].lower() != b"chunked":
                 raise LocalProtocolError("only Transfer-Encoding: chunked is supported")
             self._wframing = F_CHUNKED
-        elif lengths:
-            self._wframing = F_LENGTH
-            self._wleft = int(lengths[0])
         else:
             self._wframing = default
             self._wleft = 0
@@ -950,8 +996,6 @@ class _FastCodec:
         status = response.status_code
         if not 100 <= status < 200:
             raise LocalProtocolError("an InformationalResponse needs a 1xx status")
-        _check_headers_to_send(response.headers)
-        self._check_version_and_reason(response.http_version, response.reason)
         if status == 101:
             if not self._proposals & P_UPGRADE:
                 raise LocalProtocolError("101 Switching Protocols without an Upgrade")
@@ -959,22 +1003,7 @@ class _FastCodec:
         else:
             self._process(False, E_INFORMATIONAL)
         self._waiting_100 = False
-        return self._write_status(status, response.reason, response.headers)
-
-    @cython.cfunc
-    def _check_version_and_reason(self, version: bytes, reason: bytes) -> None:
-        if version != b"1.1":
-            raise LocalProtocolError("only HTTP/1.1 responses are sent")
-        if reason.translate(None, _FIELD_CHAR):
-            raise LocalProtocolError(f"illegal reason phrase {reason!r}")
-
-    @cython.cfunc
-    def _write_status(self, status: int, reason: bytes, headers: Headers) -> bytes:
-        if not reason:
-            reason = _REASONS.get(status, b"")
-        out = bytearray(b"HTTP/1.1 %d %b\r\n" % (status, reason))
-        _write_fields(out, headers)
-        return bytes(out)
+        return _status_head(response.http_version, status, response.reason, response.headers)
 
     @cython.cfunc
     def _send_response(self, response: Response) -> bytes:
@@ -982,8 +1011,6 @@ class _FastCodec:
         headers = response.headers
         if not 200 <= status < 1000:
             raise LocalProtocolError("a Response needs a status of 200 to 999")
-        _check_headers_to_send(headers)
-        self._check_version_and_reason(response.http_version, response.reason)
         lengths = []
         codings = []
         connection = []
@@ -997,10 +1024,11 @@ class _FastCodec:
         self._set_write_framing(lengths, codings, F_UNTIL_CLOSE)
         method = self._request_method
         switch = bool(self._proposals & P_CONNECT) and 200 <= status < 300
+        no_body = status == 204 or status == 304 or switch
         # h11's clean-up of what we send: a body without a length is chunked
         # for an HTTP/1.1 peer, and delimited by closing for an older one.
         need_close = False
-        if not (status == 204 or status == 304 or switch or lengths):
+        if not (no_body or lengths):
             if self._their_version != b"1.1":
                 if codings:
                     headers = [(n, v) for n, v in headers if n != _TRANSFER_ENCODING]
@@ -1016,14 +1044,14 @@ class _FastCodec:
             tokens.add(b"close")
             headers = [(n, v) for n, v in headers if n != _CONNECTION]
             headers.append((_CONNECTION, b", ".join(sorted(tokens))))
-        elif connection and b"close" in _comma_tokens(connection):
+        elif connection and _has_close(connection):
             self._keep_alive = False
         self._process(False, E_SWITCH_CONNECT if switch else E_RESPONSE)
         self._waiting_100 = False
-        if status == 204 or status == 304 or switch or method == b"HEAD":
+        if no_body or method == b"HEAD":
             self._wframing = F_LENGTH
             self._wleft = 0
-        return self._write_status(status, response.reason, headers)
+        return _status_head(response.http_version, status, response.reason, headers)
 
 
 @cython.final

@@ -166,7 +166,7 @@ _CHUNK_LINE = re.compile(
 
 
 def check_chunk_line(data: bytes) -> tuple[int, int] | None:
-    """`data` starts with a chunk-size line: 1-16 hex digits, RFC 9112 chunk
+    """`data` starts with a chunk-size line: 1-16 hex digits below 2**63, RFC 9112 chunk
     extensions (the first ";" right after the digits) and optional trailing
     whitespace, at most MAX_CHUNK_LINE bytes (400). Returns the line's length
     with its CRLF and the chunk size, or None while the line is incomplete."""
@@ -176,7 +176,7 @@ def check_chunk_line(data: bytes) -> tuple[int, int] | None:
             raise ProtocolError("malformed chunk line")
         return None
     match = _CHUNK_LINE.fullmatch(data, 0, end)
-    if match is None:
+    if match is None or int(match[1], 16) >= 2**63:
         raise ProtocolError("malformed chunk line")
     return end + 2, int(match[1], 16)
 
