@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Literal
 
+from edgeward import http1
 from edgeward.http1.codec import Codec, Limits
 
 CodecKind = Literal["fast", "h11"]
@@ -18,8 +18,7 @@ _UPSTREAM_LIMITS = Limits(
 
 
 def codec_factories(kind: CodecKind, limits: Limits) -> tuple[CodecFactory, CodecFactory]:
-    """(server side, client side) codec constructors. "fast" falls back to
-    the h11 reference when the fast path is not built."""
+    """(server side, client side) codec constructors."""
     server_cls, client_cls = _classes(kind)
 
     def server() -> Codec:
@@ -33,11 +32,5 @@ def codec_factories(kind: CodecKind, limits: Limits) -> tuple[CodecFactory, Code
 
 def _classes(kind: CodecKind) -> tuple[type, type]:
     if kind == "fast":
-        try:
-            fast = importlib.import_module("edgeward.http1.fast")
-            return fast.FastServerCodec, fast.FastClientCodec
-        except (ImportError, AttributeError):
-            pass
-    from edgeward.http1.h11codec import H11ClientCodec, H11ServerCodec
-
-    return H11ServerCodec, H11ClientCodec
+        return http1.ServerCodec, http1.ClientCodec  # compiled when built with Cython
+    return http1.H11ServerCodec, http1.H11ClientCodec

@@ -33,10 +33,10 @@ from edgeward.hooks import (
     RequestHead,
     ResponseHead,
 )
+from edgeward.http1 import add_forwarding, strip_hop_by_hop
 from edgeward.http1 import events as ev
 from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
-from edgeward.proxy.headers import add_forwarding, strip_hop_by_hop
 from edgeward.proxy.hookdriver import ChainedExchange, drive
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import UpstreamConnection, UpstreamPool

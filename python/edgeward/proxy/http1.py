@@ -15,11 +15,11 @@ import trio
 
 from edgeward.hooks import Header, RequestHead
 from edgeward.http1 import events as ev
+from edgeward.http1 import strip_hop_by_hop
 from edgeward.http1.codec import Codec
 from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
 from edgeward.proxy.exchange import ERROR_HEADER, ClientBodyError, Exchange
-from edgeward.proxy.headers import strip_hop_by_hop
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.watchdog import Timer
 
