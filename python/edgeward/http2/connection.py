@@ -74,6 +74,7 @@ class H2Server:
             },
         )
         h2c.initiate_connection()
+        _tune_encoder(h2c, _ENCODER_TABLE_SIZE)
         extra = self.limits.connection_window - 65535
         if extra > 0:
             h2c.increment_flow_control_window(extra)
@@ -176,11 +177,32 @@ class H2Server:
         if isinstance(event, h2.events.WindowUpdated):
             return WindowOpened(event.stream_id or 0)
         if isinstance(event, h2.events.RemoteSettingsChanged):
+            table = event.changed_settings.get(h2.settings.SettingCodes.HEADER_TABLE_SIZE)
+            if table is not None:  # h2 just set the encoder to the peer's maximum
+                self._h2.encoder.header_table_size = min(table.new_value, _ENCODER_TABLE_SIZE)
             return WindowOpened(0)  # INITIAL_WINDOW_SIZE may have grown every stream's window
         if isinstance(event, h2.events.ConnectionTerminated):
             self.ended = True
             return ConnectionEnded(int(event.error_code or 0), "client sent GOAWAY")
         return None
+
+
+_ENCODER_TABLE_SIZE = 512
+"""Our HPACK encoder's dynamic table (the peer allows up to 4096). hpack
+searches that table linearly in Python for every header it encodes, and a
+proxy's responses carry ever-new values (date, request id): a small table
+keeps the repeated names and the encoding cheap."""
+
+
+def _tune_encoder(h2c: h2.connection.H2Connection, table_size: int) -> None:
+    """Trade a few bytes for CPU in the HPACK encoder: a small dynamic table,
+    and no Huffman coding (hpack's pure-Python Huffman encoder is a large
+    share of a response's cost; values are sent as literals instead, which
+    RFC 7541 allows)."""
+    encoder = h2c.encoder
+    encoder.header_table_size = table_size
+    encode = encoder.encode
+    encoder.encode = lambda headers, huffman=False: encode(headers, huffman=False)  # type: ignore[method-assign]
 
 
 def _request(event: h2.events.RequestReceived) -> Request:
