@@ -15,14 +15,18 @@ from proxy_support import HERE, Upstream, wait_port
 
 @pytest.fixture(scope="session")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
-    port_file = tmp_path_factory.mktemp("upstream") / "port"
-    proc = subprocess.Popen([sys.executable, str(HERE / "upstream_app.py"), str(port_file)])
+    directory = tmp_path_factory.mktemp("upstream")
+    port_file = directory / "port"
+    unix_path = directory / "upstream.sock"
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "upstream_app.py"), str(port_file), str(unix_path)]
+    )
     deadline = time.monotonic() + 10
     while not port_file.exists() or not port_file.read_text():
         if time.monotonic() > deadline or proc.poll() is not None:
             raise RuntimeError("upstream did not start")
         time.sleep(0.02)
-    up = Upstream(int(port_file.read_text()), proc)
+    up = Upstream(int(port_file.read_text()), proc, unix_path)
     wait_port(up.port)
     yield up
     proc.terminate()

@@ -41,6 +41,7 @@ def wait_port(
 class Upstream:
     port: int
     proc: subprocess.Popen[bytes]
+    unix_path: Path
 
     @property
     def url(self) -> str:

@@ -36,6 +36,9 @@ endpoints:
   - name: down
     hostname: down.test
     upstream: http://127.0.0.1:{dead_port}
+  - name: unix
+    hostname: unix.test
+    upstream: unix:{unix_path}
 limits:
   max_body_bytes: 1048576
   max_header_bytes: 8192
@@ -52,7 +55,11 @@ access_log: {access_log}
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Edge]:
     e = start_edge(
-        tmp_path_factory.mktemp("h1"), CONFIG, upstream=upstream.url, dead_port=free_port()
+        tmp_path_factory.mktemp("h1"),
+        CONFIG,
+        upstream=upstream.url,
+        dead_port=free_port(),
+        unix_path=upstream.unix_path,
     )
     yield e
     e.stop()
@@ -342,3 +349,40 @@ def test_client_that_stops_reading_is_dropped(edge: Edge) -> None:
         except ConnectionResetError:
             pass
     assert total < size
+
+
+def test_unix_socket_upstream(client: httpx.Client) -> None:
+    r = client.get("/headers", headers={"host": "unix.test"})
+    assert r.status_code == 200
+    assert dict(r.json()["headers"])["host"] == "unix.test"
+
+
+def test_max_connections_holds_new_connections_back(tmp_path: Path, upstream: Upstream) -> None:
+    config = """
+listeners:
+  - name: web
+    address: 127.0.0.1:{port_web}
+endpoints:
+  - hostname: app.test
+    upstream: {upstream}
+limits:
+  max_connections: 2
+"""
+    edge = start_edge(tmp_path, config, upstream=upstream.url)
+    try:
+        busy = [socket.create_connection(("127.0.0.1", edge.port)) for _ in range(2)]
+        for s in busy:
+            s.sendall(b"GET /slow?s=1.5 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        time.sleep(0.2)
+        start = time.monotonic()
+        out = raw_request(
+            edge.port, b"GET /hello HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+        )
+        waited = time.monotonic() - start
+        assert out.startswith(b"HTTP/1.1 200")
+        assert waited > 1.0, "the third connection was served while two were busy"
+        for s in busy:
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+            s.close()
+    finally:
+        edge.stop()

@@ -41,6 +41,18 @@ endpoints:
   - name: other
     hostname: other.test
     upstream: {upstream}
+  - name: via-tls
+    hostname: via-tls.test
+    listeners: [web]
+    upstream: https://127.0.0.1:{port_tls}
+    upstream_tls: {{ca: {ca}, server_name: app.test}}
+    host_header: app.test
+  - name: wrong-name
+    hostname: wrong-name.test
+    listeners: [web]
+    upstream: https://127.0.0.1:{port_tls}
+    upstream_tls: {{ca: {ca}, server_name: nobody.test}}
+    host_header: app.test
 limits:
   h2_max_concurrent_streams: 20
   h2_max_resets: 50
@@ -259,3 +271,13 @@ def test_rapid_reset_flood_is_cut_off(edge: Edge) -> None:
             pass
     assert goaway is not None
     assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_https_upstream_is_verified(edge: Edge) -> None:
+    """The edge's own TLS listener serves as an HTTPS upstream."""
+    url = f"http://127.0.0.1:{edge.ports['web']}/hello"
+    out = curl("-H", "Host: via-tls.test", url)
+    assert out.stdout == "hello\n", out.stderr
+    out = curl("-i", "-H", "Host: wrong-name.test", url)
+    assert out.stdout.startswith("HTTP/1.1 502")
+    assert "edgeward-error: ERR_EDGEWARD_3009" in out.stdout

@@ -34,7 +34,8 @@ CHUNK = b"x" * 65536
 
 async def handle(stream: trio.SocketStream) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=256 * 1024)
-    peer_port = stream.socket.getpeername()[1]
+    peer = stream.socket.getpeername()
+    peer_port = peer[1] if isinstance(peer, tuple) else 0
     try:
         while True:
             event = await next_event(stream, conn)
@@ -235,13 +236,18 @@ ROUTES = {
 }
 
 
-async def main(port_file: str) -> None:
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+async def main(port_file: str, unix_path: str | None) -> None:
+    listeners: list[trio.SocketListener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
+    if unix_path:
+        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        await sock.bind(unix_path)
+        sock.listen(128)
+        listeners.append(trio.SocketListener(sock))
     with open(port_file, "w") as f:
         f.write(str(port))
     await trio.serve_listeners(handle, listeners)
 
 
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1])
+    trio.run(main, sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import itertools
 import logging
+import select
 import signal
 import socket
 import ssl
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import trio
 
-from edgeward.config import EdgeConfig, Endpoint, Listener, PolicyFactory, load_config
+from edgeward.config import EdgeConfig, Endpoint, Listener
 from edgeward.errors import EdgewardError
 from edgeward.hooks import ConnectionInfo, EndpointInfo
 from edgeward.http1.codec import Limits
@@ -253,8 +254,13 @@ class Server:
             while True:
                 limit = self.gen.config.limits.max_connections
                 while self._count >= limit:
+                    # full: new clients wait in the backlog; while one does,
+                    # an idle keep-alive connection gives up its slot
                     self._slot_freed = trio.Event()
-                    await self._slot_freed.wait()
+                    if _has_pending(lsock):
+                        self._evict_idle()
+                    with trio.move_on_after(0.25):
+                        await self._slot_freed.wait()
                 try:
                     sock, addr = lsock.accept()
                 except BlockingIOError:
@@ -273,6 +279,14 @@ class Server:
                     continue
                 self._count += 1
                 nursery.start_soon(self._connection, sock, addr, bound.listener)
+
+    def _evict_idle(self) -> None:
+        """At the connection limit, an idle keep-alive connection makes room
+        for a new client (as nginx reuses idle connections)."""
+        for conn in self._idle_connections:
+            if conn.idle:
+                conn.scope.cancel()
+                return
 
     # --- one connection -----------------------------------------------------------------
 
@@ -386,22 +400,7 @@ class Server:
             self._idle_connections.discard(conn)
 
 
-async def serve_config(
-    config_path: str,
-    *,
-    codec: CodecKind = "fast",
-    policy_factory: PolicyFactory | None = None,
-    reuse_port: bool = False,
-) -> None:
-    """`edgeward serve`: load, serve, reload on SIGHUP, drain on SIGTERM."""
-    config = load_config(config_path, policy_factory)
-    server = Server(
-        config,
-        codec=codec,
-        reload=lambda: load_config(config_path, policy_factory),
-        reuse_port=reuse_port,
-    )
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(server.handle_signals)
-        await server.serve()
-        nursery.cancel_scope.cancel()
+def _has_pending(lsock: socket.socket) -> bool:
+    """Whether a listening socket has a connection waiting to be accepted."""
+    ready, _, _ = select.select([lsock], [], [], 0)
+    return bool(ready)
