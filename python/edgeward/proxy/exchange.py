@@ -606,6 +606,9 @@ class _Stale(Exception):
 
 
 class _ClosedMarker:
+    """What `_start_response` returns when the response phase answered or
+    closed instead: the upstream response is dropped."""
+
     def feed(self, data: bytes) -> bytes:
         return data
 
