@@ -18,10 +18,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(args, "run"):
         return int(args.run(args))
     if args.command == "demo":
-        from edgeward import native
+        from edgeward.webhooks import demo
 
-        print(f"edgeward native backend: {native.BACKEND}")
-        return 0
+        return demo.run()
     return 2
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 Backend = Literal["rust", "python"]
 
@@ -38,9 +38,72 @@ BACKEND: Backend = "rust" if _native is not None else "python"
 # name is bound to the chosen backend's implementation.
 
 # --- IP prefix matching -----------------------------------------------------
+if TYPE_CHECKING:
+    from edgeward_native import CidrError, IpPolicy, IpTable
+elif _native is not None:
+    CidrError, IpPolicy, IpTable = _native.CidrError, _native.IpPolicy, _native.IpTable
+else:
+    from edgeward.ipnet.reference import CidrError, IpPolicy, IpTable
 
 # --- webhook verification ---------------------------------------------------
 
+if TYPE_CHECKING or _native is not None:
+    from edgeward_native import (
+        DEFAULT_TOLERANCE_S,
+        PROVIDERS,
+        explain_webhook,
+        verify_webhook,
+    )
+else:
+    from edgeward.webhooks.reference import (
+        DEFAULT_TOLERANCE_S,
+        PROVIDERS,
+        explain_webhook,
+        verify_webhook,
+    )
+
 # --- CEL ----------------------------------------------------------------------
 
-__all__ = ["BACKEND", "Backend"]
+# A native build without CEL (hasattr) falls back to the reference.
+if TYPE_CHECKING or (_native is not None and hasattr(_native, "compile")):
+    from edgeward_native import (
+        Env,
+        EvalError,
+        PolicyExprError,
+        Program,
+        Template,
+        UInt,
+        compile,
+        interpolate,
+    )
+else:
+    from edgeward.expr import (
+        Env,
+        EvalError,
+        PolicyExprError,
+        Program,
+        Template,
+        UInt,
+        compile,
+        interpolate,
+    )
+
+__all__ = [
+    "BACKEND",
+    "DEFAULT_TOLERANCE_S",
+    "PROVIDERS",
+    "Backend",
+    "CidrError",
+    "Env",
+    "EvalError",
+    "IpPolicy",
+    "IpTable",
+    "PolicyExprError",
+    "Program",
+    "Template",
+    "UInt",
+    "compile",
+    "explain_webhook",
+    "interpolate",
+    "verify_webhook",
+]

@@ -8,7 +8,10 @@ the public API, typed by `__init__.pyi`.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from edgeward_native import _core
+from edgeward_native._core import CidrError, IpPolicy, IpTable
 
 
 class UInt(int):
@@ -22,4 +25,20 @@ class UInt(int):
 
 __version__: str = _core.__version__
 
-__all__ = ["UInt", "__version__"]
+# --- webhook verification ---------------------------------------------------
+PROVIDERS = _core.PROVIDERS
+DEFAULT_TOLERANCE_S = MappingProxyType(_core.DEFAULT_TOLERANCE_S)
+verify_webhook = _core.verify_webhook
+explain_webhook = _core.explain_webhook
+
+__all__ = [
+    "DEFAULT_TOLERANCE_S",
+    "PROVIDERS",
+    "CidrError",
+    "IpPolicy",
+    "IpTable",
+    "UInt",
+    "__version__",
+    "explain_webhook",
+    "verify_webhook",
+]

@@ -16,6 +16,17 @@ __version__: str
 
 _V = TypeVar("_V")
 
+class CidrError(ValueError):
+    """An entry of a CIDR list is not a valid prefix: bad syntax, or host
+    bits set (``10.0.0.1/8``; the message suggests ``10.0.0.0/8``)."""
+
+    field: str
+    """The list: ``"allow"``, ``"deny"`` or ``"pairs"``."""
+    index: int
+    """The entry's position in that list."""
+    entry: str
+    """The entry as given."""
+
 class IpPolicy:
     """Allow/deny CIDR lists. An address is allowed only if it matches at
     least one allow prefix and no deny prefix (deny wins whatever the prefix
@@ -23,22 +34,31 @@ class IpPolicy:
     without a length are /32 or /128; IPv4-mapped IPv6 addresses
     (``::ffff:a.b.c.d``) match IPv4 rules.
 
-    Raises ``ValueError`` naming the bad entry and its index (``"deny[3]:
-    '10.0.0.0/33' is not a valid CIDR"``) for a malformed CIDR."""
+    Raises `CidrError` (a ``ValueError``) naming the bad entry and its
+    index (``"deny[3]: '10.0.0.0/33' is not a valid CIDR"``) for a
+    malformed CIDR or one with host bits set, ``TypeError`` for an entry
+    that is not a ``str``. See docs/ipnet.md for IPv4-mapped prefixes."""
 
     def __init__(self, allow: Iterable[str] = (), deny: Iterable[str] = ()) -> None: ...
     def decide(self, ip: str) -> bool:
         """True = allowed. ``ValueError`` if `ip` is not an IP address."""
-    def decide_many(self, ips: Iterable[str]) -> list[bool]: ...
+    def decide_many(self, ips: Iterable[str]) -> list[bool]:
+        """`decide` for each address; a malformed one raises ``ValueError``
+        naming its index (``"ips[5]: '1.2.3' is not a valid IP address"``)."""
 
 class IpTable(Generic[_V]):
     """Longest-prefix-match table from CIDR prefixes to Python values (IP
-    categories, geo tables). A prefix given twice keeps the last value."""
+    categories, geo tables). A prefix given twice keeps the last value.
+    Bad prefixes raise `CidrError` with ``field == "pairs"``."""
 
     def __init__(self, pairs: Iterable[tuple[str, _V]]) -> None: ...
-    def lookup(self, ip: str) -> _V | None: ...
-    def lookup_many(self, ips: Iterable[str]) -> list[_V | None]: ...
-    def __len__(self) -> int: ...
+    def lookup(self, ip: str) -> _V | None:
+        """The value of the longest prefix containing `ip`, or None.
+        ``ValueError`` if `ip` is not an IP address."""
+    def lookup_many(self, ips: Iterable[str]) -> list[_V | None]:
+        """`lookup` for each address (errors as `IpPolicy.decide_many`)."""
+    def __len__(self) -> int:
+        """Number of distinct prefixes."""
 
 # --------------------------------------------------------------------------
 # Webhook verification
@@ -46,35 +66,49 @@ class IpTable(Generic[_V]):
 
 PROVIDERS: frozenset[str]
 
+DEFAULT_TOLERANCE_S: Mapping[str, float]
+"""Per provider, the timestamp tolerance its documentation gives, else 180 s
+(also for providers that sign no timestamp, where it is unused)."""
+
 def verify_webhook(
     provider: str,
     secret: str | bytes,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]],
     body: bytes,
     *,
     url: str | None = None,
     now: float | None = None,
-    tolerance_s: float = 300,
+    tolerance_s: float = 300.0,
     options: Mapping[str, str] | None = None,
+    method: str = "POST",
 ) -> bool:
     """True when `body` carries a valid signature of `provider` made with
     `secret`. Header names are case-insensitive. A missing or malformed
     signature header, a stale timestamp (older or newer than `tolerance_s`
     relative to `now`, default the current time) returns False. `url` is the
-    full request URL for providers that sign it (twilio, mailgun...).
+    full request URL for providers that sign it (twilio, square, hubspot).
     `options` configures the `generic` provider (algorithm, header,
-    encoding, prefix). Unknown provider: ``ValueError``."""
+    encoding, prefix). Unknown provider: ``ValueError``.
+
+    Extensions of the original contract: header names and values may be
+    ``bytes`` as on the wire (read as ISO-8859-1); a header the scheme reads
+    that appears more than once fails the check; `method` is the request
+    method (HubSpot signs it); `options` also takes ``header`` for `okta`;
+    ``ValueError`` too for an empty or unusable secret (a SendGrid key that
+    is not base64 DER P-256, a Svix secret that is not base64), an invalid
+    option, and a missing `url` for twilio, square and hubspot."""
 
 def explain_webhook(
     provider: str,
     secret: str | bytes,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]],
     body: bytes,
     *,
     url: str | None = None,
     now: float | None = None,
-    tolerance_s: float = 300,
+    tolerance_s: float = 300.0,
     options: Mapping[str, str] | None = None,
+    method: str = "POST",
 ) -> tuple[bool, str]:
     """The verdict of `verify_webhook` and a short reason (``"ok"``,
     ``"missing header x-hub-signature-256"``, ``"stale timestamp"``, ...).
