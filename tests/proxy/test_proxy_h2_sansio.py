@@ -1,0 +1,141 @@
+"""`edgeward.http2.H2Server` without sockets: a real h2 client connection on
+the other side of a byte pipe."""
+
+from __future__ import annotations
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.settings
+
+from edgeward.http2 import Body, ConnectionEnded, EndBody, H2Limits, H2Server, Request, StreamReset
+
+
+def pair(limits: H2Limits | None = None) -> tuple[h2.connection.H2Connection, H2Server]:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    server = H2Server(limits or H2Limits())
+    server.initiate()
+    server.receive_data(client.data_to_send(), 0.0)
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send(), 0.0)
+    return client, server
+
+
+HEADERS = [
+    (":method", "POST"),
+    (":path", "/up?x=1"),
+    (":authority", "app.test"),
+    (":scheme", "https"),
+]
+
+
+def test_request_head_in_the_http1_shape() -> None:
+    client, server = pair()
+    client.send_headers(1, [*HEADERS, ("cookie", "a=1"), ("x-one", "1"), ("cookie", "b=2")])
+    (event,) = server.receive_data(client.data_to_send(), 0.0)
+    assert isinstance(event, Request)
+    assert (event.method, event.target, event.authority, event.scheme) == (
+        b"POST",
+        b"/up?x=1",
+        b"app.test",
+        b"https",
+    )
+    assert event.headers == [(b"x-one", b"1"), (b"cookie", b"a=1; b=2")]  # RFC 9113 §8.2.3
+    assert not event.end_stream
+
+
+def test_body_is_acknowledged_only_when_consumed() -> None:
+    client, server = pair(H2Limits(stream_window=65535, connection_window=65535))
+    client.send_headers(1, HEADERS)
+    for _ in range(5):
+        client.send_data(1, b"x" * 12000)
+    client.end_stream(1)
+    events = server.receive_data(client.data_to_send(), 0.0)
+    body = [e for e in events if isinstance(e, Body)]
+    assert sum(len(e.data) for e in body) == 60000
+    assert isinstance(events[-1], EndBody)
+    client.receive_data(server.data_to_send())
+    assert client.local_flow_control_window(1) < 10000  # nothing acknowledged yet
+    for e in body:
+        server.consumed(1, e.flow_length)
+    updates = client.receive_data(server.data_to_send())
+    assert any(isinstance(u, h2.events.WindowUpdated) for u in updates)
+
+
+def test_response_round_trip_and_window() -> None:
+    client, server = pair()
+    client.send_headers(1, HEADERS, end_stream=True)
+    server.receive_data(client.data_to_send(), 0.0)
+    server.send_headers(
+        1, 200, [(b"content-type", b"text/plain"), (b"edgeward-request-id", b"abc")]
+    )
+    assert server.send_window(1) == 16384  # min(window, max frame size)
+    server.send_data(1, b"hello")
+    server.end_stream(1, [])
+    events = client.receive_data(server.data_to_send())
+    response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
+    assert dict(response.headers)[b":status"] == b"200"
+    assert dict(response.headers)[b"edgeward-request-id"] == b"abc"
+    assert any(isinstance(e, h2.events.StreamEnded) for e in events)
+
+
+def test_rapid_resets_end_the_connection() -> None:
+    client, server = pair(H2Limits(max_resets=5, reset_window=10))
+    events = []
+    for i in range(8):
+        sid = 1 + 2 * i
+        client.send_headers(sid, HEADERS, end_stream=True)
+        client.reset_stream(sid)
+        events += server.receive_data(client.data_to_send(), float(i) * 0.01)
+    assert sum(isinstance(e, StreamReset) for e in events) == 5
+    assert isinstance(events[-1], ConnectionEnded)
+    assert events[-1].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    goaway = [
+        e
+        for e in client.receive_data(server.data_to_send())
+        if isinstance(e, h2.events.ConnectionTerminated)
+    ]
+    assert goaway[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_resets_spread_over_time_are_allowed() -> None:
+    client, server = pair(H2Limits(max_resets=5, reset_window=1))
+    for i in range(20):
+        sid = 1 + 2 * i
+        client.send_headers(sid, HEADERS, end_stream=True)
+        client.reset_stream(sid)
+        events = server.receive_data(client.data_to_send(), float(i))  # one per second
+        assert not any(isinstance(e, ConnectionEnded) for e in events)
+
+
+def test_graceful_goaway_lets_open_streams_finish() -> None:
+    client, server = pair()
+    client.send_headers(1, HEADERS, end_stream=True)
+    server.receive_data(client.data_to_send(), 0.0)
+    server.goaway()
+    server.send_headers(1, 200, [])
+    server.end_stream(1, [])
+    data = server.data_to_send()
+    assert data  # h2's own close_connection() would have refused the response
+
+
+def test_protocol_violation_ends_the_connection() -> None:
+    _, server = pair()
+    data_on_stream_0 = b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x"
+    events = server.receive_data(data_on_stream_0, 0.0)
+    assert isinstance(events[-1], ConnectionEnded)
+
+
+def test_settings_advertise_the_limits() -> None:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    server = H2Server(H2Limits(max_concurrent_streams=7, max_header_list_size=9999))
+    server.initiate()
+    events = client.receive_data(server.data_to_send())
+    changed = next(
+        e for e in events if isinstance(e, h2.events.RemoteSettingsChanged)
+    ).changed_settings
+    assert changed[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS].new_value == 7
+    assert changed[h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE].new_value == 9999
