@@ -1,0 +1,79 @@
+"""Errors of the policy layer.
+
+Load-time problems are `Diagnostic`s (an error or a warning at a location in
+the document, with the rule and action it concerns); a document with at least
+one error raises `PolicyError` carrying all of them. Run-time failures of an
+action are `ActionError`s carrying the stable error code the client sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from edgeward.errors import ConfigError, EdgewardError, Location
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found while loading a policy."""
+
+    severity: Severity
+    message: str
+    location: Location
+    rule: str | None = None  # "on_http_request[2] 'block admin'"
+    action: str | None = None  # "actions[0] deny"
+
+    def __str__(self) -> str:
+        where = " ".join(part for part in (self.rule, self.action) if part)
+        context = f" ({where})" if where else ""
+        return f"{self.location}: {self.severity}: {self.message}{context}"
+
+
+class PolicyError(ConfigError):
+    """A policy document that cannot be loaded. `diagnostics` lists every
+    error (and warning) found, each located in the document."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        errors = [d for d in self.diagnostics if d.severity is Severity.ERROR]
+        first = errors[0] if errors else self.diagnostics[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{first.message}{more}", first.location)
+        self.args = ("\n".join(str(d) for d in errors) or str(first),)
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.ERROR)
+
+
+class ErrorCode(StrEnum):
+    """Stable codes of the answers the policy engine makes, sent as the
+    `edgeward-error` header. The numbers are those of the public gateway's
+    error with the same meaning, so its documentation applies."""
+
+    EXPRESSION_FAILED = "ERR_EDGEWARD_2254"  # a rule's CEL expression failed at run time
+    INTERPOLATION_FAILED = "ERR_EDGEWARD_3900"  # a ${...} in an action's config failed
+    INVALID_REGEX = "ERR_EDGEWARD_3901"  # an interpolated regex did not compile
+    ACTION_FAILED = "ERR_EDGEWARD_2253"  # an action could not run (bad header value...)
+    IP_DENIED = "ERR_EDGEWARD_3203"  # restrict-ips
+    WEBHOOK_FAILED = "ERR_EDGEWARD_3204"  # verify-webhook
+    BODY_TOO_LARGE = "ERR_EDGEWARD_3905"  # a body the policy must read is over the cap
+
+
+class ActionError(EdgewardError):
+    """An action could not complete for this request. The engine answers 500
+    with `code` (fails closed) unless the rule says `on_error: continue`.
+    `message` goes to the event log: it must not contain a secret."""
+
+    def __init__(self, code: ErrorCode, message: str, *, status: int = 500) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
