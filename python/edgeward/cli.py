@@ -11,7 +11,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edgeward", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="print the native backend and verify a sample webhook")
+    from edgeward.policy import cli as policy_cli
+
+    policy_cli.register(sub)  # policy check, policy test
     args = parser.parse_args(argv)
+    if hasattr(args, "run"):
+        return int(args.run(args))
     if args.command == "demo":
         from edgeward import native
 

@@ -15,7 +15,6 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from edgeward.hooks import ConnectionInfo, EndpointInfo, Header, RequestHead, ResponseHead
-from edgeward.expr import TextWithFields
 
 S = TypeVar("S")
 
@@ -62,6 +61,13 @@ class LazyMap(Mapping[str, Any], Generic[S]):
         return f"LazyMap({dict(self)!r})"
 
 
+def scalar_with_fields(value: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """A CEL object that is also a scalar (`req.url` is a string and has
+    `.path`): the own value under the key "" (docs/cel.md §7)."""
+    fields[""] = value
+    return fields
+
+
 def timestamp(unix: float) -> datetime:
     return datetime.fromtimestamp(unix, UTC)
 
@@ -95,7 +101,7 @@ def _content_type(raw: str | None) -> Any:
         key, eq, value = part.strip().partition("=")
         if eq and key:
             params[key.lower()] = value.strip().strip('"')
-    return TextWithFields(media.strip().lower(), {"parameters": params, "raw": raw})
+    return scalar_with_fields(media.strip().lower(), {"parameters": params, "raw": raw})
 
 
 def _list_header(headers: Mapping[str, list[str]], name: str) -> list[str]:
@@ -170,7 +176,7 @@ def user_agent(raw: str | None) -> Any:
         (os for key, os in _OSES if key in low),
         "",
     )
-    return TextWithFields(
+    return scalar_with_fields(
         raw,
         {
             "name": name,
@@ -215,7 +221,7 @@ def full_url(head: RequestHead) -> str:
     return f"{head.scheme.decode('latin-1')}://{head.authority.decode('latin-1')}{head.target.decode('latin-1')}"
 
 
-def _url(src: RequestSource) -> TextWithFields:
+def _url(src: RequestSource) -> dict[str, Any]:
     head = src.head
     raw = full_url(head)
     parts = urlsplit(raw)
@@ -237,7 +243,7 @@ def _url(src: RequestSource) -> TextWithFields:
         port = None
     if port is not None:
         fields["port"] = port
-    return TextWithFields(raw, fields)
+    return scalar_with_fields(raw, fields)
 
 
 REQUEST_FIELDS: dict[str, Callable[[RequestSource], Any]] = {
