@@ -21,8 +21,13 @@ native: $(BIN)/python
 install: native
 	$(BIN)/pip install --quiet -e '.[test]'
 
+# The example upstream in the background, the edge in front of it (Ctrl-C stops both).
 run: install
 	$(BIN)/edgeward demo
+	$(BIN)/edgeward check --config examples/edge.yml
+	$(BIN)/python examples/upstream.py --port 9080 & up=$$!; \
+	trap 'kill $$up 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/edgeward serve --config examples/edge.yml
 
 # Programs the end-to-end tests drive (curl is assumed; h2load, nginx, wrk).
 system-deps:

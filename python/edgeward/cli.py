@@ -11,6 +11,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edgeward", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="print the native backend and verify a sample webhook")
+    from edgeward.proxy import cli as proxy_cli
+
+    proxy_cli.register(sub)  # serve, check
     from edgeward.policy import cli as policy_cli
 
     policy_cli.register(sub)  # policy check, policy test

@@ -1,0 +1,45 @@
+"""The edge configuration: one YAML (or JSON) file of listeners, endpoints,
+limits, timeouts, access log and named IP policies, validated strictly.
+
+    config = load_config("edge.yml", policy_factory)
+
+Errors are `edgeward.errors.ConfigError` naming file, line and key.
+"""
+
+from edgeward.config.document import Document, load_document, parse_document
+from edgeward.config.load import load_config
+from edgeward.config.model import (
+    AccessLog,
+    Certificate,
+    EdgeConfig,
+    Endpoint,
+    ForwardedTrust,
+    IpPolicy,
+    Limits,
+    Listener,
+    ListenerTls,
+    PolicyFactory,
+    PolicySource,
+    Timeouts,
+    Upstream,
+)
+
+__all__ = [
+    "AccessLog",
+    "Certificate",
+    "Document",
+    "EdgeConfig",
+    "Endpoint",
+    "ForwardedTrust",
+    "IpPolicy",
+    "Limits",
+    "Listener",
+    "ListenerTls",
+    "PolicyFactory",
+    "PolicySource",
+    "Timeouts",
+    "Upstream",
+    "load_config",
+    "load_document",
+    "parse_document",
+]

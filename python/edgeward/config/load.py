@@ -1,0 +1,339 @@
+"""Strict validation of an edge configuration file into `EdgeConfig`.
+
+Every mistake is a `ConfigError` naming file, line and key: unknown keys,
+wrong types, missing files, duplicate names and hostnames. Nothing is
+guessed: a typo in a key is an error, not a silently ignored option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from edgeward.config.document import Document, PathKey, load_document
+from edgeward.config.model import (
+    AccessLog,
+    Certificate,
+    EdgeConfig,
+    Endpoint,
+    ForwardedTrust,
+    IpPolicy,
+    Limits,
+    Listener,
+    ListenerTls,
+    Network,
+    PolicyFactory,
+    PolicySource,
+    Timeouts,
+    Upstream,
+)
+from edgeward.errors import ConfigError, EdgewardError
+
+T = TypeVar("T")
+_REQUIRED: Any = object()
+_HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a mapping"}
+
+
+def load_config(path: str | Path, policy_factory: PolicyFactory | None = None) -> EdgeConfig:
+    """Read and validate `path`. With `policy_factory`, every traffic policy
+    is compiled too, so a bad policy fails the load like a bad key."""
+    file = Path(path)
+    doc = load_document(file, what="config file")
+    return _Loader(doc, file.parent, policy_factory).config()
+
+
+class _Section:
+    """One mapping of the document: typed `take()`s, then `done()` rejects
+    every key nobody took."""
+
+    def __init__(self, loader: _Loader, path: PathKey, data: Any) -> None:
+        self.loader = loader
+        self.path = path
+        if not isinstance(data, dict):
+            raise loader.error(path, f"must be a mapping, not {_kind(data)}")
+        self.data: dict[str, Any] = data
+        self.taken: set[str] = set()
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def take(self, key: str, kind: type[T], default: T = _REQUIRED) -> T:
+        self.taken.add(key)
+        if key not in self.data or self.data[key] is None and default is not _REQUIRED:
+            if default is _REQUIRED:
+                raise self.loader.error(self.path, f"missing required key {key!r}")
+            return default
+        value = self.data[key]
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise self.loader.error((*self.path, key), f"must be {_TYPE_NAMES.get(kind, kind.__name__)}, not {_kind(value)}")
+        return value  # type: ignore[no-any-return]
+
+    def section(self, key: str) -> _Section:
+        self.taken.add(key)
+        return _Section(self.loader, (*self.path, key), self.data.get(key) or {})
+
+    def at(self, key: str) -> PathKey:
+        return (*self.path, key)
+
+    def done(self) -> None:
+        for key in self.data:
+            if key not in self.taken:
+                raise self.loader.error((*self.path, key), f"unknown key {key!r}")
+
+
+class _Loader:
+    def __init__(self, doc: Document, base: Path, factory: PolicyFactory | None) -> None:
+        self.doc = doc
+        self.base = base
+        self.factory = factory
+
+    def error(self, path: PathKey, message: str) -> ConfigError:
+        return ConfigError(message, self.doc.locate(path))
+
+    def config(self) -> EdgeConfig:
+        top = _Section(self, (), self.doc.data if self.doc.data is not None else {})
+        limits = self._fields(top.section("limits"), Limits)
+        timeouts = self._fields(top.section("timeouts"), Timeouts)
+        access_log = self._access_log(top)
+        forwarded = self._forwarded(top.section("forwarded_headers"))
+        ip_policies = self._ip_policies(top.section("ip_policies"))
+        listeners = self._list(top, "listeners", self._listener)
+        if not listeners:
+            raise self.error(top.at("listeners"), "at least one listener is required")
+        names = self._unique(top, "listeners", [ln.name for ln in listeners], "listener name")
+        endpoints = self._list(top, "endpoints", lambda s: self._endpoint(s, names))
+        self._unique(top, "endpoints", [e.name for e in endpoints], "endpoint name")
+        self._unique_hostnames(top, endpoints)
+        top.done()
+        if self.factory is not None:
+            listeners = [self._compiled(ln, ip_policies) for ln in listeners]
+            endpoints = [self._compiled(e, ip_policies) for e in endpoints]
+        return EdgeConfig(
+            file=self.doc.file,
+            listeners=tuple(listeners),
+            endpoints=tuple(endpoints),
+            limits=limits,
+            timeouts=timeouts,
+            access_log=access_log,
+            forwarded=forwarded,
+            ip_policies=ip_policies,
+            raw=self.doc.data,
+        )
+
+    # --- pieces -----------------------------------------------------------------
+
+    def _fields(self, sec: _Section, cls: type[T]) -> T:
+        defaults = cls()
+        values: dict[str, Any] = {}
+        for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+            default = getattr(defaults, name)
+            value = sec.take(name, type(default), default)
+            if value < 0 or (isinstance(value, float) and value == 0):
+                raise self.error(sec.at(name), "must be positive")
+            values[name] = value
+        sec.done()
+        return cls(**values)
+
+    def _access_log(self, top: _Section) -> AccessLog:
+        value = top.data.get("access_log", False)
+        top.taken.add("access_log")
+        if value is None or value is False or value == "off":
+            return AccessLog()
+        if value is True or value in ("on", "stdout", "-"):
+            return AccessLog(enabled=True)
+        if isinstance(value, str) and value:
+            return AccessLog(enabled=True, path=self.base / value)
+        raise self.error(top.at("access_log"), "must be on, off, or a file path")
+
+    def _networks(self, sec: _Section, key: str) -> tuple[Network, ...]:
+        items = sec.take(key, list, [])
+        out = []
+        for i, item in enumerate(items):
+            try:
+                out.append(ipaddress.ip_network(str(item), strict=False))
+            except ValueError:
+                raise self.error((*sec.at(key), i), f"not an IP address or CIDR: {item!r}") from None
+        return tuple(out)
+
+    def _forwarded(self, sec: _Section) -> ForwardedTrust:
+        trusted = self._networks(sec, "trust")
+        sec.done()
+        return ForwardedTrust(trusted)
+
+    def _ip_policies(self, sec: _Section) -> dict[str, IpPolicy]:
+        out = {}
+        for name in list(sec.data):
+            entry = sec.section(name)
+            out[name] = IpPolicy(name, self._networks(entry, "allow"), self._networks(entry, "deny"))
+            entry.done()
+        return out
+
+    def _list(self, top: _Section, key: str, build: Callable[[_Section], T]) -> list[T]:
+        items = top.take(key, list, [])
+        return [build(_Section(self, (key, i), item)) for i, item in enumerate(items)]
+
+    def _unique(self, top: _Section, key: str, names: list[str], what: str) -> set[str]:
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise self.error((key, i, "name"), f"duplicate {what} {name!r}")
+            seen.add(name)
+        return seen
+
+    def _unique_hostnames(self, top: _Section, endpoints: list[Endpoint]) -> None:
+        seen: dict[tuple[str, str], str] = {}
+        for i, ep in enumerate(endpoints):
+            for listener in ep.listeners:
+                other = seen.get((listener, ep.hostname))
+                if other is not None:
+                    raise self.error(
+                        ("endpoints", i, "hostname"),
+                        f"duplicate hostname {ep.hostname!r} on listener {listener!r} (also endpoint {other!r})",
+                    )
+                seen[(listener, ep.hostname)] = ep.name
+
+    def _file(self, sec: _Section, key: str) -> Path:
+        path = self.base / sec.take(key, str)
+        if not path.is_file():
+            raise self.error(sec.at(key), f"file not found: {path}")
+        return path
+
+    def _listener(self, sec: _Section) -> Listener:
+        name = sec.take("name", str)
+        if not _NAME.match(name):
+            raise self.error(sec.at("name"), "must be letters, digits, '_', '.' or '-'")
+        host, port = self._address(sec, "address")
+        tls = self._tls(sec.section("tls")) if sec.has("tls") else None
+        http2 = sec.take("http2", bool, True)
+        policy = self._policy(sec, f"listener {name}")
+        sec.done()
+        return Listener(name, host, port, tls, http2, policy)
+
+    def _address(self, sec: _Section, key: str) -> tuple[str, int]:
+        value = sec.take(key, str)
+        host, sep, port = value.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise self.error(sec.at(key), f"must be host:port, not {value!r}")
+        return host or "0.0.0.0", int(port)
+
+    def _tls(self, sec: _Section) -> ListenerTls:
+        certs = []
+        items = sec.take("certificates", list)
+        if not items:
+            raise self.error(sec.at("certificates"), "at least one certificate is required")
+        for i, item in enumerate(items):
+            csec = _Section(self, (*sec.at("certificates"), i), item)
+            cert, key = self._file(csec, "cert"), self._file(csec, "key")
+            try:
+                names = _certificate_names(cert)
+            except ValueError as exc:
+                raise self.error(csec.at("cert"), f"not a PEM certificate: {exc}") from None
+            csec.done()
+            certs.append(Certificate(cert, key, names))
+        client_ca = self._file(sec, "client_ca") if sec.has("client_ca") else None
+        mode = sec.take("client_cert", str, "required")
+        if mode not in ("required", "optional"):
+            raise self.error(sec.at("client_cert"), "must be 'required' or 'optional'")
+        sec.done()
+        return ListenerTls(tuple(certs), client_ca, mode)  # type: ignore[arg-type]
+
+    def _endpoint(self, sec: _Section, listener_names: set[str]) -> Endpoint:
+        hostname = sec.take("hostname", str).lower().rstrip(".")
+        if not _HOSTNAME.match(hostname):
+            raise self.error(sec.at("hostname"), f"not a hostname or *.wildcard: {hostname!r}")
+        name = sec.take("name", str, hostname)
+        upstream = self._upstream(sec)
+        listeners = tuple(sec.take("listeners", list, sorted(listener_names)))
+        for i, ln in enumerate(listeners):
+            if ln not in listener_names:
+                raise self.error((*sec.at("listeners"), i), f"no listener named {ln!r}")
+        host_header = sec.take("host_header", str, "preserve")
+        metadata = sec.take("metadata", dict, {})
+        for k, v in metadata.items():
+            if not isinstance(v, str):
+                raise self.error((*sec.at("metadata"), k), "metadata values must be strings")
+        policy = self._policy(sec, f"endpoint {name}")
+        sec.done()
+        return Endpoint(name, hostname, upstream, listeners, host_header, metadata, policy)
+
+    def _upstream(self, sec: _Section) -> Upstream:
+        url = sec.take("upstream", str)
+        tls = sec.section("upstream_tls")
+        verify = tls.take("verify", bool, True)
+        ca = self._file(tls, "ca") if tls.has("ca") else None
+        server_name = tls.take("server_name", str, None)  # type: ignore[arg-type]
+        tls.done()
+        if url.startswith("unix:"):
+            path = url[5:].removeprefix("//")
+            if not path:
+                raise self.error(sec.at("upstream"), "unix: needs a socket path")
+            return Upstream(url, "unix", str(self.base / path), 0)
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path not in ("", "/") or parts.query:
+            raise self.error(sec.at("upstream"), f"must be http://host:port, https://host:port or unix:/path, not {url!r}")
+        scheme = "https" if parts.scheme == "https" else "http"
+        return Upstream(
+            url, scheme, parts.hostname, port or (443 if scheme == "https" else 80), verify, ca, server_name
+        )
+
+    def _policy(self, sec: _Section, owner: str) -> PolicySource | None:
+        inline, from_file = sec.has("traffic_policy"), sec.has("traffic_policy_file")
+        if inline and from_file:
+            raise self.error(sec.at("traffic_policy_file"), "give traffic_policy or traffic_policy_file, not both")
+        if inline:
+            sec.take("traffic_policy", dict)
+            key = sec.at("traffic_policy")
+            return PolicySource(self.doc.sub(key), self.doc.locate(key), owner)
+        if from_file:
+            path = self._file(sec, "traffic_policy_file")
+            return PolicySource(load_document(path, what="policy file"), self.doc.locate(sec.at("traffic_policy_file")), owner)
+        return None
+
+    def _compiled(self, item: T, ip_policies: Mapping[str, IpPolicy]) -> T:
+        source: PolicySource | None = getattr(item, "policy_source", None)
+        if source is None or self.factory is None:
+            return item
+        try:
+            hooks = self.factory(source, ip_policies)
+        except ConfigError:
+            raise
+        except EdgewardError as exc:
+            raise ConfigError(f"traffic policy of {source.owner}: {exc}", source.origin) from exc
+        return dataclasses.replace(item, policy=hooks)  # type: ignore[type-var]
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _certificate_names(path: Path) -> tuple[str, ...]:
+    """The DNS names a certificate serves (SAN, else CN), for SNI selection."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        names = san.value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return tuple(n.lower() for n in names)

@@ -1,0 +1,167 @@
+"""The validated edge configuration: immutable, defaults filled in.
+
+Everything the data plane reads at run time lives here; nothing here does
+I/O. `load.py` builds it from a `Document`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from edgeward.config.document import Document
+from edgeward.errors import Location
+from edgeward.hooks import PolicyHooks
+
+Network = IPv4Network | IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Resource limits; the defaults are safe for a public listener."""
+
+    max_header_bytes: int = 64 * 1024  # request line + headers
+    max_header_count: int = 100
+    max_body_bytes: int = 100 * 1024 * 1024  # 0 = unlimited
+    max_connections: int = 10_000  # per worker process
+    h2_max_concurrent_streams: int = 100
+    h2_max_resets: int = 200  # client RST_STREAMs per connection per reset window
+    h2_reset_window: float = 10.0
+    upstream_pool_size: int = 64  # idle keep-alive connections kept per upstream
+    max_hook_body_bytes: int = 1024 * 1024  # cap for a policy's ReadBody
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. Each bounds one wait of the data plane."""
+
+    header_read: float = 10.0  # from connection/previous response to a complete request head
+    keep_alive: float = 60.0  # idle between requests (HTTP/1) / without streams (HTTP/2)
+    body_read: float = 60.0  # between two chunks of a request body
+    upstream_connect: float = 5.0
+    upstream_response: float = 60.0  # request sent -> response head; also between body chunks
+    upstream_idle: float = 30.0  # idle pooled upstream connection expiry
+    drain: float = 30.0  # graceful shutdown: wait this long for in-flight requests
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLog:
+    enabled: bool = False
+    path: Path | None = None  # None = standard output
+
+
+@dataclass(frozen=True, slots=True)
+class IpPolicy:
+    """A named allow/deny list, referenced by policies (`ip_policies:`)."""
+
+    name: str
+    allow: tuple[Network, ...] = ()
+    deny: tuple[Network, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySource:
+    """A traffic policy as written: raw data and where it came from. The
+    policy layer compiles it (see `PolicyFactory`); `document.locate(path)`
+    names file, line and key for its errors."""
+
+    document: Document
+    origin: Location  # the `traffic_policy(_file)` key that brought it in
+    owner: str  # "endpoint app" / "listener public"
+
+
+class PolicyFactory(Protocol):
+    """Compiles a policy; raises `ConfigError` (or another `EdgewardError`
+    carrying a location) when it is invalid."""
+
+    def __call__(self, source: PolicySource, ip_policies: Mapping[str, IpPolicy]) -> PolicyHooks: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    cert: Path
+    key: Path
+    hostnames: tuple[str, ...]  # from the certificate's SAN/CN, lower-case; "*.x" wildcards
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerTls:
+    certificates: tuple[Certificate, ...]  # the first one is the default (no/unknown SNI)
+    client_ca: Path | None = None  # mTLS: verify client certificates against this bundle
+    client_cert: Literal["required", "optional"] = "required"
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str
+    host: str
+    port: int
+    tls: ListenerTls | None = None
+    http2: bool = True  # h2 via ALPN (TLS) or prior knowledge (cleartext)
+    policy_source: PolicySource | None = None
+    policy: PolicyHooks | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where an endpoint's traffic goes: HTTP/1.1 over TCP, TLS or a unix socket."""
+
+    url: str  # as configured
+    scheme: Literal["http", "https", "unix"]
+    host: str  # for unix: the socket path
+    port: int
+    tls_verify: bool = True
+    tls_ca: Path | None = None
+    tls_server_name: str | None = None
+
+    @property
+    def authority(self) -> str:
+        if self.scheme == "unix":
+            return "localhost"
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    hostname: str  # lower-case; "*.example.com" matches any subdomain
+    upstream: Upstream
+    listeners: tuple[str, ...]  # names of the listeners serving it
+    host_header: str = "preserve"  # "preserve", "upstream", or a literal value
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    policy_source: PolicySource | None = None
+    policy: PolicyHooks | None = None
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.hostname.startswith("*.")
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardedTrust:
+    """Peers whose incoming X-Forwarded-* / Forwarded headers are kept (and
+    appended to); from anyone else they are replaced."""
+
+    trusted: tuple[Network, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeConfig:
+    file: str
+    listeners: tuple[Listener, ...]
+    endpoints: tuple[Endpoint, ...]
+    limits: Limits = Limits()
+    timeouts: Timeouts = Timeouts()
+    access_log: AccessLog = AccessLog()
+    forwarded: ForwardedTrust = ForwardedTrust()
+    ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)
+    raw: Any = None  # the parsed document, for diagnostics

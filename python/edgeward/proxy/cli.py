@@ -1,0 +1,115 @@
+"""`edgeward serve` and `edgeward check`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from edgeward.config import EdgeConfig, PolicyFactory, load_config
+from edgeward.errors import ConfigError, EdgewardError
+
+
+def register(sub: Any) -> None:
+    """Add the data-plane subcommands to the `edgeward` parser."""
+    serve = sub.add_parser("serve", help="run the edge proxy")
+    serve.add_argument("--config", "-c", required=True, help="edge config (YAML or JSON)")
+    serve.add_argument("--http1", choices=("fast", "h11"), default="fast", help="HTTP/1.1 codec (default: fast)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the ports (SO_REUSEPORT)")
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    serve.set_defaults(run=_serve)
+    check = sub.add_parser("check", help="validate an edge config without serving")
+    check.add_argument("--config", "-c", required=True)
+    check.set_defaults(run=_check)
+
+
+def policy_factory() -> PolicyFactory | None:
+    """The policy engine's compiler, when it is installed."""
+    try:
+        from edgeward import policy
+    except ImportError:
+        return None
+    factory: PolicyFactory | None = getattr(policy, "compile_hooks", None)
+    return factory
+
+
+def load(path: str) -> EdgeConfig:
+    """Load and compile; a policy with no engine to run it is an error,
+    never silently skipped (that would fail open)."""
+    factory = policy_factory()
+    config = load_config(path, factory)
+    if factory is None:
+        for item in (*config.listeners, *config.endpoints):
+            if item.policy_source is not None:
+                raise ConfigError(
+                    "traffic policies need the policy engine (edgeward.policy), which is not available",
+                    item.policy_source.origin,
+                )
+    return config
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        config = load(args.config)
+    except EdgewardError as exc:
+        print(f"edgeward check: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.config}: OK ({len(config.listeners)} listeners, {len(config.endpoints)} endpoints)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    try:
+        config = load(args.config)
+    except EdgewardError as exc:
+        print(f"edgeward serve: {exc}", file=sys.stderr)
+        return 1
+    if args.workers > 1:
+        return _supervise(args)
+    import trio
+
+    from edgeward.proxy.server import Server
+
+    server = Server(config, codec=args.http1, reload=lambda: load(args.config), reuse_port=args.reuse_port)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_signals)
+            await server.serve()
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    except OSError as exc:
+        print(f"edgeward serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """N single-worker processes, each binding the same ports with
+    SO_REUSEPORT (the kernel spreads connections). Signals are passed on:
+    SIGHUP reloads every worker, SIGTERM/SIGINT drains them."""
+    command = [sys.executable, "-m", "edgeward.cli", "serve", "--config", args.config, "--http1", args.http1]
+    command += ["--log-level", args.log_level, "--reuse-port"]
+    children = [subprocess.Popen(command) for _ in range(args.workers)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)
+
+
+__all__ = ["load", "policy_factory", "register"]

@@ -1,0 +1,97 @@
+"""What a connection works with: the server-wide services, the config
+generation it was accepted under, and its own state."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from typing import Protocol
+
+from edgeward.config import EdgeConfig, Endpoint, Listener
+from edgeward.hooks import ConnectionInfo, EndpointInfo, Fetch, FetchResult
+from edgeward.proxy.accesslog import AccessLog
+from edgeward.proxy.codecs import CodecFactory
+from edgeward.proxy.routing import Router
+from edgeward.proxy.upstream import Pools, UpstreamPool
+
+
+@dataclass(slots=True)
+class ListenerRuntime:
+    listener: Listener
+    router: Router
+    endpoints: tuple[Endpoint, ...]
+    ssl_context: ssl.SSLContext | None
+    endpoint_infos: dict[str, EndpointInfo]
+    listener_info: EndpointInfo  # stands in for the endpoint when none matched
+
+
+@dataclass(slots=True)
+class Generation:
+    """One loaded configuration. Connections keep the generation they were
+    accepted under, so a reload never changes the rules mid-connection."""
+
+    config: EdgeConfig
+    listeners: dict[str, ListenerRuntime]
+    trusted: Callable[[str], bool]
+
+
+class Fetcher(Protocol):
+    async def __call__(self, fetch: Fetch) -> FetchResult: ...
+
+
+class Services:
+    """Server-wide, shared by all generations: pools, ids, log, codecs."""
+
+    def __init__(self, server_codec: CodecFactory, client_codec: CodecFactory, access_log: AccessLog, fetch: Fetcher) -> None:
+        self.server_codec = server_codec
+        self.pools = Pools(client_codec)
+        self.access_log = access_log
+        self.fetch = fetch
+        self._prefix = secrets.token_hex(4)
+        self._ids = itertools.count(1)
+        self.draining = False
+
+    def request_id(self) -> str:
+        """Unique per process and cheap: a random prefix and a counter."""
+        return f"{self._prefix}{next(self._ids):012x}"
+
+    def pool(self, endpoint: Endpoint, config: EdgeConfig) -> UpstreamPool:
+        return self.pools.get(
+            endpoint.upstream,
+            size=config.limits.upstream_pool_size,
+            idle_timeout=config.timeouts.upstream_idle,
+            connect_timeout=config.timeouts.upstream_connect,
+        )
+
+
+@dataclass(slots=True)
+class ConnContext:
+    services: Services
+    gen: Generation
+    runtime: ListenerRuntime
+    info: ConnectionInfo
+    trusted_peer: bool
+    tcp_checked: set[str] = field(default_factory=set)  # endpoints whose on_tcp_connect ran
+
+    @property
+    def config(self) -> EdgeConfig:
+        return self.gen.config
+
+
+def make_trust(config: EdgeConfig) -> Callable[[str], bool]:
+    nets = config.forwarded.trusted
+    if not nets:
+        return lambda ip: False
+
+    def trusted(ip: str) -> bool:
+        try:
+            addr = ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in n for n in nets)
+
+    return trusted

@@ -1,0 +1,569 @@
+"""One request/response exchange, written once for HTTP/1.1 and HTTP/2.
+
+The protocol drivers turn the client's bytes into a `RequestHead` and hand
+it here with a `Downstream` (the client side of this one exchange). This
+module routes it, runs the policy hooks (only when the endpoint or listener
+has a policy), forwards it to the upstream over a pooled HTTP/1.1
+connection, and streams the response back. Bodies stream both ways chunk by
+chunk: memory per exchange is bounded by one socket read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+import trio
+
+from edgeward.config import Endpoint
+from edgeward.hooks import (
+    BodyFilter,
+    CloseConnection,
+    Effect,
+    EffectResult,
+    ExchangeHooks,
+    ExchangeSummary,
+    Fetch,
+    Forward,
+    Header,
+    LocalResponse,
+    PassResponse,
+    ReadBody,
+    RequestHead,
+    ResponseHead,
+)
+from edgeward.http1 import events as ev
+from edgeward.proxy import errors
+from edgeward.proxy.context import ConnContext
+from edgeward.proxy.headers import add_forwarding, strip_hop_by_hop
+from edgeward.proxy.hookdriver import ChainedExchange, drive
+from edgeward.proxy.transport import Transport
+from edgeward.proxy.upstream import UpstreamConnection, UpstreamPool
+
+log = logging.getLogger("edgeward.proxy")
+
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+REQUEST_ID = b"edgeward-request-id"
+ERROR_HEADER = b"edgeward-error"
+
+
+class ClientBodyError(Exception):
+    """Reading the request body failed: `error` is the answer to give, or
+    None when the client is gone."""
+
+    def __init__(self, error: errors.EdgeError | None) -> None:
+        super().__init__(error.code if error else "client gone")
+        self.error = error
+
+
+class Downstream(Protocol):
+    """The client side of one exchange (an HTTP/1 connection or an HTTP/2
+    stream). Response methods buffer; `flush` writes."""
+
+    response_started: bool
+
+    async def receive_body(self) -> bytes:
+        """The next chunk of the request body; b"" at its end. Raises
+        `ClientBodyError`."""
+
+    @property
+    def request_trailers(self) -> list[Header]: ...
+
+    def start_response(self, status: int, headers: list[Header]) -> None: ...
+
+    async def send_data(self, data: bytes) -> None: ...
+
+    def end_response(self, trailers: list[Header]) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    def abort(self) -> None:
+        """Give up on the exchange without (more of) an answer: close the
+        connection (HTTP/1) or reset the stream (HTTP/2)."""
+
+    async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
+        """After a 101: pass bytes both ways until either side closes (HTTP/1)."""
+
+
+class Exchange:
+    """State of one exchange; `run()` does the work."""
+
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "ctx",
+        "down",
+        "endpoint",
+        "error_code",
+        "has_body",
+        "head",
+        "hooks",
+        "request_id",
+        "started",
+        "status",
+        "upstream_url",
+        "upgrade",
+        "_body_buffer",
+    )
+
+    def __init__(
+        self, ctx: ConnContext, down: Downstream, head: RequestHead, has_body: bool, upgrade: bytes | None = None
+    ) -> None:
+        self.upgrade = upgrade
+        self.ctx = ctx
+        self.down = down
+        self.head = head
+        self.has_body = has_body
+        self.started = time.monotonic()
+        self.request_id = ctx.services.request_id()
+        self.endpoint: Endpoint | None = None
+        self.hooks: ExchangeHooks | None = None
+        self.status = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.error_code: str | None = None
+        self.upstream_url: str | None = None
+        self._body_buffer: bytes | None = None
+
+    async def run(self) -> bool:
+        """Returns False when the connection must not carry another exchange."""
+        ctx = self.ctx
+        head = self.head
+        runtime = ctx.runtime
+        endpoint = self.endpoint = runtime.router.route(head.authority)
+        try:
+            if endpoint is not None and endpoint.policy is not None and endpoint.name not in ctx.tcp_checked:
+                ctx.tcp_checked.add(endpoint.name)
+                if not endpoint.policy.on_tcp_connect(ctx.info):
+                    self.down.abort()
+                    self.error_code = "tcp_connect_denied"
+                    return False
+            listener_policy = runtime.listener.policy
+            if listener_policy is None and (endpoint is None or endpoint.policy is None):
+                if endpoint is None:
+                    await self._local(errors.ENDPOINT_NOT_FOUND.response())
+                    return True
+                return await self._forward(endpoint, head, None)
+            return await self._with_hooks(endpoint, head)
+        finally:
+            self._complete()
+
+    # --- policy -------------------------------------------------------------------
+
+    async def _with_hooks(self, endpoint: Endpoint | None, head: RequestHead) -> bool:
+        ctx = self.ctx
+        runtime = ctx.runtime
+        info = runtime.endpoint_infos[endpoint.name] if endpoint else runtime.listener_info
+        hooks: ExchangeHooks | None = None
+        listener_policy = runtime.listener.policy
+        if endpoint is not None and endpoint.policy is not None:
+            hooks = endpoint.policy.begin(ctx.info, info, head, self.request_id)
+        if listener_policy is not None:
+            outer = listener_policy.begin(ctx.info, info, head, self.request_id)
+            hooks = outer if hooks is None else ChainedExchange(outer, hooks)
+        self.hooks = hooks
+        assert hooks is not None
+        try:
+            outcome = await drive(hooks.on_http_request(head), self._perform)
+        except (ClientBodyError, trio.Cancelled):
+            raise
+        except Exception:
+            log.exception("traffic policy failed in on_http_request (request %s)", self.request_id)
+            outcome = errors.POLICY_FAILED.response()
+        if isinstance(outcome, CloseConnection):
+            self.down.abort()
+            self.error_code = "closed_by_policy"
+            return False
+        if isinstance(outcome, LocalResponse):
+            await self._local(outcome)
+            return True
+        if endpoint is None:
+            await self._local(errors.ENDPOINT_NOT_FOUND.response())
+            return True
+        body = outcome.body if outcome.body is not None else self._body_buffer
+        return await self._forward(endpoint, outcome.head, body)
+
+    async def _perform(self, effect: Effect) -> EffectResult:
+        if isinstance(effect, ReadBody):
+            return await self._read_body(effect.limit)
+        if isinstance(effect, Fetch):
+            return await self.ctx.services.fetch(effect)
+        raise TypeError(f"unknown effect {effect!r}")
+
+    async def _read_body(self, limit: int) -> bytes | None:
+        """Buffer the request body for a hook (at most once per exchange)."""
+        if self._body_buffer is not None:
+            return self._body_buffer if len(self._body_buffer) <= limit else None
+        if not self.has_body:
+            self._body_buffer = b""
+            return b""
+        limit = min(limit, self.ctx.config.limits.max_hook_body_bytes)
+        chunks = []
+        size = 0
+        while chunk := await self.down.receive_body():
+            size += len(chunk)
+            if size > limit:
+                self.has_body = True  # the rest is unread: the body cannot be forwarded
+                self._body_buffer = None
+                return None
+            chunks.append(chunk)
+        self._body_buffer = b"".join(chunks)
+        self.bytes_in = size
+        self.has_body = False
+        return self._body_buffer
+
+    async def _response_outcome(self, head: ResponseHead) -> PassResponse | LocalResponse | CloseConnection:
+        assert self.hooks is not None
+        try:
+            return await drive(self.hooks.on_http_response(head), self._perform)
+        except trio.Cancelled:
+            raise
+        except Exception:
+            log.exception("traffic policy failed in on_http_response (request %s)", self.request_id)
+            return errors.POLICY_FAILED.response()
+
+    # --- answers made here ----------------------------------------------------------
+
+    async def _local(self, response: LocalResponse, *, run_hooks: bool = True) -> None:
+        """Answer from the edge; the response phase of the policy sees it too."""
+        down = self.down
+        if down.response_started:
+            down.abort()
+            return
+        headers = list(response.headers)
+        body = response.body
+        body_filter: BodyFilter | None = None
+        if response.error_code:
+            headers.append((ERROR_HEADER, response.error_code.encode()))
+            self.error_code = response.error_code
+        if self.hooks is not None and run_hooks:
+            outcome = await self._response_outcome(ResponseHead(response.status, headers))
+            if isinstance(outcome, CloseConnection):
+                down.abort()
+                return
+            if isinstance(outcome, LocalResponse):
+                await self._local(outcome, run_hooks=False)
+                return
+            response = LocalResponse(outcome.head.status, outcome.head.headers, body, response.error_code)
+            headers, body_filter = outcome.head.headers, outcome.body_filter
+        if body_filter is not None:
+            body = body_filter.feed(body) + body_filter.finish()
+        headers = [h for h in headers if h[0] != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append((REQUEST_ID, self.request_id.encode()))
+        self.status = response.status
+        down.start_response(response.status, headers)
+        if body and self.head.method != b"HEAD":
+            await down.send_data(body)
+            self.bytes_out += len(body)
+        down.end_response([])
+        await down.flush()
+
+    async def _fail(self, error: errors.EdgeError, detail: str = "") -> None:
+        self.error_code = error.code
+        if self.down.response_started:
+            self.down.abort()
+        else:
+            await self._local(error.response(detail))
+
+    # --- forwarding -------------------------------------------------------------------
+
+    def _upstream_request(self, endpoint: Endpoint, head: RequestHead, body: bytes | None) -> ev.Request:
+        ctx = self.ctx
+        headers = add_forwarding(
+            head.headers,
+            ctx.info.client_ip,
+            head.scheme,
+            head.authority,
+            trusted=ctx.trusted_peer,
+        )
+        mode = endpoint.host_header
+        if mode == "preserve":
+            host = head.authority
+        elif mode == "upstream":
+            host = endpoint.upstream.authority.encode()
+        else:
+            host = mode.encode()
+        out = [(b"host", host)]
+        for name, value in headers:
+            if name not in _NOT_FORWARDED:
+                out.append((name, value))
+        if body is not None:
+            out.append((b"content-length", str(len(body)).encode()))
+        elif self.has_body:
+            length = _content_length(head.headers)
+            if length is None:
+                out.append((b"transfer-encoding", b"chunked"))
+            else:
+                out.append((b"content-length", length))
+        out.append((REQUEST_ID, self.request_id.encode()))
+        return ev.Request(head.method, head.target, out, b"1.1")
+
+    async def _forward(self, endpoint: Endpoint, head: RequestHead, body: bytes | None) -> bool:
+        ctx = self.ctx
+        limits = ctx.config.limits
+        if self.has_body and body is None and limits.max_body_bytes:
+            length = _content_length(head.headers)
+            if length is not None and int(length) > limits.max_body_bytes:
+                await self._fail(errors.BODY_TOO_LARGE)
+                return False
+        request = self._upstream_request(endpoint, head, body)
+        if self.upgrade is not None:
+            request.headers += [(b"connection", b"upgrade"), (b"upgrade", self.upgrade)]
+        pool = ctx.services.pool(endpoint, ctx.config)
+        self.upstream_url = endpoint.upstream.url
+        retry_ok = head.method in IDEMPOTENT and (body is not None or not self.has_body)
+        for attempt in (0, 1):
+            try:
+                conn = await (pool.acquire() if attempt == 0 else pool.open())
+            except errors.UpstreamFailure as failure:
+                await self._fail(failure.error, failure.detail)
+                return True
+            try:
+                return await self._exchange_on(pool, conn, request, body, head.method)
+            except _Stale:
+                conn.transport.close()
+                if not (retry_ok and conn.reused and attempt == 0):
+                    await self._fail(errors.UPSTREAM_RESET, endpoint.upstream.url)
+                    return True
+            except errors.UpstreamFailure as failure:
+                conn.transport.close()
+                await self._fail(failure.error, failure.detail)
+                return not self.down.response_started
+            except ClientBodyError as exc:
+                conn.transport.close()
+                if exc.error is None:
+                    self.down.abort()
+                    return False
+                await self._fail(exc.error)
+                return False
+            except BaseException:
+                conn.transport.close()
+                raise
+        raise AssertionError("unreachable")
+
+    async def _exchange_on(
+        self, pool: UpstreamPool, conn: UpstreamConnection, request: ev.Request, body: bytes | None, method: bytes
+    ) -> bool:
+        codec = conn.codec
+        up = conn.transport
+        out = codec.send(request)
+        streaming = self.has_body and body is None
+        if not streaming:
+            if body:
+                out += codec.send(ev.Data(body))
+                self.bytes_in += len(body)
+            out += codec.send(ev.EndOfMessage())
+        try:
+            await up.send(out)
+        except OSError:
+            raise _Stale from None
+        if not streaming:
+            return await self._relay_response(pool, conn, method, None)
+        state = _Upload()
+        failure: Exception | None = None
+        keep = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._upload, conn, state, nursery.cancel_scope)
+            try:
+                keep = await self._relay_response(pool, conn, method, state)
+            except (errors.UpstreamFailure, _Stale) as exc:
+                failure = exc  # raised below: out of a nursery it would come wrapped in a group
+            nursery.cancel_scope.cancel()
+        if state.error is not None:
+            raise state.error
+        if isinstance(failure, _Stale):
+            raise errors.UpstreamFailure(errors.UPSTREAM_RESET, "upstream closed before responding")
+        if failure is not None:
+            raise failure
+        return keep and state.done
+
+    async def _upload(self, conn: UpstreamConnection, state: _Upload, scope: trio.CancelScope) -> None:
+        """Client body -> upstream, chunk by chunk (each send waits for the
+        upstream to take it: that is the backpressure)."""
+        down = self.down
+        codec = conn.codec
+        limit = self.ctx.config.limits.max_body_bytes
+        try:
+            while True:
+                chunk = await down.receive_body()
+                if not chunk:
+                    await conn.transport.send(codec.send(ev.EndOfMessage(down.request_trailers)))
+                    state.done = True
+                    return
+                self.bytes_in += len(chunk)
+                if limit and self.bytes_in > limit:
+                    raise ClientBodyError(errors.BODY_TOO_LARGE)
+                await conn.transport.send(codec.send(ev.Data(chunk)))
+        except ClientBodyError as exc:
+            state.error = exc
+            scope.cancel()
+        except OSError:
+            state.upstream_broken = True  # the upstream may still answer; the reader decides
+
+    async def _relay_response(
+        self, pool: UpstreamPool, conn: UpstreamConnection, method: bytes, upload: _Upload | None
+    ) -> bool:
+        down = self.down
+        codec = conn.codec
+        up = conn.transport
+        timeout = self.ctx.config.timeouts.upstream_response
+        filt: BodyFilter | None = None
+        got_any = False
+        with trio.CancelScope() as scope:
+            scope.deadline = trio.current_time() + timeout
+            data = await up.recv_when_ready()
+            while True:
+                if data:
+                    got_any = True
+                elif not got_any:
+                    raise _Stale
+                codec.receive_data(data)
+                while True:
+                    try:
+                        event = codec.next_event()
+                    except ev.ProtocolError as exc:
+                        raise errors.UpstreamFailure(errors.UPSTREAM_BAD_RESPONSE, str(exc)) from None
+                    if event is ev.NEED_DATA:
+                        break
+                    cls = type(event)
+                    if cls is ev.Data:
+                        chunk = event.data  # type: ignore[union-attr]
+                        if filt is not None:
+                            chunk = filt.feed(chunk)
+                        if chunk:
+                            self.bytes_out += len(chunk)
+                            await down.send_data(chunk)
+                    elif cls is ev.Response:
+                        filt = await self._start_response(event, conn)  # type: ignore[arg-type]
+                        if filt is _CLOSED:
+                            return False
+                    elif cls is ev.EndOfMessage:
+                        if filt is not None:
+                            tail = filt.finish()
+                            if tail:
+                                self.bytes_out += len(tail)
+                                await down.send_data(tail)
+                        down.end_response(event.headers)  # type: ignore[union-attr]
+                        await down.flush()
+                        if codec.keep_alive and (upload is None or upload.done):
+                            pool.release(conn)
+                        else:
+                            up.close()
+                        return upload is None or upload.done
+                    elif cls is ev.InformationalResponse:
+                        if event.status_code == 101:  # type: ignore[union-attr]
+                            scope.deadline = float("inf")
+                            await self._upgraded(conn, event)  # type: ignore[arg-type]
+                            return False
+                        # other 1xx (100, 103): we answer 100-continue ourselves
+                    else:  # ConnectionClosed / PAUSED: the upstream ended the exchange early
+                        raise errors.UpstreamFailure(errors.UPSTREAM_RESET, "upstream closed mid-response")
+                await down.flush()
+                scope.deadline = trio.current_time() + timeout
+                try:
+                    data = await up.recv()
+                except OSError as exc:
+                    if not got_any:
+                        raise _Stale from None
+                    raise errors.UpstreamFailure(errors.UPSTREAM_RESET, str(exc)) from None
+        raise errors.UpstreamFailure(errors.UPSTREAM_TIMEOUT, self.upstream_url or "")
+
+    async def _start_response(self, event: ev.Response, conn: UpstreamConnection) -> BodyFilter | None:
+        headers = strip_hop_by_hop(event.headers)
+        status = event.status_code
+        filt: BodyFilter | None = None
+        if self.hooks is not None:
+            outcome = await self._response_outcome(ResponseHead(status, headers))
+            if isinstance(outcome, CloseConnection):
+                self.down.abort()
+                conn.transport.close()
+                return _CLOSED
+            if isinstance(outcome, LocalResponse):
+                conn.transport.close()
+                await self._local(outcome, run_hooks=False)
+                return _CLOSED
+            status, headers, filt = outcome.head.status, outcome.head.headers, outcome.body_filter
+            if filt is not None:
+                headers = [h for h in headers if h[0] != b"content-length"]
+        headers.append((REQUEST_ID, self.request_id.encode()))
+        self.status = status
+        self.down.start_response(status, headers)
+        return filt
+
+    async def _upgraded(self, conn: UpstreamConnection, event: ev.InformationalResponse) -> None:
+        self.status = 101
+        headers = [h for h in event.headers if h[0] not in (b"connection", b"upgrade")]
+        upgrade = next((v for n, v in event.headers if n == b"upgrade"), b"websocket")
+        headers += [(b"connection", b"upgrade"), (b"upgrade", upgrade), (REQUEST_ID, self.request_id.encode())]
+        self.down.start_response(101, headers)
+        await self.down.flush()
+        leftover, _ = conn.codec.trailing_data
+        try:
+            await self.down.relay_upgraded(conn.transport, leftover)
+        finally:
+            conn.transport.close()
+
+    def _complete(self) -> None:
+        services = self.ctx.services
+        duration = time.monotonic() - self.started
+        if self.hooks is not None:
+            try:
+                self.hooks.on_complete(
+                    ExchangeSummary(
+                        self.status, self.bytes_in, self.bytes_out, duration, self.upstream_url, self.error_code
+                    )
+                )
+            except Exception:
+                log.exception("traffic policy failed in on_complete (request %s)", self.request_id)
+        if services.access_log.enabled:
+            head = self.head
+            services.access_log.write(
+                request_id=self.request_id,
+                client_ip=self.ctx.info.client_ip,
+                host=head.authority.decode("latin-1"),
+                method=head.method.decode("latin-1"),
+                path=head.target.decode("latin-1"),
+                protocol=f"HTTP/{head.http_version.decode()}",
+                status=self.status,
+                bytes_in=self.bytes_in,
+                bytes_out=self.bytes_out,
+                duration_ms=round(duration * 1000, 3),
+                endpoint=self.endpoint.name if self.endpoint else None,
+                upstream=self.upstream_url,
+                error=self.error_code,
+            )
+
+
+class _Upload:
+    __slots__ = ("done", "error", "upstream_broken")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: ClientBodyError | None = None
+        self.upstream_broken = False
+
+
+class _Stale(Exception):
+    """The upstream connection failed before any response byte arrived."""
+
+
+class _ClosedMarker:
+    def feed(self, data: bytes) -> bytes:
+        return data
+
+    def finish(self) -> bytes:
+        return b""
+
+
+_CLOSED = _ClosedMarker()
+_NOT_FORWARDED = frozenset({b"host", b"content-length", b"expect", REQUEST_ID})
+
+
+def _content_length(headers: list[Header]) -> bytes | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return value
+    return None
+

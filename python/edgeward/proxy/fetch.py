@@ -1,0 +1,81 @@
+"""The `Fetch` effect: small HTTP/1.1 requests the edge makes itself (JWKS,
+OIDC discovery) for a policy. h11 on our transport: one connection per
+fetch, bounded time and size, and failures as `FetchResult`, never raised."""
+
+from __future__ import annotations
+
+import ssl
+from urllib.parse import urlsplit
+
+import h11
+import trio
+
+from edgeward.hooks import Fetch, FetchResult
+from edgeward.proxy.transport import Transport, connect, tls_handshake
+from edgeward.proxy.upstream import _resolve
+
+MAX_FETCH_BYTES = 4 * 1024 * 1024
+
+
+class Fetcher:
+    def __init__(self, *, max_bytes: int = MAX_FETCH_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._ssl = ssl.create_default_context()
+
+    async def __call__(self, fetch: Fetch) -> FetchResult:
+        try:
+            with trio.fail_after(fetch.timeout_s):
+                return await self._fetch(fetch)
+        except trio.TooSlowError:
+            return FetchResult(0, error=f"timed out after {fetch.timeout_s}s")
+        except (OSError, ssl.SSLError, h11.ProtocolError, ValueError) as exc:
+            return FetchResult(0, error=f"{type(exc).__name__}: {exc}")
+
+    async def _fetch(self, fetch: Fetch) -> FetchResult:
+        url = urlsplit(fetch.url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"unsupported URL {fetch.url!r}")
+        tls = url.scheme == "https"
+        port = url.port or (443 if tls else 80)
+        family, address = await _resolve(url.hostname, port)
+        sock = await connect(family, address, fetch.timeout_s)
+        if tls:
+            sock = self._ssl.wrap_socket(sock, server_hostname=url.hostname, do_handshake_on_connect=False)
+            await tls_handshake(sock)  # type: ignore[arg-type]
+        transport = Transport(sock)
+        try:
+            return await self._exchange(transport, fetch, url.netloc, url.path or "/", url.query)
+        finally:
+            transport.close()
+
+    async def _exchange(self, transport: Transport, fetch: Fetch, host: str, path: str, query: str) -> FetchResult:
+        conn = h11.Connection(h11.CLIENT)
+        headers = [("host", host), ("connection", "close"), ("user-agent", "edgeward")]
+        headers += list(fetch.headers)
+        if fetch.body:
+            headers.append(("content-length", str(len(fetch.body))))
+        target = path + ("?" + query if query else "")
+        out = conn.send(h11.Request(method=fetch.method, target=target, headers=headers))
+        if fetch.body:
+            out += conn.send(h11.Data(data=fetch.body))
+        out += conn.send(h11.EndOfMessage())
+        await transport.send(out)
+        status = 0
+        response_headers: tuple[tuple[str, str], ...] = ()
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await transport.recv())
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+                response_headers = tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers)
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self._max_bytes:
+                    return FetchResult(0, error=f"response larger than {self._max_bytes} bytes")
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                return FetchResult(status, response_headers, bytes(body))
+
+
+__all__ = ["Fetcher"]

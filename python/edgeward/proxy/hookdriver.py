@@ -1,0 +1,89 @@
+"""The driver side of `edgeward.hooks`: runs effect-yielding hook generators,
+performs their effects, and chains a listener's policy around an endpoint's."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from typing import TypeVar
+
+from edgeward.hooks import (
+    Effect,
+    EffectResult,
+    ExchangeHooks,
+    ExchangeSummary,
+    Forward,
+    PassResponse,
+    RequestHead,
+    RequestOutcome,
+    ResponseHead,
+    ResponseOutcome,
+)
+
+T = TypeVar("T")
+Perform = Callable[[Effect], Awaitable[EffectResult]]
+
+
+async def drive(gen: Generator[Effect, EffectResult, T], perform: Perform) -> T:
+    """Run a hook to its outcome, performing every effect it yields."""
+    try:
+        effect = gen.send(None)
+        while True:
+            effect = gen.send(await perform(effect))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        gen.close()
+
+
+class ChainedExchange:
+    """A listener's policy wrapped around an endpoint's: requests go through
+    the outer one first, responses through the inner one first (like nested
+    middleware). Either may answer or close; the other is then skipped for
+    that phase."""
+
+    __slots__ = ("inner", "outer")
+
+    def __init__(self, outer: ExchangeHooks, inner: ExchangeHooks) -> None:
+        self.outer = outer
+        self.inner = inner
+
+    def on_http_request(self, head: RequestHead) -> Generator[Effect, EffectResult, RequestOutcome]:
+        outcome = yield from self.outer.on_http_request(head)
+        if not isinstance(outcome, Forward):
+            return outcome
+        inner = yield from self.inner.on_http_request(outcome.head)
+        if isinstance(inner, Forward) and inner.body is None and outcome.body is not None:
+            return Forward(inner.head, outcome.body)
+        return inner
+
+    def on_http_response(self, head: ResponseHead) -> Generator[Effect, EffectResult, ResponseOutcome]:
+        inner = yield from self.inner.on_http_response(head)
+        if not isinstance(inner, PassResponse):
+            return inner
+        outer = yield from self.outer.on_http_response(inner.head)
+        if isinstance(outer, PassResponse) and inner.body_filter is not None:
+            if outer.body_filter is None:
+                return PassResponse(outer.head, inner.body_filter)
+            return PassResponse(outer.head, _Both(inner.body_filter, outer.body_filter))
+        return outer
+
+    def on_complete(self, summary: ExchangeSummary) -> None:
+        try:
+            self.inner.on_complete(summary)
+        finally:
+            self.outer.on_complete(summary)
+
+
+class _Both:
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: object, second: object) -> None:
+        self.first = first
+        self.second = second
+
+    def feed(self, data: bytes) -> bytes:
+        return self.second.feed(self.first.feed(data))  # type: ignore[attr-defined,no-any-return]
+
+    def finish(self) -> bytes:
+        tail = self.second.feed(self.first.finish())  # type: ignore[attr-defined]
+        return tail + self.second.finish()  # type: ignore[attr-defined,no-any-return]

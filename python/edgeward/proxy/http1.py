@@ -1,0 +1,290 @@
+"""The HTTP/1.1 connection driver: reads requests with the server codec,
+hands each to an `Exchange`, and writes the response bytes the codec makes.
+
+One task per connection; exchanges run in it one after another (pipelined
+requests wait in the codec's buffer). Response bytes are collected and
+written once per upstream read, so a small response costs one send.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from edgeward.hooks import Header, RequestHead
+from edgeward.http1 import events as ev
+from edgeward.http1.codec import Codec
+from edgeward.proxy import errors
+from edgeward.proxy.context import ConnContext
+from edgeward.proxy.exchange import ERROR_HEADER, ClientBodyError, Exchange
+from edgeward.proxy.headers import strip_hop_by_hop
+from edgeward.proxy.transport import Transport
+
+log = logging.getLogger("edgeward.proxy")
+
+_CONTINUE = ev.InformationalResponse(100, [])
+
+
+class Http1Connection:
+    """Also the `Downstream` of the exchange in progress."""
+
+    __slots__ = (
+        "_aborted",
+        "_body_done",
+        "_expect_continue",
+        "_out",
+        "_trailers",
+        "codec",
+        "ctx",
+        "idle_scope",
+        "response_started",
+        "transport",
+    )
+
+    def __init__(self, ctx: ConnContext, transport: Transport, codec: Codec) -> None:
+        self.ctx = ctx
+        self.transport = transport
+        self.codec = codec
+        self._out: list[bytes] = []
+        self.response_started = False
+        self._body_done = True
+        self._expect_continue = False
+        self._trailers: list[Header] = []
+        self._aborted = False
+        self.idle_scope: trio.CancelScope | None = None
+
+    async def run(self, initial: bytes = b"") -> None:
+        codec = self.codec
+        if initial:
+            codec.receive_data(initial)
+        services = self.ctx.services
+        timeouts = self.ctx.config.timeouts
+        scheme = self.ctx.runtime.listener.scheme.encode()
+        first = True
+        while True:
+            # --- wait for a complete request head, under the idle/slowloris deadline
+            got_bytes = bool(initial) and first
+            first = False
+            request: ev.Event | ev._Sentinel | None = None
+            with trio.CancelScope() as scope:
+                self.idle_scope = scope if not got_bytes else None
+                now = trio.current_time()
+                scope.deadline = now + (timeouts.header_read if got_bytes else timeouts.keep_alive)
+                if services.draining and not got_bytes:
+                    scope.cancel()
+                try:
+                    while True:
+                        request = codec.next_event()
+                        if request is not ev.NEED_DATA:
+                            break
+                        data = await self.transport.recv()
+                        if not got_bytes and data:
+                            got_bytes = True
+                            self.idle_scope = None
+                            scope.deadline = now + timeouts.header_read
+                        codec.receive_data(data)
+                        if not data:
+                            break
+                except ev.ProtocolError as exc:
+                    await self._reject(errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST), str(exc))
+                    return
+                except OSError:
+                    return
+            self.idle_scope = None
+            if scope.cancelled_caught:
+                if got_bytes:
+                    await self._reject(errors.REQUEST_TIMEOUT)
+                return
+            if type(request) is not ev.Request:
+                return  # closed between requests
+            # --- one exchange
+            keep = await self._exchange(request, scheme)  # type: ignore[arg-type]
+            if not keep or self._aborted or not self._body_done or not codec.keep_alive or services.draining:
+                return
+            try:
+                codec.start_next_cycle()
+            except ev.LocalProtocolError:
+                return
+            self.response_started = False
+
+    async def _exchange(self, request: ev.Request, scheme: bytes) -> bool:
+        headers = request.headers
+        authority = b""
+        has_body = False
+        upgrade: bytes | None = None
+        upgrade_requested = False
+        self._expect_continue = False
+        for name, value in headers:
+            if name == b"host":
+                authority = value
+            elif name == b"content-length":
+                has_body = value != b"0"
+            elif name == b"transfer-encoding":
+                has_body = True
+            elif name == b"expect":
+                self._expect_continue = value.lower() == b"100-continue"
+            elif name == b"upgrade":
+                upgrade = value
+            elif name == b"connection" and b"upgrade" in value.lower():
+                upgrade_requested = True
+        target = request.target
+        if target[:1] != b"/" and (target.startswith((b"http://", b"https://"))):
+            rest = target.split(b"://", 1)[1]
+            slash = rest.find(b"/")
+            authority, target = (rest, b"/") if slash < 0 else (rest[:slash], rest[slash:])
+        head = RequestHead(request.method, target, authority, scheme, strip_hop_by_hop(headers), request.http_version)
+        self._body_done = not has_body
+        self._trailers = []
+        if not has_body:
+            try:
+                self.codec.next_event()  # the EndOfMessage of a body-less request
+            except ev.ProtocolError:
+                return False
+        exchange = Exchange(self.ctx, self, head, has_body, upgrade if upgrade_requested else None)
+        try:
+            return await exchange.run()
+        except ClientBodyError:
+            return False
+
+    # --- Downstream ---------------------------------------------------------------
+
+    @property
+    def request_trailers(self) -> list[Header]:
+        return self._trailers
+
+    async def receive_body(self) -> bytes:
+        if self._body_done:
+            return b""
+        codec = self.codec
+        if self._expect_continue:
+            self._expect_continue = False
+            await self._send_now(codec.send(_CONTINUE))
+        timeout = self.ctx.config.timeouts.body_read
+        while True:
+            try:
+                event = codec.next_event()
+            except ev.ProtocolError as exc:
+                raise ClientBodyError(errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST)) from None
+            cls = type(event)
+            if cls is ev.Data:
+                return event.data  # type: ignore[union-attr]
+            if cls is ev.EndOfMessage:
+                self._body_done = True
+                self._trailers = event.headers  # type: ignore[union-attr]
+                return b""
+            if event is not ev.NEED_DATA:
+                raise ClientBodyError(None)
+            with trio.move_on_after(timeout) as scope:
+                try:
+                    data = await self.transport.recv()
+                except OSError:
+                    raise ClientBodyError(None) from None
+            if scope.cancelled_caught:
+                raise ClientBodyError(errors.REQUEST_TIMEOUT)
+            codec.receive_data(data)
+            if not data:
+                try:
+                    codec.next_event()
+                except ev.ProtocolError:
+                    pass
+                raise ClientBodyError(None)
+
+    def start_response(self, status: int, headers: list[Header]) -> None:
+        self.response_started = True
+        try:
+            if status < 200:
+                self._out.append(self.codec.send(ev.InformationalResponse(status, headers)))
+            else:
+                self._out.append(self.codec.send(ev.Response(status, headers)))
+        except ev.LocalProtocolError as exc:
+            log.warning("cannot send response %s: %s", status, exc)
+            self.abort()
+
+    async def send_data(self, data: bytes) -> None:
+        if not self._aborted:
+            self._out.append(self.codec.send(ev.Data(data)))
+
+    def end_response(self, trailers: list[Header]) -> None:
+        if not self._aborted:
+            try:
+                self._out.append(self.codec.send(ev.EndOfMessage(trailers)))
+            except ev.LocalProtocolError:
+                self._out.append(self.codec.send(ev.EndOfMessage()))
+
+    async def flush(self) -> None:
+        out = self._out
+        if out and not self._aborted:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            try:
+                await self.transport.send(data)
+            except OSError:
+                self.abort()
+                raise ClientBodyError(None) from None
+
+    def abort(self) -> None:
+        self._aborted = True
+        self._out.clear()
+        self.transport.close()
+
+    async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
+        client_leftover, _ = self.codec.trailing_data
+        self._aborted = True  # the connection is a byte pipe from now on
+        try:
+            if client_leftover:
+                await upstream.send(client_leftover)
+            if upstream_leftover:
+                await self.transport.send(upstream_leftover)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_pipe, self.transport, upstream)
+                nursery.start_soon(_pipe, upstream, self.transport)
+        finally:
+            self.transport.close()
+
+    # --- helpers ------------------------------------------------------------------
+
+    async def _send_now(self, data: bytes) -> None:
+        try:
+            await self.transport.send(data)
+        except OSError:
+            raise ClientBodyError(None) from None
+
+    async def _reject(self, error: errors.EdgeError, detail: str = "") -> None:
+        """Answer a request we could not even parse, then close."""
+        body = f"{error.status} {error.message}\n".encode()
+        head = (
+            f"HTTP/1.1 {error.status} {_REASONS.get(error.status, '')}\r\n"
+            "content-type: text/plain; charset=utf-8\r\n"
+            f"content-length: {len(body)}\r\n"
+            "connection: close\r\n"
+        ).encode()
+        head += ERROR_HEADER + b": " + error.code.encode() + b"\r\n"
+        head += b"edgeward-request-id: " + self.ctx.services.request_id().encode() + b"\r\n\r\n"
+        try:
+            with trio.move_on_after(1):
+                await self.transport.send(head + body)
+        except OSError:
+            pass
+        self.ctx.services.access_log.write(
+            client_ip=self.ctx.info.client_ip, status=error.status, error=error.code, detail=detail[:200]
+        )
+
+
+async def _pipe(source: Transport, sink: Transport) -> None:
+    try:
+        while data := await source.recv():
+            await sink.send(data)
+    except OSError:
+        source.close()
+        sink.close()
+        return
+    if sink.tls is not None or source.tls is not None:
+        source.close()  # no reliable half-close over TLS: end both ways
+        sink.close()
+    else:
+        sink.shutdown_write()
+
+
+_REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
+            431: "Request Header Fields Too Large", 501: "Not Implemented", 505: "HTTP Version Not Supported"}

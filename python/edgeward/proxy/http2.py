@@ -1,0 +1,321 @@
+"""The HTTP/2 connection driver: one reader loop feeding `H2Server`, one
+task per stream running an `Exchange`, and writes of h2's output bytes
+serialised through `flush()`.
+
+Backpressure both ways: request body bytes are acknowledged to the client
+only once the exchange has passed them upstream (the client's window
+bounds what we buffer), and response bytes wait for the client's window.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+
+import trio
+
+from edgeward.hooks import Header, RequestHead
+from edgeward.http2 import (
+    Body,
+    ConnectionEnded,
+    EndBody,
+    H2Limits,
+    H2Server,
+    Request,
+    StreamReset,
+    WindowOpened,
+)
+from edgeward.proxy import errors
+from edgeward.proxy.context import ConnContext
+from edgeward.proxy.exchange import ClientBodyError, Exchange
+from edgeward.proxy.transport import Transport
+
+log = logging.getLogger("edgeward.proxy")
+
+
+class Http2Connection:
+    def __init__(self, ctx: ConnContext, transport: Transport) -> None:
+        self.ctx = ctx
+        self.transport = transport
+        limits = ctx.config.limits
+        self.h2 = H2Server(
+            H2Limits(
+                max_concurrent_streams=limits.h2_max_concurrent_streams,
+                max_header_list_size=limits.max_header_bytes,
+                max_resets=limits.h2_max_resets,
+                reset_window=limits.h2_reset_window,
+            )
+        )
+        self.streams: dict[int, H2Stream] = {}
+        self._sending = False
+        self._send_done = trio.Event()
+        self._window = trio.Event()
+        self._draining = False
+        self._nursery: trio.Nursery | None = None
+        self._idle_scope: trio.CancelScope | None = None
+
+    async def run(self, initial: bytes) -> None:
+        h2 = self.h2
+        h2.initiate()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._read_loop(initial)
+                # client done or GOAWAY: let open streams finish, up to the drain timeout
+                with trio.move_on_after(self.ctx.config.timeouts.drain):
+                    while self.streams:
+                        await self._wait_streams()
+                nursery.cancel_scope.cancel()
+            await self.flush()
+        except OSError:
+            pass
+
+    async def _wait_streams(self) -> None:
+        event = self._stream_done = trio.Event()
+        await event.wait()
+
+    def start_drain(self) -> None:
+        """Shutdown: GOAWAY now, finish the open streams, then close."""
+        if not self._draining:
+            self._draining = True
+            self.h2.goaway()
+            if self._idle_scope is not None:
+                self._idle_scope.cancel()
+            if self._nursery is not None:
+                self._nursery.start_soon(self.flush)
+
+    async def _read_loop(self, data: bytes) -> None:
+        h2 = self.h2
+        timeouts = self.ctx.config.timeouts
+        while True:
+            if data:
+                for event in h2.receive_data(data, trio.current_time()):
+                    if not self._dispatch(event):
+                        await self.flush()
+                        return
+            await self.flush()
+            if self._draining and not self.streams:
+                return
+            if self.streams:
+                try:
+                    data = await self.transport.recv()
+                except OSError:
+                    return
+            else:
+                with trio.move_on_after(timeouts.keep_alive) as scope:
+                    self._idle_scope = scope
+                    try:
+                        data = await self.transport.recv()
+                    except OSError:
+                        return
+                self._idle_scope = None
+                if scope.cancelled_caught:
+                    h2.goaway()
+                    await self.flush()
+                    return
+            if not data:
+                return
+
+    def _dispatch(self, event: object) -> bool:
+        cls = type(event)
+        if cls is Body:
+            stream = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
+            if stream is None:
+                self.h2.consumed(event.stream_id, event.flow_length)  # type: ignore[attr-defined]
+            else:
+                stream.chunks.append((event.data, event.flow_length))  # type: ignore[attr-defined]
+                stream.wake()
+        elif cls is Request:
+            self._start_stream(event)  # type: ignore[arg-type]
+        elif cls is EndBody:
+            stream = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
+            if stream is not None:
+                stream.ended = True
+                stream.trailers = event.trailers  # type: ignore[attr-defined]
+                stream.wake()
+        elif cls is WindowOpened:
+            window, self._window = self._window, trio.Event()
+            window.set()
+        elif cls is StreamReset:
+            stream = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
+            if stream is not None:
+                stream.reset = True
+                stream.scope.cancel()
+                stream.wake()
+        elif cls is ConnectionEnded:
+            for stream in self.streams.values():
+                stream.scope.cancel()
+            return False
+        return True
+
+    def _start_stream(self, request: Request) -> None:
+        if self._draining:
+            self.h2.reset(request.stream_id, 7)  # REFUSED_STREAM
+            return
+        stream = H2Stream(self, request.stream_id, request.method)
+        self.streams[request.stream_id] = stream
+        head = RequestHead(
+            request.method,
+            request.target,
+            request.authority,
+            request.scheme or self.ctx.runtime.listener.scheme.encode(),
+            request.headers,
+            b"2",
+        )
+        stream.ended = request.end_stream
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_stream, stream, head, not request.end_stream)
+
+    async def _run_stream(self, stream: H2Stream, head: RequestHead, has_body: bool) -> None:
+        try:
+            with stream.scope:
+                if len(head.headers) > self.ctx.config.limits.max_header_count:
+                    stream.start_response(431, [(b"edgeward-error", errors.HEADERS_TOO_LARGE.code.encode())])
+                    stream.end_response([])
+                    await stream.flush()
+                    return
+                await Exchange(self.ctx, stream, head, has_body).run()
+                if not stream.ended and not stream.reset:
+                    self.h2.reset(stream.stream_id, 0)  # response done, body unread: NO_ERROR
+                    await self.flush()
+        except ClientBodyError:
+            pass
+        except OSError:
+            pass
+        finally:
+            self.streams.pop(stream.stream_id, None)
+            if stream.reset:
+                pass
+            elif stream.chunks:
+                for _, flow in stream.chunks:
+                    self.h2.consumed(stream.stream_id, flow)
+            done = getattr(self, "_stream_done", None)
+            if done is not None:
+                done.set()
+
+    async def flush(self) -> None:
+        """Write whatever h2 has queued. One writer at a time; a second
+        caller waits for it, which also bounds the bytes queued in h2."""
+        while self._sending:
+            await self._send_done.wait()
+        data = self.h2.data_to_send()
+        if not data:
+            return
+        self._sending = True
+        try:
+            while data:
+                await self.transport.send(data)
+                data = self.h2.data_to_send()
+        finally:
+            self._sending = False
+            done, self._send_done = self._send_done, trio.Event()
+            done.set()
+
+    async def wait_window(self) -> None:
+        await self._window.wait()
+
+
+class H2Stream:
+    """One request stream: the `Downstream` of its exchange."""
+
+    __slots__ = (
+        "_body_bytes",
+        "_event",
+        "_pending_ack",
+        "chunks",
+        "conn",
+        "ended",
+        "method",
+        "reset",
+        "response_started",
+        "scope",
+        "stream_id",
+        "trailers",
+    )
+
+    def __init__(self, conn: Http2Connection, stream_id: int, method: bytes) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.method = method
+        self.chunks: collections.deque[tuple[bytes, int]] = collections.deque()
+        self.ended = False
+        self.reset = False
+        self.trailers: list[Header] = []
+        self.response_started = False
+        self.scope = trio.CancelScope()
+        self._event = trio.Event()
+        self._pending_ack = 0
+        self._body_bytes = 0
+
+    def wake(self) -> None:
+        self._event.set()
+
+    @property
+    def request_trailers(self) -> list[Header]:
+        return self.trailers
+
+    async def receive_body(self) -> bytes:
+        conn = self.conn
+        if self._pending_ack:
+            # the previous chunk has gone upstream: let the client send more
+            conn.h2.consumed(self.stream_id, self._pending_ack)
+            self._pending_ack = 0
+            await conn.flush()
+        timeout = conn.ctx.config.timeouts.body_read
+        limit = conn.ctx.config.limits.max_body_bytes
+        while True:
+            if self.chunks:
+                data, flow = self.chunks.popleft()
+                self._pending_ack = flow
+                self._body_bytes += len(data)
+                if limit and self._body_bytes > limit:
+                    raise ClientBodyError(errors.BODY_TOO_LARGE)
+                if data:
+                    return data
+                continue
+            if self.reset:
+                raise ClientBodyError(None)
+            if self.ended:
+                return b""
+            self._event = trio.Event()
+            with trio.move_on_after(timeout) as scope:
+                await self._event.wait()
+            if scope.cancelled_caught:
+                raise ClientBodyError(errors.REQUEST_TIMEOUT)
+
+    def start_response(self, status: int, headers: list[Header]) -> None:
+        self.response_started = True
+        self.conn.h2.send_headers(self.stream_id, status, [h for h in headers if h[0] not in _CONNECTION_SPECIFIC])
+
+    async def send_data(self, data: bytes) -> None:
+        conn = self.conn
+        h2 = conn.h2
+        view = memoryview(data)
+        while view:
+            window = h2.send_window(self.stream_id)
+            if window < 0:
+                raise ClientBodyError(None)  # the stream is gone
+            if window == 0:
+                await conn.flush()
+                await conn.wait_window()
+                continue
+            h2.send_data(self.stream_id, bytes(view[:window]))
+            view = view[window:]
+            if len(view):
+                await conn.flush()
+
+    def end_response(self, trailers: list[Header]) -> None:
+        self.conn.h2.end_stream(self.stream_id, trailers)
+
+    async def flush(self) -> None:
+        await self.conn.flush()
+
+    def abort(self) -> None:
+        self.conn.h2.reset(self.stream_id)
+        self.reset = True
+
+    async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
+        raise ClientBodyError(None)  # HTTP/2 requests cannot ask for Upgrade
+
+
+_CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})

@@ -1,0 +1,174 @@
+"""The upstream side: HTTP/1.1 connections to one upstream, kept alive in a
+bounded pool with idle expiry."""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import socket
+import ssl
+import time
+
+import trio
+
+from edgeward.config import Upstream
+from edgeward.http1.codec import Codec
+from edgeward.proxy import errors
+from edgeward.proxy.codecs import CodecFactory
+from edgeward.proxy.transport import Transport, connect, tls_handshake
+
+
+class UpstreamConnection:
+    __slots__ = ("codec", "idle_since", "reused", "transport")
+
+    def __init__(self, transport: Transport, codec: Codec) -> None:
+        self.transport = transport
+        self.codec = codec
+        self.reused = False
+        self.idle_since = 0.0
+
+
+class UpstreamPool:
+    """Idle connections to one upstream, most recently used first (so the
+    least used ones age out). `acquire` never blocks on the pool: when none
+    is idle a new connection is made; `release` keeps at most `size`."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        codec_factory: CodecFactory,
+        *,
+        size: int,
+        idle_timeout: float,
+        connect_timeout: float,
+    ) -> None:
+        self.upstream = upstream
+        self._codec_factory = codec_factory
+        self._size = size
+        self._idle_timeout = idle_timeout
+        self._connect_timeout = connect_timeout
+        self._idle: collections.deque[UpstreamConnection] = collections.deque()
+        self._ssl: ssl.SSLContext | None = _client_context(upstream) if upstream.scheme == "https" else None
+
+    async def acquire(self) -> UpstreamConnection:
+        idle = self._idle
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if now - conn.idle_since < self._idle_timeout and _still_open(conn.transport.sock):
+                conn.reused = True
+                return conn
+            conn.transport.close()
+        return await self.open()
+
+    async def open(self) -> UpstreamConnection:
+        up = self.upstream
+        try:
+            if up.scheme == "unix":
+                sock = await connect(socket.AF_UNIX, up.host, self._connect_timeout)
+            else:
+                family, address = await _resolve(up.host, up.port)
+                sock = await connect(family, address, self._connect_timeout)
+        except trio.TooSlowError:
+            raise errors.UpstreamFailure(errors.UPSTREAM_CONNECT_TIMEOUT, up.url) from None
+        except OSError as exc:
+            raise errors.UpstreamFailure(errors.UPSTREAM_REFUSED, f"{up.url}: {exc.strerror or exc}") from None
+        if self._ssl is not None:
+            tls = self._ssl.wrap_socket(
+                sock, server_hostname=up.tls_server_name or up.host, do_handshake_on_connect=False
+            )
+            try:
+                with trio.fail_after(self._connect_timeout):
+                    await tls_handshake(tls)
+            except trio.TooSlowError:
+                tls.close()
+                raise errors.UpstreamFailure(errors.UPSTREAM_CONNECT_TIMEOUT, up.url) from None
+            except (OSError, ssl.SSLError) as exc:
+                tls.close()
+                raise errors.UpstreamFailure(errors.UPSTREAM_TLS, f"{up.url}: {exc}") from None
+            sock = tls
+        return UpstreamConnection(Transport(sock), self._codec_factory())
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """Return a connection whose exchange completed cleanly."""
+        if len(self._idle) >= self._size:
+            conn.transport.close()
+            return
+        conn.codec.start_next_cycle()
+        conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+
+    def expire(self) -> None:
+        """Close connections idle for longer than the idle timeout."""
+        limit = time.monotonic() - self._idle_timeout
+        idle = self._idle
+        while idle and idle[0].idle_since < limit:
+            idle.popleft().transport.close()
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().transport.close()
+
+
+def _still_open(sock: socket.socket) -> bool:
+    """A pooled socket the upstream has closed reads EOF (or has stray
+    bytes, equally unusable). TLS sockets are not probed (session tickets
+    make them readable); a stale one is caught by the retry instead."""
+    if isinstance(sock, ssl.SSLSocket):
+        return True
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+async def _resolve(host: str, port: int) -> tuple[int, tuple[str, int]]:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port)
+    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"cannot resolve {host}")
+    family, _, _, _, address = infos[0]
+    return family, address[:2]  # type: ignore[return-value]
+
+
+def _client_context(up: Upstream) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(up.tls_ca) if up.tls_ca else None)
+    if not up.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+class Pools:
+    """One pool per upstream, shared by every config generation so a
+    reload keeps warm connections."""
+
+    def __init__(self, codec_factory: CodecFactory) -> None:
+        self._codec_factory = codec_factory
+        self._pools: dict[Upstream, UpstreamPool] = {}
+
+    def get(self, upstream: Upstream, *, size: int, idle_timeout: float, connect_timeout: float) -> UpstreamPool:
+        pool = self._pools.get(upstream)
+        if pool is None:
+            pool = UpstreamPool(
+                upstream, self._codec_factory, size=size, idle_timeout=idle_timeout, connect_timeout=connect_timeout
+            )
+            self._pools[upstream] = pool
+        return pool
+
+    def expire(self) -> None:
+        for pool in self._pools.values():
+            pool.expire()
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
