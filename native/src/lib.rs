@@ -2,9 +2,12 @@
 //! binding module converts between Python objects and the core types.
 use pyo3::prelude::*;
 
+mod webhooks;
+
 #[pymodule]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    webhooks::register(m)?;
     Ok(())
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 Backend = Literal["rust", "python"]
 
@@ -41,6 +41,28 @@ BACKEND: Backend = "rust" if _native is not None else "python"
 
 # --- webhook verification ---------------------------------------------------
 
+if TYPE_CHECKING or _native is not None:
+    from edgeward_native import (
+        DEFAULT_TOLERANCE_S,
+        PROVIDERS,
+        explain_webhook,
+        verify_webhook,
+    )
+else:
+    from edgeward.webhooks.reference import (
+        DEFAULT_TOLERANCE_S,
+        PROVIDERS,
+        explain_webhook,
+        verify_webhook,
+    )
+
 # --- CEL ----------------------------------------------------------------------
 
-__all__ = ["BACKEND", "Backend"]
+__all__ = [
+    "BACKEND",
+    "DEFAULT_TOLERANCE_S",
+    "PROVIDERS",
+    "Backend",
+    "explain_webhook",
+    "verify_webhook",
+]

@@ -1,2 +1,4 @@
 //! The pure-Rust core of `edgeward-native`: matchers that know nothing about
 //! Python, HTTP or configuration. `cargo test -p edgeward-core` covers them.
+
+pub mod webhooks;

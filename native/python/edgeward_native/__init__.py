@@ -8,6 +8,8 @@ the public API, typed by `__init__.pyi`.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from edgeward_native import _core
 
 
@@ -22,4 +24,17 @@ class UInt(int):
 
 __version__: str = _core.__version__
 
-__all__ = ["UInt", "__version__"]
+# --- webhook verification ---------------------------------------------------
+PROVIDERS = _core.PROVIDERS
+DEFAULT_TOLERANCE_S = MappingProxyType(_core.DEFAULT_TOLERANCE_S)
+verify_webhook = _core.verify_webhook
+explain_webhook = _core.explain_webhook
+
+__all__ = [
+    "DEFAULT_TOLERANCE_S",
+    "PROVIDERS",
+    "UInt",
+    "__version__",
+    "explain_webhook",
+    "verify_webhook",
+]

@@ -46,16 +46,21 @@ class IpTable(Generic[_V]):
 
 PROVIDERS: frozenset[str]
 
+DEFAULT_TOLERANCE_S: Mapping[str, float]
+"""Per provider, the timestamp tolerance its documentation gives, else 180 s
+(also for providers that sign no timestamp, where it is unused)."""
+
 def verify_webhook(
     provider: str,
     secret: str | bytes,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]],
     body: bytes,
     *,
     url: str | None = None,
     now: float | None = None,
     tolerance_s: float = 300,
     options: Mapping[str, str] | None = None,
+    method: str = "POST",
 ) -> bool:
     """True when `body` carries a valid signature of `provider` made with
     `secret`. Header names are case-insensitive. A missing or malformed
@@ -63,18 +68,27 @@ def verify_webhook(
     relative to `now`, default the current time) returns False. `url` is the
     full request URL for providers that sign it (twilio, mailgun...).
     `options` configures the `generic` provider (algorithm, header,
-    encoding, prefix). Unknown provider: ``ValueError``."""
+    encoding, prefix). Unknown provider: ``ValueError``.
+
+    Extensions of the original contract: header names and values may be
+    ``bytes`` as on the wire (read as ISO-8859-1); a header the scheme reads
+    that appears more than once fails the check; `method` is the request
+    method (HubSpot signs it); `options` also takes ``header`` for `okta`;
+    ``ValueError`` too for an empty or unusable secret (a SendGrid key that
+    is not base64 DER P-256, a Svix secret that is not base64), an invalid
+    option, and a missing `url` for twilio, square and hubspot."""
 
 def explain_webhook(
     provider: str,
     secret: str | bytes,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]],
     body: bytes,
     *,
     url: str | None = None,
     now: float | None = None,
     tolerance_s: float = 300,
     options: Mapping[str, str] | None = None,
+    method: str = "POST",
 ) -> tuple[bool, str]:
     """The verdict of `verify_webhook` and a short reason (``"ok"``,
     ``"missing header x-hub-signature-256"``, ``"stale timestamp"``, ...).

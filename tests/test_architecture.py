@@ -1,0 +1,63 @@
+"""The layering rules of docs/architecture.md, checked on the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "python" / "edgeward"
+
+# Packages whose code is sans-IO: fed bytes/events, never an event loop.
+SANS_IO = ("hooks", "errors", "http1", "http2", "expr", "ipnet", "webhooks", "policy")
+# What each layer must not import.
+FORBIDDEN = {
+    "policy": ("edgeward.proxy", "edgeward.http1", "edgeward.http2", "edgeward.config"),
+    "expr": ("edgeward.policy", "edgeward.proxy"),
+    "http1": ("edgeward.policy", "edgeward.expr"),
+    "http2": ("edgeward.policy", "edgeward.expr"),
+}
+
+
+def modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py*") if p.suffix in (".py", ".pyx"))
+
+
+def imported(path: Path) -> set[str]:
+    if path.suffix == ".pyx":  # Cython syntax: a line-based scan is enough here
+        names = set()
+        for line in path.read_text().splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] in ("import", "from", "cimport"):
+                names.add(words[1])
+        return names
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def layer(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py").removesuffix(".pyx")
+
+
+def _matches(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_layering(path: Path) -> None:
+    names = imported(path)
+    here = layer(path)
+    if here != "native":
+        assert not any(_matches(n, "edgeward_native") for n in names), (
+            "only edgeward.native imports the compiled module"
+        )
+    if here in SANS_IO:
+        assert not any(_matches(n, "trio") for n in names), f"{here} is sans-IO: no trio"
+    for prefix in FORBIDDEN.get(here, ()):
+        assert not any(_matches(n, prefix) for n in names), f"{here} must not import {prefix}"
