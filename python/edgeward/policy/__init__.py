@@ -3,6 +3,8 @@
     compiler = PolicyCompiler(events=open_event_sink("stdout"))
     hooks = compiler(source, ip_policies)      # an edgeward.hooks.PolicyHooks
 
+`compile_hooks` is the compiler the edge uses by default (events to stdout).
+
 A bad document raises `PolicyError` listing every problem with its file,
 line, rule and action.
 """
@@ -32,6 +34,7 @@ __all__ = [
     "PolicyError",
     "PolicyEvent",
     "Severity",
+    "compile_hooks",
     "compile_policy",
     "open_event_sink",
 ]
@@ -87,3 +90,7 @@ class PolicyCompiler:
             body_limit=self.body_limit,
             clock=self.clock,
         )
+
+
+compile_hooks = PolicyCompiler(events=open_event_sink("stdout"))
+"""The `edgeward.config.PolicyFactory` `edgeward serve` uses."""

@@ -23,25 +23,20 @@ from edgeward.policy.actions.base import (
     Decision,
     Phase,
 )
-from edgeward.policy.errors import ErrorCode
+from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.policy.variables import full_url
 
-# Replay tolerance: the provider's documented value, else the public
-# gateway's default of 180 s.
-DEFAULT_TOLERANCE_S = 180.0
-PROVIDER_TOLERANCE_S = {
-    "stripe": 300.0,
-    "slack": 300.0,
-    "svix": 300.0,
-    "clerk": 300.0,
-    "brex": 300.0,
-    "hubspot": 300.0,
-    "mux": 300.0,
-    "frameio": 300.0,
-    "orb": 300.0,
-    "box": 600.0,
-    "calendly": 180.0,
-}
+# The provider ids of the public format; those the verifier lacks are
+# refused at load ("not supported"), not mistaken for typos.
+PUBLIC_PROVIDERS = frozenset(
+    "aftership airship alchemy sns autodesk bitbucket bolt box brex buildkite calendly castle "
+    "chargify circleci clearbit clerk coinbase contentful docusign dropbox facebook_graph_api "
+    "facebook_messenger frameio github gitlab go1 heroku hostedhooks hubspot graphcms instagram "
+    "intercom jira launch_darkly linear mailchimp mailgun microsoft_teams modern_treasury mongodb "
+    "mux orb orbit pagerduty pinwheel plivo pusher sendgrid sentry shopify signal_sciences slack "
+    "sonatype square stripe svix terraform tiktok trendmicro_conformity twilio twitter typeform "
+    "vmware webex whatsapp worldline xero zendesk zoom".split()
+)
 _NO_SECRET = frozenset({"sns"})  # signed with the provider's public key
 
 
@@ -62,6 +57,8 @@ class VerifyWebhook(Action):
         provider = config.string("provider", required=True)
         assert provider is not None
         if provider not in native.PROVIDERS:
+            if provider in PUBLIC_PROVIDERS:
+                config.fail("provider", f"webhook provider {provider!r} is not supported by edgeward yet")
             config.fail("provider", f"unknown webhook provider {provider!r}")
         secret = config.template("secret")
         if provider in _NO_SECRET:
@@ -70,11 +67,16 @@ class VerifyWebhook(Action):
         elif secret is None or (secret.is_constant and not secret.source):
             config.fail(None, f"provider {provider!r} needs a secret")
         enforce = config.boolean("enforce", default=True)
-        default = PROVIDER_TOLERANCE_S.get(provider, DEFAULT_TOLERANCE_S)
+        default = native.DEFAULT_TOLERANCE_S.get(provider, 180.0)
         tolerance = config.duration(
             "tolerance", default=default, minimum=1, maximum=86_400, aliases=("skew_tolerance",)
         )
         assert enforce is not None and tolerance is not None
+        if secret is not None and secret.is_constant:
+            try:  # an unusable key (a Svix secret that is not base64...) fails now
+                native.verify_webhook(provider, secret.source, {}, b"", url="https://x/", now=0)
+            except ValueError as exc:
+                config.fail("secret", f"unusable secret for {provider}: {exc}")
         return cls(provider, secret, enforce, tolerance)
 
     def run(self, ctx: ActionContext) -> Generator[Effect, EffectResult, Decision | None]:
@@ -89,17 +91,21 @@ class VerifyWebhook(Action):
         received = ctx.received
         assert received is not None
         secret = ctx.render(self.secret) if self.secret is not None else ""
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in received.headers]
-        headers.append(("host", received.authority.decode("latin-1")))
-        verified, reason = native.explain_webhook(
-            self.provider,
-            secret,
-            headers,
-            body,
-            url=full_url(received),
-            now=ctx.now(),
-            tolerance_s=self.tolerance,
-        )
+        try:
+            verified, reason = native.explain_webhook(
+                self.provider,
+                secret,
+                received.headers,
+                body,
+                url=full_url(received),
+                now=ctx.now(),
+                tolerance_s=self.tolerance,
+                method=received.method.decode("latin-1"),
+            )
+        except ValueError:  # an interpolated secret the provider cannot use
+            raise ActionError(
+                ErrorCode.ACTION_FAILED, f"{self.provider}: the interpolated secret is unusable"
+            ) from None
         self._record(ctx, verified, reason)
         if verified or not self.enforce:
             return None

@@ -1,0 +1,113 @@
+"""Every example policy of the public documentation whose actions edgeward
+supports must load (`../shared/conformance/policies/`, 389 files).
+
+Files are excluded only for a reason listed here: an action type edgeward
+does not run, a webhook provider the verifier lacks, a deny-only
+restrict-ips (refused by decision, docs/policy.md), or a policy the corpus
+itself lists as broken (`policies-*-errors.tsv`). The test prints the
+exclusions and fails on any other load error.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgeward import native
+from edgeward.config.document import Document, load_document
+from edgeward.policy import PolicyError, compile_policy
+from edgeward.policy.actions import ACTIONS, ALIASES
+
+CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
+POLICIES = sorted((CONFORMANCE / "policies").glob("*.yaml"))
+
+pytestmark = pytest.mark.skipif(not POLICIES, reason="shared conformance data not found")
+
+
+class AnyIpPolicy(Mapping[str, Any]):
+    """The docs reference IP policies by id (`ipp_...`); here every name
+    resolves to an allow-all policy."""
+
+    class _Policy:
+        allow = ("0.0.0.0/0", "::/0")
+        deny = ()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._Policy()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _source(path: Path) -> str:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    return first.removeprefix("# source: ").strip()
+
+
+def _broken_sources() -> set[str]:
+    sources = set()
+    for line in (CONFORMANCE / "policies-cel-errors.tsv").read_text().splitlines():
+        sources.add(line.split("\t")[0].strip())
+    return sources
+
+
+def _actions(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    if not isinstance(data, Mapping):
+        return
+    for rules in data.values():
+        rules = [rules] if isinstance(rules, Mapping) else rules or []
+        for rule in rules:
+            if not isinstance(rule, Mapping):
+                continue
+            actions = rule.get("actions") or []
+            for action in [actions] if isinstance(actions, Mapping) else actions:
+                if isinstance(action, Mapping) and isinstance(action.get("type"), str):
+                    yield action["type"], action.get("config") or {}
+
+
+def exclusion(doc: Document, source: str, broken: set[str]) -> str | None:
+    """Why this file is not expected to load, or None."""
+    for type_name, config in _actions(doc.data):
+        canonical = ALIASES.get(type_name, type_name)
+        if canonical not in ACTIONS:
+            return f"unsupported action type {type_name}"
+        if canonical == "verify-webhook" and config.get("provider") not in native.PROVIDERS:
+            return f"webhook provider {config.get('provider')} not supported"
+        if canonical == "restrict-ips" and config.get("deny") and not (
+            config.get("allow") or config.get("ip_policies")
+        ):
+            return "deny-only restrict-ips (refused by decision)"
+    if source in broken:
+        return "listed as broken in policies-cel-errors.tsv"
+    return None
+
+
+def test_every_supported_example_policy_loads() -> None:
+    broken = _broken_sources()
+    excluded: dict[str, list[str]] = collections.defaultdict(list)
+    failures: list[str] = []
+    loaded = 0
+    for path in POLICIES:
+        doc = load_document(path)
+        reason = exclusion(doc, _source(path), broken)
+        if reason is not None:
+            excluded[reason].append(path.name)
+            continue
+        try:
+            compile_policy(doc, ip_policies=AnyIpPolicy())
+        except PolicyError as exc:
+            failures.append(f"{path.name} ({_source(path)}):\n  " + "\n  ".join(map(str, exc.errors)))
+            continue
+        loaded += 1
+    print(f"\n{loaded} of {len(POLICIES)} example policies loaded; excluded:")
+    for reason, names in sorted(excluded.items(), key=lambda kv: -len(kv[1])):
+        print(f"  {len(names):4}  {reason}")
+    assert not failures, "\n".join(failures)
+    assert loaded > 100
