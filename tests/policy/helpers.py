@@ -45,7 +45,9 @@ class Harness:
         return self.sink.events
 
 
-def load(text: str, *, ip_policies: Mapping[str, Any] | None = None, body_limit: int | None = None) -> Harness:
+def load(
+    text: str, *, ip_policies: Mapping[str, Any] | None = None, body_limit: int | None = None
+) -> Harness:
     sink = ListSink()
     box: list[Harness] = []
     policy = compile_policy(
@@ -159,7 +161,9 @@ def request(
         result.closed = True
         return result
     if isinstance(outcome, Forward):
-        response = ResponseHead(upstream_status, [(n.encode(), v.encode()) for n, v in upstream_headers])
+        response = ResponseHead(
+            upstream_status, [(n.encode(), v.encode()) for n, v in upstream_headers]
+        )
         local_body = b"upstream body"
     else:
         response = ResponseHead(outcome.status, list(outcome.headers))
@@ -171,7 +175,11 @@ def request(
         result.status, result.headers, result.body = final.status, final.headers, final.body
     else:
         assert isinstance(final, PassResponse)
-        result.status, result.headers, result.body = final.head.status, final.head.headers, local_body
+        result.status, result.headers, result.body = (
+            final.head.status,
+            final.head.headers,
+            local_body,
+        )
     return result
 
 
@@ -182,3 +190,10 @@ def drive(gen: Generator[Effect, EffectResult, T], perform: Any) -> T:
             effect = gen.send(perform(effect))
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+
+
+def one(action: str, config: str = "", *, phase: str = "on_http_request", rule: str = "") -> str:
+    """A policy of one rule with one action: `one("deny", "status_code: 404")`."""
+    body = f", config: {{{config}}}" if config else ""
+    extra = f"{rule}, " if rule else ""
+    return f"{phase}: [{{{extra}actions: [{{type: {action}{body}}}]}}]"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, request
+from tests.policy.helpers import load, load_error, one, request
 
 
 def test_adds_request_headers_with_interpolation() -> None:
@@ -37,7 +37,7 @@ def test_req_variables_show_the_request_as_received() -> None:
 
 
 def test_host_replaces_the_authority() -> None:
-    h = load("on_http_request: [{actions: [{type: add-headers, config: {headers: {host: internal.example}}}]}]")
+    h = load(one("add-headers", "headers: {host: internal.example}"))
     r = request(h)
     assert r.forwarded is not None and r.forwarded.head.authority == b"internal.example"
 
@@ -60,14 +60,10 @@ def test_response_headers() -> None:
 
 
 def test_load_errors() -> None:
-    assert "at least 1" in str(load_error("on_http_request: [{actions: [{type: add-headers, config: {headers: {}}}]}]"))
+    assert "at least 1" in str(load_error(one("add-headers", "headers: {}")))
     headers = ", ".join(f"h{i}: v" for i in range(11))
-    assert "at most 10" in str(
-        load_error(f"on_http_request: [{{actions: [{{type: add-headers, config: {{headers: {{{headers}}}}}}}]}}]")
-    )
+    assert "at most 10" in str(load_error(one("add-headers", f"headers: {{{headers}}}")))
     assert "not a valid header name" in str(
-        load_error("on_http_request: [{actions: [{type: add-headers, config: {headers: {'bad name': v}}}]}]")
+        load_error(one("add-headers", "headers: {'bad name': v}"))
     )
-    assert "missing required field 'headers'" in str(
-        load_error("on_http_request: [{actions: [{type: add-headers}]}]")
-    )
+    assert "missing required field 'headers'" in str(load_error(one("add-headers")))

@@ -21,7 +21,9 @@ def test_every_example_has_cases() -> None:
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.stem)
-def test_examples_check_and_pass_their_cases(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_examples_check_and_pass_their_cases(
+    policy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["policy", "check", str(policy)]) == 0, capsys.readouterr().out
     assert main(["policy", "test", str(policy), str(policy.with_suffix(".cases.yml"))]) == 0, (
         capsys.readouterr().out
@@ -35,7 +37,7 @@ def test_check_reports_located_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     bad.write_text(
         "on_http_request:\n"
         "  - name: broken\n"
-        "    expressions: [\"req.url.path.startsWith(\"]\n"
+        '    expressions: ["req.url.path.startsWith("]\n'
         "    actions: [{type: oauth, config: {provider: github}}]\n"
     )
     assert main(["policy", "check", str(bad)]) == 1
@@ -44,11 +46,18 @@ def test_check_reports_located_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "'oauth' is not yet supported" in out and "2 error(s)" in out
 
 
-def test_failing_expectation_fails_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_failing_expectation_fails_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     policy = tmp_path / "p.yml"
     policy.write_text("on_http_request: [{name: nope, actions: [{type: deny}]}]\n")
     cases = tmp_path / "c.yml"
-    cases.write_text("cases:\n  - name: expects a pass\n    request: {url: 'https://a.example/'}\n    expect: {status: 200}\n")
+    cases.write_text(
+        "cases:\n"
+        "  - name: expects a pass\n"
+        "    request: {url: 'https://a.example/'}\n"
+        "    expect: {status: 200}\n"
+    )
     assert main(["policy", "test", str(policy), str(cases)]) == 1
     out = capsys.readouterr().out
     assert "rule nope: matched" in out and "deny: deny: 403" in out

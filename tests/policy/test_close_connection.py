@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, request
+from tests.policy.helpers import load, load_error, one, request
 
 
 def test_close_connection_in_request_phase() -> None:
@@ -17,10 +17,10 @@ def test_close_connection_in_request_phase() -> None:
 
 
 def test_close_connection_on_tcp_connect() -> None:
-    h = load("on_tcp_connect: [{actions: [{type: close-connection}]}]")
+    h = load(one("close-connection", phase="on_tcp_connect"))
     assert request(h).tcp_closed
 
 
 def test_close_connection_takes_no_config() -> None:
-    err = load_error("on_tcp_connect: [{actions: [{type: close-connection, config: {x: 1}}]}]")
+    err = load_error(one("close-connection", "x: 1", phase="on_tcp_connect"))
     assert "unknown field 'x'" in str(err)

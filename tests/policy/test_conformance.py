@@ -61,9 +61,8 @@ def _broken_sources() -> set[str]:
 def _actions(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     if not isinstance(data, Mapping):
         return
-    for rules in data.values():
-        rules = [rules] if isinstance(rules, Mapping) else rules or []
-        for rule in rules:
+    for phase in data.values():
+        for rule in [phase] if isinstance(phase, Mapping) else phase or []:
             if not isinstance(rule, Mapping):
                 continue
             actions = rule.get("actions") or []
@@ -80,8 +79,10 @@ def exclusion(doc: Document, source: str, broken: set[str]) -> str | None:
             return f"unsupported action type {type_name}"
         if canonical == "verify-webhook" and config.get("provider") not in native.PROVIDERS:
             return f"webhook provider {config.get('provider')} not supported"
-        if canonical == "restrict-ips" and config.get("deny") and not (
-            config.get("allow") or config.get("ip_policies")
+        if (
+            canonical == "restrict-ips"
+            and config.get("deny")
+            and not (config.get("allow") or config.get("ip_policies"))
         ):
             return "deny-only restrict-ips (refused by decision)"
     if source in broken:
@@ -103,7 +104,9 @@ def test_every_supported_example_policy_loads() -> None:
         try:
             compile_policy(doc, ip_policies=AnyIpPolicy())
         except PolicyError as exc:
-            failures.append(f"{path.name} ({_source(path)}):\n  " + "\n  ".join(map(str, exc.errors)))
+            failures.append(
+                f"{path.name} ({_source(path)}):\n  " + "\n  ".join(map(str, exc.errors))
+            )
             continue
         loaded += 1
     print(f"\n{loaded} of {len(POLICIES)} example policies loaded; excluded:")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, request
+from tests.policy.helpers import load, load_error, one, request
 
 
 def test_custom_response_with_interpolated_body_and_headers() -> None:
@@ -26,7 +26,7 @@ def test_custom_response_with_interpolated_body_and_headers() -> None:
 
 
 def test_content_type_is_inferred() -> None:
-    h = load("""on_http_request: [{actions: [{type: custom-response, config: {body: '{"ok": true}'}}]}]""")
+    h = load(one("custom-response", """body: '{"ok": true}'"""))
     r = request(h)
     assert r.status == 200 and r.header("content-type") == ["application/json"]
 
@@ -86,12 +86,12 @@ def test_header_injection_through_interpolation_fails_closed() -> None:
 
 def test_load_errors() -> None:
     assert "does not allow a response body" in str(
-        load_error("on_http_request: [{actions: [{type: custom-response, config: {status_code: 204, body: x}}]}]")
+        load_error(one("custom-response", "status_code: 204, body: x"))
     )
     assert "frames the message" in str(
-        load_error("on_http_request: [{actions: [{type: add-headers, config: {headers: {content-length: '1'}}}]}]")
+        load_error(one("add-headers", "headers: {content-length: '1'}"))
     )
-    err = load_error("on_http_request: [{actions: [{type: custom-response, config: {body: '${req.nope'}}]}]")
+    err = load_error(one("custom-response", "body: '${req.nope'"))
     assert "interpolation" in str(err) and "line 1" in str(err)
 
 

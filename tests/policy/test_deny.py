@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, request
+from tests.policy.helpers import load, load_error, one, request
 
 
 def test_deny_answers_403_without_body_and_never_forwards() -> None:
@@ -16,12 +16,17 @@ def test_deny_answers_403_without_body_and_never_forwards() -> None:
     assert denied.status == 403 and denied.body == b"" and denied.forwarded is None
     assert request(h, "/public").forwarded is not None
     (event,) = h.events
-    assert (event.rule, event.action, event.verdict, event.status) == ("block admin", "deny", "deny", 403)
+    assert (event.rule, event.action, event.verdict, event.status) == (
+        "block admin",
+        "deny",
+        "deny",
+        403,
+    )
     assert event.client_ip == "192.0.2.10" and event.request_id == "req-1"
 
 
 def test_deny_status_code() -> None:
-    h = load("on_http_request: [{actions: [{type: deny, config: {status_code: 404}}]}]")
+    h = load(one("deny", "status_code: 404"))
     assert request(h).status == 404
 
 
@@ -38,19 +43,19 @@ def test_deny_ends_the_phase() -> None:
 
 
 def test_deny_on_tcp_connect_closes() -> None:
-    h = load("on_tcp_connect: [{actions: [{type: deny}]}]")
+    h = load(one("deny", phase="on_tcp_connect"))
     assert request(h).tcp_closed
 
 
 def test_deny_rejects_bad_status_and_unknown_fields() -> None:
-    err = load_error("on_http_request: [{actions: [{type: deny, config: {status_code: 99}}]}]")
+    err = load_error(one("deny", "status_code: 99"))
     assert "at least 100" in str(err)
-    err = load_error("on_http_request: [{actions: [{type: deny, config: {status: 404}}]}]")
+    err = load_error(one("deny", "status: 404"))
     assert "unknown field 'status'" in str(err)
-    err = load_error("on_http_request: [{actions: [{type: deny, config: {status_code: '4x'}}]}]")
+    err = load_error(one("deny", "status_code: '4x'"))
     assert "must be an integer" in str(err)
 
 
 def test_deny_is_not_allowed_in_response_phase() -> None:
-    err = load_error("on_http_response: [{actions: [{type: deny}]}]")
+    err = load_error(one("deny", phase="on_http_response"))
     assert "cannot run in on_http_response" in str(err)

@@ -3,8 +3,9 @@ from __future__ import annotations
 import io
 import json
 
+from tests.policy.helpers import load, one, request
+
 from edgeward.policy.events import JsonLinesSink
-from tests.policy.helpers import load, request
 
 
 def test_rules_and_actions_run_in_order() -> None:
@@ -84,17 +85,21 @@ def test_non_bool_expression_is_an_error() -> None:
 
 def test_events_as_json_lines() -> None:
     stream = io.StringIO()
-    h = load("on_http_request: [{name: no, actions: [{type: deny}]}]")
+    h = load(one("deny", rule="name: no"))
     h.policy.events = JsonLinesSink(stream)
     request(h, client_ip="198.51.100.4")
     event = json.loads(stream.getvalue())
-    assert event["rule"] == "no" and event["verdict"] == "deny" and event["client_ip"] == "198.51.100.4"
+    assert (
+        event["rule"] == "no"
+        and event["verdict"] == "deny"
+        and event["client_ip"] == "198.51.100.4"
+    )
     assert event["endpoint"] == "app" and event["request_id"] == "req-1" and event["status"] == 403
     assert event["time"].startswith("2023-11-14T")
 
 
 def test_no_rules_forwards_untouched() -> None:
-    h = load("on_http_response: [{actions: [{type: add-headers, config: {headers: {x: y}}}]}]")
+    h = load(one("add-headers", "headers: {x: y}", phase="on_http_response"))
     r = request(h, headers=[("a", "b")])
     assert r.forwarded is not None and r.forwarded.body is None
     assert r.upstream_header("a") == ["b"]
@@ -104,7 +109,9 @@ def test_time_and_endpoint_variables() -> None:
     h = load(
         """
         on_http_request:
-          - expressions: ["timestamp(time.now) > timestamp('2023-01-01T00:00:00Z') && endpoint.name == 'app'"]
+          - expressions:
+              - "timestamp(time.now) > timestamp('2023-01-01T00:00:00Z')"
+              - "endpoint.name == 'app'"
             actions: [{type: custom-response, config: {body: "${time.now} ${endpoint.url}"}}]
         """
     )

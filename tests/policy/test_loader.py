@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.policy.helpers import load, load_error, one, parse
 
 from edgeward.policy import PolicyError, Severity, compile_policy
-from tests.policy.helpers import load, load_error, parse
 
 
 def test_json_and_yaml_are_equivalent() -> None:
@@ -17,7 +17,8 @@ def test_json_and_yaml_are_equivalent() -> None:
     )
     json_policy = compile_policy(
         parse(
-            '{"on_http_request":[{"name":"block admin","expressions":["req.url.path.startsWith(\'/admin\')"],'
+            '{"on_http_request":[{"name":"block admin",'
+            '"expressions":["req.url.path.startsWith(\'/admin\')"],'
             '"actions":[{"type":"deny","config":{"status_code":404}}]}]}',
             "policy.json",
         ),
@@ -54,12 +55,14 @@ def test_errors_name_file_line_rule_and_action() -> None:
 
 
 def test_unknown_action_types_and_unsupported_ones() -> None:
-    assert "unknown action type 'dney'" in str(load_error("on_http_request: [{actions: [{type: dney}]}]"))
+    assert "unknown action type 'dney'" in str(load_error(one("dney")))
     for name in ("oauth", "openid-connect", "oidc"):
-        err = load_error(f"on_http_request: [{{actions: [{{type: {name}, config: {{provider: github}}}}]}}]")
+        err = load_error(
+            f"on_http_request: [{{actions: [{{type: {name}, config: {{provider: github}}}}]}}]"
+        )
         assert f"action type {name!r} is not yet supported" in str(err)
     assert "not supported by edgeward" in str(
-        load_error("on_http_request: [{actions: [{type: forward-internal, config: {url: 'https://a.internal'}}]}]")
+        load_error(one("forward-internal", "url: 'https://a.internal'"))
     )
 
 
@@ -69,9 +72,13 @@ def test_document_shape_errors() -> None:
     assert "at least one action" in str(load_error("on_http_request: [{name: x, actions: []}]"))
     assert "unknown rule field 'type'" in str(load_error("on_http_request: [{type: deny}]"))
     assert "must be a mapping of phases" in str(load_error("- a"))
-    assert "an expression must be a string" in str(load_error("on_http_request: [{expressions: [1], actions: [{type: deny}]}]"))
-    assert "on_error" in str(load_error("on_http_request: [{on_error: maybe, actions: [{type: deny}]}]"))
-    assert "unknown action field 'configs'" in str(load_error("on_http_request: [{actions: [{type: deny, configs: {}}]}]"))
+    assert "an expression must be a string" in str(
+        load_error("on_http_request: [{expressions: [1], actions: [{type: deny}]}]")
+    )
+    assert "on_error" in str(load_error(one("deny", rule="on_error: maybe")))
+    assert "unknown action field 'configs'" in str(
+        load_error("on_http_request: [{actions: [{type: deny, configs: {}}]}]")
+    )
 
 
 def test_errors_are_all_reported() -> None:
@@ -115,12 +122,14 @@ def test_empty_policy_is_valid() -> None:
 
 @pytest.mark.parametrize("phase", ["on_tcp_connect", "on_http_request"])
 def test_response_variables_are_not_available_before_the_response(phase: str) -> None:
-    err = load_error(f"{phase}: [{{expressions: ['res.status_code == 200'], actions: [{{type: close-connection}}]}}]")
+    err = load_error(
+        one("close-connection", phase=phase, rule="expressions: ['res.status_code > 0']")
+    )
     assert "res" in str(err)
 
 
 def test_duplicate_spellings_are_an_error() -> None:
     err = load_error(
-        "on_http_request: [{actions: [{type: verify-webhook, config: {provider: github, secret: x, tolerance: 1m, skew_tolerance: 2m}}]}]"
+        one("verify-webhook", "provider: github, secret: x, tolerance: 1m, skew_tolerance: 2m")
     )
     assert "same field" in str(err)

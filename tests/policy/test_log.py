@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, request
+from tests.policy.helpers import load, load_error, one, request
 
 
 def test_log_emits_an_event_with_interpolated_metadata() -> None:
@@ -29,4 +29,4 @@ def test_log_emits_an_event_with_interpolated_metadata() -> None:
 
 
 def test_log_needs_metadata() -> None:
-    assert "metadata" in str(load_error("on_http_request: [{actions: [{type: log}]}]"))
+    assert "metadata" in str(load_error(one("log")))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, request
+from tests.policy.helpers import load, load_error, one, request
 
 
 def test_redirect_with_capture_groups() -> None:
@@ -40,7 +40,7 @@ def test_redirect_without_from_replaces_the_url_and_interpolates() -> None:
 
 
 def test_identical_url_does_not_redirect() -> None:
-    h = load("on_http_request: [{actions: [{type: redirect, config: {from: '/a', to: '/a'}}]}]")
+    h = load(one("redirect", "from: '/a', to: '/a'"))
     assert request(h, "/a").forwarded is not None
 
 
@@ -59,12 +59,6 @@ def test_go_replacement_syntax() -> None:
 
 
 def test_load_errors() -> None:
-    assert "invalid regular expression" in str(
-        load_error("on_http_request: [{actions: [{type: redirect, config: {from: '(', to: x}}]}]")
-    )
-    assert "missing required field 'to'" in str(
-        load_error("on_http_request: [{actions: [{type: redirect, config: {from: 'a'}}]}]")
-    )
-    assert "at most 399" in str(
-        load_error("on_http_request: [{actions: [{type: redirect, config: {to: x, status_code: 200}}]}]")
-    )
+    assert "invalid regular expression" in str(load_error(one("redirect", "from: '(', to: x")))
+    assert "missing required field 'to'" in str(load_error(one("redirect", "from: 'a'")))
+    assert "at most 399" in str(load_error(one("redirect", "to: x, status_code: 200")))

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, request
+from tests.policy.helpers import load, load_error, one, request
 
 
 def test_removes_request_headers_case_insensitively() -> None:
-    h = load("on_http_request: [{actions: [{type: remove-headers, config: {headers: [X-Secret, cookie]}}]}]")
+    h = load(one("remove-headers", "headers: [X-Secret, cookie]"))
     r = request(h, headers=[("x-secret", "1"), ("cookie", "a=b"), ("x-keep", "2")])
     assert r.upstream_header("x-secret") == [] and r.upstream_header("cookie") == []
     assert r.upstream_header("x-keep") == ["2"]
@@ -40,8 +40,6 @@ def test_replace_is_remove_then_add() -> None:
 
 def test_load_errors() -> None:
     assert "cannot be removed" in str(
-        load_error("on_http_request: [{actions: [{type: remove-headers, config: {headers: [transfer-encoding]}}]}]")
+        load_error(one("remove-headers", "headers: [transfer-encoding]"))
     )
-    assert "must be a list" in str(
-        load_error("on_http_request: [{actions: [{type: remove-headers, config: {headers: x-a}}]}]")
-    )
+    assert "must be a list" in str(load_error(one("remove-headers", "headers: x-a")))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, request
+from tests.policy.helpers import load, load_error, one, request
 
 
 def test_rewrites_path_for_the_upstream_only() -> None:
@@ -54,5 +54,5 @@ def test_bad_interpolated_regex_fails_closed() -> None:
 
 def test_url_rewrite_only_in_request_phase() -> None:
     assert "cannot run in on_http_response" in str(
-        load_error("on_http_response: [{actions: [{type: url-rewrite, config: {to: /}}]}]")
+        load_error(one("url-rewrite", "to: /", phase="on_http_response"))
     )

@@ -3,8 +3,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from tests.policy.helpers import NOW, load, load_error, one, request
+
 from edgeward.hooks import ReadBody
-from tests.policy.helpers import NOW, load, load_error, request
 
 GITHUB = """
 on_http_request:
@@ -19,7 +20,13 @@ GITHUB_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f43
 
 def test_valid_signature_is_forwarded_with_the_exact_body() -> None:
     h = load(GITHUB)
-    r = request(h, "/hook", method="POST", body=b"Hello, World!", headers=[("X-Hub-Signature-256", GITHUB_SIGNATURE)])
+    r = request(
+        h,
+        "/hook",
+        method="POST",
+        body=b"Hello, World!",
+        headers=[("X-Hub-Signature-256", GITHUB_SIGNATURE)],
+    )
     assert r.forwarded is not None and r.forwarded.body == b"Hello, World!"
     assert r.effects == [ReadBody(1024 * 1024)]
     assert h.events == []
@@ -27,7 +34,13 @@ def test_valid_signature_is_forwarded_with_the_exact_body() -> None:
 
 def test_bad_signature_is_403_and_logged_without_the_secret() -> None:
     h = load(GITHUB)
-    r = request(h, "/hook", method="POST", body=b"Hello, World?", headers=[("X-Hub-Signature-256", GITHUB_SIGNATURE)])
+    r = request(
+        h,
+        "/hook",
+        method="POST",
+        body=b"Hello, World?",
+        headers=[("X-Hub-Signature-256", GITHUB_SIGNATURE)],
+    )
     assert r.status == 403 and r.forwarded is None
     (event,) = h.events
     assert event.action == "verify-webhook" and event.error_code == "ERR_EDGEWARD_3204"
@@ -53,7 +66,13 @@ def test_body_is_read_only_when_the_action_runs() -> None:
 
 def test_body_over_the_limit_is_413() -> None:
     h = load(GITHUB, body_limit=4)
-    r = request(h, "/hook", method="POST", body=b"Hello, World!", headers=[("X-Hub-Signature-256", GITHUB_SIGNATURE)])
+    r = request(
+        h,
+        "/hook",
+        method="POST",
+        body=b"Hello, World!",
+        headers=[("X-Hub-Signature-256", GITHUB_SIGNATURE)],
+    )
     assert r.status == 413 and r.effects == [ReadBody(4)]
 
 
@@ -72,7 +91,9 @@ def test_enforce_false_exposes_the_result() -> None:
     )
     body = b'{"event":{"event_type":"incident.triggered"}}'
     good = "v1=" + hmac.new(b"secret!", body, hashlib.sha256).hexdigest()
-    ok = request(h, "/pd", method="POST", body=body, headers=[("X-PagerDuty-Signature", f"v1=00, {good}")])
+    ok = request(
+        h, "/pd", method="POST", body=body, headers=[("X-PagerDuty-Signature", f"v1=00, {good}")]
+    )
     assert ok.forwarded is not None and ok.forwarded.body == body
     bad = request(h, "/pd", method="POST", body=body, headers=[("X-PagerDuty-Signature", "v1=00")])
     assert bad.status == 401 and bad.body
@@ -99,17 +120,15 @@ def test_timestamp_tolerance() -> None:
 
 def test_load_errors() -> None:
     assert "unknown webhook provider 'nope'" in str(
-        load_error("on_http_request: [{actions: [{type: verify-webhook, config: {provider: nope, secret: x}}]}]")
+        load_error(one("verify-webhook", "provider: nope, secret: x"))
     )
-    assert "needs a secret" in str(
-        load_error("on_http_request: [{actions: [{type: verify-webhook, config: {provider: github}}]}]")
-    )
+    assert "needs a secret" in str(load_error(one("verify-webhook", "provider: github")))
     assert "cannot run in on_tcp_connect" in str(
-        load_error("on_tcp_connect: [{actions: [{type: verify-webhook, config: {provider: github, secret: x}}]}]")
+        load_error(one("verify-webhook", "provider: github, secret: x", phase="on_tcp_connect"))
     )
 
 
 def test_legacy_type_name_loads_with_a_warning() -> None:
-    h = load("on_http_request: [{actions: [{type: webhook-validation, config: {provider: github, secret: x}}]}]")
+    h = load(one("webhook-validation", "provider: github, secret: x"))
     (warning,) = h.policy.warnings
     assert "verify-webhook" in warning.message

@@ -124,7 +124,9 @@ class _NamedIpPolicy:
 
 def _ip_policies(document: SourceDocument, raw: Any) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
-        raise CasesError("ip_policies is a mapping of names to {allow, deny}", document.locate(("ip_policies",)))
+        raise CasesError(
+            "ip_policies is a mapping of names to {allow, deny}", document.locate(("ip_policies",))
+        )
     out: dict[str, Any] = {}
     for name, spec in raw.items():
         where = document.locate(("ip_policies", name))
@@ -153,7 +155,10 @@ def _case(document: SourceDocument, index: int, raw: Any) -> Case:
     url = str(request["url"])
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise CasesError(f"request url must be absolute http(s), not {url!r}", document.locate((*path, "request", "url")))
+        raise CasesError(
+            f"request url must be absolute http(s), not {url!r}",
+            document.locate((*path, "request", "url")),
+        )
     fetch = {
         str(u): FetchResult(
             int(r.get("status", 200)),
@@ -176,19 +181,26 @@ def _case(document: SourceDocument, index: int, raw: Any) -> Case:
         client_port=int(request.get("client_port", 50000)),
         time=_time(request.get("time"), document, (*path, "request", "time")),
         response_status=int(response.get("status", 200)),
-        response_headers=_headers(response.get("headers"), document, (*path, "response", "headers")),
+        response_headers=_headers(
+            response.get("headers"), document, (*path, "response", "headers")
+        ),
         response_body=_bytes(response.get("body")),
         fetch=fetch,
         expect=expect,
     )
 
 
-def _only(document: SourceDocument, path: tuple[str | int, ...], raw: Any, keys: frozenset[str]) -> None:
+def _only(
+    document: SourceDocument, path: tuple[str | int, ...], raw: Any, keys: frozenset[str]
+) -> None:
     if not isinstance(raw, Mapping):
         raise CasesError("must be a mapping", document.locate(path))
     for key in raw:
         if key not in keys:
-            raise CasesError(f"unknown key {key!r} (known: {', '.join(sorted(keys))})", document.locate((*path, key)))
+            raise CasesError(
+                f"unknown key {key!r} (known: {', '.join(sorted(keys))})",
+                document.locate((*path, key)),
+            )
 
 
 def _headers(raw: Any, document: SourceDocument, path: tuple[str | int, ...]) -> list[Header]:
@@ -203,7 +215,9 @@ def _headers(raw: Any, document: SourceDocument, path: tuple[str | int, ...]) ->
     elif isinstance(raw, list) and all(isinstance(p, list) and len(p) == 2 for p in raw):
         pairs = [(p[0], p[1]) for p in raw]
     else:
-        raise CasesError("headers are a mapping or a list of [name, value] pairs", document.locate(path))
+        raise CasesError(
+            "headers are a mapping or a list of [name, value] pairs", document.locate(path)
+        )
     return [(str(n).lower().encode("latin-1"), str(v).encode("utf-8")) for n, v in pairs]
 
 
@@ -223,7 +237,9 @@ def _time(raw: Any, document: SourceDocument, path: tuple[str | int, ...]) -> fl
     try:
         return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
     except ValueError:
-        raise CasesError(f"time must be RFC 3339 or unix seconds, not {raw!r}", document.locate(path)) from None
+        raise CasesError(
+            f"time must be RFC 3339 or unix seconds, not {raw!r}", document.locate(path)
+        ) from None
 
 
 # --- running ----------------------------------------------------------------------
@@ -242,7 +258,9 @@ class CaseClock:
 _ids = itertools.count(1)
 
 
-def run_case(policy: CompiledPolicy, case: Case, clock: CaseClock, events: list[PolicyEvent]) -> Outcome:
+def run_case(
+    policy: CompiledPolicy, case: Case, clock: CaseClock, events: list[PolicyEvent]
+) -> Outcome:
     clock.now = case.time
     first_event = len(events)
     out = Outcome()
@@ -324,7 +342,9 @@ def _perform(effect: Effect, case: Case) -> EffectResult:
     if isinstance(effect, ReadBody):
         return case.body if len(case.body) <= effect.limit else None
     if isinstance(effect, Fetch):
-        return case.fetch.get(effect.url, FetchResult(0, error=f"offline: no fetch fixture for {effect.url}"))
+        return case.fetch.get(
+            effect.url, FetchResult(0, error=f"offline: no fetch fixture for {effect.url}")
+        )
     raise TypeError(f"unknown effect {effect!r}")
 
 
@@ -367,7 +387,9 @@ def check(case: Case, out: Outcome) -> list[str]:
         compare("upstream url", exp["upstream_url"], url)
     for name, value in (exp.get("upstream_headers") or {}).items():
         expected = [str(v) for v in value] if isinstance(value, list) else [str(value)]
-        compare(f"upstream header {name}", expected, _header_values(fwd.headers if fwd else [], name))
+        compare(
+            f"upstream header {name}", expected, _header_values(fwd.headers if fwd else [], name)
+        )
     for name in exp.get("upstream_headers_absent") or ():
         compare(f"upstream header {name}", [], _header_values(fwd.headers if fwd else [], name))
     if "rules" in exp:

@@ -22,12 +22,16 @@ def register(sub: Any) -> None:
     commands = policy.add_subparsers(dest="policy_command", required=True)
     check = commands.add_parser("check", help="validate a policy file")
     check.add_argument("file", type=Path)
-    check.add_argument("--config", type=Path, help="edge config whose named IP policies the policy uses")
+    check.add_argument(
+        "--config", type=Path, help="edge config whose named IP policies the policy uses"
+    )
     check.set_defaults(run=run_check)
     test = commands.add_parser("test", help="run recorded requests through a policy")
     test.add_argument("file", type=Path)
     test.add_argument("cases", type=Path)
-    test.add_argument("-q", "--quiet", action="store_true", help="print failures and the summary only")
+    test.add_argument(
+        "-q", "--quiet", action="store_true", help="print failures and the summary only"
+    )
     test.set_defaults(run=run_test)
 
 
@@ -58,7 +62,9 @@ def run_check(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return 1
     for warning in policy.warnings:
         print(warning, file=out)
-    counts = ", ".join(f"{len(rules)} {phase.value}" for phase, rules in policy.rules.items() if rules)
+    counts = ", ".join(
+        f"{len(rules)} {phase.value}" for phase, rules in policy.rules.items() if rules
+    )
     print(f"{args.file}: ok ({counts or 'no rules'})", file=out)
     return 0
 
@@ -104,7 +110,9 @@ def _print_case(name: str, policy: CompiledPolicy, outcome: Outcome, out: TextIO
         url = f"{head.scheme.decode()}://{head.authority.decode()}{head.target.decode()}"
         answer = f"{outcome.status} (forwarded {head.method.decode()} {url})"
     else:
-        answer = f"{outcome.status} from the edge" + (f" [{outcome.error_code}]" if outcome.error_code else "")
+        answer = f"{outcome.status} from the edge" + (
+            f" [{outcome.error_code}]" if outcome.error_code else ""
+        )
     print(f"  answer: {answer}", file=out)
     for failure in outcome.failures:
         print(f"  FAIL {failure}", file=out)

@@ -430,13 +430,10 @@ class ConfigReader:
         out: dict[str, native.Template] = {}
         for name, value in raw.items():
             path = (*self._path, used, name)
-            if header_names:
-                if not _HEADER_NAME.fullmatch(name):
-                    raise InvalidConfig(
-                        f"{name!r} is not a valid header name", self._doc.locate(path)
-                    )
-                name = name.lower()
-            out[name] = self.compile_template(path, self._sub_text(path, value))
+            if header_names and not _HEADER_NAME.fullmatch(name):
+                raise InvalidConfig(f"{name!r} is not a valid header name", self._doc.locate(path))
+            key = name.lower() if header_names else name
+            out[key] = self.compile_template(path, self._sub_text(path, value))
         return out
 
     def compile_template(self, path: PathKey | None, text: str) -> native.Template:

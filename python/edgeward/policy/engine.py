@@ -128,7 +128,9 @@ class Exchange:
         pass
 
 
-def run_phase(ctx: ActionContext, rules: tuple[Rule, ...]) -> Generator[Effect, EffectResult, Decision | None]:
+def run_phase(
+    ctx: ActionContext, rules: tuple[Rule, ...]
+) -> Generator[Effect, EffectResult, Decision | None]:
     """Run `rules` in order; the first `Decision` ends the phase. Errors
     fail closed (500) unless the rule says `on_error: continue`."""
     trace = ctx.state.trace
@@ -139,14 +141,19 @@ def run_phase(ctx: ActionContext, rules: tuple[Rule, ...]) -> Generator[Effect, 
             try:
                 matched = rule.condition.evaluate(activation)
             except native.EvalError as exc:
-                failure = _failure(ctx, rule, None, ErrorCode.EXPRESSION_FAILED, f"{exc.kind}: {exc.message}")
+                failure = _failure(
+                    ctx, rule, None, ErrorCode.EXPRESSION_FAILED, f"{exc.kind}: {exc.message}"
+                )
                 if failure is None:
                     continue
                 return failure
             if matched is not True:
                 if matched is not False:
                     failure = _failure(
-                        ctx, rule, None, ErrorCode.EXPRESSION_FAILED,
+                        ctx,
+                        rule,
+                        None,
+                        ErrorCode.EXPRESSION_FAILED,
                         f"expressions gave {type(matched).__name__}, not a bool",
                     )
                     if failure is None:
@@ -164,19 +171,33 @@ def run_phase(ctx: ActionContext, rules: tuple[Rule, ...]) -> Generator[Effect, 
                 else:
                     decision = step.action.apply(ctx)
             except native.EvalError as exc:
-                failure = _failure(ctx, rule, step.type, ErrorCode.INTERPOLATION_FAILED, f"{exc.kind}: {exc.message}")
+                failure = _failure(
+                    ctx,
+                    rule,
+                    step.type,
+                    ErrorCode.INTERPOLATION_FAILED,
+                    f"{exc.kind}: {exc.message}",
+                )
                 if failure is None:
                     break
                 return failure
             except ActionError as exc:
-                failure = _failure(ctx, rule, step.type, exc.code, exc.message, exc.status)
+                failure = _failure(ctx, rule, step.type, exc.code, exc.message, status=exc.status)
                 if failure is None:
                     break
                 return failure
             if trace is not None:
                 key = type(step.action).results_name()
                 outcome = "ran" if decision is None else _describe(decision)
-                trace.append(TraceEntry(ctx.phase, rule.label, step.type, outcome, ctx.state.results["ngrok"].get(key)))
+                trace.append(
+                    TraceEntry(
+                        ctx.phase,
+                        rule.label,
+                        step.type,
+                        outcome,
+                        ctx.state.results["ngrok"].get(key),
+                    )
+                )
             if decision is not None:
                 response = decision.response
                 ctx.emit(
@@ -196,13 +217,22 @@ def _failure(
     action: str | None,
     code: ErrorCode,
     message: str,
+    *,
     status: int = 500,
 ) -> Decision | None:
     """Fail closed (a 500 decision), or None when the rule goes on."""
     verdict = "continue" if rule.continue_on_error else "error"
-    ctx.emit(action, verdict, message, status=None if rule.continue_on_error else status, error_code=code.value)
+    ctx.emit(
+        action,
+        verdict,
+        message,
+        status=None if rule.continue_on_error else status,
+        error_code=code.value,
+    )
     if ctx.state.trace is not None:
-        ctx.state.trace.append(TraceEntry(ctx.phase, rule.label, action, f"error ({verdict}): {message}"))
+        ctx.state.trace.append(
+            TraceEntry(ctx.phase, rule.label, action, f"error ({verdict}): {message}")
+        )
     if rule.continue_on_error:
         return None
     body = f'{{"error_code":"{code.value}","message":"the traffic policy failed"}}\n'.encode()

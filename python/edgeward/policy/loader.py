@@ -97,7 +97,9 @@ class _Loader:
     def report(self, diagnostic: Diagnostic) -> None:
         self.diagnostics.append(diagnostic)
 
-    def error(self, path: PathKey, message: str, rule: str | None = None, action: str | None = None) -> None:
+    def error(
+        self, path: PathKey, message: str, rule: str | None = None, action: str | None = None
+    ) -> None:
         self.report(Diagnostic(Severity.ERROR, message, self.doc.locate(path), rule, action))
 
     def warn(self, path: PathKey, message: str, rule: str | None = None) -> None:
@@ -135,16 +137,24 @@ class _Loader:
             self.error((key,), f"unknown phase {key!r} (phases are {names})")
         return None
 
-    def _as_list(self, path: PathKey, value: Any, what: str, rule: str | None = None) -> list[tuple[PathKey, Any]]:
+    def _as_list(
+        self, path: PathKey, value: Any, what: str, rule: str | None = None
+    ) -> list[tuple[PathKey, Any]]:
         """Items of a list field; a single mapping is one item (with a
         warning: some public examples write it so)."""
         if value is None:
             return []
         if isinstance(value, Mapping):
-            self.warn(path, f"{what} should be a list; a single mapping was read as a list of one", rule)
+            self.warn(
+                path, f"{what} should be a list; a single mapping was read as a list of one", rule
+            )
             return [(path, value)]
         if isinstance(value, str) and what == "expressions":
-            self.warn(path, "expressions should be a list; a single string was read as a list of one", rule)
+            self.warn(
+                path,
+                "expressions should be a list; a single string was read as a list of one",
+                rule,
+            )
             return [(path, value)]
         if not isinstance(value, list):
             self.error(path, f"{what} must be a list, not {describe(value)}", rule)
@@ -162,7 +172,11 @@ class _Loader:
     def _rule(self, phase: Phase, index: int, path: PathKey, raw: Any) -> Rule | None:
         label = f"{phase.value}[{index}]"
         if not isinstance(raw, Mapping):
-            self.error(path, f"a rule must be a mapping (name, expressions, actions), not {describe(raw)}", label)
+            self.error(
+                path,
+                f"a rule must be a mapping (name, expressions, actions), not {describe(raw)}",
+                label,
+            )
             return None
         name = raw.get("name")
         if name is not None:
@@ -171,12 +185,18 @@ class _Loader:
         ok = True
         for k in raw:
             if k not in _RULE_KEYS:
-                hint = " (an action? put it in the rule's 'actions' list)" if k in _ACTION_KEYS else ""
+                hint = (
+                    " (an action? put it in the rule's 'actions' list)" if k in _ACTION_KEYS else ""
+                )
                 self.error((*path, k), f"unknown rule field {k!r}{hint}", label)
                 ok = False
         on_error = raw.get("on_error", "halt")
         if on_error not in ("halt", "continue"):
-            self.error((*path, "on_error"), f"on_error must be 'halt' or 'continue', not {on_error!r}", label)
+            self.error(
+                (*path, "on_error"),
+                f"on_error must be 'halt' or 'continue', not {on_error!r}",
+                label,
+            )
             ok = False
         condition = self._condition(phase, (*path, "expressions"), raw.get("expressions"), label)
         if condition is False:
@@ -196,13 +216,17 @@ class _Loader:
             continue_on_error=on_error == "continue",
         )
 
-    def _condition(self, phase: Phase, path: PathKey, value: Any, label: str) -> native.Program | None | bool:
+    def _condition(
+        self, phase: Phase, path: PathKey, value: Any, label: str
+    ) -> native.Program | bool | None:
         """The rule's expressions as one program; False after an error."""
         sources = []
         ok = True
         for item_path, item in self._as_list(path, value, "expressions", label):
             if not isinstance(item, str):
-                self.error(item_path, f"an expression must be a string, not {describe(item)}", label)
+                self.error(
+                    item_path, f"an expression must be a string, not {describe(item)}", label
+                )
                 ok = False
                 continue
             try:
@@ -225,7 +249,9 @@ class _Loader:
         # The public format defines a rule's expressions as joined with &&.
         return compile_expression(" && ".join(f"({s})" for s in sources), phase)
 
-    def _steps(self, phase: Phase, path: PathKey, value: Any, label: str) -> tuple[Step, ...] | None:
+    def _steps(
+        self, phase: Phase, path: PathKey, value: Any, label: str
+    ) -> tuple[Step, ...] | None:
         items = self._as_list(path, value, "actions", label)
         if not items:
             self.error(path, "a rule needs at least one action", label)
@@ -241,7 +267,8 @@ class _Loader:
             if after_terminating is not None:
                 self.error(
                     item_path,
-                    f"action {step.type!r} is unreachable: {after_terminating!r} before it always ends the phase",
+                    f"action {step.type!r} is unreachable: {after_terminating!r} before it"
+                    " always ends the phase",
                     label,
                     f"actions[{i}] {step.type}",
                 )
@@ -253,13 +280,22 @@ class _Loader:
 
     def _step(self, phase: Phase, path: PathKey, raw: Any, label: str, i: int) -> Step | None:
         if not isinstance(raw, Mapping):
-            self.error(path, f"an action must be a mapping with 'type' and 'config', not {describe(raw)}", label)
+            self.error(
+                path,
+                f"an action must be a mapping with 'type' and 'config', not {describe(raw)}",
+                label,
+            )
             return None
         type_name = raw.get("type")
         where = f"actions[{i}] {type_name}" if isinstance(type_name, str) else f"actions[{i}]"
         for k in raw:
             if k not in _ACTION_KEYS:
-                self.error((*path, k), f"unknown action field {k!r} (an action has 'type' and 'config')", label, where)
+                self.error(
+                    (*path, k),
+                    f"unknown action field {k!r} (an action has 'type' and 'config')",
+                    label,
+                    where,
+                )
                 return None
         if not isinstance(type_name, str):
             self.error(path, "an action needs a 'type'", label, where)
@@ -269,13 +305,20 @@ class _Loader:
             return None
         if phase not in cls.phases:
             allowed = ", ".join(p.value for p in Phase if p in cls.phases)
-            self.error((*path, "type"), f"action {type_name!r} cannot run in {phase.value} (only in {allowed})", label, where)
+            self.error(
+                (*path, "type"),
+                f"action {type_name!r} cannot run in {phase.value} (only in {allowed})",
+                label,
+                where,
+            )
             return None
         config = raw.get("config")
         if config is None:
             config = {}
         if not isinstance(config, Mapping):
-            self.error((*path, "config"), f"config must be a mapping, not {describe(config)}", label, where)
+            self.error(
+                (*path, "config"), f"config must be a mapping, not {describe(config)}", label, where
+            )
             return None
         reader = ConfigReader(
             config,
@@ -294,13 +337,15 @@ class _Loader:
             return None
         return Step(action, cls.type, cls.needs_effects())
 
-    def _action_class(self, path: PathKey, type_name: str, label: str, where: str) -> type[Action] | None:
+    def _action_class(
+        self, path: PathKey, type_name: str, label: str, where: str
+    ) -> type[Action] | None:
         canonical = ALIASES.get(type_name)
         if canonical is not None:
             self.report(
                 Diagnostic(
                     Severity.WARNING,
-                    f"action type {type_name!r} is another name of {canonical!r}; prefer {canonical!r}",
+                    f"action type {type_name!r} is another name of {canonical!r}; use that",
                     self.doc.locate((*path, "type")),
                     label,
                     where,
@@ -318,4 +363,3 @@ class _Loader:
         )
         self.error((*path, "type"), message, label, where)
         return None
-

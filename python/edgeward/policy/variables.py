@@ -106,7 +106,10 @@ def _content_type(raw: str | None) -> Any:
 
 def _list_header(headers: Mapping[str, list[str]], name: str) -> list[str]:
     return [
-        item.strip().lower() for value in headers.get(name, ()) for item in value.split(",") if item.strip()
+        item.strip().lower()
+        for value in headers.get(name, ())
+        for item in value.split(",")
+        if item.strip()
     ]
 
 
@@ -170,7 +173,7 @@ def user_agent(raw: str | None) -> Any:
             name = browser
             version = raw.split(marker, 1)[1].split(" ", 1)[0]
             break
-    is_mobile = "mobi" in low or "android" in low and "mobile" in low
+    is_mobile = "mobi" in low or ("android" in low and "mobile" in low)
     is_tablet = "ipad" in low or "tablet" in low
     os_name = next(
         (os for key, os in _OSES if key in low),
@@ -258,7 +261,9 @@ REQUEST_FIELDS: dict[str, Callable[[RequestSource], Any]] = {
     "content_encoding": lambda s: _list_header(s.headers, "content-encoding"),
     "user_agent": lambda s: user_agent(_first(s.headers, "user-agent")),
     "location": lambda s: _first(s.headers, "location") or _ABSENT,
-    "version": lambda s: "HTTP/2.0" if s.head.http_version == b"2" else f"HTTP/{s.head.http_version.decode()}",
+    "version": lambda s: (
+        "HTTP/2.0" if s.head.http_version == b"2" else f"HTTP/{s.head.http_version.decode()}"
+    ),
     "ts": lambda s: {"header_received": timestamp(s.received_at)},
 }
 

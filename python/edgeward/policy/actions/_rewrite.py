@@ -45,6 +45,7 @@ class Rewrite:
                 regex = compile_pattern(source)
             except re.error as exc:
                 raise ActionError(
-                    ErrorCode.INVALID_REGEX, f"{action}: interpolated 'from' is not a valid regex: {exc}"
+                    ErrorCode.INVALID_REGEX,
+                    f"{action}: interpolated 'from' is not a valid regex: {exc}",
                 ) from None
         return replace_all(regex, url, to)

@@ -24,11 +24,15 @@ class AddHeaders(Action):
     phases = frozenset({Phase.HTTP_REQUEST, Phase.HTTP_RESPONSE})
 
     def __init__(self, headers: dict[str, native.Template]) -> None:
-        self.headers = tuple((name, name.encode("latin-1"), value) for name, value in headers.items())
+        self.headers = tuple(
+            (name, name.encode("latin-1"), value) for name, value in headers.items()
+        )
         # A policy with only literal values renders nothing per request.
         self.constant: tuple[Header, ...] | None = None
         if all(value.is_constant for _, _, value in self.headers):
-            self.constant = tuple((raw, value.source.encode("utf-8")) for _, raw, value in self.headers)
+            self.constant = tuple(
+                (raw, value.source.encode("utf-8")) for _, raw, value in self.headers
+            )
 
     @classmethod
     def from_config(cls, config: ConfigReader, scope: CompileScope) -> Self:
@@ -38,7 +42,9 @@ class AddHeaders(Action):
         assert headers is not None
         for name in headers:
             if name in FRAMING_HEADERS:
-                config.fail("headers", f"header {name!r} frames the message; a policy cannot add it")
+                config.fail(
+                    "headers", f"header {name!r} frames the message; a policy cannot add it"
+                )
             if name == "host" and scope.phase is not Phase.HTTP_REQUEST:
                 config.fail("headers", "'host' can only be set on the request")
         return cls(headers)
@@ -48,7 +54,9 @@ class AddHeaders(Action):
         if self.constant is not None:
             added = list(self.constant)
         else:
-            added = [(raw, ctx.render_header_value(value, name)) for name, raw, value in self.headers]
+            added = [
+                (raw, ctx.render_header_value(value, name)) for name, raw, value in self.headers
+            ]
         if ctx.request is not None and ctx.phase is Phase.HTTP_REQUEST:
             target = ctx.request.headers
             for name, value in added:
@@ -61,6 +69,10 @@ class AddHeaders(Action):
             ctx.response.headers.extend(added)
         ctx.record(
             "add_headers",
-            {"headers_added": {n.decode("latin-1"): v.decode("utf-8", "replace") for n, v in added}},
+            {
+                "headers_added": {
+                    n.decode("latin-1"): v.decode("utf-8", "replace") for n, v in added
+                }
+            },
         )
         return None

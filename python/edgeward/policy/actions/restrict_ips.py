@@ -60,6 +60,7 @@ class RestrictIps(Action):
 
     def __init__(
         self,
+        *,
         enforce: bool,
         static: Matcher | None,
         allow: Sequence[native.Template],
@@ -84,13 +85,17 @@ class RestrictIps(Action):
         extra_deny: list[str] = []
         for i, ref in enumerate(refs):
             if scope.ip_policies is None:
-                config.warn("ip_policies", f"IP policy {ref!r} is not checked: no edge config given")
+                config.warn(
+                    "ip_policies", f"IP policy {ref!r} is not checked: no edge config given"
+                )
                 extra_allow.append("0.0.0.0/0")  # only reached by `policy check` alone
                 continue
             named = scope.ip_policies.get(ref)
             if named is None:
                 known = ", ".join(sorted(scope.ip_policies)) or "none"
-                config.fail("ip_policies", f"ip_policies[{i}]: no IP policy named {ref!r} (known: {known})")
+                config.fail(
+                    "ip_policies", f"ip_policies[{i}]: no IP policy named {ref!r} (known: {known})"
+                )
             extra_allow += (str(c) for c in named.allow)
             extra_deny += (str(c) for c in named.deny)
         if not (allow or deny or refs):
@@ -105,7 +110,14 @@ class RestrictIps(Action):
                 config.fail("deny", _DENY_ONLY)
             static = Matcher(all_allow, all_deny)
         assert enforce is not None
-        return cls(enforce, static, allow, deny, tuple(extra_allow), tuple(extra_deny))
+        return cls(
+            enforce=enforce,
+            static=static,
+            allow=allow,
+            deny=deny,
+            extra_allow=tuple(extra_allow),
+            extra_deny=tuple(extra_deny),
+        )
 
     def matcher(self, ctx: ActionContext) -> Matcher:
         if self.static is not None:
@@ -127,7 +139,9 @@ class RestrictIps(Action):
         message = _denied(ip)
         if ctx.phase is Phase.TCP_CONNECT:
             return Decision.close(message, verdict="deny")
-        return error_decision(403, ErrorCode.IP_DENIED, "Forbidden: blocked by IP policy", reason=message)
+        return error_decision(
+            403, ErrorCode.IP_DENIED, "Forbidden: blocked by IP policy", reason=message
+        )
 
 
 def _denied(ip: str) -> str:

@@ -32,9 +32,9 @@ class SetVars(Action):
         entries = []
         for path, item in items:
             if not isinstance(item, Mapping) or len(item) != 1:
+                shape = f"{len(item)} names" if isinstance(item, Mapping) else describe(item)
                 raise InvalidConfig(
-                    f"each entry of vars is a mapping of one name to its value, not {describe(item)}"
-                    + (f" with {len(item)} names" if isinstance(item, Mapping) else ""),
+                    f"each entry of vars maps one name to its value, not {shape}",
                     config.locate(path),
                 )
             ((name, raw),) = item.items()

@@ -42,10 +42,13 @@ class UrlRewrite(Action):
         parts = urlsplit(new)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ActionError(
-                ErrorCode.ACTION_FAILED, f"url-rewrite produced {new!r}, not an absolute http(s) URL"
+                ErrorCode.ACTION_FAILED,
+                f"url-rewrite produced {new!r}, not an absolute http(s) URL",
             )
         if any(c in new for c in "\r\n\0 "):
-            raise ActionError(ErrorCode.ACTION_FAILED, "url-rewrite produced a URL with CR/LF/NUL/space")
+            raise ActionError(
+                ErrorCode.ACTION_FAILED, "url-rewrite produced a URL with CR/LF/NUL/space"
+            )
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         head.target = target.encode("utf-8")
         head.authority = parts.netloc.encode("utf-8")

@@ -29,13 +29,77 @@ from edgeward.policy.variables import full_url
 # The provider ids of the public format; those the verifier lacks are
 # refused at load ("not supported"), not mistaken for typos.
 PUBLIC_PROVIDERS = frozenset(
-    "aftership airship alchemy sns autodesk bitbucket bolt box brex buildkite calendly castle "
-    "chargify circleci clearbit clerk coinbase contentful docusign dropbox facebook_graph_api "
-    "facebook_messenger frameio github gitlab go1 heroku hostedhooks hubspot graphcms instagram "
-    "intercom jira launch_darkly linear mailchimp mailgun microsoft_teams modern_treasury mongodb "
-    "mux orb orbit pagerduty pinwheel plivo pusher sendgrid sentry shopify signal_sciences slack "
-    "sonatype square stripe svix terraform tiktok trendmicro_conformity twilio twitter typeform "
-    "vmware webex whatsapp worldline xero zendesk zoom".split()
+    [
+        "aftership",
+        "airship",
+        "alchemy",
+        "sns",
+        "autodesk",
+        "bitbucket",
+        "bolt",
+        "box",
+        "brex",
+        "buildkite",
+        "calendly",
+        "castle",
+        "chargify",
+        "circleci",
+        "clearbit",
+        "clerk",
+        "coinbase",
+        "contentful",
+        "docusign",
+        "dropbox",
+        "facebook_graph_api",
+        "facebook_messenger",
+        "frameio",
+        "github",
+        "gitlab",
+        "go1",
+        "heroku",
+        "hostedhooks",
+        "hubspot",
+        "graphcms",
+        "instagram",
+        "intercom",
+        "jira",
+        "launch_darkly",
+        "linear",
+        "mailchimp",
+        "mailgun",
+        "microsoft_teams",
+        "modern_treasury",
+        "mongodb",
+        "mux",
+        "orb",
+        "orbit",
+        "pagerduty",
+        "pinwheel",
+        "plivo",
+        "pusher",
+        "sendgrid",
+        "sentry",
+        "shopify",
+        "signal_sciences",
+        "slack",
+        "sonatype",
+        "square",
+        "stripe",
+        "svix",
+        "terraform",
+        "tiktok",
+        "trendmicro_conformity",
+        "twilio",
+        "twitter",
+        "typeform",
+        "vmware",
+        "webex",
+        "whatsapp",
+        "worldline",
+        "xero",
+        "zendesk",
+        "zoom",
+    ]
 )
 _NO_SECRET = frozenset({"sns"})  # signed with the provider's public key
 
@@ -58,7 +122,9 @@ class VerifyWebhook(Action):
         assert provider is not None
         if provider not in native.PROVIDERS:
             if provider in PUBLIC_PROVIDERS:
-                config.fail("provider", f"webhook provider {provider!r} is not supported by edgeward yet")
+                config.fail(
+                    "provider", f"webhook provider {provider!r} is not supported by edgeward yet"
+                )
             config.fail("provider", f"unknown webhook provider {provider!r}")
         secret = config.template("secret")
         if provider in _NO_SECRET:
@@ -85,7 +151,9 @@ class VerifyWebhook(Action):
             reason = f"body larger than {ctx.state.body_limit} bytes"
             self._record(ctx, False, reason)
             return error_decision(
-                413, ErrorCode.BODY_TOO_LARGE, "Payload Too Large",
+                413,
+                ErrorCode.BODY_TOO_LARGE,
+                "Payload Too Large",
                 reason=f"{self.provider}: {reason}",
             )
         received = ctx.received
@@ -110,7 +178,9 @@ class VerifyWebhook(Action):
         if verified or not self.enforce:
             return None
         return error_decision(
-            403, ErrorCode.WEBHOOK_FAILED, "Forbidden: webhook verification failed",
+            403,
+            ErrorCode.WEBHOOK_FAILED,
+            "Forbidden: webhook verification failed",
             reason=f"{self.provider}: {reason}",
         )
 
