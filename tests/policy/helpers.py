@@ -7,7 +7,6 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from edgeward.config.document import parse_document
 from edgeward.hooks import (
     CloseConnection,
     ConnectionInfo,
@@ -24,6 +23,7 @@ from edgeward.hooks import (
     ResponseHead,
 )
 from edgeward.policy import CompiledPolicy, PolicyError, compile_policy
+from edgeward.policy.document import parse_document
 from edgeward.policy.events import ListSink, PolicyEvent
 
 T = TypeVar("T")

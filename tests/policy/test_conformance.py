@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from edgeward import native
-from edgeward.config.document import Document, load_document
 from edgeward.policy import PolicyError, compile_policy
 from edgeward.policy.actions import ACTIONS, ALIASES
+from edgeward.policy.document import Document, load_document
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
 POLICIES = sorted((CONFORMANCE / "policies").glob("*.yaml"))

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from edgeward.errors import ConfigError
 from edgeward.policy import compile_policy
 from edgeward.policy.cases import CaseClock, Outcome, read_cases, run_case
+from edgeward.policy.document import load_document
 from edgeward.policy.engine import CompiledPolicy
 from edgeward.policy.errors import PolicyError
 from edgeward.policy.events import ListSink
@@ -22,9 +23,6 @@ def register(sub: Any) -> None:
     commands = policy.add_subparsers(dest="policy_command", required=True)
     check = commands.add_parser("check", help="validate a policy file")
     check.add_argument("file", type=Path)
-    check.add_argument(
-        "--config", type=Path, help="edge config whose named IP policies the policy uses"
-    )
     check.set_defaults(run=run_check)
     test = commands.add_parser("test", help="run recorded requests through a policy")
     test.add_argument("file", type=Path)
@@ -35,23 +33,9 @@ def register(sub: Any) -> None:
     test.set_defaults(run=run_test)
 
 
-def _load(path: Path) -> Any:
-    from edgeward.config.document import load_document
-
-    return load_document(path, what="policy file")
-
-
-def _ip_policies(config: Path | None) -> Any:
-    if config is None:
-        return None
-    from edgeward.config import load_config
-
-    return load_config(config).ip_policies
-
-
 def run_check(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
-        policy = compile_policy(_load(args.file), ip_policies=_ip_policies(args.config))
+        policy = compile_policy(load_document(args.file))
     except PolicyError as exc:
         for diagnostic in exc.diagnostics:
             print(diagnostic, file=out)
@@ -71,10 +55,12 @@ def run_check(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 def run_test(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
-        cases, ip_policies = read_cases(_load(args.cases))
+        cases, ip_policies = read_cases(load_document(args.cases, what="cases file"))
         clock = CaseClock()
         sink = ListSink()
-        policy = compile_policy(_load(args.file), ip_policies=ip_policies, events=sink, clock=clock)
+        policy = compile_policy(
+            load_document(args.file), ip_policies=ip_policies, events=sink, clock=clock
+        )
     except ConfigError as exc:
         print(exc, file=out)
         return 2

@@ -77,6 +77,7 @@ class InvalidConfig(Exception):
 
 
 _MISSING: Any = object()
+_YAML11_BOOLS = {"yes": True, "on": True, "y": True, "no": False, "off": False, "n": False}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -279,8 +280,11 @@ class ConfigReader:
         used, raw = self._take(key, aliases)
         if raw is _MISSING or raw is None:
             return default
-        if isinstance(raw, str) and raw.lower() in ("true", "false"):
-            return raw.lower() == "true"
+        if isinstance(raw, str) and raw.lower() in _YAML11_BOOLS:
+            # `enforce: yes`: YAML 1.1 spellings, which Go's YAML still
+            # reads into a boolean field.
+            self.warn(used, f"{key}: write true or false, not {raw!r}")
+            return _YAML11_BOOLS[raw.lower()]
         if not isinstance(raw, bool):
             self.fail(used, f"{key} must be true or false, not {describe(raw)}")
         return raw
@@ -311,7 +315,7 @@ class ConfigReader:
 
     # --- lists and mappings ------------------------------------------------
 
-    def list(
+    def items(
         self,
         key: str,
         *,
@@ -342,7 +346,7 @@ class ConfigReader:
         max_items: int | None = None,
         aliases: Sequence[str] = (),
     ) -> list[str] | None:
-        items = self.list(
+        items = self.items(
             key, required=required, min_items=min_items, max_items=max_items, aliases=aliases
         )
         if items is None:
@@ -400,7 +404,7 @@ class ConfigReader:
     def template_list(
         self, key: str, *, required: bool = False, min_items: int = 0, max_items: int | None = None
     ) -> list[native.Template] | None:
-        items = self.list(key, required=required, min_items=min_items, max_items=max_items)
+        items = self.items(key, required=required, min_items=min_items, max_items=max_items)
         if items is None:
             return None
         return [self.compile_template(path, self._sub_text(path, item)) for path, item in items]

@@ -90,7 +90,7 @@ class Action(ABC):
         `ctx.fetch()`), return a `Decision` to end the phase or None to go
         on. The default runs `apply`."""
         return self.apply(ctx)
-        yield  # a generator, though this default never yields
+        yield  # type: ignore[unreachable]  # makes this a generator; never reached
 
     def apply(self, ctx: ActionContext) -> Decision | None:
         """Run for one request, without I/O."""

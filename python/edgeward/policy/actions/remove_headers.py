@@ -27,7 +27,7 @@ class RemoveHeaders(Action):
 
     @classmethod
     def from_config(cls, config: ConfigReader, scope: CompileScope) -> Self:
-        items = config.list("headers", required=True, min_items=1, max_items=10)
+        items = config.items("headers", required=True, min_items=1, max_items=10)
         assert items is not None
         names = []
         for path, item in items:

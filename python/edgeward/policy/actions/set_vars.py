@@ -27,7 +27,7 @@ class SetVars(Action):
 
     @classmethod
     def from_config(cls, config: ConfigReader, scope: CompileScope) -> Self:
-        items = config.list("vars", required=True, min_items=1)
+        items = config.items("vars", required=True, min_items=1)
         assert items is not None
         entries = []
         for path, item in items:
