@@ -3,11 +3,13 @@
 use pyo3::prelude::*;
 
 mod webhooks;
+mod cel;
 
 #[pymodule]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     webhooks::register(m)?;
+    cel::register(m)?;
     Ok(())
 }

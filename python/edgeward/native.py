@@ -58,11 +58,52 @@ else:
 
 # --- CEL ----------------------------------------------------------------------
 
+if TYPE_CHECKING:
+    from edgeward_native import (
+        Env,
+        EvalError,
+        PolicyExprError,
+        Program,
+        Template,
+        UInt,
+        compile,
+        interpolate,
+    )
+else:
+    if _native is not None:
+        Env = _native.Env
+        EvalError = _native.EvalError
+        PolicyExprError = _native.PolicyExprError
+        Program = _native.Program
+        Template = _native.Template
+        UInt = _native.UInt
+        compile = _native.compile
+        interpolate = _native.interpolate
+    else:
+        from edgeward.expr import (
+            Env,
+            EvalError,
+            PolicyExprError,
+            Program,
+            Template,
+            UInt,
+            compile,
+            interpolate,
+        )
+
 __all__ = [
-    "BACKEND",
     "DEFAULT_TOLERANCE_S",
     "PROVIDERS",
-    "Backend",
     "explain_webhook",
     "verify_webhook",
+    "BACKEND",
+    "Backend",
+    "Env",
+    "EvalError",
+    "PolicyExprError",
+    "Program",
+    "Template",
+    "UInt",
+    "compile",
+    "interpolate",
 ]

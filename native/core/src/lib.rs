@@ -2,3 +2,5 @@
 //! Python, HTTP or configuration. `cargo test -p edgeward-core` covers them.
 
 pub mod webhooks;
+pub mod cel;
+pub mod ipnet;

@@ -22,6 +22,42 @@ class UInt(int):
         return f"UInt({int(self)})"
 
 
+# --- CEL ----------------------------------------------------------------------
+
+
+class PolicyExprError(ValueError):
+    """A CEL parse or check error, located in the source (1-based line and
+    column, columns in code points)."""
+
+    def __init__(self, message: str, line: int, column: int, source: str) -> None:
+        super().__init__(f"{line}:{column}: {message}")
+        self.message = message
+        self.line = line
+        self.column = column
+        self.source = source
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int, str]]:
+        return (type(self), (self.message, self.line, self.column, self.source))
+
+
+class EvalError(Exception):
+    """A CEL runtime error reaching the caller; `kind` is its stable name."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.kind, self.message))
+
+
+Env = _core.Env
+Program = _core.Program
+Template = _core.Template
+compile = _core.compile  # noqa: A001 - the CEL entry point keeps its name
+interpolate = _core.interpolate
+
 __version__: str = _core.__version__
 
 # --- webhook verification ---------------------------------------------------
@@ -33,8 +69,15 @@ explain_webhook = _core.explain_webhook
 __all__ = [
     "DEFAULT_TOLERANCE_S",
     "PROVIDERS",
-    "UInt",
-    "__version__",
     "explain_webhook",
     "verify_webhook",
+    "Env",
+    "EvalError",
+    "PolicyExprError",
+    "Program",
+    "Template",
+    "UInt",
+    "__version__",
+    "compile",
+    "interpolate",
 ]

@@ -1,0 +1,4 @@
+//! The Traffic Policy gateway functions (inCidrRange, ...).
+use super::{Def};
+
+pub static DEFS: &[Def] = &[];

@@ -1,0 +1,584 @@
+//! Python bindings of the CEL engine: `Env`, `compile` -> `Program`,
+//! `interpolate` -> `Template`.
+//!
+//! The activation is read lazily: a program's variable paths are walked on
+//! the caller's Mappings with keys interned at compile time, and only the
+//! values at the end of a path are converted. A Mapping reached as a value
+//! becomes a lazy CEL map that converts entries on access.
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use edgeward_core::cel::{
+    self, CelType, CompileError, ErrorKind, EvalError, EvalResult, LazyMap, PathSpec, Step, Timestamp, Ty, Value,
+};
+use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDateTime, PyDelta, PyDateAccess, PyDeltaAccess, PyDict, PyFloat, PyFrozenSet, PyInt, PyList,
+    PyMapping, PyMemoryView, PyString, PyTimeAccess, PyTuple, PyTzInfo, PyTzInfoAccess, PyType,
+};
+
+// --- exceptions and classes of the Python package ---------------------------
+
+static UINT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static POLICY_EXPR_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static EVAL_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn package_type<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> PyResult<&'py Bound<'py, PyType>> {
+    cell.import(py, "edgeward_native", name)
+}
+
+fn uint_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    package_type(py, &UINT, "UInt")
+}
+
+fn compile_error(py: Python<'_>, source: &str, e: CompileError) -> PyErr {
+    match package_type(py, &POLICY_EXPR_ERROR, "PolicyExprError")
+        .and_then(|t| t.call1((e.message.as_str(), e.line, e.column, source)))
+    {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(err) => err,
+    }
+}
+
+thread_local! {
+    /// A Python exception raised by a caller's Mapping during evaluation,
+    /// re-raised unchanged once the evaluation unwinds (`ErrorKind::Host`).
+    static HOST_ERROR: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+}
+
+fn host_error(err: PyErr) -> EvalError {
+    HOST_ERROR.with(|h| *h.borrow_mut() = Some(err));
+    EvalError::new(ErrorKind::Host, "exception raised by the activation")
+}
+
+fn eval_error(py: Python<'_>, e: EvalError) -> PyErr {
+    if e.is_host() {
+        if let Some(err) = HOST_ERROR.with(|h| h.borrow_mut().take()) {
+            return err;
+        }
+    }
+    match package_type(py, &EVAL_ERROR, "EvalError").and_then(|t| t.call1((e.kind().as_str(), e.message()))) {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(err) => err,
+    }
+}
+
+// --- Env ----------------------------------------------------------------------
+
+#[pyclass(frozen, module = "edgeward_native", name = "Env")]
+pub struct PyEnv {
+    env: cel::Env,
+}
+
+fn parse_decl(path: &str, decl: &Bound<'_, PyAny>) -> PyResult<Ty> {
+    if let Ok(text) = decl.cast::<PyString>() {
+        return Ty::parse(text.to_str()?).map_err(|m| PyValueError::new_err(format!("{path}: {m}")));
+    }
+    let Ok(fields) = decl.cast::<PyMapping>() else {
+        return Err(PyValueError::new_err(format!("{path}: a type must be a string or a dict")));
+    };
+    let mut object = cel::types::ObjectTy {
+        fields: BTreeMap::new(),
+        own: None,
+    };
+    for item in fields.items()?.iter() {
+        let (name, ty): (String, Bound<'_, PyAny>) = item.extract()?;
+        let sub = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+        if name.is_empty() {
+            let own = parse_decl(&sub, &ty)?;
+            if matches!(own, Ty::Object(_)) || !ty.is_instance_of::<PyString>() {
+                return Err(PyValueError::new_err(format!("{path}: the own value (\"\") must be a type name")));
+            }
+            object.own = Some(own);
+        } else {
+            object.fields.insert(name, parse_decl(&sub, &ty)?);
+        }
+    }
+    Ok(Ty::Object(Arc::new(object)))
+}
+
+#[pymethods]
+impl PyEnv {
+    #[new]
+    #[pyo3(signature = (variables=None, *, max_source_length=4096, max_depth=64, max_iterations=10_000))]
+    fn new(
+        variables: Option<&Bound<'_, PyAny>>,
+        max_source_length: usize,
+        max_depth: u32,
+        max_iterations: u64,
+    ) -> PyResult<Self> {
+        let variables = match variables {
+            None => None,
+            Some(v) => {
+                let map = v
+                    .cast::<PyMapping>()
+                    .map_err(|_| PyValueError::new_err("variables must be a mapping"))?;
+                let mut decls = BTreeMap::new();
+                for item in map.items()?.iter() {
+                    let (name, ty): (String, Bound<'_, PyAny>) = item.extract()?;
+                    let parsed = parse_decl(&name, &ty)?;
+                    decls.insert(name, parsed);
+                }
+                Some(decls)
+            }
+        };
+        Ok(PyEnv {
+            env: cel::Env {
+                variables,
+                max_source_length,
+                max_depth,
+                max_iterations,
+            },
+        })
+    }
+}
+
+fn env_of(env: Option<&Bound<'_, PyEnv>>) -> cel::Env {
+    env.map(|e| e.get().env.clone()).unwrap_or_default()
+}
+
+// --- Program ------------------------------------------------------------------
+
+/// Python keys of one path, interned once: the root name, then one key per
+/// step (`None` for a step that is not a Mapping lookup).
+struct PathKeys {
+    root: Py<PyString>,
+    steps: Vec<Option<Py<PyAny>>>,
+}
+
+fn path_keys(py: Python<'_>, paths: &[PathSpec]) -> PyResult<Vec<PathKeys>> {
+    paths
+        .iter()
+        .map(|p| {
+            let steps = p
+                .steps
+                .iter()
+                .map(|s| {
+                    Ok(match s {
+                        Step::Field(f) | Step::ObjField(f) => Some(PyString::intern(py, f).into_any().unbind()),
+                        Step::Own => Some(PyString::intern(py, "").into_any().unbind()),
+                        Step::Index(k) => python_key(py, k)?.map(Bound::unbind),
+                    })
+                })
+                .collect::<PyResult<_>>()?;
+            Ok(PathKeys {
+                root: PyString::intern(py, &p.root).unbind(),
+                steps,
+            })
+        })
+        .collect()
+}
+
+fn frozenset(py: Python<'_>, items: &std::collections::BTreeSet<String>) -> PyResult<Py<PyFrozenSet>> {
+    Ok(PyFrozenSet::new(py, items.iter())?.unbind())
+}
+
+#[pyclass(frozen, module = "edgeward_native", name = "Program")]
+pub struct PyProgram {
+    program: cel::Program,
+    keys: Vec<PathKeys>,
+    #[pyo3(get)]
+    source: Py<PyString>,
+    #[pyo3(get)]
+    references: Py<PyFrozenSet>,
+}
+
+#[pymethods]
+impl PyProgram {
+    /// Evaluates against `activation` (any Mapping, read lazily).
+    fn evaluate(&self, py: Python<'_>, activation: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let mut act = PyActivation {
+            root: activation,
+            keys: &self.keys,
+        };
+        match self.program.evaluate(&mut act) {
+            Ok(v) => to_python(py, &v),
+            Err(e) => Err(eval_error(py, e)),
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("Program({})", self.source.bind(py).repr()?))
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (source, *, env=None))]
+pub fn compile(py: Python<'_>, source: &Bound<'_, PyString>, env: Option<&Bound<'_, PyEnv>>) -> PyResult<PyProgram> {
+    let text = source.to_str()?;
+    let program = cel::compile(text, &env_of(env)).map_err(|e| compile_error(py, text, e))?;
+    Ok(PyProgram {
+        keys: path_keys(py, program.paths())?,
+        references: frozenset(py, program.references())?,
+        source: source.clone().unbind(),
+        program,
+    })
+}
+
+// --- Template -----------------------------------------------------------------
+
+#[pyclass(frozen, module = "edgeward_native", name = "Template")]
+pub struct PyTemplate {
+    template: cel::Template,
+    keys: Vec<Vec<PathKeys>>,
+    #[pyo3(get)]
+    source: Py<PyString>,
+    #[pyo3(get)]
+    references: Py<PyFrozenSet>,
+    #[pyo3(get)]
+    is_constant: bool,
+}
+
+#[pymethods]
+impl PyTemplate {
+    fn render(&self, py: Python<'_>, activation: &Bound<'_, PyAny>) -> PyResult<String> {
+        let result = self.template.render_with(|i, program| {
+            let mut act = PyActivation {
+                root: activation,
+                keys: &self.keys[i],
+            };
+            program.evaluate(&mut act)
+        });
+        result.map_err(|e| eval_error(py, e))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("Template({})", self.source.bind(py).repr()?))
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (template, *, env=None))]
+pub fn interpolate(py: Python<'_>, template: &Bound<'_, PyString>, env: Option<&Bound<'_, PyEnv>>) -> PyResult<PyTemplate> {
+    let text = template.to_str()?;
+    let compiled = cel::interpolate(text, &env_of(env)).map_err(|e| compile_error(py, text, e))?;
+    let keys = compiled
+        .programs()
+        .map(|p| path_keys(py, p.paths()))
+        .collect::<PyResult<_>>()?;
+    Ok(PyTemplate {
+        keys,
+        references: frozenset(py, compiled.references())?,
+        is_constant: compiled.is_constant(),
+        source: template.clone().unbind(),
+        template: compiled,
+    })
+}
+
+// --- the activation ---------------------------------------------------------------
+
+struct PyActivation<'a, 'py> {
+    root: &'a Bound<'py, PyAny>,
+    keys: &'a [PathKeys],
+}
+
+/// `mapping[key]`: `Ok(None)` on KeyError (exact dicts skip the exception).
+fn lookup<'py>(mapping: &Bound<'py, PyAny>, key: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Ok(d) = mapping.cast_exact::<PyDict>() {
+        return d.get_item(key);
+    }
+    match mapping.get_item(key) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_instance_of::<PyKeyError>(mapping.py()) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_mapping(v: &Bound<'_, PyAny>) -> bool {
+    v.is_instance_of::<PyDict>() || (!v.is_instance_of::<PyString>() && !v.is_instance_of::<PyList>() && v.cast::<PyMapping>().is_ok())
+}
+
+impl cel::Activation for PyActivation<'_, '_> {
+    fn resolve(&mut self, path: &PathSpec) -> EvalResult {
+        let keys = &self.keys[path.id as usize];
+        let py = self.root.py();
+        let mut cur = match lookup(self.root, keys.root.bind(py).as_any()) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Err(cel::program::unbound(&path.root)),
+            Err(e) => return Err(host_error(e)),
+        };
+        for (i, step) in path.steps.iter().enumerate() {
+            let key = match &keys.steps[i] {
+                Some(k) if is_mapping(&cur) => k.bind(py),
+                _ => {
+                    // Not a Mapping step: finish on CEL values.
+                    if matches!(step, Step::Own) && !is_mapping(&cur) {
+                        continue;
+                    }
+                    let v = from_python(&cur)?;
+                    return cel::program::walk_steps(v, &path.steps[i..]);
+                }
+            };
+            cur = match lookup(&cur, key) {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    return Err(match step {
+                        Step::ObjField(f) => EvalError::no_such_field(f),
+                        Step::Own => EvalError::no_such_field("\"\" (own value)"),
+                        Step::Field(f) => EvalError::no_such_key(f),
+                        Step::Index(k) => EvalError::no_such_key(format!("{k:?}")),
+                    })
+                }
+                Err(e) => return Err(host_error(e)),
+            };
+        }
+        from_python(&cur)
+    }
+}
+
+/// A Python Mapping seen as a CEL map, read on access.
+struct PyLazyMap(Py<PyAny>);
+
+/// The Python key for a CEL key value; `None` if no Python key can match.
+fn python_key<'py>(py: Python<'py>, key: &Value) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(Some(match key {
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::Uint(u) => u.into_pyobject(py)?.into_any(),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Double(d) if d.fract() == 0.0 && d.is_finite() => {
+            if *d >= -9.223_372_036_854_775_808e18 && *d < 9.223_372_036_854_775_808e18 {
+                (*d as i64).into_pyobject(py)?.into_any()
+            } else if *d >= 0.0 && *d < 1.844_674_407_370_955_2e19 {
+                (*d as u64).into_pyobject(py)?.into_any()
+            } else {
+                return Ok(None);
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+impl LazyMap for PyLazyMap {
+    fn get(&self, key: &Value) -> EvalResult<Option<Value>> {
+        Python::attach(|py| {
+            let Some(k) = python_key(py, key).map_err(host_error)? else {
+                return Ok(None);
+            };
+            match lookup(self.0.bind(py), &k) {
+                Ok(Some(v)) => from_python(&v).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(host_error(e)),
+            }
+        })
+    }
+
+    fn contains(&self, key: &Value) -> EvalResult<bool> {
+        Python::attach(|py| {
+            let Some(k) = python_key(py, key).map_err(host_error)? else {
+                return Ok(false);
+            };
+            self.0.bind(py).contains(k).map_err(host_error)
+        })
+    }
+
+    fn len(&self) -> EvalResult<usize> {
+        Python::attach(|py| self.0.bind(py).len().map_err(host_error))
+    }
+
+    fn keys(&self) -> EvalResult<Vec<Value>> {
+        Python::attach(|py| {
+            let mut keys = Vec::new();
+            for k in self.0.bind(py).try_iter().map_err(host_error)? {
+                keys.push(from_python(&k.map_err(host_error)?)?);
+            }
+            Ok(keys)
+        })
+    }
+}
+
+// --- conversions ------------------------------------------------------------------
+
+fn range_error(what: &str) -> EvalError {
+    EvalError::range(format!("{what} out of range"))
+}
+
+/// Converts a Python value read from the activation to a CEL value.
+fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
+    let py = v.py();
+    if let Ok(s) = v.cast::<PyString>() {
+        return s.to_str().map(Value::str).map_err(host_error);
+    }
+    if v.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = v.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if let Ok(i) = v.cast::<PyInt>() {
+        if uint_type(py).map_err(host_error)?.is(&i.get_type()) || v.is_instance(uint_type(py).map_err(host_error)?).unwrap_or(false) {
+            return i.extract::<u64>().map(Value::Uint).map_err(|_| range_error("uint"));
+        }
+        return i.extract::<i64>().map(Value::Int).map_err(|_| range_error("int"));
+    }
+    if let Ok(f) = v.cast::<PyFloat>() {
+        return Ok(Value::Double(f.value()));
+    }
+    if is_mapping(v) {
+        return Ok(Value::Lazy(Arc::new(PyLazyMap(v.clone().unbind()))));
+    }
+    if let Ok(l) = v.cast::<PyList>() {
+        return l.iter().map(|x| from_python(&x)).collect::<EvalResult<Vec<_>>>().map(Value::from);
+    }
+    if let Ok(t) = v.cast::<PyTuple>() {
+        return t.iter().map(|x| from_python(&x)).collect::<EvalResult<Vec<_>>>().map(Value::from);
+    }
+    if let Ok(b) = v.cast::<PyBytes>() {
+        return Ok(Value::Bytes(Arc::from(b.as_bytes())));
+    }
+    if let Ok(b) = v.cast::<PyByteArray>() {
+        return Ok(Value::Bytes(Arc::from(b.to_vec())));
+    }
+    if v.cast::<PyMemoryView>().is_ok() {
+        let b: Vec<u8> = v.call_method0("tobytes").and_then(|b| b.extract()).map_err(host_error)?;
+        return Ok(Value::Bytes(Arc::from(b)));
+    }
+    if let Ok(dt) = v.cast::<PyDateTime>() {
+        return datetime_to_timestamp(dt);
+    }
+    if let Ok(d) = v.cast::<PyDelta>() {
+        let nanos = (d.get_days() as i128 * 86_400 + d.get_seconds() as i128) * 1_000_000_000
+            + d.get_microseconds() as i128 * 1_000;
+        return cel::Duration::new(nanos).map(Value::Duration);
+    }
+    if let Ok(t) = v.cast::<PyType>() {
+        if let Some(ct) = python_type_to_cel(py, t) {
+            return Ok(Value::Type(ct));
+        }
+    }
+    Err(EvalError::invalid(format!(
+        "a Python value of type {} has no CEL type",
+        v.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+    )))
+}
+
+fn datetime_to_timestamp(dt: &Bound<'_, PyDateTime>) -> EvalResult {
+    // Naive datetimes are UTC; aware ones are converted by their offset.
+    let py = dt.py();
+    let utc = if dt.get_tzinfo().is_some() {
+        dt.call_method1("astimezone", (PyTzInfo::utc(py).map_err(host_error)?,))
+            .map_err(host_error)?
+    } else {
+        dt.clone().into_any()
+    };
+    let utc = utc.cast::<PyDateTime>().map_err(|e| host_error(e.into()))?;
+    Timestamp::from_civil(
+        utc.get_year(),
+        utc.get_month() as u32,
+        utc.get_day() as u32,
+        utc.get_hour() as u32,
+        utc.get_minute() as u32,
+        utc.get_second() as u32,
+        utc.get_microsecond() * 1_000,
+    )
+    .map(Value::Timestamp)
+    .ok_or_else(|| range_error("timestamp"))
+}
+
+fn python_type_to_cel(py: Python<'_>, t: &Bound<'_, PyType>) -> Option<CelType> {
+    let is = |other: &Bound<'_, PyType>| t.is(other);
+    Some(if is(&py.get_type::<PyBool>()) {
+        CelType::Bool
+    } else if uint_type(py).map(|u| t.is(u)).unwrap_or(false) {
+        CelType::Uint
+    } else if is(&py.get_type::<PyInt>()) {
+        CelType::Int
+    } else if is(&py.get_type::<PyFloat>()) {
+        CelType::Double
+    } else if is(&py.get_type::<PyString>()) {
+        CelType::String
+    } else if is(&py.get_type::<PyBytes>()) {
+        CelType::Bytes
+    } else if is(&py.get_type::<PyList>()) {
+        CelType::List
+    } else if is(&py.get_type::<PyDict>()) {
+        CelType::Map
+    } else if is(&py.get_type::<PyType>()) {
+        CelType::Type
+    } else if t.is(&py.None().bind(py).get_type()) {
+        CelType::Null
+    } else if DATETIME.import(py, "datetime", "datetime").map(|d| t.is(d)).unwrap_or(false) {
+        CelType::Timestamp
+    } else if TIMEDELTA.import(py, "datetime", "timedelta").map(|d| t.is(d)).unwrap_or(false) {
+        CelType::Duration
+    } else {
+        return None;
+    })
+}
+
+/// Converts a CEL result to Python.
+fn to_python(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Value::Null => py.None(),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
+        Value::Uint(u) => uint_type(py)?.call1((*u,))?.unbind(),
+        Value::Double(d) => PyFloat::new(py, *d).into_any().unbind(),
+        Value::String(s) => PyString::new(py, s).into_any().unbind(),
+        Value::Bytes(b) => PyBytes::new(py, b).into_any().unbind(),
+        Value::List(items) => {
+            let list = PyList::empty(py);
+            for item in items.iter() {
+                list.append(to_python(py, item)?)?;
+            }
+            list.into_any().unbind()
+        }
+        Value::Map(_) | Value::Lazy(_) => {
+            let dict = PyDict::new(py);
+            for (k, val) in v.map_entries().map_err(|e| eval_error(py, e))? {
+                dict.set_item(to_python(py, &k)?, to_python(py, &val)?)?;
+            }
+            dict.into_any().unbind()
+        }
+        Value::Timestamp(t) => {
+            let micros = t.nanos / 1_000;
+            let epoch = DATETIME.import(py, "datetime", "datetime")?.call1((1970, 1, 1, 0, 0, 0, 0, PyTzInfo::utc(py)?))?;
+            let days = t.secs.div_euclid(86_400);
+            let secs = t.secs.rem_euclid(86_400);
+            let offset = PyDelta::new(py, days as i32, secs as i32, micros as i32, true)?;
+            epoch.call_method1("__add__", (offset,))?.unbind()
+        }
+        Value::Duration(d) => {
+            // Truncate toward zero to microseconds.
+            let micros = d.nanos / 1_000;
+            let days = micros.div_euclid(86_400_000_000);
+            let rest = micros.rem_euclid(86_400_000_000);
+            PyDelta::new(py, days as i32, (rest / 1_000_000) as i32, (rest % 1_000_000) as i32, true)?
+                .into_any()
+                .unbind()
+        }
+        Value::Type(t) => cel_type_to_python(py, t)?,
+    })
+}
+
+fn cel_type_to_python(py: Python<'_>, t: &CelType) -> PyResult<Py<PyAny>> {
+    Ok(match t {
+        CelType::Bool => py.get_type::<PyBool>().into_any().unbind(),
+        CelType::Int => py.get_type::<PyInt>().into_any().unbind(),
+        CelType::Uint => uint_type(py)?.clone().into_any().unbind(),
+        CelType::Double => py.get_type::<PyFloat>().into_any().unbind(),
+        CelType::String => py.get_type::<PyString>().into_any().unbind(),
+        CelType::Bytes => py.get_type::<PyBytes>().into_any().unbind(),
+        CelType::List => py.get_type::<PyList>().into_any().unbind(),
+        CelType::Map => py.get_type::<PyDict>().into_any().unbind(),
+        CelType::Type => py.get_type::<PyType>().into_any().unbind(),
+        CelType::Null => py.None().bind(py).get_type().into_any().unbind(),
+        CelType::Timestamp => DATETIME.import(py, "datetime", "datetime")?.clone().into_any().unbind(),
+        CelType::Duration => TIMEDELTA.import(py, "datetime", "timedelta")?.clone().into_any().unbind(),
+        CelType::Named(n) => PyString::new(py, n).into_any().unbind(),
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyEnv>()?;
+    m.add_class::<PyProgram>()?;
+    m.add_class::<PyTemplate>()?;
+    m.add_function(wrap_pyfunction!(compile, m)?)?;
+    m.add_function(wrap_pyfunction!(interpolate, m)?)?;
+    Ok(())
+}
