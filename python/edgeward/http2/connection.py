@@ -20,6 +20,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+from hyperframe.frame import GoAwayFrame
 
 from edgeward.http2.events import (
     Body,
@@ -50,6 +51,7 @@ class H2Server:
         self.limits = limits
         config = h2.config.H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False)
         self._h2 = h2.connection.H2Connection(config)
+        self._extra = b""  # frames we serialise ourselves (graceful GOAWAY)
         self._resets = 0
         self._reset_window_start = 0.0
         self.ended = False
@@ -90,12 +92,18 @@ class H2Server:
         return out
 
     def data_to_send(self) -> bytes:
-        return self._h2.data_to_send()
+        data = self._h2.data_to_send()
+        if self._extra:
+            data, self._extra = data + self._extra, b""
+        return data
 
     def goaway(self, error_code: int = 0) -> None:
-        """No new streams; those already open may finish (shutdown)."""
+        """No new streams; those already open may finish (shutdown). h2's
+        `close_connection` would also forbid finishing them, so the frame is
+        written here and h2's state is left open."""
         if not self.ended:
-            self._h2.close_connection(error_code=error_code, last_stream_id=self._h2.highest_inbound_stream_id)
+            frame = GoAwayFrame(0, last_stream_id=self._h2.highest_inbound_stream_id, error_code=error_code)
+            self._extra += frame.serialize()
 
     # --- streams --------------------------------------------------------------------
 

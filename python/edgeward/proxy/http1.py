@@ -9,6 +9,7 @@ written once per upstream read, so a small response costs one send.
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 import trio
 
@@ -23,7 +24,7 @@ from edgeward.proxy.transport import Transport
 
 log = logging.getLogger("edgeward.proxy")
 
-_CONTINUE = ev.InformationalResponse(100, [])
+_CONTINUE = ev.InformationalResponse(100, [], reason=b"Continue")
 
 
 class Http1Connection:
@@ -192,11 +193,12 @@ class Http1Connection:
 
     def start_response(self, status: int, headers: list[Header]) -> None:
         self.response_started = True
+        reason = _REASONS.get(status, b"")
         try:
             if status < 200:
-                self._out.append(self.codec.send(ev.InformationalResponse(status, headers)))
+                self._out.append(self.codec.send(ev.InformationalResponse(status, headers, reason=reason)))
             else:
-                self._out.append(self.codec.send(ev.Response(status, headers)))
+                self._out.append(self.codec.send(ev.Response(status, headers, reason=reason)))
         except ev.LocalProtocolError as exc:
             log.warning("cannot send response %s: %s", status, exc)
             self.abort()
@@ -254,7 +256,7 @@ class Http1Connection:
         """Answer a request we could not even parse, then close."""
         body = f"{error.status} {error.message}\n".encode()
         head = (
-            f"HTTP/1.1 {error.status} {_REASONS.get(error.status, '')}\r\n"
+            f"HTTP/1.1 {error.status} {_REASONS.get(error.status, b'').decode()}\r\n"
             "content-type: text/plain; charset=utf-8\r\n"
             f"content-length: {len(body)}\r\n"
             "connection: close\r\n"
@@ -286,5 +288,4 @@ async def _pipe(source: Transport, sink: Transport) -> None:
         sink.shutdown_write()
 
 
-_REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
-            431: "Request Header Fields Too Large", 501: "Not Implemented", 505: "HTTP Version Not Supported"}
+_REASONS = {int(s): s.phrase.encode() for s in HTTPStatus}

@@ -53,6 +53,7 @@ class Http2Connection:
         self._draining = False
         self._nursery: trio.Nursery | None = None
         self._idle_scope: trio.CancelScope | None = None
+        self._read_scope = trio.CancelScope()
 
     async def run(self, initial: bytes) -> None:
         h2 = self.h2
@@ -60,12 +61,14 @@ class Http2Connection:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                await self._read_loop(initial)
+                with self._read_scope:
+                    await self._read_loop(initial)
                 # client done or GOAWAY: let open streams finish, up to the drain timeout
                 with trio.move_on_after(self.ctx.config.timeouts.drain):
                     while self.streams:
                         await self._wait_streams()
                 nursery.cancel_scope.cancel()
+            self._nursery = None
             await self.flush()
         except OSError:
             pass
@@ -79,8 +82,8 @@ class Http2Connection:
         if not self._draining:
             self._draining = True
             self.h2.goaway()
-            if self._idle_scope is not None:
-                self._idle_scope.cancel()
+            if not self.streams:
+                self._read_scope.cancel()
             if self._nursery is not None:
                 self._nursery.start_soon(self.flush)
 
@@ -178,10 +181,11 @@ class Http2Connection:
                 if not stream.ended and not stream.reset:
                     self.h2.reset(stream.stream_id, 0)  # response done, body unread: NO_ERROR
                     await self.flush()
-        except ClientBodyError:
+        except (ClientBodyError, OSError):
             pass
-        except OSError:
-            pass
+        except Exception:
+            log.exception("edgeward: HTTP/2 stream %d failed", stream.stream_id)
+            self.h2.reset(stream.stream_id, 2)  # INTERNAL_ERROR
         finally:
             self.streams.pop(stream.stream_id, None)
             if stream.reset:
@@ -192,6 +196,8 @@ class Http2Connection:
             done = getattr(self, "_stream_done", None)
             if done is not None:
                 done.set()
+            if self._draining and not self.streams:
+                self._read_scope.cancel()  # the last stream is done: close
 
     async def flush(self) -> None:
         """Write whatever h2 has queued. One writer at a time; a second

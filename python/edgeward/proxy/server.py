@@ -19,6 +19,7 @@ import trio
 from edgeward.config import EdgeConfig, Endpoint, Listener, PolicyFactory, load_config
 from edgeward.errors import EdgewardError
 from edgeward.hooks import ConnectionInfo, EndpointInfo
+from edgeward.http1.codec import Limits
 from edgeward.proxy.accesslog import AccessLog
 from edgeward.proxy.codecs import CodecKind, codec_factories
 from edgeward.proxy.context import ConnContext, Generation, ListenerRuntime, Services, make_trust
@@ -89,7 +90,9 @@ class Server:
     ) -> None:
         self.gen = build_generation(config)
         limits = config.limits
-        server_codec, client_codec = codec_factories(codec, limits.max_header_bytes, limits.max_header_count)
+        server_codec, client_codec = codec_factories(
+            codec, Limits(max_header_bytes=limits.max_header_bytes, max_header_count=limits.max_header_count)
+        )
         access = config.access_log
         self.services = Services(server_codec, client_codec, AccessLog(access.path, enabled=access.enabled), Fetcher())
         self._reload = reload

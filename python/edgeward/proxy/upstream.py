@@ -13,6 +13,7 @@ import trio
 
 from edgeward.config import Upstream
 from edgeward.http1.codec import Codec
+from edgeward.http1.events import LocalProtocolError
 from edgeward.proxy import errors
 from edgeward.proxy.codecs import CodecFactory
 from edgeward.proxy.transport import Transport, connect, tls_handshake
@@ -94,7 +95,11 @@ class UpstreamPool:
         if len(self._idle) >= self._size:
             conn.transport.close()
             return
-        conn.codec.start_next_cycle()
+        try:
+            conn.codec.start_next_cycle()
+        except LocalProtocolError:  # e.g. a close-delimited response
+            conn.transport.close()
+            return
         conn.idle_since = time.monotonic()
         self._idle.append(conn)
 
