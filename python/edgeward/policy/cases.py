@@ -323,6 +323,8 @@ def run_case(
             elif isinstance(final, CloseConnection):
                 out.closed = True
             else:
+                if final.body_filter is not None:  # compress-response
+                    body = final.body_filter.feed(body) + final.body_filter.finish()
                 out.status, out.headers, out.body = final.head.status, final.head.headers, body
     out.events = events[first_event:]
     out.failures = check(case, out)

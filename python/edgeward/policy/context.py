@@ -15,6 +15,7 @@ from typing import Any
 
 from edgeward import native
 from edgeward.hooks import (
+    BodyFilter,
     ConnectionInfo,
     Effect,
     EffectResult,
@@ -173,7 +174,7 @@ _NAMES = ("conn", "req", "res", "endpoint", "time", "actions", "vars")
 class ActionContext:
     """What an action sees while it runs in one phase of one exchange."""
 
-    __slots__ = ("activation", "phase", "request", "response", "rule", "state")
+    __slots__ = ("activation", "body_filter", "phase", "request", "response", "rule", "state")
 
     def __init__(
         self,
@@ -187,6 +188,7 @@ class ActionContext:
         self.state = state
         self.request = request  # what will be forwarded; actions may change it
         self.response = response  # what the client will get; actions may change it
+        self.body_filter: BodyFilter | None = None  # response phase: transforms the body
         self.activation = Activation(state, response)
         self.rule = ""  # label of the running rule, for events
 

@@ -65,6 +65,17 @@ class ErrorCode(StrEnum):
     IP_DENIED = "ERR_EDGEWARD_3203"  # restrict-ips
     WEBHOOK_FAILED = "ERR_EDGEWARD_3204"  # verify-webhook
     BODY_TOO_LARGE = "ERR_EDGEWARD_3905"  # a body the policy must read is over the cap
+    # basic-auth, jwt-validation, rate-limit (policy-auth)
+    UNAUTHORIZED = "ERR_EDGEWARD_3401"  # missing or wrong credentials, invalid token
+    TOKEN_MISSING = "ERR_EDGEWARD_3406"  # a configured JWT is not in the request
+    BODY_NOT_JSON = "ERR_EDGEWARD_3411"  # a JWT in a body that is not a JSON object
+    BODY_NOT_FORM = "ERR_EDGEWARD_3412"  # a JWT in a form body that does not parse
+    BODY_TYPE_UNSUPPORTED = "ERR_EDGEWARD_3414"  # a JWT in a body that is neither
+    BODY_METHOD_UNSUPPORTED = "ERR_EDGEWARD_3415"  # a JWT in the body of a GET...
+    TOKEN_PREFIX_MISSING = "ERR_EDGEWARD_3413"  # the header lacks the configured prefix
+    TOKEN_MALFORMED = "ERR_EDGEWARD_3416"  # not a compact JWS
+    JWKS_UNAVAILABLE = "ERR_EDGEWARD_3422"  # no usable keys could be fetched
+    RATE_LIMITED = "ERR_EDGEWARD_3429"  # edgeward's own number: no public code exists
 
 
 class ActionError(EdgewardError):

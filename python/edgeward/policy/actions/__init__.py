@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from edgeward.policy.actions.add_headers import AddHeaders
 from edgeward.policy.actions.base import Action
+from edgeward.policy.actions.basic_auth import BasicAuth
 from edgeward.policy.actions.close_connection import CloseConnection
+from edgeward.policy.actions.compress_response import CompressResponse
 from edgeward.policy.actions.custom_response import CustomResponse
 from edgeward.policy.actions.deny import Deny
+from edgeward.policy.actions.jwt_validation import JwtValidation
 from edgeward.policy.actions.log import Log
+from edgeward.policy.actions.rate_limit import RateLimit
 from edgeward.policy.actions.redirect import Redirect
 from edgeward.policy.actions.remove_headers import RemoveHeaders
 from edgeward.policy.actions.restrict_ips import RestrictIps
@@ -21,10 +25,14 @@ from edgeward.policy.actions.verify_webhook import VerifyWebhook
 
 _IMPLEMENTED: tuple[type[Action], ...] = (
     AddHeaders,
+    BasicAuth,
     CloseConnection,
+    CompressResponse,
     CustomResponse,
     Deny,
+    JwtValidation,
     Log,
+    RateLimit,
     Redirect,
     RemoveHeaders,
     RestrictIps,
@@ -48,10 +56,6 @@ UNSUPPORTED: dict[str, str] = {
     "oauth": _NEXT,
     "openid-connect": _NEXT,
     "oidc": _NEXT,
-    "basic-auth": _NEXT,
-    "jwt-validation": _NEXT,
-    "rate-limit": _NEXT,
-    "compress-response": _NEXT,
     "forward-internal": _NO,
     "http-request": _NO,
     "terminate-tls": _NO,

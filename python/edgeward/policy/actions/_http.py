@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from edgeward.hooks import Header
 from edgeward.policy.actions.base import Decision
 from edgeward.policy.errors import ErrorCode
@@ -23,11 +25,18 @@ FRAMING_HEADERS = frozenset(
 
 
 def error_decision(
-    status: int, code: ErrorCode, message: str, *, verdict: str = "deny", reason: str | None = None
+    status: int,
+    code: ErrorCode,
+    message: str,
+    *,
+    verdict: str = "deny",
+    reason: str | None = None,
+    headers: Iterable[Header] = (),
 ) -> Decision:
-    """A short plain-text answer carrying `code` (also in `edgeward-error`)."""
+    """A short plain-text answer carrying `code` (also in `edgeward-error`),
+    plus `headers` (a challenge, Retry-After)."""
     body = f"{status} {message}\n{code.value}\n".encode()
-    headers: list[Header] = [(b"content-type", b"text/plain; charset=utf-8")]
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), *headers]
     return Decision.respond(
         status,
         headers=headers,
