@@ -15,8 +15,9 @@ now, the action performs the `Fetch` effect and hands the result to
   15 min without one, the public gateway's refresh period), and used up to
   `STALE_GRACE` longer when refreshing fails;
 - a token whose `kid` is unknown triggers a refresh, at most once per
-  `REFRESH_INTERVAL` per URL whatever the number of such tokens, and only
-  one fetch per URL is in flight while keys exist;
+  `REFRESH_INTERVAL` per URL whatever the number of such tokens (a stale
+  set is retried at that pace too), and only one fetch per URL is in
+  flight while keys exist;
 - with no keys at all (cold start, or the server failing), at most
   `COLD_INFLIGHT` fetches run at once, and none within `RETRY_INTERVAL` of
   a failure: requests then fail closed (no keys, no access).
@@ -24,12 +25,14 @@ now, the action performs the `Fetch` effect and hands the result to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, JWKRegistry, OctKey, OKPKey, RSAKey
 
 from edgeward.hooks import Fetch, FetchResult
@@ -60,6 +63,16 @@ _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNOR
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Without joserfc's SecurityWarnings (short keys, the `EdDSA` name RFC
+    9864 retires): edgeward refuses weak keys itself, as errors, and `EdDSA`
+    is what identity providers still send."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)
+        yield
+
+
 class JwksError(ValueError):
     """A key set (or one key of a static set) that cannot be used."""
 
@@ -79,7 +92,8 @@ def import_key(jwk: object, *, symmetric: bool) -> Key:
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         raise JwksError("key_ops does not allow 'verify'")
     try:
-        key = JWKRegistry.import_key(dict(jwk))
+        with quiet():  # sizes are checked below, as errors rather than warnings
+            key = JWKRegistry.import_key(dict(jwk))
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise JwksError(f"unusable {kty} key: {exc or type(exc).__name__}") from None
     if isinstance(key, RSAKey) and key.public_key.key_size < MIN_RSA_BITS:
@@ -136,7 +150,16 @@ def cache_ttl(headers: Sequence[tuple[str, str]]) -> float:
 class JwksSource:
     """What is known of one JWKS URL."""
 
-    __slots__ = ("expires_at", "failure", "fetched_at", "inflight", "keys", "last_attempt", "url")
+    __slots__ = (
+        "expires_at",
+        "failure",
+        "fetched_at",
+        "inflight",
+        "keys",
+        "last_attempt",
+        "last_kid_refresh",
+        "url",
+    )
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -144,6 +167,7 @@ class JwksSource:
         self.fetched_at = -1.0  # last successful fetch; < 0: never
         self.expires_at = 0.0
         self.last_attempt = float("-inf")
+        self.last_kid_refresh = float("-inf")  # the last fetch an unknown kid caused
         self.failure: str | None = None  # why the last fetch failed
         self.inflight = 0
 
@@ -154,14 +178,18 @@ class JwksSource:
         if not self.usable(now):
             failed_recently = self.failure is not None and now - self.last_attempt < RETRY_INTERVAL
             return self.inflight < COLD_INFLIGHT and not failed_recently
-        if self.inflight or now - self.last_attempt < REFRESH_INTERVAL:
+        if self.inflight:
             return False
-        return unknown_kid or now >= self.expires_at
+        if unknown_kid:
+            return now - self.last_kid_refresh >= REFRESH_INTERVAL
+        return now >= self.expires_at and now - self.last_attempt >= REFRESH_INTERVAL
 
-    def request(self, now: float) -> Fetch:
+    def request(self, now: float, *, unknown_kid: bool = False) -> Fetch:
         """The fetch to perform; counts as in flight until `update` or
         `abandon`."""
         self.last_attempt = now
+        if unknown_kid:
+            self.last_kid_refresh = now
         self.inflight += 1
         accept = (("accept", "application/jwk-set+json, application/json"),)
         return Fetch(self.url, headers=accept, timeout_s=FETCH_TIMEOUT)
@@ -217,4 +245,5 @@ __all__ = [
     "candidates",
     "import_key",
     "parse_jwks",
+    "quiet",
 ]

@@ -60,6 +60,7 @@ from edgeward.policy.jwks import (
     Key,
     candidates,
     import_key,
+    quiet,
 )
 
 TOKEN_TYPES = ("id_token", "access_token", "at+jwt", "it+jwt", "plain", "jwt")
@@ -177,10 +178,10 @@ class JwtValidation(Action):
                 name = ctx.render(spec.name)
                 raw = yield from self._read(ctx, spec, name)
                 presented = True
-                obj = _parse(raw)
-                entry = _describe(obj, spec.method, name)
+                obj, claims = _parse(raw)
+                entry = _describe(obj, claims, spec.method, name)
                 results.append(entry)
-                yield from self._verify(ctx, spec, obj)
+                yield from self._verify(ctx, spec, obj, claims)
                 entry["verified"] = True
         except _Reject as exc:
             failure = exc
@@ -224,7 +225,9 @@ class JwtValidation(Action):
             raw = yield from _body_field(ctx, received.method, received.headers, name)
         if spec.prefix is not None:
             prefix = ctx.render(spec.prefix).encode("utf-8")
-            if raw[: len(prefix)].lower() != prefix.lower():
+            if raw.lower() == prefix.strip().lower():  # "Bearer " arrives trimmed
+                raw = b""
+            elif raw[: len(prefix)].lower() != prefix.lower():
                 raise _Reject(
                     ErrorCode.TOKEN_PREFIX_MISSING,
                     f"{spec.method} {name!r} lacks the configured prefix",
@@ -235,7 +238,7 @@ class JwtValidation(Action):
         return raw
 
     def _verify(
-        self, ctx: ActionContext, spec: TokenSpec, obj: CompactSignature
+        self, ctx: ActionContext, spec: TokenSpec, obj: CompactSignature, claims: dict[str, Any]
     ) -> Generator[Effect, EffectResult, None]:
         header = obj.headers()
         alg = header.get("alg")
@@ -255,7 +258,7 @@ class JwtValidation(Action):
         if not any(_signed_by(obj, key, alg) for key in keys[:MAX_TRIED_KEYS]):
             why = "no key matches the token's kid" if not keys else "bad signature"
             raise _Reject(ErrorCode.UNAUTHORIZED, f"{why} (alg {alg}, kid {kid!r})")
-        self._check_claims(ctx, obj)
+        self._check_claims(ctx, claims)
 
     def _keys(
         self, ctx: ActionContext, alg: str, kid: str | None
@@ -266,32 +269,30 @@ class JwtValidation(Action):
         for source in sources:
             if source.wants_fetch(ctx.now()):
                 yield from _fetch(ctx, source)
-        found = self._matching(sources, alg, kid)
+        found = self._matching(ctx, sources, alg, kid)
         if not found and kid is not None:
             for source in sources:
                 if source.wants_fetch(ctx.now(), unknown_kid=True):
-                    yield from _fetch(ctx, source)
-            found = self._matching(sources, alg, kid)
-        if not found and self.jkus and not self.static_keys:
+                    yield from _fetch(ctx, source, unknown_kid=True)
+            found = self._matching(ctx, sources, alg, kid)
+        if not found and not self.static_keys:
             now = ctx.now()
             if not any(source.usable(now) for source in sources):
                 why = "; ".join(s.failure or f"{s.url}: not fetched yet" for s in sources)
                 raise _Reject(ErrorCode.JWKS_UNAVAILABLE, f"no usable JWKS ({why})", status=503)
         return found
 
-    def _matching(self, sources: Sequence[JwksSource], alg: str, kid: str | None) -> list[Key]:
+    def _matching(
+        self, ctx: ActionContext, sources: Sequence[JwksSource], alg: str, kid: str | None
+    ) -> list[Key]:
         found = candidates(self.static_keys, alg, kid)
+        now = ctx.now()
         for source in sources:
-            found += candidates(source.keys, alg, kid)
+            if source.usable(now):  # too stale: not trusted any more
+                found += candidates(source.keys, alg, kid)
         return found
 
-    def _check_claims(self, ctx: ActionContext, obj: CompactSignature) -> None:
-        try:
-            claims = json.loads(obj.payload)
-        except ValueError:
-            raise _Reject(ErrorCode.TOKEN_MALFORMED, "the payload is not JSON") from None
-        if not isinstance(claims, dict):
-            raise _Reject(ErrorCode.TOKEN_MALFORMED, "the payload is not a JSON object")
+    def _check_claims(self, ctx: ActionContext, claims: dict[str, Any]) -> None:
         options: dict[str, Any] = {c: {"essential": True} for c in self.required_claims}
         options["iss"] = {"essential": True, "values": [ctx.render(t) for t in self.issuers]}
         if self.audiences:
@@ -307,8 +308,10 @@ class JwtValidation(Action):
             raise _Reject(ErrorCode.UNAUTHORIZED, f"invalid claim: {exc.description}") from None
 
 
-def _fetch(ctx: ActionContext, source: JwksSource) -> Generator[Effect, EffectResult, None]:
-    fetch = source.request(ctx.now())
+def _fetch(
+    ctx: ActionContext, source: JwksSource, *, unknown_kid: bool = False
+) -> Generator[Effect, EffectResult, None]:
+    fetch = source.request(ctx.now(), unknown_kid=unknown_kid)
     try:
         result = yield from ctx.fetch(fetch)
     except BaseException:  # the exchange was abandoned mid-fetch (GeneratorExit...)
@@ -319,35 +322,38 @@ def _fetch(ctx: ActionContext, source: JwksSource) -> Generator[Effect, EffectRe
 
 def _signed_by(obj: CompactSignature, key: Key, alg: str) -> bool:
     try:
-        return validate_compact(obj, key, [alg])
+        with quiet():
+            return validate_compact(obj, key, [alg])
     except (JoseError, ValueError):
         return False
 
 
-def _parse(raw: bytes) -> CompactSignature:
+def _parse(raw: bytes) -> tuple[CompactSignature, dict[str, Any]]:
+    """The compact JWS and its claims (not yet verified)."""
     if raw.count(b".") != 2:
         raise _Reject(ErrorCode.TOKEN_MALFORMED, "not a compact JWS (three dot-separated parts)")
     try:
         obj = extract_compact(raw)
+        claims = json.loads(obj.payload)
     except (JoseError, ValueError, TypeError):
         raise _Reject(ErrorCode.TOKEN_MALFORMED, "the token could not be parsed") from None
+    if not isinstance(claims, dict):
+        raise _Reject(ErrorCode.TOKEN_MALFORMED, "the payload is not a JSON object")
     header = obj.headers()
     if "b64" in header or "crit" in header:
         raise _Reject(ErrorCode.TOKEN_MALFORMED, "unsupported critical header parameters")
-    return obj
+    return obj, claims
 
 
-def _describe(obj: CompactSignature, location: str, name: str) -> dict[str, Any]:
+def _describe(
+    obj: CompactSignature, claims: dict[str, Any], location: str, name: str
+) -> dict[str, Any]:
     """The token as `actions.ngrok.jwt_validation.tokens[i]` shows it."""
-    try:
-        payload = json.loads(obj.payload)
-    except ValueError:
-        payload = {}
     return {
         "header": dict(obj.headers()),
         "location": location,
         "location_property": name,
-        "payload": payload if isinstance(payload, dict) else {},
+        "payload": claims,
         "signature": obj.segments["signature"].decode("ascii", "replace"),
         "verified": False,
     }
