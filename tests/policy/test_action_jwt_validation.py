@@ -17,6 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.policy.e2e import BACKENDS, Handler, Reply, echo_headers, events, running_edge, serve
 from tests.policy.helpers import NOW, load, load_error, request
 
@@ -651,3 +653,40 @@ def test_edge_validates_caches_and_refreshes(setup: Any) -> None:
     logged = events(edge)
     assert {e["error_code"] for e in logged} == {"ERR_EDGEWARD_3406", "ERR_EDGEWARD_3401"}
     assert RSA.token().split(".")[0] not in edge.log_text()  # no token in the log
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+HOSTILE = load(
+    policy(
+        algorithms="[RS256, ES256, EdDSA, HS256]",
+        keys=f"{{sources: {{additional_jkus: ['{JKU}'], jwks: [{json.dumps(HMAC.jwk)}]}}}}",
+    )
+)
+
+
+@given(
+    header=st.dictionaries(
+        st.sampled_from(["alg", "kid", "typ", "crit", "b64", "jwk"]), json_values
+    ),
+    claims=st.dictionaries(
+        st.sampled_from(["iss", "aud", "exp", "nbf", "iat", "sub"]), json_values
+    ),
+    signature=st.binary(max_size=300),
+)
+def test_hostile_tokens_are_refused_never_crash(
+    header: dict[str, Any], claims: dict[str, Any], signature: bytes
+) -> None:
+    h = HOSTILE
+    token = ".".join(
+        b64(part) for part in (json.dumps(header).encode(), json.dumps(claims).encode(), signature)
+    )
+    r = request(h, headers=bearer(token), fetch=FETCH)
+    assert r.status == 401 and r.forwarded is None

@@ -242,7 +242,7 @@ class JwtValidation(Action):
     ) -> Generator[Effect, EffectResult, None]:
         header = obj.headers()
         alg = header.get("alg")
-        if alg not in self.algorithms:
+        if not isinstance(alg, str) or alg not in self.algorithms:
             raise _Reject(ErrorCode.UNAUTHORIZED, f"algorithm {alg!r} is not allowed")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
