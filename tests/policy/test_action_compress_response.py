@@ -6,8 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
+import sys
 import threading
-import tracemalloc
 import zlib
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
@@ -311,19 +311,37 @@ def test_each_chunk_is_flushed(coding: str) -> None:
         assert step(f.feed(event)) == event
 
 
-@pytest.mark.parametrize("coding", ["gzip", "br"])
+MEMORY_PROBE = """
+import os, sys
+from edgeward.policy.actions.compress_response import compressor
+
+def peak_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+chunk = os.urandom(32768) + bytes(range(256)) * 128  # 64 KiB, half incompressible
+before = peak_kib()
+f = compressor(sys.argv[1])
+for _ in range(320):  # 20 MiB through one response
+    f.feed(chunk)
+f.finish()
+print(peak_kib() - before)
+"""
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br"])
 def test_memory_stays_bounded_while_streaming(coding: str) -> None:
-    f = compressor(coding)
-    chunk = bytes(range(256)) * 256  # 64 KiB
-    tracemalloc.start()
-    try:
-        for _ in range(160):  # 10 MiB
-            f.feed(chunk)
-        f.finish()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 2 * 1024 * 1024
+    """The process's peak resident memory (the C libraries' too) barely
+    moves while 20 MiB stream through one compressor."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, coding],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert int(done.stdout) < 8 * 1024, done.stdout
 
 
 # --- end to end ---------------------------------------------------------------------------
