@@ -22,9 +22,9 @@ errs on the strict side at most by the skew of that assumption.
 lets one more request in (rounded up to whole seconds, at least 1).
 
 `RateLimitStore` is the seam for a shared store: one call that counts and
-decides atomically. `MemoryStore` keeps buckets in this process: idle ones
-(two windows without a request, i.e. empty) are dropped as they are met,
-and at most `max_buckets` are kept, least recently used first out.
+decides atomically. `MemoryStore` keeps buckets in this process: each new
+bucket first drops up to two idle ones (two windows without a request, i.e.
+empty), and at most `max_buckets` are kept, least recently used first out.
 """
 
 from __future__ import annotations
@@ -103,9 +103,9 @@ class MemoryStore:
 
     def hit(self, key: str, *, capacity: int, window: float, now: float) -> RateDecision:
         index = math.floor(now / window)
-        self._expire(index)
         bucket = self._buckets.get(key)
         if bucket is None:
+            self._expire(index)  # memory only grows here, so only here it is reclaimed
             bucket = self._buckets[key] = _Bucket(index)
             if len(self._buckets) > self.max_buckets:
                 self._buckets.popitem(last=False)
