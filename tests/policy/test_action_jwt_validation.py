@@ -503,7 +503,7 @@ def test_keys_as_lists_are_accepted_with_a_warning() -> None:
 
 
 def test_an_interpolated_jwks_url() -> None:
-    h = load(policy(keys="{sources: {additional_jkus: ['https://${req.host}/jwks']}}"))
+    h = load(policy(keys="{sources: {additional_jkus: ['https://${endpoint.host}/jwks']}}"))
     r = request(
         h, headers=bearer(RSA.token()), fetch={"https://app.example.com/jwks": jwks_result(RSA)}
     )

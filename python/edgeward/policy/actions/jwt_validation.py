@@ -227,12 +227,13 @@ class JwtValidation(Action):
             prefix = ctx.render(spec.prefix).encode("utf-8")
             if raw.lower() == prefix.strip().lower():  # "Bearer " arrives trimmed
                 raw = b""
-            elif raw[: len(prefix)].lower() != prefix.lower():
+            elif raw[: len(prefix)].lower() == prefix.lower():
+                raw = raw[len(prefix) :].strip()
+            else:
                 raise _Reject(
                     ErrorCode.TOKEN_PREFIX_MISSING,
                     f"{spec.method} {name!r} lacks the configured prefix",
                 )
-            raw = raw[len(prefix) :].strip()
         if not raw:
             raise _Reject(ErrorCode.TOKEN_MISSING, f"{spec.method} {name!r} holds no token")
         return raw
@@ -256,7 +257,7 @@ class JwtValidation(Action):
             raise _Reject(ErrorCode.UNAUTHORIZED, "not an access token (typ is not at+jwt)")
         keys = yield from self._keys(ctx, alg, kid)
         if not any(_signed_by(obj, key, alg) for key in keys[:MAX_TRIED_KEYS]):
-            why = "no key matches the token's kid" if not keys else "bad signature"
+            why = "no key for the token's alg and kid" if not keys else "bad signature"
             raise _Reject(ErrorCode.UNAUTHORIZED, f"{why} (alg {alg}, kid {kid!r})")
         self._check_claims(ctx, claims)
 
