@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 import json
 
-from tests.policy.helpers import load, one, request
+from .helpers import load, one, request
 
 from edgeward.policy.events import JsonLinesSink
 

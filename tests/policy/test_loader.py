@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.policy.helpers import load, load_error, one, parse
+from .helpers import load, load_error, one, parse
 
 from edgeward.policy import PolicyError, Severity, compile_policy
 

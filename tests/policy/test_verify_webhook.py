@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from tests.policy.helpers import NOW, load, load_error, one, request
+from .helpers import NOW, load, load_error, one, request
 
 from edgeward.hooks import ReadBody
 
