@@ -38,6 +38,12 @@ BACKEND: Backend = "rust" if _native is not None else "python"
 # name is bound to the chosen backend's implementation.
 
 # --- IP prefix matching -----------------------------------------------------
+if TYPE_CHECKING:
+    from edgeward_native import CidrError, IpPolicy, IpTable
+elif _native is not None:
+    CidrError, IpPolicy, IpTable = _native.CidrError, _native.IpPolicy, _native.IpTable
+else:
+    from edgeward.ipnet.reference import CidrError, IpPolicy, IpTable
 
 # --- webhook verification ---------------------------------------------------
 
@@ -92,6 +98,9 @@ else:
         )
 
 __all__ = [
+    "CidrError",
+    "IpPolicy",
+    "IpTable",
     "DEFAULT_TOLERANCE_S",
     "PROVIDERS",
     "explain_webhook",

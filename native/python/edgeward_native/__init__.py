@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from edgeward_native import _core
+from edgeward_native._core import CidrError, IpPolicy, IpTable
 
 
 class UInt(int):
@@ -67,6 +68,9 @@ verify_webhook = _core.verify_webhook
 explain_webhook = _core.explain_webhook
 
 __all__ = [
+    "CidrError",
+    "IpPolicy",
+    "IpTable",
     "DEFAULT_TOLERANCE_S",
     "PROVIDERS",
     "explain_webhook",
