@@ -289,7 +289,17 @@ class _Loader:
         type_name = raw.get("type")
         where = f"actions[{i}] {type_name}" if isinstance(type_name, str) else f"actions[{i}]"
         for k in raw:
-            if k not in _ACTION_KEYS:
+            if k == "name":  # some public examples label actions; nothing reads it
+                self.report(
+                    Diagnostic(
+                        Severity.WARNING,
+                        "actions have no 'name' (rules do); it is ignored",
+                        self.doc.locate((*path, k)),
+                        label,
+                        where,
+                    )
+                )
+            elif k not in _ACTION_KEYS:
                 self.error(
                     (*path, k),
                     f"unknown action field {k!r} (an action has 'type' and 'config')",
