@@ -89,7 +89,7 @@ DOCS_MISTAKES = {
     "integrations_webhooks_svix_webhooks__L117.yaml": _PLACEHOLDER_KEY,
     "integrations_webhooks_sendgrid_webhooks__L128.yaml": _PLACEHOLDER_KEY,
     "integrations_webhooks_teams_webhooks__L117.yaml": _PLACEHOLDER_KEY,
-    "traffic_policy_actions_set_vars__L343.yaml": "'sort(x, y, expr)' is neither CEL nor a gateway function",
+    "traffic_policy_actions_set_vars__L343.yaml": "'sort(x, y, expr)' is not a CEL function",
 }
 
 

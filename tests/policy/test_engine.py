@@ -3,9 +3,9 @@ from __future__ import annotations
 import io
 import json
 
-from .helpers import load, one, request
-
 from edgeward.policy.events import JsonLinesSink
+
+from .helpers import load, one, request
 
 
 def test_rules_and_actions_run_in_order() -> None:

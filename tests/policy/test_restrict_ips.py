@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 
 import pytest
+
 from .helpers import load, load_error, one, request
 
 
