@@ -75,8 +75,8 @@ if TYPE_CHECKING:
         compile,
         interpolate,
     )
-else:
-    if _native is not None:
+else:  # noqa: PLR5501 - one branch per backend, as in the other sections
+    if _native is not None and hasattr(_native, "compile"):  # a build without CEL: reference
         Env = _native.Env
         EvalError = _native.EvalError
         PolicyExprError = _native.PolicyExprError

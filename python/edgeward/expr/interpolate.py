@@ -1,0 +1,102 @@
+"""``${...}`` templates (docs/cel.md §10): literal text with CEL expressions
+rendered as text. ``$${`` writes a literal ``${``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from edgeward.expr.env import Env
+from edgeward.expr.errors import PolicyExprError
+from edgeward.expr.lexer import Lexer
+from edgeward.expr.program import Program, compile_range
+from edgeward.expr.values import kind, show, to_string
+
+_DEFAULT_ENV = Env()
+
+
+class Template:
+    """A compiled template. Immutable; `render` may run concurrently."""
+
+    __slots__ = ("_parts", "is_constant", "references", "source")
+
+    def __init__(self, source: str, parts: list[str | Program]) -> None:
+        self.source = source
+        self._parts = tuple(parts)
+        self.is_constant = not any(isinstance(p, Program) for p in parts)
+        self.references: frozenset[str] = frozenset().union(
+            *(p.references for p in parts if isinstance(p, Program))
+        )
+
+    def render(self, activation: Mapping[str, Any]) -> str:
+        """Each ``${expr}`` replaced by its value as text. Raises `EvalError`."""
+        out = []
+        for part in self._parts:
+            out.append(part if isinstance(part, str) else render_value(part.run(activation)))
+        return "".join(out)
+
+    def __repr__(self) -> str:
+        return f"Template({self.source!r})"
+
+
+def render_value(value: Any) -> str:
+    """The text of a value in a template: `string()` for scalars, empty for
+    null, `format`'s ``%s`` for lists and maps."""
+    k = kind(value)
+    if k == "null":
+        return ""
+    if k in ("list", "map"):
+        return show(value)
+    return to_string(value)
+
+
+def interpolate(template: str, *, env: Env | None = None) -> Template:
+    """Compile the ``${...}`` expressions of `template`. Raises
+    `PolicyExprError` located in `template`."""
+    if not isinstance(template, str):
+        raise TypeError(f"template must be a str, not {type(template).__name__}")
+    env = env or _DEFAULT_ENV
+    parts: list[str | Program] = []
+    text: list[str] = []
+    i = 0
+    n = len(template)
+    while i < n:
+        if template.startswith("$${", i):
+            text.append("${")
+            i += 3
+        elif template.startswith("${", i):
+            end = _closing_brace(template, i + 2)
+            if end is None:
+                raise PolicyExprError("unterminated '${'", template, i)
+            if Lexer(template, i + 2, end).next().kind == "eof":
+                raise PolicyExprError("empty '${}'", template, i)
+            if text:
+                parts.append("".join(text))
+                text = []
+            parts.append(compile_range(template, env, i + 2, end))
+            i = end + 1
+        else:
+            text.append(template[i])
+            i += 1
+    if text:
+        parts.append("".join(text))
+    return Template(template, parts)
+
+
+def _closing_brace(template: str, start: int) -> int | None:
+    """Offset of the `}` closing a ``${`` whose expression starts at `start`,
+    as the CEL lexer sees the text (strings and nested braces skipped)."""
+    lexer = Lexer(template, start)
+    depth = 0
+    while True:
+        token = lexer.next()
+        if token.kind == "eof":
+            return None
+        if token.kind in ("(", "[", "{"):
+            depth += 1
+        elif token.kind in (")", "]"):
+            depth -= 1
+        elif token.kind == "}":
+            if depth == 0:
+                return token.pos
+            depth -= 1
