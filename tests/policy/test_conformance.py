@@ -89,6 +89,8 @@ DOCS_MISTAKES = {
     "integrations_webhooks_svix_webhooks__L117.yaml": _PLACEHOLDER_KEY,
     "integrations_webhooks_sendgrid_webhooks__L128.yaml": _PLACEHOLDER_KEY,
     "integrations_webhooks_teams_webhooks__L117.yaml": _PLACEHOLDER_KEY,
+    "traffic_policy_actions_set_vars__L288.yaml": "'request.headers' (a typo of 'req.headers')",
+    "traffic_policy_examples_event_logging__L16.yaml": "compares res.status_code with a string",
     "traffic_policy_actions_set_vars__L343.yaml": "'sort(x, y, expr)' is not a CEL function",
 }
 

@@ -55,6 +55,8 @@ class EngineOptions:
 
     body_limit: int = 1024 * 1024  # the most a policy buffers of a request body
     clock: Callable[[], float] | None = None  # None = time.time
+    # `secrets.get(vault, name)` reads here: vault -> name -> value.
+    secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ class ExchangeState:
         "received_at",
         "request_id",
         "results",
+        "secrets",
         "trace",
     )
 
@@ -79,6 +80,7 @@ class ExchangeState:
         clock: Callable[[], float],
         events: EventSink,
         body_limit: int,
+        secrets: Mapping[str, Mapping[str, str]],
     ) -> None:
         self.conn = conn
         self.endpoint = endpoint
@@ -86,6 +88,7 @@ class ExchangeState:
         self.clock = clock
         self.events = events
         self.body_limit = body_limit
+        self.secrets = secrets  # for `secrets.get(vault, name)`
         self.received: RequestHead | None = None  # the request as the client sent it
         self.received_at = 0.0
         self.body: bytes | None = None  # the request body, once an action read it
@@ -145,6 +148,8 @@ class Activation(Mapping[str, Any]):
             if self._res_values is None:
                 self._res_values = response_values(self._res)
             return self._res_values
+        if key == "secrets":
+            return self._x.secrets
         if key == "time":
             if self._time is None:
                 self._time = {"now": rfc3339(self._x.clock())}
@@ -167,7 +172,7 @@ class Activation(Mapping[str, Any]):
         return sum(1 for _ in self)
 
 
-_NAMES = ("conn", "req", "res", "endpoint", "time", "actions", "vars")
+_NAMES = ("conn", "req", "res", "endpoint", "time", "actions", "vars", "secrets")
 
 
 class ActionContext:

@@ -55,6 +55,7 @@ class CompiledPolicy:
         self.events: EventSink = events or NullSink()
         self.clock: Callable[[], float] = options.clock or default_clock
         self.body_limit = options.body_limit
+        self.secrets = options.secrets
         self._tcp = loaded.rules.get(Phase.TCP_CONNECT, ())
         self._request = loaded.rules.get(Phase.HTTP_REQUEST, ())
         self._response = loaded.rules.get(Phase.HTTP_RESPONSE, ())
@@ -69,6 +70,7 @@ class CompiledPolicy:
             clock=self.clock,
             events=self.events,
             body_limit=self.body_limit,
+            secrets=self.secrets,
         )
 
     # --- PolicyHooks ---------------------------------------------------------
