@@ -31,10 +31,6 @@ class SourceDocument(Protocol):
     @property
     def data(self) -> Any: ...
 
-    @property
-    def path(self) -> PathKey:
-        return self._path
-
     def locate(self, path: PathKey) -> Location: ...
 
 

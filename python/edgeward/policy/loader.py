@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from edgeward import native
 from edgeward.policy.actions import ACTIONS, ALIASES, UNSUPPORTED
@@ -211,14 +211,14 @@ class _Loader:
             phase=phase,
             index=index,
             name=name,
-            condition=condition or None,
+            condition=condition if condition is not False else None,
             steps=steps,
             continue_on_error=on_error == "continue",
         )
 
     def _condition(
         self, phase: Phase, path: PathKey, value: Any, label: str
-    ) -> native.Program | bool | None:
+    ) -> native.Program | Literal[False] | None:
         """The rule's expressions as one program; False after an error."""
         sources = []
         ok = True
