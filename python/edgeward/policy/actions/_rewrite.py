@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from edgeward import native
 from edgeward.policy.actions.base import ActionContext, ConfigReader
