@@ -77,7 +77,9 @@ class PolicyFactory(Protocol):
     """Compiles a policy; raises `ConfigError` (or another `EdgewardError`
     carrying a location) when it is invalid."""
 
-    def __call__(self, source: PolicySource, ip_policies: Mapping[str, IpPolicy]) -> PolicyHooks: ...
+    def __call__(
+        self, source: PolicySource, ip_policies: Mapping[str, IpPolicy]
+    ) -> PolicyHooks: ...
 
 
 @dataclass(frozen=True, slots=True)

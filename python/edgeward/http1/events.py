@@ -2,11 +2,14 @@
 
 Header names are lower-case bytes; values are bytes as on the wire, without
 surrounding whitespace. Bodies arrive as any number of `Data` events followed
-by one `EndOfMessage` (carrying trailers, if any).
+by one `EndOfMessage` (carrying trailers, if any). Events are plain slotted
+classes without validation: the codecs validate what they parse, and what is
+sent is validated when it is serialised.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -74,9 +77,30 @@ PAUSED: Final = _Sentinel("PAUSED")
 (or the connection switched protocols / must close)."""
 
 
+class State(enum.Enum):
+    """Where one side of the connection is in the exchange (h11's states).
+
+    A client goes IDLE -> SEND_BODY -> DONE; a server IDLE -> SEND_RESPONSE
+    (after the request head, through any 1xx) -> SEND_BODY -> DONE. DONE
+    becomes MUST_CLOSE when either side disabled keep-alive, MIGHT_SWITCH_PROTOCOL
+    while a client's Upgrade/CONNECT awaits the answer, SWITCHED_PROTOCOL once
+    it was accepted (the bytes then belong to the new protocol)."""
+
+    IDLE = "IDLE"
+    SEND_RESPONSE = "SEND_RESPONSE"
+    SEND_BODY = "SEND_BODY"
+    DONE = "DONE"
+    MUST_CLOSE = "MUST_CLOSE"
+    CLOSED = "CLOSED"
+    MIGHT_SWITCH_PROTOCOL = "MIGHT_SWITCH_PROTOCOL"
+    SWITCHED_PROTOCOL = "SWITCHED_PROTOCOL"
+    ERROR = "ERROR"
+
+
 class ProtocolError(Exception):
     """The peer violated HTTP/1.1 (or a limit). `status_hint` is the status a
-    server should answer with: 400, 413, 414, 431, 501, 505."""
+    server should answer with: 400, 414, 431, 501, 505. After it the codec is
+    in the ERROR state and the connection must be closed."""
 
     def __init__(self, message: str, status_hint: int = 400) -> None:
         super().__init__(message)
@@ -84,4 +108,4 @@ class ProtocolError(Exception):
 
 
 class LocalProtocolError(Exception):
-    """We tried to send something HTTP/1.1 does not allow (a bug)."""
+    """We tried to send something HTTP/1.1 does not allow (a bug in the caller)."""

@@ -46,7 +46,13 @@ class Fetcher(Protocol):
 class Services:
     """Server-wide, shared by all generations: pools, ids, log, codecs."""
 
-    def __init__(self, server_codec: CodecFactory, client_codec: CodecFactory, access_log: AccessLog, fetch: Fetcher) -> None:
+    def __init__(
+        self,
+        server_codec: CodecFactory,
+        client_codec: CodecFactory,
+        access_log: AccessLog,
+        fetch: Fetcher,
+    ) -> None:
         self.server_codec = server_codec
         self.pools = Pools(client_codec)
         self.access_log = access_log

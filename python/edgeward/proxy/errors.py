@@ -33,10 +33,16 @@ class EdgeError:
 
 ENDPOINT_NOT_FOUND = EdgeError("ERR_EDGEWARD_3200", 404, "no endpoint is configured for this host")
 MISDIRECTED = EdgeError("ERR_EDGEWARD_3201", 421, "the TLS server name does not match the Host")
-UPSTREAM_BAD_RESPONSE = EdgeError("ERR_EDGEWARD_3004", 502, "the upstream sent an invalid or incomplete response")
-UPSTREAM_CONNECT_TIMEOUT = EdgeError("ERR_EDGEWARD_3005", 504, "the upstream could not be reached in time")
+UPSTREAM_BAD_RESPONSE = EdgeError(
+    "ERR_EDGEWARD_3004", 502, "the upstream sent an invalid or incomplete response"
+)
+UPSTREAM_CONNECT_TIMEOUT = EdgeError(
+    "ERR_EDGEWARD_3005", 504, "the upstream could not be reached in time"
+)
 UPSTREAM_REFUSED = EdgeError("ERR_EDGEWARD_3006", 502, "the upstream refused the connection")
-UPSTREAM_RESET = EdgeError("ERR_EDGEWARD_3007", 502, "the upstream closed the connection before responding")
+UPSTREAM_RESET = EdgeError(
+    "ERR_EDGEWARD_3007", 502, "the upstream closed the connection before responding"
+)
 UPSTREAM_TIMEOUT = EdgeError("ERR_EDGEWARD_3008", 504, "the upstream did not respond in time")
 UPSTREAM_TLS = EdgeError("ERR_EDGEWARD_3009", 502, "the TLS handshake with the upstream failed")
 BAD_REQUEST = EdgeError("ERR_EDGEWARD_3400", 400, "the request is malformed")

@@ -25,7 +25,6 @@ from edgeward.hooks import (
     ExchangeHooks,
     ExchangeSummary,
     Fetch,
-    Forward,
     Header,
     LocalResponse,
     PassResponse,
@@ -90,6 +89,7 @@ class Exchange:
     """State of one exchange; `run()` does the work."""
 
     __slots__ = (
+        "_body_buffer",
         "bytes_in",
         "bytes_out",
         "ctx",
@@ -102,13 +102,17 @@ class Exchange:
         "request_id",
         "started",
         "status",
-        "upstream_url",
         "upgrade",
-        "_body_buffer",
+        "upstream_url",
     )
 
     def __init__(
-        self, ctx: ConnContext, down: Downstream, head: RequestHead, has_body: bool, upgrade: bytes | None = None
+        self,
+        ctx: ConnContext,
+        down: Downstream,
+        head: RequestHead,
+        has_body: bool,
+        upgrade: bytes | None = None,
     ) -> None:
         self.upgrade = upgrade
         self.ctx = ctx
@@ -133,7 +137,11 @@ class Exchange:
         runtime = ctx.runtime
         endpoint = self.endpoint = runtime.router.route(head.authority)
         try:
-            if endpoint is not None and endpoint.policy is not None and endpoint.name not in ctx.tcp_checked:
+            if (
+                endpoint is not None
+                and endpoint.policy is not None
+                and endpoint.name not in ctx.tcp_checked
+            ):
                 ctx.tcp_checked.add(endpoint.name)
                 if not endpoint.policy.on_tcp_connect(ctx.info):
                     self.down.abort()
@@ -213,7 +221,9 @@ class Exchange:
         self.has_body = False
         return self._body_buffer
 
-    async def _response_outcome(self, head: ResponseHead) -> PassResponse | LocalResponse | CloseConnection:
+    async def _response_outcome(
+        self, head: ResponseHead
+    ) -> PassResponse | LocalResponse | CloseConnection:
         assert self.hooks is not None
         try:
             return await drive(self.hooks.on_http_response(head), self._perform)
@@ -245,7 +255,9 @@ class Exchange:
             if isinstance(outcome, LocalResponse):
                 await self._local(outcome, run_hooks=False)
                 return
-            response = LocalResponse(outcome.head.status, outcome.head.headers, body, response.error_code)
+            response = LocalResponse(
+                outcome.head.status, outcome.head.headers, body, response.error_code
+            )
             headers, body_filter = outcome.head.headers, outcome.body_filter
         if body_filter is not None:
             body = body_filter.feed(body) + body_filter.finish()
@@ -269,7 +281,9 @@ class Exchange:
 
     # --- forwarding -------------------------------------------------------------------
 
-    def _upstream_request(self, endpoint: Endpoint, head: RequestHead, body: bytes | None) -> ev.Request:
+    def _upstream_request(
+        self, endpoint: Endpoint, head: RequestHead, body: bytes | None
+    ) -> ev.Request:
         ctx = self.ctx
         headers = add_forwarding(
             head.headers,
@@ -344,7 +358,12 @@ class Exchange:
         raise AssertionError("unreachable")
 
     async def _exchange_on(
-        self, pool: UpstreamPool, conn: UpstreamConnection, request: ev.Request, body: bytes | None, method: bytes
+        self,
+        pool: UpstreamPool,
+        conn: UpstreamConnection,
+        request: ev.Request,
+        body: bytes | None,
+        method: bytes,
     ) -> bool:
         codec = conn.codec
         up = conn.transport
@@ -379,7 +398,9 @@ class Exchange:
             raise failure
         return keep and state.done
 
-    async def _upload(self, conn: UpstreamConnection, state: _Upload, scope: trio.CancelScope) -> None:
+    async def _upload(
+        self, conn: UpstreamConnection, state: _Upload, scope: trio.CancelScope
+    ) -> None:
         """Client body -> upstream, chunk by chunk (each send waits for the
         upstream to take it: that is the backpressure)."""
         down = self.down
@@ -424,7 +445,9 @@ class Exchange:
                     try:
                         event = codec.next_event()
                     except ev.ProtocolError as exc:
-                        raise errors.UpstreamFailure(errors.UPSTREAM_BAD_RESPONSE, str(exc)) from None
+                        raise errors.UpstreamFailure(
+                            errors.UPSTREAM_BAD_RESPONSE, str(exc)
+                        ) from None
                     if event is ev.NEED_DATA:
                         break
                     cls = type(event)
@@ -459,7 +482,9 @@ class Exchange:
                             return False
                         # other 1xx (100, 103): we answer 100-continue ourselves
                     else:  # ConnectionClosed / PAUSED: the upstream ended the exchange early
-                        raise errors.UpstreamFailure(errors.UPSTREAM_RESET, "upstream closed mid-response")
+                        raise errors.UpstreamFailure(
+                            errors.UPSTREAM_RESET, "upstream closed mid-response"
+                        )
                 await down.flush()
                 scope.deadline = trio.current_time() + timeout
                 try:
@@ -470,7 +495,9 @@ class Exchange:
                     raise errors.UpstreamFailure(errors.UPSTREAM_RESET, str(exc)) from None
         raise errors.UpstreamFailure(errors.UPSTREAM_TIMEOUT, self.upstream_url or "")
 
-    async def _start_response(self, event: ev.Response, conn: UpstreamConnection) -> BodyFilter | None:
+    async def _start_response(
+        self, event: ev.Response, conn: UpstreamConnection
+    ) -> BodyFilter | None:
         headers = strip_hop_by_hop(event.headers)
         status = event.status_code
         filt: BodyFilter | None = None
@@ -496,7 +523,11 @@ class Exchange:
         self.status = 101
         headers = [h for h in event.headers if h[0] not in (b"connection", b"upgrade")]
         upgrade = next((v for n, v in event.headers if n == b"upgrade"), b"websocket")
-        headers += [(b"connection", b"upgrade"), (b"upgrade", upgrade), (REQUEST_ID, self.request_id.encode())]
+        headers += [
+            (b"connection", b"upgrade"),
+            (b"upgrade", upgrade),
+            (REQUEST_ID, self.request_id.encode()),
+        ]
         self.down.start_response(101, headers)
         await self.down.flush()
         leftover, _ = conn.codec.trailing_data
@@ -512,7 +543,12 @@ class Exchange:
             try:
                 self.hooks.on_complete(
                     ExchangeSummary(
-                        self.status, self.bytes_in, self.bytes_out, duration, self.upstream_url, self.error_code
+                        self.status,
+                        self.bytes_in,
+                        self.bytes_out,
+                        duration,
+                        self.upstream_url,
+                        self.error_code,
                     )
                 )
             except Exception:
@@ -566,4 +602,3 @@ def _content_length(headers: list[Header]) -> bytes | None:
         if name == b"content-length":
             return value
     return None
-

@@ -9,6 +9,7 @@ written once per upstream read, so a small response costs one send.
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 import trio
 
@@ -23,7 +24,7 @@ from edgeward.proxy.transport import Transport
 
 log = logging.getLogger("edgeward.proxy")
 
-_CONTINUE = ev.InformationalResponse(100, [])
+_CONTINUE = ev.InformationalResponse(100, [], reason=b"Continue")
 
 
 class Http1Connection:
@@ -87,7 +88,9 @@ class Http1Connection:
                         if not data:
                             break
                 except ev.ProtocolError as exc:
-                    await self._reject(errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST), str(exc))
+                    await self._reject(
+                        errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST), str(exc)
+                    )
                     return
                 except OSError:
                     return
@@ -99,8 +102,14 @@ class Http1Connection:
             if type(request) is not ev.Request:
                 return  # closed between requests
             # --- one exchange
-            keep = await self._exchange(request, scheme)  # type: ignore[arg-type]
-            if not keep or self._aborted or not self._body_done or not codec.keep_alive or services.draining:
+            keep = await self._exchange(request, scheme)
+            if (
+                not keep
+                or self._aborted
+                or not self._body_done
+                or not codec.keep_alive
+                or services.draining
+            ):
                 return
             try:
                 codec.start_next_cycle()
@@ -133,7 +142,14 @@ class Http1Connection:
             rest = target.split(b"://", 1)[1]
             slash = rest.find(b"/")
             authority, target = (rest, b"/") if slash < 0 else (rest[:slash], rest[slash:])
-        head = RequestHead(request.method, target, authority, scheme, strip_hop_by_hop(headers), request.http_version)
+        head = RequestHead(
+            request.method,
+            target,
+            authority,
+            scheme,
+            strip_hop_by_hop(headers),
+            request.http_version,
+        )
         self._body_done = not has_body
         self._trailers = []
         if not has_body:
@@ -165,7 +181,9 @@ class Http1Connection:
             try:
                 event = codec.next_event()
             except ev.ProtocolError as exc:
-                raise ClientBodyError(errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST)) from None
+                raise ClientBodyError(
+                    errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST)
+                ) from None
             cls = type(event)
             if cls is ev.Data:
                 return event.data  # type: ignore[union-attr]
@@ -184,19 +202,18 @@ class Http1Connection:
                 raise ClientBodyError(errors.REQUEST_TIMEOUT)
             codec.receive_data(data)
             if not data:
-                try:
-                    codec.next_event()
-                except ev.ProtocolError:
-                    pass
-                raise ClientBodyError(None)
+                raise ClientBodyError(None)  # the client went away mid-body
 
     def start_response(self, status: int, headers: list[Header]) -> None:
         self.response_started = True
+        reason = _REASONS.get(status, b"")
         try:
             if status < 200:
-                self._out.append(self.codec.send(ev.InformationalResponse(status, headers)))
+                self._out.append(
+                    self.codec.send(ev.InformationalResponse(status, headers, reason=reason))
+                )
             else:
-                self._out.append(self.codec.send(ev.Response(status, headers)))
+                self._out.append(self.codec.send(ev.Response(status, headers, reason=reason)))
         except ev.LocalProtocolError as exc:
             log.warning("cannot send response %s: %s", status, exc)
             self.abort()
@@ -254,7 +271,7 @@ class Http1Connection:
         """Answer a request we could not even parse, then close."""
         body = f"{error.status} {error.message}\n".encode()
         head = (
-            f"HTTP/1.1 {error.status} {_REASONS.get(error.status, '')}\r\n"
+            f"HTTP/1.1 {error.status} {_REASONS.get(error.status, b'').decode()}\r\n"
             "content-type: text/plain; charset=utf-8\r\n"
             f"content-length: {len(body)}\r\n"
             "connection: close\r\n"
@@ -267,7 +284,10 @@ class Http1Connection:
         except OSError:
             pass
         self.ctx.services.access_log.write(
-            client_ip=self.ctx.info.client_ip, status=error.status, error=error.code, detail=detail[:200]
+            client_ip=self.ctx.info.client_ip,
+            status=error.status,
+            error=error.code,
+            detail=detail[:200],
         )
 
 
@@ -286,5 +306,4 @@ async def _pipe(source: Transport, sink: Transport) -> None:
         sink.shutdown_write()
 
 
-_REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
-            431: "Request Header Fields Too Large", 501: "Not Implemented", 505: "HTTP Version Not Supported"}
+_REASONS = {int(s): s.phrase.encode() for s in HTTPStatus}

@@ -53,6 +53,7 @@ class Http2Connection:
         self._draining = False
         self._nursery: trio.Nursery | None = None
         self._idle_scope: trio.CancelScope | None = None
+        self._read_scope = trio.CancelScope()
 
     async def run(self, initial: bytes) -> None:
         h2 = self.h2
@@ -60,12 +61,14 @@ class Http2Connection:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                await self._read_loop(initial)
+                with self._read_scope:
+                    await self._read_loop(initial)
                 # client done or GOAWAY: let open streams finish, up to the drain timeout
                 with trio.move_on_after(self.ctx.config.timeouts.drain):
                     while self.streams:
                         await self._wait_streams()
                 nursery.cancel_scope.cancel()
+            self._nursery = None
             await self.flush()
         except OSError:
             pass
@@ -79,8 +82,8 @@ class Http2Connection:
         if not self._draining:
             self._draining = True
             self.h2.goaway()
-            if self._idle_scope is not None:
-                self._idle_scope.cancel()
+            if not self.streams:
+                self._read_scope.cancel()
             if self._nursery is not None:
                 self._nursery.start_soon(self.flush)
 
@@ -170,7 +173,9 @@ class Http2Connection:
         try:
             with stream.scope:
                 if len(head.headers) > self.ctx.config.limits.max_header_count:
-                    stream.start_response(431, [(b"edgeward-error", errors.HEADERS_TOO_LARGE.code.encode())])
+                    stream.start_response(
+                        431, [(b"edgeward-error", errors.HEADERS_TOO_LARGE.code.encode())]
+                    )
                     stream.end_response([])
                     await stream.flush()
                     return
@@ -178,10 +183,11 @@ class Http2Connection:
                 if not stream.ended and not stream.reset:
                     self.h2.reset(stream.stream_id, 0)  # response done, body unread: NO_ERROR
                     await self.flush()
-        except ClientBodyError:
+        except (ClientBodyError, OSError):
             pass
-        except OSError:
-            pass
+        except Exception:
+            log.exception("edgeward: HTTP/2 stream %d failed", stream.stream_id)
+            self.h2.reset(stream.stream_id, 2)  # INTERNAL_ERROR
         finally:
             self.streams.pop(stream.stream_id, None)
             if stream.reset:
@@ -192,6 +198,8 @@ class Http2Connection:
             done = getattr(self, "_stream_done", None)
             if done is not None:
                 done.set()
+            if self._draining and not self.streams:
+                self._read_scope.cancel()  # the last stream is done: close
 
     async def flush(self) -> None:
         """Write whatever h2 has queued. One writer at a time; a second
@@ -285,7 +293,9 @@ class H2Stream:
 
     def start_response(self, status: int, headers: list[Header]) -> None:
         self.response_started = True
-        self.conn.h2.send_headers(self.stream_id, status, [h for h in headers if h[0] not in _CONNECTION_SPECIFIC])
+        self.conn.h2.send_headers(
+            self.stream_id, status, [h for h in headers if h[0] not in _CONNECTION_SPECIFIC]
+        )
 
     async def send_data(self, data: bytes) -> None:
         conn = self.conn
@@ -318,4 +328,6 @@ class H2Stream:
         raise ClientBodyError(None)  # HTTP/2 requests cannot ask for Upgrade
 
 
-_CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
+_CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)

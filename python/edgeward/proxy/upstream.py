@@ -13,6 +13,7 @@ import trio
 
 from edgeward.config import Upstream
 from edgeward.http1.codec import Codec
+from edgeward.http1.events import LocalProtocolError
 from edgeward.proxy import errors
 from edgeward.proxy.codecs import CodecFactory
 from edgeward.proxy.transport import Transport, connect, tls_handshake
@@ -48,7 +49,9 @@ class UpstreamPool:
         self._idle_timeout = idle_timeout
         self._connect_timeout = connect_timeout
         self._idle: collections.deque[UpstreamConnection] = collections.deque()
-        self._ssl: ssl.SSLContext | None = _client_context(upstream) if upstream.scheme == "https" else None
+        self._ssl: ssl.SSLContext | None = (
+            _client_context(upstream) if upstream.scheme == "https" else None
+        )
 
     async def acquire(self) -> UpstreamConnection:
         idle = self._idle
@@ -72,7 +75,9 @@ class UpstreamPool:
         except trio.TooSlowError:
             raise errors.UpstreamFailure(errors.UPSTREAM_CONNECT_TIMEOUT, up.url) from None
         except OSError as exc:
-            raise errors.UpstreamFailure(errors.UPSTREAM_REFUSED, f"{up.url}: {exc.strerror or exc}") from None
+            raise errors.UpstreamFailure(
+                errors.UPSTREAM_REFUSED, f"{up.url}: {exc.strerror or exc}"
+            ) from None
         if self._ssl is not None:
             tls = self._ssl.wrap_socket(
                 sock, server_hostname=up.tls_server_name or up.host, do_handshake_on_connect=False
@@ -94,7 +99,11 @@ class UpstreamPool:
         if len(self._idle) >= self._size:
             conn.transport.close()
             return
-        conn.codec.start_next_cycle()
+        try:
+            conn.codec.start_next_cycle()
+        except LocalProtocolError:  # e.g. a close-delimited response
+            conn.transport.close()
+            return
         conn.idle_since = time.monotonic()
         self._idle.append(conn)
 
@@ -156,11 +165,17 @@ class Pools:
         self._codec_factory = codec_factory
         self._pools: dict[Upstream, UpstreamPool] = {}
 
-    def get(self, upstream: Upstream, *, size: int, idle_timeout: float, connect_timeout: float) -> UpstreamPool:
+    def get(
+        self, upstream: Upstream, *, size: int, idle_timeout: float, connect_timeout: float
+    ) -> UpstreamPool:
         pool = self._pools.get(upstream)
         if pool is None:
             pool = UpstreamPool(
-                upstream, self._codec_factory, size=size, idle_timeout=idle_timeout, connect_timeout=connect_timeout
+                upstream,
+                self._codec_factory,
+                size=size,
+                idle_timeout=idle_timeout,
+                connect_timeout=connect_timeout,
             )
             self._pools[upstream] = pool
         return pool

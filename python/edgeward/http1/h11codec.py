@@ -1,0 +1,204 @@
+"""The reference codecs: h11 behind our event contract.
+
+h11 is the well-understood model the fast path is tested against. Where h11
+accepts more than edgeward does (bare LF line ends, obs-fold, control
+characters in values, duplicate Content-Length, Content-Length next to
+Transfer-Encoding, any token as a method, any HTTP/x.y version, inexact head
+size limits), the checks of `edgeward.http1.rules` run on the raw bytes
+before h11 parses them, so both codecs reject the same input with the same
+status. docs/http1.md lists each case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import h11
+
+from edgeward.http1 import rules
+from edgeward.http1.codec import DEFAULT_LIMITS, Limits
+from edgeward.http1.events import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    InformationalResponse,
+    LocalProtocolError,
+    ProtocolError,
+    Request,
+    Response,
+    State,
+    _Sentinel,
+)
+
+_STATES = {getattr(h11, state.name): state for state in State}
+
+
+def _headers(h: h11._headers.Headers) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in h]
+
+
+_FROM_H11: dict[type, Callable[[Any], Event]] = {
+    h11.Request: lambda e: Request(e.method, e.target, _headers(e.headers), e.http_version),
+    h11.Response: lambda e: Response(e.status_code, _headers(e.headers), e.http_version, e.reason),
+    h11.InformationalResponse: lambda e: InformationalResponse(
+        e.status_code, _headers(e.headers), e.http_version, e.reason
+    ),
+    h11.Data: lambda e: Data(bytes(e.data)),
+    h11.EndOfMessage: lambda e: EndOfMessage(_headers(e.headers)),
+    h11.ConnectionClosed: lambda e: ConnectionClosed(),
+}
+
+_TO_H11: dict[type, Callable[[Any], h11._events.Event]] = {
+    Request: lambda e: h11.Request(
+        method=e.method, target=e.target, headers=e.headers, http_version=e.http_version
+    ),
+    Response: lambda e: h11.Response(
+        status_code=e.status_code, headers=e.headers, http_version=e.http_version, reason=e.reason
+    ),
+    InformationalResponse: lambda e: h11.InformationalResponse(
+        status_code=e.status_code, headers=e.headers, http_version=e.http_version, reason=e.reason
+    ),
+    Data: lambda e: h11.Data(data=e.data),
+    EndOfMessage: lambda e: h11.EndOfMessage(headers=e.headers),
+    ConnectionClosed: lambda e: h11.ConnectionClosed(),
+}
+
+
+def _disables_keep_alive(event: Event) -> bool:
+    if not isinstance(event, Request | Response):
+        return False
+    if event.http_version < b"1.1":
+        return True
+    return any(
+        b"close" in (token.strip() for token in value.lower().split(b","))
+        for name, value in event.headers
+        if name.lower() == b"connection"
+    )
+
+
+class _H11Codec:
+    _role: type[h11._util.Sentinel]
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
+        # h11's own bound only backs ours up: ours is exact (rules.find_head_end).
+        self._conn = h11.Connection(self._role, max_incomplete_event_size=limits.max_header_bytes)
+        self._keep_alive = True
+        self._failed = False
+
+    # --- receiving ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        self._conn.receive_data(data)
+
+    def next_event(self) -> Event | _Sentinel:
+        if self._failed:
+            raise ProtocolError("the peer already violated HTTP/1.1")
+        conn = self._conn
+        try:
+            if conn.their_state is h11.MUST_CLOSE and conn.trailing_data[0]:
+                # h11 calls this an error; the exchange is over and the
+                # connection closing, so whatever follows is simply not read.
+                return PAUSED
+            if self._expecting_head():
+                data, closed = conn.trailing_data
+                if data:
+                    end = rules.find_head_end(data, self._limits)
+                    if end < 0:
+                        if closed:
+                            raise ProtocolError("peer closed the connection mid-head")
+                        return NEED_DATA
+                    self._check_head(data[: end - 4].split(b"\r\n"))
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            self._fail()
+            raise ProtocolError(str(exc), exc.error_status_hint) from None
+        except ProtocolError:
+            self._fail()
+            raise
+        if event is h11.NEED_DATA:
+            return NEED_DATA
+        if event is h11.PAUSED:
+            return PAUSED
+        ours = _FROM_H11[type(event)](event)
+        if _disables_keep_alive(ours):
+            self._keep_alive = False
+        return ours
+
+    def _expecting_head(self) -> bool:
+        raise NotImplementedError
+
+    def _check_head(self, lines: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def _fail(self) -> None:
+        self._failed = True
+        self._keep_alive = False
+
+    # --- sending -------------------------------------------------------------------
+
+    def send(self, event: Event) -> bytes:
+        try:
+            out = self._conn.send(_TO_H11[type(event)](event))
+        except h11.LocalProtocolError as exc:
+            self._keep_alive = False
+            raise LocalProtocolError(str(exc)) from None
+        if _disables_keep_alive(event):
+            self._keep_alive = False
+        return out or b""
+
+    def start_next_cycle(self) -> None:
+        try:
+            self._conn.start_next_cycle()
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(str(exc)) from None
+
+    # --- state ---------------------------------------------------------------------
+
+    @property
+    def our_state(self) -> State:
+        return _STATES[self._conn.our_state]
+
+    @property
+    def their_state(self) -> State:
+        return State.ERROR if self._failed else _STATES[self._conn.their_state]
+
+    @property
+    def keep_alive(self) -> bool:
+        return self._keep_alive
+
+    @property
+    def they_are_waiting_for_100_continue(self) -> bool:
+        return self._conn.they_are_waiting_for_100_continue
+
+    @property
+    def trailing_data(self) -> tuple[bytes, bool]:
+        return self._conn.trailing_data
+
+
+class H11ServerCodec(_H11Codec):
+    """Server side: parses requests, serialises responses."""
+
+    _role = h11.SERVER
+
+    def _expecting_head(self) -> bool:
+        return self._conn.their_state is h11.IDLE
+
+    def _check_head(self, lines: list[bytes]) -> None:
+        rules.check_request_head(lines, self._limits)
+
+
+class H11ClientCodec(_H11Codec):
+    """Client side: serialises requests, parses responses."""
+
+    _role = h11.CLIENT
+
+    def _expecting_head(self) -> bool:
+        return self._conn.their_state in (h11.IDLE, h11.SEND_RESPONSE)
+
+    def _check_head(self, lines: list[bytes]) -> None:
+        rules.check_response_head(lines, self._limits)

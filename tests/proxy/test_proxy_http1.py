@@ -1,0 +1,328 @@
+"""HTTP/1.1 through the edge, end to end: real clients (httpx, curl, raw
+sockets), the real edge process, a real upstream."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from proxy_support import Edge, Upstream, free_port, raw_request, start_edge
+
+CONFIG = """
+listeners:
+  - name: web
+    address: 127.0.0.1:{port_web}
+endpoints:
+  - name: app
+    hostname: app.test
+    upstream: {upstream}
+  - name: rewrite
+    hostname: rewrite.test
+    upstream: {upstream}
+    host_header: upstream
+  - name: literal
+    hostname: literal.test
+    upstream: {upstream}
+    host_header: internal.example
+  - name: wild
+    hostname: "*.wild.test"
+    upstream: {upstream}
+  - name: down
+    hostname: down.test
+    upstream: http://127.0.0.1:{dead_port}
+limits:
+  max_body_bytes: 1048576
+  max_header_bytes: 8192
+  max_header_count: 40
+timeouts:
+  header_read: 1
+  keep_alive: 3
+  upstream_response: 1
+access_log: {access_log}
+"""
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Edge]:
+    e = start_edge(
+        tmp_path_factory.mktemp("h1"), CONFIG, upstream=upstream.url, dead_port=free_port()
+    )
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def client(edge: Edge) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{edge.port}", headers={"host": "app.test"}, timeout=10
+    ) as c:
+        yield c
+
+
+def test_get_small_response(client: httpx.Client) -> None:
+    r = client.get("/hello")
+    assert r.status_code == 200
+    assert r.text == "hello\n"
+    assert r.headers["content-type"] == "text/plain"
+    assert len(r.headers["edgeward-request-id"]) >= 16
+
+
+def test_request_ids_are_unique(client: httpx.Client) -> None:
+    ids = {client.get("/hello").headers["edgeward-request-id"] for _ in range(20)}
+    assert len(ids) == 20
+
+
+def test_unknown_host_is_404_with_code(client: httpx.Client) -> None:
+    r = client.get("/hello", headers={"host": "nobody.test"})
+    assert r.status_code == 404
+    assert r.headers["edgeward-error"] == "ERR_EDGEWARD_3200"
+    assert "no endpoint" in r.text
+    assert "edgeward-request-id" in r.headers
+
+
+def test_wildcard_and_port_and_case_in_host(client: httpx.Client) -> None:
+    assert client.get("/hello", headers={"host": "A.B.Wild.Test:8443"}).status_code == 200
+    assert client.get("/hello", headers={"host": "wild.test"}).status_code == 404
+
+
+def test_forwarding_headers_replace_untrusted_values(client: httpx.Client) -> None:
+    r = client.get("/headers", headers={"x-forwarded-for": "6.6.6.6", "forwarded": "for=6.6.6.6"})
+    got = dict((n.lower(), v) for n, v in r.json()["headers"])
+    assert got["x-forwarded-for"] == "127.0.0.1"
+    assert got["x-forwarded-proto"] == "http"
+    assert got["x-forwarded-host"] == "app.test"
+    assert got["forwarded"] == "for=127.0.0.1;host=app.test;proto=http"
+    assert got["host"] == "app.test"
+    assert "edgeward-request-id" in got
+
+
+def test_hop_by_hop_headers_are_removed(client: httpx.Client) -> None:
+    r = client.get(
+        "/headers",
+        headers={
+            "connection": "keep-alive, x-secret",
+            "x-secret": "1",
+            "keep-alive": "5",
+            "te": "trailers",
+        },
+    )
+    names = {n.lower() for n, _ in r.json()["headers"]}
+    assert not names & {"x-secret", "keep-alive", "te", "connection"} - {"connection"}
+
+
+def test_host_rewrite_modes(client: httpx.Client, upstream: Upstream) -> None:
+    r = client.get("/headers", headers={"host": "rewrite.test"})
+    assert dict(r.json()["headers"])["host"] == f"127.0.0.1:{upstream.port}"
+    r = client.get("/headers", headers={"host": "literal.test"})
+    assert dict(r.json()["headers"])["host"] == "internal.example"
+    assert dict(r.json()["headers"])["x-forwarded-host"] == "literal.test"
+
+
+def test_keep_alive_reuses_client_and_upstream_connections(edge: Edge) -> None:
+    with socket.create_connection(("127.0.0.1", edge.port)) as s:
+        ports = []
+        for _ in range(3):
+            s.sendall(b"GET /conn HTTP/1.1\r\nHost: app.test\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(65536)
+            head, _, body = head.partition(b"\r\n\r\n")
+            length = int(
+                next(
+                    ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")
+                ).split(b":")[1]
+            )
+            while len(body) < length:
+                body += s.recv(65536)
+            ports.append(body)
+    assert len(set(ports)) == 1, "upstream connection was not reused"
+
+
+def test_pipelined_requests_answer_in_order(edge: Edge) -> None:
+    req = b"GET /headers?n=%d HTTP/1.1\r\nHost: app.test\r\n\r\n"
+    data = (
+        b"".join(req % i for i in range(5))
+        + b"GET /hello HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    )
+    out = raw_request(edge.port, data)
+    assert out.count(b"HTTP/1.1 200") == 6
+    positions = [out.index(b'"/headers?n=%d"' % i) for i in range(5)]
+    assert positions == sorted(positions)
+    assert out.endswith(b"hello\n")
+
+
+def test_head_204_304_have_no_body(client: httpx.Client, edge: Edge) -> None:
+    r = client.head("/hello")
+    assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "6"
+    for code in (204, 304):
+        out = raw_request(
+            edge.port,
+            b"GET /status?code=%d HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n" % code,
+        )
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d" % code)
+        assert body == b""
+
+
+def test_chunked_upload_is_streamed_and_echoed(client: httpx.Client) -> None:
+    def gen() -> Iterator[bytes]:
+        for i in range(50):
+            yield bytes([65 + i % 26]) * 1000
+
+    r = client.post("/echo", content=gen())
+    assert r.status_code == 200
+    assert r.content == b"".join(gen())
+
+
+def test_response_trailers_pass_through_chunked(edge: Edge) -> None:
+    out = raw_request(
+        edge.port,
+        b"GET /trailers HTTP/1.1\r\nHost: app.test\r\nTE: trailers\r\nConnection: close\r\n\r\n",
+    )
+    assert b"part1," in out and b"part2" in out
+    assert b"x-sum: 42" in out.lower()
+
+
+def test_expect_100_continue_with_curl(edge: Edge) -> None:
+    body = "x" * 5000
+    out = subprocess.run(
+        [
+            "curl",
+            "-sv",
+            "-H",
+            "Host: app.test",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            body,
+            f"http://127.0.0.1:{edge.port}/count",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert "HTTP/1.1 100 Continue" in out.stderr
+    assert json.loads(out.stdout)["bytes"] == 5000
+
+
+def test_upstream_refused_is_502(client: httpx.Client) -> None:
+    r = client.get("/hello", headers={"host": "down.test"})
+    assert r.status_code == 502
+    assert r.headers["edgeward-error"] == "ERR_EDGEWARD_3006"
+
+
+def test_upstream_reset_is_502(client: httpx.Client) -> None:
+    r = client.get("/close")
+    assert r.status_code == 502
+    assert r.headers["edgeward-error"] == "ERR_EDGEWARD_3007"
+
+
+def test_upstream_garbage_is_502(client: httpx.Client) -> None:
+    r = client.get("/garbage")
+    assert r.status_code == 502
+    assert r.headers["edgeward-error"] == "ERR_EDGEWARD_3004"
+
+
+def test_upstream_timeout_is_504(client: httpx.Client) -> None:
+    start = time.monotonic()
+    r = client.get("/slow?s=3")
+    assert r.status_code == 504
+    assert r.headers["edgeward-error"] == "ERR_EDGEWARD_3008"
+    assert time.monotonic() - start < 2.5
+
+
+def test_malformed_request_is_400(edge: Edge) -> None:
+    out = raw_request(edge.port, b"GET / HTTP/1.1\r\nHost: app.test\r\nbad header line\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400")
+    assert b"edgeward-error: ERR_EDGEWARD_3400" in out
+
+
+def test_not_http_is_400(edge: Edge) -> None:
+    out = raw_request(edge.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40)
+    assert out.startswith(b"HTTP/1.1 400")
+
+
+def test_headers_too_large_is_431(edge: Edge) -> None:
+    out = raw_request(
+        edge.port, b"GET / HTTP/1.1\r\nHost: app.test\r\nx-big: " + b"a" * 10000 + b"\r\n\r\n"
+    )
+    assert out.startswith(b"HTTP/1.1 431")
+    assert b"ERR_EDGEWARD_3431" in out
+
+
+def test_too_many_headers_is_431(edge: Edge) -> None:
+    many = b"".join(b"x-h%d: v\r\n" % i for i in range(60))
+    out = raw_request(edge.port, b"GET / HTTP/1.1\r\nHost: app.test\r\n" + many + b"\r\n")
+    assert out.startswith(b"HTTP/1.1 431")
+
+
+def test_body_too_large_is_413_by_content_length(client: httpx.Client) -> None:
+    r = client.post("/count", content=b"x" * (1024 * 1024 + 1))
+    assert r.status_code == 413
+    assert r.headers["edgeward-error"] == "ERR_EDGEWARD_3413"
+
+
+def test_body_too_large_is_413_when_chunked(client: httpx.Client) -> None:
+    def gen() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 65536
+
+    try:
+        r = client.post("/count", content=gen())
+    except httpx.HTTPError:
+        return  # the edge may close while the client is still sending: also a refusal
+    assert r.status_code == 413
+
+
+def test_slowloris_head_times_out_with_408(edge: Edge) -> None:
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n")
+        for _ in range(5):
+            time.sleep(0.3)
+            try:
+                s.sendall(b"x-drip: 1\r\n")
+            except OSError:
+                break
+        out = s.recv(65536)
+    assert out.startswith(b"HTTP/1.1 408")
+    assert time.monotonic() - start < 3
+
+
+def test_idle_keep_alive_connection_is_closed(edge: Edge) -> None:
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=6) as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        assert s.recv(65536).endswith(b"hello\n")
+        start = time.monotonic()
+        assert s.recv(10) == b""  # keep_alive: 3
+        assert 2.5 < time.monotonic() - start < 5
+
+
+def test_silent_new_connection_is_closed_after_header_timeout(edge: Edge) -> None:
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=6) as s:
+        start = time.monotonic()
+        assert s.recv(10) == b""  # header_read: 1
+        assert 0.8 < time.monotonic() - start < 2.5
+
+
+def test_access_log_has_one_json_line_per_request(client: httpx.Client, edge: Edge) -> None:
+    client.get("/hello?marker=access-log-test")
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        lines = [json.loads(x) for x in Path(edge.access_log).read_text().splitlines() if x]
+        hits = [x for x in lines if x.get("path") == "/hello?marker=access-log-test"]
+        if hits:
+            break
+        time.sleep(0.1)
+    (hit,) = hits
+    assert hit["status"] == 200 and hit["method"] == "GET" and hit["host"] == "app.test"
+    assert hit["client_ip"] == "127.0.0.1" and hit["endpoint"] == "app"
+    assert hit["bytes_out"] == 6 and hit["upstream"].startswith("http://127.0.0.1:")
+    assert {"time", "duration_ms", "request_id", "error", "bytes_in"} <= hit.keys()

@@ -1,0 +1,220 @@
+"""Lifecycle of `edgeward serve`: graceful drain on SIGTERM, atomic reload
+on SIGHUP (under load, and a broken config rejected), `--workers`."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import httpx
+import pytest
+from hyperframe.frame import DataFrame, Frame, GoAwayFrame
+from proxy_support import Edge, Upstream, start_edge
+
+CONFIG = """
+listeners:
+  - name: web
+    address: 127.0.0.1:{port_web}
+endpoints:
+  - name: app
+    hostname: app.test
+    upstream: {upstream}
+    host_header: {host_header}
+timeouts:
+  drain: {drain}
+"""
+
+
+def _edge(
+    tmp_path: Path, upstream: Upstream, *, drain: float = 10, args: tuple[str, ...] = ()
+) -> Edge:
+    return start_edge(
+        tmp_path, CONFIG, upstream=upstream.url, host_header="preserve", drain=drain, args=args
+    )
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path, upstream: Upstream) -> None:
+    edge = _edge(tmp_path, upstream)
+    result: dict[str, object] = {}
+
+    def slow_request() -> None:
+        with httpx.Client(timeout=10) as c:
+            result["response"] = c.get(edge.url("/slow?s=1.5"), headers={"host": "app.test"})
+
+    t = threading.Thread(target=slow_request)
+    t.start()
+    time.sleep(0.5)
+    edge.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", edge.port), timeout=1).close()
+    t.join(10)
+    response = result["response"]
+    assert isinstance(response, httpx.Response) and response.status_code == 200
+    assert response.text == "slow\n"
+    assert edge.proc.wait(10) == 0
+
+
+def test_drain_timeout_bounds_the_shutdown(tmp_path: Path, upstream: Upstream) -> None:
+    edge = _edge(tmp_path, upstream, drain=0.5)
+    t = threading.Thread(
+        target=lambda: _swallow(
+            lambda: httpx.get(edge.url("/slow?s=5"), headers={"host": "app.test"}, timeout=10)
+        )
+    )
+    t.start()
+    time.sleep(0.3)
+    start = time.monotonic()
+    edge.signal(signal.SIGTERM)
+    assert edge.proc.wait(10) == 0
+    assert time.monotonic() - start < 3
+    t.join(10)
+
+
+def test_h2_connection_gets_goaway_and_its_stream_finishes(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """Read raw frames: h2's own client refuses frames after a GOAWAY, which
+    is exactly what a graceful GOAWAY is followed by."""
+    edge = _edge(tmp_path, upstream)
+    s = socket.create_connection(("127.0.0.1", edge.port), timeout=5)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(
+        1,
+        [
+            (":method", "GET"),
+            (":path", "/slow?s=1"),
+            (":authority", "app.test"),
+            (":scheme", "http"),
+        ],
+        end_stream=True,
+    )
+    s.sendall(conn.data_to_send())
+    time.sleep(0.3)
+    edge.signal(signal.SIGTERM)
+    frames = []
+    buffer = b""
+    with s:
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            buffer += data
+            while len(buffer) >= 9:
+                frame, length = Frame.parse_frame_header(memoryview(buffer[:9]))
+                if len(buffer) < 9 + length:
+                    break
+                frame.parse_body(memoryview(buffer[9 : 9 + length]))
+                buffer = buffer[9 + length :]
+                frames.append(frame)
+    kinds = [type(f).__name__ for f in frames]
+    goaway = next(f for f in frames if isinstance(f, GoAwayFrame))
+    assert goaway.error_code == 0 and goaway.last_stream_id == 1
+    assert kinds.index("GoAwayFrame") < kinds.index("HeadersFrame")
+    assert (
+        b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == 1)
+        == b"slow\n"
+    )
+    assert edge.proc.wait(10) == 0
+
+
+def test_sighup_reload_under_load_loses_no_request(tmp_path: Path, upstream: Upstream) -> None:
+    edge = _edge(tmp_path, upstream)
+    failures: list[str] = []
+    seen_hosts: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            with httpx.Client(timeout=10) as c:  # a new connection every 7 requests
+                for _ in range(7):
+                    try:
+                        r = c.get(edge.url("/headers"), headers={"host": "app.test"})
+                        if r.status_code != 200:
+                            failures.append(f"status {r.status_code}")
+                        else:
+                            seen_hosts.append(dict(r.json()["headers"])["host"])
+                    except httpx.HTTPError as exc:
+                        failures.append(repr(exc))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        edge.config.write_text(
+            edge.config.read_text().replace(
+                "host_header: preserve", "host_header: reloaded.example"
+            )
+        )
+        edge.signal(signal.SIGHUP)
+        time.sleep(1.0)
+        good = edge.config.read_text()
+        edge.config.write_text(good + "\nunknown_key: true\n")
+        edge.signal(signal.SIGHUP)
+        time.sleep(0.8)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert failures == []
+    assert seen_hosts[0] == "app.test"
+    assert seen_hosts[-1] == "reloaded.example", (
+        "the broken config must not have replaced the good one"
+    )
+    log = edge.log_text()
+    assert "reload rejected" in log and "unknown_key" in log
+    assert edge.stop() == 0
+
+
+def test_workers_share_the_port(tmp_path: Path, upstream: Upstream) -> None:
+    edge = _edge(tmp_path, upstream, args=("--workers", "2"))
+    try:
+        children = _children(edge.proc.pid)
+        assert len(children) == 2
+        for _ in range(20):
+            r = httpx.get(
+                edge.url("/hello"), headers={"host": "app.test", "connection": "close"}, timeout=5
+            )
+            assert r.status_code == 200
+    finally:
+        assert edge.stop() == 0
+    assert all(not Path(f"/proc/{pid}").exists() or _is_zombie(pid) for pid in children)
+
+
+def _children(pid: int) -> list[int]:
+    deadline = time.monotonic() + 10
+    found: list[int] = []
+    while time.monotonic() < deadline:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+        if len(found) >= 2:
+            break
+        time.sleep(0.1)
+    return found
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _swallow(fn: Callable[[], object]) -> None:
+    with contextlib.suppress(Exception):
+        fn()
