@@ -95,6 +95,12 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
+def constant(template: native.Template) -> str:
+    """The text of a template without `${...}` (its `$${` escapes undone)."""
+    assert template.is_constant
+    return template.render({})
+
+
 def parse_duration(text: str) -> float | None:
     """Seconds in a Go duration string (``"1m30s"``, ``"500ms"``), or None."""
     text = text.strip()

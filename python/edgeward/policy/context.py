@@ -9,7 +9,7 @@ and an `ActionContext` (what an action may read and change).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.policy.events import EventSink, PolicyEvent
 from edgeward.policy.model import Phase
 from edgeward.policy.variables import (
+    ABSENT,
     LazyMap,
     conn_values,
     endpoint_values,
@@ -94,85 +95,71 @@ class ExchangeState:
         self.body: bytes | None = None  # the request body, once an action read it
         self.results: dict[str, dict[str, Any]] = {"ngrok": {}}
         self.trace: list[TraceEntry] | None = None  # filled when a caller asks (policy test)
-        self._conn_values: LazyMap[Any] | None = None
-        self._req_values: LazyMap[Any] | None = None
-        self._endpoint_values: LazyMap[Any] | None = None
+        self._conn_values: LazyMap | None = None
+        self._req_values: LazyMap | None = None
+        self._endpoint_values: LazyMap | None = None
 
-    def conn_values(self) -> LazyMap[Any]:
+    def conn_values(self) -> LazyMap:
         if self._conn_values is None:
             self._conn_values = conn_values(self.conn)
         return self._conn_values
 
-    def req_values(self) -> LazyMap[Any]:
+    def req_values(self) -> LazyMap:
         if self._req_values is None:
-            if self.received is None:
-                raise KeyError("req")
+            assert self.received is not None
             self._req_values = request_values(self.received, self.received_at)
         return self._req_values
 
-    def endpoint_values(self) -> LazyMap[Any]:
+    def endpoint_values(self) -> LazyMap:
         if self._endpoint_values is None:
-            if self.endpoint is None:
-                raise KeyError("endpoint")
+            assert self.endpoint is not None
             self._endpoint_values = endpoint_values(self.endpoint)
         return self._endpoint_values
 
 
-class Activation(Mapping[str, Any]):
-    """The CEL variables of one phase run: `conn`, `req`, `res`, `endpoint`,
-    `time`, `actions`, `vars`. Each is built on first access only."""
-
-    __slots__ = ("_res", "_res_values", "_time", "_x", "vars")
+class _PhaseSource:
+    __slots__ = ("headers", "state", "status")
 
     def __init__(self, state: ExchangeState, response: ResponseHead | None) -> None:
-        self._x = state
-        self._res = response
-        self._res_values: LazyMap[Any] | None = None
-        self._time: dict[str, str] | None = None
+        self.state = state
+        self.status = response.status if response is not None else None
+        # `res.*` shows the response as it reached the phase.
+        self.headers = list(response.headers) if response is not None else []
+
+
+def _req(p: _PhaseSource) -> Any:
+    return p.state.req_values() if p.state.received is not None else ABSENT
+
+
+def _endpoint(p: _PhaseSource) -> Any:
+    return p.state.endpoint_values() if p.state.endpoint is not None else ABSENT
+
+
+def _res(p: _PhaseSource) -> Any:
+    return ABSENT if p.status is None else response_values(p.status, p.headers)
+
+
+_ACTIVATION_FIELDS: dict[str, Callable[[_PhaseSource], Any]] = {
+    "req": _req,
+    "conn": lambda p: p.state.conn_values(),
+    "endpoint": _endpoint,
+    "res": _res,
+    "time": lambda p: {"now": rfc3339(p.state.clock())},
+    "secrets": lambda p: p.state.secrets,
+}
+
+
+class Activation(LazyMap):
+    """The CEL variables of one phase run: `conn`, `req`, `res`, `endpoint`,
+    `time`, `secrets` built on first access; `actions` and `vars` live."""
+
+    __slots__ = ("vars",)
+
+    def __init__(self, state: ExchangeState, response: ResponseHead | None) -> None:
+        super().__init__(_PhaseSource(state, response), _ACTIVATION_FIELDS)
         self.vars: dict[str, Any] = {}
-
-    def __getitem__(self, key: str) -> Any:
-        if key == "req":
-            return self._x.req_values()
-        if key == "conn":
-            return self._x.conn_values()
-        if key == "actions":
-            return self._x.results
-        if key == "vars":
-            return self.vars
-        if key == "endpoint":
-            return self._x.endpoint_values()
-        if key == "res":
-            if self._res is None:
-                raise KeyError(key)
-            if self._res_values is None:
-                self._res_values = response_values(self._res)
-            return self._res_values
-        if key == "secrets":
-            return self._x.secrets
-        if key == "time":
-            if self._time is None:
-                self._time = {"now": rfc3339(self._x.clock())}
-            return self._time
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return (k for k in _NAMES if k in self)
-
-    def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            return False
-        try:
-            self[key]
-        except KeyError:
-            return False
-        return True
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-_NAMES = ("conn", "req", "res", "endpoint", "time", "actions", "vars", "secrets")
+        dict.__setitem__(self, "vars", self.vars)
+        dict.__setitem__(self, "actions", state.results)
 
 
 class ActionContext:
@@ -229,7 +216,7 @@ class ActionContext:
         """An interpolated header value; CR, LF or NUL in it is an error,
         never a header injection."""
         value = self.render(template)
-        if any(c in value for c in "\r\n\0"):
+        if "\r" in value or "\n" in value or "\0" in value:
             raise ActionError(
                 ErrorCode.ACTION_FAILED, f"interpolated value of header {name!r} contains CR/LF/NUL"
             )

@@ -9,7 +9,6 @@ and actions that need no I/O are called directly, not through a generator.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import replace
 
 from edgeward import native
 from edgeward.hooks import (
@@ -107,7 +106,14 @@ class Exchange:
         if not rules:
             return Forward(head)
         # Actions change a copy; `req.*` keeps showing what the client sent.
-        forward = replace(head, headers=list(head.headers))
+        forward = RequestHead(
+            head.method,
+            head.target,
+            head.authority,
+            head.scheme,
+            list(head.headers),
+            head.http_version,
+        )
         ctx = ActionContext(Phase.HTTP_REQUEST, state, request=forward)
         decision = yield from run_phase(ctx, rules)
         if decision is not None:
@@ -130,86 +136,119 @@ class Exchange:
         pass
 
 
+_FAILED = object()  # a rule's condition failed and the rule says `on_error: continue`
+
+
 def run_phase(
     ctx: ActionContext, rules: tuple[Rule, ...]
 ) -> Generator[Effect, EffectResult, Decision | None]:
     """Run `rules` in order; the first `Decision` ends the phase. Errors
-    fail closed (500) unless the rule says `on_error: continue`."""
+    fail closed (500) unless the rule says `on_error: continue`.
+
+    Consecutive rules whose expressions read only the traffic (not `vars`
+    or `actions`, which earlier actions change) are tested by one CEL
+    program that returns the index of the first match (`Rule.chain`); on an
+    error in it, each rule is evaluated on its own, which finds the same
+    first match and reports the error against the right rule."""
     trace = ctx.state.trace
     activation = ctx.activation
-    for rule in rules:
+    i, n = 0, len(rules)
+    while i < n:
+        rule = rules[i]
+        if rule.chain is not None:
+            try:
+                first = rule.chain.evaluate(activation)
+            except native.EvalError:
+                first = i  # find out rule by rule
+            else:
+                if trace is not None:
+                    trace.extend(
+                        TraceEntry(ctx.phase, r.label, None, "not matched") for r in rules[i:first]
+                    )
+                if first >= rule.chain_end:
+                    i = first
+                    continue
+                i = first
+                rule = rules[i]
+                if trace is not None:
+                    trace.append(TraceEntry(ctx.phase, rule.label, None, "matched"))
+                decision = yield from _run_actions(ctx, rule)
+                if decision is _FAILED:
+                    i += 1
+                    continue
+                if decision is not None:
+                    return decision  # type: ignore[return-value]
+                i += 1
+                continue
+        i += 1
         ctx.rule = rule.label
         if rule.condition is not None:
-            try:
-                matched = rule.condition.evaluate(activation)
-            except native.EvalError as exc:
-                failure = _failure(
-                    ctx, rule, None, ErrorCode.EXPRESSION_FAILED, f"{exc.kind}: {exc.message}"
-                )
-                if failure is None:
-                    continue
-                return failure
+            matched = _test(ctx, rule)
             if matched is not True:
-                if matched is not False:
-                    failure = _failure(
-                        ctx,
-                        rule,
-                        None,
-                        ErrorCode.EXPRESSION_FAILED,
-                        f"expressions gave {type(matched).__name__}, not a bool",
-                    )
-                    if failure is None:
-                        continue
-                    return failure
-                if trace is not None:
-                    trace.append(TraceEntry(ctx.phase, rule.label, None, "not matched"))
-                continue
+                if matched is False or matched is _FAILED:
+                    if matched is False and trace is not None:
+                        trace.append(TraceEntry(ctx.phase, rule.label, None, "not matched"))
+                    continue
+                return matched  # type: ignore[return-value]
         if trace is not None:
             trace.append(TraceEntry(ctx.phase, rule.label, None, "matched"))
-        for step in rule.steps:
-            try:
-                if step.needs_effects:
-                    decision = yield from step.action.run(ctx)
-                else:
-                    decision = step.action.apply(ctx)
-            except native.EvalError as exc:
-                failure = _failure(
-                    ctx,
-                    rule,
-                    step.type,
-                    ErrorCode.INTERPOLATION_FAILED,
-                    f"{exc.kind}: {exc.message}",
-                )
-                if failure is None:
-                    break
-                return failure
-            except ActionError as exc:
-                failure = _failure(ctx, rule, step.type, exc.code, exc.message, status=exc.status)
-                if failure is None:
-                    break
-                return failure
-            if trace is not None:
-                key = type(step.action).results_name()
-                outcome = "ran" if decision is None else _describe(decision)
-                trace.append(
-                    TraceEntry(
-                        ctx.phase,
-                        rule.label,
-                        step.type,
-                        outcome,
-                        ctx.state.results["ngrok"].get(key),
-                    )
-                )
-            if decision is not None:
-                response = decision.response
-                ctx.emit(
-                    step.type,
-                    decision.verdict,
-                    decision.reason,
-                    status=response.status if response else None,
-                    error_code=response.error_code if response else None,
-                )
-                return decision
+        decision = yield from _run_actions(ctx, rule)
+        if decision is not None and decision is not _FAILED:
+            return decision  # type: ignore[return-value]
+    return None
+
+
+def _test(ctx: ActionContext, rule: Rule) -> bool | Decision | object:
+    """True / False, the fail-closed `Decision`, or `_FAILED` (go on)."""
+    assert rule.condition is not None
+    try:
+        matched = rule.condition.evaluate(ctx.activation)
+    except native.EvalError as exc:
+        message = f"{exc.kind}: {exc.message}"
+    else:
+        if matched is True or matched is False:
+            return matched
+        message = f"expressions gave {type(matched).__name__}, not a bool"
+    failure = _failure(ctx, rule, None, ErrorCode.EXPRESSION_FAILED, message)
+    return _FAILED if failure is None else failure
+
+
+def _run_actions(
+    ctx: ActionContext, rule: Rule
+) -> Generator[Effect, EffectResult, Decision | object | None]:
+    """Run a matched rule's actions: the phase-ending `Decision`, None to go
+    on, or `_FAILED` when an action failed under `on_error: continue`."""
+    ctx.rule = rule.label
+    trace = ctx.state.trace
+    for step in rule.steps:
+        try:
+            if step.needs_effects:
+                decision = yield from step.action.run(ctx)
+            else:
+                decision = step.action.apply(ctx)
+        except native.EvalError as exc:
+            failure = _failure(
+                ctx, rule, step.type, ErrorCode.INTERPOLATION_FAILED, f"{exc.kind}: {exc.message}"
+            )
+            return _FAILED if failure is None else failure
+        except ActionError as exc:
+            failure = _failure(ctx, rule, step.type, exc.code, exc.message, status=exc.status)
+            return _FAILED if failure is None else failure
+        if trace is not None:
+            key = type(step.action).results_name()
+            outcome = "ran" if decision is None else _describe(decision)
+            results = ctx.state.results["ngrok"].get(key)
+            trace.append(TraceEntry(ctx.phase, rule.label, step.type, outcome, results))
+        if decision is not None:
+            response = decision.response
+            ctx.emit(
+                step.type,
+                decision.verdict,
+                decision.reason,
+                status=response.status if response else None,
+                error_code=response.error_code if response else None,
+            )
+            return decision
     return None
 
 

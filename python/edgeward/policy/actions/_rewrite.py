@@ -9,6 +9,7 @@ from typing import Any
 
 from edgeward import native
 from edgeward.policy.actions.base import ActionContext, ConfigReader
+from edgeward.policy.config import constant
 from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.policy.regex import RegexError, compile_pattern, replace_all
 
@@ -27,7 +28,7 @@ class Rewrite:
         static = None
         if pattern is not None and pattern.is_constant:
             try:
-                static = compile_pattern(pattern.source)
+                static = compile_pattern(constant(pattern))
             except RegexError as exc:
                 config.fail("from", f"invalid regular expression: {exc}")
         return cls(pattern, replacement, static)
