@@ -8,6 +8,7 @@ for the rest of the exchange. A rule on `req.url.path` never decodes cookies.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
@@ -183,7 +184,7 @@ def response_cookies(headers: Mapping[str, list[str]]) -> dict[str, list[dict[st
 
 # --- user agent -----------------------------------------------------------------
 
-_BOT_WORDS = ("bot", "crawl", "spider", "slurp", "curl/", "wget/", "python-", "httpx", "go-http")
+_BOT = re.compile(r"bot|crawl|spider|slurp|curl/|wget/|python-|httpx|go-http", re.IGNORECASE)
 _OSES = (
     ("windows", "Windows"),
     ("iphone", "iOS"),
@@ -226,7 +227,7 @@ USER_AGENT_FIELDS: dict[str, Callable[[str], Any]] = {
     "os": _ua_os,
     "os_version": lambda raw: "",
     "device": lambda raw: "mobile" if _ua_mobile(raw) else "tablet" if _ua_tablet(raw) else "",
-    "is_bot": lambda raw: any(word in raw.lower() for word in _BOT_WORDS),
+    "is_bot": lambda raw: _BOT.search(raw) is not None,
     "is_mobile": _ua_mobile,
     "is_tablet": _ua_tablet,
     "is_desktop": lambda raw: not (_ua_mobile(raw) or _ua_tablet(raw)) and bool(_ua_os(raw)),
