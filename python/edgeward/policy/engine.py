@@ -136,7 +136,12 @@ class Exchange:
         pass
 
 
-_FAILED = object()  # a rule's condition failed and the rule says `on_error: continue`
+class _Skipped:
+    """A rule failed under `on_error: continue`: the phase goes on after it."""
+
+
+SKIPPED = _Skipped()
+RuleOutcome = Decision | _Skipped | None  # None: the rule ran and the phase goes on
 
 
 def run_phase(
@@ -151,73 +156,73 @@ def run_phase(
     error in it, each rule is evaluated on its own, which finds the same
     first match and reports the error against the right rule."""
     trace = ctx.state.trace
-    activation = ctx.activation
     i, n = 0, len(rules)
     while i < n:
         rule = rules[i]
         if rule.chain is not None:
-            try:
-                first = rule.chain.evaluate(activation)
-            except native.EvalError:
-                first = i  # find out rule by rule
-            else:
-                if trace is not None:
-                    trace.extend(
-                        TraceEntry(ctx.phase, r.label, None, "not matched") for r in rules[i:first]
-                    )
-                if first >= rule.chain_end:
+            first = _first_match(ctx, rule, rules, i)
+            if first is not None:
+                if first >= rule.chain_end:  # none of the run matched
                     i = first
                     continue
+                rule = rules[first]
                 i = first
-                rule = rules[i]
-                if trace is not None:
-                    trace.append(TraceEntry(ctx.phase, rule.label, None, "matched"))
-                decision = yield from _run_actions(ctx, rule)
-                if decision is _FAILED:
-                    i += 1
-                    continue
-                if decision is not None:
-                    return decision  # type: ignore[return-value]
-                i += 1
-                continue
+                matched: bool | RuleOutcome = True
+            else:
+                matched = _test(ctx, rule)
+        else:
+            matched = True if rule.condition is None else _test(ctx, rule)
         i += 1
-        ctx.rule = rule.label
-        if rule.condition is not None:
-            matched = _test(ctx, rule)
-            if matched is not True:
-                if matched is False or matched is _FAILED:
-                    if matched is False and trace is not None:
-                        trace.append(TraceEntry(ctx.phase, rule.label, None, "not matched"))
-                    continue
-                return matched  # type: ignore[return-value]
+        if matched is False or matched is SKIPPED:
+            continue
+        if isinstance(matched, Decision):
+            return matched
         if trace is not None:
             trace.append(TraceEntry(ctx.phase, rule.label, None, "matched"))
-        decision = yield from _run_actions(ctx, rule)
-        if decision is not None and decision is not _FAILED:
-            return decision  # type: ignore[return-value]
+        outcome = yield from _run_actions(ctx, rule)
+        if isinstance(outcome, Decision):
+            return outcome
     return None
 
 
-def _test(ctx: ActionContext, rule: Rule) -> bool | Decision | object:
-    """True / False, the fail-closed `Decision`, or `_FAILED` (go on)."""
+def _first_match(ctx: ActionContext, rule: Rule, rules: tuple[Rule, ...], i: int) -> int | None:
+    """The index of the first rule of `rule`'s chain that matches (its
+    `chain_end` when none does), or None to test rule `i` on its own."""
+    assert rule.chain is not None
+    try:
+        first: int = rule.chain.evaluate(ctx.activation)
+    except native.EvalError:
+        return None
+    trace = ctx.state.trace
+    if trace is not None:
+        trace.extend(TraceEntry(ctx.phase, r.label, None, "not matched") for r in rules[i:first])
+    return first
+
+
+def _test(ctx: ActionContext, rule: Rule) -> bool | Decision | _Skipped:
+    """Whether the rule's expressions hold; on an error the fail-closed
+    `Decision`, or `SKIPPED` under `on_error: continue`."""
     assert rule.condition is not None
+    ctx.rule = rule.label
     try:
         matched = rule.condition.evaluate(ctx.activation)
     except native.EvalError as exc:
         message = f"{exc.kind}: {exc.message}"
     else:
-        if matched is True or matched is False:
-            return matched
+        if matched is True:
+            return True
+        if matched is False:
+            if ctx.state.trace is not None:
+                ctx.state.trace.append(TraceEntry(ctx.phase, rule.label, None, "not matched"))
+            return False
         message = f"expressions gave {type(matched).__name__}, not a bool"
     failure = _failure(ctx, rule, None, ErrorCode.EXPRESSION_FAILED, message)
-    return _FAILED if failure is None else failure
+    return SKIPPED if failure is None else failure
 
 
-def _run_actions(
-    ctx: ActionContext, rule: Rule
-) -> Generator[Effect, EffectResult, Decision | object | None]:
+def _run_actions(ctx: ActionContext, rule: Rule) -> Generator[Effect, EffectResult, RuleOutcome]:
     """Run a matched rule's actions: the phase-ending `Decision`, None to go
-    on, or `_FAILED` when an action failed under `on_error: continue`."""
+    on, or `SKIPPED` when an action failed under `on_error: continue`."""
     ctx.rule = rule.label
     trace = ctx.state.trace
     for step in rule.steps:
@@ -230,10 +235,10 @@ def _run_actions(
             failure = _failure(
                 ctx, rule, step.type, ErrorCode.INTERPOLATION_FAILED, f"{exc.kind}: {exc.message}"
             )
-            return _FAILED if failure is None else failure
+            return SKIPPED if failure is None else failure
         except ActionError as exc:
             failure = _failure(ctx, rule, step.type, exc.code, exc.message, status=exc.status)
-            return _FAILED if failure is None else failure
+            return SKIPPED if failure is None else failure
         if trace is not None:
             key = type(step.action).results_name()
             outcome = "ran" if decision is None else _describe(decision)
