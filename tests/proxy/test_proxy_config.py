@@ -242,3 +242,12 @@ def test_check_refuses_a_policy_without_an_engine(tmp_path: Path) -> None:
     except ImportError:
         assert out.returncode == 1
         assert "policy engine" in out.stderr
+
+
+def test_every_error_code_is_documented() -> None:
+    from edgeward.proxy import errors
+
+    doc = (ROOT / "docs" / "proxy.md").read_text()
+    for error in errors.ALL:
+        assert f"| {error.code} | {error.status} |" in doc
+    assert len({e.code for e in errors.ALL}) == len(errors.ALL)

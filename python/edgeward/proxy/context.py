@@ -17,6 +17,7 @@ from edgeward.proxy.accesslog import AccessLog
 from edgeward.proxy.codecs import CodecFactory
 from edgeward.proxy.routing import Router
 from edgeward.proxy.upstream import Pools, UpstreamPool
+from edgeward.proxy.watchdog import Watchdog
 
 
 @dataclass(slots=True)
@@ -54,6 +55,7 @@ class Services:
         fetch: Fetcher,
     ) -> None:
         self.server_codec = server_codec
+        self.watchdog = Watchdog()
         self.pools = Pools(client_codec)
         self.access_log = access_log
         self.fetch = fetch

@@ -32,7 +32,6 @@ class EdgeError:
 
 
 ENDPOINT_NOT_FOUND = EdgeError("ERR_EDGEWARD_3200", 404, "no endpoint is configured for this host")
-MISDIRECTED = EdgeError("ERR_EDGEWARD_3201", 421, "the TLS server name does not match the Host")
 UPSTREAM_BAD_RESPONSE = EdgeError(
     "ERR_EDGEWARD_3004", 502, "the upstream sent an invalid or incomplete response"
 )
@@ -53,11 +52,9 @@ HEADERS_TOO_LARGE = EdgeError("ERR_EDGEWARD_3431", 431, "the request headers are
 NOT_IMPLEMENTED = EdgeError("ERR_EDGEWARD_3501", 501, "the request uses an unsupported feature")
 VERSION_NOT_SUPPORTED = EdgeError("ERR_EDGEWARD_3505", 505, "the HTTP version is not supported")
 POLICY_FAILED = EdgeError("ERR_EDGEWARD_3500", 500, "the traffic policy failed")
-SHUTTING_DOWN = EdgeError("ERR_EDGEWARD_3503", 503, "the edge is shutting down")
 
 ALL = (
     ENDPOINT_NOT_FOUND,
-    MISDIRECTED,
     UPSTREAM_BAD_RESPONSE,
     UPSTREAM_CONNECT_TIMEOUT,
     UPSTREAM_REFUSED,
@@ -72,7 +69,6 @@ ALL = (
     NOT_IMPLEMENTED,
     VERSION_NOT_SUPPORTED,
     POLICY_FAILED,
-    SHUTTING_DOWN,
 )
 
 BY_PROTOCOL_STATUS = {

@@ -11,6 +11,7 @@ chunk: memory per exchange is bounded by one socket read.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Protocol
 
@@ -39,6 +40,7 @@ from edgeward.proxy.headers import add_forwarding, strip_hop_by_hop
 from edgeward.proxy.hookdriver import ChainedExchange, drive
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import UpstreamConnection, UpstreamPool
+from edgeward.proxy.watchdog import Timer
 
 log = logging.getLogger("edgeward.proxy")
 
@@ -61,6 +63,7 @@ class Downstream(Protocol):
     stream). Response methods buffer; `flush` writes."""
 
     response_started: bool
+    timer: Timer  # armed by the exchange while it waits for the upstream
 
     async def receive_body(self) -> bytes:
         """The next chunk of the request body; b"" at its end. Raises
@@ -81,6 +84,9 @@ class Downstream(Protocol):
         """Give up on the exchange without (more of) an answer: close the
         connection (HTTP/1) or reset the stream (HTTP/2)."""
 
+    def close_connection(self) -> None:
+        """Close the whole client connection (an `on_tcp_connect` said no)."""
+
     async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
         """After a 101: pass bytes both ways until either side closes (HTTP/1)."""
 
@@ -90,6 +96,8 @@ class Exchange:
 
     __slots__ = (
         "_body_buffer",
+        "_timed_out",
+        "_upstream",
         "bytes_in",
         "bytes_out",
         "ctx",
@@ -115,6 +123,8 @@ class Exchange:
         upgrade: bytes | None = None,
     ) -> None:
         self.upgrade = upgrade
+        self._timed_out = False
+        self._upstream: UpstreamConnection | None = None
         self.ctx = ctx
         self.down = down
         self.head = head
@@ -144,7 +154,7 @@ class Exchange:
             ):
                 ctx.tcp_checked.add(endpoint.name)
                 if not endpoint.policy.on_tcp_connect(ctx.info):
-                    self.down.abort()
+                    self.down.close_connection()
                     self.error_code = "tcp_connect_denied"
                     return False
             listener_policy = runtime.listener.policy
@@ -417,83 +427,93 @@ class Exchange:
                 if limit and self.bytes_in > limit:
                     raise ClientBodyError(errors.BODY_TOO_LARGE)
                 await conn.transport.send(codec.send(ev.Data(chunk)))
+                timer = down.timer
+                if timer.deadline != math.inf:  # the upstream is taking the body: not late
+                    timer.arm(self.ctx.config.timeouts.upstream_response, self._upstream_timed_out)
         except ClientBodyError as exc:
             state.error = exc
             scope.cancel()
         except OSError:
             state.upstream_broken = True  # the upstream may still answer; the reader decides
 
+    def _upstream_timed_out(self) -> None:
+        """Watchdog callback: the upstream is late. Closing its socket wakes
+        the pending read, which then reports the timeout."""
+        self._timed_out = True
+        if self._upstream is not None:
+            self._upstream.transport.close()
+
+    async def _recv_upstream(self, conn: UpstreamConnection, first: bool) -> bytes:
+        timer = self.down.timer
+        timer.arm(self.ctx.config.timeouts.upstream_response, self._upstream_timed_out)
+        try:
+            return await (conn.transport.recv_when_ready() if first else conn.transport.recv())
+        except OSError as exc:
+            if self._timed_out:
+                raise errors.UpstreamFailure(
+                    errors.UPSTREAM_TIMEOUT, self.upstream_url or ""
+                ) from None
+            if first:
+                raise _Stale from None
+            raise errors.UpstreamFailure(errors.UPSTREAM_RESET, str(exc)) from None
+        finally:
+            timer.disarm()
+
     async def _relay_response(
         self, pool: UpstreamPool, conn: UpstreamConnection, method: bytes, upload: _Upload | None
     ) -> bool:
         down = self.down
         codec = conn.codec
-        up = conn.transport
-        timeout = self.ctx.config.timeouts.upstream_response
+        self._upstream = conn
         filt: BodyFilter | None = None
-        got_any = False
-        with trio.CancelScope() as scope:
-            scope.deadline = trio.current_time() + timeout
-            data = await up.recv_when_ready()
+        data = await self._recv_upstream(conn, True)
+        if not data:
+            raise _Stale
+        while True:
+            codec.receive_data(data)
             while True:
-                if data:
-                    got_any = True
-                elif not got_any:
-                    raise _Stale
-                codec.receive_data(data)
-                while True:
-                    try:
-                        event = codec.next_event()
-                    except ev.ProtocolError as exc:
-                        raise errors.UpstreamFailure(
-                            errors.UPSTREAM_BAD_RESPONSE, str(exc)
-                        ) from None
-                    if event is ev.NEED_DATA:
-                        break
-                    cls = type(event)
-                    if cls is ev.Data:
-                        chunk = event.data  # type: ignore[union-attr]
-                        if filt is not None:
-                            chunk = filt.feed(chunk)
-                        if chunk:
-                            self.bytes_out += len(chunk)
-                            await down.send_data(chunk)
-                    elif cls is ev.Response:
-                        filt = await self._start_response(event, conn)  # type: ignore[arg-type]
-                        if filt is _CLOSED:
-                            return False
-                    elif cls is ev.EndOfMessage:
-                        if filt is not None:
-                            tail = filt.finish()
-                            if tail:
-                                self.bytes_out += len(tail)
-                                await down.send_data(tail)
-                        down.end_response(event.headers)  # type: ignore[union-attr]
-                        await down.flush()
-                        if codec.keep_alive and (upload is None or upload.done):
-                            pool.release(conn)
-                        else:
-                            up.close()
-                        return upload is None or upload.done
-                    elif cls is ev.InformationalResponse:
-                        if event.status_code == 101:  # type: ignore[union-attr]
-                            scope.deadline = float("inf")
-                            await self._upgraded(conn, event)  # type: ignore[arg-type]
-                            return False
-                        # other 1xx (100, 103): we answer 100-continue ourselves
-                    else:  # ConnectionClosed / PAUSED: the upstream ended the exchange early
-                        raise errors.UpstreamFailure(
-                            errors.UPSTREAM_RESET, "upstream closed mid-response"
-                        )
-                await down.flush()
-                scope.deadline = trio.current_time() + timeout
                 try:
-                    data = await up.recv()
-                except OSError as exc:
-                    if not got_any:
-                        raise _Stale from None
-                    raise errors.UpstreamFailure(errors.UPSTREAM_RESET, str(exc)) from None
-        raise errors.UpstreamFailure(errors.UPSTREAM_TIMEOUT, self.upstream_url or "")
+                    event = codec.next_event()
+                except ev.ProtocolError as exc:
+                    raise errors.UpstreamFailure(errors.UPSTREAM_BAD_RESPONSE, str(exc)) from None
+                if event is ev.NEED_DATA:
+                    break
+                cls = type(event)
+                if cls is ev.Data:
+                    chunk = event.data  # type: ignore[union-attr]
+                    if filt is not None:
+                        chunk = filt.feed(chunk)
+                    if chunk:
+                        self.bytes_out += len(chunk)
+                        await down.send_data(chunk)
+                elif cls is ev.Response:
+                    filt = await self._start_response(event, conn)  # type: ignore[arg-type]
+                    if filt is _CLOSED:
+                        return False
+                elif cls is ev.EndOfMessage:
+                    if filt is not None:
+                        tail = filt.finish()
+                        if tail:
+                            self.bytes_out += len(tail)
+                            await down.send_data(tail)
+                    down.end_response(event.headers)  # type: ignore[union-attr]
+                    await down.flush()
+                    if codec.keep_alive and (upload is None or upload.done):
+                        pool.release(conn)
+                    else:
+                        conn.transport.close()
+                    return upload is None or upload.done
+                elif cls is ev.InformationalResponse:
+                    if event.status_code == 101:  # type: ignore[union-attr]
+                        await self._upgraded(conn, event)  # type: ignore[arg-type]
+                        return False
+                    # other 1xx (100, 103): we answer 100-continue ourselves
+                else:  # ConnectionClosed / PAUSED: the upstream ended the exchange early
+                    raise errors.UpstreamFailure(
+                        errors.UPSTREAM_RESET, "upstream closed mid-response"
+                    )
+            await down.flush()
+            data = await self._recv_upstream(conn, False)
 
     async def _start_response(
         self, event: ev.Response, conn: UpstreamConnection

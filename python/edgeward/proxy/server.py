@@ -124,6 +124,7 @@ class Server:
             self._nursery = nursery
             self._bind(self.gen.config)
             nursery.start_soon(self._housekeeping)
+            nursery.start_soon(self.services.watchdog.run)
             task_status.started(self)
             log.info("edgeward: serving %s", self.gen.config.file)
             await self._stop.wait()
@@ -172,8 +173,8 @@ class Server:
             bound.sock.close()
         self._bound.clear()
         for conn in list(self._idle_connections):
-            if conn.idle_scope is not None:
-                conn.idle_scope.cancel()
+            if conn.idle:
+                conn.scope.cancel()
         for h2 in list(self._h2_connections):
             h2.start_drain()  # type: ignore[attr-defined]
         with trio.move_on_after(self.gen.config.timeouts.drain):

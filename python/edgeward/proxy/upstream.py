@@ -58,7 +58,12 @@ class UpstreamPool:
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if now - conn.idle_since < self._idle_timeout and _still_open(conn.transport.sock):
+            idle_for = now - conn.idle_since
+            # a connection idle for under a second is almost never stale, and
+            # if it is, the retry covers it: skip the probe's system call
+            if idle_for < self._idle_timeout and (
+                idle_for < 1.0 or _still_open(conn.transport.sock)
+            ):
                 conn.reused = True
                 return conn
             conn.transport.close()
