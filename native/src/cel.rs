@@ -87,7 +87,10 @@ fn parse_decl(path: &str, decl: &Bound<'_, PyAny>) -> PyResult<Ty> {
         own: None,
     };
     for item in fields.items()?.iter() {
-        let (name, ty): (String, Bound<'_, PyAny>) = item.extract()?;
+        let (name, ty): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let Ok(name) = name.extract::<String>() else {
+            return Err(PyValueError::new_err(format!("{path}: field names must be strings, not {}", name.repr()?)));
+        };
         let sub = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
         if name.is_empty() {
             let own = parse_decl(&sub, &ty)?;
@@ -105,13 +108,29 @@ fn parse_decl(path: &str, decl: &Bound<'_, PyAny>) -> PyResult<Ty> {
 #[pymethods]
 impl PyEnv {
     #[new]
-    #[pyo3(signature = (variables=None, *, max_source_length=4096, max_depth=64, max_iterations=10_000))]
+    #[pyo3(
+        signature = (variables=None, *, max_source_length=None, max_depth=None, max_iterations=None),
+        text_signature = "(variables=None, *, max_source_length=4096, max_depth=64, max_iterations=10000)"
+    )]
     fn new(
         variables: Option<&Bound<'_, PyAny>>,
-        max_source_length: usize,
-        max_depth: u32,
-        max_iterations: u64,
+        max_source_length: Option<&Bound<'_, PyAny>>,
+        max_depth: Option<&Bound<'_, PyAny>>,
+        max_iterations: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let limit = |name: &str, v: Option<&Bound<'_, PyAny>>, default: u64| -> PyResult<u64> {
+            let Some(v) = v else {
+                return Ok(default);
+            };
+            match (v.is_instance_of::<PyBool>(), v.extract::<u64>()) {
+                (false, Ok(n)) if n >= 1 => Ok(n),
+                _ => Err(PyValueError::new_err(format!("{name} must be a positive int, not {}", v.repr()?))),
+            }
+        };
+        let defaults = cel::Env::default();
+        let max_source_length = limit("max_source_length", max_source_length, defaults.max_source_length as u64)? as usize;
+        let max_depth = limit("max_depth", max_depth, defaults.max_depth as u64)?.min(u32::MAX as u64) as u32;
+        let max_iterations = limit("max_iterations", max_iterations, defaults.max_iterations)?;
         let variables = match variables {
             None => None,
             Some(v) => {
@@ -120,7 +139,16 @@ impl PyEnv {
                     .map_err(|_| PyValueError::new_err("variables must be a mapping"))?;
                 let mut decls = BTreeMap::new();
                 for item in map.items()?.iter() {
-                    let (name, ty): (String, Bound<'_, PyAny>) = item.extract()?;
+                    let (name, ty): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+                    let name = match name.extract::<String>() {
+                        Ok(n) if is_identifier(&n) => n,
+                        _ => {
+                            return Err(PyValueError::new_err(format!(
+                                "variable names must be identifiers, not {}",
+                                name.repr()?
+                            )))
+                        }
+                    };
                     let parsed = parse_decl(&name, &ty)?;
                     decls.insert(name, parsed);
                 }
@@ -136,6 +164,11 @@ impl PyEnv {
             },
         })
     }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn env_of(env: Option<&Bound<'_, PyEnv>>) -> cel::Env {

@@ -76,7 +76,7 @@ if TYPE_CHECKING:
         interpolate,
     )
 else:  # noqa: PLR5501 - one branch per backend, as in the other sections
-    if _native is not None and hasattr(_native, "compile"):  # a build without CEL: reference
+    if _native is not None:
         Env = _native.Env
         EvalError = _native.EvalError
         PolicyExprError = _native.PolicyExprError

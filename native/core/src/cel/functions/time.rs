@@ -53,7 +53,7 @@ pub static DEFS: &[Def] = &[
     getter!(
         "getMilliseconds",
         |d| (d.nanosecond() / 1_000_000) as i64,
-        Some(|n| ((n % 1_000_000_000) / 1_000_000) as i64)
+        Some(|n| (n / 1_000_000) as i64)
     ),
     tz_getter!("getFullYear", |d| d.year() as i64),
     tz_getter!("getMonth", |d| d.month0() as i64),
@@ -91,6 +91,11 @@ fn in_zone(t: Timestamp, zone: &str) -> EvalResult<NaiveDateTime> {
         .parse()
         .map_err(|_| EvalError::invalid(format!("unknown time zone {zone:?}")))?;
     Ok(utc.with_timezone(&tz).naive_local())
+}
+
+/// Whether `zone` names a time zone the getters accept.
+pub fn is_time_zone(zone: &str) -> bool {
+    parse_offset(zone).is_some() || zone.parse::<chrono_tz::Tz>().is_ok()
 }
 
 fn parse_offset(zone: &str) -> Option<FixedOffset> {
