@@ -333,7 +333,12 @@ def request_values(head: RequestHead, received_at: float) -> LazyMap:
     dict.update(url_values, {"path": url.path, "query": url.query, "scheme": url.scheme})
     dict.update(
         values,
-        {"method": head.method.decode("latin-1"), "headers": source.headers, "url": url_values},
+        {
+            "method": head.method.decode("latin-1"),
+            "host": url.authority,
+            "headers": source.headers,
+            "url": url_values,
+        },
     )
     return values
 
@@ -416,7 +421,17 @@ CONN_FIELDS: dict[str, Callable[[ConnectionInfo], Any]] = {
 
 
 def conn_values(conn: ConnectionInfo) -> LazyMap:
-    return LazyMap(conn, CONN_FIELDS)
+    values = LazyMap(conn, CONN_FIELDS)
+    dict.update(
+        values,
+        {
+            "client_ip": conn.client_ip,
+            "client_port": conn.client_port,
+            "server_ip": conn.server_ip,
+            "server_port": conn.server_port,
+        },
+    )
+    return values
 
 
 ENDPOINT_FIELDS: dict[str, Callable[[EndpointInfo], Any]] = {
