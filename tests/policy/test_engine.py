@@ -3,9 +3,10 @@ from __future__ import annotations
 import io
 import json
 
-from edgeward.policy.events import JsonLinesSink
+from edgeward.policy import compile_policy
+from edgeward.policy.events import JsonLinesSink, ListSink
 
-from .helpers import load, one, request
+from .helpers import Harness, load, one, parse, request
 
 
 def test_rules_and_actions_run_in_order() -> None:
@@ -152,3 +153,16 @@ def test_chained_rule_with_on_error_continue() -> None:
     r = request(h, "/a")
     assert r.upstream_header("x-hit") == ["a", "c"]
     assert [(e.rule, e.verdict) for e in h.events] == [("b", "continue")]
+
+
+def test_secrets_get_reads_the_compilers_secrets() -> None:
+    text = """
+    on_http_request:
+      - expressions: ["req.headers['x-token'][0] != secrets.get('api', 'token')"]
+        actions: [{type: deny, config: {status_code: 401}}]
+    """
+    sink = ListSink()
+    policy = compile_policy(parse(text), secrets={"api": {"token": "t0ken"}}, events=sink)
+    h = Harness(policy, sink)
+    assert request(h, headers=[("x-token", "t0ken")]).forwarded is not None
+    assert request(h, headers=[("x-token", "nope")]).status == 401
