@@ -36,6 +36,13 @@ fn uint_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     package_type(py, &UINT, "UInt")
 }
 
+/// `edgeward_native.UInt`, or an int subclass of the same name (the pure-
+/// Python twin defines its own), so that values move between the twins.
+fn is_uint_class(py: Python<'_>, t: &Bound<'_, PyType>) -> bool {
+    uint_type(py).is_ok_and(|u| t.is(u) || t.is_subclass(u).unwrap_or(false))
+        || (t.is_subclass_of::<PyInt>().unwrap_or(false) && t.name().is_ok_and(|n| n.to_str().is_ok_and(|n| n == "UInt")))
+}
+
 fn compile_error(py: Python<'_>, source: &str, e: CompileError) -> PyErr {
     match package_type(py, &POLICY_EXPR_ERROR, "PolicyExprError")
         .and_then(|t| t.call1((e.message.as_str(), e.line, e.column, source)))
@@ -444,7 +451,7 @@ fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
         return Ok(Value::Bool(b.is_true()));
     }
     if let Ok(i) = v.cast::<PyInt>() {
-        if uint_type(py).map_err(host_error)?.is(&i.get_type()) || v.is_instance(uint_type(py).map_err(host_error)?).unwrap_or(false) {
+        if !i.is_exact_instance_of::<PyInt>() && is_uint_class(py, &i.get_type()) {
             return i.extract::<u64>().map(Value::Uint).map_err(|_| range_error("uint"));
         }
         return i.extract::<i64>().map(Value::Int).map_err(|_| range_error("int"));
@@ -517,7 +524,7 @@ fn python_type_to_cel(py: Python<'_>, t: &Bound<'_, PyType>) -> Option<CelType> 
     let is = |other: &Bound<'_, PyType>| t.is(other);
     Some(if is(&py.get_type::<PyBool>()) {
         CelType::Bool
-    } else if uint_type(py).map(|u| t.is(u)).unwrap_or(false) {
+    } else if is_uint_class(py, t) {
         CelType::Uint
     } else if is(&py.get_type::<PyInt>()) {
         CelType::Int

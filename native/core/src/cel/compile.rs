@@ -581,7 +581,7 @@ impl Compiler<'_> {
                             let s = nodes.swap_remove(0);
                             return Ok(Some(self.fold(Node::Matches(Box::new(s), Arc::new(re)))));
                         }
-                        Err(err) if literal[1] => return self.err(e, err.message().to_string()),
+                        Err(err) if literal[1] => return self.err(e, format!("invalid constant argument: {}", err.message())),
                         Err(_) => {}
                     }
                 }
@@ -593,7 +593,7 @@ impl Compiler<'_> {
                             let ip = nodes.swap_remove(0);
                             return Ok(Some(self.fold(Node::InCidr(Box::new(ip), Arc::from([prefix])))));
                         }
-                        None if literal[1] => return self.err(e, format!("invalid CIDR {c:?}")),
+                        None if literal[1] => return self.err(e, format!("invalid constant argument: invalid CIDR {c:?}")),
                         None => {}
                     }
                 }
@@ -603,7 +603,7 @@ impl Compiler<'_> {
                     for item in items.iter() {
                         if let Value::String(c) = item {
                             if literal[1] && functions::parse_cidr(c).is_none() {
-                                return self.err(e, format!("invalid CIDR {c:?}"));
+                                return self.err(e, format!("invalid constant argument: invalid CIDR {c:?}"));
                             }
                         }
                     }
@@ -622,7 +622,7 @@ impl Compiler<'_> {
                     let f = if name == "timestamp" { functions::parse_timestamp_value } else { functions::parse_duration_value };
                     return match f(&s) {
                         Ok(v) => Ok(Some(Node::Const(v))),
-                        Err(err) => self.err(e, err.message().to_string()),
+                        Err(err) => self.err(e, format!("invalid constant argument: {}", err.message())),
                     };
                 }
             }
@@ -633,7 +633,7 @@ impl Compiler<'_> {
             ) => {
                 if let (Some(zone), true) = (const_str(&nodes[1]), literal[1]) {
                     if !functions::is_time_zone(&zone) {
-                        return self.err(e, format!("unknown time zone {zone:?}"));
+                        return self.err(e, format!("invalid constant argument: unknown time zone {zone:?}"));
                     }
                 }
             }

@@ -121,7 +121,7 @@ fn sort(l: &Value) -> EvalResult {
     };
     if let Some(first) = list.first() {
         let k = kind(first);
-        if k == 6 || list.iter().any(|v| kind(v) != k) {
+        if k == 6 || list.iter().any(|v| kind(v) != k || matches!(v, Value::Double(d) if d.is_nan())) {
             return Err(EvalError::invalid("sort: elements are not all of one comparable kind"));
         }
     }

@@ -53,7 +53,7 @@ pub static DEFS: &[Def] = &[
     getter!(
         "getMilliseconds",
         |d| (d.nanosecond() / 1_000_000) as i64,
-        Some(|n| (n / 1_000_000) as i64)
+        Some(|n| ((n % 1_000_000_000) / 1_000_000) as i64)
     ),
     tz_getter!("getFullYear", |d| d.year() as i64),
     tz_getter!("getMonth", |d| d.month0() as i64),
