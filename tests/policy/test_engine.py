@@ -6,7 +6,7 @@ import json
 from edgeward.policy import compile_policy
 from edgeward.policy.events import JsonLinesSink, ListSink
 
-from .helpers import Harness, load, one, parse, request
+from .helpers import Harness, load, needs_secrets_get, one, parse, request
 
 
 def test_rules_and_actions_run_in_order() -> None:
@@ -155,6 +155,7 @@ def test_chained_rule_with_on_error_continue() -> None:
     assert [(e.rule, e.verdict) for e in h.events] == [("b", "continue")]
 
 
+@needs_secrets_get
 def test_secrets_get_reads_the_compilers_secrets() -> None:
     text = """
     on_http_request:
