@@ -98,21 +98,21 @@ else:  # noqa: PLR5501 - one branch per backend, as in the other sections
         )
 
 __all__ = [
-    "CidrError",
-    "IpPolicy",
-    "IpTable",
+    "BACKEND",
     "DEFAULT_TOLERANCE_S",
     "PROVIDERS",
-    "explain_webhook",
-    "verify_webhook",
-    "BACKEND",
     "Backend",
+    "CidrError",
     "Env",
     "EvalError",
+    "IpPolicy",
+    "IpTable",
     "PolicyExprError",
     "Program",
     "Template",
     "UInt",
     "compile",
+    "explain_webhook",
     "interpolate",
+    "verify_webhook",
 ]
