@@ -458,6 +458,15 @@ class ConfigReader:
             return None
         return self.compile_expression((*self._path, used), self._as_text(used, raw))
 
+    def expression_list(
+        self, key: str, *, required: bool = False, min_items: int = 0, max_items: int | None = None
+    ) -> list[native.Program] | None:
+        """A list of CEL programs (rate-limit's `bucket_key`)."""
+        items = self.items(key, required=required, min_items=min_items, max_items=max_items)
+        if items is None:
+            return None
+        return [self.compile_expression(path, self._sub_text(path, item)) for path, item in items]
+
     def compile_expression(self, path: PathKey, text: str) -> native.Program:
         try:
             return compile_expression(text, self.scope.phase)

@@ -15,6 +15,7 @@ from typing import Any
 
 from edgeward import native
 from edgeward.hooks import (
+    BodyFilter,
     ConnectionInfo,
     Effect,
     EffectResult,
@@ -117,55 +118,49 @@ class ExchangeState:
         return self._endpoint_values
 
 
-class _PhaseSource:
-    __slots__ = ("headers", "state", "status")
-
-    def __init__(self, state: ExchangeState, response: ResponseHead | None) -> None:
-        self.state = state
-        self.status = response.status if response is not None else None
-        # `res.*` shows the response as it reached the phase.
-        self.headers = list(response.headers) if response is not None else []
+def _req(a: Activation) -> Any:
+    return a.state.req_values() if a.state.received is not None else ABSENT
 
 
-def _req(p: _PhaseSource) -> Any:
-    return p.state.req_values() if p.state.received is not None else ABSENT
+def _endpoint(a: Activation) -> Any:
+    return a.state.endpoint_values() if a.state.endpoint is not None else ABSENT
 
 
-def _endpoint(p: _PhaseSource) -> Any:
-    return p.state.endpoint_values() if p.state.endpoint is not None else ABSENT
-
-
-def _res(p: _PhaseSource) -> Any:
-    return ABSENT if p.status is None else response_values(p.status, p.headers)
-
-
-_ACTIVATION_FIELDS: dict[str, Callable[[_PhaseSource], Any]] = {
-    "req": _req,
-    "conn": lambda p: p.state.conn_values(),
-    "endpoint": _endpoint,
-    "res": _res,
-    "time": lambda p: {"now": rfc3339(p.state.clock())},
-    "secrets": lambda p: p.state.secrets,
-}
+def _res(a: Activation) -> Any:
+    return ABSENT if a.status is None else response_values(a.status, a.headers)
 
 
 class Activation(LazyMap):
     """The CEL variables of one phase run: `conn`, `req`, `res`, `endpoint`,
     `time`, `secrets` built on first access; `actions` and `vars` live."""
 
-    __slots__ = ("vars",)
+    __slots__ = ("headers", "state", "status", "vars")
 
     def __init__(self, state: ExchangeState, response: ResponseHead | None) -> None:
-        super().__init__(_PhaseSource(state, response), _ACTIVATION_FIELDS)
+        super().__init__(self, _ACTIVATION_FIELDS)
+        self.state = state
+        self.status = response.status if response is not None else None
+        # `res.*` shows the response as it reached the phase.
+        self.headers = list(response.headers) if response is not None else []
         self.vars: dict[str, Any] = {}
         dict.__setitem__(self, "vars", self.vars)
         dict.__setitem__(self, "actions", state.results)
 
 
+_ACTIVATION_FIELDS: dict[str, Callable[[Activation], Any]] = {
+    "req": _req,
+    "conn": lambda a: a.state.conn_values(),
+    "endpoint": _endpoint,
+    "res": _res,
+    "time": lambda a: {"now": rfc3339(a.state.clock())},
+    "secrets": lambda a: a.state.secrets,
+}
+
+
 class ActionContext:
     """What an action sees while it runs in one phase of one exchange."""
 
-    __slots__ = ("activation", "phase", "request", "response", "rule", "state")
+    __slots__ = ("activation", "body_filter", "phase", "request", "response", "rule", "state")
 
     def __init__(
         self,
@@ -181,6 +176,9 @@ class ActionContext:
         self.response = response  # what the client will get; actions may change it
         self.activation = Activation(state, response)
         self.rule = ""  # label of the running rule, for events
+        # Set by a response action that transforms the body as it streams
+        # (compress-response); the proxy then frames the body itself.
+        self.body_filter: BodyFilter | None = None
 
     # --- reading --------------------------------------------------------------
 

@@ -130,7 +130,7 @@ class Exchange:
         decision = yield from run_phase(ctx, rules)
         if decision is not None:
             return decision.response or CloseConnection()
-        return PassResponse(ctx.response or head)
+        return PassResponse(ctx.response or head, ctx.body_filter)
 
     def on_complete(self, summary: ExchangeSummary) -> None:
         pass

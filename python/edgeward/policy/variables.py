@@ -106,10 +106,15 @@ def rfc3339(unix: float) -> str:
 
 
 def header_map(headers: list[Header]) -> dict[str, list[str]]:
-    """Lower-case name -> values in order (latin-1: lossless for any byte)."""
+    """Name -> values in order (latin-1: lossless for any byte). Names
+    are lower-case already (the `edgeward.hooks.Header` contract)."""
     out: dict[str, list[str]] = {}
     for name, value in headers:
-        out.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        key = name.decode("latin-1")
+        if key in out:
+            out[key].append(value.decode("latin-1"))
+        else:
+            out[key] = [value.decode("latin-1")]
     return out
 
 
