@@ -1,7 +1,7 @@
 """The compiled policy: runs the phases of an exchange, without I/O.
 
 `CompiledPolicy` implements `edgeward.hooks.PolicyHooks`; `Exchange`
-implements `ExchangeHooks`. The rule loop (`_run_phase`) is the hot path: a
+implements `ExchangeHooks`. The rule loop (`run_phase`) is the hot path: a
 rule's expressions are one CEL program evaluated against a lazy activation,
 and actions that need no I/O are called directly, not through a generator.
 """

@@ -21,7 +21,7 @@ ABSENT: Any = object()  # a builder's "this field does not exist here"
 
 
 class LazyMap(dict[str, Any]):
-    """A read-only mapping whose values are computed on first access from a
+    """A mapping (read-only to CEL) whose values are computed on first access from a
     source object, by a table of builders shared by every instance.
 
     A dict subclass: once a field is built, the CEL bindings read it at C
@@ -32,7 +32,7 @@ class LazyMap(dict[str, Any]):
     __slots__ = ("_absent", "_builders", "_source")
 
     def __init__(self, source: Any, builders: Mapping[str, Callable[[Any], Any]]) -> None:
-        super().__init__()
+        # (dict.__new__ made the empty dict: no dict.__init__ call needed)
         self._source = source
         self._builders = builders
         self._absent: set[str] | None = None
@@ -332,19 +332,16 @@ def request_values(head: RequestHead, received_at: float) -> LazyMap:
     """`req`: the fields nearly every policy reads are set at once (cheaper
     than building them one by one on demand); the rest wait to be read."""
     source = RequestSource(head, received_at)
-    values = LazyMap(source, REQUEST_FIELDS)
     url = UrlSource(head)
     url_values = LazyMap(url, URL_FIELDS)
-    dict.update(url_values, {"path": url.path, "query": url.query, "scheme": url.scheme})
-    dict.update(
-        values,
-        {
-            "method": head.method.decode("latin-1"),
-            "host": url.authority,
-            "headers": source.headers,
-            "url": url_values,
-        },
-    )
+    url_values["path"] = url.path
+    url_values["query"] = url.query
+    url_values["scheme"] = url.scheme
+    values = LazyMap(source, REQUEST_FIELDS)
+    values["method"] = head.method.decode("latin-1")
+    values["host"] = url.authority
+    values["headers"] = source.headers
+    values["url"] = url_values
     return values
 
 
@@ -427,15 +424,10 @@ CONN_FIELDS: dict[str, Callable[[ConnectionInfo], Any]] = {
 
 def conn_values(conn: ConnectionInfo) -> LazyMap:
     values = LazyMap(conn, CONN_FIELDS)
-    dict.update(
-        values,
-        {
-            "client_ip": conn.client_ip,
-            "client_port": conn.client_port,
-            "server_ip": conn.server_ip,
-            "server_port": conn.server_port,
-        },
-    )
+    values["client_ip"] = conn.client_ip
+    values["client_port"] = conn.client_port
+    values["server_ip"] = conn.server_ip
+    values["server_port"] = conn.server_port
     return values
 
 
