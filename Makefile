@@ -49,6 +49,7 @@ test-python: install system-deps
 test: lint test-rust test-python
 
 bench: install system-deps
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench $(BENCH)
 
 clean:

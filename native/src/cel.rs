@@ -36,6 +36,13 @@ fn uint_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     package_type(py, &UINT, "UInt")
 }
 
+/// `edgeward_native.UInt`, or an int subclass of the same name (the pure-
+/// Python twin defines its own), so that values move between the twins.
+fn is_uint_class(py: Python<'_>, t: &Bound<'_, PyType>) -> bool {
+    uint_type(py).is_ok_and(|u| t.is(u) || t.is_subclass(u).unwrap_or(false))
+        || (t.is_subclass_of::<PyInt>().unwrap_or(false) && t.name().is_ok_and(|n| n.to_str().is_ok_and(|n| n == "UInt")))
+}
+
 fn compile_error(py: Python<'_>, source: &str, e: CompileError) -> PyErr {
     match package_type(py, &POLICY_EXPR_ERROR, "PolicyExprError")
         .and_then(|t| t.call1((e.message.as_str(), e.line, e.column, source)))
@@ -87,7 +94,10 @@ fn parse_decl(path: &str, decl: &Bound<'_, PyAny>) -> PyResult<Ty> {
         own: None,
     };
     for item in fields.items()?.iter() {
-        let (name, ty): (String, Bound<'_, PyAny>) = item.extract()?;
+        let (name, ty): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let Ok(name) = name.extract::<String>() else {
+            return Err(PyValueError::new_err(format!("{path}: field names must be strings, not {}", name.repr()?)));
+        };
         let sub = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
         if name.is_empty() {
             let own = parse_decl(&sub, &ty)?;
@@ -105,13 +115,29 @@ fn parse_decl(path: &str, decl: &Bound<'_, PyAny>) -> PyResult<Ty> {
 #[pymethods]
 impl PyEnv {
     #[new]
-    #[pyo3(signature = (variables=None, *, max_source_length=4096, max_depth=64, max_iterations=10_000))]
+    #[pyo3(
+        signature = (variables=None, *, max_source_length=None, max_depth=None, max_iterations=None),
+        text_signature = "(variables=None, *, max_source_length=4096, max_depth=64, max_iterations=10000)"
+    )]
     fn new(
         variables: Option<&Bound<'_, PyAny>>,
-        max_source_length: usize,
-        max_depth: u32,
-        max_iterations: u64,
+        max_source_length: Option<&Bound<'_, PyAny>>,
+        max_depth: Option<&Bound<'_, PyAny>>,
+        max_iterations: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let limit = |name: &str, v: Option<&Bound<'_, PyAny>>, default: u64| -> PyResult<u64> {
+            let Some(v) = v else {
+                return Ok(default);
+            };
+            match (v.is_instance_of::<PyBool>(), v.extract::<u64>()) {
+                (false, Ok(n)) if n >= 1 => Ok(n),
+                _ => Err(PyValueError::new_err(format!("{name} must be a positive int, not {}", v.repr()?))),
+            }
+        };
+        let defaults = cel::Env::default();
+        let max_source_length = limit("max_source_length", max_source_length, defaults.max_source_length as u64)? as usize;
+        let max_depth = limit("max_depth", max_depth, defaults.max_depth as u64)?.min(u32::MAX as u64) as u32;
+        let max_iterations = limit("max_iterations", max_iterations, defaults.max_iterations)?;
         let variables = match variables {
             None => None,
             Some(v) => {
@@ -120,7 +146,16 @@ impl PyEnv {
                     .map_err(|_| PyValueError::new_err("variables must be a mapping"))?;
                 let mut decls = BTreeMap::new();
                 for item in map.items()?.iter() {
-                    let (name, ty): (String, Bound<'_, PyAny>) = item.extract()?;
+                    let (name, ty): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+                    let name = match name.extract::<String>() {
+                        Ok(n) if is_identifier(&n) => n,
+                        _ => {
+                            return Err(PyValueError::new_err(format!(
+                                "variable names must be identifiers, not {}",
+                                name.repr()?
+                            )))
+                        }
+                    };
                     let parsed = parse_decl(&name, &ty)?;
                     decls.insert(name, parsed);
                 }
@@ -136,6 +171,11 @@ impl PyEnv {
             },
         })
     }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn env_of(env: Option<&Bound<'_, PyEnv>>) -> cel::Env {
@@ -411,7 +451,7 @@ fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
         return Ok(Value::Bool(b.is_true()));
     }
     if let Ok(i) = v.cast::<PyInt>() {
-        if uint_type(py).map_err(host_error)?.is(&i.get_type()) || v.is_instance(uint_type(py).map_err(host_error)?).unwrap_or(false) {
+        if !i.is_exact_instance_of::<PyInt>() && is_uint_class(py, &i.get_type()) {
             return i.extract::<u64>().map(Value::Uint).map_err(|_| range_error("uint"));
         }
         return i.extract::<i64>().map(Value::Int).map_err(|_| range_error("int"));
@@ -484,7 +524,7 @@ fn python_type_to_cel(py: Python<'_>, t: &Bound<'_, PyType>) -> Option<CelType> 
     let is = |other: &Bound<'_, PyType>| t.is(other);
     Some(if is(&py.get_type::<PyBool>()) {
         CelType::Bool
-    } else if uint_type(py).map(|u| t.is(u)).unwrap_or(false) {
+    } else if is_uint_class(py, t) {
         CelType::Uint
     } else if is(&py.get_type::<PyInt>()) {
         CelType::Int

@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 
 mod webhooks;
 mod cel;
+mod ipnet;
 
 #[pymodule]
 #[pyo3(name = "_core")]
@@ -11,5 +12,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     webhooks::register(m)?;
     cel::register(m)?;
+    ipnet::register(m)?;
     Ok(())
 }

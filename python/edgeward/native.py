@@ -38,6 +38,12 @@ BACKEND: Backend = "rust" if _native is not None else "python"
 # name is bound to the chosen backend's implementation.
 
 # --- IP prefix matching -----------------------------------------------------
+if TYPE_CHECKING:
+    from edgeward_native import CidrError, IpPolicy, IpTable
+elif _native is not None:
+    CidrError, IpPolicy, IpTable = _native.CidrError, _native.IpPolicy, _native.IpTable
+else:
+    from edgeward.ipnet.reference import CidrError, IpPolicy, IpTable
 
 # --- webhook verification ---------------------------------------------------
 
@@ -70,7 +76,7 @@ if TYPE_CHECKING:
         interpolate,
     )
 else:  # noqa: PLR5501 - one branch per backend, as in the other sections
-    if _native is not None and hasattr(_native, "compile"):  # a build without CEL: reference
+    if _native is not None:
         Env = _native.Env
         EvalError = _native.EvalError
         PolicyExprError = _native.PolicyExprError
@@ -92,18 +98,21 @@ else:  # noqa: PLR5501 - one branch per backend, as in the other sections
         )
 
 __all__ = [
+    "BACKEND",
     "DEFAULT_TOLERANCE_S",
     "PROVIDERS",
-    "explain_webhook",
-    "verify_webhook",
-    "BACKEND",
     "Backend",
+    "CidrError",
     "Env",
     "EvalError",
+    "IpPolicy",
+    "IpTable",
     "PolicyExprError",
     "Program",
     "Template",
     "UInt",
     "compile",
+    "explain_webhook",
     "interpolate",
+    "verify_webhook",
 ]

@@ -132,7 +132,7 @@ def same_value(actual: Any, v: dict[str, Any]) -> bool:
     if tag == "int":
         return type(actual) is int and actual == x
     if tag == "uint":
-        return type(actual) is UInt and actual == x
+        return type(actual).__name__ == "UInt" and actual == x  # either twin's UInt
     if tag == "double":
         if type(actual) is not float:
             return False
@@ -157,6 +157,8 @@ def same_value(actual: Any, v: dict[str, Any]) -> bool:
             python_value(k) in actual and same_value(actual[python_value(k)], val) for k, val in x
         )
     if tag == "type":
+        if x == "uint":  # either twin's UInt
+            return isinstance(actual, type) and actual.__name__ == "UInt"
         return actual is _TYPE_CLASSES.get(x)
     return False
 

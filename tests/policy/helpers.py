@@ -7,6 +7,8 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import pytest
+
 from edgeward.hooks import (
     CloseConnection,
     ConnectionInfo,
@@ -197,3 +199,25 @@ def one(action: str, config: str = "", *, phase: str = "on_http_request", rule: 
     body = f", config: {{{config}}}" if config else ""
     extra = f"{rule}, " if rule else ""
     return f"{phase}: [{{{extra}actions: [{{type: {action}{body}}}]}}]"
+
+
+def secrets_get_compiles() -> bool:
+    from edgeward import native
+    from edgeward.policy.expressions import compile_expression
+    from edgeward.policy.model import Phase
+
+    try:
+        compile_expression("secrets.get('vault', 'name') == ''", Phase.HTTP_REQUEST)
+    except native.PolicyExprError:
+        return False
+    return True
+
+
+# The native CEL (cel-rs) does not yet resolve `secrets.get(...)` when the
+# `secrets` variable is declared, as the policy environment does; the Python
+# twin does. Tests that need it are expected to fail only while that lasts.
+needs_secrets_get = pytest.mark.xfail(
+    not secrets_get_compiles(),
+    reason="native CEL: secrets.get() with a declared `secrets` variable",
+    strict=True,
+)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, one, request
+from .helpers import load, load_error, one, request
 
 
 def test_adds_request_headers_with_interpolation() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, one, request
+from .helpers import load, load_error, one, request
 
 
 def test_close_connection_in_request_phase() -> None:

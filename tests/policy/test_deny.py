@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, one, request
+from .helpers import load, load_error, one, request
 
 
 def test_deny_answers_403_without_body_and_never_forwards() -> None:

@@ -3,9 +3,10 @@ from __future__ import annotations
 import io
 import json
 
-from tests.policy.helpers import load, one, request
+from edgeward.policy import compile_policy
+from edgeward.policy.events import JsonLinesSink, ListSink
 
-from edgeward.policy.events import JsonLinesSink
+from .helpers import Harness, load, needs_secrets_get, one, parse, request
 
 
 def test_rules_and_actions_run_in_order() -> None:
@@ -116,3 +117,53 @@ def test_time_and_endpoint_variables() -> None:
         """
     )
     assert request(h).body == b"2023-11-14T22:13:20Z https://app.example.com"
+
+
+CHAINED = """
+on_http_request:
+  - name: a
+    expressions: ["req.url.path == '/a'"]
+    actions: [{type: add-headers, config: {headers: {x-hit: a}}}]
+  - name: b
+    {on_error}
+    expressions: ["req.headers['x-b'][0] == 'yes'"]
+    actions: [{type: add-headers, config: {headers: {x-hit: b}}}]
+  - name: c
+    expressions: ["req.method == 'GET'"]
+    actions: [{type: add-headers, config: {headers: {x-hit: c}}}]
+"""
+
+
+def test_chained_rules_match_like_rules_one_by_one() -> None:
+    h = load(CHAINED.replace("{on_error}", ""))
+    rules = h.policy.rules[next(p for p in h.policy.rules if h.policy.rules[p])]
+    assert rules[0].chain is not None and rules[0].chain_end == 3  # tested as one program
+    r = request(h, "/a", headers=[("x-b", "yes")])
+    assert r.upstream_header("x-hit") == ["a", "b", "c"]
+    r = request(h, "/z", method="POST", headers=[("x-b", "no")])
+    assert r.upstream_header("x-hit") == []
+    # Rule b fails (no x-b header): the error names rule b, after a ran.
+    r = request(h, "/a")
+    assert r.status == 500
+    assert [(e.rule, e.verdict) for e in h.events] == [("b", "error")]
+
+
+def test_chained_rule_with_on_error_continue() -> None:
+    h = load(CHAINED.replace("{on_error}", "on_error: continue"))
+    r = request(h, "/a")
+    assert r.upstream_header("x-hit") == ["a", "c"]
+    assert [(e.rule, e.verdict) for e in h.events] == [("b", "continue")]
+
+
+@needs_secrets_get
+def test_secrets_get_reads_the_compilers_secrets() -> None:
+    text = """
+    on_http_request:
+      - expressions: ["req.headers['x-token'][0] != secrets.get('api', 'token')"]
+        actions: [{type: deny, config: {status_code: 401}}]
+    """
+    sink = ListSink()
+    policy = compile_policy(parse(text), secrets={"api": {"token": "t0ken"}}, events=sink)
+    h = Harness(policy, sink)
+    assert request(h, headers=[("x-token", "t0ken")]).forwarded is not None
+    assert request(h, headers=[("x-token", "nope")]).status == 401

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.policy.helpers import load, load_error, one, parse
 
 from edgeward.policy import PolicyError, Severity, compile_policy
+
+from .helpers import load, load_error, one, parse
 
 
 def test_json_and_yaml_are_equivalent() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, one, request
+from .helpers import load, load_error, one, request
 
 
 def test_redirect_with_capture_groups() -> None:
@@ -61,4 +61,4 @@ def test_go_replacement_syntax() -> None:
 def test_load_errors() -> None:
     assert "invalid regular expression" in str(load_error(one("redirect", "from: '(', to: x")))
     assert "missing required field 'to'" in str(load_error(one("redirect", "from: 'a'")))
-    assert "at most 399" in str(load_error(one("redirect", "to: x, status_code: 200")))
+    assert "at least 300" in str(load_error(one("redirect", "to: x, status_code: 200")))

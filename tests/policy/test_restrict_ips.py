@@ -4,7 +4,8 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 
 import pytest
-from tests.policy.helpers import load, load_error, one, request
+
+from .helpers import load, load_error, one, request
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, one, request
+from .helpers import load, load_error, one, request
 
 
 def test_vars_keep_types_and_chain() -> None:
@@ -42,4 +42,4 @@ def test_vars_are_scoped_to_their_phase() -> None:
 
 def test_load_errors() -> None:
     assert "one name" in str(load_error(one("set-vars", "vars: [{a: 1, b: 2}]")))
-    assert "expression" in str(load_error(one("set-vars", "vars: [{a: '${1 +}'}]")))
+    assert "interpolation" in str(load_error(one("set-vars", "vars: [{a: '${1 +}'}]")))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.policy.helpers import load, load_error, one, request
+from .helpers import load, load_error, one, request
 
 
 def test_rewrites_path_for_the_upstream_only() -> None:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from tests.policy.helpers import NOW, load, load_error, one, request
-
 from edgeward.hooks import ReadBody
+
+from .helpers import NOW, load, load_error, one, request
 
 GITHUB = """
 on_http_request:

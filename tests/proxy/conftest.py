@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from proxy_support import HERE, Upstream, wait_port
 
+
 @pytest.fixture(scope="session")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
     port_file = tmp_path_factory.mktemp("upstream") / "port"
@@ -38,7 +39,11 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ca = trustme.CA()
     ca.cert_pem.write_to_path(str(d / "ca.pem"))
     out = {"ca": d / "ca.pem"}
-    for name, hosts in {"app": ["app.test"], "other": ["other.test"], "wild": ["*.wild.test"]}.items():
+    for name, hosts in {
+        "app": ["app.test"],
+        "other": ["other.test"],
+        "wild": ["*.wild.test"],
+    }.items():
         cert = ca.issue_cert(*hosts)
         cert.cert_chain_pems[0].write_to_path(str(d / f"{name}.pem"))
         for extra in cert.cert_chain_pems[1:]:
@@ -54,5 +59,3 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     stranger.private_key_and_cert_chain_pem.write_to_path(str(d / "stranger.pem"))
     out.update(client_ca=d / "client-ca.pem", client=d / "client.pem", stranger=d / "stranger.pem")
     return out
-
-

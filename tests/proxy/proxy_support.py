@@ -22,7 +22,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_port(
+    port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -104,7 +106,9 @@ def start_edge(
     log = directory / "edge.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("ab") as out:
-        proc = subprocess.Popen([*EDGEWARD, "serve", "--config", str(config), *args], stdout=out, stderr=out, env=env)
+        proc = subprocess.Popen(
+            [*EDGEWARD, "serve", "--config", str(config), *args], stdout=out, stderr=out, env=env
+        )
     edge = Edge(proc, config, ports, log, access_log)
     if wait:
         for port in ports.values():
@@ -116,7 +120,9 @@ def start_edge(
     return edge
 
 
-def raw_request(port: int, data: bytes, *, timeout: float = 5.0, read_until_close: bool = True) -> bytes:
+def raw_request(
+    port: int, data: bytes, *, timeout: float = 5.0, read_until_close: bool = True
+) -> bytes:
     """Send bytes on a fresh connection; return all bytes until the edge
     closes (or `timeout`)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

@@ -52,22 +52,73 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "line", "path", "words"),
     [
-        (GOOD + "  - hostname: b.example.com\n    upstream: http://x:1\n    upstrem: 1\n", 10, "endpoints[1].upstrem", "unknown key"),
-        (GOOD.replace("address: 127.0.0.1:8080", "address: 8080"), 3, "listeners[0].address", "must be a string"),
-        (GOOD.replace("address: 127.0.0.1:8080", "address: nowhere"), 3, "listeners[0].address", "host:port"),
-        (GOOD + "limits:\n  max_body_bytes: lots\n", 9, "limits.max_body_bytes", "must be an integer"),
+        (
+            GOOD + "  - hostname: b.example.com\n    upstream: http://x:1\n    upstrem: 1\n",
+            10,
+            "endpoints[1].upstrem",
+            "unknown key",
+        ),
+        (
+            GOOD.replace("address: 127.0.0.1:8080", "address: 8080"),
+            3,
+            "listeners[0].address",
+            "must be a string",
+        ),
+        (
+            GOOD.replace("address: 127.0.0.1:8080", "address: nowhere"),
+            3,
+            "listeners[0].address",
+            "host:port",
+        ),
+        (
+            GOOD + "limits:\n  max_body_bytes: lots\n",
+            9,
+            "limits.max_body_bytes",
+            "must be an integer",
+        ),
         (GOOD + "timeouts:\n  header_read: -1\n", 9, "timeouts.header_read", "positive"),
-        (GOOD + "  - name: app2\n    hostname: APP.example.com\n    upstream: http://x:1\n", 9, "endpoints[1].hostname", "duplicate hostname"),
-        (GOOD.replace("http://127.0.0.1:9000", "ftp://127.0.0.1:9000"), 7, "endpoints[0].upstream", "must be http://"),
-        (GOOD.replace("hostname: app.example.com", "hostname: 'bad host'"), 6, "endpoints[0].hostname", "not a hostname"),
+        (
+            GOOD + "  - name: app2\n    hostname: APP.example.com\n    upstream: http://x:1\n",
+            9,
+            "endpoints[1].hostname",
+            "duplicate hostname",
+        ),
+        (
+            GOOD.replace("http://127.0.0.1:9000", "ftp://127.0.0.1:9000"),
+            7,
+            "endpoints[0].upstream",
+            "must be http://",
+        ),
+        (
+            GOOD.replace("hostname: app.example.com", "hostname: 'bad host'"),
+            6,
+            "endpoints[0].hostname",
+            "not a hostname",
+        ),
         (GOOD + "    listeners: [nope]\n", 8, "endpoints[0].listeners[0]", "no listener named"),
-        (GOOD + "    traffic_policy_file: missing.yml\n", 8, "endpoints[0].traffic_policy_file", "file not found"),
-        (GOOD.replace("    address: 127.0.0.1:8080\n", "    address: 127.0.0.1:8080\n    tls:\n      certificates:\n        - {cert: a.pem, key: a.key}\n"), 6, "listeners[0].tls.certificates[0].cert", "file not found"),
+        (
+            GOOD + "    traffic_policy_file: missing.yml\n",
+            8,
+            "endpoints[0].traffic_policy_file",
+            "file not found",
+        ),
+        (
+            GOOD.replace(
+                "    address: 127.0.0.1:8080\n",
+                "    address: 127.0.0.1:8080\n    tls:\n      certificates:\n"
+                "        - {cert: a.pem, key: a.key}\n",
+            ),
+            6,
+            "listeners[0].tls.certificates[0].cert",
+            "file not found",
+        ),
         (GOOD + "access_log: 3\n", 8, "access_log", "on, off"),
         (GOOD + "endpoints: []\n", 8, "endpoints", "duplicate key"),
     ],
 )
-def test_errors_name_file_line_and_key(tmp_path: Path, text: str, line: int, path: str, words: str) -> None:
+def test_errors_name_file_line_and_key(
+    tmp_path: Path, text: str, line: int, path: str, words: str
+) -> None:
     err = error_of(tmp_path, text)
     assert err.location is not None
     assert err.location.file == str(tmp_path / "edge.yml")
@@ -82,9 +133,15 @@ def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
 
 
 def test_json_config_is_accepted_with_lines(tmp_path: Path) -> None:
-    text = '{\n  "listeners": [{"name": "web", "address": "127.0.0.1:8080"}],\n  "endpoints": [\n    {"hostname": "a.test", "upstream": "http://127.0.0.1:1", "bogus": 1}\n  ]\n}\n'
+    text = (
+        '{\n  "listeners": [{"name": "web", "address": "127.0.0.1:8080"}],\n  "endpoints": [\n'
+        '    {"hostname": "a.test", "upstream": "http://127.0.0.1:1", "bogus": 1}\n  ]\n}\n'
+    )
     err = error_of(tmp_path, text, "edge.json")
-    assert err.location is not None and (err.location.line, err.location.path) == (4, "endpoints[0].bogus")
+    assert err.location is not None and (err.location.line, err.location.path) == (
+        4,
+        "endpoints[0].bogus",
+    )
     ok = load_config(write(tmp_path, text.replace(', "bogus": 1', ""), "ok.json"))
     assert ok.endpoints[0].hostname == "a.test"
 
@@ -115,16 +172,29 @@ def test_policy_file_is_loaded_relative_to_the_config(tmp_path: Path) -> None:
 
 def test_policy_factory_errors_fail_the_load(tmp_path: Path) -> None:
     def factory(source, ip_policies):  # type: ignore[no-untyped-def]
-        raise ConfigError("unknown action 'dney'", source.document.locate(("on_http_request", 0, "actions", 0, "type")))
+        raise ConfigError(
+            "unknown action 'dney'",
+            source.document.locate(("on_http_request", 0, "actions", 0, "type")),
+        )
 
-    path = write(tmp_path, GOOD + "    traffic_policy:\n      on_http_request:\n        - actions: [{type: dney}]\n")
+    path = write(
+        tmp_path,
+        GOOD + "    traffic_policy:\n      on_http_request:\n        - actions: [{type: dney}]\n",
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path, factory)
     assert info.value.location is not None and info.value.location.line == 10
 
 
 def test_ip_policies_are_parsed(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, GOOD + "ip_policies:\n  office:\n    allow: [10.0.0.0/8, '2001:db8::/32']\n    deny: [10.6.6.6]\n"))
+    config = load_config(
+        write(
+            tmp_path,
+            GOOD
+            + "ip_policies:\n  office:\n    allow: [10.0.0.0/8, '2001:db8::/32']\n"
+            + "    deny: [10.6.6.6]\n",
+        )
+    )
     office = config.ip_policies["office"]
     assert [str(n) for n in office.allow] == ["10.0.0.0/8", "2001:db8::/32"]
     assert [str(n) for n in office.deny] == ["10.6.6.6/32"]
@@ -140,7 +210,11 @@ def test_document_marks_every_value() -> None:
 
 def run_check(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edgeward.cli", "check", "--config", str(path)], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "edgeward.cli", "check", "--config", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -151,7 +225,9 @@ def test_check_command_accepts_the_example() -> None:
 
 
 def test_check_command_rejects_a_broken_config_with_file_and_line(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD + "  - hostname: app.example.com\n    upstream: http://127.0.0.1:1\n")
+    path = write(
+        tmp_path, GOOD + "  - hostname: app.example.com\n    upstream: http://127.0.0.1:1\n"
+    )
     out = run_check(path)
     assert out.returncode == 1
     assert f"{path}:8:" in out.stderr
@@ -166,3 +242,12 @@ def test_check_refuses_a_policy_without_an_engine(tmp_path: Path) -> None:
     except ImportError:
         assert out.returncode == 1
         assert "policy engine" in out.stderr
+
+
+def test_every_error_code_is_documented() -> None:
+    from edgeward.proxy import errors
+
+    doc = (ROOT / "docs" / "proxy.md").read_text()
+    for error in errors.ALL:
+        assert f"| {error.code} | {error.status} |" in doc
+    assert len({e.code for e in errors.ALL}) == len(errors.ALL)

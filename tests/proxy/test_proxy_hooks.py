@@ -59,7 +59,9 @@ class TinyExchange:
         rules = self.rules
         CALLS.append(("request", (self.endpoint.name, head.target.decode(), self.request_id)))
         if "deny" in rules and head.target.startswith(rules["deny"].encode()):
-            return LocalResponse(403, [(b"content-type", b"text/plain")], b"denied\n", "ERR_TEST_DENY")
+            return LocalResponse(
+                403, [(b"content-type", b"text/plain")], b"denied\n", "ERR_TEST_DENY"
+            )
         if rules.get("close") and head.target == b"/close-me":
             return CloseConnection()
         if "add_header" in rules:
@@ -67,7 +69,9 @@ class TinyExchange:
         if rules.get("read_body") and head.method == b"POST":
             body = yield ReadBody(limit=16)
             if body is None:
-                return LocalResponse(413, body=b"too big for the policy\n", error_code="ERR_TEST_BODY")
+                return LocalResponse(
+                    413, body=b"too big for the policy\n", error_code="ERR_TEST_BODY"
+                )
             assert isinstance(body, bytes)
             if b"evil" in body:
                 return LocalResponse(403, body=b"evil body\n", error_code="ERR_TEST_BODY")
@@ -78,7 +82,9 @@ class TinyExchange:
             return LocalResponse(200, body=b"fetched: " + result.body + str(result.status).encode())
         return Forward(head)
 
-    def on_http_response(self, head: ResponseHead) -> Generator[Effect, EffectResult, ResponseOutcome]:
+    def on_http_response(
+        self, head: ResponseHead
+    ) -> Generator[Effect, EffectResult, ResponseOutcome]:
         CALLS.append(("response", head.status))
         head.headers.append((b"x-policy", self.endpoint.name.encode()))
         if self.rules.get("upper"):
@@ -100,7 +106,9 @@ class TinyPolicy:
         CALLS.append(("tcp", conn.client_ip))
         return not self.rules.get("refuse_tcp")
 
-    def begin(self, conn: ConnectionInfo, endpoint: EndpointInfo, head: RequestHead, request_id: str) -> TinyExchange:
+    def begin(
+        self, conn: ConnectionInfo, endpoint: EndpointInfo, head: RequestHead, request_id: str
+    ) -> TinyExchange:
         return TinyExchange(self.rules, endpoint, request_id)
 
 
@@ -182,8 +190,16 @@ def edge(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterat
     running.stop()
 
 
-def get(ports: dict[str, int], host: str, path: str, listener: str = "port", **kw: Any) -> httpx.Response:
-    return httpx.request(kw.pop("method", "GET"), f"http://127.0.0.1:{ports[listener]}{path}", headers={"host": host}, timeout=10, **kw)
+def get(
+    ports: dict[str, int], host: str, path: str, listener: str = "port", **kw: Any
+) -> httpx.Response:
+    return httpx.request(
+        kw.pop("method", "GET"),
+        f"http://127.0.0.1:{ports[listener]}{path}",
+        headers={"host": host},
+        timeout=10,
+        **kw,
+    )
 
 
 def test_no_policy_means_no_hook_calls(edge: dict[str, int]) -> None:
@@ -202,7 +218,9 @@ def test_deny_answers_locally_and_the_response_phase_sees_it(edge: dict[str, int
     assert ("request", ("guarded", "/admin/panel", request_id)) in CALLS
     assert ("response", 403) in CALLS
     summary = _wait_for_complete()
-    assert summary.status == 403 and summary.error_code == "ERR_TEST_DENY" and summary.upstream is None
+    assert (
+        summary.status == 403 and summary.error_code == "ERR_TEST_DENY" and summary.upstream is None
+    )
 
 
 def _wait_for_complete() -> ExchangeSummary:
@@ -267,15 +285,30 @@ def test_listener_policy_wraps_the_endpoint_policy(edge: dict[str, int]) -> None
     r = get(edge, "inner.test", "/headers", listener="gated_port")
     headers = r.json()["headers"]
     assert ["x-listener", "yes"] in headers and ["x-endpoint", "yes"] in headers
-    assert r.headers.get_list("x-policy") == ["behind-listener", "behind-listener"]  # endpoint's, then listener's
+    assert r.headers.get_list("x-policy") == [
+        "behind-listener",
+        "behind-listener",
+    ]  # endpoint's, then listener's
     r = get(edge, "nobody.test", "/x", listener="gated_port")
     assert r.status_code == 404 and r.headers["x-policy"] == "gated"
 
 
 def test_h2_requests_run_the_same_hooks(edge: dict[str, int]) -> None:
     out = subprocess.run(
-        ["curl", "-s", "--http2-prior-knowledge", "-H", "Host: guarded.test", "-D", "-", f"http://127.0.0.1:{edge['port']}/admin"],
-        capture_output=True, text=True, timeout=10,
+        [
+            "curl",
+            "-s",
+            "--http2-prior-knowledge",
+            "-H",
+            "Host: guarded.test",
+            "-D",
+            "-",
+            f"http://127.0.0.1:{edge['port']}/admin",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=10,
     )
     assert out.stdout.startswith("HTTP/2 403")
     assert "edgeward-error: ERR_TEST_DENY" in out.stdout

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from proxy_support import Edge, Upstream, free_port, raw_request, start_edge
 
 CONFIG = """
@@ -51,14 +50,18 @@ access_log: {access_log}
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Edge]:
-    e = start_edge(tmp_path_factory.mktemp("h1"), CONFIG, upstream=upstream.url, dead_port=free_port())
+    e = start_edge(
+        tmp_path_factory.mktemp("h1"), CONFIG, upstream=upstream.url, dead_port=free_port()
+    )
     yield e
     e.stop()
 
 
 @pytest.fixture
 def client(edge: Edge) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{edge.port}", headers={"host": "app.test"}, timeout=10) as c:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{edge.port}", headers={"host": "app.test"}, timeout=10
+    ) as c:
         yield c
 
 
@@ -100,7 +103,15 @@ def test_forwarding_headers_replace_untrusted_values(client: httpx.Client) -> No
 
 
 def test_hop_by_hop_headers_are_removed(client: httpx.Client) -> None:
-    r = client.get("/headers", headers={"connection": "keep-alive, x-secret", "x-secret": "1", "keep-alive": "5", "te": "trailers"})
+    r = client.get(
+        "/headers",
+        headers={
+            "connection": "keep-alive, x-secret",
+            "x-secret": "1",
+            "keep-alive": "5",
+            "te": "trailers",
+        },
+    )
     names = {n.lower() for n, _ in r.json()["headers"]}
     assert not names & {"x-secret", "keep-alive", "te", "connection"} - {"connection"}
 
@@ -122,7 +133,11 @@ def test_keep_alive_reuses_client_and_upstream_connections(edge: Edge) -> None:
             while b"\r\n\r\n" not in head:
                 head += s.recv(65536)
             head, _, body = head.partition(b"\r\n\r\n")
-            length = int([ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")][0].split(b":")[1])
+            length = int(
+                next(
+                    ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")
+                ).split(b":")[1]
+            )
             while len(body) < length:
                 body += s.recv(65536)
             ports.append(body)
@@ -131,7 +146,10 @@ def test_keep_alive_reuses_client_and_upstream_connections(edge: Edge) -> None:
 
 def test_pipelined_requests_answer_in_order(edge: Edge) -> None:
     req = b"GET /headers?n=%d HTTP/1.1\r\nHost: app.test\r\n\r\n"
-    data = b"".join(req % i for i in range(5)) + b"GET /hello HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    data = (
+        b"".join(req % i for i in range(5))
+        + b"GET /hello HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    )
     out = raw_request(edge.port, data)
     assert out.count(b"HTTP/1.1 200") == 6
     positions = [out.index(b'"/headers?n=%d"' % i) for i in range(5)]
@@ -143,7 +161,10 @@ def test_head_204_304_have_no_body(client: httpx.Client, edge: Edge) -> None:
     r = client.head("/hello")
     assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "6"
     for code in (204, 304):
-        out = raw_request(edge.port, b"GET /status?code=%d HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n" % code)
+        out = raw_request(
+            edge.port,
+            b"GET /status?code=%d HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n" % code,
+        )
         head, _, body = out.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 %d" % code)
         assert body == b""
@@ -160,7 +181,10 @@ def test_chunked_upload_is_streamed_and_echoed(client: httpx.Client) -> None:
 
 
 def test_response_trailers_pass_through_chunked(edge: Edge) -> None:
-    out = raw_request(edge.port, b"GET /trailers HTTP/1.1\r\nHost: app.test\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+    out = raw_request(
+        edge.port,
+        b"GET /trailers HTTP/1.1\r\nHost: app.test\r\nTE: trailers\r\nConnection: close\r\n\r\n",
+    )
     assert b"part1," in out and b"part2" in out
     assert b"x-sum: 42" in out.lower()
 
@@ -168,9 +192,21 @@ def test_response_trailers_pass_through_chunked(edge: Edge) -> None:
 def test_expect_100_continue_with_curl(edge: Edge) -> None:
     body = "x" * 5000
     out = subprocess.run(
-        ["curl", "-sv", "-H", "Host: app.test", "-H", "Expect: 100-continue", "--data-binary", body,
-         f"http://127.0.0.1:{edge.port}/count"],
-        capture_output=True, text=True, timeout=10,
+        [
+            "curl",
+            "-sv",
+            "-H",
+            "Host: app.test",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            body,
+            f"http://127.0.0.1:{edge.port}/count",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=10,
     )
     assert "HTTP/1.1 100 Continue" in out.stderr
     assert json.loads(out.stdout)["bytes"] == 5000
@@ -214,7 +250,9 @@ def test_not_http_is_400(edge: Edge) -> None:
 
 
 def test_headers_too_large_is_431(edge: Edge) -> None:
-    out = raw_request(edge.port, b"GET / HTTP/1.1\r\nHost: app.test\r\nx-big: " + b"a" * 10000 + b"\r\n\r\n")
+    out = raw_request(
+        edge.port, b"GET / HTTP/1.1\r\nHost: app.test\r\nx-big: " + b"a" * 10000 + b"\r\n\r\n"
+    )
     assert out.startswith(b"HTTP/1.1 431")
     assert b"ERR_EDGEWARD_3431" in out
 

@@ -3,10 +3,12 @@ on SIGHUP (under load, and a broken config rejected), `--workers`."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import h2.config
@@ -30,8 +32,12 @@ timeouts:
 """
 
 
-def _edge(tmp_path: Path, upstream: Upstream, *, drain: float = 10, args: tuple[str, ...] = ()) -> Edge:
-    return start_edge(tmp_path, CONFIG, upstream=upstream.url, host_header="preserve", drain=drain, args=args)
+def _edge(
+    tmp_path: Path, upstream: Upstream, *, drain: float = 10, args: tuple[str, ...] = ()
+) -> Edge:
+    return start_edge(
+        tmp_path, CONFIG, upstream=upstream.url, host_header="preserve", drain=drain, args=args
+    )
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path, upstream: Upstream) -> None:
@@ -58,7 +64,11 @@ def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path, upstream
 
 def test_drain_timeout_bounds_the_shutdown(tmp_path: Path, upstream: Upstream) -> None:
     edge = _edge(tmp_path, upstream, drain=0.5)
-    t = threading.Thread(target=lambda: _swallow(lambda: httpx.get(edge.url("/slow?s=5"), headers={"host": "app.test"}, timeout=10)))
+    t = threading.Thread(
+        target=lambda: _swallow(
+            lambda: httpx.get(edge.url("/slow?s=5"), headers={"host": "app.test"}, timeout=10)
+        )
+    )
     t.start()
     time.sleep(0.3)
     start = time.monotonic()
@@ -68,14 +78,25 @@ def test_drain_timeout_bounds_the_shutdown(tmp_path: Path, upstream: Upstream) -
     t.join(10)
 
 
-def test_h2_connection_gets_goaway_and_its_stream_finishes(tmp_path: Path, upstream: Upstream) -> None:
+def test_h2_connection_gets_goaway_and_its_stream_finishes(
+    tmp_path: Path, upstream: Upstream
+) -> None:
     """Read raw frames: h2's own client refuses frames after a GOAWAY, which
     is exactly what a graceful GOAWAY is followed by."""
     edge = _edge(tmp_path, upstream)
     s = socket.create_connection(("127.0.0.1", edge.port), timeout=5)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
-    conn.send_headers(1, [(":method", "GET"), (":path", "/slow?s=1"), (":authority", "app.test"), (":scheme", "http")], end_stream=True)
+    conn.send_headers(
+        1,
+        [
+            (":method", "GET"),
+            (":path", "/slow?s=1"),
+            (":authority", "app.test"),
+            (":scheme", "http"),
+        ],
+        end_stream=True,
+    )
     s.sendall(conn.data_to_send())
     time.sleep(0.3)
     edge.signal(signal.SIGTERM)
@@ -98,7 +119,10 @@ def test_h2_connection_gets_goaway_and_its_stream_finishes(tmp_path: Path, upstr
     goaway = next(f for f in frames if isinstance(f, GoAwayFrame))
     assert goaway.error_code == 0 and goaway.last_stream_id == 1
     assert kinds.index("GoAwayFrame") < kinds.index("HeadersFrame")
-    assert b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == 1) == b"slow\n"
+    assert (
+        b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == 1)
+        == b"slow\n"
+    )
     assert edge.proc.wait(10) == 0
 
 
@@ -109,27 +133,28 @@ def test_sighup_reload_under_load_loses_no_request(tmp_path: Path, upstream: Ups
     stop = threading.Event()
 
     def load() -> None:
-        with httpx.Client(timeout=10) as c:
-            while not stop.is_set():
-                try:
-                    r = c.get(edge.url("/headers"), headers={"host": "app.test"})
-                    if r.status_code != 200:
-                        failures.append(f"status {r.status_code}")
-                    else:
-                        seen_hosts.append(dict(r.json()["headers"])["host"])
-                except httpx.HTTPError as exc:
-                    failures.append(repr(exc))
-                # new connections too, not only keep-alive
-                if len(seen_hosts) % 7 == 0:
-                    c.close()
-                    c = httpx.Client(timeout=10)
+        while not stop.is_set():
+            with httpx.Client(timeout=10) as c:  # a new connection every 7 requests
+                for _ in range(7):
+                    try:
+                        r = c.get(edge.url("/headers"), headers={"host": "app.test"})
+                        if r.status_code != 200:
+                            failures.append(f"status {r.status_code}")
+                        else:
+                            seen_hosts.append(dict(r.json()["headers"])["host"])
+                    except httpx.HTTPError as exc:
+                        failures.append(repr(exc))
 
     threads = [threading.Thread(target=load) for _ in range(4)]
     for t in threads:
         t.start()
     try:
         time.sleep(0.5)
-        edge.config.write_text(edge.config.read_text().replace("host_header: preserve", "host_header: reloaded.example"))
+        edge.config.write_text(
+            edge.config.read_text().replace(
+                "host_header: preserve", "host_header: reloaded.example"
+            )
+        )
         edge.signal(signal.SIGHUP)
         time.sleep(1.0)
         good = edge.config.read_text()
@@ -142,7 +167,9 @@ def test_sighup_reload_under_load_loses_no_request(tmp_path: Path, upstream: Ups
             t.join(10)
     assert failures == []
     assert seen_hosts[0] == "app.test"
-    assert seen_hosts[-1] == "reloaded.example", "the broken config must not have replaced the good one"
+    assert seen_hosts[-1] == "reloaded.example", (
+        "the broken config must not have replaced the good one"
+    )
     log = edge.log_text()
     assert "reload rejected" in log and "unknown_key" in log
     assert edge.stop() == 0
@@ -154,7 +181,9 @@ def test_workers_share_the_port(tmp_path: Path, upstream: Upstream) -> None:
         children = _children(edge.proc.pid)
         assert len(children) == 2
         for _ in range(20):
-            r = httpx.get(edge.url("/hello"), headers={"host": "app.test", "connection": "close"}, timeout=5)
+            r = httpx.get(
+                edge.url("/hello"), headers={"host": "app.test", "connection": "close"}, timeout=5
+            )
             assert r.status_code == 200
     finally:
         assert edge.stop() == 0
@@ -186,8 +215,6 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def _swallow(fn: object) -> None:
-    try:
-        fn()  # type: ignore[operator]
-    except Exception:  # noqa: BLE001
-        pass
+def _swallow(fn: Callable[[], object]) -> None:
+    with contextlib.suppress(Exception):
+        fn()

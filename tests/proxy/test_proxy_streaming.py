@@ -41,10 +41,11 @@ def test_200mb_upload_streams_with_bounded_memory(edge: Edge) -> None:
     """curl reads /dev/zero through `head`: the body is never on disk or in
     the test's memory either."""
     cmd = (
-        f"head -c {SIZE} /dev/zero | curl -sS -H 'Host: app.test' -H 'Content-Type: application/octet-stream' "
-        f"-H 'Transfer-Encoding: chunked' --data-binary @- http://127.0.0.1:{edge.port}/count"
+        f"head -c {SIZE} /dev/zero | curl -sS -H 'Host: app.test' "
+        "-H 'Content-Type: application/octet-stream' -H 'Transfer-Encoding: chunked' "
+        f"--data-binary @- http://127.0.0.1:{edge.port}/count"
     )
-    out = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(cmd, shell=True, check=False, capture_output=True, text=True, timeout=120)
     got = json.loads(out.stdout)
     assert got["bytes"] == SIZE
     assert got["sha256"] == _zeros_sha256(SIZE)
@@ -53,9 +54,21 @@ def test_200mb_upload_streams_with_bounded_memory(edge: Edge) -> None:
 
 def test_200mb_download_streams_with_bounded_memory(edge: Edge) -> None:
     out = subprocess.run(
-        ["curl", "-sS", "-H", "Host: app.test", "-o", "/dev/null", "-w", "%{size_download}",
-         f"http://127.0.0.1:{edge.port}/big?n={SIZE}"],
-        capture_output=True, text=True, timeout=120,
+        [
+            "curl",
+            "-sS",
+            "-H",
+            "Host: app.test",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            f"http://127.0.0.1:{edge.port}/big?n={SIZE}",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.stdout == str(SIZE)
     assert edge.rss_peak_kib() < RSS_LIMIT_KIB

@@ -48,29 +48,52 @@ limits:
 
 
 @pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream, certs: dict[str, Path]) -> Iterator[Edge]:
+def edge(
+    tmp_path_factory: pytest.TempPathFactory, upstream: Upstream, certs: dict[str, Path]
+) -> Iterator[Edge]:
     values = {k.replace("-", "_"): str(v) for k, v in certs.items()}
-    e = start_edge(tmp_path_factory.mktemp("tls"), CONFIG, ["tls", "mtls", "web"], upstream=upstream.url, **values)
+    e = start_edge(
+        tmp_path_factory.mktemp("tls"),
+        CONFIG,
+        ["tls", "mtls", "web"],
+        upstream=upstream.url,
+        **values,
+    )
     yield e
     e.stop()
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["curl", "-sS", *args], capture_output=True, text=True, timeout=30)
+    cmd = ["curl", "-sS", *args]
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=30)
 
 
-def tls_args(edge: Edge, certs: dict[str, Path], listener: str = "tls", host: str = "app.test") -> list[str]:
+def tls_args(
+    edge: Edge, certs: dict[str, Path], listener: str = "tls", host: str = "app.test"
+) -> list[str]:
     port = edge.ports[listener]
     return ["--resolve", f"{host}:{port}:127.0.0.1", "--cacert", str(certs["ca"])]
 
 
 def test_https_http2_via_alpn(edge: Edge, certs: dict[str, Path]) -> None:
-    out = curl(*tls_args(edge, certs), "--http2", "-w", "\n%{http_version}", f"https://app.test:{edge.ports['tls']}/hello")
+    out = curl(
+        *tls_args(edge, certs),
+        "--http2",
+        "-w",
+        "\n%{http_version}",
+        f"https://app.test:{edge.ports['tls']}/hello",
+    )
     assert out.stdout == "hello\n\n2", out.stderr
 
 
 def test_https_http1_when_client_offers_only_http1(edge: Edge, certs: dict[str, Path]) -> None:
-    out = curl(*tls_args(edge, certs), "--http1.1", "-w", "\n%{http_version}", f"https://app.test:{edge.ports['tls']}/headers")
+    out = curl(
+        *tls_args(edge, certs),
+        "--http1.1",
+        "-w",
+        "\n%{http_version}",
+        f"https://app.test:{edge.ports['tls']}/headers",
+    )
     body, _, version = out.stdout.rpartition("\n")
     assert version == "1.1"
     got = dict(json.loads(body)["headers"])
@@ -78,59 +101,114 @@ def test_https_http1_when_client_offers_only_http1(edge: Edge, certs: dict[str, 
 
 
 def test_h2c_prior_knowledge(edge: Edge) -> None:
-    out = curl("--http2-prior-knowledge", "-H", "Host: app.test", "-w", "\n%{http_version}", f"http://127.0.0.1:{edge.ports['web']}/hello")
+    out = curl(
+        "--http2-prior-knowledge",
+        "-H",
+        "Host: app.test",
+        "-w",
+        "\n%{http_version}",
+        f"http://127.0.0.1:{edge.ports['web']}/hello",
+    )
     assert out.stdout == "hello\n\n2", out.stderr
 
 
 def _peer_names(port: int, server_name: str, ca: Path) -> list[str]:
     ctx = ssl.create_default_context(cafile=str(ca))
     ctx.check_hostname = False
-    with socket.create_connection(("127.0.0.1", port)) as raw, ctx.wrap_socket(raw, server_hostname=server_name) as s:
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        ctx.wrap_socket(raw, server_hostname=server_name) as s,
+    ):
         cert = s.getpeercert()
     return [v for k, v in cert["subjectAltName"] if k == "DNS"]
 
 
 @pytest.mark.parametrize(
     ("sni", "expected"),
-    [("app.test", "app.test"), ("other.test", "other.test"), ("x.wild.test", "*.wild.test"), ("unknown.test", "app.test")],
+    [
+        ("app.test", "app.test"),
+        ("other.test", "other.test"),
+        ("x.wild.test", "*.wild.test"),
+        ("unknown.test", "app.test"),
+    ],
 )
-def test_sni_selects_the_certificate(edge: Edge, certs: dict[str, Path], sni: str, expected: str) -> None:
+def test_sni_selects_the_certificate(
+    edge: Edge, certs: dict[str, Path], sni: str, expected: str
+) -> None:
     assert _peer_names(edge.ports["tls"], sni, certs["ca"]) == [expected]
 
 
 def test_mtls_accepts_a_client_certificate_from_the_ca(edge: Edge, certs: dict[str, Path]) -> None:
-    out = curl(*tls_args(edge, certs, "mtls"), "--cert", str(certs["client"]), f"https://app.test:{edge.ports['mtls']}/hello")
+    out = curl(
+        *tls_args(edge, certs, "mtls"),
+        "--cert",
+        str(certs["client"]),
+        f"https://app.test:{edge.ports['mtls']}/hello",
+    )
     assert out.stdout == "hello\n", out.stderr
 
 
 @pytest.mark.parametrize("client", [None, "stranger"])
-def test_mtls_rejects_missing_or_foreign_certificates(edge: Edge, certs: dict[str, Path], client: str | None) -> None:
+def test_mtls_rejects_missing_or_foreign_certificates(
+    edge: Edge, certs: dict[str, Path], client: str | None
+) -> None:
     extra = ["--cert", str(certs[client])] if client else []
-    out = curl(*tls_args(edge, certs, "mtls"), *extra, f"https://app.test:{edge.ports['mtls']}/hello")
+    out = curl(
+        *tls_args(edge, certs, "mtls"), *extra, f"https://app.test:{edge.ports['mtls']}/hello"
+    )
     assert out.returncode != 0
     assert out.stdout == ""
 
 
-def test_h2_upload_and_download_with_flow_control(edge: Edge, certs: dict[str, Path], tmp_path: Path) -> None:
+def test_h2_upload_and_download_with_flow_control(
+    edge: Edge, certs: dict[str, Path], tmp_path: Path
+) -> None:
     data = hashlib.sha256(b"seed").digest() * (20 * 1024 * 1024 // 32)  # 20 MiB
     src = tmp_path / "up.bin"
     src.write_bytes(data)
     url = f"https://app.test:{edge.ports['tls']}"
     out = curl(*tls_args(edge, certs), "--http2", "--data-binary", f"@{src}", f"{url}/count")
-    assert json.loads(out.stdout) == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    out = curl(*tls_args(edge, certs), "--http2", "-o", "/dev/null", "-w", "%{size_download} %{http_version}", f"{url}/big?n=20000000")
+    assert json.loads(out.stdout) == {
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    out = curl(
+        *tls_args(edge, certs),
+        "--http2",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download} %{http_version}",
+        f"{url}/big?n=20000000",
+    )
     assert out.stdout == "20000000 2"
 
 
 def test_h2load_smoke(edge: Edge) -> None:
     out = subprocess.run(
-        ["h2load", "-n", "2000", "-c", "4", "-m", "10", "-H", ":authority: app.test", f"http://127.0.0.1:{edge.ports['web']}/hello"],
-        capture_output=True, text=True, timeout=60,
+        [
+            "h2load",
+            "-n",
+            "2000",
+            "-c",
+            "4",
+            "-m",
+            "10",
+            "-H",
+            ":authority: app.test",
+            f"http://127.0.0.1:{edge.ports['web']}/hello",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "2000 succeeded, 0 failed, 0 errored" in out.stdout, out.stdout
 
 
-def _h2_client(port: int) -> tuple[socket.socket, h2.connection.H2Connection, list[h2.events.Event]]:
+def _h2_client(
+    port: int,
+) -> tuple[socket.socket, h2.connection.H2Connection, list[h2.events.Event]]:
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
@@ -142,18 +220,26 @@ def _h2_client(port: int) -> tuple[socket.socket, h2.connection.H2Connection, li
 
 
 def test_server_advertises_the_stream_limit(edge: Edge) -> None:
-    s, conn, events = _h2_client(edge.ports["web"])
+    s, _, events = _h2_client(edge.ports["web"])
     with s:
         settings = [e for e in events if isinstance(e, h2.events.RemoteSettingsChanged)]
-        assert settings[0].changed_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS].new_value == 20
+        assert (
+            settings[0].changed_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS].new_value
+            == 20
+        )
 
 
 def test_rapid_reset_flood_is_cut_off(edge: Edge) -> None:
     s, conn, _ = _h2_client(edge.ports["web"])
-    headers = [(":method", "GET"), (":path", "/slow?s=1"), (":authority", "app.test"), (":scheme", "http")]
+    headers = [
+        (":method", "GET"),
+        (":path", "/slow?s=1"),
+        (":authority", "app.test"),
+        (":scheme", "http"),
+    ]
     goaway = None
     with s:
-        for i in range(200):
+        for _ in range(200):
             sid = conn.get_next_available_stream_id()
             conn.send_headers(sid, headers, end_stream=True)
             conn.reset_stream(sid)

@@ -76,7 +76,7 @@ async def read_body(stream: trio.SocketStream, conn: h11.Connection) -> bytes:
             return bytes(body)
 
 
-async def respond(stream, conn, status=200, body=b"", headers=(), head=False):  # type: ignore[no-untyped-def]
+async def respond(stream, conn, status=200, body=b"", headers=(), *, head=False):  # type: ignore[no-untyped-def]
     hdrs = [("content-length", str(len(body))), *headers]
     out = conn.send(h11.Response(status_code=status, headers=hdrs))
     if body and not head:
@@ -87,7 +87,13 @@ async def respond(stream, conn, status=200, body=b"", headers=(), head=False):  
 
 async def hello(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
     await read_body(stream, conn)
-    await respond(stream, conn, body=b"hello\n", headers=[("content-type", "text/plain")], head=req.method == b"HEAD")
+    await respond(
+        stream,
+        conn,
+        body=b"hello\n",
+        headers=[("content-type", "text/plain")],
+        head=req.method == b"HEAD",
+    )
 
 
 async def conn_port(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
@@ -102,11 +108,15 @@ async def headers(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
         "target": req.target.decode(),
         "headers": [[n.decode(), v.decode()] for n, v in req.headers.raw_items()],
     }
-    await respond(stream, conn, body=json.dumps(data).encode(), headers=[("content-type", "application/json")])
+    await respond(
+        stream, conn, body=json.dumps(data).encode(), headers=[("content-type", "application/json")]
+    )
 
 
 async def echo(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
-    await stream.send_all(conn.send(h11.Response(status_code=200, headers=[("transfer-encoding", "chunked")])))
+    await stream.send_all(
+        conn.send(h11.Response(status_code=200, headers=[("transfer-encoding", "chunked")]))
+    )
     while True:
         event = await next_event(stream, conn)
         if isinstance(event, h11.Data):
@@ -126,13 +136,17 @@ async def count(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
             size += len(event.data)
         else:
             break
-    await respond(stream, conn, body=json.dumps({"bytes": size, "sha256": digest.hexdigest()}).encode())
+    await respond(
+        stream, conn, body=json.dumps({"bytes": size, "sha256": digest.hexdigest()}).encode()
+    )
 
 
 async def big(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
     await read_body(stream, conn)
     n = int(q.get("n", "1048576"))
-    await stream.send_all(conn.send(h11.Response(status_code=200, headers=[("content-length", str(n))])))
+    await stream.send_all(
+        conn.send(h11.Response(status_code=200, headers=[("content-length", str(n))]))
+    )
     left = n
     while left:
         piece = CHUNK[: min(left, len(CHUNK))]
@@ -151,12 +165,18 @@ async def status(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
     await read_body(stream, conn)
     code = int(q.get("code", "204"))
     hdrs = [] if code in (204, 304) else [("content-length", "0")]
-    await stream.send_all(conn.send(h11.Response(status_code=code, headers=hdrs)) + conn.send(h11.EndOfMessage()))
+    await stream.send_all(
+        conn.send(h11.Response(status_code=code, headers=hdrs)) + conn.send(h11.EndOfMessage())
+    )
 
 
 async def trailers(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
     await read_body(stream, conn)
-    out = conn.send(h11.Response(status_code=200, headers=[("transfer-encoding", "chunked"), ("trailer", "x-sum")]))
+    out = conn.send(
+        h11.Response(
+            status_code=200, headers=[("transfer-encoding", "chunked"), ("trailer", "x-sum")]
+        )
+    )
     out += conn.send(h11.Data(data=b"part1,")) + conn.send(h11.Data(data=b"part2"))
     out += conn.send(h11.EndOfMessage(headers=[("x-sum", "42")]))
     await stream.send_all(out)
@@ -186,9 +206,7 @@ async def websocket(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
         wsconn.receive_data(bytes(leftover))
     while True:
         for event in wsconn.events():
-            if isinstance(event, ws.TextMessage):
-                await stream.send_all(wsconn.send(ws.Message(data=event.data)))
-            elif isinstance(event, ws.BytesMessage):
+            if isinstance(event, ws.TextMessage | ws.BytesMessage):
                 await stream.send_all(wsconn.send(ws.Message(data=event.data)))
             elif isinstance(event, ws.CloseConnection):
                 await stream.send_all(wsconn.send(event.response()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from edgeward_native import _core
+from edgeward_native._core import CidrError, IpPolicy, IpTable
 
 
 class UInt(int):
@@ -55,7 +56,7 @@ class EvalError(Exception):
 Env = _core.Env
 Program = _core.Program
 Template = _core.Template
-compile = _core.compile  # noqa: A001 - the CEL entry point keeps its name
+compile = _core.compile
 interpolate = _core.interpolate
 
 __version__: str = _core.__version__
@@ -69,15 +70,18 @@ explain_webhook = _core.explain_webhook
 __all__ = [
     "DEFAULT_TOLERANCE_S",
     "PROVIDERS",
-    "explain_webhook",
-    "verify_webhook",
+    "CidrError",
     "Env",
     "EvalError",
+    "IpPolicy",
+    "IpTable",
     "PolicyExprError",
     "Program",
     "Template",
     "UInt",
     "__version__",
     "compile",
+    "explain_webhook",
     "interpolate",
+    "verify_webhook",
 ]

@@ -16,6 +16,17 @@ __version__: str
 
 _V = TypeVar("_V")
 
+class CidrError(ValueError):
+    """An entry of a CIDR list is not a valid prefix: bad syntax, or host
+    bits set (``10.0.0.1/8``; the message suggests ``10.0.0.0/8``)."""
+
+    field: str
+    """The list: ``"allow"``, ``"deny"`` or ``"pairs"``."""
+    index: int
+    """The entry's position in that list."""
+    entry: str
+    """The entry as given."""
+
 class IpPolicy:
     """Allow/deny CIDR lists. An address is allowed only if it matches at
     least one allow prefix and no deny prefix (deny wins whatever the prefix
@@ -23,22 +34,31 @@ class IpPolicy:
     without a length are /32 or /128; IPv4-mapped IPv6 addresses
     (``::ffff:a.b.c.d``) match IPv4 rules.
 
-    Raises ``ValueError`` naming the bad entry and its index (``"deny[3]:
-    '10.0.0.0/33' is not a valid CIDR"``) for a malformed CIDR."""
+    Raises `CidrError` (a ``ValueError``) naming the bad entry and its
+    index (``"deny[3]: '10.0.0.0/33' is not a valid CIDR"``) for a
+    malformed CIDR or one with host bits set, ``TypeError`` for an entry
+    that is not a ``str``. See docs/ipnet.md for IPv4-mapped prefixes."""
 
     def __init__(self, allow: Iterable[str] = (), deny: Iterable[str] = ()) -> None: ...
     def decide(self, ip: str) -> bool:
         """True = allowed. ``ValueError`` if `ip` is not an IP address."""
-    def decide_many(self, ips: Iterable[str]) -> list[bool]: ...
+    def decide_many(self, ips: Iterable[str]) -> list[bool]:
+        """`decide` for each address; a malformed one raises ``ValueError``
+        naming its index (``"ips[5]: '1.2.3' is not a valid IP address"``)."""
 
 class IpTable(Generic[_V]):
     """Longest-prefix-match table from CIDR prefixes to Python values (IP
-    categories, geo tables). A prefix given twice keeps the last value."""
+    categories, geo tables). A prefix given twice keeps the last value.
+    Bad prefixes raise `CidrError` with ``field == "pairs"``."""
 
     def __init__(self, pairs: Iterable[tuple[str, _V]]) -> None: ...
-    def lookup(self, ip: str) -> _V | None: ...
-    def lookup_many(self, ips: Iterable[str]) -> list[_V | None]: ...
-    def __len__(self) -> int: ...
+    def lookup(self, ip: str) -> _V | None:
+        """The value of the longest prefix containing `ip`, or None.
+        ``ValueError`` if `ip` is not an IP address."""
+    def lookup_many(self, ips: Iterable[str]) -> list[_V | None]:
+        """`lookup` for each address (errors as `IpPolicy.decide_many`)."""
+    def __len__(self) -> int:
+        """Number of distinct prefixes."""
 
 # --------------------------------------------------------------------------
 # Webhook verification

@@ -122,12 +122,18 @@ class _Builder:
             where = Location(self.file, *_mark(key_node), path=dotted(path) or None)
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise ConfigError("YAML merge keys (<<) are not supported", where)
-            key = self.scalars.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            key = (
+                self.scalars.construct_object(key_node)
+                if isinstance(key_node, yaml.ScalarNode)
+                else None
+            )
             if not isinstance(key, str):
                 raise ConfigError("keys must be strings", where)
             child = (*path, key)
             if key in out:
-                raise ConfigError("duplicate key", Location(self.file, *_mark(key_node), path=dotted(child)))
+                raise ConfigError(
+                    "duplicate key", Location(self.file, *_mark(key_node), path=dotted(child))
+                )
             self.marks[child] = _mark(key_node)
             out[key] = self.build(value_node, child)
         return out

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from edgeward.config.document import Document, PathKey, load_document
@@ -36,9 +36,18 @@ from edgeward.errors import ConfigError, EdgewardError
 
 T = TypeVar("T")
 _REQUIRED: Any = object()
-_HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOSTNAME = re.compile(
+    r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a mapping"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 def load_config(path: str | Path, policy_factory: PolicyFactory | None = None) -> EdgeConfig:
@@ -66,7 +75,7 @@ class _Section:
 
     def take(self, key: str, kind: type[T], default: T = _REQUIRED) -> T:
         self.taken.add(key)
-        if key not in self.data or self.data[key] is None and default is not _REQUIRED:
+        if key not in self.data or (self.data[key] is None and default is not _REQUIRED):
             if default is _REQUIRED:
                 raise self.loader.error(self.path, f"missing required key {key!r}")
             return default
@@ -75,7 +84,10 @@ class _Section:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
         if not ok:
-            raise self.loader.error((*self.path, key), f"must be {_TYPE_NAMES.get(kind, kind.__name__)}, not {_kind(value)}")
+            raise self.loader.error(
+                (*self.path, key),
+                f"must be {_TYPE_NAMES.get(kind, kind.__name__)}, not {_kind(value)}",
+            )
         return value  # type: ignore[no-any-return]
 
     def section(self, key: str) -> _Section:
@@ -162,7 +174,9 @@ class _Loader:
             try:
                 out.append(ipaddress.ip_network(str(item), strict=False))
             except ValueError:
-                raise self.error((*sec.at(key), i), f"not an IP address or CIDR: {item!r}") from None
+                raise self.error(
+                    (*sec.at(key), i), f"not an IP address or CIDR: {item!r}"
+                ) from None
         return tuple(out)
 
     def _forwarded(self, sec: _Section) -> ForwardedTrust:
@@ -174,7 +188,9 @@ class _Loader:
         out = {}
         for name in list(sec.data):
             entry = sec.section(name)
-            out[name] = IpPolicy(name, self._networks(entry, "allow"), self._networks(entry, "deny"))
+            out[name] = IpPolicy(
+                name, self._networks(entry, "allow"), self._networks(entry, "deny")
+            )
             entry.done()
         return out
 
@@ -198,7 +214,8 @@ class _Loader:
                 if other is not None:
                     raise self.error(
                         ("endpoints", i, "hostname"),
-                        f"duplicate hostname {ep.hostname!r} on listener {listener!r} (also endpoint {other!r})",
+                        f"duplicate hostname {ep.hostname!r} on listener {listener!r}"
+                        f" (also endpoint {other!r})",
                     )
                 seen[(listener, ep.hostname)] = ep.name
 
@@ -272,7 +289,7 @@ class _Loader:
         tls = sec.section("upstream_tls")
         verify = tls.take("verify", bool, True)
         ca = self._file(tls, "ca") if tls.has("ca") else None
-        server_name = tls.take("server_name", str, None)  # type: ignore[arg-type]
+        server_name = tls.take("server_name", str, "") or None
         tls.done()
         if url.startswith("unix:"):
             path = url[5:].removeprefix("//")
@@ -284,24 +301,46 @@ class _Loader:
             port = parts.port
         except ValueError:
             port = -1
-        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path not in ("", "/") or parts.query:
-            raise self.error(sec.at("upstream"), f"must be http://host:port, https://host:port or unix:/path, not {url!r}")
-        scheme = "https" if parts.scheme == "https" else "http"
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or port == -1
+            or parts.path not in ("", "/")
+            or parts.query
+        ):
+            raise self.error(
+                sec.at("upstream"),
+                f"must be http://host:port, https://host:port or unix:/path, not {url!r}",
+            )
+        scheme: Literal["http", "https"] = "https" if parts.scheme == "https" else "http"
         return Upstream(
-            url, scheme, parts.hostname, port or (443 if scheme == "https" else 80), verify, ca, server_name
+            url,
+            scheme,
+            parts.hostname,
+            port or (443 if scheme == "https" else 80),
+            verify,
+            ca,
+            server_name,
         )
 
     def _policy(self, sec: _Section, owner: str) -> PolicySource | None:
         inline, from_file = sec.has("traffic_policy"), sec.has("traffic_policy_file")
         if inline and from_file:
-            raise self.error(sec.at("traffic_policy_file"), "give traffic_policy or traffic_policy_file, not both")
+            raise self.error(
+                sec.at("traffic_policy_file"),
+                "give traffic_policy or traffic_policy_file, not both",
+            )
         if inline:
             sec.take("traffic_policy", dict)
             key = sec.at("traffic_policy")
             return PolicySource(self.doc.sub(key), self.doc.locate(key), owner)
         if from_file:
             path = self._file(sec, "traffic_policy_file")
-            return PolicySource(load_document(path, what="policy file"), self.doc.locate(sec.at("traffic_policy_file")), owner)
+            return PolicySource(
+                load_document(path, what="policy file"),
+                self.doc.locate(sec.at("traffic_policy_file")),
+                owner,
+            )
         return None
 
     def _compiled(self, item: T, ip_policies: Mapping[str, IpPolicy]) -> T:
@@ -320,9 +359,14 @@ class _Loader:
 def _kind(value: Any) -> str:
     if value is None:
         return "empty"
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
 
 
 def _certificate_names(path: Path) -> tuple[str, ...]:

@@ -30,7 +30,7 @@ class Limits:
     h2_max_concurrent_streams: int = 100
     h2_max_resets: int = 200  # client RST_STREAMs per connection per reset window
     h2_reset_window: float = 10.0
-    upstream_pool_size: int = 64  # idle keep-alive connections kept per upstream
+    upstream_pool_size: int = 256  # idle keep-alive connections kept per upstream
     max_hook_body_bytes: int = 1024 * 1024  # cap for a policy's ReadBody
 
 
@@ -77,7 +77,9 @@ class PolicyFactory(Protocol):
     """Compiles a policy; raises `ConfigError` (or another `EdgewardError`
     carrying a location) when it is invalid."""
 
-    def __call__(self, source: PolicySource, ip_policies: Mapping[str, IpPolicy]) -> PolicyHooks: ...
+    def __call__(
+        self, source: PolicySource, ip_policies: Mapping[str, IpPolicy]
+    ) -> PolicyHooks: ...
 
 
 @dataclass(frozen=True, slots=True)

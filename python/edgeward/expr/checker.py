@@ -223,7 +223,7 @@ class _Checker:
                 o.check_constants(*constants)
             except EvalError as exc:
                 at = next(a for a, c in zip(args, constants, strict=True) if c is not None)
-                raise self.error(exc.message, at) from None
+                raise self.error(f"invalid constant argument: {exc.message}", at) from None
 
     def index(self, node: ast.Index) -> Checked:
         operand, t = self.value(node.operand)

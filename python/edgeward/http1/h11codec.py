@@ -89,6 +89,8 @@ class _H11Codec:
         self._conn = h11.Connection(self._role, max_incomplete_event_size=limits.max_header_bytes)
         self._keep_alive = True
         self._failed = False
+        self._chunks: _ChunkTracker | None = None
+        self._sent_method: bytes | None = None
 
     # --- receiving ---------------------------------------------------------------
 
@@ -113,7 +115,11 @@ class _H11Codec:
                             raise ProtocolError("peer closed the connection mid-head")
                         return NEED_DATA
                     self._check_head(data[: end - 4].split(b"\r\n"))
-            event = conn.next_event()
+                event = conn.next_event()
+            elif self._chunks is not None:
+                event = self._chunks.next_event(conn, self._limits)
+            else:
+                event = conn.next_event()
         except h11.RemoteProtocolError as exc:
             self._fail()
             raise ProtocolError(str(exc), exc.error_status_hint) from None
@@ -127,7 +133,23 @@ class _H11Codec:
         ours = _FROM_H11[type(event)](event)
         if _disables_keep_alive(ours):
             self._keep_alive = False
+        if type(event) is h11.EndOfMessage:
+            self._chunks = None
+        elif type(event) in (h11.Request, h11.Response) and self._chunked_body(ours):
+            self._chunks = _ChunkTracker()
         return ours
+
+    def _chunked_body(self, head: Event) -> bool:
+        """Whether h11 now reads the body of `head` as chunked."""
+        if not isinstance(head, Request | Response):
+            return False
+        if isinstance(head, Response) and (
+            head.status_code in (204, 304)
+            or self._sent_method == b"HEAD"
+            or (self._sent_method == b"CONNECT" and head.status_code < 300)
+        ):
+            return False
+        return any(name == b"transfer-encoding" for name, _ in head.headers)
 
     def _expecting_head(self) -> bool:
         raise NotImplementedError
@@ -149,6 +171,8 @@ class _H11Codec:
             raise LocalProtocolError(str(exc)) from None
         if _disables_keep_alive(event):
             self._keep_alive = False
+        if isinstance(event, Request):
+            self._sent_method = event.method
         return out or b""
 
     def start_next_cycle(self) -> None:
@@ -178,6 +202,45 @@ class _H11Codec:
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
         return self._conn.trailing_data
+
+
+class _ChunkTracker:
+    """Follows h11 through a chunked body to check each chunk-size line and
+    the trailer section before h11 reads them (h11 accepts any bytes after
+    ";", obs-fold and bare LF in trailers). h11 consumes whole units (the CRLF
+    after chunk data, a chunk-size line, the trailer section), so the bytes it
+    took from its buffer tell where it is."""
+
+    SIZE, DATA, TRAILERS = range(3)
+
+    def __init__(self) -> None:
+        self.at = self.SIZE
+        self.crlf_left = 0  # of the CRLF after the last chunk's data, still unread
+        self.line_size = 0  # size announced by the line last checked
+
+    def next_event(self, conn: h11.Connection, limits: Limits) -> Any:
+        data = conn.trailing_data[0]
+        if self.at == self.SIZE:
+            line = rules.check_chunk_line(data[self.crlf_left :])
+            if line is not None:
+                length, self.line_size = line
+                if self.line_size == 0:
+                    rules.check_trailer_section(data[self.crlf_left + length :], limits)
+        elif self.at == self.TRAILERS:
+            rules.check_trailer_section(data, limits)
+        event = conn.next_event()
+        if type(event) is h11.Data:
+            if event.chunk_end:
+                self.at, self.crlf_left = self.SIZE, 2
+            else:
+                self.at = self.DATA
+        elif event is h11.NEED_DATA and self.at == self.SIZE:
+            taken = len(data) - len(conn.trailing_data[0])
+            crlf = min(taken, self.crlf_left)
+            self.crlf_left -= crlf
+            if taken > crlf:  # the chunk-size line, too
+                self.at = self.DATA if self.line_size else self.TRAILERS
+        return event
 
 
 class H11ServerCodec(_H11Codec):

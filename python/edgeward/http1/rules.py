@@ -44,19 +44,21 @@ MAX_CONTENT_LENGTH_DIGITS: Final = 18
 
 
 def find_head_end(data: bytes, limits: Limits) -> int:
-    """Where the head at the start of `data` (not empty) ends (just past its blank line),
-    or -1 while it is incomplete. A head longer than the limit is refused as
-    soon as that is certain (431); so is one that cannot start a head (a
-    control character, space or empty line first: TLS on a plain port)."""
+    """Where the head at the start of `data` (not empty) ends, just past its
+    blank line, or -1 while it is incomplete. Checked as soon as the bytes are
+    there, so the verdict does not depend on how the stream was split: a
+    first byte that cannot start a head (a control character, space or empty
+    line: TLS on a plain port), then a bare LF within the head (400), then
+    the size (431)."""
     if data[:1] < b"!":
         raise ProtocolError("not an HTTP/1 message head")
     end = data.find(b"\r\n\r\n", 0, limits.max_header_bytes)
+    if _BARE_LF.search(data, 0, end if end >= 0 else limits.max_header_bytes):
+        raise ProtocolError("bare LF in a message head")
     if end >= 0:
         return end + 4
     if len(data) >= limits.max_header_bytes:
         raise ProtocolError("header section too large", 431)
-    if _BARE_LF.search(data):
-        raise ProtocolError("bare LF in a message head")
     return -1
 
 
@@ -149,3 +151,50 @@ def check_framing_fields(lines: list[bytes]) -> None:
         raise ProtocolError("malformed Content-Length")
     if lengths and any(field_name(line) == b"transfer-encoding" for line in lines):
         raise ProtocolError("both Content-Length and Transfer-Encoding")
+
+
+# --- chunked bodies ---------------------------------------------------------------
+
+MAX_CHUNK_LINE: Final = 4096
+_EXT_ITEM = (
+    rb"[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|"
+    rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?'
+)
+_CHUNK_LINE = re.compile(
+    rb"([0-9A-Fa-f]{1,16})(?:;" + _EXT_ITEM + rb"(?:[ \t]*;" + _EXT_ITEM + rb")*)?[ \t]*"
+)
+
+
+def check_chunk_line(data: bytes) -> tuple[int, int] | None:
+    """`data` starts with a chunk-size line: 1-16 hex digits, RFC 9112 chunk
+    extensions (the first ";" right after the digits) and optional trailing
+    whitespace, at most MAX_CHUNK_LINE bytes (400). Returns the line's length
+    with its CRLF and the chunk size, or None while the line is incomplete."""
+    end = data.find(b"\r\n", 0, MAX_CHUNK_LINE + 2)
+    if end < 0:
+        if len(data) > MAX_CHUNK_LINE + 1 or b"\n" in data:
+            raise ProtocolError("malformed chunk line")
+        return None
+    match = _CHUNK_LINE.fullmatch(data, 0, end)
+    if match is None:
+        raise ProtocolError("malformed chunk line")
+    return end + 2, int(match[1], 16)
+
+
+def check_trailer_section(data: bytes, limits: Limits) -> None:
+    """`data` starts with a trailer section: checked like a head (bare LF,
+    then size: 431, count: 431, field lines: 400), and without framing
+    fields (400)."""
+    if data[:2] == b"\r\n":
+        return
+    end = data.find(b"\r\n\r\n", 0, limits.max_header_bytes)
+    if _BARE_LF.search(data, 0, end if end >= 0 else limits.max_header_bytes):
+        raise ProtocolError("bare LF in the trailer section")
+    if end < 0:
+        if len(data) >= limits.max_header_bytes:
+            raise ProtocolError("trailer section too large", 431)
+        return
+    lines = data[:end].split(b"\r\n")
+    check_field_lines(lines, limits)
+    if any(field_name(line) in (b"content-length", b"transfer-encoding") for line in lines):
+        raise ProtocolError("framing field in the trailer section")

@@ -12,6 +12,7 @@ events, and adds the policies h2 leaves to its user:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import h2.config
@@ -49,7 +50,9 @@ class H2Limits:
 class H2Server:
     def __init__(self, limits: H2Limits = H2Limits()) -> None:
         self.limits = limits
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False)
+        config = h2.config.H2Configuration(
+            client_side=False, header_encoding=None, validate_outbound_headers=False
+        )
         self._h2 = h2.connection.H2Connection(config)
         self._extra = b""  # frames we serialise ourselves (graceful GOAWAY)
         self._resets = 0
@@ -102,7 +105,9 @@ class H2Server:
         `close_connection` would also forbid finishing them, so the frame is
         written here and h2's state is left open."""
         if not self.ended:
-            frame = GoAwayFrame(0, last_stream_id=self._h2.highest_inbound_stream_id, error_code=error_code)
+            frame = GoAwayFrame(
+                0, last_stream_id=self._h2.highest_inbound_stream_id, error_code=error_code
+            )
             self._extra += frame.serialize()
 
     # --- streams --------------------------------------------------------------------
@@ -130,16 +135,12 @@ class H2Server:
     def consumed(self, stream_id: int, flow_length: int) -> None:
         """The caller passed `flow_length` body bytes on: reopen the windows."""
         if flow_length:
-            try:
+            with contextlib.suppress(h2.exceptions.ProtocolError):  # the stream closed meanwhile
                 self._h2.acknowledge_received_data(flow_length, stream_id)
-            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-                pass
 
     def reset(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
-        try:
+        with contextlib.suppress(h2.exceptions.ProtocolError):  # already closed
             self._h2.reset_stream(stream_id, error_code)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            pass
 
     # --- internals ---------------------------------------------------------------------
 
@@ -151,17 +152,16 @@ class H2Server:
 
     def _map(self, event: h2.events.Event, now: float) -> StreamEvent | None:
         if isinstance(event, h2.events.DataReceived):
-            sid = event.stream_id
-            if event.stream_ended is not None:
-                # StreamEnded follows as its own event
-                pass
-            return Body(sid, event.data or b"", event.flow_controlled_length or 0)
+            # an END_STREAM flag arrives as its own StreamEnded event
+            return Body(event.stream_id or 0, event.data or b"", event.flow_controlled_length or 0)
         if isinstance(event, h2.events.RequestReceived):
             return _request(event)
         if isinstance(event, h2.events.StreamEnded):
             return EndBody(event.stream_id)
         if isinstance(event, h2.events.TrailersReceived):
-            return EndBody(event.stream_id, [(n, v) for n, v in event.headers or ()])  # type: ignore[misc]
+            return EndBody(
+                event.stream_id or 0, [(bytes(n), bytes(v)) for n, v in event.headers or ()]
+            )
         if isinstance(event, h2.events.StreamReset):
             if event.remote_reset:
                 if now - self._reset_window_start > self.limits.reset_window:
@@ -169,7 +169,9 @@ class H2Server:
                     self._resets = 0
                 self._resets += 1
                 if self._resets > self.limits.max_resets:
-                    return self._end(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
+                    return self._end(
+                        h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets"
+                    )
             return StreamReset(event.stream_id, int(event.error_code or 0))
         if isinstance(event, h2.events.WindowUpdated):
             return WindowOpened(event.stream_id or 0)
@@ -185,9 +187,8 @@ def _request(event: h2.events.RequestReceived) -> Request:
     method = target = authority = scheme = b""
     headers: Headers = []
     cookies: list[bytes] = []
-    for name, value in event.headers or ():
-        name = bytes(name)
-        value = bytes(value)
+    for raw_name, raw_value in event.headers or ():
+        name, value = bytes(raw_name), bytes(raw_value)
         if name[:1] == b":":
             if name == b":method":
                 method = value
@@ -206,5 +207,11 @@ def _request(event: h2.events.RequestReceived) -> Request:
     if cookies:
         headers.append((b"cookie", b"; ".join(cookies)))
     return Request(
-        event.stream_id or 0, method, target, authority, scheme, headers, event.stream_ended is not None
+        event.stream_id or 0,
+        method,
+        target,
+        authority,
+        scheme,
+        headers,
+        event.stream_ended is not None,
     )

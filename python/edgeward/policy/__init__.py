@@ -12,6 +12,7 @@ line, rule and action.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from edgeward.policy.config import EngineOptions, IpPolicyRules, SourceDocument
@@ -47,13 +48,14 @@ def compile_policy(
     events: EventSink | None = None,
     body_limit: int | None = None,
     clock: Callable[[], float] | None = None,
+    secrets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> CompiledPolicy:
     """Compile a parsed document (`edgeward.config.document.Document`).
     `ip_policies` are the edge config's named IP policies; None means they
     are unknown (references are then only warned about: `policy check`)."""
-    options = EngineOptions(clock=clock)
+    options = EngineOptions(clock=clock, secrets=secrets or {})
     if body_limit is not None:
-        options = EngineOptions(body_limit=body_limit, clock=clock)
+        options = replace(options, body_limit=body_limit)
     loaded = load(document, ip_policies=ip_policies, options=options)
     if loaded.errors:
         raise PolicyError(loaded.diagnostics)
@@ -75,10 +77,12 @@ class PolicyCompiler:
         events: EventSink | None = None,
         body_limit: int | None = None,
         clock: Callable[[], float] | None = None,
+        secrets: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.events = events
         self.body_limit = body_limit
         self.clock = clock
+        self.secrets = secrets
 
     def __call__(
         self, source: _PolicySource, ip_policies: Mapping[str, IpPolicyRules]
@@ -89,6 +93,7 @@ class PolicyCompiler:
             events=self.events,
             body_limit=self.body_limit,
             clock=self.clock,
+            secrets=self.secrets,
         )
 
 

@@ -33,7 +33,8 @@ def register(sub: Any) -> None:
     test.set_defaults(run=run_test)
 
 
-def run_check(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     try:
         policy = compile_policy(load_document(args.file))
     except PolicyError as exc:
@@ -53,7 +54,8 @@ def run_check(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def run_test(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     try:
         cases, ip_policies = read_cases(load_document(args.cases, what="cases file"))
         clock = CaseClock()

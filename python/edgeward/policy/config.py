@@ -31,10 +31,6 @@ class SourceDocument(Protocol):
     @property
     def data(self) -> Any: ...
 
-    @property
-    def path(self) -> PathKey:
-        return self._path
-
     def locate(self, path: PathKey) -> Location: ...
 
 
@@ -55,6 +51,8 @@ class EngineOptions:
 
     body_limit: int = 1024 * 1024  # the most a policy buffers of a request body
     clock: Callable[[], float] | None = None  # None = time.time
+    # `secrets.get(vault, name)` reads here: vault -> name -> value.
+    secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +93,12 @@ def describe(value: object) -> str:
     if isinstance(value, list):
         return "a list"
     return type(value).__name__
+
+
+def constant(template: native.Template) -> str:
+    """The text of a template without `${...}` (its `$${` escapes undone)."""
+    assert template.is_constant
+    return template.render({})
 
 
 def parse_duration(text: str) -> float | None:
@@ -453,6 +457,15 @@ class ConfigReader:
         if raw is _MISSING:
             return None
         return self.compile_expression((*self._path, used), self._as_text(used, raw))
+
+    def expression_list(
+        self, key: str, *, required: bool = False, min_items: int = 0, max_items: int | None = None
+    ) -> list[native.Program] | None:
+        """A list of CEL programs (rate-limit's `bucket_key`)."""
+        items = self.items(key, required=required, min_items=min_items, max_items=max_items)
+        if items is None:
+            return None
+        return [self.compile_expression(path, self._sub_text(path, item)) for path, item in items]
 
     def compile_expression(self, path: PathKey, text: str) -> native.Program:
         try:

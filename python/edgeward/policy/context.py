@@ -9,7 +9,7 @@ and an `ActionContext` (what an action may read and change).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.policy.events import EventSink, PolicyEvent
 from edgeward.policy.model import Phase
 from edgeward.policy.variables import (
+    ABSENT,
     LazyMap,
     conn_values,
     endpoint_values,
@@ -68,6 +69,7 @@ class ExchangeState:
         "received_at",
         "request_id",
         "results",
+        "secrets",
         "trace",
     )
 
@@ -80,6 +82,7 @@ class ExchangeState:
         clock: Callable[[], float],
         events: EventSink,
         body_limit: int,
+        secrets: Mapping[str, Mapping[str, str]],
     ) -> None:
         self.conn = conn
         self.endpoint = endpoint
@@ -87,88 +90,71 @@ class ExchangeState:
         self.clock = clock
         self.events = events
         self.body_limit = body_limit
+        self.secrets = secrets  # for `secrets.get(vault, name)`
         self.received: RequestHead | None = None  # the request as the client sent it
         self.received_at = 0.0
         self.body: bytes | None = None  # the request body, once an action read it
         self.results: dict[str, dict[str, Any]] = {"ngrok": {}}
         self.trace: list[TraceEntry] | None = None  # filled when a caller asks (policy test)
-        self._conn_values: LazyMap[Any] | None = None
-        self._req_values: LazyMap[Any] | None = None
-        self._endpoint_values: LazyMap[Any] | None = None
+        self._conn_values: LazyMap | None = None
+        self._req_values: LazyMap | None = None
+        self._endpoint_values: LazyMap | None = None
 
-    def conn_values(self) -> LazyMap[Any]:
+    def conn_values(self) -> LazyMap:
         if self._conn_values is None:
             self._conn_values = conn_values(self.conn)
         return self._conn_values
 
-    def req_values(self) -> LazyMap[Any]:
+    def req_values(self) -> LazyMap:
         if self._req_values is None:
-            if self.received is None:
-                raise KeyError("req")
+            assert self.received is not None
             self._req_values = request_values(self.received, self.received_at)
         return self._req_values
 
-    def endpoint_values(self) -> LazyMap[Any]:
+    def endpoint_values(self) -> LazyMap:
         if self._endpoint_values is None:
-            if self.endpoint is None:
-                raise KeyError("endpoint")
+            assert self.endpoint is not None
             self._endpoint_values = endpoint_values(self.endpoint)
         return self._endpoint_values
 
 
-class Activation(Mapping[str, Any]):
-    """The CEL variables of one phase run: `conn`, `req`, `res`, `endpoint`,
-    `time`, `actions`, `vars`. Each is built on first access only."""
+def _req(a: Activation) -> Any:
+    return a.state.req_values() if a.state.received is not None else ABSENT
 
-    __slots__ = ("_res", "_res_values", "_time", "_x", "vars")
+
+def _endpoint(a: Activation) -> Any:
+    return a.state.endpoint_values() if a.state.endpoint is not None else ABSENT
+
+
+def _res(a: Activation) -> Any:
+    return ABSENT if a.status is None else response_values(a.status, a.headers)
+
+
+class Activation(LazyMap):
+    """The CEL variables of one phase run: `conn`, `req`, `res`, `endpoint`,
+    `time`, `secrets` built on first access; `actions` and `vars` live."""
+
+    __slots__ = ("headers", "state", "status", "vars")
 
     def __init__(self, state: ExchangeState, response: ResponseHead | None) -> None:
-        self._x = state
-        self._res = response
-        self._res_values: LazyMap[Any] | None = None
-        self._time: dict[str, str] | None = None
+        super().__init__(self, _ACTIVATION_FIELDS)
+        self.state = state
+        self.status = response.status if response is not None else None
+        # `res.*` shows the response as it reached the phase.
+        self.headers = list(response.headers) if response is not None else []
         self.vars: dict[str, Any] = {}
-
-    def __getitem__(self, key: str) -> Any:
-        if key == "req":
-            return self._x.req_values()
-        if key == "conn":
-            return self._x.conn_values()
-        if key == "actions":
-            return self._x.results
-        if key == "vars":
-            return self.vars
-        if key == "endpoint":
-            return self._x.endpoint_values()
-        if key == "res":
-            if self._res is None:
-                raise KeyError(key)
-            if self._res_values is None:
-                self._res_values = response_values(self._res)
-            return self._res_values
-        if key == "time":
-            if self._time is None:
-                self._time = {"now": rfc3339(self._x.clock())}
-            return self._time
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return (k for k in _NAMES if k in self)
-
-    def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            return False
-        try:
-            self[key]
-        except KeyError:
-            return False
-        return True
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
+        dict.__setitem__(self, "vars", self.vars)
+        dict.__setitem__(self, "actions", state.results)
 
 
-_NAMES = ("conn", "req", "res", "endpoint", "time", "actions", "vars")
+_ACTIVATION_FIELDS: dict[str, Callable[[Activation], Any]] = {
+    "req": _req,
+    "conn": lambda a: a.state.conn_values(),
+    "endpoint": _endpoint,
+    "res": _res,
+    "time": lambda a: {"now": rfc3339(a.state.clock())},
+    "secrets": lambda a: a.state.secrets,
+}
 
 
 class ActionContext:
@@ -188,9 +174,11 @@ class ActionContext:
         self.state = state
         self.request = request  # what will be forwarded; actions may change it
         self.response = response  # what the client will get; actions may change it
-        self.body_filter: BodyFilter | None = None  # response phase: transforms the body
         self.activation = Activation(state, response)
         self.rule = ""  # label of the running rule, for events
+        # Set by a response action that transforms the body as it streams
+        # (compress-response); the proxy then frames the body itself.
+        self.body_filter: BodyFilter | None = None
 
     # --- reading --------------------------------------------------------------
 
@@ -226,7 +214,7 @@ class ActionContext:
         """An interpolated header value; CR, LF or NUL in it is an error,
         never a header injection."""
         value = self.render(template)
-        if any(c in value for c in "\r\n\0"):
+        if "\r" in value or "\n" in value or "\0" in value:
             raise ActionError(
                 ErrorCode.ACTION_FAILED, f"interpolated value of header {name!r} contains CR/LF/NUL"
             )

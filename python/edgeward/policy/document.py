@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 
@@ -38,7 +38,9 @@ _MAX_NODES = 100_000  # aliases can multiply a small file; refuse absurd ones
 class _Resolver(yaml.resolver.Resolver):
     """YAML 1.2 core schema resolution of plain scalars."""
 
-    yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, re.Pattern[str]]]]] = {}
+    # PyYAML keeps resolvers in this class attribute; a fresh one drops its
+    # YAML 1.1 defaults.
+    yaml_implicit_resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}  # noqa: RUF012
 
 
 for _tag, _pattern, _first in (

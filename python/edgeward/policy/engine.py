@@ -1,7 +1,7 @@
 """The compiled policy: runs the phases of an exchange, without I/O.
 
 `CompiledPolicy` implements `edgeward.hooks.PolicyHooks`; `Exchange`
-implements `ExchangeHooks`. The rule loop (`_run_phase`) is the hot path: a
+implements `ExchangeHooks`. The rule loop (`run_phase`) is the hot path: a
 rule's expressions are one CEL program evaluated against a lazy activation,
 and actions that need no I/O are called directly, not through a generator.
 """
@@ -9,7 +9,6 @@ and actions that need no I/O are called directly, not through a generator.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import replace
 
 from edgeward import native
 from edgeward.hooks import (
@@ -55,6 +54,7 @@ class CompiledPolicy:
         self.events: EventSink = events or NullSink()
         self.clock: Callable[[], float] = options.clock or default_clock
         self.body_limit = options.body_limit
+        self.secrets = options.secrets
         self._tcp = loaded.rules.get(Phase.TCP_CONNECT, ())
         self._request = loaded.rules.get(Phase.HTTP_REQUEST, ())
         self._response = loaded.rules.get(Phase.HTTP_RESPONSE, ())
@@ -69,6 +69,7 @@ class CompiledPolicy:
             clock=self.clock,
             events=self.events,
             body_limit=self.body_limit,
+            secrets=self.secrets,
         )
 
     # --- PolicyHooks ---------------------------------------------------------
@@ -105,7 +106,14 @@ class Exchange:
         if not rules:
             return Forward(head)
         # Actions change a copy; `req.*` keeps showing what the client sent.
-        forward = replace(head, headers=list(head.headers))
+        forward = RequestHead(
+            head.method,
+            head.target,
+            head.authority,
+            head.scheme,
+            list(head.headers),
+            head.http_version,
+        )
         ctx = ActionContext(Phase.HTTP_REQUEST, state, request=forward)
         decision = yield from run_phase(ctx, rules)
         if decision is not None:
@@ -128,86 +136,124 @@ class Exchange:
         pass
 
 
+class _Skipped:
+    """A rule failed under `on_error: continue`: the phase goes on after it."""
+
+
+SKIPPED = _Skipped()
+RuleOutcome = Decision | _Skipped | None  # None: the rule ran and the phase goes on
+
+
 def run_phase(
     ctx: ActionContext, rules: tuple[Rule, ...]
 ) -> Generator[Effect, EffectResult, Decision | None]:
     """Run `rules` in order; the first `Decision` ends the phase. Errors
-    fail closed (500) unless the rule says `on_error: continue`."""
+    fail closed (500) unless the rule says `on_error: continue`.
+
+    Consecutive rules whose expressions read only the traffic (not `vars`
+    or `actions`, which earlier actions change) are tested by one CEL
+    program that returns the index of the first match (`Rule.chain`); on an
+    error in it, each rule is evaluated on its own, which finds the same
+    first match and reports the error against the right rule."""
     trace = ctx.state.trace
-    activation = ctx.activation
-    for rule in rules:
-        ctx.rule = rule.label
-        if rule.condition is not None:
-            try:
-                matched = rule.condition.evaluate(activation)
-            except native.EvalError as exc:
-                failure = _failure(
-                    ctx, rule, None, ErrorCode.EXPRESSION_FAILED, f"{exc.kind}: {exc.message}"
-                )
-                if failure is None:
+    i, n = 0, len(rules)
+    while i < n:
+        rule = rules[i]
+        if rule.chain is not None:
+            first = _first_match(ctx, rule, rules, i)
+            if first is not None:
+                if first >= rule.chain_end:  # none of the run matched
+                    i = first
                     continue
-                return failure
-            if matched is not True:
-                if matched is not False:
-                    failure = _failure(
-                        ctx,
-                        rule,
-                        None,
-                        ErrorCode.EXPRESSION_FAILED,
-                        f"expressions gave {type(matched).__name__}, not a bool",
-                    )
-                    if failure is None:
-                        continue
-                    return failure
-                if trace is not None:
-                    trace.append(TraceEntry(ctx.phase, rule.label, None, "not matched"))
-                continue
+                rule = rules[first]
+                i = first
+                matched: bool | RuleOutcome = True
+            else:
+                matched = _test(ctx, rule)
+        else:
+            matched = True if rule.condition is None else _test(ctx, rule)
+        i += 1
+        if matched is False or matched is SKIPPED:
+            continue
+        if isinstance(matched, Decision):
+            return matched
         if trace is not None:
             trace.append(TraceEntry(ctx.phase, rule.label, None, "matched"))
-        for step in rule.steps:
-            try:
-                if step.needs_effects:
-                    decision = yield from step.action.run(ctx)
-                else:
-                    decision = step.action.apply(ctx)
-            except native.EvalError as exc:
-                failure = _failure(
-                    ctx,
-                    rule,
-                    step.type,
-                    ErrorCode.INTERPOLATION_FAILED,
-                    f"{exc.kind}: {exc.message}",
-                )
-                if failure is None:
-                    break
-                return failure
-            except ActionError as exc:
-                failure = _failure(ctx, rule, step.type, exc.code, exc.message, status=exc.status)
-                if failure is None:
-                    break
-                return failure
-            if trace is not None:
-                key = type(step.action).results_name()
-                outcome = "ran" if decision is None else _describe(decision)
-                trace.append(
-                    TraceEntry(
-                        ctx.phase,
-                        rule.label,
-                        step.type,
-                        outcome,
-                        ctx.state.results["ngrok"].get(key),
-                    )
-                )
-            if decision is not None:
-                response = decision.response
-                ctx.emit(
-                    step.type,
-                    decision.verdict,
-                    decision.reason,
-                    status=response.status if response else None,
-                    error_code=response.error_code if response else None,
-                )
-                return decision
+        outcome = yield from _run_actions(ctx, rule)
+        if isinstance(outcome, Decision):
+            return outcome
+    return None
+
+
+def _first_match(ctx: ActionContext, rule: Rule, rules: tuple[Rule, ...], i: int) -> int | None:
+    """The index of the first rule of `rule`'s chain that matches (its
+    `chain_end` when none does), or None to test rule `i` on its own."""
+    assert rule.chain is not None
+    try:
+        first: int = rule.chain.evaluate(ctx.activation)
+    except native.EvalError:
+        return None
+    trace = ctx.state.trace
+    if trace is not None:
+        trace.extend(TraceEntry(ctx.phase, r.label, None, "not matched") for r in rules[i:first])
+    return first
+
+
+def _test(ctx: ActionContext, rule: Rule) -> bool | Decision | _Skipped:
+    """Whether the rule's expressions hold; on an error the fail-closed
+    `Decision`, or `SKIPPED` under `on_error: continue`."""
+    assert rule.condition is not None
+    ctx.rule = rule.label
+    try:
+        matched = rule.condition.evaluate(ctx.activation)
+    except native.EvalError as exc:
+        message = f"{exc.kind}: {exc.message}"
+    else:
+        if matched is True:
+            return True
+        if matched is False:
+            if ctx.state.trace is not None:
+                ctx.state.trace.append(TraceEntry(ctx.phase, rule.label, None, "not matched"))
+            return False
+        message = f"expressions gave {type(matched).__name__}, not a bool"
+    failure = _failure(ctx, rule, None, ErrorCode.EXPRESSION_FAILED, message)
+    return SKIPPED if failure is None else failure
+
+
+def _run_actions(ctx: ActionContext, rule: Rule) -> Generator[Effect, EffectResult, RuleOutcome]:
+    """Run a matched rule's actions: the phase-ending `Decision`, None to go
+    on, or `SKIPPED` when an action failed under `on_error: continue`."""
+    ctx.rule = rule.label
+    trace = ctx.state.trace
+    for step in rule.steps:
+        try:
+            if step.needs_effects:
+                decision = yield from step.action.run(ctx)
+            else:
+                decision = step.action.apply(ctx)
+        except native.EvalError as exc:
+            failure = _failure(
+                ctx, rule, step.type, ErrorCode.INTERPOLATION_FAILED, f"{exc.kind}: {exc.message}"
+            )
+            return SKIPPED if failure is None else failure
+        except ActionError as exc:
+            failure = _failure(ctx, rule, step.type, exc.code, exc.message, status=exc.status)
+            return SKIPPED if failure is None else failure
+        if trace is not None:
+            key = type(step.action).results_name()
+            outcome = "ran" if decision is None else _describe(decision)
+            results = ctx.state.results["ngrok"].get(key)
+            trace.append(TraceEntry(ctx.phase, rule.label, step.type, outcome, results))
+        if decision is not None:
+            response = decision.response
+            ctx.emit(
+                step.type,
+                decision.verdict,
+                decision.reason,
+                status=response.status if response else None,
+                error_code=response.error_code if response else None,
+            )
+            return decision
     return None
 
 

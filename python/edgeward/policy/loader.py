@@ -10,8 +10,8 @@ first one, so `policy check` can list them all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from edgeward import native
 from edgeward.policy.actions import ACTIONS, ALIASES, UNSUPPORTED
@@ -27,7 +27,7 @@ from edgeward.policy.config import (
     describe,
 )
 from edgeward.policy.errors import Diagnostic, Severity
-from edgeward.policy.expressions import compile_expression
+from edgeward.policy.expressions import compile_chain, compile_expression
 from edgeward.policy.model import Phase
 
 _RULE_KEYS = frozenset({"name", "expressions", "actions", "on_error"})
@@ -52,10 +52,12 @@ class Rule:
     condition: native.Program | None  # all expressions joined with &&; None = always
     steps: tuple[Step, ...]
     continue_on_error: bool
-
-    @property
-    def label(self) -> str:
-        return self.name or f"{self.phase.value}[{self.index}]"
+    label: str  # the name, else "on_http_request[2]": what events call the rule
+    # When this rule starts a run of rules whose expressions read only the
+    # traffic: one program giving the index of the run's first match, or
+    # `chain_end` for none (see engine.run_phase).
+    chain: native.Program | None = None
+    chain_end: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,8 @@ class _Loader:
             if phase is not None:
                 rules[phase].extend(self._rules(phase, key, value))
         return LoadedPolicy(
-            {phase: tuple(found) for phase, found in rules.items()}, tuple(self.diagnostics)
+            {phase: chained(phase, found) for phase, found in rules.items()},
+            tuple(self.diagnostics),
         )
 
     def _phase(self, key: str) -> Phase | None:
@@ -211,14 +214,15 @@ class _Loader:
             phase=phase,
             index=index,
             name=name,
-            condition=condition or None,
+            condition=condition if condition is not False else None,
             steps=steps,
             continue_on_error=on_error == "continue",
+            label=name or f"{phase.value}[{index}]",
         )
 
     def _condition(
         self, phase: Phase, path: PathKey, value: Any, label: str
-    ) -> native.Program | bool | None:
+    ) -> native.Program | Literal[False] | None:
         """The rule's expressions as one program; False after an error."""
         sources = []
         ok = True
@@ -289,7 +293,17 @@ class _Loader:
         type_name = raw.get("type")
         where = f"actions[{i}] {type_name}" if isinstance(type_name, str) else f"actions[{i}]"
         for k in raw:
-            if k not in _ACTION_KEYS:
+            if k == "name":  # some public examples label actions; nothing reads it
+                self.report(
+                    Diagnostic(
+                        Severity.WARNING,
+                        "actions have no 'name' (rules do); it is ignored",
+                        self.doc.locate((*path, k)),
+                        label,
+                        where,
+                    )
+                )
+            elif k not in _ACTION_KEYS:
                 self.error(
                     (*path, k),
                     f"unknown action field {k!r} (an action has 'type' and 'config')",
@@ -362,4 +376,46 @@ class _Loader:
             else f"unknown action type {type_name!r}"
         )
         self.error((*path, "type"), message, label, where)
+        return None
+
+
+# --- chains of traffic-only rules ---------------------------------------------------
+
+_STATEFUL = frozenset({"actions", "vars"})  # what actions change within a phase
+_MAX_CHAIN = 32
+
+
+def _traffic_only(rule: Rule) -> bool:
+    condition = rule.condition
+    return condition is not None and not any(
+        ref.split(".", 1)[0] in _STATEFUL for ref in condition.references
+    )
+
+
+def chained(phase: Phase, rules: list[Rule]) -> tuple[Rule, ...]:
+    """`rules` with `chain` set on each rule that starts a run of at least
+    two traffic-only rules (the run is then tested by one program)."""
+    out = list(rules)
+    i = 0
+    while i < len(out):
+        end = i
+        while end < len(out) and end - i < _MAX_CHAIN and _traffic_only(out[end]):
+            end += 1
+        for start in range(i, end - 1):
+            program = _chain_program(phase, out, start, end)
+            if program is not None:
+                out[start] = replace(out[start], chain=program, chain_end=end)
+        i = max(end, i + 1)
+    return tuple(out)
+
+
+def _chain_program(phase: Phase, rules: list[Rule], start: int, end: int) -> native.Program | None:
+    source = str(end)
+    for index in range(end - 1, start - 1, -1):
+        condition = rules[index].condition
+        assert condition is not None
+        source = f"({condition.source}) ? {index} : ({source})"
+    try:
+        return compile_chain(source, phase)
+    except native.PolicyExprError:  # over a limit: the rules run one by one
         return None

@@ -1,30 +1,32 @@
-"""Regular expressions as the public gateway writes them (Go's RE2 syntax,
-`$1` / `${name}` replacements) on Python's `re`.
+"""Regular expressions as the public gateway runs them: RE2 (through
+`google-re2`, as CEL's `matches`), with Go's `$1` / `${name}` replacements.
 
-The patterns come from the policy author (trusted); the input is a URL the
-edge already bounded in size. The syntax RE2 accepts and `re` does not
-spell the same way is translated: `(?<name>...)` groups and `\\z`.
+RE2 matches in linear time, so a pattern from the policy can never be made
+to backtrack by what a client puts in the URL.
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
-_NAMED_GROUP = re.compile(r"(?<!\\)\(\?<(?=[A-Za-z_])")
-_END_OF_TEXT = re.compile(r"(?<!\\)((?:\\\\)*)\\z")
+import re2
+
 _NAME = re.compile(r"[A-Za-z0-9_]+")
+
+RegexError = re2.error
 
 
 @lru_cache(maxsize=256)
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Raises `re.error`."""
-    translated = _NAMED_GROUP.sub("(?P<", pattern)
-    translated = _END_OF_TEXT.sub(r"\1\\Z", translated)
-    return re.compile(translated)
+def compile_pattern(pattern: str) -> Any:
+    """Raises `RegexError`."""
+    options = re2.Options()
+    options.log_errors = False
+    return re2.compile(pattern, options)
 
 
-def expand(template: str, match: re.Match[str]) -> str:
+def expand(template: str, match: Any) -> str:
     """Go's `Regexp.Expand`: `$1`, `${1}`, `$name`, `${name}`; `$$` is `$`;
     an unknown group is empty; a `$` not followed by a name is literal."""
     out: list[str] = []
@@ -56,21 +58,21 @@ def expand(template: str, match: re.Match[str]) -> str:
     return "".join(out)
 
 
-def _group(match: re.Match[str], name: str) -> str:
+def _group(match: Any, name: str) -> str:
     try:
         value = match.group(int(name)) if name.isdigit() else match.group(name)
-    except IndexError:  # no such group (number or name)
+    except (IndexError, KeyError):  # no such group (number or name)
         return ""
     return value or ""
 
 
-def replace_all(pattern: re.Pattern[str], text: str, template: str) -> tuple[str, list[str]]:
+def replace_all(pattern: Any, text: str, template: str) -> tuple[str, list[str]]:
     """Go's `ReplaceAllString`: every match replaced by `template` expanded
-    with its groups. Also returns the matched texts and groups of the first
-    match (for `actions.ngrok.<action>.matches`)."""
+    with its groups. Also returns the text and groups of the first match
+    (`actions.ngrok.<action>.matches`); empty when nothing matched."""
     matches: list[str] = []
 
-    def one(m: re.Match[str]) -> str:
+    def one(m: Any) -> str:
         if not matches:
             matches.extend(g or "" for g in (m.group(0), *m.groups()))
         return expand(template, m)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import subprocess
 import sys
 from typing import Any
 
-from edgeward.config import EdgeConfig, PolicyFactory, load_config
+from edgeward.config import EdgeConfig, Endpoint, Listener, PolicyFactory, load_config
 from edgeward.errors import ConfigError, EdgewardError
 
 
@@ -17,8 +18,12 @@ def register(sub: Any) -> None:
     """Add the data-plane subcommands to the `edgeward` parser."""
     serve = sub.add_parser("serve", help="run the edge proxy")
     serve.add_argument("--config", "-c", required=True, help="edge config (YAML or JSON)")
-    serve.add_argument("--http1", choices=("fast", "h11"), default="fast", help="HTTP/1.1 codec (default: fast)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the ports (SO_REUSEPORT)")
+    serve.add_argument(
+        "--http1", choices=("fast", "h11"), default="fast", help="HTTP/1.1 codec (default: fast)"
+    )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the ports (SO_REUSEPORT)"
+    )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
@@ -30,7 +35,7 @@ def register(sub: Any) -> None:
 def policy_factory() -> PolicyFactory | None:
     """The policy engine's compiler, when it is installed."""
     try:
-        from edgeward import policy
+        policy = importlib.import_module("edgeward.policy")
     except ImportError:
         return None
     factory: PolicyFactory | None = getattr(policy, "compile_hooks", None)
@@ -43,10 +48,12 @@ def load(path: str) -> EdgeConfig:
     factory = policy_factory()
     config = load_config(path, factory)
     if factory is None:
-        for item in (*config.listeners, *config.endpoints):
+        items: list[Listener | Endpoint] = [*config.listeners, *config.endpoints]
+        for item in items:
             if item.policy_source is not None:
                 raise ConfigError(
-                    "traffic policies need the policy engine (edgeward.policy), which is not available",
+                    "traffic policies need the policy engine (edgeward.policy),"
+                    " which is not available",
                     item.policy_source.origin,
                 )
     return config
@@ -58,13 +65,17 @@ def _check(args: argparse.Namespace) -> int:
     except EdgewardError as exc:
         print(f"edgeward check: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.config}: OK ({len(config.listeners)} listeners, {len(config.endpoints)} endpoints)")
+    print(
+        f"{args.config}: OK ({len(config.listeners)} listeners, {len(config.endpoints)} endpoints)"
+    )
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
     )
     try:
         config = load(args.config)
@@ -77,7 +88,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from edgeward.proxy.server import Server
 
-    server = Server(config, codec=args.http1, reload=lambda: load(args.config), reuse_port=args.reuse_port)
+    server = Server(
+        config, codec=args.http1, reload=lambda: load(args.config), reuse_port=args.reuse_port
+    )
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -97,7 +110,16 @@ def _supervise(args: argparse.Namespace) -> int:
     """N single-worker processes, each binding the same ports with
     SO_REUSEPORT (the kernel spreads connections). Signals are passed on:
     SIGHUP reloads every worker, SIGTERM/SIGINT drains them."""
-    command = [sys.executable, "-m", "edgeward.cli", "serve", "--config", args.config, "--http1", args.http1]
+    command = [
+        sys.executable,
+        "-m",
+        "edgeward.cli",
+        "serve",
+        "--config",
+        args.config,
+        "--http1",
+        args.http1,
+    ]
     command += ["--log-level", args.log_level, "--reuse-port"]
     children = [subprocess.Popen(command) for _ in range(args.workers)]
 

@@ -12,7 +12,9 @@ CodecKind = Literal["fast", "h11"]
 CodecFactory = Callable[[], Codec]
 
 # upstream responses: generous, but still bounded
-_UPSTREAM_LIMITS = Limits(max_header_bytes=256 * 1024, max_header_count=1000, max_target_length=64 * 1024)
+_UPSTREAM_LIMITS = Limits(
+    max_header_bytes=256 * 1024, max_header_count=1000, max_target_length=64 * 1024
+)
 
 
 def codec_factories(kind: CodecKind, limits: Limits) -> tuple[CodecFactory, CodecFactory]:

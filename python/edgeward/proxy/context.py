@@ -17,6 +17,7 @@ from edgeward.proxy.accesslog import AccessLog
 from edgeward.proxy.codecs import CodecFactory
 from edgeward.proxy.routing import Router
 from edgeward.proxy.upstream import Pools, UpstreamPool
+from edgeward.proxy.watchdog import Watchdog
 
 
 @dataclass(slots=True)
@@ -46,8 +47,15 @@ class Fetcher(Protocol):
 class Services:
     """Server-wide, shared by all generations: pools, ids, log, codecs."""
 
-    def __init__(self, server_codec: CodecFactory, client_codec: CodecFactory, access_log: AccessLog, fetch: Fetcher) -> None:
+    def __init__(
+        self,
+        server_codec: CodecFactory,
+        client_codec: CodecFactory,
+        access_log: AccessLog,
+        fetch: Fetcher,
+    ) -> None:
         self.server_codec = server_codec
+        self.watchdog = Watchdog()
         self.pools = Pools(client_codec)
         self.access_log = access_log
         self.fetch = fetch

@@ -32,11 +32,16 @@ class EdgeError:
 
 
 ENDPOINT_NOT_FOUND = EdgeError("ERR_EDGEWARD_3200", 404, "no endpoint is configured for this host")
-MISDIRECTED = EdgeError("ERR_EDGEWARD_3201", 421, "the TLS server name does not match the Host")
-UPSTREAM_BAD_RESPONSE = EdgeError("ERR_EDGEWARD_3004", 502, "the upstream sent an invalid or incomplete response")
-UPSTREAM_CONNECT_TIMEOUT = EdgeError("ERR_EDGEWARD_3005", 504, "the upstream could not be reached in time")
+UPSTREAM_BAD_RESPONSE = EdgeError(
+    "ERR_EDGEWARD_3004", 502, "the upstream sent an invalid or incomplete response"
+)
+UPSTREAM_CONNECT_TIMEOUT = EdgeError(
+    "ERR_EDGEWARD_3005", 504, "the upstream could not be reached in time"
+)
 UPSTREAM_REFUSED = EdgeError("ERR_EDGEWARD_3006", 502, "the upstream refused the connection")
-UPSTREAM_RESET = EdgeError("ERR_EDGEWARD_3007", 502, "the upstream closed the connection before responding")
+UPSTREAM_RESET = EdgeError(
+    "ERR_EDGEWARD_3007", 502, "the upstream closed the connection before responding"
+)
 UPSTREAM_TIMEOUT = EdgeError("ERR_EDGEWARD_3008", 504, "the upstream did not respond in time")
 UPSTREAM_TLS = EdgeError("ERR_EDGEWARD_3009", 502, "the TLS handshake with the upstream failed")
 BAD_REQUEST = EdgeError("ERR_EDGEWARD_3400", 400, "the request is malformed")
@@ -47,11 +52,9 @@ HEADERS_TOO_LARGE = EdgeError("ERR_EDGEWARD_3431", 431, "the request headers are
 NOT_IMPLEMENTED = EdgeError("ERR_EDGEWARD_3501", 501, "the request uses an unsupported feature")
 VERSION_NOT_SUPPORTED = EdgeError("ERR_EDGEWARD_3505", 505, "the HTTP version is not supported")
 POLICY_FAILED = EdgeError("ERR_EDGEWARD_3500", 500, "the traffic policy failed")
-SHUTTING_DOWN = EdgeError("ERR_EDGEWARD_3503", 503, "the edge is shutting down")
 
 ALL = (
     ENDPOINT_NOT_FOUND,
-    MISDIRECTED,
     UPSTREAM_BAD_RESPONSE,
     UPSTREAM_CONNECT_TIMEOUT,
     UPSTREAM_REFUSED,
@@ -66,7 +69,6 @@ ALL = (
     NOT_IMPLEMENTED,
     VERSION_NOT_SUPPORTED,
     POLICY_FAILED,
-    SHUTTING_DOWN,
 )
 
 BY_PROTOCOL_STATUS = {

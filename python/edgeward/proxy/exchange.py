@@ -11,6 +11,7 @@ chunk: memory per exchange is bounded by one socket read.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Protocol
 
@@ -25,7 +26,6 @@ from edgeward.hooks import (
     ExchangeHooks,
     ExchangeSummary,
     Fetch,
-    Forward,
     Header,
     LocalResponse,
     PassResponse,
@@ -40,6 +40,7 @@ from edgeward.proxy.headers import add_forwarding, strip_hop_by_hop
 from edgeward.proxy.hookdriver import ChainedExchange, drive
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import UpstreamConnection, UpstreamPool
+from edgeward.proxy.watchdog import Timer
 
 log = logging.getLogger("edgeward.proxy")
 
@@ -62,6 +63,7 @@ class Downstream(Protocol):
     stream). Response methods buffer; `flush` writes."""
 
     response_started: bool
+    timer: Timer  # armed by the exchange while it waits for the upstream
 
     async def receive_body(self) -> bytes:
         """The next chunk of the request body; b"" at its end. Raises
@@ -82,6 +84,9 @@ class Downstream(Protocol):
         """Give up on the exchange without (more of) an answer: close the
         connection (HTTP/1) or reset the stream (HTTP/2)."""
 
+    def close_connection(self) -> None:
+        """Close the whole client connection (an `on_tcp_connect` said no)."""
+
     async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
         """After a 101: pass bytes both ways until either side closes (HTTP/1)."""
 
@@ -90,6 +95,9 @@ class Exchange:
     """State of one exchange; `run()` does the work."""
 
     __slots__ = (
+        "_body_buffer",
+        "_timed_out",
+        "_upstream",
         "bytes_in",
         "bytes_out",
         "ctx",
@@ -102,15 +110,21 @@ class Exchange:
         "request_id",
         "started",
         "status",
-        "upstream_url",
         "upgrade",
-        "_body_buffer",
+        "upstream_url",
     )
 
     def __init__(
-        self, ctx: ConnContext, down: Downstream, head: RequestHead, has_body: bool, upgrade: bytes | None = None
+        self,
+        ctx: ConnContext,
+        down: Downstream,
+        head: RequestHead,
+        has_body: bool,
+        upgrade: bytes | None = None,
     ) -> None:
         self.upgrade = upgrade
+        self._timed_out = False
+        self._upstream: UpstreamConnection | None = None
         self.ctx = ctx
         self.down = down
         self.head = head
@@ -133,10 +147,14 @@ class Exchange:
         runtime = ctx.runtime
         endpoint = self.endpoint = runtime.router.route(head.authority)
         try:
-            if endpoint is not None and endpoint.policy is not None and endpoint.name not in ctx.tcp_checked:
+            if (
+                endpoint is not None
+                and endpoint.policy is not None
+                and endpoint.name not in ctx.tcp_checked
+            ):
                 ctx.tcp_checked.add(endpoint.name)
                 if not endpoint.policy.on_tcp_connect(ctx.info):
-                    self.down.abort()
+                    self.down.close_connection()
                     self.error_code = "tcp_connect_denied"
                     return False
             listener_policy = runtime.listener.policy
@@ -213,7 +231,9 @@ class Exchange:
         self.has_body = False
         return self._body_buffer
 
-    async def _response_outcome(self, head: ResponseHead) -> PassResponse | LocalResponse | CloseConnection:
+    async def _response_outcome(
+        self, head: ResponseHead
+    ) -> PassResponse | LocalResponse | CloseConnection:
         assert self.hooks is not None
         try:
             return await drive(self.hooks.on_http_response(head), self._perform)
@@ -245,7 +265,9 @@ class Exchange:
             if isinstance(outcome, LocalResponse):
                 await self._local(outcome, run_hooks=False)
                 return
-            response = LocalResponse(outcome.head.status, outcome.head.headers, body, response.error_code)
+            response = LocalResponse(
+                outcome.head.status, outcome.head.headers, body, response.error_code
+            )
             headers, body_filter = outcome.head.headers, outcome.body_filter
         if body_filter is not None:
             body = body_filter.feed(body) + body_filter.finish()
@@ -269,7 +291,9 @@ class Exchange:
 
     # --- forwarding -------------------------------------------------------------------
 
-    def _upstream_request(self, endpoint: Endpoint, head: RequestHead, body: bytes | None) -> ev.Request:
+    def _upstream_request(
+        self, endpoint: Endpoint, head: RequestHead, body: bytes | None
+    ) -> ev.Request:
         ctx = self.ctx
         headers = add_forwarding(
             head.headers,
@@ -344,7 +368,12 @@ class Exchange:
         raise AssertionError("unreachable")
 
     async def _exchange_on(
-        self, pool: UpstreamPool, conn: UpstreamConnection, request: ev.Request, body: bytes | None, method: bytes
+        self,
+        pool: UpstreamPool,
+        conn: UpstreamConnection,
+        request: ev.Request,
+        body: bytes | None,
+        method: bytes,
     ) -> bool:
         codec = conn.codec
         up = conn.transport
@@ -379,7 +408,9 @@ class Exchange:
             raise failure
         return keep and state.done
 
-    async def _upload(self, conn: UpstreamConnection, state: _Upload, scope: trio.CancelScope) -> None:
+    async def _upload(
+        self, conn: UpstreamConnection, state: _Upload, scope: trio.CancelScope
+    ) -> None:
         """Client body -> upstream, chunk by chunk (each send waits for the
         upstream to take it: that is the backpressure)."""
         down = self.down
@@ -396,81 +427,97 @@ class Exchange:
                 if limit and self.bytes_in > limit:
                     raise ClientBodyError(errors.BODY_TOO_LARGE)
                 await conn.transport.send(codec.send(ev.Data(chunk)))
+                timer = down.timer
+                if timer.deadline != math.inf:  # the upstream is taking the body: not late
+                    timer.arm(self.ctx.config.timeouts.upstream_response, self._upstream_timed_out)
         except ClientBodyError as exc:
             state.error = exc
             scope.cancel()
         except OSError:
             state.upstream_broken = True  # the upstream may still answer; the reader decides
 
+    def _upstream_timed_out(self) -> None:
+        """Watchdog callback: the upstream is late. Closing its socket wakes
+        the pending read, which then reports the timeout."""
+        self._timed_out = True
+        if self._upstream is not None:
+            self._upstream.transport.close()
+
+    async def _recv_upstream(self, conn: UpstreamConnection, first: bool) -> bytes:
+        timer = self.down.timer
+        timer.arm(self.ctx.config.timeouts.upstream_response, self._upstream_timed_out)
+        try:
+            return await (conn.transport.recv_when_ready() if first else conn.transport.recv())
+        except OSError as exc:
+            if self._timed_out:
+                raise errors.UpstreamFailure(
+                    errors.UPSTREAM_TIMEOUT, self.upstream_url or ""
+                ) from None
+            if first:
+                raise _Stale from None
+            raise errors.UpstreamFailure(errors.UPSTREAM_RESET, str(exc)) from None
+        finally:
+            timer.disarm()
+
     async def _relay_response(
         self, pool: UpstreamPool, conn: UpstreamConnection, method: bytes, upload: _Upload | None
     ) -> bool:
         down = self.down
         codec = conn.codec
-        up = conn.transport
-        timeout = self.ctx.config.timeouts.upstream_response
+        self._upstream = conn
         filt: BodyFilter | None = None
-        got_any = False
-        with trio.CancelScope() as scope:
-            scope.deadline = trio.current_time() + timeout
-            data = await up.recv_when_ready()
+        data = await self._recv_upstream(conn, True)
+        if not data:
+            raise _Stale
+        while True:
+            codec.receive_data(data)
             while True:
-                if data:
-                    got_any = True
-                elif not got_any:
-                    raise _Stale
-                codec.receive_data(data)
-                while True:
-                    try:
-                        event = codec.next_event()
-                    except ev.ProtocolError as exc:
-                        raise errors.UpstreamFailure(errors.UPSTREAM_BAD_RESPONSE, str(exc)) from None
-                    if event is ev.NEED_DATA:
-                        break
-                    cls = type(event)
-                    if cls is ev.Data:
-                        chunk = event.data  # type: ignore[union-attr]
-                        if filt is not None:
-                            chunk = filt.feed(chunk)
-                        if chunk:
-                            self.bytes_out += len(chunk)
-                            await down.send_data(chunk)
-                    elif cls is ev.Response:
-                        filt = await self._start_response(event, conn)  # type: ignore[arg-type]
-                        if filt is _CLOSED:
-                            return False
-                    elif cls is ev.EndOfMessage:
-                        if filt is not None:
-                            tail = filt.finish()
-                            if tail:
-                                self.bytes_out += len(tail)
-                                await down.send_data(tail)
-                        down.end_response(event.headers)  # type: ignore[union-attr]
-                        await down.flush()
-                        if codec.keep_alive and (upload is None or upload.done):
-                            pool.release(conn)
-                        else:
-                            up.close()
-                        return upload is None or upload.done
-                    elif cls is ev.InformationalResponse:
-                        if event.status_code == 101:  # type: ignore[union-attr]
-                            scope.deadline = float("inf")
-                            await self._upgraded(conn, event)  # type: ignore[arg-type]
-                            return False
-                        # other 1xx (100, 103): we answer 100-continue ourselves
-                    else:  # ConnectionClosed / PAUSED: the upstream ended the exchange early
-                        raise errors.UpstreamFailure(errors.UPSTREAM_RESET, "upstream closed mid-response")
-                await down.flush()
-                scope.deadline = trio.current_time() + timeout
                 try:
-                    data = await up.recv()
-                except OSError as exc:
-                    if not got_any:
-                        raise _Stale from None
-                    raise errors.UpstreamFailure(errors.UPSTREAM_RESET, str(exc)) from None
-        raise errors.UpstreamFailure(errors.UPSTREAM_TIMEOUT, self.upstream_url or "")
+                    event = codec.next_event()
+                except ev.ProtocolError as exc:
+                    raise errors.UpstreamFailure(errors.UPSTREAM_BAD_RESPONSE, str(exc)) from None
+                if event is ev.NEED_DATA:
+                    break
+                cls = type(event)
+                if cls is ev.Data:
+                    chunk = event.data  # type: ignore[union-attr]
+                    if filt is not None:
+                        chunk = filt.feed(chunk)
+                    if chunk:
+                        self.bytes_out += len(chunk)
+                        await down.send_data(chunk)
+                elif cls is ev.Response:
+                    filt = await self._start_response(event, conn)  # type: ignore[arg-type]
+                    if filt is _CLOSED:
+                        return False
+                elif cls is ev.EndOfMessage:
+                    if filt is not None:
+                        tail = filt.finish()
+                        if tail:
+                            self.bytes_out += len(tail)
+                            await down.send_data(tail)
+                    down.end_response(event.headers)  # type: ignore[union-attr]
+                    await down.flush()
+                    if codec.keep_alive and (upload is None or upload.done):
+                        pool.release(conn)
+                    else:
+                        conn.transport.close()
+                    return upload is None or upload.done
+                elif cls is ev.InformationalResponse:
+                    if event.status_code == 101:  # type: ignore[union-attr]
+                        await self._upgraded(conn, event)  # type: ignore[arg-type]
+                        return False
+                    # other 1xx (100, 103): we answer 100-continue ourselves
+                else:  # ConnectionClosed / PAUSED: the upstream ended the exchange early
+                    raise errors.UpstreamFailure(
+                        errors.UPSTREAM_RESET, "upstream closed mid-response"
+                    )
+            await down.flush()
+            data = await self._recv_upstream(conn, False)
 
-    async def _start_response(self, event: ev.Response, conn: UpstreamConnection) -> BodyFilter | None:
+    async def _start_response(
+        self, event: ev.Response, conn: UpstreamConnection
+    ) -> BodyFilter | None:
         headers = strip_hop_by_hop(event.headers)
         status = event.status_code
         filt: BodyFilter | None = None
@@ -496,7 +543,11 @@ class Exchange:
         self.status = 101
         headers = [h for h in event.headers if h[0] not in (b"connection", b"upgrade")]
         upgrade = next((v for n, v in event.headers if n == b"upgrade"), b"websocket")
-        headers += [(b"connection", b"upgrade"), (b"upgrade", upgrade), (REQUEST_ID, self.request_id.encode())]
+        headers += [
+            (b"connection", b"upgrade"),
+            (b"upgrade", upgrade),
+            (REQUEST_ID, self.request_id.encode()),
+        ]
         self.down.start_response(101, headers)
         await self.down.flush()
         leftover, _ = conn.codec.trailing_data
@@ -512,7 +563,12 @@ class Exchange:
             try:
                 self.hooks.on_complete(
                     ExchangeSummary(
-                        self.status, self.bytes_in, self.bytes_out, duration, self.upstream_url, self.error_code
+                        self.status,
+                        self.bytes_in,
+                        self.bytes_out,
+                        duration,
+                        self.upstream_url,
+                        self.error_code,
                     )
                 )
             except Exception:
@@ -566,4 +622,3 @@ def _content_length(headers: list[Header]) -> bytes | None:
         if name == b"content-length":
             return value
     return None
-

@@ -40,15 +40,19 @@ class Fetcher:
         family, address = await _resolve(url.hostname, port)
         sock = await connect(family, address, fetch.timeout_s)
         if tls:
-            sock = self._ssl.wrap_socket(sock, server_hostname=url.hostname, do_handshake_on_connect=False)
-            await tls_handshake(sock)  # type: ignore[arg-type]
+            sock = self._ssl.wrap_socket(
+                sock, server_hostname=url.hostname, do_handshake_on_connect=False
+            )
+            await tls_handshake(sock)
         transport = Transport(sock)
         try:
             return await self._exchange(transport, fetch, url.netloc, url.path or "/", url.query)
         finally:
             transport.close()
 
-    async def _exchange(self, transport: Transport, fetch: Fetch, host: str, path: str, query: str) -> FetchResult:
+    async def _exchange(
+        self, transport: Transport, fetch: Fetch, host: str, path: str, query: str
+    ) -> FetchResult:
         conn = h11.Connection(h11.CLIENT)
         headers = [("host", host), ("connection", "close"), ("user-agent", "edgeward")]
         headers += list(fetch.headers)
@@ -69,7 +73,9 @@ class Fetcher:
                 conn.receive_data(await transport.recv())
             elif isinstance(event, h11.Response):
                 status = event.status_code
-                response_headers = tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers)
+                response_headers = tuple(
+                    (n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers
+                )
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > self._max_bytes:

@@ -37,7 +37,9 @@ def connection_tokens(headers: list[Header]) -> set[bytes]:
     return tokens
 
 
-_FORWARDED_NAMES = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"})
+_FORWARDED_NAMES = frozenset(
+    {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"}
+)
 
 
 def add_forwarding(

@@ -56,7 +56,9 @@ class ChainedExchange:
             return Forward(inner.head, outcome.body)
         return inner
 
-    def on_http_response(self, head: ResponseHead) -> Generator[Effect, EffectResult, ResponseOutcome]:
+    def on_http_response(
+        self, head: ResponseHead
+    ) -> Generator[Effect, EffectResult, ResponseOutcome]:
         inner = yield from self.inner.on_http_response(head)
         if not isinstance(inner, PassResponse):
             return inner

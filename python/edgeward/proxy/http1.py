@@ -21,6 +21,7 @@ from edgeward.proxy.context import ConnContext
 from edgeward.proxy.exchange import ERROR_HEADER, ClientBodyError, Exchange
 from edgeward.proxy.headers import strip_hop_by_hop
 from edgeward.proxy.transport import Transport
+from edgeward.proxy.watchdog import Timer
 
 log = logging.getLogger("edgeward.proxy")
 
@@ -34,12 +35,15 @@ class Http1Connection:
         "_aborted",
         "_body_done",
         "_expect_continue",
+        "_head_started",
         "_out",
         "_trailers",
         "codec",
         "ctx",
-        "idle_scope",
+        "idle",
         "response_started",
+        "scope",
+        "timer",
         "transport",
     )
 
@@ -53,61 +57,83 @@ class Http1Connection:
         self._expect_continue = False
         self._trailers: list[Header] = []
         self._aborted = False
-        self.idle_scope: trio.CancelScope | None = None
+        self.scope = trio.CancelScope()  # cancelled by the watchdog when the head is late
+        self.timer = Timer()
+        self.idle = False  # between requests: a drain may close it
+        self._head_started = False
 
     async def run(self, initial: bytes = b"") -> None:
+        watchdog = self.ctx.services.watchdog
+        self.timer = watchdog.add()
+        try:
+            with self.scope:
+                await self._serve(initial)
+            if self.scope.cancelled_caught and self._head_started:
+                await self._reject(errors.REQUEST_TIMEOUT)
+        finally:
+            watchdog.remove(self.timer)
+
+    async def _serve(self, initial: bytes) -> None:
         codec = self.codec
         if initial:
             codec.receive_data(initial)
         services = self.ctx.services
         timeouts = self.ctx.config.timeouts
         scheme = self.ctx.runtime.listener.scheme.encode()
-        first = True
+        timer = self.timer
+        expire = self.scope.cancel
+        got_bytes = bool(initial)
         while True:
-            # --- wait for a complete request head, under the idle/slowloris deadline
-            got_bytes = bool(initial) and first
-            first = False
-            request: ev.Event | ev._Sentinel | None = None
-            with trio.CancelScope() as scope:
-                self.idle_scope = scope if not got_bytes else None
-                now = trio.current_time()
-                scope.deadline = now + (timeouts.header_read if got_bytes else timeouts.keep_alive)
-                if services.draining and not got_bytes:
-                    scope.cancel()
-                try:
-                    while True:
-                        request = codec.next_event()
-                        if request is not ev.NEED_DATA:
-                            break
-                        data = await self.transport.recv()
-                        if not got_bytes and data:
-                            got_bytes = True
-                            self.idle_scope = None
-                            scope.deadline = now + timeouts.header_read
-                        codec.receive_data(data)
-                        if not data:
-                            break
-                except ev.ProtocolError as exc:
-                    await self._reject(errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST), str(exc))
-                    return
-                except OSError:
-                    return
-            self.idle_scope = None
-            if scope.cancelled_caught:
-                if got_bytes:
-                    await self._reject(errors.REQUEST_TIMEOUT)
+            # --- a complete request head, under the idle / slowloris deadline
+            self.idle = not got_bytes
+            self._head_started = got_bytes
+            if self.idle and services.draining:
                 return
+            timer.arm(timeouts.header_read if got_bytes else timeouts.keep_alive, expire)
+            try:
+                while True:
+                    request = codec.next_event()
+                    if request is not ev.NEED_DATA:
+                        break
+                    # right after a response the next request is rarely there
+                    # yet: wait for it instead of trying a recv that would fail
+                    data = await (
+                        self.transport.recv() if got_bytes else self.transport.recv_when_ready()
+                    )
+                    if not got_bytes and data:
+                        got_bytes = self._head_started = True
+                        self.idle = False
+                        timer.arm(timeouts.header_read, expire)
+                    codec.receive_data(data)
+                    if not data:
+                        break
+            except ev.ProtocolError as exc:
+                timer.disarm()
+                error = errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST)
+                await self._reject(error, str(exc))
+                return
+            except OSError:
+                return
+            timer.disarm()
+            self.idle = self._head_started = False
             if type(request) is not ev.Request:
                 return  # closed between requests
             # --- one exchange
-            keep = await self._exchange(request, scheme)  # type: ignore[arg-type]
-            if not keep or self._aborted or not self._body_done or not codec.keep_alive or services.draining:
+            keep = await self._exchange(request, scheme)
+            if (
+                not keep
+                or self._aborted
+                or not self._body_done
+                or not codec.keep_alive
+                or services.draining
+            ):
                 return
             try:
                 codec.start_next_cycle()
             except ev.LocalProtocolError:
                 return
             self.response_started = False
+            got_bytes = False
 
     async def _exchange(self, request: ev.Request, scheme: bytes) -> bool:
         headers = request.headers
@@ -134,7 +160,14 @@ class Http1Connection:
             rest = target.split(b"://", 1)[1]
             slash = rest.find(b"/")
             authority, target = (rest, b"/") if slash < 0 else (rest[:slash], rest[slash:])
-        head = RequestHead(request.method, target, authority, scheme, strip_hop_by_hop(headers), request.http_version)
+        head = RequestHead(
+            request.method,
+            target,
+            authority,
+            scheme,
+            strip_hop_by_hop(headers),
+            request.http_version,
+        )
         self._body_done = not has_body
         self._trailers = []
         if not has_body:
@@ -166,7 +199,9 @@ class Http1Connection:
             try:
                 event = codec.next_event()
             except ev.ProtocolError as exc:
-                raise ClientBodyError(errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST)) from None
+                raise ClientBodyError(
+                    errors.BY_PROTOCOL_STATUS.get(exc.status_hint, errors.BAD_REQUEST)
+                ) from None
             cls = type(event)
             if cls is ev.Data:
                 return event.data  # type: ignore[union-attr]
@@ -185,18 +220,16 @@ class Http1Connection:
                 raise ClientBodyError(errors.REQUEST_TIMEOUT)
             codec.receive_data(data)
             if not data:
-                try:
-                    codec.next_event()
-                except ev.ProtocolError:
-                    pass
-                raise ClientBodyError(None)
+                raise ClientBodyError(None)  # the client went away mid-body
 
     def start_response(self, status: int, headers: list[Header]) -> None:
         self.response_started = True
         reason = _REASONS.get(status, b"")
         try:
             if status < 200:
-                self._out.append(self.codec.send(ev.InformationalResponse(status, headers, reason=reason)))
+                self._out.append(
+                    self.codec.send(ev.InformationalResponse(status, headers, reason=reason))
+                )
             else:
                 self._out.append(self.codec.send(ev.Response(status, headers, reason=reason)))
         except ev.LocalProtocolError as exc:
@@ -229,6 +262,9 @@ class Http1Connection:
         self._aborted = True
         self._out.clear()
         self.transport.close()
+
+    def close_connection(self) -> None:
+        self.abort()
 
     async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
         client_leftover, _ = self.codec.trailing_data
@@ -269,7 +305,10 @@ class Http1Connection:
         except OSError:
             pass
         self.ctx.services.access_log.write(
-            client_ip=self.ctx.info.client_ip, status=error.status, error=error.code, detail=detail[:200]
+            client_ip=self.ctx.info.client_ip,
+            status=error.status,
+            error=error.code,
+            detail=detail[:200],
         )
 
 

@@ -29,6 +29,7 @@ from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
 from edgeward.proxy.exchange import ClientBodyError, Exchange
 from edgeward.proxy.transport import Transport
+from edgeward.proxy.watchdog import Timer
 
 log = logging.getLogger("edgeward.proxy")
 
@@ -52,8 +53,8 @@ class Http2Connection:
         self._window = trio.Event()
         self._draining = False
         self._nursery: trio.Nursery | None = None
-        self._idle_scope: trio.CancelScope | None = None
         self._read_scope = trio.CancelScope()
+        self._stream_done = trio.Event()
 
     async def run(self, initial: bytes) -> None:
         h2 = self.h2
@@ -74,8 +75,15 @@ class Http2Connection:
             pass
 
     async def _wait_streams(self) -> None:
-        event = self._stream_done = trio.Event()
-        await event.wait()
+        self._stream_done = trio.Event()
+        await self._stream_done.wait()
+
+    def close(self) -> None:
+        """End the connection now: GOAWAY, cancel every stream, stop reading."""
+        self.h2.goaway(0xB)  # ENHANCE_YOUR_CALM: refused by policy
+        for stream in self.streams.values():
+            stream.scope.cancel()
+        self._read_scope.cancel()
 
     def start_drain(self) -> None:
         """Shutdown: GOAWAY now, finish the open streams, then close."""
@@ -106,12 +114,10 @@ class Http2Connection:
                     return
             else:
                 with trio.move_on_after(timeouts.keep_alive) as scope:
-                    self._idle_scope = scope
                     try:
                         data = await self.transport.recv()
                     except OSError:
                         return
-                self._idle_scope = None
                 if scope.cancelled_caught:
                     h2.goaway()
                     await self.flush()
@@ -155,7 +161,7 @@ class Http2Connection:
         if self._draining:
             self.h2.reset(request.stream_id, 7)  # REFUSED_STREAM
             return
-        stream = H2Stream(self, request.stream_id, request.method)
+        stream = H2Stream(self, request.stream_id, request.method, self.ctx.services.watchdog.add())
         self.streams[request.stream_id] = stream
         head = RequestHead(
             request.method,
@@ -173,7 +179,9 @@ class Http2Connection:
         try:
             with stream.scope:
                 if len(head.headers) > self.ctx.config.limits.max_header_count:
-                    stream.start_response(431, [(b"edgeward-error", errors.HEADERS_TOO_LARGE.code.encode())])
+                    stream.start_response(
+                        431, [(b"edgeward-error", errors.HEADERS_TOO_LARGE.code.encode())]
+                    )
                     stream.end_response([])
                     await stream.flush()
                     return
@@ -193,9 +201,8 @@ class Http2Connection:
             elif stream.chunks:
                 for _, flow in stream.chunks:
                     self.h2.consumed(stream.stream_id, flow)
-            done = getattr(self, "_stream_done", None)
-            if done is not None:
-                done.set()
+            self.ctx.services.watchdog.remove(stream.timer)
+            self._stream_done.set()
             if self._draining and not self.streams:
                 self._read_scope.cancel()  # the last stream is done: close
 
@@ -236,11 +243,13 @@ class H2Stream:
         "response_started",
         "scope",
         "stream_id",
+        "timer",
         "trailers",
     )
 
-    def __init__(self, conn: Http2Connection, stream_id: int, method: bytes) -> None:
+    def __init__(self, conn: Http2Connection, stream_id: int, method: bytes, timer: Timer) -> None:
         self.conn = conn
+        self.timer = timer
         self.stream_id = stream_id
         self.method = method
         self.chunks: collections.deque[tuple[bytes, int]] = collections.deque()
@@ -291,7 +300,9 @@ class H2Stream:
 
     def start_response(self, status: int, headers: list[Header]) -> None:
         self.response_started = True
-        self.conn.h2.send_headers(self.stream_id, status, [h for h in headers if h[0] not in _CONNECTION_SPECIFIC])
+        self.conn.h2.send_headers(
+            self.stream_id, status, [h for h in headers if h[0] not in _CONNECTION_SPECIFIC]
+        )
 
     async def send_data(self, data: bytes) -> None:
         conn = self.conn
@@ -320,8 +331,14 @@ class H2Stream:
         self.conn.h2.reset(self.stream_id)
         self.reset = True
 
+    def close_connection(self) -> None:
+        self.abort()
+        self.conn.close()
+
     async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
         raise ClientBodyError(None)  # HTTP/2 requests cannot ask for Upgrade
 
 
-_CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
+_CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)

@@ -51,7 +51,9 @@ def build_generation(config: EdgeConfig) -> Generation:
             id=f"listener:{listener.name}",
             upstream="",
         )
-        runtimes[listener.name] = ListenerRuntime(listener, Router(endpoints), endpoints, ctx, infos, listener_info)
+        runtimes[listener.name] = ListenerRuntime(
+            listener, Router(endpoints), endpoints, ctx, infos, listener_info
+        )
     return Generation(config, runtimes, make_trust(config))
 
 
@@ -91,10 +93,15 @@ class Server:
         self.gen = build_generation(config)
         limits = config.limits
         server_codec, client_codec = codec_factories(
-            codec, Limits(max_header_bytes=limits.max_header_bytes, max_header_count=limits.max_header_count)
+            codec,
+            Limits(
+                max_header_bytes=limits.max_header_bytes, max_header_count=limits.max_header_count
+            ),
         )
         access = config.access_log
-        self.services = Services(server_codec, client_codec, AccessLog(access.path, enabled=access.enabled), Fetcher())
+        self.services = Services(
+            server_codec, client_codec, AccessLog(access.path, enabled=access.enabled), Fetcher()
+        )
         self._reload = reload
         self._reuse_port = reuse_port
         self._bound: dict[tuple[str, int], _Bound] = {}
@@ -109,12 +116,15 @@ class Server:
 
     # --- lifecycle ------------------------------------------------------------------
 
-    async def serve(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Bind, serve until `shutdown()` (or a signal), then drain."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._bind(self.gen.config)
             nursery.start_soon(self._housekeeping)
+            nursery.start_soon(self.services.watchdog.run)
             task_status.started(self)
             log.info("edgeward: serving %s", self.gen.config.file)
             await self._stop.wait()
@@ -163,8 +173,8 @@ class Server:
             bound.sock.close()
         self._bound.clear()
         for conn in list(self._idle_connections):
-            if conn.idle_scope is not None:
-                conn.idle_scope.cancel()
+            if conn.idle:
+                conn.scope.cancel()
         for h2 in list(self._h2_connections):
             h2.start_drain()  # type: ignore[attr-defined]
         with trio.move_on_after(self.gen.config.timeouts.drain):
@@ -208,10 +218,15 @@ class Server:
             bound = _Bound(sock, wanted[address], trio.CancelScope())
             self._bound[address] = bound
             self._nursery.start_soon(self._accept_loop, bound)
-        for address, bound in self._bound.items():
+        for bound in self._bound.values():
             self.addresses[bound.listener] = bound.sock.getsockname()[:2]
         for (host, port), name in wanted.items():
-            log.info("edgeward: listener %s on %s:%d", name, host, self.addresses[name][1] if port == 0 else port)
+            log.info(
+                "edgeward: listener %s on %s:%d",
+                name,
+                host,
+                self.addresses[name][1] if port == 0 else port,
+            )
 
     def _listen(self, address: tuple[str, int]) -> socket.socket:
         host, port = address
@@ -260,7 +275,9 @@ class Server:
 
     # --- one connection -----------------------------------------------------------------
 
-    async def _connection(self, sock: socket.socket, peer: tuple[str, int], listener_name: str) -> None:
+    async def _connection(
+        self, sock: socket.socket, peer: tuple[str, int], listener_name: str
+    ) -> None:
         transport: Transport | None = None
         try:
             gen = self.gen
@@ -291,7 +308,9 @@ class Server:
                     return
             alpn = None
             if runtime.ssl_context is not None:
-                tls_sock = runtime.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                tls_sock = runtime.ssl_context.wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                )
                 sock = tls_sock
                 with trio.move_on_after(gen.config.timeouts.header_read) as scope:
                     try:
@@ -335,7 +354,11 @@ class Server:
             with trio.move_on_after(ctx.config.timeouts.header_read):
                 try:
                     initial = await transport.recv()
-                    while initial and len(initial) < len(H2_PREFACE) and H2_PREFACE.startswith(initial):
+                    while (
+                        initial
+                        and len(initial) < len(H2_PREFACE)
+                        and H2_PREFACE.startswith(initial)
+                    ):
                         more = await transport.recv()
                         if not more:
                             break
@@ -374,7 +397,10 @@ async def serve_config(
     """`edgeward serve`: load, serve, reload on SIGHUP, drain on SIGTERM."""
     config = load_config(config_path, policy_factory)
     server = Server(
-        config, codec=codec, reload=lambda: load_config(config_path, policy_factory), reuse_port=reuse_port
+        config,
+        codec=codec,
+        reload=lambda: load_config(config_path, policy_factory),
+        reuse_port=reuse_port,
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.handle_signals)

@@ -25,7 +25,9 @@ def server_context(tls: ListenerTls, *, http2: bool) -> ssl.SSLContext:
             table.setdefault(name.removeprefix("*."), ctx)
     default = contexts[0]
 
-    def choose(sock: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+    def choose(
+        sock: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _ctx: ssl.SSLContext
+    ) -> None:
         setattr(sock, _SNI_ATTR, server_name)
         if not server_name:
             return

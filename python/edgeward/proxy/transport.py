@@ -11,6 +11,8 @@ tasks are never starved.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import ssl
 
@@ -101,10 +103,8 @@ class Transport:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            try:
+            with contextlib.suppress(Exception):  # never waited on / outside trio
                 trio.lowlevel.notify_closing(self.sock)
-            except Exception:  # noqa: BLE001 - not registered / outside trio
-                pass
             self.sock.close()
 
     @property
@@ -157,14 +157,8 @@ async def connect(family: int, address: object, timeout: float) -> socket.socket
                 await trio.lowlevel.wait_writable(sock)
                 err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
-                    raise OSError(err, f"connect to {address}: {_strerror(err)}")
+                    raise OSError(err, f"connect to {address}: {os.strerror(err)}") from None
     except BaseException:
         sock.close()
         raise
     return sock
-
-
-def _strerror(err: int) -> str:
-    import os
-
-    return os.strerror(err)

@@ -49,14 +49,21 @@ class UpstreamPool:
         self._idle_timeout = idle_timeout
         self._connect_timeout = connect_timeout
         self._idle: collections.deque[UpstreamConnection] = collections.deque()
-        self._ssl: ssl.SSLContext | None = _client_context(upstream) if upstream.scheme == "https" else None
+        self._ssl: ssl.SSLContext | None = (
+            _client_context(upstream) if upstream.scheme == "https" else None
+        )
 
     async def acquire(self) -> UpstreamConnection:
         idle = self._idle
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if now - conn.idle_since < self._idle_timeout and _still_open(conn.transport.sock):
+            idle_for = now - conn.idle_since
+            # a connection idle for under a second is almost never stale, and
+            # if it is, the retry covers it: skip the probe's system call
+            if idle_for < self._idle_timeout and (
+                idle_for < 1.0 or _still_open(conn.transport.sock)
+            ):
                 conn.reused = True
                 return conn
             conn.transport.close()
@@ -73,7 +80,9 @@ class UpstreamPool:
         except trio.TooSlowError:
             raise errors.UpstreamFailure(errors.UPSTREAM_CONNECT_TIMEOUT, up.url) from None
         except OSError as exc:
-            raise errors.UpstreamFailure(errors.UPSTREAM_REFUSED, f"{up.url}: {exc.strerror or exc}") from None
+            raise errors.UpstreamFailure(
+                errors.UPSTREAM_REFUSED, f"{up.url}: {exc.strerror or exc}"
+            ) from None
         if self._ssl is not None:
             tls = self._ssl.wrap_socket(
                 sock, server_hostname=up.tls_server_name or up.host, do_handshake_on_connect=False
@@ -161,11 +170,17 @@ class Pools:
         self._codec_factory = codec_factory
         self._pools: dict[Upstream, UpstreamPool] = {}
 
-    def get(self, upstream: Upstream, *, size: int, idle_timeout: float, connect_timeout: float) -> UpstreamPool:
+    def get(
+        self, upstream: Upstream, *, size: int, idle_timeout: float, connect_timeout: float
+    ) -> UpstreamPool:
         pool = self._pools.get(upstream)
         if pool is None:
             pool = UpstreamPool(
-                upstream, self._codec_factory, size=size, idle_timeout=idle_timeout, connect_timeout=connect_timeout
+                upstream,
+                self._codec_factory,
+                size=size,
+                idle_timeout=idle_timeout,
+                connect_timeout=connect_timeout,
             )
             self._pools[upstream] = pool
         return pool

@@ -144,7 +144,7 @@ impl Compiler<'_> {
                         return Ok((Node::Const(Value::Type(t)), Ty::Type));
                     }
                 }
-                if let Some(r) = self.path(e, true)? {
+                if let Some(r) = self.path(e, true, true)? {
                     return Ok(r);
                 }
                 let (node, ty) = self.expr(operand)?;
@@ -152,7 +152,7 @@ impl Compiler<'_> {
                 Ok((self.fold(Node::Select(Box::new(node), field.clone())), fty))
             }
             ExprKind::Index(c, k) => {
-                if let Some(r) = self.path(e, true)? {
+                if let Some(r) = self.path(e, true, true)? {
                     return Ok(r);
                 }
                 let (cn, ct) = self.expr(c)?;
@@ -250,7 +250,7 @@ impl Compiler<'_> {
         if let Some((_, slot, ty)) = self.local(name) {
             return Ok((Node::Local(*slot), ty.clone()));
         }
-        if let Some(r) = self.path(e, true)? {
+        if let Some(r) = self.path(e, true, true)? {
             return Ok(r);
         }
         if let Some(t) = type_name_value(name) {
@@ -263,7 +263,7 @@ impl Compiler<'_> {
     /// declarations, any non-type) identifier followed by field selections
     /// and constant indexes.
     /// In value position a declared object stands for its own value.
-    fn path(&mut self, e: &Expr, value_position: bool) -> CResult<Option<(Node, Ty)>> {
+    fn path(&mut self, e: &Expr, value_position: bool, record: bool) -> CResult<Option<(Node, Ty)>> {
         let mut steps = Vec::new();
         let mut cur = e;
         loop {
@@ -336,7 +336,9 @@ impl Compiler<'_> {
                         }
                     };
                     self.path_uses[id as usize] += 1;
-                    self.references.insert(reference);
+                    if record {
+                        self.references.insert(reference);
+                    }
                     return Ok(Some((Node::Path(id), ty)));
                 }
                 _ => return Ok(None),
@@ -370,28 +372,39 @@ impl Compiler<'_> {
     }
 
     fn has(&mut self, e: &Expr, operand: &Expr, field: &Arc<str>) -> CResult {
-        let (node, ty) = match self.path(operand, false)? {
+        let (node, ty) = match self.path(operand, false, false)? {
             Some(r) => r,
             None => self.expr(operand)?,
         };
         match &ty {
-            Ty::Dyn | Ty::Map(..) => {}
+            Ty::Dyn => {}
+            Ty::Map(k, _) if k.compatible(&Ty::String) => {}
             Ty::Object(o) if o.fields.contains_key(&**field) => {}
             Ty::Object(_) => return self.err(e, format!("undefined field '{field}'")),
             other => return self.err(e, format!("type '{other}' does not support field selection")),
         }
         if let Node::Path(id) = &node {
+            // `has(a.b.c)` reads the path `a.b.c` (up to the first index).
             let p = &self.paths[*id as usize];
-            if p.steps.iter().all(|s| matches!(s, Step::Field(_) | Step::ObjField(_))) {
-                let mut r = p.root.to_string();
-                for s in &p.steps {
-                    if let Step::Field(f) | Step::ObjField(f) = s {
+            let mut r = p.root.to_string();
+            let mut fields_only = true;
+            for s in &p.steps {
+                match s {
+                    Step::Field(f) | Step::ObjField(f) => {
                         r.push('.');
                         r.push_str(f);
                     }
+                    _ => {
+                        fields_only = false;
+                        break;
+                    }
                 }
-                self.references.insert(format!("{r}.{field}"));
             }
+            if fields_only {
+                r.push('.');
+                r.push_str(field);
+            }
+            self.references.insert(r);
         }
         Ok((self.fold(Node::Has(Box::new(node), field.clone())), Ty::Bool))
     }
@@ -414,8 +427,9 @@ impl Compiler<'_> {
                 }
             }
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                let orderable = |t: &Ty| t.is_numeric() || matches!(t, Dyn | Bool | String | Bytes | Timestamp | Duration);
                 let ok = match (a, b) {
-                    (Dyn, _) | (_, Dyn) => true,
+                    (Dyn, t) | (t, Dyn) => orderable(t),
                     (x, y) if x.is_numeric() && y.is_numeric() => true,
                     (x, y) => x == y && matches!(x, Bool | String | Bytes | Timestamp | Duration),
                 };
@@ -432,33 +446,23 @@ impl Compiler<'_> {
                 _ => fail(),
             },
             _ => {
-                if a.is_dyn() || b.is_dyn() {
-                    // The other side's type is the likely result.
-                    let known = if a.is_dyn() { b } else { a };
-                    return Ok(match (op, known) {
-                        (_, Dyn) => Dyn,
-                        (BinaryOp::Sub, Timestamp) => Dyn,
-                        (_, Timestamp | Duration) => Dyn,
-                        (_, t) => t.clone(),
-                    });
-                }
-                let r = match (op, a, b) {
-                    (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div, x, y)
-                        if x == y && matches!(x, Int | Uint | Double) =>
-                    {
-                        Some(x.clone())
+                // The arithmetic overloads (docs/cel.md §5.4); with `dyn` on
+                // one side, the other side must fit some overload.
+                let mut result: Option<Ty> = None;
+                for (x, y, r) in arithmetic_overloads(op) {
+                    if fits(&x, a) && fits(&y, b) {
+                        let r = match &r {
+                            List(_) if a == b => a.clone(),
+                            _ => r,
+                        };
+                        result = Some(match result {
+                            None => r,
+                            Some(prev) if prev == r => prev,
+                            Some(_) => Dyn,
+                        });
                     }
-                    (BinaryOp::Rem, x, y) if x == y && matches!(x, Int | Uint) => Some(x.clone()),
-                    (BinaryOp::Add, String, String) => Some(String),
-                    (BinaryOp::Add, Bytes, Bytes) => Some(Bytes),
-                    (BinaryOp::Add, List(x), List(y)) => Some(List(Box::new(x.join(y)))),
-                    (BinaryOp::Add, Timestamp, Duration) | (BinaryOp::Add, Duration, Timestamp) => Some(Timestamp),
-                    (BinaryOp::Add | BinaryOp::Sub, Duration, Duration) => Some(Duration),
-                    (BinaryOp::Sub, Timestamp, Duration) => Some(Timestamp),
-                    (BinaryOp::Sub, Timestamp, Timestamp) => Some(Duration),
-                    _ => None,
-                };
-                r.map_or_else(fail, Ok)
+                }
+                result.map_or_else(fail, Ok)
             }
         }
     }
@@ -480,6 +484,30 @@ impl Compiler<'_> {
                 }
             }
         }
+        // Request helpers read an implicit variable: `getReqHeader(n)` is
+        // `getReqHeader(req.headers, n)`.
+        let expanded;
+        let args = match functions::IMPLICIT_ARGUMENTS
+            .iter()
+            .find(|(n, arity, _)| receiver.is_none() && *n == name && *arity == args.len())
+        {
+            Some((_, _, path)) => {
+                let mut implicit = Expr::new(e.pos, ExprKind::Ident(Arc::from(path[0])));
+                for field in &path[1..] {
+                    implicit = Expr::new(
+                        e.pos,
+                        ExprKind::Select {
+                            operand: Box::new(implicit),
+                            field: Arc::from(*field),
+                            test_only: false,
+                        },
+                    );
+                }
+                expanded = std::iter::once(implicit).chain(args.iter().cloned()).collect::<Vec<_>>();
+                &expanded[..]
+            }
+            None => args,
+        };
         let mut nodes = Vec::with_capacity(args.len() + 1);
         let mut tys = Vec::with_capacity(args.len() + 1);
         if let Some(t) = receiver {
@@ -502,13 +530,18 @@ impl Compiler<'_> {
             }
             Lookup::Unknown => return self.err(e, format!("undeclared reference to '{name}'")),
         };
-        if name == "matches" && nodes.len() == 2 {
-            if let Some(Value::String(p)) = nodes[1].as_const() {
-                if let Ok(re) = functions::compile_regex(p) {
-                    let s = nodes.swap_remove(0);
-                    return Ok((self.fold(Node::Matches(Box::new(s), Arc::new(re))), ty));
-                }
-            }
+        // Literal arguments (for the receiver style, after the receiver).
+        let literal: Vec<bool> = receiver
+            .into_iter()
+            .chain(args)
+            .map(|a| match &a.kind {
+                ExprKind::Literal(_) => true,
+                ExprKind::List(items) => items.iter().all(|i| matches!(i.kind, ExprKind::Literal(_))),
+                _ => false,
+            })
+            .collect();
+        if let Some(special) = self.special_call(e, &name, &mut nodes, &literal)? {
+            return Ok((special, ty));
         }
         let node = match (imp, nodes.len()) {
             (Imp::F1(f), 1) => {
@@ -530,6 +563,83 @@ impl Compiler<'_> {
             _ => return self.err(e, format!("internal: arity mismatch for '{name}'")),
         };
         Ok((self.fold(node), ty))
+    }
+
+    /// Calls compiled to nodes of their own, and constant arguments that
+    /// must be valid at compile time (regexes, CIDRs, time zones, time
+    /// literals).
+    fn special_call(&self, e: &Expr, name: &str, nodes: &mut Vec<Node>, literal: &[bool]) -> CResult<Option<Node>> {
+        let const_str = |n: &Node| match n.as_const() {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        match (name, nodes.len()) {
+            ("matches", 2) => {
+                if let Some(p) = const_str(&nodes[1]) {
+                    match functions::compile_regex(&p) {
+                        Ok(re) => {
+                            let s = nodes.swap_remove(0);
+                            return Ok(Some(self.fold(Node::Matches(Box::new(s), Arc::new(re)))));
+                        }
+                        Err(err) if literal[1] => return self.err(e, format!("invalid constant argument: {}", err.message())),
+                        Err(_) => {}
+                    }
+                }
+            }
+            ("inCidrRange", 2) => {
+                if let Some(c) = const_str(&nodes[1]) {
+                    match functions::parse_cidr(&c) {
+                        Some(prefix) => {
+                            let ip = nodes.swap_remove(0);
+                            return Ok(Some(self.fold(Node::InCidr(Box::new(ip), Arc::from([prefix])))));
+                        }
+                        None if literal[1] => return self.err(e, format!("invalid constant argument: invalid CIDR {c:?}")),
+                        None => {}
+                    }
+                }
+            }
+            ("inCidrRanges", 2) => {
+                if let Some(Value::List(items)) = nodes[1].as_const() {
+                    for item in items.iter() {
+                        if let Value::String(c) = item {
+                            if literal[1] && functions::parse_cidr(c).is_none() {
+                                return self.err(e, format!("invalid constant argument: invalid CIDR {c:?}"));
+                            }
+                        }
+                    }
+                    if let Ok(prefixes) = functions::cidr_list(&Value::List(items.clone())) {
+                        let ip = nodes.swap_remove(0);
+                        return Ok(Some(self.fold(Node::InCidr(Box::new(ip), Arc::from(prefixes)))));
+                    }
+                }
+            }
+            ("lists.range", 1) => {
+                let n = nodes.pop().expect("one argument");
+                return Ok(Some(Node::Range(Box::new(n))));
+            }
+            ("timestamp" | "duration", 1) => {
+                if let (Some(s), true) = (const_str(&nodes[0]), literal[0]) {
+                    let f = if name == "timestamp" { functions::parse_timestamp_value } else { functions::parse_duration_value };
+                    return match f(&s) {
+                        Ok(v) => Ok(Some(Node::Const(v))),
+                        Err(err) => self.err(e, format!("invalid constant argument: {}", err.message())),
+                    };
+                }
+            }
+            (
+                "getFullYear" | "getMonth" | "getDate" | "getDayOfMonth" | "getDayOfWeek" | "getDayOfYear" | "getHours"
+                | "getMinutes" | "getSeconds" | "getMilliseconds",
+                2,
+            ) => {
+                if let (Some(zone), true) = (const_str(&nodes[1]), literal[1]) {
+                    if !functions::is_time_zone(&zone) {
+                        return self.err(e, format!("invalid constant argument: unknown time zone {zone:?}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
     }
 
     fn comprehension(&mut self, e: &Expr, c: &AstComprehension) -> CResult {
@@ -582,7 +692,7 @@ impl Compiler<'_> {
     fn fold(&self, node: Node) -> Node {
         let c = |n: &Node| n.as_const().is_some();
         let all_const = match &node {
-            Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::Call1(_, a) | Node::Matches(a, _) => c(a),
+            Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::Call1(_, a) | Node::Matches(a, _) | Node::InCidr(a, _) => c(a),
             Node::Index(a, b) | Node::Binary(_, a, b) | Node::Call2(_, a, b) => c(a) && c(b),
             Node::Call3(_, args) => args.iter().all(c),
             Node::CallN(_, args) | Node::List(args) | Node::And(args) | Node::Or(args) => args.iter().all(c),
@@ -595,6 +705,46 @@ impl Compiler<'_> {
             }
         }
         node
+    }
+}
+
+/// Whether an argument of static type `arg` may match parameter `param`.
+fn fits(param: &Ty, arg: &Ty) -> bool {
+    match (param, arg) {
+        (Ty::List(_), Ty::List(_)) => true,
+        _ => arg.is_dyn() || param == arg,
+    }
+}
+
+/// (left, right, result) of the overloads of an arithmetic operator
+/// (docs/cel.md §5.4).
+fn arithmetic_overloads(op: BinaryOp) -> Vec<(Ty, Ty, Ty)> {
+    use Ty::*;
+    let numbers = [(Int, Int, Int), (Uint, Uint, Uint), (Double, Double, Double)];
+    let list = || List(Box::new(Dyn));
+    match op {
+        BinaryOp::Add => numbers
+            .into_iter()
+            .chain([
+                (String, String, String),
+                (Bytes, Bytes, Bytes),
+                (list(), list(), list()),
+                (Timestamp, Duration, Timestamp),
+                (Duration, Timestamp, Timestamp),
+                (Duration, Duration, Duration),
+            ])
+            .collect(),
+        BinaryOp::Sub => numbers
+            .into_iter()
+            .chain([
+                (Timestamp, Timestamp, Duration),
+                (Timestamp, Duration, Timestamp),
+                (Duration, Duration, Duration),
+            ])
+            .collect(),
+        BinaryOp::Mul | BinaryOp::Div => numbers.to_vec(),
+        BinaryOp::Rem => numbers[..2].to_vec(),
+        _ => Vec::new(),
     }
 }
 
@@ -634,7 +784,14 @@ fn cache_paths(node: &mut Node, uses: &[u32], slots: &mut Vec<Option<u32>>, next
     }
     let mut visit = |n: &mut Node| cache_paths(n, uses, slots, next);
     match node {
-        Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::Call1(_, a) | Node::Matches(a, _) => visit(a),
+        Node::Select(a, _)
+        | Node::Has(a, _)
+        | Node::Not(a)
+        | Node::Neg(a)
+        | Node::Call1(_, a)
+        | Node::Matches(a, _)
+        | Node::InCidr(a, _)
+        | Node::Range(a) => visit(a),
         Node::Index(a, b) | Node::Binary(_, a, b) | Node::Call2(_, a, b) => {
             visit(a);
             visit(b);

@@ -122,7 +122,6 @@ pub fn negate(v: &Value) -> EvalResult {
     Ok(match v {
         Value::Int(i) => Value::Int(i.checked_neg().ok_or_else(|| EvalError::overflow("-"))?),
         Value::Double(d) => Value::Double(-d),
-        Value::Duration(d) => Value::Duration(Duration { nanos: -d.nanos }),
         other => return Err(EvalError::no_such_overload(format!("-{}", other.type_name()))),
     })
 }

@@ -35,6 +35,7 @@ enum Tok {
     Eof,
 }
 
+#[derive(Clone, Copy)]
 struct Lexer<'a> {
     src: &'a str,
     bytes: &'a [u8],
@@ -484,41 +485,50 @@ impl Parser<'_> {
         }
     }
 
-    fn unary(&mut self) -> PResult<Expr> {
-        let mut ops = Vec::new();
-        while let Tok::Punct(p @ ("!" | "-")) = self.tok {
-            ops.push((if p == "!" { UnaryOp::Not } else { UnaryOp::Neg }, self.tok_pos));
-            self.advance()?;
-        }
-        // A minus directly before a number literal is part of the literal
-        // (so that -9223372036854775808 is a valid int).
-        let negate_literal = matches!(ops.last(), Some((UnaryOp::Neg, _)))
-            && matches!(self.tok, Tok::Int(_) | Tok::Double(_));
-        let literal_pos = if negate_literal { ops.pop().map(|(_, p)| p) } else { None };
-        let mut e = self.member(literal_pos)?;
-        while let Some((op, pos)) = ops.pop() {
-            e = self.node(pos, ExprKind::Unary(op, Box::new(e)))?;
-        }
-        Ok(e)
+    /// The token after the current one.
+    fn peek(&self) -> PResult<Tok> {
+        let mut lex = self.lex;
+        lex.next().map(|(t, _)| t)
     }
 
-    fn member(&mut self, negative_literal_at: Option<usize>) -> PResult<Expr> {
-        let mut e = self.primary(negative_literal_at)?;
+    /// `"!" {"!"} Member | "-" {"-"} Member`: a run of one operator, where
+    /// an even run cancels out (as cel-go parses it). A `-` directly before
+    /// a number literal is part of the literal (so -9223372036854775808 is
+    /// a valid int).
+    fn unary(&mut self) -> PResult<Expr> {
+        let op = match self.tok {
+            Tok::Punct("-") if matches!(self.peek()?, Tok::Int(_) | Tok::Double(_)) => return self.member(),
+            Tok::Punct(p @ ("!" | "-")) => p,
+            _ => return self.member(),
+        };
+        let pos = self.tok_pos;
+        let mut count = 0;
+        while self.is(op) {
+            self.advance()?;
+            count += 1;
+        }
+        let operand = self.member()?;
+        if count % 2 == 0 {
+            return Ok(operand);
+        }
+        let op = if op == "!" { UnaryOp::Not } else { UnaryOp::Neg };
+        self.node(pos, ExprKind::Unary(op, Box::new(operand)))
+    }
+
+    fn member(&mut self) -> PResult<Expr> {
+        let mut e = self.primary()?;
         loop {
             let pos = self.tok_pos;
             if self.eat(".")? {
-                let Tok::Ident(name) = self.advance()? else {
-                    return Err(SyntaxError {
-                        pos: self.tok_pos as u32,
-                        message: "expected a field or method name after '.'".into(),
-                    });
+                let name = match self.advance()? {
+                    Tok::Ident(n) if !matches!(&*n, "in" | "true" | "false" | "null") => n,
+                    _ => {
+                        return Err(SyntaxError {
+                            pos: pos as u32 + 1,
+                            message: "expected a field or method name after '.'".into(),
+                        })
+                    }
                 };
-                if RESERVED.contains(&&*name) || &*name == "in" {
-                    return Err(SyntaxError {
-                        pos: pos as u32 + 1,
-                        message: format!("reserved identifier '{name}'"),
-                    });
-                }
                 let name: Arc<str> = Arc::from(name.trim_start_matches('`'));
                 if self.is("(") {
                     self.advance()?;
@@ -546,9 +556,18 @@ impl Parser<'_> {
         }
     }
 
-    fn primary(&mut self, negative_literal_at: Option<usize>) -> PResult<Expr> {
-        let pos = negative_literal_at.unwrap_or(self.tok_pos);
-        let neg = negative_literal_at.is_some();
+    fn primary(&mut self) -> PResult<Expr> {
+        let pos = self.tok_pos;
+        let neg = self.is("-");
+        if neg {
+            self.advance()?;
+            if !matches!(self.tok, Tok::Int(_) | Tok::Double(_)) {
+                return Err(SyntaxError {
+                    pos: pos as u32,
+                    message: "unexpected '-'".into(),
+                });
+            }
+        }
         let tok = self.advance()?;
         let lit = |v: Value| ExprKind::Literal(v);
         let kind = match tok {
@@ -776,7 +795,7 @@ mod tests {
     fn limits_hold_on_hostile_nesting() {
         for src in [
             "(".repeat(100_000) + "1" + &")".repeat(100_000),
-            "!".repeat(100_000) + "true",
+            "!-".repeat(100_000) + "true",
             "a".to_string() + &".b".repeat(100_000),
             "1".to_string() + &"+1".repeat(100_000),
             "[".repeat(100_000),
@@ -785,6 +804,9 @@ mod tests {
             assert!(parse(&src, 64).is_err());
         }
         ok(&("(".repeat(32) + "7" + &")".repeat(32)));
+        // A run of one unary operator is a loop, and an even run cancels.
+        assert!(matches!(ok(&("!".repeat(100_000) + "true")).kind, ExprKind::Literal(Value::Bool(true))));
+        assert!(matches!(ok(&("-".repeat(100_001) + "x")).kind, ExprKind::Unary(UnaryOp::Neg, _)));
     }
 
     #[test]
@@ -793,7 +815,8 @@ mod tests {
         assert!(parse("has(a)", 64).is_err());
         assert!(matches!(ok("[1].map(x, x > 0, x * 2)").kind, ExprKind::Comprehension(_)));
         assert!(parse("if", 64).is_err());
-        assert!(parse("a.if", 64).is_err());
+        ok("a.if");
+        ok("a.as.b()");
         ok("a.`b-c`");
         ok("a.`if`");
         assert!(parse("1e999", 64).is_err());

@@ -12,8 +12,10 @@ use regex::Regex;
 
 use super::ast::{BinaryOp, MacroKind};
 use super::error::{ErrorKind, EvalError, EvalResult};
+use super::functions;
 use super::ops;
 use super::value::{Map, Value};
+use crate::ipnet::Prefix;
 
 pub type F1 = fn(&Value) -> EvalResult;
 pub type F2 = fn(&Value, &Value) -> EvalResult;
@@ -125,6 +127,11 @@ pub enum Node {
     CallN(FN, Vec<Node>),
     /// `s.matches(re)` with a constant pattern compiled once.
     Matches(Box<Node>, Arc<Regex>),
+    /// `inCidrRange(ip, c)` / `inCidrRanges(ip, [c...])` with constant CIDRs
+    /// parsed once.
+    InCidr(Box<Node>, Arc<[Prefix]>),
+    /// `lists.range(n)`: counts `n` iterations.
+    Range(Box<Node>),
     Comprehension(Box<Comprehension>),
 }
 
@@ -258,6 +265,24 @@ impl Program {
                     "{}.matches(string)",
                     other.type_name()
                 ))),
+            },
+            Node::InCidr(ip, prefixes) => match self.eval(ip, f)? {
+                Value::String(ip) => Ok(Value::Bool(functions::ip_in(&ip, prefixes))),
+                other => Err(EvalError::no_such_overload(format!("inCidrRange({}, ...)", other.type_name()))),
+            },
+            Node::Range(n) => match self.eval(n, f)? {
+                Value::Int(n) => {
+                    let n = n.max(0);
+                    f.iterations += n as u64;
+                    if f.iterations > self.max_iterations {
+                        return Err(EvalError::new(
+                            ErrorKind::Limit,
+                            format!("comprehension iteration limit ({}) exceeded", self.max_iterations),
+                        ));
+                    }
+                    Ok(Value::from((0..n).map(Value::Int).collect::<Vec<_>>()))
+                }
+                other => Err(EvalError::no_such_overload(format!("lists.range({})", other.type_name()))),
             },
             Node::Comprehension(c) => self.comprehension(c, f),
         }

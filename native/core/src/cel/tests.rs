@@ -79,6 +79,12 @@ fn strings_and_regex() {
     is_true("'hello'.startsWith('he') && 'hello'.endsWith('lo') && 'hello'.contains('ll')");
     is_true("'hello'.matches('^h.*o$') && matches('abc', 'b')");
     assert_eq!(kind("'a'.matches(dyn('('))"), ErrorKind::Regex);
+    for src in ["'a'.matches('(')", "inCidrRange('1.2.3.4', 'x')", "inCidrRanges('1.2.3.4', ['10.0.0.0/8', 'x'])",
+                "timestamp('x')", "duration('1d')", "timestamp(0).getHours('Mars/Base')"] {
+        assert!(compile(src, &Env::default()).is_err(), "{src}");
+    }
+    is_true("inCidrRange('10.1.2.3', '10.0.0.0/8') && inCidrRanges('::1', ['10.0.0.0/8', '::1/128'])");
+    is_true("lists.range(3) == [0, 1, 2] && [3, 1, 2].sort() == [1, 2, 3] && [[1], [2, [3]]].flatten() == [1, 2, [3]]");
     is_true("size('héllo') == 5 && 'héllo'.size() == 5 && size(b'ab') == 2");
     is_true("'a,b'.split(',') == ['a', 'b'] && ['a', 'b'].join('-') == 'a-b'");
 }
@@ -140,6 +146,20 @@ fn checker_rejects_statically_wrong_expressions() {
     assert!(compile("x + 1", &env).is_ok());
     assert!(compile("y + 1", &env).is_err());
     assert!(compile("x + 'a'", &env).is_err());
+}
+
+#[test]
+fn request_helpers() {
+    let headers = Value::Map(std::sync::Arc::new(
+        Map::from_entries(vec![(Value::str("x-a"), Value::from(vec![Value::str("1")]))]).unwrap(),
+    ));
+    let req = Value::Map(std::sync::Arc::new(Map::from_entries(vec![(Value::str("headers"), headers)]).unwrap()));
+    let vars = [("req", req)];
+    for src in ["getReqHeader('X-A') == ['1']", "hasReqHeader('x-a') && !hasReqHeader('x-b')", "getReqHeader('x-b') == []"] {
+        assert!(matches!(eval_with(src, &vars), Ok(Value::Bool(true))), "{src}");
+    }
+    let p = compile("hasReqHeader('x')", &Env::default()).unwrap();
+    assert_eq!(p.references().iter().collect::<Vec<_>>(), ["req.headers"]);
 }
 
 #[test]

@@ -53,48 +53,85 @@ impl fmt::Display for Ty {
 }
 
 impl Ty {
-    /// Parses a type name of the environment contract: `int`, `list(T)`,
-    /// `map(K, V)`, ...
+    /// Parses a type of the environment syntax: `int`, `list(T)`,
+    /// `map(K, V)` (K one of dyn bool int uint string), bare `list`/`map`.
     pub fn parse(text: &str) -> Result<Ty, String> {
-        let t = text.trim();
-        let inner = |prefix: &str| t.strip_prefix(prefix).and_then(|r| r.strip_suffix(')'));
-        if let Some(e) = inner("list(") {
-            return Ok(Ty::List(Box::new(Ty::parse(e)?)));
+        let malformed = || format!("malformed type {text:?}");
+        let mut tokens = Vec::new();
+        let mut rest = text.trim_start();
+        while !rest.is_empty() {
+            let len = match rest.as_bytes()[0] {
+                b'(' | b')' | b',' => 1,
+                c if c.is_ascii_alphabetic() || c == b'_' => rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                    .unwrap_or(rest.len()),
+                _ => return Err(malformed()),
+            };
+            tokens.push(&rest[..len]);
+            rest = rest[len..].trim_start();
         }
-        if let Some(kv) = inner("map(") {
-            // Split at the top-level comma.
-            let mut depth = 0;
-            for (i, c) in kv.char_indices() {
-                match c {
-                    '(' => depth += 1,
-                    ')' => depth -= 1,
-                    ',' if depth == 0 => {
-                        return Ok(Ty::Map(
-                            Box::new(Ty::parse(&kv[..i])?),
-                            Box::new(Ty::parse(&kv[i + 1..])?),
-                        ))
+        let (ty, end) = Self::parse_tokens(&tokens, 0).ok_or_else(malformed)??;
+        if end != tokens.len() {
+            return Err(malformed());
+        }
+        if let Ty::Map(k, _) = &ty {
+            if !matches!(**k, Ty::Dyn | Ty::Bool | Ty::Int | Ty::Uint | Ty::String) {
+                return Err(format!("unsupported map key type {k}"));
+            }
+        }
+        Ok(ty)
+    }
+
+    /// `None` when malformed, `Some(Err)` for an unknown name.
+    fn parse_tokens(tokens: &[&str], i: usize) -> Option<Result<(Ty, usize), String>> {
+        let name = *tokens.get(i)?;
+        if (name == "list" || name == "map") && tokens.get(i + 1) == Some(&"(") {
+            let mut params = Vec::new();
+            let mut i = i + 2;
+            loop {
+                let (p, next) = match Self::parse_tokens(tokens, i)? {
+                    Ok(r) => r,
+                    Err(e) => return Some(Err(e)),
+                };
+                params.push(p);
+                i = next;
+                match tokens.get(i) {
+                    Some(&",") => i += 1,
+                    Some(&")") => {
+                        i += 1;
+                        break;
                     }
-                    _ => {}
+                    _ => return None,
                 }
             }
-            return Err(format!("invalid type {text:?}"));
+            let ty = match (name, params.len()) {
+                ("list", 1) => Ty::List(Box::new(params.remove(0))),
+                ("map", 2) => {
+                    let v = params.remove(1);
+                    Ty::Map(Box::new(params.remove(0)), Box::new(v))
+                }
+                _ => return Some(Err(format!("{name} takes {} types", if name == "list" { 1 } else { 2 }))),
+            };
+            return Some(Ok((ty, i)));
         }
-        Ok(match t {
+        let ty = match name {
+            "list" => Ty::List(Box::new(Ty::Dyn)),
+            "map" => Ty::Map(Box::new(Ty::Dyn), Box::new(Ty::Dyn)),
+            "dyn" => Ty::Dyn,
+            "null" => Ty::Null,
+            "bool" => Ty::Bool,
             "int" => Ty::Int,
             "uint" => Ty::Uint,
             "double" => Ty::Double,
-            "bool" => Ty::Bool,
             "string" => Ty::String,
             "bytes" => Ty::Bytes,
-            "null" | "null_type" => Ty::Null,
-            "timestamp" | "google.protobuf.Timestamp" => Ty::Timestamp,
-            "duration" | "google.protobuf.Duration" => Ty::Duration,
-            "dyn" | "any" => Ty::Dyn,
+            "timestamp" => Ty::Timestamp,
+            "duration" => Ty::Duration,
             "type" => Ty::Type,
-            "list" => Ty::List(Box::new(Ty::Dyn)),
-            "map" => Ty::Map(Box::new(Ty::Dyn), Box::new(Ty::Dyn)),
-            _ => return Err(format!("unknown type {text:?}")),
-        })
+            "(" | ")" | "," => return None,
+            other => return Some(Err(format!("unknown type {other:?}"))),
+        };
+        Some(Ok((ty, i + 1)))
     }
 
     pub fn is_dyn(&self) -> bool {
@@ -117,11 +154,10 @@ impl Ty {
     /// The common type of two branches/elements: the type itself when they
     /// agree, else dyn.
     pub fn join(&self, other: &Ty) -> Ty {
-        match (self, other) {
-            (a, b) if a == b => a.clone(),
-            (Ty::List(a), Ty::List(b)) => Ty::List(Box::new(a.join(b))),
-            (Ty::Map(ka, va), Ty::Map(kb, vb)) => Ty::Map(Box::new(ka.join(kb)), Box::new(va.join(vb))),
-            _ => Ty::Dyn,
+        if self == other {
+            self.clone()
+        } else {
+            Ty::Dyn
         }
     }
 
@@ -181,5 +217,9 @@ mod tests {
             Ty::Map(Box::new(Ty::String), Box::new(Ty::List(Box::new(Ty::Int))))
         );
         assert!(Ty::parse("lst(int)").is_err());
+        assert_eq!(Ty::parse(" list ( int ) ").unwrap(), Ty::List(Box::new(Ty::Int)));
+        assert!(Ty::parse("map(double, int)").is_err());
+        assert!(Ty::parse("list(int, int)").is_err());
+        assert!(Ty::parse("list(int) x").is_err());
     }
 }

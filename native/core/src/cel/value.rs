@@ -16,7 +16,8 @@ pub struct Timestamp {
     pub nanos: u32,
 }
 
-/// A signed span of nanoseconds within ±315,576,000,000 seconds.
+/// A signed span of nanoseconds within the range of an i64 (Go's
+/// `time.Duration`, as cel-go: about ±292 years).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration {
     pub nanos: i128,
@@ -24,7 +25,9 @@ pub struct Duration {
 
 pub const MIN_TIMESTAMP_SECS: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
 pub const MAX_TIMESTAMP_SECS: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-pub const MAX_DURATION_NANOS: i128 = 315_576_000_000 * 1_000_000_000 + 999_999_999;
+/// Go's `time.Duration` range, as cel-go.
+pub const MAX_DURATION_NANOS: i128 = i64::MAX as i128;
+pub const MIN_DURATION_NANOS: i128 = i64::MIN as i128;
 
 impl Timestamp {
     pub fn from_nanos(total: i128) -> EvalResult<Timestamp> {
@@ -51,7 +54,7 @@ impl Timestamp {
 
 impl Duration {
     pub fn new(nanos: i128) -> EvalResult<Duration> {
-        if nanos.abs() > MAX_DURATION_NANOS {
+        if !(MIN_DURATION_NANOS..=MAX_DURATION_NANOS).contains(&nanos) {
             return Err(EvalError::range("duration out of range"));
         }
         Ok(Duration { nanos })
@@ -408,8 +411,9 @@ impl Value {
         })
     }
 
-    /// CEL ordering for `<` `<=` `>` `>=`; an error for incomparable types.
-    /// `Ok(None)` when a NaN is involved (every comparison is false).
+    /// CEL ordering for `<` `<=` `>` `>=`: `no_such_overload` for kinds
+    /// that are not ordered together, `invalid_argument` for a NaN. (Always
+    /// `Some` when `Ok`; the option keeps callers simple.)
     pub fn compare(&self, other: &Value) -> EvalResult<Option<Ordering>> {
         Ok(Some(match (self, other) {
             (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
@@ -418,7 +422,8 @@ impl Value {
             (Value::Timestamp(a), Value::Timestamp(b)) => a.cmp(b),
             (Value::Duration(a), Value::Duration(b)) => a.cmp(b),
             (a, b) => match numeric_cmp(a, b) {
-                Some(ord) => return Ok(ord),
+                Some(Some(ord)) => ord,
+                Some(None) => return Err(EvalError::invalid("NaN values cannot be ordered")),
                 None => {
                     return Err(EvalError::no_such_overload(format!(
                         "comparison of {} and {}",
@@ -439,8 +444,10 @@ fn map_len(v: &Value) -> EvalResult<usize> {
     }
 }
 
-/// Compares two numbers of any numeric types exactly; `None` if either is
-/// not a number, `Some(None)` if a NaN is involved.
+/// Compares two numbers as cel-go does: ints and uints exactly, an
+/// integer with a double by converting the integer to the nearest double
+/// (unless the double lies outside the integer type's range). `None` if
+/// either is not a number, `Some(None)` if a NaN is involved.
 fn numeric_cmp(a: &Value, b: &Value) -> Option<Option<Ordering>> {
     Some(match (a, b) {
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
@@ -448,10 +455,10 @@ fn numeric_cmp(a: &Value, b: &Value) -> Option<Option<Ordering>> {
         (Value::Double(x), Value::Double(y)) => x.partial_cmp(y),
         (Value::Int(x), Value::Uint(y)) => Some(int_uint_cmp(*x, *y)),
         (Value::Uint(x), Value::Int(y)) => Some(int_uint_cmp(*y, *x).reverse()),
-        (Value::Int(x), Value::Double(y)) => int_double_cmp(*x as i128, *y),
-        (Value::Uint(x), Value::Double(y)) => int_double_cmp(*x as i128, *y),
-        (Value::Double(x), Value::Int(y)) => int_double_cmp(*y as i128, *x).map(Ordering::reverse),
-        (Value::Double(x), Value::Uint(y)) => int_double_cmp(*y as i128, *x).map(Ordering::reverse),
+        (Value::Int(x), Value::Double(y)) => integer_double_cmp(*x as f64, false, *y),
+        (Value::Uint(x), Value::Double(y)) => integer_double_cmp(*x as f64, true, *y),
+        (Value::Double(x), Value::Int(y)) => integer_double_cmp(*y as f64, false, *x).map(Ordering::reverse),
+        (Value::Double(x), Value::Uint(y)) => integer_double_cmp(*y as f64, true, *x).map(Ordering::reverse),
         _ => return None,
     })
 }
@@ -464,32 +471,23 @@ fn int_uint_cmp(i: i64, u: u64) -> Ordering {
     }
 }
 
-/// Exact comparison of an integer with a double (no rounding of the int).
-fn int_double_cmp(i: i128, d: f64) -> Option<Ordering> {
+/// `i` is the integer already rounded to the nearest double.
+fn integer_double_cmp(i: f64, unsigned: bool, d: f64) -> Option<Ordering> {
     if d.is_nan() {
         return None;
     }
-    if d >= 1.8446744073709552e19 {
-        return Some(Ordering::Less);
-    }
-    if d < -9.223372036854775808e18 {
+    let (low, high) = if unsigned {
+        (0.0, 18_446_744_073_709_551_616.0)
+    } else {
+        (-9_223_372_036_854_775_808.0, 9_223_372_036_854_775_808.0)
+    };
+    if d < low {
         return Some(Ordering::Greater);
     }
-    let t = d.trunc();
-    let ti = t as i128;
-    Some(match i.cmp(&ti) {
-        Ordering::Equal => {
-            let frac = d - t;
-            if frac > 0.0 {
-                Ordering::Less
-            } else if frac < 0.0 {
-                Ordering::Greater
-            } else {
-                Ordering::Equal
-            }
-        }
-        o => o,
-    })
+    if d > high {
+        return Some(Ordering::Less);
+    }
+    i.partial_cmp(&d)
 }
 
 #[cfg(test)]
@@ -508,8 +506,9 @@ mod tests {
         );
         assert_eq!(
             Value::Int(i64::MAX).compare(&Value::Double(9.223372036854775807e18)).unwrap(),
-            Some(Ordering::Less)
+            Some(Ordering::Equal)
         );
+        assert!(Value::Double(f64::NAN).compare(&Value::Int(1)).is_err());
         assert!(!Value::Int(1).equals(&Value::str("1")).unwrap());
     }
 

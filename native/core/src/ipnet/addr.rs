@@ -146,7 +146,12 @@ impl Prefix {
     /// /128). Host bits set is an error: in an allow list `10.0.0.5/24`
     /// is far more often a typo than a wish to allow the whole /24.
     pub fn parse(text: &str) -> Result<Prefix, PrefixError> {
-        let (bits, is_v6, len) = split_prefix(text.as_bytes())?;
+        Self::parse_ascii(text.as_bytes())
+    }
+
+    /// [`Prefix::parse`] on bytes; anything that is not ASCII is an error.
+    pub fn parse_ascii(text: &[u8]) -> Result<Prefix, PrefixError> {
+        let (bits, is_v6, len) = split_prefix(text)?;
         let masked = Prefix::from_bits(bits, is_v6, len);
         if masked.raw_network(is_v6) == bits {
             Ok(masked)

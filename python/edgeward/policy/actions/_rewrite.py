@@ -4,20 +4,21 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import Any
 
 from edgeward import native
 from edgeward.policy.actions.base import ActionContext, ConfigReader
+from edgeward.policy.config import constant
 from edgeward.policy.errors import ActionError, ErrorCode
-from edgeward.policy.regex import compile_pattern, replace_all
+from edgeward.policy.regex import RegexError, compile_pattern, replace_all
 
 
 @dataclass(frozen=True, slots=True)
 class Rewrite:
     pattern: native.Template | None
     replacement: native.Template
-    static_pattern: re.Pattern[str] | None  # compiled at load when `from` has no ${}
+    static_pattern: Any  # compiled at load when `from` has no ${}
 
     @classmethod
     def read(cls, config: ConfigReader) -> Rewrite:
@@ -27,8 +28,8 @@ class Rewrite:
         static = None
         if pattern is not None and pattern.is_constant:
             try:
-                static = compile_pattern(pattern.source)
-            except re.error as exc:
+                static = compile_pattern(constant(pattern))
+            except RegexError as exc:
                 config.fail("from", f"invalid regular expression: {exc}")
         return cls(pattern, replacement, static)
 
@@ -43,7 +44,7 @@ class Rewrite:
             source = ctx.render(self.pattern)
             try:
                 regex = compile_pattern(source)
-            except re.error as exc:
+            except RegexError as exc:
                 raise ActionError(
                     ErrorCode.INVALID_REGEX,
                     f"{action}: interpolated 'from' is not a valid regex: {exc}",

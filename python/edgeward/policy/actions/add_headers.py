@@ -4,7 +4,8 @@ appended to existing ones, except `host`, which replaces the authority."""
 
 from __future__ import annotations
 
-from typing import Self
+from collections.abc import Sequence
+from typing import Any, Self
 
 from edgeward import native
 from edgeward.hooks import Header
@@ -17,6 +18,7 @@ from edgeward.policy.actions.base import (
     Decision,
     Phase,
 )
+from edgeward.policy.config import constant
 
 
 class AddHeaders(Action):
@@ -27,12 +29,14 @@ class AddHeaders(Action):
         self.headers = tuple(
             (name, name.encode("latin-1"), value) for name, value in headers.items()
         )
-        # A policy with only literal values renders nothing per request.
+        # Literal values (the usual case) are encoded once, not per request.
         self.constant: tuple[Header, ...] | None = None
+        self.constant_results: dict[str, Any] | None = None
         if all(value.is_constant for _, _, value in self.headers):
             self.constant = tuple(
-                (raw, value.source.encode("utf-8")) for _, raw, value in self.headers
+                (raw, constant(value).encode("utf-8")) for _, raw, value in self.headers
             )
+            self.constant_results = _results(self.constant)
 
     @classmethod
     def from_config(cls, config: ConfigReader, scope: CompileScope) -> Self:
@@ -50,9 +54,9 @@ class AddHeaders(Action):
         return cls(headers)
 
     def apply(self, ctx: ActionContext) -> Decision | None:
-        added: list[Header]
+        added: Sequence[Header]
         if self.constant is not None:
-            added = list(self.constant)
+            added = self.constant
         else:
             added = [
                 (raw, ctx.render_header_value(value, name)) for name, raw, value in self.headers
@@ -67,12 +71,9 @@ class AddHeaders(Action):
                     target.append((name, value))
         elif ctx.response is not None:
             ctx.response.headers.extend(added)
-        ctx.record(
-            "add_headers",
-            {
-                "headers_added": {
-                    n.decode("latin-1"): v.decode("utf-8", "replace") for n, v in added
-                }
-            },
-        )
+        ctx.record("add_headers", self.constant_results or _results(added))
         return None
+
+
+def _results(added: Sequence[Header]) -> dict[str, Any]:
+    return {"headers_added": {n.decode("latin-1"): v.decode("utf-8", "replace") for n, v in added}}

@@ -18,6 +18,7 @@ from edgeward.policy.actions.base import (
     Decision,
     Phase,
 )
+from edgeward.policy.config import constant
 
 _NO_BODY = frozenset({204, 304})
 
@@ -43,7 +44,7 @@ class CustomResponse(Action):
             if name in FRAMING_HEADERS:
                 config.fail("headers", f"header {name!r} is set by the edge, not by a policy")
         body = config.template("body")
-        if body is not None and body.source and status in _NO_BODY:
+        if body is not None and (not body.is_constant or constant(body)) and status in _NO_BODY:
             config.fail("body", f"HTTP status {status} does not allow a response body")
         return cls(status, headers, body)
 

@@ -24,6 +24,7 @@ from edgeward.policy.actions.base import (
     Decision,
     Phase,
 )
+from edgeward.policy.config import constant
 from edgeward.policy.errors import ErrorCode
 
 _DENY_ONLY = (
@@ -104,8 +105,8 @@ class RestrictIps(Action):
         _check_constants(config, deny, "deny")
         static = None
         if all(t.is_constant for t in (*allow, *deny)):
-            all_allow = [t.source for t in allow] + extra_allow
-            all_deny = [t.source for t in deny] + extra_deny
+            all_allow = [constant(t) for t in allow] + extra_allow
+            all_deny = [constant(t) for t in deny] + extra_deny
             if not all_allow and all_deny:
                 config.fail("deny", _DENY_ONLY)
             static = Matcher(all_allow, all_deny)
@@ -186,7 +187,7 @@ def _split(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def _check_constants(config: ConfigReader, templates: Sequence[native.Template], key: str) -> None:
-    constants = [t.source for t in templates if t.is_constant]
+    constants = [constant(t) for t in templates if t.is_constant]
     try:
         native.IpPolicy(constants if key == "allow" else (), constants if key == "deny" else ())
     except ValueError as exc:

@@ -27,8 +27,13 @@ class SetVars(Action):
 
     @classmethod
     def from_config(cls, config: ConfigReader, scope: CompileScope) -> Self:
-        items = config.items("vars", required=True, min_items=1)
-        assert items is not None
+        if isinstance(config.value("vars"), Mapping):
+            # `vars: {a: 1, b: 2}` (seen in public examples): in key order.
+            config.warn("vars", "vars should be a list of one-name mappings; read in order")
+            mapping = config.value("vars")
+            items = [((*config.path, "vars", k), {k: v}) for k, v in mapping.items()]
+        else:
+            items = config.items("vars", required=True, min_items=1) or []
         entries = []
         for path, item in items:
             if not isinstance(item, Mapping) or len(item) != 1:

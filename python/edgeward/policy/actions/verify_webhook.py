@@ -23,6 +23,7 @@ from edgeward.policy.actions.base import (
     Decision,
     Phase,
 )
+from edgeward.policy.config import constant
 from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.policy.variables import full_url
 
@@ -130,7 +131,7 @@ class VerifyWebhook(Action):
         if provider in _NO_SECRET:
             if secret is not None:
                 config.fail("secret", f"provider {provider!r} does not take a secret")
-        elif secret is None or (secret.is_constant and not secret.source):
+        elif secret is None or (secret.is_constant and not constant(secret)):
             config.fail(None, f"provider {provider!r} needs a secret")
         enforce = config.boolean("enforce", default=True)
         default = native.DEFAULT_TOLERANCE_S.get(provider, 180.0)
@@ -140,7 +141,7 @@ class VerifyWebhook(Action):
         assert enforce is not None and tolerance is not None
         if secret is not None and secret.is_constant:
             try:  # an unusable key (a Svix secret that is not base64...) fails now
-                native.verify_webhook(provider, secret.source, {}, b"", url="https://x/", now=0)
+                native.verify_webhook(provider, constant(secret), {}, b"", url="https://x/", now=0)
             except ValueError as exc:
                 config.fail("secret", f"unusable secret for {provider}: {exc}")
         return cls(provider, secret, enforce, tolerance)

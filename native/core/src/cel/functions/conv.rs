@@ -115,7 +115,7 @@ pub fn to_uint(v: &Value) -> EvalResult {
         Value::Int(i) => u64::try_from(*i).map_err(|_| EvalError::range("int out of uint range"))?,
         Value::Double(d) => {
             let t = d.trunc();
-            if !(t.is_finite() && t >= 0.0 && t < 1.844_674_407_370_955_2e19) {
+            if !(d.is_finite() && *d >= 0.0 && t < 1.844_674_407_370_955_2e19) {
                 return Err(EvalError::range("double out of uint range"));
             }
             t as u64

@@ -13,6 +13,21 @@ mod time;
 
 pub use conv::to_display_string;
 pub use format::as_s;
+pub use policy::{cidr_list, ip_in, parse_cidr, IMPLICIT_ARGUMENTS};
+pub use time::is_time_zone;
+
+use super::error::EvalResult;
+use super::value::Value;
+
+/// A constant `timestamp('...')`.
+pub fn parse_timestamp_value(s: &str) -> EvalResult {
+    time::parse_timestamp(s).map(Value::Timestamp)
+}
+
+/// A constant `duration('...')`.
+pub fn parse_duration_value(s: &str) -> EvalResult {
+    time::parse_duration(s).map(Value::Duration)
+}
 pub use strings::{check_len, compile_regex, MAX_RESULT_LEN};
 
 /// A signature pattern.
@@ -30,7 +45,13 @@ pub enum P {
     Dur,
     List,
     ListStr,
+    /// In a result: `list(int)`.
+    ListInt,
     Map,
+    /// `map(string, list(string))` (headers, query parameters).
+    MapStrList,
+    /// `map(string, dyn)`.
+    MapStrDyn,
     Type,
     /// In a result: the type of the first argument.
     Arg0,
@@ -53,7 +74,9 @@ impl P {
             (P::Dur, Ty::Duration) => true,
             (P::List, Ty::List(_)) => true,
             (P::ListStr, Ty::List(e)) => matches!(**e, Ty::String | Ty::Dyn),
+            (P::ListInt, Ty::List(e)) => matches!(**e, Ty::Int | Ty::Dyn),
             (P::Map, Ty::Map(..) | Ty::Object(_)) => true,
+            (P::MapStrList | P::MapStrDyn, t) => P::Map.accepts(t),
             (P::Type, Ty::Type) => true,
             _ => false,
         }
@@ -78,7 +101,10 @@ impl P {
             P::Dur => Ty::Duration,
             P::List => Ty::List(Box::new(Ty::Dyn)),
             P::ListStr => Ty::List(Box::new(Ty::String)),
+            P::ListInt => Ty::List(Box::new(Ty::Int)),
             P::Map => Ty::Map(Box::new(Ty::Dyn), Box::new(Ty::Dyn)),
+            P::MapStrList => Ty::Map(Box::new(Ty::String), Box::new(Ty::List(Box::new(Ty::String)))),
+            P::MapStrDyn => Ty::Map(Box::new(Ty::String), Box::new(Ty::Dyn)),
             P::Type => Ty::Type,
         }
     }

@@ -1,4 +1,598 @@
-//! The Traffic Policy gateway functions (inCidrRange, ...).
-use super::{Def};
+//! The Traffic Policy gateway functions (`docs/cel.md` §11.4): CIDR
+//! matching on the shared `ipnet` matcher, encoders, JSON, query strings,
+//! hashes, random numbers. The request helpers (`getReqHeader`, ...) are
+//! expanded by the compiler into these `_`-prefixed implementations with the
+//! variable they read as first argument.
+use std::sync::Arc;
 
-pub static DEFS: &[Def] = &[];
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::super::error::{EvalError, EvalResult};
+use super::super::value::{Map, Value};
+use super::conv::format_double;
+use super::strings::check_len;
+use super::time::{format_duration, format_timestamp};
+use super::{Def, Imp, P};
+use crate::ipnet::{Addr, Prefix};
+
+macro_rules! global {
+    ($name:literal, [$($p:expr),*] -> $r:expr, $imp:expr) => {
+        Def { name: $name, receiver: false, sigs: &[(&[$($p),*], $r)], imp: $imp }
+    };
+}
+macro_rules! method {
+    ($name:literal, [$($p:expr),*] -> $r:expr, $imp:expr) => {
+        Def { name: $name, receiver: true, sigs: &[(&[$($p),*], $r)], imp: $imp }
+    };
+}
+
+pub static DEFS: &[Def] = &[
+    global!("inCidrRange", [P::Str, P::Str] -> P::Bool, Imp::F2(in_cidr_range)),
+    global!("inCidrRanges", [P::Str, P::List] -> P::Bool, Imp::F2(in_cidr_ranges)),
+    Def {
+        name: "base64.encode",
+        receiver: false,
+        sigs: &[(&[P::Bytes], P::Str), (&[P::Str], P::Str)],
+        imp: Imp::F1(base64_encode),
+    },
+    global!("base64.decode", [P::Str] -> P::Bytes, Imp::F1(base64_decode)),
+    global!("basic_auth.encode", [P::Str, P::Str] -> P::Str, Imp::F2(basic_auth)),
+    global!("url.escape", [P::Str] -> P::Str, Imp::F1(url_escape)),
+    global!("url.unescape", [P::Str] -> P::Str, Imp::F1(url_unescape)),
+    method!("escapeUrl", [P::Str] -> P::Str, Imp::F1(url_escape)),
+    method!("unescapeUrl", [P::Str] -> P::Str, Imp::F1(url_unescape)),
+    global!("json.encode", [P::Any] -> P::Str, Imp::F1(json_encode)),
+    global!("json.decode", [P::Str] -> P::Any, Imp::F1(json_decode)),
+    method!("decodeJson", [P::Str] -> P::Any, Imp::F1(json_decode)),
+    Def {
+        name: "encodeJson",
+        receiver: true,
+        sigs: &[(&[P::List], P::Str), (&[P::Map], P::Str)],
+        imp: Imp::F1(|v| match v {
+            Value::List(_) | Value::Map(_) | Value::Lazy(_) => json_encode(v),
+            other => Err(overload("encodeJson", other)),
+        }),
+    },
+    method!("isJson", [P::Str] -> P::Bool, Imp::F1(|s| match s {
+        Value::String(_) => Ok(Value::Bool(json_decode(s).is_ok())),
+        other => Err(overload("isJson", other)),
+    })),
+    global!("queryString.encode", [P::Map] -> P::Str, Imp::F1(query_encode)),
+    method!("encodeQueryString", [P::Map] -> P::Str, Imp::F1(query_encode)),
+    global!("queryString.decode", [P::Str] -> P::MapStrList, Imp::F1(query_decode)),
+    method!("decodeQueryString", [P::Str] -> P::MapStrList, Imp::F1(query_decode)),
+    method!("isQueryString", [P::Str] -> P::Bool, Imp::F1(|s| match s {
+        Value::String(_) => Ok(Value::Bool(query_decode(s).is_ok())),
+        other => Err(overload("isQueryString", other)),
+    })),
+    method!("isPrivateIp", [P::Str] -> P::Bool, Imp::F1(is_private_ip)),
+    global!("hash.md5", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Md5))),
+    global!("hash.md5", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Md5))),
+    global!("hash.sha1", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Sha1))),
+    global!("hash.sha1", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Sha1))),
+    global!("hash.sha256", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Sha256))),
+    global!("hash.sha256", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Sha256))),
+    global!("hash.sha512", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Sha512))),
+    global!("hash.sha512", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Sha512))),
+    global!("hash.crc32", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Crc32))),
+    global!("hash.crc32", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Crc32))),
+    global!("hash.crc64", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Crc64))),
+    global!("hash.crc64", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Crc64))),
+    method!("md5", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Md5))),
+    method!("md5", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Md5))),
+    method!("sha1", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Sha1))),
+    method!("sha1", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Sha1))),
+    method!("sha256", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Sha256))),
+    method!("sha256", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Sha256))),
+    method!("sha512", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Sha512))),
+    method!("sha512", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Sha512))),
+    method!("crc32", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Crc32))),
+    method!("crc32", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Crc32))),
+    method!("crc64", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Crc64))),
+    method!("crc64", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Crc64))),
+    global!("getReqHeader", [P::Map, P::Str] -> P::ListStr, Imp::F2(|m, n| get_values(m, n, true))),
+    global!("hasReqHeader", [P::Map, P::Str] -> P::Bool, Imp::F2(|m, n| has_key(m, n, true))),
+    global!("getResHeader", [P::Map, P::Str] -> P::ListStr, Imp::F2(|m, n| get_values(m, n, true))),
+    global!("hasResHeader", [P::Map, P::Str] -> P::Bool, Imp::F2(|m, n| has_key(m, n, true))),
+    global!("getQueryParam", [P::Map, P::Str] -> P::ListStr, Imp::F2(|m, n| get_values(m, n, false))),
+    global!("hasQueryParam", [P::Map, P::Str] -> P::Bool, Imp::F2(|m, n| has_key(m, n, false))),
+    global!("getReqCookie", [P::Map, P::Str] -> P::MapStrDyn, Imp::F2(get_cookie)),
+    global!("hasReqCookie", [P::Map, P::Str] -> P::Bool, Imp::F2(has_cookie)),
+    global!("getResCookie", [P::Map, P::Str] -> P::MapStrDyn, Imp::F2(get_cookie)),
+    global!("hasResCookie", [P::Map, P::Str] -> P::Bool, Imp::F2(has_cookie)),
+    global!("secrets.get", [P::Map, P::Str, P::Str] -> P::Str, Imp::F3(get_secret)),
+    global!("rand.double", [] -> P::Double, Imp::FN(|_| Ok(Value::Double((random() >> 11) as f64 / (1u64 << 53) as f64)))),
+    global!("rand.int", [] -> P::Int, Imp::FN(|_| rand_int(0, 1))),
+    global!("rand.int", [P::Int, P::Int] -> P::Int, Imp::F2(|a, b| match (a, b) {
+        (Value::Int(a), Value::Int(b)) => rand_int(*a, *b),
+        _ => Err(EvalError::no_such_overload("rand.int")),
+    })),
+];
+
+fn overload(what: &str, v: &Value) -> EvalError {
+    EvalError::no_such_overload(format!("{what}({})", v.type_name()))
+}
+
+// --- CIDR -----------------------------------------------------------------------
+
+/// A CIDR as `inCidrRange` reads it: host bits are cleared, a bare
+/// address is a host prefix; `None` if it does not parse.
+pub fn parse_cidr(text: &str) -> Option<Prefix> {
+    Prefix::parse_masked(text).ok()
+}
+
+/// Whether `ip` is in any of `prefixes`; an invalid address is in none.
+pub fn ip_in(ip: &str, prefixes: &[Prefix]) -> bool {
+    Addr::parse(ip).is_ok_and(|a| prefixes.iter().any(|p| p.contains(a)))
+}
+
+fn in_cidr_range(ip: &Value, cidr: &Value) -> EvalResult {
+    match (ip, cidr) {
+        (Value::String(ip), Value::String(c)) => Ok(Value::Bool(parse_cidr(c).is_some_and(|p| ip_in(ip, &[p])))),
+        _ => Err(EvalError::no_such_overload("inCidrRange")),
+    }
+}
+
+/// The parsable CIDRs of a list (other entries are ignored).
+pub fn cidr_list(list: &Value) -> EvalResult<Vec<Prefix>> {
+    let Value::List(items) = list else {
+        return Err(overload("inCidrRanges", list));
+    };
+    Ok(items
+        .iter()
+        .filter_map(|item| match item {
+            Value::String(c) => parse_cidr(c),
+            _ => None,
+        })
+        .collect())
+}
+
+fn in_cidr_ranges(ip: &Value, list: &Value) -> EvalResult {
+    let prefixes = cidr_list(list)?;
+    match ip {
+        Value::String(ip) => Ok(Value::Bool(ip_in(ip, &prefixes))),
+        other => Err(overload("inCidrRanges", other)),
+    }
+}
+
+fn is_private_ip(v: &Value) -> EvalResult {
+    let Value::String(s) = v else {
+        return Err(overload("isPrivateIp", v));
+    };
+    let private = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+    let ok = s.parse::<std::net::Ipv4Addr>().is_ok()
+        && private.iter().filter_map(|c| parse_cidr(c)).any(|p| ip_in(s, &[p]));
+    Ok(Value::Bool(ok))
+}
+
+// --- encoders -------------------------------------------------------------------
+
+fn base64_encode(v: &Value) -> EvalResult {
+    match v {
+        Value::Bytes(b) => Ok(Value::from(STANDARD.encode(b))),
+        Value::String(s) => Ok(Value::from(STANDARD.encode(s.as_bytes()))),
+        other => Err(overload("base64.encode", other)),
+    }
+}
+
+/// Standard alphabet, padding optional (cel-go tries padded, then raw).
+fn base64_decode(v: &Value) -> EvalResult {
+    let Value::String(text) = v else {
+        return Err(overload("base64.decode", v));
+    };
+    let bad = || EvalError::conversion("invalid base64");
+    let body = text.strip_suffix("==").or_else(|| text.strip_suffix('=')).unwrap_or(text);
+    let padded = body.len() != text.len();
+    if !body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        || body.len() % 4 == 1
+        || (padded && text.len() % 4 != 0)
+    {
+        return Err(bad());
+    }
+    LENIENT.decode(body.as_bytes()).map(|b| Value::Bytes(Arc::from(b))).map_err(|_| bad())
+}
+
+/// Decodes unpadded input and ignores non-zero trailing bits, as Python's
+/// and Go's decoders do.
+const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
+fn basic_auth(user: &Value, pass: &Value) -> EvalResult {
+    match (user, pass) {
+        (Value::String(u), Value::String(p)) => Ok(Value::from(format!("Basic {}", STANDARD.encode(format!("{u}:{p}"))))),
+        _ => Err(EvalError::no_such_overload("basic_auth.encode")),
+    }
+}
+
+/// Go's `url.QueryEscape`: unreserved bytes kept, space as `+`.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Go's `url.QueryUnescape`.
+fn query_unescape(s: &str) -> EvalResult<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let v = hex
+                    .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| EvalError::conversion(format!("invalid URL escape in {s:?}")))?;
+                out.push(v);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| EvalError::conversion("unescaped URL text is not UTF-8"))
+}
+
+fn url_escape(v: &Value) -> EvalResult {
+    match v {
+        Value::String(s) => Ok(Value::from(query_escape(s))),
+        other => Err(overload("url.escape", other)),
+    }
+}
+
+fn url_unescape(v: &Value) -> EvalResult {
+    match v {
+        Value::String(s) => Ok(Value::from(query_unescape(s)?)),
+        other => Err(overload("url.unescape", other)),
+    }
+}
+
+// --- JSON -----------------------------------------------------------------------
+
+/// Compact JSON: strings as Python's `json.dumps(ensure_ascii=False)`,
+/// doubles as `string()` prints them, bytes base64, times as text.
+fn write_json(v: &Value, out: &mut String) -> EvalResult<()> {
+    let string = |s: &str, out: &mut String| out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => out.push_str(&i.to_string()),
+        Value::Uint(u) => out.push_str(&u.to_string()),
+        Value::Double(d) if d.is_finite() => out.push_str(&format_double(*d)),
+        Value::Double(d) => return Err(EvalError::invalid(format!("{} is not valid JSON", format_double(*d)))),
+        Value::String(s) => string(s, out),
+        Value::Bytes(b) => string(&STANDARD.encode(b), out),
+        Value::Timestamp(t) => string(&format_timestamp(*t), out),
+        Value::Duration(d) => string(&format_duration(*d), out),
+        Value::Type(t) => string(t.name(), out),
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item, out)?;
+            }
+            out.push(']');
+        }
+        Value::Map(_) | Value::Lazy(_) => {
+            out.push('{');
+            for (i, (k, item)) in v.map_entries()?.iter().enumerate() {
+                let Value::String(k) = k else {
+                    return Err(EvalError::invalid(format!("JSON object keys must be strings, not {}", k.type_name())));
+                };
+                if i > 0 {
+                    out.push(',');
+                }
+                string(k, out);
+                out.push(':');
+                write_json(item, out)?;
+            }
+            out.push('}');
+        }
+    }
+    check_len(out.len())
+}
+
+fn json_encode(v: &Value) -> EvalResult {
+    let mut out = String::new();
+    write_json(v, &mut out)?;
+    Ok(Value::from(out))
+}
+
+fn from_json(j: serde_json::Value) -> EvalResult {
+    use serde_json::Value as J;
+    Ok(match j {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => match n.as_f64().filter(|d| d.is_finite()) {
+                Some(d) => Value::Double(d),
+                None => return Err(EvalError::conversion("JSON number out of range")),
+            },
+        },
+        J::String(s) => Value::from(s),
+        J::Array(items) => Value::from(items.into_iter().map(from_json).collect::<EvalResult<Vec<_>>>()?),
+        J::Object(obj) => {
+            let entries = obj
+                .into_iter()
+                .map(|(k, v)| Ok((Value::from(k), from_json(v)?)))
+                .collect::<EvalResult<Vec<_>>>()?;
+            Value::Map(Arc::new(Map::from_entries(entries)?))
+        }
+    })
+}
+
+/// Deeper JSON documents are rejected (`conversion`).
+const MAX_JSON_DEPTH: usize = 100;
+
+fn json_depth_ok(text: &str) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for c in text.bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+        } else if c == b'"' {
+            in_string = true;
+        } else if c == b'[' || c == b'{' {
+            depth += 1;
+            if depth > MAX_JSON_DEPTH {
+                return false;
+            }
+        } else if c == b']' || c == b'}' {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    true
+}
+
+fn json_decode(v: &Value) -> EvalResult {
+    let Value::String(s) = v else {
+        return Err(overload("json.decode", v));
+    };
+    if !json_depth_ok(s) {
+        return Err(EvalError::conversion(format!("JSON nested deeper than {MAX_JSON_DEPTH}")));
+    }
+    let j: serde_json::Value = serde_json::from_str(s).map_err(|e| EvalError::conversion(format!("invalid JSON: {e}")))?;
+    from_json(j)
+}
+
+// --- query strings --------------------------------------------------------------
+
+fn query_encode(v: &Value) -> EvalResult {
+    if !v.is_map() {
+        return Err(overload("queryString.encode", v));
+    }
+    let mut entries = v.map_entries()?;
+    let mut keys = Vec::with_capacity(entries.len());
+    for (k, _) in &entries {
+        let Value::String(k) = k else {
+            return Err(EvalError::invalid("query string keys must be strings"));
+        };
+        keys.push(k.clone());
+    }
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    let mut parts = Vec::new();
+    for i in order {
+        let k = query_escape(&keys[i]);
+        match std::mem::replace(&mut entries[i].1, Value::Null) {
+            Value::String(s) => parts.push(format!("{k}={}", query_escape(&s))),
+            Value::List(items) => {
+                for item in items.iter() {
+                    let Value::String(s) = item else {
+                        return Err(EvalError::invalid("query string values must be strings or lists of strings"));
+                    };
+                    parts.push(format!("{k}={}", query_escape(s)));
+                }
+            }
+            _ => return Err(EvalError::invalid("query string values must be strings or lists of strings")),
+        }
+    }
+    Ok(Value::from(parts.join("&")))
+}
+
+fn query_decode(v: &Value) -> EvalResult {
+    let Value::String(s) = v else {
+        return Err(overload("queryString.decode", v));
+    };
+    let mut entries: Vec<(Value, Vec<Value>)> = Vec::new();
+    for part in s.split('&').filter(|p| !p.is_empty()) {
+        if part.contains(';') {
+            return Err(EvalError::conversion("invalid semicolon separator in query"));
+        }
+        let (k, val) = part.split_once('=').unwrap_or((part, ""));
+        let k = query_unescape(k)?;
+        let val = Value::from(query_unescape(val)?);
+        match entries.iter_mut().find(|(ek, _)| matches!(ek, Value::String(e) if **e == *k)) {
+            Some((_, vals)) => vals.push(val),
+            None => entries.push((Value::from(k), vec![val])),
+        }
+    }
+    let entries = entries.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+    Ok(Value::Map(Arc::new(Map::from_entries(entries)?)))
+}
+
+// --- request helpers ------------------------------------------------------------
+
+/// The implicit first argument of the request helpers: `getReqHeader(n)`
+/// is `getReqHeader(req.headers, n)`.
+pub static IMPLICIT_ARGUMENTS: &[(&str, usize, &[&str])] = &[
+    ("getReqHeader", 1, &["req", "headers"]),
+    ("hasReqHeader", 1, &["req", "headers"]),
+    ("getQueryParam", 1, &["req", "url", "query_params"]),
+    ("hasQueryParam", 1, &["req", "url", "query_params"]),
+    ("getReqCookie", 1, &["req", "cookies"]),
+    ("hasReqCookie", 1, &["req", "cookies"]),
+    ("getResHeader", 1, &["res", "headers"]),
+    ("hasResHeader", 1, &["res", "headers"]),
+    ("getResCookie", 1, &["res", "cookies"]),
+    ("hasResCookie", 1, &["res", "cookies"]),
+    ("secrets.get", 2, &["secrets"]),
+];
+
+fn name_key(name: &Value, fold_case: bool) -> EvalResult<Value> {
+    match name {
+        Value::String(s) if fold_case && s.bytes().any(|b| b.is_ascii_uppercase()) => Ok(Value::from(s.to_ascii_lowercase())),
+        Value::String(_) => Ok(name.clone()),
+        other => Err(overload("header helper", other)),
+    }
+}
+
+/// Header names are matched in lower case (the map's keys are).
+fn get_values(map: &Value, name: &Value, fold_case: bool) -> EvalResult {
+    Ok(map.map_get(&name_key(name, fold_case)?)?.unwrap_or_else(|| Value::from(Vec::new())))
+}
+
+fn has_key(map: &Value, name: &Value, fold_case: bool) -> EvalResult {
+    Ok(Value::Bool(map.map_get(&name_key(name, fold_case)?)?.is_some()))
+}
+
+fn get_cookie(cookies: &Value, name: &Value) -> EvalResult {
+    name_key(name, false)?;
+    if let Some(Value::List(found)) = cookies.map_get(name)? {
+        if let Some(first) = found.first() {
+            return Ok(first.clone());
+        }
+    }
+    Err(EvalError::no_such_key(format!("no cookie {name:?}")))
+}
+
+fn has_cookie(cookies: &Value, name: &Value) -> EvalResult {
+    name_key(name, false)?;
+    Ok(Value::Bool(matches!(cookies.map_get(name)?, Some(Value::List(l)) if !l.is_empty())))
+}
+
+fn get_secret(secrets: &Value, vault: &Value, name: &Value) -> EvalResult {
+    let missing = || EvalError::no_such_key(format!("no secret {name:?} in vault {vault:?}"));
+    let found = secrets.map_get(vault)?.ok_or_else(missing)?;
+    found.map_get(name)?.ok_or_else(missing)
+}
+
+// --- hashes ---------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum Algo {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha512,
+    Crc32,
+    Crc64,
+}
+
+fn hash(v: &Value, format: Option<&Value>, algo: Algo) -> EvalResult {
+    use sha2::Digest;
+    let Value::String(s) = v else {
+        return Err(overload("hash", v));
+    };
+    let data = s.as_bytes();
+    let digest: Vec<u8> = match algo {
+        Algo::Md5 => md5::Md5::digest(data).to_vec(),
+        Algo::Sha1 => sha1::Sha1::digest(data).to_vec(),
+        Algo::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        Algo::Sha512 => sha2::Sha512::digest(data).to_vec(),
+        Algo::Crc32 => crc32fast::hash(data).to_be_bytes().to_vec(),
+        Algo::Crc64 => crc::Crc::<u64>::new(&crc::CRC_64_GO_ISO).checksum(data).to_be_bytes().to_vec(),
+    };
+    let text = match format {
+        None => hex(&digest),
+        Some(Value::String(f)) if &**f == "hex" => hex(&digest),
+        Some(Value::String(f)) if &**f == "base64" => STANDARD.encode(&digest),
+        Some(Value::String(f)) => return Err(EvalError::invalid(format!("hash format must be 'hex' or 'base64', not {f:?}"))),
+        Some(other) => return Err(overload("hash", other)),
+    };
+    Ok(Value::from(text))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+// --- random ---------------------------------------------------------------------
+
+/// A non-cryptographic random u64 (xorshift seeded by the std hasher).
+fn random() -> u64 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, RandomState};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(RandomState::new().hash_one(0u64) | 1);
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}
+
+fn rand_int(min: i64, max: i64) -> EvalResult {
+    if min > max {
+        return Err(EvalError::invalid(format!("rand.int: min {min} > max {max}")));
+    }
+    let span = (max as i128 - min as i128 + 1) as u128;
+    Ok(Value::Int((min as i128 + (random() as u128 % span) as i128) as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: EvalResult) -> String {
+        match v.unwrap() {
+            Value::String(s) => s.to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn documented_values() {
+        let hello = Value::str("hello");
+        assert_eq!(s(hash(&hello, None, Algo::Crc32)), "3610a686");
+        assert_eq!(s(hash(&hello, Some(&Value::str("base64")), Algo::Crc32)), "NhCmhg==");
+        assert_eq!(s(hash(&hello, None, Algo::Crc64)), "3c3eeee2d8100000");
+        assert_eq!(s(hash(&hello, None, Algo::Md5)), "5d41402abc4b2a76b9719d911017c592");
+        assert_eq!(s(basic_auth(&Value::str("username"), &Value::str("password1"))), "Basic dXNlcm5hbWU6cGFzc3dvcmQx");
+        assert_eq!(s(url_escape(&Value::str("a b&c~*"))), "a+b%26c~%2A");
+        assert!(base64_decode(&Value::str("aGVsbG8")).is_ok());
+        assert!(base64_decode(&Value::str("aGVsbG8=")).is_ok());
+        assert!(base64_decode(&Value::str("aGVsbG")).is_ok());
+        assert!(base64_decode(&Value::str("a")).is_err());
+        assert_eq!(s(json_encode(&json_decode(&Value::str(r#" {"a": [1, 2.5, "é\n"], "b": null} "#)).unwrap())), r#"{"a":[1,2.5,"é\n"],"b":null}"#);
+    }
+
+    #[test]
+    fn cidrs() {
+        assert!(matches!(in_cidr_range(&Value::str("10.1.2.3"), &Value::str("10.0.0.0/8")), Ok(Value::Bool(true))));
+        assert!(matches!(in_cidr_range(&Value::str("::ffff:10.1.2.3"), &Value::str("10.0.0.0/8")), Ok(Value::Bool(true))));
+        assert!(matches!(in_cidr_range(&Value::str("2001:4860::1"), &Value::str("2001:4860::/32")), Ok(Value::Bool(true))));
+        assert!(matches!(in_cidr_range(&Value::str("x"), &Value::str("10.0.0.0/8")), Ok(Value::Bool(false))));
+        assert!(matches!(in_cidr_range(&Value::str("10.0.0.1"), &Value::str("nope")), Ok(Value::Bool(false))));
+    }
+}

@@ -93,6 +93,11 @@ fn in_zone(t: Timestamp, zone: &str) -> EvalResult<NaiveDateTime> {
     Ok(utc.with_timezone(&tz).naive_local())
 }
 
+/// Whether `zone` names a time zone the getters accept.
+pub fn is_time_zone(zone: &str) -> bool {
+    parse_offset(zone).is_some() || zone.parse::<chrono_tz::Tz>().is_ok()
+}
+
 fn parse_offset(zone: &str) -> Option<FixedOffset> {
     let (sign, rest) = match zone.as_bytes().first()? {
         b'+' => (1, &zone[1..]),

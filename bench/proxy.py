@@ -1,0 +1,252 @@
+"""`python -m bench proxy`: edgeward against nginx as a reverse proxy.
+
+Everything is started here: an nginx upstream (a small body and a 64 KiB
+one), nginx as reverse proxy (1 worker, keep-alive pool to the upstream) as
+the baseline, and edgeward (1 worker; also the h11 codec and `--workers 2`)
+in front of the same upstream. wrk drives HTTP/1.1 keep-alive, h2load
+HTTP/2 (cleartext prior knowledge on both). Each case runs `--repeat` times;
+the table shows the median run's req/s, p50/p99 latency, and the ratio to
+nginx measured in the same run.
+
+    python -m bench proxy [--duration 5] [--repeat 3] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.harness import Table
+
+WORK = Path(__file__).resolve().parent / ".work" / "proxy"
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/{name}.pid;
+error_log {work}/{name}-error.log error;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}/tmp-body; proxy_temp_path {work}/tmp-proxy;
+  fastcgi_temp_path {work}/tmp-fcgi; uwsgi_temp_path {work}/tmp-uwsgi;
+  scgi_temp_path {work}/tmp-scgi;
+  keepalive_requests 1000000;
+  {body}
+}}
+"""
+
+UPSTREAM = """
+  server {{
+    listen 127.0.0.1:{port};
+    location = /small {{ default_type text/plain; return 200 "hello from upstream\\n"; }}
+    location = /64k {{ root {work}; try_files /64k.bin =404; }}
+  }}
+"""
+
+PROXY = """
+  upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{h2port} http2;
+    location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+"""
+
+EDGE = """
+listeners:
+  - name: bench
+    address: 127.0.0.1:{port}
+endpoints:
+  - name: bench
+    hostname: 127.0.0.1
+    upstream: http://127.0.0.1:{upstream}
+limits:
+  max_connections: 100000
+"""
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+@contextmanager
+def running(cmd: list[str], ports: list[int], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+    try:
+        for port in ports:
+            wait_port(port)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def nginx(name: str, body: str, ports: list[int]) -> contextmanager[subprocess.Popen[bytes]]:  # type: ignore[type-arg]
+    conf = WORK / f"{name}.conf"
+    conf.write_text(NGINX_CONF.format(work=WORK, name=name, body=body))
+    return running(["nginx", "-c", str(conf), "-p", str(WORK)], ports, WORK / f"{name}.log")
+
+
+def edgeward(port: int, upstream: int, *args: str) -> contextmanager[subprocess.Popen[bytes]]:  # type: ignore[type-arg]
+    conf = WORK / f"edge-{port}.yml"
+    conf.write_text(EDGE.format(port=port, upstream=upstream))
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgeward.cli",
+        "serve",
+        "--config",
+        str(conf),
+        "--log-level",
+        "warning",
+        *args,
+    ]
+    return running(cmd, [port], WORK / f"edge-{port}.log")
+
+
+def wrk(url: str, duration: float, connections: int) -> Result:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return Result(rps, _latency(out, "50%"), _latency(out, "99%"))
+
+
+def _latency(out: str, pct: str) -> float:
+    value, unit = re.search(rf"{pct}\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def h2load(url: str, duration: float, connections: int) -> Result:
+    out = subprocess.run(
+        [
+            "h2load",
+            f"-c{connections}",
+            "-m16",
+            f"-D{max(1, round(duration))}",
+            "--warm-up-time=1",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
+    if not re.search(r" 0 failed, 0 errored", out):
+        raise RuntimeError(f"h2load saw errors:\n{out}")
+    row = re.search(
+        r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", out
+    )
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    mean = float(row.group(5)) * scale[row.group(6)] if row else 0.0  # type: ignore[union-attr]
+    return Result(rps, mean, float(row.group(3)) * scale[row.group(4)] if row else 0.0)  # type: ignore[union-attr]
+
+
+def median_run(fn: object, repeat: int, *args: object) -> Result:
+    runs = sorted((fn(*args) for _ in range(repeat)), key=lambda r: r.rps)  # type: ignore[operator]
+    return runs[len(runs) // 2]
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench proxy", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args(argv)
+    for tool in ("nginx", "wrk", "h2load"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench proxy needs {tool} (make system-deps)")
+    WORK.mkdir(parents=True, exist_ok=True)
+    (WORK / "64k.bin").write_bytes(os.urandom(64 * 1024))
+    d, n, c = args.duration, args.repeat, args.connections
+    up, ngx, ngx_h2 = free_port(), free_port(), free_port()
+    edge, edge_h11, edge_2 = free_port(), free_port(), free_port()
+    h1: dict[tuple[str, str], Result] = {}
+    h2: dict[str, Result] = {}
+    print(
+        f"bench proxy: wrk -t1 -c{c}, h2load -c8 -m16, {d:g}s x {n} runs, median run shown",
+        flush=True,
+    )
+    with nginx("upstream", UPSTREAM.format(port=up, work=WORK), [up]):
+        with nginx("proxy", PROXY.format(port=ngx, h2port=ngx_h2, upstream=up), [ngx, ngx_h2]):
+            for path in ("small", "64k"):
+                h1[("nginx", path)] = median_run(wrk, n, f"http://127.0.0.1:{ngx}/{path}", d, c)
+            h2["nginx"] = median_run(h2load, n, f"http://127.0.0.1:{ngx_h2}/small", d, 8)
+        with edgeward(edge, up):
+            for path in ("small", "64k"):
+                h1[("edgeward", path)] = median_run(wrk, n, f"http://127.0.0.1:{edge}/{path}", d, c)
+            h2["edgeward"] = median_run(h2load, n, f"http://127.0.0.1:{edge}/small", d, 8)
+        with edgeward(edge_h11, up, "--http1", "h11"):
+            h1[("edgeward --http1 h11", "small")] = median_run(
+                wrk, n, f"http://127.0.0.1:{edge_h11}/small", d, c
+            )
+        with edgeward(edge_2, up, "--workers", "2"):
+            h1[("edgeward --workers 2", "small")] = median_run(
+                wrk, n, f"http://127.0.0.1:{edge_2}/small", d, c
+            )
+
+    for path in ("small", "64k"):
+        base = h1[("nginx", path)].rps
+        table = Table(
+            f"HTTP/1.1 keep-alive, /{path}", ["proxy", "req/s", "p50 ms", "p99 ms", "x nginx"]
+        )
+        for (who, p), r in h1.items():
+            if p == path:
+                table.add(who, r.rps, r.p50_ms, r.p99_ms, r.rps / base)
+        table.print()
+    table = Table("HTTP/2 (h2c), /small", ["proxy", "req/s", "mean ms", "max ms", "x nginx"])
+    for who, r in h2.items():
+        table.add(who, r.rps, r.p50_ms, r.p99_ms, r.rps / h2["nginx"].rps)
+    table.print()
+    fast, slow = h1[("edgeward", "small")].rps, h1[("edgeward --http1 h11", "small")].rps
+    two = h1[("edgeward --workers 2", "small")].rps
+    summary = Table("targets", ["measure", "value", "target"])
+    summary.add("HTTP/1.1 small: edgeward / nginx", fast / h1[("nginx", "small")].rps, ">= 0.40")
+    summary.add("fast codec / h11 codec", fast / slow, ">= 3")
+    summary.add("HTTP/2: edgeward / nginx", h2["edgeward"].rps / h2["nginx"].rps, ">= 0.25")
+    summary.add("--workers 2 / --workers 1", two / fast, "(2 cores shared with wrk and nginx)")
+    summary.print()
