@@ -312,3 +312,19 @@ def test_edge_with_curl_and_httpx(edge: object) -> None:
     assert [e["status"] for e in logged] == [401, 401]
     text = Path(edge.log).read_text()  # type: ignore[attr-defined]
     assert "tr0ub4dor" not in text and "correct horse" not in text
+
+
+def test_escaped_interpolation_is_literal() -> None:
+    h = load(
+        """
+        on_http_request:
+          - actions:
+              - type: set-vars
+                config: {vars: [{who: erin}]}
+              - type: basic-auth
+                config: {credentials: ["alice:pa$${not-cel}word", "${vars.who}:$${x}-literal"]}
+        """
+    )
+    assert request(h, headers=[basic("alice:pa${not-cel}word")]).forwarded is not None
+    assert request(h, headers=[basic("erin:${x}-literal")]).forwarded is not None
+    assert request(h, headers=[basic("alice:pa$${not-cel}word")]).status == 401

@@ -85,6 +85,7 @@ DOCS_MISTAKES = {
     "gateway_examples_n8n__L215.yaml": _PLACEHOLDER_CIDR,
     "getting_started_kubernetes_crds__L124.yaml": _PLACEHOLDER_CIDR,
     "gateway_examples_odoo__L81.yaml": "rule field 'if:' (not the format) and a placeholder CIDR",
+    "gateway_examples_odoo__L102.yaml": "rule field 'if:' (not the format)",
     "gateway_examples_wordpress__L59.yaml": "'.includes()' is not CEL; placeholder CIDR",
     "integrations_webhooks_brex_webhooks__L138.yaml": _PLACEHOLDER_KEY,
     "integrations_webhooks_clerk_webhooks__L124.yaml": _PLACEHOLDER_KEY,

@@ -32,6 +32,7 @@ from edgeward.policy.actions.base import (
     ErrorCode,
     Phase,
 )
+from edgeward.policy.config import constant
 
 MIN_PASSWORD, MAX_PASSWORD = 8, 128  # characters, as the public gateway requires
 MAX_REALM = 128
@@ -113,7 +114,7 @@ class BasicAuth(Action):
                 config.fail("credentials", f"credentials[{index}] must be 'username:password'")
             template = config.compile_template(path, raw)
             if template.is_constant:
-                username, sep, password = raw.partition(":")
+                username, sep, password = constant(template).partition(":")
                 problem = (
                     "must be 'username:password'"
                     if not sep
@@ -216,7 +217,7 @@ def _compile_dynamic(
         username = config.compile_template(path, raw[:colon])
         password = config.compile_template(path, raw[colon + 1 :])
         if password.is_constant:
-            problem = credential_problem("-", password.source)
+            problem = credential_problem("-", constant(password))
             if problem is not None:
                 config.fail("credentials", f"credentials[{index}]: {problem}")
         return _Dynamic(index, None, username, password)
@@ -245,6 +246,9 @@ def _interpolations(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     i = 0
     while (start := text.find("${", i)) != -1:
+        if start and text[start - 1] == "$":  # `$${` is a literal `${`
+            i = start + 2
+            continue
         depth, j, quote = 0, start + 1, ""
         while j < len(text):
             c = text[j]

@@ -52,6 +52,7 @@ from edgeward.policy.actions.base import (
     ErrorCode,
     Phase,
 )
+from edgeward.policy.config import constant
 from edgeward.policy.jwks import (
     KEY_TYPES,
     JwksCache,
@@ -431,7 +432,7 @@ def _allow_list(config: ConfigReader, *, required: bool) -> list[native.Template
         entry = config.reader_at(path, raw)
         value = entry.template("value", required=True)
         assert value is not None
-        if value.is_constant and not value.source:
+        if value.is_constant and not constant(value):
             entry.fail("value", "an empty value allows nothing")
         out.append(value)
     return out
@@ -450,7 +451,7 @@ def _tokens(http: ConfigReader) -> list[TokenSpec]:
         name = entry.template("name", required=True)
         prefix = entry.template("prefix")
         assert kind is not None and method is not None and name is not None
-        if name.is_constant and not name.source:
+        if name.is_constant and not constant(name):
             entry.fail("name", "name is empty")
         out.append(TokenSpec(kind, method, name, prefix))
     return out
@@ -476,9 +477,9 @@ def _keys(jws: ConfigReader) -> tuple[list[native.Template], list[Key], bool]:
                     source.fail("additional_jkus", "a JWKS URL is a string")
                 url = source.compile_template(path, raw)
                 if url.is_constant:
-                    parts = urlsplit(url.source)
+                    parts = urlsplit(constant(url))
                     if parts.scheme not in ("http", "https") or not parts.netloc:
-                        source.fail("additional_jkus", f"{url.source!r} is not an http(s) URL")
+                        source.fail("additional_jkus", f"{constant(url)!r} is not an http(s) URL")
                 jkus.append(url)
             static += _static_jwks(source)
     return jkus, static, require_kid

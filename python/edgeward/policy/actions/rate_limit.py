@@ -65,15 +65,9 @@ class RateLimit(Action):
         assert name is not None and capacity is not None and window is not None
         if window % 10:
             config.fail("rate", f"rate must be a multiple of 10 seconds, not {window:g}s")
-        items = config.items("bucket_key", required=True, min_items=1, max_items=10)
-        assert items is not None
-        programs = []
-        for path, raw in items:
-            if not isinstance(raw, str):
-                config.fail("bucket_key", "each bucket_key is a CEL expression (a string)")
-            programs.append(config.compile_expression(path, raw))
+        programs = config.expression_list("bucket_key", required=True, min_items=1, max_items=10)
         enforce = config.boolean("enforce", default=True)
-        assert enforce is not None
+        assert programs is not None and enforce is not None
         return cls(
             name=name, capacity=capacity, window=window, bucket_key=programs, enforce=enforce
         )
