@@ -206,9 +206,10 @@ class JwksSource:
                 document = json.loads(result.body)
             except ValueError:
                 raise JwksError("the response is not JSON") from None
-            keys, _ = parse_jwks(document)
+            keys, skipped = parse_jwks(document)
             if not keys:
-                raise JwksError("the set holds no usable signature key")
+                why = f" ({'; '.join(skipped[:3])})" if skipped else ""
+                raise JwksError(f"the set holds no usable signature key{why}")
         except JwksError as exc:
             self.failure = f"{self.url}: {exc}"
             return

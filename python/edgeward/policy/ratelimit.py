@@ -43,6 +43,9 @@ class RateDecision:
     retry_after: float  # seconds until one more request would be admitted; 0 when allowed
 
 
+_ADMITTED = RateDecision(True, 0.0)
+
+
 class RateLimitStore(Protocol):
     def hit(self, key: str, *, capacity: int, window: float, now: float) -> RateDecision:
         """Count a request to bucket `key` if it fits; say whether it did."""
@@ -116,7 +119,7 @@ class MemoryStore:
         slack = _EPSILON * (1 + capacity)  # float noise, relative to the counts compared
         if load(bucket.previous, bucket.current, fraction) + 1 <= capacity + slack:
             bucket.current += 1
-            return RateDecision(True, 0.0)
+            return _ADMITTED
         wait = retry_after(bucket.previous, bucket.current, fraction, capacity, window)
         return RateDecision(False, wait)
 
