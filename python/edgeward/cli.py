@@ -14,6 +14,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edgeward.proxy import cli as proxy_cli
 
     proxy_cli.register(sub)  # serve, check
+    from edgeward.policy import cli as policy_cli
+
+    policy_cli.register(sub)  # policy check, policy test
     args = parser.parse_args(argv)
     if hasattr(args, "run"):
         return int(args.run(args))

@@ -56,7 +56,7 @@ class EvalError(Exception):
 Env = _core.Env
 Program = _core.Program
 Template = _core.Template
-compile = _core.compile  # noqa: A001 - the CEL entry point keeps its name
+compile = _core.compile
 interpolate = _core.interpolate
 
 __version__: str = _core.__version__

@@ -1,0 +1,170 @@
+"""`python -m bench policy`: what a 20-rule Traffic Policy costs the edge.
+
+The proxy bench's set-up (`bench.proxy`: an nginx upstream, wrk driving
+HTTP/1.1 keep-alive) runs the same edge twice in one run: without a policy,
+then with a realistic 20-rule policy on the endpoint:
+
+- `restrict-ips` with an allow list of 1,000 CIDRs (the client is in it),
+- 16 rules with CEL conditions on path, method, headers, cookies, query,
+  user agent and client IP (none matches the bench's request, so every one
+  is evaluated for every request),
+- `add-headers` on the request (one value interpolated),
+- `rate-limit` with a capacity no bench reaches (when the action exists),
+- `add-headers` on the response (security headers).
+
+It also times the sans-IO engine alone on the same policy (no sockets),
+which does not depend on how busy the machine is. Target (a benchmark, not
+a test): the policy costs at most 10% of the edge's throughput.
+
+    python -m bench policy [--duration 5] [--repeat 3] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import random
+import shutil
+import sys
+from contextlib import AbstractContextManager
+from pathlib import Path
+from subprocess import Popen
+
+from bench.harness import Table, median_ns_per_call
+from bench.proxy import EDGE, UPSTREAM, WORK, free_port, median_run, nginx, running, wrk
+
+HERE = WORK.parent / "policy"
+
+CONDITIONS = (
+    ("block admin", "req.url.path.startsWith('/admin')"),
+    ("no deletes on the api", "req.method == 'DELETE' && req.url.path.startsWith('/api')"),
+    ("debug header", "'x-debug' in req.headers"),
+    ("internal only", "inCidrRange(conn.client_ip, '10.0.0.0/8') && req.url.path == '/internal'"),
+    ("scanner", "'user-agent' in req.headers && req.headers['user-agent'][0].contains('sqlmap')"),
+    ("xss probe", "req.url.query.contains('<script')"),
+    ("wordpress probe", "req.url.path.matches('^/wp-(admin|login)')"),
+    ("dotfiles", "req.url.path.contains('/.')"),
+    ("huge body", "has(req.content_length) && req.content_length > 10000000"),
+    ("trace and connect", "req.method in ['TRACE', 'CONNECT']"),
+    ("wrong host", "req.host == 'evil.example'"),
+    ("retired v0", "req.url.path.startsWith('/v0/')"),
+    ("stolen session", "'session' in req.cookies && req.cookies['session'][0].value == 'x'"),
+    ("debug query", "'debug' in req.url.query_params"),
+    ("bots at checkout", "req.user_agent.is_bot && req.url.path.startsWith('/checkout')"),
+    ("blocked clients", "conn.client_ip in ['192.0.2.1', '192.0.2.2']"),
+)
+
+
+def rate_limit_available() -> bool:
+    from edgeward.policy.actions import ACTIONS
+
+    return "rate-limit" in ACTIONS
+
+
+def policy_text(cidrs: int = 1000) -> str:
+    """The 20-rule policy (19 while `rate-limit` is not implemented)."""
+    rnd = random.Random(20)
+    allow = ["127.0.0.0/8"]
+    while len(allow) < cidrs:
+        allow.append(str(ipaddress.ip_network((rnd.getrandbits(32) & 0xFFFFFF00, 24))))
+    lines = ["on_http_request:", "  - name: allow list", "    actions:"]
+    lines += ["      - type: restrict-ips", "        config:", "          allow:"]
+    lines += [f"            - {cidr}" for cidr in allow]
+    for name, expression in CONDITIONS:
+        lines += [f"  - name: {name}", "    expressions:", f'      - "{expression}"']
+        lines += ["    actions: [{type: deny}]"]
+    lines += ["  - name: tag", "    actions:", "      - type: add-headers", "        config:"]
+    lines += ["          headers: {x-client-ip: '${conn.client_ip}', x-edge: edgeward}"]
+    if rate_limit_available():
+        lines += ["  - name: rate limit", "    actions:", "      - type: rate-limit"]
+        lines += ["        config: {name: bench, algorithm: sliding_window, capacity: 2000000000,"]
+        lines += ["                 rate: 60s, bucket_key: [conn.client_ip]}"]
+    lines += ["on_http_response:", "  - name: security headers", "    actions:"]
+    lines += ["      - type: add-headers", "        config:", "          headers:"]
+    lines += ["            x-frame-options: DENY", "            x-content-type-options: nosniff"]
+    return "\n".join(lines) + "\n"
+
+
+def edgeward_with(
+    port: int, upstream: int, policy: Path | None
+) -> AbstractContextManager[Popen[bytes]]:
+    conf = HERE / f"edge-{port}.yml"
+    text = EDGE.format(port=port, upstream=upstream)
+    if policy is not None:
+        text = text.replace(
+            f"    upstream: http://127.0.0.1:{upstream}\n",
+            f"    upstream: http://127.0.0.1:{upstream}\n    traffic_policy_file: {policy}\n",
+        )
+    conf.write_text(text)
+    cmd = [sys.executable, "-m", "edgeward.cli", "serve", "--config", str(conf)]
+    return running([*cmd, "--log-level", "warning"], [port], HERE / f"edge-{port}.log")
+
+
+def engine_ns_per_exchange(text: str) -> float:
+    """One request and its response through the compiled policy, no I/O."""
+    from edgeward.hooks import ConnectionInfo, EndpointInfo, RequestHead, ResponseHead
+    from edgeward.policy import compile_policy
+    from edgeward.policy.document import parse_document
+
+    policy = compile_policy(parse_document(text, "bench-policy.yml"), ip_policies={})
+    conn = ConnectionInfo("c", "bench", "127.0.0.1", 50000, "127.0.0.1", 8080, 0.0)
+    endpoint = EndpointInfo("bench", "http://127.0.0.1", "127.0.0.1", 8080, "http", "ep", "up")
+    headers = [(b"user-agent", b"wrk"), (b"accept", b"*/*")]
+
+    def exchange() -> None:
+        head = RequestHead(b"GET", b"/small", b"127.0.0.1:8080", b"http", list(headers), b"1.1")
+        hooks = policy.begin(conn, endpoint, head, "r")
+        for gen in (
+            hooks.on_http_request(head),
+            hooks.on_http_response(ResponseHead(200, [(b"content-type", b"text/plain")])),
+        ):
+            try:
+                gen.send(None)
+            except StopIteration:
+                continue
+            raise RuntimeError("the bench policy asked for I/O")
+
+    return median_ns_per_call(exchange, number=5000)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench policy", description=__doc__)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args(argv)
+    for tool in ("nginx", "wrk"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench policy needs {tool} (make system-deps)")
+    HERE.mkdir(parents=True, exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    text = policy_text()
+    policy = HERE / "policy.yml"
+    policy.write_text(text)
+    rules = text.count("  - name: ")
+    slot = "" if rate_limit_available() else " (rate-limit slot empty: action not available yet)"
+    d, n, c = args.duration, args.repeat, args.connections
+    print(f"bench policy: {rules} rules{slot}; wrk -t1 -c{c}, {d:g}s x {n} runs", flush=True)
+
+    engine = Table("sans-IO engine, one exchange (no sockets)", ["policy", "us/exchange"])
+    engine.add(f"{rules} rules", engine_ns_per_exchange(text) / 1000)
+    engine.add("empty", engine_ns_per_exchange("{}\n") / 1000)
+    engine.print()
+
+    up, plain, with_policy = free_port(), free_port(), free_port()
+    results = {}
+    with nginx("upstream", UPSTREAM.format(port=up, work=WORK), [up]):
+        with edgeward_with(plain, up, None):
+            results["no policy"] = median_run(wrk, n, f"http://127.0.0.1:{plain}/small", d, c)
+        with edgeward_with(with_policy, up, policy):
+            url = f"http://127.0.0.1:{with_policy}/small"
+            results[f"{rules}-rule policy"] = median_run(wrk, n, url, d, c)
+    base = results["no policy"].rps
+    table = Table("HTTP/1.1 keep-alive, /small", ["edge", "req/s", "p50 ms", "p99 ms", "x none"])
+    for who, r in results.items():
+        table.add(who, r.rps, r.p50_ms, r.p99_ms, r.rps / base)
+    table.print()
+    summary = Table("target", ["measure", "value", "target"])
+    ratio = results[f"{rules}-rule policy"].rps / base
+    summary.add("throughput with policy / without", ratio, ">= 0.90")
+    summary.print()

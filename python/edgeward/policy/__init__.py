@@ -1,0 +1,101 @@
+"""Traffic Policy: documents, the engine, the actions (see docs/policy.md).
+
+    compiler = PolicyCompiler(events=open_event_sink("stdout"))
+    hooks = compiler(source, ip_policies)      # an edgeward.hooks.PolicyHooks
+
+`compile_hooks` is the compiler the edge uses by default (events to stdout).
+
+A bad document raises `PolicyError` listing every problem with its file,
+line, rule and action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, Protocol
+
+from edgeward.policy.config import EngineOptions, IpPolicyRules, SourceDocument
+from edgeward.policy.engine import CompiledPolicy, Exchange
+from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode, PolicyError, Severity
+from edgeward.policy.events import EventSink, PolicyEvent, open_event_sink
+from edgeward.policy.loader import load
+from edgeward.policy.model import Phase
+
+__all__ = [
+    "ActionError",
+    "CompiledPolicy",
+    "Diagnostic",
+    "EngineOptions",
+    "ErrorCode",
+    "EventSink",
+    "Exchange",
+    "Phase",
+    "PolicyCompiler",
+    "PolicyError",
+    "PolicyEvent",
+    "Severity",
+    "compile_hooks",
+    "compile_policy",
+    "open_event_sink",
+]
+
+
+def compile_policy(
+    document: SourceDocument,
+    *,
+    ip_policies: Mapping[str, IpPolicyRules] | None = None,
+    events: EventSink | None = None,
+    body_limit: int | None = None,
+    clock: Callable[[], float] | None = None,
+    secrets: Mapping[str, Mapping[str, str]] | None = None,
+) -> CompiledPolicy:
+    """Compile a parsed document (`edgeward.config.document.Document`).
+    `ip_policies` are the edge config's named IP policies; None means they
+    are unknown (references are then only warned about: `policy check`)."""
+    options = EngineOptions(clock=clock, secrets=secrets or {})
+    if body_limit is not None:
+        options = replace(options, body_limit=body_limit)
+    loaded = load(document, ip_policies=ip_policies, options=options)
+    if loaded.errors:
+        raise PolicyError(loaded.diagnostics)
+    return CompiledPolicy(loaded, events=events, options=options)
+
+
+class _PolicySource(Protocol):
+    @property
+    def document(self) -> Any: ...
+
+
+class PolicyCompiler:
+    """The `edgeward.config.PolicyFactory` the edge uses: compiles each
+    endpoint's policy with the edge-wide event sink and body limit."""
+
+    def __init__(
+        self,
+        *,
+        events: EventSink | None = None,
+        body_limit: int | None = None,
+        clock: Callable[[], float] | None = None,
+        secrets: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        self.events = events
+        self.body_limit = body_limit
+        self.clock = clock
+        self.secrets = secrets
+
+    def __call__(
+        self, source: _PolicySource, ip_policies: Mapping[str, IpPolicyRules]
+    ) -> CompiledPolicy:
+        return compile_policy(
+            source.document,
+            ip_policies=ip_policies,
+            events=self.events,
+            body_limit=self.body_limit,
+            clock=self.clock,
+            secrets=self.secrets,
+        )
+
+
+compile_hooks = PolicyCompiler(events=open_event_sink("stdout"))
+"""The `edgeward.config.PolicyFactory` `edgeward serve` uses."""

@@ -1,0 +1,40 @@
+"""`log`: add an event with interpolated metadata to the event stream."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Self
+
+from edgeward.policy.actions.base import (
+    Action,
+    ActionContext,
+    CompileScope,
+    ConfigReader,
+    Decision,
+    Phase,
+)
+from edgeward.policy.config import describe
+from edgeward.policy.values import Evaluator, compile_value
+
+
+class Log(Action):
+    type = "log"
+    phases = frozenset(Phase)
+
+    def __init__(self, metadata: Evaluator) -> None:
+        self.metadata = metadata
+
+    @classmethod
+    def from_config(cls, config: ConfigReader, scope: CompileScope) -> Self:
+        raw = config.value("metadata")
+        if raw is None:
+            config.fail(None, "missing required field 'metadata'")
+        if not isinstance(raw, Mapping) or not raw:
+            config.fail("metadata", f"metadata must be a non-empty mapping, not {describe(raw)}")
+        return cls(compile_value(config, (*config.path, "metadata"), raw))
+
+    def apply(self, ctx: ActionContext) -> Decision | None:
+        metadata: dict[str, Any] = self.metadata(ctx)
+        ctx.record("log", {"metadata": metadata})
+        ctx.emit(self.type, "log", "log action", metadata=metadata)
+        return None

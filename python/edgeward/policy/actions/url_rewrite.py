@@ -1,0 +1,55 @@
+"""`url-rewrite`: change the URL the upstream receives (path, query, host)
+without the client seeing it, by a `from` regex and a `to` replacement
+applied to the full URL."""
+
+from __future__ import annotations
+
+from typing import Self
+from urllib.parse import urlsplit
+
+from edgeward.policy.actions._rewrite import Rewrite
+from edgeward.policy.actions.base import (
+    Action,
+    ActionContext,
+    CompileScope,
+    ConfigReader,
+    Decision,
+    Phase,
+)
+from edgeward.policy.errors import ActionError, ErrorCode
+from edgeward.policy.variables import full_url
+
+
+class UrlRewrite(Action):
+    type = "url-rewrite"
+    phases = frozenset({Phase.HTTP_REQUEST})
+
+    def __init__(self, rewrite: Rewrite) -> None:
+        self.rewrite = rewrite
+
+    @classmethod
+    def from_config(cls, config: ConfigReader, scope: CompileScope) -> Self:
+        return cls(Rewrite.read(config))
+
+    def apply(self, ctx: ActionContext) -> Decision | None:
+        head = ctx.request
+        assert head is not None
+        url = full_url(head)  # after earlier rewrites in this phase
+        new, matches = self.rewrite.apply(ctx, url, self.type)
+        ctx.record("url_rewrite", {"matches": matches, "url": new})
+        if not matches or new == url:
+            return None
+        parts = urlsplit(new)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ActionError(
+                ErrorCode.ACTION_FAILED,
+                f"url-rewrite produced {new!r}, not an absolute http(s) URL",
+            )
+        if any(c in new for c in "\r\n\0 "):
+            raise ActionError(
+                ErrorCode.ACTION_FAILED, "url-rewrite produced a URL with CR/LF/NUL/space"
+            )
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        head.target = target.encode("utf-8")
+        head.authority = parts.netloc.encode("utf-8")
+        return None

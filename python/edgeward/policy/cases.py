@@ -1,0 +1,400 @@
+"""`edgeward policy test`: run recorded requests through a policy offline.
+
+A cases file lists requests (method, url, headers, body, client ip, time),
+optionally the upstream's answer for `on_http_response`, and an `expect`
+block. Each case goes through the same engine the edge runs, with the body
+and fetch effects answered from the case, and reports which rules matched,
+what each action did and the final answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from edgeward.errors import ConfigError, Location
+from edgeward.hooks import (
+    CloseConnection,
+    ConnectionInfo,
+    Effect,
+    EffectResult,
+    EndpointInfo,
+    Fetch,
+    FetchResult,
+    Forward,
+    Header,
+    LocalResponse,
+    ReadBody,
+    RequestHead,
+    ResponseHead,
+)
+from edgeward.policy.config import SourceDocument
+from edgeward.policy.context import TraceEntry
+from edgeward.policy.engine import CompiledPolicy
+from edgeward.policy.events import PolicyEvent
+
+T = TypeVar("T")
+
+_CASE_KEYS = frozenset({"name", "request", "response", "expect", "fetch"})
+_REQUEST_KEYS = frozenset({"method", "url", "headers", "body", "client_ip", "client_port", "time"})
+_RESPONSE_KEYS = frozenset({"status", "headers", "body"})
+_EXPECT_KEYS = frozenset(
+    {
+        "status",
+        "forwarded",
+        "closed",
+        "headers",
+        "body",
+        "error_code",
+        "rules",
+        "upstream_url",
+        "upstream_headers",
+        "upstream_headers_absent",
+        "headers_absent",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    location: Location
+    method: str
+    url: str
+    headers: list[Header]
+    body: bytes
+    client_ip: str
+    client_port: int
+    time: float
+    response_status: int
+    response_headers: list[Header]
+    response_body: bytes
+    fetch: Mapping[str, FetchResult]
+    expect: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the client got, and what happened on the way."""
+
+    trace: list[TraceEntry] = field(default_factory=list)
+    events: list[PolicyEvent] = field(default_factory=list)
+    closed: bool = False
+    forwarded: RequestHead | None = None
+    forwarded_body: bytes | None = None
+    status: int | None = None
+    headers: list[Header] = field(default_factory=list)
+    body: bytes = b""
+    error_code: str | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+class CasesError(ConfigError):
+    """A malformed cases file."""
+
+
+def read_cases(document: SourceDocument) -> tuple[list[Case], dict[str, Any]]:
+    """The cases of a parsed cases file, and its `ip_policies` (name ->
+    {allow, deny})."""
+    data = document.data
+    if not isinstance(data, Mapping) or not isinstance(data.get("cases"), list):
+        raise CasesError("a cases file is a mapping with a 'cases' list", document.locate(()))
+    for key in data:
+        if key not in ("cases", "ip_policies"):
+            raise CasesError(f"unknown key {key!r} (cases, ip_policies)", document.locate((key,)))
+    ip_policies = _ip_policies(document, data.get("ip_policies") or {})
+    cases = [_case(document, i, raw) for i, raw in enumerate(data["cases"])]
+    return cases, ip_policies
+
+
+@dataclass(frozen=True, slots=True)
+class _NamedIpPolicy:
+    name: str
+    allow: tuple[str, ...]
+    deny: tuple[str, ...]
+
+
+def _ip_policies(document: SourceDocument, raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise CasesError(
+            "ip_policies is a mapping of names to {allow, deny}", document.locate(("ip_policies",))
+        )
+    out: dict[str, Any] = {}
+    for name, spec in raw.items():
+        where = document.locate(("ip_policies", name))
+        if not isinstance(spec, Mapping) or set(spec) - {"allow", "deny"}:
+            raise CasesError("an IP policy has 'allow' and/or 'deny' lists of CIDRs", where)
+        out[name] = _NamedIpPolicy(
+            name, tuple(map(str, spec.get("allow") or ())), tuple(map(str, spec.get("deny") or ()))
+        )
+    return out
+
+
+def _case(document: SourceDocument, index: int, raw: Any) -> Case:
+    path: tuple[str | int, ...] = ("cases", index)
+    where = document.locate(path)
+    if not isinstance(raw, Mapping):
+        raise CasesError("a case is a mapping (name, request, response, expect)", where)
+    _only(document, path, raw, _CASE_KEYS)
+    request = raw.get("request")
+    if not isinstance(request, Mapping) or "url" not in request:
+        raise CasesError("a case needs a 'request' with at least a 'url'", where)
+    _only(document, (*path, "request"), request, _REQUEST_KEYS)
+    response = raw.get("response") or {}
+    _only(document, (*path, "response"), response, _RESPONSE_KEYS)
+    expect = raw.get("expect") or {}
+    _only(document, (*path, "expect"), expect, _EXPECT_KEYS)
+    url = str(request["url"])
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CasesError(
+            f"request url must be absolute http(s), not {url!r}",
+            document.locate((*path, "request", "url")),
+        )
+    fetch = {
+        str(u): FetchResult(
+            int(r.get("status", 200)),
+            tuple(
+                (n.decode("latin-1"), v.decode("utf-8"))
+                for n, v in _headers(r.get("headers"), document, (*path, "fetch", u))
+            ),
+            _bytes(r.get("body")),
+        )
+        for u, r in (raw.get("fetch") or {}).items()
+    }
+    return Case(
+        name=str(raw.get("name") or f"case {index + 1}"),
+        location=where,
+        method=str(request.get("method", "GET")).upper(),
+        url=url,
+        headers=_headers(request.get("headers"), document, (*path, "request", "headers")),
+        body=_bytes(request.get("body")),
+        client_ip=str(request.get("client_ip", "192.0.2.1")),
+        client_port=int(request.get("client_port", 50000)),
+        time=_time(request.get("time"), document, (*path, "request", "time")),
+        response_status=int(response.get("status", 200)),
+        response_headers=_headers(
+            response.get("headers"), document, (*path, "response", "headers")
+        ),
+        response_body=_bytes(response.get("body")),
+        fetch=fetch,
+        expect=expect,
+    )
+
+
+def _only(
+    document: SourceDocument, path: tuple[str | int, ...], raw: Any, keys: frozenset[str]
+) -> None:
+    if not isinstance(raw, Mapping):
+        raise CasesError("must be a mapping", document.locate(path))
+    for key in raw:
+        if key not in keys:
+            raise CasesError(
+                f"unknown key {key!r} (known: {', '.join(sorted(keys))})",
+                document.locate((*path, key)),
+            )
+
+
+def _headers(raw: Any, document: SourceDocument, path: tuple[str | int, ...]) -> list[Header]:
+    """Headers as a mapping (a value may be a list) or a list of pairs."""
+    if raw is None:
+        return []
+    pairs: list[tuple[Any, Any]] = []
+    if isinstance(raw, Mapping):
+        for name, value in raw.items():
+            values = value if isinstance(value, list) else [value]
+            pairs += [(name, v) for v in values]
+    elif isinstance(raw, list) and all(isinstance(p, list) and len(p) == 2 for p in raw):
+        pairs = [(p[0], p[1]) for p in raw]
+    else:
+        raise CasesError(
+            "headers are a mapping or a list of [name, value] pairs", document.locate(path)
+        )
+    return [(str(n).lower().encode("latin-1"), str(v).encode("utf-8")) for n, v in pairs]
+
+
+def _bytes(raw: Any) -> bytes:
+    if raw is None:
+        return b""
+    return raw if isinstance(raw, bytes) else str(raw).encode("utf-8")
+
+
+def _time(raw: Any, document: SourceDocument, path: tuple[str | int, ...]) -> float:
+    if raw is None:
+        return 1_700_000_000.0  # fixed, so cases are reproducible
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    if isinstance(raw, datetime):
+        return raw.timestamp()
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise CasesError(
+            f"time must be RFC 3339 or unix seconds, not {raw!r}", document.locate(path)
+        ) from None
+
+
+# --- running ----------------------------------------------------------------------
+
+
+class CaseClock:
+    """The clock the policy reads: the case's recorded time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+_ids = itertools.count(1)
+
+
+def run_case(
+    policy: CompiledPolicy, case: Case, clock: CaseClock, events: list[PolicyEvent]
+) -> Outcome:
+    clock.now = case.time
+    first_event = len(events)
+    out = Outcome()
+    parts = urlsplit(case.url)
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    conn = ConnectionInfo(
+        id=f"test-{next(_ids)}",
+        listener="test",
+        client_ip=case.client_ip,
+        client_port=case.client_port,
+        server_ip="127.0.0.1",
+        server_port=port,
+        started_at=case.time,
+    )
+    endpoint = EndpointInfo(
+        name="test",
+        url=f"{parts.scheme}://{parts.netloc}",
+        host=parts.hostname or "",
+        port=port,
+        scheme=parts.scheme,
+        id="ep_test",
+        upstream="http://upstream.test",
+    )
+    state = policy.state(conn, None, None)
+    state.trace = out.trace
+    if policy.tcp_decision(state) is not None:
+        out.closed = True
+    else:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        head = RequestHead(
+            method=case.method.encode(),
+            target=target.encode("utf-8"),
+            authority=parts.netloc.encode("utf-8"),
+            scheme=parts.scheme.encode(),
+            headers=list(case.headers),
+            http_version=b"1.1",
+        )
+        exchange = policy.begin(conn, endpoint, head, f"req-{conn.id}")
+        exchange.state.trace = out.trace
+        outcome = _drive(exchange.on_http_request(head), case)
+        response: ResponseHead | None = None
+        body = b""
+        if isinstance(outcome, Forward):
+            out.forwarded = outcome.head
+            out.forwarded_body = outcome.body
+            response = ResponseHead(case.response_status, list(case.response_headers))
+            body = case.response_body
+        elif isinstance(outcome, LocalResponse):
+            response = ResponseHead(outcome.status, list(outcome.headers))
+            body = outcome.body
+            out.error_code = outcome.error_code
+        else:
+            out.closed = True
+        if response is not None:
+            final = _drive(exchange.on_http_response(response), case)
+            if isinstance(final, LocalResponse):
+                out.status, out.headers, out.body = final.status, final.headers, final.body
+                out.error_code = final.error_code
+            elif isinstance(final, CloseConnection):
+                out.closed = True
+            else:
+                if final.body_filter is not None:  # compress-response
+                    body = final.body_filter.feed(body) + final.body_filter.finish()
+                out.status, out.headers, out.body = final.head.status, final.head.headers, body
+    out.events = events[first_event:]
+    out.failures = check(case, out)
+    return out
+
+
+def _drive(gen: Generator[Effect, EffectResult, T], case: Case) -> T:
+    try:
+        effect = gen.send(None)
+        while True:
+            effect = gen.send(_perform(effect, case))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def _perform(effect: Effect, case: Case) -> EffectResult:
+    if isinstance(effect, ReadBody):
+        return case.body if len(case.body) <= effect.limit else None
+    if isinstance(effect, Fetch):
+        return case.fetch.get(
+            effect.url, FetchResult(0, error=f"offline: no fetch fixture for {effect.url}")
+        )
+    raise TypeError(f"unknown effect {effect!r}")
+
+
+# --- expectations --------------------------------------------------------------------
+
+
+def _header_values(headers: Sequence[Header], name: str) -> list[str]:
+    key = name.lower().encode("latin-1")
+    return [v.decode("utf-8", "replace") for n, v in headers if n.lower() == key]
+
+
+def check(case: Case, out: Outcome) -> list[str]:
+    exp = case.expect
+    failures: list[str] = []
+
+    def compare(what: str, expected: Any, actual: Any) -> None:
+        if expected != actual:
+            failures.append(f"{what}: expected {expected!r}, got {actual!r}")
+
+    if "closed" in exp:
+        compare("closed", bool(exp["closed"]), out.closed)
+    if "forwarded" in exp:
+        compare("forwarded", bool(exp["forwarded"]), out.forwarded is not None)
+    if "status" in exp:
+        compare("status", int(exp["status"]), out.status)
+    if "error_code" in exp:
+        compare("error_code", exp["error_code"], out.error_code)
+    if "body" in exp:
+        compare("body", str(exp["body"]), out.body.decode("utf-8", "replace"))
+    for name, value in (exp.get("headers") or {}).items():
+        expected = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        compare(f"response header {name}", expected, _header_values(out.headers, name))
+    for name in exp.get("headers_absent") or ():
+        compare(f"response header {name}", [], _header_values(out.headers, name))
+    fwd = out.forwarded
+    if "upstream_url" in exp:
+        url = None
+        if fwd is not None:
+            url = f"{fwd.scheme.decode()}://{fwd.authority.decode()}{fwd.target.decode()}"
+        compare("upstream url", exp["upstream_url"], url)
+    for name, value in (exp.get("upstream_headers") or {}).items():
+        expected = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        compare(
+            f"upstream header {name}", expected, _header_values(fwd.headers if fwd else [], name)
+        )
+    for name in exp.get("upstream_headers_absent") or ():
+        compare(f"upstream header {name}", [], _header_values(fwd.headers if fwd else [], name))
+    if "rules" in exp:
+        matched = [t.rule for t in out.trace if t.action is None and t.outcome == "matched"]
+        compare("matched rules", [str(r) for r in exp["rules"]], matched)
+    return failures

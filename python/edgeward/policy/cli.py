@@ -1,0 +1,121 @@
+"""`edgeward policy check FILE` and `edgeward policy test FILE CASES`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from edgeward.errors import ConfigError
+from edgeward.policy import compile_policy
+from edgeward.policy.cases import CaseClock, Outcome, read_cases, run_case
+from edgeward.policy.document import load_document
+from edgeward.policy.engine import CompiledPolicy
+from edgeward.policy.errors import PolicyError
+from edgeward.policy.events import ListSink
+
+
+def register(sub: Any) -> None:
+    """Add `policy check` and `policy test` to the `edgeward` parser."""
+    policy = sub.add_parser("policy", help="check and test Traffic Policy documents")
+    commands = policy.add_subparsers(dest="policy_command", required=True)
+    check = commands.add_parser("check", help="validate a policy file")
+    check.add_argument("file", type=Path)
+    check.set_defaults(run=run_check)
+    test = commands.add_parser("test", help="run recorded requests through a policy")
+    test.add_argument("file", type=Path)
+    test.add_argument("cases", type=Path)
+    test.add_argument(
+        "-q", "--quiet", action="store_true", help="print failures and the summary only"
+    )
+    test.set_defaults(run=run_test)
+
+
+def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        policy = compile_policy(load_document(args.file))
+    except PolicyError as exc:
+        for diagnostic in exc.diagnostics:
+            print(diagnostic, file=out)
+        print(f"{args.file}: {len(exc.errors)} error(s)", file=out)
+        return 1
+    except ConfigError as exc:
+        print(exc, file=out)
+        return 1
+    for warning in policy.warnings:
+        print(warning, file=out)
+    counts = ", ".join(
+        f"{len(rules)} {phase.value}" for phase, rules in policy.rules.items() if rules
+    )
+    print(f"{args.file}: ok ({counts or 'no rules'})", file=out)
+    return 0
+
+
+def run_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        cases, ip_policies = read_cases(load_document(args.cases, what="cases file"))
+        clock = CaseClock()
+        sink = ListSink()
+        policy = compile_policy(
+            load_document(args.file), ip_policies=ip_policies, events=sink, clock=clock
+        )
+    except ConfigError as exc:
+        print(exc, file=out)
+        return 2
+    failed = 0
+    for case in cases:
+        outcome = run_case(policy, case, clock, sink.events)
+        failed += not outcome.passed
+        if not args.quiet or not outcome.passed:
+            _print_case(case.name, policy, outcome, out)
+    print(f"{len(cases) - failed} passed, {failed} failed", file=out)
+    return 1 if failed else 0
+
+
+def _print_case(name: str, policy: CompiledPolicy, outcome: Outcome, out: TextIO) -> None:
+    print(f"case: {name}", file=out)
+    phase = None
+    for entry in outcome.trace:
+        if entry.phase != phase:
+            phase = entry.phase
+            print(f"  {phase.value}", file=out)
+        if entry.action is None:
+            print(f"    rule {entry.rule}: {entry.outcome}", file=out)
+        else:
+            results = f"  {_compact(entry.results)}" if entry.results else ""
+            print(f"      {entry.action}: {entry.outcome}{results}", file=out)
+    for event in outcome.events:
+        if event.verdict == "log":
+            print(f"  log: {_compact(event.metadata)}", file=out)
+    if outcome.closed:
+        answer = "connection closed"
+    elif outcome.forwarded is not None:
+        head = outcome.forwarded
+        url = f"{head.scheme.decode()}://{head.authority.decode()}{head.target.decode()}"
+        answer = f"{outcome.status} (forwarded {head.method.decode()} {url})"
+    else:
+        answer = f"{outcome.status} from the edge" + (
+            f" [{outcome.error_code}]" if outcome.error_code else ""
+        )
+    print(f"  answer: {answer}", file=out)
+    for failure in outcome.failures:
+        print(f"  FAIL {failure}", file=out)
+    print("  ok" if outcome.passed else "  FAILED", file=out)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(_plain(value), default=str, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _plain(value: Any) -> Any:
+    from collections.abc import Mapping
+
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,208 @@
+"""Policy files: YAML or JSON, with the position of every value.
+
+The composer of PyYAML gives nodes with marks; we build plain values from
+them and keep, for each value's path (the keys and indexes that lead to it),
+its line and column, so every later error can say
+``policy.yml:12:9: on_http_request[1].actions[0].config.allow``.
+
+Scalars are typed as YAML 1.2's core schema (and Go's YAML library, which the
+public format's agent reads policies with): only `true`/`false` are booleans
+and `on`, `yes`, `no` stay text, no sexagesimal numbers, no timestamps.
+An unknown tag is an error, because `!expr` is the classic mistake of an
+unquoted CEL negation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeward.errors import ConfigError, Location
+
+PathKey = tuple[str | int, ...]
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MAX_NODES = 100_000  # aliases can multiply a small file; refuse absurd ones
+
+
+class _Resolver(yaml.resolver.Resolver):
+    """YAML 1.2 core schema resolution of plain scalars."""
+
+    # PyYAML keeps resolvers in this class attribute; a fresh one drops its
+    # YAML 1.1 defaults.
+    yaml_implicit_resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}  # noqa: RUF012
+
+
+for _tag, _pattern, _first in (
+    (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    (_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    (_INT, r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        _FLOAT,
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+.0123456789",
+    ),
+):
+    _Resolver.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+
+
+class _Loader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    yaml.composer.Composer,
+    _Resolver,
+):
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        _Resolver.__init__(self)
+
+
+def dotted(path: PathKey) -> str:
+    """`("on_http_request", 1, "actions")` -> `"on_http_request[1].actions"`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A parsed file: its data and the position of every value in it. The
+    shape of `edgeward.config.document.Document`, which the edge config
+    hands to the policy compiler for inline policies."""
+
+    data: Any
+    file: str
+    marks: Mapping[PathKey, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: PathKey) -> Location:
+        """Where `path` is, or its nearest ancestor with a known position."""
+        probe = path
+        while probe not in self.marks and probe:
+            probe = probe[:-1]
+        line, column = self.marks.get(probe, (None, None))
+        return Location(file=self.file, line=line, column=column, path=dotted(path) or None)
+
+
+def load_document(path: Path, *, what: str = "policy file") -> Document:
+    """Read `path`: `.json` as JSON, anything else as YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found", Location(file=str(path))) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what}: {exc}", Location(file=str(path))) from None
+    return parse_document(text, str(path), json_only=path.suffix.lower() == ".json")
+
+
+def parse_document(text: str, file: str = "<policy>", *, json_only: bool = False) -> Document:
+    if json_only:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"invalid JSON: {exc.msg}", Location(file, exc.lineno, exc.colno)
+            ) from None
+        # Valid JSON has no raw tab inside a string, so every tab is white
+        # space, which YAML does not always accept.
+        text = text.replace("\t", " ")
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", where) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", Location(file)) from None
+    finally:
+        loader.dispose()
+    marks: dict[PathKey, tuple[int, int]] = {}
+    data = None if node is None else _Builder(file, marks).build(node, ())
+    return Document(data=data, file=file, marks=marks)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    """Plain values from the node tree, recording positions by path."""
+
+    def __init__(self, file: str, marks: dict[PathKey, tuple[int, int]]) -> None:
+        self.file = file
+        self.marks = marks
+        self.nodes = 0
+
+    def where(self, node: yaml.Node, path: PathKey) -> Location:
+        return Location(self.file, *_mark(node), path=dotted(path) or None)
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:
+            raise ConfigError(f"document has more than {_MAX_NODES} values", self.where(node, path))
+        self.marks.setdefault(path, _mark(node))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: PathKey) -> Any:
+        value: str = node.value
+        tag = node.tag
+        if tag == _STR:
+            return value
+        if tag == _BOOL:
+            return value.lower() == "true"
+        if tag == _NULL:
+            return None
+        if tag == _INT:
+            return (
+                int(value, 8)
+                if value.startswith("0o")
+                else int(value, 0 if value.startswith("0x") else 10)
+            )
+        if tag == _FLOAT:
+            return float(value.lower().replace(".inf", "inf").replace(".nan", "nan"))
+        hint = ""
+        if tag.startswith("!"):
+            text = f"{tag} {value}".strip()
+            hint = f" (quote {text!r}: YAML reads a leading '!' as a tag)"
+        raise ConfigError(f"unsupported YAML tag {tag!r}{hint}", self.where(node, path))
+
+    def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            where = self.where(key_node, path)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise ConfigError("YAML merge keys (<<) are not supported", where)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError("keys must be text", where)
+            key = self._scalar(key_node, path)
+            if not isinstance(key, str):
+                key = key_node.value  # `404:` or `true:` as a key is its text
+            child = (*path, key)
+            if key in out:
+                raise ConfigError(f"duplicate key {key!r}", self.where(key_node, child))
+            self.marks[child] = _mark(key_node)
+            out[key] = self.build(value_node, child)
+        return out

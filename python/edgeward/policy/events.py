@@ -1,0 +1,117 @@
+"""Decision events: one JSON object per line to each configured sink.
+
+An event is emitted for every terminating decision, every run-time error and
+every `log` action. Events carry what a security team needs to audit a
+decision (which endpoint, rule and action, the verdict and why, the client
+address, the request id) and never a secret: actions write reasons that name
+the failure, not the credential.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyEvent:
+    time: float  # unix time
+    endpoint: str | None
+    phase: str
+    rule: str  # the rule's name, else "on_http_request[2]"
+    action: str | None  # action type; None for an expression error
+    verdict: str  # deny, respond, redirect, close, error, continue, log
+    reason: str
+    client_ip: str
+    request_id: str | None
+    status: int | None = None
+    error_code: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds"),
+            "endpoint": self.endpoint,
+            "phase": self.phase,
+            "rule": self.rule,
+            "action": self.action,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "client_ip": self.client_ip,
+            "request_id": self.request_id,
+        }
+        if self.status is not None:
+            out["status"] = self.status
+        if self.error_code is not None:
+            out["error_code"] = self.error_code
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+class EventSink(Protocol):
+    def emit(self, event: PolicyEvent) -> None: ...
+
+
+class NullSink:
+    def emit(self, event: PolicyEvent) -> None:
+        pass
+
+
+class ListSink:
+    """Keeps events in memory (tests, `policy test`)."""
+
+    def __init__(self) -> None:
+        self.events: list[PolicyEvent] = []
+
+    def emit(self, event: PolicyEvent) -> None:
+        self.events.append(event)
+
+
+class JsonLinesSink:
+    """Writes each event as one JSON line and flushes, so a crash loses at
+    most the line being written. A lock keeps lines whole across threads."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def emit(self, event: PolicyEvent) -> None:
+        line = event.to_json() + "\n"
+        with self._lock:
+            self._stream.write(line)
+            self._stream.flush()
+
+
+class FanOutSink:
+    def __init__(self, sinks: Iterable[EventSink]) -> None:
+        self._sinks = tuple(sinks)
+
+    def emit(self, event: PolicyEvent) -> None:
+        for sink in self._sinks:
+            sink.emit(event)
+
+
+def open_event_sink(*targets: str | Path) -> EventSink:
+    """A sink writing to each target: ``"stdout"``, ``"stderr"`` or a file
+    path (appended to, created if missing)."""
+    sinks: list[EventSink] = []
+    for target in targets:
+        if target == "stdout":
+            sinks.append(JsonLinesSink(sys.stdout))
+        elif target == "stderr":
+            sinks.append(JsonLinesSink(sys.stderr))
+        else:
+            sinks.append(JsonLinesSink(Path(target).open("a", encoding="utf-8")))  # noqa: SIM115
+    if not sinks:
+        return NullSink()
+    return sinks[0] if len(sinks) == 1 else FanOutSink(sinks)

@@ -1,0 +1,20 @@
+"""The phases of a Traffic Policy document."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    """When a phase's rules run. The value is the document key."""
+
+    TCP_CONNECT = "on_tcp_connect"  # connection accepted, before any byte is read
+    HTTP_REQUEST = "on_http_request"  # request head received, before forwarding
+    HTTP_RESPONSE = "on_http_response"  # response head ready, before the client gets it
+
+
+TCP = Phase.TCP_CONNECT
+REQUEST = Phase.HTTP_REQUEST
+RESPONSE = Phase.HTTP_RESPONSE
+HTTP_PHASES = frozenset({REQUEST, RESPONSE})
+ALL_PHASES = frozenset(Phase)
