@@ -29,10 +29,12 @@ def env_for(phase: Phase) -> native.Env:
 
 @cache
 def _chain_env(phase: Phase) -> native.Env:
-    # Chains join expressions that each passed the normal limits.
+    # Chains join expressions that each passed the normal limits; a chain
+    # nested deeper than the hard cap (100) fails to compile and its rules
+    # run one by one.
     hidden = _NOT_IN[phase]
     variables = {name: decl for name, decl in VARIABLES.items() if name not in hidden}
-    return native.Env(variables, max_source_length=1 << 20, max_depth=1024)
+    return native.Env(variables, max_source_length=1 << 20, max_depth=100)
 
 
 def compile_chain(source: str, phase: Phase) -> native.Program:
