@@ -447,7 +447,7 @@ class Exchange:
         timer = self.down.timer
         timer.arm(self.ctx.config.timeouts.upstream_response, self._upstream_timed_out)
         try:
-            return await (conn.transport.recv_when_ready() if first else conn.transport.recv())
+            return await conn.transport.recv()
         except OSError as exc:
             if self._timed_out:
                 raise errors.UpstreamFailure(

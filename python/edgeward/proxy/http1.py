@@ -98,11 +98,7 @@ class Http1Connection:
                     request = codec.next_event()
                     if request is not ev.NEED_DATA:
                         break
-                    # right after a response the next request is rarely there
-                    # yet: wait for it instead of trying a recv that would fail
-                    data = await (
-                        self.transport.recv() if got_bytes else self.transport.recv_when_ready()
-                    )
+                    data = await self.transport.recv()
                     if not got_bytes and data:
                         got_bytes = self._head_started = True
                         self.idle = False

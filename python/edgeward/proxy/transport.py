@@ -7,105 +7,131 @@ already there cost one system call and no trip through the scheduler; a
 task only parks when the socket is not ready. Fairness is kept by a
 checkpoint every few operations that did not park, so cancellation and other
 tasks are never starved.
+
+Why not `trio.lowlevel.wait_readable` for the parking either: trio registers
+a socket one-shot and re-arms it (an `epoll_ctl` call) and allocates its
+waiter bookkeeping on every wait; for a proxy that waits twice per request
+that is most of trio's cost. On Linux the sockets of this module are
+registered once, edge-triggered, in an epoll set of our own (`_Reactor`),
+and one trio system task sleeps on that set and wakes the tasks whose
+sockets became ready (`trio.lowlevel.reschedule`). Edge-triggered means a
+task may only park once its system call said "not ready"; every method here
+tries the call first. Without epoll, trio's own waits are used.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 import ssl
 import struct
+from typing import TYPE_CHECKING
 
 import trio
+from trio.lowlevel import Abort, RunVar, Task, current_task, reschedule, wait_task_rescheduled
 
 from edgeward.proxy.watchdog import Timer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 RECV_SIZE = 256 * 1024
 _FAIR_EVERY = 16
 
 
 class Transport:
-    """One connected socket. `recv()` returns b"" at EOF; errors are `OSError`."""
+    """One connected socket. `recv()` returns b"" at EOF; errors are `OSError`
+    (`ConnectionAbortedError` when the socket is closed under a waiting task)."""
 
-    __slots__ = ("_ready_ops", "closed", "send_timeout", "sock")
+    __slots__ = ("_fd", "_reactor", "_ready_ops", "closed", "send_timeout", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.closed = False
         self._ready_ops = 0
+        self._reactor: _Reactor | None = None  # registered with at the first wait
+        self._fd = -1
         self.send_timeout: tuple[Timer, float] | None = None
         """When set, a send that stays blocked this long closes the socket
         (a peer that stopped reading). Armed only once a send has to wait."""
 
-    async def _fair(self) -> None:
-        self._ready_ops += 1
-        if self._ready_ops >= _FAIR_EVERY:
-            self._ready_ops = 0
-            await trio.lowlevel.checkpoint()
-
     async def recv(self, size: int = RECV_SIZE) -> bytes:
         sock = self.sock
-        try:
-            data = sock.recv(size)
-        except (BlockingIOError, ssl.SSLWantReadError):
-            pass
-        except ssl.SSLWantWriteError:
-            await _wait_writable(sock)
-            return await self.recv(size)
-        except ssl.SSLZeroReturnError:
-            return b""
-        else:
-            await self._fair()
-            return data
-        return await self.recv_when_ready(size)
-
-    async def recv_when_ready(self, size: int = RECV_SIZE) -> bytes:
-        """Park until the socket is readable, then recv. For when we know
-        nothing can be there yet (we just sent a request), saving a syscall."""
-        sock = self.sock
-        self._ready_ops = 0
         while True:
-            await _wait_readable(sock)
             try:
-                return sock.recv(size)
+                data = sock.recv(size)
             except (BlockingIOError, ssl.SSLWantReadError):
+                await self._wait(False)
                 continue
             except ssl.SSLWantWriteError:
-                await _wait_writable(sock)
+                await self._wait(True)
+                continue
             except ssl.SSLZeroReturnError:
                 return b""
+            self._ready_ops += 1
+            if self._ready_ops >= _FAIR_EVERY:
+                self._ready_ops = 0
+                await trio.lowlevel.checkpoint()
+            return data
 
     async def send(self, data: bytes | bytearray | memoryview) -> None:
         sock = self.sock
-        view = memoryview(data)
-        parked = False
-        while view:
-            try:
-                sent = sock.send(view)
-            except (BlockingIOError, ssl.SSLWantWriteError):
-                if not parked and self.send_timeout is not None:
-                    timer, seconds = self.send_timeout
-                    timer.arm(seconds, self.reset)
-                parked = True
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            sent = 0
+        if sent == len(data):
+            self._ready_ops += 1
+            if self._ready_ops >= _FAIR_EVERY:
                 self._ready_ops = 0
+                await trio.lowlevel.checkpoint()
+            return
+        await self._send_rest(memoryview(data)[sent:])
+
+    async def _send_rest(self, view: memoryview) -> None:
+        """The slow path of `send`: wait for room, under the send timeout."""
+        sock = self.sock
+        timeout = self.send_timeout
+        if timeout is not None:
+            timeout[0].arm(timeout[1], self.reset)
+        try:
+            while view:
                 try:
-                    await _wait_writable(sock)
-                except BaseException:
-                    if self.send_timeout is not None:
-                        self.send_timeout[0].disarm()
-                    raise
-                continue
-            except ssl.SSLWantReadError:
-                parked = True
-                await _wait_readable(sock)
-                continue
-            view = view[sent:]
-        if not parked:
-            await self._fair()
-        elif self.send_timeout is not None:
-            self.send_timeout[0].disarm()
+                    view = view[sock.send(view) :]
+                except (BlockingIOError, ssl.SSLWantWriteError):
+                    await self._wait(True)
+                except ssl.SSLWantReadError:
+                    await self._wait(False)
+        finally:
+            if timeout is not None:
+                timeout[0].disarm()
+
+    async def _wait(self, writable: bool) -> None:
+        """Park until the socket is ready (after it said it is not)."""
+        self._ready_ops = 0
+        if self.closed:
+            raise ConnectionAbortedError("closed locally")
+        reactor = self._reactor
+        if reactor is None:
+            reactor = self._reactor = _reactor()
+            if reactor is not None:
+                self._fd = self.sock.fileno()
+                reactor.register(self._fd)
+        if reactor is None:
+            try:
+                if writable:
+                    await trio.lowlevel.wait_writable(self.sock)
+                else:
+                    await trio.lowlevel.wait_readable(self.sock)
+            except trio.ClosedResourceError:
+                raise ConnectionAbortedError("closed locally") from None
+            return
+        await reactor.wait(self._fd, writable)
+        if self.closed:
+            raise ConnectionAbortedError("closed locally")
 
     def shutdown_write(self) -> None:
         """Half-close: the peer reads EOF, we can still read (WebSocket/upgrade)."""
@@ -119,6 +145,8 @@ class Transport:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            if self._reactor is not None:
+                self._reactor.closing(self._fd)
             with contextlib.suppress(Exception):  # never waited on / outside trio
                 trio.lowlevel.notify_closing(self.sock)
             self.sock.close()
@@ -134,6 +162,91 @@ class Transport:
     @property
     def tls(self) -> ssl.SSLSocket | None:
         return self.sock if isinstance(self.sock, ssl.SSLSocket) else None
+
+
+# --- readiness ----------------------------------------------------------------------
+
+_WAKES_READER = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+_WAKES_WRITER = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
+_MAX_EVENTS = 1024
+
+
+class _Reactor:
+    """Edge-triggered readiness for the sockets of one trio run.
+
+    A socket is registered once for both directions. A task parks with
+    `wait` after its system call failed with EAGAIN; the next readiness
+    edge of that direction reschedules it. Wake-ups without a parked task
+    are dropped (an edge is only needed by a task that saw EAGAIN), and a
+    stale edge at most wakes a task early: it retries and parks again."""
+
+    __slots__ = ("_epoll", "_readers", "_writers")
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._readers: dict[int, Task] = {}
+        self._writers: dict[int, Task] = {}
+
+    def register(self, fd: int) -> None:
+        flags = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+        try:
+            self._epoll.register(fd, flags)
+        except FileExistsError:  # a closed socket's number, reused
+            self._epoll.modify(fd, flags)
+
+    async def wait(self, fd: int, writable: bool) -> None:
+        waiters = self._writers if writable else self._readers
+        if fd in waiters:
+            raise trio.BusyResourceError("another task is already waiting on this socket")
+        waiters[fd] = current_task()
+
+        def abort(_: Callable[[], BaseException]) -> Abort:
+            del waiters[fd]
+            return Abort.SUCCEEDED
+
+        await wait_task_rescheduled(abort)
+
+    def closing(self, fd: int) -> None:
+        """The socket is about to close: wake whoever waits on it (they see
+        `Transport.closed`). The kernel drops the registration on close."""
+        for waiters in (self._readers, self._writers):
+            task = waiters.pop(fd, None)
+            if task is not None:
+                reschedule(task)
+
+    async def run(self) -> None:
+        epoll = self._epoll
+        readers = self._readers
+        writers = self._writers
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(epoll.fileno())
+                while True:
+                    events = epoll.poll(0, _MAX_EVENTS)
+                    for fd, flags in events:
+                        if flags & _WAKES_READER and fd in readers:
+                            reschedule(readers.pop(fd))
+                        if flags & _WAKES_WRITER and fd in writers:
+                            reschedule(writers.pop(fd))
+                    if len(events) < _MAX_EVENTS:
+                        break
+        finally:
+            epoll.close()
+
+
+_REACTOR: RunVar[_Reactor | None] = RunVar("edgeward_reactor")
+
+
+def _reactor() -> _Reactor | None:
+    """This trio run's reactor (started on first use), or None without epoll."""
+    try:
+        return _REACTOR.get()
+    except LookupError:
+        reactor = _Reactor() if hasattr(select, "epoll") else None
+        if reactor is not None:
+            trio.lowlevel.spawn_system_task(reactor.run, name="edgeward reactor")
+        _REACTOR.set(reactor)
+        return reactor
 
 
 async def _wait_readable(sock: socket.socket) -> None:

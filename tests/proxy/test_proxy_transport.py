@@ -1,0 +1,171 @@
+"""`Transport` on real socket pairs, with the edge-triggered reactor and with
+trio's own waits (the fallback where there is no epoll): parking, waking,
+closing and cancelling a parked task, and sends that must wait for room."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+
+from edgeward.proxy import transport as tr
+from edgeward.proxy.transport import Transport
+
+
+@pytest.fixture(params=["reactor", "trio"])
+def run(request: pytest.FixtureRequest) -> Callable[[Callable[[], Awaitable[None]]], None]:
+    """Runs a test body in a fresh trio run, with or without the reactor."""
+
+    def runner(body: Callable[[], Awaitable[None]]) -> None:
+        async def main() -> None:
+            if request.param == "trio":
+                tr._REACTOR.set(None)
+            with trio.fail_after(10):  # a task nobody wakes fails, not hangs
+                await body()
+            assert (tr._reactor() is not None) == (request.param == "reactor")
+
+        trio.run(main)
+
+    return runner
+
+
+def _pair() -> tuple[Transport, socket.socket]:
+    a, b = socket.socketpair()
+    return Transport(a), b
+
+
+async def _error_of(call: Callable[[], Awaitable[object]], errors: list[BaseException]) -> None:
+    try:
+        await call()
+    except Exception as exc:
+        errors.append(exc)
+
+
+def test_recv_parks_until_data_arrives(run: Callable[..., None]) -> None:
+    async def body() -> None:
+        ours, peer = _pair()
+        got: list[bytes] = []
+        async with trio.open_nursery() as nursery:
+
+            async def reader() -> None:
+                got.append(await ours.recv())
+                got.append(await ours.recv())
+
+            nursery.start_soon(reader)
+            await trio.sleep(0.05)
+            assert got == []
+            peer.send(b"one")
+            await trio.sleep(0.05)
+            assert got == [b"one"]
+            peer.close()
+        assert got == [b"one", b""]
+        ours.close()
+
+    run(body)
+
+
+def test_many_sockets_wake_their_own_tasks(run: Callable[..., None]) -> None:
+    async def body() -> None:
+        pairs = [_pair() for _ in range(20)]
+        got: dict[int, bytes] = {}
+        async with trio.open_nursery() as nursery:
+            for i, (ours, _) in enumerate(pairs):
+
+                async def reader(i: int = i, ours: Transport = ours) -> None:
+                    got[i] = await ours.recv()
+
+                nursery.start_soon(reader)
+            await trio.sleep(0.02)
+            for i, (_, peer) in reversed(list(enumerate(pairs))):
+                peer.send(b"%d" % i)
+        assert got == {i: b"%d" % i for i in range(20)}
+        for ours, peer in pairs:
+            ours.close()
+            peer.close()
+
+    run(body)
+
+
+def test_closing_wakes_a_parked_reader(run: Callable[..., None]) -> None:
+    async def body() -> None:
+        ours, peer = _pair()
+        errors: list[BaseException] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_error_of, ours.recv, errors)
+            await trio.sleep(0.05)
+            ours.close()  # what the watchdog does to a late upstream
+        assert [type(e) for e in errors] == [ConnectionAbortedError]
+        peer.close()
+
+    run(body)
+
+
+def test_a_cancelled_wait_can_be_waited_again(run: Callable[..., None]) -> None:
+    async def body() -> None:
+        ours, peer = _pair()
+        with trio.move_on_after(0.05) as scope:
+            await ours.recv()
+        assert scope.cancelled_caught
+        peer.send(b"later")
+        with trio.fail_after(5):
+            assert await ours.recv() == b"later"
+        ours.close()
+        peer.close()
+
+    run(body)
+
+
+def test_two_readers_of_one_socket_are_refused(run: Callable[..., None]) -> None:
+    async def body() -> None:
+        ours, peer = _pair()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ours.recv)
+            await trio.sleep(0.02)
+            with pytest.raises(trio.BusyResourceError):
+                await ours.recv()
+            peer.send(b"for the first reader")
+        ours.close()
+        peer.close()
+
+    run(body)
+
+
+def test_a_send_larger_than_the_buffers_waits_for_the_reader(run: Callable[..., None]) -> None:
+    async def body() -> None:
+        ours, peer = _pair()
+        peer.setblocking(False)
+        payload = bytes(range(256)) * 40_000  # ~10 MB: far beyond the socket buffers
+        received = bytearray()
+        async with trio.open_nursery() as nursery:
+
+            async def drain() -> None:
+                while len(received) < len(payload):
+                    await trio.lowlevel.wait_readable(peer)
+                    received.extend(peer.recv(1 << 20))
+
+            nursery.start_soon(drain)
+            await ours.send(payload)
+        assert received == payload
+        ours.close()
+        peer.close()
+
+    run(body)
+
+
+def test_reset_of_a_blocked_sender_ends_its_send(run: Callable[..., None]) -> None:
+    """A peer that reads nothing: the send timeout resets the socket, which
+    wakes the parked sender with an error instead of leaving it blocked."""
+
+    async def body() -> None:
+        ours, peer = _pair()
+        errors: list[BaseException] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_error_of, lambda: ours.send(b"x" * 10_000_000), errors)
+            await trio.sleep(0.05)
+            ours.reset()
+        assert [type(e) for e in errors] == [ConnectionAbortedError]
+        peer.close()
+
+    run(body)
