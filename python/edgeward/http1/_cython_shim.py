@@ -19,7 +19,9 @@ compiled = False
 # Cython's C types, as the Python types their values have.
 int = int  # noqa: PLW0127
 bint = bool
+uchar = int
 Py_ssize_t = int
+p_uchar = bytes  # indexing gives ints, slicing bytes: as a bytes object does
 
 
 def _identity(obj: F) -> F:

@@ -114,6 +114,21 @@ _SERVER_MOVES: Final = {
     _t(MUST_CLOSE, E_CLOSED): CLOSED,
     _t(CLOSED, E_CLOSED): CLOSED,
 }
+
+
+def _table(moves: dict[int, int]) -> bytes:
+    """The moves as a byte per (state, event) key, _NO_MOVE where there is none:
+    indexed in C when compiled."""
+    table = bytearray([_NO_MOVE]) * (16 * 16)
+    for key, state in moves.items():
+        table[key] = state
+    return bytes(table)
+
+
+_NO_MOVE = cython.declare(cython.int, 255)
+_CLIENT_TABLE: Final = _table(_CLIENT_MOVES)
+_SERVER_TABLE: Final = _table(_SERVER_MOVES)
+
 F_LENGTH = cython.declare(cython.int, 0)
 F_CHUNKED = cython.declare(cython.int, 1)
 F_UNTIL_CLOSE = cython.declare(cython.int, 2)
@@ -163,12 +178,40 @@ def _only(data: bytes, chars: tuple[bytes, bytes]) -> cython.bint:
     when compiled, `bytes.translate` in pure Python)."""
     if not cython.compiled:
         return not data.translate(None, chars[0])
-    table: bytes = chars[1]
+    table: cython.p_uchar = chars[1]  # 256 entries: any byte indexes it
+    p: cython.p_uchar = data
     i: cython.Py_ssize_t
     for i in range(len(data)):  # noqa: SIM110 - a C loop, not a generator
-        if not table[data[i]]:
+        if not table[p[i]]:
             return False
     return True
+
+
+@cython.cfunc
+@cython.inline
+def _find(
+    data: bytes, byte: cython.uchar, start: cython.Py_ssize_t, stop: cython.Py_ssize_t
+) -> cython.Py_ssize_t:
+    """Index of the first `byte` in data[start:stop], or -1 (`bytes.find`
+    without its argument parsing when compiled). Callers keep
+    0 <= start <= stop <= len(data)."""
+    if not cython.compiled:
+        return data.find(byte, start, stop)
+    p: cython.p_uchar = data
+    i: cython.Py_ssize_t
+    for i in range(start, stop):
+        if p[i] == byte:
+            return i
+    return -1
+
+
+@cython.cfunc
+@cython.inline
+def _slice(data: bytes, start: cython.Py_ssize_t, stop: cython.Py_ssize_t) -> bytes:
+    """data[start:stop] (one allocation when compiled). Callers keep
+    0 <= start <= stop <= len(data)."""
+    p: cython.p_uchar = data
+    return p[start:stop]
 
 
 _FIELD_LINE: Final = re.compile(
@@ -196,7 +239,23 @@ _EXPECT: Final = b"expect"
 _SPECIAL: Final = frozenset(
     (_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _HOST, _UPGRADE, _EXPECT)
 )
+_NAMES: Final = {
+    name.title(): name
+    for name in (
+        *_SPECIAL,
+        *(
+            b"accept accept-encoding accept-language accept-ranges age authorization "
+            b"cache-control content-encoding content-type cookie date etag expires "
+            b"last-modified location origin pragma referer server set-cookie "
+            b"user-agent vary via x-forwarded-for x-forwarded-host x-forwarded-proto "
+            b"x-real-ip x-request-id".split()
+        ),
+    )
+}
+"""Field names as commonly sent (Content-Type), to their lower-case form."""
+_NAMES.update({name: name for name in _NAMES.values()})
 _REASONS: Final = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+_STATUS_LINES: Final = {code: b"HTTP/1.1 %d %b\r\n" % (code, r) for code, r in _REASONS.items()}
 
 
 @cython.cfunc
@@ -219,29 +278,37 @@ def _comma_tokens(values: list[bytes]) -> list[bytes]:
 
 
 @cython.cfunc
-def _check_request_line(line: bytes, limits: Limits) -> tuple[bytes, bytes, bytes]:
+def _check_request_line(
+    line: bytes, max_target_length: cython.Py_ssize_t
+) -> tuple[bytes, bytes, bytes]:
     """method SP request-target SP HTTP-version, checked in the order of
     `rules.check_request_line`: syntax (400), version (505), method (501),
     target form (400), target length (414)."""
-    sp1 = line.find(b" ")
-    sp2 = line.find(b" ", sp1 + 1)
+    size: cython.Py_ssize_t = len(line)
+    sp1: cython.Py_ssize_t = _find(line, 32, 0, size)
+    sp2: cython.Py_ssize_t = _find(line, 32, sp1 + 1, size) if sp1 >= 0 else -1
     if sp1 <= 0 or sp2 <= sp1 + 1:
         raise ProtocolError("malformed request line")
-    method = line[:sp1]
-    target = line[sp1 + 1 : sp2]
-    version = line[sp2 + 1 :]
-    known = method in KNOWN_METHODS  # known methods are tokens
+    method: bytes = _slice(line, 0, sp1)
+    target: bytes = _slice(line, sp1 + 1, sp2)
+    known = method == b"GET" or method in KNOWN_METHODS  # known methods are tokens
+    v: cython.Py_ssize_t = sp2 + 1  # HTTP/d.d
     if (
         not (known or _only(method, _TCHARS))
         or not _only(target, _VCHARS)
-        or len(version) != 8
-        or version[:5] != b"HTTP/"
-        or version[6] != 46  # "."
-        or not (48 <= version[5] <= 57 and 48 <= version[7] <= 57)
+        or size - v != 8
+        or line[v] != 72  # H
+        or line[v + 1] != 84  # T
+        or line[v + 2] != 84  # T
+        or line[v + 3] != 80  # P
+        or line[v + 4] != 47  # /
+        or line[v + 6] != 46  # .
+        or not (48 <= line[v + 5] <= 57 and 48 <= line[v + 7] <= 57)
     ):
         raise ProtocolError("malformed request line")
-    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+    if line[v + 5] != 49 or (line[v + 7] != 49 and line[v + 7] != 48):
         raise ProtocolError("HTTP version not supported", 505)
+    version = b"1.1" if line[v + 7] == 49 else b"1.0"
     if not known:
         raise ProtocolError("unknown method", 501)
     if target[0] == 47:  # "/": origin-form, the common case
@@ -259,9 +326,9 @@ def _check_request_line(line: bytes, limits: Limits) -> tuple[bytes, bytes, byte
         form_ok = _is_absolute_form(target)
     if not form_ok:
         raise ProtocolError("malformed request-target")
-    if len(target) > limits.max_target_length:
+    if len(target) > max_target_length:
         raise ProtocolError("request-target too long", 414)
-    return method, target, version[5:]
+    return method, target, version
 
 
 def _is_absolute_form(target: bytes) -> bool:
@@ -285,21 +352,27 @@ def _is_absolute_form(target: bytes) -> bool:
 def _check_status_line(line: bytes) -> tuple[int, bytes, bytes]:
     """HTTP-version SP 3DIGIT [SP reason]: syntax (400), then version (505);
     the status is 100-999."""
+    size: cython.Py_ssize_t = len(line)
+    reason: bytes = line[13:]
     if (
-        len(line) < 12
-        or line[:5] != b"HTTP/"
+        size < 12
+        or line[0] != 72  # H
+        or line[1] != 84  # T
+        or line[2] != 84  # T
+        or line[3] != 80  # P
+        or line[4] != 47  # /
         or line[6] != 46  # "."
         or line[8] != 32  # " "
-        or not _only(line[5:6] + line[7:8] + line[9:12], _DIGITS)
-        or line[9] == 48  # "0": a status below 100
-        or (len(line) > 12 and line[12] != 32)
-        or not _only(line[13:], _FIELD_CHARS)
+        or not (48 <= line[5] <= 57 and 48 <= line[7] <= 57)
+        or not (49 <= line[9] <= 57 and 48 <= line[10] <= 57 and 48 <= line[11] <= 57)
+        or (size > 12 and line[12] != 32)
+        or not _only(reason, _FIELD_CHARS)
     ):
-        raise ProtocolError("malformed status line")
-    version = line[5:8]
-    if version not in (b"1.1", b"1.0"):
+        raise ProtocolError("malformed status line")  # (status 0xx: a status below 100)
+    if line[5] != 49 or (line[7] != 49 and line[7] != 48):
         raise ProtocolError("HTTP version not supported", 505)
-    return int(line[9:12]), line[13:], version
+    status: cython.int = (line[9] - 48) * 100 + (line[10] - 48) * 10 + (line[11] - 48)
+    return status, reason, (b"1.1" if line[7] == 49 else b"1.0")
 
 
 @cython.cfunc
@@ -339,18 +412,25 @@ def _fields(first_line: bytes, headers: Headers) -> bytes:
     must be lower-case tokens and values field characters without
     surrounding whitespace (LocalProtocolError)."""
     parts = [first_line]
+    name: bytes
+    value: bytes
+    last: cython.Py_ssize_t
     for name, value in headers:
         if not name or not _only(name, _NAME_CHARS):
             raise LocalProtocolError(f"illegal header name {name!r} (must be a lower-case token)")
-        if value and (
+        last = len(value) - 1
+        if last >= 0 and (
             not _only(value, _FIELD_CHARS)
             or value[0] == 32
             or value[0] == 9
-            or value[len(value) - 1] == 32
-            or value[len(value) - 1] == 9
+            or value[last] == 32
+            or value[last] == 9
         ):
             raise LocalProtocolError(f"illegal header value {value!r}")
-        parts += (name, b": ", value, b"\r\n")
+        parts.append(name)
+        parts.append(b": ")
+        parts.append(value)
+        parts.append(b"\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
 
@@ -359,8 +439,11 @@ def _fields(first_line: bytes, headers: Headers) -> bytes:
 def _status_head(version: bytes, status: int, reason: bytes, headers: Headers) -> bytes:
     if version != b"1.1":
         raise LocalProtocolError("only HTTP/1.1 responses are sent")
-    if not reason:
-        reason = _REASONS.get(status, b"")
+    if not reason or reason == _REASONS.get(status):
+        line = _STATUS_LINES.get(status)
+        if line is not None:
+            return _fields(line, headers)
+        reason = b""
     elif not _only(reason, _FIELD_CHARS):
         raise LocalProtocolError(f"illegal reason phrase {reason!r}")
     return _fields(b"HTTP/1.1 %d %b\r\n" % (status, reason), headers)
@@ -381,51 +464,87 @@ def _has_close(values: list[bytes]) -> cython.bint:
 @cython.final
 @cython.cclass
 class _Head:
-    """Collects llhttp's callbacks for one message head."""
+    """The field lines of one message head, and the values of the fields
+    that decide framing and connection handling (None: no such field)."""
 
     headers: list[tuple[bytes, bytes]]
-    lengths: list[bytes]
-    codings: list[bytes]
-    connection: list[bytes]
-    upgrade: list[bytes]
-    expect: list[bytes]
+    lengths: list[bytes] | None
+    codings: list[bytes] | None
+    connection: list[bytes] | None
+    upgrade: list[bytes] | None
+    expect: list[bytes] | None
     hosts: cython.Py_ssize_t
-    complete: cython.bint
+    complete: cython.bint  # llhttp's on_message_complete came
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.headers = []
-        self.lengths = []
-        self.codings = []
-        self.connection = []
-        self.upgrade = []
-        self.expect = []
+        self.lengths = self.codings = self.connection = self.upgrade = self.expect = None
         self.hosts = 0
         self.complete = False
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        value = value.rstrip(b" \t")
+    def on_message_complete(self) -> None:
+        """llhttp's callback (its only one: the field lines are split by
+        `_split_fields` once llhttp has validated them)."""
+        self.complete = True
+
+    @cython.cfunc
+    def add(self, name: bytes, value: bytes) -> None:
         if name in _SPECIAL:
             if name == _CONTENT_LENGTH:
-                self.lengths.append(value)
+                self.lengths = _appended(self.lengths, value)
             elif name == _TRANSFER_ENCODING:
                 value = value.lower()  # as h11 does: "Chunked" arrives as b"chunked"
-                self.codings.append(value)
+                self.codings = _appended(self.codings, value)
             elif name == _CONNECTION:
-                self.connection.append(value)
+                self.connection = _appended(self.connection, value)
             elif name == _HOST:
                 self.hosts += 1
             elif name == _UPGRADE:
-                self.upgrade.append(value)
+                self.upgrade = _appended(self.upgrade, value)
             else:
-                self.expect.append(value)
+                self.expect = _appended(self.expect, value)
         self.headers.append((name, value))
 
-    def on_message_complete(self) -> None:
-        self.complete = True
+
+@cython.cfunc
+def _appended(values: list[bytes] | None, value: bytes) -> list[bytes]:
+    if values is None:
+        return [value]
+    values.append(value)
+    return values
+
+
+@cython.cfunc
+def _split_fields(
+    data: bytes, start: cython.Py_ssize_t, end: cython.Py_ssize_t, head: _Head
+) -> None:
+    """The field lines of data[start:end] (each ending in CRLF), which llhttp
+    has accepted: `token ":" OWS value OWS`. Names are lower-cased (the common
+    ones without a copy), values stripped of the surrounding whitespace."""
+    names: dict[bytes, bytes] = _NAMES
+    p: cython.p_uchar = data
+    line: cython.Py_ssize_t = start
+    end = min(end, len(data))
+    while line < end:
+        eol: cython.Py_ssize_t = _find(data, 10, line, end) - 1  # LF; the CR before it
+        colon: cython.Py_ssize_t = _find(data, 58, line, eol)  # ":"
+        if colon < 0 or eol < 0:  # not what llhttp accepts
+            raise ProtocolError("malformed field line")
+        raw = _slice(data, line, colon)
+        name = names.get(raw)
+        if name is None:
+            name = raw.lower()
+        first: cython.Py_ssize_t = colon + 1
+        last: cython.Py_ssize_t = eol
+        while first < last and (p[first] == 32 or p[first] == 9):
+            first += 1
+        while last > first and (p[last - 1] == 32 or p[last - 1] == 9):
+            last -= 1
+        head.add(name, _slice(data, first, last))
+        line = eol + 2
 
 
 # --- the codecs ----------------------------------------------------------------------------
@@ -438,6 +557,11 @@ class _FastCodec:
 
     _client: cython.bint  # our role
     _limits: Limits
+    _max_header_bytes: cython.Py_ssize_t
+    _max_header_count: cython.Py_ssize_t
+    _max_target_length: cython.Py_ssize_t
+    _lines: cython.Py_ssize_t  # set by _find_head
+    _line_end: cython.Py_ssize_t
     # receive buffer: bytes when it holds a single received chunk (the common
     # case, parsed in place), bytearray once data had to be appended.
     _buf: bytes | bytearray
@@ -462,6 +586,10 @@ class _FastCodec:
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
+        self._max_header_bytes = limits.max_header_bytes
+        self._max_header_count = limits.max_header_count
+        self._max_target_length = limits.max_target_length
+        self._lines = self._line_end = 0
         self._buf = b""
         self._pos = 0
         self._closed = False
@@ -505,21 +633,26 @@ class _FastCodec:
     def _process(self, client: cython.bint, event: cython.int) -> None:
         """Move `client`'s (else the server's) state on `event` (h11's
         ConnectionState.process_event); raises LocalProtocolError."""
+        moves: bytes
+        new: cython.int
         if client:
-            new = _CLIENT_MOVES.get(_t(self._cstate, event))
-            if new is None:
+            moves = _CLIENT_TABLE
+            new = moves[_t(self._cstate, event)]
+            if new == _NO_MOVE:
                 raise LocalProtocolError(f"can't handle that event in client state {self._cstate}")
             self._cstate = new
         else:
             if event == E_RESPONSE:
                 self._proposals = 0
-            new = _SERVER_MOVES.get(_t(self._sstate, event))
-            if new is None:
+            moves = _SERVER_TABLE
+            new = moves[_t(self._sstate, event)]
+            if new == _NO_MOVE:
                 raise LocalProtocolError(f"can't handle that event in server state {self._sstate}")
             self._sstate = new
         if event == E_REQUEST:
-            new = _SERVER_MOVES.get(_t(self._sstate, E_REQUEST_SEEN))
-            if new is None:
+            moves = _SERVER_TABLE
+            new = moves[_t(self._sstate, E_REQUEST_SEEN)]
+            if new == _NO_MOVE:
                 raise LocalProtocolError("a request while the server is not idle")
             self._sstate = new
         self._settle()
@@ -630,6 +763,41 @@ class _FastCodec:
     # heads
 
     @cython.cfunc
+    def _find_head(
+        self, data: bytes, start: cython.Py_ssize_t, stop: cython.Py_ssize_t
+    ) -> cython.Py_ssize_t:
+        """Where the head starting at data[start] ends: the index just past
+        the CRLF CRLF within data[start:stop], or -1 when it is not there
+        (yet). Raises ProtocolError on a bare LF before that end. Sets
+        `_lines` (the CRLFs of the head) and `_line_end` (where its first
+        line ends). One pass in C when compiled; find and count in Python."""
+        if not cython.compiled:
+            end = data.find(b"\r\n\r\n", start, stop)
+            if _has_bare_lf(data, start, end if end >= 0 else stop):
+                raise ProtocolError("bare LF in a message head")
+            if end < 0:
+                return -1
+            self._lines = data.count(b"\r\n", start, end + 4)
+            self._line_end = data.find(b"\r\n", start)
+            return end + 4
+        p: cython.p_uchar = data
+        lines: cython.Py_ssize_t = 0
+        line_end: cython.Py_ssize_t = -1
+        i: cython.Py_ssize_t
+        for i in range(start, min(stop, len(data))):
+            if p[i] == 10:
+                if i == start or p[i - 1] != 13:
+                    raise ProtocolError("bare LF in a message head")
+                if line_end < 0:
+                    line_end = i - 1
+                lines += 1
+                if i - start >= 3 and p[i - 2] == 10:  # p[i - 3] is the CR before it
+                    self._lines = lines
+                    self._line_end = line_end
+                    return i + 1
+        return -1
+
+    @cython.cfunc
     def _read_head(self) -> Event | None:
         buf = self._buf
         pos = self._pos
@@ -641,23 +809,24 @@ class _FastCodec:
             return None
         if buf[pos] < 33:
             raise ProtocolError("not an HTTP/1 message head")
-        limit = self._limits.max_header_bytes
-        end = buf.find(b"\r\n\r\n", pos, pos + limit)
-        if _has_bare_lf(buf, pos, end if end >= 0 else pos + limit):
-            raise ProtocolError("bare LF in a message head")
+        limit: cython.Py_ssize_t = self._max_header_bytes
+        stop: cython.Py_ssize_t = min(size, limit)
+        # the common case: one read holds the whole head; else scan a copy
+        data: bytes = buf if type(buf) is bytes else bytes(buf[pos : pos + stop])
+        start: cython.Py_ssize_t = pos if type(buf) is bytes else 0
+        end: cython.Py_ssize_t = self._find_head(data, start, start + stop)
         if end < 0:
             if size >= limit:
                 raise ProtocolError("header section too large", 431)
             return None
-        end += 4
-        if buf.count(b"\r\n", pos, end) - 2 > self._limits.max_header_count:
+        if self._lines - 2 > self._max_header_count:
             raise ProtocolError("too many header fields", 431)
-        line_end = buf.find(b"\r\n", pos)
-        line = bytes(buf[pos:line_end])
+        line_end: cython.Py_ssize_t = self._line_end
+        line = _slice(data, start, line_end)
         if self._client:
             status, reason, version = _check_status_line(line)
         else:
-            method, target, version = _check_request_line(line, self._limits)
+            method, target, version = _check_request_line(line, self._max_target_length)
         head = self._head
         head.reset()
         # A fresh parser per head (cheap): llhttp's own idea of what may
@@ -670,13 +839,14 @@ class _FastCodec:
             # Transfer-Encoding is judged below (501), not by llhttp (400).
             parser.set_dangerous_leniencies(lenient_transfer_encoding=True)
         try:
-            parser.feed_data(buf[pos:end] if pos or end != size else buf)
+            parser.feed_data(data if start == 0 and end == len(data) else data[start:end])
         except (httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
             # llhttp pauses after a complete CONNECT/Upgrade/101 message
             # (raising one or the other); a real error comes before the end.
             if not head.complete:
                 raise ProtocolError(f"malformed message head: {exc}") from None
-        self._pos = end
+        _split_fields(data, line_end + 2, end - 2, head)
+        self._pos = end - start + pos
         self._check_framing_fields(head)
         self._their_version = version
         if self._client:
@@ -716,7 +886,7 @@ class _FastCodec:
             self._keep_alive = False
         self._waiting_100 = (
             version == b"1.1"
-            and bool(head.expect)
+            and head.expect is not None
             and b"100-continue" in _comma_tokens(head.expect)
         )
         self._process(True, E_REQUEST)
@@ -842,7 +1012,7 @@ class _FastCodec:
         if buf[pos : pos + 2] == b"\r\n":
             self._pos = pos + 2
             return self._end_of_message([])
-        limit = self._limits.max_header_bytes
+        limit = self._max_header_bytes
         end = buf.find(b"\r\n\r\n", pos, pos + limit)
         if _has_bare_lf(buf, pos, end if end >= 0 else pos + limit):
             raise ProtocolError("bare LF in the trailer section")
@@ -851,7 +1021,7 @@ class _FastCodec:
                 raise ProtocolError("trailer section too large", 431)
             return None
         block = bytes(buf[pos:end])
-        if block.count(b"\r\n") + 1 > self._limits.max_header_count:
+        if block.count(b"\r\n") + 1 > self._max_header_count:
             raise ProtocolError("too many trailer fields", 431)
         trailers = _parse_fields(block)
         for name, _ in trailers:
