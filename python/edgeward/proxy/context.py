@@ -38,6 +38,7 @@ class Generation:
     config: EdgeConfig
     listeners: dict[str, ListenerRuntime]
     trusted: Callable[[str], bool]
+    pools: dict[str, UpstreamPool] = field(default_factory=dict)  # by endpoint name
 
 
 class Fetcher(Protocol):
@@ -59,13 +60,13 @@ class Services:
         self.pools = Pools(client_codec)
         self.access_log = access_log
         self.fetch = fetch
-        self._prefix = secrets.token_hex(4)
+        self._prefix = secrets.token_hex(4).encode()
         self._ids = itertools.count(1)
         self.draining = False
 
-    def request_id(self) -> str:
+    def request_id(self) -> bytes:
         """Unique per process and cheap: a random prefix and a counter."""
-        return f"{self._prefix}{next(self._ids):012x}"
+        return b"%b%012x" % (self._prefix, next(self._ids))
 
     def pool(self, endpoint: Endpoint, config: EdgeConfig) -> UpstreamPool:
         return self.pools.get(
@@ -84,10 +85,17 @@ class ConnContext:
     info: ConnectionInfo
     trusted_peer: bool
     tcp_checked: set[str] = field(default_factory=set)  # endpoints whose on_tcp_connect ran
+    config: EdgeConfig = field(init=False)  # the generation's
 
-    @property
-    def config(self) -> EdgeConfig:
-        return self.gen.config
+    def __post_init__(self) -> None:
+        self.config = self.gen.config
+
+    def pool(self, endpoint: Endpoint) -> UpstreamPool:
+        """The upstream pool of one of this generation's endpoints."""
+        pool = self.gen.pools.get(endpoint.name)
+        if pool is None:
+            pool = self.gen.pools[endpoint.name] = self.services.pool(endpoint, self.config)
+        return pool
 
 
 def make_trust(config: EdgeConfig) -> Callable[[str], bool]:

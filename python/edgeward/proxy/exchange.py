@@ -107,7 +107,7 @@ class Exchange:
         "has_body",
         "head",
         "hooks",
-        "request_id",
+        "rid",
         "started",
         "status",
         "upgrade",
@@ -130,7 +130,7 @@ class Exchange:
         self.head = head
         self.has_body = has_body
         self.started = time.monotonic()
-        self.request_id = ctx.services.request_id()
+        self.rid = ctx.services.request_id()  # the edgeward-request-id value
         self.endpoint: Endpoint | None = None
         self.hooks: ExchangeHooks | None = None
         self.status = 0
@@ -139,6 +139,10 @@ class Exchange:
         self.error_code: str | None = None
         self.upstream_url: str | None = None
         self._body_buffer: bytes | None = None
+
+    @property
+    def request_id(self) -> str:
+        return self.rid.decode()
 
     async def run(self) -> bool:
         """Returns False when the connection must not carry another exchange."""
@@ -273,7 +277,7 @@ class Exchange:
             body = body_filter.feed(body) + body_filter.finish()
         headers = [h for h in headers if h[0] != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
-        headers.append((REQUEST_ID, self.request_id.encode()))
+        headers.append((REQUEST_ID, self.rid))
         self.status = response.status
         down.start_response(response.status, headers)
         if body and self.head.method != b"HEAD":
@@ -321,7 +325,7 @@ class Exchange:
                 out.append((b"transfer-encoding", b"chunked"))
             else:
                 out.append((b"content-length", length))
-        out.append((REQUEST_ID, self.request_id.encode()))
+        out.append((REQUEST_ID, self.rid))
         return ev.Request(head.method, head.target, out, b"1.1")
 
     async def _forward(self, endpoint: Endpoint, head: RequestHead, body: bytes | None) -> bool:
@@ -335,15 +339,17 @@ class Exchange:
         request = self._upstream_request(endpoint, head, body)
         if self.upgrade is not None:
             request.headers += [(b"connection", b"upgrade"), (b"upgrade", self.upgrade)]
-        pool = ctx.services.pool(endpoint, ctx.config)
+        pool = ctx.pool(endpoint)
         self.upstream_url = endpoint.upstream.url
         retry_ok = head.method in IDEMPOTENT and (body is not None or not self.has_body)
         for attempt in (0, 1):
-            try:
-                conn = await (pool.acquire() if attempt == 0 else pool.open())
-            except errors.UpstreamFailure as failure:
-                await self._fail(failure.error, failure.detail)
-                return True
+            conn = pool.take() if attempt == 0 else None
+            if conn is None:
+                try:
+                    conn = await pool.open()
+                except errors.UpstreamFailure as failure:
+                    await self._fail(failure.error, failure.detail)
+                    return True
             try:
                 return await self._exchange_on(pool, conn, request, body, head.method)
             except _Stale:
@@ -443,33 +449,37 @@ class Exchange:
         if self._upstream is not None:
             self._upstream.transport.close()
 
-    async def _recv_upstream(self, conn: UpstreamConnection, first: bool) -> bytes:
-        timer = self.down.timer
-        timer.arm(self.ctx.config.timeouts.upstream_response, self._upstream_timed_out)
-        try:
-            return await conn.transport.recv()
-        except OSError as exc:
-            if self._timed_out:
-                raise errors.UpstreamFailure(
-                    errors.UPSTREAM_TIMEOUT, self.upstream_url or ""
-                ) from None
-            if first:
-                raise _Stale from None
-            raise errors.UpstreamFailure(errors.UPSTREAM_RESET, str(exc)) from None
-        finally:
-            timer.disarm()
+    def _recv_failure(self, exc: OSError, first: bool) -> Exception:
+        """What a failed read of the upstream's response means."""
+        if self._timed_out:
+            return errors.UpstreamFailure(errors.UPSTREAM_TIMEOUT, self.upstream_url or "")
+        if first:
+            return _Stale()
+        return errors.UpstreamFailure(errors.UPSTREAM_RESET, str(exc))
 
     async def _relay_response(
         self, pool: UpstreamPool, conn: UpstreamConnection, method: bytes, upload: _Upload | None
     ) -> bool:
         down = self.down
         codec = conn.codec
+        up = conn.transport
+        timer = down.timer
+        timeout = self.ctx.config.timeouts.upstream_response
         self._upstream = conn
         filt: BodyFilter | None = None
-        data = await self._recv_upstream(conn, True)
-        if not data:
-            raise _Stale
+        first = True
         while True:
+            timer.arm(timeout, self._upstream_timed_out)
+            try:
+                data = await up.recv()
+            except OSError as exc:
+                raise self._recv_failure(exc, first) from None
+            finally:
+                timer.disarm()
+            if first:
+                if not data:
+                    raise _Stale
+                first = False
             codec.receive_data(data)
             while True:
                 try:
@@ -487,9 +497,12 @@ class Exchange:
                         self.bytes_out += len(chunk)
                         await down.send_data(chunk)
                 elif cls is ev.Response:
-                    filt = await self._start_response(event, conn)  # type: ignore[arg-type]
-                    if filt is _CLOSED:
-                        return False
+                    if self.hooks is None:
+                        self._send_head(event.status_code, strip_hop_by_hop(event.headers))  # type: ignore[union-attr]
+                    else:
+                        filt = await self._start_response(event, conn)  # type: ignore[arg-type]
+                        if filt is _CLOSED:
+                            return False
                 elif cls is ev.EndOfMessage:
                     if filt is not None:
                         tail = filt.finish()
@@ -513,31 +526,32 @@ class Exchange:
                         errors.UPSTREAM_RESET, "upstream closed mid-response"
                     )
             await down.flush()
-            data = await self._recv_upstream(conn, False)
 
     async def _start_response(
         self, event: ev.Response, conn: UpstreamConnection
     ) -> BodyFilter | None:
-        headers = strip_hop_by_hop(event.headers)
-        status = event.status_code
-        filt: BodyFilter | None = None
-        if self.hooks is not None:
-            outcome = await self._response_outcome(ResponseHead(status, headers))
-            if isinstance(outcome, CloseConnection):
-                self.down.abort()
-                conn.transport.close()
-                return _CLOSED
-            if isinstance(outcome, LocalResponse):
-                conn.transport.close()
-                await self._local(outcome, run_hooks=False)
-                return _CLOSED
-            status, headers, filt = outcome.head.status, outcome.head.headers, outcome.body_filter
-            if filt is not None:
-                headers = [h for h in headers if h[0] != b"content-length"]
-        headers.append((REQUEST_ID, self.request_id.encode()))
+        """The response head through the response phase of the policy."""
+        outcome = await self._response_outcome(
+            ResponseHead(event.status_code, strip_hop_by_hop(event.headers))
+        )
+        if isinstance(outcome, CloseConnection):
+            self.down.abort()
+            conn.transport.close()
+            return _CLOSED
+        if isinstance(outcome, LocalResponse):
+            conn.transport.close()
+            await self._local(outcome, run_hooks=False)
+            return _CLOSED
+        headers, filt = outcome.head.headers, outcome.body_filter
+        if filt is not None:
+            headers = [h for h in headers if h[0] != b"content-length"]
+        self._send_head(outcome.head.status, headers)
+        return filt
+
+    def _send_head(self, status: int, headers: list[Header]) -> None:
+        headers.append((REQUEST_ID, self.rid))
         self.status = status
         self.down.start_response(status, headers)
-        return filt
 
     async def _upgraded(self, conn: UpstreamConnection, event: ev.InformationalResponse) -> None:
         self.status = 101
@@ -546,7 +560,7 @@ class Exchange:
         headers += [
             (b"connection", b"upgrade"),
             (b"upgrade", upgrade),
-            (REQUEST_ID, self.request_id.encode()),
+            (REQUEST_ID, self.rid),
         ]
         self.down.start_response(101, headers)
         await self.down.flush()

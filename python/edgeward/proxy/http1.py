@@ -297,7 +297,7 @@ class Http1Connection:
             "connection: close\r\n"
         ).encode()
         head += ERROR_HEADER + b": " + error.code.encode() + b"\r\n"
-        head += b"edgeward-request-id: " + self.ctx.services.request_id().encode() + b"\r\n\r\n"
+        head += b"edgeward-request-id: " + self.ctx.services.request_id() + b"\r\n\r\n"
         try:
             with trio.move_on_after(1):
                 await self.transport.send(head + body)

@@ -3,7 +3,6 @@ bounded pool with idle expiry."""
 
 from __future__ import annotations
 
-import collections
 import ipaddress
 import socket
 import ssl
@@ -48,13 +47,16 @@ class UpstreamPool:
         self._size = size
         self._idle_timeout = idle_timeout
         self._connect_timeout = connect_timeout
-        self._idle: collections.deque[UpstreamConnection] = collections.deque()
+        self._idle: list[UpstreamConnection] = []  # oldest first
         self._ssl: ssl.SSLContext | None = (
             _client_context(upstream) if upstream.scheme == "https" else None
         )
 
-    async def acquire(self) -> UpstreamConnection:
+    def take(self) -> UpstreamConnection | None:
+        """The most recently used idle connection that is still good, or None."""
         idle = self._idle
+        if not idle:
+            return None
         now = time.monotonic()
         while idle:
             conn = idle.pop()
@@ -67,7 +69,11 @@ class UpstreamPool:
                 conn.reused = True
                 return conn
             conn.transport.close()
-        return await self.open()
+        return None
+
+    async def acquire(self) -> UpstreamConnection:
+        """An idle connection, else a new one."""
+        return self.take() or await self.open()
 
     async def open(self) -> UpstreamConnection:
         up = self.upstream
@@ -116,8 +122,11 @@ class UpstreamPool:
         """Close connections idle for longer than the idle timeout."""
         limit = time.monotonic() - self._idle_timeout
         idle = self._idle
-        while idle and idle[0].idle_since < limit:
-            idle.popleft().transport.close()
+        stale = 0
+        while stale < len(idle) and idle[stale].idle_since < limit:
+            idle[stale].transport.close()
+            stale += 1
+        del idle[:stale]
 
     def close(self) -> None:
         while self._idle:
