@@ -31,13 +31,15 @@ from edgeward.hooks import (
     PassResponse,
     ReadBody,
     RequestHead,
+    RequestOutcome,
     ResponseHead,
+    ResponseOutcome,
 )
 from edgeward.http1 import add_forwarding, strip_hop_by_hop
 from edgeward.http1 import events as ev
 from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
-from edgeward.proxy.hookdriver import ChainedExchange, drive
+from edgeward.proxy.hookdriver import ChainedExchange, drive, finish
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import UpstreamConnection, UpstreamPool
 from edgeward.proxy.watchdog import Timer
@@ -186,8 +188,15 @@ class Exchange:
             hooks = outer if hooks is None else ChainedExchange(outer, hooks)
         self.hooks = hooks
         assert hooks is not None
+        outcome: RequestOutcome
         try:
-            outcome = await drive(hooks.on_http_request(head), self._perform)
+            gen = hooks.on_http_request(head)
+            try:
+                effect = gen.send(None)
+            except StopIteration as stop:
+                outcome = stop.value
+            else:
+                outcome = await finish(gen, effect, self._perform)
         except (ClientBodyError, trio.Cancelled):
             raise
         except Exception:
@@ -531,9 +540,22 @@ class Exchange:
         self, event: ev.Response, conn: UpstreamConnection
     ) -> BodyFilter | None:
         """The response head through the response phase of the policy."""
-        outcome = await self._response_outcome(
-            ResponseHead(event.status_code, strip_hop_by_hop(event.headers))
-        )
+        assert self.hooks is not None
+        head = ResponseHead(event.status_code, strip_hop_by_hop(event.headers))
+        outcome: ResponseOutcome
+        try:
+            gen = self.hooks.on_http_response(head)
+            try:
+                effect = gen.send(None)
+            except StopIteration as stop:
+                outcome = stop.value
+            else:
+                outcome = await finish(gen, effect, self._perform)
+        except trio.Cancelled:
+            raise
+        except Exception:
+            log.exception("traffic policy failed in on_http_response (request %s)", self.request_id)
+            outcome = errors.POLICY_FAILED.response()
         if isinstance(outcome, CloseConnection):
             self.down.abort()
             conn.transport.close()

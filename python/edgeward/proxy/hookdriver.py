@@ -27,6 +27,16 @@ async def drive(gen: Generator[Effect, EffectResult, T], perform: Perform) -> T:
     """Run a hook to its outcome, performing every effect it yields."""
     try:
         effect = gen.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    return await finish(gen, effect, perform)
+
+
+async def finish(gen: Generator[Effect, EffectResult, T], effect: Effect, perform: Perform) -> T:
+    """The rest of `drive` once the hook has yielded its first effect. (The
+    hot path starts hooks itself: most return without an effect, and then
+    no coroutine is needed.)"""
+    try:
         while True:
             effect = gen.send(await perform(effect))
     except StopIteration as stop:
