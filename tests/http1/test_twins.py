@@ -21,16 +21,57 @@ from edgeward.http1 import (
     Request,
     Response,
 )
+from edgeward.http1 import event_classes as events_py
 from edgeward.http1 import fast as fast_py
 from edgeward.http1 import forwarding as forwarding_py
 
 fast_c = pytest.importorskip("edgeward.http1._fast")
 forwarding_c = pytest.importorskip("edgeward.http1._forwarding")
+events_c = pytest.importorskip("edgeward.http1._event_classes")
 
 
 def test_the_builds_are_what_they_say() -> None:
-    assert fast_c.compiled() and forwarding_c.compiled()
+    assert fast_c.compiled() and forwarding_c.compiled() and events_c.compiled()
     assert not fast_py.compiled() and not forwarding_py.compiled()
+    assert not events_py.compiled()
+
+
+EVENT_ARGS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("Request", (b"GET", b"/", [(b"host", b"a")]), {}),
+    ("Request", (b"GET", b"/"), {"headers": [], "http_version": b"1.0"}),
+    ("Response", (200, [(b"a", b"b")]), {"reason": b"OK"}),
+    ("Response", (204, [], b"1.0", b"No Content"), {}),
+    ("InformationalResponse", (101, [(b"upgrade", b"websocket")]), {}),
+    ("Data", (b"body",), {}),
+    ("Data", (), {"data": b""}),
+    ("EndOfMessage", (), {}),
+    ("EndOfMessage", ([(b"trailer", b"1")],), {}),
+    ("ConnectionClosed", (), {}),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs"), EVENT_ARGS)
+def test_event_classes_alike(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    compiled = getattr(events_c, name)(*args, **kwargs)
+    pure = getattr(events_py, name)(*args, **kwargs)
+    assert repr(compiled) == repr(pure)
+    assert compiled == getattr(events_c, name)(*args, **kwargs)
+    assert compiled != pure  # different classes, as two dataclasses are
+    fields = [f for f in dir(pure) if not f.startswith("_")]
+    assert [getattr(compiled, f) for f in fields] == [getattr(pure, f) for f in fields]
+    for event in (compiled, pure):
+        with pytest.raises(TypeError):
+            hash(event)
+        if fields:
+            setattr(event, fields[0], "anything")  # mutable, and types are not enforced
+            assert getattr(event, fields[0]) == "anything"
+
+
+def test_end_of_message_gets_a_fresh_trailer_list() -> None:
+    for events in (events_c, events_py):
+        first, second = events.EndOfMessage(), events.EndOfMessage()
+        first.headers.append((b"a", b"b"))
+        assert second.headers == []
 
 
 @given(st.one_of(mutated(requests()), st.binary(max_size=80)), st.lists(st.integers(0, 999)))

@@ -12,11 +12,9 @@ it (`_fast`, `_forwarding`) and otherwise run as the pure-Python source they
 are compiled from; ``EDGEWARD_BACKEND=python`` forces the pure-Python build.
 """
 
-import importlib
-import os
-from types import ModuleType
 from typing import TYPE_CHECKING
 
+from edgeward.http1.builds import load
 from edgeward.http1.codec import DEFAULT_LIMITS, Codec, Limits
 from edgeward.http1.events import (
     NEED_DATA,
@@ -35,20 +33,8 @@ from edgeward.http1.events import (
 )
 from edgeward.http1.h11codec import H11ClientCodec, H11ServerCodec
 
-
-def _load(name: str) -> ModuleType:
-    """The compiled build of a fast-path module when there is one (and
-    EDGEWARD_BACKEND is not "python"), else its pure-Python source."""
-    if os.environ.get("EDGEWARD_BACKEND", "").strip().lower() != "python":
-        try:
-            return importlib.import_module(f"edgeward.http1._{name}")
-        except ImportError:
-            pass
-    return importlib.import_module(f"edgeward.http1.{name}")
-
-
-_fast = _load("fast")
-_forwarding = _load("forwarding")
+_fast = load("fast")
+_forwarding = load("forwarding")
 COMPILED: bool = _fast.compiled()
 """Whether the fast path runs compiled (else as pure Python)."""
 

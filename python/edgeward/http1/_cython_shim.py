@@ -8,6 +8,7 @@ decorators and type names they use are no-ops here, exactly as in Cython's own
 
 from __future__ import annotations
 
+import dataclasses as dataclasses  # noqa: PLC0414 - re-exported: `cython.dataclasses` in Python
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,6 +33,10 @@ cclass = final = cfunc = ccall = inline = _identity
 
 
 def locals(**_: Any) -> Callable[[F], F]:
+    return _identity
+
+
+def annotation_typing(_: bool) -> Callable[[F], F]:
     return _identity
 
 

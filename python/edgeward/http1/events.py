@@ -2,62 +2,57 @@
 
 Header names are lower-case bytes; values are bytes as on the wire, without
 surrounding whitespace. Bodies arrive as any number of `Data` events followed
-by one `EndOfMessage` (carrying trailers, if any). Events are plain slotted
-classes without validation: the codecs validate what they parse, and what is
-sent is validated when it is serialised.
+by one `EndOfMessage` (carrying trailers, if any). Events are plain data
+classes without validation (`event_classes`): the codecs validate what they
+parse, and what is sent is validated when it is serialised.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
-Headers = list[tuple[bytes, bytes]]
+from edgeward.http1.builds import load
 
+if TYPE_CHECKING:
+    from edgeward.http1.event_classes import (
+        ConnectionClosed,
+        Data,
+        EndOfMessage,
+        Headers,
+        InformationalResponse,
+        Request,
+        Response,
+    )
+else:  # the compiled classes when built with Cython (see event_classes.py)
+    _classes = load("event_classes")
+    Headers = _classes.Headers
+    Request = _classes.Request
+    Response = _classes.Response
+    InformationalResponse = _classes.InformationalResponse
+    Data = _classes.Data
+    EndOfMessage = _classes.EndOfMessage
+    ConnectionClosed = _classes.ConnectionClosed
 
-@dataclass(slots=True)
-class Request:
-    method: bytes
-    target: bytes
-    headers: Headers
-    http_version: bytes = b"1.1"  # b"1.0" or b"1.1"
+__all__ = [
+    "NEED_DATA",
+    "PAUSED",
+    "ConnectionClosed",
+    "Data",
+    "EndOfMessage",
+    "Event",
+    "Headers",
+    "InformationalResponse",
+    "LocalProtocolError",
+    "ProtocolError",
+    "Request",
+    "Response",
+    "State",
+]
 
-
-@dataclass(slots=True)
-class Response:
-    status_code: int
-    headers: Headers
-    http_version: bytes = b"1.1"
-    reason: bytes = b""
-
-
-@dataclass(slots=True)
-class InformationalResponse:
-    """A 1xx response (100 Continue, 101 Switching Protocols)."""
-
-    status_code: int
-    headers: Headers
-    http_version: bytes = b"1.1"
-    reason: bytes = b""
-
-
-@dataclass(slots=True)
-class Data:
-    data: bytes
-
-
-@dataclass(slots=True)
-class EndOfMessage:
-    headers: Headers = field(default_factory=list)  # trailers
-
-
-@dataclass(slots=True)
-class ConnectionClosed:
-    """The peer closed its side cleanly between messages."""
-
-
-Event = Request | Response | InformationalResponse | Data | EndOfMessage | ConnectionClosed
+Event: TypeAlias = (
+    Request | Response | InformationalResponse | Data | EndOfMessage | ConnectionClosed
+)
 
 
 class _Sentinel:

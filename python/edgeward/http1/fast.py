@@ -452,7 +452,10 @@ def _status_head(version: bytes, status: int, reason: bytes, headers: Headers) -
 @cython.cfunc
 def _has_close(values: list[bytes]) -> cython.bint:
     """Whether Connection field values hold the "close" option."""
+    value: bytes
     for value in values:
+        if value == b"keep-alive":  # what servers and most clients send
+            continue
         if b"close" in value.lower():
             return b"close" in _comma_tokens(values)
     return False

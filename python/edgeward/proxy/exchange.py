@@ -37,6 +37,7 @@ from edgeward.hooks import (
 )
 from edgeward.http1 import add_forwarding, strip_hop_by_hop
 from edgeward.http1 import events as ev
+from edgeward.http1.codec import Codec
 from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
 from edgeward.proxy.hookdriver import ChainedExchange, drive, finish
@@ -350,7 +351,8 @@ class Exchange:
             request.headers += [(b"connection", b"upgrade"), (b"upgrade", self.upgrade)]
         pool = ctx.pool(endpoint)
         self.upstream_url = endpoint.upstream.url
-        retry_ok = head.method in IDEMPOTENT and (body is not None or not self.has_body)
+        streaming = self.has_body and body is None
+        retry_ok = head.method in IDEMPOTENT and not streaming
         for attempt in (0, 1):
             conn = pool.take() if attempt == 0 else None
             if conn is None:
@@ -360,7 +362,13 @@ class Exchange:
                     await self._fail(failure.error, failure.detail)
                     return True
             try:
-                return await self._exchange_on(pool, conn, request, body, head.method)
+                if streaming:
+                    return await self._exchange_streaming(pool, conn, request, head.method)
+                try:
+                    await conn.transport.send(_whole_request(conn.codec, request, body))
+                except OSError:
+                    raise _Stale from None
+                return await self._relay_response(pool, conn, head.method, None)
             except _Stale:
                 conn.transport.close()
                 if not (retry_ok and conn.reused and attempt == 0):
@@ -382,29 +390,15 @@ class Exchange:
                 raise
         raise AssertionError("unreachable")
 
-    async def _exchange_on(
-        self,
-        pool: UpstreamPool,
-        conn: UpstreamConnection,
-        request: ev.Request,
-        body: bytes | None,
-        method: bytes,
+    async def _exchange_streaming(
+        self, pool: UpstreamPool, conn: UpstreamConnection, request: ev.Request, method: bytes
     ) -> bool:
-        codec = conn.codec
-        up = conn.transport
-        out = codec.send(request)
-        streaming = self.has_body and body is None
-        if not streaming:
-            if body:
-                out += codec.send(ev.Data(body))
-                self.bytes_in += len(body)
-            out += codec.send(ev.EndOfMessage())
+        """The exchange when the request body streams from the client: the
+        body is pumped by a second task while the response is relayed."""
         try:
-            await up.send(out)
+            await conn.transport.send(conn.codec.send(request))
         except OSError:
             raise _Stale from None
-        if not streaming:
-            return await self._relay_response(pool, conn, method, None)
         state = _Upload()
         failure: Exception | None = None
         keep = False
@@ -654,6 +648,14 @@ class _ClosedMarker:
 
 _CLOSED = _ClosedMarker()
 _NOT_FORWARDED = frozenset({b"host", b"content-length", b"expect", REQUEST_ID})
+
+
+def _whole_request(codec: Codec, request: ev.Request, body: bytes | None) -> bytes:
+    """A request without a body, or with one already buffered, on the wire."""
+    out = codec.send(request)
+    if body:
+        out += codec.send(ev.Data(body))
+    return out + codec.send(ev.EndOfMessage())
 
 
 def _content_length(headers: list[Header]) -> bytes | None:

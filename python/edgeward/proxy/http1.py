@@ -118,7 +118,13 @@ class Http1Connection:
             if type(request) is not ev.Request:
                 return  # closed between requests
             # --- one exchange
-            keep = await self._exchange(request, scheme)
+            exchange = self._begin(request, scheme)
+            if exchange is None:
+                return
+            try:
+                keep = await exchange.run()
+            except ClientBodyError:
+                return
             if (
                 not keep
                 or self._aborted
@@ -134,7 +140,8 @@ class Http1Connection:
             self.response_started = False
             got_bytes = False
 
-    async def _exchange(self, request: ev.Request, scheme: bytes) -> bool:
+    def _begin(self, request: ev.Request, scheme: bytes) -> Exchange | None:
+        """The exchange of a request (None: the connection cannot go on)."""
         headers = request.headers
         authority = b""
         has_body = False
@@ -173,12 +180,8 @@ class Http1Connection:
             try:
                 self.codec.next_event()  # the EndOfMessage of a body-less request
             except ev.ProtocolError:
-                return False
-        exchange = Exchange(self.ctx, self, head, has_body, upgrade if upgrade_requested else None)
-        try:
-            return await exchange.run()
-        except ClientBodyError:
-            return False
+                return None
+        return Exchange(self.ctx, self, head, has_body, upgrade if upgrade_requested else None)
 
     # --- Downstream ---------------------------------------------------------------
 
