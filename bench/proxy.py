@@ -6,7 +6,9 @@ the baseline, and edgeward (1 worker; also the h11 codec and `--workers 2`)
 in front of the same upstream. wrk drives HTTP/1.1 keep-alive, h2load
 HTTP/2 (cleartext prior knowledge on both). Each case runs `--repeat` times;
 the table shows the median run's req/s, p50/p99 latency, and the ratio to
-nginx measured in the same run.
+nginx measured in the same run. It also shows the CPU time the proxy
+process (with its workers) spent per request during the run: on a machine
+shared with other work, req/s follows the load, CPU per request much less.
 
     python -m bench proxy [--duration 5] [--repeat 3] [--connections 32]
 """
@@ -82,6 +84,23 @@ class Result:
     rps: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float = float("nan")  # CPU time of the proxy per request
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process and its children (the
+    workers of nginx and of `edgeward --workers N`)."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [pid, *(int(c) for c in children.read_text().split())] if children.exists() else [pid]
+    for each in pids:
+        try:
+            stat = Path(f"/proc/{each}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def free_port() -> int:
@@ -141,17 +160,21 @@ def edgeward(port: int, upstream: int, *args: str) -> contextmanager[subprocess.
     return running(cmd, [port], WORK / f"edge-{port}.log")
 
 
-def wrk(url: str, duration: float, connections: int) -> Result:
+def wrk(url: str, duration: float, connections: int, pid: int | None = None) -> Result:
+    """One wrk run; with `pid`, also the CPU that process tree spent per request."""
+    before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
+    cpu = cpu_seconds(pid) - before if pid else float("nan")
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return Result(rps, _latency(out, "50%"), _latency(out, "99%"))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Result(rps, _latency(out, "50%"), _latency(out, "99%"), cpu * 1e6 / max(requests, 1))
 
 
 def _latency(out: str, pct: str) -> float:
@@ -212,31 +235,40 @@ def main(argv: list[str]) -> None:
         flush=True,
     )
     with nginx("upstream", UPSTREAM.format(port=up, work=WORK), [up]):
-        with nginx("proxy", PROXY.format(port=ngx, h2port=ngx_h2, upstream=up), [ngx, ngx_h2]):
+        with nginx("proxy", PROXY.format(port=ngx, h2port=ngx_h2, upstream=up), [ngx, ngx_h2]) as p:
             for path in ("small", "64k"):
-                h1[("nginx", path)] = median_run(wrk, n, f"http://127.0.0.1:{ngx}/{path}", d, c)
+                url = f"http://127.0.0.1:{ngx}/{path}"
+                h1[("nginx", path)] = median_run(wrk, n, url, d, c, p.pid)
             h2["nginx"] = median_run(h2load, n, f"http://127.0.0.1:{ngx_h2}/small", d, 8)
-        with edgeward(edge, up):
+        with edgeward(edge, up) as p:
             for path in ("small", "64k"):
-                h1[("edgeward", path)] = median_run(wrk, n, f"http://127.0.0.1:{edge}/{path}", d, c)
+                url = f"http://127.0.0.1:{edge}/{path}"
+                h1[("edgeward", path)] = median_run(wrk, n, url, d, c, p.pid)
             h2["edgeward"] = median_run(h2load, n, f"http://127.0.0.1:{edge}/small", d, 8)
-        with edgeward(edge_h11, up, "--http1", "h11"):
-            h1[("edgeward --http1 h11", "small")] = median_run(
-                wrk, n, f"http://127.0.0.1:{edge_h11}/small", d, c
-            )
-        with edgeward(edge_2, up, "--workers", "2"):
-            h1[("edgeward --workers 2", "small")] = median_run(
-                wrk, n, f"http://127.0.0.1:{edge_2}/small", d, c
-            )
+        with edgeward(edge_h11, up, "--http1", "h11") as p:
+            url = f"http://127.0.0.1:{edge_h11}/small"
+            h1[("edgeward --http1 h11", "small")] = median_run(wrk, n, url, d, c, p.pid)
+        with edgeward(edge_2, up, "--workers", "2") as p:
+            url = f"http://127.0.0.1:{edge_2}/small"
+            h1[("edgeward --workers 2", "small")] = median_run(wrk, n, url, d, c, p.pid)
 
     for path in ("small", "64k"):
-        base = h1[("nginx", path)].rps
+        base = h1[("nginx", path)]
         table = Table(
-            f"HTTP/1.1 keep-alive, /{path}", ["proxy", "req/s", "p50 ms", "p99 ms", "x nginx"]
+            f"HTTP/1.1 keep-alive, /{path}",
+            ["proxy", "req/s", "p50 ms", "p99 ms", "x nginx", "CPU µs/req", "CPU x nginx"],
         )
         for (who, p), r in h1.items():
             if p == path:
-                table.add(who, r.rps, r.p50_ms, r.p99_ms, r.rps / base)
+                table.add(
+                    who,
+                    r.rps,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.rps / base.rps,
+                    r.cpu_us,
+                    r.cpu_us / base.cpu_us,
+                )
         table.print()
     table = Table("HTTP/2 (h2c), /small", ["proxy", "req/s", "mean ms", "max ms", "x nginx"])
     for who, r in h2.items():
@@ -246,6 +278,8 @@ def main(argv: list[str]) -> None:
     two = h1[("edgeward --workers 2", "small")].rps
     summary = Table("targets", ["measure", "value", "target"])
     summary.add("HTTP/1.1 small: edgeward / nginx", fast / h1[("nginx", "small")].rps, ">= 0.40")
+    cpu = h1[("edgeward", "small")].cpu_us / h1[("nginx", "small")].cpu_us
+    summary.add("HTTP/1.1 small: CPU per request, edgeward / nginx", cpu, "(lower is better)")
     summary.add("fast codec / h11 codec", fast / slow, ">= 3")
     summary.add("HTTP/2: edgeward / nginx", h2["edgeward"].rps / h2["nginx"].rps, ">= 0.25")
     summary.add("--workers 2 / --workers 1", two / fast, "(2 cores shared with wrk and nginx)")
