@@ -1,10 +1,17 @@
 """The HTTP/2 connection driver: one reader loop feeding `H2Server`, one
-task per stream running an `Exchange`, and writes of h2's output bytes
-serialised through `flush()`.
+task per stream running an `Exchange`, and one writer task that sends
+whatever h2 has queued.
+
+Streams never write to the socket themselves: they queue frames in h2 and
+wake the writer, which sends everything queued by all streams in one system
+call per scheduler round (with many streams in flight that is one send for
+many responses, instead of one each).
 
 Backpressure both ways: request body bytes are acknowledged to the client
 only once the exchange has passed them upstream (the client's window
-bounds what we buffer), and response bytes wait for the client's window.
+bounds what we buffer); response bytes wait for the client's window, and a
+stream (or the reader) that finds more than `_HIGH_WATER` bytes waiting for
+the socket waits for the writer.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ from edgeward.proxy.watchdog import Timer
 
 log = logging.getLogger("edgeward.proxy")
 
+_HIGH_WATER = 256 * 1024
+"""Bytes queued for the client past which producers wait for the writer."""
+
 
 class Http2Connection:
     def __init__(self, ctx: ConnContext, transport: Transport) -> None:
@@ -48,8 +58,12 @@ class Http2Connection:
             )
         )
         self.streams: dict[int, H2Stream] = {}
-        self._sending = False
-        self._send_done = trio.Event()
+        self._out = bytearray()  # taken from h2, not yet handed to the writer
+        self._in_flight = 0  # bytes the writer is sending right now
+        self._writer_wakeup = trio.Event()
+        self._written = trio.Event()  # set (and replaced) after each send
+        self._closing = False  # the writer sends what is left, then returns
+        self._broken = False  # a send failed: the client is gone
         self._window = trio.Event()
         self._draining = False
         self._nursery: trio.Nursery | None = None
@@ -63,19 +77,22 @@ class Http2Connection:
         send_timer = watchdog.add()
         self.transport.send_timeout = (send_timer, self.ctx.config.timeouts.client_send)
         try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                with self._read_scope:
-                    await self._read_loop(initial)
-                # client done or GOAWAY: let open streams finish, up to the drain timeout
-                with trio.move_on_after(self.ctx.config.timeouts.drain):
-                    while self.streams:
-                        await self._wait_streams()
-                self._nursery = None  # closed to new tasks from here on
-                nursery.cancel_scope.cancel()
-            await self.flush()
-        except OSError:
-            pass
+            async with trio.open_nursery() as writer:
+                writer.start_soon(self._write_loop)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
+                        with self._read_scope:
+                            await self._read_loop(initial)
+                        # client done or GOAWAY: let open streams finish, up to the drain timeout
+                        with trio.move_on_after(self.ctx.config.timeouts.drain):
+                            while self.streams:
+                                await self._wait_streams()
+                        self._nursery = None  # closed to new tasks from here on
+                        nursery.cancel_scope.cancel()
+                finally:
+                    self._closing = True  # the writer sends the last frames (GOAWAY), then ends
+                    self._writer_wakeup.set()
         finally:
             watchdog.remove(send_timer)
 
@@ -83,9 +100,11 @@ class Http2Connection:
         self._stream_done = trio.Event()
         await self._stream_done.wait()
 
-    def close(self) -> None:
-        """End the connection now: GOAWAY, cancel every stream, stop reading."""
-        self.h2.goaway(0xB)  # ENHANCE_YOUR_CALM: refused by policy
+    def close(self, error_code: int = 0xB) -> None:
+        """End the connection now: GOAWAY (default ENHANCE_YOUR_CALM: refused
+        by policy), cancel every stream, stop reading."""
+        self.h2.goaway(error_code)
+        self._writer_wakeup.set()
         for stream in self.streams.values():
             stream.scope.cancel()
         self._read_scope.cancel()
@@ -97,8 +116,7 @@ class Http2Connection:
             self.h2.goaway()
             if not self.streams:
                 self._read_scope.cancel()
-            if self._nursery is not None:
-                self._nursery.start_soon(self.flush)
+            self._writer_wakeup.set()
 
     async def _read_loop(self, data: bytes) -> None:
         h2 = self.h2
@@ -107,9 +125,8 @@ class Http2Connection:
             if data:
                 for event in h2.receive_data(data, trio.current_time()):
                     if not self._dispatch(event):
-                        await self.flush()
                         return
-            await self.flush()
+            await self.flush()  # one write for everything this read produced
             if self._draining and not self.streams:
                 return
             if self.streams:
@@ -125,7 +142,6 @@ class Http2Connection:
                         return
                 if scope.cancelled_caught:
                     h2.goaway()
-                    await self.flush()
                     return
             if not data:
                 return
@@ -188,12 +204,10 @@ class Http2Connection:
                         431, [(b"edgeward-error", errors.HEADERS_TOO_LARGE.code.encode())]
                     )
                     stream.end_response([])
-                    await stream.flush()
                     return
                 await Exchange(self.ctx, stream, head, has_body).run()
                 if not stream.ended and not stream.reset:
                     self.h2.reset(stream.stream_id, 0)  # response done, body unread: NO_ERROR
-                    await self.flush()
         except (ClientBodyError, OSError):
             pass
         except Exception:
@@ -207,27 +221,53 @@ class Http2Connection:
                 for _, flow in stream.chunks:
                     self.h2.consumed(stream.stream_id, flow)
             self.ctx.services.watchdog.remove(stream.timer)
+            self._writer_wakeup.set()
             self._stream_done.set()
             if self._draining and not self.streams:
                 self._read_scope.cancel()  # the last stream is done: close
 
     async def flush(self) -> None:
-        """Write whatever h2 has queued. One writer at a time; a second
-        caller waits for it, which also bounds the bytes queued in h2."""
-        while self._sending:
-            await self._send_done.wait()
+        """Hand what h2 has queued to the writer. Waits only while more than
+        `_HIGH_WATER` bytes are waiting for the socket, which bounds the
+        memory a slow reader can make us hold."""
+        if self._broken:
+            raise ConnectionResetError("client connection failed")
         data = self.h2.data_to_send()
-        if not data:
-            return
-        self._sending = True
+        if data:
+            self._out += data
+            self._writer_wakeup.set()
+        while len(self._out) + self._in_flight > _HIGH_WATER:
+            await self._written.wait()
+            if self._broken:
+                raise ConnectionResetError("client connection failed")
+
+    async def _write_loop(self) -> None:
+        """The only writer: sends everything queued, one `send` per round."""
+        h2 = self.h2
+        send = self.transport.send
         try:
-            while data:
-                await self.transport.send(data)
-                data = self.h2.data_to_send()
-        finally:
-            self._sending = False
-            done, self._send_done = self._send_done, trio.Event()
-            done.set()
+            while True:
+                data = self._out
+                more = h2.data_to_send()
+                if more:
+                    data += more
+                if not data:
+                    if self._closing:
+                        return
+                    self._writer_wakeup = trio.Event()
+                    await self._writer_wakeup.wait()
+                    continue
+                self._out = bytearray()
+                self._in_flight = len(data)
+                await send(data)
+                self._in_flight = 0
+                written, self._written = self._written, trio.Event()
+                written.set()
+        except OSError:
+            self._broken = True
+            self._written.set()
+            if not self._closing:
+                self.close(0)  # nothing more can be sent: stop reading, cancel the streams
 
     async def wait_window(self) -> None:
         await self._window.wait()
