@@ -1,0 +1,105 @@
+"""A stateless HPACK encoder for our responses, with a cache of encoded fields.
+
+Every field is sent as a static-table index or as a literal *without
+indexing* (RFC 7541 §6.1, §6.2.2, §6.2.3): nothing is ever added to the
+dynamic table. The encoding of a field then depends on the field alone, never
+on what was sent before, so it can be computed once and reused for every
+response on every connection (`content-type: text/plain`, `server: nginx`,
+`:status: 200`...). A proxy's responses repeat the same fields over and over;
+hpack's own encoder searches its tables and re-encodes each of them per
+response in Python, which was the largest single cost of an HTTP/2 response.
+
+What this gives up: the dynamic table (a repeated field costs its literal
+bytes on the wire every time, instead of one index byte) and Huffman coding
+(which would cost Python time on every miss). Responses to the client are a
+small part of a proxy's bytes; CPU is the scarce resource here.
+
+It also does the normalisation h2's `normalize_outbound_headers` would
+(lower-case names, values without surrounding whitespace, credentials as
+never-indexed fields), on a cache miss only. hpack supplies the static table
+and the integer coding; only the choice of representation is ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hpack.hpack import encode_integer
+from hpack.table import HeaderTable
+
+_STATIC: dict[bytes, tuple[int, dict[bytes, int]]] = HeaderTable.STATIC_TABLE_MAPPING
+"""name -> (its first static index, {value: index of the full field})."""
+
+_NEVER_INDEXED = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"})
+"""Credentials: sent as never-indexed literals (RFC 7541 §7.1.3, so that no
+intermediary re-encoding them indexes them either), and never cached."""
+
+_CACHE_LIMIT = 4096
+_cache: dict[tuple[bytes, bytes], bytes] = {}
+"""Encoded fields, shared by every connection: the encoding is a pure
+function of the field. Emptied when full, so per-response values (dates,
+request ids) cannot make it grow without bound; the fields that repeat are
+back after one response."""
+
+
+class StatelessEncoder:
+    """Drop-in for `hpack.Encoder` in `h2.connection.H2Connection.encoder`:
+    h2 only calls `encode()` and sets `header_table_size`."""
+
+    __slots__ = ("_announce",)
+
+    def __init__(self) -> None:
+        self._announce = True  # say "dynamic table size 0" in the first block
+
+    @property
+    def header_table_size(self) -> int:
+        return 0
+
+    @header_table_size.setter
+    def header_table_size(self, value: int) -> None:
+        # The peer changed SETTINGS_HEADER_TABLE_SIZE. Our table stays empty
+        # (size 0 is below any limit), but a decoder whose limit went down
+        # expects a size update in the next block (RFC 7541 §4.2): restate 0.
+        self._announce = True
+
+    def encode(self, headers: Iterable[tuple[bytes, bytes]], huffman: bool = False) -> bytes:
+        parts: list[bytes] = []
+        if self._announce:
+            self._announce = False
+            parts.append(b"\x20")  # dynamic table size update: 0
+        cache = _cache
+        for field in headers:
+            encoded = cache.get(field)
+            if encoded is None:
+                name = field[0].lower()
+                if name in _NEVER_INDEXED:
+                    parts.append(encode_field(name, field[1].strip(b" \t"), never_indexed=True))
+                    continue
+                encoded = encode_field(name, field[1].strip(b" \t"))
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                cache[field] = encoded
+            parts.append(encoded)
+        return b"".join(parts)
+
+
+def encode_field(name: bytes, value: bytes, *, never_indexed: bool = False) -> bytes:
+    """One field as an indexed field (both in the static table) or a literal
+    without indexing (name indexed when the static table has it)."""
+    static = _STATIC.get(name)
+    if static is None:
+        return (b"\x10" if never_indexed else b"\x00") + _string(name) + _string(value)
+    name_index, full = static
+    if not never_indexed:
+        index = full.get(value)
+        if index is not None:
+            return bytes((0x80 | index,))  # static indices are below 128
+    head = encode_integer(name_index, 4)
+    if never_indexed:
+        head[0] |= 0x10
+    return bytes(head) + _string(value)
+
+
+def _string(data: bytes) -> bytes:
+    """A string literal without Huffman coding (RFC 7541 §5.2)."""
+    return bytes(encode_integer(len(data), 7)) + data
