@@ -23,7 +23,7 @@ import h2.exceptions
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
-from edgeward.http2.encoder import StatelessEncoder
+from edgeward.http2.compression import CachingDecoder, StatelessEncoder
 from edgeward.http2.events import (
     Body,
     ConnectionEnded,
@@ -63,6 +63,8 @@ class H2Server:
         )
         self._h2 = h2.connection.H2Connection(config)
         self._h2.encoder = StatelessEncoder()  # type: ignore[assignment]
+        self._h2.decoder = CachingDecoder()
+        self._h2.decoder.max_header_list_size = self._h2.DEFAULT_MAX_HEADER_LIST_SIZE
         self._extra = b""  # frames we serialise ourselves (graceful GOAWAY)
         self._resets = 0
         self._reset_window_start = 0.0
@@ -140,10 +142,14 @@ class H2Server:
     def send_data(self, stream_id: int, data: bytes) -> None:
         self._h2.send_data(stream_id, data)
 
-    def end_stream(self, stream_id: int, trailers: Headers) -> None:
+    def end_stream(self, stream_id: int, trailers: Headers, data: bytes = b"") -> None:
+        """End our side of the stream: the last `data` (which must fit the
+        send window) carries END_STREAM, unless trailers follow."""
+        if data:
+            self._h2.send_data(stream_id, data, end_stream=not trailers)
         if trailers:
             self._h2.send_headers(stream_id, trailers, end_stream=True)
-        else:
+        elif not data:
             self._h2.end_stream(stream_id)
 
     def consumed(self, stream_id: int, flow_length: int) -> None:

@@ -278,7 +278,9 @@ class H2Stream:
 
     __slots__ = (
         "_body_bytes",
+        "_ending",
         "_event",
+        "_held",
         "_pending_ack",
         "chunks",
         "conn",
@@ -306,6 +308,8 @@ class H2Stream:
         self._event = trio.Event()
         self._pending_ack = 0
         self._body_bytes = 0
+        self._held = b""  # the last piece of response body, sent with END_STREAM
+        self._ending: list[Header] | None = None
 
     def wake(self) -> None:
         self._event.set()
@@ -350,31 +354,60 @@ class H2Stream:
         )
 
     async def send_data(self, data: bytes) -> None:
+        if self._held:
+            held, self._held = self._held, b""
+            await self._send(held)
+        await self._send(data, hold_last=True)
+
+    async def _send(self, data: bytes, hold_last: bool = False) -> None:
+        """DATA frames as the client's windows allow. With `hold_last`, the
+        last piece is kept back: the next `end_response` sends it in one
+        frame with END_STREAM (one frame less per response). It goes out at
+        this stream's next `send_data`, `flush` or `end_response`, and the
+        exchange awaits nothing else in between, so no other task can shrink
+        the window it was checked against."""
         conn = self.conn
         h2 = conn.h2
-        view = memoryview(data)
-        while view:
-            window = h2.send_window(self.stream_id)
+        stream_id = self.stream_id
+        pos, size = 0, len(data)
+        while pos < size:
+            window = h2.send_window(stream_id)
             if window < 0:
                 raise ClientBodyError(None)  # the stream is gone
             if window == 0:
                 await conn.flush()
                 await conn.wait_window()
                 continue
-            h2.send_data(self.stream_id, bytes(view[:window]))
-            view = view[window:]
-            if len(view):
-                await conn.flush()
+            if hold_last and size - pos <= window:
+                self._held = data[pos:] if pos else data
+                return
+            h2.send_data(stream_id, data[pos : pos + window])
+            pos += window
+            await conn.flush()
 
     def end_response(self, trailers: list[Header]) -> None:
-        self.conn.h2.end_stream(self.stream_id, trailers)
+        held, self._held = self._held, b""
+        h2 = self.conn.h2
+        if held and h2.send_window(self.stream_id) < len(held):
+            self._held, self._ending = held, trailers  # see `_send`; `flush` finishes
+            return
+        h2.end_stream(
+            self.stream_id, [h for h in trailers if h[0] not in _CONNECTION_SPECIFIC], held
+        )
 
     async def flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, b""
+            await self._send(held)
+            if self._ending is not None:
+                self.conn.h2.end_stream(self.stream_id, self._ending)
+                self._ending = None
         await self.conn.flush()
 
     def abort(self) -> None:
         self.conn.h2.reset(self.stream_id)
         self.reset = True
+        self._held = b""
 
     def close_connection(self) -> None:
         self.abort()

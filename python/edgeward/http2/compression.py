@@ -1,6 +1,6 @@
-"""A stateless HPACK encoder for our responses, with a cache of encoded fields.
+"""HPACK tuned for a proxy's server side (RFC 7541), on hpack's primitives.
 
-Every field is sent as a static-table index or as a literal *without
+`StatelessEncoder`: every field is sent as a static-table index or as a literal *without
 indexing* (RFC 7541 §6.1, §6.2.2, §6.2.3): nothing is ever added to the
 dynamic table. The encoding of a field then depends on the field alone, never
 on what was sent before, so it can be computed once and reused for every
@@ -18,13 +18,22 @@ It also does the normalisation h2's `normalize_outbound_headers` would
 (lower-case names, values without surrounding whitespace, credentials as
 never-indexed fields), on a cache miss only. hpack supplies the static table
 and the integer coding; only the choice of representation is ours.
+
+`CachingDecoder`: hpack's decoder, remembering the last few header blocks
+that neither changed the dynamic table nor were decoded under other limits.
+Clients send the same block again and again (every request of a load
+generator or a polling API client is byte for byte the same: indexed fields
+and unindexed literals), and while the table is unchanged such a block means
+the same fields.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hpack import Decoder
 from hpack.hpack import encode_integer
+from hpack.struct import HeaderTuple
 from hpack.table import HeaderTable
 
 _STATIC: dict[bytes, tuple[int, dict[bytes, int]]] = HeaderTable.STATIC_TABLE_MAPPING
@@ -103,3 +112,51 @@ def encode_field(name: bytes, value: bytes, *, never_indexed: bool = False) -> b
 def _string(data: bytes) -> bytes:
     """A string literal without Huffman coding (RFC 7541 §5.2)."""
     return bytes(encode_integer(len(data), 7)) + data
+
+
+_DECODED_BLOCKS = 8  # per connection
+_DECODED_BLOCK_BYTES = 512  # larger blocks are decoded every time
+
+
+class _VersionedTable(HeaderTable):
+    """hpack's header table, counting its changes (insertions and resizes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.version += 1
+        super().add(name, value)
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, newmax: int) -> None:
+        self.version += 1
+        HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+class CachingDecoder(Decoder):
+    """Drop-in for `hpack.Decoder` in `h2.connection.H2Connection.decoder`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header_table = self._table = _VersionedTable()
+        self._decoded: dict[bytes, tuple[tuple[int, int, int], list[HeaderTuple]]] = {}
+
+    def decode(self, data: bytes, raw: bool = False) -> list[HeaderTuple]:
+        table = self._table
+        state = (table.version, self.max_header_list_size, self.max_allowed_table_size)
+        hit = self._decoded.get(data)
+        if hit is not None and hit[0] == state:
+            return list(hit[1])
+        headers: list[HeaderTuple] = super().decode(data, raw)  # type: ignore[assignment]
+        if table.version == state[0] and type(data) is bytes and len(data) <= _DECODED_BLOCK_BYTES:
+            if len(self._decoded) >= _DECODED_BLOCKS:
+                self._decoded.clear()
+            self._decoded[data] = (state, headers)
+            return list(headers)
+        return headers
