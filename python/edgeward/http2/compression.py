@@ -15,9 +15,10 @@ bytes on the wire every time, instead of one index byte) and Huffman coding
 small part of a proxy's bytes; CPU is the scarce resource here.
 
 It also does the normalisation h2's `normalize_outbound_headers` would
-(lower-case names, values without surrounding whitespace, credentials as
-never-indexed fields), on a cache miss only. hpack supplies the static table
-and the integer coding; only the choice of representation is ours.
+(lower-case names, values without surrounding whitespace, connection-specific
+fields dropped, credentials as never-indexed fields), on a cache miss only.
+hpack supplies the static table and the integer coding; only the choice of
+representation is ours.
 
 `CachingDecoder`: hpack's decoder, remembering the last few header blocks
 that neither changed the dynamic table nor were decoded under other limits.
@@ -42,6 +43,10 @@ _STATIC: dict[bytes, tuple[int, dict[bytes, int]]] = HeaderTable.STATIC_TABLE_MA
 _NEVER_INDEXED = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"})
 """Credentials: sent as never-indexed literals (RFC 7541 §7.1.3, so that no
 intermediary re-encoding them indexes them either), and never cached."""
+
+_CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
 
 _CACHE_LIMIT = 4096
 _cache: dict[tuple[bytes, bytes], bytes] = {}
@@ -81,10 +86,12 @@ class StatelessEncoder:
             encoded = cache.get(field)
             if encoded is None:
                 name = field[0].lower()
+                value = field[1].strip(b" \t")
                 if name in _NEVER_INDEXED:
-                    parts.append(encode_field(name, field[1].strip(b" \t"), never_indexed=True))
+                    parts.append(encode_field(name, value, never_indexed=True))
                     continue
-                encoded = encode_field(name, field[1].strip(b" \t"))
+                # connection-specific fields have no place in HTTP/2 (RFC 9113 §8.2.2)
+                encoded = b"" if name in _CONNECTION_SPECIFIC else encode_field(name, value)
                 if len(cache) >= _CACHE_LIMIT:
                     cache.clear()
                 cache[field] = encoded
@@ -103,14 +110,17 @@ def encode_field(name: bytes, value: bytes, *, never_indexed: bool = False) -> b
         index = full.get(value)
         if index is not None:
             return bytes((0x80 | index,))  # static indices are below 128
-    head = encode_integer(name_index, 4)
-    if never_indexed:
-        head[0] |= 0x10
-    return bytes(head) + _string(value)
+    if name_index < 15:  # fits the 4-bit prefix
+        head = bytes(((0x10 if never_indexed else 0x00) | name_index,))
+    else:
+        head = bytes((0x1F if never_indexed else 0x0F, name_index - 15))  # below 128 + 15
+    return head + _string(value)
 
 
 def _string(data: bytes) -> bytes:
     """A string literal without Huffman coding (RFC 7541 §5.2)."""
+    if len(data) < 127:  # fits the 7-bit prefix
+        return bytes((len(data),)) + data
     return bytes(encode_integer(len(data), 7)) + data
 
 

@@ -349,9 +349,8 @@ class H2Stream:
 
     def start_response(self, status: int, headers: list[Header]) -> None:
         self.response_started = True
-        self.conn.h2.send_headers(
-            self.stream_id, status, [h for h in headers if h[0] not in _CONNECTION_SPECIFIC]
-        )
+        # connection-specific fields are dropped by the HPACK encoder (cached)
+        self.conn.h2.send_headers(self.stream_id, status, headers)
 
     async def send_data(self, data: bytes) -> None:
         if self._held:
@@ -391,9 +390,7 @@ class H2Stream:
         if held and h2.send_window(self.stream_id) < len(held):
             self._held, self._ending = held, trailers  # see `_send`; `flush` finishes
             return
-        h2.end_stream(
-            self.stream_id, [h for h in trailers if h[0] not in _CONNECTION_SPECIFIC], held
-        )
+        h2.end_stream(self.stream_id, trailers, held)
 
     async def flush(self) -> None:
         if self._held:
@@ -415,8 +412,3 @@ class H2Stream:
 
     async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
         raise ClientBodyError(None)  # HTTP/2 requests cannot ask for Upgrade
-
-
-_CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
