@@ -255,3 +255,30 @@ def test_response_headers_are_normalised_and_never_indexed_for_credentials() -> 
         (b"content-type", b"text/plain"),
     ]
     assert isinstance(response.headers[2], NeverIndexedHeaderTuple)
+
+
+def test_a_finished_stream_returns_what_it_did_not_acknowledge() -> None:
+    """The driver's accounting: body bytes queued on a stream, and the chunk
+    handed to the exchange but not yet acknowledged, go back to the
+    connection window when the stream ends (reset or not)."""
+    from types import SimpleNamespace
+
+    from edgeward.proxy.http2 import H2Stream
+    from edgeward.proxy.watchdog import Timer
+
+    client, server = pair(H2Limits(stream_window=65535, connection_window=65535))
+    client.send_headers(1, HEADERS)
+    for _ in range(5):
+        client.send_data(1, b"x" * 10000)
+    events = server.receive_data(client.data_to_send(), 0.0)
+    stream = H2Stream(SimpleNamespace(h2=server), 1, b"POST", Timer())  # type: ignore[arg-type]
+    for e in events:
+        if isinstance(e, Body):
+            stream.chunks.append((e.data, e.flow_length))
+    stream._pending_ack = stream.chunks.popleft()[1]  # the exchange took one
+    stream.reset = True
+    client.receive_data(server.data_to_send())
+    assert client.outbound_flow_control_window == 65535 - 50000
+    stream.release_window()
+    client.receive_data(server.data_to_send())
+    assert client.outbound_flow_control_window == 65535  # all 50000 bytes returned

@@ -281,3 +281,64 @@ def test_https_upstream_is_verified(edge: Edge) -> None:
     out = curl("-i", "-H", "Host: wrong-name.test", url)
     assert out.stdout.startswith("HTTP/1.1 502")
     assert "edgeward-error: ERR_EDGEWARD_3009" in out.stdout
+
+
+def _pump(s: socket.socket, conn: h2.connection.H2Connection) -> list[h2.events.Event]:
+    """Read what the edge sent (window updates, responses) and answer it."""
+    try:
+        data = s.recv(65536)
+    except TimeoutError:
+        raise AssertionError("the edge sent nothing: flow control window never reopened") from None
+    assert data, "the edge closed the connection"
+    events = conn.receive_data(data)
+    s.sendall(conn.data_to_send())
+    return events
+
+
+def _send_body(s: socket.socket, conn: h2.connection.H2Connection, sid: int, size: int) -> None:
+    while size:
+        n = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size, size)
+        if n == 0:
+            s.sendall(conn.data_to_send())
+            _pump(s, conn)
+            continue
+        conn.send_data(sid, b"x" * n)
+        size -= n
+
+
+def test_reset_uploads_give_their_window_back(edge: Edge) -> None:
+    """Body bytes of streams the client resets are returned to the
+    connection window (4 MiB): 25 x 200 KiB of abandoned uploads later, a
+    new upload still gets through."""
+    s, conn, _ = _h2_client(edge.ports["web"])
+    s.settimeout(5)
+
+    def post(path: str) -> int:
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(
+            sid,
+            [(":method", "POST"), (":path", path), (":authority", "app.test"), (":scheme", "http")],
+        )
+        return sid
+
+    with s:
+        for _ in range(25):
+            sid = post("/slow?s=2")
+            _send_body(s, conn, sid, 200 * 1024)
+            conn.reset_stream(sid)
+            s.sendall(conn.data_to_send())  # headers, body and reset in one go
+        sid = post("/count")
+        _send_body(s, conn, sid, 300 * 1024)
+        conn.end_stream(sid)
+        s.sendall(conn.data_to_send())
+        body = b""
+        while True:
+            events = _pump(s, conn)
+            body += b"".join(
+                e.data
+                for e in events
+                if isinstance(e, h2.events.DataReceived) and e.stream_id == sid
+            )
+            if any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid for e in events):
+                break
+    assert json.loads(body)["bytes"] == 300 * 1024
