@@ -264,14 +264,13 @@ def test_a_finished_stream_returns_what_it_did_not_acknowledge() -> None:
     from types import SimpleNamespace
 
     from edgeward.proxy.http2 import H2Stream
-    from edgeward.proxy.watchdog import Timer
 
     client, server = pair(H2Limits(stream_window=65535, connection_window=65535))
     client.send_headers(1, HEADERS)
     for _ in range(5):
         client.send_data(1, b"x" * 10000)
     events = server.receive_data(client.data_to_send(), 0.0)
-    stream = H2Stream(SimpleNamespace(h2=server), 1, b"POST", Timer())  # type: ignore[arg-type]
+    stream = H2Stream(SimpleNamespace(h2=server), 1)  # type: ignore[arg-type]
     for e in events:
         if isinstance(e, Body):
             stream.chunks.append((e.data, e.flow_length))

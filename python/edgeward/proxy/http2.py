@@ -188,7 +188,7 @@ class Http2Connection:
         if self._draining:
             self.h2.reset(request.stream_id, 7)  # REFUSED_STREAM
             return
-        stream = H2Stream(self, request.stream_id, request.method, self.ctx.services.watchdog.add())
+        stream = H2Stream(self, request.stream_id)
         self.streams[request.stream_id] = stream
         head = RequestHead(
             request.method,
@@ -208,14 +208,19 @@ class Http2Connection:
 
     async def _worker(self, job: _Job) -> None:
         """Run streams one after the other, parking in between."""
-        while True:
-            with trio.CancelScope() as scope:
-                while True:
-                    await self._run_stream(scope, *job)
-                    if scope.cancel_called:
-                        break  # it aborted a reset stream: renew before the next one
-                    job = await self._next_job()
-            job = await self._next_job()
+        watchdog = self.ctx.services.watchdog
+        timer = watchdog.add()  # the streams' in turn, disarmed between them
+        try:
+            while True:
+                with trio.CancelScope() as scope:
+                    while True:
+                        await self._run_stream(scope, timer, *job)
+                        if scope.cancel_called:
+                            break  # it aborted a reset stream: renew before the next one
+                        job = await self._next_job()
+                job = await self._next_job()
+        finally:
+            watchdog.remove(timer)
 
     async def _next_job(self) -> _Job:
         task = trio.lowlevel.current_task()
@@ -229,9 +234,15 @@ class Http2Connection:
         return job
 
     async def _run_stream(
-        self, scope: trio.CancelScope, stream: H2Stream, head: RequestHead, has_body: bool
+        self,
+        scope: trio.CancelScope,
+        timer: Timer,
+        stream: H2Stream,
+        head: RequestHead,
+        has_body: bool,
     ) -> None:
         stream.scope = scope  # `stream.cancel()` cancels it from here on
+        stream.timer = timer
         try:
             if stream.reset:
                 return  # reset before a worker got to it
@@ -253,7 +264,7 @@ class Http2Connection:
             stream.scope = None
             self.streams.pop(stream.stream_id, None)
             stream.release_window()
-            self.ctx.services.watchdog.remove(stream.timer)
+            timer.disarm()
             self._writer_wakeup.set()
             self._stream_done.set()
             if self._draining and not self.streams:
@@ -306,6 +317,7 @@ class Http2Connection:
         await self._window.wait()
 
 
+_NO_TIMER = Timer()
 _Job = tuple["H2Stream", RequestHead, bool]
 """A stream for a worker: the stream, its request head, whether a body follows."""
 
@@ -322,7 +334,6 @@ class H2Stream:
         "chunks",
         "conn",
         "ended",
-        "method",
         "reset",
         "response_started",
         "scope",
@@ -331,11 +342,10 @@ class H2Stream:
         "trailers",
     )
 
-    def __init__(self, conn: Http2Connection, stream_id: int, method: bytes, timer: Timer) -> None:
+    def __init__(self, conn: Http2Connection, stream_id: int) -> None:
         self.conn = conn
-        self.timer = timer
+        self.timer = _NO_TIMER  # its worker's, while it runs
         self.stream_id = stream_id
-        self.method = method
         self.chunks: collections.deque[tuple[bytes, int]] = collections.deque()
         self.ended = False
         self.reset = False
