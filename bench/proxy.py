@@ -82,6 +82,23 @@ class Result:
     rps: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float = 0.0  # CPU of the proxy process(es) per request (h2load runs)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (nginx's worker)."""
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(c) for c in children.read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def free_port() -> int:
@@ -159,20 +176,27 @@ def _latency(out: str, pct: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def h2load(url: str, duration: float, connections: int) -> Result:
+WARM_UP = 1
+
+
+def h2load(url: str, duration: float, connections: int, pid: int) -> Result:
+    """h2load's rate and latency; the CPU per request is the proxy's CPU
+    over the run (warm-up included) over the requests at the measured rate."""
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(
         [
             "h2load",
             f"-c{connections}",
             "-m16",
             f"-D{max(1, round(duration))}",
-            "--warm-up-time=1",
+            f"--warm-up-time={WARM_UP}",
             url,
         ],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
+    cpu = cpu_seconds(pid) - cpu_before
     rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
     if not re.search(r" 0 failed, 0 errored", out):
         raise RuntimeError(f"h2load saw errors:\n{out}")
@@ -181,7 +205,9 @@ def h2load(url: str, duration: float, connections: int) -> Result:
     )
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     mean = float(row.group(5)) * scale[row.group(6)] if row else 0.0  # type: ignore[union-attr]
-    return Result(rps, mean, float(row.group(3)) * scale[row.group(4)] if row else 0.0)  # type: ignore[union-attr]
+    peak = float(row.group(3)) * scale[row.group(4)] if row else 0.0  # type: ignore[union-attr]
+    requests = rps * (max(1, round(duration)) + WARM_UP)
+    return Result(rps, mean, peak, cpu * 1e6 / requests if requests else 0.0)
 
 
 def median_run(fn: object, repeat: int, *args: object) -> Result:
@@ -212,14 +238,16 @@ def main(argv: list[str]) -> None:
         flush=True,
     )
     with nginx("upstream", UPSTREAM.format(port=up, work=WORK), [up]):
-        with nginx("proxy", PROXY.format(port=ngx, h2port=ngx_h2, upstream=up), [ngx, ngx_h2]):
+        with nginx(
+            "proxy", PROXY.format(port=ngx, h2port=ngx_h2, upstream=up), [ngx, ngx_h2]
+        ) as proc:
             for path in ("small", "64k"):
                 h1[("nginx", path)] = median_run(wrk, n, f"http://127.0.0.1:{ngx}/{path}", d, c)
-            h2["nginx"] = median_run(h2load, n, f"http://127.0.0.1:{ngx_h2}/small", d, 8)
-        with edgeward(edge, up):
+            h2["nginx"] = median_run(h2load, n, f"http://127.0.0.1:{ngx_h2}/small", d, 8, proc.pid)
+        with edgeward(edge, up) as proc:
             for path in ("small", "64k"):
                 h1[("edgeward", path)] = median_run(wrk, n, f"http://127.0.0.1:{edge}/{path}", d, c)
-            h2["edgeward"] = median_run(h2load, n, f"http://127.0.0.1:{edge}/small", d, 8)
+            h2["edgeward"] = median_run(h2load, n, f"http://127.0.0.1:{edge}/small", d, 8, proc.pid)
         with edgeward(edge_h11, up, "--http1", "h11"):
             h1[("edgeward --http1 h11", "small")] = median_run(
                 wrk, n, f"http://127.0.0.1:{edge_h11}/small", d, c
@@ -238,9 +266,12 @@ def main(argv: list[str]) -> None:
             if p == path:
                 table.add(who, r.rps, r.p50_ms, r.p99_ms, r.rps / base)
         table.print()
-    table = Table("HTTP/2 (h2c), /small", ["proxy", "req/s", "mean ms", "max ms", "x nginx"])
+    table = Table(
+        "HTTP/2 (h2c), /small",
+        ["proxy", "req/s", "mean ms", "max ms", "x nginx", "CPU µs/req"],
+    )
     for who, r in h2.items():
-        table.add(who, r.rps, r.p50_ms, r.p99_ms, r.rps / h2["nginx"].rps)
+        table.add(who, r.rps, r.p50_ms, r.p99_ms, r.rps / h2["nginx"].rps, r.cpu_us)
     table.print()
     fast, slow = h1[("edgeward", "small")].rps, h1[("edgeward --http1 h11", "small")].rps
     two = h1[("edgeward --workers 2", "small")].rps
