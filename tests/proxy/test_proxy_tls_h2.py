@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,8 @@ endpoints:
 limits:
   h2_max_concurrent_streams: 20
   h2_max_resets: 50
+timeouts:
+  client_send: 1
 """
 
 
@@ -342,3 +345,53 @@ def test_reset_uploads_give_their_window_back(edge: Edge) -> None:
             if any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid for e in events):
                 break
     assert json.loads(body)["bytes"] == 300 * 1024
+
+
+def _big_downloads(port: int, window: int | None) -> tuple[int, list[h2.events.Event]]:
+    """Three 100 MB downloads by a client that then reads nothing for 3 s
+    (`client_send: 1`); with `window`, it grants that much up front."""
+    size = 100_000_000
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    if window:
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        conn.increment_flow_control_window(window - 65535)
+    for _ in range(3):
+        conn.send_headers(
+            conn.get_next_available_stream_id(),
+            [(":method", "GET"), (":path", f"/big?n={size}"), (":authority", "app.test"),
+             (":scheme", "http")],
+            end_stream=True,
+        )  # fmt: skip
+    total, events = 0, []
+    with s:
+        s.sendall(conn.data_to_send())
+        time.sleep(3)
+        try:
+            while chunk := s.recv(1 << 20):
+                total += len(chunk)
+                events += conn.receive_data(chunk)
+                if sum(isinstance(e, h2.events.StreamReset) for e in events) == 3:
+                    break
+        except ConnectionResetError:
+            pass
+    assert total < size
+    return total, events
+
+
+def test_client_that_stops_reading_is_dropped(edge: Edge) -> None:
+    """It opened every window, then read nothing: the writer blocks, the
+    streams stop at the high-water mark, and after `client_send` the
+    connection is reset. Nothing is buffered without bound."""
+    _big_downloads(edge.ports["web"], 2**31 - 1)
+
+
+def test_streams_without_send_window_are_reset(edge: Edge) -> None:
+    """The client never opens its 64 KiB windows again: after `client_send`
+    each stream is reset, which frees its upstream connection."""
+    total, events = _big_downloads(edge.ports["web"], None)
+    resets = [e for e in events if isinstance(e, h2.events.StreamReset)]
+    assert len(resets) == 3
+    assert total < 4 * 65535

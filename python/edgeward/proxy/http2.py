@@ -313,8 +313,13 @@ class Http2Connection:
             if not self._closing:
                 self.close(0)  # nothing more can be sent: stop reading, cancel the streams
 
-    async def wait_window(self) -> None:
-        await self._window.wait()
+    async def wait_window(self) -> bool:
+        """Until the client grants send window; False when it has not for
+        `client_send` seconds (it stopped reading, or never will)."""
+        with trio.move_on_after(self.ctx.config.timeouts.client_send):
+            await self._window.wait()
+            return True
+        return False
 
 
 _NO_TIMER = Timer()
@@ -438,7 +443,8 @@ class H2Stream:
                 raise ClientBodyError(None)  # the stream is gone
             if window == 0:
                 await conn.flush()
-                await conn.wait_window()
+                if not await conn.wait_window():
+                    raise ClientBodyError(None)  # the exchange resets the stream
                 continue
             if hold_last and size - pos <= window:
                 self._held = data[pos:] if pos else data
