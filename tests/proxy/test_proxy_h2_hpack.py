@@ -95,3 +95,24 @@ def test_caching_decoder_agrees_with_hpack(
             assert caching.decode(block, raw=True) == expected
         if shrink:
             reference.max_header_list_size = caching.max_header_list_size = 200
+
+
+@given(st.binary(max_size=40), st.integers(0, 255), st.booleans())
+def test_frame_repr_text_is_unchanged(payload: bytes, pad: int, padded: bool) -> None:
+    """`framerepr` only makes hyperframe's repr cheaper: same text."""
+    import hyperframe.frame
+
+    from edgeward.http2 import framerepr
+
+    assert framerepr.ORIGINAL is not None
+    assert framerepr.raw_data_repr(payload) == framerepr.ORIGINAL(payload)
+    frame = hyperframe.frame.DataFrame(1, payload)
+    if padded:
+        frame.flags.add("PADDED")
+        frame.pad_length = pad
+    ours = repr(frame)
+    hyperframe.frame._raw_data_repr = framerepr.ORIGINAL
+    try:
+        assert ours == repr(frame)
+    finally:
+        framerepr.install()

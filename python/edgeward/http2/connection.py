@@ -23,6 +23,7 @@ import h2.exceptions
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
+from edgeward.http2 import framerepr
 from edgeward.http2.compression import CachingDecoder, StatelessEncoder
 from edgeward.http2.events import (
     Body,
@@ -35,6 +36,8 @@ from edgeward.http2.events import (
     WindowOpened,
 )
 from edgeward.http2.fields import MalformedFields, parse_request, parse_trailers
+
+framerepr.install()  # h2 builds a repr of every frame it receives
 
 
 @dataclass(frozen=True, slots=True)

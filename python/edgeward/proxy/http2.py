@@ -46,6 +46,9 @@ from edgeward.proxy.watchdog import Timer
 
 log = logging.getLogger("edgeward.proxy")
 
+_BODY_PIECE = 256 * 1024
+"""Request body handed to the exchange at once, at most (plus one frame)."""
+
 _HIGH_WATER = 256 * 1024
 """Bytes queued for the client past which producers wait for the writer."""
 
@@ -395,15 +398,25 @@ class H2Stream:
             await conn.flush()
         timeout = conn.ctx.config.timeouts.body_read
         limit = conn.ctx.config.limits.max_body_bytes
+        chunks = self.chunks
         while True:
-            if self.chunks:
-                data, flow = self.chunks.popleft()
-                self._pending_ack = flow
-                self._body_bytes += len(data)
+            if chunks:
+                # everything that arrived, up to one socket read's worth, in one
+                # piece: one upstream write for several DATA frames
+                parts = []
+                size = flow = 0
+                while chunks and size < _BODY_PIECE:
+                    data, n = chunks.popleft()
+                    flow += n
+                    if data:
+                        parts.append(data)
+                        size += len(data)
+                self._pending_ack += flow
+                self._body_bytes += size
                 if limit and self._body_bytes > limit:
                     raise ClientBodyError(errors.BODY_TOO_LARGE)
-                if data:
-                    return data
+                if parts:
+                    return parts[0] if len(parts) == 1 else b"".join(parts)
                 continue
             if self.reset:
                 raise ClientBodyError(None)
