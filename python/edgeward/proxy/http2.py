@@ -136,7 +136,10 @@ class Http2Connection:
                 for event in h2.receive_data(data, trio.current_time()):
                     if not self._dispatch(event):
                         return
-            await self.flush()  # one write for everything this read produced
+            try:
+                await self.flush()  # one write for everything this read produced
+            except OSError:
+                return  # the writer failed: the client is gone
             if self._draining and not self.streams:
                 return
             if self.streams:
@@ -429,6 +432,8 @@ class H2Stream:
                 raise ClientBodyError(errors.REQUEST_TIMEOUT)
 
     def start_response(self, status: int, headers: list[Header]) -> None:
+        if self.reset:  # between the reset and the worker's next checkpoint
+            raise ClientBodyError(None)
         self.response_started = True
         # connection-specific fields are dropped by the HPACK encoder (cached)
         self.conn.h2.send_headers(self.stream_id, status, headers)
@@ -467,6 +472,8 @@ class H2Stream:
             await conn.flush()
 
     def end_response(self, trailers: list[Header]) -> None:
+        if self.reset:
+            raise ClientBodyError(None)
         held, self._held = self._held, b""
         h2 = self.conn.h2
         if held and h2.send_window(self.stream_id) < len(held):
