@@ -281,3 +281,16 @@ def test_a_finished_stream_returns_what_it_did_not_acknowledge() -> None:
     stream.release_window()
     client.receive_data(server.data_to_send())
     assert client.outbound_flow_control_window == 65535  # all 50000 bytes returned
+
+
+def test_malformed_requests_count_towards_the_reset_limit() -> None:
+    """Streams we reset because the client sent nonsense count like the
+    client's own resets: no way around the rapid-reset limit."""
+    client, server = _raw_client()
+    server.limits = H2Limits(max_resets=5)
+    events = []
+    for i in range(8):
+        client.send_headers(1 + 2 * i, [*BASE, (b"X-Upper", b"1")], end_stream=True)
+        events += server.receive_data(client.data_to_send(), 0.01 * i)
+    assert isinstance(events[-1], ConnectionEnded)
+    assert events[-1].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM

@@ -173,6 +173,25 @@ class H2Server:
             self.ended = True
         return ConnectionEnded(int(code), reason)
 
+    def _too_many_resets(self, now: float) -> bool:
+        """Count a reset the client caused; True past the limit."""
+        if now - self._reset_window_start > self.limits.reset_window:
+            self._reset_window_start = now
+            self._resets = 0
+        self._resets += 1
+        return self._resets > self.limits.max_resets
+
+    def _malformed(
+        self, stream_id: int, now: float, event: StreamReset | None
+    ) -> StreamEvent | None:
+        """A malformed message resets its stream. Those resets count like
+        the client's own (a client must not get around the rapid-reset limit
+        by making us reset its streams: "MadeYouReset", CVE-2025-8671)."""
+        if self._too_many_resets(now):
+            return self._end(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
+        self.reset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        return event
+
     def _map(self, event: h2.events.Event, now: float) -> StreamEvent | None:
         if isinstance(event, h2.events.DataReceived):
             # an END_STREAM flag arrives as its own StreamEnded event
@@ -181,26 +200,18 @@ class H2Server:
             try:
                 return _request(event)
             except MalformedFields:
-                self.reset(event.stream_id or 0, h2.errors.ErrorCodes.PROTOCOL_ERROR)
-                return None
+                return self._malformed(event.stream_id or 0, now, None)
         if isinstance(event, h2.events.StreamEnded):
             return EndBody(event.stream_id)
         if isinstance(event, h2.events.TrailersReceived):
             try:
                 return EndBody(event.stream_id or 0, parse_trailers(event.headers or ()))
             except MalformedFields:
-                self.reset(event.stream_id or 0, h2.errors.ErrorCodes.PROTOCOL_ERROR)
-                return StreamReset(event.stream_id or 0, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+                reset = StreamReset(event.stream_id or 0, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+                return self._malformed(event.stream_id or 0, now, reset)
         if isinstance(event, h2.events.StreamReset):
-            if event.remote_reset:
-                if now - self._reset_window_start > self.limits.reset_window:
-                    self._reset_window_start = now
-                    self._resets = 0
-                self._resets += 1
-                if self._resets > self.limits.max_resets:
-                    return self._end(
-                        h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets"
-                    )
+            if event.remote_reset and self._too_many_resets(now):
+                return self._end(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
             return StreamReset(event.stream_id, int(event.error_code or 0))
         if isinstance(event, h2.events.WindowUpdated):
             return WindowOpened(event.stream_id or 0)
