@@ -116,3 +116,14 @@ def test_frame_repr_text_is_unchanged(payload: bytes, pad: int, padded: bool) ->
         assert ours == repr(frame)
     finally:
         framerepr.install()
+
+
+def test_the_field_cache_is_bounded() -> None:
+    from edgeward.http2 import compression
+
+    encoder = StatelessEncoder()
+    for i in range(3000):
+        encoder.encode([(b"x-unique", b"%d" % i + b"v" * 1000)])
+        encoder.encode([(b"x-huge", b"%d" % i + b"v" * 10000)])
+    assert compression._cache.size <= compression._FieldCache.MAX_BYTES
+    assert not any(name == b"x-huge" for name, _ in compression._cache.fields)

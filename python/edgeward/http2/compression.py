@@ -48,12 +48,34 @@ _CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
 
-_CACHE_LIMIT = 4096
-_cache: dict[tuple[bytes, bytes], bytes] = {}
-"""Encoded fields, shared by every connection: the encoding is a pure
-function of the field. Emptied when full, so per-response values (dates,
-request ids) cannot make it grow without bound; the fields that repeat are
-back after one response."""
+
+class _FieldCache:
+    """Encoded fields, shared by every connection: the encoding is a pure
+    function of the field. Emptied when it holds 4096 fields or 1 MiB, so
+    per-response values (dates, request ids) or an upstream's ever-new
+    headers cannot make it grow; the fields that repeat are back after one
+    response. Fields over 4 KiB are not kept."""
+
+    MAX_FIELDS = 4096
+    MAX_BYTES = 1024 * 1024
+    MAX_FIELD = 4096
+
+    def __init__(self) -> None:
+        self.fields: dict[tuple[bytes, bytes], bytes] = {}
+        self.size = 0
+
+    def put(self, field: tuple[bytes, bytes], encoded: bytes) -> None:
+        size = len(field[0]) + len(field[1]) + len(encoded)
+        if size > self.MAX_FIELD:
+            return
+        if len(self.fields) >= self.MAX_FIELDS or self.size + size > self.MAX_BYTES:
+            self.fields.clear()
+            self.size = 0
+        self.fields[field] = encoded
+        self.size += size
+
+
+_cache = _FieldCache()
 
 
 class StatelessEncoder:
@@ -81,9 +103,9 @@ class StatelessEncoder:
         if self._announce:
             self._announce = False
             parts.append(b"\x20")  # dynamic table size update: 0
-        cache = _cache
+        cached = _cache.fields
         for field in headers:
-            encoded = cache.get(field)
+            encoded = cached.get(field)
             if encoded is None:
                 name = field[0].lower()
                 value = field[1].strip(b" \t")
@@ -92,9 +114,7 @@ class StatelessEncoder:
                     continue
                 # connection-specific fields have no place in HTTP/2 (RFC 9113 §8.2.2)
                 encoded = b"" if name in _CONNECTION_SPECIFIC else encode_field(name, value)
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                cache[field] = encoded
+                _cache.put(field, encoded)
             parts.append(encoded)
         return b"".join(parts)
 
