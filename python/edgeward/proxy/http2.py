@@ -49,6 +49,9 @@ log = logging.getLogger("edgeward.proxy")
 _BODY_PIECE = 256 * 1024
 """Request body handed to the exchange at once, at most (plus one frame)."""
 
+_MAX_IDLE_WORKERS = 32
+"""Parked workers kept per connection; more end after a burst of streams."""
+
 _HIGH_WATER = 256 * 1024
 """Bytes queued for the client past which producers wait for the writer."""
 
@@ -223,12 +226,22 @@ class Http2Connection:
                         await self._run_stream(scope, timer, *job)
                         if scope.cancel_called:
                             break  # it aborted a reset stream: renew before the next one
-                        job = await self._next_job()
-                job = await self._next_job()
+                        next_job = await self._next_job()
+                        if next_job is None:
+                            return
+                        job = next_job
+                next_job = await self._next_job()
+                if next_job is None:
+                    return
+                job = next_job
         finally:
             watchdog.remove(timer)
 
-    async def _next_job(self) -> _Job:
+    async def _next_job(self) -> _Job | None:
+        """Park until the reader hands over a stream; None (end the worker)
+        when enough workers are parked already."""
+        if len(self._idle_workers) >= _MAX_IDLE_WORKERS:
+            return None
         task = trio.lowlevel.current_task()
         self._idle_workers.append(task)
 
