@@ -84,7 +84,7 @@ class Result:
     rps: float
     p50_ms: float
     p99_ms: float
-    cpu_us: float = float("nan")  # CPU time of the proxy per request
+    cpu_us: float = float("nan")  # CPU time of the proxy (and its workers) per request
 
 
 def cpu_seconds(pid: int) -> float:
@@ -182,20 +182,27 @@ def _latency(out: str, pct: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def h2load(url: str, duration: float, connections: int) -> Result:
+WARM_UP = 1
+
+
+def h2load(url: str, duration: float, connections: int, pid: int) -> Result:
+    """h2load's rate and latency; the CPU per request is the proxy's CPU
+    over the run (warm-up included) over the requests at the measured rate."""
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(
         [
             "h2load",
             f"-c{connections}",
             "-m16",
             f"-D{max(1, round(duration))}",
-            "--warm-up-time=1",
+            f"--warm-up-time={WARM_UP}",
             url,
         ],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
+    cpu = cpu_seconds(pid) - cpu_before
     rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
     if not re.search(r" 0 failed, 0 errored", out):
         raise RuntimeError(f"h2load saw errors:\n{out}")
@@ -204,7 +211,9 @@ def h2load(url: str, duration: float, connections: int) -> Result:
     )
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     mean = float(row.group(5)) * scale[row.group(6)] if row else 0.0  # type: ignore[union-attr]
-    return Result(rps, mean, float(row.group(3)) * scale[row.group(4)] if row else 0.0)  # type: ignore[union-attr]
+    peak = float(row.group(3)) * scale[row.group(4)] if row else 0.0  # type: ignore[union-attr]
+    requests = rps * (max(1, round(duration)) + WARM_UP)
+    return Result(rps, mean, peak, cpu * 1e6 / requests if requests else 0.0)
 
 
 def median_run(fn: object, repeat: int, *args: object) -> Result:
@@ -239,12 +248,12 @@ def main(argv: list[str]) -> None:
             for path in ("small", "64k"):
                 url = f"http://127.0.0.1:{ngx}/{path}"
                 h1[("nginx", path)] = median_run(wrk, n, url, d, c, p.pid)
-            h2["nginx"] = median_run(h2load, n, f"http://127.0.0.1:{ngx_h2}/small", d, 8)
+            h2["nginx"] = median_run(h2load, n, f"http://127.0.0.1:{ngx_h2}/small", d, 8, p.pid)
         with edgeward(edge, up) as p:
             for path in ("small", "64k"):
                 url = f"http://127.0.0.1:{edge}/{path}"
                 h1[("edgeward", path)] = median_run(wrk, n, url, d, c, p.pid)
-            h2["edgeward"] = median_run(h2load, n, f"http://127.0.0.1:{edge}/small", d, 8)
+            h2["edgeward"] = median_run(h2load, n, f"http://127.0.0.1:{edge}/small", d, 8, p.pid)
         with edgeward(edge_h11, up, "--http1", "h11") as p:
             url = f"http://127.0.0.1:{edge_h11}/small"
             h1[("edgeward --http1 h11", "small")] = median_run(wrk, n, url, d, c, p.pid)
@@ -270,9 +279,12 @@ def main(argv: list[str]) -> None:
                     r.cpu_us / base.cpu_us,
                 )
         table.print()
-    table = Table("HTTP/2 (h2c), /small", ["proxy", "req/s", "mean ms", "max ms", "x nginx"])
+    table = Table(
+        "HTTP/2 (h2c), /small",
+        ["proxy", "req/s", "mean ms", "max ms", "x nginx", "CPU µs/req"],
+    )
     for who, r in h2.items():
-        table.add(who, r.rps, r.p50_ms, r.p99_ms, r.rps / h2["nginx"].rps)
+        table.add(who, r.rps, r.p50_ms, r.p99_ms, r.rps / h2["nginx"].rps, r.cpu_us)
     table.print()
     fast, slow = h1[("edgeward", "small")].rps, h1[("edgeward --http1 h11", "small")].rps
     two = h1[("edgeward --workers 2", "small")].rps

@@ -8,6 +8,8 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
+import pytest
+from hpack import NeverIndexedHeaderTuple
 
 from edgeward.http2 import Body, ConnectionEnded, EndBody, H2Limits, H2Server, Request, StreamReset
 
@@ -139,3 +141,156 @@ def test_settings_advertise_the_limits() -> None:
     ).changed_settings
     assert changed[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS].new_value == 7
     assert changed[h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE].new_value == 9999
+
+
+def _raw_client() -> tuple[h2.connection.H2Connection, H2Server]:
+    """A client that sends whatever it is given, as a broken or hostile peer would."""
+    client = h2.connection.H2Connection(
+        h2.config.H2Configuration(
+            client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False
+        )
+    )
+    client.initiate_connection()
+    server = H2Server(H2Limits())
+    server.initiate()
+    server.receive_data(client.data_to_send(), 0.0)
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send(), 0.0)
+    return client, server
+
+
+BASE = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"a.test")]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [*BASE, (b"X-Upper", b"1")],
+        [*BASE, (b"x-cr", b"a\r\nx-injected: 1")],
+        [*BASE, (b"x-nul", b"a\x00b")],
+        [*BASE, (b"x-space", b" padded")],
+        [*BASE, (b"bad name", b"1")],
+        [*BASE, (b"x:colon", b"1")],
+        [*BASE, (b"connection", b"close")],
+        [*BASE, (b"transfer-encoding", b"chunked")],
+        [*BASE, (b"te", b"gzip")],
+        [*BASE, (b"host", b"other.test")],
+        [*BASE, (b"host", b"a.test"), (b"host", b"a.test")],
+        [*BASE[:3]],  # no authority, no host
+        [BASE[0], BASE[2], BASE[3]],  # no :path
+        [BASE[0], (b":path", b""), BASE[2], BASE[3]],
+        [*BASE, (b":method", b"GET")],
+        [BASE[0], (b"x-early", b"1"), *BASE[1:]],
+        [*BASE, (b":status", b"200")],
+        [(b":method", b"GET"), (b":protocol", b"websocket"), *BASE[1:]],
+        [(b":method", b"CONNECT"), (b":authority", b"a.test:443"), (b":path", b"/")],
+    ],
+)
+def test_malformed_request_resets_only_its_stream(fields: list[tuple[bytes, bytes]]) -> None:
+    client, server = _raw_client()
+    client.send_headers(1, fields, end_stream=True)
+    client.send_headers(3, BASE, end_stream=True)
+    events = server.receive_data(client.data_to_send(), 0.0)
+    assert [(type(e), e.stream_id) for e in events] == [(Request, 3)]  # type: ignore[union-attr]
+    assert isinstance(events[0], Request) and events[0].end_stream
+    resets = [
+        e
+        for e in client.receive_data(server.data_to_send())
+        if isinstance(e, h2.events.StreamReset)
+    ]
+    assert [(r.stream_id, r.error_code) for r in resets] == [
+        (1, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+    ]
+
+
+def test_valid_variants_are_accepted() -> None:
+    client, server = _raw_client()
+    connect = [(b":method", b"CONNECT"), (b":authority", b"a.test:443")]
+    client.send_headers(1, connect, end_stream=True)
+    host_only = [
+        (b":method", b"GET"),
+        (b":path", b"/"),
+        (b":scheme", b"http"),
+        (b"host", b"h.test"),
+    ]
+    client.send_headers(3, [*host_only, (b"te", b"Trailers"), (b"x-empty", b"")], end_stream=True)
+    events = server.receive_data(client.data_to_send(), 0.0)
+    assert [type(e) for e in events] == [Request, Request]
+    assert isinstance(events[1], Request)
+    assert events[1].authority == b"h.test"
+    assert events[1].headers == [(b"host", b"h.test"), (b"te", b"Trailers"), (b"x-empty", b"")]
+
+
+def test_malformed_trailers_reset_the_stream() -> None:
+    client, server = _raw_client()
+    client.send_headers(1, [(b":method", b"POST"), *BASE[1:]])
+    client.send_data(1, b"body")
+    client.send_headers(1, [(b":path", b"/again")], end_stream=True)
+    events = server.receive_data(client.data_to_send(), 0.0)
+    assert [type(e) for e in events] == [Request, Body, StreamReset]
+
+
+def test_trailers_arrive_with_the_end() -> None:
+    client, server = _raw_client()
+    client.send_headers(1, [(b":method", b"POST"), *BASE[1:]])
+    client.send_headers(1, [(b"x-checksum", b"abc")], end_stream=True)
+    events = server.receive_data(client.data_to_send(), 0.0)
+    assert isinstance(events[-1], EndBody)
+    assert events[-1].trailers == [(b"x-checksum", b"abc")]
+
+
+def test_response_headers_are_normalised_and_never_indexed_for_credentials() -> None:
+    client, server = pair()
+    client.send_headers(1, HEADERS, end_stream=True)
+    server.receive_data(client.data_to_send(), 0.0)
+    headers = [(b"X-Mixed", b" v "), (b"set-cookie", b"s=1"), (b"content-type", b"text/plain")]
+    server.send_headers(1, 404, headers)
+    server.end_stream(1, [])
+    events = client.receive_data(server.data_to_send())
+    response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
+    assert list(response.headers) == [
+        (b":status", b"404"),
+        (b"x-mixed", b"v"),
+        (b"set-cookie", b"s=1"),
+        (b"content-type", b"text/plain"),
+    ]
+    assert isinstance(response.headers[2], NeverIndexedHeaderTuple)
+
+
+def test_a_finished_stream_returns_what_it_did_not_acknowledge() -> None:
+    """The driver's accounting: body bytes queued on a stream, and the chunk
+    handed to the exchange but not yet acknowledged, go back to the
+    connection window when the stream ends (reset or not)."""
+    from types import SimpleNamespace
+
+    from edgeward.proxy.http2 import H2Stream
+
+    client, server = pair(H2Limits(stream_window=65535, connection_window=65535))
+    client.send_headers(1, HEADERS)
+    for _ in range(5):
+        client.send_data(1, b"x" * 10000)
+    events = server.receive_data(client.data_to_send(), 0.0)
+    stream = H2Stream(SimpleNamespace(h2=server), 1)  # type: ignore[arg-type]
+    for e in events:
+        if isinstance(e, Body):
+            stream.chunks.append((e.data, e.flow_length))
+    stream._pending_ack = stream.chunks.popleft()[1]  # the exchange took one
+    stream.reset = True
+    client.receive_data(server.data_to_send())
+    assert client.outbound_flow_control_window == 65535 - 50000
+    stream.release_window()
+    client.receive_data(server.data_to_send())
+    assert client.outbound_flow_control_window == 65535  # all 50000 bytes returned
+
+
+def test_malformed_requests_count_towards_the_reset_limit() -> None:
+    """Streams we reset because the client sent nonsense count like the
+    client's own resets: no way around the rapid-reset limit."""
+    client, server = _raw_client()
+    server.limits = H2Limits(max_resets=5)
+    events = []
+    for i in range(8):
+        client.send_headers(1 + 2 * i, [*BASE, (b"X-Upper", b"1")], end_stream=True)
+        events += server.receive_data(client.data_to_send(), 0.01 * i)
+    assert isinstance(events[-1], ConnectionEnded)
+    assert events[-1].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM

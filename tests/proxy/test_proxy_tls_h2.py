@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,8 @@ endpoints:
 limits:
   h2_max_concurrent_streams: 20
   h2_max_resets: 50
+timeouts:
+  client_send: 1
 """
 
 
@@ -281,3 +284,114 @@ def test_https_upstream_is_verified(edge: Edge) -> None:
     out = curl("-i", "-H", "Host: wrong-name.test", url)
     assert out.stdout.startswith("HTTP/1.1 502")
     assert "edgeward-error: ERR_EDGEWARD_3009" in out.stdout
+
+
+def _pump(s: socket.socket, conn: h2.connection.H2Connection) -> list[h2.events.Event]:
+    """Read what the edge sent (window updates, responses) and answer it."""
+    try:
+        data = s.recv(65536)
+    except TimeoutError:
+        raise AssertionError("the edge sent nothing: flow control window never reopened") from None
+    assert data, "the edge closed the connection"
+    events = conn.receive_data(data)
+    s.sendall(conn.data_to_send())
+    return events
+
+
+def _send_body(s: socket.socket, conn: h2.connection.H2Connection, sid: int, size: int) -> None:
+    while size:
+        n = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size, size)
+        if n == 0:
+            s.sendall(conn.data_to_send())
+            _pump(s, conn)
+            continue
+        conn.send_data(sid, b"x" * n)
+        size -= n
+
+
+def test_reset_uploads_give_their_window_back(edge: Edge) -> None:
+    """Body bytes of streams the client resets are returned to the
+    connection window (4 MiB): 25 x 200 KiB of abandoned uploads later, a
+    new upload still gets through."""
+    s, conn, _ = _h2_client(edge.ports["web"])
+    s.settimeout(5)
+
+    def post(path: str) -> int:
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(
+            sid,
+            [(":method", "POST"), (":path", path), (":authority", "app.test"), (":scheme", "http")],
+        )
+        return sid
+
+    with s:
+        for _ in range(25):
+            sid = post("/slow?s=2")
+            _send_body(s, conn, sid, 200 * 1024)
+            conn.reset_stream(sid)
+            s.sendall(conn.data_to_send())  # headers, body and reset in one go
+        sid = post("/count")
+        _send_body(s, conn, sid, 300 * 1024)
+        conn.end_stream(sid)
+        s.sendall(conn.data_to_send())
+        body = b""
+        while True:
+            events = _pump(s, conn)
+            body += b"".join(
+                e.data
+                for e in events
+                if isinstance(e, h2.events.DataReceived) and e.stream_id == sid
+            )
+            if any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid for e in events):
+                break
+    assert json.loads(body)["bytes"] == 300 * 1024
+
+
+def _big_downloads(port: int, window: int | None) -> tuple[int, list[h2.events.Event]]:
+    """Three 100 MB downloads by a client that then reads nothing for 3 s
+    (`client_send: 1`); with `window`, it grants that much up front."""
+    size = 100_000_000
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    if window:
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        conn.increment_flow_control_window(window - 65535)
+    for _ in range(3):
+        conn.send_headers(
+            conn.get_next_available_stream_id(),
+            [(":method", "GET"), (":path", f"/big?n={size}"), (":authority", "app.test"),
+             (":scheme", "http")],
+            end_stream=True,
+        )  # fmt: skip
+    total, events = 0, []
+    with s:
+        s.sendall(conn.data_to_send())
+        time.sleep(3)
+        try:
+            while chunk := s.recv(1 << 20):
+                total += len(chunk)
+                events += conn.receive_data(chunk)
+                if sum(isinstance(e, h2.events.StreamReset) for e in events) == 3:
+                    break
+        except ConnectionResetError:
+            pass
+    assert total < size
+    return total, events
+
+
+def test_client_that_stops_reading_is_dropped(edge: Edge) -> None:
+    """It opened every window, then read nothing: the writer blocks, the
+    streams stop at the high-water mark, and after `client_send` the
+    connection is reset. Nothing is buffered without bound."""
+    _big_downloads(edge.ports["web"], 2**31 - 1)
+
+
+def test_streams_without_send_window_are_reset(edge: Edge) -> None:
+    """The client never opens its 64 KiB windows again: after `client_send`
+    each stream is reset, which frees its upstream connection."""
+    total, events = _big_downloads(edge.ports["web"], None)
+    resets = [e for e in events if isinstance(e, h2.events.StreamReset)]
+    assert len(resets) == 3
+    assert total < 4 * 65535

@@ -23,6 +23,8 @@ import h2.exceptions
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
+from edgeward.http2 import framerepr
+from edgeward.http2.compression import CachingDecoder, StatelessEncoder
 from edgeward.http2.events import (
     Body,
     ConnectionEnded,
@@ -33,8 +35,9 @@ from edgeward.http2.events import (
     StreamReset,
     WindowOpened,
 )
+from edgeward.http2.fields import MalformedFields, parse_request, parse_trailers
 
-_PSEUDO = {b":method", b":path", b":authority", b":scheme", b":protocol"}
+framerepr.install()  # h2 builds a repr of every frame it receives
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +54,20 @@ class H2Server:
     def __init__(self, limits: H2Limits = H2Limits()) -> None:
         self.limits = limits
         config = h2.config.H2Configuration(
-            client_side=False, header_encoding=None, validate_outbound_headers=False
+            client_side=False,
+            header_encoding=None,
+            # what we receive is checked by `fields`, in one pass;
+            # what we send is checked by our own layers (see docs/http2.md),
+            # and the encoder lower-cases names and strips values
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         self._h2 = h2.connection.H2Connection(config)
+        self._h2.encoder = StatelessEncoder()  # type: ignore[assignment]
+        self._h2.decoder = CachingDecoder()
+        self._h2.decoder.max_header_list_size = self._h2.DEFAULT_MAX_HEADER_LIST_SIZE
         self._extra = b""  # frames we serialise ourselves (graceful GOAWAY)
         self._resets = 0
         self._reset_window_start = 0.0
@@ -74,7 +88,6 @@ class H2Server:
             },
         )
         h2c.initiate_connection()
-        _tune_encoder(h2c, _ENCODER_TABLE_SIZE)
         extra = self.limits.connection_window - 65535
         if extra > 0:
             h2c.increment_flow_control_window(extra)
@@ -87,7 +100,12 @@ class H2Server:
         except h2.exceptions.ProtocolError as exc:
             return [self._end(h2.errors.ErrorCodes.PROTOCOL_ERROR, f"protocol error: {exc}")]
         out: list[StreamEvent] = []
+        said_ended: object = None  # the StreamEnded a Request or trailers already stand for
         for event in h2_events:
+            if event is said_ended:
+                continue
+            if isinstance(event, (h2.events.RequestReceived, h2.events.TrailersReceived)):
+                said_ended = event.stream_ended
             mapped = self._map(event, now)
             if mapped is not None:
                 out.append(mapped)
@@ -127,10 +145,14 @@ class H2Server:
     def send_data(self, stream_id: int, data: bytes) -> None:
         self._h2.send_data(stream_id, data)
 
-    def end_stream(self, stream_id: int, trailers: Headers) -> None:
+    def end_stream(self, stream_id: int, trailers: Headers, data: bytes = b"") -> None:
+        """End our side of the stream: the last `data` (which must fit the
+        send window) carries END_STREAM, unless trailers follow."""
+        if data:
+            self._h2.send_data(stream_id, data, end_stream=not trailers)
         if trailers:
             self._h2.send_headers(stream_id, trailers, end_stream=True)
-        else:
+        elif not data:
             self._h2.end_stream(stream_id)
 
     def consumed(self, stream_id: int, flow_length: int) -> None:
@@ -151,35 +173,49 @@ class H2Server:
             self.ended = True
         return ConnectionEnded(int(code), reason)
 
+    def _too_many_resets(self, now: float) -> bool:
+        """Count a reset the client caused; True past the limit."""
+        if now - self._reset_window_start > self.limits.reset_window:
+            self._reset_window_start = now
+            self._resets = 0
+        self._resets += 1
+        return self._resets > self.limits.max_resets
+
+    def _malformed(
+        self, stream_id: int, now: float, event: StreamReset | None
+    ) -> StreamEvent | None:
+        """A malformed message resets its stream. Those resets count like
+        the client's own (a client must not get around the rapid-reset limit
+        by making us reset its streams: "MadeYouReset", CVE-2025-8671)."""
+        if self._too_many_resets(now):
+            return self._end(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
+        self.reset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        return event
+
     def _map(self, event: h2.events.Event, now: float) -> StreamEvent | None:
         if isinstance(event, h2.events.DataReceived):
             # an END_STREAM flag arrives as its own StreamEnded event
             return Body(event.stream_id or 0, event.data or b"", event.flow_controlled_length or 0)
         if isinstance(event, h2.events.RequestReceived):
-            return _request(event)
+            try:
+                return _request(event)
+            except MalformedFields:
+                return self._malformed(event.stream_id or 0, now, None)
         if isinstance(event, h2.events.StreamEnded):
             return EndBody(event.stream_id)
         if isinstance(event, h2.events.TrailersReceived):
-            return EndBody(
-                event.stream_id or 0, [(bytes(n), bytes(v)) for n, v in event.headers or ()]
-            )
+            try:
+                return EndBody(event.stream_id or 0, parse_trailers(event.headers or ()))
+            except MalformedFields:
+                reset = StreamReset(event.stream_id or 0, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+                return self._malformed(event.stream_id or 0, now, reset)
         if isinstance(event, h2.events.StreamReset):
-            if event.remote_reset:
-                if now - self._reset_window_start > self.limits.reset_window:
-                    self._reset_window_start = now
-                    self._resets = 0
-                self._resets += 1
-                if self._resets > self.limits.max_resets:
-                    return self._end(
-                        h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets"
-                    )
+            if event.remote_reset and self._too_many_resets(now):
+                return self._end(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
             return StreamReset(event.stream_id, int(event.error_code or 0))
         if isinstance(event, h2.events.WindowUpdated):
             return WindowOpened(event.stream_id or 0)
         if isinstance(event, h2.events.RemoteSettingsChanged):
-            table = event.changed_settings.get(h2.settings.SettingCodes.HEADER_TABLE_SIZE)
-            if table is not None:  # h2 just set the encoder to the peer's maximum
-                self._h2.encoder.header_table_size = min(table.new_value, _ENCODER_TABLE_SIZE)
             return WindowOpened(0)  # INITIAL_WINDOW_SIZE may have grown every stream's window
         if isinstance(event, h2.events.ConnectionTerminated):
             self.ended = True
@@ -187,53 +223,14 @@ class H2Server:
         return None
 
 
-_ENCODER_TABLE_SIZE = 512
-"""Our HPACK encoder's dynamic table (the peer allows up to 4096). hpack
-searches that table linearly in Python for every header it encodes, and a
-proxy's responses carry ever-new values (date, request id): a small table
-keeps the repeated names and the encoding cheap."""
-
-
-def _tune_encoder(h2c: h2.connection.H2Connection, table_size: int) -> None:
-    """Trade a few bytes for CPU in the HPACK encoder: a small dynamic table,
-    and no Huffman coding (hpack's pure-Python Huffman encoder is a large
-    share of a response's cost; values are sent as literals instead, which
-    RFC 7541 allows)."""
-    encoder = h2c.encoder
-    encoder.header_table_size = table_size
-    encode = encoder.encode
-    encoder.encode = lambda headers, huffman=False: encode(headers, huffman=False)  # type: ignore[method-assign]
-
-
 def _request(event: h2.events.RequestReceived) -> Request:
-    method = target = authority = scheme = b""
-    headers: Headers = []
-    cookies: list[bytes] = []
-    for raw_name, raw_value in event.headers or ():
-        name, value = bytes(raw_name), bytes(raw_value)
-        if name[:1] == b":":
-            if name == b":method":
-                method = value
-            elif name == b":path":
-                target = value
-            elif name == b":authority":
-                authority = value
-            elif name == b":scheme":
-                scheme = value
-        elif name == b"cookie":
-            cookies.append(value)  # RFC 9113 §8.2.3: rejoin for HTTP/1.1
-        else:
-            if name == b"host" and not authority:
-                authority = value
-            headers.append((name, value))
-    if cookies:
-        headers.append((b"cookie", b"; ".join(cookies)))
+    fields = parse_request(event.headers or ())
     return Request(
         event.stream_id or 0,
-        method,
-        target,
-        authority,
-        scheme,
-        headers,
+        fields.method,
+        fields.path,
+        fields.authority,
+        fields.scheme,
+        fields.headers,
         event.stream_ended is not None,
     )

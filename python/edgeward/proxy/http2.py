@@ -1,10 +1,22 @@
-"""The HTTP/2 connection driver: one reader loop feeding `H2Server`, one
-task per stream running an `Exchange`, and writes of h2's output bytes
-serialised through `flush()`.
+"""The HTTP/2 connection driver: one reader loop feeding `H2Server`, worker
+tasks each running one stream's `Exchange` at a time, and one writer task
+that sends whatever h2 has queued.
+
+Workers are kept: a finished worker parks and takes the connection's next
+stream, so a stream costs a task switch instead of a new task and a cancel
+scope (together ~10 µs, a tenth of a small request). A worker's cancel scope
+is renewed only after it was used to abort a stream the client reset.
+
+Streams never write to the socket themselves: they queue frames in h2 and
+wake the writer, which sends everything queued by all streams in one system
+call per scheduler round (with many streams in flight that is one send for
+many responses, instead of one each).
 
 Backpressure both ways: request body bytes are acknowledged to the client
 only once the exchange has passed them upstream (the client's window
-bounds what we buffer), and response bytes wait for the client's window.
+bounds what we buffer); response bytes wait for the client's window, and a
+stream (or the reader) that finds more than `_HIGH_WATER` bytes waiting for
+the socket waits for the writer.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import collections
 import logging
 
+import outcome
 import trio
 
 from edgeward.hooks import Header, RequestHead
@@ -33,6 +46,15 @@ from edgeward.proxy.watchdog import Timer
 
 log = logging.getLogger("edgeward.proxy")
 
+_BODY_PIECE = 256 * 1024
+"""Request body handed to the exchange at once, at most (plus one frame)."""
+
+_MAX_IDLE_WORKERS = 32
+"""Parked workers kept per connection; more end after a burst of streams."""
+
+_HIGH_WATER = 256 * 1024
+"""Bytes queued for the client past which producers wait for the writer."""
+
 
 class Http2Connection:
     def __init__(self, ctx: ConnContext, transport: Transport) -> None:
@@ -48,11 +70,16 @@ class Http2Connection:
             )
         )
         self.streams: dict[int, H2Stream] = {}
-        self._sending = False
-        self._send_done = trio.Event()
+        self._out = bytearray()  # taken from h2, not yet handed to the writer
+        self._in_flight = 0  # bytes the writer is sending right now
+        self._writer_wakeup = trio.Event()
+        self._written = trio.Event()  # set (and replaced) after each send
+        self._closing = False  # the writer sends what is left, then returns
+        self._broken = False  # a send failed: the client is gone
         self._window = trio.Event()
         self._draining = False
         self._nursery: trio.Nursery | None = None
+        self._idle_workers: list[trio.lowlevel.Task] = []
         self._read_scope = trio.CancelScope()
         self._stream_done = trio.Event()
 
@@ -63,19 +90,22 @@ class Http2Connection:
         send_timer = watchdog.add()
         self.transport.send_timeout = (send_timer, self.ctx.config.timeouts.client_send)
         try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                with self._read_scope:
-                    await self._read_loop(initial)
-                # client done or GOAWAY: let open streams finish, up to the drain timeout
-                with trio.move_on_after(self.ctx.config.timeouts.drain):
-                    while self.streams:
-                        await self._wait_streams()
-                self._nursery = None  # closed to new tasks from here on
-                nursery.cancel_scope.cancel()
-            await self.flush()
-        except OSError:
-            pass
+            async with trio.open_nursery() as writer:
+                writer.start_soon(self._write_loop)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
+                        with self._read_scope:
+                            await self._read_loop(initial)
+                        # client done or GOAWAY: let open streams finish, up to the drain timeout
+                        with trio.move_on_after(self.ctx.config.timeouts.drain):
+                            while self.streams:
+                                await self._wait_streams()
+                        self._nursery = None  # closed to new tasks from here on
+                        nursery.cancel_scope.cancel()
+                finally:
+                    self._closing = True  # the writer sends the last frames (GOAWAY), then ends
+                    self._writer_wakeup.set()
         finally:
             watchdog.remove(send_timer)
 
@@ -83,11 +113,13 @@ class Http2Connection:
         self._stream_done = trio.Event()
         await self._stream_done.wait()
 
-    def close(self) -> None:
-        """End the connection now: GOAWAY, cancel every stream, stop reading."""
-        self.h2.goaway(0xB)  # ENHANCE_YOUR_CALM: refused by policy
+    def close(self, error_code: int = 0xB) -> None:
+        """End the connection now: GOAWAY (default ENHANCE_YOUR_CALM: refused
+        by policy), cancel every stream, stop reading."""
+        self.h2.goaway(error_code)
+        self._writer_wakeup.set()
         for stream in self.streams.values():
-            stream.scope.cancel()
+            stream.cancel()
         self._read_scope.cancel()
 
     def start_drain(self) -> None:
@@ -97,8 +129,7 @@ class Http2Connection:
             self.h2.goaway()
             if not self.streams:
                 self._read_scope.cancel()
-            if self._nursery is not None:
-                self._nursery.start_soon(self.flush)
+            self._writer_wakeup.set()
 
     async def _read_loop(self, data: bytes) -> None:
         h2 = self.h2
@@ -107,9 +138,11 @@ class Http2Connection:
             if data:
                 for event in h2.receive_data(data, trio.current_time()):
                     if not self._dispatch(event):
-                        await self.flush()
                         return
-            await self.flush()
+            try:
+                await self.flush()  # one write for everything this read produced
+            except OSError:
+                return  # the writer failed: the client is gone
             if self._draining and not self.streams:
                 return
             if self.streams:
@@ -125,7 +158,6 @@ class Http2Connection:
                         return
                 if scope.cancelled_caught:
                     h2.goaway()
-                    await self.flush()
                     return
             if not data:
                 return
@@ -153,12 +185,11 @@ class Http2Connection:
         elif cls is StreamReset:
             stream = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
             if stream is not None:
-                stream.reset = True
-                stream.scope.cancel()
+                stream.cancel()
                 stream.wake()
         elif cls is ConnectionEnded:
             for stream in self.streams.values():
-                stream.scope.cancel()
+                stream.cancel()
             return False
         return True
 
@@ -166,7 +197,7 @@ class Http2Connection:
         if self._draining:
             self.h2.reset(request.stream_id, 7)  # REFUSED_STREAM
             return
-        stream = H2Stream(self, request.stream_id, request.method, self.ctx.services.watchdog.add())
+        stream = H2Stream(self, request.stream_id)
         self.streams[request.stream_id] = stream
         head = RequestHead(
             request.method,
@@ -177,60 +208,142 @@ class Http2Connection:
             b"2",
         )
         stream.ended = request.end_stream
-        assert self._nursery is not None
-        self._nursery.start_soon(self._run_stream, stream, head, not request.end_stream)
+        job = (stream, head, not request.end_stream)
+        if self._idle_workers:
+            trio.lowlevel.reschedule(self._idle_workers.pop(), outcome.Value(job))
+        else:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._worker, job)
 
-    async def _run_stream(self, stream: H2Stream, head: RequestHead, has_body: bool) -> None:
+    async def _worker(self, job: _Job) -> None:
+        """Run streams one after the other, parking in between."""
+        watchdog = self.ctx.services.watchdog
+        timer = watchdog.add()  # the streams' in turn, disarmed between them
         try:
-            with stream.scope:
-                if len(head.headers) > self.ctx.config.limits.max_header_count:
-                    stream.start_response(
-                        431, [(b"edgeward-error", errors.HEADERS_TOO_LARGE.code.encode())]
-                    )
-                    stream.end_response([])
-                    await stream.flush()
+            while True:
+                with trio.CancelScope() as scope:
+                    while True:
+                        await self._run_stream(scope, timer, *job)
+                        if scope.cancel_called:
+                            break  # it aborted a reset stream: renew before the next one
+                        next_job = await self._next_job()
+                        if next_job is None:
+                            return
+                        job = next_job
+                next_job = await self._next_job()
+                if next_job is None:
                     return
-                await Exchange(self.ctx, stream, head, has_body).run()
-                if not stream.ended and not stream.reset:
-                    self.h2.reset(stream.stream_id, 0)  # response done, body unread: NO_ERROR
-                    await self.flush()
+                job = next_job
+        finally:
+            watchdog.remove(timer)
+
+    async def _next_job(self) -> _Job | None:
+        """Park until the reader hands over a stream; None (end the worker)
+        when enough workers are parked already."""
+        if len(self._idle_workers) >= _MAX_IDLE_WORKERS:
+            return None
+        task = trio.lowlevel.current_task()
+        self._idle_workers.append(task)
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._idle_workers.remove(task)  # the connection is ending
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        job: _Job = await trio.lowlevel.wait_task_rescheduled(abort)
+        return job
+
+    async def _run_stream(
+        self,
+        scope: trio.CancelScope,
+        timer: Timer,
+        stream: H2Stream,
+        head: RequestHead,
+        has_body: bool,
+    ) -> None:
+        stream.scope = scope  # `stream.cancel()` cancels it from here on
+        stream.timer = timer
+        try:
+            if stream.reset:
+                return  # reset before a worker got to it
+            if len(head.headers) > self.ctx.config.limits.max_header_count:
+                stream.start_response(
+                    431, [(b"edgeward-error", errors.HEADERS_TOO_LARGE.code.encode())]
+                )
+                stream.end_response([])
+                return
+            await Exchange(self.ctx, stream, head, has_body).run()
+            if not stream.ended and not stream.reset:
+                self.h2.reset(stream.stream_id, 0)  # response done, body unread: NO_ERROR
         except (ClientBodyError, OSError):
             pass
         except Exception:
             log.exception("edgeward: HTTP/2 stream %d failed", stream.stream_id)
             self.h2.reset(stream.stream_id, 2)  # INTERNAL_ERROR
         finally:
+            stream.scope = None
             self.streams.pop(stream.stream_id, None)
-            if stream.reset:
-                pass
-            elif stream.chunks:
-                for _, flow in stream.chunks:
-                    self.h2.consumed(stream.stream_id, flow)
-            self.ctx.services.watchdog.remove(stream.timer)
+            stream.release_window()
+            timer.disarm()
+            self._writer_wakeup.set()
             self._stream_done.set()
             if self._draining and not self.streams:
                 self._read_scope.cancel()  # the last stream is done: close
 
     async def flush(self) -> None:
-        """Write whatever h2 has queued. One writer at a time; a second
-        caller waits for it, which also bounds the bytes queued in h2."""
-        while self._sending:
-            await self._send_done.wait()
+        """Hand what h2 has queued to the writer. Waits only while more than
+        `_HIGH_WATER` bytes are waiting for the socket, which bounds the
+        memory a slow reader can make us hold."""
+        if self._broken:
+            raise ConnectionResetError("client connection failed")
         data = self.h2.data_to_send()
-        if not data:
-            return
-        self._sending = True
-        try:
-            while data:
-                await self.transport.send(data)
-                data = self.h2.data_to_send()
-        finally:
-            self._sending = False
-            done, self._send_done = self._send_done, trio.Event()
-            done.set()
+        if data:
+            self._out += data
+            self._writer_wakeup.set()
+        while len(self._out) + self._in_flight > _HIGH_WATER:
+            await self._written.wait()
+            if self._broken:
+                raise ConnectionResetError("client connection failed")
 
-    async def wait_window(self) -> None:
-        await self._window.wait()
+    async def _write_loop(self) -> None:
+        """The only writer: sends everything queued, one `send` per round."""
+        h2 = self.h2
+        send = self.transport.send
+        try:
+            while True:
+                data = self._out
+                more = h2.data_to_send()
+                if more:
+                    data += more
+                if not data:
+                    if self._closing:
+                        return
+                    self._writer_wakeup = trio.Event()
+                    await self._writer_wakeup.wait()
+                    continue
+                self._out = bytearray()
+                self._in_flight = len(data)
+                await send(data)
+                self._in_flight = 0
+                written, self._written = self._written, trio.Event()
+                written.set()
+        except OSError:
+            self._broken = True
+            self._written.set()
+            if not self._closing:
+                self.close(0)  # nothing more can be sent: stop reading, cancel the streams
+
+    async def wait_window(self) -> bool:
+        """Until the client grants send window; False when it has not for
+        `client_send` seconds (it stopped reading, or never will)."""
+        with trio.move_on_after(self.ctx.config.timeouts.client_send):
+            await self._window.wait()
+            return True
+        return False
+
+
+_NO_TIMER = Timer()
+_Job = tuple["H2Stream", RequestHead, bool]
+"""A stream for a worker: the stream, its request head, whether a body follows."""
 
 
 class H2Stream:
@@ -238,12 +351,13 @@ class H2Stream:
 
     __slots__ = (
         "_body_bytes",
+        "_ending",
         "_event",
+        "_held",
         "_pending_ack",
         "chunks",
         "conn",
         "ended",
-        "method",
         "reset",
         "response_started",
         "scope",
@@ -252,23 +366,40 @@ class H2Stream:
         "trailers",
     )
 
-    def __init__(self, conn: Http2Connection, stream_id: int, method: bytes, timer: Timer) -> None:
+    def __init__(self, conn: Http2Connection, stream_id: int) -> None:
         self.conn = conn
-        self.timer = timer
+        self.timer = _NO_TIMER  # its worker's, while it runs
         self.stream_id = stream_id
-        self.method = method
         self.chunks: collections.deque[tuple[bytes, int]] = collections.deque()
         self.ended = False
         self.reset = False
         self.trailers: list[Header] = []
         self.response_started = False
-        self.scope = trio.CancelScope()
+        self.scope: trio.CancelScope | None = None  # its worker's, while it runs
         self._event = trio.Event()
         self._pending_ack = 0
         self._body_bytes = 0
+        self._held = b""  # the last piece of response body, sent with END_STREAM
+        self._ending: list[Header] | None = None
 
     def wake(self) -> None:
         self._event.set()
+
+    def cancel(self) -> None:
+        """Abort the exchange (the client reset the stream, or the
+        connection is ending). A stream no worker has taken yet is skipped."""
+        self.reset = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+    def release_window(self) -> None:
+        """The stream is over: whatever the client sent on it that was not
+        acknowledged (a chunk not passed on, a reset stream's data) goes back
+        to the connection window, or the connection would slowly starve."""
+        flow = self._pending_ack + sum(flow for _, flow in self.chunks)
+        self._pending_ack = 0
+        self.chunks.clear()
+        self.conn.h2.consumed(self.stream_id, flow)
 
     @property
     def request_trailers(self) -> list[Header]:
@@ -283,15 +414,25 @@ class H2Stream:
             await conn.flush()
         timeout = conn.ctx.config.timeouts.body_read
         limit = conn.ctx.config.limits.max_body_bytes
+        chunks = self.chunks
         while True:
-            if self.chunks:
-                data, flow = self.chunks.popleft()
-                self._pending_ack = flow
-                self._body_bytes += len(data)
+            if chunks:
+                # everything that arrived, up to one socket read's worth, in one
+                # piece: one upstream write for several DATA frames
+                parts = []
+                size = flow = 0
+                while chunks and size < _BODY_PIECE:
+                    data, n = chunks.popleft()
+                    flow += n
+                    if data:
+                        parts.append(data)
+                        size += len(data)
+                self._pending_ack += flow
+                self._body_bytes += size
                 if limit and self._body_bytes > limit:
                     raise ClientBodyError(errors.BODY_TOO_LARGE)
-                if data:
-                    return data
+                if parts:
+                    return parts[0] if len(parts) == 1 else b"".join(parts)
                 continue
             if self.reset:
                 raise ClientBodyError(None)
@@ -304,37 +445,68 @@ class H2Stream:
                 raise ClientBodyError(errors.REQUEST_TIMEOUT)
 
     def start_response(self, status: int, headers: list[Header]) -> None:
+        if self.reset:  # between the reset and the worker's next checkpoint
+            raise ClientBodyError(None)
         self.response_started = True
-        self.conn.h2.send_headers(
-            self.stream_id, status, [h for h in headers if h[0] not in _CONNECTION_SPECIFIC]
-        )
+        # connection-specific fields are dropped by the HPACK encoder (cached)
+        self.conn.h2.send_headers(self.stream_id, status, headers)
 
     async def send_data(self, data: bytes) -> None:
+        if self._held:
+            held, self._held = self._held, b""
+            await self._send(held)
+        await self._send(data, hold_last=True)
+
+    async def _send(self, data: bytes, hold_last: bool = False) -> None:
+        """DATA frames as the client's windows allow. With `hold_last`, the
+        last piece is kept back: the next `end_response` sends it in one
+        frame with END_STREAM (one frame less per response). It goes out at
+        this stream's next `send_data`, `flush` or `end_response`, and the
+        exchange awaits nothing else in between, so no other task can shrink
+        the window it was checked against."""
         conn = self.conn
         h2 = conn.h2
-        view = memoryview(data)
-        while view:
-            window = h2.send_window(self.stream_id)
+        stream_id = self.stream_id
+        pos, size = 0, len(data)
+        while pos < size:
+            window = h2.send_window(stream_id)
             if window < 0:
                 raise ClientBodyError(None)  # the stream is gone
             if window == 0:
                 await conn.flush()
-                await conn.wait_window()
+                if not await conn.wait_window():
+                    raise ClientBodyError(None)  # the exchange resets the stream
                 continue
-            h2.send_data(self.stream_id, bytes(view[:window]))
-            view = view[window:]
-            if len(view):
-                await conn.flush()
+            if hold_last and size - pos <= window:
+                self._held = data[pos:] if pos else data
+                return
+            h2.send_data(stream_id, data[pos : pos + window])
+            pos += window
+            await conn.flush()
 
     def end_response(self, trailers: list[Header]) -> None:
-        self.conn.h2.end_stream(self.stream_id, trailers)
+        if self.reset:
+            raise ClientBodyError(None)
+        held, self._held = self._held, b""
+        h2 = self.conn.h2
+        if held and h2.send_window(self.stream_id) < len(held):
+            self._held, self._ending = held, trailers  # see `_send`; `flush` finishes
+            return
+        h2.end_stream(self.stream_id, trailers, held)
 
     async def flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, b""
+            await self._send(held)
+            if self._ending is not None:
+                self.conn.h2.end_stream(self.stream_id, self._ending)
+                self._ending = None
         await self.conn.flush()
 
     def abort(self) -> None:
         self.conn.h2.reset(self.stream_id)
         self.reset = True
+        self._held = b""
 
     def close_connection(self) -> None:
         self.abort()
@@ -342,8 +514,3 @@ class H2Stream:
 
     async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
         raise ClientBodyError(None)  # HTTP/2 requests cannot ask for Upgrade
-
-
-_CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
