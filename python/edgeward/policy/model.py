@@ -12,9 +12,3 @@ class Phase(StrEnum):
     HTTP_REQUEST = "on_http_request"  # request head received, before forwarding
     HTTP_RESPONSE = "on_http_response"  # response head ready, before the client gets it
 
-
-TCP = Phase.TCP_CONNECT
-REQUEST = Phase.HTTP_REQUEST
-RESPONSE = Phase.HTTP_RESPONSE
-HTTP_PHASES = frozenset({REQUEST, RESPONSE})
-ALL_PHASES = frozenset(Phase)
