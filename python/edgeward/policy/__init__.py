@@ -11,6 +11,7 @@ line, rule and action.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
@@ -97,5 +98,20 @@ class PolicyCompiler:
         )
 
 
-compile_hooks = PolicyCompiler(events=open_event_sink("stdout"))
+class _DefaultSink:
+    """The event sinks named by ``EDGEWARD_POLICY_EVENTS`` (comma-separated:
+    ``stdout``, ``stderr``, file paths; default ``stdout``), opened on the
+    first event, until the edge config has its own setting."""
+
+    def __init__(self) -> None:
+        self._sink: EventSink | None = None
+
+    def emit(self, event: PolicyEvent) -> None:
+        if self._sink is None:
+            spec = os.environ.get("EDGEWARD_POLICY_EVENTS", "stdout")
+            self._sink = open_event_sink(*(t.strip() for t in spec.split(",") if t.strip()))
+        self._sink.emit(event)
+
+
+compile_hooks = PolicyCompiler(events=_DefaultSink())
 """The `edgeward.config.PolicyFactory` `edgeward serve` uses."""

@@ -287,9 +287,8 @@ def _failure(
 
 def _describe(decision: Decision) -> str:
     response = decision.response
-    if response is None:
-        return f"{decision.verdict}: close connection"
-    return f"{decision.verdict}: {response.status}"
+    answer = "closed the connection" if response is None else f"answered {response.status}"
+    return f"{answer} ({decision.verdict}: {decision.reason})"
 
 
 def _run_sync(gen: Generator[Effect, EffectResult, Decision | None]) -> Decision | None:
