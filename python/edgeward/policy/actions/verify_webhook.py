@@ -157,7 +157,7 @@ class VerifyWebhook(Action):
             return echo
         body = yield from ctx.read_body()
         if body is None:
-            reason = f"body larger than {ctx.state.body_limit} bytes"
+            reason = f"body larger than {ctx.state.policy.body_limit} bytes"
             self._record(ctx, False, reason)
             return error_decision(
                 413,
