@@ -9,7 +9,6 @@ read, built once, as plain dicts (see `Variables`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Generator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,14 +81,6 @@ class Variables:
         }
         self.reads_results = "actions" in every  # else results are kept for `policy test` only
 
-    def activation(self, ctx: ActionContext) -> dict[str, Any]:
-        out = {}
-        for name, value_of in self.roots[ctx.phase]:
-            value = value_of(ctx)
-            if value is not ABSENT:
-                out[name] = value
-        return out
-
 
 def _res(ctx: ActionContext) -> Any:
     # `res.*` shows the response as it reached the phase: built now, before
@@ -101,6 +92,9 @@ def _res(ctx: ActionContext) -> Any:
 
 
 _TIME_FIELDS = {"now": lambda clock: rfc3339(clock())}  # the clock at first use in the phase
+Roots = tuple[tuple[str, Callable[["ActionContext"], Any]], ...]
+"""The variables of a phase's activation and how to get each."""
+
 _ROOTS: dict[str, tuple[str, Callable[[ActionContext], Any]]] = {
     name: (name, value_of)
     for name, value_of in (
@@ -197,6 +191,7 @@ class ActionContext:
         self,
         phase: Phase,
         state: ExchangeState,
+        roots: Roots,
         *,
         request: RequestHead | None = None,
         response: ResponseHead | None = None,
@@ -210,11 +205,14 @@ class ActionContext:
         # (compress-response); the proxy then frames the body itself.
         self.body_filter: BodyFilter | None = None
         self.vars: dict[str, Any] = {}  # `vars.*`: this phase's only
-        variables = state.policy.variables
         # Whether actions record `actions.ngrok.*`: only when a program
         # reads them, or `policy test` shows them.
-        self.records = variables.reads_results or state.trace is not None
-        self.activation = variables.activation(self)
+        self.records = state.policy.variables.reads_results or state.trace is not None
+        self.activation: dict[str, Any] = {}
+        for name, value_of in roots:
+            value = value_of(self)
+            if value is not ABSENT:
+                self.activation[name] = value
 
     # --- reading --------------------------------------------------------------
 
@@ -304,7 +302,3 @@ class ActionContext:
         if not isinstance(result, FetchResult):
             raise TypeError(f"Fetch answered with {type(result).__name__}")
         return result
-
-
-def default_clock() -> float:
-    return time.time()

@@ -9,6 +9,7 @@ need no I/O runs as plain calls (the hook's own generator is the only one).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,13 +35,13 @@ from edgeward.policy.config import EngineOptions
 from edgeward.policy.context import (
     ActionContext,
     ExchangeState,
+    Roots,
     TraceEntry,
     Variables,
-    default_clock,
 )
 from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode
 from edgeward.policy.events import EventSink, NullSink
-from edgeward.policy.loader import LoadedPolicy, Rule
+from edgeward.policy.loader import LoadedPolicy, Rule, Step
 from edgeward.policy.model import Phase
 
 _JSON = [(b"content-type", b"application/json")]
@@ -48,8 +49,10 @@ _JSON = [(b"content-type", b"application/json")]
 
 @dataclass(frozen=True, slots=True)
 class PhaseRules:
+    phase: Phase
     rules: tuple[Rule, ...]
     effects: bool  # an action may yield an effect: the phase runs as a generator
+    roots: Roots  # the variables of its activation
 
 
 class CompiledPolicy:
@@ -67,17 +70,19 @@ class CompiledPolicy:
         self.rules: Mapping[Phase, tuple[Rule, ...]] = loaded.rules
         self.warnings: tuple[Diagnostic, ...] = loaded.warnings
         self.events: EventSink = events or NullSink()
-        self.clock: Callable[[], float] = options.clock or default_clock
+        self.clock: Callable[[], float] = options.clock or time.time
         self.body_limit = options.body_limit
         self.secrets = options.secrets
-        self.variables = Variables(loaded.references)
-        phases = {
-            phase: PhaseRules(rules, any(r.needs_effects for r in rules))
-            for phase, rules in loaded.rules.items()
-        }
-        self._tcp = phases.get(Phase.TCP_CONNECT, PhaseRules((), False))
-        self._request = phases.get(Phase.HTTP_REQUEST, PhaseRules((), False))
-        self._response = phases.get(Phase.HTTP_RESPONSE, PhaseRules((), False))
+        self.variables = variables = Variables(loaded.references)
+        self._tcp, self._request, self._response = (
+            PhaseRules(
+                phase,
+                rules := loaded.rules.get(phase, ()),
+                any(rule.needs_effects for rule in rules),
+                variables.roots.get(phase, ()),
+            )
+            for phase in (Phase.TCP_CONNECT, Phase.HTTP_REQUEST, Phase.HTTP_RESPONSE)
+        )
 
     # --- PolicyHooks ---------------------------------------------------------
 
@@ -97,7 +102,8 @@ class CompiledPolicy:
             return None
         state = ExchangeState(self, conn, endpoint, None)
         state.trace = trace
-        gen = run_phase(ActionContext(Phase.TCP_CONNECT, state), self._tcp)
+        phase = self._tcp
+        gen = run_phase(ActionContext(phase.phase, state, phase.roots), phase)
         try:
             effect = gen.send(None)
         except StopIteration as stop:
@@ -138,7 +144,7 @@ class Exchange(ExchangeState):
             list(head.headers),
             head.http_version,
         )
-        ctx = ActionContext(Phase.HTTP_REQUEST, self, request=forward)
+        ctx = ActionContext(phase.phase, self, phase.roots, request=forward)
         if phase.effects:
             decision = yield from run_phase(ctx, phase)
         else:
@@ -153,7 +159,7 @@ class Exchange(ExchangeState):
         phase = self.policy._response
         if not phase.rules:
             return PassResponse(head)
-        ctx = ActionContext(Phase.HTTP_RESPONSE, self, response=head)
+        ctx = ActionContext(phase.phase, self, phase.roots, response=head)
         if phase.effects:
             decision = yield from run_phase(ctx, phase)
         else:
@@ -169,8 +175,8 @@ class Exchange(ExchangeState):
 # --- the rule loop -------------------------------------------------------------------
 #
 # Rules run in order; the first `Decision` ends the phase. Errors fail closed
-# (500) unless the rule says `on_error: continue`. `run_rules` is the loop
-# for phases without effects; `run_phase` the same as a generator.
+# (500) unless the rule says `on_error: continue`. `run_rules` is the loop of
+# a phase whose actions need no I/O; `run_phase` the same as a generator.
 
 
 def run_rules(ctx: ActionContext, rules: tuple[Rule, ...]) -> Decision | None:
@@ -179,9 +185,19 @@ def run_rules(ctx: ActionContext, rules: tuple[Rule, ...]) -> Decision | None:
         if isinstance(found, Decision):
             return found
         rule = rules[found]
-        decision = apply_actions(ctx, rule)
-        if decision is not None:
-            return decision
+        ctx.rule = rule.label
+        for step in rule.steps:
+            try:
+                decision = step.action.apply(ctx)
+            except (native.EvalError, ActionError) as exc:
+                decision = _action_failed(ctx, rule, step.type, exc)
+                if decision is None:
+                    break  # on_error: continue
+                return decision
+            if ctx.state.trace is not None:
+                _trace_step(ctx, rule, step, decision)
+            if decision is not None:
+                return _decided(ctx, step.type, decision)
         i = found + 1
     return None
 
@@ -195,12 +211,22 @@ def run_phase(
         if isinstance(found, Decision):
             return found
         rule = rules[found]
-        if rule.needs_effects:
-            decision = yield from run_actions(ctx, rule)
-        else:
-            decision = apply_actions(ctx, rule)
-        if decision is not None:
-            return decision
+        ctx.rule = rule.label
+        for step in rule.steps:
+            try:
+                if step.needs_effects:
+                    decision = yield from step.action.run(ctx)
+                else:
+                    decision = step.action.apply(ctx)
+            except (native.EvalError, ActionError) as exc:
+                decision = _action_failed(ctx, rule, step.type, exc)
+                if decision is None:
+                    break  # on_error: continue
+                return decision
+            if ctx.state.trace is not None:
+                _trace_step(ctx, rule, step, decision)
+            if decision is not None:
+                return _decided(ctx, step.type, decision)
         i = found + 1
     return None
 
@@ -270,40 +296,6 @@ def test(ctx: ActionContext, rule: Rule) -> bool | Decision:
     return False if failure is None else failure
 
 
-def apply_actions(ctx: ActionContext, rule: Rule) -> Decision | None:
-    """Run a matched rule's actions (none needs I/O): the phase-ending
-    `Decision`, or None to go on."""
-    ctx.rule = rule.label
-    for step in rule.steps:
-        try:
-            decision = step.action.apply(ctx)
-        except (native.EvalError, ActionError) as exc:
-            return _action_failed(ctx, rule, step.type, exc)
-        if ctx.state.trace is not None:
-            _trace_step(ctx, rule, step.type, type(step.action).results_name(), decision)
-        if decision is not None:
-            return _decided(ctx, step.type, decision)
-    return None
-
-
-def run_actions(ctx: ActionContext, rule: Rule) -> Generator[Effect, EffectResult, Decision | None]:
-    """`apply_actions` for a rule with an action that yields effects."""
-    ctx.rule = rule.label
-    for step in rule.steps:
-        try:
-            if step.needs_effects:
-                decision = yield from step.action.run(ctx)
-            else:
-                decision = step.action.apply(ctx)
-        except (native.EvalError, ActionError) as exc:
-            return _action_failed(ctx, rule, step.type, exc)
-        if ctx.state.trace is not None:
-            _trace_step(ctx, rule, step.type, type(step.action).results_name(), decision)
-        if decision is not None:
-            return _decided(ctx, step.type, decision)
-    return None
-
-
 def _decided(ctx: ActionContext, action: str, decision: Decision) -> Decision:
     response = decision.response
     ctx.emit(
@@ -327,13 +319,11 @@ def _action_failed(
     return _failure(ctx, rule, action, ErrorCode.INTERPOLATION_FAILED, message)
 
 
-def _trace_step(
-    ctx: ActionContext, rule: Rule, action: str, key: str, decision: Decision | None
-) -> None:
+def _trace_step(ctx: ActionContext, rule: Rule, step: Step, decision: Decision | None) -> None:
     assert ctx.state.trace is not None
     outcome = "ran" if decision is None else _describe(decision)
-    results = ctx.state.results["ngrok"].get(key)
-    ctx.state.trace.append(TraceEntry(ctx.phase, rule.label, action, outcome, results))
+    results = ctx.state.results["ngrok"].get(type(step.action).results_name())
+    ctx.state.trace.append(TraceEntry(ctx.phase, rule.label, step.type, outcome, results))
 
 
 def _failure(

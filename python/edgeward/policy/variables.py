@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from http.cookies import SimpleCookie
 from typing import Any, Union
 from urllib.parse import parse_qs, unquote
@@ -65,27 +66,30 @@ def shape_of(references: Iterable[str]) -> dict[str, Shape | None]:
 def shaped(fields: Fields, shape: Shape | None) -> Callable[[Any], Mapping[str, Any]]:
     """A function from a source to the value of its object: a dict of the
     fields in `shape` (a field that is ABSENT is left out, as a missing
-    key), or for `shape` None a `LazyMap` of all of them."""
+    key), or for `shape` None a `LazyMap` of all of them.
+
+    The function is generated, one statement per field (what
+    `dataclasses` does for `__init__`): this runs for every request, and a
+    loop over a table of fields costs as much again as the fields."""
     if shape is None:
         return lambda source: LazyMap(source, fields)
-    steps: list[tuple[str, Callable[[Any], Any]]] = []
-    for key, sub in shape.items():
+    namespace: dict[str, Any] = {"ABSENT": ABSENT}
+    lines = ["def build(source):", "    out = {}"]
+    for n, (key, sub) in enumerate(shape.items()):
         field = fields.get(key)
         if field is None:  # not a field of this object: reading it fails as it should
             continue
         if isinstance(field, Nested):
             field = _nested(field, shaped(field.fields, sub))
-        steps.append((key, field))
-    plan = tuple(steps)
-
-    def build(source: Any) -> dict[str, Any]:
-        out = {}
-        for key, make in plan:
-            value = make(source)
-            if value is not ABSENT:
-                out[key] = value
-        return out
-
+        namespace[f"field_{n}"] = field
+        lines += [
+            f"    value = field_{n}(source)",
+            "    if value is not ABSENT:",
+            f"        out[{key!r}] = value",
+        ]
+    lines.append("    return out")
+    exec("\n".join(lines), namespace)
+    build: Callable[[Any], Mapping[str, Any]] = namespace["build"]
     return build
 
 
@@ -228,7 +232,8 @@ def _list_header(headers: Mapping[str, list[str]], name: str) -> list[str]:
 
 
 def _content_length(headers: Mapping[str, list[str]]) -> Any:
-    value = _first(headers, "content-length")
+    values = headers.get("content-length")
+    value = values[0] if values else None
     return int(value) if value is not None and value.strip().isdigit() else ABSENT
 
 
@@ -308,6 +313,11 @@ def _ua_os(raw: str) -> str:
     return next((os for key, os in _OSES if key in low), "")
 
 
+@lru_cache(maxsize=1024)  # clients send the same few agents again and again
+def _ua_is_bot(raw: str) -> bool:
+    return _BOT.search(raw) is not None
+
+
 USER_AGENT_FIELDS: Fields = {
     "": lambda raw: raw,
     "name": lambda raw: _ua_product(raw)[0],
@@ -315,7 +325,7 @@ USER_AGENT_FIELDS: Fields = {
     "os": _ua_os,
     "os_version": lambda raw: "",
     "device": lambda raw: "mobile" if _ua_mobile(raw) else "tablet" if _ua_tablet(raw) else "",
-    "is_bot": lambda raw: _BOT.search(raw) is not None,
+    "is_bot": _ua_is_bot,
     "is_mobile": _ua_mobile,
     "is_tablet": _ua_tablet,
     "is_desktop": lambda raw: not (_ua_mobile(raw) or _ua_tablet(raw)) and bool(_ua_os(raw)),
@@ -353,15 +363,22 @@ def full_url(head: RequestHead) -> str:
 class UrlSource:
     """The parts of the request URL, split once."""
 
-    __slots__ = ("authority", "path", "query", "raw_path", "scheme", "target")
+    __slots__ = ("head", "path", "query", "raw_path", "target")
 
     def __init__(self, head: RequestHead) -> None:
-        self.scheme = head.scheme.decode("latin-1")
-        self.authority = head.authority.decode("latin-1")
+        self.head = head
         self.target = head.target.decode("latin-1")
         path, _, self.query = self.target.partition("?")
         self.raw_path = path or "/"
         self.path = unquote(self.raw_path) if "%" in self.raw_path else self.raw_path
+
+    @property
+    def scheme(self) -> str:
+        return self.head.scheme.decode("latin-1")
+
+    @property
+    def authority(self) -> str:
+        return self.head.authority.decode("latin-1")
 
 
 def _url_port(u: UrlSource) -> Any:
@@ -396,8 +413,8 @@ URL_FIELDS: Fields = {
 
 
 def _user_agent(s: RequestSource) -> Any:
-    raw = _first(s.headers, "user-agent")
-    return ABSENT if raw is None else raw
+    values = s.headers.get("user-agent")
+    return values[0] if values else ABSENT
 
 
 REQUEST_FIELDS: Fields = {
