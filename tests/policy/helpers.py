@@ -136,7 +136,7 @@ def request(
     """One exchange through the policy: tcp connect, request, response."""
     result = Result()
     c = conn(client_ip)
-    if not h.policy.on_tcp_connect(c):
+    if not h.policy.on_tcp_connect(c, ENDPOINT):
         result.tcp_closed = result.closed = True
         return result
     head = RequestHead(
