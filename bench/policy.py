@@ -109,9 +109,9 @@ def edgeward_with(
 
 def engine_ns_per_exchange(text: str) -> float:
     """One request and its response through the compiled policy, no I/O."""
+    from edgeward.document import parse_document
     from edgeward.hooks import ConnectionInfo, EndpointInfo, RequestHead, ResponseHead
     from edgeward.policy import compile_policy
-    from edgeward.policy.document import parse_document
 
     policy = compile_policy(parse_document(text, "bench-policy.yml"), ip_policies={})
     conn = ConnectionInfo("c", "bench", "127.0.0.1", 50000, "127.0.0.1", 8080, 0.0)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from edgeward.document import parse_document
 from edgeward.hooks import (
     CloseConnection,
     ConnectionInfo,
@@ -25,7 +26,6 @@ from edgeward.hooks import (
     ResponseHead,
 )
 from edgeward.policy import CompiledPolicy, PolicyError, compile_policy
-from edgeward.policy.document import parse_document
 from edgeward.policy.events import ListSink, PolicyEvent
 
 T = TypeVar("T")

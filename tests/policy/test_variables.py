@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeward import native
+from edgeward.document import load_document
 from edgeward.hooks import RequestHead
 from edgeward.policy import PolicyError
-from edgeward.policy.document import load_document
 from edgeward.policy.loader import load
 from edgeward.policy.variables import LazyMap, shape_of
 

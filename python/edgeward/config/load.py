@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from edgeward.config.document import Document, PathKey, load_document
 from edgeward.config.model import (
     AccessLog,
     Certificate,
@@ -32,6 +31,7 @@ from edgeward.config.model import (
     Timeouts,
     Upstream,
 )
+from edgeward.document import Document, PathKey, load_document
 from edgeward.errors import ConfigError, EdgewardError
 
 T = TypeVar("T")
@@ -83,6 +83,10 @@ class _Section:
         ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
+        if not ok and kind is bool and isinstance(value, str):
+            raise self.loader.error(
+                (*self.path, key), f"must be true or false, not {value!r} (YAML 1.2: that is text)"
+            )
         if not ok:
             raise self.loader.error(
                 (*self.path, key),

@@ -12,7 +12,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from edgeward.config.document import Document
+from edgeward.document import Document
 from edgeward.errors import Location
 from edgeward.hooks import PolicyHooks
 

@@ -51,7 +51,7 @@ def compile_policy(
     clock: Callable[[], float] | None = None,
     secrets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> CompiledPolicy:
-    """Compile a parsed document (`edgeward.config.document.Document`).
+    """Compile a parsed document (`edgeward.document.Document`).
     `ip_policies` are the edge config's named IP policies; None means they
     are unknown (references are then only warned about: `policy check`)."""
     options = EngineOptions(clock=clock, secrets=secrets or {})

@@ -26,7 +26,7 @@ PathKey = tuple[str | int, ...]
 
 class SourceDocument(Protocol):
     """A parsed document that can say where each value came from
-    (`edgeward.config.document.Document`)."""
+    (`edgeward.document.Document`)."""
 
     @property
     def data(self) -> Any: ...
