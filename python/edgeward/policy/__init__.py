@@ -12,7 +12,7 @@ line, rule and action.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -67,10 +67,19 @@ class _PolicySource(Protocol):
     @property
     def document(self) -> Any: ...
 
+    @property
+    def events(self) -> Sequence[str] | None: ...
+
 
 class PolicyCompiler:
     """The `edgeward.config.PolicyFactory` the edge uses: compiles each
-    endpoint's policy with the edge-wide event sink and body limit."""
+    endpoint's policy with the edge-wide event sinks and body limit.
+
+    Events go to `events` when given; else where the edge config's
+    `events:` says (`PolicySource.events`); else to the targets named by
+    ``EDGEWARD_POLICY_EVENTS`` (comma-separated), else to stdout. Policies
+    with the same targets share one sink (one file handle), across reloads
+    too."""
 
     def __init__(
         self,
@@ -84,6 +93,7 @@ class PolicyCompiler:
         self.body_limit = body_limit
         self.clock = clock
         self.secrets = secrets
+        self._sinks: dict[tuple[str, ...], EventSink] = {}
 
     def __call__(
         self, source: _PolicySource, ip_policies: Mapping[str, IpPolicyRules]
@@ -91,27 +101,22 @@ class PolicyCompiler:
         return compile_policy(
             source.document,
             ip_policies=ip_policies,
-            events=self.events,
+            events=self.events or self.sink(source.events),
             body_limit=self.body_limit,
             clock=self.clock,
             secrets=self.secrets,
         )
 
-
-class _DefaultSink:
-    """The event sinks named by ``EDGEWARD_POLICY_EVENTS`` (comma-separated:
-    ``stdout``, ``stderr``, file paths; default ``stdout``), opened on the
-    first event, until the edge config has its own setting."""
-
-    def __init__(self) -> None:
-        self._sink: EventSink | None = None
-
-    def emit(self, event: PolicyEvent) -> None:
-        if self._sink is None:
+    def sink(self, targets: Sequence[str] | None) -> EventSink:
+        if targets is None:
             spec = os.environ.get("EDGEWARD_POLICY_EVENTS", "stdout")
-            self._sink = open_event_sink(*(t.strip() for t in spec.split(",") if t.strip()))
-        self._sink.emit(event)
+            targets = [t.strip() for t in spec.split(",") if t.strip()]
+        key = tuple(targets)
+        sink = self._sinks.get(key)
+        if sink is None:
+            sink = self._sinks[key] = open_event_sink(*key)
+        return sink
 
 
-compile_hooks = PolicyCompiler(events=_DefaultSink())
+compile_hooks = PolicyCompiler()
 """The `edgeward.config.PolicyFactory` `edgeward serve` uses."""
