@@ -21,6 +21,7 @@ from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from bench.harness import Table, median_ns_per_call, median_s
 from edgeward import native
+from edgeward.document import parse_document
 from edgeward.hooks import (
     ConnectionInfo,
     Effect,
@@ -32,7 +33,6 @@ from edgeward.hooks import (
 )
 from edgeward.policy import CompiledPolicy, compile_policy
 from edgeward.policy.actions.compress_response import compressor
-from edgeward.policy.document import parse_document
 
 JKU = "https://idp.bench/jwks"
 ISSUER = "https://idp.bench/"

@@ -10,9 +10,11 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "python" / "edgeward"
 
 # Packages whose code is sans-IO: fed bytes/events, never an event loop.
-SANS_IO = ("hooks", "errors", "http1", "http2", "expr", "ipnet", "webhooks", "policy")
+SANS_IO = ("hooks", "errors", "document", "http1", "http2", "expr", "ipnet", "webhooks", "policy")
 # What each layer must not import.
 FORBIDDEN = {
+    # The YAML/JSON loader of both the edge config and policies: below both.
+    "document": ("edgeward.config", "edgeward.policy", "edgeward.proxy", "edgeward.hooks"),
     "policy": ("edgeward.proxy", "edgeward.http1", "edgeward.http2", "edgeward.config"),
     "expr": ("edgeward.policy", "edgeward.proxy"),
     "http1": ("edgeward.policy", "edgeward.expr"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 Header = tuple[bytes, bytes]
 """One header: lower-case name, value, both as on the wire."""
@@ -73,6 +73,9 @@ class ConnectionInfo:
     tls: TlsInfo | None = None
     bytes_in: int = 0
     bytes_out: int = 0
+    # What a policy keeps for the connection's lifetime, by policy (results
+    # of its on_tcp_connect actions); the proxy leaves it alone.
+    policy_state: dict[object, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,10 +234,11 @@ class ExchangeHooks(Protocol):
 class PolicyHooks(Protocol):
     """The compiled policy of one endpoint (or one listener)."""
 
-    def on_tcp_connect(self, conn: ConnectionInfo) -> bool:
-        """Called once per connection before any byte is read (see
-        docs/architecture.md for when an endpoint's rules run). False closes
-        the connection."""
+    def on_tcp_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo | None = None) -> bool:
+        """Called once per connection and policy before any byte of a request
+        is forwarded (see docs/proxy.md for when). `endpoint` is the
+        endpoint (for a listener's policy: the listener) when the driver
+        knows it, for `endpoint.*`. False closes the connection."""
         ...
 
     def begin(

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from edgeward.document import parse_document
 from edgeward.hooks import (
     CloseConnection,
     ConnectionInfo,
@@ -25,7 +26,6 @@ from edgeward.hooks import (
     ResponseHead,
 )
 from edgeward.policy import CompiledPolicy, PolicyError, compile_policy
-from edgeward.policy.document import parse_document
 from edgeward.policy.events import ListSink, PolicyEvent
 
 T = TypeVar("T")
@@ -136,7 +136,7 @@ def request(
     """One exchange through the policy: tcp connect, request, response."""
     result = Result()
     c = conn(client_ip)
-    if not h.policy.on_tcp_connect(c):
+    if not h.policy.on_tcp_connect(c, ENDPOINT):
         result.tcp_closed = result.closed = True
         return result
     head = RequestHead(

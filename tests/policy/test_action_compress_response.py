@@ -231,8 +231,8 @@ def test_edge_made_responses_are_compressed_too() -> None:
 
 
 def test_policy_test_cases_see_the_compressed_body() -> None:
+    from edgeward.document import parse_document
     from edgeward.policy.cases import CaseClock, read_cases, run_case
-    from edgeward.policy.document import parse_document
 
     h = load(POLICY)
     cases, _ = read_cases(

@@ -60,7 +60,7 @@ def test_failing_expectation_fails_the_run(
     )
     assert main(["policy", "test", str(policy), str(cases)]) == 1
     out = capsys.readouterr().out
-    assert "rule nope: matched" in out and "deny: deny: 403" in out
+    assert "rule nope: matched" in out and "deny: answered 403 (deny" in out
     assert "FAIL status: expected 200, got 403" in out and "0 passed, 1 failed" in out
 
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from edgeward import native
+from edgeward.document import Document, load_document
 from edgeward.policy import PolicyError, compile_policy
 from edgeward.policy.actions import ACTIONS, ALIASES
-from edgeward.policy.document import Document, load_document
 
 from .helpers import secrets_get_compiles
 

@@ -102,17 +102,24 @@ class Edge:
         return f"http://127.0.0.1:{self.port}"
 
     def events(self) -> list[dict[str, object]]:
-        out = []
-        for line in self.log.read_text().splitlines():
-            if line.startswith("{") and '"verdict"' in line:
-                out.append(json.loads(line))
-        return out
+        """The decision events from the file sink; stdout (the log) has the
+        same lines."""
+        file = self.log.with_name("events.jsonl")
+        lines = file.read_text().splitlines() if file.exists() else []
+        in_log = [line for line in self.log.read_text().splitlines() if '"verdict"' in line]
+        assert lines == in_log
+        return [json.loads(line) for line in lines]
 
 
-def _start(args: list[str], log: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(
+    args: list[str], log: Path, port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            args, stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            args,
+            stdout=out,
+            stderr=out,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     wait_port(port, proc, log)
     return proc
@@ -154,10 +161,13 @@ def serve(
         f"    upstream: http://127.0.0.1:{upstream}\n    traffic_policy_file: policy.yml\n"
     )
     log = directory / "edge.log"
+    # Events to stdout (the log) and to a file, as EDGEWARD_POLICY_EVENTS says.
+    events = {"EDGEWARD_POLICY_EVENTS": f"stdout,{directory / 'events.jsonl'}"}
     proc = _start(
         [sys.executable, "-m", "edgeward.cli", "serve", "--config", str(directory / "edge.yml")],
         log,
         port,
+        events,
     )
     return Edge(port, log), proc
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 
 from edgeward.hooks import ReadBody
 
@@ -132,3 +133,31 @@ def test_legacy_type_name_loads_with_a_warning() -> None:
     h = load(one("webhook-validation", "provider: github, secret: x"))
     (warning,) = h.policy.warnings
     assert "verify-webhook" in warning.message
+
+
+def test_worldline_endpoint_verification_is_answered() -> None:
+    h = load(one("verify-webhook", "provider: worldline, secret: s3cret"))
+    r = request(h, "/hook", headers=[("X-GCS-Webhooks-Endpoint-Verification", "abc123")])
+    assert (r.status, r.body, r.effects) == (200, b"abc123", [])
+
+
+def _zoom(secret: bytes, body: bytes, ts: int) -> list[tuple[str, str]]:
+    sig = hmac.new(secret, f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return [("x-zm-signature", f"v0={sig}"), ("x-zm-request-timestamp", str(ts))]
+
+
+def test_zoom_url_validation_only_when_signed() -> None:
+    h = load(one("verify-webhook", "provider: zoom, secret: zoom-token"))
+    body = b'{"event":"endpoint.url_validation","payload":{"plainToken":"qgg8vlvZRS6UdWMr"}}'
+    r = request(h, "/zoom", method="POST", body=body, headers=_zoom(b"zoom-token", body, int(NOW)))
+    expected = hmac.new(b"zoom-token", b"qgg8vlvZRS6UdWMr", hashlib.sha256).hexdigest()
+    assert r.status == 200 and r.forwarded is None
+    assert json.loads(r.body) == {"plainToken": "qgg8vlvZRS6UdWMr", "encryptedToken": expected}
+    # Unsigned, the challenge is refused: the edge never signs a chosen text.
+    forged = request(h, "/zoom", method="POST", body=body, headers=_zoom(b"wrong", body, int(NOW)))
+    assert forged.status == 403
+
+
+def test_xero_failure_is_401() -> None:
+    h = load(one("verify-webhook", "provider: xero, secret: xero-key"))
+    assert request(h, "/xero", method="POST", body=b"{}").status == 401

@@ -78,6 +78,12 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
         ),
         (GOOD + "timeouts:\n  header_read: -1\n", 9, "timeouts.header_read", "positive"),
         (
+            GOOD.replace("address: 127.0.0.1:8080", "address: 127.0.0.1:8080\n    http2: no"),
+            4,
+            "listeners[0].http2",
+            "true or false, not 'no'",  # YAML 1.2: `no` is text
+        ),
+        (
             GOOD + "  - name: app2\n    hostname: APP.example.com\n    upstream: http://x:1\n",
             9,
             "endpoints[1].hostname",

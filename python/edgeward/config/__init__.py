@@ -6,7 +6,6 @@ limits, timeouts, access log and named IP policies, validated strictly.
 Errors are `edgeward.errors.ConfigError` naming file, line and key.
 """
 
-from edgeward.config.document import Document, load_document, parse_document
 from edgeward.config.load import load_config
 from edgeward.config.model import (
     AccessLog,
@@ -23,6 +22,7 @@ from edgeward.config.model import (
     Timeouts,
     Upstream,
 )
+from edgeward.document import Document, load_document, parse_document
 
 __all__ = [
     "AccessLog",

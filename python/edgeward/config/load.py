@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from edgeward.config.document import Document, PathKey, load_document
 from edgeward.config.model import (
     AccessLog,
     Certificate,
@@ -32,6 +31,7 @@ from edgeward.config.model import (
     Timeouts,
     Upstream,
 )
+from edgeward.document import Document, PathKey, load_document
 from edgeward.errors import ConfigError, EdgewardError
 
 T = TypeVar("T")
@@ -83,6 +83,10 @@ class _Section:
         ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
+        if not ok and kind is bool and isinstance(value, str):
+            raise self.loader.error(
+                (*self.path, key), f"must be true or false, not {value!r} (YAML 1.2: that is text)"
+            )
         if not ok:
             raise self.loader.error(
                 (*self.path, key),
@@ -108,6 +112,7 @@ class _Loader:
         self.doc = doc
         self.base = base
         self.factory = factory
+        self.events: tuple[str, ...] | None = None
 
     def error(self, path: PathKey, message: str) -> ConfigError:
         return ConfigError(message, self.doc.locate(path))
@@ -117,6 +122,7 @@ class _Loader:
         limits = self._fields(top.section("limits"), Limits)
         timeouts = self._fields(top.section("timeouts"), Timeouts)
         access_log = self._access_log(top)
+        self.events = self._events(top)
         forwarded = self._forwarded(top.section("forwarded_headers"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
         listeners = self._list(top, "listeners", self._listener)
@@ -137,6 +143,7 @@ class _Loader:
             limits=limits,
             timeouts=timeouts,
             access_log=access_log,
+            events=self.events,
             forwarded=forwarded,
             ip_policies=ip_policies,
             raw=self.doc.data,
@@ -166,6 +173,33 @@ class _Loader:
         if isinstance(value, str) and value:
             return AccessLog(enabled=True, path=self.base / value)
         raise self.error(top.at("access_log"), "must be on, off, or a file path")
+
+    def _events(self, top: _Section) -> tuple[str, ...] | None:
+        """`events`: stdout, stderr, a file (relative to the config's
+        directory), a list of them, or off."""
+        top.taken.add("events")
+        if top.data.get("events") is None:
+            return None
+        value = top.data["events"]
+        if value is False or value == "off":
+            return ()
+        items = value if isinstance(value, list) else [value]
+        out: list[str] = []
+        for i, item in enumerate(items):
+            path = (*top.at("events"), i) if isinstance(value, list) else top.at("events")
+            if not isinstance(item, str) or not item or item == "off":
+                raise self.error(path, "must be stdout, stderr, a file, a list of them, or off")
+            target = item if item in ("stdout", "stderr") else str(self.base / item)
+            if target not in ("stdout", "stderr"):
+                file = Path(target)
+                if not file.parent.is_dir():
+                    raise self.error(path, f"directory not found: {file.parent}")
+                if file.is_dir():
+                    raise self.error(path, f"is a directory: {file}")
+            if target in out:
+                raise self.error(path, f"{item!r} is listed twice")
+            out.append(target)
+        return tuple(out)
 
     def _networks(self, sec: _Section, key: str) -> tuple[Network, ...]:
         items = sec.take(key, list, [])
@@ -333,13 +367,14 @@ class _Loader:
         if inline:
             sec.take("traffic_policy", dict)
             key = sec.at("traffic_policy")
-            return PolicySource(self.doc.sub(key), self.doc.locate(key), owner)
+            return PolicySource(self.doc.sub(key), self.doc.locate(key), owner, self.events)
         if from_file:
             path = self._file(sec, "traffic_policy_file")
             return PolicySource(
                 load_document(path, what="policy file"),
                 self.doc.locate(sec.at("traffic_policy_file")),
                 owner,
+                self.events,
             )
         return None
 

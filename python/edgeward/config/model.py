@@ -12,7 +12,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from edgeward.config.document import Document
+from edgeward.document import Document
 from edgeward.errors import Location
 from edgeward.hooks import PolicyHooks
 
@@ -72,6 +72,9 @@ class PolicySource:
     document: Document
     origin: Location  # the `traffic_policy(_file)` key that brought it in
     owner: str  # "endpoint app" / "listener public"
+    # Where decision events go: the edge config's `events:` ("stdout",
+    # "stderr", absolute file paths; () for none); None when it says nothing.
+    events: tuple[str, ...] | None = None
 
 
 class PolicyFactory(Protocol):
@@ -165,6 +168,7 @@ class EdgeConfig:
     limits: Limits = Limits()
     timeouts: Timeouts = Timeouts()
     access_log: AccessLog = AccessLog()
+    events: tuple[str, ...] | None = None  # policy decision events (see PolicySource.events)
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)
     raw: Any = None  # the parsed document, for diagnostics

@@ -11,7 +11,8 @@ line, rule and action.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -50,7 +51,7 @@ def compile_policy(
     clock: Callable[[], float] | None = None,
     secrets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> CompiledPolicy:
-    """Compile a parsed document (`edgeward.config.document.Document`).
+    """Compile a parsed document (`edgeward.document.Document`).
     `ip_policies` are the edge config's named IP policies; None means they
     are unknown (references are then only warned about: `policy check`)."""
     options = EngineOptions(clock=clock, secrets=secrets or {})
@@ -66,10 +67,19 @@ class _PolicySource(Protocol):
     @property
     def document(self) -> Any: ...
 
+    @property
+    def events(self) -> Sequence[str] | None: ...
+
 
 class PolicyCompiler:
     """The `edgeward.config.PolicyFactory` the edge uses: compiles each
-    endpoint's policy with the edge-wide event sink and body limit."""
+    endpoint's policy with the edge-wide event sinks and body limit.
+
+    Events go to `events` when given; else where the edge config's
+    `events:` says (`PolicySource.events`); else to the targets named by
+    ``EDGEWARD_POLICY_EVENTS`` (comma-separated), else to stdout. Policies
+    with the same targets share one sink (one file handle), across reloads
+    too."""
 
     def __init__(
         self,
@@ -83,6 +93,7 @@ class PolicyCompiler:
         self.body_limit = body_limit
         self.clock = clock
         self.secrets = secrets
+        self._sinks: dict[tuple[str, ...], EventSink] = {}
 
     def __call__(
         self, source: _PolicySource, ip_policies: Mapping[str, IpPolicyRules]
@@ -90,12 +101,22 @@ class PolicyCompiler:
         return compile_policy(
             source.document,
             ip_policies=ip_policies,
-            events=self.events,
+            events=self.events or self.sink(source.events),
             body_limit=self.body_limit,
             clock=self.clock,
             secrets=self.secrets,
         )
 
+    def sink(self, targets: Sequence[str] | None) -> EventSink:
+        if targets is None:
+            spec = os.environ.get("EDGEWARD_POLICY_EVENTS", "stdout")
+            targets = [t.strip() for t in spec.split(",") if t.strip()]
+        key = tuple(targets)
+        sink = self._sinks.get(key)
+        if sink is None:
+            sink = self._sinks[key] = open_event_sink(*key)
+        return sink
 
-compile_hooks = PolicyCompiler(events=open_event_sink("stdout"))
+
+compile_hooks = PolicyCompiler()
 """The `edgeward.config.PolicyFactory` `edgeward serve` uses."""

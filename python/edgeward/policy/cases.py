@@ -285,9 +285,7 @@ def run_case(
         id="ep_test",
         upstream="http://upstream.test",
     )
-    state = policy.state(conn, None, None)
-    state.trace = out.trace
-    if policy.tcp_decision(state) is not None:
+    if policy.connect(conn, endpoint, out.trace) is not None:
         out.closed = True
     else:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -300,7 +298,7 @@ def run_case(
             http_version=b"1.1",
         )
         exchange = policy.begin(conn, endpoint, head, f"req-{conn.id}")
-        exchange.state.trace = out.trace
+        exchange.trace = out.trace
         outcome = _drive(exchange.on_http_request(head), case)
         response: ResponseHead | None = None
         body = b""

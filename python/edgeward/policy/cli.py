@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from edgeward.document import load_document
 from edgeward.errors import ConfigError
 from edgeward.policy import compile_policy
 from edgeward.policy.cases import CaseClock, Outcome, read_cases, run_case
-from edgeward.policy.document import load_document
 from edgeward.policy.engine import CompiledPolicy
 from edgeward.policy.errors import PolicyError
 from edgeward.policy.events import ListSink
@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
 def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        policy = compile_policy(load_document(args.file))
+        policy = compile_policy(load_document(args.file, what="policy file"))
     except PolicyError as exc:
         for diagnostic in exc.diagnostics:
             print(diagnostic, file=out)
@@ -61,7 +61,10 @@ def run_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
         clock = CaseClock()
         sink = ListSink()
         policy = compile_policy(
-            load_document(args.file), ip_policies=ip_policies, events=sink, clock=clock
+            load_document(args.file, what="policy file"),
+            ip_policies=ip_policies,
+            events=sink,
+            clock=clock,
         )
     except ConfigError as exc:
         print(exc, file=out)

@@ -26,7 +26,7 @@ PathKey = tuple[str | int, ...]
 
 class SourceDocument(Protocol):
     """A parsed document that can say where each value came from
-    (`edgeward.config.document.Document`)."""
+    (`edgeward.document.Document`)."""
 
     @property
     def data(self) -> Any: ...
@@ -62,6 +62,8 @@ class CompileScope:
     phase: Phase
     ip_policies: Mapping[str, IpPolicyRules] | None  # None: unknown (policy check alone)
     options: EngineOptions = field(default_factory=EngineOptions)
+    # Where the reader notes the variables each compiled program reads.
+    references: set[str] = field(default_factory=set)
 
 
 class InvalidConfig(Exception):
@@ -446,10 +448,12 @@ class ConfigReader:
 
     def compile_template(self, path: PathKey | None, text: str) -> native.Template:
         try:
-            return compile_template(text, self.scope.phase)
+            template = compile_template(text, self.scope.phase)
         except native.PolicyExprError as exc:
             where = self._doc.locate(path) if path is not None else self.where()
             raise InvalidConfig(_expr_message(exc, "interpolation"), where) from None
+        self.scope.references.update(template.references)
+        return template
 
     def expression(self, key: str, *, required: bool = False) -> native.Program | None:
         used, raw = self._take(key, ())
@@ -469,9 +473,11 @@ class ConfigReader:
 
     def compile_expression(self, path: PathKey, text: str) -> native.Program:
         try:
-            return compile_expression(text, self.scope.phase)
+            program = compile_expression(text, self.scope.phase)
         except native.PolicyExprError as exc:
             raise InvalidConfig(_expr_message(exc, "expression"), self._doc.locate(path)) from None
+        self.scope.references.update(program.references)
+        return program
 
 
 def _expr_message(exc: native.PolicyExprError, what: str) -> str:

@@ -1,17 +1,17 @@
 """Per-request state: the CEL activation and what actions see.
 
-`Exchange`-wide state (`ExchangeState`) lives from `begin` to `on_complete`:
-the connection, the request as received, action results, a buffered body.
-Each phase run gets an `Activation` (the CEL variables, built lazily and once)
-and an `ActionContext` (what an action may read and change).
+`ExchangeState` lives from `begin` to `on_complete` (or for one
+`on_tcp_connect`): the connection, the request as received, action results,
+a buffered body. Each phase run gets an `ActionContext` (what an action may
+read and change) with its activation: the CEL variables the phase's programs
+read, built once, as plain dicts (see `Variables`).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Collection, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeward import native
 from edgeward.hooks import (
@@ -27,17 +27,24 @@ from edgeward.hooks import (
     ResponseHead,
 )
 from edgeward.policy.errors import ActionError, ErrorCode
-from edgeward.policy.events import EventSink, PolicyEvent
+from edgeward.policy.events import PolicyEvent
 from edgeward.policy.model import Phase
 from edgeward.policy.variables import (
     ABSENT,
+    CONN_FIELDS,
+    ENDPOINT_FIELDS,
+    REQUEST_FIELDS,
+    RESPONSE_FIELDS,
     LazyMap,
-    conn_values,
-    endpoint_values,
-    request_values,
-    response_values,
+    RequestSource,
+    ResponseSource,
     rfc3339,
+    shape_of,
+    shaped,
 )
+
+if TYPE_CHECKING:
+    from edgeward.policy.engine import CompiledPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,121 +58,140 @@ class TraceEntry:
     results: Mapping[str, Any] | None = None
 
 
+class Variables:
+    """How one policy builds its activations, from the references of all
+    its CEL programs and templates (by phase).
+
+    A phase's activation holds only the root variables its programs read.
+    `conn`, `req` and `endpoint` are the same in every phase of an exchange,
+    so each is built once per exchange with the fields any phase reads;
+    `res`, `time` and `vars` belong to the phase run."""
+
+    __slots__ = ("conn", "endpoint", "reads_results", "req", "res", "roots")
+
+    def __init__(self, references: Mapping[Phase, Collection[str]]) -> None:
+        every = shape_of(ref for refs in references.values() for ref in refs)
+        self.req = shaped(REQUEST_FIELDS, every.get("req", {}))
+        self.conn = shaped(CONN_FIELDS, every.get("conn", {}))
+        self.endpoint = shaped(ENDPOINT_FIELDS, every.get("endpoint", {}))
+        self.res = shaped(RESPONSE_FIELDS, every.get("res", {}))
+        self.roots = {
+            phase: tuple(_ROOTS[name] for name in sorted(shape_of(refs)))
+            for phase, refs in references.items()
+        }
+        self.reads_results = "actions" in every  # else results are kept for `policy test` only
+
+
+def _res(ctx: ActionContext) -> Any:
+    # `res.*` shows the response as it reached the phase: built now, before
+    # an action changes it.
+    response = ctx.response
+    if response is None:
+        return ABSENT
+    return ctx.state.policy.variables.res(ResponseSource(response.status, response.headers))
+
+
+_TIME_FIELDS = {"now": lambda clock: rfc3339(clock())}  # the clock at first use in the phase
+Roots = tuple[tuple[str, Callable[["ActionContext"], Any]], ...]
+"""The variables of a phase's activation and how to get each."""
+
+_ROOTS: dict[str, tuple[str, Callable[[ActionContext], Any]]] = {
+    name: (name, value_of)
+    for name, value_of in (
+        ("req", lambda ctx: ctx.state.req_values()),
+        ("conn", lambda ctx: ctx.state.conn_values()),
+        ("endpoint", lambda ctx: ctx.state.endpoint_values()),
+        ("res", _res),
+        ("time", lambda ctx: LazyMap(ctx.state.policy.clock, _TIME_FIELDS)),
+        ("secrets", lambda ctx: ctx.state.policy.secrets),
+        ("actions", lambda ctx: ctx.state.results),
+        ("vars", lambda ctx: ctx.vars),
+    )
+}
+
+
 class ExchangeState:
     """What one exchange (or one connection, for `on_tcp_connect`) carries
     from phase to phase."""
 
     __slots__ = (
-        "_conn_values",
-        "_endpoint_values",
-        "_req_values",
+        "_conn",
+        "_endpoint",
+        "_req",
         "body",
-        "body_limit",
-        "clock",
         "conn",
         "endpoint",
-        "events",
+        "policy",
         "received",
         "received_at",
         "request_id",
         "results",
-        "secrets",
         "trace",
     )
 
     def __init__(
         self,
+        policy: CompiledPolicy,
         conn: ConnectionInfo,
         endpoint: EndpointInfo | None,
         request_id: str | None,
-        *,
-        clock: Callable[[], float],
-        events: EventSink,
-        body_limit: int,
-        secrets: Mapping[str, Mapping[str, str]],
+        results: dict[str, Any] | None = None,
     ) -> None:
+        self.policy = policy
         self.conn = conn
         self.endpoint = endpoint
         self.request_id = request_id
-        self.clock = clock
-        self.events = events
-        self.body_limit = body_limit
-        self.secrets = secrets  # for `secrets.get(vault, name)`
         self.received: RequestHead | None = None  # the request as the client sent it
         self.received_at = 0.0
         self.body: bytes | None = None  # the request body, once an action read it
-        self.results: dict[str, dict[str, Any]] = {"ngrok": {}}
+        # `actions.ngrok.*`: what actions did (and on_tcp_connect's, carried over).
+        self.results: dict[str, dict[str, Any]] = {"ngrok": results or {}}
         self.trace: list[TraceEntry] | None = None  # filled when a caller asks (policy test)
-        self._conn_values: LazyMap | None = None
-        self._req_values: LazyMap | None = None
-        self._endpoint_values: LazyMap | None = None
+        self._conn: Any = None
+        self._req: Any = None
+        self._endpoint: Any = None
 
-    def conn_values(self) -> LazyMap:
-        if self._conn_values is None:
-            self._conn_values = conn_values(self.conn)
-        return self._conn_values
+    def conn_values(self) -> Any:
+        if self._conn is None:
+            self._conn = self.policy.variables.conn(self.conn)
+        return self._conn
 
-    def req_values(self) -> LazyMap:
-        if self._req_values is None:
-            assert self.received is not None
-            self._req_values = request_values(self.received, self.received_at)
-        return self._req_values
+    def req_values(self) -> Any:
+        if self._req is None:
+            if self.received is None:
+                return ABSENT
+            source = RequestSource(self.received, self.received_at)
+            self._req = self.policy.variables.req(source)
+        return self._req
 
-    def endpoint_values(self) -> LazyMap:
-        if self._endpoint_values is None:
-            assert self.endpoint is not None
-            self._endpoint_values = endpoint_values(self.endpoint)
-        return self._endpoint_values
-
-
-def _req(a: Activation) -> Any:
-    return a.state.req_values() if a.state.received is not None else ABSENT
-
-
-def _endpoint(a: Activation) -> Any:
-    return a.state.endpoint_values() if a.state.endpoint is not None else ABSENT
-
-
-def _res(a: Activation) -> Any:
-    return ABSENT if a.status is None else response_values(a.status, a.headers)
-
-
-class Activation(LazyMap):
-    """The CEL variables of one phase run: `conn`, `req`, `res`, `endpoint`,
-    `time`, `secrets` built on first access; `actions` and `vars` live."""
-
-    __slots__ = ("headers", "state", "status", "vars")
-
-    def __init__(self, state: ExchangeState, response: ResponseHead | None) -> None:
-        super().__init__(self, _ACTIVATION_FIELDS)
-        self.state = state
-        self.status = response.status if response is not None else None
-        # `res.*` shows the response as it reached the phase.
-        self.headers = list(response.headers) if response is not None else []
-        self.vars: dict[str, Any] = {}
-        dict.__setitem__(self, "vars", self.vars)
-        dict.__setitem__(self, "actions", state.results)
-
-
-_ACTIVATION_FIELDS: dict[str, Callable[[Activation], Any]] = {
-    "req": _req,
-    "conn": lambda a: a.state.conn_values(),
-    "endpoint": _endpoint,
-    "res": _res,
-    "time": lambda a: {"now": rfc3339(a.state.clock())},
-    "secrets": lambda a: a.state.secrets,
-}
+    def endpoint_values(self) -> Any:
+        if self._endpoint is None:
+            if self.endpoint is None:
+                return ABSENT
+            self._endpoint = self.policy.variables.endpoint(self.endpoint)
+        return self._endpoint
 
 
 class ActionContext:
     """What an action sees while it runs in one phase of one exchange."""
 
-    __slots__ = ("activation", "body_filter", "phase", "request", "response", "rule", "state")
+    __slots__ = (
+        "activation",
+        "body_filter",
+        "phase",
+        "records",
+        "request",
+        "response",
+        "rule",
+        "state",
+        "vars",
+    )
 
     def __init__(
         self,
         phase: Phase,
         state: ExchangeState,
+        roots: Roots,
         *,
         request: RequestHead | None = None,
         response: ResponseHead | None = None,
@@ -174,11 +200,19 @@ class ActionContext:
         self.state = state
         self.request = request  # what will be forwarded; actions may change it
         self.response = response  # what the client will get; actions may change it
-        self.activation = Activation(state, response)
         self.rule = ""  # label of the running rule, for events
         # Set by a response action that transforms the body as it streams
         # (compress-response); the proxy then frames the body itself.
         self.body_filter: BodyFilter | None = None
+        self.vars: dict[str, Any] = {}  # `vars.*`: this phase's only
+        # Whether actions record `actions.ngrok.*`: only when a program
+        # reads them, or `policy test` shows them.
+        self.records = state.policy.variables.reads_results or state.trace is not None
+        self.activation: dict[str, Any] = {}
+        for name, value_of in roots:
+            value = value_of(self)
+            if value is not ABSENT:
+                self.activation[name] = value
 
     # --- reading --------------------------------------------------------------
 
@@ -200,7 +234,7 @@ class ActionContext:
         return self.state.received
 
     def now(self) -> float:
-        return self.state.clock()
+        return self.state.policy.clock()
 
     def evaluate(self, program: native.Program) -> Any:
         """Raises `native.EvalError`; the engine fails closed on it."""
@@ -213,7 +247,7 @@ class ActionContext:
     def render_header_value(self, template: native.Template, name: str) -> bytes:
         """An interpolated header value; CR, LF or NUL in it is an error,
         never a header injection."""
-        value = self.render(template)
+        value = template.render(self.activation)
         if "\r" in value or "\n" in value or "\0" in value:
             raise ActionError(
                 ErrorCode.ACTION_FAILED, f"interpolated value of header {name!r} contains CR/LF/NUL"
@@ -223,24 +257,27 @@ class ActionContext:
     # --- writing ---------------------------------------------------------------
 
     def record(self, key: str, values: Mapping[str, Any]) -> None:
-        """Set `actions.ngrok.<key>` (replacing an earlier run's values)."""
-        self.state.results["ngrok"][key] = values
+        """Set `actions.ngrok.<key>` (replacing an earlier run's values).
+        Actions whose results cost something to build test `records` first."""
+        if self.records:
+            self.state.results["ngrok"][key] = values
 
     def set_var(self, name: str, value: Any) -> None:
-        self.activation.vars[name] = value
+        self.vars[name] = value
 
     def emit(self, action: str | None, verdict: str, reason: str, **extra: Any) -> None:
-        self.state.events.emit(
+        state = self.state
+        state.policy.events.emit(
             PolicyEvent(
                 time=self.now(),
-                endpoint=self.state.endpoint.name if self.state.endpoint else None,
+                endpoint=state.endpoint.name if state.endpoint else None,
                 phase=self.phase.value,
                 rule=self.rule,
                 action=action,
                 verdict=verdict,
                 reason=reason,
-                client_ip=self.state.conn.client_ip,
-                request_id=self.state.request_id,
+                client_ip=state.conn.client_ip,
+                request_id=state.request_id,
                 **extra,
             )
         )
@@ -252,7 +289,7 @@ class ActionContext:
         once per exchange; None when it is larger. The proxy then forwards
         exactly these bytes."""
         if self.state.body is None:
-            result = yield ReadBody(self.state.body_limit)
+            result = yield ReadBody(self.state.policy.body_limit)
             if result is None:
                 return None
             if not isinstance(result, bytes):
@@ -265,7 +302,3 @@ class ActionContext:
         if not isinstance(result, FetchResult):
             raise TypeError(f"Fetch answered with {type(result).__name__}")
         return result
-
-
-def default_clock() -> float:
-    return time.time()

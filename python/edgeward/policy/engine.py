@@ -1,14 +1,18 @@
 """The compiled policy: runs the phases of an exchange, without I/O.
 
 `CompiledPolicy` implements `edgeward.hooks.PolicyHooks`; `Exchange`
-implements `ExchangeHooks`. The rule loop (`run_phase`) is the hot path: a
-rule's expressions are one CEL program evaluated against a lazy activation,
-and actions that need no I/O are called directly, not through a generator.
+implements `ExchangeHooks`. The rule loop is the hot path: the activation is
+built once per phase with only the variables the policy reads, a run of
+traffic-only rules is tested by one CEL program, and a phase whose actions
+need no I/O runs as plain calls (the hook's own generator is the only one).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from edgeward import native
 from edgeward.hooks import (
@@ -28,13 +32,27 @@ from edgeward.hooks import (
 )
 from edgeward.policy.actions.base import Decision
 from edgeward.policy.config import EngineOptions
-from edgeward.policy.context import ActionContext, ExchangeState, TraceEntry, default_clock
+from edgeward.policy.context import (
+    ActionContext,
+    ExchangeState,
+    Roots,
+    TraceEntry,
+    Variables,
+)
 from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode
 from edgeward.policy.events import EventSink, NullSink
-from edgeward.policy.loader import LoadedPolicy, Rule
+from edgeward.policy.loader import LoadedPolicy, Rule, Step
 from edgeward.policy.model import Phase
 
 _JSON = [(b"content-type", b"application/json")]
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseRules:
+    phase: Phase
+    rules: tuple[Rule, ...]
+    effects: bool  # an action may yield an effect: the phase runs as a generator
+    roots: Roots  # the variables of its activation
 
 
 class CompiledPolicy:
@@ -52,58 +70,70 @@ class CompiledPolicy:
         self.rules: Mapping[Phase, tuple[Rule, ...]] = loaded.rules
         self.warnings: tuple[Diagnostic, ...] = loaded.warnings
         self.events: EventSink = events or NullSink()
-        self.clock: Callable[[], float] = options.clock or default_clock
+        self.clock: Callable[[], float] = options.clock or time.time
         self.body_limit = options.body_limit
         self.secrets = options.secrets
-        self._tcp = loaded.rules.get(Phase.TCP_CONNECT, ())
-        self._request = loaded.rules.get(Phase.HTTP_REQUEST, ())
-        self._response = loaded.rules.get(Phase.HTTP_RESPONSE, ())
-
-    def state(
-        self, conn: ConnectionInfo, endpoint: EndpointInfo | None, request_id: str | None
-    ) -> ExchangeState:
-        return ExchangeState(
-            conn,
-            endpoint,
-            request_id,
-            clock=self.clock,
-            events=self.events,
-            body_limit=self.body_limit,
-            secrets=self.secrets,
+        self.variables = variables = Variables(loaded.references)
+        self._tcp, self._request, self._response = (
+            PhaseRules(
+                phase,
+                rules := loaded.rules.get(phase, ()),
+                any(rule.needs_effects for rule in rules),
+                variables.roots.get(phase, ()),
+            )
+            for phase in (Phase.TCP_CONNECT, Phase.HTTP_REQUEST, Phase.HTTP_RESPONSE)
         )
 
     # --- PolicyHooks ---------------------------------------------------------
 
-    def on_tcp_connect(self, conn: ConnectionInfo) -> bool:
-        return self.tcp_decision(self.state(conn, None, None)) is None
+    def on_tcp_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo | None = None) -> bool:
+        return self.connect(conn, endpoint) is None
 
-    def tcp_decision(self, state: ExchangeState) -> Decision | None:
-        if not self._tcp:
+    def connect(
+        self,
+        conn: ConnectionInfo,
+        endpoint: EndpointInfo | None,
+        trace: list[TraceEntry] | None = None,
+    ) -> Decision | None:
+        """Run `on_tcp_connect`: the decision that closes the connection, or
+        None. What its actions record stays visible to the connection's
+        exchanges (`actions.ngrok.restrict_ips.*`)."""
+        if not self._tcp.rules:
             return None
-        ctx = ActionContext(Phase.TCP_CONNECT, state)
-        return _run_sync(run_phase(ctx, self._tcp))
+        state = ExchangeState(self, conn, endpoint, None)
+        state.trace = trace
+        phase = self._tcp
+        gen = run_phase(ActionContext(phase.phase, state, phase.roots), phase)
+        try:
+            effect = gen.send(None)
+        except StopIteration as stop:
+            decision: Decision | None = stop.value
+        else:
+            gen.close()
+            raise RuntimeError(f"an on_tcp_connect action asked for {effect!r}")
+        results = state.results["ngrok"]
+        if results and decision is None:
+            conn.policy_state[self] = results
+        return decision
 
     def begin(
         self, conn: ConnectionInfo, endpoint: EndpointInfo, head: RequestHead, request_id: str
     ) -> Exchange:
-        return Exchange(self, self.state(conn, endpoint, request_id))
+        tcp: Any = conn.policy_state.get(self) if self._tcp.rules else None
+        return Exchange(self, conn, endpoint, request_id, dict(tcp) if tcp else None)
 
 
-class Exchange:
-    """The policy's decisions for one request/response exchange."""
+class Exchange(ExchangeState):
+    """The policy's decisions for one request/response exchange (and the
+    state they share)."""
 
-    __slots__ = ("_policy", "state")
-
-    def __init__(self, policy: CompiledPolicy, state: ExchangeState) -> None:
-        self._policy = policy
-        self.state = state
+    __slots__ = ()
 
     def on_http_request(self, head: RequestHead) -> Generator[Effect, EffectResult, RequestOutcome]:
-        state = self.state
-        state.received = head
-        state.received_at = state.clock()
-        rules = self._policy._request
-        if not rules:
+        self.received = head
+        self.received_at = self.policy.clock()
+        phase = self.policy._request
+        if not phase.rules:
             return Forward(head)
         # Actions change a copy; `req.*` keeps showing what the client sent.
         forward = RequestHead(
@@ -114,94 +144,140 @@ class Exchange:
             list(head.headers),
             head.http_version,
         )
-        ctx = ActionContext(Phase.HTTP_REQUEST, state, request=forward)
-        decision = yield from run_phase(ctx, rules)
+        ctx = ActionContext(phase.phase, self, phase.roots, request=forward)
+        if phase.effects:
+            decision = yield from run_phase(ctx, phase)
+        else:
+            decision = run_rules(ctx, phase.rules)
         if decision is not None:
             return decision.response or CloseConnection()
-        return Forward(forward, state.body)
+        return Forward(forward, self.body)
 
     def on_http_response(
         self, head: ResponseHead
     ) -> Generator[Effect, EffectResult, ResponseOutcome]:
-        rules = self._policy._response
-        if not rules:
+        phase = self.policy._response
+        if not phase.rules:
             return PassResponse(head)
-        ctx = ActionContext(Phase.HTTP_RESPONSE, self.state, response=head)
-        decision = yield from run_phase(ctx, rules)
+        ctx = ActionContext(phase.phase, self, phase.roots, response=head)
+        if phase.effects:
+            decision = yield from run_phase(ctx, phase)
+        else:
+            decision = run_rules(ctx, phase.rules)
         if decision is not None:
             return decision.response or CloseConnection()
-        return PassResponse(ctx.response or head, ctx.body_filter)
+        return PassResponse(head, ctx.body_filter)
 
     def on_complete(self, summary: ExchangeSummary) -> None:
         pass
 
 
-class _Skipped:
-    """A rule failed under `on_error: continue`: the phase goes on after it."""
+# --- the rule loop -------------------------------------------------------------------
+#
+# Rules run in order; the first `Decision` ends the phase. Errors fail closed
+# (500) unless the rule says `on_error: continue`. `run_rules` is the loop of
+# a phase whose actions need no I/O; `run_phase` the same as a generator.
 
 
-SKIPPED = _Skipped()
-RuleOutcome = Decision | _Skipped | None  # None: the rule ran and the phase goes on
-
-
-def run_phase(
-    ctx: ActionContext, rules: tuple[Rule, ...]
-) -> Generator[Effect, EffectResult, Decision | None]:
-    """Run `rules` in order; the first `Decision` ends the phase. Errors
-    fail closed (500) unless the rule says `on_error: continue`.
-
-    Consecutive rules whose expressions read only the traffic (not `vars`
-    or `actions`, which earlier actions change) are tested by one CEL
-    program that returns the index of the first match (`Rule.chain`); on an
-    error in it, each rule is evaluated on its own, which finds the same
-    first match and reports the error against the right rule."""
-    trace = ctx.state.trace
-    i, n = 0, len(rules)
-    while i < n:
-        rule = rules[i]
-        if rule.chain is not None:
-            first = _first_match(ctx, rule, rules, i)
-            if first is not None:
-                if first >= rule.chain_end:  # none of the run matched
-                    i = first
-                    continue
-                rule = rules[first]
-                i = first
-                matched: bool | RuleOutcome = True
-            else:
-                matched = _test(ctx, rule)
-        else:
-            matched = True if rule.condition is None else _test(ctx, rule)
-        i += 1
-        if matched is False or matched is SKIPPED:
-            continue
-        if isinstance(matched, Decision):
-            return matched
-        if trace is not None:
-            trace.append(TraceEntry(ctx.phase, rule.label, None, "matched"))
-        outcome = yield from _run_actions(ctx, rule)
-        if isinstance(outcome, Decision):
-            return outcome
+def run_rules(ctx: ActionContext, rules: tuple[Rule, ...]) -> Decision | None:
+    i = 0
+    while (found := next_match(ctx, rules, i)) is not None:
+        if isinstance(found, Decision):
+            return found
+        rule = rules[found]
+        ctx.rule = rule.label
+        for step in rule.steps:
+            try:
+                decision = step.action.apply(ctx)
+            except (native.EvalError, ActionError) as exc:
+                decision = _action_failed(ctx, rule, step.type, exc)
+                if decision is None:
+                    break  # on_error: continue
+                return decision
+            if ctx.state.trace is not None:
+                _trace_step(ctx, rule, step, decision)
+            if decision is not None:
+                return _decided(ctx, step.type, decision)
+        i = found + 1
     return None
 
 
-def _first_match(ctx: ActionContext, rule: Rule, rules: tuple[Rule, ...], i: int) -> int | None:
-    """The index of the first rule of `rule`'s chain that matches (its
-    `chain_end` when none does), or None to test rule `i` on its own."""
-    assert rule.chain is not None
-    try:
-        first: int = rule.chain.evaluate(ctx.activation)
-    except native.EvalError:
-        return None
+def run_phase(
+    ctx: ActionContext, phase: PhaseRules
+) -> Generator[Effect, EffectResult, Decision | None]:
+    rules = phase.rules
+    i = 0
+    while (found := next_match(ctx, rules, i)) is not None:
+        if isinstance(found, Decision):
+            return found
+        rule = rules[found]
+        ctx.rule = rule.label
+        for step in rule.steps:
+            try:
+                if step.needs_effects:
+                    decision = yield from step.action.run(ctx)
+                else:
+                    decision = step.action.apply(ctx)
+            except (native.EvalError, ActionError) as exc:
+                decision = _action_failed(ctx, rule, step.type, exc)
+                if decision is None:
+                    break  # on_error: continue
+                return decision
+            if ctx.state.trace is not None:
+                _trace_step(ctx, rule, step, decision)
+            if decision is not None:
+                return _decided(ctx, step.type, decision)
+        i = found + 1
+    return None
+
+
+def next_match(ctx: ActionContext, rules: tuple[Rule, ...], i: int) -> int | Decision | None:
+    """The index of the first rule from `i` whose expressions hold, the
+    fail-closed `Decision` of a rule whose expressions failed, or None.
+
+    A rule starting a run of rules whose expressions read only the traffic
+    (`Rule.chain`: not `vars` or `actions`, which actions change) tests the
+    whole run with one program giving the index of the first match; on an
+    error in it each rule is tested on its own, which finds the same first
+    match and reports the error against the right rule."""
     trace = ctx.state.trace
+    n = len(rules)
+    while i < n:
+        rule = rules[i]
+        chain = rule.chain
+        if chain is not None:
+            try:
+                first: int = chain.evaluate(ctx.activation)
+            except native.EvalError:
+                pass  # rule by rule, from this one
+            else:
+                if trace is not None:
+                    trace.extend(
+                        TraceEntry(ctx.phase, r.label, None, "not matched") for r in rules[i:first]
+                    )
+                if first >= rule.chain_end:  # none of the run matched
+                    i = first
+                    continue
+                i, rule = first, rules[first]
+                break
+        if rule.condition is None:
+            break
+        matched = test(ctx, rule)
+        if matched is True:
+            break
+        if matched is not False:
+            return matched
+        i += 1
+    else:
+        return None
     if trace is not None:
-        trace.extend(TraceEntry(ctx.phase, r.label, None, "not matched") for r in rules[i:first])
-    return first
+        trace.append(TraceEntry(ctx.phase, rule.label, None, "matched"))
+    return i
 
 
-def _test(ctx: ActionContext, rule: Rule) -> bool | Decision | _Skipped:
+def test(ctx: ActionContext, rule: Rule) -> bool | Decision:
     """Whether the rule's expressions hold; on an error the fail-closed
-    `Decision`, or `SKIPPED` under `on_error: continue`."""
+    `Decision`, or False under `on_error: continue`."""
     assert rule.condition is not None
     ctx.rule = rule.label
     try:
@@ -217,44 +293,37 @@ def _test(ctx: ActionContext, rule: Rule) -> bool | Decision | _Skipped:
             return False
         message = f"expressions gave {type(matched).__name__}, not a bool"
     failure = _failure(ctx, rule, None, ErrorCode.EXPRESSION_FAILED, message)
-    return SKIPPED if failure is None else failure
+    return False if failure is None else failure
 
 
-def _run_actions(ctx: ActionContext, rule: Rule) -> Generator[Effect, EffectResult, RuleOutcome]:
-    """Run a matched rule's actions: the phase-ending `Decision`, None to go
-    on, or `SKIPPED` when an action failed under `on_error: continue`."""
-    ctx.rule = rule.label
-    trace = ctx.state.trace
-    for step in rule.steps:
-        try:
-            if step.needs_effects:
-                decision = yield from step.action.run(ctx)
-            else:
-                decision = step.action.apply(ctx)
-        except native.EvalError as exc:
-            failure = _failure(
-                ctx, rule, step.type, ErrorCode.INTERPOLATION_FAILED, f"{exc.kind}: {exc.message}"
-            )
-            return SKIPPED if failure is None else failure
-        except ActionError as exc:
-            failure = _failure(ctx, rule, step.type, exc.code, exc.message, status=exc.status)
-            return SKIPPED if failure is None else failure
-        if trace is not None:
-            key = type(step.action).results_name()
-            outcome = "ran" if decision is None else _describe(decision)
-            results = ctx.state.results["ngrok"].get(key)
-            trace.append(TraceEntry(ctx.phase, rule.label, step.type, outcome, results))
-        if decision is not None:
-            response = decision.response
-            ctx.emit(
-                step.type,
-                decision.verdict,
-                decision.reason,
-                status=response.status if response else None,
-                error_code=response.error_code if response else None,
-            )
-            return decision
-    return None
+def _decided(ctx: ActionContext, action: str, decision: Decision) -> Decision:
+    response = decision.response
+    ctx.emit(
+        action,
+        decision.verdict,
+        decision.reason,
+        status=response.status if response else None,
+        error_code=response.error_code if response else None,
+    )
+    return decision
+
+
+def _action_failed(
+    ctx: ActionContext, rule: Rule, action: str, exc: native.EvalError | ActionError
+) -> Decision | None:
+    """The failure `Decision`, or None when the rule goes on (the rest of
+    its actions are skipped)."""
+    if isinstance(exc, ActionError):
+        return _failure(ctx, rule, action, exc.code, exc.message, status=exc.status)
+    message = f"{exc.kind}: {exc.message}"
+    return _failure(ctx, rule, action, ErrorCode.INTERPOLATION_FAILED, message)
+
+
+def _trace_step(ctx: ActionContext, rule: Rule, step: Step, decision: Decision | None) -> None:
+    assert ctx.state.trace is not None
+    outcome = "ran" if decision is None else _describe(decision)
+    results = ctx.state.results["ngrok"].get(type(step.action).results_name())
+    ctx.state.trace.append(TraceEntry(ctx.phase, rule.label, step.type, outcome, results))
 
 
 def _failure(
@@ -287,17 +356,5 @@ def _failure(
 
 def _describe(decision: Decision) -> str:
     response = decision.response
-    if response is None:
-        return f"{decision.verdict}: close connection"
-    return f"{decision.verdict}: {response.status}"
-
-
-def _run_sync(gen: Generator[Effect, EffectResult, Decision | None]) -> Decision | None:
-    """Drive a phase that must not need I/O (on_tcp_connect)."""
-    try:
-        effect = gen.send(None)
-    except StopIteration as stop:
-        result: Decision | None = stop.value
-        return result
-    gen.close()
-    raise RuntimeError(f"an on_tcp_connect action asked for {effect!r}")
+    answer = "closed the connection" if response is None else f"answered {response.status}"
+    return f"{answer} ({decision.verdict}: {decision.reason})"

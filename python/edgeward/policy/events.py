@@ -10,6 +10,7 @@ the failure, not the credential.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -77,19 +78,37 @@ class ListSink:
         self.events.append(event)
 
 
+log = logging.getLogger("edgeward.policy")
+
+
 class JsonLinesSink:
     """Writes each event as one JSON line and flushes, so a crash loses at
-    most the line being written. A lock keeps lines whole across threads."""
+    most the line being written. A lock keeps lines whole across threads.
 
-    def __init__(self, stream: TextIO) -> None:
+    A file is opened (for appending) at the first event, so that
+    `edgeward check` creates nothing. A sink that cannot write (a full
+    disk) logs the error and drops the event: recording a decision never
+    changes it."""
+
+    def __init__(self, stream: TextIO | Path) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        self._failed = False
 
     def emit(self, event: PolicyEvent) -> None:
         line = event.to_json() + "\n"
         with self._lock:
-            self._stream.write(line)
-            self._stream.flush()
+            try:
+                if isinstance(self._stream, Path):
+                    self._stream = self._stream.open("a", encoding="utf-8")
+                self._stream.write(line)
+                self._stream.flush()
+            except OSError as exc:
+                if not self._failed:  # once, not once per request
+                    log.error("policy events: cannot write to %s: %s", self._stream, exc)
+                self._failed = True
+            else:
+                self._failed = False
 
 
 class FanOutSink:
@@ -103,7 +122,7 @@ class FanOutSink:
 
 def open_event_sink(*targets: str | Path) -> EventSink:
     """A sink writing to each target: ``"stdout"``, ``"stderr"`` or a file
-    path (appended to, created if missing)."""
+    path (appended to, created if missing, at the first event)."""
     sinks: list[EventSink] = []
     for target in targets:
         if target == "stdout":
@@ -111,7 +130,7 @@ def open_event_sink(*targets: str | Path) -> EventSink:
         elif target == "stderr":
             sinks.append(JsonLinesSink(sys.stderr))
         else:
-            sinks.append(JsonLinesSink(Path(target).open("a", encoding="utf-8")))  # noqa: SIM115
+            sinks.append(JsonLinesSink(Path(target)))
     if not sinks:
         return NullSink()
     return sinks[0] if len(sinks) == 1 else FanOutSink(sinks)

@@ -15,7 +15,7 @@ from edgeward.expr.policy_env import VARIABLES
 from edgeward.policy.model import Phase
 
 _NOT_IN = {
-    Phase.TCP_CONNECT: frozenset({"req", "res", "endpoint"}),
+    Phase.TCP_CONNECT: frozenset({"req", "res"}),
     Phase.HTTP_REQUEST: frozenset({"res"}),
     Phase.HTTP_RESPONSE: frozenset(),
 }

@@ -59,11 +59,18 @@ class Rule:
     chain: native.Program | None = None
     chain_end: int = 0
 
+    @property
+    def needs_effects(self) -> bool:
+        return any(step.needs_effects for step in self.steps)
+
 
 @dataclass(frozen=True, slots=True)
 class LoadedPolicy:
     rules: Mapping[Phase, tuple[Rule, ...]]
     diagnostics: tuple[Diagnostic, ...]
+    # The variable paths each phase's programs and templates read
+    # (`req.url.path`): what its activation must hold.
+    references: Mapping[Phase, frozenset[str]]
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
@@ -95,6 +102,7 @@ class _Loader:
         self.ip_policies = ip_policies
         self.options = options
         self.diagnostics: list[Diagnostic] = []
+        self.references: dict[Phase, set[str]] = {phase: set() for phase in Phase}
 
     def report(self, diagnostic: Diagnostic) -> None:
         self.diagnostics.append(diagnostic)
@@ -122,6 +130,7 @@ class _Loader:
         return LoadedPolicy(
             {phase: chained(phase, found) for phase, found in rules.items()},
             tuple(self.diagnostics),
+            {phase: frozenset(refs) for phase, refs in self.references.items()},
         )
 
     def _phase(self, key: str) -> Phase | None:
@@ -248,10 +257,11 @@ class _Loader:
             return False
         if not sources:
             return None
-        if len(sources) == 1:
-            return compile_expression(sources[0], phase)
         # The public format defines a rule's expressions as joined with &&.
-        return compile_expression(" && ".join(f"({s})" for s in sources), phase)
+        source = sources[0] if len(sources) == 1 else " && ".join(f"({s})" for s in sources)
+        program = compile_expression(source, phase)
+        self.references[phase].update(program.references)
+        return program
 
     def _steps(
         self, phase: Phase, path: PathKey, value: Any, label: str
@@ -338,7 +348,7 @@ class _Loader:
             config,
             (*path, "config"),
             self.doc,
-            CompileScope(phase, self.ip_policies, self.options),
+            CompileScope(phase, self.ip_policies, self.options, self.references[phase]),
             self.report,
             rule=label,
             action=where,

@@ -11,10 +11,3 @@ class Phase(StrEnum):
     TCP_CONNECT = "on_tcp_connect"  # connection accepted, before any byte is read
     HTTP_REQUEST = "on_http_request"  # request head received, before forwarding
     HTTP_RESPONSE = "on_http_response"  # response head ready, before the client gets it
-
-
-TCP = Phase.TCP_CONNECT
-REQUEST = Phase.HTTP_REQUEST
-RESPONSE = Phase.HTTP_RESPONSE
-HTTP_PHASES = frozenset({REQUEST, RESPONSE})
-ALL_PHASES = frozenset(Phase)

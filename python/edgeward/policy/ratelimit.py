@@ -114,7 +114,8 @@ class MemoryStore:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)
-            bucket.roll(index)
+            if bucket.index != index:
+                bucket.roll(index)
         fraction = (now - index * window) / window
         slack = _EPSILON * (1 + capacity)  # float noise, relative to the counts compared
         if load(bucket.previous, bucket.current, fraction) + 1 <= capacity + slack:

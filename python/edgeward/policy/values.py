@@ -14,7 +14,6 @@ from typing import Any
 from edgeward import native
 from edgeward.policy.config import ConfigReader, InvalidConfig, PathKey
 from edgeward.policy.context import ActionContext
-from edgeward.policy.expressions import compile_expression
 
 Evaluator = Callable[[ActionContext], Any]
 
@@ -23,7 +22,7 @@ def compile_value(config: ConfigReader, path: PathKey, raw: Any) -> Evaluator:
     if isinstance(raw, str):
         if "${" not in raw:
             return lambda ctx: raw
-        whole = _whole_expression(raw, config)
+        whole = _whole_expression(raw, config, path)
         if whole is not None:
             return lambda ctx: ctx.evaluate(whole)
         template = config.compile_template(path, raw)
@@ -39,7 +38,7 @@ def compile_value(config: ConfigReader, path: PathKey, raw: Any) -> Evaluator:
     raise InvalidConfig(f"unsupported value {raw!r}", config.locate(path))
 
 
-def _whole_expression(text: str, config: ConfigReader) -> native.Program | None:
+def _whole_expression(text: str, config: ConfigReader, path: PathKey) -> native.Program | None:
     """The program of `text` when it is exactly ``${expr}``. When the inner
     text does not compile, `text` holds several interpolations (``${a}-${b}``
     has inner text ``a}-${b``) and is rendered as a template instead."""
@@ -47,6 +46,6 @@ def _whole_expression(text: str, config: ConfigReader) -> native.Program | None:
     if not (stripped.startswith("${") and stripped.endswith("}")):
         return None
     try:
-        return compile_expression(stripped[2:-1], config.scope.phase)
-    except native.PolicyExprError:
+        return config.compile_expression(path, stripped[2:-1])
+    except InvalidConfig:
         return None

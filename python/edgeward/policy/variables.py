@@ -1,47 +1,134 @@
-"""The values of `conn.*`, `req.*`, `res.*` and `endpoint.*`, built lazily.
+"""The values of `conn.*`, `req.*`, `res.*` and `endpoint.*`.
 
-A CEL program reads only the variables it names, and the bindings read a
-`Mapping` lazily, key by key. So every level here is a `LazyMap`: a field is
-computed from the wire data the first time an expression asks for it and kept
-for the rest of the exchange. A rule on `req.url.path` never decodes cookies.
+Each variable is an object described by a table of fields, each field built
+from the wire data (`RequestHead`, `ConnectionInfo`...) by a small function,
+or a `Nested` object with its own table (`req.url`, `req.user_agent`).
+
+Two ways to build a value from the same tables:
+
+- `shaped(fields, shape)`: a function that builds a plain `dict` with only
+  the fields a policy's CEL reads (`Shape`, from the programs'
+  `references`). The native CEL reads exact dicts fastest, and a field the
+  policy never names (cookies, the user agent) is never computed. This is
+  the engine's hot path: a phase's activation is built from it once.
+- `LazyMap`: all the fields, each built on first read; for a variable a
+  program reads as a whole (`size(req)`, `json.encode(conn)`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, Union
 from urllib.parse import parse_qs, unquote
 
-from edgeward.hooks import ConnectionInfo, EndpointInfo, Header, RequestHead
+from edgeward.hooks import ConnectionInfo, Header, RequestHead
 
 ABSENT: Any = object()  # a builder's "this field does not exist here"
 
 
+@dataclass(frozen=True, slots=True)
+class Nested:
+    """A field whose value is an object of its own: `source` makes that
+    object's source from the parent's (or ABSENT), `fields` build from it."""
+
+    source: Callable[[Any], Any]
+    fields: Fields
+
+
+Fields = Mapping[str, Union[Callable[[Any], Any], Nested]]  # noqa: UP007 (a runtime alias)
+
+Shape = Mapping[str, "Shape | None"]
+"""The fields of an object a policy reads; None: the whole value."""
+
+
+def shape_of(references: Iterable[str]) -> dict[str, Shape | None]:
+    """The variable paths programs read (`req.url.path`, `conn`), as a tree
+    by root variable: `{"req": {"url": {"path": None}}, "conn": None}`."""
+    tree: dict[str, Any] = {}
+    for reference in references:
+        node = tree
+        *parents, last = reference.split(".")
+        for part in parents:
+            child = node.get(part, {})
+            if child is None:  # the whole of it is read already
+                break
+            node = node.setdefault(part, child)
+        else:
+            node[last] = None
+    return tree
+
+
+def shaped(fields: Fields, shape: Shape | None) -> Callable[[Any], Mapping[str, Any]]:
+    """A function from a source to the value of its object: a dict of the
+    fields in `shape` (a field that is ABSENT is left out, as a missing
+    key), or for `shape` None a `LazyMap` of all of them.
+
+    The function is generated, one statement per field (what
+    `dataclasses` does for `__init__`): this runs for every request, and a
+    loop over a table of fields costs as much again as the fields."""
+    if shape is None:
+        return lambda source: LazyMap(source, fields)
+    namespace: dict[str, Any] = {"ABSENT": ABSENT}
+    lines = ["def build(source):", "    out = {}"]
+    for n, (key, sub) in enumerate(shape.items()):
+        field = fields.get(key)
+        if field is None:  # not a field of this object: reading it fails as it should
+            continue
+        if isinstance(field, Nested):
+            field = _nested(field, shaped(field.fields, sub))
+        namespace[f"field_{n}"] = field
+        lines += [
+            f"    value = field_{n}(source)",
+            "    if value is not ABSENT:",
+            f"        out[{key!r}] = value",
+        ]
+    lines.append("    return out")
+    exec("\n".join(lines), namespace)
+    build: Callable[[Any], Mapping[str, Any]] = namespace["build"]
+    return build
+
+
+def _nested(field: Nested, build: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    source_of = field.source
+
+    def make(source: Any) -> Any:
+        child = source_of(source)
+        return ABSENT if child is ABSENT else build(child)
+
+    return make
+
+
 class LazyMap(dict[str, Any]):
     """A mapping (read-only to CEL) whose values are computed on first access from a
-    source object, by a table of builders shared by every instance.
+    source object, by a table of fields shared by every instance.
 
     A dict subclass: once a field is built, the CEL bindings read it at C
     speed; `__missing__` builds the others on demand. A builder may return
     `ABSENT` for a field this request does not have (`content_length`
     without the header): it then stays a missing key."""
 
-    __slots__ = ("_absent", "_builders", "_source")
+    __slots__ = ("_absent", "_fields", "_source")
 
-    def __init__(self, source: Any, builders: Mapping[str, Callable[[Any], Any]]) -> None:
+    def __init__(self, source: Any, fields: Fields) -> None:
         # (dict.__new__ made the empty dict: no dict.__init__ call needed)
         self._source = source
-        self._builders = builders
+        self._fields = fields
         self._absent: set[str] | None = None
 
     def __missing__(self, key: str) -> Any:
-        build = self._builders.get(key)
-        if build is None or (self._absent is not None and key in self._absent):
+        field = self._fields.get(key)
+        if field is None or (self._absent is not None and key in self._absent):
             raise KeyError(key)
-        value = build(self._source)
+        if isinstance(field, Nested):
+            child = field.source(self._source)
+            value = ABSENT if child is ABSENT else LazyMap(child, field.fields)
+        else:
+            value = field(self._source)
         if value is ABSENT:
             if self._absent is None:
                 self._absent = set()
@@ -60,7 +147,7 @@ class LazyMap(dict[str, Any]):
         return True
 
     def _build_all(self) -> None:
-        for key in self._builders:
+        for key in self._fields:
             key in self  # noqa: B015 - builds the field as a side effect
 
     def __iter__(self) -> Iterator[str]:
@@ -145,7 +232,8 @@ def _list_header(headers: Mapping[str, list[str]], name: str) -> list[str]:
 
 
 def _content_length(headers: Mapping[str, list[str]]) -> Any:
-    value = _first(headers, "content-length")
+    values = headers.get("content-length")
+    value = values[0] if values else None
     return int(value) if value is not None and value.strip().isdigit() else ABSENT
 
 
@@ -225,39 +313,47 @@ def _ua_os(raw: str) -> str:
     return next((os for key, os in _OSES if key in low), "")
 
 
-USER_AGENT_FIELDS: dict[str, Callable[[str], Any]] = {
+@lru_cache(maxsize=1024)  # clients send the same few agents again and again
+def _ua_is_bot(raw: str) -> bool:
+    return _BOT.search(raw) is not None
+
+
+USER_AGENT_FIELDS: Fields = {
     "": lambda raw: raw,
     "name": lambda raw: _ua_product(raw)[0],
     "version": lambda raw: _ua_product(raw)[1],
     "os": _ua_os,
     "os_version": lambda raw: "",
     "device": lambda raw: "mobile" if _ua_mobile(raw) else "tablet" if _ua_tablet(raw) else "",
-    "is_bot": lambda raw: _BOT.search(raw) is not None,
+    "is_bot": _ua_is_bot,
     "is_mobile": _ua_mobile,
     "is_tablet": _ua_tablet,
     "is_desktop": lambda raw: not (_ua_mobile(raw) or _ua_tablet(raw)) and bool(_ua_os(raw)),
     "url": lambda raw: "",
 }
-
-
-def user_agent(raw: str | None) -> Any:
-    """A small parse of the User-Agent, field by field when read: enough
-    for `is_bot`, `is_mobile` and the browser's name and version."""
-    return ABSENT if raw is None else LazyMap(raw, USER_AGENT_FIELDS)
+"""A small parse of the User-Agent, field by field: enough for `is_bot`,
+`is_mobile` and the browser's name and version."""
 
 
 # --- req.* -----------------------------------------------------------------------
 
 
 class RequestSource:
-    """The wire data `req.*` is built from."""
+    """The wire data `req.*` is built from; the header map is made once,
+    when a field first needs it."""
 
-    __slots__ = ("head", "headers", "received_at")
+    __slots__ = ("_headers", "head", "received_at")
 
     def __init__(self, head: RequestHead, received_at: float) -> None:
         self.head = head
         self.received_at = received_at
-        self.headers = header_map(head.headers)
+        self._headers: dict[str, list[str]] | None = None
+
+    @property
+    def headers(self) -> dict[str, list[str]]:
+        if self._headers is None:
+            self._headers = header_map(self.head.headers)
+        return self._headers
 
 
 def full_url(head: RequestHead) -> str:
@@ -267,15 +363,22 @@ def full_url(head: RequestHead) -> str:
 class UrlSource:
     """The parts of the request URL, split once."""
 
-    __slots__ = ("authority", "path", "query", "raw_path", "scheme", "target")
+    __slots__ = ("head", "path", "query", "raw_path", "target")
 
     def __init__(self, head: RequestHead) -> None:
-        self.scheme = head.scheme.decode("latin-1")
-        self.authority = head.authority.decode("latin-1")
+        self.head = head
         self.target = head.target.decode("latin-1")
         path, _, self.query = self.target.partition("?")
         self.raw_path = path or "/"
         self.path = unquote(self.raw_path) if "%" in self.raw_path else self.raw_path
+
+    @property
+    def scheme(self) -> str:
+        return self.head.scheme.decode("latin-1")
+
+    @property
+    def authority(self) -> str:
+        return self.head.authority.decode("latin-1")
 
 
 def _url_port(u: UrlSource) -> Any:
@@ -293,7 +396,7 @@ def _url_host(u: UrlSource) -> str:
     return host.partition(":")[0].lower()
 
 
-URL_FIELDS: dict[str, Callable[[UrlSource], Any]] = {
+URL_FIELDS: Fields = {
     "": lambda u: f"{u.scheme}://{u.authority}{u.target}",
     "scheme": lambda u: u.scheme,
     "authority": lambda u: u.authority,
@@ -309,9 +412,14 @@ URL_FIELDS: dict[str, Callable[[UrlSource], Any]] = {
 }
 
 
-REQUEST_FIELDS: dict[str, Callable[[RequestSource], Any]] = {
+def _user_agent(s: RequestSource) -> Any:
+    values = s.headers.get("user-agent")
+    return values[0] if values else ABSENT
+
+
+REQUEST_FIELDS: Fields = {
     "method": lambda s: s.head.method.decode("latin-1"),
-    "url": lambda s: LazyMap(UrlSource(s.head), URL_FIELDS),
+    "url": Nested(lambda s: UrlSource(s.head), URL_FIELDS),
     "host": lambda s: s.head.authority.decode("latin-1"),
     "headers": lambda s: s.headers,
     "trailers": lambda s: {},
@@ -319,7 +427,7 @@ REQUEST_FIELDS: dict[str, Callable[[RequestSource], Any]] = {
     "content_length": lambda s: _content_length(s.headers),
     "content_type": lambda s: _content_type(_first(s.headers, "content-type")),
     "content_encoding": lambda s: _list_header(s.headers, "content-encoding"),
-    "user_agent": lambda s: user_agent(_first(s.headers, "user-agent")),
+    "user_agent": Nested(_user_agent, USER_AGENT_FIELDS),
     "location": lambda s: _first(s.headers, "location") or ABSENT,
     "version": lambda s: (
         "HTTP/2.0" if s.head.http_version == b"2" else f"HTTP/{s.head.http_version.decode()}"
@@ -328,28 +436,12 @@ REQUEST_FIELDS: dict[str, Callable[[RequestSource], Any]] = {
 }
 
 
-def request_values(head: RequestHead, received_at: float) -> LazyMap:
-    """`req`: the fields nearly every policy reads are set at once (cheaper
-    than building them one by one on demand); the rest wait to be read."""
-    source = RequestSource(head, received_at)
-    url = UrlSource(head)
-    url_values = LazyMap(url, URL_FIELDS)
-    url_values["path"] = url.path
-    url_values["query"] = url.query
-    url_values["scheme"] = url.scheme
-    values = LazyMap(source, REQUEST_FIELDS)
-    values["method"] = head.method.decode("latin-1")
-    values["host"] = url.authority
-    values["headers"] = source.headers
-    values["url"] = url_values
-    return values
-
-
 # --- res.* ------------------------------------------------------------------------
 
 
 class ResponseSource:
-    """The response as it reached the phase (actions change a later copy)."""
+    """The response as it reached the phase (actions change a later copy),
+    so its headers are read at once."""
 
     __slots__ = ("headers", "status")
 
@@ -358,7 +450,7 @@ class ResponseSource:
         self.headers = header_map(headers)
 
 
-RESPONSE_FIELDS: dict[str, Callable[[ResponseSource], Any]] = {
+RESPONSE_FIELDS: Fields = {
     "status_code": lambda s: s.status,
     "headers": lambda s: s.headers,
     "trailers": lambda s: {},
@@ -368,10 +460,6 @@ RESPONSE_FIELDS: dict[str, Callable[[ResponseSource], Any]] = {
     "content_encoding": lambda s: _list_header(s.headers, "content-encoding"),
     "location": lambda s: _first(s.headers, "location") or ABSENT,
 }
-
-
-def response_values(status: int, headers: list[Header]) -> LazyMap:
-    return LazyMap(ResponseSource(status, headers), RESPONSE_FIELDS)
 
 
 # --- conn.* and endpoint.* -----------------------------------------------------------
@@ -408,7 +496,7 @@ def _tls(conn: ConnectionInfo) -> Any:
     return out
 
 
-CONN_FIELDS: dict[str, Callable[[ConnectionInfo], Any]] = {
+CONN_FIELDS: Fields = {
     "client_ip": lambda c: c.client_ip,
     "client_port": lambda c: c.client_port,
     "server_ip": lambda c: c.server_ip,
@@ -422,16 +510,7 @@ CONN_FIELDS: dict[str, Callable[[ConnectionInfo], Any]] = {
 }
 
 
-def conn_values(conn: ConnectionInfo) -> LazyMap:
-    values = LazyMap(conn, CONN_FIELDS)
-    values["client_ip"] = conn.client_ip
-    values["client_port"] = conn.client_port
-    values["server_ip"] = conn.server_ip
-    values["server_port"] = conn.server_port
-    return values
-
-
-ENDPOINT_FIELDS: dict[str, Callable[[EndpointInfo], Any]] = {
+ENDPOINT_FIELDS: Fields = {
     "name": lambda e: e.name,
     "id": lambda e: e.id,
     "url": lambda e: e.url,
@@ -442,7 +521,3 @@ ENDPOINT_FIELDS: dict[str, Callable[[EndpointInfo], Any]] = {
     "addr": lambda e: f"{e.host}:{e.port}",
     "metadata": lambda e: dict(e.metadata),
 }
-
-
-def endpoint_values(endpoint: EndpointInfo) -> LazyMap:
-    return LazyMap(endpoint, ENDPOINT_FIELDS)

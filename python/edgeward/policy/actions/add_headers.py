@@ -26,17 +26,15 @@ class AddHeaders(Action):
     phases = frozenset({Phase.HTTP_REQUEST, Phase.HTTP_RESPONSE})
 
     def __init__(self, headers: dict[str, native.Template]) -> None:
-        self.headers = tuple(
-            (name, name.encode("latin-1"), value) for name, value in headers.items()
-        )
         # Literal values (the usual case) are encoded once, not per request.
-        self.constant: tuple[Header, ...] | None = None
-        self.constant_results: dict[str, Any] | None = None
-        if all(value.is_constant for _, _, value in self.headers):
-            self.constant = tuple(
-                (raw, constant(value).encode("utf-8")) for _, raw, value in self.headers
-            )
-            self.constant_results = _results(self.constant)
+        self.headers: tuple[tuple[str, bytes, bytes | native.Template], ...] = tuple(
+            (name, name.encode("latin-1"), constant(value).encode() if value.is_constant else value)
+            for name, value in headers.items()
+        )
+        constants = [(raw, value) for _, raw, value in self.headers if isinstance(value, bytes)]
+        self.constant = tuple(constants) if len(constants) == len(headers) else None
+        self.constant_results = _results(constants)
+        self.sets_host = "host" in headers
 
     @classmethod
     def from_config(cls, config: ConfigReader, scope: CompileScope) -> Self:
@@ -54,24 +52,28 @@ class AddHeaders(Action):
         return cls(headers)
 
     def apply(self, ctx: ActionContext) -> Decision | None:
-        added: Sequence[Header]
-        if self.constant is not None:
-            added = self.constant
-        else:
+        added: Sequence[Header] | None = self.constant
+        if added is None:
             added = [
-                (raw, ctx.render_header_value(value, name)) for name, raw, value in self.headers
+                (raw, value if isinstance(value, bytes) else ctx.render_header_value(value, name))
+                for name, raw, value in self.headers
             ]
-        if ctx.request is not None and ctx.phase is Phase.HTTP_REQUEST:
-            target = ctx.request.headers
+        request = ctx.request  # set in the request phase only
+        if request is None:
+            assert ctx.response is not None
+            ctx.response.headers.extend(added)
+        elif self.sets_host:
+            target = request.headers
             for name, value in added:
                 if name == b"host":
-                    ctx.request.authority = value
+                    request.authority = value
                     target[:] = [h for h in target if h[0].lower() != b"host"]
                 else:
                     target.append((name, value))
-        elif ctx.response is not None:
-            ctx.response.headers.extend(added)
-        ctx.record("add_headers", self.constant_results or _results(added))
+        else:
+            request.headers.extend(added)
+        if ctx.records:
+            ctx.record("add_headers", self.constant_results if self.constant else _results(added))
         return None
 
 

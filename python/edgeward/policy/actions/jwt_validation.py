@@ -392,7 +392,7 @@ def _body_field(
     if body is None:
         raise _Reject(
             ErrorCode.BODY_TOO_LARGE,
-            f"body larger than {ctx.state.body_limit} bytes",
+            f"body larger than {ctx.state.policy.body_limit} bytes",
             status=413,
         )
     wanted = name.lower()

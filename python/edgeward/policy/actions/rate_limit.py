@@ -73,15 +73,20 @@ class RateLimit(Action):
         )
 
     def apply(self, ctx: ActionContext) -> Decision | None:
-        values = [_text(ctx.evaluate(program)) for program in self.bucket_key]
-        key = values[0] if len(values) == 1 else json.dumps(values, ensure_ascii=False)
+        activation = ctx.activation
+        if len(self.bucket_key) == 1:
+            key = _text(self.bucket_key[0].evaluate(activation))
+        else:
+            values = [_text(program.evaluate(activation)) for program in self.bucket_key]
+            key = json.dumps(values, ensure_ascii=False)
         # A fixed-size store key: bucket values (a header...) may be long.
         digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
         decision = self.store.hit(digest, capacity=self.capacity, window=self.window, now=ctx.now())
-        results: dict[str, Any] = {"bucket_key": key, "limited": not decision.allowed}
-        if not decision.allowed:
-            results["error"] = {"code": ErrorCode.RATE_LIMITED.value, "message": self.summary}
-        ctx.record("rate_limit", results)
+        if ctx.records:
+            results: dict[str, Any] = {"bucket_key": key, "limited": not decision.allowed}
+            if not decision.allowed:
+                results["error"] = {"code": ErrorCode.RATE_LIMITED.value, "message": self.summary}
+            ctx.record("rate_limit", results)
         if decision.allowed or not self.enforce:
             return None
         retry = max(1, math.ceil(decision.retry_after - 1e-6))  # whole seconds, no float noise
@@ -97,6 +102,6 @@ class RateLimit(Action):
 def _text(value: Any) -> str:
     """A bucket key value as text: strings as they are, anything else
     (a header's list of values, a number) as JSON."""
-    if isinstance(value, str):
+    if type(value) is str:
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)

@@ -128,13 +128,14 @@ class RestrictIps(Action):
         return _matcher(_split(allow), _split(deny))
 
     def apply(self, ctx: ActionContext) -> Decision | None:
-        ip = ctx.conn.client_ip  # layer 4, never a forwarded header
-        matcher = self.matcher(ctx)
+        ip = ctx.state.conn.client_ip  # layer 4, never a forwarded header
+        matcher = self.static or self.matcher(ctx)
         try:
             allowed = matcher.policy.decide(ip)
         except ValueError:
             allowed = False
-        ctx.record("restrict_ips", IpVerdict(matcher, ip, allowed))
+        if ctx.records:
+            ctx.record("restrict_ips", IpVerdict(matcher, ip, allowed))
         if allowed or not self.enforce:
             return None
         message = _denied(ip)

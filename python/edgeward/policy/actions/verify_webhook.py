@@ -9,11 +9,14 @@ name the provider and the reason, never the secret.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Generator
 from typing import Any, Self
 
 from edgeward import native
-from edgeward.hooks import Effect, EffectResult
+from edgeward.hooks import Effect, EffectResult, RequestHead
 from edgeward.policy.actions._http import error_decision
 from edgeward.policy.actions.base import (
     Action,
@@ -147,9 +150,14 @@ class VerifyWebhook(Action):
         return cls(provider, secret, enforce, tolerance)
 
     def run(self, ctx: ActionContext) -> Generator[Effect, EffectResult, Decision | None]:
+        received = ctx.received
+        assert received is not None
+        echo = _worldline_verification(self.provider, received)
+        if echo is not None:
+            return echo
         body = yield from ctx.read_body()
         if body is None:
-            reason = f"body larger than {ctx.state.body_limit} bytes"
+            reason = f"body larger than {ctx.state.policy.body_limit} bytes"
             self._record(ctx, False, reason)
             return error_decision(
                 413,
@@ -157,8 +165,6 @@ class VerifyWebhook(Action):
                 "Payload Too Large",
                 reason=f"{self.provider}: {reason}",
             )
-        received = ctx.received
-        assert received is not None
         secret = ctx.render(self.secret) if self.secret is not None else ""
         try:
             verified, reason = native.explain_webhook(
@@ -176,10 +182,12 @@ class VerifyWebhook(Action):
                 ErrorCode.ACTION_FAILED, f"{self.provider}: the interpolated secret is unusable"
             ) from None
         self._record(ctx, verified, reason)
-        if verified or not self.enforce:
+        if verified:
+            return _zoom_validation(self.provider, secret, body)
+        if not self.enforce:
             return None
         return error_decision(
-            403,
+            401 if self.provider == "xero" else 403,  # Xero's intent-to-receive wants 401
             ErrorCode.WEBHOOK_FAILED,
             "Forbidden: webhook verification failed",
             reason=f"{self.provider}: {reason}",
@@ -190,3 +198,47 @@ class VerifyWebhook(Action):
         if not verified:
             results["error"] = {"code": ErrorCode.WEBHOOK_FAILED.value, "message": reason}
         ctx.record("verify_webhook", results)
+
+
+# --- endpoint verification handshakes the public gateway answers itself ------------
+# Only those that cannot be turned into a signing oracle: Worldline echoes a
+# value (no secret involved); Zoom's challenge is answered only when the
+# challenge itself carries a valid signature, so nobody can have the edge
+# sign a text of their choosing. (Twitter's CRC signs an unsigned query
+# parameter with the webhook key: it is such an oracle and is not answered.)
+
+
+def _worldline_verification(provider: str, received: RequestHead) -> Decision | None:
+    if provider != "worldline" or received.method != b"GET":
+        return None
+    for name, value in received.headers:
+        if name.lower() == b"x-gcs-webhooks-endpoint-verification":
+            return Decision.respond(
+                200,
+                headers=[(b"content-type", b"text/plain")],
+                body=value,
+                verdict="respond",
+                reason="worldline endpoint verification",
+            )
+    return None
+
+
+def _zoom_validation(provider: str, secret: str, body: bytes) -> Decision | None:
+    if provider != "zoom" or b"endpoint.url_validation" not in body:
+        return None
+    try:
+        event = json.loads(body)
+        token = event["payload"]["plainToken"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if event.get("event") != "endpoint.url_validation" or not isinstance(token, str):
+        return None
+    encrypted = hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+    answer = json.dumps({"plainToken": token, "encryptedToken": encrypted}).encode()
+    return Decision.respond(
+        200,
+        headers=[(b"content-type", b"application/json")],
+        body=answer,
+        verdict="respond",
+        reason="zoom endpoint validation",
+    )

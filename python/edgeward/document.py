@@ -1,15 +1,21 @@
-"""Policy files: YAML or JSON, with the position of every value.
+"""YAML and JSON documents that remember where every value came from: the
+edge config (`edgeward.config`) and Traffic Policy files (`edgeward.policy`)
+are read by this one loader.
 
-The composer of PyYAML gives nodes with marks; we build plain values from
-them and keep, for each value's path (the keys and indexes that lead to it),
-its line and column, so every later error can say
-``policy.yml:12:9: on_http_request[1].actions[0].config.allow``.
+PyYAML's composer gives nodes with marks; we build plain values from them
+and keep, for each value's path (the keys and indexes that lead to it), its
+line and column, so every later error can say
+``edge.yml:12:5: endpoints[1].upstream`` or
+``policy.yml:8:9: on_http_request[1].actions[0].config.allow``.
 
-Scalars are typed as YAML 1.2's core schema (and Go's YAML library, which the
-public format's agent reads policies with): only `true`/`false` are booleans
-and `on`, `yes`, `no` stay text, no sexagesimal numbers, no timestamps.
+Scalars are typed as YAML 1.2's core schema (and Go's YAML library, which
+the public Traffic Policy agent reads policies with): only `true`/`false`
+are booleans and `on`, `yes`, `no` stay text, no sexagesimal numbers, no
+timestamps. A policy inline in the edge config is typed like a policy file.
 An unknown tag is an error, because `!expr` is the classic mistake of an
-unquoted CEL negation.
+unquoted CEL negation. Duplicate keys and merge keys (`<<`) are errors.
+
+Sans-IO apart from `load_document` reading the file.
 """
 
 from __future__ import annotations
@@ -32,14 +38,15 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
 _MAX_NODES = 100_000  # aliases can multiply a small file; refuse absurd ones
 
 
-class _Resolver(yaml.resolver.Resolver):
+class _Resolver(yaml.resolver.BaseResolver):
     """YAML 1.2 core schema resolution of plain scalars."""
 
-    # PyYAML keeps resolvers in this class attribute; a fresh one drops its
-    # YAML 1.1 defaults.
+    # PyYAML keeps resolvers in this class attribute; a fresh one leaves
+    # out the YAML 1.1 defaults.
     yaml_implicit_resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}  # noqa: RUF012
 
 
@@ -53,11 +60,12 @@ for _tag, _pattern, _first in (
         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
         "-+.0123456789",
     ),
+    (_MERGE, r"^(?:<<)$", "<"),  # only to say that merge keys are not supported
 ):
     _Resolver.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
 
 
-class _Loader(
+class _PyLoader(
     yaml.reader.Reader,
     yaml.scanner.Scanner,
     yaml.parser.Parser,
@@ -72,8 +80,19 @@ class _Loader(
         _Resolver.__init__(self)
 
 
+_Loader: type[Any] = _PyLoader
+if yaml.__with_libyaml__:  # libyaml's parser and composer: the same nodes, faster
+
+    class _CLoader(yaml._yaml.CParser, _Resolver):
+        def __init__(self, stream: str) -> None:
+            yaml._yaml.CParser.__init__(self, stream)
+            _Resolver.__init__(self)
+
+    _Loader = _CLoader
+
+
 def dotted(path: PathKey) -> str:
-    """`("on_http_request", 1, "actions")` -> `"on_http_request[1].actions"`."""
+    """`("endpoints", 1, "upstream")` -> `"endpoints[1].upstream"`."""
     out = ""
     for part in path:
         if isinstance(part, int):
@@ -85,9 +104,7 @@ def dotted(path: PathKey) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """A parsed file: its data and the position of every value in it. The
-    shape of `edgeward.config.document.Document`, which the edge config
-    hands to the policy compiler for inline policies."""
+    """A parsed file: its data and the position of every value in it."""
 
     data: Any
     file: str
@@ -101,9 +118,19 @@ class Document:
         line, column = self.marks.get(probe, (None, None))
         return Location(file=self.file, line=line, column=column, path=dotted(path) or None)
 
+    def sub(self, path: PathKey) -> Document:
+        """The document rooted at `path` (a policy inline in the edge
+        config), with paths relative to it and locations still in this file."""
+        n = len(path)
+        marks = {p[n:]: m for p, m in self.marks.items() if p[:n] == path}
+        data: Any = self.data
+        for part in path:
+            data = data[part]
+        return Document(data=data, file=self.file, marks=marks)
 
-def load_document(path: Path, *, what: str = "policy file") -> Document:
-    """Read `path`: `.json` as JSON, anything else as YAML."""
+
+def load_document(path: Path, *, what: str = "file") -> Document:
+    """Read `path`: `.json` as JSON, anything else as YAML (JSON is YAML too)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -113,7 +140,8 @@ def load_document(path: Path, *, what: str = "policy file") -> Document:
     return parse_document(text, str(path), json_only=path.suffix.lower() == ".json")
 
 
-def parse_document(text: str, file: str = "<policy>", *, json_only: bool = False) -> Document:
+def parse_document(text: str, file: str = "<input>", *, json_only: bool = False) -> Document:
+    """Raises `ConfigError` naming the line and column of a syntax error."""
     if json_only:
         try:
             json.loads(text)
@@ -193,7 +221,7 @@ class _Builder:
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             where = self.where(key_node, path)
-            if key_node.tag == "tag:yaml.org,2002:merge":
+            if key_node.tag == _MERGE:
                 raise ConfigError("YAML merge keys (<<) are not supported", where)
             if not isinstance(key_node, yaml.ScalarNode):
                 raise ConfigError("keys must be text", where)
