@@ -53,8 +53,12 @@ FUZZ_SECONDS ?= 25
 fuzz: $(BIN)/python
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked --quiet cargo-fuzz
 	$(BIN)/python native/fuzz/seed_corpus.py native/fuzz/corpus/cel
-	cd native/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none cel corpus/cel -- \
-		-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -print_final_stats=1
+	@echo "fuzzing the CEL engine for $(FUZZ_SECONDS) s (log: native/fuzz/artifacts/fuzz.log)"
+	@mkdir -p native/fuzz/artifacts
+	@cd native/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none cel corpus/cel -- \
+		-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -print_final_stats=1 \
+		> artifacts/fuzz.log 2>&1 || { tail -n 60 artifacts/fuzz.log; exit 1; }
+	@grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss)" native/fuzz/artifacts/fuzz.log
 
 test: lint test-rust test-python fuzz
 
