@@ -440,29 +440,31 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> PResult<Expr> {
-        let first = self.and()?;
-        if !self.is("||") {
-            return Ok(first);
-        }
-        let pos = first.pos as usize;
-        let mut items = vec![first];
-        while self.eat("||")? {
-            items.push(self.and()?);
-        }
-        self.node(pos, ExprKind::Or(items))
+        self.chain("||", Self::and, ExprKind::Or)
     }
 
     fn and(&mut self) -> PResult<Expr> {
-        let first = self.relation()?;
-        if !self.is("&&") {
+        self.chain("&&", Self::relation, ExprKind::And)
+    }
+
+    /// `operand (op operand)*` as one n-ary node (`a || b || c` is one `Or`
+    /// of three), or the lone operand.
+    fn chain(
+        &mut self,
+        op: &str,
+        operand: fn(&mut Self) -> PResult<Expr>,
+        node: fn(Vec<Expr>) -> ExprKind,
+    ) -> PResult<Expr> {
+        let first = operand(self)?;
+        if !self.is(op) {
             return Ok(first);
         }
         let pos = first.pos as usize;
         let mut items = vec![first];
-        while self.eat("&&")? {
-            items.push(self.relation()?);
+        while self.eat(op)? {
+            items.push(operand(self)?);
         }
-        self.node(pos, ExprKind::And(items))
+        self.node(pos, node(items))
     }
 
     fn relation(&mut self) -> PResult<Expr> {
