@@ -18,7 +18,9 @@ from edgeward.http1 import (
 )
 
 H = b"Host: a\r\n"
-CHUNKED = b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+GET = b"GET / HTTP/1.1\r\n" + H  # then more field lines
+POST = b"POST / HTTP/1.1\r\n" + H
+CHUNKED = POST + b"Transfer-Encoding: chunked\r\n\r\n"
 
 REQUESTS = {
     # request line
@@ -39,46 +41,36 @@ REQUESTS = {
     "leading empty line": (b"\r\nGET / HTTP/1.1\r\n" + H + b"\r\n", 400),
     # field lines
     "space before colon": (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
-    "obs-fold": (b"GET / HTTP/1.1\r\n" + H + b"X: a\r\n b\r\n\r\n", 400),
-    "bare LF": (b"GET / HTTP/1.1\r\n" + H + b"X: a\n\r\n", 400),
+    "obs-fold": (GET + b"X: a\r\n b\r\n\r\n", 400),
+    "bare LF": (GET + b"X: a\n\r\n", 400),
     "bare LF line ends": (b"GET / HTTP/1.1\nHost: a\n\n", 400),
-    "bare CR": (b"GET / HTTP/1.1\r\n" + H + b"X: a\rb\r\n\r\n", 400),
-    "NUL in value": (b"GET / HTTP/1.1\r\n" + H + b"X: a\x00b\r\n\r\n", 400),
-    "control character in value": (b"GET / HTTP/1.1\r\n" + H + b"X: a\x01b\r\n\r\n", 400),
-    "DEL in value": (b"GET / HTTP/1.1\r\n" + H + b"X: a\x7fb\r\n\r\n", 400),
-    "no colon": (b"GET / HTTP/1.1\r\n" + H + b"X a\r\n\r\n", 400),
-    "empty name": (b"GET / HTTP/1.1\r\n" + H + b": a\r\n\r\n", 400),
+    "bare CR": (GET + b"X: a\rb\r\n\r\n", 400),
+    "NUL in value": (GET + b"X: a\x00b\r\n\r\n", 400),
+    "control character in value": (GET + b"X: a\x01b\r\n\r\n", 400),
+    "DEL in value": (GET + b"X: a\x7fb\r\n\r\n", 400),
+    "no colon": (GET + b"X a\r\n\r\n", 400),
+    "empty name": (GET + b": a\r\n\r\n", 400),
     # framing
-    "two Content-Lengths, equal": (
-        b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1\r\nContent-Length: 1\r\n\r\nx",
-        400,
-    ),
-    "Content-Length list": (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1, 1\r\n\r\nx", 400),
-    "Content-Length sign": (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: +1\r\n\r\nx", 400),
-    "Content-Length too long": (
-        b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1234567890123456789\r\n\r\n",
-        400,
-    ),
+    "two Content-Lengths, equal": (POST + b"Content-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400),
+    "Content-Length list": (POST + b"Content-Length: 1, 1\r\n\r\nx", 400),
+    "Content-Length sign": (POST + b"Content-Length: +1\r\n\r\nx", 400),
+    "Content-Length too long": (POST + b"Content-Length: 1234567890123456789\r\n\r\n", 400),
     "Content-Length and Transfer-Encoding": (
-        b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        POST + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
         400,
     ),
     "Transfer-Encoding and Content-Length": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        POST + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
         400,
     ),
-    "unsupported coding": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 501),
-    "chunked not alone": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n",
-        501,
-    ),
+    "unsupported coding": (POST + b"Transfer-Encoding: gzip\r\n\r\n", 501),
+    "chunked not alone": (POST + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 501),
     "two Transfer-Encodings": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked"
-        b"\r\n\r\n",
+        POST + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
         501,
     ),
     "empty Transfer-Encoding": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n",
+        POST + b"Transfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n",
         400,
     ),
     "no Host": (b"GET / HTTP/1.1\r\n\r\n", 400),
@@ -86,36 +78,14 @@ REQUESTS = {
     # chunked bodies
     "chunk size not hex": (CHUNKED + b"g\r\n", 400),
     "chunk size 0x": (CHUNKED + b"0x5\r\n", 400),
-    "chunk size too big": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n8000000000000000\r\n",
-        400,
-    ),
-    "space before chunk extension": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n1 ;a\r\nx\r\n0\r\n\r\n",
-        400,
-    ),
-    "bad chunk extension": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n1;a\x01\r\nx\r\n0\r\n\r\n",
-        400,
-    ),
-    "chunk data overrun": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n1\r\nxy\r\n0\r\n\r\n",
-        400,
-    ),
-    "bare LF after chunk size": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n1\nx\r\n0\r\n\r\n",
-        400,
-    ),
-    "obs-fold in trailers": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0\r\nA: b\r\n c\r\n\r\n",
-        400,
-    ),
-    "Content-Length in trailers": (
-        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 1"
-        b"\r\n\r\n",
-        400,
-    ),
-    "truncated body": (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 5\r\n\r\nabc", 400),
+    "chunk size too big": (CHUNKED + b"8000000000000000\r\n", 400),
+    "space before chunk extension": (CHUNKED + b"1 ;a\r\nx\r\n0\r\n\r\n", 400),
+    "bad chunk extension": (CHUNKED + b"1;a\x01\r\nx\r\n0\r\n\r\n", 400),
+    "chunk data overrun": (CHUNKED + b"1\r\nxy\r\n0\r\n\r\n", 400),
+    "bare LF after chunk size": (CHUNKED + b"1\nx\r\n0\r\n\r\n", 400),
+    "obs-fold in trailers": (CHUNKED + b"0\r\nA: b\r\n c\r\n\r\n", 400),
+    "Content-Length in trailers": (CHUNKED + b"0\r\nContent-Length: 1\r\n\r\n", 400),
+    "truncated body": (POST + b"Content-Length: 5\r\n\r\nabc", 400),
 }
 
 
@@ -179,9 +149,7 @@ def test_limits_at_their_boundaries(codec: str) -> None:
 def test_chunk_lines_are_not_held_to_the_head_limit(codec: str) -> None:
     server = SERVER_CODECS[codec](LIMITS)
     body = b"1;" + b"a" * 1000 + b"\r\nx\r\n0\r\n\r\n"
-    events = read_all(
-        server, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body
-    )
+    events = read_all(server, CHUNKED + body)
     assert events[-1] == EndOfMessage()
     server = SERVER_CODECS[codec](LIMITS)
     with pytest.raises(ProtocolError) as caught:

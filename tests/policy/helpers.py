@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -26,9 +26,9 @@ from edgeward.hooks import (
     ResponseHead,
 )
 from edgeward.policy import CompiledPolicy, PolicyError, compile_policy
+from edgeward.policy.cases import drive
 from edgeward.policy.events import ListSink, PolicyEvent
 
-T = TypeVar("T")
 NOW = 1_700_000_000.0
 
 
@@ -183,15 +183,6 @@ def request(
             local_body,
         )
     return result
-
-
-def drive(gen: Generator[Effect, EffectResult, T], perform: Any) -> T:
-    try:
-        effect = gen.send(None)
-        while True:
-            effect = gen.send(perform(effect))
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
 
 
 def one(action: str, config: str = "", *, phase: str = "on_http_request", rule: str = "") -> str:

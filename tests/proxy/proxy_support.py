@@ -1,5 +1,5 @@
 """Helpers of the proxy tests: free ports, the edge as a real `edgeward
-serve` process, raw-socket requests."""
+serve` process, raw-socket requests, curl."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EDGEWARD = [sys.executable, "-m", "edgeward.cli"]
+
+
+def curl(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """The real curl, quiet but for errors (``-sS``)."""
+    cmd = ["curl", "-sS", *args]
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def free_port() -> int:

@@ -5,7 +5,6 @@ each endpoint's `traffic_policy` data."""
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from proxy_support import Upstream, free_port, wait_port
+from proxy_support import Upstream, curl, free_port, wait_port
 
 from edgeward.config import IpPolicy, PolicySource, load_config
 from edgeward.hooks import (
@@ -294,20 +293,13 @@ def test_listener_policy_wraps_the_endpoint_policy(edge: dict[str, int]) -> None
 
 
 def test_h2_requests_run_the_same_hooks(edge: dict[str, int]) -> None:
-    out = subprocess.run(
-        [
-            "curl",
-            "-s",
-            "--http2-prior-knowledge",
-            "-H",
-            "Host: guarded.test",
-            "-D",
-            "-",
-            f"http://127.0.0.1:{edge['port']}/admin",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
+    out = curl(
+        "--http2-prior-knowledge",
+        "-H",
+        "Host: guarded.test",
+        "-D",
+        "-",
+        f"http://127.0.0.1:{edge['port']}/admin",
         timeout=10,
     )
     assert out.stdout.startswith("HTTP/2 403")

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from proxy_support import Edge, Upstream, free_port, raw_request, start_edge
+from proxy_support import Edge, Upstream, curl, free_port, raw_request, start_edge
 
 CONFIG = """
 listeners:
@@ -199,21 +198,15 @@ def test_response_trailers_pass_through_chunked(edge: Edge) -> None:
 
 def test_expect_100_continue_with_curl(edge: Edge) -> None:
     body = "x" * 5000
-    out = subprocess.run(
-        [
-            "curl",
-            "-sv",
-            "-H",
-            "Host: app.test",
-            "-H",
-            "Expect: 100-continue",
-            "--data-binary",
-            body,
-            f"http://127.0.0.1:{edge.port}/count",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
+    out = curl(
+        "-v",
+        "-H",
+        "Host: app.test",
+        "-H",
+        "Expect: 100-continue",
+        "--data-binary",
+        body,
+        f"http://127.0.0.1:{edge.port}/count",
         timeout=10,
     )
     assert "HTTP/1.1 100 Continue" in out.stderr

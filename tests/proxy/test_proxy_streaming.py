@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from proxy_support import Edge, Upstream, start_edge
+from proxy_support import Edge, Upstream, curl, start_edge
 from wsproto import ConnectionType, WSConnection
 from wsproto import events as ws
 
@@ -53,21 +53,14 @@ def test_200mb_upload_streams_with_bounded_memory(edge: Edge) -> None:
 
 
 def test_200mb_download_streams_with_bounded_memory(edge: Edge) -> None:
-    out = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "-H",
-            "Host: app.test",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{size_download}",
-            f"http://127.0.0.1:{edge.port}/big?n={SIZE}",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
+    out = curl(
+        "-H",
+        "Host: app.test",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download}",
+        f"http://127.0.0.1:{edge.port}/big?n={SIZE}",
         timeout=120,
     )
     assert out.stdout == str(SIZE)

@@ -16,7 +16,7 @@ import h2.config
 import h2.connection
 import h2.events
 import pytest
-from proxy_support import Edge, Upstream, start_edge
+from proxy_support import Edge, Upstream, curl, start_edge
 
 CONFIG = """
 listeners:
@@ -76,11 +76,6 @@ def edge(
     )
     yield e
     e.stop()
-
-
-def curl(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = ["curl", "-sS", *args]
-    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=30)
 
 
 def tls_args(

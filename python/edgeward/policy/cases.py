@@ -9,8 +9,9 @@ what each action did and the final answer.
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -299,7 +300,8 @@ def run_case(
         )
         exchange = policy.begin(conn, endpoint, head, f"req-{conn.id}")
         exchange.trace = out.trace
-        outcome = _drive(exchange.on_http_request(head), case)
+        perform = functools.partial(_perform, case=case)
+        outcome = drive(exchange.on_http_request(head), perform)
         response: ResponseHead | None = None
         body = b""
         if isinstance(outcome, Forward):
@@ -314,7 +316,7 @@ def run_case(
         else:
             out.closed = True
         if response is not None:
-            final = _drive(exchange.on_http_response(response), case)
+            final = drive(exchange.on_http_response(response), perform)
             if isinstance(final, LocalResponse):
                 out.status, out.headers, out.body = final.status, final.headers, final.body
                 out.error_code = final.error_code
@@ -329,11 +331,13 @@ def run_case(
     return out
 
 
-def _drive(gen: Generator[Effect, EffectResult, T], case: Case) -> T:
+def drive(gen: Generator[Effect, EffectResult, T], perform: Callable[[Effect], EffectResult]) -> T:
+    """Run a policy hook to its outcome, answering each effect it yields
+    with `perform` (the proxy does the same with real I/O)."""
     try:
         effect = gen.send(None)
         while True:
-            effect = gen.send(_perform(effect, case))
+            effect = gen.send(perform(effect))
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
 

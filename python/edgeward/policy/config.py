@@ -192,12 +192,17 @@ class ConfigReader:
         _, value = self._take(key, aliases)
         return default if value is _MISSING else value
 
-    def _required(self, key: str, value: Any, required: bool, default: Any) -> Any:
-        if value is _MISSING or value is None:
+    def _get(
+        self, key: str, aliases: Sequence[str] = (), required: bool = False
+    ) -> tuple[str, Any]:
+        """Like `_take`, but an empty value counts as absent (`_MISSING`),
+        which fails for a required field."""
+        used, raw = self._take(key, aliases)
+        if raw is _MISSING or raw is None:
             if required:
                 self.fail(None, f"missing required field {key!r}")
-            return default
-        return value
+            return used, _MISSING
+        return used, raw
 
     # --- scalars -------------------------------------------------------------
 
@@ -211,8 +216,7 @@ class ConfigReader:
         aliases: Sequence[str] = (),
         max_length: int | None = None,
     ) -> str | None:
-        used, raw = self._take(key, aliases)
-        raw = self._required(key, raw, required, _MISSING)
+        used, raw = self._get(key, aliases, required)
         if raw is _MISSING:
             return default
         text = self._as_text(used, raw)
@@ -242,8 +246,7 @@ class ConfigReader:
         maximum: int | None = None,
         aliases: Sequence[str] = (),
     ) -> int | None:
-        used, raw = self._take(key, aliases)
-        raw = self._required(key, raw, required, _MISSING)
+        used, raw = self._get(key, aliases, required)
         if raw is _MISSING:
             return default
         if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
@@ -263,8 +266,7 @@ class ConfigReader:
         maximum: float | None = None,
         aliases: Sequence[str] = (),
     ) -> float | None:
-        used, raw = self._take(key, aliases)
-        raw = self._required(key, raw, required, _MISSING)
+        used, raw = self._get(key, aliases, required)
         if raw is _MISSING:
             return default
         if isinstance(raw, bool) or not isinstance(raw, int | float):
@@ -283,8 +285,8 @@ class ConfigReader:
     def boolean(
         self, key: str, *, default: bool | None = None, aliases: Sequence[str] = ()
     ) -> bool | None:
-        used, raw = self._take(key, aliases)
-        if raw is _MISSING or raw is None:
+        used, raw = self._get(key, aliases)
+        if raw is _MISSING:
             return default
         if isinstance(raw, str) and raw.lower() in _YAML11_BOOLS:
             # `enforce: yes`: YAML 1.1 spellings, which Go's YAML still
@@ -307,8 +309,7 @@ class ConfigReader:
     ) -> float | None:
         """Seconds, from a Go duration string (``"10s"``, ``"1h30m"``) or a
         number of seconds."""
-        used, raw = self._take(key, aliases)
-        raw = self._required(key, raw, required, _MISSING)
+        used, raw = self._get(key, aliases, required)
         if raw is _MISSING:
             return default
         if isinstance(raw, bool) or not isinstance(raw, int | float | str):
@@ -331,8 +332,7 @@ class ConfigReader:
         aliases: Sequence[str] = (),
     ) -> list[tuple[PathKey, Any]] | None:
         """The items of a list field with their paths; None if absent."""
-        used, raw = self._take(key, aliases)
-        raw = self._required(key, raw, required, _MISSING)
+        used, raw = self._get(key, aliases, required)
         if raw is _MISSING:
             return None
         if not isinstance(raw, list):
@@ -369,8 +369,7 @@ class ConfigReader:
     ) -> ConfigReader | None:
         """A nested mapping read the same way (its unknown keys are reported
         when the action's config is finished)."""
-        used, raw = self._take(key, aliases)
-        raw = self._required(key, raw, required, _MISSING)
+        used, raw = self._get(key, aliases, required)
         if raw is _MISSING:
             return None
         return self.reader_at((*self._path, used), raw)
@@ -401,8 +400,7 @@ class ConfigReader:
     ) -> native.Template | None:
         """A CEL-capable string field, compiled once: ``${expr}`` parts are
         evaluated per request."""
-        used, raw = self._take(key, aliases)
-        raw = self._required(key, raw, required, _MISSING)
+        used, raw = self._get(key, aliases, required)
         if raw is _MISSING:
             return None if default is None else self.compile_template(None, default)
         return self.compile_template((*self._path, used), self._as_text(used, raw))
@@ -427,8 +425,7 @@ class ConfigReader:
         """A map of names to CEL-capable values (keys are not interpolated).
         With `header_names`, keys must be HTTP field names and are
         lower-cased."""
-        used, raw = self._take(key, ())
-        raw = self._required(key, raw, required, _MISSING)
+        used, raw = self._get(key, (), required)
         if raw is _MISSING:
             return None
         if not isinstance(raw, Mapping):
@@ -456,8 +453,7 @@ class ConfigReader:
         return template
 
     def expression(self, key: str, *, required: bool = False) -> native.Program | None:
-        used, raw = self._take(key, ())
-        raw = self._required(key, raw, required, _MISSING)
+        used, raw = self._get(key, (), required)
         if raw is _MISSING:
             return None
         return self.compile_expression((*self._path, used), self._as_text(used, raw))

@@ -96,26 +96,24 @@ struct Compiler<'a> {
 
 type CResult<T = (Node, Ty)> = Result<T, CompileError>;
 
-const TYPE_NAMES: &[(&str, CelType)] = &[
-    ("int", CelType::Int),
-    ("uint", CelType::Uint),
-    ("double", CelType::Double),
-    ("bool", CelType::Bool),
-    ("string", CelType::String),
-    ("bytes", CelType::Bytes),
-    ("list", CelType::List),
-    ("map", CelType::Map),
-    ("null_type", CelType::Null),
-    ("type", CelType::Type),
-    ("google.protobuf.Timestamp", CelType::Timestamp),
-    ("google.protobuf.Duration", CelType::Duration),
+/// The types that have a name in expressions (`int`, `type(x) == list`).
+const NAMED_TYPES: &[CelType] = &[
+    CelType::Int,
+    CelType::Uint,
+    CelType::Double,
+    CelType::Bool,
+    CelType::String,
+    CelType::Bytes,
+    CelType::List,
+    CelType::Map,
+    CelType::Null,
+    CelType::Type,
+    CelType::Timestamp,
+    CelType::Duration,
 ];
 
 fn type_name_value(name: &str) -> Option<CelType> {
-    TYPE_NAMES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, t)| t.clone())
+    NAMED_TYPES.iter().find(|t| t.name() == name).cloned()
 }
 
 impl Compiler<'_> {

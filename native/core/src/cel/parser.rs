@@ -440,80 +440,77 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> PResult<Expr> {
-        let first = self.and()?;
-        if !self.is("||") {
-            return Ok(first);
-        }
-        let pos = first.pos as usize;
-        let mut items = vec![first];
-        while self.eat("||")? {
-            items.push(self.and()?);
-        }
-        self.node(pos, ExprKind::Or(items))
+        self.chain("||", Self::and, ExprKind::Or)
     }
 
     fn and(&mut self) -> PResult<Expr> {
-        let first = self.relation()?;
-        if !self.is("&&") {
+        self.chain("&&", Self::relation, ExprKind::And)
+    }
+
+    /// `operand (op operand)*` as one n-ary node (`a || b || c` is one `Or`
+    /// of three), or the lone operand.
+    fn chain(
+        &mut self,
+        op: &str,
+        operand: fn(&mut Self) -> PResult<Expr>,
+        node: fn(Vec<Expr>) -> ExprKind,
+    ) -> PResult<Expr> {
+        let first = operand(self)?;
+        if !self.is(op) {
             return Ok(first);
         }
         let pos = first.pos as usize;
         let mut items = vec![first];
-        while self.eat("&&")? {
-            items.push(self.relation()?);
+        while self.eat(op)? {
+            items.push(operand(self)?);
         }
-        self.node(pos, ExprKind::And(items))
+        self.node(pos, node(items))
     }
 
     fn relation(&mut self) -> PResult<Expr> {
-        let mut lhs = self.addition()?;
-        loop {
-            let op = match &self.tok {
-                Tok::Punct("==") => BinaryOp::Eq,
-                Tok::Punct("!=") => BinaryOp::Ne,
-                Tok::Punct("<") => BinaryOp::Lt,
-                Tok::Punct("<=") => BinaryOp::Le,
-                Tok::Punct(">") => BinaryOp::Gt,
-                Tok::Punct(">=") => BinaryOp::Ge,
-                Tok::Ident(i) if &**i == "in" => BinaryOp::In,
-                _ => return Ok(lhs),
-            };
-            let pos = self.tok_pos;
-            self.advance()?;
-            let rhs = self.addition()?;
-            lhs = self.node(pos, ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)))?;
-        }
+        self.left_assoc(Self::addition, |tok| match tok {
+            Tok::Punct("==") => Some(BinaryOp::Eq),
+            Tok::Punct("!=") => Some(BinaryOp::Ne),
+            Tok::Punct("<") => Some(BinaryOp::Lt),
+            Tok::Punct("<=") => Some(BinaryOp::Le),
+            Tok::Punct(">") => Some(BinaryOp::Gt),
+            Tok::Punct(">=") => Some(BinaryOp::Ge),
+            Tok::Ident(i) if &**i == "in" => Some(BinaryOp::In),
+            _ => None,
+        })
     }
 
     fn addition(&mut self) -> PResult<Expr> {
-        let mut lhs = self.multiplication()?;
-        loop {
-            let op = match &self.tok {
-                Tok::Punct("+") => BinaryOp::Add,
-                Tok::Punct("-") => BinaryOp::Sub,
-                _ => return Ok(lhs),
-            };
-            let pos = self.tok_pos;
-            self.advance()?;
-            let rhs = self.multiplication()?;
-            lhs = self.node(pos, ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)))?;
-        }
+        self.left_assoc(Self::multiplication, |tok| match tok {
+            Tok::Punct("+") => Some(BinaryOp::Add),
+            Tok::Punct("-") => Some(BinaryOp::Sub),
+            _ => None,
+        })
     }
 
     fn multiplication(&mut self) -> PResult<Expr> {
-        let mut lhs = self.unary()?;
-        loop {
-            let op = match &self.tok {
-                Tok::Punct("*") => BinaryOp::Mul,
-                Tok::Punct("/") => BinaryOp::Div,
-                Tok::Punct("%") => BinaryOp::Rem,
-                _ => return Ok(lhs),
-            };
+        self.left_assoc(Self::unary, |tok| match tok {
+            Tok::Punct("*") => Some(BinaryOp::Mul),
+            Tok::Punct("/") => Some(BinaryOp::Div),
+            Tok::Punct("%") => Some(BinaryOp::Rem),
+            _ => None,
+        })
+    }
+
+    /// One level of left-associative binary operators: `operand (op operand)*`.
+    fn left_assoc(
+        &mut self,
+        operand: fn(&mut Self) -> PResult<Expr>,
+        operator: fn(&Tok) -> Option<BinaryOp>,
+    ) -> PResult<Expr> {
+        let mut lhs = operand(self)?;
+        while let Some(op) = operator(&self.tok) {
             let pos = self.tok_pos;
             self.advance()?;
-            let rhs = self.unary()?;
+            let rhs = operand(self)?;
             lhs = self.node(pos, ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)))?;
         }
+        Ok(lhs)
     }
 
     /// The token after the current one.

@@ -277,16 +277,7 @@ impl Program {
             Node::Range(n) => match self.eval(n, f)? {
                 Value::Int(n) => {
                     let n = n.max(0);
-                    f.iterations += n as u64;
-                    if f.iterations > self.max_iterations {
-                        return Err(EvalError::new(
-                            ErrorKind::Limit,
-                            format!(
-                                "comprehension iteration limit ({}) exceeded",
-                                self.max_iterations
-                            ),
-                        ));
-                    }
+                    self.iterate(f, n as u64)?;
                     Ok(Value::from((0..n).map(Value::Int).collect::<Vec<_>>()))
                 }
                 other => Err(EvalError::no_such_overload(format!(
@@ -322,8 +313,10 @@ impl Program {
         }
     }
 
-    fn step(&self, f: &mut Frame<'_>) -> EvalResult<()> {
-        f.iterations += 1;
+    /// Counts `n` more iterations against the limit of the whole evaluation.
+    #[inline]
+    fn iterate(&self, f: &mut Frame<'_>, n: u64) -> EvalResult<()> {
+        f.iterations += n;
         if f.iterations > self.max_iterations {
             return Err(EvalError::new(
                 ErrorKind::Limit,
@@ -358,7 +351,7 @@ impl Program {
                 let decisive = c.kind == MacroKind::Exists;
                 let mut error = None;
                 for item in items {
-                    self.step(f)?;
+                    self.iterate(f, 1)?;
                     f.locals[slot] = item;
                     match self.eval(c.filter.as_ref().expect("predicate"), f) {
                         Ok(Value::Bool(b)) if b == decisive => return Ok(Value::Bool(decisive)),
@@ -376,7 +369,7 @@ impl Program {
             MacroKind::ExistsOne => {
                 let mut count = 0;
                 for item in items {
-                    self.step(f)?;
+                    self.iterate(f, 1)?;
                     f.locals[slot] = item;
                     match self.eval(c.filter.as_ref().expect("predicate"), f)? {
                         Value::Bool(true) => count += 1,
@@ -389,7 +382,7 @@ impl Program {
             MacroKind::Map | MacroKind::Filter => {
                 let mut out = Vec::new();
                 for item in items {
-                    self.step(f)?;
+                    self.iterate(f, 1)?;
                     f.locals[slot] = item.clone();
                     if let Some(filter) = &c.filter {
                         match self.eval(filter, f)? {

@@ -93,7 +93,7 @@ pub enum CelType {
 }
 
 impl CelType {
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &'static str {
         match self {
             CelType::Null => "null_type",
             CelType::Bool => "bool",
@@ -355,20 +355,7 @@ impl Value {
     }
 
     pub fn type_name(&self) -> &'static str {
-        match self.type_of() {
-            CelType::Null => "null_type",
-            CelType::Bool => "bool",
-            CelType::Int => "int",
-            CelType::Uint => "uint",
-            CelType::Double => "double",
-            CelType::String => "string",
-            CelType::Bytes => "bytes",
-            CelType::List => "list",
-            CelType::Map => "map",
-            CelType::Timestamp => "google.protobuf.Timestamp",
-            CelType::Duration => "google.protobuf.Duration",
-            CelType::Type => "type",
-        }
+        self.type_of().name()
     }
 
     pub fn is_map(&self) -> bool {
