@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -176,26 +177,34 @@ class _Loader:
 
     def _events(self, top: _Section) -> tuple[str, ...] | None:
         """`events`: stdout, stderr, a file (relative to the config's
-        directory), a list of them, or off."""
+        directory), a list of them, or off. None when absent: the policy
+        layer then falls back to ``EDGEWARD_POLICY_EVENTS``."""
         top.taken.add("events")
-        if top.data.get("events") is None:
+        value = top.data.get("events")
+        if value is None:
             return None
-        value = top.data["events"]
         if value is False or value == "off":
             return ()
-        items = value if isinstance(value, list) else [value]
+        if value == []:
+            raise self.error(top.at("events"), "an empty list: write off for no events")
+        is_list = isinstance(value, list)
         out: list[str] = []
-        for i, item in enumerate(items):
-            path = (*top.at("events"), i) if isinstance(value, list) else top.at("events")
-            if not isinstance(item, str) or not item or item == "off":
-                raise self.error(path, "must be stdout, stderr, a file, a list of them, or off")
-            target = item if item in ("stdout", "stderr") else str(self.base / item)
+        for i, item in enumerate(value if is_list else [value]):
+            path = (*top.at("events"), i) if is_list else top.at("events")
+            if is_list and item == "off":
+                raise self.error(path, "off stands alone, not in a list")
+            if not isinstance(item, str) or item in ("", "on"):
+                got = repr(item) if isinstance(item, str) else _kind(item)
+                raise self.error(
+                    path, f"must be stdout, stderr, a file path, a list of them, or off; not {got}"
+                )
+            target = item if item in ("stdout", "stderr") else os.path.abspath(self.base / item)
             if target not in ("stdout", "stderr"):
                 file = Path(target)
                 if not file.parent.is_dir():
                     raise self.error(path, f"directory not found: {file.parent}")
                 if file.is_dir():
-                    raise self.error(path, f"is a directory: {file}")
+                    raise self.error(path, f"is a directory, not a file: {file}")
             if target in out:
                 raise self.error(path, f"{item!r} is listed twice")
             out.append(target)

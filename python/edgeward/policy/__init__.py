@@ -3,7 +3,8 @@
     compiler = PolicyCompiler(events=open_event_sink("stdout"))
     hooks = compiler(source, ip_policies)      # an edgeward.hooks.PolicyHooks
 
-`compile_hooks` is the compiler the edge uses by default (events to stdout).
+`compile_hooks` is the compiler the edge uses (events where the edge
+config's `events:` says).
 
 A bad document raises `PolicyError` listing every problem with its file,
 line, rule and action.
@@ -12,6 +13,7 @@ line, rule and action.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
@@ -19,7 +21,7 @@ from typing import Any, Protocol
 from edgeward.policy.config import EngineOptions, IpPolicyRules, SourceDocument
 from edgeward.policy.engine import CompiledPolicy, Exchange
 from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode, PolicyError, Severity
-from edgeward.policy.events import EventSink, PolicyEvent, open_event_sink
+from edgeward.policy.events import EventSink, PolicyEvent, fan_out, open_event_sink
 from edgeward.policy.loader import load
 from edgeward.policy.model import Phase
 
@@ -77,9 +79,12 @@ class PolicyCompiler:
 
     Events go to `events` when given; else where the edge config's
     `events:` says (`PolicySource.events`); else to the targets named by
-    ``EDGEWARD_POLICY_EVENTS`` (comma-separated), else to stdout. Policies
-    with the same targets share one sink (one file handle), across reloads
-    too."""
+    ``EDGEWARD_POLICY_EVENTS`` (comma-separated), else to stdout.
+
+    Every policy naming a target shares its sink, and so one file handle:
+    a reload compiles against the sinks the running generation holds (no
+    reopen), and a sink no generation holds any more is collected, which
+    closes its file."""
 
     def __init__(
         self,
@@ -93,7 +98,7 @@ class PolicyCompiler:
         self.body_limit = body_limit
         self.clock = clock
         self.secrets = secrets
-        self._sinks: dict[tuple[str, ...], EventSink] = {}
+        self._sinks: weakref.WeakValueDictionary[str, EventSink] = weakref.WeakValueDictionary()
 
     def __call__(
         self, source: _PolicySource, ip_policies: Mapping[str, IpPolicyRules]
@@ -101,21 +106,24 @@ class PolicyCompiler:
         return compile_policy(
             source.document,
             ip_policies=ip_policies,
-            events=self.events or self.sink(source.events),
+            events=self.events if self.events is not None else self.sink(source.events),
             body_limit=self.body_limit,
             clock=self.clock,
             secrets=self.secrets,
         )
 
     def sink(self, targets: Sequence[str] | None) -> EventSink:
+        """The sink for `targets` (None: ``EDGEWARD_POLICY_EVENTS``)."""
         if targets is None:
             spec = os.environ.get("EDGEWARD_POLICY_EVENTS", "stdout")
             targets = [t.strip() for t in spec.split(",") if t.strip()]
-        key = tuple(targets)
-        sink = self._sinks.get(key)
-        if sink is None:
-            sink = self._sinks[key] = open_event_sink(*key)
-        return sink
+        sinks = []
+        for target in targets:
+            sink = self._sinks.get(target)
+            if sink is None:
+                sink = self._sinks[target] = open_event_sink(target)
+            sinks.append(sink)
+        return fan_out(sinks)
 
 
 compile_hooks = PolicyCompiler()

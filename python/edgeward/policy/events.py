@@ -9,11 +9,13 @@ the failure, not the credential.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,30 +87,46 @@ class JsonLinesSink:
     """Writes each event as one JSON line and flushes, so a crash loses at
     most the line being written. A lock keeps lines whole across threads.
 
-    A file is opened (for appending) at the first event, so that
-    `edgeward check` creates nothing. A sink that cannot write (a full
-    disk) logs the error and drops the event: recording a decision never
-    changes it."""
+    A file is opened (for appending) at the first event, so that loading a
+    config (`edgeward check`) creates nothing, and closed when the sink is
+    collected (a reload that no longer names it). A sink that cannot write
+    (a full disk, a closed stream) drops the event and logs once until a
+    write succeeds again: recording a decision never changes it."""
 
-    def __init__(self, stream: TextIO | Path) -> None:
-        self._stream = stream
+    def __init__(self, target: TextIO | Path) -> None:
+        self._path = target if isinstance(target, Path) else None
+        self._stream = None if isinstance(target, Path) else target
+        # for the log: the path, <stdout>, <stderr>
+        self.name = str(target if self._path else getattr(target, "name", target))
         self._lock = threading.Lock()
-        self._failed = False
+        self._failing = False
 
     def emit(self, event: PolicyEvent) -> None:
         line = event.to_json() + "\n"
         with self._lock:
             try:
-                if isinstance(self._stream, Path):
-                    self._stream = self._stream.open("a", encoding="utf-8")
-                self._stream.write(line)
-                self._stream.flush()
-            except OSError as exc:
-                if not self._failed:  # once, not once per request
-                    log.error("policy events: cannot write to %s: %s", self._stream, exc)
-                self._failed = True
+                stream = self._stream if self._stream is not None else self._open()
+                stream.write(line)
+                stream.flush()
+            except (OSError, ValueError) as exc:  # ValueError: closed, or cannot encode
+                if not self._failing:
+                    log.error("policy events: cannot write to %s (dropped): %s", self.name, exc)
+                self._failing = True
             else:
-                self._failed = False
+                self._failing = False
+
+    def _open(self) -> TextIO:
+        assert self._path is not None
+        stream = self._stream = self._path.open("a", encoding="utf-8")
+        weakref.finalize(self, _close_quietly, stream)
+        return stream
+
+
+def _close_quietly(stream: TextIO) -> None:
+    """Closing flushes what a failed write left buffered; when that fails
+    too (the disk is still full) the loss was logged already."""
+    with contextlib.suppress(OSError):
+        stream.close()
 
 
 class FanOutSink:
@@ -123,14 +141,19 @@ class FanOutSink:
 def open_event_sink(*targets: str | Path) -> EventSink:
     """A sink writing to each target: ``"stdout"``, ``"stderr"`` or a file
     path (appended to, created if missing, at the first event)."""
-    sinks: list[EventSink] = []
-    for target in targets:
-        if target == "stdout":
-            sinks.append(JsonLinesSink(sys.stdout))
-        elif target == "stderr":
-            sinks.append(JsonLinesSink(sys.stderr))
-        else:
-            sinks.append(JsonLinesSink(Path(target)))
+    return fan_out([_target_sink(target) for target in targets])
+
+
+def fan_out(sinks: Sequence[EventSink]) -> EventSink:
+    """One sink for all of `sinks` (none: events are dropped)."""
     if not sinks:
         return NullSink()
     return sinks[0] if len(sinks) == 1 else FanOutSink(sinks)
+
+
+def _target_sink(target: str | Path) -> JsonLinesSink:
+    if target == "stdout":
+        return JsonLinesSink(sys.stdout)
+    if target == "stderr":
+        return JsonLinesSink(sys.stderr)
+    return JsonLinesSink(Path(target))
