@@ -12,6 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The head and the body are two writes: without TCP_NODELAY, Nagle holds
+    # the body until the edge's delayed ACK (~40 ms per keep-alive request).
+    disable_nagle_algorithm = True
 
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
