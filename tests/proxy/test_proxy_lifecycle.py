@@ -175,6 +175,58 @@ def test_sighup_reload_under_load_loses_no_request(tmp_path: Path, upstream: Ups
     assert edge.stop() == 0
 
 
+def _wait_for(predicate: Callable[[], bool], timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_reload_moves_the_access_log_and_a_full_disk_stops_nothing(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    edge = _edge(tmp_path, upstream)
+    base = edge.config.read_text()
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+
+    def reload_with(access_log: str) -> None:
+        edge.config.write_text(base + f"\naccess_log: {access_log}\n")
+        edge.signal(signal.SIGHUP)
+        assert _wait_for(lambda: edge.log_text().count("reloaded") > reloads)
+
+    def requests(n: int) -> None:
+        with httpx.Client(timeout=5) as c:
+            for _ in range(n):
+                assert c.get(edge.url("/hello"), headers={"host": "app.test"}).status_code == 200
+
+    reloads = 0
+    reload_with(str(first))
+    requests(3)
+    assert _wait_for(lambda: _lines(first) == 3)  # flushed within a second
+
+    reloads = 1
+    reload_with(str(second))
+    requests(2)
+    assert _wait_for(lambda: _lines(second) == 2)
+    assert _lines(first) == 3
+
+    reloads = 2
+    reload_with("/dev/full")
+    requests(5)
+    time.sleep(1.5)  # two flushes fail
+    requests(2)  # the edge still answers
+    time.sleep(1.2)
+    assert edge.log_text().count("access log: cannot write to /dev/full") == 1
+    assert "Traceback" not in edge.log_text()
+    assert edge.stop() == 0
+
+
 def test_workers_share_the_port(tmp_path: Path, upstream: Upstream) -> None:
     edge = _edge(tmp_path, upstream, args=("--workers", "2"))
     try:

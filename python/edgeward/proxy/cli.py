@@ -91,6 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
     server = Server(
         config, codec=args.http1, reload=lambda: load(args.config), reuse_port=args.reuse_port
     )
+    del config  # the server's generation holds it; a reload must be able to drop it
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -163,7 +163,9 @@ class Server:
             return False
         self.gen = gen
         self._bind(config)
-        self.services.access_log.enabled = config.access_log.enabled
+        self.services.access_log.reconfigure(
+            config.access_log.path, enabled=config.access_log.enabled
+        )
         log.info("edgeward: reloaded %s", config.file)
         return True
 
