@@ -41,6 +41,8 @@ def compile_error(cel: Any, source: str, **env: Any) -> Any:
     [
         ("{'a': 1}['b']", "no_such_key"),
         ("{'a': 1}.b", "no_such_key"),
+        ('{}[b""]', "no_such_key"),  # a map of dyn keys takes any index type
+        ("{}[[1]]", "no_such_key"),
         ("dyn('a') + 1", "no_such_overload"),
         ("dyn('a').f", "no_such_overload"),
         ("!dyn(1)", "no_such_overload"),

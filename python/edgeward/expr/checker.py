@@ -234,7 +234,7 @@ class _Checker:
                 raise self.error(f"a list index must be a number, not {it}", node.index)
             return rewritten, t.params[0]
         if t.name == "map":
-            if not comparable(t.params[0], it) or it.name not in _KEY_TYPES | NUMERIC:
+            if not comparable(t.params[0], it):  # a dyn key type takes any index
                 raise self.error(f"a key of {t} cannot be {it}", node.index)
             return rewritten, t.params[1]
         if t.name == "dyn":
