@@ -188,7 +188,10 @@ def _mailgun(provider: str, body: bytes, secret: str) -> Delivery:
 
 
 def _sendgrid(provider: str, body: bytes, secret: str) -> Delivery:
-    sig = EC_KEY.sign(str(TS).encode() + body, ec.ECDSA(hashes.SHA256()))
+    # RFC 6979 nonces: the same delivery signs the same (hypothesis replays draws)
+    sig = EC_KEY.sign(
+        str(TS).encode() + body, ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
+    )
     headers = [
         ("X-Twilio-Email-Event-Webhook-Signature", _b64(sig)),
         ("X-Twilio-Email-Event-Webhook-Timestamp", str(TS)),
