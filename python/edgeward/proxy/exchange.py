@@ -160,7 +160,8 @@ class Exchange:
                 and endpoint.name not in ctx.tcp_checked
             ):
                 ctx.tcp_checked.add(endpoint.name)
-                if not endpoint.policy.on_tcp_connect(ctx.info):
+                info = runtime.endpoint_infos[endpoint.name]
+                if not endpoint.policy.on_tcp_connect(ctx.info, info):
                     self.down.close_connection()
                     self.error_code = "tcp_connect_denied"
                     return False
