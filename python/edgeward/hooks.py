@@ -153,6 +153,10 @@ EffectResult = bytes | None | FetchResult
 
 
 # --- outcomes ---------------------------------------------------------------------
+#
+# What is made for every exchange (heads, outcomes, the summary) is a plain
+# slotted dataclass, not a frozen one: a frozen dataclass sets each field
+# through object.__setattr__, which costs about what evaluating a rule does.
 
 
 @dataclass(slots=True)
@@ -166,7 +170,7 @@ class LocalResponse:
     error_code: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Forward:
     """Send the (possibly modified) request upstream. `body` is the buffered
     body when a hook read it (forwarded byte for byte); `None` means the
@@ -198,7 +202,7 @@ class PassResponse:
     body_filter: BodyFilter | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeSummary:
     """What happened, once the last byte of the response is sent."""
 
