@@ -5,25 +5,30 @@ Everything here is plain data and protocols: no sockets, no trio, no HTTP
 codec. The proxy builds these objects from the wire and drives the hooks; the
 policy engine implements the hooks without knowing how bytes move.
 
-Hooks that need I/O in the middle of a decision (read the request body to
-verify a signature, fetch a JWKS) are generators: they *yield* an `Effect`,
-the driver performs it and sends the result back, and the generator finally
-*returns* its outcome. A hook that needs nothing returns at once::
+A hook that needs no I/O returns its outcome. One that needs I/O in the
+middle of a decision (read the request body to verify a signature, fetch a
+JWKS) returns a generator instead: it *yields* an `Effect`, the driver
+performs it and sends the result back, and the generator finally *returns*
+the outcome. Most exchanges need no I/O, and then no generator is made::
 
-    gen = exchange.on_http_request(head)
-    try:
-        effect = gen.send(None)
-        while True:
-            effect = gen.send(await perform(effect))
-    except StopIteration as stop:
-        outcome = stop.value
+    outcome = exchange.on_http_request(head)
+    if isinstance(outcome, Generator):
+        gen = outcome
+        try:
+            effect = gen.send(None)
+            while True:
+                effect = gen.send(await perform(effect))
+        except StopIteration as stop:
+            outcome = stop.value
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, Union
+
+T = TypeVar("T")
 
 Header = tuple[bytes, bytes]
 """One header: lower-case name, value, both as on the wire."""
@@ -148,6 +153,10 @@ EffectResult = bytes | None | FetchResult
 
 
 # --- outcomes ---------------------------------------------------------------------
+#
+# What is made for every exchange (heads, outcomes, the summary) is a plain
+# slotted dataclass, not a frozen one: a frozen dataclass sets each field
+# through object.__setattr__, which costs about what evaluating a rule does.
 
 
 @dataclass(slots=True)
@@ -161,7 +170,7 @@ class LocalResponse:
     error_code: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Forward:
     """Send the (possibly modified) request upstream. `body` is the buffered
     body when a hook read it (forwarded byte for byte); `None` means the
@@ -193,7 +202,7 @@ class PassResponse:
     body_filter: BodyFilter | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeSummary:
     """What happened, once the last byte of the response is sent."""
 
@@ -208,6 +217,10 @@ class ExchangeSummary:
 RequestOutcome = Forward | LocalResponse | CloseConnection
 ResponseOutcome = PassResponse | LocalResponse | CloseConnection
 
+Hooked = Union[T, Generator[Effect, EffectResult, T]]  # noqa: UP007 (a generic alias)
+"""What a hook returns: its outcome, or a generator that yields effects
+and returns the outcome."""
+
 
 # --- the hooks ----------------------------------------------------------------------
 
@@ -220,13 +233,9 @@ class ExchangeHooks(Protocol):
     responses the edge made itself (a `LocalResponse` from the request phase,
     a 502/504); then `on_complete`."""
 
-    def on_http_request(
-        self, head: RequestHead
-    ) -> Generator[Effect, EffectResult, RequestOutcome]: ...
+    def on_http_request(self, head: RequestHead) -> Hooked[RequestOutcome]: ...
 
-    def on_http_response(
-        self, head: ResponseHead
-    ) -> Generator[Effect, EffectResult, ResponseOutcome]: ...
+    def on_http_response(self, head: ResponseHead) -> Hooked[ResponseOutcome]: ...
 
     def on_complete(self, summary: ExchangeSummary) -> None: ...
 

@@ -101,8 +101,8 @@ class TinyPolicy:
     def __init__(self, rules: Mapping[str, Any]) -> None:
         self.rules = rules
 
-    def on_tcp_connect(self, conn: ConnectionInfo) -> bool:
-        CALLS.append(("tcp", conn.client_ip))
+    def on_tcp_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo | None = None) -> bool:
+        CALLS.append(("tcp", (conn.client_ip, endpoint.name if endpoint else None)))
         return not self.rules.get("refuse_tcp")
 
     def begin(
@@ -122,6 +122,8 @@ listeners:
   - name: gated
     address: 127.0.0.1:{gated_port}
     traffic_policy: {{add_header: [x-listener, "yes"]}}
+  - name: solo
+    address: 127.0.0.1:{solo_port}
 endpoints:
   - name: plain
     hostname: plain.test
@@ -157,6 +159,11 @@ endpoints:
     upstream: {upstream}
     listeners: [gated]
     traffic_policy: {{add_header: [x-endpoint, "yes"]}}
+  - name: lonely
+    hostname: lonely.test
+    upstream: {upstream}
+    listeners: [solo]
+    traffic_policy: {{add_header: [x-lonely, "yes"]}}
 """
 
 
@@ -178,7 +185,7 @@ class InProcessEdge:
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[dict[str, int]]:
-    ports = {"port": free_port(), "gated_port": free_port()}
+    ports = {"port": free_port(), "gated_port": free_port(), "solo_port": free_port()}
     path = tmp_path_factory.mktemp("hooks") / "edge.yml"
     path.write_text(CONFIG.format(upstream=upstream.url, dead_port=free_port(), **ports))
     running = InProcessEdge(path)
@@ -278,6 +285,21 @@ def test_on_tcp_connect_of_the_endpoint_runs_when_the_host_is_known(edge: dict[s
     with socket.create_connection(("127.0.0.1", edge["gated_port"]), timeout=5) as s:
         s.sendall(b"GET /hello HTTP/1.1\r\nHost: refusing.test\r\n\r\n")
         assert s.recv(100) == b""
+
+
+def test_on_tcp_connect_is_told_the_endpoint_or_listener(edge: dict[str, int]) -> None:
+    CALLS.clear()
+    # The listener's policy runs at accept (its "endpoint" is the listener);
+    # the endpoint's once the Host header names it.
+    assert get(edge, "inner.test", "/hello", listener="gated_port").status_code == 200
+    assert [v for k, v in CALLS if k == "tcp"] == [
+        ("127.0.0.1", "gated"),
+        ("127.0.0.1", "behind-listener"),
+    ]
+    # A listener with one endpoint runs that endpoint's at accept.
+    CALLS.clear()
+    assert get(edge, "lonely.test", "/hello", listener="solo_port").status_code == 200
+    assert [v for k, v in CALLS if k == "tcp"] == [("127.0.0.1", "lonely")]
 
 
 def test_listener_policy_wraps_the_endpoint_policy(edge: dict[str, int]) -> None:

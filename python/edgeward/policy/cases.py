@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 from edgeward.errors import ConfigError, Location
@@ -331,15 +331,27 @@ def run_case(
     return out
 
 
-def drive(gen: Generator[Effect, EffectResult, T], perform: Callable[[Effect], EffectResult]) -> T:
-    """Run a policy hook to its outcome, answering each effect it yields
-    with `perform` (the proxy does the same with real I/O)."""
+Perform = Callable[[Effect], EffectResult]
+
+
+@overload
+def drive(hooked: Generator[Effect, EffectResult, T], perform: Perform) -> T: ...
+@overload
+def drive(hooked: T, perform: Perform) -> T: ...
+
+
+def drive(hooked: Any, perform: Perform) -> Any:
+    """A policy hook's outcome: what it returned, or what its generator
+    returns once each effect it yields is answered with `perform` (the proxy
+    does the same with real I/O)."""
+    if not isinstance(hooked, Generator):
+        return hooked
     try:
-        effect = gen.send(None)
+        effect = hooked.send(None)
         while True:
-            effect = gen.send(perform(effect))
+            effect = hooked.send(perform(effect))
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
 
 
 def _perform(effect: Effect, case: Case) -> EffectResult:

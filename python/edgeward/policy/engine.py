@@ -4,7 +4,8 @@
 implements `ExchangeHooks`. The rule loop is the hot path: the activation is
 built once per phase with only the variables the policy reads, a run of
 traffic-only rules is tested by one CEL program, and a phase whose actions
-need no I/O runs as plain calls (the hook's own generator is the only one).
+need no I/O runs as plain calls and the hook returns its outcome (a
+generator only when an action may yield an effect).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from edgeward.hooks import (
     EndpointInfo,
     ExchangeSummary,
     Forward,
+    Hooked,
     LocalResponse,
     PassResponse,
     RequestHead,
@@ -129,7 +131,7 @@ class Exchange(ExchangeState):
 
     __slots__ = ()
 
-    def on_http_request(self, head: RequestHead) -> Generator[Effect, EffectResult, RequestOutcome]:
+    def on_http_request(self, head: RequestHead) -> Hooked[RequestOutcome]:
         self.received = head
         self.received_at = self.policy.clock()
         phase = self.policy._request
@@ -146,30 +148,44 @@ class Exchange(ExchangeState):
         )
         ctx = ActionContext(phase.phase, self, phase.roots, request=forward)
         if phase.effects:
-            decision = yield from run_phase(ctx, phase)
-        else:
-            decision = run_rules(ctx, phase.rules)
+            return self._request_with_effects(ctx, phase, forward)
+        return self._request_outcome(run_rules(ctx, phase.rules), forward)
+
+    def _request_with_effects(
+        self, ctx: ActionContext, phase: PhaseRules, forward: RequestHead
+    ) -> Generator[Effect, EffectResult, RequestOutcome]:
+        decision = yield from run_phase(ctx, phase)
+        return self._request_outcome(decision, forward)
+
+    def _request_outcome(self, decision: Decision | None, forward: RequestHead) -> RequestOutcome:
         if decision is not None:
             return decision.response or CloseConnection()
         return Forward(forward, self.body)
 
-    def on_http_response(
-        self, head: ResponseHead
-    ) -> Generator[Effect, EffectResult, ResponseOutcome]:
+    def on_http_response(self, head: ResponseHead) -> Hooked[ResponseOutcome]:
         phase = self.policy._response
         if not phase.rules:
             return PassResponse(head)
         ctx = ActionContext(phase.phase, self, phase.roots, response=head)
         if phase.effects:
-            decision = yield from run_phase(ctx, phase)
-        else:
-            decision = run_rules(ctx, phase.rules)
-        if decision is not None:
-            return decision.response or CloseConnection()
-        return PassResponse(head, ctx.body_filter)
+            return self._response_with_effects(ctx, phase)
+        return _response_outcome(ctx, run_rules(ctx, phase.rules))
+
+    def _response_with_effects(
+        self, ctx: ActionContext, phase: PhaseRules
+    ) -> Generator[Effect, EffectResult, ResponseOutcome]:
+        decision = yield from run_phase(ctx, phase)
+        return _response_outcome(ctx, decision)
 
     def on_complete(self, summary: ExchangeSummary) -> None:
         pass
+
+
+def _response_outcome(ctx: ActionContext, decision: Decision | None) -> ResponseOutcome:
+    if decision is not None:
+        return decision.response or CloseConnection()
+    assert ctx.response is not None
+    return PassResponse(ctx.response, ctx.body_filter)
 
 
 # --- the rule loop -------------------------------------------------------------------

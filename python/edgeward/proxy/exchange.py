@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Generator
 from typing import Protocol
 
 import trio
@@ -40,7 +41,7 @@ from edgeward.http1 import events as ev
 from edgeward.http1.codec import Codec
 from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
-from edgeward.proxy.hookdriver import ChainedExchange, drive, finish
+from edgeward.proxy.hookdriver import ChainedExchange, drive
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import UpstreamConnection, UpstreamPool
 from edgeward.proxy.watchdog import Timer
@@ -160,7 +161,8 @@ class Exchange:
                 and endpoint.name not in ctx.tcp_checked
             ):
                 ctx.tcp_checked.add(endpoint.name)
-                if not endpoint.policy.on_tcp_connect(ctx.info):
+                info = runtime.endpoint_infos[endpoint.name]
+                if not endpoint.policy.on_tcp_connect(ctx.info, info):
                     self.down.close_connection()
                     self.error_code = "tcp_connect_denied"
                     return False
@@ -191,13 +193,11 @@ class Exchange:
         assert hooks is not None
         outcome: RequestOutcome
         try:
-            gen = hooks.on_http_request(head)
-            try:
-                effect = gen.send(None)
-            except StopIteration as stop:
-                outcome = stop.value
+            hooked = hooks.on_http_request(head)
+            if isinstance(hooked, Generator):
+                outcome = await drive(hooked, self._perform)
             else:
-                outcome = await finish(gen, effect, self._perform)
+                outcome = hooked
         except (ClientBodyError, trio.Cancelled):
             raise
         except Exception:
@@ -250,7 +250,10 @@ class Exchange:
     ) -> PassResponse | LocalResponse | CloseConnection:
         assert self.hooks is not None
         try:
-            return await drive(self.hooks.on_http_response(head), self._perform)
+            hooked = self.hooks.on_http_response(head)
+            if isinstance(hooked, Generator):
+                return await drive(hooked, self._perform)
+            return hooked
         except trio.Cancelled:
             raise
         except Exception:
@@ -537,14 +540,12 @@ class Exchange:
         assert self.hooks is not None
         head = ResponseHead(event.status_code, strip_hop_by_hop(event.headers))
         outcome: ResponseOutcome
-        try:
-            gen = self.hooks.on_http_response(head)
-            try:
-                effect = gen.send(None)
-            except StopIteration as stop:
-                outcome = stop.value
+        try:  # (`_response_outcome` inlined: no coroutine when no I/O is needed)
+            hooked = self.hooks.on_http_response(head)
+            if isinstance(hooked, Generator):
+                outcome = await drive(hooked, self._perform)
             else:
-                outcome = await finish(gen, effect, self._perform)
+                outcome = hooked
         except trio.Cancelled:
             raise
         except Exception:

@@ -24,19 +24,11 @@ Perform = Callable[[Effect], Awaitable[EffectResult]]
 
 
 async def drive(gen: Generator[Effect, EffectResult, T], perform: Perform) -> T:
-    """Run a hook to its outcome, performing every effect it yields."""
+    """Run a hook's generator to its outcome, performing every effect it
+    yields. (A hook that needs no I/O returns its outcome instead: callers
+    test for a generator first, so that case costs no coroutine.)"""
     try:
         effect = gen.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    return await finish(gen, effect, perform)
-
-
-async def finish(gen: Generator[Effect, EffectResult, T], effect: Effect, perform: Perform) -> T:
-    """The rest of `drive` once the hook has yielded its first effect. (The
-    hot path starts hooks itself: most return without an effect, and then
-    no coroutine is needed.)"""
-    try:
         while True:
             effect = gen.send(await perform(effect))
     except StopIteration as stop:
@@ -58,10 +50,14 @@ class ChainedExchange:
         self.inner = inner
 
     def on_http_request(self, head: RequestHead) -> Generator[Effect, EffectResult, RequestOutcome]:
-        outcome = yield from self.outer.on_http_request(head)
+        outcome = self.outer.on_http_request(head)
+        if isinstance(outcome, Generator):
+            outcome = yield from outcome
         if not isinstance(outcome, Forward):
             return outcome
-        inner = yield from self.inner.on_http_request(outcome.head)
+        inner = self.inner.on_http_request(outcome.head)
+        if isinstance(inner, Generator):
+            inner = yield from inner
         if isinstance(inner, Forward) and inner.body is None and outcome.body is not None:
             return Forward(inner.head, outcome.body)
         return inner
@@ -69,10 +65,14 @@ class ChainedExchange:
     def on_http_response(
         self, head: ResponseHead
     ) -> Generator[Effect, EffectResult, ResponseOutcome]:
-        inner = yield from self.inner.on_http_response(head)
+        inner = self.inner.on_http_response(head)
+        if isinstance(inner, Generator):
+            inner = yield from inner
         if not isinstance(inner, PassResponse):
             return inner
-        outer = yield from self.outer.on_http_response(inner.head)
+        outer = self.outer.on_http_response(inner.head)
+        if isinstance(outer, Generator):
+            outer = yield from outer
         if isinstance(outer, PassResponse) and inner.body_filter is not None:
             if outer.body_filter is None:
                 return PassResponse(outer.head, inner.body_filter)

@@ -316,12 +316,14 @@ class Server:
             )
             ctx = ConnContext(self.services, gen, runtime, info, gen.trusted(client_ip))
             listener = runtime.listener
-            if listener.policy is not None and not listener.policy.on_tcp_connect(info):
+            if listener.policy is not None and not listener.policy.on_tcp_connect(
+                info, runtime.listener_info
+            ):
                 return
             only = runtime.router.only
             if only is not None and only.policy is not None:
                 ctx.tcp_checked.add(only.name)
-                if not only.policy.on_tcp_connect(info):
+                if not only.policy.on_tcp_connect(info, runtime.endpoint_infos[only.name]):
                     return
             alpn = None
             if runtime.ssl_context is not None:
@@ -362,7 +364,7 @@ class Server:
         if endpoint is None or endpoint.policy is None or endpoint.name in ctx.tcp_checked:
             return True
         ctx.tcp_checked.add(endpoint.name)
-        return endpoint.policy.on_tcp_connect(ctx.info)
+        return endpoint.policy.on_tcp_connect(ctx.info, ctx.runtime.endpoint_infos[endpoint.name])
 
     async def _speak(self, ctx: ConnContext, transport: Transport, alpn: str | None) -> None:
         initial = b""

@@ -11,6 +11,7 @@ name the limit, never the bucket's values (they may be API keys).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -79,9 +80,9 @@ class RateLimit(Action):
         else:
             values = [_text(program.evaluate(activation)) for program in self.bucket_key]
             key = json.dumps(values, ensure_ascii=False)
-        # A fixed-size store key: bucket values (a header...) may be long.
-        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-        decision = self.store.hit(digest, capacity=self.capacity, window=self.window, now=ctx.now())
+        decision = self.store.hit(
+            _store_key(key), capacity=self.capacity, window=self.window, now=ctx.now()
+        )
         if ctx.records:
             results: dict[str, Any] = {"bucket_key": key, "limited": not decision.allowed}
             if not decision.allowed:
@@ -97,6 +98,12 @@ class RateLimit(Action):
             reason=self.summary,
             headers=[(b"retry-after", str(retry).encode())],
         )
+
+
+@functools.lru_cache(maxsize=4096)  # the same clients come back: hash each key once
+def _store_key(key: str) -> str:
+    """A fixed-size store key: bucket values (a header...) may be long."""
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _text(value: Any) -> str:
