@@ -42,6 +42,13 @@ endpoints:
   - name: other
     hostname: other.test
     upstream: {upstream}
+  - name: gated
+    hostname: gated.wild.test
+    listeners: [tls]
+    upstream: {upstream}
+    traffic_policy:
+      on_tcp_connect:
+        - actions: [{{type: restrict-ips, config: {{allow: [10.0.0.0/8]}}}}]
   - name: via-tls
     hostname: via-tls.test
     listeners: [web]
@@ -146,6 +153,24 @@ def test_sni_selects_the_certificate(
     edge: Edge, certs: dict[str, Path], sni: str, expected: str
 ) -> None:
     assert _peer_names(edge.ports["tls"], sni, certs["ca"]) == [expected]
+
+
+def test_sni_runs_the_endpoint_on_tcp_connect_before_any_request(
+    edge: Edge, certs: dict[str, Path]
+) -> None:
+    """The SNI names the endpoint: its on_tcp_connect refuses 127.0.0.1 right
+    after the handshake, before the client sends a request."""
+    ctx = ssl.create_default_context(cafile=str(certs["ca"]))
+    with (
+        socket.create_connection(("127.0.0.1", edge.ports["tls"]), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="gated.wild.test") as s,
+    ):
+        try:
+            first = s.recv(1)  # a timeout here means the edge waited for a request
+        except (ConnectionResetError, ssl.SSLError):
+            first = b""
+        assert first == b""
+    assert _peer_names(edge.ports["tls"], "app.test", certs["ca"]) == ["app.test"]
 
 
 def test_mtls_accepts_a_client_certificate_from_the_ca(edge: Edge, certs: dict[str, Path]) -> None:
