@@ -9,7 +9,6 @@ the failure, not the credential.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sys
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
+
+from edgeward.linefile import LineFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,46 +88,19 @@ class JsonLinesSink:
     """Writes each event as one JSON line and flushes, so a crash loses at
     most the line being written. A lock keeps lines whole across threads.
 
-    A file is opened (for appending) at the first event, so that loading a
-    config (`edgeward check`) creates nothing, and closed when the sink is
-    collected (a reload that no longer names it). A sink that cannot write
-    (a full disk, a closed stream) drops the event and logs once until a
-    write succeeds again: recording a decision never changes it."""
+    The file opens at the first event and closes when the sink is collected
+    (a reload that no longer names it); a failed write is dropped and logged
+    once (`edgeward.linefile`): recording a decision never changes it."""
 
     def __init__(self, target: TextIO | Path) -> None:
-        self._path = target if isinstance(target, Path) else None
-        self._stream = None if isinstance(target, Path) else target
-        # for the log: the path, <stdout>, <stderr>
-        self.name = str(target if self._path else getattr(target, "name", target))
+        self._file = LineFile(target, what="policy events", log=log)
         self._lock = threading.Lock()
-        self._failing = False
+        weakref.finalize(self, self._file.close)
 
     def emit(self, event: PolicyEvent) -> None:
         line = event.to_json() + "\n"
         with self._lock:
-            try:
-                stream = self._stream if self._stream is not None else self._open()
-                stream.write(line)
-                stream.flush()
-            except (OSError, ValueError) as exc:  # ValueError: closed, or cannot encode
-                if not self._failing:
-                    log.error("policy events: cannot write to %s (dropped): %s", self.name, exc)
-                self._failing = True
-            else:
-                self._failing = False
-
-    def _open(self) -> TextIO:
-        assert self._path is not None
-        stream = self._stream = self._path.open("a", encoding="utf-8")
-        weakref.finalize(self, _close_quietly, stream)
-        return stream
-
-
-def _close_quietly(stream: TextIO) -> None:
-    """Closing flushes what a failed write left buffered; when that fails
-    too (the disk is still full) the loss was logged already."""
-    with contextlib.suppress(OSError):
-        stream.close()
+            self._file.write(line)
 
 
 class FanOutSink:

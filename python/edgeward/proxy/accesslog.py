@@ -6,13 +6,14 @@ logging costs a `json.dumps` and an append per request, not a write."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from edgeward.linefile import LineFile
 
 log = logging.getLogger("edgeward.proxy")
 
@@ -20,10 +21,8 @@ log = logging.getLogger("edgeward.proxy")
 class AccessLog:
     def __init__(self, path: Path | None = None, *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._path = path
-        self._out: IO[str] | None = None
+        self._file = _open(path)
         self._lines: list[str] = []
-        self._failed = False
 
     def write(self, **record: Any) -> None:
         if self.enabled:
@@ -33,33 +32,21 @@ class AccessLog:
                 self.flush()
 
     def flush(self) -> None:
-        """Write the buffered lines. A log that cannot be written (a full
-        disk) drops them and says so once: logging never stops the edge."""
-        if not self._lines:
-            return
-        lines, self._lines = self._lines, []
-        try:
-            if self._out is None:
-                self._out = open(self._path, "a", encoding="utf-8") if self._path else sys.stdout  # noqa: SIM115
-            self._out.write("\n".join(lines) + "\n")
-            self._out.flush()
-        except (OSError, ValueError) as exc:
-            if not self._failed:
-                log.error("access log: cannot write to %s: %s", self._path or "stdout", exc)
-            self._failed = True
-        else:
-            self._failed = False
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._file.write("\n".join(lines) + "\n")
 
     def reconfigure(self, path: Path | None, *, enabled: bool) -> None:
         """Apply a reloaded config: a new path closes the old file."""
         self.enabled = enabled
-        if path != self._path:
+        if path != self._file.path:
             self.close()
-            self._path = path
+            self._file = _open(path)
 
     def close(self) -> None:
         self.flush()
-        if self._out is not None and self._out is not sys.stdout:
-            with contextlib.suppress(OSError):  # a failed write was logged already
-                self._out.close()
-        self._out = None
+        self._file.close()
+
+
+def _open(path: Path | None) -> LineFile:
+    return LineFile(path or sys.stdout, what="access log", log=log)
