@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import random
 import shutil
 import sys
@@ -35,7 +34,17 @@ from pathlib import Path
 from subprocess import Popen
 
 from bench.harness import Table, median_ns_per_call
-from bench.proxy import EDGE, UPSTREAM, WORK, Result, free_port, nginx, running, wrk
+from bench.proxy import (
+    EDGE,
+    UPSTREAM,
+    WORK,
+    Result,
+    cpu_seconds,
+    free_port,
+    nginx,
+    running,
+    wrk,
+)
 
 HERE = WORK.parent / "policy"
 
@@ -203,9 +212,3 @@ def main(argv: list[str]) -> None:
         "edge CPU per request, without / with", base_cpu * served[full] / cpu[full], ">= 0.90"
     )
     summary.print()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
