@@ -119,6 +119,8 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
             "file not found",
         ),
         (GOOD + "access_log: 3\n", 8, "access_log", "on, off"),
+        (GOOD + "access_log: nowhere/access.log\n", 8, "access_log", "directory not found"),
+        (GOOD + "access_log: .\n", 8, "access_log", "is a directory"),
         (GOOD + "endpoints: []\n", 8, "endpoints", "duplicate key"),
     ],
 )

@@ -172,8 +172,18 @@ class _Loader:
         if value is True or value in ("on", "stdout", "-"):
             return AccessLog(enabled=True)
         if isinstance(value, str) and value:
-            return AccessLog(enabled=True, path=self.base / value)
+            return AccessLog(enabled=True, path=self._output_file(top.at("access_log"), value))
         raise self.error(top.at("access_log"), "must be on, off, or a file path")
+
+    def _output_file(self, path: PathKey, value: str) -> Path:
+        """A file the edge appends to (relative to the config's directory):
+        its directory must exist; it is created at the first write."""
+        file = Path(os.path.abspath(self.base / value))
+        if not file.parent.is_dir():
+            raise self.error(path, f"directory not found: {file.parent}")
+        if file.is_dir():
+            raise self.error(path, f"is a directory, not a file: {file}")
+        return file
 
     def _events(self, top: _Section) -> tuple[str, ...] | None:
         """`events`: stdout, stderr, a file (relative to the config's
@@ -198,13 +208,7 @@ class _Loader:
                 raise self.error(
                     path, f"must be stdout, stderr, a file path, a list of them, or off; not {got}"
                 )
-            target = item if item in ("stdout", "stderr") else os.path.abspath(self.base / item)
-            if target not in ("stdout", "stderr"):
-                file = Path(target)
-                if not file.parent.is_dir():
-                    raise self.error(path, f"directory not found: {file.parent}")
-                if file.is_dir():
-                    raise self.error(path, f"is a directory, not a file: {file}")
+            target = item if item in ("stdout", "stderr") else str(self._output_file(path, item))
             if target in out:
                 raise self.error(path, f"{item!r} is listed twice")
             out.append(target)
