@@ -46,19 +46,28 @@ test-rust:
 test-python: install system-deps
 	$(BIN)/pytest
 
-# A short cargo-fuzz run of the CEL parser/checker/evaluator (seeded from
-# the conformance expressions; cargo-fuzz needs nightly features, which
-# RUSTC_BOOTSTRAP enables on the stable toolchain).
-FUZZ_SECONDS ?= 25
+# A short cargo-fuzz run of every native entry point, FUZZ_SECONDS each: the
+# CEL parser/checker/evaluator (`cel`), interpolation templates (`template`),
+# IP/CIDR parsing and matching (`ipnet`), webhook verification (`webhooks`)
+# and whole-value operations on host-shaped values (`value`). Seeds come from
+# native/fuzz/seed_corpus.py; cargo-fuzz needs nightly features, which
+# RUSTC_BOOTSTRAP enables on the stable toolchain. Each target's totals are
+# printed; its log is native/fuzz/artifacts/TARGET.log.
+FUZZ_SECONDS ?= 10
+FUZZ_TARGETS := cel template ipnet webhooks value
 fuzz: $(BIN)/python
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked --quiet cargo-fuzz
-	$(BIN)/python native/fuzz/seed_corpus.py native/fuzz/corpus/cel
-	@echo "fuzzing the CEL engine for $(FUZZ_SECONDS) s (log: native/fuzz/artifacts/fuzz.log)"
+	$(BIN)/python native/fuzz/seed_corpus.py native/fuzz/corpus
 	@mkdir -p native/fuzz/artifacts
-	@cd native/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none cel corpus/cel -- \
-		-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -print_final_stats=1 \
-		> artifacts/fuzz.log 2>&1 || { tail -n 60 artifacts/fuzz.log; exit 1; }
-	@grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss)" native/fuzz/artifacts/fuzz.log
+	cd native/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build --sanitizer none
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+		( cd native/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none $$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -print_final_stats=1 \
+			> artifacts/$$t.log 2>&1 ) || { tail -n 60 native/fuzz/artifacts/$$t.log; exit 1; }; \
+		grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss)" native/fuzz/artifacts/$$t.log \
+			| sed "s/^/  $$t: /"; \
+	done
 
 test: lint test-rust test-python fuzz
 

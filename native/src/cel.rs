@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::guard::guard;
 use edgeward_core::cel::{
     self, CelType, CompileError, ErrorKind, EvalError, EvalResult, LazyMap, PathSpec, Step,
     Timestamp, Ty, Value,
@@ -16,6 +17,7 @@ use edgeward_core::cel::{
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyDict,
     PyFloat, PyFrozenSet, PyInt, PyList, PyMapping, PyMemoryView, PyString, PyTimeAccess, PyTuple,
@@ -147,66 +149,75 @@ impl PyEnv {
         max_depth: Option<&Bound<'_, PyAny>>,
         max_iterations: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let limit = |name: &str, v: Option<&Bound<'_, PyAny>>, default: u64| -> PyResult<u64> {
-            let Some(v) = v else {
-                return Ok(default);
-            };
-            match (v.is_instance_of::<PyBool>(), v.extract::<u64>()) {
-                (false, Ok(n)) if n >= 1 => Ok(n),
-                _ => Err(PyValueError::new_err(format!(
-                    "{name} must be a positive int, not {}",
-                    v.repr()?
-                ))),
-            }
-        };
-        let defaults = cel::Env::default();
-        let max_source_length = limit(
-            "max_source_length",
-            max_source_length,
-            defaults.max_source_length as u64,
-        )? as usize;
-        let max_depth = limit("max_depth", max_depth, defaults.max_depth as u64)?;
-        if max_depth > cel::types::MAX_DEPTH_LIMIT as u64 {
-            return Err(PyValueError::new_err(format!(
-                "max_depth must be at most {}, not {max_depth}",
-                cel::types::MAX_DEPTH_LIMIT
-            )));
-        }
-        let max_depth = max_depth as u32;
-        let max_iterations = limit("max_iterations", max_iterations, defaults.max_iterations)?;
-        let variables = match variables {
-            None => None,
-            Some(v) => {
-                let map = v
-                    .cast::<PyMapping>()
-                    .map_err(|_| PyValueError::new_err("variables must be a mapping"))?;
-                let mut decls = BTreeMap::new();
-                for item in map.items()?.iter() {
-                    let (name, ty): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
-                    let name = match name.extract::<String>() {
-                        Ok(n) if is_identifier(&n) => n,
-                        _ => {
-                            return Err(PyValueError::new_err(format!(
-                                "variable names must be identifiers, not {}",
-                                name.repr()?
-                            )))
-                        }
-                    };
-                    let parsed = parse_decl(&name, &ty)?;
-                    decls.insert(name, parsed);
-                }
-                Some(decls)
-            }
-        };
-        Ok(PyEnv {
-            env: cel::Env {
-                variables,
-                max_source_length,
-                max_depth,
-                max_iterations,
-            },
-        })
+        guard(|| new_env(variables, max_source_length, max_depth, max_iterations))
     }
+}
+
+fn new_env(
+    variables: Option<&Bound<'_, PyAny>>,
+    max_source_length: Option<&Bound<'_, PyAny>>,
+    max_depth: Option<&Bound<'_, PyAny>>,
+    max_iterations: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyEnv> {
+    let limit = |name: &str, v: Option<&Bound<'_, PyAny>>, default: u64| -> PyResult<u64> {
+        let Some(v) = v else {
+            return Ok(default);
+        };
+        match (v.is_instance_of::<PyBool>(), v.extract::<u64>()) {
+            (false, Ok(n)) if n >= 1 => Ok(n),
+            _ => Err(PyValueError::new_err(format!(
+                "{name} must be a positive int, not {}",
+                v.repr()?
+            ))),
+        }
+    };
+    let defaults = cel::Env::default();
+    let max_source_length = limit(
+        "max_source_length",
+        max_source_length,
+        defaults.max_source_length as u64,
+    )? as usize;
+    let max_depth = limit("max_depth", max_depth, defaults.max_depth as u64)?;
+    if max_depth > cel::types::MAX_DEPTH_LIMIT as u64 {
+        return Err(PyValueError::new_err(format!(
+            "max_depth must be at most {}, not {max_depth}",
+            cel::types::MAX_DEPTH_LIMIT
+        )));
+    }
+    let max_depth = max_depth as u32;
+    let max_iterations = limit("max_iterations", max_iterations, defaults.max_iterations)?;
+    let variables = match variables {
+        None => None,
+        Some(v) => {
+            let map = v
+                .cast::<PyMapping>()
+                .map_err(|_| PyValueError::new_err("variables must be a mapping"))?;
+            let mut decls = BTreeMap::new();
+            for item in map.items()?.iter() {
+                let (name, ty): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+                let name = match name.extract::<String>() {
+                    Ok(n) if is_identifier(&n) => n,
+                    _ => {
+                        return Err(PyValueError::new_err(format!(
+                            "variable names must be identifiers, not {}",
+                            name.repr()?
+                        )))
+                    }
+                };
+                let parsed = parse_decl(&name, &ty)?;
+                decls.insert(name, parsed);
+            }
+            Some(decls)
+        }
+    };
+    Ok(PyEnv {
+        env: cel::Env {
+            variables,
+            max_source_length,
+            max_depth,
+            max_iterations,
+        },
+    })
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -276,18 +287,20 @@ pub struct PyProgram {
 impl PyProgram {
     /// Evaluates against `activation` (any Mapping, read lazily).
     fn evaluate(&self, py: Python<'_>, activation: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let mut act = PyActivation {
-            root: activation,
-            keys: &self.keys,
-        };
-        match self.program.evaluate(&mut act) {
-            Ok(v) => to_python(py, &v),
-            Err(e) => Err(eval_error(py, e)),
-        }
+        guard(|| {
+            let mut act = PyActivation {
+                root: activation,
+                keys: &self.keys,
+            };
+            match self.program.evaluate(&mut act) {
+                Ok(v) => to_python(py, &v, 0),
+                Err(e) => Err(eval_error(py, e)),
+            }
+        })
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!("Program({})", self.source.bind(py).repr()?))
+        guard(|| Ok(format!("Program({})", self.source.bind(py).repr()?)))
     }
 }
 
@@ -298,13 +311,15 @@ pub fn compile(
     source: &Bound<'_, PyString>,
     env: Option<&Bound<'_, PyEnv>>,
 ) -> PyResult<PyProgram> {
-    let text = source.to_str()?;
-    let program = cel::compile(text, &env_of(env)).map_err(|e| compile_error(py, text, e))?;
-    Ok(PyProgram {
-        keys: path_keys(py, program.paths())?,
-        references: frozenset(py, program.references())?,
-        source: source.clone().unbind(),
-        program,
+    guard(|| {
+        let text = source.to_str()?;
+        let program = cel::compile(text, &env_of(env)).map_err(|e| compile_error(py, text, e))?;
+        Ok(PyProgram {
+            keys: path_keys(py, program.paths())?,
+            references: frozenset(py, program.references())?,
+            source: source.clone().unbind(),
+            program,
+        })
     })
 }
 
@@ -325,18 +340,20 @@ pub struct PyTemplate {
 #[pymethods]
 impl PyTemplate {
     fn render(&self, py: Python<'_>, activation: &Bound<'_, PyAny>) -> PyResult<String> {
-        let result = self.template.render_with(|i, program| {
-            let mut act = PyActivation {
-                root: activation,
-                keys: &self.keys[i],
-            };
-            program.evaluate(&mut act)
-        });
-        result.map_err(|e| eval_error(py, e))
+        guard(|| {
+            let result = self.template.render_with(|i, program| {
+                let mut act = PyActivation {
+                    root: activation,
+                    keys: &self.keys[i],
+                };
+                program.evaluate(&mut act)
+            });
+            result.map_err(|e| eval_error(py, e))
+        })
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!("Template({})", self.source.bind(py).repr()?))
+        guard(|| Ok(format!("Template({})", self.source.bind(py).repr()?)))
     }
 }
 
@@ -347,18 +364,21 @@ pub fn interpolate(
     template: &Bound<'_, PyString>,
     env: Option<&Bound<'_, PyEnv>>,
 ) -> PyResult<PyTemplate> {
-    let text = template.to_str()?;
-    let compiled = cel::interpolate(text, &env_of(env)).map_err(|e| compile_error(py, text, e))?;
-    let keys = compiled
-        .programs()
-        .map(|p| path_keys(py, p.paths()))
-        .collect::<PyResult<_>>()?;
-    Ok(PyTemplate {
-        keys,
-        references: frozenset(py, compiled.references())?,
-        is_constant: compiled.is_constant(),
-        source: template.clone().unbind(),
-        template: compiled,
+    guard(|| {
+        let text = template.to_str()?;
+        let compiled =
+            cel::interpolate(text, &env_of(env)).map_err(|e| compile_error(py, text, e))?;
+        let keys = compiled
+            .programs()
+            .map(|p| path_keys(py, p.paths()))
+            .collect::<PyResult<_>>()?;
+        Ok(PyTemplate {
+            keys,
+            references: frozenset(py, compiled.references())?,
+            is_constant: compiled.is_constant(),
+            source: template.clone().unbind(),
+            template: compiled,
+        })
     })
 }
 
@@ -408,7 +428,7 @@ impl cel::Activation for PyActivation<'_, '_> {
                     if matches!(step, Step::Own) && !is_mapping(&cur) {
                         continue;
                     }
-                    let v = from_python(&cur)?;
+                    let v = from_python(&cur, 0)?;
                     return cel::program::walk_steps(v, &path.steps[i..]);
                 }
             };
@@ -425,7 +445,7 @@ impl cel::Activation for PyActivation<'_, '_> {
                 Err(e) => return Err(host_error(e)),
             };
         }
-        from_python(&cur)
+        from_python(&cur, 0)
     }
 }
 
@@ -459,7 +479,7 @@ impl LazyMap for PyLazyMap {
                 return Ok(None);
             };
             match lookup(self.0.bind(py), &k) {
-                Ok(Some(v)) => from_python(&v).map(Some),
+                Ok(Some(v)) => from_python(&v, 0).map(Some),
                 Ok(None) => Ok(None),
                 Err(e) => Err(host_error(e)),
             }
@@ -483,7 +503,7 @@ impl LazyMap for PyLazyMap {
         Python::attach(|py| {
             let mut keys = Vec::new();
             for k in self.0.bind(py).try_iter().map_err(host_error)? {
-                keys.push(from_python(&k.map_err(host_error)?)?);
+                keys.push(from_python(&k.map_err(host_error)?, 0)?);
             }
             Ok(keys)
         })
@@ -496,8 +516,18 @@ fn range_error(what: &str) -> EvalError {
     EvalError::range(format!("{what} out of range"))
 }
 
-/// Converts a Python value read from the activation to a CEL value.
-fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
+/// Host lists are converted eagerly at most this deep below the value read
+/// (deeper elements are `limit` errors when read), which bounds the
+/// recursion of the conversion. Twice `MAX_VALUE_DEPTH`: an index chain (at
+/// most `max_depth` <= 100 levels) followed by a whole-value walk (at most
+/// `MAX_VALUE_DEPTH` levels) never reaches it, so the reference twin, which
+/// reads lists lazily, gives the same results. Mappings are read lazily,
+/// one level per access, and need no bound here.
+const MAX_CONVERT_DEPTH: usize = 2 * cel::MAX_VALUE_DEPTH;
+
+/// Converts a Python value read from the activation to a CEL value;
+/// `level` counts the lists it sits in below the value read.
+fn from_python(v: &Bound<'_, PyAny>, level: usize) -> EvalResult {
     let py = v.py();
     if let Ok(s) = v.cast::<PyString>() {
         // A lone surrogate has no UTF-8 form: not a CEL string.
@@ -531,16 +561,18 @@ fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
         return Ok(Value::Lazy(Arc::new(PyLazyMap(v.clone().unbind()))));
     }
     if let Ok(l) = v.cast::<PyList>() {
+        too_deep(level)?;
         return l
             .iter()
-            .map(|x| element(&x))
+            .map(|x| element(&x, level + 1))
             .collect::<EvalResult<Vec<_>>>()
             .map(Value::from);
     }
     if let Ok(t) = v.cast::<PyTuple>() {
+        too_deep(level)?;
         return t
             .iter()
-            .map(|x| element(&x))
+            .map(|x| element(&x, level + 1))
             .collect::<EvalResult<Vec<_>>>()
             .map(Value::from);
     }
@@ -579,9 +611,19 @@ fn from_python(v: &Bound<'_, PyAny>) -> EvalResult {
     )))
 }
 
+fn too_deep(level: usize) -> EvalResult<()> {
+    if level >= MAX_CONVERT_DEPTH {
+        return Err(EvalError::new(
+            ErrorKind::Limit,
+            format!("a list nested deeper than {MAX_CONVERT_DEPTH} levels"),
+        ));
+    }
+    Ok(())
+}
+
 /// A list element: one without a CEL value is an error only when read.
-fn element(v: &Bound<'_, PyAny>) -> EvalResult {
-    match from_python(v) {
+fn element(v: &Bound<'_, PyAny>, level: usize) -> EvalResult {
+    match from_python(v, level) {
         Err(e) if !e.is_host() => Ok(Value::Unreadable(Arc::new(e))),
         other => other,
     }
@@ -649,8 +691,9 @@ fn python_type_to_cel(py: Python<'_>, t: &Bound<'_, PyType>) -> Option<CelType> 
     })
 }
 
-/// Converts a CEL result to Python.
-fn to_python(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
+/// Converts a CEL result to Python; `level` counts the lists and maps it
+/// sits in (at most `MAX_VALUE_DEPTH`, as every walk of a whole value).
+fn to_python(py: Python<'_>, v: &Value, level: usize) -> PyResult<Py<PyAny>> {
     Ok(match v {
         Value::Null => py.None(),
         Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),
@@ -660,16 +703,21 @@ fn to_python(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
         Value::String(s) => PyString::new(py, s).into_any().unbind(),
         Value::Bytes(b) => PyBytes::new(py, b).into_any().unbind(),
         Value::List(items) => {
+            cel::check_depth(level).map_err(|e| eval_error(py, e))?;
             let list = PyList::empty(py);
             for item in items.iter() {
-                list.append(to_python(py, item)?)?;
+                list.append(to_python(py, item, level + 1)?)?;
             }
             list.into_any().unbind()
         }
         Value::Map(_) | Value::Lazy(_) => {
+            cel::check_depth(level).map_err(|e| eval_error(py, e))?;
             let dict = PyDict::new(py);
             for (k, val) in v.map_entries().map_err(|e| eval_error(py, e))? {
-                dict.set_item(to_python(py, &k)?, to_python(py, &val)?)?;
+                dict.set_item(
+                    to_python(py, &k, level + 1)?,
+                    to_python(py, &val, level + 1)?,
+                )?;
             }
             dict.into_any().unbind()
         }

@@ -7,6 +7,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
+use crate::guard::guard;
+
 pyo3::create_exception!(
     edgeward_native,
     CidrError,
@@ -34,28 +36,37 @@ impl IpPolicy {
     #[new]
     #[pyo3(signature = (allow = None, deny = None), text_signature = "(allow=(), deny=())")]
     fn new(allow: Option<&Bound<'_, PyAny>>, deny: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let allow = allow.map_or(Ok(Vec::new()), |a| prefixes("allow", a))?;
-        let deny = deny.map_or(Ok(Vec::new()), |d| prefixes("deny", d))?;
-        Ok(IpPolicy {
-            policy: ipnet::IpPolicy::new(allow, deny),
+        guard(|| {
+            let allow = allow.map_or(Ok(Vec::new()), |a| prefixes("allow", a))?;
+            let deny = deny.map_or(Ok(Vec::new()), |d| prefixes("deny", d))?;
+            Ok(IpPolicy {
+                policy: ipnet::IpPolicy::new(allow, deny),
+            })
         })
     }
 
     fn decide(&self, ip: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.policy.decide(address(ip, Place::ARGUMENT)?))
+        guard(|| Ok(self.policy.decide(address(ip, Place::ARGUMENT)?)))
     }
 
     fn decide_many<'py>(&self, ips: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let mut verdicts = Vec::with_capacity(ips.len().unwrap_or(0));
-        for_each_item(ips, |i, ip| {
-            verdicts.push(self.policy.decide(address(ip, Place::item("ips", i))?));
-            Ok(())
-        })?;
-        PyList::new(ips.py(), verdicts)
+        guard(|| {
+            let mut verdicts = Vec::with_capacity(ips.len().unwrap_or(0));
+            for_each_item(ips, |i, ip| {
+                verdicts.push(self.policy.decide(address(ip, Place::item("ips", i))?));
+                Ok(())
+            })?;
+            PyList::new(ips.py(), verdicts)
+        })
     }
 
-    fn __repr__(&self) -> String {
-        format!("<IpPolicy of {} address ranges>", self.policy.ranges())
+    fn __repr__(&self) -> PyResult<String> {
+        guard(|| {
+            Ok(format!(
+                "<IpPolicy of {} address ranges>",
+                self.policy.ranges()
+            ))
+        })
     }
 }
 
@@ -69,51 +80,59 @@ pub struct IpTable {
 impl IpTable {
     #[new]
     fn new(pairs: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let mut entries = Vec::with_capacity(pairs.len().unwrap_or(0));
-        for_each_item(pairs, |i, pair| {
-            let (cidr, value) = unpack_pair(pair, i)?;
-            entries.push((prefix(&cidr, "pairs", i)?, value.unbind()));
-            Ok(())
-        })?;
-        Ok(IpTable {
-            table: ipnet::IpTable::new(entries),
+        guard(|| {
+            let mut entries = Vec::with_capacity(pairs.len().unwrap_or(0));
+            for_each_item(pairs, |i, pair| {
+                let (cidr, value) = unpack_pair(pair, i)?;
+                entries.push((prefix(&cidr, "pairs", i)?, value.unbind()));
+                Ok(())
+            })?;
+            Ok(IpTable {
+                table: ipnet::IpTable::new(entries),
+            })
         })
     }
 
     fn lookup(&self, py: Python<'_>, ip: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        Ok(match self.table.lookup(address(ip, Place::ARGUMENT)?) {
-            Some(value) => value.clone_ref(py),
-            None => py.None(),
+        guard(|| {
+            Ok(match self.table.lookup(address(ip, Place::ARGUMENT)?) {
+                Some(value) => value.clone_ref(py),
+                None => py.None(),
+            })
         })
     }
 
     fn lookup_many<'py>(&self, ips: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let py = ips.py();
-        let mut found = Vec::with_capacity(ips.len().unwrap_or(0));
-        for_each_item(ips, |i, ip| {
-            found.push(self.table.lookup_index(address(ip, Place::item("ips", i))?));
-            Ok(())
-        })?;
-        let values = self.table.values();
-        PyList::new(
-            py,
-            found.into_iter().map(|index| match index {
-                Some(index) => values[index as usize].bind(py).clone(),
-                None => py.None().into_bound(py),
-            }),
-        )
+        guard(|| {
+            let py = ips.py();
+            let mut found = Vec::with_capacity(ips.len().unwrap_or(0));
+            for_each_item(ips, |i, ip| {
+                found.push(self.table.lookup_index(address(ip, Place::item("ips", i))?));
+                Ok(())
+            })?;
+            let values = self.table.values();
+            PyList::new(
+                py,
+                found.into_iter().map(|index| match index {
+                    Some(index) => values[index as usize].bind(py).clone(),
+                    None => py.None().into_bound(py),
+                }),
+            )
+        })
     }
 
-    fn __len__(&self) -> usize {
-        self.table.len()
+    fn __len__(&self) -> PyResult<usize> {
+        guard(|| Ok(self.table.len()))
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "<IpTable of {} prefixes, {} address ranges>",
-            self.table.len(),
-            self.table.ranges()
-        )
+    fn __repr__(&self) -> PyResult<String> {
+        guard(|| {
+            Ok(format!(
+                "<IpTable of {} prefixes, {} address ranges>",
+                self.table.len(),
+                self.table.ranges()
+            ))
+        })
     }
 }
 

@@ -1,8 +1,10 @@
 //! Python bindings of `edgeward-core`. This file only wires modules; each
 //! binding module converts between Python objects and the core types.
+#![forbid(unsafe_code)]
 use pyo3::prelude::*;
 
 mod cel;
+mod guard;
 mod ipnet;
 mod webhooks;
 
@@ -10,6 +12,7 @@ mod webhooks;
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    guard::register(m)?;
     cel::register(m)?;
     ipnet::register(m)?;
     webhooks::register(m)?;

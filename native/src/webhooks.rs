@@ -9,6 +9,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyString};
 
+use crate::guard::guard;
+
 /// Below this many body bytes, releasing the GIL costs more than it frees.
 const DETACH_AT: usize = 4096;
 
@@ -106,19 +108,21 @@ fn verify_webhook(
     options: Option<&Bound<'_, PyAny>>,
     method: &str,
 ) -> PyResult<bool> {
-    let verdict = run(
-        py,
-        provider,
-        secret,
-        headers,
-        body,
-        url,
-        now,
-        tolerance_s,
-        options,
-        method,
-    )?;
-    Ok(verdict.verified)
+    guard(|| {
+        let verdict = run(
+            py,
+            provider,
+            secret,
+            headers,
+            body,
+            url,
+            now,
+            tolerance_s,
+            options,
+            method,
+        )?;
+        Ok(verdict.verified)
+    })
 }
 
 /// The verdict of `verify_webhook` and a short reason.
@@ -137,19 +141,21 @@ fn explain_webhook(
     options: Option<&Bound<'_, PyAny>>,
     method: &str,
 ) -> PyResult<(bool, String)> {
-    let verdict = run(
-        py,
-        provider,
-        secret,
-        headers,
-        body,
-        url,
-        now,
-        tolerance_s,
-        options,
-        method,
-    )?;
-    Ok((verdict.verified, verdict.reason.into_owned()))
+    guard(|| {
+        let verdict = run(
+            py,
+            provider,
+            secret,
+            headers,
+            body,
+            url,
+            now,
+            tolerance_s,
+            options,
+            method,
+        )?;
+        Ok((verdict.verified, verdict.reason.into_owned()))
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -5,6 +5,11 @@ backed by the compiled Rust module when it can be imported and by the
 pure-Python reference twins otherwise. ``EDGEWARD_BACKEND=python`` forces the
 reference; ``EDGEWARD_BACKEND=rust`` makes a missing native module an error.
 Only this module imports `edgeward_native`.
+
+`NativeError` is what a bug in the native module raises (a Rust panic caught
+at the boundary): an ordinary `Exception`, so the proxy's handlers contain it
+to the one request (a 500 with the policy-failure code). The pure-Python
+twins never raise it; under them it is a class nothing raises.
 """
 
 from __future__ import annotations
@@ -36,6 +41,17 @@ BACKEND: Backend = "rust" if _native is not None else "python"
 
 # Types come from the stub of edgeward_native (the contract); at run time each
 # name is bound to the chosen backend's implementation.
+
+# --- failure containment ----------------------------------------------------
+if TYPE_CHECKING:
+    from edgeward_native import NativeError
+elif _native is not None:
+    NativeError = _native.NativeError
+else:
+
+    class NativeError(RuntimeError):
+        """A caught panic of the native module (never raised by the twins)."""
+
 
 # --- IP prefix matching -----------------------------------------------------
 if TYPE_CHECKING:
@@ -97,6 +113,7 @@ __all__ = [
     "EvalError",
     "IpPolicy",
     "IpTable",
+    "NativeError",
     "PolicyExprError",
     "Program",
     "Template",

@@ -1,5 +1,6 @@
 //! The pure-Rust core of `edgeward-native`: matchers that know nothing about
 //! Python, HTTP or configuration. `cargo test -p edgeward-core` covers them.
+#![forbid(unsafe_code)]
 
 pub mod cel;
 pub mod ipnet;

@@ -2,6 +2,7 @@
 //! or be a `CompileError`, and evaluate to a value or an `EvalError`, within
 //! the limits, without panicking (a panic would cross the Python FFI).
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

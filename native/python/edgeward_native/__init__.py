@@ -3,15 +3,17 @@
 A library of its own: IP prefix policies and longest-prefix tables, webhook
 signature verification for common providers, and a CEL compiler/evaluator.
 The compiled extension is private (`edgeward_native._core`); this package is
-the public API, typed by `__init__.pyi`.
+the public API, typed by `__init__.pyi`; `__all__` is its whole namespace
+(helpers are imported under private names).
+
+Every native call turns a Rust panic into `NativeError`, an ordinary
+`Exception` (see native/src/guard.rs), never a `BaseException`.
 """
 
-from __future__ import annotations
-
-from types import MappingProxyType
+from types import MappingProxyType as _MappingProxyType
 
 from edgeward_native import _core
-from edgeward_native._core import CidrError, IpPolicy, IpTable
+from edgeward_native._core import CidrError, IpPolicy, IpTable, NativeError
 
 
 class UInt(int):
@@ -63,7 +65,7 @@ __version__: str = _core.__version__
 
 # --- webhook verification ---------------------------------------------------
 PROVIDERS = _core.PROVIDERS
-DEFAULT_TOLERANCE_S = MappingProxyType(_core.DEFAULT_TOLERANCE_S)
+DEFAULT_TOLERANCE_S = _MappingProxyType(_core.DEFAULT_TOLERANCE_S)
 verify_webhook = _core.verify_webhook
 explain_webhook = _core.explain_webhook
 
@@ -75,6 +77,7 @@ __all__ = [
     "EvalError",
     "IpPolicy",
     "IpTable",
+    "NativeError",
     "PolicyExprError",
     "Program",
     "Template",

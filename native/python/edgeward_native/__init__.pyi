@@ -6,9 +6,37 @@ The pure-Python reference twins in `edgeward` (`edgeward.ipnet.reference`,
 """
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from types import GenericAlias
+from typing import Any, Generic, Self, TypeVar, final
+
+__all__ = [
+    "DEFAULT_TOLERANCE_S",
+    "PROVIDERS",
+    "CidrError",
+    "Env",
+    "EvalError",
+    "IpPolicy",
+    "IpTable",
+    "NativeError",
+    "PolicyExprError",
+    "Program",
+    "Template",
+    "UInt",
+    "__version__",
+    "compile",
+    "explain_webhook",
+    "interpolate",
+    "verify_webhook",
+]
 
 __version__: str
+
+class NativeError(RuntimeError):
+    """A bug in the native module: a Rust panic, caught at the boundary of
+    the call that hit it and raised as this ordinary ``Exception`` (never
+    ``pyo3_runtime.PanicException``, a ``BaseException``). The message names
+    the panic and its source location. The module stays usable. The
+    pure-Python twins never raise it."""
 
 # --------------------------------------------------------------------------
 # IP prefix matching
@@ -27,6 +55,7 @@ class CidrError(ValueError):
     entry: str
     """The entry as given."""
 
+@final
 class IpPolicy:
     """Allow/deny CIDR lists. An address is allowed only if it matches at
     least one allow prefix and no deny prefix (deny wins whatever the prefix
@@ -39,19 +68,21 @@ class IpPolicy:
     malformed CIDR or one with host bits set, ``TypeError`` for an entry
     that is not a ``str``. See docs/ipnet.md for IPv4-mapped prefixes."""
 
-    def __init__(self, allow: Iterable[str] = (), deny: Iterable[str] = ()) -> None: ...
+    def __new__(cls, allow: Iterable[str] = (), deny: Iterable[str] = ()) -> Self: ...
     def decide(self, ip: str) -> bool:
         """True = allowed. ``ValueError`` if `ip` is not an IP address."""
     def decide_many(self, ips: Iterable[str]) -> list[bool]:
         """`decide` for each address; a malformed one raises ``ValueError``
         naming its index (``"ips[5]: '1.2.3' is not a valid IP address"``)."""
 
+@final
 class IpTable(Generic[_V]):
     """Longest-prefix-match table from CIDR prefixes to Python values (IP
     categories, geo tables). A prefix given twice keeps the last value.
     Bad prefixes raise `CidrError` with ``field == "pairs"``."""
 
-    def __init__(self, pairs: Iterable[tuple[str, _V]]) -> None: ...
+    def __new__(cls, pairs: Iterable[tuple[str, _V]]) -> Self: ...
+    def __class_getitem__(cls, key: Any) -> GenericAlias: ...
     def lookup(self, ip: str) -> _V | None:
         """The value of the longest prefix containing `ip`, or None.
         ``ValueError`` if `ip` is not an IP address."""
@@ -128,6 +159,7 @@ class PolicyExprError(ValueError):
     line: int
     column: int
     source: str
+    def __init__(self, message: str, line: int, column: int, source: str) -> None: ...
 
 class EvalError(Exception):
     """A CEL runtime error value reaching the caller. `kind` is one of
@@ -138,7 +170,9 @@ class EvalError(Exception):
 
     kind: str
     message: str
+    def __init__(self, kind: str, message: str) -> None: ...
 
+@final
 class Env:
     """Declared variables and resource limits for compilation.
 
@@ -150,15 +184,16 @@ class Env:
     error). ``variables=None`` declares nothing and accepts any identifier
     as ``dyn``."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         variables: Mapping[str, Any] | None = None,
         *,
         max_source_length: int = 4096,
         max_depth: int = 64,
         max_iterations: int = 10_000,
-    ) -> None: ...
+    ) -> Self: ...
 
+@final
 class Program:
     source: str
     references: frozenset[str]
@@ -172,6 +207,7 @@ class Program:
 def compile(source: str, *, env: Env | None = None) -> Program:
     """Parse and check `source`. Raises `PolicyExprError`."""
 
+@final
 class Template:
     source: str
     references: frozenset[str]

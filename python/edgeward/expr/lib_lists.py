@@ -8,7 +8,14 @@ from typing import Any, Final
 from edgeward.expr.celtypes import DYN, Type, list_of
 from edgeward.expr.errors import EvalError
 from edgeward.expr.functions import overload
-from edgeward.expr.values import MAX_SIZE, check_size, equals, kind, list_items
+from edgeward.expr.values import (
+    MAX_SIZE,
+    check_depth,
+    check_length,
+    equals,
+    kind,
+    list_items,
+)
 
 
 def _same(args: tuple[Type, ...]) -> Type:
@@ -27,12 +34,20 @@ def flatten(items: Any, depth: int = 1) -> list[Any]:
     if depth < 0:
         raise EvalError("invalid_argument", "flatten depth must be non-negative")
     out: list[Any] = []
+    _flatten_into(items, depth, 0, out)
+    return out
+
+
+def _flatten_into(items: Any, depth: int, level: int, out: list[Any]) -> None:
+    """Bounded like every walk of a whole value: nesting, and the result's
+    length as it grows."""
+    check_depth(level)
     for item in list_items(items):
         if depth > 0 and kind(item) == "list":
-            out.extend(flatten(item, depth - 1))
+            _flatten_into(item, depth - 1, level + 1, out)
         else:
+            check_length(len(out) + 1)
             out.append(item)
-    return check_size(out)
 
 
 def _identity_key(value: Any) -> tuple[str, Any] | None:

@@ -23,6 +23,8 @@ from edgeward.expr.values import (
     INT64_MAX,
     INT64_MIN,
     CelMap,
+    check_depth,
+    check_length,
     format_double_g,
     format_duration,
     format_timestamp,
@@ -172,49 +174,71 @@ MAX_JSON_DEPTH: Final = 100
 
 
 def json_encode(value: Any) -> str:
-    return "".join(_json_parts(from_python(value)))
+    out = _JsonOut()
+    _write_json(from_python(value), out, 0)
+    return "".join(out.parts)
 
 
-def _json_parts(value: Any) -> list[str]:
+class _JsonOut:
+    """The text `json.encode` builds, its length checked against MAX_SIZE
+    after each piece (a list may hold one long string many times)."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+
+    def push(self, piece: str) -> None:
+        self.size += len(piece)
+        check_length(self.size)
+        self.parts.append(piece)
+
+
+def _write_json(value: Any, out: _JsonOut, level: int) -> None:
     k = kind(value)
     if k == "null":
-        return ["null"]
-    if k == "bool":
-        return ["true" if value else "false"]
-    if k in ("int", "uint"):
-        return [str(int(value))]
-    if k == "double":
+        out.push("null")
+    elif k == "bool":
+        out.push("true" if value else "false")
+    elif k in ("int", "uint"):
+        out.push(str(int(value)))
+    elif k == "double":
         if not math.isfinite(value):
             raise EvalError("invalid_argument", f"{format_double_g(value)} is not valid JSON")
-        return [format_double_g(value)]
-    if k == "string":
-        return [json.dumps(value, ensure_ascii=False)]
-    if k == "bytes":
-        return [json.dumps(base64_encode(value))]
-    if k == "timestamp":
-        return [json.dumps(format_timestamp(value))]
-    if k == "duration":
-        return [json.dumps(format_duration(value))]
-    if k == "type":
-        return [json.dumps(value.name)]
-    if k == "list":
-        parts = ["["]
+        out.push(format_double_g(value))
+    elif k == "string":
+        out.push(json.dumps(value, ensure_ascii=False))
+    elif k == "bytes":
+        out.push(json.dumps(base64_encode(value)))
+    elif k == "timestamp":
+        out.push(json.dumps(format_timestamp(value)))
+    elif k == "duration":
+        out.push(json.dumps(format_duration(value)))
+    elif k == "type":
+        out.push(json.dumps(value.name))
+    elif k == "list":
+        check_depth(level)
+        out.push("[")
         for i, item in enumerate(list_items(value)):
             if i:
-                parts.append(",")
-            parts.extend(_json_parts(item))
-        return [*parts, "]"]
-    parts = ["{"]
-    for i, (key, item) in enumerate(map_items(value)):
-        if kind(key) != "string":
-            raise EvalError(
-                "invalid_argument", f"JSON object keys must be strings, not {type_name(key)}"
-            )
-        if i:
-            parts.append(",")
-        parts.extend((json.dumps(key, ensure_ascii=False), ":"))
-        parts.extend(_json_parts(item))
-    return [*parts, "}"]
+                out.push(",")
+            _write_json(item, out, level + 1)
+        out.push("]")
+    else:
+        check_depth(level)
+        out.push("{")
+        for i, (key, item) in enumerate(map_items(value)):
+            if kind(key) != "string":
+                raise EvalError(
+                    "invalid_argument", f"JSON object keys must be strings, not {type_name(key)}"
+                )
+            if i:
+                out.push(",")
+            out.push(json.dumps(key, ensure_ascii=False))
+            out.push(":")
+            _write_json(item, out, level + 1)
+        out.push("}")
 
 
 def _json_depth_ok(text: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, Final
 from edgeward.expr.errors import EvalError
 from edgeward.expr.functions import overload
 from edgeward.expr.values import (
-    check_size,
+    check_length,
     format_double_f,
     kind,
     list_items,
@@ -61,8 +61,13 @@ _UPPER: Final = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRS
 
 def replace(s: str, old: str, new: str, n: int = -1) -> str:
     """Go's strings.Replace: n < 0 replaces all; an empty `old` matches at the
-    start and after every code point."""
-    if n == 0 or (old == "" and new == ""):
+    start and after every code point. The result's length is checked before
+    it is built (n short matches replaced by a long `new` multiply)."""
+    count = len(s) + 1 if old == "" else s.count(old)
+    if n >= 0:
+        count = min(count, n)
+    check_length(len(s) + count * (len(new) - len(old)))
+    if count == 0 or (old == "" and new == ""):
         return s
     if old == "":
         points = list(s)
@@ -73,8 +78,8 @@ def replace(s: str, old: str, new: str, n: int = -1) -> str:
                 out.append(new)
             if i < len(points):
                 out.append(points[i])
-        return check_size("".join(out))
-    return check_size(s.replace(old, new, n if n >= 0 else -1))
+        return "".join(out)
+    return s.replace(old, new, n if n >= 0 else -1)
 
 
 def split(s: str, sep: str, n: int = -1) -> list[str]:
@@ -107,7 +112,9 @@ def join(items: Any, sep: str = "") -> str:
         if kind(item) != "string":
             raise EvalError("no_such_overload", f"join: element is a {type_name(item)}")
         parts.append(item)
-    return check_size(sep.join(parts))
+    # Checked before joining: a list may hold one long string many times.
+    check_length(sum(map(len, parts)) + len(sep) * max(len(parts) - 1, 0))
+    return sep.join(parts)
 
 
 _QUOTE_ESCAPES: Final = str.maketrans(
@@ -152,6 +159,8 @@ def _clause(verb: str, precision: int, arg: Any) -> str:
         try:
             return show(arg)
         except EvalError as exc:
+            if exc.kind == "limit":
+                raise
             raise _format_error(f"error during formatting: {exc.message}") from None
     if verb == "d":
         if k in ("int", "uint"):
@@ -196,9 +205,11 @@ def _clause(verb: str, precision: int, arg: Any) -> str:
 
 
 def format_string(template: str, args: Any) -> str:
-    """cel-go's `string.format(list)` (formatting v2)."""
+    """cel-go's `string.format(list)` (formatting v2). The length of the
+    result is checked after each clause, before the next one is built."""
     values = list(list_items(args))
     out: list[str] = []
+    size = 0  # code points in `out`
     i = 0
     arg_index = 0
     n = len(template)
@@ -206,10 +217,12 @@ def format_string(template: str, args: Any) -> str:
         ch = template[i]
         if ch != "%":
             out.append(ch)
+            size += 1
             i += 1
             continue
         if i + 1 < n and template[i + 1] == "%":
             out.append("%")
+            size += 1
             i += 2
             continue
         if arg_index >= len(values):
@@ -230,10 +243,14 @@ def format_string(template: str, args: Any) -> str:
                 raise _format_error(f"precision {precision} exceeds {MAX_PRECISION}")
         if i >= n:
             raise _format_error("unexpected end of string")
-        out.append(_clause(template[i], precision, values[arg_index]))
+        text = _clause(template[i], precision, values[arg_index])
+        size += len(text)
+        check_length(size)
+        out.append(text)
         arg_index += 1
         i += 1
-    return check_size("".join(out))
+    check_length(size)
+    return "".join(out)
 
 
 OVERLOADS: Final = [

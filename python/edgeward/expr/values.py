@@ -22,6 +22,10 @@ INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 UINT64_MAX: Final = 2**64 - 1
 MAX_SIZE: Final = 2**20  # longest string/bytes/list an operation may build
+# Whole-value walks (equality, json.encode, %s text, flatten, to_python)
+# descend at most this many list/map levels: values from the caller can nest
+# arbitrarily, and the native twin must not recurse without bound.
+MAX_VALUE_DEPTH: Final = 100
 
 NANOS: Final = 1_000_000_000
 # 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999999Z in seconds.
@@ -210,14 +214,19 @@ def timestamp_from_datetime(value: datetime.datetime) -> Timestamp:
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-def to_python(value: Any) -> Any:
-    """An evaluator value as the plain Python value `Program.evaluate` returns."""
+def to_python(value: Any, level: int = 0) -> Any:
+    """An evaluator value as the plain Python value `Program.evaluate` returns
+    (`level`: the lists and maps it sits in)."""
     value = from_python(value)
     k = kind(value)
     if k == "list":
-        return [to_python(v) for v in value]
+        check_depth(level)
+        return [to_python(v, level + 1) for v in value]
     if k == "map":
-        return {to_python(key): to_python(item) for key, item in map_items(value)}
+        check_depth(level)
+        return {
+            to_python(key, level + 1): to_python(item, level + 1) for key, item in map_items(value)
+        }
     if k == "timestamp":
         return _EPOCH + datetime.timedelta(microseconds=value.nanos // 1000)
     if k == "duration":
@@ -337,24 +346,29 @@ def list_items(value: Any) -> Iterator[Any]:
 _NUMERIC: Final = frozenset({"int", "uint", "double"})
 
 
-def equals(a: Any, b: Any) -> bool:
+def equals(a: Any, b: Any, level: int = 0) -> bool:
     """CEL `==`: numbers by value across kinds, lists and maps structurally,
-    other kinds must match (never an error)."""
+    other kinds must match (an error only from reading an element, or
+    `limit` past MAX_VALUE_DEPTH levels)."""
     ka, kb = kind(a), kind(b)
     if ka in _NUMERIC and kb in _NUMERIC:
         return numeric_compare(a, b) == 0
     if ka != kb:
         return False
     if ka == "list":
+        check_depth(level)
         if len(a) != len(b):
             return False
-        return all(equals(x, y) for x, y in zip(list_items(a), list_items(b), strict=True))
+        return all(
+            equals(x, y, level + 1) for x, y in zip(list_items(a), list_items(b), strict=True)
+        )
     if ka == "map":
+        check_depth(level)
         if len(a) != len(b):
             return False
         for key, value in map_items(a):
             other = map_lookup(b, key)
-            if missing(other) or not equals(value, from_python(other)):
+            if missing(other) or not equals(value, from_python(other), level + 1):
                 return False
         return True
     return bool(a == b)
@@ -508,8 +522,10 @@ def to_string(value: Any) -> str:
     raise EvalError("no_such_overload", f"no string() of {type_name(value)}")
 
 
-def show(value: Any) -> str:
-    """`format`'s ``%s`` rendering (cel-go formatting v2)."""
+def show(value: Any, level: int = 0) -> str:
+    """`format`'s ``%s`` rendering (cel-go formatting v2). The text of a
+    list or map is `limit` once it grows past MAX_SIZE code points, or when
+    it nests past MAX_VALUE_DEPTH levels."""
     k = kind(value)
     if k == "double":
         return format_double_f(value)
@@ -518,9 +534,25 @@ def show(value: Any) -> str:
     if k == "null":
         return "null"
     if k == "list":
-        return "[" + ", ".join(show(v) for v in list_items(value)) + "]"
+        check_depth(level)
+        size = 2  # "[" + items joined by ", " + "]", counted as it grows
+        parts = []
+        for i, item in enumerate(list_items(value)):
+            part = show(item, level + 1)
+            size += len(part) + (2 if i else 0)
+            check_length(size)
+            parts.append(part)
+        return "[" + ", ".join(parts) + "]"
     if k == "map":
-        entries = sorted(((show(key), show(item)) for key, item in map_items(value)), key=_first)
+        check_depth(level)
+        size = 2  # "{" + "k: v" entries joined by ", " + "}"
+        entries = []
+        for i, (key, item) in enumerate(map_items(value)):
+            entry = (show(key, level + 1), show(item, level + 1))
+            size += len(entry[0]) + 2 + len(entry[1]) + (2 if i else 0)
+            check_length(size)
+            entries.append(entry)
+        entries.sort(key=_first)
         return "{" + ", ".join(f"{key}: {item}" for key, item in entries) + "}"
     return to_string(value)
 
@@ -534,6 +566,18 @@ _Sized = TypeVar("_Sized", bound=Sized)
 
 def check_size(value: _Sized) -> _Sized:
     """`limit` when a built string, bytes or list is longer than MAX_SIZE."""
-    if len(value) > MAX_SIZE:
-        raise EvalError("limit", f"result longer than {MAX_SIZE}")
+    check_length(len(value))
     return value
+
+
+def check_length(length: int) -> None:
+    """`limit` when a result would be longer than MAX_SIZE: called before
+    building it where its length can be known (or as it grows)."""
+    if length > MAX_SIZE:
+        raise EvalError("limit", f"result longer than {MAX_SIZE}")
+
+
+def check_depth(level: int) -> None:
+    """`limit` for a list or map `level` levels down a walked value."""
+    if level >= MAX_VALUE_DEPTH:
+        raise EvalError("limit", f"value nested deeper than {MAX_VALUE_DEPTH} levels")

@@ -20,7 +20,7 @@ pub use error::{CompileError, ErrorKind, EvalError, EvalResult};
 pub use program::{Activation, PathSpec, Program, Step};
 pub use template::{interpolate, Template};
 pub use types::{Env, Ty};
-pub use value::{CelType, Duration, LazyMap, Map, Timestamp, Value};
+pub use value::{check_depth, CelType, Duration, LazyMap, Map, Timestamp, Value, MAX_VALUE_DEPTH};
 
 #[cfg(test)]
 mod tests;

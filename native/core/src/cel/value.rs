@@ -6,7 +6,26 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::error::{EvalError, EvalResult};
+use super::error::{ErrorKind, EvalError, EvalResult};
+
+/// Operations that walk a whole value (equality, `json.encode`, the `%s`
+/// text, `flatten`, the conversion of a result to the host) descend at most
+/// this many levels of lists and maps: a list or map met deeper is a
+/// `limit` error. Values from the host can nest arbitrarily; this keeps
+/// every recursion over them bounded (the reference twin has the same rule).
+pub const MAX_VALUE_DEPTH: usize = 100;
+
+/// `limit` if a list or map sits at `level` (0 = the value itself) at or
+/// past `MAX_VALUE_DEPTH`.
+pub fn check_depth(level: usize) -> EvalResult<()> {
+    if level >= MAX_VALUE_DEPTH {
+        return Err(EvalError::new(
+            ErrorKind::Limit,
+            format!("value nested deeper than {MAX_VALUE_DEPTH} levels"),
+        ));
+    }
+    Ok(())
+}
 
 /// Seconds and nanoseconds since the Unix epoch (UTC), within the CEL range
 /// 0001-01-01T00:00:00Z ..= 9999-12-31T23:59:59.999999999Z.
@@ -403,6 +422,11 @@ impl Value {
     /// CEL equality: heterogeneous numbers compare by value, values of
     /// different types are unequal, aggregates compare element-wise.
     pub fn equals(&self, other: &Value) -> EvalResult<bool> {
+        self.equals_at(other, 0)
+    }
+
+    /// `equals` of values `level` lists/maps deep in the compared ones.
+    fn equals_at(&self, other: &Value, level: usize) -> EvalResult<bool> {
         Ok(match (self.readable()?, other.readable()?) {
             (Value::Null, Value::Null) => true,
             (Value::Bool(a), Value::Bool(b)) => a == b,
@@ -412,24 +436,26 @@ impl Value {
             (Value::Duration(a), Value::Duration(b)) => a == b,
             (Value::Type(a), Value::Type(b)) => a == b,
             (Value::List(a), Value::List(b)) => {
+                check_depth(level)?;
                 if a.len() != b.len() {
                     return Ok(false);
                 }
                 for (x, y) in a.iter().zip(b.iter()) {
-                    if !x.equals(y)? {
+                    if !x.equals_at(y, level + 1)? {
                         return Ok(false);
                     }
                 }
                 true
             }
             (a, b) if a.is_map() && b.is_map() => {
+                check_depth(level)?;
                 let ea = a.map_entries()?;
                 if ea.len() != map_len(b)? {
                     return Ok(false);
                 }
                 for (k, v) in &ea {
                     match b.map_get(k)? {
-                        Some(w) if v.equals(&w)? => {}
+                        Some(w) if v.equals_at(&w, level + 1)? => {}
                         _ => return Ok(false),
                     }
                 }

@@ -1,7 +1,7 @@
 //! `string.format(list)` (cel-go's formatting v2) and the `%s` text of a
 //! value, which interpolation also uses for lists and maps.
 use super::super::error::{EvalError, EvalResult};
-use super::super::value::Value;
+use super::super::value::{check_depth, Value};
 use super::conv::to_display_string;
 use super::strings::check_len;
 use super::{Def, Imp, P};
@@ -31,22 +31,43 @@ fn special(d: f64) -> Option<&'static str> {
 }
 
 /// The `%s` text of a value: doubles in plain decimal, bytes as text, lists
-/// `[a, b]`, maps `{k: v}` sorted by key text, null `null`.
+/// `[a, b]`, maps `{k: v}` sorted by key text, null `null`. The text of a
+/// list or map is `limit` once it grows past `MAX_RESULT_LEN` code points
+/// (a list may hold one long string many times) or nests past
+/// `MAX_VALUE_DEPTH` levels.
 pub fn as_s(v: &Value) -> EvalResult<String> {
+    as_s_at(v, 0)
+}
+
+fn as_s_at(v: &Value, level: usize) -> EvalResult<String> {
     Ok(match v {
         Value::Null => "null".into(),
         Value::Double(d) => special(*d).map_or_else(|| format!("{d}"), String::from),
         Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
         Value::List(items) => {
-            let parts: Vec<String> = items.iter().map(as_s).collect::<EvalResult<_>>()?;
+            check_depth(level)?;
+            // "[" + items joined by ", " + "]", counted as it grows.
+            let mut size = 2usize;
+            let mut parts = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let part = as_s_at(item, level + 1)?;
+                size += part.chars().count() + if i > 0 { 2 } else { 0 };
+                check_len(size)?;
+                parts.push(part);
+            }
             format!("[{}]", parts.join(", "))
         }
         Value::Map(_) | Value::Lazy(_) => {
-            let mut parts: Vec<(String, String)> = v
-                .map_entries()?
-                .iter()
-                .map(|(k, v)| Ok((as_s(k)?, as_s(v)?)))
-                .collect::<EvalResult<_>>()?;
+            check_depth(level)?;
+            // "{" + "k: v" entries joined by ", " + "}", counted as it grows.
+            let mut size = 2usize;
+            let mut parts = Vec::new();
+            for (i, (k, item)) in v.map_entries()?.iter().enumerate() {
+                let (k, item) = (as_s_at(k, level + 1)?, as_s_at(item, level + 1)?);
+                size += k.chars().count() + 2 + item.chars().count() + if i > 0 { 2 } else { 0 };
+                check_len(size)?;
+                parts.push((k, item));
+            }
             parts.sort();
             let parts: Vec<String> = parts
                 .into_iter()
@@ -101,16 +122,20 @@ fn format(fmt: &Value, args: &Value) -> EvalResult {
         return Err(EvalError::no_such_overload("format"));
     };
     let mut out = String::with_capacity(fmt.len());
+    // Code points of `out`, checked after each clause and at the end.
+    let mut size = 0usize;
     let mut next = 0;
     let mut chars = fmt.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
+            size += 1;
             continue;
         }
         if chars.peek() == Some(&'%') {
             chars.next();
             out.push('%');
+            size += 1;
             continue;
         }
         let mut precision = None;
@@ -196,9 +221,11 @@ fn format(fmt: &Value, args: &Value) -> EvalResult {
                 }
             }
         };
+        size += text.chars().count();
+        check_len(size)?;
         out.push_str(&text);
-        check_len(out.chars().count())?;
     }
+    check_len(size)?;
     Ok(Value::from(out))
 }
 

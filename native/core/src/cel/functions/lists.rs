@@ -4,7 +4,8 @@
 use std::cmp::Ordering;
 
 use super::super::error::{EvalError, EvalResult};
-use super::super::value::Value;
+use super::super::value::{check_depth, Value};
+use super::strings::check_len;
 use super::{Def, Imp, P};
 
 pub static DEFS: &[Def] = &[
@@ -89,16 +90,23 @@ fn flatten(l: &Value, depth: &Value) -> EvalResult {
     if *depth < 0 {
         return Err(EvalError::invalid("flatten depth must not be negative"));
     }
-    fn go(list: &[Value], depth: i64, out: &mut Vec<Value>) {
+    // Bounded like every walk of a whole value: nesting, and the result's
+    // length as it grows.
+    fn go(list: &[Value], depth: i64, level: usize, out: &mut Vec<Value>) -> EvalResult<()> {
+        check_depth(level)?;
         for v in list {
             match v {
-                Value::List(inner) if depth > 0 => go(inner, depth - 1, out),
-                other => out.push(other.clone()),
+                Value::List(inner) if depth > 0 => go(inner, depth - 1, level + 1, out)?,
+                other => {
+                    check_len(out.len() + 1)?;
+                    out.push(other.clone());
+                }
             }
         }
+        Ok(())
     }
     let mut out = Vec::new();
-    go(list, *depth, &mut out);
+    go(list, *depth, 0, &mut out)?;
     Ok(Value::from(out))
 }
 

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::super::error::{EvalError, EvalResult};
-use super::super::value::{Map, Value};
+use super::super::value::{check_depth, Map, Value};
 use super::conv::format_double;
 use super::strings::check_len;
 use super::time::{format_duration, format_timestamp};
@@ -287,41 +287,61 @@ fn url_unescape(v: &Value) -> EvalResult {
 
 // --- JSON -----------------------------------------------------------------------
 
+/// The text `json.encode` builds, with its length in code points: checked
+/// against `MAX_RESULT_LEN` after each piece, so a list holding one long
+/// string many times stops early instead of allocating the whole.
+struct JsonOut {
+    text: String,
+    size: usize,
+}
+
+impl JsonOut {
+    fn push(&mut self, piece: &str) -> EvalResult<()> {
+        self.size += piece.chars().count();
+        check_len(self.size)?;
+        self.text.push_str(piece);
+        Ok(())
+    }
+
+    fn string(&mut self, s: &str) -> EvalResult<()> {
+        self.push(&serde_json::to_string(s).unwrap_or_default())
+    }
+}
+
 /// Compact JSON: strings as Python's `json.dumps(ensure_ascii=False)`,
-/// doubles as `string()` prints them, bytes base64, times as text.
-fn write_json(v: &Value, out: &mut String) -> EvalResult<()> {
-    let string =
-        |s: &str, out: &mut String| out.push_str(&serde_json::to_string(s).unwrap_or_default());
+/// doubles as `string()` prints them, bytes base64, times as text. Lists
+/// and maps nest at most `MAX_VALUE_DEPTH` levels.
+fn write_json(v: &Value, out: &mut JsonOut, level: usize) -> EvalResult<()> {
     match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Uint(u) => out.push_str(&u.to_string()),
-        Value::Double(d) if d.is_finite() => out.push_str(&format_double(*d)),
-        Value::Double(d) => {
-            return Err(EvalError::invalid(format!(
-                "{} is not valid JSON",
-                format_double(*d)
-            )))
-        }
-        Value::String(s) => string(s, out),
-        Value::Bytes(b) => string(&STANDARD.encode(b), out),
-        Value::Timestamp(t) => string(&format_timestamp(*t), out),
-        Value::Duration(d) => string(&format_duration(*d), out),
-        Value::Type(t) => string(t.name(), out),
-        Value::Unreadable(e) => return Err((**e).clone()),
+        Value::Null => out.push("null"),
+        Value::Bool(b) => out.push(if *b { "true" } else { "false" }),
+        Value::Int(i) => out.push(&i.to_string()),
+        Value::Uint(u) => out.push(&u.to_string()),
+        Value::Double(d) if d.is_finite() => out.push(&format_double(*d)),
+        Value::Double(d) => Err(EvalError::invalid(format!(
+            "{} is not valid JSON",
+            format_double(*d)
+        ))),
+        Value::String(s) => out.string(s),
+        Value::Bytes(b) => out.string(&STANDARD.encode(b)),
+        Value::Timestamp(t) => out.string(&format_timestamp(*t)),
+        Value::Duration(d) => out.string(&format_duration(*d)),
+        Value::Type(t) => out.string(t.name()),
+        Value::Unreadable(e) => Err((**e).clone()),
         Value::List(items) => {
-            out.push('[');
+            check_depth(level)?;
+            out.push("[")?;
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(",")?;
                 }
-                write_json(item, out)?;
+                write_json(item, out, level + 1)?;
             }
-            out.push(']');
+            out.push("]")
         }
         Value::Map(_) | Value::Lazy(_) => {
-            out.push('{');
+            check_depth(level)?;
+            out.push("{")?;
             for (i, (k, item)) in v.map_entries()?.iter().enumerate() {
                 let Value::String(k) = k else {
                     return Err(EvalError::invalid(format!(
@@ -330,22 +350,24 @@ fn write_json(v: &Value, out: &mut String) -> EvalResult<()> {
                     )));
                 };
                 if i > 0 {
-                    out.push(',');
+                    out.push(",")?;
                 }
-                string(k, out);
-                out.push(':');
-                write_json(item, out)?;
+                out.string(k)?;
+                out.push(":")?;
+                write_json(item, out, level + 1)?;
             }
-            out.push('}');
+            out.push("}")
         }
     }
-    check_len(out.len())
 }
 
 fn json_encode(v: &Value) -> EvalResult {
-    let mut out = String::new();
-    write_json(v, &mut out)?;
-    Ok(Value::from(out))
+    let mut out = JsonOut {
+        text: String::new(),
+        size: 0,
+    };
+    write_json(v, &mut out, 0)?;
+    Ok(Value::from(out.text))
 }
 
 /// A JSON document read straight into CEL values, objects in document

@@ -332,14 +332,24 @@ fn replace(args: &[Value]) -> EvalResult {
     let [Value::String(s), Value::String(from), Value::String(to), Value::Int(n)] = args else {
         return Err(overload("replace", &args.iter().collect::<Vec<_>>()));
     };
+    // The size of the result is known before it is built: `n` matches of a
+    // short `from` replaced by a long `to` could ask for terabytes.
+    let most = if *n < 0 { usize::MAX } else { *n as usize };
+    let count = if from.is_empty() {
+        s.chars().count().saturating_add(1).min(most)
+    } else {
+        s.matches(&**from).take(most).count()
+    };
+    let bytes = (s.len() - count * from.len()).saturating_add(count.saturating_mul(to.len()));
+    if bytes > MAX_RESULT_LEN {
+        let chars = s.chars().count() - count * from.chars().count();
+        check_len(chars.saturating_add(count.saturating_mul(to.chars().count())))?;
+    }
     let out = if *n < 0 {
         s.replace(&**from, to)
     } else {
         s.replacen(&**from, to, *n as usize)
     };
-    if out.len() > MAX_RESULT_LEN {
-        check_len(out.chars().count())?;
-    }
     Ok(Value::from(out))
 }
 
@@ -405,20 +415,25 @@ fn join(l: &Value, sep: &Value) -> EvalResult {
     let (Value::List(items), Value::String(sep)) = (l, sep) else {
         return Err(overload("join", &[l, sep]));
     };
-    let mut out = String::new();
-    for (i, item) in items.iter().enumerate() {
+    // Checked before building: a list may hold one long string many times.
+    let mut parts = Vec::with_capacity(items.len());
+    let mut bytes = sep.len().saturating_mul(items.len().saturating_sub(1));
+    for item in items.iter() {
         let Value::String(s) = item else {
             return Err(overload("join", &[item]));
         };
-        if i > 0 {
-            out.push_str(sep);
-        }
-        out.push_str(s);
+        bytes = bytes.saturating_add(s.len());
+        parts.push(&**s);
     }
-    if out.len() > MAX_RESULT_LEN {
-        check_len(out.chars().count())?;
+    if bytes > MAX_RESULT_LEN {
+        let chars: usize = parts.iter().map(|p| p.chars().count()).sum();
+        let seps = sep
+            .chars()
+            .count()
+            .saturating_mul(parts.len().saturating_sub(1));
+        check_len(chars.saturating_add(seps))?;
     }
-    Ok(Value::from(out))
+    Ok(Value::from(parts.join(&**sep)))
 }
 
 fn quote(s: &Value) -> EvalResult {
