@@ -7,8 +7,10 @@ decide what each may bind (traffic-policy-reference.md §6).
 - `manage`: create, list, revoke in the state store;
 - `cli`: `edgeward authtoken create|list|revoke`.
 
-`tokens` and `acl` are pure; `snapshot`, `manage` and `cli` use
-`edgeward.store`. No trio anywhere (tests/test_architecture.py).
+`tokens` and `acl` are pure and are what this package exports; `snapshot`
+and `manage` use `edgeward.store` (SQLAlchemy): import them by path, so that
+`edgeward serve` does not load a database library it does not use yet. No
+trio anywhere (tests/test_architecture.py).
 """
 
 from edgeward.authtokens.acl import (
@@ -23,7 +25,6 @@ from edgeward.authtokens.acl import (
     HostBind,
     LabelBind,
 )
-from edgeward.authtokens.snapshot import Authtoken, Snapshot, load
 from edgeward.authtokens.tokens import Token, TokenError, TokenHasher
 
 __all__ = [
@@ -32,15 +33,12 @@ __all__ = [
     "AclProblem",
     "AclRule",
     "AddressBind",
-    "Authtoken",
     "BindTarget",
     "BindTargetError",
     "Decision",
     "HostBind",
     "LabelBind",
-    "Snapshot",
     "Token",
     "TokenError",
     "TokenHasher",
-    "load",
 ]

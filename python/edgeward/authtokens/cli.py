@@ -12,12 +12,13 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgeward.authtokens import manage
 from edgeward.authtokens.acl import Acl, AclError
 from edgeward.errors import EdgewardError
-from edgeward.store import AuthtokenRow, Store, statedir
+
+if TYPE_CHECKING:  # imported when a command runs: `edgeward serve` need not load SQLAlchemy
+    from edgeward.store import AuthtokenRow, Store
 
 OK, INVALID, USAGE = 0, 1, 2
 
@@ -71,6 +72,8 @@ def run_create(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return USAGE
+    from edgeward.authtokens import manage
+
     try:
         acl = Acl.parse(args.acl, source="--acl")
         with _open(args) as store:
@@ -91,6 +94,8 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from edgeward.authtokens import manage
+
     try:
         with _open(args) as store:
             rows = manage.list_all(store)
@@ -119,6 +124,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
+    from edgeward.authtokens import manage
+
     try:
         with _open(args) as store:
             row = manage.revoke(store, args.id)
@@ -130,6 +137,8 @@ def run_revoke(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace) -> Store:
+    from edgeward.store import Store, statedir
+
     state_dir: Path | None = args.state_dir
     if args.config is not None:
         from edgeward.config import load_config  # the config only says where the store is
