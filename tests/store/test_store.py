@@ -56,11 +56,10 @@ def test_schema_is_at_head_and_matches_schema_py(tmp_path: Path) -> None:
 def test_migrations_go_down_and_up_again(tmp_path: Path) -> None:
     from alembic import command
 
-    with Store.open(tmp_path) as store:
-        with store.engine.begin() as conn:
-            command.downgrade(migrate.config(conn), "base")
-            assert migrate.current(conn) is None
-            assert "authtokens" not in _tables(conn)
+    with Store.open(tmp_path) as store, store.engine.begin() as conn:
+        command.downgrade(migrate.config(conn), "base")
+        assert migrate.current(conn) is None
+        assert "authtokens" not in _tables(conn)
     with Store.open(tmp_path) as store:  # reopening upgrades again
         assert store.revision() == 0
 
