@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from edgeward.authtokens import Acl, HostBind, manage, snapshot, tokens
 from edgeward.store import AuthtokenRow, Store, authtoken_rows
+from edgeward.store.schema import authtokens
 
 
 @pytest.fixture
@@ -60,6 +62,16 @@ def test_revoked_tokens_are_not_in_the_snapshot(store: Store) -> None:
     assert before.authenticate(created.token.text) is not None  # snapshots are immutable
     assert after.authenticate(created.token.text) is None and created.row.id not in after
     assert after.authenticate(kept.token.text) is not None
+    assert before.superseded(after) == {created.row.id}
+    assert after.superseded(before) == set() and after.superseded(after) == set()
+
+
+def test_superseded_sees_acl_changes(store: Store) -> None:
+    created = create(store, "bind:a.internal")
+    before = snapshot.load(store)
+    with store.write() as conn:  # as an admin API's update would (issue 14)
+        conn.execute(update(authtokens).values(acl=["bind:b.internal"]))
+    assert before.superseded(snapshot.load(store)) == {created.row.id}
 
 
 def test_a_row_whose_acl_no_longer_parses_fails_closed(store: Store) -> None:

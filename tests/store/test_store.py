@@ -229,7 +229,7 @@ def _tables(conn: object) -> set[str]:
 
 def test_sql_for_a_dba() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "edgeward.store.migrate", "sql", "--url", "sqlite://"],
+        [sys.executable, "-m", "edgeward.store", "sql", "--url", "sqlite://"],
         capture_output=True,
         text=True,
         check=True,

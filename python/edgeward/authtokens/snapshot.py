@@ -71,6 +71,16 @@ class Snapshot:
             return None
         return entry[0]
 
+    def superseded(self, newer: Snapshot) -> frozenset[str]:
+        """Ids of this snapshot's authtokens that `newer` revokes (or drops)
+        or gives another ACL: the sessions to disconnect or re-check when
+        the edge swaps `newer` in."""
+        return frozenset(
+            id
+            for id, (token, _) in self._entries.items()
+            if (other := newer.get(id)) is None or other.acl != token.acl
+        )
+
     def get(self, id: str) -> Authtoken | None:
         entry = self._entries.get(id)
         return entry[0] if entry is not None else None

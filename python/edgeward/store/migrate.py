@@ -7,7 +7,7 @@ A store already at `HEAD` (the usual case) is recognised with one query and
 Alembic is not even imported: it costs a CLI command ~0.3 s of start-up.
 `HEAD` must name the newest file in `migrations/versions/` (a test checks).
 
-For developers, `python -m edgeward.store.migrate revision -m "what"
+For developers, `python -m edgeward.store revision -m "what"
 --autogenerate --url sqlite:////tmp/x.db` writes the next migration from the
 difference between `schema.py` and a store at head; `sql --url URL` prints
 the SQL of the whole history (for a DBA).
@@ -16,7 +16,6 @@ the SQL of the whole history (for a DBA).
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -77,7 +76,7 @@ def upgrade(connection: Connection) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from alembic import command
 
-    parser = argparse.ArgumentParser(prog="python -m edgeward.store.migrate")
+    parser = argparse.ArgumentParser(prog="python -m edgeward.store")
     sub = parser.add_subparsers(dest="command", required=True)
     new = sub.add_parser("revision", help="write a new migration file")
     new.add_argument("-m", "--message", required=True)
@@ -94,7 +93,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         command.upgrade(cfg, "head", sql=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
