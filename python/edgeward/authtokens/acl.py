@@ -203,21 +203,23 @@ class Acl:
         self._suffixes: dict[str, int] = {}  # ".example.com" -> index
         self._addresses: dict[tuple[str, int], int] = {}
         self._labels: dict[tuple[str, str], int] = {}  # "*" stays literal
-        for rule in reversed(self.rules):  # so the first of equal keys wins
+        for at, rule in reversed(list(enumerate(self.rules))):  # the first of equal keys wins
             if rule.kind == "all":
-                self._everything = rule.index
+                self._everything = at
             elif rule.kind == "host":
-                self._hosts[rule.host] = rule.index
+                self._hosts[rule.host] = at
             elif rule.kind == "suffix":
-                self._suffixes[rule.host] = rule.index
+                self._suffixes[rule.host] = at
             elif rule.kind == "address":
-                self._addresses[(rule.host, rule.port)] = rule.index
+                self._addresses[(rule.host, rule.port)] = at
             else:
-                self._labels[(rule.key, rule.value)] = rule.index
+                self._labels[(rule.key, rule.value)] = at
 
     @classmethod
     def parse(cls, texts: Sequence[str], source: str = "acl") -> Acl:
         """Parse every rule; raise one `AclError` naming each bad one."""
+        if isinstance(texts, str):
+            raise TypeError("Acl.parse takes a list of rules, not one string")
         rules: list[AclRule] = []
         problems: list[AclProblem] = []
         for i, text in enumerate(texts):
