@@ -206,6 +206,20 @@ def test_a_url_names_the_database(tmp_path: Path) -> None:
     assert (tmp_path / "state" / statedir.SECRET).exists()
 
 
+@pytest.mark.parametrize("driver", ["postgresql", "postgresql+nosuchdriver"])
+def test_a_url_without_its_driver_is_a_store_error(tmp_path: Path, driver: str) -> None:
+    if driver == "postgresql":
+        try:
+            import psycopg2  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            pytest.skip("psycopg2 is installed")
+    with pytest.raises(StoreError, match="cannot open") as caught:
+        Store.open(tmp_path, url=f"{driver}://u:hunter2@db/edgeward")
+    assert "hunter2" not in str(caught.value)
+
+
 def test_resolve_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv(statedir.ENV, raising=False)

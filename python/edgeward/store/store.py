@@ -60,7 +60,7 @@ class Store:
         )
         try:
             engine = engines.create(target)
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, OSError, ImportError) as exc:  # ImportError: no DB driver
             raise StoreError(f"cannot open: {exc}", str(target)) from None
         store = cls(engine, secret)
         try:
