@@ -11,8 +11,24 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "edgeward"
 
 # Packages whose code is sans-IO: fed bytes/events, never an event loop.
 SANS_IO = ("hooks", "errors", "document", "http1", "http2", "expr", "ipnet", "webhooks", "policy")
+# Packages that do blocking I/O (the state store's database) without trio;
+# trio code reaches them through the one adapter module named here.
+TRIO_FREE = ("store", "authtokens")
+TRIO_ADAPTERS = ("store/trio_adapter.py",)
+# Libraries only one layer may import: SQL lives in the store.
+OWNED = {"sqlalchemy": "store", "alembic": "store"}
 # What each layer must not import.
 FORBIDDEN = {
+    # Persistence below the domain: rows in, rows out; no meaning, no data plane.
+    "store": (
+        "edgeward.authtokens",
+        "edgeward.config",
+        "edgeward.policy",
+        "edgeward.proxy",
+        "edgeward.http1",
+        "edgeward.http2",
+    ),
+    "authtokens": ("edgeward.policy", "edgeward.proxy", "edgeward.http1", "edgeward.http2"),
     # The YAML/JSON loader of both the edge config and policies: below both.
     "document": ("edgeward.config", "edgeward.policy", "edgeward.proxy", "edgeward.hooks"),
     "policy": ("edgeward.proxy", "edgeward.http1", "edgeward.http2", "edgeward.config"),
@@ -61,5 +77,12 @@ def test_layering(path: Path) -> None:
         )
     if here in SANS_IO:
         assert not any(_matches(n, "trio") for n in names), f"{here} is sans-IO: no trio"
+    if here in TRIO_FREE and str(path.relative_to(PACKAGE)) not in TRIO_ADAPTERS:
+        assert not any(_matches(n, "trio") for n in names), (
+            f"{here} runs in worker threads: trio only in {TRIO_ADAPTERS}"
+        )
+    for library, owner in OWNED.items():
+        if here != owner:
+            assert not any(_matches(n, library) for n in names), f"only {owner} imports {library}"
     for prefix in FORBIDDEN.get(here, ()):
         assert not any(_matches(n, prefix) for n in names), f"{here} must not import {prefix}"

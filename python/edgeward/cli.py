@@ -17,6 +17,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edgeward.policy import cli as policy_cli
 
     policy_cli.register(sub)  # policy check, policy test
+    from edgeward.authtokens import cli as authtoken_cli
+
+    authtoken_cli.register(sub)  # authtoken create, list, revoke
     args = parser.parse_args(argv)
     if hasattr(args, "run"):
         return int(args.run(args))

@@ -126,6 +126,7 @@ class _Loader:
         self.events = self._events(top)
         forwarded = self._forwarded(top.section("forwarded_headers"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
+        state_dir = self._state_dir(top)
         listeners = self._list(top, "listeners", self._listener)
         if not listeners:
             raise self.error(top.at("listeners"), "at least one listener is required")
@@ -147,6 +148,7 @@ class _Loader:
             events=self.events,
             forwarded=forwarded,
             ip_policies=ip_policies,
+            state_dir=state_dir,
             raw=self.doc.data,
         )
 
@@ -213,6 +215,19 @@ class _Loader:
                 raise self.error(path, f"{item!r} is listed twice")
             out.append(target)
         return tuple(out)
+
+    def _state_dir(self, top: _Section) -> Path | None:
+        """`state_dir`: where the state store lives, relative to the config's
+        directory (`~` expands); created at the first open, not here."""
+        if not top.has("state_dir"):
+            return None
+        value = top.take("state_dir", str)
+        if not value:
+            raise self.error(top.at("state_dir"), "must be a directory path, not empty")
+        path = Path(os.path.abspath(self.base / os.path.expanduser(value)))
+        if path.exists() and not path.is_dir():
+            raise self.error(top.at("state_dir"), f"not a directory: {path}")
+        return path
 
     def _networks(self, sec: _Section, key: str) -> tuple[Network, ...]:
         items = sec.take(key, list, [])

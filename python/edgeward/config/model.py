@@ -171,4 +171,8 @@ class EdgeConfig:
     events: tuple[str, ...] | None = None  # policy decision events (see PolicySource.events)
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)
+    # The state store's directory (authtokens), absolute; None: the default
+    # (`edgeward.store.statedir.resolve`: EDGEWARD_STATE_DIR, else
+    # $XDG_STATE_HOME/edgeward, else ~/.local/state/edgeward).
+    state_dir: Path | None = None
     raw: Any = None  # the parsed document, for diagnostics

@@ -1,0 +1,25 @@
+"""The state store: what the edge must remember across restarts (today
+authtokens; later users, API keys, IP policies ... of the control plane).
+
+SQLAlchemy Core on SQLite in the state directory by default, any SQLAlchemy
+URL in principle (PostgreSQL is the plan); the schema is brought to head by
+Alembic at every open. One module per concern:
+
+- `store`: `Store` (open, transactions, the revision counter);
+- `schema`: the tables; `migrations/`: their history; `migrate`: Alembic;
+- `engine`: URL -> engine (the SQLite settings);
+- `statedir`, `secret`: the state directory and the deployment secret;
+- `authtoken_rows`: the authtokens table's rows (their meaning lives in
+  `edgeward.authtokens`);
+- `trio_adapter`: worker threads and the revision watcher for trio code.
+
+Nothing here imports trio except `trio_adapter`, and nothing but this
+package imports SQLAlchemy or Alembic (tests/test_architecture.py).
+"""
+
+from edgeward.store import authtoken_rows, statedir
+from edgeward.store.authtoken_rows import AuthtokenRow
+from edgeward.store.errors import StoreError
+from edgeward.store.store import Store, current_revision
+
+__all__ = ["AuthtokenRow", "Store", "StoreError", "authtoken_rows", "current_revision", "statedir"]

@@ -1,0 +1,86 @@
+"""The store's tables, as SQLAlchemy Core metadata: what queries are written
+against. The migrations in `migrations/versions/` create exactly this (a
+test compares them); a change here needs a new migration.
+
+One table per resource, named like the resource of the API that will serve
+it (issue 14's `credentials` are our `authtokens`). `store_state` is one
+row: the revision counter every write transaction bumps, which is how the
+edge learns that its in-memory snapshot is stale.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+NAMING = {  # stable constraint names, so later migrations can refer to them
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every database
+    (SQLite keeps no zone: it stores the UTC wall time)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the store keeps aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+store_state = Table(
+    "store_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("revision", BigInteger, nullable=False),
+    # HMAC of a constant under the deployment secret: opening the store with
+    # another secret file is refused (every token would silently fail).
+    Column("secret_check", String(64), nullable=True),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+authtokens = Table(
+    "authtokens",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "at_" + the token's id part
+    Column("description", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False),  # hex HMAC-SHA-256 (authtokens.tokens)
+    Column("acl", JSON, nullable=False),  # list of canonical rule texts; [] = unrestricted
+    Column("metadata", Text, nullable=False),  # free text, at most 4096 bytes (as ngrok's)
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+__all__ = ["UtcDateTime", "authtokens", "metadata", "store_state"]

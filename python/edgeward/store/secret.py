@@ -1,0 +1,66 @@
+"""The deployment secret: 32 random bytes in `secret.key` (hex, mode 0600)
+in the state directory, made at the first open. Keys for hashing secrets
+(authtoken hashes; later API keys) are derived from it, so a copy of the
+database without this file cannot test a guessed token. It must travel
+with backups of the database and be shared by every node of a store; a
+different file is refused at open (`store_state.secret_check`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+from edgeward.store.errors import StoreError
+
+SIZE = 32
+_CHECK = b"edgeward store secret check"
+
+
+def load_or_create(path: Path) -> bytes:
+    """Read the secret, or make it: written to a temporary file, then linked
+    into place, so a process racing us reads a whole file or makes none."""
+    if path.exists():
+        return _read(path)
+    value = secrets.token_bytes(SIZE)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".secret-", dir=path.parent)  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(value.hex() + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    except FileExistsError:
+        return _read(path)
+    except OSError as exc:
+        raise StoreError(f"cannot create the secret: {exc.strerror}", str(path)) from None
+    return value
+
+
+def check_value(secret: bytes) -> str:
+    """What `store_state.secret_check` holds for this secret."""
+    return hmac.new(secret, _CHECK, hashlib.sha256).hexdigest()
+
+
+def _read(path: Path) -> bytes:
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise StoreError(f"cannot read the secret: {exc.strerror}", str(path)) from None
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) < SIZE:
+        raise StoreError(f"not a secret: expected {SIZE * 2} hex digits", str(path))
+    return value
+
+
+__all__ = ["check_value", "load_or_create"]
