@@ -403,3 +403,52 @@ def test_mux_level_stream_types_of_an_idle_session() -> None:
     (beat,) = frame_list(client.data_to_send())
     assert isinstance(beat, frames.Data)
     assert beat.syn and beat.data[:4] == b"\xff\xff\xff\xff" and len(beat.data) == 8
+
+
+# --- limits a hostile agent meets --------------------------------------------------------------
+
+
+def test_a_request_must_fit_the_window_it_is_not_credited() -> None:
+    client, server = authenticated()
+    window = server.mux.window
+    with pytest.raises(MessageError) as too_big:  # our client says so before sending
+        client.bind(Bind("https", HttpOpts(traffic_policy="x" * window)))
+    assert too_big.value.where == "Bind"
+    # a raw client that fills the window without finishing the object
+    sid = client.mux.open_stream(StreamType.BIND, b'{"Proto":"' + b"x" * (window - 14))
+    events = server.receive_data(client.data_to_send(), 0.0)
+    (bad,) = [e for e in events if isinstance(e, BadRequest)]
+    assert isinstance(bad.error, MessageError)
+    assert f"larger than {window - 5} bytes" in bad.error.reason
+    sent = frame_list(server.data_to_send())
+    credit = [f for f in sent if isinstance(f, frames.WndInc) and f.stream_id == sid]
+    assert credit == [frames.WndInc(sid, 4)]  # the type only, as the answer goes
+    assert sent[-1] == frames.Data(
+        sid, b'{"Error":"Bind: larger than %d bytes"}' % (window - 5), fin=True
+    )
+
+
+def test_requests_in_flight_are_bounded() -> None:
+    from edgeward.tunnel.server import MAX_PENDING_REQUESTS
+
+    client, server = authenticated()
+    for _ in range(MAX_PENDING_REQUESTS + 1):
+        client.mux.open_stream(StreamType.BIND, b'{"Proto":')  # never completed
+    server.receive_data(client.data_to_send(), 0.0)
+    refused = 5 + 2 * (MAX_PENDING_REQUESTS + 1)
+    assert frame_list(server.data_to_send()) == [
+        frames.WndInc(refused, 4),  # its type, credited as the stream goes
+        frames.Rst(refused, ErrorCode.ENHANCE_YOUR_CALM),
+    ]
+
+
+def test_a_proxy_stream_the_agent_answered_is_not_dropped() -> None:
+    # a TCP upstream that speaks first (a banner) and closes, before the client said anything
+    client, server = authenticated()
+    bound(client, server)
+    sid = server.open_proxy(HEADER)
+    pump(client, server)
+    client.send_data(sid, b"SSH-2.0-banner\r\n", fin=True)
+    events = [e for _, e in pump(client, server)]
+    assert ProxyDropped(sid) not in events
+    assert StreamEnded(sid) in events

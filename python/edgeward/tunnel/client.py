@@ -43,7 +43,7 @@ from edgeward.tunnel.messages import (
     encode_command_resp,
     seconds_to_ns,
 )
-from edgeward.tunnel.mux import Session
+from edgeward.tunnel.mux import TYPE_SIZE, Session
 from edgeward.tunnel.protocol import ProtocolSession
 from edgeward.tunnel.rpc import InboundRpc, ResponseReader
 
@@ -176,6 +176,8 @@ class ClientSession(ProtocolSession):
         return self._call(StreamType.UNBIND, Unbind(endpoint_id).encode(), endpoint_id)
 
     def _call(self, kind: StreamType, body: bytes, subject: str = "") -> int:
+        if TYPE_SIZE + len(body) >= self.mux.window:  # the server does not credit requests
+            raise MessageError(kind.name.title(), "request larger than the stream window")
         stream_id = self.mux.open_stream(kind, body)
         self._calls[stream_id] = _Call(kind, subject)
         return stream_id

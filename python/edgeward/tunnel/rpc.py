@@ -117,9 +117,9 @@ class InboundRpc:
 
     __slots__ = ("answered", "ended", "reader", "request", "stream_type")
 
-    def __init__(self, stream_type: int, where: str) -> None:
+    def __init__(self, stream_type: int, where: str, limit: int = MAX_RPC_SIZE) -> None:
         self.stream_type = stream_type
-        self.reader = JsonObjectReader(where)
+        self.reader = JsonObjectReader(where, limit)
         self.request: object = None  # the decoded request, once complete
         self.answered = False  # we wrote the answer and FIN
         self.ended = False  # the peer half-closed

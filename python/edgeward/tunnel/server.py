@@ -20,8 +20,9 @@ Proxy stream for an id it does not know yet. The SDK closes the Bind stream
 (FIN) right after reading the answer, so `EndpointReady` (that FIN) is the
 earliest sign the agent knows the id; `is_ready()` says the same. A Proxy
 stream the agent closes or resets without having consumed anything past its
-header is reported as `ProxyDropped` before its end: nothing reached the
-agent's upstream, so it is safe to retry on a new stream.
+header, and without writing anything, is reported as `ProxyDropped` before
+its end: nothing reached the agent's upstream, so it is safe to retry on a
+new stream.
 """
 
 from __future__ import annotations
@@ -148,14 +149,24 @@ _RPC_TYPES = frozenset(
     | {StreamType.SRV_INFO}
 )
 _COMMAND_TYPES = frozenset({StreamType.RESTART, StreamType.STOP, StreamType.UPDATE})
+# Requests in flight on one session (the SDKs make one at a time); beyond it
+# a request stream is reset with ENHANCE_YOUR_CALM. Request bytes are not
+# credited back, so one request holds at most a window of memory.
+MAX_PENDING_REQUESTS = 16
 
 
 class _Proxy:
-    __slots__ = ("acked", "prefix")
+    __slots__ = ("acked", "answered", "prefix")
 
     def __init__(self, prefix: int) -> None:
         self.prefix = prefix  # type + header bytes: what the agent reads before the payload
         self.acked = 0  # window the agent has credited back
+        self.answered = False  # the agent sent data
+
+    @property
+    def unread(self) -> bool:
+        """The agent neither read past the header nor wrote anything."""
+        return self.acked <= self.prefix and not self.answered
 
 
 class ServerSession(ProtocolSession):
@@ -272,10 +283,11 @@ class ServerSession(ProtocolSession):
     def _on_event(self, event: MuxEvent, now: float, out: list[ServerEvent]) -> None:
         if isinstance(event, DataReceived):
             sid = event.stream_id
-            if sid in self._proxies:
+            proxy = self._proxies.get(sid)
+            if proxy is not None:
+                proxy.answered = True
                 out.append(event)
-            elif sid in self._rpcs:
-                self.mux.acknowledge(sid, len(event.data))
+            elif sid in self._rpcs:  # not credited: a request must fit the window
                 self._on_request_data(sid, self._rpcs[sid], event.data, out)
             elif sid in self._heartbeats:
                 self._echo(sid, event.data, now)
@@ -294,7 +306,7 @@ class ServerSession(ProtocolSession):
         elif isinstance(event, StreamReset):
             proxy = self._proxies.pop(event.stream_id, None)
             if proxy is not None:
-                if event.by_peer and proxy.acked <= proxy.prefix:
+                if event.by_peer and proxy.unread:
                     out.append(ProxyDropped(event.stream_id))
                 out.append(event)
             else:
@@ -305,7 +317,12 @@ class ServerSession(ProtocolSession):
     def _on_opened(self, event: StreamOpened) -> None:
         sid, kind = event.stream_id, event.stream_type
         if kind in _RPC_TYPES:
-            self._rpcs[sid] = InboundRpc(kind, StreamType(kind).name.title())
+            if len(self._rpcs) >= MAX_PENDING_REQUESTS:
+                self.mux.reset_stream(sid, ErrorCode.ENHANCE_YOUR_CALM)
+                return
+            # the bytes are not credited: a request that fills the window is refused
+            limit = self.mux.window - TYPE_SIZE - 1
+            self._rpcs[sid] = InboundRpc(kind, StreamType(kind).name.title(), limit)
         elif kind == StreamType.HEARTBEAT:
             self._heartbeats.add(sid)
         else:  # Proxy and commands: only a server opens them; unknown types
@@ -314,7 +331,7 @@ class ServerSession(ProtocolSession):
     def _on_ended(self, sid: int, out: list[ServerEvent]) -> None:
         proxy = self._proxies.get(sid)
         if proxy is not None:
-            if proxy.acked <= proxy.prefix:
+            if proxy.unread:
                 out.append(ProxyDropped(sid))
             out.append(StreamEnded(sid))
             if not self.mux.is_open(sid):
