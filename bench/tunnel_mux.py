@@ -1,53 +1,98 @@
-"""muxado framing and the sans-IO session: microseconds per frame.
+"""muxado framing and the tunnel's sans-IO sessions: µs per frame and per
+proxied exchange (medians of 7 runs).
 
-Measured (medians): encoding and decoding alone (`frames`), the session
-receiving frames (`mux.Session.receive_data`, events out) and sending them
-(`send_data` + `data_to_send`), for small DATA frames (a 200-byte request
-or response piece), 16 KiB DATA frames (bulk), WNDINC frames, and a whole
-proxied exchange as the edge's session sees it (open a Proxy stream with
-header and request; receive the agent's WNDINC, response and FIN; FIN).
-The issue's anchor: a pure-Python byte-stream framing costs ~1.4 µs per
-frame.
+Per frame (64 frames per call, 200-byte and 16 KiB payloads): a reference
+loop that only splits a byte string into frames (header unpack + slice,
+nothing else: the floor of any pure-Python framing, measured here so the
+other rows can be read as multiples of it on a busy machine), the decoder
+(`FrameDecoder.decode`, with its header rules), encoding a DATA frame, and
+a `mux.Session` receiving DATA (events out, credit) and sending it.
+
+Per exchange, each side alone (the other side's bytes are made before the
+clock starts): the edge's `ServerSession` opens a Proxy stream with header
+and request, takes the agent's WNDINC and response + FIN, and closes; the
+agent's `ClientSession` reads the header and request, answers and closes.
+Four frames cross the wire per exchange. The issue's anchor: a pure-Python
+byte-stream framing costs ~1.4 µs per frame.
 
     python -m bench tunnel_mux [--quick]
 """
 
 from __future__ import annotations
 
+import struct
 import sys
+from collections.abc import Callable
 
 from bench.harness import Table, median_ns_per_call
 from edgeward.tunnel import frames
-from edgeward.tunnel.messages import ProxyHeader
+from edgeward.tunnel.client import ClientSession
+from edgeward.tunnel.events import DataReceived
+from edgeward.tunnel.messages import BindResp, HttpOpts, ProxyHeader, StreamType
 from edgeward.tunnel.mux import Session
 from edgeward.tunnel.server import ServerSession
 
-BATCH = 64  # frames per receive_data call
+BATCH = 64  # frames per call
+REQUEST = b"GET /api/items HTTP/1.1\r\nHost: app.example.test\r\nAccept: */*\r\n\r\n"
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+HEADER = ProxyHeader("ep-1", "192.0.2.10:54321", "https", "3")
+EXCHANGE_FRAMES = 4  # edge: SYN with header + request, FIN; agent: WNDINC, response + FIN
+_HEADER = struct.Struct(">II")
 
 
-def _data_frames(stream_id: int, size: int) -> bytes:
+def _blob(size: int) -> bytes:
+    return b"".join(frames.encode(frames.Data(2, b"x" * size)) for _ in range(BATCH))
+
+
+def reference(size: int) -> Callable[[], object]:
+    blob = _blob(size)
+    unpack = _HEADER.unpack_from
+
+    def run() -> object:
+        pos, end, out = 0, len(blob), []
+        while end - pos >= 8:
+            word, stream_id = unpack(blob, pos)
+            stop = pos + 8 + (word >> 8)
+            out.append((stream_id, blob[pos + 8 : stop]))
+            pos = stop
+        return out
+
+    return run
+
+
+def decode(size: int) -> Callable[[], object]:
+    decoder = frames.FrameDecoder(1 << 20)
+    blob = _blob(size)
+    return lambda: decoder.decode(blob)
+
+
+def encode(size: int) -> Callable[[], object]:
     payload = b"x" * size
-    return b"".join(frames.encode(frames.Data(stream_id, payload)) for _ in range(BATCH))
+
+    def run() -> None:
+        for _ in range(BATCH):
+            frames.data_header(2, size) + payload
+
+    return run
 
 
-def _receive_cost(size: int, number: int) -> float:
-    """ns per DATA frame of `size` received by a session (one open stream)."""
-    session = Session(client=True, window=1 << 30, max_frame_size=1 << 20)
+def session_receive(size: int) -> Callable[[], object]:
+    session = Session(client=True, window=1 << 62, max_frame_size=1 << 20)
     session.receive_data(frames.encode(frames.Data(2, b"\0\0\0\3", syn=True)))
-    blob = _data_frames(2, size)
+    blob = _blob(size)
 
     def run() -> None:
         for event in session.receive_data(blob):
-            session.acknowledge(2, len(event.data))  # type: ignore[union-attr]
+            assert isinstance(event, DataReceived)
+            session.acknowledge(2, len(event.data))
         session.data_to_send()
 
-    return median_ns_per_call(run, number=number) / BATCH
+    return run
 
 
-def _send_cost(size: int, number: int) -> float:
+def session_send(size: int) -> Callable[[], object]:
     session = Session(client=False, window=1 << 62, max_frame_size=1 << 20)
     stream_id = session.open_stream(3)
-    session.data_to_send()
     payload = b"x" * size
 
     def run() -> None:
@@ -55,102 +100,110 @@ def _send_cost(size: int, number: int) -> float:
             session.send_data(stream_id, payload)
         session.data_to_send()
 
-    return median_ns_per_call(run, number=number) / BATCH
+    return run
 
 
-def _decode_cost(size: int, number: int) -> float:
-    decoder = frames.FrameDecoder(1 << 20)
-    blob = _data_frames(2, size)
-
-    def run() -> None:
-        for _ in decoder.feed(blob):
-            pass
-
-    return median_ns_per_call(run, number=number) / BATCH
-
-
-def _encode_cost(size: int, number: int) -> float:
-    payload = b"x" * size
-
-    def run() -> None:
-        for _ in range(BATCH):
-            frames.data_header(2, size) + payload
-
-    return median_ns_per_call(run, number=number) / BATCH
-
-
-def _wndinc_cost(number: int) -> float:
+def wndinc_receive() -> Callable[[], object]:
     session = Session(client=False)
     stream_id = session.open_stream(3)
-    session.data_to_send()
     blob = b"".join(frames.encode_wndinc(stream_id, 1) for _ in range(BATCH))
+    return lambda: session.receive_data(blob)
+
+
+# --- whole exchanges, one side at a time ---------------------------------------------------
+
+
+def edge_exchanges(count: int) -> Callable[[], object]:
+    """`count` exchanges on a fresh ServerSession; the agent's answers are
+    made beforehand (its stream ids are known: 2, 4, 6, ...)."""
+    prefix = 4 + len(HEADER.encode())
+    answers = [
+        frames.encode_wndinc(sid, prefix + len(REQUEST))
+        + frames.encode(frames.Data(sid, RESPONSE, fin=True))
+        for sid in range(2, 2 + 2 * count, 2)
+    ]
 
     def run() -> None:
-        session.receive_data(blob)
+        server = ServerSession()
+        for answer in answers:
+            sid = server.open_proxy(HEADER, REQUEST)
+            server.data_to_send()
+            for event in server.receive_data(answer, 0.0):
+                if isinstance(event, DataReceived):
+                    server.acknowledge(sid, len(event.data))
+            server.end_stream(sid)
+            server.data_to_send()
 
-    return median_ns_per_call(run, number=number) / BATCH
+    return run
 
 
-REQUEST = b"GET /api/items HTTP/1.1\r\nHost: app.example.test\r\nAccept: */*\r\n\r\n"
-RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-# edge → agent: SYN (type, header, request), FIN; agent → edge: WNDINC, response + FIN
-EXCHANGE_FRAMES = 4
-
-
-def _exchange_cost(number: int) -> tuple[float, int]:
-    """ns per proxied exchange, both sessions (each frame encoded and
-    decoded once), and the frames it takes."""
-    server = ServerSession()
-    header = ProxyHeader("ep-1", "192.0.2.10:54321", "https")
-    agent = Session(client=True)
+def agent_exchanges(count: int) -> Callable[[], object]:
+    requests = [
+        frames.syn_header(sid, StreamType.PROXY, 4 + len(HEADER.encode()) + len(REQUEST))
+        + HEADER.encode()
+        + REQUEST
+        + frames.data_header(sid, 0, fin=True)
+        for sid in range(2, 2 + 2 * count, 2)
+    ]
+    bound = BindResp("ep-1", "https://app.example.test", "https", HttpOpts(), token="t")
 
     def run() -> None:
-        sid = server.open_proxy(header, REQUEST)
-        agent.receive_data(server.data_to_send())
-        agent.acknowledge(sid, len(REQUEST) + 200)
-        agent.send_data(sid, RESPONSE, fin=True)
-        for event in server.receive_data(agent.data_to_send(), 0.0):
-            if hasattr(event, "data"):
-                server.acknowledge(sid, len(event.data))
-        server.end_stream(sid)
-        agent.receive_data(server.data_to_send())
+        client = ClientSession()
+        client.endpoints["ep-1"] = bound
+        sid = 2
+        for request in requests:
+            for event in client.receive_data(request, 0.0):
+                if isinstance(event, DataReceived):
+                    client.acknowledge(sid, len(event.data))
+            client.send_data(sid, RESPONSE, fin=True)
+            client.data_to_send()
+            sid += 2
 
-    return median_ns_per_call(run, number=number), EXCHANGE_FRAMES
+    return run
 
 
 def main(argv: list[str]) -> None:
     quick = "--quick" in argv
-    number = 200 if quick else 2000
-    table = Table("muxado frames (µs per frame, median)", ["operation", "200 B", "16 KiB"])
-    table.add(
-        "encode DATA (header + payload)",
-        _encode_cost(200, number) / 1000,
-        _encode_cost(16384, number // 4) / 1000,
+    number = 100 if quick else 1000
+
+    def per_frame(make: Callable[[], Callable[[], object]], n: int = number) -> float:
+        return median_ns_per_call(make(), number=n) / BATCH / 1000
+
+    table = Table(
+        "muxado frames: µs per frame (× the reference loop)",
+        ["operation", "200 B", "×", "16 KiB", "×"],
     )
-    table.add(
-        "decode DATA (FrameDecoder)",
-        _decode_cost(200, number) / 1000,
-        _decode_cost(16384, number // 4) / 1000,
-    )
-    table.add(
-        "session send_data + data_to_send",
-        _send_cost(200, number) / 1000,
-        _send_cost(16384, number // 4) / 1000,
-    )
-    table.add(
-        "session receive_data + acknowledge",
-        _receive_cost(200, number) / 1000,
-        _receive_cost(16384, number // 4) / 1000,
-    )
-    table.add("session receive WNDINC", _wndinc_cost(number) / 1000, "")
+    ref_small = per_frame(lambda: reference(200))
+    ref_large = per_frame(lambda: reference(16384), number // 4)
+    rows: list[tuple[str, Callable[[int], Callable[[], object]]]] = [
+        ("decode DATA (FrameDecoder.decode)", decode),
+        ("encode DATA (header + payload)", encode),
+        ("Session.receive_data + acknowledge", session_receive),
+        ("Session.send_data + data_to_send", session_send),
+    ]
+    table.add("reference: split into frames only", ref_small, 1.0, ref_large, 1.0)
+    for name, make in rows:
+        small = per_frame(lambda make=make: make(200))  # type: ignore[misc]
+        large = per_frame(lambda make=make: make(16384), number // 4)  # type: ignore[misc]
+        table.add(name, small, small / ref_small, large, large / ref_large)
+    wndinc = per_frame(wndinc_receive)
+    table.add("Session.receive_data, WNDINC", wndinc, wndinc / ref_small, "", "")
     table.print()
-    cost, count = _exchange_cost(number * 4)
-    exchange = Table("one proxied exchange, edge and agent sessions", ["µs", "frames", "µs/frame"])
-    exchange.add(cost / 1000, count, cost / 1000 / count)
+
+    count = 200
+    exchange = Table(
+        "one proxied exchange (4 frames), each side alone",
+        ["side", "µs", "µs per frame", "× reference"],
+    )
+    for side, make_run in (
+        ("edge: ServerSession", edge_exchanges),
+        ("agent: ClientSession", agent_exchanges),
+    ):
+        cost = median_ns_per_call(make_run(count), number=max(1, number // 100)) / count / 1000
+        per = cost / EXCHANGE_FRAMES
+        exchange.add(side, cost, per, per / ref_small)
     exchange.print()
-    print("anchor (issue #10): pure-Python byte-stream framing ~1.4 µs per frame", flush=True)
+    print("anchor (issue #10): a pure-Python byte-stream framing ~1.4 µs per frame", flush=True)
 
 
 if __name__ == "__main__":

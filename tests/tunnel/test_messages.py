@@ -313,6 +313,30 @@ def test_proxy_header_length_is_an_i64_little_endian() -> None:
     }
 
 
+@given(st.text(), st.text(), st.text(), st.text(), st.booleans())
+def test_proxy_header_encoding_is_the_json_of_its_fields(
+    endpoint: str, addr: str, proto: str, edge_type: str, passthrough: bool
+) -> None:
+    """The hand-written encoder against `json`: any text, escapes included."""
+    header = ProxyHeader(endpoint, addr, proto, edge_type, passthrough)
+    wire = header.encode()
+    assert json.loads(wire[8:]) == {
+        "Id": endpoint,
+        "ClientAddr": addr,
+        "Proto": proto,
+        "EdgeType": edge_type,
+        "PassthroughTLS": passthrough,
+    }
+    assert ProxyHeader.decode_body(wire[8:]) == header
+
+
+def test_proxy_header_keys_in_another_case_are_read_too() -> None:
+    raw = (
+        b'{"id":"ep-1","clientaddr":"1.2.3.4:5","PROTO":"tcp","edgetype":"1","passthroughtls":true}'
+    )
+    assert ProxyHeader.decode_body(raw) == ProxyHeader("ep-1", "1.2.3.4:5", "tcp", "1", True)
+
+
 def test_proxy_header_reader_split_at_every_point() -> None:
     header = ProxyHeader("ep-1", "[2001:db8::1]:443", "tls", "2", True)
     wire = header.encode() + b"payload"

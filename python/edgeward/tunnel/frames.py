@@ -97,6 +97,12 @@ def data_header(stream_id: int, length: int, fin: bool = False, syn: bool = Fals
     return _pack(length << 8 | DATA << 4 | (FIN if fin else 0) | (SYN if syn else 0), stream_id)
 
 
+def syn_header(stream_id: int, stream_type: int, length: int, fin: bool = False) -> bytes:
+    """The header of a stream's first DATA frame (SYN) and the stream type
+    that starts its payload; `length` counts the type and what follows."""
+    return _pack_u32(length << 8 | DATA << 4 | SYN | (FIN if fin else 0), stream_id, stream_type)
+
+
 def encode_rst(stream_id: int, error_code: int) -> bytes:
     return _pack_u32(4 << 8 | RST << 4, stream_id, error_code)
 
@@ -158,8 +164,8 @@ building a frame object per frame."""
 
 class FrameDecoder:
     """Bytes in, frames out. A frame comes out once it is complete; a broken
-    header raises `FrameError` as soon as its 8 bytes are in (the frames
-    before it have come out), after which the decoder is dead."""
+    header is reported as soon as its 8 bytes are in (after the frames
+    before it), and the decoder is dead from then on."""
 
     __slots__ = ("_buf", "_need", "dead", "max_length")
 
@@ -174,24 +180,32 @@ class FrameDecoder:
         return len(self._buf)
 
     def feed(self, data: bytes) -> Iterator[Frame]:
-        """Consume `data`, yielding frame objects (run it to its end)."""
-        for frame_type, flags, stream_id, body in self.feed_raw(data):
+        """Consume `data`, yielding frame objects; a broken header raises
+        `FrameError` after the frames before it."""
+        raw, error = self.decode(data)
+        for frame_type, flags, stream_id, body in raw:
             yield parse_body(frame_type, flags, stream_id, body)
+        if error is not None:
+            raise error
 
-    def feed_raw(self, data: bytes) -> Iterator[RawFrame]:
-        """Consume `data`, yielding raw frames (run it to its end)."""
+    def decode(self, data: bytes) -> tuple[list[RawFrame], FrameError | None]:
+        """Consume `data`: the complete frames in it, and the error that
+        stopped the decoder, if one did (a list, not a generator: this is
+        the session's hot path)."""
+        frames: list[RawFrame] = []
         if self.dead:
-            return
+            return frames, None
         buf = self._buf
         if buf:
             buf += data
             if len(buf) < self._need:
-                return
+                return frames, None
             data = bytes(buf)
             buf.clear()
         end = len(data)
         pos = 0
         max_length = self.max_length
+        append = frames.append
         while end - pos >= HEADER_SIZE:
             word, stream_id = _unpack_from(data, pos)
             length = word >> 8
@@ -201,19 +215,20 @@ class FrameDecoder:
             if frame_type != DATA or stream_id == 0 or length > max_length:
                 try:
                     check_header(length, frame_type, stream_id, max_length)
-                except FrameError:
+                except FrameError as error:
                     self.dead = True
-                    raise
+                    return frames, error
             stop = pos + HEADER_SIZE + length
             if stop > end:
                 self._need = stop - pos
                 break
-            yield frame_type, word & 0xF, stream_id, data[pos + HEADER_SIZE : stop]
+            append((frame_type, word & 0xF, stream_id, data[pos + HEADER_SIZE : stop]))
             pos = stop
         else:
             self._need = HEADER_SIZE
         if pos < end:
             buf += memoryview(data)[pos:]
+        return frames, None
 
 
 def parse_body(frame_type: int, flags: int, stream_id: int, body: bytes) -> Frame:

@@ -20,6 +20,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+from json.encoder import encode_basestring_ascii as _quote  # the C escaper
 from typing import Any
 
 from edgeward.tunnel.errors import MessageError, RpcError
@@ -665,6 +666,7 @@ def _response_fields(body: bytes, where: str) -> _Fields:
 # --- Proxy stream header -----------------------------------------------------------------
 
 _I64LE = struct.Struct("<q")
+_PROXY_HEADER_JSON = '{"Id":%s,"ClientAddr":%s,"Proto":%s,"EdgeType":%s,"PassthroughTLS":%s}'
 MAX_PROXY_HEADER = 64 * 1024
 
 
@@ -688,21 +690,32 @@ class ProxyHeader:
     passthrough_tls: bool = False
 
     def encode(self) -> bytes:
-        """The i64 little-endian length, then the JSON."""
-        body = dump(
-            {
-                "Id": self.id,
-                "ClientAddr": self.client_addr,
-                "Proto": self.proto,
-                "EdgeType": self.edge_type,
-                "PassthroughTLS": self.passthrough_tls,
-            }
+        """The i64 little-endian length, then the JSON (written by hand: one
+        per request, and `json.dumps` of a dict costs several times more)."""
+        body = _PROXY_HEADER_JSON % (
+            _quote(self.id),
+            _quote(self.client_addr),
+            _quote(self.proto),
+            _quote(self.edge_type),
+            "true" if self.passthrough_tls else "false",
         )
-        return _I64LE.pack(len(body)) + body
+        data = body.encode()
+        return _I64LE.pack(len(data)) + data
 
     @classmethod
     def decode_body(cls, body: bytes) -> ProxyHeader:
-        f = _Fields(parse_json(body, "ProxyHeader"), "ProxyHeader")
+        value = parse_json(body, "ProxyHeader")
+        if type(value) is dict:  # the usual spelling, read directly (one per request)
+            got = (
+                value.get("Id"),
+                value.get("ClientAddr"),
+                value.get("Proto"),
+                value.get("EdgeType"),
+                value.get("PassthroughTLS"),
+            )
+            if all(type(v) is str for v in got[:4]) and type(got[4]) is bool:
+                return cls(*got)  # type: ignore[arg-type]
+        f = _Fields(value, "ProxyHeader")
         return cls(
             id=f.text("Id", required=True),
             client_addr=f.text("ClientAddr", required=True),

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 from edgeward.tunnel.errors import (
     FlowControlError,
-    FrameError,
     SessionClosedError,
     StreamClosedError,
 )
@@ -70,6 +69,7 @@ from edgeward.tunnel.frames import (
     encode_rst,
     encode_wndinc,
     parse_body,
+    syn_header,
 )
 
 DEFAULT_WINDOW = 0x40000  # 256 KiB, both directions (muxado's DEFAULT_WINDOW)
@@ -138,32 +138,45 @@ class Session:
     def receive_data(self, data: bytes) -> list[MuxEvent]:
         events: list[MuxEvent] = []
         streams = self._streams
-        try:  # a closed session's decoder is dead: it yields nothing
-            for frame_type, flags, stream_id, body in self._decoder.feed_raw(data):
-                if frame_type == DATA:
-                    self._on_data(stream_id, body, flags, events)
-                elif frame_type == WNDINC:
-                    stream = streams.get(stream_id)
-                    if stream is not None:
-                        increment = int.from_bytes(body, "big") & MAX_INCREMENT
-                        stream.send_window += increment
-                        if stream.stream_type is not None and not stream.local_closed:
-                            events.append(WindowUpdated(stream_id, increment))
-                elif frame_type == RST:
-                    stream = streams.get(stream_id)
-                    if stream is not None:
-                        self._remove(stream)
-                        if stream.stream_type is not None:
-                            code = int.from_bytes(body, "big")
-                            events.append(StreamReset(stream_id, code, True))
-                else:
-                    goaway = parse_body(frame_type, flags, stream_id, body)
-                    assert isinstance(goaway, GoAway)
-                    self._on_goaway(goaway, events)
-                if self.closed:
-                    break
-        except FrameError as exc:
-            self._fail(exc.error_code, exc.message, events)
+        raw, error = self._decoder.decode(data)  # a closed session's decoder is dead
+        for frame_type, flags, stream_id, body in raw:
+            if frame_type == DATA:
+                # fast path: payload for an open, typed stream, within its window
+                stream = streams.get(stream_id)
+                if (
+                    not flags
+                    and body
+                    and stream is not None
+                    and stream.stream_type is not None
+                    and not stream.remote_closed
+                    and len(body) <= stream.recv_window
+                ):
+                    stream.recv_window -= len(body)
+                    events.append(DataReceived(stream_id, body))
+                    continue
+                self._on_data(stream_id, body, flags, events)
+            elif frame_type == WNDINC:
+                stream = streams.get(stream_id)
+                if stream is not None:
+                    increment = int.from_bytes(body, "big") & MAX_INCREMENT
+                    stream.send_window += increment
+                    if stream.stream_type is not None and not stream.local_closed:
+                        events.append(WindowUpdated(stream_id, increment))
+            elif frame_type == RST:
+                stream = streams.get(stream_id)
+                if stream is not None:
+                    self._remove(stream)
+                    if stream.stream_type is not None:
+                        code = int.from_bytes(body, "big")
+                        events.append(StreamReset(stream_id, code, True))
+            else:
+                goaway = parse_body(frame_type, flags, stream_id, body)
+                assert isinstance(goaway, GoAway)
+                self._on_goaway(goaway, events)
+            if self.closed:
+                return events
+        if error is not None:
+            self._fail(error.error_code, error.message, events)
         return events
 
     def _on_data(self, stream_id: int, data: bytes, flags: int, events: list[MuxEvent]) -> None:
@@ -276,8 +289,7 @@ class Session:
         self._next_id += 2
         stream = _Stream(stream_id, self.window - size, stream_type)
         self._streams[stream_id] = stream
-        self._queue(data_header(stream_id, size, fin, True))
-        self._queue(stream_type.to_bytes(4, "big"))
+        self._queue(syn_header(stream_id, stream_type, size, fin))
         if data:
             self._queue(data)
         stream.local_closed = fin
