@@ -5,6 +5,7 @@ the SDK where ours does not (a Proxy stream dropped unread)."""
 from __future__ import annotations
 
 import json
+import math
 import struct
 
 import pytest
@@ -75,7 +76,7 @@ def bound(client: ClientSession, server: ServerSession) -> list[tuple[str, objec
     (request,) = only(pump(client, server), BindRequested)
     assert isinstance(request, BindRequested)
     resp = BindResp("ep-1", "https://app.example.test", "https", request.bind.opts, token="t")
-    server.answer_bind(request.stream_id, resp)
+    server.answer_bind(request.stream_id, resp, 0.0)
     return pump(client, server)
 
 
@@ -133,6 +134,29 @@ def test_bind_before_auth_and_a_second_auth_are_refused() -> None:
     assert str(again.result) == "the session is already authenticated"
 
 
+def test_a_bind_sent_before_the_auth_answer_waits_for_it() -> None:
+    client, server = ClientSession(), ServerSession()
+    client.authenticate(Auth(extra=AuthExtra(authtoken="tok")))
+    client.bind(Bind("https", HttpOpts(domain="early.example.test")))
+    events = pump(client, server)
+    (request,) = only(events, AuthRequested)
+    assert only(events, BindRequested) == [] and only(events, BadRequest) == []
+    assert isinstance(request, AuthRequested)
+    held = server.answer_auth(request.stream_id, AuthResp("3", "s"), 0.0)
+    assert [type(e) for e in held] == [BindRequested]
+    # refused instead: the held Bind is refused too
+    client, server = ClientSession(), ServerSession()
+    client.authenticate(Auth())
+    client.bind(Bind("https", HttpOpts()))
+    (request,) = only(pump(client, server), AuthRequested)
+    assert isinstance(request, AuthRequested)
+    held = server.answer_auth(request.stream_id, RpcError("no"), 0.0)
+    assert [type(e) for e in held] == [BadRequest]
+    answers = pump(client, server)
+    (bind_answer,) = only(answers, BindAnswered)
+    assert str(bind_answer.result) == "authenticate the session first"  # type: ignore[attr-defined]
+
+
 def test_bind_then_endpoint_ready_once_the_client_has_read_the_answer() -> None:
     client, server = authenticated()
     events = bound(client, server)
@@ -148,17 +172,20 @@ def test_bind_then_endpoint_ready_once_the_client_has_read_the_answer() -> None:
     assert tags.index(("C", "BindAnswered")) < tags.index(("S", "EndpointReady"))
     assert only(events, EndpointReady) == [EndpointReady("ep-1")]
     assert server.is_ready("ep-1")
+    assert server.ready_time("ep-1") == -math.inf
 
 
-def test_a_bind_answered_before_the_sdk_closes_is_not_ready() -> None:
-    # a raw client that never closes the Bind stream: the endpoint never becomes ready
+def test_a_bind_whose_stream_the_client_keeps_open_is_ready_after_a_grace() -> None:
+    # a raw client that never closes the Bind stream
     client, server = authenticated()
     sid = client.mux.open_stream(StreamType.BIND, Bind("http", HttpOpts()).encode())
-    (_request,) = only(pump(client, server), BindRequested)
-    server.answer_bind(sid, BindResp("ep-7", "http://x", "http", HttpOpts(), token="t"))
+    only(pump(client, server), BindRequested)
+    server.answer_bind(sid, BindResp("ep-7", "http://x", "http", HttpOpts(), token="t"), 10.0)
     client.mux.receive_data(server.data_to_send())
     assert "ep-7" in server.endpoints
     assert not server.is_ready("ep-7")
+    assert server.ready_time("ep-7") == 10.0 + server.ready_grace
+    assert server.ready_time("ep-8") is None
 
 
 def test_a_malformed_request_is_answered_with_an_error() -> None:
@@ -199,6 +226,7 @@ def test_unbind_withdraws_the_endpoint_and_is_idempotent() -> None:
     assert only(events, UnbindAnswered) == [UnbindAnswered(9, "ep-1", None)]
     assert server.endpoints == {} and client.endpoints == {}
     assert not server.is_ready("ep-1")
+    assert server.ready_time("ep-1") is None
     client.unbind("ep-1")
     events = pump(client, server)
     assert only(events, Unbound) == []
@@ -367,7 +395,7 @@ def test_a_reset_call_settles_with_an_error() -> None:
     assert isinstance(answer, BindAnswered)
     assert isinstance(answer.result, StreamResetError)
     assert answer.result.error_code == ErrorCode.INTERNAL
-    server.answer_bind(sid, BindResp("ep-1", "u", "https", HttpOpts(), token="t"))
+    server.answer_bind(sid, BindResp("ep-1", "u", "https", HttpOpts(), token="t"), 0.0)
     assert server.data_to_send() == b"" and server.endpoints == {}
 
 
@@ -377,7 +405,7 @@ def test_a_request_the_client_gave_up_on_is_not_answered() -> None:
     only(pump(client, server), BindRequested)
     client.reset_stream(sid)
     pump(client, server)
-    server.answer_bind(sid, BindResp("ep-1", "u", "https", HttpOpts(), token="t"))
+    server.answer_bind(sid, BindResp("ep-1", "u", "https", HttpOpts(), token="t"), 0.0)
     assert server.data_to_send() == b"" and server.endpoints == {}
 
 

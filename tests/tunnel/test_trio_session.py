@@ -30,8 +30,10 @@ from edgeward.tunnel.messages import (
     HttpOpts,
     ProxyHeader,
     StopTunnel,
+    StreamType,
     TcpOpts,
 )
+from edgeward.tunnel.server import ServerSession
 from edgeward.tunnel.trio_session import (
     ClientTunnel,
     ServerTunnel,
@@ -343,5 +345,55 @@ def test_the_edge_drops_an_agent_that_stops_beating(tls: Tls, tmp_path: Path) ->
                     break
                 agent.receive_data(data, 0.0)
             assert handler.tunnels[0].heartbeat_timed_out
+
+    run(test)
+
+
+async def _raw_bind_without_fin(tls: Tls, port: int) -> trio.SSLStream[trio.SocketStream]:
+    """A raw agent: Auth, then a Bind whose stream it never closes."""
+    conn = await connect_tls(tls, port)
+    agent = ClientSession()
+    agent.authenticate(Auth(extra=AuthExtra(authtoken=TOKEN)))
+    agent.mux.open_stream(StreamType.BIND, Bind("https", HttpOpts(domain="a.test")).encode())
+    await conn.send_all(agent.data_to_send())
+    return conn
+
+
+def test_open_proxy_waits_for_a_grace_when_the_bind_stream_stays_open(tls: Tls) -> None:
+    async def test() -> None:
+        handler = Handler()
+        sessions = lambda: ServerSession(ready_grace=0.2)  # noqa: E731
+        async with agent_ingress(tls, handler, session=sessions) as port:
+            conn = await _raw_bind_without_fin(tls, port)
+            await handler.bound.wait()
+            server = handler.tunnels[0]
+            stream = await server.open_proxy(ProxyHeader("ep-1", "192.0.2.1:1", "https"))
+            assert not server.proto.is_ready("ep-1")  # opened on the grace, not the FIN
+            assert stream.stream_id == 2
+            await conn.aclose()
+
+    run(test)
+
+
+def test_the_end_of_the_session_releases_open_proxy_waiters(tls: Tls) -> None:
+    async def test() -> None:
+        handler = Handler()
+        sessions = lambda: ServerSession(ready_grace=3600)  # noqa: E731
+        async with agent_ingress(tls, handler, session=sessions) as port:
+            conn = await _raw_bind_without_fin(tls, port)
+            await handler.bound.wait()
+            server = handler.tunnels[0]
+            failed = trio.Event()
+
+            async def waiter() -> None:
+                with pytest.raises(trio.BrokenResourceError):
+                    await server.open_proxy(ProxyHeader("ep-1", "192.0.2.1:1", "https"))
+                failed.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(waiter)
+                await trio.sleep(0.05)
+                await conn.aclose()  # the agent goes away
+                await failed.wait()
 
     run(test)

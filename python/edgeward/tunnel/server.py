@@ -18,7 +18,10 @@ The SDK race (agent-protocol.md §3, Proxy stream): the SDK registers an
 endpoint id only after it has decoded the BindResp, and silently drops a
 Proxy stream for an id it does not know yet. The SDK closes the Bind stream
 (FIN) right after reading the answer, so `EndpointReady` (that FIN) is the
-earliest sign the agent knows the id; `is_ready()` says the same. A Proxy
+earliest sign the agent knows the id; `ready_time()` says when Proxy streams
+may be opened: at once after that FIN, else `ready_grace` seconds after the
+BindResp went out (for a client that never closes its Bind stream; with
+the SDK a 200 ms pause was enough in every observed run). A Proxy
 stream the agent closes or resets without having consumed anything past its
 header, and without writing anything, is reported as `ProxyDropped` before
 its end: nothing reached the agent's upstream, so it is safe to retry on a
@@ -27,6 +30,7 @@ new stream.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from edgeward.tunnel.errors import MessageError, RpcError
@@ -149,6 +153,7 @@ _RPC_TYPES = frozenset(
     | {StreamType.SRV_INFO}
 )
 _COMMAND_TYPES = frozenset({StreamType.RESTART, StreamType.STOP, StreamType.UPDATE})
+_RECEIVED = object()  # InboundRpc.request of a complete request not decoded yet
 # Requests in flight on one session (the SDKs make one at a time); beyond it
 # a request stream is reset with ENHANCE_YOUR_CALM. Request bytes are not
 # credited back, so one request holds at most a window of memory.
@@ -172,17 +177,20 @@ class _Proxy:
 class ServerSession(ProtocolSession):
     """One agent connection, edge side."""
 
-    def __init__(self, *, mux: Session | None = None) -> None:
+    def __init__(self, *, mux: Session | None = None, ready_grace: float = 0.5) -> None:
         super().__init__(mux or Session(client=False))
+        self.ready_grace = ready_grace
         self.auth: Auth | None = None  # the accepted Auth
         self.endpoints: dict[str, Bind] = {}  # bound endpoints by id
         self._ready: set[str] = set()
+        self._bound_at: dict[str, float] = {}  # endpoint -> when its BindResp went out
         self._rpcs: dict[int, InboundRpc] = {}
         self._bind_streams: dict[int, str] = {}  # answered Bind stream -> endpoint id
         self._proxies: dict[int, _Proxy] = {}
         self._heartbeats: set[int] = set()
         self._commands: dict[int, tuple[int, ResponseReader]] = {}
         self._auth_pending = False
+        self._deferred: list[tuple[int, object]] = []  # requests held while Auth is pending
         self._monitor: HeartbeatMonitor | None = None
         self._timed_out = False
 
@@ -217,26 +225,36 @@ class ServerSession(ProtocolSession):
 
     # --- the caller's decisions -------------------------------------------------------
 
-    def answer_auth(self, stream_id: int, result: AuthResp | RpcError, now: float) -> None:
+    def answer_auth(
+        self, stream_id: int, result: AuthResp | RpcError, now: float
+    ) -> list[ServerEvent]:
+        """Answer the Auth; returns the events of requests that arrived while
+        it was pending (a client may send Bind before it has the AuthResp)."""
         self._auth_pending = False
         rpc = self._take_request(stream_id, StreamType.AUTH)
-        if rpc is None:
-            return
-        assert isinstance(rpc.request, Auth)
-        if isinstance(result, RpcError):
-            self._answer(stream_id, rpc, encode_error(result))
-            return
-        self.auth = rpc.request
-        extra = rpc.request.extra
-        if extra.heartbeat_interval > 0:
-            self._monitor = HeartbeatMonitor(
-                ns_to_seconds(extra.heartbeat_interval),
-                ns_to_seconds(max(extra.heartbeat_tolerance, 0)),
-                now,
-            )
-        self._answer(stream_id, rpc, result.encode())
+        if rpc is not None:
+            assert isinstance(rpc.request, Auth)
+            if isinstance(result, RpcError):
+                self._answer(stream_id, rpc, encode_error(result))
+            else:
+                self.auth = rpc.request
+                extra = rpc.request.extra
+                if extra.heartbeat_interval > 0:
+                    self._monitor = HeartbeatMonitor(
+                        ns_to_seconds(extra.heartbeat_interval),
+                        ns_to_seconds(max(extra.heartbeat_tolerance, 0)),
+                        now,
+                    )
+                self._answer(stream_id, rpc, result.encode())
+        out: list[ServerEvent] = []
+        deferred, self._deferred = self._deferred, []
+        for sid, value in deferred:
+            waiting = self._rpcs.get(sid)
+            if waiting is not None:
+                self._on_request(sid, waiting, value, out)
+        return out
 
-    def answer_bind(self, stream_id: int, result: BindResp | RpcError) -> None:
+    def answer_bind(self, stream_id: int, result: BindResp | RpcError, now: float) -> None:
         rpc = self._take_request(stream_id, StreamType.BIND)
         if rpc is None:
             return
@@ -245,6 +263,7 @@ class ServerSession(ProtocolSession):
             self._answer(stream_id, rpc, encode_error(result))
             return
         self.endpoints[result.id] = rpc.request
+        self._bound_at[result.id] = now
         if rpc.ended:  # a client that half-closed first: nothing to wait for
             self._ready.add(result.id)
         else:
@@ -254,6 +273,16 @@ class ServerSession(ProtocolSession):
     def is_ready(self, endpoint_id: str) -> bool:
         """The agent has read the endpoint's BindResp (see the module doc)."""
         return endpoint_id in self._ready
+
+    def ready_time(self, endpoint_id: str) -> float | None:
+        """When Proxy streams for the endpoint may be opened (-inf: now);
+        None when the endpoint is not bound on this session."""
+        if endpoint_id in self._ready:
+            return -math.inf
+        bound_at = self._bound_at.get(endpoint_id)
+        if bound_at is None or endpoint_id not in self.endpoints:
+            return None
+        return bound_at + self.ready_grace
 
     def open_proxy(self, header: ProxyHeader, data: bytes = b"") -> int:
         """Open a Proxy stream: type, header, then `data` (which must fit the
@@ -266,8 +295,7 @@ class ServerSession(ProtocolSession):
     def stop_tunnel(self, stop: StopTunnel) -> None:
         """Close one of the agent's endpoints (no answer; the SDK then sends
         Unbind, answered like any other)."""
-        self.endpoints.pop(stop.id, None)
-        self._ready.discard(stop.id)
+        self._withdraw(stop.id)
         self.mux.open_stream(StreamType.STOP_TUNNEL, stop.encode(), fin=True)
 
     def send_command(self, stream_type: StreamType, version: str = "") -> int:
@@ -372,15 +400,25 @@ class ServerSession(ProtocolSession):
             return  # bytes after the object: ignored
         try:
             value = rpc.reader.feed(data)
-            if value is None:
-                return
-            kind = rpc.stream_type
+        except MessageError as exc:
+            self._reject(sid, rpc, exc, out)
+            return
+        if value is not None:
+            rpc.request = _RECEIVED
+            self._on_request(sid, rpc, value, out)
+
+    def _on_request(self, sid: int, rpc: InboundRpc, value: object, out: list[ServerEvent]) -> None:
+        """A complete request: decode it, answer it or hand it to the caller."""
+        kind = rpc.stream_type
+        try:
             if kind == StreamType.AUTH:
                 if self.auth is not None or self._auth_pending:
                     raise RpcError("the session is already authenticated")
                 rpc.request = auth = Auth.from_json(value)
                 self._auth_pending = True
                 out.append(AuthRequested(sid, auth))
+            elif self._auth_pending:  # held until the Auth is answered
+                self._deferred.append((sid, value))
             elif self.auth is None:
                 raise RpcError("authenticate the session first")
             elif kind == StreamType.BIND:
@@ -390,8 +428,8 @@ class ServerSession(ProtocolSession):
                 endpoint = Unbind.from_json(value).id
                 rpc.request = endpoint
                 self._answer(sid, rpc, UNBIND_RESP)  # unknown ids too: unbinding is idempotent
-                if self.endpoints.pop(endpoint, None) is not None:
-                    self._ready.discard(endpoint)
+                if endpoint in self.endpoints:
+                    self._withdraw(endpoint)
                     out.append(Unbound(endpoint))
             else:
                 raise RpcError(f"{StreamType(kind).name} requests are not supported")
@@ -440,6 +478,11 @@ class ServerSession(ProtocolSession):
         except MessageError:
             self.mux.reset_stream(sid, ErrorCode.FRAME_SIZE)
             del self._commands[sid]
+
+    def _withdraw(self, endpoint: str) -> None:
+        self.endpoints.pop(endpoint, None)
+        self._ready.discard(endpoint)
+        self._bound_at.pop(endpoint, None)
 
     def _stream_closed(self, stream_id: int) -> None:
         if not self.mux.is_open(stream_id):

@@ -421,16 +421,20 @@ class ServerTunnel(_Driver):
         self, header: ProxyHeader, data: bytes = b"", *, wait: bool = True
     ) -> TunnelStream:
         """Open a Proxy stream; `data` (small: it must fit the first frame)
-        goes with the header. By default it first waits until the agent has
-        read the endpoint's BindResp (the SDK drops a stream that comes
-        earlier); `wait=False` skips that, for a caller that retries
+        goes with the header. By default it first waits for the endpoint's
+        `ready_time` (the SDK drops a stream that comes before it has read
+        the BindResp); `wait=False` skips that, for a caller that retries
         `stream.dropped` streams itself."""
-        while wait and not self.proto.is_ready(header.id):
+        while wait:
             if self.ended.is_set():
                 raise trio.BrokenResourceError("the session ended") from self.end_reason
-            if header.id not in self.proto.endpoints:
+            when = self.proto.ready_time(header.id)
+            if when is None:
                 raise KeyError(f"no endpoint {header.id!r} on this session")
-            await self._ready.park()
+            if when <= trio.current_time():
+                break
+            with trio.move_on_at(when):
+                await self._ready.park()
         if self.ended.is_set():
             raise trio.BrokenResourceError("the session ended") from self.end_reason
         stream = self._add_stream(self.proto.open_proxy(header, data))
@@ -441,6 +445,10 @@ class ServerTunnel(_Driver):
         self.proto.stop_tunnel(stop)
         self._ready.unpark_all()
         self.wake_writer()
+
+    def _end(self, reason: TunnelError) -> None:
+        super()._end(reason)
+        self._ready.unpark_all()
 
     def _receive(self, data: bytes) -> list[ServerEvent]:
         return self.proto.receive_data(data, trio.current_time())
@@ -480,8 +488,7 @@ class ServerTunnel(_Driver):
             result = await self.handler.authenticate(self, event.auth)
         except RpcError as exc:
             result = exc
-        self.proto.answer_auth(event.stream_id, result, trio.current_time())
-        self._reschedule()
+        self._dispatch(self.proto.answer_auth(event.stream_id, result, trio.current_time()))
         self.wake_writer()
 
     async def _answer_bind(self, event: BindRequested) -> None:
@@ -490,7 +497,8 @@ class ServerTunnel(_Driver):
             result = await self.handler.bind(self, event.bind)
         except RpcError as exc:
             result = exc
-        self.proto.answer_bind(event.stream_id, result)
+        self.proto.answer_bind(event.stream_id, result, trio.current_time())
+        self._ready.unpark_all()  # waiters re-read ready_time
         self.wake_writer()
 
 
