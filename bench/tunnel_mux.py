@@ -15,6 +15,11 @@ agent's `ClientSession` reads the header and request, answers and closes.
 Four frames cross the wire per exchange. The issue's anchor: a pure-Python
 byte-stream framing costs ~1.4 µs per frame.
 
+Through the trio driver: our agent session and our edge session in one
+process over a socketpair (no TLS), sequential exchanges (the edge opens a
+Proxy stream with the request, the agent reads it and answers with FIN);
+CPU µs per exchange for both sides together, driver and sessions included.
+
     python -m bench tunnel_mux [--quick]
 """
 
@@ -162,6 +167,61 @@ def agent_exchanges(count: int) -> Callable[[], object]:
     return run
 
 
+def driver_exchanges(count: int) -> float:
+    """CPU seconds for `count` sequential exchanges through both drivers."""
+    import socket
+    import time
+
+    import trio
+
+    from edgeward.tunnel.messages import Auth, AuthResp, Bind
+    from edgeward.tunnel.trio_session import ServerTunnel, open_agent_session, serve_agent
+
+    class Accept:
+        async def authenticate(self, tunnel: ServerTunnel, auth: Auth) -> AuthResp:
+            return AuthResp("3", "s")
+
+        async def bind(self, tunnel: ServerTunnel, bind: Bind) -> BindResp:
+            return BindResp("ep-1", "https://a", bind.proto, bind.opts, token="t")
+
+        async def unbound(self, tunnel: ServerTunnel, endpoint_id: str) -> None:
+            pass
+
+    cpu = 0.0
+
+    async def main() -> None:
+        nonlocal cpu
+        left, right = (trio.socket.from_stdlib_socket(s) for s in socket.socketpair())
+        async with trio.open_nursery() as nursery:
+            edge: ServerTunnel = await nursery.start(serve_agent, trio.SocketStream(left), Accept())
+            async with open_agent_session(trio.SocketStream(right)) as agent:
+                await agent.authenticate(Auth())
+                await agent.bind(Bind("https", HttpOpts(domain="a")))
+
+                async def answer() -> None:
+                    while True:
+                        _, stream = await agent.accept()
+                        await stream.receive_some()
+                        await stream.send_all(RESPONSE)
+                        await stream.send_eof()
+                        await stream.aclose()
+
+                async with trio.open_nursery() as answering:
+                    answering.start_soon(answer)
+                    start = time.process_time()
+                    for _ in range(count):
+                        stream = await edge.open_proxy(HEADER, REQUEST)
+                        while await stream.receive_some():
+                            pass
+                        await stream.aclose()
+                    cpu = time.process_time() - start
+                    answering.cancel_scope.cancel()
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    return cpu
+
+
 def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     number = 100 if quick else 1000
@@ -203,6 +263,11 @@ def main(argv: list[str]) -> None:
         per = cost / EXCHANGE_FRAMES
         exchange.add(side, cost, per, per / ref_small)
     exchange.print()
+    runs = 2000 if quick else 10_000
+    samples = sorted(driver_exchanges(runs) / runs * 1e6 for _ in range(3))
+    driver = Table("through the trio drivers (socketpair, no TLS)", ["exchanges", "CPU µs each"])
+    driver.add(runs, samples[1])
+    driver.print()
     print("anchor (issue #10): a pure-Python byte-stream framing ~1.4 µs per frame", flush=True)
 
 

@@ -91,6 +91,8 @@ def test_auth_bind_and_a_request_through_a_proxy_stream(tls: Tls) -> None:
             assert handler.auths[0].extra.client_type == "edgeward"
             assert handler.binds[0].opts.requested_domain == "app.example.test"  # type: ignore[union-attr]
 
+            agent_done = trio.Event()
+
             async def agent() -> None:
                 header, stream = await client.accept()
                 assert header == HEADER
@@ -101,6 +103,7 @@ def test_auth_bind_and_a_request_through_a_proxy_stream(tls: Tls) -> None:
                 await stream.send_eof()
                 assert await stream.receive_some() == b""  # the edge half-closed too
                 await stream.aclose()
+                agent_done.set()
 
             nursery.start_soon(agent)
             stream = await server.open_proxy(HEADER, b"GET / HTTP/1.1\r\nHost: app\r\n\r\n")
@@ -109,6 +112,7 @@ def test_auth_bind_and_a_request_through_a_proxy_stream(tls: Tls) -> None:
             assert not stream.dropped
             await stream.send_eof()
             await stream.aclose()
+            await agent_done.wait()
             await client.aclose()
             nursery.cancel_scope.cancel()
 
