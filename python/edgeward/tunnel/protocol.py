@@ -6,6 +6,8 @@ the bookkeeping of both layers stays in step."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from edgeward.tunnel.frames import ErrorCode
 from edgeward.tunnel.mux import Session
 
@@ -13,6 +15,24 @@ from edgeward.tunnel.mux import Session
 class ProtocolSession:
     def __init__(self, mux: Session) -> None:
         self.mux = mux
+
+    # --- what each role implements ---------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> Sequence[object]:
+        """Bytes from the peer; the events they cause."""
+        raise NotImplementedError
+
+    def tick(self, now: float) -> Sequence[object]:
+        """The timer's events (heartbeats)."""
+        raise NotImplementedError
+
+    def next_deadline(self) -> float | None:
+        """When `tick` may next have something to say (None: nothing planned)."""
+        raise NotImplementedError
+
+    def connection_lost(self) -> Sequence[object]:
+        """The connection is gone: the data streams the caller holds are reset."""
+        raise NotImplementedError
 
     # --- bytes out ---------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -38,7 +38,6 @@ from trio.lowlevel import ParkingLot, checkpoint, checkpoint_if_cancelled
 from edgeward.tunnel.client import (
     AuthAnswered,
     BindAnswered,
-    ClientEvent,
     ClientSession,
     HeartbeatAnswered,
     ProxyOpened,
@@ -68,7 +67,6 @@ from edgeward.tunnel.server import (
     BindRequested,
     EndpointReady,
     ProxyDropped,
-    ServerEvent,
     ServerSession,
     Unbound,
 )
@@ -253,7 +251,7 @@ class _Driver:
                 data = await self.conn.receive_some(RECEIVE_SIZE)
                 if not data:
                     break
-                self._dispatch(self._receive(bytes(data)))
+                self._dispatch(self.proto.receive_data(bytes(data), trio.current_time()))
                 self.wake_writer()
         except _CONNECTION_ERRORS:
             pass
@@ -276,40 +274,27 @@ class _Driver:
 
     async def _timer(self) -> None:
         while True:
-            deadline = self.proto_deadline()
+            deadline = self.proto.next_deadline()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 self._timer_scope = scope
                 await trio.sleep_forever()
             self._timer_scope = None
-            self._dispatch(self._tick(trio.current_time()))
+            self._dispatch(self.proto.tick(trio.current_time()))
             self.wake_writer()
 
     def _reschedule(self) -> None:
         scope = self._timer_scope
-        deadline = self.proto_deadline()
+        deadline = self.proto.next_deadline()
         if scope is not None and deadline is not None and deadline < scope.deadline:
             scope.deadline = deadline
 
-    # --- role hooks -----------------------------------------------------------------------
-
-    def _receive(self, data: bytes) -> list[ServerEvent] | list[ClientEvent]:
-        raise NotImplementedError
-
-    def _tick(self, now: float) -> list[ServerEvent] | list[ClientEvent]:
-        raise NotImplementedError
-
-    def proto_deadline(self) -> float | None:
-        raise NotImplementedError
-
-    def _connection_lost(self) -> list[ServerEvent] | list[ClientEvent]:
-        raise NotImplementedError
-
     def _on_role_event(self, event: object) -> None:
+        """Role hook: an event of the server or client session."""
         raise NotImplementedError
 
     # --- events ---------------------------------------------------------------------------
 
-    def _dispatch(self, events: list[ServerEvent] | list[ClientEvent]) -> None:
+    def _dispatch(self, events: Sequence[object]) -> None:
         for event in events:
             if isinstance(event, DataReceived):
                 stream = self.streams.get(event.stream_id)
@@ -385,7 +370,7 @@ class _Driver:
 
     def _lose(self, reason: TunnelError) -> None:
         """The connection is unusable: end everything now."""
-        self._dispatch(self._connection_lost())
+        self._dispatch(self.proto.connection_lost())
         self._end(reason)
 
     def _end(self, reason: TunnelError) -> None:
@@ -465,18 +450,6 @@ class ServerTunnel(_Driver):
     def _end(self, reason: TunnelError) -> None:
         super()._end(reason)
         self._ready.unpark_all()
-
-    def _receive(self, data: bytes) -> list[ServerEvent]:
-        return self.proto.receive_data(data, trio.current_time())
-
-    def _tick(self, now: float) -> list[ServerEvent]:
-        return self.proto.tick(now)
-
-    def proto_deadline(self) -> float | None:
-        return self.proto.next_deadline()
-
-    def _connection_lost(self) -> list[ServerEvent]:
-        return self.proto.connection_lost()
 
     def _on_role_event(self, event: object) -> None:
         nursery = self._nursery
@@ -591,18 +564,6 @@ class ClientTunnel(_Driver):
         header, stream = self._incoming.popleft()
         await checkpoint()
         return header, stream
-
-    def _receive(self, data: bytes) -> list[ClientEvent]:
-        return self.proto.receive_data(data, trio.current_time())
-
-    def _tick(self, now: float) -> list[ClientEvent]:
-        return self.proto.tick(now)
-
-    def proto_deadline(self) -> float | None:
-        return self.proto.next_deadline()
-
-    def _connection_lost(self) -> list[ClientEvent]:
-        return self.proto.connection_lost()
 
     def _end(self, reason: TunnelError) -> None:
         super()._end(reason)
