@@ -485,8 +485,7 @@ class ServerSession(ProtocolSession):
         self._bound_at.pop(endpoint, None)
 
     def _stream_closed(self, stream_id: int) -> None:
-        if not self.mux.is_open(stream_id):
-            self._proxies.pop(stream_id, None)
+        if not self.mux.is_open(stream_id) and self._proxies.pop(stream_id, None) is None:
             self._forget(stream_id)
 
     def _forget(self, sid: int) -> None:
