@@ -347,6 +347,7 @@ def test_the_server_watches_the_agents_beats() -> None:
     assert server.next_deadline() == 25.0
     client.tick(10.0)
     pump(client, server, now=10.0)
+    assert server.last_heartbeat == 10.0
     assert server.next_deadline() == 35.0
     assert server.tick(34.0) == []
     assert server.tick(35.5) == [ServerTimedOut()]

@@ -109,8 +109,11 @@ def test_the_sdk_authenticates_binds_and_serves_requests(tls: Tls) -> None:
                 assert (bind.opts.hostname, bind.opts.domain) == (DOMAIN, "")
             # what it made of our answers: listener.url() is BindResp.URL verbatim
             assert sdk == {"url": f"https://{DOMAIN}", "id": "ep-1"}
-            # the data path: requests through Proxy streams, one after another and at once
+            # its heartbeat stream, opened at session start, first beat at once
             tunnel = handler.tunnels[0]
+            while tunnel.proto.last_heartbeat is None:
+                await trio.sleep(0.01)
+            # the data path: requests through Proxy streams, one after another and at once
             header = ProxyHeader("ep-1", "192.0.2.10:54321", "https", "3")
             for _ in range(3):
                 stream = await tunnel.open_proxy(header, REQUEST)

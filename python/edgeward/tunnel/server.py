@@ -193,6 +193,7 @@ class ServerSession(ProtocolSession):
         self._deferred: list[tuple[int, object]] = []  # requests held while Auth is pending
         self._monitor: HeartbeatMonitor | None = None
         self._timed_out = False
+        self.last_heartbeat: float | None = None  # when the agent's last beat arrived
 
     # --- bytes in, time -----------------------------------------------------------------
 
@@ -464,6 +465,7 @@ class ServerSession(ProtocolSession):
 
     def _echo(self, sid: int, data: bytes, now: float) -> None:
         self.mux.acknowledge(sid, len(data))
+        self.last_heartbeat = now
         if self._monitor is not None:
             self._monitor.on_data(len(data), now)
         if self.mux.send_window(sid) >= len(data):
