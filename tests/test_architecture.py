@@ -10,7 +10,20 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "python" / "edgeward"
 
 # Packages whose code is sans-IO: fed bytes/events, never an event loop.
-SANS_IO = ("hooks", "errors", "document", "http1", "http2", "expr", "ipnet", "webhooks", "policy")
+SANS_IO = (
+    "hooks",
+    "errors",
+    "document",
+    "http1",
+    "http2",
+    "expr",
+    "ipnet",
+    "webhooks",
+    "policy",
+    "tunnel",
+)
+# The trio drivers that live inside a sans-IO package (and nothing there imports them).
+TRIO_DRIVERS = {"edgeward.tunnel.trio_session"}
 # Packages that do blocking I/O (the state store's database) without trio;
 # trio code reaches them through the one adapter module named here.
 TRIO_FREE = ("store", "authtokens")
@@ -35,6 +48,16 @@ FORBIDDEN = {
     "expr": ("edgeward.policy", "edgeward.proxy"),
     "http1": ("edgeward.policy", "edgeward.expr"),
     "http2": ("edgeward.policy", "edgeward.expr"),
+    # The tunnel protocol sits beside http1/http2: the edge and the agent build on it.
+    "tunnel": (
+        "edgeward.proxy",
+        "edgeward.policy",
+        "edgeward.config",
+        "edgeward.http1",
+        "edgeward.http2",
+        "edgeward.expr",
+        "edgeward.cli",
+    ),
 }
 
 
@@ -55,12 +78,18 @@ def imported(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+            names.add(node.module)  # and what it names, which may be a module
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
 def layer(path: Path) -> str:
     return path.relative_to(PACKAGE).parts[0].removesuffix(".py").removesuffix(".pyx")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _matches(name: str, prefix: str) -> bool:
@@ -75,8 +104,10 @@ def test_layering(path: Path) -> None:
         assert not any(_matches(n, "edgeward_native") for n in names), (
             "only edgeward.native imports the compiled module"
         )
-    if here in SANS_IO:
+    if here in SANS_IO and module_name(path) not in TRIO_DRIVERS:
         assert not any(_matches(n, "trio") for n in names), f"{here} is sans-IO: no trio"
+        for driver in TRIO_DRIVERS:
+            assert not any(_matches(n, driver) for n in names), f"{here} is sans-IO: no {driver}"
     if here in TRIO_FREE and str(path.relative_to(PACKAGE)) not in TRIO_ADAPTERS:
         assert not any(_matches(n, "trio") for n in names), (
             f"{here} runs in worker threads: trio only in {TRIO_ADAPTERS}"
