@@ -3,6 +3,8 @@ module, TLS certificates for *.edge.test, the upstream echo server."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +12,9 @@ import pytest
 
 from tests.identity.op import Provider, running_provider
 from tests.identity.support import Certs, make_certs, resolve_test_hosts
-from tests.policy.e2e import Server, serve
 from tests.identity.support import echo
+from tests.policy.e2e import Server, serve
+from tests.proxy.proxy_support import free_port, wait_port
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +45,25 @@ def _test_hosts() -> Iterator[None]:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (scripts/system-deps installs it)")
+    port = free_port()
+    directory = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, proc=proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+

@@ -63,6 +63,7 @@ Op = Generator[Effect, EffectResult, Any]
 TICKET_TTL = 600.0  # a login must complete within 10 minutes
 HANDOFF_TTL = 60.0
 LOCK_TTL = 30.0
+COOKIE_GRACE = 300
 DEFAULT_MAX_SESSION = 86_400.0
 CALLBACK_PATH = "/oauth2/callback"
 START_PATH = "/oauth2/start"
@@ -501,7 +502,9 @@ def _handoff(rt: Runtime, client: Client, opts: SessionOptions, req: Request, no
         refused.reason = "hand-off refused: it was not started by this browser for this endpoint"
         return refused
     sid = str(record["sid"])
-    max_age = int(record.get("ma") or 0) or None
+    # The cookie outlives the session by a little, so an ended session is
+    # seen (and reported: session_max_duration_reached), not just forgotten.
+    max_age = int(record.get("ma") or DEFAULT_MAX_SESSION) + COOKIE_GRACE
     sealed = rt.keyring.seal(
         "session",
         {
@@ -509,7 +512,7 @@ def _handoff(rt: Runtime, client: Client, opts: SessionOptions, req: Request, no
             "k": client.key,
             "a": opts.auth_id,
             "h": opts.cookie_domain or req.authority,
-            "exp": now + (max_age or DEFAULT_MAX_SESSION),
+            "exp": now + max_age,
         },
     )
     headers = [
@@ -576,7 +579,7 @@ def _check_session(
     if opts.idle_duration is not None and now - seen > opts.idle_duration:
         yield from rt.store.delete(key)
         return Outcome(timed_out=True)
-    remaining = created + max_duration - now
+    remaining = created + max_duration + COOKIE_GRACE - now
     dirty = False
     touch_every = min(60.0, (opts.idle_duration or 240.0) / 4)
     if now - seen >= touch_every:
@@ -830,7 +833,7 @@ def _callback(rt: Runtime, req: Request, now: float) -> Op:
     max_age = int(ticket.get("ma") or DEFAULT_MAX_SESSION)
     sid = _random()
     code_out = _random()
-    session_ttl = float(max_age)
+    session_ttl = float(max_age + COOKIE_GRACE)  # kept a little longer, like the cookie
     try:
         yield from rt.store.put("session:" + sid, record, session_ttl, now)
         yield from rt.store.put(
