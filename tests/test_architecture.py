@@ -10,13 +10,26 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "python" / "edgeward"
 
 # Packages whose code is sans-IO: fed bytes/events, never an event loop.
-SANS_IO = ("hooks", "errors", "document", "http1", "http2", "expr", "ipnet", "webhooks", "policy")
+SANS_IO = (
+    "hooks",
+    "errors",
+    "document",
+    "http1",
+    "http2",
+    "expr",
+    "ipnet",
+    "webhooks",
+    "policy",
+    "identity",
+)
 # What each layer must not import.
 FORBIDDEN = {
     # The YAML/JSON loader of both the edge config and policies: below both.
     "document": ("edgeward.config", "edgeward.policy", "edgeward.proxy", "edgeward.hooks"),
     "policy": ("edgeward.proxy", "edgeward.http1", "edgeward.http2", "edgeward.config"),
     "expr": ("edgeward.policy", "edgeward.proxy"),
+    # The login flow: below the policy engine, which runs it for oauth/oidc.
+    "identity": ("edgeward.policy", "edgeward.proxy", "edgeward.config", "edgeward.http1"),
     "http1": ("edgeward.policy", "edgeward.expr"),
     "http2": ("edgeward.policy", "edgeward.expr"),
 }

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from tests.identity.support import DOMAIN, Certs
 
 CHROMIUM = "/usr/bin/chromium"
@@ -96,7 +95,9 @@ def log_in(driver: Any, username: str, password: str) -> None:
     """Fill Canaille's login and password forms (whichever is shown)."""
     from selenium.webdriver.common.by import By
 
-    wait_for(driver, lambda d: d.find_elements(By.NAME, "login") or d.find_elements(By.NAME, "password"))
+    wait_for(
+        driver, lambda d: d.find_elements(By.NAME, "login") or d.find_elements(By.NAME, "password")
+    )
     if driver.find_elements(By.NAME, "login"):
         field = driver.find_element(By.NAME, "login")
         field.send_keys(username)

@@ -9,10 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.identity.op import Provider, running_provider
-from tests.identity.support import Certs, make_certs, resolve_test_hosts
-from tests.identity.support import echo
+from tests.identity.support import Certs, echo, make_certs, resolve_test_hosts
 from tests.policy.e2e import Server, serve
 from tests.proxy.proxy_support import free_port, wait_port
 
@@ -65,5 +63,3 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
-
-

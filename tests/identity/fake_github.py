@@ -88,7 +88,10 @@ def running_github() -> Iterator[FakeGitHub]:
 
     def token(h: Handler) -> Reply:
         form = {k: v[0] for k, v in parse_qs(h.body.decode()).items()}
-        if form.get("client_id") != fake.client_id or form.get("client_secret") != fake.client_secret:
+        if (
+            form.get("client_id") != fake.client_id
+            or form.get("client_secret") != fake.client_secret
+        ):
             return _json(200, {"error": "incorrect_client_credentials"})
         grant = fake.codes.pop(form.get("code", ""), None)
         if grant is None or form.get("redirect_uri") != fake.redirect_uri:

@@ -81,8 +81,8 @@ class Provider:
             user = models.User(
                 user_name=login,
                 formatted_name=name,
-                given_name=name.split()[0],
-                family_name=name.split()[-1],
+                given_name=name.split(maxsplit=1)[0],
+                family_name=name.rsplit(maxsplit=1)[-1],
                 emails=[email],
                 password=password,
             )

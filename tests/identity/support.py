@@ -26,7 +26,6 @@ from urllib.parse import urljoin
 
 import httpx
 import trustme
-
 from tests.proxy.proxy_support import EDGEWARD, Edge, free_port, wait_port
 
 DOMAIN = "edge.test"
@@ -80,7 +79,11 @@ def make_certs(directory: Path) -> Certs:
 
 def write_keys(path: Path, *kids: str) -> Path:
     keys = [
-        {"kty": "oct", "kid": kid, "k": base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")}
+        {
+            "kty": "oct",
+            "kid": kid,
+            "k": base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
+        }
         for kid in kids or ("k1",)
     ]
     path.write_text(json.dumps({"keys": keys}))
@@ -190,7 +193,9 @@ class Browser:
     stop at, and look at, any hop."""
 
     def __init__(self, certs: Certs) -> None:
-        self.client = httpx.Client(verify=ssl.create_default_context(cafile=str(certs.ca_file)), timeout=30)
+        self.client = httpx.Client(
+            verify=ssl.create_default_context(cafile=str(certs.ca_file)), timeout=30
+        )
         self.hops: list[httpx.Response] = []
 
     def close(self) -> None:

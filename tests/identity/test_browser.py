@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-
 from tests.identity.browser import (
     chromium,
     clear_cookies,
@@ -113,14 +112,18 @@ def test_idle_and_max_expiry(driver: Any, edge: IdentityEdge) -> None:
     time.sleep(2.5)  # idle past the idle duration
     driver.get(edge.url("idle", "/a"))
     wait_for(driver, lambda d: d.current_url == edge.url("idle", "/a"))
-    assert any(urlsplit(url).path == "/oauth2/start" for url in visited(driver))  # a new login was needed
+    assert any(
+        urlsplit(url).path == "/oauth2/start" for url in visited(driver)
+    )  # a new login was needed
     assert cookies(driver)["__Host-session@idle.edge.test"]["value"] != first
 
     driver.get(edge.url("short", "/a"))
     wait_for(driver, lambda d: d.current_url == edge.url("short", "/a"))
     visited(driver)
     deadline = time.monotonic() + 30
-    while not any(urlsplit(url).path == "/oauth2/start" for url in visited(driver)):  # active, until max
+    while not any(
+        urlsplit(url).path == "/oauth2/start" for url in visited(driver)
+    ):  # active, until max
         assert time.monotonic() < deadline, "the max session duration never ended the session"
         time.sleep(0.3)
         driver.get(edge.url("short", "/a"))

@@ -9,10 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from edgeward.config import load_config
-from edgeward.errors import ConfigError
-from edgeward.policy import compile_hooks
 from tests.identity.fake_github import FakeGitHub, running_github
 from tests.identity.support import (
     Browser,
@@ -23,6 +19,10 @@ from tests.identity.support import (
     write_keys,
 )
 from tests.policy.e2e import Server
+
+from edgeward.config import load_config
+from edgeward.errors import ConfigError
+from edgeward.policy import compile_hooks
 
 # The brief's example, with the client the operator registered.
 BRIEF = """
@@ -64,7 +64,12 @@ def edge(
     policy = BRIEF.format(client_id=github.client_id, secret=github.client_secret)
     providers = f"github: {{web: {github.url}, api: {github.url}}}"
     running = start_identity_edge(
-        tmp_path_factory.mktemp("gh"), certs, port, {"app": policy}, upstream.url, providers=providers
+        tmp_path_factory.mktemp("gh"),
+        certs,
+        port,
+        {"app": policy},
+        upstream.url,
+        providers=providers,
     )
     yield running
     running.stop()
@@ -75,7 +80,13 @@ def edge(
     [("john", 200, "john@external.com"), ("dev", 200, "dev@example.com"), ("eve", 403, None)],
 )
 def test_the_brief_github_example(
-    edge: IdentityEdge, github: FakeGitHub, certs: Certs, login: str, status: int, email: str | None
+    *,
+    edge: IdentityEdge,
+    github: FakeGitHub,
+    certs: Certs,
+    login: str,
+    status: int,
+    email: str | None,
 ) -> None:
     github.current = login
     browser = Browser(certs)
@@ -119,14 +130,18 @@ def load_error(config: Path) -> str:
 
 def test_an_empty_client_id_says_how_to_register_an_app(tmp_path: Path) -> None:
     message = load_error(
-        edge_config(tmp_path, "on_http_request: [{actions: [{type: oauth, config: {provider: github}}]}]")
+        edge_config(
+            tmp_path, "on_http_request: [{actions: [{type: oauth, config: {provider: github}}]}]"
+        )
     )
     assert "Register an OAuth app at github" in message
     assert "https://auth.example.com/oauth2/callback" in message
 
 
 def test_identity_is_required_by_an_edge(tmp_path: Path) -> None:
-    policy = "on_http_request: [{actions: [{type: oauth, config: {provider: github, client_id: x}}]}]"
+    policy = (
+        "on_http_request: [{actions: [{type: oauth, config: {provider: github, client_id: x}}]}]"
+    )
     message = load_error(edge_config(tmp_path, policy, identity="events: off"))
     assert "needs the edge config's identity: section" in message
 
@@ -157,7 +172,10 @@ def test_http_issuers_only_on_loopback_and_only_when_allowed(tmp_path: Path) -> 
         " {issuer_url: '%s', client_id: c, client_secret: s}}]}]"
     )
     keys = write_keys(tmp_path / "keys.json")
-    allowed = f"identity: {{auth_host: a.example.com, keys_file: {keys}, allow_insecure_loopback_issuer: true}}"
+    allowed = (
+        f"identity: {{auth_host: a.example.com, keys_file: {keys},"
+        " allow_insecure_loopback_issuer: true}"
+    )
     assert "allow_insecure_loopback_issuer" in load_error(
         edge_config(tmp_path, oidc % "http://127.0.0.1:1")
     )

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.identity.op import Provider
 from tests.identity.support import (
     Browser,
@@ -185,7 +184,7 @@ def test_two_endpoints_share_the_auth_host(edge: IdentityEdge, browser: Browser)
     browser.hops.clear()
     second = browser.follow(edge.url("app2", "/b"), login=None)
     assert second.status_code == 200 and json.loads(second.text)["path"] == "/b"
-    assert not any("/login" == h.url.path for h in browser.hops)
+    assert not any(h.url.path == "/login" for h in browser.hops)
     # The session cookie of app does not open app2 (host-bound).
     other = Browser.__new__(Browser)
     assert browser.client.cookies.get("__Host-session", domain="app.edge.test") != (
@@ -266,6 +265,7 @@ def test_a_missing_discovery_document_is_a_warning_then_503(
 
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
 def test_sessions_survive_a_restart_in_a_shared_store(
+    *,
     store: str,
     provider: Provider,
     certs: Certs,
@@ -283,14 +283,26 @@ def test_sessions_survive_a_restart_in_a_shared_store(
     keys = write_keys(tmp_path / "keys.json", "k1")
     text = policy(provider, port)
     first = start_identity_edge(
-        tmp_path / "one", certs, port, {"app": text}, upstream.url, session_store=spec, keys_file=keys
+        tmp_path / "one",
+        certs,
+        port,
+        {"app": text},
+        upstream.url,
+        session_store=spec,
+        keys_file=keys,
     )
     browser = Browser(certs)
     try:
         assert browser.follow(edge_url(port, "/a"), login=ALICE).status_code == 200
         first.stop()
         second = start_identity_edge(
-            tmp_path / "two", certs, port, {"app": text}, upstream.url, session_store=spec, keys_file=keys
+            tmp_path / "two",
+            certs,
+            port,
+            {"app": text},
+            upstream.url,
+            session_store=spec,
+            keys_file=keys,
         )
         try:
             response = browser.get(edge_url(port, "/b"))

@@ -23,10 +23,14 @@ from edgeward.identity.seal import (
 KEYRING = Keyring([SealKey("k1", b"\x01" * 32)])
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
-payloads = st.dictionaries(st.text(max_size=10).filter(lambda k: k != "exp"), json_values, max_size=6)
+payloads = st.dictionaries(
+    st.text(max_size=10).filter(lambda k: k != "exp"), json_values, max_size=6
+)
 
 
 @given(payloads, st.sampled_from(["session", "tx", "ticket"]))

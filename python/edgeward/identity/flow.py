@@ -301,9 +301,7 @@ def cookie_names(opts: SessionOptions) -> tuple[str, str]:
     return f"__Host-session{suffix}", f"__Host-nonce{suffix}"
 
 
-def set_cookie(
-    name: str, value: str, *, max_age: int | None, domain: str | None = None
-) -> Header:
+def set_cookie(name: str, value: str, *, max_age: int | None, domain: str | None = None) -> Header:
     parts = [f"{name}={value}", "Path=/", "Secure", "HttpOnly", "SameSite=Lax"]
     if max_age is not None:
         parts.append(f"Max-Age={max(0, max_age)}")
@@ -366,9 +364,7 @@ def _page(
 ) -> Reply:
     body = (
         "<!doctype html><meta charset=utf-8><title>{0}</title><h1>{0}</h1><p>{1}</p>"
-        "<p><small>{2}</small></p>\n".format(
-            _html(title), _html(text), code or ""
-        ).encode()
+        "<p><small>{2}</small></p>\n".format(_html(title), _html(text), code or "").encode()
     )
     hdrs = [
         (b"content-type", b"text/html; charset=utf-8"),
@@ -388,7 +384,7 @@ def _html(text: str) -> str:
 def guard(rt: Runtime, client: Client, opts: SessionOptions, req: Request, now: float) -> Op:
     """Decide one request on a protected endpoint (an `Outcome`)."""
     path = req.path
-    session_cookie, nonce_cookie = cookie_names(opts)
+    session_cookie, _ = cookie_names(opts)
     mine = req.query.get("auth_id", opts.auth_id) == opts.auth_id
     if path in (LOGIN_PATH, LOGOUT_PATH, HANDOFF_PATH) and not mine:
         return Outcome()  # another action's (auth_id) special path
@@ -404,7 +400,7 @@ def guard(rt: Runtime, client: Client, opts: SessionOptions, req: Request, now: 
         return Outcome(reply=reply)
     if path == LOGIN_PATH:
         back = safe_path(req.query.get("redirect_path"))
-        return Outcome(reply=_start_login(rt, client, opts, req, back, now, force=True))
+        return Outcome(reply=_start_login(rt, client, opts, req, back=back, now=now, force=True))
     if opts.allow_cors_preflight and _is_preflight(req):
         return Outcome()
     cookies = req.cookies()
@@ -412,7 +408,7 @@ def guard(rt: Runtime, client: Client, opts: SessionOptions, req: Request, now: 
     raw = cookies.get(session_cookie)
     if raw:
         try:
-            outcome = yield from _check_session(rt, client, opts, req, raw, now)
+            outcome = yield from _check_session(rt, client, opts, req, raw=raw, now=now)
         except StoreError as exc:
             reply = _page(503, "Sessions unavailable", "Try again shortly.", Code.STORE)
             return Outcome(reply=reply, error=(Code.STORE, str(exc)))
@@ -424,7 +420,9 @@ def guard(rt: Runtime, client: Client, opts: SessionOptions, req: Request, now: 
         )
         outcome.reply = reply
         return outcome
-    outcome.reply = _start_login(rt, client, opts, req, safe_path(req.target), now, force=False)
+    outcome.reply = _start_login(
+        rt, client, opts, req, back=safe_path(req.target), now=now, force=False
+    )
     return outcome
 
 
@@ -441,9 +439,9 @@ def _start_login(
     client: Client,
     opts: SessionOptions,
     req: Request,
+    *,
     back: str,
     now: float,
-    *,
     force: bool,
 ) -> Reply:
     _, nonce_cookie = cookie_names(opts)
@@ -551,7 +549,7 @@ def _host_matches(bound: str, authority: str) -> bool:
 
 
 def _check_session(
-    rt: Runtime, client: Client, opts: SessionOptions, req: Request, raw: str, now: float
+    rt: Runtime, client: Client, opts: SessionOptions, req: Request, *, raw: str, now: float
 ) -> Op:
     """The session named by the cookie, checked and kept fresh; an
     `Outcome` without a session when it cannot be used."""
@@ -593,19 +591,21 @@ def _check_session(
         opts.userinfo_refresh is not None
         and now - float(record.get("ui", created)) >= opts.userinfo_refresh
     )
-    if (token_expired and record.get("rt")) or userinfo_due:
-        if (yield from rt.store.add("lock:" + sid, {}, LOCK_TTL, now)):
-            try:
-                ended, refreshed, error = yield from _refresh(
-                    rt, client, record, now, userinfo_due=userinfo_due, expired=token_expired
-                )
-            finally:
-                yield from rt.store.delete("lock:" + sid)
-            if ended:
-                yield from rt.store.delete(key)
-                return Outcome(error=error)
-            dirty = True
-        # else: another request is refreshing this session; go on with what is known
+    due = (token_expired and record.get("rt")) or userinfo_due
+    # One refresh per session at a time (a rotating refresh token used twice
+    # would revoke the grant); another request meanwhile goes on with what
+    # is known.
+    if due and (yield from rt.store.add("lock:" + sid, {}, LOCK_TTL, now)):
+        try:
+            ended, refreshed, error = yield from _refresh(
+                rt, client, record, now, userinfo_due=userinfo_due, expired=token_expired
+            )
+        finally:
+            yield from rt.store.delete("lock:" + sid)
+        if ended:
+            yield from rt.store.delete(key)
+            return Outcome(error=error)
+        dirty = True
     if dirty:
         yield from rt.store.put(key, record, remaining, now)
     session = Session(
@@ -794,9 +794,7 @@ def _callback(rt: Runtime, req: Request, now: float) -> Op:
         return bad
     if "error" in query:
         error = "".join(c for c in query["error"][:64] if c.isalnum() or c in "_-")
-        reply = _page(
-            403, "Login refused", f"The identity provider said: {error}.", Code.PROVIDER
-        )
+        reply = _page(403, "Login refused", f"The identity provider said: {error}.", Code.PROVIDER)
         reply.headers.append(clear_cookie(name))
         return reply
     code = query.get("code", "")
@@ -825,7 +823,9 @@ def _callback(rt: Runtime, req: Request, now: float) -> Op:
         reply.headers.append(clear_cookie(name))
         return reply
     except ProviderError as exc:
-        reply = _page(502, "Login failed", "The identity provider refused the login.", Code.PROVIDER)
+        reply = _page(
+            502, "Login failed", "The identity provider refused the login.", Code.PROVIDER
+        )
         reply.reason = str(exc)
         reply.headers.append(clear_cookie(name))
         return reply

@@ -186,9 +186,7 @@ class Discovery:
     def key_set(
         self, metadata: Metadata, now: float, *, kid: str | None
     ) -> Generator[Effect, EffectResult, KeySet]:
-        known = self.keys is not None and (
-            kid is None or any(k.kid == kid for k in self.keys.keys)
-        )
+        known = self.keys is not None and (kid is None or any(k.kid == kid for k in self.keys.keys))
         if known and self.keys is not None:
             return self.keys
         if now - self.keys_fetched_at < KEY_REFRESH_INTERVAL and self.keys is not None:

@@ -5,16 +5,31 @@ Base URLs can be replaced from the edge config
 (`identity.providers.<name>: {web: ..., api: ...}`), which is how the tests
 point an adapter at a local server speaking the provider's API shape.
 
-| provider | authorize / token (web base) | user API (api base) | minimum scopes |
-|---|---|---|---|
-| amazon | www.amazon.com/ap/oa, api.amazon.com/auth/o2/token | api.amazon.com/user/profile | profile |
-| facebook | www.facebook.com/v19.0/dialog/oauth, graph.facebook.com/v19.0/oauth/access_token | graph.facebook.com/v19.0/me | email, public_profile |
-| github | github.com/login/oauth/{authorize,access_token} | api.github.com/user, /user/emails, /user/orgs | read:user, user:email, read:org |
-| gitlab | gitlab.com/oauth/{authorize,token} | gitlab.com/api/v4/user | read_user |
-| google | accounts.google.com/o/oauth2/v2/auth, oauth2.googleapis.com/token | openidconnect.googleapis.com/v1/userinfo | userinfo.email, userinfo.profile |
-| linkedin | www.linkedin.com/oauth/v2/{authorization,accessToken} | api.linkedin.com/v2/userinfo | openid, profile, email |
-| microsoft | login.microsoftonline.com/common/oauth2/v2.0/{authorize,token} | graph.microsoft.com/v1.0/me | openid, profile, email, User.Read |
-| twitch | id.twitch.tv/oauth2/{authorize,token} | api.twitch.tv/helix/users | user:read:email |
+Per provider: authorize and token endpoints (web base), user API (api
+base), minimum scopes.
+
+- amazon: www.amazon.com/ap/oa, api.amazon.com/auth/o2/token;
+  api.amazon.com/user/profile; `profile`
+- facebook: www.facebook.com/v19.0/dialog/oauth,
+  graph.facebook.com/v19.0/oauth/access_token; graph.facebook.com/v19.0/me;
+  `email`, `public_profile`
+- github: github.com/login/oauth/{authorize,access_token}; api.github.com
+  /user, /user/emails (the primary verified address), /user/orgs (claim
+  `orgs`); `read:user`, `user:email`, `read:org`
+- gitlab: gitlab.com/oauth/{authorize,token}; gitlab.com/api/v4/user;
+  `read_user`
+- google: accounts.google.com/o/oauth2/v2/auth, oauth2.googleapis.com/token;
+  openidconnect.googleapis.com/v1/userinfo; `userinfo.email`,
+  `userinfo.profile`
+- linkedin: www.linkedin.com/oauth/v2/{authorization,accessToken};
+  api.linkedin.com/v2/userinfo; `openid`, `profile`, `email`
+- microsoft: login.microsoftonline.com/common/oauth2/v2.0/{authorize,token};
+  graph.microsoft.com/v1.0/me; `openid`, `profile`, `email`, `User.Read`
+- twitch: id.twitch.tv/oauth2/{authorize,token}; api.twitch.tv/helix/users;
+  `user:read:email`
+
+An address the provider has not verified is never the identity's email
+(an email-domain rule must not be passed with an unverified address).
 """
 
 from __future__ import annotations
@@ -112,7 +127,9 @@ def _github(bases: Bases, token: str, client_id: str) -> Op:
         ("accept", "application/vnd.github+json"),
         ("x-github-api-version", "2022-11-28"),
     )
-    user = _object((yield from get_json(bases.api + "/user", headers, what="GitHub /user")), "/user")
+    user = _object(
+        (yield from get_json(bases.api + "/user", headers, what="GitHub /user")), "/user"
+    )
     emails = yield from get_json(bases.api + "/user/emails", headers, what="GitHub /user/emails")
     email = ""
     verified: list[str] = []
@@ -322,4 +339,13 @@ def scopes_for(a: Adapter, extra: Sequence[str]) -> list[str]:
 
 NAMES = tuple(sorted(ADAPTERS))
 
-__all__ = ["ADAPTERS", "NAMES", "Adapter", "Bases", "Identity", "adapter", "scopes_for", "token_url"]
+__all__ = [
+    "ADAPTERS",
+    "NAMES",
+    "Adapter",
+    "Bases",
+    "Identity",
+    "adapter",
+    "scopes_for",
+    "token_url",
+]

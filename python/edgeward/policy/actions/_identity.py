@@ -4,6 +4,7 @@ config, the client's credentials, running the login flow of
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Generator, Mapping
 from typing import Any
@@ -28,14 +29,16 @@ _PLACEHOLDER = re.compile(r"^(\$[A-Za-z_]|\{|<)|YOUR[_ ]|your[_ ]", re.IGNORECAS
 _AUTH_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DOMAIN = re.compile(r"^\.?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 
-_standalone: Runtime | None = None
+
+@functools.cache
+def _standalone() -> Runtime:
+    return Runtime.standalone()
 
 
 def runtime_for(config: ConfigReader, scope: CompileScope, type_name: str) -> Runtime:
     """The edge's identity runtime; compiled for an edge without
     `identity:`, a load error; without an edge (`policy check`), a private
     runtime so the policy still loads and `policy test` can run."""
-    global _standalone
     runtime = scope.options.identity
     if runtime is not None:
         return runtime
@@ -45,9 +48,7 @@ def runtime_for(config: ConfigReader, scope: CompileScope, type_name: str) -> Ru
     )
     if scope.options.edge:
         config.fail(None, message)
-    if _standalone is None:
-        _standalone = Runtime.standalone()
-    return _standalone
+    return _standalone()
 
 
 def looks_like_placeholder(text: str) -> bool:
@@ -74,9 +75,7 @@ def credentials(
                 " without a request",
             )
         if template.is_constant and looks_like_placeholder(constant(template)):
-            config.warn(
-                key, f"{key} {constant(template)!r} looks like a placeholder from the docs"
-            )
+            config.warn(key, f"{key} {constant(template)!r} looks like a placeholder from the docs")
     if client_id.is_constant and not constant(client_id):
         if scope.options.edge:
             config.fail("client_id", required_help)

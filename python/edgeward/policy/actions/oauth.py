@@ -43,7 +43,9 @@ class OAuth(Action):
         name = config.string("provider", required=True, choices=NAMES) or ""
         web, api = runtime.provider_bases.get(name, (None, None))
         for url in (web, api):
-            problem = url and check_url(url, allow_insecure_loopback=runtime.allow_insecure_loopback)
+            problem = url and check_url(
+                url, allow_insecure_loopback=runtime.allow_insecure_loopback
+            )
             if problem:
                 config.fail("provider", f"identity.providers.{name}: {problem}")
         found = adapter(name, web, api)
@@ -77,4 +79,6 @@ class OAuth(Action):
         return cls(runtime, client, options)
 
     def run(self, ctx: ActionContext) -> Generator[Effect, EffectResult, Decision | None]:
-        return (yield from _identity.run_flow(ctx, self.runtime, self.client, self.options, oidc=False))
+        return (
+            yield from _identity.run_flow(ctx, self.runtime, self.client, self.options, oidc=False)
+        )

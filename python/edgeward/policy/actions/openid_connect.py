@@ -78,4 +78,6 @@ class OpenIdConnect(Action):
         return cls(runtime, client, options)
 
     def run(self, ctx: ActionContext) -> Generator[Effect, EffectResult, Decision | None]:
-        return (yield from _identity.run_flow(ctx, self.runtime, self.client, self.options, oidc=True))
+        return (
+            yield from _identity.run_flow(ctx, self.runtime, self.client, self.options, oidc=True)
+        )
