@@ -385,8 +385,8 @@ def guard(rt: Runtime, client: Client, opts: SessionOptions, req: Request, now: 
     """Decide one request on a protected endpoint (an `Outcome`)."""
     path = req.path
     session_cookie, _ = cookie_names(opts)
-    mine = req.query.get("auth_id", opts.auth_id) == opts.auth_id
-    if path in (LOGIN_PATH, LOGOUT_PATH, HANDOFF_PATH) and not mine:
+    special = path in (LOGIN_PATH, LOGOUT_PATH, HANDOFF_PATH)
+    if special and req.query.get("auth_id", opts.auth_id) != opts.auth_id:
         return Outcome()  # another action's (auth_id) special path
     if req.scheme != "https":
         if req.method in ("GET", "HEAD"):

@@ -65,18 +65,20 @@ def run_now(op: Op[T]) -> T:
 
 class MemoryStore:
     """In this process: lost on restart, not shared between workers or
-    edges. Bounded: the oldest entries go first past `max_entries`."""
+    edges. Bounded: the oldest entries go first past `max_entries`. Values
+    are kept as JSON text, so callers never share state with the store
+    (what the other stores give by construction)."""
 
     name = "memory"
 
     def __init__(self, max_entries: int = MAX_MEMORY_ENTRIES) -> None:
-        self._data: OrderedDict[str, tuple[float, Value]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._max = max_entries
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def _live(self, key: str, now: float) -> Value | None:
+    def _live(self, key: str, now: float) -> str | None:
         found = self._data.get(key)
         if found is None:
             return None
@@ -86,14 +88,14 @@ class MemoryStore:
         return found[1]
 
     def _set(self, key: str, value: Value, ttl: float, now: float) -> None:
-        self._data[key] = (now + ttl, _copy(value))
+        self._data[key] = (now + ttl, json.dumps(value))
         self._data.move_to_end(key)
         while len(self._data) > self._max:
             self._data.popitem(last=False)
 
     def get(self, key: str, now: float) -> Op[Value | None]:
         found = self._live(key, now)
-        return _copy(found) if found is not None else None
+        return json.loads(found) if found is not None else None
         yield  # type: ignore[unreachable]
 
     def put(self, key: str, value: Value, ttl: float, now: float) -> Op[None]:
@@ -111,19 +113,13 @@ class MemoryStore:
     def take(self, key: str, now: float) -> Op[Value | None]:
         found = self._live(key, now)
         self._data.pop(key, None)
-        return found
+        return json.loads(found) if found is not None else None
         yield  # type: ignore[unreachable]
 
     def delete(self, key: str) -> Op[None]:
         self._data.pop(key, None)
         return None
         yield  # type: ignore[unreachable]
-
-
-def _copy(value: Value) -> Value:
-    # Values are JSON objects: a round trip keeps callers from sharing state
-    # with the store (what the other stores give by construction).
-    return json.loads(json.dumps(value))  # type: ignore[no-any-return]
 
 
 class SqliteStore:
