@@ -4,7 +4,6 @@ config, the client's credentials, running the login flow of
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Generator, Mapping
 from typing import Any
@@ -30,11 +29,6 @@ _AUTH_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DOMAIN = re.compile(r"^\.?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 
 
-@functools.cache
-def _standalone() -> Runtime:
-    return Runtime.standalone()
-
-
 def runtime_for(config: ConfigReader, scope: CompileScope, type_name: str) -> Runtime:
     """The edge's identity runtime; compiled for an edge without
     `identity:`, a load error; without an edge (`policy check`), a private
@@ -48,7 +42,7 @@ def runtime_for(config: ConfigReader, scope: CompileScope, type_name: str) -> Ru
     )
     if scope.options.edge:
         config.fail(None, message)
-    return _standalone()
+    return Runtime.standalone()
 
 
 def looks_like_placeholder(text: str) -> bool:
