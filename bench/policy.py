@@ -1,4 +1,5 @@
-"""`python -m bench policy`: what a 20-rule Traffic Policy costs the edge.
+"""`python -m bench policy`: what a 20-rule Traffic Policy costs the edge,
+and what checking a login session (`openid-connect`) costs.
 
 The proxy bench's set-up (`bench.proxy`: an nginx upstream, wrk driving
 HTTP/1.1 keep-alive) runs the same edge twice in one run: without a policy,
@@ -17,6 +18,11 @@ costs by itself. Besides req/s, the table gives each edge's CPU time per
 request (from /proc), which a busy machine disturbs less; and the sans-IO
 engine alone is timed on the same policy (no sockets). Target (a benchmark,
 not a test): the policy costs at most 10% of the edge's throughput.
+
+The authenticated case runs two HTTPS edges: an endpoint behind
+`openid-connect` sent a valid session cookie (sessions in SQLite, written
+by the bench as a login would), and the same endpoint without a policy.
+Target: a session check costs at most 10% of throughput.
 
     python -m bench policy [--duration 5] [--repeat 3] [--connections 32]
 """
@@ -212,3 +218,141 @@ def main(argv: list[str]) -> None:
         "edge CPU per request, without / with", base_cpu * served[full] / cpu[full], ">= 0.90"
     )
     summary.print()
+    with nginx("upstream-identity", UPSTREAM.format(port=up, work=WORK), [up]):
+        authenticated(args, up)
+
+
+# --- the authenticated case ------------------------------------------------------
+
+OIDC_POLICY = """
+on_http_request:
+  - actions:
+      - type: openid-connect
+        config:
+          issuer_url: http://127.0.0.1:9
+          client_id: bench
+          client_secret: bench-secret
+"""
+TLS_EDGE = """
+listeners:
+  - name: bench
+    address: 127.0.0.1:{port}
+    tls:
+      certificates: [{{cert: {cert}, key: {key}}}]
+identity:
+  auth_host: auth.bench.test
+  keys_file: {keys}
+  session_store: sqlite:{store}
+  allow_insecure_loopback_issuer: true
+endpoints:
+  - name: bench
+    hostname: 127.0.0.1
+    upstream: http://127.0.0.1:{upstream}
+{policy}limits:
+  max_connections: 100000
+"""
+
+
+def session_cookie(directory: Path, port: int) -> tuple[Path, Path, str]:
+    """A keys file, a SQLite session store holding one session, and the
+    sealed cookie that names it, as a login would have left them."""
+    import json
+    import time
+
+    from edgeward.document import parse_document
+    from edgeward.identity import Runtime, SessionOptions
+    from edgeward.identity.flow import cookie_names
+    from edgeward.identity.seal import load_keys, new_key_set
+    from edgeward.identity.store import SqliteStore, run_now
+    from edgeward.policy import compile_policy
+
+    keys = directory / "keys.json"
+    keys.write_text(json.dumps(new_key_set("bench")))
+    store_file = directory / "sessions.db"
+    store_file.unlink(missing_ok=True)
+    store = SqliteStore(store_file)
+    runtime = Runtime(auth_host="auth.bench.test", keyring=load_keys(keys), store=store)
+    runtime.allow_insecure_loopback = True
+    compile_policy(parse_document(OIDC_POLICY, "bench.yml"), identity=runtime, edge=True)
+    (client,) = runtime.clients.values()
+    now = time.time()
+    identity = {"sub": "u1", "email": "dev@example.com", "name": "Dev", "sid": "", "claims": {}}
+    record = {"k": client.key, "created": now, "seen": now, "ui": now, "ident": identity}
+    record.update({"at": "access", "rt": "", "it": "", "exp": None})
+    run_now(store.put("session:bench-session", record, 86_400, now))
+    store.close()
+    sealed = runtime.keyring.seal(
+        "session",
+        {
+            "s": "bench-session",
+            "k": client.key,
+            "a": "",
+            "h": f"127.0.0.1:{port}",
+            "exp": now + 86_400,
+        },
+    )
+    name, _ = cookie_names(SessionOptions())
+    return keys, store_file, f"{name}={sealed}"
+
+
+def authenticated(args: argparse.Namespace, up: int) -> None:
+    """openid-connect with a valid session cookie vs the same TLS endpoint
+    without a policy (sessions in SQLite: the bench writes the session)."""
+    import trustme
+
+    directory = HERE / "identity"
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    cert.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(key))
+    (directory / "oidc.yml").write_text(OIDC_POLICY)
+    edges = {"TLS, no policy": "", "TLS, openid-connect + session": "oidc"}
+    ports = {who: free_port() for who in edges}
+    auth_port = ports["TLS, openid-connect + session"]
+    keys, store, cookie = session_cookie(directory, auth_port)
+    runs: dict[str, list[Result]] = {who: [] for who in edges}
+    cpu: dict[str, float] = dict.fromkeys(edges, 0.0)
+    served: dict[str, float] = dict.fromkeys(edges, 0.0)
+    with ExitStack() as stack:
+        procs = {}
+        for who, kind in edges.items():
+            policy = f"    traffic_policy_file: {directory / 'oidc.yml'}\n" if kind else ""
+            conf = directory / f"edge-{ports[who]}.yml"
+            conf.write_text(
+                TLS_EDGE.format(
+                    port=ports[who], cert=cert, key=key, keys=keys, store=store,
+                    upstream=up, policy=policy,
+                )
+            )  # fmt: skip
+            cmd = [sys.executable, "-m", "edgeward.cli", "serve", "--config", str(conf)]
+            procs[who] = stack.enter_context(
+                running([*cmd, "--log-level", "error"], [ports[who]], directory / f"{who[:3]}.log")
+            )
+        for _ in range(args.repeat):
+            for who in edges:
+                before = cpu_seconds(procs[who].pid)
+                result = wrk(
+                    f"https://127.0.0.1:{ports[who]}/small",
+                    args.duration,
+                    args.connections,
+                    headers=(f"cookie: {cookie}",),
+                )
+                cpu[who] += cpu_seconds(procs[who].pid) - before
+                served[who] += result.rps * max(1, round(args.duration))
+                runs[who].append(result)
+    results = {who: sorted(out, key=lambda r: r.rps)[len(out) // 2] for who, out in runs.items()}
+    base_name = "TLS, no policy"
+    base = results[base_name].rps
+    base_cpu = cpu[base_name] / served[base_name]
+    table = Table(
+        "HTTPS keep-alive, /small, with a session cookie",
+        ["edge", "req/s", "p50 ms", "p99 ms", "x none", "edge CPU us/req", "CPU x none"],
+    )
+    for who, r in results.items():
+        per_request = cpu[who] / served[who]
+        table.add(
+            who, r.rps, r.p50_ms, r.p99_ms, r.rps / base, per_request * 1e6, per_request / base_cpu
+        )
+    table.print()

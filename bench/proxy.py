@@ -160,11 +160,26 @@ def edgeward(port: int, upstream: int, *args: str) -> contextmanager[subprocess.
     return running(cmd, [port], WORK / f"edge-{port}.log")
 
 
-def wrk(url: str, duration: float, connections: int, pid: int | None = None) -> Result:
+def wrk(
+    url: str,
+    duration: float,
+    connections: int,
+    pid: int | None = None,
+    headers: tuple[str, ...] = (),
+) -> Result:
     """One wrk run; with `pid`, also the CPU that process tree spent per request."""
     before = cpu_seconds(pid) if pid else 0.0
+    extra = [arg for header in headers for arg in ("-H", header)]
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url],
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            *extra,
+            url,
+        ],
         check=True,
         capture_output=True,
         text=True,

@@ -21,6 +21,7 @@ SANS_IO = (
     "webhooks",
     "policy",
     "tunnel",
+    "identity",
 )
 # The trio drivers that live inside a sans-IO package (and nothing there imports them).
 TRIO_DRIVERS = {"edgeward.tunnel.trio_session"}
@@ -46,6 +47,8 @@ FORBIDDEN = {
     "document": ("edgeward.config", "edgeward.policy", "edgeward.proxy", "edgeward.hooks"),
     "policy": ("edgeward.proxy", "edgeward.http1", "edgeward.http2", "edgeward.config"),
     "expr": ("edgeward.policy", "edgeward.proxy"),
+    # The login flow: below the policy engine, which runs it for oauth/oidc.
+    "identity": ("edgeward.policy", "edgeward.proxy", "edgeward.config", "edgeward.http1"),
     "http1": ("edgeward.policy", "edgeward.expr"),
     "http2": ("edgeward.policy", "edgeward.expr"),
     # The tunnel protocol sits beside http1/http2: the edge and the agent build on it.

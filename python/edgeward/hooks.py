@@ -24,7 +24,7 @@ the outcome. Most exchanges need no I/O, and then no generator is made::
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, Union
 
@@ -148,8 +148,19 @@ class FetchResult:
     error: str | None = None  # why the fetch failed, when status == 0
 
 
-Effect = ReadBody | Fetch
-EffectResult = bytes | None | FetchResult
+@dataclass(frozen=True, slots=True)
+class Await:
+    """Await `call()` in the driver's event loop and send back what it
+    returns (an exception it raises is sent back as the value). For a
+    hook's own asynchronous client (the Redis session store of
+    `edgeward.identity`): the hook stays sans-IO, the I/O runs in the
+    driver's loop."""
+
+    call: Callable[[], Awaitable[object]]
+
+
+Effect = ReadBody | Fetch | Await
+EffectResult = bytes | None | FetchResult | object
 
 
 # --- outcomes ---------------------------------------------------------------------

@@ -38,12 +38,12 @@ def test_check_reports_located_errors(tmp_path: Path, capsys: pytest.CaptureFixt
         "on_http_request:\n"
         "  - name: broken\n"
         '    expressions: ["req.url.path.startsWith("]\n'
-        "    actions: [{type: oauth, config: {provider: github}}]\n"
+        "    actions: [{type: saml, config: {}}]\n"
     )
     assert main(["policy", "check", str(bad)]) == 1
     out = capsys.readouterr().out
     assert f"{bad}:3:" in out and "on_http_request[0] 'broken'" in out
-    assert "'oauth' is not yet supported" in out and "2 error(s)" in out
+    assert "'saml' is not supported" in out and "2 error(s)" in out
 
 
 def test_failing_expectation_fails_the_run(

@@ -95,6 +95,9 @@ DOCS_MISTAKES = {
     "traffic_policy_actions_set_vars__L288.yaml": "'request.headers' (a typo of 'req.headers')",
     "traffic_policy_examples_event_logging__L16.yaml": "compares res.status_code with a string",
     "traffic_policy_actions_set_vars__L343.yaml": "'sort(x, y, expr)' is not a CEL function",
+    "integrations_kubernetes_ingress_azure_aks_k8s__L354.yaml": "an action where a rule belongs",
+    "integrations_kubernetes_ingress_azure_aks_k8s__L399.yaml": "an action where a rule belongs",
+    "traffic_policy_examples_oauth_protection__L138.yaml": "redirect with 'location:', not 'to:'",
 }
 
 

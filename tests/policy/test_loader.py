@@ -57,11 +57,6 @@ def test_errors_name_file_line_rule_and_action() -> None:
 
 def test_unknown_action_types_and_unsupported_ones() -> None:
     assert "unknown action type 'dney'" in str(load_error(one("dney")))
-    for name in ("oauth", "openid-connect", "oidc"):
-        err = load_error(
-            f"on_http_request: [{{actions: [{{type: {name}, config: {{provider: github}}}}]}}]"
-        )
-        assert f"action type {name!r} is not yet supported" in str(err)
     assert "not supported by edgeward" in str(
         load_error(one("forward-internal", "url: 'https://a.internal'"))
     )

@@ -22,6 +22,7 @@ from edgeward.config.model import (
     EdgeConfig,
     Endpoint,
     ForwardedTrust,
+    IdentityConfig,
     IpPolicy,
     Limits,
     Listener,
@@ -114,6 +115,7 @@ class _Loader:
         self.base = base
         self.factory = factory
         self.events: tuple[str, ...] | None = None
+        self.identity: IdentityConfig | None = None
 
     def error(self, path: PathKey, message: str) -> ConfigError:
         return ConfigError(message, self.doc.locate(path))
@@ -127,13 +129,30 @@ class _Loader:
         forwarded = self._forwarded(top.section("forwarded_headers"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
         state_dir = self._state_dir(top)
+        identity_section = top.section("identity") if top.has("identity") else None
         listeners = self._list(top, "listeners", self._listener)
         if not listeners:
             raise self.error(top.at("listeners"), "at least one listener is required")
         names = self._unique(top, "listeners", [ln.name for ln in listeners], "listener name")
+        if identity_section is not None:
+            self.identity = self._identity(identity_section, names)
+            # Listener policies were read before the section: give them the runtime too.
+            listeners = [self._with_identity(ln) for ln in listeners]
         endpoints = self._list(top, "endpoints", lambda s: self._endpoint(s, names))
         self._unique(top, "endpoints", [e.name for e in endpoints], "endpoint name")
         self._unique_hostnames(top, endpoints)
+        if self.identity is not None:
+            auth = self._auth_host_endpoint(self.identity)
+            for ep in endpoints:
+                if ep.name == auth.name:
+                    raise self.error(("identity",), f"{auth.name!r} is the auth host's name")
+                if ep.hostname == auth.hostname and set(ep.listeners) & set(auth.listeners):
+                    raise self.error(
+                        ("identity", "auth_host"),
+                        f"endpoint {ep.name!r} has the auth host's hostname: the auth host"
+                        " is served by the edge itself",
+                    )
+            endpoints.append(auth)
         top.done()
         if self.factory is not None:
             listeners = [self._compiled(ln, ip_policies) for ln in listeners]
@@ -149,6 +168,7 @@ class _Loader:
             forwarded=forwarded,
             ip_policies=ip_policies,
             state_dir=state_dir,
+            identity=self.identity,
             raw=self.doc.data,
         )
 
@@ -395,7 +415,9 @@ class _Loader:
         if inline:
             sec.take("traffic_policy", dict)
             key = sec.at("traffic_policy")
-            return PolicySource(self.doc.sub(key), self.doc.locate(key), owner, self.events)
+            return PolicySource(
+                self.doc.sub(key), self.doc.locate(key), owner, self.events, self.identity
+            )
         if from_file:
             path = self._file(sec, "traffic_policy_file")
             return PolicySource(
@@ -403,8 +425,96 @@ class _Loader:
                 self.doc.locate(sec.at("traffic_policy_file")),
                 owner,
                 self.events,
+                self.identity,
             )
         return None
+
+    # --- identity ---------------------------------------------------------------
+
+    def _identity(self, sec: _Section, listener_names: set[str]) -> IdentityConfig:
+        """`identity:`: the auth host, the keys file, the session store
+        (docs/identity.md)."""
+        auth_host = sec.take("auth_host", str).lower().rstrip(".")
+        host, _, port = auth_host.rpartition(":") if ":" in auth_host else (auth_host, "", "")
+        if (
+            not _HOSTNAME.match(host)
+            or host.startswith("*.")
+            or (port and not (port.isdigit() and 0 < int(port) < 65536))
+        ):
+            raise self.error(
+                sec.at("auth_host"),
+                f"must be a hostname (with an optional :port), not {auth_host!r}: browsers"
+                " reach it, and https://<auth_host>/oauth2/callback is the redirect URI to"
+                " register at the identity provider",
+            )
+        keys_file = self._file(sec, "keys_file")
+        store = sec.take("session_store", str, "memory")
+        if store.startswith("sqlite:"):
+            raw_path = store.removeprefix("sqlite:")
+            if not raw_path:
+                raise self.error(sec.at("session_store"), "sqlite: needs a file path")
+            file = self._output_file(sec.at("session_store"), raw_path)
+            store = f"sqlite:{file}"
+        elif store != "memory" and not store.startswith(("redis://", "rediss://", "unix://")):
+            raise self.error(
+                sec.at("session_store"),
+                f"must be memory, sqlite:<file> or redis://host:port/db, not {store!r}",
+            )
+        listeners = tuple(sec.take("listeners", list, sorted(listener_names)))
+        for i, ln in enumerate(listeners):
+            if ln not in listener_names:
+                raise self.error((*sec.at("listeners"), i), f"no listener named {ln!r}")
+        insecure = sec.take("allow_insecure_loopback_issuer", bool, False)
+        providers = []
+        psec = sec.section("providers")
+        for name in list(psec.data):
+            entry = psec.section(name)
+            web = entry.take("web", str, "") or None
+            api = entry.take("api", str, "") or None
+            for key, url in (("web", web), ("api", api)):
+                if url is not None and not url.startswith(("https://", "http://")):
+                    raise self.error(entry.at(key), f"must be an http(s) URL, not {url!r}")
+            entry.done()
+            providers.append((name, web, api))
+        sec.done()
+        return IdentityConfig(
+            auth_host=auth_host,
+            keys_file=keys_file,
+            session_store=store,
+            listeners=listeners,
+            allow_insecure_loopback_issuer=insecure,
+            providers=tuple(providers),
+            location=self.doc.locate(sec.at("keys_file")),
+        )
+
+    def _with_identity(self, listener: Listener) -> Listener:
+        source = listener.policy_source
+        if source is None:
+            return listener
+        return dataclasses.replace(
+            listener, policy_source=dataclasses.replace(source, identity=self.identity)
+        )
+
+    def _auth_host_endpoint(self, identity: IdentityConfig) -> Endpoint:
+        """The auth host as an endpoint whose built-in hooks answer every
+        request (it has no upstream)."""
+        key: PathKey = ("identity",)
+        source = PolicySource(
+            self.doc.sub(key),
+            self.doc.locate((*key, "auth_host")),
+            "identity auth host",
+            self.events,
+            identity,
+            builtin="identity-auth-host",
+        )
+        host = identity.auth_host.rpartition(":")[0] if ":" in identity.auth_host else None
+        return Endpoint(
+            name="identity:auth-host",
+            hostname=host or identity.auth_host,
+            upstream=Upstream("unix:/dev/null", "unix", "/dev/null", 0),
+            listeners=identity.listeners,
+            policy_source=source,
+        )
 
     def _compiled(self, item: T, ip_policies: Mapping[str, IpPolicy]) -> T:
         source: PolicySource | None = getattr(item, "policy_source", None)

@@ -64,6 +64,23 @@ class IpPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    """The `identity:` section: the auth host whose `/oauth2/callback` is the
+    redirect URI registered at identity providers, the keys that seal
+    session cookies, and where sessions live (docs/identity.md)."""
+
+    auth_host: str  # host[:port] as browsers reach it
+    keys_file: Path
+    session_store: str = "memory"  # memory | sqlite:<absolute path> | redis://...
+    listeners: tuple[str, ...] = ()  # the listeners serving the auth host
+    # Test-only: accept http:// issuers and provider URLs on loopback hosts.
+    allow_insecure_loopback_issuer: bool = False
+    # Replaced provider base URLs: (name, web, api), for local test servers.
+    providers: tuple[tuple[str, str | None, str | None], ...] = ()
+    location: Location = field(default_factory=Location, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class PolicySource:
     """A traffic policy as written: raw data and where it came from. The
     policy layer compiles it (see `PolicyFactory`); `document.locate(path)`
@@ -75,6 +92,10 @@ class PolicySource:
     # Where decision events go: the edge config's `events:` ("stdout",
     # "stderr", absolute file paths; () for none); None when it says nothing.
     events: tuple[str, ...] | None = None
+    # The edge's `identity:` section (oauth / openid-connect need it).
+    identity: IdentityConfig | None = None
+    # "identity-auth-host": not a document but the auth host's built-in hooks.
+    builtin: str | None = None
 
 
 class PolicyFactory(Protocol):
@@ -175,4 +196,5 @@ class EdgeConfig:
     # (`edgeward.store.statedir.resolve`: EDGEWARD_STATE_DIR, else
     # $XDG_STATE_HOME/edgeward, else ~/.local/state/edgeward).
     state_dir: Path | None = None
+    identity: IdentityConfig | None = None
     raw: Any = None  # the parsed document, for diagnostics

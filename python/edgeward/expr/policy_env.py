@@ -86,6 +86,9 @@ _IDENTITY: Final = {
     "provider_user_id": "string",
     "current_provider_session_id": "string",
     "current_session_id": "string",
+    # edgeward's extension: every claim of the ID token and userinfo (or the
+    # oauth provider's user API), e.g. groups, amr, acr (docs/identity.md).
+    "claims": "map(string, dyn)",
 }
 _SESSION: Final = {
     "identity": _IDENTITY,

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
+from edgeward.identity import AuthHostHooks, IdentitySettings, Runtime, Runtimes
+from edgeward.identity.runtime import probe
 from edgeward.policy.config import EngineOptions, IpPolicyRules, SourceDocument
 from edgeward.policy.engine import CompiledPolicy, Exchange
 from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode, PolicyError, Severity
@@ -52,11 +54,15 @@ def compile_policy(
     body_limit: int | None = None,
     clock: Callable[[], float] | None = None,
     secrets: Mapping[str, Mapping[str, str]] | None = None,
+    identity: Runtime | None = None,
+    edge: bool = False,
 ) -> CompiledPolicy:
     """Compile a parsed document (`edgeward.document.Document`).
     `ip_policies` are the edge config's named IP policies; None means they
-    are unknown (references are then only warned about: `policy check`)."""
-    options = EngineOptions(clock=clock, secrets=secrets or {})
+    are unknown (references are then only warned about: `policy check`).
+    `identity` is the edge's identity runtime; `edge` says the policy is
+    compiled for an edge (`oauth` without `identity:` is then an error)."""
+    options = EngineOptions(clock=clock, secrets=secrets or {}, identity=identity, edge=edge)
     if body_limit is not None:
         options = replace(options, body_limit=body_limit)
     loaded = load(document, ip_policies=ip_policies, options=options)
@@ -99,18 +105,31 @@ class PolicyCompiler:
         self.clock = clock
         self.secrets = secrets
         self._sinks: weakref.WeakValueDictionary[str, EventSink] = weakref.WeakValueDictionary()
+        self._identity = Runtimes()  # kept across reloads: memory sessions survive them
 
     def __call__(
         self, source: _PolicySource, ip_policies: Mapping[str, IpPolicyRules]
-    ) -> CompiledPolicy:
-        return compile_policy(
+    ) -> CompiledPolicy | AuthHostHooks:
+        settings: IdentitySettings | None = getattr(source, "identity", None)
+        runtime = self._identity.get(settings) if settings is not None else None
+        if getattr(source, "builtin", None) == "identity-auth-host":
+            assert runtime is not None
+            return AuthHostHooks(runtime)
+        policy = compile_policy(
             source.document,
             ip_policies=ip_policies,
             events=self.events if self.events is not None else self.sink(source.events),
             body_limit=self.body_limit,
             clock=self.clock,
             secrets=self.secrets,
+            identity=runtime,
+            edge=True,
         )
+        if runtime is not None:
+            for client in runtime.clients.values():
+                if client.discovery is not None:
+                    probe(client.discovery)
+        return policy
 
     def sink(self, targets: Sequence[str] | None) -> EventSink:
         """The sink for `targets` (None: ``EDGEWARD_POLICY_EVENTS``)."""

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, Protocol
 
 from edgeward import native
 from edgeward.errors import Location
+from edgeward.identity.flow import Runtime
 from edgeward.policy.errors import Diagnostic, Severity
 from edgeward.policy.expressions import compile_expression, compile_template
 from edgeward.policy.model import Phase
@@ -53,6 +54,12 @@ class EngineOptions:
     clock: Callable[[], float] | None = None  # None = time.time
     # `secrets.get(vault, name)` reads here: vault -> name -> value.
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # oauth / openid-connect: the edge's identity runtime (None: compiled
+    # without an edge, or an edge without `identity:`), and whether the
+    # policy is compiled for an edge (problems a standalone `policy check`
+    # only warns about are then errors).
+    identity: Runtime | None = None
+    edge: bool = False
 
 
 @dataclass(frozen=True, slots=True)

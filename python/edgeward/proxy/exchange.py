@@ -20,6 +20,7 @@ import trio
 
 from edgeward.config import Endpoint
 from edgeward.hooks import (
+    Await,
     BodyFilter,
     CloseConnection,
     Effect,
@@ -221,6 +222,11 @@ class Exchange:
             return await self._read_body(effect.limit)
         if isinstance(effect, Fetch):
             return await self.ctx.services.fetch(effect)
+        if isinstance(effect, Await):
+            try:
+                return await effect.call()
+            except Exception as exc:  # handed to the hook, which decides
+                return exc
         raise TypeError(f"unknown effect {effect!r}")
 
     async def _read_body(self, limit: int) -> bytes | None:

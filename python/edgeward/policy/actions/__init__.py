@@ -15,6 +15,8 @@ from edgeward.policy.actions.custom_response import CustomResponse
 from edgeward.policy.actions.deny import Deny
 from edgeward.policy.actions.jwt_validation import JwtValidation
 from edgeward.policy.actions.log import Log
+from edgeward.policy.actions.oauth import OAuth
+from edgeward.policy.actions.openid_connect import OpenIdConnect
 from edgeward.policy.actions.rate_limit import RateLimit
 from edgeward.policy.actions.redirect import Redirect
 from edgeward.policy.actions.remove_headers import RemoveHeaders
@@ -32,6 +34,8 @@ _IMPLEMENTED: tuple[type[Action], ...] = (
     Deny,
     JwtValidation,
     Log,
+    OAuth,
+    OpenIdConnect,
     RateLimit,
     Redirect,
     RemoveHeaders,
@@ -46,16 +50,13 @@ ACTIONS: dict[str, type[Action]] = {cls.type: cls for cls in _IMPLEMENTED}
 # Other names of an implemented type found in the public docs (warned).
 ALIASES: dict[str, str] = {
     "webhook-validation": "verify-webhook",  # the legacy name, still in some guides
+    "oidc": "openid-connect",  # ActionHub and the migration guide's name
 }
 
 # Types of the public format that edgeward recognises but does not run: a
 # policy using one fails to load with this reason, never silently.
-_NEXT = "not yet supported by edgeward"
 _NO = "not supported by edgeward"
 UNSUPPORTED: dict[str, str] = {
-    "oauth": _NEXT,
-    "openid-connect": _NEXT,
-    "oidc": _NEXT,
     "forward-internal": _NO,
     "http-request": _NO,
     "terminate-tls": _NO,
