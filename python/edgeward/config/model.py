@@ -55,6 +55,14 @@ class AccessLog:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminListener:
+    """`/metrics`, `/healthz`, `/readyz` on an address of its own (off by default)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
 class IpPolicy:
     """A named allow/deny list, referenced by policies (`ip_policies:`)."""
 
@@ -171,4 +179,5 @@ class EdgeConfig:
     events: tuple[str, ...] | None = None  # policy decision events (see PolicySource.events)
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)
+    admin: AdminListener | None = None
     raw: Any = None  # the parsed document, for diagnostics
