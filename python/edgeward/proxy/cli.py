@@ -106,7 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.handle_signals)
+            await nursery.start(server.handle_signals)
             await server.serve()
             nursery.cancel_scope.cancel()
 

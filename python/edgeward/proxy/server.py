@@ -206,6 +206,7 @@ class Server:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             for bound in self._bound.values():
+                bound.sock.listen(1024)  # only now: a client that connects gets served
                 nursery.start_soon(self._accept_loop, bound)
             self._start_admin()
             nursery.start_soon(self._housekeeping)
@@ -228,9 +229,14 @@ class Server:
         self.services.access_log.close()
         self._close_admin()
 
-    async def handle_signals(self) -> None:
-        """SIGHUP -> reload; SIGTERM/SIGINT -> graceful stop."""
+    async def handle_signals(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """SIGHUP -> reload; SIGTERM/SIGINT -> graceful stop. Start it with
+        `nursery.start` before `serve`: a signal that comes once the ports
+        listen is then never the default action (SIGHUP would end us)."""
         with trio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     self.reload()
@@ -340,6 +346,7 @@ class Server:
             bound = _Bound(sock, wanted[address], trio.CancelScope())
             self._bound[address] = bound
             if self._nursery is not None:
+                sock.listen(1024)
                 self._nursery.start_soon(self._accept_loop, bound)
         self.addresses = {b.listener: b.sock.getsockname()[:2] for b in self._bound.values()}
         admin_address = _admin_address(config)
@@ -366,8 +373,7 @@ class Server:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if self._reuse_port if reuse_port is None else reuse_port:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-            sock.listen(1024)
+            sock.bind((host, port))  # listen() once served (`serve`, `_install`)
             sock.setblocking(False)
         except OSError:
             sock.close()
@@ -384,7 +390,13 @@ class Server:
         if address is None or address == self._admin[0]:
             return None
         try:
-            return self._listen(address, reuse_port=False)
+            sock = self._listen(address, reuse_port=False)
+            try:
+                sock.listen(64)  # at once: another worker's bind must fail from here on
+            except OSError:
+                sock.close()
+                raise
+            return sock
         except OSError as exc:
             if self._reuse_port and exc.errno == errno.EADDRINUSE:
                 log.info("edgeward: admin listener served by another worker")
