@@ -381,6 +381,7 @@ def test_reload_applies_a_rotated_upstream_ca_file(
         ca_file.write_text("not a certificate\n")  # a broken CA file rejects the reload
         edge.signal(signal.SIGHUP)
         assert _wait_for(lambda: "reload rejected" in edge.log_text())
+        assert f"endpoint app: upstream CA file {ca_file}: " in edge.log_text()
         r = httpx.get(edge.url("/"), headers={"host": "app.test"}, timeout=5)
         assert r.status_code == 200
     finally:
@@ -465,6 +466,17 @@ endpoints:
     line = _one_line_failure(_serve(config))
     assert line.startswith("edgeward serve: listener secure: cannot load its TLS certificates (")
     assert str(certs["other-key"]) in line
+
+
+def test_a_bad_upstream_ca_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    config = tmp_path / "edge.yml"
+    config.write_text(
+        CONFIG.format(port_web=free_port(), upstream="https://127.0.0.1:1")
+        + "    upstream_tls: {ca: ca.pem}\n"
+    )
+    line = _one_line_failure(_serve(config))
+    assert line.startswith(f"edgeward serve: endpoint app: upstream CA file {tmp_path}/ca.pem: ")
 
 
 # --- one timestamp format; JSON or console ---------------------------------------------

@@ -166,10 +166,7 @@ class Server:
         self.services = Services(
             server_codec, client_codec, AccessLog(access.path, enabled=access.enabled), Fetcher()
         )
-        try:
-            plan = self.services.pools.prepare(config)
-        except OSError as exc:
-            raise StartupError(f"upstream TLS: {exc}") from None
+        plan = self.services.pools.prepare(config)  # UpstreamCaError: one line, like a StartupError
         self.gen.pools = self.services.pools.apply(plan, config)
         self._reload = reload
         self._reuse_port = reuse_port
@@ -267,7 +264,7 @@ class Server:
             plan = self.services.pools.prepare(config)
             new = self._open_listeners(config)
             admin = self._open_admin(config)
-        except (EdgewardError, OSError) as exc:  # OSError: an upstream CA file; ssl.SSLError
+        except (EdgewardError, OSError) as exc:
             for _, sock in new:
                 sock.close()
             log.error("edgeward: reload rejected, keeping the running config: %s", exc)

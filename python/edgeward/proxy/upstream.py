@@ -12,6 +12,7 @@ import time
 import trio
 
 from edgeward.config import EdgeConfig, Upstream
+from edgeward.errors import EdgewardError
 from edgeward.http1.codec import Codec
 from edgeward.http1.events import LocalProtocolError
 from edgeward.proxy import errors
@@ -188,6 +189,10 @@ def _client_context(up: Upstream) -> ssl.SSLContext:
     return ctx
 
 
+class UpstreamCaError(EdgewardError):
+    """An upstream's CA file cannot be read or holds no certificate."""
+
+
 class Pools:
     """One pool per upstream, shared by every config generation so a
     reload keeps warm connections.
@@ -206,25 +211,30 @@ class Pools:
         self._pools: dict[Upstream, tuple[UpstreamPool, bytes]] = {}  # and the CA's digest
 
     def prepare(self, config: EdgeConfig) -> PoolPlan:
-        """Raises OSError or ssl.SSLError (an unreadable or bad CA file)."""
+        """Raises `UpstreamCaError` (an unreadable or bad CA file)."""
         limits, timeouts = config.limits, config.timeouts
         plan: PoolPlan = {}
         for endpoint in config.endpoints:
             up = endpoint.upstream
             if up in plan:
                 continue
-            ca = hashlib.sha256(up.tls_ca.read_bytes()).digest() if up.tls_ca else b""
-            known = self._pools.get(up)
-            if known is not None and known[1] == ca:
-                pool = known[0]
-            else:
-                pool = UpstreamPool(
-                    up,
-                    self._codec_factory,
-                    size=limits.upstream_pool_size,
-                    idle_timeout=timeouts.upstream_idle,
-                    connect_timeout=timeouts.upstream_connect,
-                )
+            try:
+                ca = hashlib.sha256(up.tls_ca.read_bytes()).digest() if up.tls_ca else b""
+                known = self._pools.get(up)
+                if known is not None and known[1] == ca:
+                    pool = known[0]
+                else:
+                    pool = UpstreamPool(
+                        up,
+                        self._codec_factory,
+                        size=limits.upstream_pool_size,
+                        idle_timeout=timeouts.upstream_idle,
+                        connect_timeout=timeouts.upstream_connect,
+                    )
+            except OSError as exc:  # ssl.SSLError is one
+                raise UpstreamCaError(
+                    f"endpoint {endpoint.name}: upstream CA file {up.tls_ca}: {exc}"
+                ) from None
             plan[up] = (pool, ca)
         return plan
 
