@@ -1,10 +1,10 @@
 """Where the server log, the access log and policy decision events are
 written: stdout, stderr or a file, one line per record.
 
-Writing never blocks the caller. `Output.write` puts the record on a queue
-and a writer thread of the output formats and writes it, so a disk that
-stalls or a stdout pipe nobody reads never stops the event loop. The queue
-is bounded (`MAX_PENDING` records): past it, records are dropped and
+Writing never blocks the caller. `Output.write` formats the record and puts
+the line on a queue; a writer thread of the output writes what gathered,
+so a disk that stalls or a stdout pipe nobody reads never stops the event
+loop. The queue is bounded (`MAX_PENDING` lines): past it, records are dropped and
 counted, and the drop is logged once when it starts and once when the
 output catches up. A write that fails (a full disk, a closed pipe) is
 dropped and logged once, until a write succeeds again: recording traffic
@@ -34,6 +34,8 @@ from typing import Any, Literal, Protocol, TextIO
 LogFormat = Literal["auto", "json", "console"]
 MAX_PENDING = 16384
 """Records an output holds while its writer is behind; past this they are dropped."""
+LINGER = 0.05
+"""Seconds the writer waits after a write before taking the next batch."""
 CLOSE_WAIT = 2.0
 """Seconds `close` waits for the writer to write what is queued."""
 
@@ -89,7 +91,6 @@ def set_format(kind: LogFormat) -> None:
 # --- outputs ------------------------------------------------------------------------
 
 _STOP = object()
-_Item = tuple[Any, "LineFormat"]
 
 
 class Output:
@@ -104,9 +105,9 @@ class Output:
         self._log = log
         self._refs = 0
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
-        self._queued = 0  # records accepted (under the lock)
-        self._written = 0  # records taken by the writer (writer thread only)
+        self._queue: queue.SimpleQueue[str | object] = queue.SimpleQueue()
+        self._queued = 0  # lines accepted (under the lock)
+        self._written = 0  # lines taken by the writer (writer thread only)
         self._thread: threading.Thread | None = None
         self._console = False
         self._fd = -1
@@ -122,8 +123,22 @@ class Output:
     # --- producer side (any thread; the event loop in practice) ----------------------
 
     def write(self, record: Any, fmt: LineFormat) -> None:
-        """Queue one record; never blocks. Dropped (and counted) when the
-        writer is `MAX_PENDING` records behind."""
+        """Queue one record as a line; never blocks. Dropped (and counted)
+        when the writer is `MAX_PENDING` lines behind.
+
+        The line is formatted here, on the caller's thread: a writer thread
+        that formatted (pure Python, holding the GIL for a whole batch)
+        would make the event loop wait for the GIL after each of its system
+        calls; the writer only joins, encodes and writes."""
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._start()
+        try:
+            line = fmt.console(record) if self._console else fmt.json(record)
+        except Exception:  # a record that cannot be rendered is a bug: say so, go on
+            self._log.exception("%s: cannot format a record (dropped)", self.what)
+            return
         with self._lock:
             if self._queued - self._written >= MAX_PENDING:
                 self.dropped += 1
@@ -134,9 +149,7 @@ class Output:
                 report = "start"
             else:
                 self._queued += 1
-                if self._thread is None:
-                    self._start()
-                self._queue.put((record, fmt))
+                self._queue.put(line)
                 if not self._dropping:
                     return
                 self._dropping = False
@@ -182,26 +195,19 @@ class Output:
                     batch.append(get_nowait())
             except queue.Empty:
                 pass
-            items: list[_Item] = [i for i in batch if type(i) is tuple]
-            if items:
-                self._write_batch(items)
-            self._written += len(items)
+            lines: list[str] = [i for i in batch if type(i) is str]
+            if lines:
+                self._put("\n".join(lines) + "\n")
+            self._written += len(lines)
             for marker in batch:
                 if isinstance(marker, threading.Event):  # a `flush` waiting for this point
                     marker.set()
             if any(i is _STOP for i in batch):
                 return
-
-    def _write_batch(self, items: list[_Item]) -> None:
-        lines = []
-        console = self._console
-        for record, fmt in items:
-            try:
-                lines.append(fmt.console(record) if console else fmt.json(record))
-            except Exception:  # a record that cannot be rendered is a bug: say so, go on
-                self._log.exception("%s: cannot format a record (dropped)", self.what)
-        if lines:
-            self._put("\n".join(lines) + "\n")
+            # let records gather: under load one write (and one wake-up of
+            # this thread) per LINGER, not per record; a record after a
+            # quiet spell is still written at once
+            time.sleep(LINGER)
 
     def _put(self, text: str) -> None:
         try:

@@ -129,11 +129,11 @@ def running_edge(directory: Path, policy: str, upstream: str, backend: str) -> I
 def events(edge: Edge) -> list[dict[str, object]]:
     """The policy events the edge printed (the JSON lines of its log that
     have a verdict; the server log is JSON lines too). Events are written
-    by the output's thread just after they are queued: read until the log
-    stops growing."""
-    text, deadline = edge.log_text(), time.monotonic() + 2
+    by the output's thread, which gathers what comes within 50 ms: read
+    until the log stops growing."""
+    text, deadline = edge.log_text(), time.monotonic() + 3
     while time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.15)
         again = edge.log_text()
         if again == text:
             break
