@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -126,11 +127,23 @@ def running_edge(directory: Path, policy: str, upstream: str, backend: str) -> I
 
 
 def events(edge: Edge) -> list[dict[str, object]]:
-    """The policy events the edge printed (JSON lines in its log)."""
+    """The policy events the edge printed (the JSON lines of its log that
+    have a verdict; the server log is JSON lines too). Events are written
+    by the output's thread, which gathers what comes within 50 ms: read
+    until the log stops growing."""
+    text, deadline = edge.log_text(), time.monotonic() + 3
+    while time.monotonic() < deadline:
+        time.sleep(0.15)
+        again = edge.log_text()
+        if again == text:
+            break
+        text = again
     out = []
-    for line in edge.log_text().splitlines():
+    for line in text.splitlines():
         if line.startswith("{"):
-            out.append(json.loads(line))
+            record = json.loads(line)
+            if "verdict" in record:
+                out.append(record)
     return out
 
 

@@ -105,8 +105,15 @@ class Edge:
         """The decision events from the file sink; stdout (the log) has the
         same lines."""
         file = self.log.with_name("events.jsonl")
-        lines = file.read_text().splitlines() if file.exists() else []
-        in_log = [line for line in self.log.read_text().splitlines() if '"verdict"' in line]
+        deadline = time.monotonic() + 3  # two outputs, each written by its own thread
+        seen = None
+        while True:
+            lines = file.read_text().splitlines() if file.exists() else []
+            in_log = [line for line in self.log.read_text().splitlines() if '"verdict"' in line]
+            if (lines == in_log and lines == seen) or time.monotonic() > deadline:
+                break
+            seen = lines
+            time.sleep(0.15)  # longer than an output's 50 ms gathering
         assert lines == in_log
         return [json.loads(line) for line in lines]
 

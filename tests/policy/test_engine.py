@@ -87,8 +87,9 @@ def test_non_bool_expression_is_an_error() -> None:
 def test_events_as_json_lines() -> None:
     stream = io.StringIO()
     h = load(one("deny", rule="name: no"))
-    h.policy.events = JsonLinesSink(stream)
+    sink = h.policy.events = JsonLinesSink(stream)
     request(h, client_ip="198.51.100.4")
+    sink.flush()
     event = json.loads(stream.getvalue())
     assert (
         event["rule"] == "no"

@@ -18,6 +18,7 @@ import pytest
 
 from edgeward.config import load_config
 from edgeward.errors import ConfigError
+from edgeward.linefile import flush_all
 from edgeward.policy import PolicyCompiler, PolicyEvent
 from edgeward.policy.events import JsonLinesSink, NullSink
 
@@ -129,6 +130,7 @@ def test_sinks_are_shared_per_target_and_opened_at_the_first_event(tmp_path: Pat
     assert isinstance(first, JsonLinesSink)
     first.emit(event("one"))
     compiler.sink(["stderr", str(events)]).emit(event("two"))
+    flush_all()  # written by the output's thread
     assert [json.loads(line)["rule"] for line in events.read_text().splitlines()] == [
         "one",
         "two",
@@ -149,6 +151,7 @@ def test_off_and_the_environment_fallback(tmp_path: Path, monkeypatch: pytest.Mo
     policy = config.endpoints[0].policy
     assert policy is not None
     policy.events.emit(event())  # type: ignore[attr-defined]
+    flush_all()
     assert len(fallback.read_text().splitlines()) == 1
 
 
@@ -160,12 +163,14 @@ def test_a_sink_that_cannot_write_drops_events_and_logs_once(
     with caplog.at_level(logging.ERROR, logger="edgeward.policy"):
         sink.emit(event("lost"))  # the directory is not there: no exception
         sink.emit(event("lost too"))
+        sink.flush()
         assert [r.getMessage() for r in caplog.records] == [
             f"policy events: cannot write to {target} (dropped): "
             f"[Errno 2] No such file or directory: '{target}'"
         ]
         target.parent.mkdir()
         sink.emit(event("kept"))
+        sink.flush()
     assert [json.loads(line)["rule"] for line in target.read_text().splitlines()] == ["kept"]
 
     full = JsonLinesSink(Path("/dev/full"))
@@ -173,6 +178,7 @@ def test_a_sink_that_cannot_write_drops_events_and_logs_once(
         caplog.clear()
         for _ in range(5):
             full.emit(event())
+        full.flush()
     assert len(caplog.records) == 1 and "No space left on device" in caplog.text
 
 

@@ -71,7 +71,16 @@ def edge_with(
 
 
 def lines(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The events in `path`, once it stops growing: they are written by
+    the output's thread, which gathers what comes within 50 ms."""
+    text, deadline = path.read_text(), time.monotonic() + 3
+    while time.monotonic() < deadline:
+        time.sleep(0.15)
+        again = path.read_text()
+        if again == text:
+            break
+        text = again
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def until(predicate: Callable[[], bool], what: str, timeout: float = 10) -> None:
@@ -119,6 +128,7 @@ def test_an_unwritable_sink_changes_no_decision_and_is_logged_once(
     edge = edge_with("[/dev/full, events.jsonl]")
     for _ in range(3):
         exchange(edge)
+    assert len(lines(tmp_path / "events.jsonl")) == 6  # (and the log has settled)
     log = edge.log_text()
     assert log.count("policy events: cannot write to /dev/full") == 1, log
     assert "No space left on device" in log and "Traceback" not in log

@@ -6,7 +6,6 @@ the edge's stdout."""
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import shutil
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.policy.e2e import BACKENDS
+from tests.policy.e2e import BACKENDS, events
 from tests.proxy.proxy_support import Edge, free_port, start_edge, wait_port
 
 from edgeward.config import load_config
@@ -109,9 +108,9 @@ def edge(
 
 
 def stdout_events(edge: Edge) -> list[dict[str, object]]:
-    """The policy events among the lines (the access log is JSON too)."""
-    lines = [json.loads(x) for x in edge.log_text().splitlines() if x.startswith("{")]
-    return [line for line in lines if "verdict" in line]
+    """The policy events among the lines (the access log and the server
+    log are JSON too), once the log has settled."""
+    return events(edge)
 
 
 def test_the_commented_curl_lines_answer_as_commented(edge: Edge) -> None:

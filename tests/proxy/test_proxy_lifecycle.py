@@ -63,19 +63,27 @@ def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path, upstream
 
 
 def test_drain_timeout_bounds_the_shutdown(tmp_path: Path, upstream: Upstream) -> None:
+    """A request longer than the drain timeout is cut off: the edge exits
+    while it is in flight (no wall-clock window: the request itself says)."""
     edge = _edge(tmp_path, upstream, drain=0.5)
-    t = threading.Thread(
-        target=lambda: _swallow(
-            lambda: httpx.get(edge.url("/slow?s=5"), headers={"host": "app.test"}, timeout=10)
-        )
-    )
+    outcome: list[object] = []
+
+    def slow() -> None:
+        try:
+            outcome.append(
+                httpx.get(edge.url("/slow?s=5"), headers={"host": "app.test"}, timeout=10)
+            )
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=slow)
     t.start()
     time.sleep(0.3)
-    start = time.monotonic()
     edge.signal(signal.SIGTERM)
     assert edge.proc.wait(10) == 0
-    assert time.monotonic() - start < 3
     t.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], httpx.HTTPError), outcome
+    assert "drain timeout, closing 1 connections" in edge.log_text()
 
 
 def test_h2_connection_gets_goaway_and_its_stream_finishes(

@@ -9,6 +9,7 @@ Errors are `edgeward.errors.ConfigError` naming file, line and key.
 from edgeward.config.load import load_config
 from edgeward.config.model import (
     AccessLog,
+    AdminListener,
     Certificate,
     EdgeConfig,
     Endpoint,
@@ -27,6 +28,7 @@ from edgeward.document import Document, load_document, parse_document
 
 __all__ = [
     "AccessLog",
+    "AdminListener",
     "Certificate",
     "Document",
     "EdgeConfig",

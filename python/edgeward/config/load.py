@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from edgeward.config.model import (
     AccessLog,
+    AdminListener,
     Certificate,
     EdgeConfig,
     Endpoint,
@@ -153,6 +154,7 @@ class _Loader:
                         " is served by the edge itself",
                     )
             endpoints.append(auth)
+        admin = self._admin(top, listeners)
         top.done()
         if self.factory is not None:
             listeners = [self._compiled(ln, ip_policies) for ln in listeners]
@@ -169,6 +171,7 @@ class _Loader:
             ip_policies=ip_policies,
             state_dir=state_dir,
             identity=self.identity,
+            admin=admin,
             raw=self.doc.data,
         )
 
@@ -196,6 +199,22 @@ class _Loader:
         if isinstance(value, str) and value:
             return AccessLog(enabled=True, path=self._output_file(top.at("access_log"), value))
         raise self.error(top.at("access_log"), "must be on, off, or a file path")
+
+    def _admin(self, top: _Section, listeners: list[Listener]) -> AdminListener | None:
+        """`admin: {address: host:port}`: never one of the public listeners."""
+        if not top.has("admin"):
+            top.taken.add("admin")
+            return None
+        sec = top.section("admin")
+        host, port = self._address(sec, "address")
+        sec.done()
+        for listener in listeners:
+            if port != 0 and listener.port == port and _overlaps(listener.host, host):
+                raise self.error(
+                    sec.at("address"),
+                    f"the admin listener must not share the address of listener {listener.name!r}",
+                )
+        return AdminListener(host, port)
 
     def _output_file(self, path: PathKey, value: str) -> Path:
         """A file the edge appends to (relative to the config's directory):
@@ -527,6 +546,12 @@ class _Loader:
         except EdgewardError as exc:
             raise ConfigError(f"traffic policy of {source.owner}: {exc}", source.origin) from exc
         return dataclasses.replace(item, policy=hooks)  # type: ignore[type-var]
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Whether two listening hosts can clash on one port."""
+    wildcard = ("0.0.0.0", "::", "")
+    return a == b or a in wildcard or b in wildcard
 
 
 def _kind(value: Any) -> str:

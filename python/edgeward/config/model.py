@@ -55,6 +55,14 @@ class AccessLog:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminListener:
+    """`/metrics`, `/healthz`, `/readyz` on an address of its own (off by default)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
 class IpPolicy:
     """A named allow/deny list, referenced by policies (`ip_policies:`)."""
 
@@ -197,4 +205,5 @@ class EdgeConfig:
     # $XDG_STATE_HOME/edgeward, else ~/.local/state/edgeward).
     state_dir: Path | None = None
     identity: IdentityConfig | None = None
+    admin: AdminListener | None = None
     raw: Any = None  # the parsed document, for diagnostics

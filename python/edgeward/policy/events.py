@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-import threading
 import weakref
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from edgeward.linefile import LineFile
+from edgeward.linefile import open_output, printable, release, rfc3339
+
+DECISIONS: Counter[tuple[str | None, str, str | None, str]] = Counter()
+"""Events made in this process by (endpoint, rule, action, verdict): plain
+counts, read by the proxy's metrics at scrape time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +40,13 @@ class PolicyEvent:
     error_code: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # every decision is counted once, whatever the sinks (the metrics read this)
+        DECISIONS[self.endpoint, self.rule, self.action, self.verdict] += 1
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "time": datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds"),
+            "time": rfc3339(self.time),
             "endpoint": self.endpoint,
             "phase": self.phase,
             "rule": self.rule,
@@ -82,25 +88,49 @@ class ListSink:
 
 
 log = logging.getLogger("edgeward.policy")
+WHAT = "policy events"
+
+
+class _EventFormat:
+    """Lines of an event; run on the output's writer thread."""
+
+    def json(self, event: PolicyEvent) -> str:
+        return event.to_json()
+
+    def console(self, event: PolicyEvent) -> str:
+        extra = f" status={event.status}" if event.status is not None else ""
+        if event.error_code:
+            extra += f" error={event.error_code}"
+        return (
+            f"{rfc3339(event.time)} policy {event.verdict} endpoint={event.endpoint}"
+            f" rule={printable(event.rule)} action={event.action} phase={event.phase}"
+            f" client={event.client_ip}{extra} id={event.request_id}"
+            f" reason={printable(event.reason)}"
+        )
+
+
+EVENT_FORMAT = _EventFormat()
 
 
 class JsonLinesSink:
-    """Writes each event as one JSON line and flushes, so a crash loses at
-    most the line being written. A lock keeps lines whole across threads.
+    """Writes each event as one line (JSON, or text on a terminal) to a
+    shared `edgeward.linefile` output: queued, never blocking the caller,
+    in order with the access log when both go to the same target.
 
-    The file opens at the first event and closes when the sink is collected
-    (a reload that no longer names it); a failed write is dropped and logged
-    once (`edgeward.linefile`): recording a decision never changes it."""
+    The file opens at the first event and is released when the sink is
+    collected (a reload that no longer names it); a failed write is dropped
+    and logged once: recording a decision never changes it."""
 
-    def __init__(self, target: TextIO | Path) -> None:
-        self._file = LineFile(target, what="policy events", log=log)
-        self._lock = threading.Lock()
-        weakref.finalize(self, self._file.close)
+    def __init__(self, target: TextIO | Path | str) -> None:
+        self._output = open_output(target, what=WHAT, log=log)
+        weakref.finalize(self, release, self._output, WHAT)
 
     def emit(self, event: PolicyEvent) -> None:
-        line = event.to_json() + "\n"
-        with self._lock:
-            self._file.write(line)
+        self._output.write(event, EVENT_FORMAT)
+
+    def flush(self) -> bool:
+        """Wait until the events emitted so far are written (tests, tools)."""
+        return self._output.flush()
 
 
 class FanOutSink:
@@ -126,8 +156,4 @@ def fan_out(sinks: Sequence[EventSink]) -> EventSink:
 
 
 def _target_sink(target: str | Path) -> JsonLinesSink:
-    if target == "stdout":
-        return JsonLinesSink(sys.stdout)
-    if target == "stderr":
-        return JsonLinesSink(sys.stderr)
-    return JsonLinesSink(Path(target))
+    return JsonLinesSink(target if target in ("stdout", "stderr") else Path(target))

@@ -1,52 +1,71 @@
-"""One JSON line per request: time, client ip, host, method, path, status,
-bytes in/out, duration, upstream, error code, request id.
+"""One record per exchange: time, request id, client ip, host, method, path,
+protocol, status, bytes in/out, duration, endpoint, upstream, error code.
 
-Lines are buffered and flushed at most every second (and at shutdown), so
-logging costs a `json.dumps` and an append per request, not a write."""
+Logging costs a dict and a queue put per request: the output's writer
+thread formats and writes (`edgeward.linefile`), so a slow or blocked
+stdout never holds a request up. Lines are JSON, or readable text on a
+terminal."""
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from edgeward.linefile import LineFile
+from edgeward.linefile import Output, json_line, open_output, printable, release, rfc3339
 
 log = logging.getLogger("edgeward.proxy")
+WHAT = "access log"
+
+
+class _AccessFormat:
+    def json(self, record: dict[str, Any]) -> str:
+        return json_line({**record, "time": rfc3339(record["time"])})
+
+    def console(self, record: dict[str, Any]) -> str:
+        get = record.get
+        if "method" not in record:  # rejected before the request could be parsed
+            return (
+                f"{rfc3339(record['time'])} {get('status')} {get('client_ip')}"
+                f" {get('error')} {printable(str(get('detail', '')))}"
+            )
+        error = f" {get('error')}" if get("error") else ""
+        return (
+            f"{rfc3339(record['time'])} {get('status')} {printable(get('method', ''))}"
+            f" {printable(get('host', ''))}{printable(get('path', ''))} {get('protocol')}"
+            f" {get('duration_ms')}ms in={get('bytes_in')} out={get('bytes_out')}"
+            f" client={get('client_ip')} endpoint={get('endpoint')}{error}"
+            f" id={get('request_id')}"
+        )
+
+
+ACCESS_FORMAT = _AccessFormat()
 
 
 class AccessLog:
     def __init__(self, path: Path | None = None, *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._file = _open(path)
-        self._lines: list[str] = []
+        self._output: Output | None = _open(path) if enabled else None
+        self._path = path
 
     def write(self, **record: Any) -> None:
-        if self.enabled:
-            record = {"time": round(time.time(), 3), **record}
-            self._lines.append(json.dumps(record, separators=(",", ":")))
-            if len(self._lines) >= 512:
-                self.flush()
-
-    def flush(self) -> None:
-        if self._lines:
-            lines, self._lines = self._lines, []
-            self._file.write("\n".join(lines) + "\n")
+        if self._output is not None:
+            self._output.write({"time": time.time(), **record}, ACCESS_FORMAT)
 
     def reconfigure(self, path: Path | None, *, enabled: bool) -> None:
-        """Apply a reloaded config: a new path closes the old file."""
-        self.enabled = enabled
-        if path != self._file.path:
-            self.close()
-            self._file = _open(path)
+        """Apply a reloaded config: another target releases the old one."""
+        if enabled == self.enabled and path == self._path:
+            return
+        self.close()
+        self.enabled, self._path = enabled, path
+        self._output = _open(path) if enabled else None
 
     def close(self) -> None:
-        self.flush()
-        self._file.close()
+        if self._output is not None:
+            release(self._output, WHAT)
+            self._output = None
 
 
-def _open(path: Path | None) -> LineFile:
-    return LineFile(path or sys.stdout, what="access log", log=log)
+def _open(path: Path | None) -> Output:
+    return open_output(path or "stdout", what=WHAT, log=log)

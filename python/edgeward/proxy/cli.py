@@ -25,6 +25,13 @@ def register(sub: Any) -> None:
         "--workers", type=int, default=1, help="worker processes sharing the ports (SO_REUSEPORT)"
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument(
+        "--log-format",
+        default="auto",
+        choices=("auto", "json", "console"),
+        help="server log, access log and events on stdout/stderr: JSON lines, or readable"
+        " one-line text (default auto: text on a terminal, JSON otherwise; files are JSON)",
+    )
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
     check = sub.add_parser("check", help="validate an edge config without serving")
@@ -72,39 +79,79 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    """Run the edge. A problem with the config or the environment (a port
+    in use, a certificate that cannot be loaded) is one line on stderr and
+    exit 1, never a traceback."""
+    from edgeward import linefile
+
+    linefile.set_format(args.log_format)
+    _log_to_stderr(args.log_level)
     try:
         config = load(args.config)
-    except EdgewardError as exc:
-        print(f"edgeward serve: {exc}", file=sys.stderr)
-        return 1
+    except (EdgewardError, OSError) as exc:
+        return _startup_failed(exc)
     if args.workers > 1:
         return _supervise(args)
     import trio
 
     from edgeward.proxy.server import Server
 
-    server = Server(
-        config, codec=args.http1, reload=lambda: load(args.config), reuse_port=args.reuse_port
-    )
+    try:
+        server = Server(
+            config, codec=args.http1, reload=lambda: load(args.config), reuse_port=args.reuse_port
+        )
+    except (EdgewardError, OSError) as exc:
+        return _startup_failed(exc)
     del config  # the server's generation holds it; a reload must be able to drop it
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.handle_signals)
+            await nursery.start(server.handle_signals)
             await server.serve()
             nursery.cancel_scope.cancel()
 
     try:
         trio.run(main)
     except OSError as exc:
-        print(f"edgeward serve: {exc}", file=sys.stderr)
-        return 1
+        return _startup_failed(exc)
+    except BaseExceptionGroup as group:
+        failed, rest = group.split(OSError)  # the environment failed under us
+        if failed is None or rest is not None:
+            raise
+        return _startup_failed(_first(failed))
     return 0
+
+
+def _log_to_stderr(level: str) -> None:
+    """The server log through a `linefile` output: one timestamp format
+    with the access log and events, JSON or text, never blocking."""
+    from edgeward import linefile
+
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    output = linefile.open_output("stderr", what="server log", log=logging.getLogger("edgeward"))
+    root.addHandler(linefile.LogHandler(output))
+
+
+def _startup_failed(exc: BaseException) -> int:
+    from edgeward import linefile
+
+    for output in linefile.outputs():
+        output.flush(1.0)  # what was logged so far comes first
+    if isinstance(exc, OSError) and not isinstance(exc, EdgewardError):
+        where = f": {exc.filename}" if exc.filename else ""
+        message = f"{exc.strerror or exc}{where}"
+    else:
+        message = str(exc)
+    print(f"edgeward serve: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 def _supervise(args: argparse.Namespace) -> int:
@@ -121,7 +168,7 @@ def _supervise(args: argparse.Namespace) -> int:
         "--http1",
         args.http1,
     ]
-    command += ["--log-level", args.log_level, "--reuse-port"]
+    command += ["--log-level", args.log_level, "--log-format", args.log_format, "--reuse-port"]
     children = [subprocess.Popen(command) for _ in range(args.workers)]
 
     def forward(signum: int, _frame: object) -> None:

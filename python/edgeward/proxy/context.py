@@ -15,6 +15,7 @@ from edgeward.config import EdgeConfig, Endpoint, Listener
 from edgeward.hooks import ConnectionInfo, EndpointInfo, Fetch, FetchResult
 from edgeward.proxy.accesslog import AccessLog
 from edgeward.proxy.codecs import CodecFactory
+from edgeward.proxy.metrics import Stats
 from edgeward.proxy.routing import Router
 from edgeward.proxy.upstream import Pools, UpstreamPool
 from edgeward.proxy.watchdog import Watchdog
@@ -38,7 +39,7 @@ class Generation:
     config: EdgeConfig
     listeners: dict[str, ListenerRuntime]
     trusted: Callable[[str], bool]
-    pools: dict[str, UpstreamPool] = field(default_factory=dict)  # by endpoint name
+    pools: dict[str, UpstreamPool] = field(default_factory=dict)  # by endpoint name (`Pools.apply`)
 
 
 class Fetcher(Protocol):
@@ -46,7 +47,8 @@ class Fetcher(Protocol):
 
 
 class Services:
-    """Server-wide, shared by all generations: pools, ids, log, codecs."""
+    """Server-wide, shared by all generations: pools, ids, log, codecs,
+    the counters behind the metrics."""
 
     def __init__(
         self,
@@ -63,18 +65,11 @@ class Services:
         self._prefix = secrets.token_hex(4).encode()
         self._ids = itertools.count(1)
         self.draining = False
+        self.stats = Stats()
 
     def request_id(self) -> bytes:
         """Unique per process and cheap: a random prefix and a counter."""
         return b"%b%012x" % (self._prefix, next(self._ids))
-
-    def pool(self, endpoint: Endpoint, config: EdgeConfig) -> UpstreamPool:
-        return self.pools.get(
-            endpoint.upstream,
-            size=config.limits.upstream_pool_size,
-            idle_timeout=config.timeouts.upstream_idle,
-            connect_timeout=config.timeouts.upstream_connect,
-        )
 
 
 @dataclass(slots=True)
@@ -92,10 +87,7 @@ class ConnContext:
 
     def pool(self, endpoint: Endpoint) -> UpstreamPool:
         """The upstream pool of one of this generation's endpoints."""
-        pool = self.gen.pools.get(endpoint.name)
-        if pool is None:
-            pool = self.gen.pools[endpoint.name] = self.services.pool(endpoint, self.config)
-        return pool
+        return self.gen.pools[endpoint.name]
 
 
 def make_trust(config: EdgeConfig) -> Callable[[str], bool]:

@@ -610,6 +610,15 @@ class Exchange:
                 )
             except Exception:
                 log.exception("traffic policy failed in on_complete (request %s)", self.request_id)
+        # metrics: plain counters (proxy/metrics.py), exported at scrape time
+        version = self.head.http_version
+        services.stats.exchange(
+            self.endpoint.name if self.endpoint else "",
+            self.status,
+            _PROTOCOLS.get(version) or f"HTTP/{version.decode()}",
+            duration,
+            self.error_code,
+        )
         if services.access_log.enabled:
             head = self.head
             services.access_log.write(
@@ -654,6 +663,7 @@ class _ClosedMarker:
 
 
 _CLOSED = _ClosedMarker()
+_PROTOCOLS = {b"1.1": "HTTP/1.1", b"2": "HTTP/2", b"1.0": "HTTP/1.0"}
 _NOT_FORWARDED = frozenset({b"host", b"content-length", b"expect", REQUEST_ID})
 
 

@@ -16,17 +16,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
+from prometheus_client import CollectorRegistry, ProcessCollector
 
+from edgeward import http1, native
 from edgeward.config import EdgeConfig, Endpoint, Listener
 from edgeward.errors import EdgewardError
 from edgeward.hooks import ConnectionInfo, EndpointInfo
 from edgeward.http1.codec import Limits
 from edgeward.proxy.accesslog import AccessLog
+from edgeward.proxy.admin import Admin
 from edgeward.proxy.codecs import CodecKind, codec_factories
 from edgeward.proxy.context import ConnContext, Generation, ListenerRuntime, Services, make_trust
 from edgeward.proxy.fetch import Fetcher
 from edgeward.proxy.http1 import Http1Connection
 from edgeward.proxy.http2 import Http2Connection
+from edgeward.proxy.metrics import EdgeCollector, Gauges
 from edgeward.proxy.routing import Router
 from edgeward.proxy.tls import server_context, tls_info
 from edgeward.proxy.transport import Transport, tls_handshake, tune
@@ -36,13 +40,30 @@ log = logging.getLogger("edgeward.proxy")
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
+class StartupError(EdgewardError):
+    """The environment refuses what the config asks for (a certificate
+    that cannot be loaded, an address that cannot be bound): reported in
+    one line, no traceback."""
+
+
+class ListenError(StartupError):
+    def __init__(self, listener: str, address: tuple[str, int], cause: OSError) -> None:
+        host, port = address
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        reason = cause.strerror or str(cause)
+        super().__init__(f"{listener}: cannot listen on {shown}: {reason[:1].lower()}{reason[1:]}")
+        self.listener = listener
+        self.address = address
+        self.cause = cause
+
+
 def build_generation(config: EdgeConfig) -> Generation:
     """Everything derived from a config that connections read: routers,
     TLS contexts, the endpoint facts policies see. Fails before any swap."""
     runtimes = {}
     for listener in config.listeners:
         endpoints = tuple(e for e in config.endpoints if listener.name in e.listeners)
-        ctx = server_context(listener.tls, http2=listener.http2) if listener.tls else None
+        ctx = _tls_context(listener)
         infos = {e.name: _endpoint_info(e, listener) for e in endpoints}
         listener_info = EndpointInfo(
             name=listener.name,
@@ -57,6 +78,18 @@ def build_generation(config: EdgeConfig) -> Generation:
             listener, Router(endpoints), endpoints, ctx, infos, listener_info
         )
     return Generation(config, runtimes, make_trust(config))
+
+
+def _tls_context(listener: Listener) -> ssl.SSLContext | None:
+    if listener.tls is None:
+        return None
+    try:
+        return server_context(listener.tls, http2=listener.http2)
+    except OSError as exc:  # ssl.SSLError is one
+        files = ", ".join(f"{c.cert}, {c.key}" for c in listener.tls.certificates)
+        raise StartupError(
+            f"listener {listener.name}: cannot load its TLS certificates ({files}): {exc}"
+        ) from None
 
 
 def _endpoint_info(endpoint: Endpoint, listener: Listener) -> EndpointInfo:
@@ -81,8 +114,36 @@ class _Bound:
     scope: trio.CancelScope
 
 
+class _ConnectionCount:
+    """Open client connections, and a wait for that number to change. Each
+    change sets the current event and replaces it, so every wait is on an
+    event that is not set yet: a waiter sleeps until the next change
+    instead of spinning on an event set long ago."""
+
+    __slots__ = ("_changed", "value")
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._changed = trio.Event()
+
+    def add(self) -> None:
+        self.value += 1
+
+    def remove(self) -> None:
+        self.value -= 1
+        changed, self._changed = self._changed, trio.Event()
+        changed.set()
+
+    async def changed(self) -> None:
+        await self._changed.wait()
+
+
 class Server:
-    """Serves one config (and its reloads) in the calling trio run."""
+    """Serves one config (and its reloads) in the calling trio run.
+
+    The listening sockets are bound when it is made, so an address in use
+    or a low port without permission is a `ListenError` before anything
+    runs."""
 
     def __init__(
         self,
@@ -92,6 +153,7 @@ class Server:
         reload: Callable[[], EdgeConfig] | None = None,
         reuse_port: bool = False,
     ) -> None:
+        self.codec = codec
         self.gen = build_generation(config)
         limits = config.limits
         server_codec, client_codec = codec_factories(
@@ -104,40 +166,74 @@ class Server:
         self.services = Services(
             server_codec, client_codec, AccessLog(access.path, enabled=access.enabled), Fetcher()
         )
+        plan = self.services.pools.prepare(config)  # UpstreamCaError: one line, like a StartupError
+        self.gen.pools = self.services.pools.apply(plan, config)
         self._reload = reload
         self._reuse_port = reuse_port
         self._bound: dict[tuple[str, int], _Bound] = {}
         self._conn_ids = itertools.count(1)
         self._stop = trio.Event()
-        self._count = 0
-        self._slot_freed = trio.Event()
+        self._conns = _ConnectionCount()
         self._idle_connections: set[Http1Connection] = set()
         self._h2_connections: set[Http2Connection] = set()
         self._nursery: trio.Nursery | None = None
+        self._serving = False
         self.addresses: dict[str, tuple[str, int]] = {}
+        self._admin: tuple[tuple[str, int] | None, socket.socket | None, trio.CancelScope] = (
+            None,
+            None,
+            trio.CancelScope(),
+        )
+        self._registry: CollectorRegistry | None = None
+        new = self._open_listeners(config)
+        try:
+            admin = self._open_admin(config)
+        except StartupError:
+            for _, sock in new:
+                sock.close()
+            raise
+        self._install(config, new, admin)
 
     # --- lifecycle ------------------------------------------------------------------
 
     async def serve(
         self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Bind, serve until `shutdown()` (or a signal), then drain."""
+        """Serve until `shutdown()` (or a signal), then drain."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self._bind(self.gen.config)
+            for bound in self._bound.values():
+                bound.sock.listen(1024)  # only now: a client that connects gets served
+                nursery.start_soon(self._accept_loop, bound)
+            self._start_admin()
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self.services.watchdog.run)
+            self._serving = True
             task_status.started(self)
-            log.info("edgeward: serving %s", self.gen.config.file)
+            compiled = "compiled" if http1.COMPILED else "pure Python"
+            codec = f"fast ({compiled})" if self.codec == "fast" else "h11"
+            log.info(
+                "edgeward: serving %s (matcher backend %s, HTTP/1 codec %s)",
+                self.gen.config.file,
+                native.BACKEND,
+                codec,
+            )
+            self._log_listeners(self.gen.config)
             await self._stop.wait()
             await self._drain()
             nursery.cancel_scope.cancel()
         self.services.pools.close()
         self.services.access_log.close()
+        self._close_admin()
 
-    async def handle_signals(self) -> None:
-        """SIGHUP -> reload; SIGTERM/SIGINT -> graceful stop."""
+    async def handle_signals(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """SIGHUP -> reload; SIGTERM/SIGINT -> graceful stop. Start it with
+        `nursery.start` before `serve`: a signal that comes once the ports
+        listen is then never the default action (SIGHUP would end us)."""
         with trio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     self.reload()
@@ -149,23 +245,39 @@ class Server:
     def shutdown(self) -> None:
         self._stop.set()
 
+    def ready(self) -> bool:
+        """Listeners bound and not draining (`/readyz`)."""
+        return self._serving and bool(self._bound) and not self.services.draining
+
     def reload(self) -> bool:
         """Load the config again; on any error keep the old one. New
-        connections get the new generation; open ones keep theirs."""
+        connections get the new generation; open ones keep theirs. Upstream
+        pools take the new sizes and timeouts; a rotated CA file gets a
+        fresh pool."""
         if self._reload is None:
             return False
+        stats = self.services.stats
+        new: list[tuple[tuple[str, int], socket.socket]] = []
         try:
             config = self._reload()
             gen = build_generation(config)
-            self._bind(config, check_only=True)
-        except (EdgewardError, OSError, ssl.SSLError) as exc:
+            plan = self.services.pools.prepare(config)
+            new = self._open_listeners(config)
+            admin = self._open_admin(config)
+        except (EdgewardError, OSError) as exc:
+            for _, sock in new:
+                sock.close()
             log.error("edgeward: reload rejected, keeping the running config: %s", exc)
+            stats.reloads["failed"] += 1
             return False
+        gen.pools = self.services.pools.apply(plan, config)
         self.gen = gen
-        self._bind(config)
+        self._install(config, new, admin)
         self.services.access_log.reconfigure(
             config.access_log.path, enabled=config.access_log.enabled
         )
+        stats.reloads["ok"] += 1
+        self._log_listeners(config)
         log.info("edgeward: reloaded %s", config.file)
         return True
 
@@ -181,36 +293,45 @@ class Server:
                 conn.scope.cancel()
         for h2 in list(self._h2_connections):
             h2.start_drain()
+        conns = self._conns
         with trio.move_on_after(self.gen.config.timeouts.drain):
-            while self._count:
-                await self._slot_freed.wait()
-        if self._count:
-            log.warning("edgeward: drain timeout, closing %d connections", self._count)
+            while conns.value:
+                await conns.changed()
+        if conns.value:
+            log.warning("edgeward: drain timeout, closing %d connections", conns.value)
 
     async def _housekeeping(self) -> None:
         while True:
             await trio.sleep(1)
             self.services.pools.expire()
-            self.services.access_log.flush()
 
     # --- sockets ------------------------------------------------------------------
 
-    def _bind(self, config: EdgeConfig, *, check_only: bool = False) -> None:
-        wanted = {(ln.host, ln.port): ln.name for ln in config.listeners}
+    def _open_listeners(self, config: EdgeConfig) -> list[tuple[tuple[str, int], socket.socket]]:
+        """Sockets for the listeners of `config` not bound yet; on any
+        error none (a `ListenError` naming the listener)."""
         new: list[tuple[tuple[str, int], socket.socket]] = []
-        try:
-            for address in wanted:
-                if address not in self._bound:
-                    new.append((address, self._listen(address)))
-        except OSError:
-            for _, sock in new:
-                sock.close()
-            raise
-        if check_only:
-            for _, sock in new:
-                sock.close()
-            return
-        assert self._nursery is not None
+        for ln in config.listeners:
+            address = (ln.host, ln.port)
+            if address in self._bound or any(a == address for a, _ in new):
+                continue
+            try:
+                new.append((address, self._listen(address)))
+            except OSError as exc:
+                for _, sock in new:
+                    sock.close()
+                raise ListenError(f"listener {ln.name}", address, exc) from None
+        return new
+
+    def _install(
+        self,
+        config: EdgeConfig,
+        new: list[tuple[tuple[str, int], socket.socket]],
+        admin: socket.socket | None,
+    ) -> None:
+        """Swap the listening sockets to `config`'s: close the ones it
+        dropped, start accepting on the `new` ones."""
+        wanted = {(ln.host, ln.port): ln.name for ln in config.listeners}
         for address in list(self._bound):
             if address not in wanted:
                 bound = self._bound.pop(address)
@@ -221,48 +342,108 @@ class Server:
         for address, sock in new:
             bound = _Bound(sock, wanted[address], trio.CancelScope())
             self._bound[address] = bound
-            self._nursery.start_soon(self._accept_loop, bound)
-        for bound in self._bound.values():
-            self.addresses[bound.listener] = bound.sock.getsockname()[:2]
-        for (host, port), name in wanted.items():
-            log.info(
-                "edgeward: listener %s on %s:%d",
-                name,
-                host,
-                self.addresses[name][1] if port == 0 else port,
-            )
+            if self._nursery is not None:
+                sock.listen(1024)
+                self._nursery.start_soon(self._accept_loop, bound)
+        self.addresses = {b.listener: b.sock.getsockname()[:2] for b in self._bound.values()}
+        admin_address = _admin_address(config)
+        if admin_address != self._admin[0]:
+            self._close_admin()
+            self._admin = (admin_address, admin, trio.CancelScope())
+            self._start_admin()
+            if admin is not None:
+                self.addresses["admin"] = admin.getsockname()[:2]
 
-    def _listen(self, address: tuple[str, int]) -> socket.socket:
+    def _log_listeners(self, config: EdgeConfig) -> None:
+        for ln in config.listeners:
+            host, port = self.addresses[ln.name]
+            log.info("edgeward: listener %s on %s:%d", ln.name, host, port)
+        if "admin" in self.addresses:
+            host, port = self.addresses["admin"]
+            log.info("edgeward: admin listener (/metrics, /healthz, /readyz) on %s:%d", host, port)
+
+    def _listen(self, address: tuple[str, int], *, reuse_port: bool | None = None) -> socket.socket:
         host, port = address
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self._reuse_port:
+            if self._reuse_port if reuse_port is None else reuse_port:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-            sock.listen(1024)
+            sock.bind((host, port))  # listen() once served (`serve`, `_install`)
             sock.setblocking(False)
         except OSError:
             sock.close()
             raise
         return sock
 
+    # --- the admin listener ---------------------------------------------------------
+
+    def _open_admin(self, config: EdgeConfig) -> socket.socket | None:
+        """A socket for the admin listener when `config` moves or adds it.
+        Never SO_REUSEPORT: with `--workers` only the first worker to bind
+        it serves it (the others log that they do not)."""
+        address = _admin_address(config)
+        if address is None or address == self._admin[0]:
+            return None
+        try:
+            sock = self._listen(address, reuse_port=False)
+            try:
+                sock.listen(64)  # at once: another worker's bind must fail from here on
+            except OSError:
+                sock.close()
+                raise
+            return sock
+        except OSError as exc:
+            if self._reuse_port and exc.errno == errno.EADDRINUSE:
+                log.info("edgeward: admin listener served by another worker")
+                return None
+            raise ListenError("admin listener", address, exc) from None
+
+    def _start_admin(self) -> None:
+        _, sock, scope = self._admin
+        if sock is None or self._nursery is None or scope.cancel_called:
+            return
+        if self._registry is None:
+            self._registry = CollectorRegistry(auto_describe=True)
+            gauges = Gauges(
+                connections=lambda: self._conns.value,
+                http2_streams=lambda: sum(len(c.streams) for c in self._h2_connections),
+                ready=self.ready,
+            )
+            self._registry.register(EdgeCollector(self.services.stats, gauges))
+            ProcessCollector(registry=self._registry)
+        admin = Admin(sock, self._registry, self.ready)
+
+        async def run() -> None:
+            with scope:
+                await admin.serve()
+
+        self._nursery.start_soon(run)
+
+    def _close_admin(self) -> None:
+        _, sock, scope = self._admin
+        scope.cancel()
+        if sock is not None:
+            sock.close()
+
+    # --- accepting ------------------------------------------------------------------
+
     async def _accept_loop(self, bound: _Bound) -> None:
         lsock = bound.sock
         nursery = self._nursery
         assert nursery is not None
+        conns = self._conns
         with bound.scope:
             while True:
                 limit = self.gen.config.limits.max_connections
-                while self._count >= limit:
+                while conns.value >= limit:
                     # full: new clients wait in the backlog; while one does,
                     # an idle keep-alive connection gives up its slot
-                    self._slot_freed = trio.Event()
                     if _has_pending(lsock):
                         self._evict_idle()
                     with trio.move_on_after(0.25):
-                        await self._slot_freed.wait()
+                        await conns.changed()
                 try:
                     sock, addr = lsock.accept()
                 except BlockingIOError:
@@ -279,7 +460,7 @@ class Server:
                     if exc.errno in (errno.EBADF, errno.EINVAL):
                         return
                     continue
-                self._count += 1
+                conns.add()
                 nursery.start_soon(self._connection, sock, addr, bound.listener)
 
     def _evict_idle(self) -> None:
@@ -352,8 +533,7 @@ class Server:
                 transport.close()
             else:
                 sock.close()
-            self._count -= 1
-            self._slot_freed.set()
+            self._conns.remove()
 
     def _sni_connect_check(self, ctx: ConnContext, server_name: str | None) -> bool:
         """With SNI the endpoint is known right after the handshake: run its
@@ -405,6 +585,12 @@ class Server:
 
 
 def _has_pending(lsock: socket.socket) -> bool:
-    """Whether a listening socket has a connection waiting to be accepted."""
-    ready, _, _ = select.select([lsock], [], [], 0)
-    return bool(ready)
+    """Whether a listening socket has a connection waiting to be accepted.
+    poll(2), not select(2): select cannot take a descriptor >= 1024."""
+    poller = select.poll()
+    poller.register(lsock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _admin_address(config: EdgeConfig) -> tuple[str, int] | None:
+    return None if config.admin is None else (config.admin.host, config.admin.port)

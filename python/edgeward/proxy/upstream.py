@@ -3,6 +3,7 @@ bounded pool with idle expiry."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import socket
 import ssl
@@ -10,7 +11,8 @@ import time
 
 import trio
 
-from edgeward.config import Upstream
+from edgeward.config import EdgeConfig, Upstream
+from edgeward.errors import EdgewardError
 from edgeward.http1.codec import Codec
 from edgeward.http1.events import LocalProtocolError
 from edgeward.proxy import errors
@@ -118,6 +120,22 @@ class UpstreamPool:
         conn.idle_since = time.monotonic()
         self._idle.append(conn)
 
+    # (Pools applies a reload through these two)
+    def reconfigure(self, *, size: int, idle_timeout: float, connect_timeout: float) -> None:
+        """New limits in place: the warm connections stay (up to `size`)."""
+        self._size = size
+        self._idle_timeout = idle_timeout
+        self._connect_timeout = connect_timeout
+        idle = self._idle
+        while len(idle) > size:
+            idle.pop(0).transport.close()  # the oldest go first
+
+    def retire(self) -> None:
+        """Replaced by a reload: close the idle connections; those still
+        in use are closed when released (a size of 0 keeps none)."""
+        self._size = 0
+        self.close()
+
     def expire(self) -> None:
         """Close connections idle for longer than the idle timeout."""
         limit = time.monotonic() - self._idle_timeout
@@ -171,33 +189,77 @@ def _client_context(up: Upstream) -> ssl.SSLContext:
     return ctx
 
 
+class UpstreamCaError(EdgewardError):
+    """An upstream's CA file cannot be read or holds no certificate."""
+
+
 class Pools:
     """One pool per upstream, shared by every config generation so a
-    reload keeps warm connections."""
+    reload keeps warm connections.
+
+    A reload applies in two steps, so a bad CA file rejects it before
+    anything changes: `prepare` reads each upstream's CA file and builds
+    the pools that must be new (an upstream not seen before, or whose CA
+    file's content changed: a rotated CA must verify the next
+    connections, and the warm ones were verified by the old one);
+    `apply` swaps them in, retires the replaced pools and gives every
+    kept pool the new size and timeouts in place (its warm connections
+    stay)."""
 
     def __init__(self, codec_factory: CodecFactory) -> None:
         self._codec_factory = codec_factory
-        self._pools: dict[Upstream, UpstreamPool] = {}
+        self._pools: dict[Upstream, tuple[UpstreamPool, bytes]] = {}  # and the CA's digest
 
-    def get(
-        self, upstream: Upstream, *, size: int, idle_timeout: float, connect_timeout: float
-    ) -> UpstreamPool:
-        pool = self._pools.get(upstream)
-        if pool is None:
-            pool = UpstreamPool(
-                upstream,
-                self._codec_factory,
-                size=size,
-                idle_timeout=idle_timeout,
-                connect_timeout=connect_timeout,
+    def prepare(self, config: EdgeConfig) -> PoolPlan:
+        """Raises `UpstreamCaError` (an unreadable or bad CA file)."""
+        limits, timeouts = config.limits, config.timeouts
+        plan: PoolPlan = {}
+        for endpoint in config.endpoints:
+            up = endpoint.upstream
+            if up in plan:
+                continue
+            try:
+                ca = hashlib.sha256(up.tls_ca.read_bytes()).digest() if up.tls_ca else b""
+                known = self._pools.get(up)
+                if known is not None and known[1] == ca:
+                    pool = known[0]
+                else:
+                    pool = UpstreamPool(
+                        up,
+                        self._codec_factory,
+                        size=limits.upstream_pool_size,
+                        idle_timeout=timeouts.upstream_idle,
+                        connect_timeout=timeouts.upstream_connect,
+                    )
+            except OSError as exc:  # ssl.SSLError is one
+                raise UpstreamCaError(
+                    f"endpoint {endpoint.name}: upstream CA file {up.tls_ca}: {exc}"
+                ) from None
+            plan[up] = (pool, ca)
+        return plan
+
+    def apply(self, plan: PoolPlan, config: EdgeConfig) -> dict[str, UpstreamPool]:
+        """Swap in a prepared plan; the pools of `config`'s endpoints by name."""
+        for up, (pool, _) in self._pools.items():
+            if up not in plan or plan[up][0] is not pool:
+                pool.retire()
+        limits, timeouts = config.limits, config.timeouts
+        for pool, _ in plan.values():
+            pool.reconfigure(
+                size=limits.upstream_pool_size,
+                idle_timeout=timeouts.upstream_idle,
+                connect_timeout=timeouts.upstream_connect,
             )
-            self._pools[upstream] = pool
-        return pool
+        self._pools = dict(plan)
+        return {e.name: plan[e.upstream][0] for e in config.endpoints}
 
     def expire(self) -> None:
-        for pool in self._pools.values():
+        for pool, _ in self._pools.values():
             pool.expire()
 
     def close(self) -> None:
-        for pool in self._pools.values():
+        for pool, _ in self._pools.values():
             pool.close()
+
+
+PoolPlan = dict[Upstream, tuple[UpstreamPool, bytes]]

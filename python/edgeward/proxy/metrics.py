@@ -1,0 +1,189 @@
+"""What `/metrics` reports: plain counters on the hot path, Prometheus
+metric families built from them at scrape time.
+
+prometheus-client's own `Counter.labels(...).inc()` and
+`Histogram.observe()` take a lock and look the label set up on every call;
+per request that is measurable. So an exchange bumps plain dicts here
+(`Stats.exchange`: two dict updates and a bisect), gauges are read from the
+server when scraped, and `EdgeCollector` turns all of it into metric
+families only when `/metrics` is asked for. Label values come from the
+config (endpoint, rule and listener names), the status code, the protocol
+and the edge's own error codes, never from the request (a Host header or a
+path would let a client grow the label set without bound)."""
+
+from __future__ import annotations
+
+import importlib
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from edgeward import http1, linefile, native
+from edgeward.proxy import errors
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""Upper bounds (seconds) of the request latency histogram."""
+
+UPSTREAM_ERRORS = frozenset(
+    e.code
+    for e in (
+        errors.UPSTREAM_BAD_RESPONSE,
+        errors.UPSTREAM_CONNECT_TIMEOUT,
+        errors.UPSTREAM_REFUSED,
+        errors.UPSTREAM_RESET,
+        errors.UPSTREAM_TIMEOUT,
+        errors.UPSTREAM_TLS,
+    )
+)
+
+
+class _Histogram:
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)  # the last one: above every bound
+        self.sum = 0.0
+
+
+class Stats:
+    """Counters the data plane bumps; shared by all config generations."""
+
+    __slots__ = ("latency", "reloads", "requests", "upstream_errors")
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int, str], int] = {}  # endpoint, status, protocol
+        self.latency: dict[str, _Histogram] = {}  # by endpoint
+        self.upstream_errors: dict[tuple[str, str], int] = {}  # endpoint, error code
+        self.reloads = {"ok": 0, "failed": 0}
+
+    def exchange(
+        self, endpoint: str, status: int, protocol: str, seconds: float, error: str | None
+    ) -> None:
+        """One finished exchange (`Exchange._complete`)."""
+        requests = self.requests
+        key = (endpoint, status, protocol)
+        requests[key] = requests.get(key, 0) + 1
+        histogram = self.latency.get(endpoint)
+        if histogram is None:
+            histogram = self.latency[endpoint] = _Histogram()
+        histogram.counts[bisect_left(BUCKETS, seconds)] += 1
+        histogram.sum += seconds
+        if error is not None and error in UPSTREAM_ERRORS:
+            errs = self.upstream_errors
+            errs[endpoint, error] = errs.get((endpoint, error), 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    """Read from the running server at scrape time."""
+
+    connections: Callable[[], int]
+    http2_streams: Callable[[], int]
+    ready: Callable[[], bool]
+
+
+class EdgeCollector(Collector):
+    """Every edgeward metric, built from `Stats` and `Gauges` per scrape."""
+
+    def __init__(self, stats: Stats, gauges: Gauges) -> None:
+        self.stats = stats
+        self.gauges = gauges
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats
+        requests = CounterMetricFamily(
+            "edgeward_requests",
+            "Exchanges answered, by endpoint (empty: no endpoint matched), status and protocol.",
+            labels=["endpoint", "status", "protocol"],
+        )
+        for (endpoint, status, protocol), n in list(stats.requests.items()):
+            requests.add_metric([endpoint, str(status), protocol], n)
+        yield requests
+
+        latency = HistogramMetricFamily(
+            "edgeward_request_duration_seconds",
+            "From the request head to the last response byte, by endpoint.",
+            labels=["endpoint"],
+        )
+        for endpoint, histogram in list(stats.latency.items()):
+            buckets, total = [], 0
+            for bound, n in zip((*BUCKETS, float("inf")), histogram.counts, strict=True):
+                total += n
+                buckets.append((_bound(bound), total))
+            latency.add_metric([endpoint], buckets, histogram.sum)
+        yield latency
+
+        upstream = CounterMetricFamily(
+            "edgeward_upstream_errors",
+            "Exchanges that failed at the upstream, by endpoint and edgeward-error code.",
+            labels=["endpoint", "code"],
+        )
+        for (endpoint, code), n in list(stats.upstream_errors.items()):
+            upstream.add_metric([endpoint, code], n)
+        yield upstream
+
+        decisions = CounterMetricFamily(
+            "edgeward_policy_decisions",
+            "Traffic policy events (decisions, errors, log actions) by endpoint, rule,"
+            " action and verdict.",
+            labels=["endpoint", "rule", "action", "verdict"],
+        )
+        for (endpoint_name, rule, action, verdict), n in _decisions():
+            decisions.add_metric([endpoint_name or "", rule, action or "", verdict], n)
+        yield decisions
+
+        reloads = CounterMetricFamily(
+            "edgeward_reloads", "Config reloads (SIGHUP) by result.", labels=["result"]
+        )
+        for result, n in stats.reloads.items():
+            reloads.add_metric([result], n)
+        yield reloads
+
+        dropped = CounterMetricFamily(
+            "edgeward_log_records_dropped",
+            "Log, access-log and event records dropped because their output was not keeping up.",
+            labels=["output"],
+        )
+        for output in linefile.outputs():
+            dropped.add_metric([output.key], output.dropped)
+        yield dropped
+
+        gauges = self.gauges
+        yield GaugeMetricFamily(
+            "edgeward_connections_active", "Open client connections.", gauges.connections()
+        )
+        yield GaugeMetricFamily(
+            "edgeward_http2_streams_active", "Open HTTP/2 streams.", gauges.http2_streams()
+        )
+        yield GaugeMetricFamily(
+            "edgeward_ready", "1 while the listeners are bound and not draining.", gauges.ready()
+        )
+        info = GaugeMetricFamily(
+            "edgeward_build_info",
+            "The matcher backend and the HTTP/1 codec build running.",
+            labels=["backend", "http1_compiled"],
+        )
+        info.add_metric([native.BACKEND, str(http1.COMPILED).lower()], 1)
+        yield info
+
+
+def _decisions() -> list[tuple[tuple[str | None, str, str | None, str], int]]:
+    """The policy engine's decision counts (none when it is not installed:
+    the proxy does not depend on it, see `proxy/cli.py`)."""
+    try:
+        events = importlib.import_module("edgeward.policy.events")
+    except ImportError:
+        return []
+    return list(events.DECISIONS.items())
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == float("inf") else repr(value)
