@@ -125,7 +125,7 @@ SNS = "sns"  # verified here (X.509 + fetched certificates), not by the native v
 
 # Secrets copied from a documentation example rather than from the provider.
 _PLACEHOLDER = re.compile(
-    r"\{[^}]*\}|<[^>]*>|\$\{?[A-Z_][A-Z0-9_]*\}?|\.\.\.+|x{4,}|.*(your|_here\b|changeme).*",
+    r"\{[^{}]*\}|<[^<>]*>|\$\{?[A-Z_][A-Z0-9_]*\}?|^\.{3,}$|x{4,}|your|_here\b|changeme",
     re.IGNORECASE,
 )
 # Provider secret formats worth a hint when a constant does not have them.
@@ -138,7 +138,7 @@ _FORMATS = {
 def secret_warnings(provider: str, secret: str) -> list[str]:
     """Hints about a constant secret that the provider accepts but that
     does not look like one it issues (never quoting the secret)."""
-    if _PLACEHOLDER.fullmatch(secret.strip()):
+    if _PLACEHOLDER.search(secret.strip()):
         return [
             f"the {provider} secret looks like a placeholder from an example; "
             "requests will not verify until it is the provider's secret"
@@ -213,8 +213,9 @@ class VerifyWebhook(Action):
                 "Payload Too Large",
                 reason=f"{self.provider}: {reason}",
             )
+        extra: dict[str, Any] = {}
         if self.provider == SNS:
-            verified, reason = yield from self._sns(ctx, received, body, secret)
+            verified, reason, extra = yield from self._sns(ctx, received, body, secret)
         else:
             try:
                 verified, reason = native.explain_webhook(
@@ -232,7 +233,7 @@ class VerifyWebhook(Action):
                     ErrorCode.ACTION_FAILED,
                     f"{self.provider}: the interpolated secret is unusable",
                 ) from None
-        self._record(ctx, verified, reason)
+        self._record(ctx, verified, reason, extra)
         if verified:
             return _after_verification(self.provider, secret, body)
         if not self.enforce:
@@ -246,8 +247,9 @@ class VerifyWebhook(Action):
 
     def _sns(
         self, ctx: ActionContext, received: RequestHead, body: bytes, owner: str
-    ) -> Generator[Effect, EffectResult, tuple[bool, str]]:
-        """Verify an SNS message; confirm a subscription once verified."""
+    ) -> Generator[Effect, EffectResult, tuple[bool, str, dict[str, Any]]]:
+        """Verify an SNS message; confirm a subscription once verified
+        (`subscription_confirmed` joins the results)."""
         certs = self.certs
         assert certs is not None
         try:
@@ -268,25 +270,27 @@ class VerifyWebhook(Action):
             sns.verify(message, key)
             sns.check_timestamp(message, ctx.now(), self.tolerance)
         except sns.SnsFailure as failure:
-            return False, str(failure.args[0])
+            return False, str(failure.args[0]), {}
         if message.type == "SubscriptionConfirmation" and message.subscribe_url is not None:
-            yield from self._confirm(ctx, message.subscribe_url)
-        return True, "ok"
+            confirmed = yield from self._confirm(ctx, message.subscribe_url)
+            return True, "ok", {"subscription_confirmed": confirmed}
+        return True, "ok", {}
 
-    def _confirm(self, ctx: ActionContext, url: str) -> Generator[Effect, EffectResult, None]:
+    def _confirm(self, ctx: ActionContext, url: str) -> Generator[Effect, EffectResult, bool]:
         """Visit `SubscribeURL` (AWS: "confirm the subscription"), held to the
         same host rule as the certificate; the request is then forwarded as
         usual, so an application that confirms itself still can."""
         try:
             sns.check_url(url, self.sns_test_hosts)
         except sns.SnsFailure:
-            ctx.record("verify_webhook", {"subscription_confirmed": False})
-            return
+            return False
         result = yield from ctx.fetch(Fetch(url, timeout_s=sns.FETCH_TIMEOUT))
-        ctx.record("verify_webhook", {"subscription_confirmed": result.status == 200})
+        return result.status == 200
 
-    def _record(self, ctx: ActionContext, verified: bool, reason: str) -> None:
-        results: dict[str, Any] = {"verified": verified}
+    def _record(
+        self, ctx: ActionContext, verified: bool, reason: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        results: dict[str, Any] = {"verified": verified, **(extra or {})}
         if not verified:
             results["error"] = {"code": ErrorCode.WEBHOOK_FAILED.value, "message": reason}
         ctx.record("verify_webhook", results)
