@@ -21,6 +21,8 @@ from edgeward import native
 from edgeward.document import Document, load_document
 from edgeward.policy import PolicyError, compile_policy
 from edgeward.policy.actions import ACTIONS, ALIASES
+from edgeward.policy.actions.verify_webhook import ALIASES as WEBHOOK_ALIASES
+from edgeward.policy.actions.verify_webhook import SNS
 
 from .helpers import secrets_get_compiles
 
@@ -92,6 +94,9 @@ DOCS_MISTAKES = {
     "integrations_webhooks_svix_webhooks__L117.yaml": _PLACEHOLDER_KEY,
     "integrations_webhooks_sendgrid_webhooks__L128.yaml": _PLACEHOLDER_KEY,
     "integrations_webhooks_teams_webhooks__L117.yaml": _PLACEHOLDER_KEY,
+    "integrations_webhooks_amazon_sns_webhooks__L122.yaml": (
+        "placeholder '{Topic owner}' where sns needs a 12-digit account id"
+    ),
     "traffic_policy_actions_set_vars__L288.yaml": "'request.headers' (a typo of 'req.headers')",
     "traffic_policy_examples_event_logging__L16.yaml": "compares res.status_code with a string",
     "traffic_policy_actions_set_vars__L343.yaml": "'sort(x, y, expr)' is not a CEL function",
@@ -112,7 +117,8 @@ def exclusion(doc: Document, source: str, broken: set[str]) -> str | None:
         canonical = ALIASES.get(type_name, type_name)
         if canonical not in ACTIONS:
             return f"unsupported action type {type_name}"
-        if canonical == "verify-webhook" and config.get("provider") not in native.PROVIDERS:
+        provider = WEBHOOK_ALIASES.get(config.get("provider"), config.get("provider"))
+        if canonical == "verify-webhook" and provider not in native.PROVIDERS | {SNS}:
             return f"webhook provider {config.get('provider')} not supported"
         if (
             canonical == "restrict-ips"

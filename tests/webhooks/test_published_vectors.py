@@ -198,3 +198,41 @@ def test_pagerduty(backend: ModuleType) -> None:
     assert check(mismatch) == (False, "signature mismatch")
     assert check("") == (False, "malformed header x-pagerduty-signature")
     assert not backend.verify_webhook("pagerduty", PAGERDUTY_SECRET, {}, body)
+
+
+ORB_PAYLOAD = (
+    b'{"id": "o4mmewpfNNTnjfZc", "created_at": "2024-03-27T15:42:29+00:00", "type": '
+    b'"resource_event.test", "properties": {"message": "A test webhook from Orb. Happy testing!"}}'
+)
+ORB_SIGNATURE = "9d25de966891ab0bc18754faf8d83d0980b44ae330fcc130b41a6cf3daf1f391"
+ORB_NOW = 1711554149.551  # 2024-03-27T15:42:29.551Z, the vector's own timestamp
+
+
+def test_orb(backend: ModuleType) -> None:
+    # Orb's official SDK test (orbcorp/orb-python tests/api_resources/test_webhooks.py):
+    # a naive ISO 8601 timestamp read as UTC, space-separated "v1=" entries.
+    secret = "c-UGKYdnhHh436B_sMouYAPUvXyWpzOdunZBV5dFSD8"
+    headers = {
+        "X-Orb-Timestamp": "2024-03-27T15:42:29.551",
+        "X-Orb-Signature": f"v1={ORB_SIGNATURE}",
+    }
+    args = ("orb", secret)
+    assert backend.explain_webhook(*args, headers, ORB_PAYLOAD, now=ORB_NOW) == (True, "ok")
+    assert backend.explain_webhook(*args, headers, ORB_PAYLOAD, now=ORB_NOW + 360)[1] == (
+        "stale timestamp"
+    )
+    assert backend.explain_webhook(*args, headers, ORB_PAYLOAD, now=ORB_NOW - 360)[1] == (
+        "timestamp in the future"
+    )
+    assert not backend.verify_webhook("orb", "foo", headers, ORB_PAYLOAD, now=ORB_NOW)
+    rotated = {**headers, "X-Orb-Signature": f"v1=my_invalid_signature v1={ORB_SIGNATURE}"}
+    assert backend.verify_webhook(*args, rotated, ORB_PAYLOAD, now=ORB_NOW)
+    other_version = {**headers, "X-Orb-Signature": f"v2={ORB_SIGNATURE}"}
+    assert backend.explain_webhook(*args, other_version, ORB_PAYLOAD, now=ORB_NOW) == (
+        False,
+        "malformed header x-orb-signature",
+    )
+    assert backend.verify_webhook(
+        *args, {**headers, "X-Orb-Signature": f"v2={ORB_SIGNATURE} v1={ORB_SIGNATURE}"},
+        ORB_PAYLOAD, now=ORB_NOW,
+    )  # fmt: skip

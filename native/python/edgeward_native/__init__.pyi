@@ -96,6 +96,8 @@ class IpTable(Generic[_V]):
 # --------------------------------------------------------------------------
 
 PROVIDERS: frozenset[str]
+"""The ids the verifier knows (docs/webhooks.md). Amazon SNS (`sns`) is not
+one: its X.509 signatures are verified by `edgeward.webhooks.sns`."""
 
 DEFAULT_TOLERANCE_S: Mapping[str, float]
 """Per provider, the timestamp tolerance its documentation gives, else 180 s
@@ -117,7 +119,8 @@ def verify_webhook(
     `secret`. Header names are case-insensitive. A missing or malformed
     signature header, a stale timestamp (older or newer than `tolerance_s`
     relative to `now`, default the current time) returns False. `url` is the
-    full request URL for providers that sign it (twilio, square, hubspot).
+    full request URL for providers that sign it (twilio, square, hubspot,
+    plivo, mailchimp; contentful signs its path and query).
     `options` configures the `generic` provider (algorithm, header,
     encoding, prefix). Unknown provider: ``ValueError``.
 
@@ -126,8 +129,9 @@ def verify_webhook(
     that appears more than once fails the check; `method` is the request
     method (HubSpot signs it); `options` also takes ``header`` for `okta`;
     ``ValueError`` too for an empty or unusable secret (a SendGrid key that
-    is not base64 DER P-256, a Svix secret that is not base64), an invalid
-    option, and a missing `url` for twilio, square and hubspot."""
+    is not base64 DER P-256, a Svix secret that is not base64, a vmware
+    secret without ``::``), an invalid option, and a missing `url` for the
+    providers that sign it."""
 
 def explain_webhook(
     provider: str,
