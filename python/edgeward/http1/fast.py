@@ -714,6 +714,8 @@ class _FastCodec:
             data = bytes(data)
         if self._closed:
             raise RuntimeError("received close, then received more data?")
+        if self._client and self._sstate == DONE:
+            self._stray_bytes()  # the response is complete: nothing may follow it
         buf = self._buf
         pos = self._pos
         if pos == len(buf):
@@ -1036,7 +1038,19 @@ class _FastCodec:
     @cython.cfunc
     def _end_of_message(self, trailers: Headers) -> EndOfMessage:
         self._process(not self._client, E_END)
+        if self._client and self._pos < len(self._buf):
+            self._stray_bytes()
         return EndOfMessage(trailers)
+
+    @cython.cfunc
+    def _stray_bytes(self) -> None:
+        """(client) The server sent bytes after a complete response, before
+        our next request: a second response injected into the connection, or
+        a body to a HEAD. Whatever they are, they must never be read as the
+        answer to the next request, so the connection must close (keep-alive
+        ends; `start_next_cycle` refuses)."""
+        self._keep_alive = False
+        self._settle()
 
     # --- sending -------------------------------------------------------------------------
 
