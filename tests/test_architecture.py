@@ -10,7 +10,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "python" / "edgeward"
 
 # Packages whose code is sans-IO: fed bytes/events, never an event loop.
-SANS_IO = ("hooks", "errors", "document", "http1", "http2", "expr", "ipnet", "webhooks", "policy")
+SANS_IO = (
+    *("hooks", "errors", "errorbody", "urlpath", "document", "http1", "http2", "expr"),
+    *("ipnet", "webhooks", "policy"),
+)
 # What each layer must not import.
 FORBIDDEN = {
     # The YAML/JSON loader of both the edge config and policies: below both.
@@ -19,6 +22,9 @@ FORBIDDEN = {
     "expr": ("edgeward.policy", "edgeward.proxy"),
     "http1": ("edgeward.policy", "edgeward.expr"),
     "http2": ("edgeward.policy", "edgeward.expr"),
+    # bottom-row helpers of the proxy and the config: plain functions on bytes
+    "urlpath": ("edgeward",),
+    "errorbody": ("edgeward",),
 }
 
 
