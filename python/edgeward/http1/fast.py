@@ -180,10 +180,16 @@ def _only(data: bytes, chars: tuple[bytes, bytes]) -> cython.bint:
         return not data.translate(None, chars[0])
     table: cython.p_uchar = chars[1]  # 256 entries: any byte indexes it
     p: cython.p_uchar = data
-    i: cython.Py_ssize_t
-    for i in range(len(data)):  # noqa: SIM110 - a C loop, not a generator
+    n: cython.Py_ssize_t = len(data)
+    i: cython.Py_ssize_t = 0
+    while i + 4 <= n:  # four bytes per test: one branch instead of four
+        if not (table[p[i]] & table[p[i + 1]] & table[p[i + 2]] & table[p[i + 3]]):
+            return False
+        i += 4
+    while i < n:
         if not table[p[i]]:
             return False
+        i += 1
     return True
 
 
@@ -193,16 +199,18 @@ def _find(
     data: bytes, byte: cython.uchar, start: cython.Py_ssize_t, stop: cython.Py_ssize_t
 ) -> cython.Py_ssize_t:
     """Index of the first `byte` in data[start:stop], or -1 (`bytes.find`
-    without its argument parsing when compiled). Callers keep
-    0 <= start <= stop <= len(data)."""
+    without its argument parsing when compiled: libc's memchr, which
+    `_fast.pyx` cimports). Callers keep 0 <= start <= stop <= len(data)."""
     if not cython.compiled:
         return data.find(byte, start, stop)
     p: cython.p_uchar = data
-    i: cython.Py_ssize_t
-    for i in range(start, stop):
-        if p[i] == byte:
-            return i
-    return -1
+    found: cython.p_uchar = cython.cast(
+        cython.p_uchar,
+        memchr(p + start, byte, stop - start),  # type: ignore[name-defined,operator] # noqa: F821
+    )
+    if not found:
+        return -1
+    return found - p  # type: ignore[operator, no-any-return]
 
 
 @cython.cfunc
@@ -467,8 +475,10 @@ def _has_close(values: list[bytes]) -> cython.bint:
 @cython.final
 @cython.cclass
 class _Head:
-    """The field lines of one message head, and the values of the fields
-    that decide framing and connection handling (None: no such field)."""
+    """What llhttp found in one message head, through its callbacks: the
+    target or reason, the field lines, and the values of the fields that
+    decide framing and connection handling (None: no such field). llhttp is
+    the one parser of heads: nothing here re-reads the head's bytes."""
 
     headers: list[tuple[bytes, bytes]]
     lengths: list[bytes] | None
@@ -477,20 +487,56 @@ class _Head:
     upgrade: list[bytes] | None
     expect: list[bytes] | None
     hosts: cython.Py_ssize_t
-    complete: cython.bint  # llhttp's on_message_complete came
+    url: bytes  # request-target (requests)
+    reason: bytes  # reason phrase (responses)
+    complete: cython.bint  # llhttp's on_headers_complete came
+    # The callbacks httptools looks up (getattr) for every new parser: bound
+    # once here, so a lookup is an attribute read, not a new method object.
+    on_url: object = cython.declare(object, visibility="public")
+    on_status: object = cython.declare(object, visibility="public")
+    on_header: object = cython.declare(object, visibility="public")
+    on_headers_complete: object = cython.declare(object, visibility="public")
 
     def __init__(self) -> None:
         self.reset()
+        self.on_url = self._on_url
+        self.on_status = self._on_status
+        self.on_header = self._on_header
+        self.on_headers_complete = self._on_headers_complete
 
     def reset(self) -> None:
         self.headers = []
         self.lengths = self.codings = self.connection = self.upgrade = self.expect = None
         self.hosts = 0
+        self.url = self.reason = b""
         self.complete = False
 
-    def on_message_complete(self) -> None:
-        """llhttp's callback (its only one: the field lines are split by
-        `_split_fields` once llhttp has validated them)."""
+    # llhttp's callbacks (through httptools); each head is fed in one piece
+
+    @cython.binding(False)  # a plain C method: called per field line
+    def _on_url(self, url: bytes) -> None:
+        self.url += url
+
+    @cython.binding(False)  # a plain C method: called per field line
+    def _on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    @cython.binding(False)  # a plain C method: called per field line
+    def _on_header(self, name: bytes, value: bytes) -> None:
+        """A field line: the name as sent (lower-cased here, the common ones
+        without a copy), the value without its leading whitespace; llhttp
+        leaves the trailing whitespace, which is not part of it (RFC 9112 §5)."""
+        names: dict[bytes, bytes] = _NAMES  # typed: a C dict lookup, not a method call
+        lowered = names.get(name)
+        if lowered is None:
+            lowered = name.lower()
+        last: cython.Py_ssize_t = len(value) - 1
+        if last >= 0 and (value[last] == 32 or value[last] == 9):
+            value = value.rstrip(b" \t")
+        self.add(lowered, value)
+
+    @cython.binding(False)  # a plain C method: called per field line
+    def _on_headers_complete(self) -> None:
         self.complete = True
 
     @cython.cfunc
@@ -518,36 +564,6 @@ def _appended(values: list[bytes] | None, value: bytes) -> list[bytes]:
         return [value]
     values.append(value)
     return values
-
-
-@cython.cfunc
-def _split_fields(
-    data: bytes, start: cython.Py_ssize_t, end: cython.Py_ssize_t, head: _Head
-) -> None:
-    """The field lines of data[start:end] (each ending in CRLF), which llhttp
-    has accepted: `token ":" OWS value OWS`. Names are lower-cased (the common
-    ones without a copy), values stripped of the surrounding whitespace."""
-    names: dict[bytes, bytes] = _NAMES
-    p: cython.p_uchar = data
-    line: cython.Py_ssize_t = start
-    end = min(end, len(data))
-    while line < end:
-        eol: cython.Py_ssize_t = _find(data, 10, line, end) - 1  # LF; the CR before it
-        colon: cython.Py_ssize_t = _find(data, 58, line, eol)  # ":"
-        if colon < 0 or eol < 0:  # not what llhttp accepts
-            raise ProtocolError("malformed field line")
-        raw = _slice(data, line, colon)
-        name = names.get(raw)
-        if name is None:
-            name = raw.lower()
-        first: cython.Py_ssize_t = colon + 1
-        last: cython.Py_ssize_t = eol
-        while first < last and (p[first] == 32 or p[first] == 9):
-            first += 1
-        while last > first and (p[last - 1] == 32 or p[last - 1] == 9):
-            last -= 1
-        head.add(name, _slice(data, first, last))
-        line = eol + 2
 
 
 # --- the codecs ----------------------------------------------------------------------------
@@ -788,18 +804,22 @@ class _FastCodec:
         p: cython.p_uchar = data
         lines: cython.Py_ssize_t = 0
         line_end: cython.Py_ssize_t = -1
-        i: cython.Py_ssize_t
-        for i in range(start, min(stop, len(data))):
-            if p[i] == 10:
-                if i == start or p[i - 1] != 13:
-                    raise ProtocolError("bare LF in a message head")
-                if line_end < 0:
-                    line_end = i - 1
-                lines += 1
-                if i - start >= 3 and p[i - 2] == 10:  # p[i - 3] is the CR before it
-                    self._lines = lines
-                    self._line_end = line_end
-                    return i + 1
+        stop = min(stop, len(data))
+        i: cython.Py_ssize_t = start
+        while i < stop:
+            i = _find(data, 10, i, stop)  # from one LF to the next
+            if i < 0:
+                return -1
+            if i == start or p[i - 1] != 13:
+                raise ProtocolError("bare LF in a message head")
+            if line_end < 0:
+                line_end = i - 1
+            lines += 1
+            if i - start >= 3 and p[i - 2] == 10:  # p[i - 3] is the CR before it
+                self._lines = lines
+                self._line_end = line_end
+                return i + 1
+            i += 1
         return -1
 
     @cython.cfunc
@@ -842,7 +862,7 @@ class _FastCodec:
         else:
             parser = httptools.HttpRequestParser(head)
             # Transfer-Encoding is judged below (501), not by llhttp (400).
-            parser.set_dangerous_leniencies(lenient_transfer_encoding=True)
+            parser.set_dangerous_leniencies(None, None, None, True)
         try:
             parser.feed_data(data if start == 0 and end == len(data) else data[start:end])
         except (httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
@@ -850,7 +870,20 @@ class _FastCodec:
             # (raising one or the other); a real error comes before the end.
             if not head.complete:
                 raise ProtocolError(f"malformed message head: {exc}") from None
-        _split_fields(data, line_end + 2, end - 2, head)
+        # llhttp's head must be the one whose end and lines `_find_head`
+        # counted, and its target or reason the one our rules accepted in the
+        # first line (so its method or status is ours too, the bytes before):
+        # every value used from here on is llhttp's.
+        if not head.complete or len(head.headers) != self._lines - 2:
+            raise ProtocolError("malformed message head")
+        if self._client:
+            if head.reason != reason:
+                raise ProtocolError("malformed status line")
+            reason = head.reason
+        else:
+            if head.url != target:
+                raise ProtocolError("malformed request line")
+            target = head.url
         self._pos = end - start + pos
         self._check_framing_fields(head)
         self._their_version = version
