@@ -16,6 +16,7 @@ addresses, errno text, tracebacks) never go into a public body.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 TEXT = b"text/plain; charset=utf-8"
 JSON = b"application/json"
@@ -32,6 +33,12 @@ def render(
     if request_id:
         text += f"request_id: {request_id}\n"
     return TEXT, text.encode()
+
+
+def accept_of(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """A request's Accept fields (lower-case names), joined; None without any."""
+    values = [value for name, value in headers if name == b"accept"]
+    return b", ".join(values) if values else None
 
 
 def prefers_json(accept: bytes | None) -> bool:
@@ -81,4 +88,4 @@ def _quality(params: bytes) -> float:
     return 1.0
 
 
-__all__ = ["JSON", "TEXT", "prefers_json", "render"]
+__all__ = ["JSON", "TEXT", "accept_of", "prefers_json", "render"]

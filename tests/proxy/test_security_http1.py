@@ -520,3 +520,42 @@ def test_an_upgraded_exchange_logs_the_bytes_it_relayed(tmp_path: Path, upstream
     head = received.index(b"\r\n\r\n") + 4  # the edge's 101; then relayed bytes
     assert entry["bytes_in"] == sent > rounds * len(message)
     assert entry["bytes_out"] == len(received) - head > rounds * len(message)
+
+
+FAILING_POLICY = """
+listeners:
+  - name: web
+    address: 127.0.0.1:{port_web}
+endpoints:
+  - name: app
+    hostname: app.test
+    upstream: {upstream}
+    traffic_policy:
+      on_http_request:
+        - name: breaks at run time
+          expressions:
+            - "int(req.url.query) > 1"
+          actions:
+            - type: deny
+events: off
+"""
+
+
+def test_a_policy_failure_answers_in_the_same_format(tmp_path: Path) -> None:
+    """The engine's fail-closed 500 uses the edge's one error format too."""
+    with raw_upstream(_switcher) as up, edge_for(tmp_path, up.url, config=FAILING_POLICY) as edge:
+        text = get(edge.port, "/?not-a-number")
+        rid = (header(text, b"edgeward-request-id") or b"").decode()
+        assert status_of(text) == 500
+        assert header(text, b"content-type") == b"text/plain; charset=utf-8"
+        assert (
+            body_of(text)
+            == (
+                f"500 the traffic policy failed\nerror: ERR_EDGEWARD_2254\nrequest_id: {rid}\n"
+            ).encode()
+        )
+        answer = get(edge.port, "/?x", extra="Accept: application/json\r\n")
+        error = json.loads(body_of(answer))["error"]
+        assert error["code"] == "ERR_EDGEWARD_2254" and error["status"] == 500
+        assert error["request_id"] == (header(answer, b"edgeward-request-id") or b"").decode()
+        assert up.lines == []

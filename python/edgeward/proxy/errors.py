@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgeward import errorbody
-from edgeward.hooks import Header, LocalResponse
+from edgeward.hooks import LocalResponse
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +29,7 @@ class EdgeError:
         return LocalResponse(self.status, [(b"content-type", content_type)], body, self.code)
 
 
-def accept_of(headers: list[Header]) -> bytes | None:
-    """The request's Accept fields, joined (None without any)."""
-    values = [value for name, value in headers if name == b"accept"]
-    return b", ".join(values) if values else None
+accept_of = errorbody.accept_of
 
 
 ENDPOINT_NOT_FOUND = EdgeError("ERR_EDGEWARD_3200", 404, "no endpoint is configured for this host")
