@@ -490,19 +490,9 @@ class _Head:
     url: bytes  # request-target (requests)
     reason: bytes  # reason phrase (responses)
     complete: cython.bint  # llhttp's on_headers_complete came
-    # The callbacks httptools looks up (getattr) for every new parser: bound
-    # once here, so a lookup is an attribute read, not a new method object.
-    on_url: object = cython.declare(object, visibility="public")
-    on_status: object = cython.declare(object, visibility="public")
-    on_header: object = cython.declare(object, visibility="public")
-    on_headers_complete: object = cython.declare(object, visibility="public")
 
     def __init__(self) -> None:
         self.reset()
-        self.on_url = self._on_url
-        self.on_status = self._on_status
-        self.on_header = self._on_header
-        self.on_headers_complete = self._on_headers_complete
 
     def reset(self) -> None:
         self.headers = []
@@ -514,15 +504,15 @@ class _Head:
     # llhttp's callbacks (through httptools); each head is fed in one piece
 
     @cython.binding(False)  # a plain C method: called per field line
-    def _on_url(self, url: bytes) -> None:
+    def on_url(self, url: bytes) -> None:
         self.url += url
 
     @cython.binding(False)  # a plain C method: called per field line
-    def _on_status(self, reason: bytes) -> None:
+    def on_status(self, reason: bytes) -> None:
         self.reason += reason
 
     @cython.binding(False)  # a plain C method: called per field line
-    def _on_header(self, name: bytes, value: bytes) -> None:
+    def on_header(self, name: bytes, value: bytes) -> None:
         """A field line: the name as sent (lower-cased here, the common ones
         without a copy), the value without its leading whitespace; llhttp
         leaves the trailing whitespace, which is not part of it (RFC 9112 §5)."""
@@ -536,7 +526,7 @@ class _Head:
         self.add(lowered, value)
 
     @cython.binding(False)  # a plain C method: called per field line
-    def _on_headers_complete(self) -> None:
+    def on_headers_complete(self) -> None:
         self.complete = True
 
     @cython.cfunc
@@ -556,6 +546,26 @@ class _Head:
             else:
                 self.expect = _appended(self.expect, value)
         self.headers.append((name, value))
+
+
+@cython.final
+@cython.cclass
+class _Callbacks:
+    """What httptools is given as its protocol: `_Head`'s callbacks, bound
+    once. httptools looks them up (getattr) for every new parser; here that
+    is an attribute read, not a new method object each time. (Held apart
+    from `_Head` so that nothing makes a reference cycle.)"""
+
+    on_url: object = cython.declare(object, visibility="public")
+    on_status: object = cython.declare(object, visibility="public")
+    on_header: object = cython.declare(object, visibility="public")
+    on_headers_complete: object = cython.declare(object, visibility="public")
+
+    def __init__(self, head: _Head) -> None:
+        self.on_url = head.on_url
+        self.on_status = head.on_status
+        self.on_header = head.on_header
+        self.on_headers_complete = head.on_headers_complete
 
 
 @cython.cfunc
@@ -587,6 +597,7 @@ class _FastCodec:
     _pos: cython.Py_ssize_t
     _closed: cython.bint
     _head: _Head
+    _callbacks: _Callbacks
     # connection state (h11's model)
     _cstate: cython.int
     _sstate: cython.int
@@ -613,6 +624,7 @@ class _FastCodec:
         self._pos = 0
         self._closed = False
         self._head = _Head()
+        self._callbacks = _Callbacks(self._head)
         self._cstate = IDLE
         self._sstate = IDLE
         self._keep_alive = True
@@ -858,9 +870,9 @@ class _FastCodec:
         # follow (after "close", HTTP/1.0, a 1xx, HEAD) is not ours.
         parser: httptools.HttpRequestParser | httptools.HttpResponseParser
         if self._client:
-            parser = httptools.HttpResponseParser(head)
+            parser = httptools.HttpResponseParser(self._callbacks)
         else:
-            parser = httptools.HttpRequestParser(head)
+            parser = httptools.HttpRequestParser(self._callbacks)
             # Transfer-Encoding is judged below (501), not by llhttp (400).
             parser.set_dangerous_leniencies(None, None, None, True)
         try:
