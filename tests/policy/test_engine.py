@@ -52,8 +52,12 @@ def test_runtime_error_fails_closed_with_500() -> None:
     )
     r = request(h)  # no x-token header: no_such_key
     assert r.status == 500 and r.forwarded is None
-    assert r.header("content-type") == ["application/json"]
-    (event,) = h.events
+    # the edge's one error format: text by default, JSON when preferred
+    assert r.header("content-type") == ["text/plain; charset=utf-8"]
+    assert b"error: ERR_EDGEWARD_2254\n" in r.body
+    as_json = request(h, headers=[("accept", "application/json")])
+    assert as_json.header("content-type") == ["application/json"]
+    (event, _) = h.events
     assert (event.rule, event.action, event.verdict, event.error_code) == (
         "needs header",
         None,

@@ -36,6 +36,7 @@ from edgeward.config.model import (
 )
 from edgeward.document import Document, PathKey, load_document
 from edgeward.errors import ConfigError, EdgewardError
+from edgeward.urlpath import ESCAPED_SLASH_ACTIONS
 
 T = TypeVar("T")
 _REQUIRED: Any = object()
@@ -377,13 +378,28 @@ class _Loader:
             if ln not in listener_names:
                 raise self.error((*sec.at("listeners"), i), f"no listener named {ln!r}")
         host_header = sec.take("host_header", str, "preserve")
+        escaped_slashes = sec.take("escaped_slashes", str, "reject")
+        if escaped_slashes not in ESCAPED_SLASH_ACTIONS:
+            raise self.error(
+                sec.at("escaped_slashes"),
+                f"must be {', '.join(map(repr, ESCAPED_SLASH_ACTIONS))}, not {escaped_slashes!r}",
+            )
         metadata = sec.take("metadata", dict, {})
         for k, v in metadata.items():
             if not isinstance(v, str):
                 raise self.error((*sec.at("metadata"), k), "metadata values must be strings")
         policy = self._policy(sec, f"endpoint {name}")
         sec.done()
-        return Endpoint(name, hostname, upstream, listeners, host_header, metadata, policy)
+        return Endpoint(
+            name,
+            hostname,
+            upstream,
+            listeners,
+            host_header,
+            metadata,
+            policy,
+            escaped_slashes=escaped_slashes,  # type: ignore[arg-type]
+        )
 
     def _upstream(self, sec: _Section) -> Upstream:
         url = sec.take("upstream", str)

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 from edgeward.document import Document
 from edgeward.errors import Location
 from edgeward.hooks import PolicyHooks
+from edgeward.urlpath import EscapedSlashes
 
 Network = IPv4Network | IPv6Network
 
@@ -175,6 +176,8 @@ class Endpoint:
     metadata: Mapping[str, str] = field(default_factory=dict)
     policy_source: PolicySource | None = None
     policy: PolicyHooks | None = None
+    # %2F, %5C and "\" in request paths: refused, kept, or read as "/" (edgeward.urlpath)
+    escaped_slashes: EscapedSlashes = "reject"
 
     @property
     def is_wildcard(self) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edgeward import native
+from edgeward import errorbody, native
 from edgeward.hooks import (
     CloseConnection,
     ConnectionInfo,
@@ -45,8 +45,6 @@ from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode
 from edgeward.policy.events import EventSink, NullSink
 from edgeward.policy.loader import LoadedPolicy, Rule, Step
 from edgeward.policy.model import Phase
-
-_JSON = [(b"content-type", b"application/json")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,8 +364,17 @@ def _failure(
         )
     if rule.continue_on_error:
         return None
-    body = f'{{"error_code":"{code.value}","message":"the traffic policy failed"}}\n'.encode()
-    return Decision("error", message, LocalResponse(status, list(_JSON), body, code.value))
+    # the edge's one error format (plain text, or JSON when the client prefers it)
+    received = ctx.received
+    content_type, body = errorbody.render(
+        status,
+        code.value,
+        "the traffic policy failed",
+        ctx.request_id or "",
+        errorbody.accept_of(received.headers) if received is not None else None,
+    )
+    headers = [(b"content-type", content_type)]
+    return Decision("error", message, LocalResponse(status, headers, body, code.value))
 
 
 def _describe(decision: Decision) -> str:

@@ -5,7 +5,7 @@ fetch, bounded time and size, and failures as `FetchResult`, never raised."""
 from __future__ import annotations
 
 import ssl
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import h11
 import trio
@@ -39,14 +39,18 @@ class Fetcher:
         port = url.port or (443 if tls else 80)
         family, address = await _resolve(url.hostname, port)
         sock = await connect(family, address, fetch.timeout_s)
-        if tls:
-            sock = self._ssl.wrap_socket(
-                sock, server_hostname=url.hostname, do_handshake_on_connect=False
-            )
-            await tls_handshake(sock)
-        transport = Transport(sock)
         try:
-            return await self._exchange(transport, fetch, url.netloc, url.path or "/", url.query)
+            if tls:
+                sock = self._ssl.wrap_socket(
+                    sock, server_hostname=url.hostname, do_handshake_on_connect=False
+                )
+                await tls_handshake(sock)
+            transport = Transport(sock)
+        except BaseException:
+            sock.close()  # a failed (or cancelled) handshake must not leak the socket
+            raise
+        try:
+            return await self._exchange(transport, fetch, _host(url), url.path or "/", url.query)
         finally:
             transport.close()
 
@@ -82,6 +86,15 @@ class Fetcher:
                     return FetchResult(0, error=f"response larger than {self._max_bytes} bytes")
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                 return FetchResult(status, response_headers, bytes(body))
+
+
+def _host(url: SplitResult) -> str:
+    """The Host header: the URL's host and port, never its `user:password@`
+    (userinfo is not part of the authority sent, RFC 9110 §7.2)."""
+    host = url.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return host if url.port is None else f"{host}:{url.port}"
 
 
 __all__ = ["Fetcher"]

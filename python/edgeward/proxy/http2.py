@@ -512,5 +512,7 @@ class H2Stream:
         self.abort()
         self.conn.close()
 
-    async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
+    async def relay_upgraded(
+        self, upstream: Transport, upstream_leftover: bytes, meter: object
+    ) -> None:
         raise ClientBodyError(None)  # HTTP/2 requests cannot ask for Upgrade
