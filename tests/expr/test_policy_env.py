@@ -13,7 +13,6 @@ import yaml
 
 from edgeward.expr.policy_env import FUNCTIONS, VARIABLES, policy_env
 
-
 ACTIVATION: dict[str, Any] = {
     "req": {
         "headers": {"host": ["example.com"], "x-api-key": ["k1", "k2"]},
