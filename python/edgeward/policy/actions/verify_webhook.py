@@ -16,6 +16,7 @@ from collections.abc import Generator
 from typing import Any, Self
 
 from edgeward import native
+from edgeward.document import did_you_mean
 from edgeward.hooks import Effect, EffectResult, RequestHead
 from edgeward.policy.actions._http import error_decision
 from edgeward.policy.actions.base import (
@@ -129,7 +130,8 @@ class VerifyWebhook(Action):
                 config.fail(
                     "provider", f"webhook provider {provider!r} is not supported by edgeward yet"
                 )
-            config.fail("provider", f"unknown webhook provider {provider!r}")
+            hint = did_you_mean(provider, (*native.PROVIDERS, *PUBLIC_PROVIDERS))
+            config.fail("provider", f"unknown webhook provider {provider!r}{hint}")
         secret = config.template("secret")
         if provider in _NO_SECRET:
             if secret is not None:
