@@ -156,18 +156,22 @@ def test_sighup_reload_under_load_loses_no_request(tmp_path: Path, upstream: Ups
     for t in threads:
         t.start()
     try:
-        time.sleep(0.5)
+        # Each step waits for what shows the previous one took effect (not
+        # for a time: a loaded machine is slow, not wrong).
+        assert _wait_for(lambda: len(seen_hosts) > 0, 30)
         edge.config.write_text(
             edge.config.read_text().replace(
                 "host_header: preserve", "host_header: reloaded.example"
             )
         )
         edge.signal(signal.SIGHUP)
-        time.sleep(1.0)
+        assert _wait_for(lambda: "reloaded.example" in seen_hosts, 30)
         good = edge.config.read_text()
         edge.config.write_text(good + "\nunknown_key: true\n")
         edge.signal(signal.SIGHUP)
-        time.sleep(0.8)
+        assert _wait_for(lambda: "reload rejected" in edge.log_text(), 30)
+        served = len(seen_hosts)
+        assert _wait_for(lambda: len(seen_hosts) > served + 10, 30)  # still serving
     finally:
         stop.set()
         for t in threads:
