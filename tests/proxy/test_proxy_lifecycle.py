@@ -158,20 +158,20 @@ def test_sighup_reload_under_load_loses_no_request(tmp_path: Path, upstream: Ups
     try:
         # Each step waits for what shows the previous one took effect (not
         # for a time: a loaded machine is slow, not wrong).
-        assert _wait_for(lambda: len(seen_hosts) > 0, 30)
+        assert _wait_for(lambda: len(seen_hosts) > 0)
         edge.config.write_text(
             edge.config.read_text().replace(
                 "host_header: preserve", "host_header: reloaded.example"
             )
         )
         edge.signal(signal.SIGHUP)
-        assert _wait_for(lambda: "reloaded.example" in seen_hosts, 30)
+        assert _wait_for(lambda: "reloaded.example" in seen_hosts)
         good = edge.config.read_text()
         edge.config.write_text(good + "\nunknown_key: true\n")
         edge.signal(signal.SIGHUP)
-        assert _wait_for(lambda: "reload rejected" in edge.log_text(), 30)
+        assert _wait_for(lambda: "reload rejected" in edge.log_text())
         served = len(seen_hosts)
-        assert _wait_for(lambda: len(seen_hosts) > served + 10, 30)  # still serving
+        assert _wait_for(lambda: len(seen_hosts) > served + 10)  # still serving
     finally:
         stop.set()
         for t in threads:
@@ -186,7 +186,9 @@ def test_sighup_reload_under_load_loses_no_request(tmp_path: Path, upstream: Ups
     assert edge.stop() == 0
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 5) -> bool:
+def _wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:
+    """Poll until `predicate` holds; `timeout` only bounds a test that
+    would otherwise hang (a loaded machine is slow, not wrong)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -230,10 +232,11 @@ def test_reload_moves_the_access_log_and_a_full_disk_stops_nothing(
     reloads = 2
     reload_with("/dev/full")
     requests(5)
-    time.sleep(1.5)  # two flushes fail
+    failed = "access log: cannot write to /dev/full"
+    assert _wait_for(lambda: failed in edge.log_text())  # a flush failed
     requests(2)  # the edge still answers
-    time.sleep(1.2)
-    assert edge.log_text().count("access log: cannot write to /dev/full") == 1
+    time.sleep(1.2)  # another flush fails, silently
+    assert edge.log_text().count(failed) == 1
     assert "Traceback" not in edge.log_text()
     assert edge.stop() == 0
 
