@@ -13,8 +13,6 @@ import yaml
 
 from edgeward.expr.policy_env import FUNCTIONS, VARIABLES, policy_env
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
-
 ACTIVATION: dict[str, Any] = {
     "req": {
         "headers": {"host": ["example.com"], "x-api-key": ["k1", "k2"]},
@@ -179,17 +177,14 @@ def _cel_sources(document: Any) -> Iterator[tuple[str, str]]:
                     yield "template", text
 
 
-def _policies() -> list[Path]:
-    folder = SHARED / "policies"
-    return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
-
-
-@pytest.mark.skipif(not _policies(), reason="../shared/conformance/policies is not there")
-def test_example_policies_compile(cel: Any) -> None:
+def test_example_policies_compile(cel: Any, conformance: Path) -> None:
+    """The public example policies of the conformance data set."""
+    policies = sorted((conformance / "policies").glob("*.yaml"))
+    assert policies, f"no policies/*.yaml in {conformance}"
     env = cel.Env(VARIABLES)
     compiled = 0
     failures = {}
-    for path in _policies():
+    for path in policies:
         try:
             document = yaml.safe_load(path.read_text())
         except yaml.YAMLError:

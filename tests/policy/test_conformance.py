@@ -1,5 +1,6 @@
 """Every example policy of the public documentation whose actions edgeward
-supports must load (`../shared/conformance/policies/`, 389 files).
+supports must load (`policies/` of the conformance data set, 389 files; see
+the `conformance` fixture in tests/conftest.py).
 
 Files are excluded only for a reason listed here: an action type edgeward
 does not run, a webhook provider the verifier lacks, a deny-only
@@ -15,8 +16,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from edgeward import native
 from edgeward.document import Document, load_document
 from edgeward.policy import PolicyError, compile_policy
@@ -26,10 +25,12 @@ from edgeward.policy.actions.verify_webhook import SNS
 
 from .helpers import secrets_get_compiles
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
-POLICIES = sorted((CONFORMANCE / "policies").glob("*.yaml"))
 
-pytestmark = pytest.mark.skipif(not POLICIES, reason="shared conformance data not found")
+def example_policies(conformance: Path) -> list[Path]:
+    """The public example policies of the conformance data set."""
+    policies = sorted((conformance / "policies").glob("*.yaml"))
+    assert policies, f"no policies/*.yaml in the conformance data set at {conformance}"
+    return policies
 
 
 class AnyIpPolicy(Mapping[str, Any]):
@@ -55,9 +56,9 @@ def _source(path: Path) -> str:
     return first.removeprefix("# source: ").strip()
 
 
-def _broken_sources() -> set[str]:
+def _broken_sources(conformance: Path) -> set[str]:
     sources = set()
-    for line in (CONFORMANCE / "policies-cel-errors.tsv").read_text().splitlines():
+    for line in (conformance / "policies-cel-errors.tsv").read_text().splitlines():
         sources.add(line.split("\t")[0].strip())
     return sources
 
@@ -131,12 +132,13 @@ def exclusion(doc: Document, source: str, broken: set[str]) -> str | None:
     return None
 
 
-def test_every_supported_example_policy_loads() -> None:
-    broken = _broken_sources()
+def test_every_supported_example_policy_loads(conformance: Path) -> None:
+    policies = example_policies(conformance)
+    broken = _broken_sources(conformance)
     excluded: dict[str, list[str]] = collections.defaultdict(list)
     failures: list[str] = []
     loaded = 0
-    for path in POLICIES:
+    for path in policies:
         doc = load_document(path)
         reason = exclusion(doc, _source(path), broken)
         if reason is not None:
@@ -150,7 +152,7 @@ def test_every_supported_example_policy_loads() -> None:
             )
             continue
         loaded += 1
-    print(f"\n{loaded} of {len(POLICIES)} example policies loaded; excluded:")
+    print(f"\n{loaded} of {len(policies)} example policies loaded; excluded:")
     for reason, names in sorted(excluded.items(), key=lambda kv: -len(kv[1])):
         print(f"  {len(names):4}  {reason}")
     assert not failures, "\n".join(failures)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 from edgeward import native
+from edgeward.document import did_you_mean, misspelling_of
 from edgeward.errors import Location
 from edgeward.identity.flow import Runtime
 from edgeward.policy.errors import Diagnostic, Severity
@@ -104,6 +105,11 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
+def _num(value: float) -> str:
+    """`60`, `0.5`, `2000000000`: whole numbers without a fraction or an exponent."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def constant(template: native.Template) -> str:
     """The text of a template without `${...}` (its `$${` escapes undone)."""
     assert template.is_constant
@@ -162,7 +168,28 @@ class ConfigReader:
         return self._doc.locate(path)
 
     def fail(self, key: str | int | None, message: str) -> NoReturn:
+        """Raise `InvalidConfig` at `key`, or at the mapping itself for None.
+        An error about the whole mapping ("missing required field", "needs
+        one of") is first a mistyped field, when one is present: then that
+        is reported, at its own line."""
+        if key is None:
+            typo = self._typo()
+            if typo is not None:
+                name, meant = typo
+                raise InvalidConfig(
+                    f"unknown field {name!r}; did you mean {meant!r}?", self.where(name)
+                )
         raise InvalidConfig(message, self.where(key))
+
+    def _typo(self) -> tuple[str, str] | None:
+        """(a field nobody read, the absent field it misspells), or None."""
+        absent = [k for k in self._read if k not in self._data]
+        for name in self._data:
+            if name not in self._read:
+                meant = misspelling_of(name, absent)
+                if meant is not None:
+                    return name, meant
+        return None
 
     def warn(self, key: str | int | None, message: str) -> None:
         self._report(
@@ -174,7 +201,13 @@ class ConfigReader:
         unknown = [k for k in self._data if k not in self._read]
         if unknown:
             known = ", ".join(sorted(self._read)) or "none"
-            self.fail(unknown[0], f"unknown field {unknown[0]!r} (fields read: {known})")
+            hint = did_you_mean(unknown[0], self._read)
+            self.fail(unknown[0], f"unknown field {unknown[0]!r}{hint} (fields: {known})")
+
+    def missing(self, key: str) -> NoReturn:
+        """Fail for a required field that is absent (or mistyped: `fail`)."""
+        self._read.add(key)
+        self.fail(None, f"missing required field {key!r}")
 
     # --- raw access --------------------------------------------------------
 
@@ -207,7 +240,7 @@ class ConfigReader:
         used, raw = self._take(key, aliases)
         if raw is _MISSING or raw is None:
             if required:
-                self.fail(None, f"missing required field {key!r}")
+                self.missing(key)
             return used, _MISSING
         return used, raw
 
@@ -282,12 +315,20 @@ class ConfigReader:
         return float(raw)
 
     def _check_range(
-        self, used: str, key: str, value: float, lo: float | None, hi: float | None
+        self,
+        used: str,
+        key: str,
+        value: float,
+        lo: float | None,
+        hi: float | None,
+        *,
+        unit: str = "",
     ) -> None:
+        """`unit` is the suffix every number is spelled with (`s`)."""
         if lo is not None and value < lo:
-            self.fail(used, f"{key} must be at least {lo}, not {value}")
+            self.fail(used, f"{key} must be at least {_num(lo)}{unit}, not {_num(value)}{unit}")
         if hi is not None and value > hi:
-            self.fail(used, f"{key} must be at most {hi}, not {value}")
+            self.fail(used, f"{key} must be at most {_num(hi)}{unit}, not {_num(value)}{unit}")
 
     def boolean(
         self, key: str, *, default: bool | None = None, aliases: Sequence[str] = ()
@@ -324,7 +365,7 @@ class ConfigReader:
         seconds = float(raw) if not isinstance(raw, str) else parse_duration(raw)
         if seconds is None:
             self.fail(used, f"{key}: {raw!r} is not a duration such as '30s' or '1m30s'")
-        self._check_range(used, key, seconds, minimum, maximum)
+        self._check_range(used, key, seconds, minimum, maximum, unit="s")
         return seconds
 
     # --- lists and mappings ------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from edgeward import native
+from edgeward.document import did_you_mean
 from edgeward.policy.actions import ACTIONS, ALIASES, UNSUPPORTED
 from edgeward.policy.actions.base import Action
 from edgeward.policy.config import (
@@ -145,8 +146,9 @@ class _Loader:
         if key == "on_event_stream_message":
             self.error((key,), "phase 'on_event_stream_message' is not supported by edgeward")
         else:
-            names = ", ".join(p.value for p in Phase)
-            self.error((key,), f"unknown phase {key!r} (phases are {names})")
+            names = [p.value for p in Phase]
+            hint = did_you_mean(key, names)
+            self.error((key,), f"unknown phase {key!r}{hint} (phases are {', '.join(names)})")
         return None
 
     def _as_list(
@@ -198,7 +200,9 @@ class _Loader:
         for k in raw:
             if k not in _RULE_KEYS:
                 hint = (
-                    " (an action? put it in the rule's 'actions' list)" if k in _ACTION_KEYS else ""
+                    " (an action? put it in the rule's 'actions' list)"
+                    if k in _ACTION_KEYS
+                    else did_you_mean(k, _RULE_KEYS)
                 )
                 self.error((*path, k), f"unknown rule field {k!r}{hint}", label)
                 ok = False
@@ -316,7 +320,8 @@ class _Loader:
             elif k not in _ACTION_KEYS:
                 self.error(
                     (*path, k),
-                    f"unknown action field {k!r} (an action has 'type' and 'config')",
+                    f"unknown action field {k!r}{did_you_mean(k, _ACTION_KEYS)}"
+                    " (an action has 'type' and 'config')",
                     label,
                     where,
                 )
@@ -383,7 +388,7 @@ class _Loader:
         message = (
             f"action type {type_name!r} is {reason}"
             if reason
-            else f"unknown action type {type_name!r}"
+            else f"unknown action type {type_name!r}{did_you_mean(type_name, ACTIONS)}"
         )
         self.error((*path, "type"), message, label, where)
         return None

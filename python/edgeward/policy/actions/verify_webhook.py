@@ -25,6 +25,7 @@ from typing import Any, Self
 from urllib.parse import parse_qsl
 
 from edgeward import native
+from edgeward.document import did_you_mean
 from edgeward.hooks import Effect, EffectResult, Fetch, RequestHead
 from edgeward.policy.actions._http import error_decision
 from edgeward.policy.actions.base import (
@@ -173,7 +174,8 @@ class VerifyWebhook(Action):
                 config.fail(
                     "provider", f"webhook provider {provider!r} is not supported by edgeward yet"
                 )
-            config.fail("provider", f"unknown webhook provider {provider!r}")
+            hint = did_you_mean(provider, (*native.PROVIDERS, *PUBLIC_PROVIDERS))
+            config.fail("provider", f"unknown webhook provider {provider!r}{hint}")
         secret = config.template("secret")
         enforce = config.boolean("enforce", default=True)
         if provider == SNS:
