@@ -47,6 +47,16 @@ def compile_expression(source: str, phase: Phase) -> native.Program:
     return native.compile(source, env=env_for(phase))
 
 
+def condition_type_error(program: native.Program) -> str | None:
+    """Why `program` cannot be a condition, or None. A condition's static
+    type must be `bool`; only a `dyn` result (`vars.x`, `json.decode(...)`)
+    is left to the run-time check."""
+    result = program.result_type
+    if result in ("bool", "dyn"):
+        return None
+    return f"has type {result}, not bool: a condition must be true or false"
+
+
 def compile_template(source: str, phase: Phase) -> native.Template:
     """Raises `native.PolicyExprError`."""
     return native.interpolate(source, env=env_for(phase))
