@@ -134,4 +134,3 @@ def test_duplicate_spellings_are_an_error() -> None:
         one("verify-webhook", "provider: github, secret: x, tolerance: 1m, skew_tolerance: 2m")
     )
     assert "same field" in str(err)
-
