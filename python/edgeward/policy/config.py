@@ -18,7 +18,12 @@ from typing import Any, NoReturn, Protocol
 from edgeward import native
 from edgeward.errors import Location
 from edgeward.policy.errors import Diagnostic, Severity
-from edgeward.policy.expressions import compile_expression, compile_template
+from edgeward.policy.expressions import (
+    Renderable,
+    compile_expression,
+    compile_template,
+    compile_url_template,
+)
 from edgeward.policy.model import Phase
 
 PathKey = tuple[str | int, ...]
@@ -97,7 +102,7 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
-def constant(template: native.Template) -> str:
+def constant(template: Renderable) -> str:
     """The text of a template without `${...}` (its `$${` escapes undone)."""
     assert template.is_constant
     return template.render({})
@@ -404,6 +409,23 @@ class ConfigReader:
         if raw is _MISSING:
             return None if default is None else self.compile_template(None, default)
         return self.compile_template((*self._path, used), self._as_text(used, raw))
+
+    def url_template(
+        self, key: str, *, required: bool = False, aliases: Sequence[str] = ()
+    ) -> Renderable | None:
+        """A URL-valued CEL-capable field: what ``${expr}`` gives is
+        percent-encoded where a URL cannot hold it (`UrlTemplate`)."""
+        used, raw = self._get(key, aliases, required)
+        if raw is _MISSING:
+            return None
+        path = (*self._path, used)
+        try:
+            template = compile_url_template(self._as_text(used, raw), self.scope.phase)
+        except native.PolicyExprError as exc:
+            message = _expr_message(exc, "interpolation")
+            raise InvalidConfig(message, self._doc.locate(path)) from None
+        self.scope.references.update(template.references)
+        return template
 
     def template_list(
         self, key: str, *, required: bool = False, min_items: int = 0, max_items: int | None = None

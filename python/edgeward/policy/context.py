@@ -28,6 +28,7 @@ from edgeward.hooks import (
 )
 from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.policy.events import PolicyEvent
+from edgeward.policy.expressions import Renderable
 from edgeward.policy.model import Phase
 from edgeward.policy.variables import (
     ABSENT,
@@ -240,7 +241,7 @@ class ActionContext:
         """Raises `native.EvalError`; the engine fails closed on it."""
         return program.evaluate(self.activation)
 
-    def render(self, template: native.Template) -> str:
+    def render(self, template: Renderable) -> str:
         """Raises `native.EvalError`; the engine fails closed on it."""
         return template.render(self.activation)
 

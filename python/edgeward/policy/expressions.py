@@ -8,9 +8,12 @@ connection opens, is a load error rather than a run-time one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
+from typing import Any, Protocol
 
 from edgeward import native
+from edgeward.expr.interpolate import escape_url_value, split_template
 from edgeward.expr.policy_env import VARIABLES
 from edgeward.policy.model import Phase
 
@@ -60,3 +63,61 @@ def condition_type_error(program: native.Program) -> str | None:
 def compile_template(source: str, phase: Phase) -> native.Template:
     """Raises `native.PolicyExprError`."""
     return native.interpolate(source, env=env_for(phase))
+
+
+class Renderable(Protocol):
+    """A compiled `${...}` field: a `native.Template` or a `UrlTemplate`."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def references(self) -> frozenset[str]: ...
+
+    @property
+    def is_constant(self) -> bool: ...
+
+    def render(self, activation: Mapping[str, Any]) -> str: ...
+
+
+class UrlTemplate:
+    """The template of a URL-valued field (redirect and url-rewrite `to`,
+    http-request `url`): the text the policy wrote is kept as written, and
+    each interpolated value is percent-encoded (`escape_url_value`), so
+    ``?city=${conn.geo.city}`` gives ``?city=San%20Francisco``. Each
+    ``${...}`` is its own compiled template; the whole was compiled first,
+    so errors are located in the field as written."""
+
+    __slots__ = ("_parts", "is_constant", "references", "source")
+
+    def __init__(self, whole: native.Template, parts: tuple[str | native.Template, ...]) -> None:
+        self.source = whole.source
+        self.references = whole.references
+        self.is_constant = whole.is_constant
+        self._parts = parts
+
+    def render(self, activation: Mapping[str, Any]) -> str:
+        """Raises `native.EvalError`."""
+        return "".join(
+            part if isinstance(part, str) else escape_url_value(part.render(activation))
+            for part in self._parts
+        )
+
+    def __repr__(self) -> str:
+        return f"UrlTemplate({self.source!r})"
+
+
+def compile_url_template(source: str, phase: Phase) -> Renderable:
+    """A URL-valued template (see `UrlTemplate`); a template without
+    ``${...}`` is returned as is. Raises `native.PolicyExprError`."""
+    whole = compile_template(source, phase)
+    if whole.is_constant:
+        return whole
+    env = env_for(phase)
+    parts = tuple(
+        part
+        if isinstance(part, str)
+        else native.interpolate("${" + source[part[0] : part[1]] + "}", env=env)
+        for part in split_template(source)
+    )
+    return UrlTemplate(whole, parts)
