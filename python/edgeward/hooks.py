@@ -182,8 +182,9 @@ class Forward:
 
 @dataclass(frozen=True, slots=True)
 class CloseConnection:
-    """Close the client connection (HTTP/2: reset the stream) without an
-    answer."""
+    """Close the client connection without an answer. From the request
+    phase the whole connection closes, HTTP/2 included (close-connection);
+    from the response phase an HTTP/2 stream is reset."""
 
 
 class BodyFilter(Protocol):
