@@ -102,7 +102,7 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
-def constant(template: Renderable) -> str:
+def constant(template: native.Template) -> str:
     """The text of a template without `${...}` (its `$${` escapes undone)."""
     assert template.is_constant
     return template.render({})
