@@ -62,6 +62,7 @@ class ErrorCode(StrEnum):
     INTERPOLATION_FAILED = "ERR_EDGEWARD_3900"  # a ${...} in an action's config failed
     INVALID_REGEX = "ERR_EDGEWARD_3901"  # an interpolated regex did not compile
     ACTION_FAILED = "ERR_EDGEWARD_2253"  # an action could not run (bad header value...)
+    CIRCUIT_OPEN = "ERR_EDGEWARD_3202"  # circuit-breaker: the circuit is open
     IP_DENIED = "ERR_EDGEWARD_3203"  # restrict-ips
     WEBHOOK_FAILED = "ERR_EDGEWARD_3204"  # verify-webhook
     BODY_TOO_LARGE = "ERR_EDGEWARD_3905"  # a body the policy must read is over the cap

@@ -9,6 +9,7 @@ from __future__ import annotations
 from edgeward.policy.actions.add_headers import AddHeaders
 from edgeward.policy.actions.base import Action
 from edgeward.policy.actions.basic_auth import BasicAuth
+from edgeward.policy.actions.circuit_breaker import CircuitBreaker
 from edgeward.policy.actions.close_connection import CloseConnection
 from edgeward.policy.actions.compress_response import CompressResponse
 from edgeward.policy.actions.custom_response import CustomResponse
@@ -26,6 +27,7 @@ from edgeward.policy.actions.verify_webhook import VerifyWebhook
 _IMPLEMENTED: tuple[type[Action], ...] = (
     AddHeaders,
     BasicAuth,
+    CircuitBreaker,
     CloseConnection,
     CompressResponse,
     CustomResponse,
@@ -59,7 +61,6 @@ UNSUPPORTED: dict[str, str] = {
     "forward-internal": _NO,
     "http-request": _NO,
     "terminate-tls": _NO,
-    "circuit-breaker": _NO,
     "owasp-crs-request": _NO,
     "owasp-crs-response": _NO,
     "request-body-find-replace": _NO,
