@@ -24,7 +24,7 @@ the outcome. Most exchanges need no I/O, and then no generator is made::
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, Union
 
@@ -130,14 +130,19 @@ class ReadBody:
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
-    """An HTTP request made by the edge itself (JWKS, OIDC discovery). The
-    driver sends back a `FetchResult`, never raises into the hook."""
+    """An HTTP request made by the edge itself (JWKS, OIDC discovery, the
+    http-request action). The driver sends back a `FetchResult`, never
+    raises into the hook. Redirects are not followed (the hook decides)."""
 
     url: str
     method: str = "GET"
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     timeout_s: float = 5.0
+    max_bytes: int | None = None  # a larger response body fails ("too_large")
+    # Asked about the address the URL's host resolved to, before connecting:
+    # False refuses it ("refused"), so DNS cannot point the edge elsewhere.
+    address_allowed: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +151,10 @@ class FetchResult:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     error: str | None = None  # why the fetch failed, when status == 0
+    # The kind of failure: "timeout", "too_large", "refused" (address_allowed
+    # said no), else "failed" (DNS, connect, TLS, protocol); None on success.
+    failure: str | None = None
+    resolved_ip: str = ""  # the address connected to
 
 
 Effect = ReadBody | Fetch
