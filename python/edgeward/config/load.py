@@ -22,6 +22,7 @@ from edgeward.config.model import (
     EdgeConfig,
     Endpoint,
     ForwardedTrust,
+    HttpRequestTargets,
     IpPolicy,
     Limits,
     Listener,
@@ -114,6 +115,7 @@ class _Loader:
         self.base = base
         self.factory = factory
         self.events: tuple[str, ...] | None = None
+        self.http_request = HttpRequestTargets()
 
     def error(self, path: PathKey, message: str) -> ConfigError:
         return ConfigError(message, self.doc.locate(path))
@@ -126,6 +128,7 @@ class _Loader:
         self.events = self._events(top)
         forwarded = self._forwarded(top.section("forwarded_headers"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
+        self.http_request = self._http_request(top.section("http_request"))
         listeners = self._list(top, "listeners", self._listener)
         if not listeners:
             raise self.error(top.at("listeners"), "at least one listener is required")
@@ -147,6 +150,7 @@ class _Loader:
             events=self.events,
             forwarded=forwarded,
             ip_policies=ip_policies,
+            http_request=self.http_request,
             raw=self.doc.data,
         )
 
@@ -240,6 +244,28 @@ class _Loader:
             )
             entry.done()
         return out
+
+    def _http_request(self, sec: _Section) -> HttpRequestTargets:
+        """`http_request.allow_external`: host names (`api.example.com`,
+        `*.example.com`) and addresses or CIDRs the http-request action may
+        call; absent, nothing outside the edge."""
+        hosts: list[str] = []
+        networks: list[Network] = []
+        for i, item in enumerate(sec.take("allow_external", list, [])):
+            path = (*sec.at("allow_external"), i)
+            if not isinstance(item, str) or not item:
+                raise self.error(path, f"must be a host name, an address or a CIDR, not {item!r}")
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+                continue
+            except ValueError:
+                pass
+            name = item.lower().rstrip(".")
+            if not _HOSTNAME.match(name) or name == "*":
+                raise self.error(path, f"not a host name, an address or a CIDR: {item!r}")
+            hosts.append(name)
+        sec.done()
+        return HttpRequestTargets(tuple(hosts), tuple(networks))
 
     def _list(self, top: _Section, key: str, build: Callable[[_Section], T]) -> list[T]:
         items = top.take(key, list, [])
@@ -380,7 +406,9 @@ class _Loader:
         if inline:
             sec.take("traffic_policy", dict)
             key = sec.at("traffic_policy")
-            return PolicySource(self.doc.sub(key), self.doc.locate(key), owner, self.events)
+            return PolicySource(
+                self.doc.sub(key), self.doc.locate(key), owner, self.events, self.http_request
+            )
         if from_file:
             path = self._file(sec, "traffic_policy_file")
             return PolicySource(
@@ -388,6 +416,7 @@ class _Loader:
                 self.doc.locate(sec.at("traffic_policy_file")),
                 owner,
                 self.events,
+                self.http_request,
             )
         return None
 

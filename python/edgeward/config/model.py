@@ -64,6 +64,18 @@ class IpPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpRequestTargets:
+    """`http_request: {allow_external: [...]}`: what the `http-request`
+    action may call outside the edge. Nothing by default, so a policy cannot
+    reach into the operator's network (SSRF). `hosts` are names (exact, or
+    `*.example.com` for the names under it) whose addresses must be public;
+    `networks` are address ranges allowed whatever the name."""
+
+    hosts: tuple[str, ...] = ()
+    networks: tuple[Network, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PolicySource:
     """A traffic policy as written: raw data and where it came from. The
     policy layer compiles it (see `PolicyFactory`); `document.locate(path)`
@@ -75,6 +87,7 @@ class PolicySource:
     # Where decision events go: the edge config's `events:` ("stdout",
     # "stderr", absolute file paths; () for none); None when it says nothing.
     events: tuple[str, ...] | None = None
+    http_request: HttpRequestTargets = HttpRequestTargets()  # the edge config's
 
 
 class PolicyFactory(Protocol):
@@ -171,4 +184,5 @@ class EdgeConfig:
     events: tuple[str, ...] | None = None  # policy decision events (see PolicySource.events)
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)
+    http_request: HttpRequestTargets = HttpRequestTargets()
     raw: Any = None  # the parsed document, for diagnostics

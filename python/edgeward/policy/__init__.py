@@ -24,6 +24,7 @@ from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode, PolicyErr
 from edgeward.policy.events import EventSink, PolicyEvent, fan_out, open_event_sink
 from edgeward.policy.loader import load
 from edgeward.policy.model import Phase
+from edgeward.policy.targets import ExternalTargets, TargetRules
 
 __all__ = [
     "ActionError",
@@ -52,11 +53,16 @@ def compile_policy(
     body_limit: int | None = None,
     clock: Callable[[], float] | None = None,
     secrets: Mapping[str, Mapping[str, str]] | None = None,
+    http_request: TargetRules | None = None,
 ) -> CompiledPolicy:
     """Compile a parsed document (`edgeward.document.Document`).
     `ip_policies` are the edge config's named IP policies; None means they
-    are unknown (references are then only warned about: `policy check`)."""
-    options = EngineOptions(clock=clock, secrets=secrets or {})
+    are unknown (references are then only warned about: `policy check`).
+    `http_request` is the edge config's allow list of http-request targets;
+    None: unknown, and nothing outside the edge may be called."""
+    options = EngineOptions(
+        clock=clock, secrets=secrets or {}, http_request=ExternalTargets.from_rules(http_request)
+    )
     if body_limit is not None:
         options = replace(options, body_limit=body_limit)
     loaded = load(document, ip_policies=ip_policies, options=options)
@@ -110,6 +116,7 @@ class PolicyCompiler:
             body_limit=self.body_limit,
             clock=self.clock,
             secrets=self.secrets,
+            http_request=getattr(source, "http_request", None),
         )
 
     def sink(self, targets: Sequence[str] | None) -> EventSink:

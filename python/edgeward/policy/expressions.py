@@ -45,9 +45,26 @@ def compile_chain(source: str, phase: Phase) -> native.Program:
     return native.compile(source, env=_chain_env(phase))
 
 
-def compile_expression(source: str, phase: Phase) -> native.Program:
-    """Raises `native.PolicyExprError`."""
-    return native.compile(source, env=env_for(phase))
+def compile_expression(
+    source: str, phase: Phase, variables: Mapping[str, Any] | None = None
+) -> native.Program:
+    """Raises `native.PolicyExprError`. `variables` declares more roots
+    than the phase's (http-request's `retry_condition`: a module constant)."""
+    if variables is None:
+        return native.compile(source, env=env_for(phase))
+    return native.compile(source, env=_extended_env(phase, id(variables), variables))
+
+
+_EXTENDED: dict[tuple[Phase, int], native.Env] = {}
+
+
+def _extended_env(phase: Phase, key: int, variables: Mapping[str, Any]) -> native.Env:
+    env = _EXTENDED.get((phase, key))
+    if env is None:
+        hidden = _NOT_IN[phase]
+        declared = {name: decl for name, decl in VARIABLES.items() if name not in hidden}
+        env = _EXTENDED[(phase, key)] = native.Env({**declared, **variables})
+    return env
 
 
 def condition_type_error(program: native.Program) -> str | None:

@@ -14,6 +14,7 @@ from edgeward.policy.actions.close_connection import CloseConnection
 from edgeward.policy.actions.compress_response import CompressResponse
 from edgeward.policy.actions.custom_response import CustomResponse
 from edgeward.policy.actions.deny import Deny
+from edgeward.policy.actions.http_request import HttpRequest
 from edgeward.policy.actions.jwt_validation import JwtValidation
 from edgeward.policy.actions.log import Log
 from edgeward.policy.actions.rate_limit import RateLimit
@@ -32,6 +33,7 @@ _IMPLEMENTED: tuple[type[Action], ...] = (
     CompressResponse,
     CustomResponse,
     Deny,
+    HttpRequest,
     JwtValidation,
     Log,
     RateLimit,
@@ -59,7 +61,6 @@ UNSUPPORTED: dict[str, str] = {
     "openid-connect": _NEXT,
     "oidc": _NEXT,
     "forward-internal": _NO,
-    "http-request": _NO,
     "terminate-tls": _NO,
     "owasp-crs-request": _NO,
     "owasp-crs-response": _NO,
