@@ -24,7 +24,7 @@ the outcome. Most exchanges need no I/O, and then no generator is made::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, Union
 
@@ -128,6 +128,12 @@ class ReadBody:
     limit: int
 
 
+class AddressCheck(Protocol):
+    """Whether the edge may connect to an address (`Fetch.address_allowed`)."""
+
+    def __call__(self, address: str, /) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Fetch:
     """An HTTP request made by the edge itself (JWKS, OIDC discovery, the
@@ -142,7 +148,7 @@ class Fetch:
     max_bytes: int | None = None  # a larger response body fails ("too_large")
     # Asked about the address the URL's host resolved to, before connecting:
     # False refuses it ("refused"), so DNS cannot point the edge elsewhere.
-    address_allowed: Callable[[str], bool] | None = None
+    address_allowed: AddressCheck | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,12 +22,12 @@ from edgeward.config.model import (
     EdgeConfig,
     Endpoint,
     ForwardedTrust,
-    HttpRequestTargets,
     IpPolicy,
     Limits,
     Listener,
     ListenerTls,
     Network,
+    OutboundAllowList,
     PolicyFactory,
     PolicySource,
     Timeouts,
@@ -114,8 +114,8 @@ class _Loader:
         self.doc = doc
         self.base = base
         self.factory = factory
+        self.http_request = OutboundAllowList()
         self.events: tuple[str, ...] | None = None
-        self.http_request = HttpRequestTargets()
 
     def error(self, path: PathKey, message: str) -> ConfigError:
         return ConfigError(message, self.doc.locate(path))
@@ -126,9 +126,9 @@ class _Loader:
         timeouts = self._fields(top.section("timeouts"), Timeouts)
         access_log = self._access_log(top)
         self.events = self._events(top)
+        self.http_request = self._http_request(top.section("http_request"))
         forwarded = self._forwarded(top.section("forwarded_headers"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
-        self.http_request = self._http_request(top.section("http_request"))
         listeners = self._list(top, "listeners", self._listener)
         if not listeners:
             raise self.error(top.at("listeners"), "at least one listener is required")
@@ -147,10 +147,10 @@ class _Loader:
             limits=limits,
             timeouts=timeouts,
             access_log=access_log,
+            http_request=self.http_request,
             events=self.events,
             forwarded=forwarded,
             ip_policies=ip_policies,
-            http_request=self.http_request,
             raw=self.doc.data,
         )
 
@@ -235,17 +235,7 @@ class _Loader:
         sec.done()
         return ForwardedTrust(trusted)
 
-    def _ip_policies(self, sec: _Section) -> dict[str, IpPolicy]:
-        out = {}
-        for name in list(sec.data):
-            entry = sec.section(name)
-            out[name] = IpPolicy(
-                name, self._networks(entry, "allow"), self._networks(entry, "deny")
-            )
-            entry.done()
-        return out
-
-    def _http_request(self, sec: _Section) -> HttpRequestTargets:
+    def _http_request(self, sec: _Section) -> OutboundAllowList:
         """`http_request.allow_external`: host names (`api.example.com`,
         `*.example.com`) and addresses or CIDRs the http-request action may
         call; absent, nothing outside the edge."""
@@ -265,7 +255,17 @@ class _Loader:
                 raise self.error(path, f"not a host name, an address or a CIDR: {item!r}")
             hosts.append(name)
         sec.done()
-        return HttpRequestTargets(tuple(hosts), tuple(networks))
+        return OutboundAllowList(tuple(hosts), tuple(networks))
+
+    def _ip_policies(self, sec: _Section) -> dict[str, IpPolicy]:
+        out = {}
+        for name in list(sec.data):
+            entry = sec.section(name)
+            out[name] = IpPolicy(
+                name, self._networks(entry, "allow"), self._networks(entry, "deny")
+            )
+            entry.done()
+        return out
 
     def _list(self, top: _Section, key: str, build: Callable[[_Section], T]) -> list[T]:
         items = top.take(key, list, [])
@@ -406,9 +406,7 @@ class _Loader:
         if inline:
             sec.take("traffic_policy", dict)
             key = sec.at("traffic_policy")
-            return PolicySource(
-                self.doc.sub(key), self.doc.locate(key), owner, self.events, self.http_request
-            )
+            return PolicySource(self.doc.sub(key), self.doc.locate(key), owner, self.events)
         if from_file:
             path = self._file(sec, "traffic_policy_file")
             return PolicySource(
@@ -416,7 +414,6 @@ class _Loader:
                 self.doc.locate(sec.at("traffic_policy_file")),
                 owner,
                 self.events,
-                self.http_request,
             )
         return None
 
@@ -424,6 +421,7 @@ class _Loader:
         source: PolicySource | None = getattr(item, "policy_source", None)
         if source is None or self.factory is None:
             return item
+        source = dataclasses.replace(source, http_request=self.http_request)
         try:
             hooks = self.factory(source, ip_policies)
         except ConfigError:

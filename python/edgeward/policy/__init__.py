@@ -49,22 +49,21 @@ def compile_policy(
     document: SourceDocument,
     *,
     ip_policies: Mapping[str, IpPolicyRules] | None = None,
+    # The edge config's `http_request` (http-request targets); None: unknown,
+    # and then nothing outside the edge may be called.
+    http_request: TargetRules | None = None,
     events: EventSink | None = None,
     body_limit: int | None = None,
     clock: Callable[[], float] | None = None,
     secrets: Mapping[str, Mapping[str, str]] | None = None,
-    http_request: TargetRules | None = None,
 ) -> CompiledPolicy:
     """Compile a parsed document (`edgeward.document.Document`).
     `ip_policies` are the edge config's named IP policies; None means they
-    are unknown (references are then only warned about: `policy check`).
-    `http_request` is the edge config's allow list of http-request targets;
-    None: unknown, and nothing outside the edge may be called."""
-    options = EngineOptions(
-        clock=clock, secrets=secrets or {}, http_request=ExternalTargets.from_rules(http_request)
-    )
+    are unknown (references are then only warned about: `policy check`)."""
+    options = EngineOptions(clock=clock, secrets=secrets or {})
     if body_limit is not None:
         options = replace(options, body_limit=body_limit)
+    options = replace(options, http_request=ExternalTargets.from_rules(http_request))
     loaded = load(document, ip_policies=ip_policies, options=options)
     if loaded.errors:
         raise PolicyError(loaded.diagnostics)
@@ -113,10 +112,10 @@ class PolicyCompiler:
             source.document,
             ip_policies=ip_policies,
             events=self.events if self.events is not None else self.sink(source.events),
+            http_request=getattr(source, "http_request", None),
             body_limit=self.body_limit,
             clock=self.clock,
             secrets=self.secrets,
-            http_request=getattr(source, "http_request", None),
         )
 
     def sink(self, targets: Sequence[str] | None) -> EventSink:

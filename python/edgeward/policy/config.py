@@ -57,12 +57,12 @@ class EngineOptions:
     """Engine-wide settings the edge config provides."""
 
     body_limit: int = 1024 * 1024  # the most a policy buffers of a request body
-    clock: Callable[[], float] | None = None  # None = time.time
-    # `secrets.get(vault, name)` reads here: vault -> name -> value.
-    secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # What `http-request` may call outside the edge (the edge config's
     # `http_request`); unknown (nothing allowed) without an edge config.
     http_request: ExternalTargets = field(default_factory=lambda: ExternalTargets(known=False))
+    clock: Callable[[], float] | None = None  # None = time.time
+    # `secrets.get(vault, name)` reads here: vault -> name -> value.
+    secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

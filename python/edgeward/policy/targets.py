@@ -22,7 +22,7 @@ from edgeward import native
 
 
 class TargetRules(Protocol):
-    """The edge config's `http_request` (`edgeward.config.HttpRequestTargets`)."""
+    """The edge config's `http_request` (`edgeward.config.model.OutboundAllowList`)."""
 
     @property
     def hosts(self) -> Collection[str]: ...
