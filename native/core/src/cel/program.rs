@@ -11,8 +11,8 @@ use std::sync::Arc;
 use super::ast::{BinaryOp, MacroKind};
 use super::error::{ErrorKind, EvalError, EvalResult};
 use super::functions;
-use super::types::Ty;
 use super::ops;
+use super::types::Ty;
 use super::value::{Map, Value};
 use crate::ipnet::Prefix;
 
