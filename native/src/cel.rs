@@ -285,6 +285,12 @@ pub struct PyProgram {
 
 #[pymethods]
 impl PyProgram {
+    /// The static type of the expression's result (`bool`, `string`, `dyn`...).
+    #[getter]
+    fn result_type(&self) -> String {
+        self.program.result_type().to_string()
+    }
+
     /// Evaluates against `activation` (any Mapping, read lazily).
     fn evaluate(&self, py: Python<'_>, activation: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         guard(|| {

@@ -136,6 +136,13 @@ def test_native_agrees_with_reference(data: st.DataObject) -> None:
         source = data.draw(cel_st.expressions(t, chaos=chaos))
         expected = outcome(reference, source, activation)
         assert outcome(native, source, activation) == expected, source
+        if expected[0] != "compile_error":
+            assert static_type(native, source) == static_type(reference, source), source
+
+
+def static_type(cel: ModuleType, source: str) -> str:
+    """The checker's type of the result (`Program.result_type`)."""
+    return str(cel.compile(source, env=cel.Env(cel_st.SCHEMA)).result_type)
 
 
 @given(source=cel_st.hostile_sources())

@@ -198,3 +198,55 @@ def test_example_policies_compile(cel: Any, conformance: Path) -> None:
     assert set(failures) == set(BROKEN), failures
     assert compiled > 300
     assert policy_env().max_depth == 64
+
+
+@pytest.mark.skipif(not _policies(), reason="../shared/conformance/policies is not there")
+def test_example_conditions_have_the_same_static_type_on_both_backends() -> None:
+    """`Program.result_type` decides whether a rule loads (a condition must
+    be `bool` or `dyn`): both checkers give every example the same type,
+    and every example that compiles is a condition."""
+    from .backends import backend_module
+
+    python, native = backend_module("python"), backend_module("native")
+    envs = {cel: cel.Env(VARIABLES) for cel in (python, native)}
+    types: dict[str, int] = {}
+    for path in _policies():
+        try:
+            document = yaml.safe_load(path.read_text())
+        except yaml.YAMLError:
+            continue
+        for what, text in _cel_sources(document):
+            if what != "expression":
+                continue
+            try:
+                ours = python.compile(text, env=envs[python]).result_type
+            except python.PolicyExprError:
+                continue
+            assert native.compile(text, env=envs[native]).result_type == ours, text
+            types[ours] = types.get(ours, 0) + 1
+    assert set(types) == {"bool"}, types
+    assert types["bool"] > 150
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("req.url.path", "string"),
+        ("req.url", "string"),
+        ("conn.client_ip", "string"),
+        ("req.headers", "map(string, list(string))"),
+        ("req.headers['x'][0]", "string"),
+        ("conn", "map(string, dyn)"),
+        ("res.status_code", "int"),
+        ("size(req.headers)", "int"),
+        ("[1, 'a']", "list(dyn)"),
+        ("vars.tier", "dyn"),
+        ("json.decode('true')", "dyn"),
+        ("vars.tier == 'gold'", "bool"),
+        ("has(req.headers.x) && vars.x", "bool"),
+        ("true ? 1 : 'a'", "dyn"),
+        ("inCidrRange(conn.client_ip, '10.0.0.0/8')", "bool"),
+    ],
+)
+def test_result_type(cel: Any, source: str, expected: str) -> None:
+    assert cel.compile(source, env=cel.Env(VARIABLES)).result_type == expected

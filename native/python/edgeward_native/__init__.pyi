@@ -203,6 +203,10 @@ class Program:
     references: frozenset[str]
     """Variable paths the expression reads, e.g. ``{"req.url.path",
     "req.headers"}``."""
+    result_type: str
+    """The static type the checker gave the result, in the `Env` type
+    syntax (``"bool"``, ``"string"``, ``"list(string)"``, ``"dyn"``); a
+    declared object is its own value's type, or ``"map(string, dyn)"``."""
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
         """Evaluate against `activation` (a dict or any Mapping; nested
         Mappings are read lazily, only the keys the expression touches).

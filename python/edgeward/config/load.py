@@ -29,6 +29,7 @@ from edgeward.config.model import (
     Listener,
     ListenerTls,
     Network,
+    OutboundAllowList,
     PolicyFactory,
     PolicySource,
     Timeouts,
@@ -133,6 +134,7 @@ class _Loader:
         self.doc = doc
         self.base = base
         self.factory = factory
+        self.http_request = OutboundAllowList()
         self.events: tuple[str, ...] | None = None
         self.identity: IdentityConfig | None = None
 
@@ -145,6 +147,7 @@ class _Loader:
         timeouts = self._fields(top.section("timeouts"), Timeouts)
         access_log = self._access_log(top)
         self.events = self._events(top)
+        self.http_request = self._http_request(top.section("http_request"))
         forwarded = self._forwarded(top.section("forwarded_headers"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
         state_dir = self._state_dir(top)
@@ -184,6 +187,7 @@ class _Loader:
             limits=limits,
             timeouts=timeouts,
             access_log=access_log,
+            http_request=self.http_request,
             events=self.events,
             forwarded=forwarded,
             ip_policies=ip_policies,
@@ -319,6 +323,28 @@ class _Loader:
         trusted = self._networks(sec, "trust")
         sec.done()
         return ForwardedTrust(trusted)
+
+    def _http_request(self, sec: _Section) -> OutboundAllowList:
+        """`http_request.allow_external`: host names (`api.example.com`,
+        `*.example.com`) and addresses or CIDRs the http-request action may
+        call; absent, nothing outside the edge."""
+        hosts: list[str] = []
+        networks: list[Network] = []
+        for i, item in enumerate(sec.take("allow_external", list, [])):
+            path = (*sec.at("allow_external"), i)
+            if not isinstance(item, str) or not item:
+                raise self.error(path, f"must be a host name, an address or a CIDR, not {item!r}")
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+                continue
+            except ValueError:
+                pass
+            name = item.lower().rstrip(".")
+            if not _HOSTNAME.match(name) or name == "*":
+                raise self.error(path, f"not a host name, an address or a CIDR: {item!r}")
+            hosts.append(name)
+        sec.done()
+        return OutboundAllowList(tuple(hosts), tuple(networks))
 
     def _ip_policies(self, sec: _Section) -> dict[str, IpPolicy]:
         out = {}
@@ -589,6 +615,7 @@ class _Loader:
         source: PolicySource | None = getattr(item, "policy_source", None)
         if source is None or self.factory is None:
             return item
+        source = dataclasses.replace(source, http_request=self.http_request)
         try:
             hooks = self.factory(source, ip_policies)
         except ConfigError:

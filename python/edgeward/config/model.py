@@ -50,6 +50,18 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundAllowList:
+    """`http_request: {allow_external: [...]}`: what the `http-request`
+    action may call outside the edge. Nothing by default, so a policy cannot
+    reach into the operator's network (SSRF). `hosts` are names (exact, or
+    `*.example.com` for the names under it) whose addresses must be public;
+    `networks` are address ranges allowed whatever the name."""
+
+    hosts: tuple[str, ...] = ()
+    networks: tuple[Network, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AccessLog:
     enabled: bool = False
     path: Path | None = None  # None = standard output
@@ -98,6 +110,8 @@ class PolicySource:
     document: Document
     origin: Location  # the `traffic_policy(_file)` key that brought it in
     owner: str  # "endpoint app" / "listener public"
+    # The edge config's `http_request` (what http-request may call).
+    http_request: OutboundAllowList = field(default=OutboundAllowList(), kw_only=True)
     # Where decision events go: the edge config's `events:` ("stdout",
     # "stderr", absolute file paths; () for none); None when it says nothing.
     events: tuple[str, ...] | None = None
@@ -200,6 +214,7 @@ class EdgeConfig:
     limits: Limits = Limits()
     timeouts: Timeouts = Timeouts()
     access_log: AccessLog = AccessLog()
+    http_request: OutboundAllowList = OutboundAllowList()
     events: tuple[str, ...] | None = None  # policy decision events (see PolicySource.events)
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)

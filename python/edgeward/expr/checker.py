@@ -46,11 +46,11 @@ _ORDERED: Final = frozenset({"string", "bytes", "bool", "timestamp", "duration"}
 _KEY_TYPES: Final = frozenset({"dyn", "bool", "int", "uint", "string"})
 
 
-def check(node: ast.Node, source: str, env: Env) -> ast.Node:
-    """The rewritten tree of a parsed expression, or `PolicyExprError`."""
+def check(node: ast.Node, source: str, env: Env) -> tuple[ast.Node, Type]:
+    """The rewritten tree of a parsed expression and the static type of its
+    result, or `PolicyExprError`."""
     checker = _Checker(source, env)
-    checked, _ = checker.value(node)
-    return checked
+    return checker.value(node)
 
 
 class _Checker:

@@ -254,6 +254,25 @@ VARIABLES: Final[dict[str, Any]] = {
     },
 }
 
+# The extra variables of http-request's `retry_condition`: how many attempts
+# were made and what the last one gave (§3.17). A field the attempt did not
+# produce is empty (status_code 0 without a response, error.code '' on
+# success), so a condition never fails on a missing field.
+HTTP_REQUEST_RETRY_VARIABLES: Final[dict[str, Any]] = {
+    "attempts": "int",
+    "last_attempt": {
+        "req": {"method": "string", "url": "string", "header": _HEADERS, "body": "string"},
+        "res": {
+            "status_code": "int",
+            "header": _HEADERS,
+            "body": "string",
+            "time_ms": "int",
+            "resolved_ip": "string",
+        },
+        "error": _ERROR,
+    },
+}
+
 # --- functions --------------------------------------------------------------------------
 
 # (name, style, parameter types, result type); style "receiver" means the

@@ -19,10 +19,12 @@ _DEFAULT_ENV = Env()
 class Program:
     """A compiled expression. Immutable; `evaluate` may run concurrently."""
 
-    __slots__ = ("_max_iterations", "_slots", "_step", "references", "source")
+    __slots__ = ("_max_iterations", "_slots", "_step", "references", "result_type", "source")
 
-    def __init__(self, source: str, tree: ast.Node, env: Env) -> None:
+    def __init__(self, source: str, tree: ast.Node, env: Env, result_type: str = "dyn") -> None:
         self.source = source
+        # The static type of the result (`bool`, `string`, `dyn`...).
+        self.result_type = result_type
         self.references: frozenset[str] = frozenset(references(tree))
         compiler = Compiler()
         self._step: Step = compiler.compile(tree)
@@ -49,7 +51,8 @@ def compile_range(source: str, env: Env, start: int = 0, end: int | None = None)
             f"expression longer than {env.max_source_length} characters", source, start
         )
     tree = parse(source, max_depth=env.max_depth, start=start, end=stop)
-    return Program(source[start:stop], check(tree, source, env), env)
+    checked, result_type = check(tree, source, env)
+    return Program(source[start:stop], checked, env, str(result_type))
 
 
 def compile(source: str, *, env: Env | None = None) -> Program:

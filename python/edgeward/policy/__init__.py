@@ -26,6 +26,7 @@ from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode, PolicyErr
 from edgeward.policy.events import EventSink, PolicyEvent, fan_out, open_event_sink
 from edgeward.policy.loader import load
 from edgeward.policy.model import Phase
+from edgeward.policy.targets import ExternalTargets, TargetRules
 
 __all__ = [
     "ActionError",
@@ -50,6 +51,9 @@ def compile_policy(
     document: SourceDocument,
     *,
     ip_policies: Mapping[str, IpPolicyRules] | None = None,
+    # The edge config's `http_request` (http-request targets); None: unknown,
+    # and then nothing outside the edge may be called.
+    http_request: TargetRules | None = None,
     events: EventSink | None = None,
     body_limit: int | None = None,
     clock: Callable[[], float] | None = None,
@@ -65,6 +69,7 @@ def compile_policy(
     options = EngineOptions(clock=clock, secrets=secrets or {}, identity=identity, edge=edge)
     if body_limit is not None:
         options = replace(options, body_limit=body_limit)
+    options = replace(options, http_request=ExternalTargets.from_rules(http_request))
     loaded = load(document, ip_policies=ip_policies, options=options)
     if loaded.errors:
         raise PolicyError(loaded.diagnostics)
@@ -119,6 +124,7 @@ class PolicyCompiler:
             source.document,
             ip_policies=ip_policies,
             events=self.events if self.events is not None else self.sink(source.events),
+            http_request=getattr(source, "http_request", None),
             body_limit=self.body_limit,
             clock=self.clock,
             secrets=self.secrets,

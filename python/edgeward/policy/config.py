@@ -20,8 +20,15 @@ from edgeward.document import did_you_mean, misspelling_of
 from edgeward.errors import Location
 from edgeward.identity.flow import Runtime
 from edgeward.policy.errors import Diagnostic, Severity
-from edgeward.policy.expressions import compile_expression, compile_template
+from edgeward.policy.expressions import (
+    Renderable,
+    compile_expression,
+    compile_template,
+    compile_url_template,
+    condition_type_error,
+)
 from edgeward.policy.model import Phase
+from edgeward.policy.targets import ExternalTargets
 
 PathKey = tuple[str | int, ...]
 
@@ -52,6 +59,9 @@ class EngineOptions:
     """Engine-wide settings the edge config provides."""
 
     body_limit: int = 1024 * 1024  # the most a policy buffers of a request body
+    # What `http-request` may call outside the edge (the edge config's
+    # `http_request`); unknown (nothing allowed) without an edge config.
+    http_request: ExternalTargets = field(default_factory=lambda: ExternalTargets(known=False))
     clock: Callable[[], float] | None = None  # None = time.time
     # `secrets.get(vault, name)` reads here: vault -> name -> value.
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -453,6 +463,23 @@ class ConfigReader:
             return None if default is None else self.compile_template(None, default)
         return self.compile_template((*self._path, used), self._as_text(used, raw))
 
+    def url_template(
+        self, key: str, *, required: bool = False, aliases: Sequence[str] = ()
+    ) -> Renderable | None:
+        """A URL-valued CEL-capable field: what ``${expr}`` gives is
+        percent-encoded where a URL cannot hold it (`UrlTemplate`)."""
+        used, raw = self._get(key, aliases, required)
+        if raw is _MISSING:
+            return None
+        path = (*self._path, used)
+        try:
+            template = compile_url_template(self._as_text(used, raw), self.scope.phase)
+        except native.PolicyExprError as exc:
+            message = _expr_message(exc, "interpolation")
+            raise InvalidConfig(message, self._doc.locate(path)) from None
+        self.scope.references.update(template.references)
+        return template
+
     def template_list(
         self, key: str, *, required: bool = False, min_items: int = 0, max_items: int | None = None
     ) -> list[native.Template] | None:
@@ -500,11 +527,33 @@ class ConfigReader:
         self.scope.references.update(template.references)
         return template
 
-    def expression(self, key: str, *, required: bool = False) -> native.Program | None:
+    def expression(
+        self,
+        key: str,
+        *,
+        required: bool = False,
+        condition: bool = False,
+        variables: Mapping[str, Any] | None = None,
+    ) -> native.Program | None:
+        """A CEL program. With `condition`, its static type must be `bool`
+        (or `dyn`); `variables` declares roots beyond the phase's, which the
+        action provides itself when it evaluates the program."""
         used, raw = self._get(key, (), required)
         if raw is _MISSING:
             return None
-        return self.compile_expression((*self._path, used), self._as_text(used, raw))
+        path = (*self._path, used)
+        text = self._as_text(used, raw)
+        if variables is None and not condition:
+            return self.compile_expression(path, text)
+        try:
+            program = compile_expression(text, self.scope.phase, variables)
+        except native.PolicyExprError as exc:
+            raise InvalidConfig(_expr_message(exc, "expression"), self._doc.locate(path)) from None
+        if condition and (wrong := condition_type_error(program)) is not None:
+            raise InvalidConfig(f"expression {text!r} {wrong}", self._doc.locate(path))
+        own = variables or {}
+        self.scope.references.update(r for r in program.references if r.split(".")[0] not in own)
+        return program
 
     def expression_list(
         self, key: str, *, required: bool = False, min_items: int = 0, max_items: int | None = None

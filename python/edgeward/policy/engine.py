@@ -176,7 +176,10 @@ class Exchange(ExchangeState):
         return _response_outcome(ctx, decision)
 
     def on_complete(self, summary: ExchangeSummary) -> None:
-        pass
+        if self.completions:
+            now = self.policy.clock()
+            for callback in self.completions:
+                callback(summary, now)
 
 
 def _response_outcome(ctx: ActionContext, decision: Decision | None) -> ResponseOutcome:

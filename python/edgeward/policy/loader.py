@@ -28,7 +28,11 @@ from edgeward.policy.config import (
     describe,
 )
 from edgeward.policy.errors import Diagnostic, Severity
-from edgeward.policy.expressions import compile_chain, compile_expression
+from edgeward.policy.expressions import (
+    compile_chain,
+    compile_expression,
+    condition_type_error,
+)
 from edgeward.policy.model import Phase
 
 _RULE_KEYS = frozenset({"name", "expressions", "actions", "on_error"})
@@ -247,13 +251,18 @@ class _Loader:
                 ok = False
                 continue
             try:
-                compile_expression(item, phase)
+                program = compile_expression(item, phase)
             except native.PolicyExprError as exc:
                 self.error(
                     item_path,
                     f"expression {item!r}: {exc.message} (line {exc.line}, column {exc.column})",
                     label,
                 )
+                ok = False
+                continue
+            wrong_type = condition_type_error(program)
+            if wrong_type is not None:
+                self.error(item_path, f"expression {item!r} {wrong_type} (line 1, column 1)", label)
                 ok = False
                 continue
             sources.append(item)

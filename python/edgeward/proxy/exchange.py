@@ -232,7 +232,7 @@ class Exchange:
             log.exception("traffic policy failed in on_http_request (request %s)", self.request_id)
             outcome = self._error(errors.POLICY_FAILED)
         if isinstance(outcome, CloseConnection):
-            self.down.abort()
+            self.down.close_connection()  # close-connection: the whole connection (§3.3)
             self.error_code = "closed_by_policy"
             return False
         if isinstance(outcome, LocalResponse):

@@ -27,9 +27,9 @@ class Fetcher:
             with trio.fail_after(fetch.timeout_s):
                 return await self._fetch(fetch)
         except trio.TooSlowError:
-            return FetchResult(0, error=f"timed out after {fetch.timeout_s}s")
+            return FetchResult(0, error=f"timed out after {fetch.timeout_s}s", failure="timeout")
         except (OSError, ssl.SSLError, h11.ProtocolError, ValueError) as exc:
-            return FetchResult(0, error=f"{type(exc).__name__}: {exc}")
+            return FetchResult(0, error=f"{type(exc).__name__}: {exc}", failure="failed")
 
     async def _fetch(self, fetch: Fetch) -> FetchResult:
         url = urlsplit(fetch.url)
@@ -38,6 +38,9 @@ class Fetcher:
         tls = url.scheme == "https"
         port = url.port or (443 if tls else 80)
         family, address = await _resolve(url.hostname, port)
+        if fetch.address_allowed is not None and not fetch.address_allowed(address[0]):
+            error = f"{url.hostname} resolved to {address[0]}, which is not allowed"
+            return FetchResult(0, error=error, failure="refused", resolved_ip=address[0])
         sock = await connect(family, address, fetch.timeout_s)
         try:
             if tls:
@@ -58,8 +61,14 @@ class Fetcher:
         self, transport: Transport, fetch: Fetch, host: str, path: str, query: str
     ) -> FetchResult:
         conn = h11.Connection(h11.CLIENT)
-        headers = [("host", host), ("connection", "close"), ("user-agent", "edgeward")]
+        headers = [("host", host), ("connection", "close")]
+        if not any(name.lower() == "user-agent" for name, _ in fetch.headers):
+            headers.append(("user-agent", "edgeward"))
         headers += list(fetch.headers)
+        limit = (
+            self._max_bytes if fetch.max_bytes is None else min(fetch.max_bytes, self._max_bytes)
+        )
+        peer = str(transport.sock.getpeername()[0])
         if fetch.body:
             headers.append(("content-length", str(len(fetch.body))))
         target = path + ("?" + query if query else "")
@@ -82,10 +91,11 @@ class Fetcher:
                 )
             elif isinstance(event, h11.Data):
                 body += event.data
-                if len(body) > self._max_bytes:
-                    return FetchResult(0, error=f"response larger than {self._max_bytes} bytes")
+                if len(body) > limit:
+                    error = f"response larger than {limit} bytes"
+                    return FetchResult(0, error=error, failure="too_large", resolved_ip=peer)
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                return FetchResult(status, response_headers, bytes(body))
+                return FetchResult(status, response_headers, bytes(body), resolved_ip=peer)
 
 
 def _host(url: SplitResult) -> str:

@@ -37,7 +37,7 @@ pub fn compile(source: &str, env: &Env) -> Result<Program, CompileError> {
         local_slots: 0,
         references: BTreeSet::new(),
     };
-    let (mut root, _) = c.expr(&ast)?;
+    let (mut root, result_type) = c.expr(&ast)?;
     let mut cache_slots = 0;
     cache_paths(
         &mut root,
@@ -52,6 +52,7 @@ pub fn compile(source: &str, env: &Env) -> Result<Program, CompileError> {
         local_slots: c.local_slots,
         max_iterations: env.max_iterations,
         references: c.references,
+        result_type: result_type.value_type(),
     })
 }
 

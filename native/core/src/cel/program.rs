@@ -12,6 +12,7 @@ use super::ast::{BinaryOp, MacroKind};
 use super::error::{ErrorKind, EvalError, EvalResult};
 use super::functions;
 use super::ops;
+use super::types::Ty;
 use super::value::{Map, Value};
 use crate::ipnet::Prefix;
 
@@ -153,6 +154,7 @@ pub struct Program {
     pub(crate) local_slots: u32,
     pub(crate) max_iterations: u64,
     pub(crate) references: BTreeSet<String>,
+    pub(crate) result_type: Ty,
 }
 
 /// The state of one evaluation.
@@ -186,6 +188,12 @@ impl Program {
     /// Variable paths the expression reads (`req.url.path`).
     pub fn references(&self) -> &BTreeSet<String> {
         &self.references
+    }
+
+    /// The static type the checker gave the whole expression (`bool`,
+    /// `string`, `dyn`...): a caller that needs a condition refuses others.
+    pub fn result_type(&self) -> &Ty {
+        &self.result_type
     }
 
     /// Whether the program needs no activation.
@@ -419,6 +427,7 @@ pub(crate) fn fold(node: &Node) -> Option<Value> {
         local_slots: 0,
         max_iterations: 0,
         references: BTreeSet::new(),
+        result_type: Ty::Dyn,
     };
     let mut empty = std::collections::HashMap::new();
     let mut frame = Frame {

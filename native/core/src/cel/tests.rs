@@ -255,3 +255,36 @@ fn compile_errors_are_located() {
     let long = "1".repeat(5000);
     assert!(compile(&long, &Env::default()).is_err());
 }
+
+#[test]
+fn result_types() {
+    let path = Ty::Object(std::sync::Arc::new(types::ObjectTy {
+        fields: [("path".to_string(), Ty::String)].into_iter().collect(),
+        own: Some(Ty::String),
+    }));
+    let env = Env {
+        variables: Some(
+            [
+                ("url".to_string(), path),
+                ("n".to_string(), Ty::Int),
+                ("d".to_string(), Ty::Dyn),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+        ..Env::default()
+    };
+    for (src, expected) in [
+        ("url.path", "string"),
+        ("url", "string"),
+        ("url.startsWith('/')", "bool"),
+        ("n", "int"),
+        ("d", "dyn"),
+        ("d == 1", "bool"),
+        ("[1, 'a']", "list(dyn)"),
+        ("true ? 1 : 'a'", "dyn"),
+    ] {
+        let program = compile(src, &env).unwrap_or_else(|e| panic!("{src}: {e}"));
+        assert_eq!(program.result_type().to_string(), expected, "{src}");
+    }
+}
