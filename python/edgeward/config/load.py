@@ -34,6 +34,7 @@ from edgeward.config.model import (
 )
 from edgeward.document import Document, PathKey, load_document
 from edgeward.errors import ConfigError, EdgewardError
+from edgeward.secrets import Secrets, read_secrets
 
 T = TypeVar("T")
 _REQUIRED: Any = object()
@@ -114,6 +115,7 @@ class _Loader:
         self.base = base
         self.factory = factory
         self.events: tuple[str, ...] | None = None
+        self.secrets = Secrets()
 
     def error(self, path: PathKey, message: str) -> ConfigError:
         return ConfigError(message, self.doc.locate(path))
@@ -124,6 +126,8 @@ class _Loader:
         timeouts = self._fields(top.section("timeouts"), Timeouts)
         access_log = self._access_log(top)
         self.events = self._events(top)
+        top.taken.add("secrets")
+        self.secrets = read_secrets(self.doc, ("secrets",), top.data.get("secrets"), self.base)
         forwarded = self._forwarded(top.section("forwarded_headers"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
         state_dir = self._state_dir(top)
@@ -148,6 +152,7 @@ class _Loader:
             events=self.events,
             forwarded=forwarded,
             ip_policies=ip_policies,
+            secrets=self.secrets,
             state_dir=state_dir,
             raw=self.doc.data,
         )
@@ -395,7 +400,9 @@ class _Loader:
         if inline:
             sec.take("traffic_policy", dict)
             key = sec.at("traffic_policy")
-            return PolicySource(self.doc.sub(key), self.doc.locate(key), owner, self.events)
+            return PolicySource(
+                self.doc.sub(key), self.doc.locate(key), owner, self.events, self.secrets
+            )
         if from_file:
             path = self._file(sec, "traffic_policy_file")
             return PolicySource(
@@ -403,6 +410,7 @@ class _Loader:
                 self.doc.locate(sec.at("traffic_policy_file")),
                 owner,
                 self.events,
+                self.secrets,
             )
         return None
 

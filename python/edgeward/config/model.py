@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 from edgeward.document import Document
 from edgeward.errors import Location
 from edgeward.hooks import PolicyHooks
+from edgeward.secrets import Secrets
 
 Network = IPv4Network | IPv6Network
 
@@ -75,6 +76,9 @@ class PolicySource:
     # Where decision events go: the edge config's `events:` ("stdout",
     # "stderr", absolute file paths; () for none); None when it says nothing.
     events: tuple[str, ...] | None = None
+    # What `secrets.get` reads: the edge config's `secrets:` (empty when it
+    # has none); None when unknown (a policy compiled without an edge config).
+    secrets: Secrets | None = field(default=None, repr=False)
 
 
 class PolicyFactory(Protocol):
@@ -171,6 +175,7 @@ class EdgeConfig:
     events: tuple[str, ...] | None = None  # policy decision events (see PolicySource.events)
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)
+    secrets: Secrets = field(default_factory=Secrets, repr=False)  # `secrets:`
     # The state store's directory (authtokens), absolute; None: the default
     # (`edgeward.store.statedir.resolve`: EDGEWARD_STATE_DIR, else
     # $XDG_STATE_HOME/edgeward, else ~/.local/state/edgeward).

@@ -37,8 +37,8 @@ class Evaluation:
         self.max_iterations = max_iterations
         self.slots: list[Any] = [None] * slots
 
-    def iterate(self) -> None:
-        self.iterations += 1
+    def iterate(self, count: int = 1) -> None:
+        self.iterations += count
         if self.iterations > self.max_iterations:
             raise EvalError("limit", f"more than {self.max_iterations} comprehension iterations")
 
@@ -169,7 +169,17 @@ class Compiler:
         args = ([node.receiver] if node.receiver is not None else []) + list(node.args)
         steps = [self.compile(a, scope) for a in args]
         overloads = self.functions.lookup(node.function, node.receiver is not None, len(steps))
-        return _dispatch(node.function, overloads, steps)
+        call = _dispatch(node.function, overloads, steps)
+        if node.function != "lists.range":
+            return call
+
+        def counted_range(e: Evaluation) -> Any:
+            # Each element counts as one iteration, as the native twin counts.
+            result = call(e)
+            e.iterate(len(result))
+            return result
+
+        return counted_range
 
     def _SecretLookup(self, node: ast.SecretLookup, scope: dict[str, int]) -> Step:
         vault_step = self.compile(node.vault, scope)

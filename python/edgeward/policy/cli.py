@@ -15,6 +15,7 @@ from edgeward.policy.cases import CaseClock, Outcome, read_cases, run_case
 from edgeward.policy.engine import CompiledPolicy
 from edgeward.policy.errors import PolicyError
 from edgeward.policy.events import ListSink
+from edgeward.secrets import Secrets, load_secrets
 
 
 def register(sub: Any) -> None:
@@ -23,6 +24,7 @@ def register(sub: Any) -> None:
     commands = policy.add_subparsers(dest="policy_command", required=True)
     check = commands.add_parser("check", help="validate a policy file")
     check.add_argument("file", type=Path)
+    check.add_argument("--secrets", type=Path, help=_SECRETS_HELP)
     check.set_defaults(run=run_check)
     test = commands.add_parser("test", help="run recorded requests through a policy")
     test.add_argument("file", type=Path)
@@ -30,13 +32,27 @@ def register(sub: Any) -> None:
     test.add_argument(
         "-q", "--quiet", action="store_true", help="print failures and the summary only"
     )
+    test.add_argument("--secrets", type=Path, help=_SECRETS_HELP)
     test.set_defaults(run=run_test)
+
+
+_SECRETS_HELP = (
+    "what secrets.get reads: a file of vaults as the edge config's secrets: section"
+    " (or an edge config); without it secret lookups are warned about, not checked"
+)
+
+
+def _secrets(args: argparse.Namespace) -> Secrets | None:
+    path: Path | None = getattr(args, "secrets", None)
+    return None if path is None else load_secrets(path)
 
 
 def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        policy = compile_policy(load_document(args.file, what="policy file"))
+        policy = compile_policy(
+            load_document(args.file, what="policy file"), secrets=_secrets(args)
+        )
     except PolicyError as exc:
         for diagnostic in exc.diagnostics:
             print(diagnostic, file=out)
@@ -65,6 +81,7 @@ def run_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
             ip_policies=ip_policies,
             events=sink,
             clock=clock,
+            secrets=_secrets(args),
         )
     except ConfigError as exc:
         print(exc, file=out)

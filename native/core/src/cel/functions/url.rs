@@ -358,7 +358,7 @@ mod tests {
         assert!(parse(":foo").is_err());
         assert!(parse("a:b/c:d").is_ok());
         assert!(parse("x:y:z/%zz").is_ok()); // opaque: never unescaped
-        assert!(parse("cache_object:foo/bar").is_ok());
+        assert!(parse("cache_object:foo/bar").is_err()); // golang.org/issue/16822
         assert!(parse("cache_object/foo:bar").is_ok());
         assert!(parse("foo:bar/baz").is_ok());
         assert!(parse("1http://foo.com").is_err()); // first segment has a colon
