@@ -898,6 +898,60 @@ mod tests {
         );
     }
 
+    /// xxHash's `fillTestBuffer` (xsum_sanity_check.c).
+    fn sanity_buffer(len: usize) -> Vec<u8> {
+        let mut gen: u64 = 2654435761;
+        (0..len)
+            .map(|_| {
+                let b = (gen >> 56) as u8;
+                gen = gen.wrapping_mul(11400714785074694797);
+                b
+            })
+            .collect()
+    }
+
+    #[test]
+    fn xxhash64_published_vectors() {
+        // XSUM_XXH64_testdata, seed 0.
+        for (len, want) in [
+            (0, 0xEF46DB3751D8E999u64),
+            (1, 0xE934A84ADB052768),
+            (4, 0x9136A0DCA57457EE),
+            (14, 0x8282DCC4994E35C8),
+            (222, 0xB641AE8CB691C174),
+        ] {
+            assert_eq!(xxhash_rust::xxh64::xxh64(&sanity_buffer(len), 0), want);
+        }
+        let hello = Value::str("hello");
+        assert_eq!(s(hash(&hello, None, Algo::Xxh64)), "26c7827d889f6da3");
+        assert_eq!(
+            s(hash(&hello, Some(&Value::str("base64")), Algo::Xxh64)),
+            "JseCfYifbaM="
+        );
+    }
+
+    #[test]
+    fn base64_text_and_urls() {
+        assert_eq!(
+            s(decode_base64_text(&Value::str("c29tZTp0aGluZw=="))),
+            "some:thing"
+        );
+        assert!(decode_base64_text(&Value::str("/w==")).is_err());
+        assert!(matches!(
+            is_url(&Value::str("https://ngrok.com")),
+            Ok(Value::Bool(true))
+        ));
+        assert!(matches!(
+            is_url(&Value::str("not a url")),
+            Ok(Value::Bool(false))
+        ));
+        let u = parse_url(&Value::str("https://u@ngrok.com/a?b#c")).unwrap();
+        let field = |k: &str| u.map_get(&Value::str(k)).unwrap().unwrap();
+        assert!(matches!(field("host"), Value::String(h) if &*h == "ngrok.com"));
+        assert!(matches!(field("raw_query"), Value::String(q) if &*q == "b"));
+        assert!(parse_url(&Value::str("http://[::1]a")).is_err());
+    }
+
     #[test]
     fn cidrs() {
         assert!(matches!(
