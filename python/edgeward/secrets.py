@@ -54,7 +54,7 @@ class Vault(Mapping[str, str]):
 class Secrets(Mapping[str, Vault]):
     """Vault name -> `Vault`. Immutable; the repr names no value."""
 
-    __slots__ = ("_vaults",)
+    __slots__ = ("__weakref__", "_vaults")
 
     def __init__(self, vaults: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self._vaults = {name: Vault(values) for name, values in (vaults or {}).items()}

@@ -376,3 +376,16 @@ def test_secrets_type_is_a_mapping() -> None:
     assert dict(secrets["v"]) == {"k": "value-1234"}
     assert secrets.values_to_hide() == ["value-1234"]
     assert "value-1234" not in repr(secrets) + repr(secrets["v"])
+
+
+def test_the_policies_of_one_config_share_their_envs() -> None:
+    from edgeward.policy.config import EngineOptions
+    from edgeward.policy.model import Phase
+
+    secrets = Secrets({"api": {"token": "x-value"}})
+    first = EngineOptions(secrets=secrets).cel.get(Phase.HTTP_REQUEST)
+    assert EngineOptions(secrets=secrets).cel.get(Phase.HTTP_REQUEST) is first
+    other = Secrets({"api": {"token": "y-value"}})
+    assert EngineOptions(secrets=other).cel.get(Phase.HTTP_REQUEST) is not first
+    # Each policy notes its own reads.
+    assert EngineOptions(secrets=secrets).cel.secrets_read == set()

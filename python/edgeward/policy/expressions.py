@@ -11,7 +11,9 @@ docs/cel.md §11.6): each compiled policy has its own, never a global table.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
+from typing import Any
 
 from edgeward import native
 from edgeward.expr.policy_env import VARIABLES
@@ -36,7 +38,7 @@ class Envs:
 
     def __init__(self, secrets: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.secrets = secrets
-        self._envs: dict[tuple[Phase, bool], native.Env] = {}
+        self._envs = _shared_envs(secrets)
         self.secrets_read: set[SecretRef] = set()
 
     def get(self, phase: Phase, chain: bool = False) -> native.Env:
@@ -58,6 +60,30 @@ class Envs:
 
     def __repr__(self) -> str:
         return f"Envs(secrets={'unknown' if self.secrets is None else 'known'})"
+
+
+EnvCache = dict[tuple[Phase, bool], native.Env]
+_NO_SECRETS: EnvCache = {}
+# The policies of one edge config share its `Secrets` object, and so their
+# Envs (building one costs 0.3 ms native, 3 ms pure Python): by object, for
+# as long as it lives (a reload brings a new one).
+_BY_TABLE: dict[int, tuple[weakref.ReferenceType[Any], EnvCache]] = {}
+
+
+def _shared_envs(secrets: Mapping[str, Mapping[str, str]] | None) -> EnvCache:
+    if secrets is None:
+        return _NO_SECRETS
+    key = id(secrets)
+    entry = _BY_TABLE.get(key)
+    if entry is not None and entry[0]() is secrets:
+        return entry[1]
+    try:
+        ref = weakref.ref(secrets, lambda _ref, key=key: _BY_TABLE.pop(key, None))  # type: ignore[misc]
+    except TypeError:  # a plain dict: this policy's own
+        return {}
+    cache: EnvCache = {}
+    _BY_TABLE[key] = (ref, cache)
+    return cache
 
 
 _UNKNOWN = Envs()
