@@ -53,7 +53,7 @@ def normalize(value: Any) -> Any:
 
 def outcome(cel: ModuleType, source: str, activation: dict[str, Any]) -> tuple[Any, ...]:
     try:
-        program = cel.compile(source, env=cel.Env(cel_st.SCHEMA))
+        program = cel.compile(source, env=cel.Env(cel_st.SCHEMA, secrets=cel_st.SECRETS))
     except cel.PolicyExprError as exc:
         assert isinstance(exc, ValueError)
         assert exc.line >= 1 and exc.column >= 1
@@ -91,7 +91,7 @@ def test_well_typed_expressions_compile_and_keep_their_type(
         t = data.draw(st.sampled_from(cel_st.TYPES))
         source = data.draw(cel_st.expressions(t))
         try:
-            cel.compile(source, env=cel.Env(cel_st.SCHEMA))
+            cel.compile(source, env=cel.Env(cel_st.SCHEMA, secrets=cel_st.SECRETS))
         except cel.PolicyExprError as exc:
             # Only a literal argument that cannot work (a bad regex, zone,
             # timestamp...) may reject a well-typed expression.

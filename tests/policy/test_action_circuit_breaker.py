@@ -255,10 +255,10 @@ def test_legacy_field_names_are_accepted_with_a_warning() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ("error_threshold: 1.5", "error_threshold must be at most 1.0"),
+        ("error_threshold: 1.5", "error_threshold must be at most 1, not 1.5"),
         ("volume_threshold: 0", "volume_threshold must be at least 1"),
-        ("window_duration: 3m", "window_duration must be at most 120.0"),
-        ("tripped_duration: 500ms", "tripped_duration must be at least 1.0"),
+        ("window_duration: 3m", "window_duration must be at most 120s, not 180s"),
+        ("tripped_duration: 500ms", "tripped_duration must be at least 1s, not 0.5s"),
         ("rolling_window: 10s, window_duration: 10s", "same field"),
         ("threshold: 1", "unknown field 'threshold'"),
     ],

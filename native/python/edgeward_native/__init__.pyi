@@ -186,12 +186,19 @@ class Env:
     ``"list(T)"``, ``"map(K, V)"``) or a dict of field name -> type for an
     object with fixed fields (selecting an unknown field is a compile
     error). ``variables=None`` declares nothing and accepts any identifier
-    as ``dyn``."""
+    as ``dyn``.
+
+    `secrets` (vault -> name -> value) is the table ``secrets.get(vault,
+    name)`` reads in the programs compiled against this Env: a lookup with
+    constant arguments is resolved (an unknown one is a compile error), one
+    computed at run time raises ``no_such_key`` when absent. ``None``: no
+    table, every lookup is ``unbound`` at run time. Values are never shown."""
 
     def __new__(
         cls,
         variables: Mapping[str, Any] | None = None,
         *,
+        secrets: Mapping[str, Mapping[str, str]] | None = None,
         max_source_length: int = 4096,
         max_depth: int = 64,
         max_iterations: int = 10_000,
@@ -207,6 +214,9 @@ class Program:
     """The static type the checker gave the result, in the `Env` type
     syntax (``"bool"``, ``"string"``, ``"list(string)"``, ``"dyn"``); a
     declared object is its own value's type, or ``"map(string, dyn)"``."""
+    secrets_read: frozenset[tuple[str | None, str | None]]
+    """``(vault, name)`` of each ``secrets.get``; None for an argument
+    computed at run time."""
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
         """Evaluate against `activation` (a dict or any Mapping; nested
         Mappings are read lazily, only the keys the expression touches).
@@ -219,6 +229,7 @@ def compile(source: str, *, env: Env | None = None) -> Program:
 class Template:
     source: str
     references: frozenset[str]
+    secrets_read: frozenset[tuple[str | None, str | None]]
     is_constant: bool
     def render(self, activation: Mapping[str, Any]) -> str:
         """Each ``${expr}`` replaced by its value as text (CEL ``string()``

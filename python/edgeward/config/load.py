@@ -38,6 +38,7 @@ from edgeward.config.model import (
 from edgeward.document import Document, PathKey, did_you_mean, load_document, misspelling_of
 from edgeward.errors import ConfigError, EdgewardError
 from edgeward.urlpath import ESCAPED_SLASH_ACTIONS
+from edgeward.secrets import Secrets, read_secrets
 
 T = TypeVar("T")
 _REQUIRED: Any = object()
@@ -137,6 +138,7 @@ class _Loader:
         self.http_request = OutboundAllowList()
         self.events: tuple[str, ...] | None = None
         self.identity: IdentityConfig | None = None
+        self.secrets = Secrets()
 
     def error(self, path: PathKey, message: str) -> ConfigError:
         return ConfigError(message, self.doc.locate(path))
@@ -148,6 +150,8 @@ class _Loader:
         access_log = self._access_log(top)
         self.events = self._events(top)
         self.http_request = self._http_request(top.section("http_request"))
+        top.taken.add("secrets")
+        self.secrets = read_secrets(self.doc, ("secrets",), top.data.get("secrets"), self.base)
         forwarded = self._forwarded(top.section("forwarded_headers"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
         state_dir = self._state_dir(top)
@@ -191,6 +195,7 @@ class _Loader:
             events=self.events,
             forwarded=forwarded,
             ip_policies=ip_policies,
+            secrets=self.secrets,
             state_dir=state_dir,
             identity=self.identity,
             admin=admin,
@@ -511,7 +516,12 @@ class _Loader:
             sec.take("traffic_policy", dict)
             key = sec.at("traffic_policy")
             return PolicySource(
-                self.doc.sub(key), self.doc.locate(key), owner, self.events, self.identity
+                self.doc.sub(key),
+                self.doc.locate(key),
+                owner,
+                self.events,
+                identity=self.identity,
+                secrets=self.secrets,
             )
         if from_file:
             path = self._file(sec, "traffic_policy_file")
@@ -520,7 +530,8 @@ class _Loader:
                 self.doc.locate(sec.at("traffic_policy_file")),
                 owner,
                 self.events,
-                self.identity,
+                identity=self.identity,
+                secrets=self.secrets,
             )
         return None
 

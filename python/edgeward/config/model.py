@@ -16,6 +16,7 @@ from edgeward.document import Document
 from edgeward.errors import Location
 from edgeward.hooks import PolicyHooks
 from edgeward.urlpath import EscapedSlashes
+from edgeward.secrets import Secrets
 
 Network = IPv4Network | IPv6Network
 
@@ -119,6 +120,9 @@ class PolicySource:
     identity: IdentityConfig | None = None
     # "identity-auth-host": not a document but the auth host's built-in hooks.
     builtin: str | None = None
+    # What `secrets.get` reads: the edge config's `secrets:` (empty when it
+    # has none); None when unknown (a policy compiled without an edge config).
+    secrets: Secrets | None = field(default=None, repr=False)
 
 
 class PolicyFactory(Protocol):
@@ -218,6 +222,7 @@ class EdgeConfig:
     events: tuple[str, ...] | None = None  # policy decision events (see PolicySource.events)
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)
+    secrets: Secrets = field(default_factory=Secrets, repr=False)  # `secrets:`
     # The state store's directory (authtokens), absolute; None: the default
     # (`edgeward.store.statedir.resolve`: EDGEWARD_STATE_DIR, else
     # $XDG_STATE_HOME/edgeward, else ~/.local/state/edgeward).

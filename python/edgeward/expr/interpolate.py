@@ -21,7 +21,7 @@ _DEFAULT_ENV = Env()
 class Template:
     """A compiled template. Immutable; `render` may run concurrently."""
 
-    __slots__ = ("_parts", "is_constant", "references", "source")
+    __slots__ = ("_parts", "is_constant", "references", "secrets_read", "source")
 
     def __init__(self, source: str, parts: list[str | Program]) -> None:
         self.source = source
@@ -29,6 +29,9 @@ class Template:
         self.is_constant = not any(isinstance(p, Program) for p in parts)
         self.references: frozenset[str] = frozenset().union(
             *(p.references for p in parts if isinstance(p, Program))
+        )
+        self.secrets_read: frozenset[tuple[str | None, str | None]] = frozenset().union(
+            *(p.secrets_read for p in parts if isinstance(p, Program))
         )
 
     def render(self, activation: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ from edgeward.policy.cases import DEFAULT_CLIENT_IP, CaseClock, Outcome, read_ca
 from edgeward.policy.engine import CompiledPolicy
 from edgeward.policy.errors import PolicyError
 from edgeward.policy.events import ListSink
+from edgeward.secrets import Secrets, load_secrets
 
 
 def register(sub: Any) -> None:
@@ -33,6 +34,7 @@ def register(sub: Any) -> None:
         description="Load a policy file and print every error and warning (exit 1 on errors).",
     )
     check.add_argument("file", type=Path, metavar="FILE", help="policy file (YAML or JSON)")
+    check.add_argument("--secrets", type=Path, help=_SECRETS_HELP)
     check.set_defaults(run=run_check)
     test = commands.add_parser(
         "test",
@@ -57,6 +59,7 @@ def register(sub: Any) -> None:
     test.add_argument(
         "-q", "--quiet", action="store_true", help="print failures and the summary only"
     )
+    test.add_argument("--secrets", type=Path, help=_SECRETS_HELP)
     test.set_defaults(run=run_test)
 
 
@@ -67,10 +70,23 @@ def _ip_address(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
 
 
+_SECRETS_HELP = (
+    "what secrets.get reads: a file of vaults as the edge config's secrets: section"
+    " (or an edge config); without it secret lookups are warned about, not checked"
+)
+
+
+def _secrets(args: argparse.Namespace) -> Secrets | None:
+    path: Path | None = getattr(args, "secrets", None)
+    return None if path is None else load_secrets(path)
+
+
 def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        policy = compile_policy(load_document(args.file, what="policy file"))
+        policy = compile_policy(
+            load_document(args.file, what="policy file"), secrets=_secrets(args)
+        )
     except PolicyError as exc:
         for diagnostic in exc.diagnostics:
             print(diagnostic, file=out)
@@ -102,6 +118,7 @@ def run_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
             ip_policies=ip_policies,
             events=sink,
             clock=clock,
+            secrets=_secrets(args),
         )
     except ConfigError as exc:
         print(exc, file=out)

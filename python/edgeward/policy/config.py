@@ -21,6 +21,7 @@ from edgeward.errors import Location
 from edgeward.identity.flow import Runtime
 from edgeward.policy.errors import Diagnostic, Severity
 from edgeward.policy.expressions import (
+    Envs,
     Renderable,
     compile_expression,
     compile_template,
@@ -63,14 +64,58 @@ class EngineOptions:
     # `http_request`); unknown (nothing allowed) without an edge config.
     http_request: ExternalTargets = field(default_factory=lambda: ExternalTargets(known=False))
     clock: Callable[[], float] | None = None  # None = time.time
-    # `secrets.get(vault, name)` reads here: vault -> name -> value.
-    secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # `secrets.get(vault, name)` reads here: vault -> name -> value (the edge
+    # config's `secrets:`); None when unknown (`policy check` without one).
+    secrets: Mapping[str, Mapping[str, str]] | None = field(default=None, repr=False)
     # oauth / openid-connect: the edge's identity runtime (None: compiled
     # without an edge, or an edge without `identity:`), and whether the
     # policy is compiled for an edge (problems a standalone `policy check`
     # only warns about are then errors).
     identity: Runtime | None = None
     edge: bool = False
+    # The policy's CEL Envs, bound to `secrets` (made from it).
+    cel: Envs = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cel", Envs(self.secrets))
+
+
+def redactor(secrets: Mapping[str, Mapping[str, str]] | None) -> Callable[[str], str]:
+    """Replaces every secret value (of 4 characters or more: shorter ones
+    would mangle any text) by ``[secret]`` in a message about to leave the
+    engine (events, `policy test` output)."""
+    values = sorted(
+        {v for vault in (secrets or {}).values() for v in vault.values() if len(v) >= 4},
+        key=len,
+        reverse=True,
+    )
+    if not values:
+        return _same
+
+    def redact(text: str) -> str:
+        for value in values:
+            if value in text:
+                text = text.replace(value, "[secret]")
+        return text
+
+    return redact
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def redact_value(value: Any, redact: Callable[[str], str]) -> Any:
+    """`value` with `redact` applied to every string in it."""
+    if redact is _same:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(v, redact) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v, redact) for v in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,7 +518,9 @@ class ConfigReader:
             return None
         path = (*self._path, used)
         try:
-            template = compile_url_template(self._as_text(used, raw), self.scope.phase)
+            template = compile_url_template(
+                self._as_text(used, raw), self.scope.phase, self.scope.options.cel
+            )
         except native.PolicyExprError as exc:
             message = _expr_message(exc, "interpolation")
             raise InvalidConfig(message, self._doc.locate(path)) from None
@@ -520,7 +567,7 @@ class ConfigReader:
 
     def compile_template(self, path: PathKey | None, text: str) -> native.Template:
         try:
-            template = compile_template(text, self.scope.phase)
+            template = compile_template(text, self.scope.phase, self.scope.options.cel)
         except native.PolicyExprError as exc:
             where = self._doc.locate(path) if path is not None else self.where()
             raise InvalidConfig(_expr_message(exc, "interpolation"), where) from None
@@ -546,7 +593,7 @@ class ConfigReader:
         if variables is None and not condition:
             return self.compile_expression(path, text)
         try:
-            program = compile_expression(text, self.scope.phase, variables)
+            program = compile_expression(text, self.scope.phase, self.scope.options.cel, variables)
         except native.PolicyExprError as exc:
             raise InvalidConfig(_expr_message(exc, "expression"), self._doc.locate(path)) from None
         if condition and (wrong := condition_type_error(program)) is not None:
@@ -566,7 +613,7 @@ class ConfigReader:
 
     def compile_expression(self, path: PathKey, text: str) -> native.Program:
         try:
-            program = compile_expression(text, self.scope.phase)
+            program = compile_expression(text, self.scope.phase, self.scope.options.cel)
         except native.PolicyExprError as exc:
             raise InvalidConfig(_expr_message(exc, "expression"), self._doc.locate(path)) from None
         self.scope.references.update(program.references)

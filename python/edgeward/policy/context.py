@@ -27,6 +27,7 @@ from edgeward.hooks import (
     RequestHead,
     ResponseHead,
 )
+from edgeward.policy.config import redact_value
 from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.policy.events import PolicyEvent
 from edgeward.policy.expressions import Renderable
@@ -107,7 +108,6 @@ _ROOTS: dict[str, tuple[str, Callable[[ActionContext], Any]]] = {
         ("endpoint", lambda ctx: ctx.state.endpoint_values()),
         ("res", _res),
         ("time", lambda ctx: LazyMap(ctx.state.policy.clock, _TIME_FIELDS)),
-        ("secrets", lambda ctx: ctx.state.policy.secrets),
         ("actions", lambda ctx: ctx.state.results),
         ("vars", lambda ctx: ctx.vars),
     )
@@ -281,6 +281,10 @@ class ActionContext:
 
     def emit(self, action: str | None, verdict: str, reason: str, **extra: Any) -> None:
         state = self.state
+        redact = state.policy.redact
+        reason = redact(reason)
+        if "metadata" in extra:  # a `log` action's: it may interpolate a secret
+            extra["metadata"] = redact_value(extra["metadata"], redact)
         state.policy.events.emit(
             PolicyEvent(
                 time=self.now(),

@@ -33,7 +33,7 @@ from edgeward.hooks import (
     ResponseOutcome,
 )
 from edgeward.policy.actions.base import Decision
-from edgeward.policy.config import EngineOptions
+from edgeward.policy.config import EngineOptions, redact_value, redactor
 from edgeward.policy.context import (
     ActionContext,
     ExchangeState,
@@ -72,7 +72,8 @@ class CompiledPolicy:
         self.events: EventSink = events or NullSink()
         self.clock: Callable[[], float] = options.clock or time.time
         self.body_limit = options.body_limit
-        self.secrets = options.secrets
+        # Secret values never leave in an event or a trace (docs/cel.md §11.6).
+        self.redact = redactor(options.secrets)
         self.variables = variables = Variables(loaded.references)
         self._tcp, self._request, self._response = (
             PhaseRules(
@@ -338,8 +339,10 @@ def _action_failed(
 
 def _trace_step(ctx: ActionContext, rule: Rule, step: Step, decision: Decision | None) -> None:
     assert ctx.state.trace is not None
-    outcome = "ran" if decision is None else _describe(decision)
+    outcome = "ran" if decision is None else ctx.state.policy.redact(_describe(decision))
     results = ctx.state.results["ngrok"].get(type(step.action).results_name())
+    if results is not None:
+        results = redact_value(results, ctx.state.policy.redact)
     ctx.state.trace.append(TraceEntry(ctx.phase, rule.label, step.type, outcome, results))
 
 
@@ -353,6 +356,7 @@ def _failure(
     status: int = 500,
 ) -> Decision | None:
     """Fail closed (a 500 decision), or None when the rule goes on."""
+    message = ctx.state.policy.redact(message)
     verdict = "continue" if rule.continue_on_error else "error"
     ctx.emit(
         action,

@@ -29,6 +29,7 @@ from edgeward.policy.config import (
 )
 from edgeward.policy.errors import Diagnostic, Severity
 from edgeward.policy.expressions import (
+    Envs,
     compile_chain,
     compile_expression,
     condition_type_error,
@@ -133,7 +134,7 @@ class _Loader:
             if phase is not None:
                 rules[phase].extend(self._rules(phase, key, value))
         return LoadedPolicy(
-            {phase: chained(phase, found) for phase, found in rules.items()},
+            {phase: chained(phase, found, self.options.cel) for phase, found in rules.items()},
             tuple(self.diagnostics),
             {phase: frozenset(refs) for phase, refs in self.references.items()},
         )
@@ -251,7 +252,7 @@ class _Loader:
                 ok = False
                 continue
             try:
-                program = compile_expression(item, phase)
+                program = compile_expression(item, phase, self.options.cel)
             except native.PolicyExprError as exc:
                 self.error(
                     item_path,
@@ -272,7 +273,7 @@ class _Loader:
             return None
         # The public format defines a rule's expressions as joined with &&.
         source = sources[0] if len(sources) == 1 else " && ".join(f"({s})" for s in sources)
-        program = compile_expression(source, phase)
+        program = compile_expression(source, phase, self.options.cel)
         self.references[phase].update(program.references)
         return program
 
@@ -416,7 +417,7 @@ def _traffic_only(rule: Rule) -> bool:
     )
 
 
-def chained(phase: Phase, rules: list[Rule]) -> tuple[Rule, ...]:
+def chained(phase: Phase, rules: list[Rule], envs: Envs | None = None) -> tuple[Rule, ...]:
     """`rules` with `chain` set on each rule that starts a run of at least
     two traffic-only rules (the run is then tested by one program)."""
     out = list(rules)
@@ -426,20 +427,22 @@ def chained(phase: Phase, rules: list[Rule]) -> tuple[Rule, ...]:
         while end < len(out) and end - i < _MAX_CHAIN and _traffic_only(out[end]):
             end += 1
         for start in range(i, end - 1):
-            program = _chain_program(phase, out, start, end)
+            program = _chain_program(phase, out, start, end, envs)
             if program is not None:
                 out[start] = replace(out[start], chain=program, chain_end=end)
         i = max(end, i + 1)
     return tuple(out)
 
 
-def _chain_program(phase: Phase, rules: list[Rule], start: int, end: int) -> native.Program | None:
+def _chain_program(
+    phase: Phase, rules: list[Rule], start: int, end: int, envs: Envs | None
+) -> native.Program | None:
     source = str(end)
     for index in range(end - 1, start - 1, -1):
         condition = rules[index].condition
         assert condition is not None
         source = f"({condition.source}) ? {index} : ({source})"
     try:
-        return compile_chain(source, phase)
+        return compile_chain(source, phase, envs)
     except native.PolicyExprError:  # over a limit: the rules run one by one
         return None
