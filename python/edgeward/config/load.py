@@ -37,8 +37,8 @@ from edgeward.config.model import (
 )
 from edgeward.document import Document, PathKey, did_you_mean, load_document, misspelling_of
 from edgeward.errors import ConfigError, EdgewardError
-from edgeward.urlpath import ESCAPED_SLASH_ACTIONS
 from edgeward.secrets import Secrets, read_secrets
+from edgeward.urlpath import ESCAPED_SLASH_ACTIONS
 
 T = TypeVar("T")
 _REQUIRED: Any = object()

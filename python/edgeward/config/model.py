@@ -15,8 +15,8 @@ from typing import Any, Literal, Protocol
 from edgeward.document import Document
 from edgeward.errors import Location
 from edgeward.hooks import PolicyHooks
-from edgeward.urlpath import EscapedSlashes
 from edgeward.secrets import Secrets
+from edgeward.urlpath import EscapedSlashes
 
 Network = IPv4Network | IPv6Network
 
