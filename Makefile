@@ -16,7 +16,10 @@ NATIVE := native/Cargo.toml
 NATIVE_SRC := $(shell find native/src native/core/src -name '*.rs') \
 	$(wildcard native/python/edgeward_native/*.py native/python/edgeward_native/*.pyi) \
 	native/Cargo.toml native/Cargo.lock native/core/Cargo.toml native/pyproject.toml
-PACKAGE_SRC := pyproject.toml setup.py $(shell find python -name '*.pyx' -o -name '*.pxd')
+# The Cython modules and the pure-Python sources they `include`.
+PYX_SRC := $(shell find python -name '*.pyx' -o -name '*.pxd')
+PACKAGE_SRC := pyproject.toml setup.py $(PYX_SRC) \
+	$(foreach f,$(PYX_SRC),$(addprefix $(dir $(f)),$(shell sed -n 's/^include "\(.*\)"/\1/p' $(f))))
 NATIVE_STAMP  := $(VENV)/.edgeward-native
 INSTALL_STAMP := $(VENV)/.edgeward-install
 
