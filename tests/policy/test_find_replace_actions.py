@@ -322,3 +322,23 @@ def test_sse_then_compression() -> None:
     )
     assert header(head, "content-encoding") == ["gzip"]
     assert gzip.decompress(through(body_filter, STREAM, 9)) == EXPECTED
+
+
+def test_listener_and_endpoint_request_filters_chain_outer_first() -> None:
+    from edgeward.proxy.hookdriver import ChainedExchange
+
+    def policy(source: str, to: str) -> Harness:
+        return load(
+            "on_http_request: [{actions: [{type: request-body-find-replace,"
+            f" config: {{replacements: [{{from: '{source}', to: '{to}'}}]}}}}]}}]"
+        )
+
+    outer, inner = policy("a", "b"), policy("b", "c")  # a -> b (listener), then b -> c
+    head = RequestHead(b"POST", b"/", b"app.example.com", b"https", [], b"1.1")
+    chained = ChainedExchange(
+        outer.policy.begin(conn(), ENDPOINT, head, "r"),
+        inner.policy.begin(conn(), ENDPOINT, head, "r"),
+    )
+    forward = drive(chained.on_http_request(head), None)
+    assert isinstance(forward, Forward)
+    assert through(forward.body_filter, b"abcab", 2) == b"ccccc"

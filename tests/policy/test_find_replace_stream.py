@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import re2
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from edgeward.policy import findreplace, sse
@@ -107,7 +107,6 @@ ALPHABET += [b"\xc3", b"<!--", b"-->", b'"api_key": "', b"FOO", b"NOTE", b"123-4
 TEMPLATES = ["<$1>", "", "[${w}$0]", "$$"]
 
 
-@settings(max_examples=400)
 @given(
     st.sampled_from(PATTERNS),
     st.lists(st.sampled_from(ALPHABET), max_size=24).map(b"".join),
@@ -144,7 +143,6 @@ def _patterns() -> st.SearchStrategy[str]:
     return st.recursive(_atoms, extend, max_leaves=8)
 
 
-@settings(max_examples=300)
 @given(
     _patterns(),
     st.lists(
@@ -248,7 +246,6 @@ SSE_PIECES = [b"data: a", b"data:b", b"data", b"\n", b"\r", b"\r\n", b": note", 
 SSE_PIECES += [b"id: 1", b"retry: 10", b"x", b" ", b"\xef\xbb\xbf", b"da", b"ta: \xc3\xa9"]
 
 
-@settings(max_examples=500)
 @given(
     st.lists(st.sampled_from(SSE_PIECES), max_size=30).map(b"".join),
     st.lists(st.integers(0, 300), max_size=8),
