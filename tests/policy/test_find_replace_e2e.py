@@ -221,3 +221,14 @@ def test_sse_messages_changed_as_they_stream(edge: Any, http2: bool) -> None:
             RELEASE.set()
             seen += b"".join(chunks)
     assert seen == SSE_CLIENT
+
+
+def test_request_body_over_http2(edge: Any) -> None:
+    out = subprocess.run(
+        ["curl", "-s", "--http2-prior-knowledge", "--data-binary", "@-", edge.url("/echo")],
+        input=BODY,
+        capture_output=True,
+        timeout=10,
+        check=True,
+    )
+    assert out.stdout == REPLACED
