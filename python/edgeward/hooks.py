@@ -200,10 +200,14 @@ class LocalResponse:
 class Forward:
     """Send the (possibly modified) request upstream. `body` is the buffered
     body when a hook read it (forwarded byte for byte); `None` means the
-    proxy streams the body from the client as usual."""
+    proxy streams the body from the client as usual. With `body_filter`
+    (request-body-find-replace) the body goes through it on the way, as it
+    streams (the proxy then frames it: chunked, or the new length of a
+    buffered body)."""
 
     head: RequestHead
     body: bytes | None = None
+    body_filter: BodyFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +218,9 @@ class CloseConnection:
 
 
 class BodyFilter(Protocol):
-    """Transforms a response body as it streams (compress-response)."""
+    """Transforms a body as it streams (compress-response, the find-replace
+    actions, the on_event_stream_message phase): `feed` each chunk, then
+    `finish` once; what they return, joined, is the new body."""
 
     def feed(self, data: bytes) -> bytes: ...
     def finish(self) -> bytes: ...

@@ -326,6 +326,9 @@ def run_case(
         if isinstance(outcome, Forward):
             out.forwarded = outcome.head
             out.forwarded_body = outcome.body
+            if outcome.body_filter is not None:  # request-body-find-replace
+                sent = case.body if outcome.body is None else outcome.body
+                out.forwarded_body = outcome.body_filter.feed(sent) + outcome.body_filter.finish()
             response = ResponseHead(case.response_status, list(case.response_headers))
             body = case.response_body
         elif isinstance(outcome, LocalResponse):
@@ -342,7 +345,7 @@ def run_case(
             elif isinstance(final, CloseConnection):
                 out.closed = True
             else:
-                if final.body_filter is not None:  # compress-response
+                if final.body_filter is not None:  # compress-response, find-replace, SSE
                     body = final.body_filter.feed(body) + final.body_filter.finish()
                 out.status, out.headers, out.body = final.head.status, final.head.headers, body
     out.events = events[first_event:]

@@ -32,6 +32,7 @@ from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.policy.events import PolicyEvent
 from edgeward.policy.expressions import Renderable
 from edgeward.policy.model import Phase
+from edgeward.policy.sse import Message
 from edgeward.policy.variables import (
     ABSENT,
     CONN_FIELDS,
@@ -110,6 +111,7 @@ _ROOTS: dict[str, tuple[str, Callable[[ActionContext], Any]]] = {
         ("time", lambda ctx: LazyMap(ctx.state.policy.clock, _TIME_FIELDS)),
         ("actions", lambda ctx: ctx.state.results),
         ("vars", lambda ctx: ctx.vars),
+        ("sse", lambda ctx: ABSENT if ctx.message is None else ctx.message.values()),
     )
 }
 
@@ -185,6 +187,7 @@ class ActionContext:
     __slots__ = (
         "activation",
         "body_filter",
+        "message",
         "phase",
         "records",
         "request",
@@ -202,14 +205,17 @@ class ActionContext:
         *,
         request: RequestHead | None = None,
         response: ResponseHead | None = None,
+        message: Message | None = None,
     ) -> None:
         self.phase = phase
         self.state = state
         self.request = request  # what will be forwarded; actions may change it
         self.response = response  # what the client will get; actions may change it
+        self.message = message  # on_event_stream_message: the message; actions may change it
         self.rule = ""  # label of the running rule, for events
-        # Set by a response action that transforms the body as it streams
-        # (compress-response); the proxy then frames the body itself.
+        # Set by an action that transforms the body as it streams
+        # (compress-response, the find-replace actions: actions/_body.py);
+        # the proxy then frames the body itself.
         self.body_filter: BodyFilter | None = None
         self.vars: dict[str, Any] = {}  # `vars.*`: this phase's only
         # Whether actions record `actions.ngrok.*`: only when a program

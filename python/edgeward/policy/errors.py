@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     EXPRESSION_FAILED = "ERR_EDGEWARD_2254"  # a rule's CEL expression failed at run time
     INTERPOLATION_FAILED = "ERR_EDGEWARD_3900"  # a ${...} in an action's config failed
     INVALID_REGEX = "ERR_EDGEWARD_3901"  # an interpolated regex did not compile
+    BODY_NOT_MODIFIED = "ERR_EDGEWARD_3904"  # find-replace: a body it cannot read (encoded)
     ACTION_FAILED = "ERR_EDGEWARD_2253"  # an action could not run (bad header value...)
     CIRCUIT_OPEN = "ERR_EDGEWARD_3202"  # circuit-breaker: the circuit is open
     IP_DENIED = "ERR_EDGEWARD_3203"  # restrict-ips

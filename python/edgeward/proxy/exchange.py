@@ -125,6 +125,7 @@ class Exchange:
         "has_body",
         "head",
         "hooks",
+        "request_filter",
         "rid",
         "started",
         "status",
@@ -157,6 +158,7 @@ class Exchange:
         self.error_code: str | None = None
         self.upstream_url: str | None = None
         self._body_buffer: bytes | None = None
+        self.request_filter: BodyFilter | None = None  # a policy transforms the request body
 
     @property
     def request_id(self) -> str:
@@ -242,6 +244,11 @@ class Exchange:
             await self._local(self._error(errors.ENDPOINT_NOT_FOUND))
             return True
         body = outcome.body if outcome.body is not None else self._body_buffer
+        if outcome.body_filter is not None:
+            if body is not None:  # buffered: forwarded with its new length
+                body = outcome.body_filter.feed(body) + outcome.body_filter.finish()
+            elif self.has_body:  # streamed through the filter (`_upload`), chunked
+                self.request_filter = outcome.body_filter
         return await self._forward(endpoint, outcome.head, body)
 
     async def _perform(self, effect: Effect) -> EffectResult:
@@ -374,7 +381,7 @@ class Exchange:
         if body is not None:
             out.append((b"content-length", str(len(body)).encode()))
         elif self.has_body:
-            length = _content_length(head.headers)
+            length = _content_length(head.headers) if self.request_filter is None else None
             if length is None:
                 out.append((b"transfer-encoding", b"chunked"))
             else:
@@ -469,16 +476,23 @@ class Exchange:
         down = self.down
         codec = conn.codec
         limit = self.ctx.config.limits.max_body_bytes
+        filt = self.request_filter
         try:
             while True:
                 chunk = await down.receive_body()
                 if not chunk:
-                    await conn.transport.send(codec.send(ev.EndOfMessage(down.request_trailers)))
+                    tail = filt.finish() if filt is not None else b""
+                    end = codec.send(ev.EndOfMessage(down.request_trailers))
+                    await conn.transport.send(codec.send(ev.Data(tail)) + end if tail else end)
                     state.done = True
                     return
                 self.bytes_in += len(chunk)
                 if limit and self.bytes_in > limit:
                     raise ClientBodyError(errors.BODY_TOO_LARGE)
+                if filt is not None:
+                    chunk = filt.feed(chunk)
+                    if not chunk:
+                        continue
                 await conn.transport.send(codec.send(ev.Data(chunk)))
                 timer = down.timer
                 if timer.deadline != math.inf:  # the upstream is taking the body: not late

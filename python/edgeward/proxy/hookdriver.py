@@ -58,8 +58,15 @@ class ChainedExchange:
         inner = self.inner.on_http_request(outcome.head)
         if isinstance(inner, Generator):
             inner = yield from inner
-        if isinstance(inner, Forward) and inner.body is None and outcome.body is not None:
-            return Forward(inner.head, outcome.body)
+        if not isinstance(inner, Forward):
+            return inner
+        if inner.body is None and outcome.body is not None:
+            inner.body = outcome.body
+        if outcome.body_filter is not None:  # the body meets the outer policy first
+            first = outcome.body_filter
+            inner.body_filter = (
+                first if inner.body_filter is None else _Both(first, inner.body_filter)
+            )
         return inner
 
     def on_http_response(

@@ -22,8 +22,11 @@ from edgeward.policy.actions.openid_connect import OpenIdConnect
 from edgeward.policy.actions.rate_limit import RateLimit
 from edgeward.policy.actions.redirect import Redirect
 from edgeward.policy.actions.remove_headers import RemoveHeaders
+from edgeward.policy.actions.request_body_find_replace import RequestBodyFindReplace
+from edgeward.policy.actions.response_body_find_replace import ResponseBodyFindReplace
 from edgeward.policy.actions.restrict_ips import RestrictIps
 from edgeward.policy.actions.set_vars import SetVars
+from edgeward.policy.actions.sse_find_replace import SseFindReplace
 from edgeward.policy.actions.url_rewrite import UrlRewrite
 from edgeward.policy.actions.verify_webhook import VerifyWebhook
 
@@ -43,8 +46,11 @@ _IMPLEMENTED: tuple[type[Action], ...] = (
     RateLimit,
     Redirect,
     RemoveHeaders,
+    RequestBodyFindReplace,
+    ResponseBodyFindReplace,
     RestrictIps,
     SetVars,
+    SseFindReplace,
     UrlRewrite,
     VerifyWebhook,
 )
@@ -65,9 +71,6 @@ UNSUPPORTED: dict[str, str] = {
     "terminate-tls": _NO,
     "owasp-crs-request": _NO,
     "owasp-crs-response": _NO,
-    "request-body-find-replace": _NO,
-    "response-body-find-replace": _NO,
-    "sse-find-replace": _NO,
     "ai-gateway": _NO,
     "saml": _NO,
 }
