@@ -395,3 +395,38 @@ def test_e2e_response_leak_is_blocked(edge: Any) -> None:
     assert r.status_code == 403
     assert r.headers["edgeward-error"] == "ERR_EDGEWARD_3702"
     assert b"SQL syntax" not in r.content
+
+
+# --- the edge config key ---------------------------------------------------------------
+
+
+def test_edge_config_rules_dir_reaches_the_policy(tmp_path: Path) -> None:
+    from edgeward.config import load_config
+    from edgeward.errors import ConfigError
+    from edgeward.policy import PolicyCompiler
+    from edgeward.policy.events import ListSink
+
+    rules = tmp_path / "crs"
+    rules.mkdir()  # a directory without rules
+    (tmp_path / "policy.yml").write_text(
+        "on_http_request: [{actions: [{type: owasp-crs-request}]}]"
+    )
+    endpoint = (
+        "endpoints: [{name: app, hostname: a.test, upstream: 'http://127.0.0.1:9',"
+        " traffic_policy_file: policy.yml}]\n"
+    )
+    edge = tmp_path / "edge.yml"
+    listeners = "listeners: [{name: web, address: 127.0.0.1:8080}]\n"
+    edge.write_text(listeners + "owasp_crs: {rules_dir: crs}\n" + endpoint)
+    with pytest.raises(PolicyError, match=r"no REQUEST-\*\.conf / RESPONSE-\*\.conf rules in"):
+        load_config(edge, PolicyCompiler(events=ListSink()))
+    edge.write_text(listeners + f"owasp_crs: {{rules_dir: {DEFAULT_RULES_DIR}}}\n" + endpoint)
+    config = load_config(edge, PolicyCompiler(events=ListSink()))
+    assert config.owasp_crs_rules_dir == Path(DEFAULT_RULES_DIR)
+    for body, message in (
+        ("owasp_crs: {rules_dir: missing}", "owasp_crs.rules_dir: not a directory"),
+        ("owasp_crs: {rules: crs}", "unknown key 'rules'"),
+    ):
+        edge.write_text(listeners + body + "\n")
+        with pytest.raises(ConfigError, match=message):
+            load_config(edge)

@@ -609,8 +609,11 @@ class Exchange:
         codec = conn.codec
         timer = self.down.timer
         timeout = self.ctx.config.timeouts.upstream_response
-        chunks: list[bytes] = []
-        size = 0
+        # Events an earlier check (a listener's policy) read ahead count too.
+        chunks = [e.data for e in self._held if isinstance(e, ev.Data)]
+        size = sum(len(c) for c in chunks)
+        if len(chunks) < len(self._held):  # the message (or connection) ended
+            return b"".join(chunks)[:limit], True
         while size < limit:
             try:
                 event = codec.next_event()
