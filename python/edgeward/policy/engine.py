@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edgeward import errorbody, native
+from edgeward import native
 from edgeward.hooks import (
     CloseConnection,
     ConnectionInfo,
@@ -25,13 +25,13 @@ from edgeward.hooks import (
     ExchangeSummary,
     Forward,
     Hooked,
-    LocalResponse,
     PassResponse,
     RequestHead,
     RequestOutcome,
     ResponseHead,
     ResponseOutcome,
 )
+from edgeward.policy.actions._http import error_response
 from edgeward.policy.actions.base import Decision
 from edgeward.policy.config import EngineOptions, redact_value, redactor
 from edgeward.policy.context import (
@@ -371,17 +371,9 @@ def _failure(
         )
     if rule.continue_on_error:
         return None
-    # the edge's one error format (plain text, or JSON when the client prefers it)
-    received = ctx.received
-    content_type, body = errorbody.render(
-        status,
-        code.value,
-        "the traffic policy failed",
-        ctx.request_id or "",
-        errorbody.accept_of(received.headers) if received is not None else None,
+    return Decision(
+        "error", message, error_response(ctx, status, code, "the traffic policy failed")
     )
-    headers = [(b"content-type", content_type)]
-    return Decision("error", message, LocalResponse(status, headers, body, code.value))
 
 
 def _describe(decision: Decision) -> str:
