@@ -234,7 +234,7 @@ class Transaction:
         self.close()
 
     def close(self) -> None:
-        ptr, self._ptr = self._ptr, None
+        ptr, self._ptr = getattr(self, "_ptr", None), None
         if ptr:
             self._lib.lib.msc_transaction_cleanup(ptr)
             self._lib.messages.pop(self._token, None)

@@ -107,7 +107,7 @@ class _OwaspCrs(Action):
             f"OWASP CRS {self.crs.version}: anomaly score {verdict.anomaly_score}"
             f" (threshold {verdict.threshold}); rules {ids}"
         )
-        return error_decision(403, self.blocked_code, self.blocked_message, reason=reason)
+        return error_decision(ctx, 403, self.blocked_code, self.blocked_message, reason=reason)
 
     def _failed(self, ctx: ActionContext, message: str) -> Decision | None:
         """The engine could not inspect: `on_error` decides."""
@@ -150,6 +150,7 @@ class OwaspCrsRequest(_OwaspCrs):
             if whole is None:  # over the policy's body limit: it cannot be forwarded either
                 limit = ctx.state.policy.body_limit
                 return error_decision(
+                    ctx,
                     413,
                     ErrorCode.BODY_TOO_LARGE,
                     "Request body too large",
