@@ -11,6 +11,7 @@ pays for it once."""
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,8 @@ from .helpers import Harness, load, load_error, parse, request
 try:
     CoreRuleSet.load()
 except ModSecurityError as exc:  # scripts/system-deps installs both packages
+    if os.environ.get("CI"):  # CI installs them: a skip there would hide a missing step
+        raise
     pytest.skip(f"OWASP CRS unavailable: {exc}", allow_module_level=True)
 
 BROWSER = [
@@ -288,7 +291,7 @@ def test_engine_failure_follows_on_error(monkeypatch: pytest.MonkeyPatch) -> Non
         )
     )
     r = request(go_on, "/", headers=BROWSER)
-    assert r.status == 200 and r.body.startswith(b"ERR_EDGEWARD_3701 ")
+    assert r.status == 200 and r.body.startswith(b"ERR_EDGEWARD_3701 0/5 ")
     assert [e.verdict for e in go_on.events] == ["continue", "respond"]
 
 
@@ -334,8 +337,6 @@ def edge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     routes = {"/echo": upstream_echo, "/leak": upstream_leak, "/page": upstream_page}
     with serve(routes) as upstream:
         directory = tmp_path_factory.mktemp(f"owasp-{request.param}")
-        import os
-
         saved = os.environ.get("EDGEWARD_BACKEND")
         os.environ["EDGEWARD_BACKEND"] = request.param
         try:

@@ -41,6 +41,8 @@ from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.waf import (
     BODY_PREFIX,
     DEFAULT_RULES_DIR,
+    INBOUND_THRESHOLD,
+    OUTBOUND_THRESHOLD,
     CoreRuleSet,
     ModSecurityError,
     RequestInput,
@@ -57,6 +59,7 @@ class _OwaspCrs(Action):
     result_key = "owasp_crs_request"
     blocked_code = ErrorCode.WAF_REQUEST_BLOCKED
     blocked_message = "The request was blocked by the WAF."
+    threshold = INBOUND_THRESHOLD
 
     def __init__(
         self, crs: CoreRuleSet, *, halt: bool, process_body: bool, exclude: frozenset[int]
@@ -116,7 +119,7 @@ class _OwaspCrs(Action):
             {
                 "decision": "allow",
                 "anomaly_score": 0,
-                "anomaly_score_threshold": 0,
+                "anomaly_score_threshold": self.threshold,
                 "matched_rules": [],
                 "error": {"code": ErrorCode.WAF_FAILED.value, "message": message},
             },
@@ -171,6 +174,7 @@ class OwaspCrsResponse(_OwaspCrs):
     result_key = "owasp_crs_response"
     blocked_code = ErrorCode.WAF_RESPONSE_BLOCKED
     blocked_message = "The response was blocked by the WAF."
+    threshold = OUTBOUND_THRESHOLD
 
     def run(self, ctx: ActionContext) -> Generator[Effect, EffectResult, Decision | None]:
         response = ctx.response
