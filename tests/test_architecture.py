@@ -24,6 +24,7 @@ SANS_IO = (
     "policy",
     "tunnel",
     "identity",
+    "waf",
 )
 # The trio drivers that live inside a sans-IO package (and nothing there imports them).
 TRIO_DRIVERS = {"edgeward.tunnel.trio_session"}
@@ -62,6 +63,16 @@ FORBIDDEN = {
         "edgeward.http2",
         "edgeward.expr",
         "edgeward.cli",
+    ),
+    # The WAF engine binding: below the policy layer, blocking calls only.
+    "waf": (
+        "edgeward.policy",
+        "edgeward.proxy",
+        "edgeward.config",
+        "edgeward.http1",
+        "edgeward.http2",
+        "edgeward.expr",
+        "edgeward.native",
     ),
     # bottom-row helpers of the proxy and the config: plain functions on bytes
     "urlpath": ("edgeward",),

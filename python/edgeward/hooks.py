@@ -174,7 +174,27 @@ class Await:
     call: Callable[[], Awaitable[object]]
 
 
-Effect = ReadBody | Fetch | Await
+@dataclass(frozen=True, slots=True)
+class Offload:
+    """Run `call()` in a worker thread and send back what it returns (an
+    exception it raises is sent back as the value): CPU-bound work that
+    would hold the event loop for milliseconds (the OWASP CRS engine, whose
+    foreign calls release the GIL)."""
+
+    call: Callable[[], object]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResponseBody:
+    """The first `limit` bytes of the upstream's response body (all of it
+    when shorter), read before the response head is sent on; response
+    phase only. The driver sends back `(prefix, complete)`; the bytes are
+    still forwarded. Edge-made responses send back their own body."""
+
+    limit: int
+
+
+Effect = ReadBody | Fetch | Await | Offload | ReadResponseBody
 EffectResult = bytes | None | FetchResult | object
 
 

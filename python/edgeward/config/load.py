@@ -136,6 +136,7 @@ class _Loader:
         self.base = base
         self.factory = factory
         self.http_request = OutboundAllowList()
+        self.owasp_crs_rules_dir: Path | None = None
         self.events: tuple[str, ...] | None = None
         self.identity: IdentityConfig | None = None
         self.secrets = Secrets()
@@ -150,6 +151,7 @@ class _Loader:
         access_log = self._access_log(top)
         self.events = self._events(top)
         self.http_request = self._http_request(top.section("http_request"))
+        self.owasp_crs_rules_dir = self._owasp_crs(top.section("owasp_crs"))
         top.taken.add("secrets")
         self.secrets = read_secrets(self.doc, ("secrets",), top.data.get("secrets"), self.base)
         forwarded = self._forwarded(top.section("forwarded_headers"))
@@ -192,6 +194,7 @@ class _Loader:
             timeouts=timeouts,
             access_log=access_log,
             http_request=self.http_request,
+            owasp_crs_rules_dir=self.owasp_crs_rules_dir,
             events=self.events,
             forwarded=forwarded,
             ip_policies=ip_policies,
@@ -350,6 +353,20 @@ class _Loader:
             hosts.append(name)
         sec.done()
         return OutboundAllowList(tuple(hosts), tuple(networks))
+
+    def _owasp_crs(self, sec: _Section) -> Path | None:
+        """`owasp_crs.rules_dir`: the Core Rule Set the owasp-crs actions run
+        (the directory holding `rules/`, relative to the config's
+        directory); absent, Debian's /usr/share/modsecurity-crs. Loaded
+        once, when a policy first uses it."""
+        value = sec.take("rules_dir", str, "")
+        sec.done()
+        if not value:
+            return None
+        path = Path(os.path.abspath(self.base / os.path.expanduser(value)))
+        if not path.is_dir():
+            raise self.error(sec.at("rules_dir"), f"not a directory: {path}")
+        return path
 
     def _ip_policies(self, sec: _Section) -> dict[str, IpPolicy]:
         out = {}
@@ -626,7 +643,12 @@ class _Loader:
         source: PolicySource | None = getattr(item, "policy_source", None)
         if source is None or self.factory is None:
             return item
-        source = dataclasses.replace(source, http_request=self.http_request)
+        rules_dir = self.owasp_crs_rules_dir
+        source = dataclasses.replace(
+            source,
+            http_request=self.http_request,
+            owasp_crs_rules_dir=str(rules_dir) if rules_dir is not None else None,
+        )
         try:
             hooks = self.factory(source, ip_policies)
         except ConfigError:

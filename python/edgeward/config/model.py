@@ -113,6 +113,9 @@ class PolicySource:
     owner: str  # "endpoint app" / "listener public"
     # The edge config's `http_request` (what http-request may call).
     http_request: OutboundAllowList = field(default=OutboundAllowList(), kw_only=True)
+    # The edge config's `owasp_crs.rules_dir` (the OWASP CRS actions' rules);
+    # None: the default (Debian's modsecurity-crs package).
+    owasp_crs_rules_dir: str | None = field(default=None, kw_only=True)
     # Where decision events go: the edge config's `events:` ("stdout",
     # "stderr", absolute file paths; () for none); None when it says nothing.
     events: tuple[str, ...] | None = None
@@ -219,6 +222,7 @@ class EdgeConfig:
     timeouts: Timeouts = Timeouts()
     access_log: AccessLog = AccessLog()
     http_request: OutboundAllowList = OutboundAllowList()
+    owasp_crs_rules_dir: Path | None = None  # `owasp_crs: {rules_dir: ...}`
     events: tuple[str, ...] | None = None  # policy decision events (see PolicySource.events)
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)

@@ -31,7 +31,9 @@ from edgeward.hooks import (
     Forward,
     Header,
     LocalResponse,
+    Offload,
     ReadBody,
+    ReadResponseBody,
     RequestHead,
     ResponseHead,
 )
@@ -338,6 +340,7 @@ def run_case(
         else:
             out.closed = True
         if response is not None:
+            perform = functools.partial(_perform, case=case, response_body=body)
             final = drive(exchange.on_http_response(response), perform)
             if isinstance(final, LocalResponse):
                 out.status, out.headers, out.body = final.status, final.headers, final.body
@@ -376,9 +379,16 @@ def drive(hooked: Any, perform: Perform) -> Any:
         return stop.value
 
 
-def _perform(effect: Effect, case: Case) -> EffectResult:
+def _perform(effect: Effect, case: Case, response_body: bytes = b"") -> EffectResult:
     if isinstance(effect, ReadBody):
         return case.body if len(case.body) <= effect.limit else None
+    if isinstance(effect, Offload):  # offline: in this thread
+        try:
+            return effect.call()
+        except Exception as exc:
+            return exc
+    if isinstance(effect, ReadResponseBody):
+        return response_body[: effect.limit], len(response_body) <= effect.limit
     if isinstance(effect, Fetch):
         return case.fetch.get(
             effect.url, FetchResult(0, error=f"offline: no fetch fixture for {effect.url}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Generator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edgeward import native
 from edgeward.hooks import (
@@ -23,7 +23,9 @@ from edgeward.hooks import (
     ExchangeSummary,
     Fetch,
     FetchResult,
+    Offload,
     ReadBody,
+    ReadResponseBody,
     RequestHead,
     ResponseHead,
 )
@@ -46,6 +48,8 @@ from edgeward.policy.variables import (
     shape_of,
     shaped,
 )
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from edgeward.policy.engine import CompiledPolicy
@@ -320,6 +324,22 @@ class ActionContext:
                 raise TypeError(f"ReadBody answered with {type(result).__name__}")
             self.state.body = result
         return self.state.body
+
+    def offload(self, call: Callable[[], T]) -> Generator[Effect, EffectResult, T]:
+        """`call()` run by the driver in a worker thread (CPU-bound work that
+        would hold the event loop); what it raises is raised here."""
+        result = yield Offload(call)
+        if isinstance(result, BaseException):
+            raise result
+        return result  # type: ignore[return-value]
+
+    def read_response_body(self, limit: int) -> Generator[Effect, EffectResult, tuple[bytes, bool]]:
+        """The first `limit` bytes of the response body and whether that is
+        all of it (response phase); the body is still forwarded whole."""
+        result = yield ReadResponseBody(limit)
+        if not isinstance(result, tuple):
+            raise TypeError(f"ReadResponseBody answered with {type(result).__name__}")
+        return result
 
     def fetch(self, request: Fetch) -> Generator[Effect, EffectResult, FetchResult]:
         result = yield request

@@ -85,6 +85,10 @@ class ErrorCode(StrEnum):
     FETCH_FAILED = "ERR_EDGEWARD_3605"  # DNS, connection, TLS or HTTP failure
     FETCH_REFUSED = "ERR_EDGEWARD_3606"  # the target is not allowed by the edge config
     FETCH_INTERNAL = "ERR_EDGEWARD_3607"  # an internal (.internal) endpoint: not yet reachable
+    # owasp-crs-request / owasp-crs-response
+    WAF_REQUEST_BLOCKED = "ERR_EDGEWARD_3700"  # the request was blocked by the WAF
+    WAF_FAILED = "ERR_EDGEWARD_3701"  # the WAF could not inspect (engine error, unreadable body)
+    WAF_RESPONSE_BLOCKED = "ERR_EDGEWARD_3702"  # the response was blocked by the WAF
 
 
 class ActionError(EdgewardError):

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Generator
-from typing import Protocol
+from typing import Protocol, cast
 
 import trio
 
@@ -30,8 +30,10 @@ from edgeward.hooks import (
     Fetch,
     Header,
     LocalResponse,
+    Offload,
     PassResponse,
     ReadBody,
+    ReadResponseBody,
     RequestHead,
     RequestOutcome,
     ResponseHead,
@@ -114,6 +116,8 @@ class Exchange:
 
     __slots__ = (
         "_body_buffer",
+        "_held",
+        "_local_body",
         "_timed_out",
         "_upstream",
         "bytes_in",
@@ -159,6 +163,10 @@ class Exchange:
         self.upstream_url: str | None = None
         self._body_buffer: bytes | None = None
         self.request_filter: BodyFilter | None = None  # a policy transforms the request body
+        # Response events read ahead for a response check (ReadResponseBody),
+        # relayed before any other; the body of an edge-made answer.
+        self._held: list[ev.Event] = []
+        self._local_body: bytes | None = None
 
     @property
     def request_id(self) -> str:
@@ -261,6 +269,13 @@ class Exchange:
                 return await effect.call()
             except Exception as exc:  # handed to the hook, which decides
                 return exc
+        if isinstance(effect, Offload):
+            try:
+                return await trio.to_thread.run_sync(effect.call)
+            except Exception as exc:  # handed to the hook, which decides
+                return exc
+        if isinstance(effect, ReadResponseBody):
+            return await self._read_response_prefix(effect.limit)
         raise TypeError(f"unknown effect {effect!r}")
 
     async def _read_body(self, limit: int) -> bytes | None:
@@ -315,6 +330,7 @@ class Exchange:
             headers.append((ERROR_HEADER, response.error_code.encode()))
             self.error_code = response.error_code
         if self.hooks is not None and run_hooks:
+            self._local_body = body
             outcome = await self._response_outcome(ResponseHead(response.status, headers))
             if isinstance(outcome, CloseConnection):
                 down.abort()
@@ -543,12 +559,18 @@ class Exchange:
                 first = False
             codec.receive_data(data)
             while True:
-                try:
-                    event = codec.next_event()
-                except ev.ProtocolError as exc:
-                    raise errors.UpstreamFailure(errors.UPSTREAM_BAD_RESPONSE, str(exc)) from None
-                if event is ev.NEED_DATA:
-                    break
+                event: ev.Event | object
+                if self._held:  # read ahead by a response check: relayed first
+                    event = self._held.pop(0)
+                else:
+                    try:
+                        event = codec.next_event()
+                    except ev.ProtocolError as exc:
+                        raise errors.UpstreamFailure(
+                            errors.UPSTREAM_BAD_RESPONSE, str(exc)
+                        ) from None
+                    if event is ev.NEED_DATA:
+                        break
                 cls = type(event)
                 if cls is ev.Data:
                     chunk = event.data  # type: ignore[union-attr]
@@ -587,6 +609,50 @@ class Exchange:
                         errors.UPSTREAM_RESET, "upstream closed mid-response"
                     )
             await down.flush()
+
+    async def _read_response_prefix(self, limit: int) -> tuple[bytes, bool]:
+        """The first `limit` bytes of the response body and whether that is
+        all of it, for a response check: the events read are held and
+        relayed afterwards, in order."""
+        if self._local_body is not None:
+            body = self._local_body
+            return body[:limit], len(body) <= limit
+        conn = self._upstream
+        if conn is None:
+            return b"", True
+        codec = conn.codec
+        timer = self.down.timer
+        timeout = self.ctx.config.timeouts.upstream_response
+        # Events an earlier check (a listener's policy) read ahead count too.
+        chunks = [e.data for e in self._held if isinstance(e, ev.Data)]
+        size = sum(len(c) for c in chunks)
+        if len(chunks) < len(self._held):  # the message (or connection) ended
+            return b"".join(chunks)[:limit], True
+        while size < limit:
+            try:
+                event = codec.next_event()
+            except ev.ProtocolError as exc:
+                raise errors.UpstreamFailure(errors.UPSTREAM_BAD_RESPONSE, str(exc)) from None
+            if event is ev.NEED_DATA:
+                timer.arm(timeout, self._upstream_timed_out)
+                try:
+                    data = await conn.transport.recv()
+                except OSError as exc:
+                    raise self._recv_failure(exc, False) from None
+                finally:
+                    timer.disarm()
+                codec.receive_data(data)
+                if not data:
+                    break
+                continue
+            self._held.append(cast(ev.Event, event))
+            if isinstance(event, ev.Data):
+                chunk = event.data
+                chunks.append(chunk)
+                size += len(chunk)
+            else:  # the end of the message (or of the connection)
+                return b"".join(chunks)[:limit], True
+        return b"".join(chunks)[:limit], False
 
     async def _start_response(
         self, event: ev.Response, conn: UpstreamConnection

@@ -19,6 +19,7 @@ from edgeward.policy.actions.jwt_validation import JwtValidation
 from edgeward.policy.actions.log import Log
 from edgeward.policy.actions.oauth import OAuth
 from edgeward.policy.actions.openid_connect import OpenIdConnect
+from edgeward.policy.actions.owasp_crs import OwaspCrsRequest, OwaspCrsResponse
 from edgeward.policy.actions.rate_limit import RateLimit
 from edgeward.policy.actions.redirect import Redirect
 from edgeward.policy.actions.remove_headers import RemoveHeaders
@@ -43,6 +44,8 @@ _IMPLEMENTED: tuple[type[Action], ...] = (
     Log,
     OAuth,
     OpenIdConnect,
+    OwaspCrsRequest,
+    OwaspCrsResponse,
     RateLimit,
     Redirect,
     RemoveHeaders,
@@ -69,8 +72,6 @@ _NO = "not supported by edgeward"
 UNSUPPORTED: dict[str, str] = {
     "forward-internal": _NO,
     "terminate-tls": _NO,
-    "owasp-crs-request": _NO,
-    "owasp-crs-response": _NO,
     "ai-gateway": _NO,
     "saml": _NO,
 }
