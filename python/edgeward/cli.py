@@ -20,6 +20,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edgeward.authtokens import cli as authtoken_cli
 
     authtoken_cli.register(sub)  # authtoken create, list, revoke
+    from edgeward.agent import cli as agent_cli
+
+    agent_cli.register(sub)  # agent http, tcp, tls, start, config
     args = parser.parse_args(argv)
     if hasattr(args, "run"):
         return int(args.run(args))

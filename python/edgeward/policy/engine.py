@@ -159,7 +159,7 @@ class Exchange(ExchangeState):
 
     def _request_outcome(self, decision: Decision | None, forward: RequestHead) -> RequestOutcome:
         if decision is not None:
-            return decision.response or CloseConnection()
+            return decision.response or decision.forward or CloseConnection()
         return Forward(forward, self.body)
 
     def on_http_response(self, head: ResponseHead) -> Hooked[ResponseOutcome]:
@@ -372,5 +372,10 @@ def _failure(
 
 def _describe(decision: Decision) -> str:
     response = decision.response
-    answer = "closed the connection" if response is None else f"answered {response.status}"
+    if decision.forward is not None:
+        answer = f"forwarded to {decision.forward.url}"
+    elif response is None:
+        answer = "closed the connection"
+    else:
+        answer = f"answered {response.status}"
     return f"{answer} ({decision.verdict}: {decision.reason})"

@@ -52,6 +52,15 @@ HEADERS_TOO_LARGE = EdgeError("ERR_EDGEWARD_3431", 431, "the request headers are
 NOT_IMPLEMENTED = EdgeError("ERR_EDGEWARD_3501", 501, "the request uses an unsupported feature")
 VERSION_NOT_SUPPORTED = EdgeError("ERR_EDGEWARD_3505", 505, "the HTTP version is not supported")
 POLICY_FAILED = EdgeError("ERR_EDGEWARD_3500", 500, "the traffic policy failed")
+AGENT_OFFLINE = EdgeError(
+    "ERR_EDGEWARD_3209", 503, "the agent serving this endpoint is offline (it may be reconnecting)"
+)
+AGENT_UNREACHABLE = EdgeError(
+    "ERR_EDGEWARD_3210", 502, "the edge could not forward the request to the endpoint's agent"
+)
+FORWARD_LOOP = EdgeError(
+    "ERR_EDGEWARD_3502", 508, "forward-internal looped or passed through too many endpoints"
+)
 
 ALL = (
     ENDPOINT_NOT_FOUND,
@@ -69,6 +78,9 @@ ALL = (
     NOT_IMPLEMENTED,
     VERSION_NOT_SUPPORTED,
     POLICY_FAILED,
+    AGENT_OFFLINE,
+    AGENT_UNREACHABLE,
+    FORWARD_LOOP,
 )
 
 BY_PROTOCOL_STATUS = {

@@ -13,6 +13,7 @@ from edgeward.policy.actions.close_connection import CloseConnection
 from edgeward.policy.actions.compress_response import CompressResponse
 from edgeward.policy.actions.custom_response import CustomResponse
 from edgeward.policy.actions.deny import Deny
+from edgeward.policy.actions.forward_internal import ForwardInternalAction
 from edgeward.policy.actions.jwt_validation import JwtValidation
 from edgeward.policy.actions.log import Log
 from edgeward.policy.actions.oauth import OAuth
@@ -32,6 +33,7 @@ _IMPLEMENTED: tuple[type[Action], ...] = (
     CompressResponse,
     CustomResponse,
     Deny,
+    ForwardInternalAction,
     JwtValidation,
     Log,
     OAuth,
@@ -57,7 +59,6 @@ ALIASES: dict[str, str] = {
 # policy using one fails to load with this reason, never silently.
 _NO = "not supported by edgeward"
 UNSUPPORTED: dict[str, str] = {
-    "forward-internal": _NO,
     "http-request": _NO,
     "terminate-tls": _NO,
     "circuit-breaker": _NO,
