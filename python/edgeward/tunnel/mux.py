@@ -287,7 +287,8 @@ class Session:
         if size > self.window:
             raise FlowControlError(stream_id, size, self.window)
         self._next_id += 2
-        stream = _Stream(stream_id, self.window - size, stream_type)
+        stream = _Stream(stream_id, self.window, stream_type)
+        stream.send_window -= size  # what we sent counts against the peer's window, not ours
         self._streams[stream_id] = stream
         self._queue(syn_header(stream_id, stream_type, size, fin))
         if data:
