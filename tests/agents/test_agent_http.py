@@ -158,7 +158,9 @@ def test_a_broken_policy_refuses_the_bind_with_locations_in_the_policy(
 ) -> None:
     policy = tmp_path / "broken.yml"
     policy.write_text(
-        "on_http_request:\n  - expressions: ['req.url.path.startsWith(']\n    actions: [{type: deny}]\n"
+        "on_http_request:\n"
+        "  - expressions: ['req.url.path.startsWith(']\n"
+        "    actions: [{type: deny}]\n"
     )
     token = edge.token("*")
     agent = edge.agent(token, "http", str(upstream.port), "--traffic-policy-file", str(policy))
