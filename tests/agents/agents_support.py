@@ -27,7 +27,7 @@ class Pki:
     ca: Path
     ingress_cert: Path  # localhost, 127.0.0.1
     ingress_key: Path
-    public_cert: Path  # *.dev.example.com, *.apps.example.com, *.tls.example.com
+    public_cert: Path  # *.dev.example.com, *.apps.example.com (not *.tls.example.com)
     public_key: Path
     upstream_cert: Path  # what a tls endpoint's local server presents (app.tls.example.com)
     upstream_key: Path
@@ -41,7 +41,7 @@ def make_pki(directory: Path) -> Pki:
     out: dict[str, Path] = {}
     for name, hosts in {
         "ingress": ["localhost", "127.0.0.1"],
-        "public": ["*.dev.example.com", "*.apps.example.com", "*.tls.example.com"],
+        "public": ["*.dev.example.com", "*.apps.example.com"],
         "upstream": ["app.tls.example.com"],
     }.items():
         cert = ca.issue_cert(*hosts)
