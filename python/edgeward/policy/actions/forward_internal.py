@@ -17,6 +17,7 @@ policy goes on with the next action or rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator
 from typing import Self
 from urllib.parse import urlsplit
@@ -33,6 +34,8 @@ from edgeward.policy.actions.base import (
     Phase,
 )
 from edgeward.policy.config import constant
+
+_HOST = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+internal$")
 
 
 class ForwardInternalAction(Action):
@@ -106,8 +109,8 @@ def url_problem(url: str) -> str | None:
     if parts.scheme not in ("http", "https"):
         return "must be an http:// or https:// URL (tcp and tls are not supported)"
     host = (parts.hostname or "").rstrip(".")
-    if not host.endswith(".internal") or host.startswith("."):
-        return "must name an internal endpoint: its host ends in '.internal'"
+    if not host.endswith(".internal") or not _HOST.match(host):
+        return "must name an internal endpoint: a hostname ending in '.internal'"
     if parts.username is not None or parts.password is not None:
         return "must not carry a user name or password"
     if parts.path not in ("", "/") or parts.query or parts.fragment:
