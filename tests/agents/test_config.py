@@ -86,7 +86,7 @@ def test_internal_endpoints_are_on_no_listener(tmp_path: Path, pki: Pki) -> None
         "endpoints:\n  - {{name: a, hostname: x.internal, upstream: 'http://127.0.0.1:9'}}\n"
         "  - {{name: b, hostname: x.internal, upstream: 'http://127.0.0.1:9'}}\n"
     )
-    with pytest.raises(ConfigError, match="duplicate hostname 'x.internal'"):
+    with pytest.raises(ConfigError, match=r"duplicate hostname 'x\.internal'"):
         load_config(edge(tmp_path, pki, text))
 
 
