@@ -33,7 +33,7 @@ import trio
 
 from edgeward.agent.config import AgentSettings, EndpointSpec, Upstream
 from edgeward.agent.console import Console, HttpObserver
-from edgeward.proxy.transport import Transport, connect, tls_handshake
+from edgeward.proxy.transport import Transport, TransportStream, connect, tls_handshake
 from edgeward.tunnel.client import ClientSession
 from edgeward.tunnel.errors import RpcError
 from edgeward.tunnel.messages import (
@@ -137,7 +137,7 @@ class Agent:
         )
         established = False
         try:
-            async with open_agent_session(_Connection(transport), session=session) as tunnel:
+            async with open_agent_session(TransportStream(transport), session=session) as tunnel:
                 try:
                     resp = await tunnel.authenticate(self._auth())
                 except RpcError as exc:
@@ -241,24 +241,6 @@ class Agent:
             stream.close()
         if not http:
             self.console.connection(spec.kind, header.client_addr, started, (counts[0], counts[1]))
-
-
-class _Connection:
-    """A `Transport` as the session driver's connection."""
-
-    __slots__ = ("transport",)
-
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        return await self.transport.recv(max_bytes or 256 * 1024)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.transport.send(data)
-
-    async def aclose(self) -> None:
-        self.transport.close()
 
 
 def _bind(spec: EndpointSpec, previous: BindResp | None) -> Bind:

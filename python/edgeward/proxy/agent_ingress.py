@@ -49,7 +49,7 @@ from edgeward.proxy import errors
 from edgeward.proxy.agent_upstream import AgentPool, TunnelTransport
 from edgeward.proxy.codecs import CodecFactory
 from edgeward.proxy.tls import server_context
-from edgeward.proxy.transport import Transport, tls_handshake, tune
+from edgeward.proxy.transport import Transport, TransportStream, tls_handshake, tune
 from edgeward.store import Store, statedir
 from edgeward.store.trio_adapter import AsyncStore
 from edgeward.tunnel.errors import RpcError
@@ -59,24 +59,6 @@ from edgeward.tunnel.trio_session import ServerTunnel, serve_agent
 log = logging.getLogger("edgeward.agents")
 
 HANDSHAKE_TIMEOUT = 10.0
-
-
-class _Connection:
-    """A `proxy.transport.Transport` as the session driver's connection."""
-
-    __slots__ = ("transport",)
-
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        return await self.transport.recv(max_bytes or 256 * 1024)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.transport.send(data)
-
-    async def aclose(self) -> None:
-        self.transport.close()
 
 
 @dataclass(slots=True)
@@ -258,7 +240,7 @@ class AgentService:
                 return
             transport = Transport(tls)
             handler = _Handler(self, info)
-            await serve_agent(_Connection(transport), handler)
+            await serve_agent(TransportStream(transport), handler)
         except Exception:
             log.exception("agent ingress: session failed")
         finally:
