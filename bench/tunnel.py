@@ -36,8 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.harness import Table
 from bench import proxy
+from bench.harness import Table
 from bench.proxy import cpu_seconds, free_port, nginx, running, wait_port
 
 WORK = Path(__file__).resolve().parent / ".work" / "tunnel"
