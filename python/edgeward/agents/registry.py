@@ -43,7 +43,7 @@ from edgeward.agents.targets import (
     Target,
     requested,
 )
-from edgeward.authtokens import AddressBind, BindTarget, Decision, HostBind
+from edgeward.authtokens import AddressBind, Decision, HostBind
 from edgeward.config import AgentTcp, Endpoint, Upstream, is_internal
 from edgeward.errors import EdgewardError
 from edgeward.hooks import EndpointInfo, PolicyHooks
@@ -59,13 +59,6 @@ _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 
 def new_id(prefix: str, size: int = 20) -> str:
     return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(size))
-
-
-class AuthtokenLike:
-    """What the registry reads of an authenticated token (`authtokens.snapshot.Authtoken`)."""
-
-    id: str
-    acl: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +78,6 @@ class Settings:
     listeners: tuple[ServedListener, ...] = ()
     tcp: AgentTcp | None = None
     grace_period: float = 10.0
-
-
-class PolicyCompiler:
-    """Compiles an agent's traffic policy at bind time: `(text, owner, kind)`
-    to hooks; raises `EdgewardError` with file-less locations."""
-
-    def __call__(self, text: str, owner: str, kind: Kind) -> PolicyHooks:
-        raise NotImplementedError
 
 
 @dataclass(eq=False, slots=True)
@@ -155,10 +140,6 @@ class Published(Generic[H]):
 
     def info(self, listener: str = "") -> EndpointInfo:
         return self.infos.get(listener) or next(iter(self.infos.values()))
-
-
-class RegistryError(EdgewardError):
-    pass
 
 
 class Registry(Generic[H]):
@@ -651,10 +632,8 @@ def _covers(domain: str, host: str) -> bool:
 __all__ = [
     "EDGE_TYPES",
     "AgentSession",
-    "BindTarget",
     "Binding",
     "ListenerRoutes",
-    "PolicyCompiler",
     "Published",
     "Registry",
     "ServedListener",
