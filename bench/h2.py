@@ -88,8 +88,8 @@ class _Stock:
 
 
 class _Ours:
-    def __init__(self) -> None:
-        self.server = H2Server()
+    def __init__(self, scheme: bytes) -> None:
+        self.server = H2Server(scheme=scheme)  # the connection's: TLS for the browser
         self.server.initiate()
 
     def receive(self, data: bytes) -> list[int]:
@@ -100,7 +100,9 @@ class _Ours:
         self.server.end_stream(stream_id, [], BODY)
 
     def output(self) -> bytes:
-        return self.server.data_to_send()
+        out = self.server.data_to_send()
+        self.server.all_sent()  # as the driver says once the writer has sent it
+        return out
 
 
 def per_stream_us(
@@ -149,7 +151,8 @@ def main(argv: list[str]) -> None:
         ("load generator (5 fields)", LOAD_GENERATOR),
         ("browser (10 fields)", BROWSER),
     ):
+        scheme = dict(request)[b":scheme"]
         stock = per_stream_us(_Stock, request, args.batches)
-        ours = per_stream_us(_Ours, request, args.batches)
+        ours = per_stream_us(lambda: _Ours(scheme), request, args.batches)  # noqa: B023
         table.add(name, stock, ours, stock / ours, round(1e6 / ours))
     table.print()

@@ -13,6 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "edgeward"
 SANS_IO = (
     "hooks",
     "errors",
+    "errorbody",
+    "urlpath",
     "document",
     "http1",
     "http2",
@@ -82,6 +84,9 @@ FORBIDDEN = {
         "edgeward.expr",
         "edgeward.cli",
     ),
+    # bottom-row helpers of the proxy and the config: plain functions on bytes
+    "urlpath": ("edgeward",),
+    "errorbody": ("edgeward",),
 }
 
 

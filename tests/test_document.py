@@ -14,7 +14,6 @@ from edgeward.document import load_document, parse_document
 from edgeward.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFORMANCE = ROOT / ".." / "shared" / "conformance" / "policies"
 
 
 def error(text: str, **kw: bool) -> ConfigError:
@@ -72,13 +71,24 @@ def test_load_document_names_the_file(tmp_path: Path) -> None:
         load_document(tmp_path / "nope.yml", what="policy file")
 
 
-@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml")
-def test_libyaml_and_pure_python_parsers_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    paths = sorted(CONFORMANCE.glob("*.yaml"))[:150] + sorted(ROOT.glob("examples/**/*.yml"))
+def _parsers_agree(paths: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert paths
     fast = [load_document(p) for p in paths]
     monkeypatch.setattr(document, "_Loader", document._PyLoader)
     slow = [load_document(p) for p in paths]
     assert [(d.data, dict(d.marks)) for d in fast] == [(d.data, dict(d.marks)) for d in slow]
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml")
+def test_libyaml_and_pure_python_parsers_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    _parsers_agree(sorted(ROOT.glob("examples/**/*.yml")), monkeypatch)
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml")
+def test_parsers_agree_on_the_public_example_policies(
+    monkeypatch: pytest.MonkeyPatch, conformance: Path
+) -> None:
+    _parsers_agree(sorted((conformance / "policies").glob("*.yaml"))[:150], monkeypatch)
 
 
 def test_inline_policies_are_typed_like_policy_files(tmp_path: Path) -> None:

@@ -140,21 +140,81 @@ fn parse_decl(path: &str, decl: &Bound<'_, PyAny>) -> PyResult<Ty> {
 impl PyEnv {
     #[new]
     #[pyo3(
-        signature = (variables=None, *, max_source_length=None, max_depth=None, max_iterations=None),
-        text_signature = "(variables=None, *, max_source_length=4096, max_depth=64, max_iterations=10000)"
+        signature = (variables=None, *, secrets=None, max_source_length=None, max_depth=None, max_iterations=None),
+        text_signature = "(variables=None, *, secrets=None, max_source_length=4096, max_depth=64, max_iterations=10000)"
     )]
     fn new(
         variables: Option<&Bound<'_, PyAny>>,
+        secrets: Option<&Bound<'_, PyAny>>,
         max_source_length: Option<&Bound<'_, PyAny>>,
         max_depth: Option<&Bound<'_, PyAny>>,
         max_iterations: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        guard(|| new_env(variables, max_source_length, max_depth, max_iterations))
+        guard(|| {
+            new_env(
+                variables,
+                secrets,
+                max_source_length,
+                max_depth,
+                max_iterations,
+            )
+        })
     }
+
+    fn __repr__(&self) -> String {
+        let names = match &self.env.variables {
+            None => "any".to_string(),
+            Some(v) => format!("{:?}", v.keys().collect::<Vec<_>>()),
+        };
+        let secrets = match &self.env.secrets {
+            None => String::new(),
+            Some(t) => format!("secrets=<{} vault(s)>, ", t.vault_count()),
+        };
+        format!(
+            "Env(variables={names}, {secrets}max_source_length={}, max_depth={}, max_iterations={})",
+            self.env.max_source_length, self.env.max_depth, self.env.max_iterations
+        )
+    }
+}
+
+/// A private copy of a secrets table (vault -> name -> value), checked; the
+/// messages name the vault and secret, never the value.
+fn secret_table(secrets: &Bound<'_, PyAny>) -> PyResult<cel::SecretTable> {
+    let bad = |m: String| PyValueError::new_err(m);
+    let map = secrets
+        .cast::<PyMapping>()
+        .map_err(|_| bad("secrets must be a mapping of vault names to mappings".into()))?;
+    let mut vaults = BTreeMap::new();
+    for item in map.items()?.iter() {
+        let (vault, entries): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let (Ok(vault_name), Ok(entries)) =
+            (vault.extract::<String>(), entries.cast::<PyMapping>())
+        else {
+            return Err(bad(format!(
+                "secrets: vault {} must be a str mapped to a mapping",
+                vault.repr()?
+            )));
+        };
+        let mut names = BTreeMap::new();
+        for entry in entries.items()?.iter() {
+            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = entry.extract()?;
+            let (Ok(n), Ok(v)) = (name.extract::<String>(), value.extract::<String>()) else {
+                return Err(bad(format!(
+                    "secrets: {}/{} must be a str with a str value",
+                    vault.repr()?,
+                    name.repr()?
+                )));
+            };
+            names.insert(n, Arc::<str>::from(v));
+        }
+        vaults.insert(vault_name, names);
+    }
+    Ok(cel::SecretTable::new(vaults))
 }
 
 fn new_env(
     variables: Option<&Bound<'_, PyAny>>,
+    secrets: Option<&Bound<'_, PyAny>>,
     max_source_length: Option<&Bound<'_, PyAny>>,
     max_depth: Option<&Bound<'_, PyAny>>,
     max_iterations: Option<&Bound<'_, PyAny>>,
@@ -210,9 +270,14 @@ fn new_env(
             Some(decls)
         }
     };
+    let secrets = match secrets {
+        Some(s) if !s.is_none() => Some(secret_table(s)?),
+        _ => None,
+    };
     Ok(PyEnv {
         env: cel::Env {
             variables,
+            secrets,
             max_source_length,
             max_depth,
             max_iterations,
@@ -273,6 +338,17 @@ fn frozenset(
     Ok(PyFrozenSet::new(py, items.iter())?.unbind())
 }
 
+fn secret_refs(
+    py: Python<'_>,
+    items: &std::collections::BTreeSet<cel::SecretRef>,
+) -> PyResult<Py<PyFrozenSet>> {
+    let pairs = items
+        .iter()
+        .map(|(v, n)| PyTuple::new(py, [v.as_deref(), n.as_deref()]))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(PyFrozenSet::new(py, pairs)?.unbind())
+}
+
 #[pyclass(frozen, module = "edgeward_native", name = "Program")]
 pub struct PyProgram {
     program: cel::Program,
@@ -281,10 +357,18 @@ pub struct PyProgram {
     source: Py<PyString>,
     #[pyo3(get)]
     references: Py<PyFrozenSet>,
+    #[pyo3(get)]
+    secrets_read: Py<PyFrozenSet>,
 }
 
 #[pymethods]
 impl PyProgram {
+    /// The static type of the expression's result (`bool`, `string`, `dyn`...).
+    #[getter]
+    fn result_type(&self) -> String {
+        self.program.result_type().to_string()
+    }
+
     /// Evaluates against `activation` (any Mapping, read lazily).
     fn evaluate(&self, py: Python<'_>, activation: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         guard(|| {
@@ -317,6 +401,7 @@ pub fn compile(
         Ok(PyProgram {
             keys: path_keys(py, program.paths())?,
             references: frozenset(py, program.references())?,
+            secrets_read: secret_refs(py, program.secrets_read())?,
             source: source.clone().unbind(),
             program,
         })
@@ -333,6 +418,8 @@ pub struct PyTemplate {
     source: Py<PyString>,
     #[pyo3(get)]
     references: Py<PyFrozenSet>,
+    #[pyo3(get)]
+    secrets_read: Py<PyFrozenSet>,
     #[pyo3(get)]
     is_constant: bool,
 }
@@ -375,6 +462,7 @@ pub fn interpolate(
         Ok(PyTemplate {
             keys,
             references: frozenset(py, compiled.references())?,
+            secrets_read: secret_refs(py, compiled.secrets_read())?,
             is_constant: compiled.is_constant(),
             source: template.clone().unbind(),
             template: compiled,

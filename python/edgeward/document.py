@@ -20,9 +20,10 @@ Sans-IO apart from `load_document` reading the file.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,23 @@ def dotted(path: PathKey) -> str:
         else:
             out += f".{part}" if out else part
     return out
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`"; did you mean 'x'?"` for the closest of `choices` to a word that
+    is not one of them, else `""`: the tail of an "unknown key" message."""
+    match = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def misspelling_of(word: str, candidates: Iterable[str]) -> str | None:
+    """The one of `candidates` that looks like `word` mistyped (close, and
+    about as long: `upstrem` for `upstream`, not `upstream_tls`), or None.
+    For a required key that is missing: a near miss among the keys present
+    is reported as the unknown key it is, at its own line."""
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=3, cutoff=0.75)
+    near = [c for c in close if abs(len(c) - len(word)) <= 2]
+    return near[0] if near else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,16 +128,27 @@ class ReadBody:
     limit: int
 
 
+class AddressCheck(Protocol):
+    """Whether the edge may connect to an address (`Fetch.address_allowed`)."""
+
+    def __call__(self, address: str, /) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Fetch:
-    """An HTTP request made by the edge itself (JWKS, OIDC discovery). The
-    driver sends back a `FetchResult`, never raises into the hook."""
+    """An HTTP request made by the edge itself (JWKS, OIDC discovery, the
+    http-request action). The driver sends back a `FetchResult`, never
+    raises into the hook. Redirects are not followed (the hook decides)."""
 
     url: str
     method: str = "GET"
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     timeout_s: float = 5.0
+    max_bytes: int | None = None  # a larger response body fails ("too_large")
+    # Asked about the address the URL's host resolved to, before connecting:
+    # False refuses it ("refused"), so DNS cannot point the edge elsewhere.
+    address_allowed: AddressCheck | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +157,10 @@ class FetchResult:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     error: str | None = None  # why the fetch failed, when status == 0
+    # The kind of failure: "timeout", "too_large", "refused" (address_allowed
+    # said no), else "failed" (DNS, connect, TLS, protocol); None on success.
+    failure: str | None = None
+    resolved_ip: str = ""  # the address connected to
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +242,9 @@ class ForwardInternal:
 
 @dataclass(frozen=True, slots=True)
 class CloseConnection:
-    """Close the client connection (HTTP/2: reset the stream) without an
-    answer."""
+    """Close the client connection without an answer. From the request
+    phase the whole connection closes, HTTP/2 included (close-connection);
+    from the response phase an HTTP/2 stream is reset."""
 
 
 class BodyFilter(Protocol):

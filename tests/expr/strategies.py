@@ -89,6 +89,24 @@ ZONES = st.sampled_from(
 CIDRS = st.sampled_from(["10.0.0.0/8", "192.168.1.0/24", "::/0", "2001:db8::/32", "0.0.0.0/0"])
 IPS = st.sampled_from(["10.1.2.3", "192.168.1.7", "8.8.8.8", "2001:db8::1", "::ffff:10.0.0.1", "x"])
 DURATIONS = st.sampled_from(["0", "1s", "1.5h", "-3m", "1h2m3.5s", "100ms", "2562047h", "1x"])
+# URL-ish text for parseUrl / isURL: Go's url_test.go shapes and their edges.
+URL_PARTS = st.tuples(
+    st.sampled_from(["", "http:", "HTTPS:", "mailto:", "x+y.z:", "1a:", ":", "cache_object:"]),
+    st.sampled_from(["", "//", "///", "/"]),
+    st.sampled_from(["", "user@", "u:p@", "j@ne:pw@", "a%20b@", "bad user@", "%zz@", "é@"]),
+    st.sampled_from(
+        ["", "host", "example.com:80", "[fe80::1]", "[fe80::1%25en0]:8", "[::1]a", "%41", "h%C3%A9",
+         "x:y:z", "a b", "ünï"]
+    ),
+    st.sampled_from(["", "/", "/a/b", "/file%20one%26two", "/a%2fb", "/[x]", "/%ff", "/%zz",
+                     "/é", "a:b/c", "/ sp", "*"]),
+    st.sampled_from(["", "?", "?q=1&r", "?a?b", "?q=go+language"]),
+    st.sampled_from(["", "#", "#frag", "#a%20b", "#x%zz", "#!()*", "#é"]),
+).map("".join)  # fmt: skip
+URLS = st.one_of(URL_PARTS, TEXT)
+SECRETS: dict[str, dict[str, str]] = {"v": {"k": "s3cr3t", "": "empty-name"}, "w": {"k": "other"}}
+SECRET_NAMES = st.sampled_from(["'v'", "'w'", "'k'", "''", "'x'"])
+
 TIMESTAMPS = st.sampled_from(
     [
         "2009-02-13T23:31:30Z",
@@ -200,6 +218,10 @@ def _cidr(e: Callable[[str], str]) -> str:
     return e("@cidr")
 
 
+def _url(e: Callable[[str], str]) -> str:
+    return e("@url")
+
+
 def _body(e: Callable[[str], str], var: str, var_type: str, t: str) -> str:
     return e(f"@scope:{var}:{var_type}:{t}")
 
@@ -224,6 +246,7 @@ _PRODUCTIONS: dict[str, list[Production]] = {
         lambda e: f"({e('bool')} ? {e('int')} : {e('int')})",
         lambda e: f"{e('string')}.indexOf({e('string')})",
         lambda e: f"{e('string')}.lastIndexOf({e('string')}, {e('int')})",
+        lambda e: f"size({e('list(string)')}.sortBy(w, {_body(e, 'w', 'string', 'string')}))",
         lambda e: f"{e('timestamp')}.getHours()",
         lambda e: f"{e('timestamp')}.getDayOfYear({_zone(e)})",
         lambda e: f"{e('duration')}.getMinutes()",
@@ -281,6 +304,19 @@ _PRODUCTIONS: dict[str, list[Production]] = {
         lambda e: f"hash.sha256({e('string')})",
         lambda e: f"hash.crc32({e('string')}, 'base64')",
         lambda e: f"basic_auth.encode({e('string')}, {e('string')})",
+        lambda e: f"hash.xxhash64({e('string')})",
+        lambda e: f"{e('string')}.xxhash64({e('@hashformat')})",
+        lambda e: f"{e('string')}.encodeBase64()",
+        lambda e: f"{e('bytes')}.encodeBase64()",
+        lambda e: f"{e('string')}.decodeBase64()",
+        lambda e: f"url.parse({_url(e)}).{e('@urlfield')}",
+        lambda e: f"{_url(e)}.parseUrl().user.{e('@userfield')}",
+        lambda e: f"b64.encode({e('bytes')})",
+        lambda e: f"utility.url_escape({e('string')})",
+        lambda e: f"utility.string_encode_base64({e('string')})",
+        lambda e: f"security.secret({e('@secret')}, {e('@secret')})",
+        lambda e: f"secrets.get({e('string')}, {e('@secret')})",
+        lambda e: "http.path()",
         lambda e: f"({e('bool')} ? {e('string')} : {e('string')})",
         lambda e: f"{e('list(string)')}[{e('int')}]",
         lambda e: "req.url",
@@ -314,6 +350,10 @@ _PRODUCTIONS: dict[str, list[Production]] = {
         lambda e: f"inCidrRange({_ip(e)}, {_cidr(e)})",
         lambda e: f"inCidrRanges({_ip(e)}, [{_cidr(e)}, {e('string')}])",
         lambda e: f"{e('string')}.isJson()",
+        lambda e: f"{_url(e)}.isURL()",
+        lambda e: f"url.parse({_url(e)}).{e('@urlflag')}",
+        lambda e: f"utility.string_is_url({_url(e)})",
+        lambda e: f"utility.in_cidr_range({_ip(e)}, {_cidr(e)})",
         lambda e: f"bool({e('string')})",
         lambda e: f"hasReqHeader({e('string')})",
         lambda e: f"{e('timestamp')} < {e('timestamp')}",
@@ -328,6 +368,8 @@ _PRODUCTIONS: dict[str, list[Production]] = {
         lambda e: f"{e('list(int)')}.slice(0, {e('int')})",
         lambda e: f"{e('list(int)')}.sort()",
         lambda e: f"{e('list(int)')}.distinct()",
+        lambda e: f"{e('list(int)')}.sortBy(v, {_body(e, 'v', 'int', 'int')})",
+        lambda e: f"{e('list(int)')}.sortBy(v, {_body(e, 'v', 'int', 'string')})",
         lambda e: f"lists.range({e('int')} % 5)",
     ],
     "list(string)": [
@@ -337,6 +379,7 @@ _PRODUCTIONS: dict[str, list[Production]] = {
         lambda e: f"{e('map(string, int)')}.map(k, k)",
         lambda e: f"{e('list(string)')}.filter(w, {_body(e, 'w', 'string', 'bool')})",
         lambda e: f"getReqHeader({e('string')})",
+        lambda e: f"{e('list(string)')}.sortBy(w, {_body(e, 'w', 'string', 'dyn')})",
     ],
     "map(string, int)": [
         lambda e: f"{{{e('string')}: {e('int')}}}",
@@ -352,6 +395,9 @@ _PRODUCTIONS: dict[str, list[Production]] = {
         lambda e: f"[{e('dyn')}, {e('int')}]",
         lambda e: f"{{{e('string')}: {e('dyn')}}}",
         lambda e: f"{e('dyn')}.size()",
+        lambda e: f"url.parse({_url(e)})",
+        lambda e: f"[{e('dyn')}, {e('dyn')}].sortBy(z, {_body(e, 'z', 'dyn', 'dyn')})",
+        lambda e: f"{e('dyn')}.sortBy(z, z)",
     ],
     "timestamp": [
         lambda e: f"({e('timestamp')} + {e('duration')})",
@@ -374,6 +420,14 @@ _SPECIAL: dict[str, st.SearchStrategy[str]] = {
     "@zone": ZONES.map(cel_string),
     "@ip": IPS.map(cel_string),
     "@cidr": CIDRS.map(cel_string),
+    "@url": st.one_of(URLS.map(cel_string), st.just("s"), st.just("req.url")),
+    "@urlfield": st.sampled_from(
+        ["scheme", "opaque", "host", "path", "raw_path", "raw_query", "fragment", "raw_fragment"]
+    ),
+    "@urlflag": st.sampled_from(["omit_host", "force_query", "user.password_set"]),
+    "@userfield": st.sampled_from(["username", "password"]),
+    "@hashformat": st.sampled_from(["'hex'", "'base64'", "'HEX'"]),
+    "@secret": st.one_of(SECRET_NAMES, st.just("s"), st.just("dyn(t)")),
 }
 
 

@@ -134,14 +134,14 @@ def test_exceptions_of_the_callers_mapping_propagate(cel: Any) -> None:
         ("getReqHeader('a') + getQueryParam('b')", {"req.headers", "req.url.query_params"}),
         ("[1].map(req, req + 1)", set()),
         ("int == type(1) && google.protobuf.Duration != int", set()),
-        ("secrets.get('v', 'n')", {"secrets"}),
+        ("secrets.get('v', 'n')", set()),
+        ("http.path() + http.request_method()", {"req.url.path", "req.method"}),
         ("unused", {"unused"}),
     ],
 )  # fmt: skip
 def test_references(cel: Any, source: str, references: set[str]) -> None:
     variables = {
         **VARIABLES,
-        "secrets": "map(string, map(string, string))",
         "req": {**VARIABLES["req"], "url": {"": "string", "path": "string", "query": "string",
                                             "query_params": "map(string, list(string))"}},
     }  # fmt: skip

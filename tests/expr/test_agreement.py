@@ -53,7 +53,7 @@ def normalize(value: Any) -> Any:
 
 def outcome(cel: ModuleType, source: str, activation: dict[str, Any]) -> tuple[Any, ...]:
     try:
-        program = cel.compile(source, env=cel.Env(cel_st.SCHEMA))
+        program = cel.compile(source, env=cel.Env(cel_st.SCHEMA, secrets=cel_st.SECRETS))
     except cel.PolicyExprError as exc:
         assert isinstance(exc, ValueError)
         assert exc.line >= 1 and exc.column >= 1
@@ -91,7 +91,7 @@ def test_well_typed_expressions_compile_and_keep_their_type(
         t = data.draw(st.sampled_from(cel_st.TYPES))
         source = data.draw(cel_st.expressions(t))
         try:
-            cel.compile(source, env=cel.Env(cel_st.SCHEMA))
+            cel.compile(source, env=cel.Env(cel_st.SCHEMA, secrets=cel_st.SECRETS))
         except cel.PolicyExprError as exc:
             # Only a literal argument that cannot work (a bad regex, zone,
             # timestamp...) may reject a well-typed expression.
@@ -136,6 +136,13 @@ def test_native_agrees_with_reference(data: st.DataObject) -> None:
         source = data.draw(cel_st.expressions(t, chaos=chaos))
         expected = outcome(reference, source, activation)
         assert outcome(native, source, activation) == expected, source
+        if expected[0] != "compile_error":
+            assert static_type(native, source) == static_type(reference, source), source
+
+
+def static_type(cel: ModuleType, source: str) -> str:
+    """The checker's type of the result (`Program.result_type`)."""
+    return str(cel.compile(source, env=cel.Env(cel_st.SCHEMA)).result_type)
 
 
 @given(source=cel_st.hostile_sources())

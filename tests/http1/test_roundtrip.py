@@ -268,3 +268,72 @@ def test_transcript_equality_is_meaningful() -> None:
     assert a == b
     b.end = ("rejected", 400)
     assert a != b
+
+
+INJECTED = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhacked"
+
+
+@pytest.mark.parametrize("codec", CLIENT_CODECS)
+@pytest.mark.parametrize(
+    ("method", "response"),
+    [
+        (b"GET", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + INJECTED),
+        (b"HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),  # a body to HEAD
+        (b"GET", b"HTTP/1.1 204 No Content\r\n\r\n" + INJECTED),
+        (b"GET", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + INJECTED),
+    ],
+)
+def test_bytes_after_a_complete_response_end_keep_alive(
+    codec: str, method: bytes, response: bytes
+) -> None:
+    """Pool poisoning: whatever follows a complete response must never be
+    read as the answer to the next request."""
+    client = CLIENT_CODECS[codec](Limits())
+    client.send(Request(method, b"/", [(b"host", b"a")]))
+    client.send(EndOfMessage())
+    client.receive_data(response)
+    assert isinstance(client.next_event(), Response)
+    event = client.next_event()
+    while isinstance(event, Data):
+        event = client.next_event()
+    assert isinstance(event, EndOfMessage)
+    assert not client.keep_alive
+    assert client.their_state is State.MUST_CLOSE
+    assert client.our_state is State.MUST_CLOSE
+    with pytest.raises(LocalProtocolError):
+        client.start_next_cycle()
+
+
+@pytest.mark.parametrize("codec", CLIENT_CODECS)
+def test_bytes_arriving_later_end_keep_alive(codec: str) -> None:
+    """The injected bytes come in a later read, before the next request."""
+    client = CLIENT_CODECS[codec](Limits())
+    client.send(Request(b"GET", b"/", [(b"host", b"a")]))
+    client.send(EndOfMessage())
+    client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert isinstance(client.next_event(), Response)
+    assert client.next_event() == Data(b"ok")
+    assert isinstance(client.next_event(), EndOfMessage)
+    assert client.keep_alive
+    client.receive_data(INJECTED)
+    assert not client.keep_alive
+    assert client.their_state is State.MUST_CLOSE
+    with pytest.raises(LocalProtocolError):
+        client.start_next_cycle()
+
+
+@pytest.mark.parametrize("codec", CLIENT_CODECS)
+def test_a_clean_response_keeps_the_connection(codec: str) -> None:
+    client = CLIENT_CODECS[codec](Limits())
+    for _ in range(2):
+        client.send(Request(b"GET", b"/", [(b"host", b"a")]))
+        client.send(EndOfMessage())
+        client.receive_data(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        )
+        assert isinstance(client.next_event(), InformationalResponse)
+        assert isinstance(client.next_event(), Response)
+        assert client.next_event() == Data(b"ok")
+        assert isinstance(client.next_event(), EndOfMessage)
+        assert client.keep_alive
+        client.start_next_cycle()

@@ -73,3 +73,43 @@ def test_console_script() -> None:
         check=False,
     )
     assert done.returncode == 0 and "ok" in done.stdout
+
+
+def test_client_ip_defaults_to_a_documentation_address_and_a_case_can_set_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "p.yml"
+    policy.write_text(
+        "on_http_request:\n  - actions: [{type: restrict-ips, config: {allow: [203.0.113.0/24]}}]\n"
+    )
+    cases = tmp_path / "c.yml"
+    cases.write_text(
+        "cases:\n"
+        "  - name: no client_ip\n"
+        "    request: {url: 'https://a.example/'}\n"
+        "    expect: {status: 403}\n"
+        "  - name: an allowed client\n"
+        "    request: {url: 'https://a.example/', client_ip: 203.0.113.5}\n"
+        "    expect: {forwarded: true}\n"
+    )
+    assert main(["policy", "test", str(policy), str(cases)]) == 0, capsys.readouterr().out
+    assert "IP 192.0.2.1 is not allowed" in capsys.readouterr().out
+    # --client-ip changes the default only: the first case is now let through.
+    args = ["policy", "test", "--client-ip", "203.0.113.9", str(policy), str(cases)]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "FAIL status: expected 403, got 200" in out and "1 passed, 1 failed" in out
+    cases.write_text("cases:\n  - request: {url: 'https://a.example/', client_ip: nowhere}\n")
+    assert main(["policy", "test", str(policy), str(cases)]) == 1
+    assert f"{cases}:2:" in capsys.readouterr().out
+
+
+def test_policy_test_help_names_the_default_client_address() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "edgeward.cli", "policy", "test", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "192.0.2.1" in done.stdout and "--client-ip" in done.stdout

@@ -52,8 +52,12 @@ def test_runtime_error_fails_closed_with_500() -> None:
     )
     r = request(h)  # no x-token header: no_such_key
     assert r.status == 500 and r.forwarded is None
-    assert r.header("content-type") == ["application/json"]
-    (event,) = h.events
+    # the edge's one error format: text by default, JSON when preferred
+    assert r.header("content-type") == ["text/plain; charset=utf-8"]
+    assert b"error: ERR_EDGEWARD_2254\n" in r.body
+    as_json = request(h, headers=[("accept", "application/json")])
+    assert as_json.header("content-type") == ["application/json"]
+    (event, _) = h.events
     assert (event.rule, event.action, event.verdict, event.error_code) == (
         "needs header",
         None,
@@ -79,9 +83,21 @@ def test_on_error_continue_skips_the_rule() -> None:
     assert [e.verdict for e in h.events] == ["continue"]
 
 
-def test_non_bool_expression_is_an_error() -> None:
-    h = load("on_http_request: [{expressions: ['req.url.path'], actions: [{type: deny}]}]")
-    assert request(h).status == 500
+def test_a_dyn_expression_that_is_not_a_bool_fails_closed_at_run_time() -> None:
+    # `vars.*` is dyn: only the run time can tell (a static non-bool is a
+    # load error, test_loader.py).
+    h = load(
+        """
+        on_http_request:
+          - actions: [{type: set-vars, config: {vars: [{flag: "text"}]}}]
+          - expressions: ["vars.flag"]
+            actions: [{type: deny}]
+        """
+    )
+    r = request(h)
+    assert r.status == 500
+    assert [(e.verdict, e.error_code) for e in h.events] == [("error", "ERR_EDGEWARD_2254")]
+    assert "gave str, not a bool" in h.events[0].reason
 
 
 def test_events_as_json_lines() -> None:

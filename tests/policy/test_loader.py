@@ -129,3 +129,96 @@ def test_duplicate_spellings_are_an_error() -> None:
         one("verify-webhook", "provider: github, secret: x, tolerance: 1m, skew_tolerance: 2m")
     )
     assert "same field" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("on_http_requests: []", 1, "unknown phase 'on_http_requests'; did you mean"),
+        (
+            "on_http_request: [{expresions: ['true'], actions: [{type: deny}]}]",
+            1,
+            "unknown rule field 'expresions'; did you mean 'expressions'?",
+        ),
+        (one("rate_limit"), 1, "unknown action type 'rate_limit'; did you mean 'rate-limit'?"),
+        (one("restrict-ip"), 1, "did you mean 'restrict-ips'?"),
+        (
+            "on_http_request: [{actions: [{type: deny, confg: {}}]}]",
+            1,
+            "unknown action field 'confg'; did you mean 'config'?",
+        ),
+        # A mistyped required field: reported as unknown at its own line,
+        # not as missing at the action's config.
+        (
+            "on_http_request:\n  - actions:\n      - type: redirect\n        config:\n"
+            "          too: /x\n",
+            5,
+            "unknown field 'too'; did you mean 'to'?",
+        ),
+        (
+            "on_http_request:\n  - actions:\n      - type: restrict-ips\n        config:\n"
+            "          alow: [10.0.0.0/8]\n",
+            5,
+            "unknown field 'alow'; did you mean 'allow'?",
+        ),
+        (
+            "on_http_request:\n  - actions:\n      - type: log\n        config:\n"
+            "          metdata: {a: b}\n",
+            5,
+            "unknown field 'metdata'; did you mean 'metadata'?",
+        ),
+        # A mistyped optional field: unknown, with the nearest field.
+        (
+            one("deny", "status_cod: 404"),
+            1,
+            "unknown field 'status_cod'; did you mean 'status_code'? (fields: status_code)",
+        ),
+        (one("verify-webhook", "provider: githb, secret: s"), 1, "did you mean 'github'?"),
+        (
+            one("compress-response", "algorithms: [gzipp]", phase="on_http_response"),
+            1,
+            "did you mean 'gzip'?",
+        ),
+    ],
+)
+def test_mistakes_are_named_with_a_suggestion(text: str, line: int, message: str) -> None:
+    (error,) = load_error(text).errors
+    assert message in error.message
+    assert error.location.line == line
+
+
+JWT_WITH_SKEW = """
+on_http_request:
+  - actions:
+      - type: jwt-validation
+        config:
+          issuer: {allow_list: [{value: https://idp.example}]}
+          audience: {allow_list: [{value: api}]}
+          http: {tokens: [{type: jwt, method: header, name: Authorization, prefix: "Bearer "}]}
+          jws:
+            allowed_algorithms: [RS256]
+            keys: {sources: {additional_jkus: [https://idp.example/jwks.json]}}
+          clock_skew: 1h
+"""
+RATE_LIMIT = "name: x, algorithm: sliding_window, capacity: 3, bucket_key: [conn.client_ip]"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (one("rate-limit", f"{RATE_LIMIT}, rate: 5s"), "rate must be at least 60s, not 5s"),
+        (
+            one("rate-limit", f"{RATE_LIMIT}, rate: 25h"),
+            "rate must be at most 86400s, not 90000s",
+        ),
+        (JWT_WITH_SKEW, "clock_skew must be at most 600s, not 3600s"),
+        (
+            one("verify-webhook", "provider: github, secret: s, tolerance: 0.5s"),
+            "tolerance must be at least 1s, not 0.5s",
+        ),
+        (one("deny", "status_code: 99"), "status_code must be at least 100, not 99"),
+    ],
+)
+def test_limits_are_reported_with_their_units(text: str, message: str) -> None:
+    (error,) = load_error(text).errors
+    assert error.message == message

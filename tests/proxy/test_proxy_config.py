@@ -74,9 +74,14 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
             GOOD + "limits:\n  max_body_bytes: lots\n",
             9,
             "limits.max_body_bytes",
-            "must be an integer",
+            "must be a number of bytes, not 'lots'",
         ),
-        (GOOD + "timeouts:\n  header_read: -1\n", 9, "timeouts.header_read", "positive"),
+        (
+            GOOD + "timeouts:\n  header_read: -1\n",
+            9,
+            "timeouts.header_read",
+            "must be more than 0s, not -1s",
+        ),
         (
             GOOD.replace("address: 127.0.0.1:8080", "address: 127.0.0.1:8080\n    http2: no"),
             4,
@@ -118,7 +123,7 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
             "listeners[0].tls.certificates[0].cert",
             "file not found",
         ),
-        (GOOD + "access_log: 3\n", 8, "access_log", "on, off"),
+        (GOOD + "access_log: 3\n", 8, "access_log", "true (standard output), false (none)"),
         (GOOD + "access_log: nowhere/access.log\n", 8, "access_log", "directory not found"),
         (GOOD + "access_log: .\n", 8, "access_log", "is a directory"),
         (GOOD + "endpoints: []\n", 8, "endpoints", "duplicate key"),
@@ -259,3 +264,100 @@ def test_every_error_code_is_documented() -> None:
     for error in errors.ALL:
         assert f"| {error.code} | {error.status} |" in doc
     assert len({e.code for e in errors.ALL}) == len(errors.ALL)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "message"),
+    [
+        # A required key mistyped: the unknown key, at its own line, first.
+        (
+            GOOD.replace("    upstream: http", "    upstrem: http"),
+            7,
+            "endpoints[0].upstrem",
+            "unknown key 'upstrem'; did you mean 'upstream'?",
+        ),
+        (
+            GOOD.replace("    address: 127", "    adress: 127"),
+            3,
+            "listeners[0].adress",
+            "unknown key 'adress'; did you mean 'address'?",
+        ),
+        (
+            GOOD.replace("listeners:", "listners:"),
+            1,
+            "listners",
+            "unknown key 'listners'; did you mean 'listeners'?",
+        ),
+        # An optional one: unknown, with the nearest key of its mapping.
+        (
+            GOOD + "    host_heder: upstream\n",
+            8,
+            "endpoints[0].host_heder",
+            "unknown key 'host_heder'; did you mean 'host_header'?",
+        ),
+        (
+            GOOD + "    traffic_polcy: {}\n",
+            8,
+            "endpoints[0].traffic_polcy",
+            "unknown key 'traffic_polcy'; did you mean 'traffic_policy'?",
+        ),
+        (GOOD + "timeout:\n  drain: 5\n", 8, "timeout", "did you mean 'timeouts'?"),
+        # Nothing near: no guess.
+        (GOOD + "    colour: blue\n", 8, "endpoints[0].colour", "unknown key 'colour'"),
+        # `upstream_tls` is no typo of a missing `upstream`.
+        (
+            GOOD.replace("    upstream: http://127.0.0.1:9000\n", "    upstream_tls: {}\n"),
+            5,
+            "endpoints[0]",
+            "missing required key 'upstream'",
+        ),
+    ],
+)
+def test_unknown_keys_are_reported_at_their_line_with_a_suggestion(
+    tmp_path: Path, text: str, line: int, path: str, message: str
+) -> None:
+    err = error_of(tmp_path, text)
+    assert err.location is not None
+    assert (err.location.line, err.location.path) == (line, path), str(err)
+    assert message in err.message, err.message
+    if "colour" in text or "upstream_tls" in text:
+        assert "did you mean" not in err.message
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "y", "n", "Yes", "'true'"])
+def test_access_log_yaml_1_1_booleans_are_errors_never_file_names(
+    tmp_path: Path, word: str
+) -> None:
+    err = error_of(tmp_path, GOOD + f"access_log: {word}\n")
+    assert err.location is not None and err.location.path == "access_log"
+    assert "is not a boolean in YAML 1.2: write true (standard output), false" in err.message
+    assert list(tmp_path.iterdir()) == [tmp_path / "edge.yml"]  # no file named `yes`
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled", "path"),
+    [("true", True, None), ("stdout", True, None), ("false", False, None), ("off", False, None)],
+)
+def test_access_log_true_is_standard_output(
+    tmp_path: Path, value: str, enabled: bool, path: Path | None
+) -> None:
+    config = load_config(write(tmp_path, GOOD + f"access_log: {value}\n"))
+    assert (config.access_log.enabled, config.access_log.path) == (enabled, path)
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "message"),
+    [
+        ("limits:\n  max_body_bytes: -1", "", "must be 0 bytes or more, not -1 bytes"),
+        ("limits:\n  max_header_bytes: 8k", "", "must be a number of bytes, not '8k'"),
+        ("limits:\n  max_header_count: -3", "", "must be 0 or more, not -3"),
+        ("limits:\n  h2_reset_window: 0", "", "must be more than 0s, not 0s"),
+        ("timeouts:\n  keep_alive: 0", "", "must be more than 0s, not 0s"),
+        ("timeouts:\n  drain: 30s", "", "must be a number of seconds, not '30s'"),
+    ],
+)
+def test_limits_are_reported_with_their_units(
+    tmp_path: Path, section: str, value: str, message: str
+) -> None:
+    err = error_of(tmp_path, GOOD + section + value + "\n")
+    assert err.message == message

@@ -17,7 +17,7 @@ from edgeward.http2 import Body, ConnectionEnded, EndBody, H2Limits, H2Server, R
 def pair(limits: H2Limits | None = None) -> tuple[h2.connection.H2Connection, H2Server]:
     client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     client.initiate_connection()
-    server = H2Server(limits or H2Limits())
+    server = H2Server(limits or H2Limits(), scheme=b"https")  # as on TLS
     server.initiate()
     server.receive_data(client.data_to_send(), 0.0)
     client.receive_data(server.data_to_send())

@@ -3,7 +3,6 @@ on SIGHUP (under load, and a broken config rejected), `--workers`."""
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import threading
@@ -63,26 +62,27 @@ def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path, upstream
 
 
 def test_drain_timeout_bounds_the_shutdown(tmp_path: Path, upstream: Upstream) -> None:
-    """A request longer than the drain timeout is cut off: the edge exits
-    while it is in flight (no wall-clock window: the request itself says)."""
+    # The in-flight request would take an hour: only the drain timeout
+    # (0.5 s) lets the edge exit, and the client gets no answer.
     edge = _edge(tmp_path, upstream, drain=0.5)
     outcome: list[object] = []
 
-    def slow() -> None:
+    def request() -> None:
         try:
             outcome.append(
-                httpx.get(edge.url("/slow?s=5"), headers={"host": "app.test"}, timeout=10)
+                httpx.get(edge.url("/slow?s=3600"), headers={"host": "app.test"}, timeout=20)
             )
         except httpx.HTTPError as exc:
             outcome.append(exc)
 
-    t = threading.Thread(target=slow)
+    t = threading.Thread(target=request)
     t.start()
     time.sleep(0.3)
     edge.signal(signal.SIGTERM)
     assert edge.proc.wait(10) == 0
-    t.join(10)
-    assert len(outcome) == 1 and isinstance(outcome[0], httpx.HTTPError), outcome
+    t.join(20)
+    (result,) = outcome
+    assert isinstance(result, httpx.HTTPError) and not isinstance(result, httpx.ConnectError)
     assert "drain timeout, closing 1 connections" in edge.log_text()
 
 
@@ -157,18 +157,22 @@ def test_sighup_reload_under_load_loses_no_request(tmp_path: Path, upstream: Ups
     for t in threads:
         t.start()
     try:
-        time.sleep(0.5)
+        # Each step waits for what shows the previous one took effect (not
+        # for a time: a loaded machine is slow, not wrong).
+        assert _wait_for(lambda: len(seen_hosts) > 0)
         edge.config.write_text(
             edge.config.read_text().replace(
                 "host_header: preserve", "host_header: reloaded.example"
             )
         )
         edge.signal(signal.SIGHUP)
-        time.sleep(1.0)
+        assert _wait_for(lambda: "reloaded.example" in seen_hosts)
         good = edge.config.read_text()
         edge.config.write_text(good + "\nunknown_key: true\n")
         edge.signal(signal.SIGHUP)
-        time.sleep(0.8)
+        assert _wait_for(lambda: "reload rejected" in edge.log_text())
+        served = len(seen_hosts)
+        assert _wait_for(lambda: len(seen_hosts) > served + 10)  # still serving
     finally:
         stop.set()
         for t in threads:
@@ -183,7 +187,9 @@ def test_sighup_reload_under_load_loses_no_request(tmp_path: Path, upstream: Ups
     assert edge.stop() == 0
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 5) -> bool:
+def _wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:
+    """Poll until `predicate` holds; `timeout` only bounds a test that
+    would otherwise hang (a loaded machine is slow, not wrong)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -227,10 +233,11 @@ def test_reload_moves_the_access_log_and_a_full_disk_stops_nothing(
     reloads = 2
     reload_with("/dev/full")
     requests(5)
-    time.sleep(1.5)  # two flushes fail
+    failed = "access log: cannot write to /dev/full"
+    assert _wait_for(lambda: failed in edge.log_text())  # a flush failed
     requests(2)  # the edge still answers
-    time.sleep(1.2)
-    assert edge.log_text().count("access log: cannot write to /dev/full") == 1
+    time.sleep(1.2)  # another flush fails, silently
+    assert edge.log_text().count(failed) == 1
     assert "Traceback" not in edge.log_text()
     assert edge.stop() == 0
 
@@ -273,8 +280,3 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
-
-
-def _swallow(fn: Callable[[], object]) -> None:
-    with contextlib.suppress(Exception):
-        fn()

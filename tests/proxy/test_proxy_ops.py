@@ -169,7 +169,7 @@ def test_an_unread_stdout_pipe_does_not_stop_the_edge(tmp_path: Path, upstream: 
     than the pipe holds must not stop the edge from answering."""
     port = free_port()
     config = tmp_path / "edge.yml"
-    config.write_text(CONFIG.format(port_web=port, upstream=upstream.url) + "access_log: on\n")
+    config.write_text(CONFIG.format(port_web=port, upstream=upstream.url) + "access_log: true\n")
     log = tmp_path / "edge.log"
     read_end, write_end = os.pipe()
     pipe_size = 65536
@@ -241,7 +241,7 @@ def _read_all(fd: int) -> None:
 
 EVENTS_POLICY = """
 events: stdout
-access_log: on
+access_log: true
 endpoints:
   - name: app
     hostname: app.test
@@ -487,7 +487,7 @@ def test_json_logs_share_one_timestamp_format_and_name_the_builds(
 ) -> None:
     edge = start_edge(
         tmp_path,
-        EVENTS_POLICY.replace("access_log: on", "access_log: {access_log}"),
+        EVENTS_POLICY.replace("access_log: true", "access_log: {access_log}"),
         upstream=upstream.url,
     )
     try:

@@ -251,11 +251,122 @@ def _hex_list(header: str) -> Callable[..., Delivery]:
     return sign
 
 
+def _airship(provider: str, body: bytes, secret: str) -> Delivery:
+    # Airship open channels: hex HMAC-SHA256 of "{X-UA-TIMESTAMP}:{body}".
+    sig = _hmac("sha256", secret, f"{TS}:", body).hex()
+    headers = [("X-UA-Signature", sig), ("X-UA-Timestamp", str(TS))]
+    return Delivery(provider, secret, headers, body, signs_timestamp=True,
+                    signature_headers=("x-ua-signature", "x-ua-timestamp"))  # fmt: skip
+
+
+def _contentful(provider: str, body: bytes, secret: str) -> Delivery:
+    # node-apps-toolkit signRequest: method, normalised path, the signed
+    # headers "k:v" sorted and joined by ";", the body, joined by newlines.
+    ms = str(TS * 1000)
+    signed_names = "x-contentful-signed-headers,x-contentful-timestamp,x-contentful-topic"
+    topic = "ContentManagement.Entry.publish"
+    canonical_headers = (
+        f"x-contentful-signed-headers:{signed_names};x-contentful-timestamp:{ms};"
+        f"x-contentful-topic:{topic}"
+    )
+    # Path "/in?src=test": the query is escaped, then the whole encodeURI'd.
+    path = "/in?src%253Dtest"
+    sig = _hmac("sha256", secret, f"POST\n{path}\n{canonical_headers}\n", body).hex()
+    headers = [
+        ("X-Contentful-Signature", sig),
+        ("X-Contentful-Timestamp", ms),
+        ("X-Contentful-Signed-Headers", signed_names),
+        ("X-Contentful-Topic", topic),
+    ]
+    return Delivery(provider, secret, headers, body, url=URL, signs_timestamp=True,
+                    signature_headers=tuple(n for n, _ in headers))  # fmt: skip
+
+
+def _docusign(provider: str, body: bytes, secret: str) -> Delivery:
+    # DocuSign Connect: one X-DocuSign-Signature-<n> per active HMAC key.
+    headers = [
+        ("X-DocuSign-Signature-1", _b64(_hmac("sha256", "an older key", body))),
+        ("X-DocuSign-Signature-2", _b64(_hmac("sha256", secret, body))),
+        ("X-Authorization-Digest", "HMACSHA256"),
+    ]
+    return Delivery(provider, secret, headers, body,
+                    signature_headers=("x-docusign-signature-2",))  # fmt: skip
+
+
+def _hygraph(provider: str, body: bytes, secret: str) -> Delivery:
+    # @hygraph/utils: JSON.stringify({Body, EnvironmentName, TimeStamp}).
+    ms = TS * 1000
+    text = body.decode("utf-8", "replace")
+    document = json.dumps(
+        {"Body": text, "EnvironmentName": "master", "TimeStamp": ms},
+        separators=(",", ":"), ensure_ascii=False,
+    )  # fmt: skip
+    sig = _b64(_hmac("sha256", secret, document.encode()))
+    return Delivery(provider, secret, [("gcms-signature", f"sign={sig}, env=master, t={ms}")],
+                    text.encode(), signs_timestamp=True,
+                    signature_headers=("gcms-signature",))  # fmt: skip
+
+
+def _mandrill(provider: str, body: bytes, secret: str) -> Delivery:
+    # Mandrill: the webhook URL, then each POST variable's key and value
+    # sorted by key, HMAC-SHA1, base64.
+    params = sorted(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True),
+                    key=lambda kv: kv[0])  # fmt: skip
+    sig = _b64(_hmac("sha1", secret, URL + "".join(k + v for k, v in params)))
+    headers = [("X-Mandrill-Signature", sig),
+               ("Content-Type", "application/x-www-form-urlencoded")]  # fmt: skip
+    return Delivery(provider, secret, headers, body, url=URL,
+                    signature_headers=("x-mandrill-signature", "content-type"))  # fmt: skip
+
+
+def _orb(provider: str, body: bytes, secret: str) -> Delivery:
+    # Orb: "v1:{X-Orb-Timestamp}:{body}", ISO 8601 without offset (UTC).
+    ts = datetime.fromtimestamp(TS, UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
+    sig = _hmac("sha256", secret, f"v1:{ts}:", body).hex()
+    headers = [("X-Orb-Signature", f"v1={'0' * 64} v1={sig}"), ("X-Orb-Timestamp", ts)]
+    return Delivery(provider, secret, headers, body, signs_timestamp=True,
+                    signature_headers=("x-orb-signature", "x-orb-timestamp"))  # fmt: skip
+
+
+def _plivo(provider: str, body: bytes, secret: str) -> Delivery:
+    # Plivo V3: URL without query + "?" + sorted query "k=v&.." + "." (when
+    # both) + sorted POST params "kv" + "." + nonce; HMAC-SHA256, base64.
+    nonce = "05429567804466091622"
+    params = sorted(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    base, _, query = URL.partition("?")
+    query_text = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(query)))
+    signed = base
+    if query_text or params:
+        signed += "?" + query_text
+    if query_text and params:
+        signed += "."
+    signed += "".join(k + v for k, v in params) + "." + nonce
+    sig = _b64(_hmac("sha256", secret, signed))
+    headers = [
+        ("X-Plivo-Signature-V3", f"{_b64(b'x' * 32)},{sig}"),  # one per active auth token
+        ("X-Plivo-Signature-V3-Nonce", nonce),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ]
+    return Delivery(provider, secret, headers, body, url=URL,
+                    signature_headers=("x-plivo-signature-v3", "x-plivo-signature-v3-nonce",
+                                       "content-type"))  # fmt: skip
+
+
+def _vmware(provider: str, body: bytes, secret: str) -> Delivery:
+    # Workspace ONE event notifications: HTTP Basic with the configured
+    # username and password; the policy secret is "username::password".
+    credentials = _b64(f"edge:{secret}".encode())
+    return Delivery(provider, f"edge::{secret}", [("Authorization", f"Basic {credentials}")],
+                    body, signs_body=False, signature_headers=("authorization",))  # fmt: skip
+
+
 _hub256 = _body_hmac("X-Hub-Signature-256", "sha256", "hex", "sha256=")
 
 SIGNERS: dict[str, Callable[..., Delivery]] = {
     "aftership": _body_hmac("aftership-hmac-sha256", "sha256", "base64"),
+    "airship": _airship,
     "alchemy": _body_hmac("X-Alchemy-Signature", "sha256", "hex"),
+    "autodesk": _body_hmac("x-adsk-signature", "sha1", "hex", "sha1hash="),
     "bitbucket": _body_hmac("X-Hub-Signature", "sha256", "hex", "sha256="),
     "bolt": _body_hmac("X-Bolt-Hmac-Sha256", "sha256", "base64"),
     "box": _box,
@@ -263,9 +374,13 @@ SIGNERS: dict[str, Callable[..., Delivery]] = {
     "buildkite": _stripe_like("X-Buildkite-Signature", "timestamp", "signature"),
     "calendly": _stripe_like("Calendly-Webhook-Signature"),
     "castle": _body_hmac("X-Castle-Signature", "sha256", "base64"),
+    "chargify": _body_hmac("X-Chargify-Webhook-Signature-Hmac-Sha-256", "sha256", "hex"),
     "circleci": _hex_list("circleci-signature"),
+    "clearbit": _body_hmac("X-Request-Signature", "sha1", "hex", "sha1="),
     "clerk": _standard("svix-"),
     "coinbase": _body_hmac("X-CC-Webhook-Signature", "sha256", "hex"),
+    "contentful": _contentful,
+    "docusign": _docusign,
     "dropbox": _body_hmac("X-Dropbox-Signature", "sha256", "hex"),
     "facebook_graph_api": _hub256,
     "facebook_messenger": _hub256,
@@ -273,32 +388,46 @@ SIGNERS: dict[str, Callable[..., Delivery]] = {
     "generic": _generic,
     "github": _hub256,
     "gitlab": _token("X-Gitlab-Token"),
+    "go1": _stripe_like("Go1-Signature"),
+    "graphcms": _hygraph,
     "heroku": _body_hmac("Heroku-Webhook-Hmac-SHA256", "sha256", "base64"),
+    "hostedhooks": _stripe_like("HostedHooks-Signature", "t", "s"),
     "hubspot": _hubspot,
     "instagram": _hub256,
     "intercom": _body_hmac("X-Hub-Signature", "sha1", "hex", "sha1="),
+    "jira": _body_hmac("X-Hub-Signature", "sha256", "hex", "sha256="),
     "launch_darkly": _body_hmac("X-LD-Signature", "sha256", "hex"),
     "linear": _body_hmac("Linear-Signature", "sha256", "hex"),
+    "mailchimp": _mandrill,
     "mailgun": _mailgun,
     "microsoft_teams": _teams,
+    "modern_treasury": _body_hmac("X-Signature", "sha256", "hex"),
+    "mongodb": _body_hmac("X-MMS-Signature", "sha1", "base64"),
     "mux": _stripe_like("Mux-Signature"),
     "okta": _token("Authorization"),
+    "orb": _orb,
+    "orbit": _token("X-Orbit-Signature"),
     "pagerduty": _hex_list("X-PagerDuty-Signature"),
     "pinwheel": _slack_like("X-Pinwheel-Signature", "X-Timestamp", "v2"),
+    "plivo": _plivo,
     "pusher": _body_hmac("X-Pusher-Signature", "sha256", "hex"),
     "segment": _body_hmac("X-Signature", "sha1", "hex"),
     "sendgrid": _sendgrid,
     "sentry": _body_hmac("Sentry-Hook-Signature", "sha256", "hex"),
     "shopify": _body_hmac("X-Shopify-Hmac-Sha256", "sha256", "base64"),
+    "signal_sciences": _body_hmac("X-SigSci-Signature", "sha256", "hex"),
     "slack": _slack_like("X-Slack-Signature", "X-Slack-Request-Timestamp", "v0"),
+    "sonatype": _body_hmac("X-Nexus-Webhook-Signature", "sha1", "hex"),
     "square": _square,
     "stripe": _stripe_like("Stripe-Signature"),
     "svix": _standard("svix-"),
     "terraform": _body_hmac("X-TFE-Notification-Signature", "sha512", "hex"),
     "tiktok": _stripe_like("TikTok-Signature", "t", "s"),
+    "trendmicro_conformity": _body_hmac("X-Conformity-Signature", "sha256", "hex"),
     "twilio": _twilio,
     "twitter": _body_hmac("X-Twitter-Webhooks-Signature", "sha256", "base64", "sha256="),
     "typeform": _body_hmac("Typeform-Signature", "sha256", "base64", "sha256="),
+    "vmware": _vmware,
     "webex": _body_hmac("X-Spark-Signature", "sha1", "hex"),
     "whatsapp": _hub256,
     "worldline": _body_hmac("X-GCS-Signature", "sha256", "base64"),

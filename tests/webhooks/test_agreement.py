@@ -178,3 +178,65 @@ def test_backends_agree_on_rfc3339_timestamps(ts: str, skew: float) -> None:
         delivery = sign(provider, b"{}")
         headers = [(n, ts if n.lower() == header else v) for n, v in delivery.headers]
         agree(provider, delivery.secret, headers, b"{}", now=1.6e9, tolerance_s=skew)
+    delivery = sign("orb", b"{}")  # ISO 8601, the offset optional
+    headers = [(n, ts if n.lower() == "x-orb-timestamp" else v) for n, v in delivery.headers]
+    agree("orb", delivery.secret, headers, b"{}", now=1.6e9, tolerance_s=skew)
+
+
+paths = st.text(st.sampled_from("ab/?&=#%2F é~;+\x00"), max_size=20)
+
+
+@given(path=paths, method=st.sampled_from(["POST", "GET", "put"]),
+       signed=st.lists(st.sampled_from(["x-contentful-topic", "X-Contentful-Topic", "",
+                                        "x-contentful-timestamp", " x-a", "x-a", "é"]),
+                       max_size=4).map(",".join),
+       extra=st.lists(st.tuples(st.sampled_from(["x-a", "X-A", "x-contentful-topic", "é"]),
+                                header_text), max_size=3))  # fmt: skip
+def test_backends_agree_on_contentful_requests(
+    path: str, method: str, signed: str, extra: list[tuple[str, str]]
+) -> None:
+    delivery = sign("contentful", b"{}")
+    headers = [
+        (n, signed if n.lower() == "x-contentful-signed-headers" else v)
+        for n, v in delivery.headers
+    ]
+    agree("contentful", delivery.secret, [*headers, *extra], b"{}",
+          url="https://h.example" + path, method=method, now=TS)  # fmt: skip
+
+
+@given(
+    url=urls,
+    body=form_text.map(str.encode),
+    method=st.sampled_from(["POST", "GET", "get"]),
+    content_type=st.sampled_from(["application/x-www-form-urlencoded", "text/plain"]),
+)
+def test_backends_agree_on_plivo_and_mandrill_urls(
+    url: str, body: bytes, method: str, content_type: str
+) -> None:
+    for provider in ("plivo", "mailchimp"):
+        delivery = sign(provider, body)
+        headers = [(n, content_type if n.lower() == "content-type" else v)
+                   for n, v in delivery.headers]  # fmt: skip
+        agree(provider, delivery.secret, headers, body, url=url, method=method, now=TS)
+        agree(provider, delivery.secret, headers, body, url=delivery.url, method=method, now=TS)
+
+
+@given(body=st.one_of(st.binary(max_size=40), st.text(max_size=40).map(str.encode)),
+       env=header_text,
+       t=st.sampled_from([str(TS * 1000), "", "1e3", str(TS), "0" * 19]))  # fmt: skip
+def test_backends_agree_on_hygraph_documents(body: bytes, env: str, t: str) -> None:
+    delivery = sign("graphcms", body)
+    sig = delivery.headers[0][1].split(", ")[0]
+    for value in (f"{sig}, env={env}, t={t}", delivery.headers[0][1]):
+        agree("graphcms", delivery.secret, [("gcms-signature", value)], body, now=TS,
+              tolerance_s=1e12)  # fmt: skip
+
+
+@given(names=st.lists(st.sampled_from(["X-DocuSign-Signature-1", "x-docusign-signature-2",
+                                       "X-DOCUSIGN-SIGNATURE-", "x-docusign-signature-1x",
+                                       "x-docusign-signature-١", "X-DocuSign-Signature-01"]),
+                      max_size=4))  # fmt: skip
+def test_backends_agree_on_docusign_header_sets(names: list[str]) -> None:
+    delivery = sign("docusign", b"{}")
+    good = delivery.headers[1][1]
+    agree("docusign", delivery.secret, [(n, good) for n in names], b"{}")

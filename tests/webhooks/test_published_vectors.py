@@ -1,5 +1,6 @@
 """The providers' own published examples (traffic-policy-reference.md §4.5;
-PagerDuty's from ../shared/conformance/webhooks), on both backends."""
+PagerDuty's body from the conformance data set, `webhooks/`), on both
+backends."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "webhooks"
 
 
 def test_github(backend: ModuleType) -> None:
@@ -180,9 +179,10 @@ def test_worldline(backend: ModuleType) -> None:
 PAGERDUTY_SECRET = "lDQHScfUeXUKaQRNF+8XIiDKZ7XX3itBAYzwU0TARw8lJqRnkKl2iB1anSb0Z+IK"
 
 
-def test_pagerduty(backend: ModuleType) -> None:
-    # go-pagerduty webhookv3/webhookv3_test.go: body from ../shared, signatures from the test.
-    body = (SHARED / "pagerduty-v3-body.json").read_bytes()
+def test_pagerduty(backend: ModuleType, conformance: Path) -> None:
+    # go-pagerduty webhookv3/webhookv3_test.go: the body from the conformance
+    # data set, the signatures from the test.
+    body = (conformance / "webhooks" / "pagerduty-v3-body.json").read_bytes()
     valid = "v1=0c0b9495b893a39e70d1fea2fe11fbe0a825f88b9f67846f6cc07dd2bc5476cd"
     mismatch = "v1=7020c8a7ec668a9b7012bc3dd82e483394b038f4230acc6785efbf2a7d8bcaf5"
 
@@ -198,3 +198,41 @@ def test_pagerduty(backend: ModuleType) -> None:
     assert check(mismatch) == (False, "signature mismatch")
     assert check("") == (False, "malformed header x-pagerduty-signature")
     assert not backend.verify_webhook("pagerduty", PAGERDUTY_SECRET, {}, body)
+
+
+ORB_PAYLOAD = (
+    b'{"id": "o4mmewpfNNTnjfZc", "created_at": "2024-03-27T15:42:29+00:00", "type": '
+    b'"resource_event.test", "properties": {"message": "A test webhook from Orb. Happy testing!"}}'
+)
+ORB_SIGNATURE = "9d25de966891ab0bc18754faf8d83d0980b44ae330fcc130b41a6cf3daf1f391"
+ORB_NOW = 1711554149.551  # 2024-03-27T15:42:29.551Z, the vector's own timestamp
+
+
+def test_orb(backend: ModuleType) -> None:
+    # Orb's official SDK test (orbcorp/orb-python tests/api_resources/test_webhooks.py):
+    # a naive ISO 8601 timestamp read as UTC, space-separated "v1=" entries.
+    secret = "c-UGKYdnhHh436B_sMouYAPUvXyWpzOdunZBV5dFSD8"
+    headers = {
+        "X-Orb-Timestamp": "2024-03-27T15:42:29.551",
+        "X-Orb-Signature": f"v1={ORB_SIGNATURE}",
+    }
+    args = ("orb", secret)
+    assert backend.explain_webhook(*args, headers, ORB_PAYLOAD, now=ORB_NOW) == (True, "ok")
+    assert backend.explain_webhook(*args, headers, ORB_PAYLOAD, now=ORB_NOW + 360)[1] == (
+        "stale timestamp"
+    )
+    assert backend.explain_webhook(*args, headers, ORB_PAYLOAD, now=ORB_NOW - 360)[1] == (
+        "timestamp in the future"
+    )
+    assert not backend.verify_webhook("orb", "foo", headers, ORB_PAYLOAD, now=ORB_NOW)
+    rotated = {**headers, "X-Orb-Signature": f"v1=my_invalid_signature v1={ORB_SIGNATURE}"}
+    assert backend.verify_webhook(*args, rotated, ORB_PAYLOAD, now=ORB_NOW)
+    other_version = {**headers, "X-Orb-Signature": f"v2={ORB_SIGNATURE}"}
+    assert backend.explain_webhook(*args, other_version, ORB_PAYLOAD, now=ORB_NOW) == (
+        False,
+        "malformed header x-orb-signature",
+    )
+    assert backend.verify_webhook(
+        *args, {**headers, "X-Orb-Signature": f"v2={ORB_SIGNATURE} v1={ORB_SIGNATURE}"},
+        ORB_PAYLOAD, now=ORB_NOW,
+    )  # fmt: skip

@@ -96,6 +96,8 @@ class IpTable(Generic[_V]):
 # --------------------------------------------------------------------------
 
 PROVIDERS: frozenset[str]
+"""The ids the verifier knows (docs/webhooks.md). Amazon SNS (`sns`) is not
+one: its X.509 signatures are verified by `edgeward.webhooks.sns`."""
 
 DEFAULT_TOLERANCE_S: Mapping[str, float]
 """Per provider, the timestamp tolerance its documentation gives, else 180 s
@@ -117,7 +119,8 @@ def verify_webhook(
     `secret`. Header names are case-insensitive. A missing or malformed
     signature header, a stale timestamp (older or newer than `tolerance_s`
     relative to `now`, default the current time) returns False. `url` is the
-    full request URL for providers that sign it (twilio, square, hubspot).
+    full request URL for providers that sign it (twilio, square, hubspot,
+    plivo, mailchimp; contentful signs its path and query).
     `options` configures the `generic` provider (algorithm, header,
     encoding, prefix). Unknown provider: ``ValueError``.
 
@@ -126,8 +129,9 @@ def verify_webhook(
     that appears more than once fails the check; `method` is the request
     method (HubSpot signs it); `options` also takes ``header`` for `okta`;
     ``ValueError`` too for an empty or unusable secret (a SendGrid key that
-    is not base64 DER P-256, a Svix secret that is not base64), an invalid
-    option, and a missing `url` for twilio, square and hubspot."""
+    is not base64 DER P-256, a Svix secret that is not base64, a vmware
+    secret without ``::``), an invalid option, and a missing `url` for the
+    providers that sign it."""
 
 def explain_webhook(
     provider: str,
@@ -182,12 +186,19 @@ class Env:
     ``"list(T)"``, ``"map(K, V)"``) or a dict of field name -> type for an
     object with fixed fields (selecting an unknown field is a compile
     error). ``variables=None`` declares nothing and accepts any identifier
-    as ``dyn``."""
+    as ``dyn``.
+
+    `secrets` (vault -> name -> value) is the table ``secrets.get(vault,
+    name)`` reads in the programs compiled against this Env: a lookup with
+    constant arguments is resolved (an unknown one is a compile error), one
+    computed at run time raises ``no_such_key`` when absent. ``None``: no
+    table, every lookup is ``unbound`` at run time. Values are never shown."""
 
     def __new__(
         cls,
         variables: Mapping[str, Any] | None = None,
         *,
+        secrets: Mapping[str, Mapping[str, str]] | None = None,
         max_source_length: int = 4096,
         max_depth: int = 64,
         max_iterations: int = 10_000,
@@ -199,6 +210,13 @@ class Program:
     references: frozenset[str]
     """Variable paths the expression reads, e.g. ``{"req.url.path",
     "req.headers"}``."""
+    result_type: str
+    """The static type the checker gave the result, in the `Env` type
+    syntax (``"bool"``, ``"string"``, ``"list(string)"``, ``"dyn"``); a
+    declared object is its own value's type, or ``"map(string, dyn)"``."""
+    secrets_read: frozenset[tuple[str | None, str | None]]
+    """``(vault, name)`` of each ``secrets.get``; None for an argument
+    computed at run time."""
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
         """Evaluate against `activation` (a dict or any Mapping; nested
         Mappings are read lazily, only the keys the expression touches).
@@ -211,6 +229,7 @@ def compile(source: str, *, env: Env | None = None) -> Program:
 class Template:
     source: str
     references: frozenset[str]
+    secrets_read: frozenset[tuple[str | None, str | None]]
     is_constant: bool
     def render(self, activation: Mapping[str, Any]) -> str:
         """Each ``${expr}`` replaced by its value as text (CEL ``string()``

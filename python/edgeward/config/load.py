@@ -31,14 +31,17 @@ from edgeward.config.model import (
     Listener,
     ListenerTls,
     Network,
+    OutboundAllowList,
     PolicyFactory,
     PolicySource,
     Timeouts,
     Upstream,
     is_internal,
 )
-from edgeward.document import Document, PathKey, load_document
+from edgeward.document import Document, PathKey, did_you_mean, load_document, misspelling_of
 from edgeward.errors import ConfigError, EdgewardError
+from edgeward.secrets import Secrets, read_secrets
+from edgeward.urlpath import ESCAPED_SLASH_ACTIONS
 
 T = TypeVar("T")
 _REQUIRED: Any = object()
@@ -75,15 +78,29 @@ class _Section:
             raise loader.error(path, f"must be a mapping, not {_kind(data)}")
         self.data: dict[str, Any] = data
         self.taken: set[str] = set()
+        self.known: set[str] = set()  # asked about with has(): valid here, maybe absent
 
     def has(self, key: str) -> bool:
+        self.known.add(key)
         return key in self.data
 
-    def take(self, key: str, kind: type[T], default: T = _REQUIRED) -> T:
+    def missing(self, key: str, message: str | None = None) -> ConfigError:
+        """The error for a required `key` that is absent: a mistyped key
+        present in its place is reported first, at its own line."""
+        typo = misspelling_of(key, (k for k in self.data if k not in self.taken | self.known))
+        if typo is not None:
+            return self.loader.error(
+                (*self.path, typo), f"unknown key {typo!r}; did you mean {key!r}?"
+            )
+        return self.loader.error(self.path, message or f"missing required key {key!r}")
+
+    def take(self, key: str, kind: type[T], default: T = _REQUIRED, what: str | None = None) -> T:
+        """The value of `key`, which must be a `kind` (`what` names it in
+        the error: "a number of seconds")."""
         self.taken.add(key)
         if key not in self.data or (self.data[key] is None and default is not _REQUIRED):
             if default is _REQUIRED:
-                raise self.loader.error(self.path, f"missing required key {key!r}")
+                raise self.missing(key)
             return default
         value = self.data[key]
         ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
@@ -94,9 +111,10 @@ class _Section:
                 (*self.path, key), f"must be true or false, not {value!r} (YAML 1.2: that is text)"
             )
         if not ok:
+            got = f"{value!r}" if isinstance(value, str) and what else _kind(value)
             raise self.loader.error(
                 (*self.path, key),
-                f"must be {_TYPE_NAMES.get(kind, kind.__name__)}, not {_kind(value)}",
+                f"must be {what or _TYPE_NAMES.get(kind, kind.__name__)}, not {got}",
             )
         return value  # type: ignore[no-any-return]
 
@@ -108,9 +126,11 @@ class _Section:
         return (*self.path, key)
 
     def done(self) -> None:
+        valid = self.taken | self.known
         for key in self.data:
-            if key not in self.taken:
-                raise self.loader.error((*self.path, key), f"unknown key {key!r}")
+            if key not in valid:
+                hint = did_you_mean(key, valid)
+                raise self.loader.error((*self.path, key), f"unknown key {key!r}{hint}")
 
 
 class _Loader:
@@ -118,8 +138,10 @@ class _Loader:
         self.doc = doc
         self.base = base
         self.factory = factory
+        self.http_request = OutboundAllowList()
         self.events: tuple[str, ...] | None = None
         self.identity: IdentityConfig | None = None
+        self.secrets = Secrets()
 
     def error(self, path: PathKey, message: str) -> ConfigError:
         return ConfigError(message, self.doc.locate(path))
@@ -130,13 +152,16 @@ class _Loader:
         timeouts = self._fields(top.section("timeouts"), Timeouts)
         access_log = self._access_log(top)
         self.events = self._events(top)
+        self.http_request = self._http_request(top.section("http_request"))
+        top.taken.add("secrets")
+        self.secrets = read_secrets(self.doc, ("secrets",), top.data.get("secrets"), self.base)
         forwarded = self._forwarded(top.section("forwarded_headers"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
         state_dir = self._state_dir(top)
         identity_section = top.section("identity") if top.has("identity") else None
         listeners = self._list(top, "listeners", self._listener)
         if not listeners:
-            raise self.error(top.at("listeners"), "at least one listener is required")
+            raise top.missing("listeners", "at least one listener is required")
         names = self._unique(top, "listeners", [ln.name for ln in listeners], "listener name")
         if identity_section is not None:
             self.identity = self._identity(identity_section, names)
@@ -171,9 +196,11 @@ class _Loader:
             limits=limits,
             timeouts=timeouts,
             access_log=access_log,
+            http_request=self.http_request,
             events=self.events,
             forwarded=forwarded,
             ip_policies=ip_policies,
+            secrets=self.secrets,
             state_dir=state_dir,
             identity=self.identity,
             admin=admin,
@@ -184,27 +211,44 @@ class _Loader:
     # --- pieces -----------------------------------------------------------------
 
     def _fields(self, sec: _Section, cls: type[T]) -> T:
+        """`limits` and `timeouts`: numbers, each reported in its unit."""
         defaults = cls()
         values: dict[str, Any] = {}
         for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
             default = getattr(defaults, name)
-            value = sec.take(name, type(default), default)
-            if value < 0 or (isinstance(value, float) and value == 0):
-                raise self.error(sec.at(name), "must be positive")
+            unit = _unit(name, default)
+            what = {"s": "a number of seconds", " bytes": "a number of bytes"}.get(unit)
+            value = sec.take(name, type(default), default, what)
+            if isinstance(value, float) and value <= 0:
+                raise self.error(sec.at(name), f"must be more than 0{unit}, not {value:g}{unit}")
+            if value < 0:
+                raise self.error(sec.at(name), f"must be 0{unit} or more, not {value}{unit}")
             values[name] = value
         sec.done()
         return cls(**values)
 
     def _access_log(self, top: _Section) -> AccessLog:
+        """true or stdout: standard output; false or off: none; else a
+        file. YAML 1.1's other booleans (`yes`, `on`...) are text in YAML
+        1.2: an error here, never a file named `yes`."""
         value = top.data.get("access_log", False)
         top.taken.add("access_log")
         if value is None or value is False or value == "off":
             return AccessLog()
-        if value is True or value in ("on", "stdout", "-"):
+        if value is True or value in ("stdout", "-"):
             return AccessLog(enabled=True)
+        if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
+            raise self.error(
+                top.at("access_log"),
+                f"{value!r} is not a boolean in YAML 1.2: write true (standard output),"
+                " false (no access log) or a file path",
+            )
         if isinstance(value, str) and value:
             return AccessLog(enabled=True, path=self._output_file(top.at("access_log"), value))
-        raise self.error(top.at("access_log"), "must be on, off, or a file path")
+        raise self.error(
+            top.at("access_log"),
+            f"must be true (standard output), false (none) or a file path, not {_kind(value)}",
+        )
 
     def _admin(self, top: _Section, listeners: list[Listener]) -> AdminListener | None:
         """`admin: {address: host:port}`: never one of the public listeners."""
@@ -373,6 +417,28 @@ class _Loader:
         sec.done()
         return ForwardedTrust(trusted)
 
+    def _http_request(self, sec: _Section) -> OutboundAllowList:
+        """`http_request.allow_external`: host names (`api.example.com`,
+        `*.example.com`) and addresses or CIDRs the http-request action may
+        call; absent, nothing outside the edge."""
+        hosts: list[str] = []
+        networks: list[Network] = []
+        for i, item in enumerate(sec.take("allow_external", list, [])):
+            path = (*sec.at("allow_external"), i)
+            if not isinstance(item, str) or not item:
+                raise self.error(path, f"must be a host name, an address or a CIDR, not {item!r}")
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+                continue
+            except ValueError:
+                pass
+            name = item.lower().rstrip(".")
+            if not _HOSTNAME.match(name) or name == "*":
+                raise self.error(path, f"not a host name, an address or a CIDR: {item!r}")
+            hosts.append(name)
+        sec.done()
+        return OutboundAllowList(tuple(hosts), tuple(networks))
+
     def _ip_policies(self, sec: _Section) -> dict[str, IpPolicy]:
         out = {}
         for name in list(sec.data):
@@ -475,13 +541,28 @@ class _Loader:
             if ln not in listener_names:
                 raise self.error((*sec.at("listeners"), i), f"no listener named {ln!r}")
         host_header = sec.take("host_header", str, "preserve")
+        escaped_slashes = sec.take("escaped_slashes", str, "reject")
+        if escaped_slashes not in ESCAPED_SLASH_ACTIONS:
+            raise self.error(
+                sec.at("escaped_slashes"),
+                f"must be {', '.join(map(repr, ESCAPED_SLASH_ACTIONS))}, not {escaped_slashes!r}",
+            )
         metadata = sec.take("metadata", dict, {})
         for k, v in metadata.items():
             if not isinstance(v, str):
                 raise self.error((*sec.at("metadata"), k), "metadata values must be strings")
         policy = self._policy(sec, f"endpoint {name}")
         sec.done()
-        return Endpoint(name, hostname, upstream, listeners, host_header, metadata, policy)
+        return Endpoint(
+            name,
+            hostname,
+            upstream,
+            listeners,
+            host_header,
+            metadata,
+            policy,
+            escaped_slashes=escaped_slashes,  # type: ignore[arg-type]
+        )
 
     def _upstream(self, sec: _Section) -> Upstream:
         url = sec.take("upstream", str)
@@ -533,7 +614,12 @@ class _Loader:
             sec.take("traffic_policy", dict)
             key = sec.at("traffic_policy")
             return PolicySource(
-                self.doc.sub(key), self.doc.locate(key), owner, self.events, self.identity
+                self.doc.sub(key),
+                self.doc.locate(key),
+                owner,
+                self.events,
+                identity=self.identity,
+                secrets=self.secrets,
             )
         if from_file:
             path = self._file(sec, "traffic_policy_file")
@@ -542,7 +628,8 @@ class _Loader:
                 self.doc.locate(sec.at("traffic_policy_file")),
                 owner,
                 self.events,
-                self.identity,
+                identity=self.identity,
+                secrets=self.secrets,
             )
         return None
 
@@ -637,6 +724,7 @@ class _Loader:
         source: PolicySource | None = getattr(item, "policy_source", None)
         if source is None or self.factory is None:
             return item
+        source = dataclasses.replace(source, http_request=self.http_request)
         try:
             hooks = self.factory(source, ip_policies)
         except ConfigError:
@@ -658,6 +746,19 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# YAML 1.1 booleans that YAML 1.2 (this loader) reads as text.
+_YAML11_BOOLS = frozenset({"yes", "no", "on", "y", "n", "true", "false"})
+
+
+def _unit(field: str, default: object) -> str:
+    """The unit a `limits`/`timeouts` number is in, as a suffix."""
+    if field.endswith("_bytes"):
+        return " bytes"
+    if isinstance(default, float):  # every float of both sections is seconds
+        return "s"
+    return ""
 
 
 def _kind(value: Any) -> str:

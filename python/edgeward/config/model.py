@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol
 from edgeward.document import Document
 from edgeward.errors import Location
 from edgeward.hooks import PolicyHooks
+from edgeward.secrets import Secrets
+from edgeward.urlpath import EscapedSlashes
 
 Network = IPv4Network | IPv6Network
 
@@ -46,6 +48,18 @@ class Timeouts:
     upstream_response: float = 60.0  # request sent -> response head; also between body chunks
     upstream_idle: float = 30.0  # idle pooled upstream connection expiry
     drain: float = 30.0  # graceful shutdown: wait this long for in-flight requests
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundAllowList:
+    """`http_request: {allow_external: [...]}`: what the `http-request`
+    action may call outside the edge. Nothing by default, so a policy cannot
+    reach into the operator's network (SSRF). `hosts` are names (exact, or
+    `*.example.com` for the names under it) whose addresses must be public;
+    `networks` are address ranges allowed whatever the name."""
+
+    hosts: tuple[str, ...] = ()
+    networks: tuple[Network, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +111,8 @@ class PolicySource:
     document: Document
     origin: Location  # the `traffic_policy(_file)` key that brought it in
     owner: str  # "endpoint app" / "listener public"
+    # The edge config's `http_request` (what http-request may call).
+    http_request: OutboundAllowList = field(default=OutboundAllowList(), kw_only=True)
     # Where decision events go: the edge config's `events:` ("stdout",
     # "stderr", absolute file paths; () for none); None when it says nothing.
     events: tuple[str, ...] | None = None
@@ -104,6 +120,9 @@ class PolicySource:
     identity: IdentityConfig | None = None
     # "identity-auth-host": not a document but the auth host's built-in hooks.
     builtin: str | None = None
+    # What `secrets.get` reads: the edge config's `secrets:` (empty when it
+    # has none); None when unknown (a policy compiled without an edge config).
+    secrets: Secrets | None = field(default=None, repr=False)
 
 
 class PolicyFactory(Protocol):
@@ -175,6 +194,8 @@ class Endpoint:
     metadata: Mapping[str, str] = field(default_factory=dict)
     policy_source: PolicySource | None = None
     policy: PolicyHooks | None = None
+    # %2F, %5C and "\" in request paths: refused, kept, or read as "/" (edgeward.urlpath)
+    escaped_slashes: EscapedSlashes = "reject"
 
     @property
     def is_wildcard(self) -> bool:
@@ -238,9 +259,11 @@ class EdgeConfig:
     limits: Limits = Limits()
     timeouts: Timeouts = Timeouts()
     access_log: AccessLog = AccessLog()
+    http_request: OutboundAllowList = OutboundAllowList()
     events: tuple[str, ...] | None = None  # policy decision events (see PolicySource.events)
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)
+    secrets: Secrets = field(default_factory=Secrets, repr=False)  # `secrets:`
     # The state store's directory (authtokens), absolute; None: the default
     # (`edgeward.store.statedir.resolve`: EDGEWARD_STATE_DIR, else
     # $XDG_STATE_HOME/edgeward, else ~/.local/state/edgeward).

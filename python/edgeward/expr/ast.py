@@ -11,7 +11,8 @@ are marked."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -88,11 +89,21 @@ class Conditional(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class SecretLookup(Node):
+    """(made by the checker) `secrets.get(vault, name)` bound to the Env's
+    secrets table (None: the Env has none)."""
+
+    table: Mapping[str, Mapping[str, str]] | None = field(repr=False, compare=False)
+    vault: Node
+    name: Node
+
+
+@dataclass(frozen=True, slots=True)
 class Comprehension(Node):
-    macro: str  # all exists exists_one map filter
+    macro: str  # all exists exists_one map filter sortBy
     var: str
     range: Node
-    body: Node  # the predicate, or the transform of map
+    body: Node  # the predicate, the transform of map, or the key of sortBy
     filter: Node | None = None  # the predicate of 3-argument map
 
 
@@ -125,4 +136,6 @@ def children(node: Node) -> tuple[Node, ...]:
         return (node.condition, node.then, node.otherwise)
     if isinstance(node, Comprehension):
         return (node.range, node.body) + ((node.filter,) if node.filter else ())
+    if isinstance(node, SecretLookup):
+        return (node.vault, node.name)
     return ()

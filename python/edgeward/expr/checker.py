@@ -46,17 +46,18 @@ _ORDERED: Final = frozenset({"string", "bytes", "bool", "timestamp", "duration"}
 _KEY_TYPES: Final = frozenset({"dyn", "bool", "int", "uint", "string"})
 
 
-def check(node: ast.Node, source: str, env: Env) -> ast.Node:
-    """The rewritten tree of a parsed expression, or `PolicyExprError`."""
+def check(node: ast.Node, source: str, env: Env) -> tuple[ast.Node, Type]:
+    """The rewritten tree of a parsed expression and the static type of its
+    result, or `PolicyExprError`."""
     checker = _Checker(source, env)
-    checked, _ = checker.value(node)
-    return checked
+    return checker.value(node)
 
 
 class _Checker:
     def __init__(self, source: str, env: Env) -> None:
         self.source = source
         self.declarations = env.declarations
+        self.secrets = env.secrets
         self.functions: Registry = registry()
         self.scopes: list[dict[str, Type]] = []
 
@@ -183,6 +184,8 @@ class _Checker:
             raise self.error(f"undeclared reference to function {node.function!r}", node)
         matching = self.resolve(node, node.function, overloads, types, receiver is not None)
         self.check_constants(matching, [n for n, _ in checked_args])
+        if node.function == "secrets.get":
+            return self.secret(node, args[0][0], args[1][0]), STRING
         rewritten = ast.Call(
             node.pos,
             node.function,
@@ -224,6 +227,25 @@ class _Checker:
             except EvalError as exc:
                 at = next(a for a, c in zip(args, constants, strict=True) if c is not None)
                 raise self.error(f"invalid constant argument: {exc.message}", at) from None
+
+    def secret(self, node: ast.Call, vault: ast.Node, name: ast.Node) -> ast.Node:
+        """`secrets.get` bound to the Env's table: with constant arguments,
+        the value itself (an unknown secret is a compile error)."""
+        if (
+            self.secrets is not None
+            and isinstance(vault, ast.Literal)
+            and isinstance(name, ast.Literal)
+            and isinstance(vault.value, str)
+            and isinstance(name.value, str)
+        ):
+            value = self.secrets.get(vault.value, {}).get(name.value)
+            if value is None:
+                raise self.error(
+                    f"invalid constant argument: no secret {name.value!r} in vault {vault.value!r}",
+                    node,
+                )
+            return ast.Literal(node.pos, value)
+        return ast.SecretLookup(node.pos, self.secrets, vault, name)
 
     def index(self, node: ast.Index) -> Checked:
         operand, t = self.value(node.operand)
@@ -299,6 +321,8 @@ class _Checker:
 
     def comprehension(self, node: ast.Comprehension) -> Checked:
         range_, rt = self.value(node.range)
+        if node.macro == "sortBy" and rt.name == "map":
+            raise self.error(f"sortBy() needs a list, not {rt}", node.range)
         if rt.name in ("list", "map"):
             var_type = rt.params[0]
         elif rt.name == "dyn":
@@ -311,6 +335,9 @@ class _Checker:
             if node.macro == "map":
                 body, body_type = self.value(node.body)
                 result = list_of(body_type)
+            elif node.macro == "sortBy":
+                body, _ = self.value(node.body)
+                result = rt if rt.name == "list" else list_of(DYN)
             else:
                 body = self.condition(node.body)
                 result = list_of(var_type) if node.macro == "filter" else BOOL
@@ -375,3 +402,29 @@ def _variable_path(node: ast.Node, scope: frozenset[str]) -> str | None:
         return None
     parts.append(node.name)
     return ".".join(reversed(parts))
+
+
+def secret_reads(node: ast.Node) -> set[tuple[str | None, str | None]]:
+    """The (vault, name) pairs `secrets.get` reads; None for an argument
+    computed at run time. A constant read the Env resolved is not in the
+    tree any more: `Program.secrets_read` comes from the parsed tree."""
+    found: set[tuple[str | None, str | None]] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if (
+            isinstance(current, ast.Call)
+            and current.function == "secrets.get"
+            and current.receiver is None
+            and len(current.args) == 2
+        ):
+            vault, name = (_text_literal(a) for a in current.args)
+            found.add((vault, name))
+        stack.extend(ast.children(current))
+    return found
+
+
+def _text_literal(node: ast.Node) -> str | None:
+    if isinstance(node, ast.Literal) and isinstance(node.value, str):
+        return node.value
+    return None

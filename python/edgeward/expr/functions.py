@@ -107,6 +107,8 @@ QUALIFIED_FUNCTIONS: Final = frozenset(
         "hash.sha512",
         "hash.crc32",
         "hash.crc64",
+        "hash.xxhash64",
+        "url.parse",
         "rand.double",
         "rand.int",
         "secrets.get",
@@ -126,8 +128,60 @@ IMPLICIT_ARGUMENTS: Final[dict[tuple[str, int], tuple[str, ...]]] = {
     ("hasResHeader", 1): ("res", "headers"),
     ("getResCookie", 1): ("res", "cookies"),
     ("hasResCookie", 1): ("res", "cookies"),
-    ("secrets.get", 2): ("secrets",),
 }
+
+# The names only the pricing page lists (traffic-policy-reference §2.7) whose
+# meaning is clear from the name: alias -> (canonical function, whether the
+# alias's first argument is the canonical function's receiver). The parser
+# rewrites the call; nothing is implemented twice (docs/cel.md §11.5).
+ALIASES: Final[dict[str, tuple[str, bool]]] = {
+    "b64.decode": ("base64.decode", False),
+    "b64.encode": ("base64.encode", False),
+    "security.secret": ("secrets.get", False),
+    "utility.base64_decode": ("base64.decode", False),
+    "utility.base64_encode": ("base64.encode", False),
+    "utility.basic_auth_encode": ("basic_auth.encode", False),
+    "utility.in_cidr_range": ("inCidrRange", False),
+    "utility.in_cidr_ranges": ("inCidrRanges", False),
+    "utility.json_decode": ("json.decode", False),
+    "utility.json_encode": ("json.encode", False),
+    "utility.list_encode_json": ("encodeJson", True),
+    "utility.object_encode_json": ("encodeJson", True),
+    "utility.object_encode_query_string": ("encodeQueryString", True),
+    "utility.query_string_decode": ("queryString.decode", False),
+    "utility.query_string_encode": ("queryString.encode", False),
+    "utility.rand_double": ("rand.double", False),
+    "utility.rand_int": ("rand.int", False),
+    "utility.string_decode_base64": ("decodeBase64", True),
+    "utility.string_decode_json": ("decodeJson", True),
+    "utility.string_decode_query_string": ("decodeQueryString", True),
+    "utility.string_encode_base64": ("encodeBase64", True),
+    "utility.string_escape_url": ("escapeUrl", True),
+    "utility.string_is_json": ("isJson", True),
+    "utility.string_is_query_string": ("isQueryString", True),
+    "utility.string_is_url": ("isURL", True),
+    "utility.string_parse_url": ("parseUrl", True),
+    "utility.string_unescape_url": ("unescapeUrl", True),
+    "utility.url_escape": ("url.escape", False),
+    "utility.url_parse": ("url.parse", False),
+    "utility.url_unescape": ("url.unescape", False),
+}
+
+# Pricing-page names that read one variable: `http.path()` is `req.url.path`.
+VARIABLE_ALIASES: Final[dict[str, tuple[str, ...]]] = {
+    "http.path": ("req", "url", "path"),
+    "http.query": ("req", "url", "query"),
+    "http.request_method": ("req", "method"),
+    "http.request_uri": ("req", "url", "uri"),
+    "http.scheme": ("req", "url", "scheme"),
+    "http.status": ("res", "status_code"),
+    "http.user_agent": ("req", "user_agent"),
+}
+
+
+def is_qualified(name: str) -> bool:
+    """Whether `a.b(...)` names a global function (or an alias of one)."""
+    return name in QUALIFIED_FUNCTIONS or name in ALIASES or name in VARIABLE_ALIASES
 
 
 @functools.cache

@@ -11,6 +11,7 @@ from typing import Any, Final
 from edgeward.expr import ast
 from edgeward.expr.errors import EvalError
 from edgeward.expr.functions import Overload, registry
+from edgeward.expr.lib_lists import sort_by_keys
 from edgeward.expr.values import (
     CelMap,
     compare,
@@ -36,8 +37,8 @@ class Evaluation:
         self.max_iterations = max_iterations
         self.slots: list[Any] = [None] * slots
 
-    def iterate(self) -> None:
-        self.iterations += 1
+    def iterate(self, count: int = 1) -> None:
+        self.iterations += count
         if self.iterations > self.max_iterations:
             raise EvalError("limit", f"more than {self.max_iterations} comprehension iterations")
 
@@ -168,7 +169,35 @@ class Compiler:
         args = ([node.receiver] if node.receiver is not None else []) + list(node.args)
         steps = [self.compile(a, scope) for a in args]
         overloads = self.functions.lookup(node.function, node.receiver is not None, len(steps))
-        return _dispatch(node.function, overloads, steps)
+        call = _dispatch(node.function, overloads, steps)
+        if node.function != "lists.range":
+            return call
+
+        def counted_range(e: Evaluation) -> Any:
+            # Each element counts as one iteration, as the native twin counts.
+            result = call(e)
+            e.iterate(len(result))
+            return result
+
+        return counted_range
+
+    def _SecretLookup(self, node: ast.SecretLookup, scope: dict[str, int]) -> Step:
+        vault_step = self.compile(node.vault, scope)
+        name_step = self.compile(node.name, scope)
+        table = node.table
+
+        def secret(e: Evaluation) -> Any:
+            vault, name = vault_step(e), name_step(e)
+            if kind(vault) != "string" or kind(name) != "string":
+                raise no_overload("secrets.get", [vault, name])
+            if table is None:
+                raise EvalError("unbound", f"no secrets are configured (secret {vault}/{name})")
+            value = table.get(vault, {}).get(name)
+            if value is None:
+                raise EvalError("no_such_key", f"no secret {name!r} in vault {vault!r}")
+            return value
+
+        return secret
 
     def _Unary(self, node: ast.Unary, scope: dict[str, int]) -> Step:
         operand = self.compile(node.operand, scope)
@@ -267,9 +296,23 @@ class Compiler:
             k = kind(container)
             if k == "list":
                 return list_items(container)
-            if k == "map":
+            if k == "map" and macro != "sortBy":
                 return map_keys(container)
             raise no_overload(macro, [container])
+
+        if macro == "sortBy":
+
+            def sort_by(e: Evaluation) -> list[Any]:
+                elements = []
+                keys = []
+                for item in items(e):
+                    e.iterate()
+                    e.slots[slot] = item
+                    elements.append(item)
+                    keys.append(body(e))
+                return sort_by_keys(elements, keys)
+
+            return sort_by
 
         def predicate(e: Evaluation, step: Step) -> bool:
             value = step(e)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Final
 
@@ -12,6 +13,7 @@ from edgeward.expr.values import (
     MAX_SIZE,
     check_depth,
     check_length,
+    compare,
     equals,
     kind,
     list_items,
@@ -93,14 +95,30 @@ _SORT_GROUPS: Final = {
 }
 
 
-def sort_list(items: Any) -> list[Any]:
-    values = list(list_items(items))
+def _check_sortable(values: list[Any]) -> None:
     groups = {_SORT_GROUPS.get(kind(v)) for v in values}
     if None in groups or len(groups) > 1:
         raise EvalError("invalid_argument", "list elements must be comparable")
     if any(isinstance(v, float) and math.isnan(v) for v in values):
         raise EvalError("invalid_argument", "cannot sort NaN")
+
+
+def sort_list(items: Any) -> list[Any]:
+    values = list(list_items(items))
+    _check_sortable(values)
     return sorted(values)
+
+
+def sort_by_keys(elements: list[Any], keys: list[Any]) -> list[Any]:
+    """`list.sortBy(x, key)`: the elements in the (stable) order of their
+    keys, which must be sortable as `sort()` requires."""
+    _check_sortable(keys)
+
+    def by_key(a: int, b: int) -> int:
+        return compare(keys[a], keys[b])
+
+    order = sorted(range(len(keys)), key=functools.cmp_to_key(by_key))
+    return [elements[i] for i in order]
 
 
 def range_list(n: int) -> list[int]:

@@ -13,12 +13,16 @@ import math
 import random
 import re
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Final
 
+import xxhash
+
+from edgeward.expr import goneturl
+from edgeward.expr.celtypes import Type, declare
 from edgeward.expr.errors import EvalError
 from edgeward.expr.functions import Overload, overload
-from edgeward.expr.policy_env import FUNCTIONS
+from edgeward.expr.policy_env import FUNCTIONS, URL_OBJECT
 from edgeward.expr.values import (
     INT64_MAX,
     INT64_MIN,
@@ -121,6 +125,14 @@ def base64_decode(text: str) -> bytes:
         raise EvalError("conversion", "invalid base64") from None
 
 
+def decode_base64_text(text: str) -> str:
+    """`s.decodeBase64()`: `base64.decode`, read as UTF-8 text."""
+    try:
+        return base64_decode(text).decode("utf-8")
+    except UnicodeDecodeError:
+        raise EvalError("conversion", "the decoded base64 is not valid UTF-8") from None
+
+
 def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64_encode(f"{user}:{password}")
 
@@ -166,6 +178,48 @@ def url_unescape(text: str) -> str:
         return out.decode("utf-8")
     except UnicodeDecodeError:
         raise EvalError("conversion", "unescaped text is not valid UTF-8") from None
+
+
+# --- URLs ------------------------------------------------------------------------------------
+
+URL_TYPE: Final = declare(URL_OBJECT, "URL")
+
+
+def is_url(text: str) -> bool:
+    """An absolute URI or an absolute path: Go's `url.ParseRequestURI`
+    accepts it (as Kubernetes' CEL `isURL`)."""
+    try:
+        goneturl.parse_request_uri(text)
+    except goneturl.URLError:
+        return False
+    return True
+
+
+def parse_url(text: str) -> CelMap:
+    """Go's `url.Parse`, as a map of `URL_OBJECT`'s fields."""
+    try:
+        url = goneturl.parse(text)
+    except goneturl.URLError as exc:
+        raise EvalError("conversion", f"invalid URL: {exc}") from None
+    username, password, password_set = url.user or ("", "", False)
+    user = CelMap.build(
+        [("username", username), ("password", password), ("password_set", password_set)]
+    )
+    return CelMap.build(
+        [
+            ("scheme", url.scheme),
+            ("opaque", url.opaque),
+            ("user", user),
+            ("host", url.host),
+            ("path", url.path),
+            ("raw_path", url.raw_path),
+            ("omit_host", url.omit_host),
+            ("force_query", url.force_query),
+            ("raw_query", url.raw_query),
+            ("fragment", url.fragment),
+            ("raw_fragment", url.raw_fragment),
+        ]
+    )
 
 
 # --- JSON ----------------------------------------------------------------------------------
@@ -374,6 +428,7 @@ _DIGESTS: Final[dict[str, Callable[[bytes], bytes]]] = {
     "sha512": lambda b: hashlib.sha512(b).digest(),
     "crc32": lambda b: zlib.crc32(b).to_bytes(4, "big"),
     "crc64": crc64,
+    "xxhash64": xxhash.xxh64_digest,  # seed 0, big-endian (canonical) bytes
 }
 
 
@@ -437,13 +492,8 @@ def has_cookie(cookies: Any, name: str) -> bool:
     return not missing(found) and len(from_python(found)) > 0
 
 
-def get_secret(secrets: Mapping[Any, Any], vault: str, name: str) -> Any:
-    found = map_lookup(secrets, vault)
-    if not missing(found):
-        found = map_lookup(from_python(found), name)
-    if missing(found):
-        raise EvalError("no_such_key", f"no secret {name!r} in vault {vault!r}")
-    return from_python(found)
+def _bound_by_the_checker(*_args: Any) -> Any:
+    raise AssertionError("secrets.get is compiled to a SecretLookup node")
 
 
 def random_int(low: int = 0, high: int = 1) -> int:
@@ -485,7 +535,12 @@ _IMPLEMENTATIONS: Final[dict[str, Callable[..., Any]]] = {
     "hasReqCookie": has_cookie,
     "getResCookie": get_cookie,
     "hasResCookie": has_cookie,
-    "secrets.get": get_secret,
+    "secrets.get": _bound_by_the_checker,
+    "decodeBase64": decode_base64_text,
+    "encodeBase64": base64_encode,
+    "isURL": is_url,
+    "parseUrl": parse_url,
+    "url.parse": parse_url,
     "rand.double": random.random,
     "rand.int": random_int,
     **{name: _hasher(name) for name in _DIGESTS},
@@ -497,12 +552,16 @@ _CONSTANT_CHECKS: Final[dict[str, Callable[..., None]]] = {
 }
 
 
+def _url_type(_args: tuple[Type, ...]) -> Type:
+    return URL_TYPE
+
+
 def _overloads() -> list[Overload]:
     return [
         overload(
             name,
             params,
-            result,
+            _url_type if result == "URL" else result,
             _IMPLEMENTATIONS[name],
             receiver=style == "receiver",
             check_constants=_CONSTANT_CHECKS.get(name),

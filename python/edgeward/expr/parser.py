@@ -13,7 +13,7 @@ from typing import Final
 
 from edgeward.expr import ast
 from edgeward.expr.errors import PolicyExprError
-from edgeward.expr.functions import IMPLICIT_ARGUMENTS, QUALIFIED_FUNCTIONS
+from edgeward.expr.functions import ALIASES, IMPLICIT_ARGUMENTS, VARIABLE_ALIASES, is_qualified
 from edgeward.expr.lexer import RESERVED, Lexer, Token
 from edgeward.expr.values import INT64_MAX, INT64_MIN, UInt
 
@@ -37,6 +37,7 @@ _PRECEDENCE: Final = {
     "%": 5,
 }
 _COMPREHENSIONS: Final = {
+    "sortBy": (2,),
     "all": (2,),
     "exists": (2,),
     "exists_one": (2,),
@@ -329,11 +330,28 @@ class _Parser:
             )
             return self.node(comprehension, depth, *(d for _, d in args[1:]))
         qualified = _qualified_name(node)
-        if qualified is not None and f"{qualified}.{name}" in QUALIFIED_FUNCTIONS:
+        if qualified is not None and is_qualified(f"{qualified}.{name}"):
             return self.call(node.pos, f"{qualified}.{name}", None, args)
         return self.call(name_token.pos, name, receiver, args)
 
     def call(self, pos: int, name: str, receiver: Parsed | None, args: list[Parsed]) -> Parsed:
+        if receiver is None and name in VARIABLE_ALIASES:
+            if args:
+                raise self.error(f"{name}() takes no arguments", pos)
+            fields = VARIABLE_ALIASES[name]
+            variable: ast.Node = ast.Ident(pos, fields[0])
+            for field in fields[1:]:
+                variable = ast.Select(pos, variable, field)
+            return self.node(variable, len(fields) - 1)
+        if receiver is None and name in ALIASES:
+            alias = name
+            name, as_receiver = ALIASES[alias]
+            if as_receiver:
+                if not args:
+                    raise self.error(
+                        f"{alias}() needs the value it applies to as its first argument", pos
+                    )
+                receiver, args = args[0], args[1:]
         implicit = IMPLICIT_ARGUMENTS.get((name, len(args))) if receiver is None else None
         if implicit is not None:  # getReqHeader(n) reads req.headers: make it explicit
             path: ast.Node = ast.Ident(pos, implicit[0])

@@ -207,7 +207,6 @@ VARIABLES: Final[dict[str, Any]] = {
     },
     "time": {"now": "string"},
     "vars": "map(string, dyn)",
-    "secrets": "map(string, map(string, string))",
     "actions": {
         "ngrok": {
             "add_headers": {"headers_added": "map(string, string)"},
@@ -254,13 +253,50 @@ VARIABLES: Final[dict[str, Any]] = {
     },
 }
 
+# The extra variables of http-request's `retry_condition`: how many attempts
+# were made and what the last one gave (§3.17). A field the attempt did not
+# produce is empty (status_code 0 without a response, error.code '' on
+# success), so a condition never fails on a missing field.
+HTTP_REQUEST_RETRY_VARIABLES: Final[dict[str, Any]] = {
+    "attempts": "int",
+    "last_attempt": {
+        "req": {"method": "string", "url": "string", "header": _HEADERS, "body": "string"},
+        "res": {
+            "status_code": "int",
+            "header": _HEADERS,
+            "body": "string",
+            "time_ms": "int",
+            "resolved_ip": "string",
+        },
+        "error": _ERROR,
+    },
+}
+
 # --- functions --------------------------------------------------------------------------
 
+# The object `parseUrl()` / `url.parse()` return: the fields of Go's
+# `net/url.URL`, in snake_case as the docs' `url.parse(...).path` writes them
+# (docs/cel.md §11.4). Every field is present ('' / false when Go's is).
+URL_OBJECT: Final[dict[str, Any]] = {
+    "scheme": "string",
+    "opaque": "string",
+    "user": {"username": "string", "password": "string", "password_set": "bool"},
+    "host": "string",
+    "path": "string",
+    "raw_path": "string",
+    "omit_host": "bool",
+    "force_query": "bool",
+    "raw_query": "string",
+    "fragment": "string",
+    "raw_fragment": "string",
+}
+
 # (name, style, parameter types, result type); style "receiver" means the
-# first parameter is the receiver: `s.isJson()`.
+# first parameter is the receiver: `s.isJson()`. The result type "URL" is
+# `URL_OBJECT`.
 FunctionDecl = tuple[str, str, tuple[str, ...], str]
 
-_HASHES: Final = ("md5", "sha1", "sha256", "sha512", "crc32", "crc64")
+_HASHES: Final = ("md5", "sha1", "sha256", "sha512", "crc32", "crc64", "xxhash64")
 
 FUNCTIONS: Final[tuple[FunctionDecl, ...]] = (
     ("inCidrRange", "global", ("string", "string"), "bool"),
@@ -289,6 +325,12 @@ FUNCTIONS: Final[tuple[FunctionDecl, ...]] = (
     *((h, "receiver", ("string",), "string") for h in _HASHES),
     *((h, "receiver", ("string", "string"), "string") for h in _HASHES),
     ("isPrivateIp", "receiver", ("string",), "bool"),
+    ("decodeBase64", "receiver", ("string",), "string"),
+    ("encodeBase64", "receiver", ("string",), "string"),
+    ("encodeBase64", "receiver", ("bytes",), "string"),
+    ("isURL", "receiver", ("string",), "bool"),
+    ("parseUrl", "receiver", ("string",), "URL"),
+    ("url.parse", "global", ("string",), "URL"),
     # The helpers below are written with one argument fewer: the parser adds
     # the variable they read (functions.IMPLICIT_ARGUMENTS).
     ("getReqHeader", "global", (_HEADERS, "string"), "list(string)"),
@@ -301,7 +343,8 @@ FUNCTIONS: Final[tuple[FunctionDecl, ...]] = (
     ("hasResHeader", "global", (_HEADERS, "string"), "bool"),
     ("getResCookie", "global", (_COOKIES, "string"), "map(string, dyn)"),
     ("hasResCookie", "global", (_COOKIES, "string"), "bool"),
-    ("secrets.get", "global", ("map(string, map(string, string))", "string", "string"), "string"),
+    # Bound to the Env's secrets table by the checker (docs/cel.md §11.6).
+    ("secrets.get", "global", ("string", "string"), "string"),
     ("rand.double", "global", (), "double"),
     ("rand.int", "global", (), "int"),
     ("rand.int", "global", ("int", "int"), "int"),

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgeward.expr import ast
-from edgeward.expr.checker import check, references
+from edgeward.expr.checker import check, references, secret_reads
 from edgeward.expr.env import Env
 from edgeward.expr.errors import PolicyExprError
 from edgeward.expr.interpreter import Compiler, Evaluation, Step
@@ -19,11 +19,29 @@ _DEFAULT_ENV = Env()
 class Program:
     """A compiled expression. Immutable; `evaluate` may run concurrently."""
 
-    __slots__ = ("_max_iterations", "_slots", "_step", "references", "source")
+    __slots__ = (
+        "_max_iterations",
+        "_slots",
+        "_step",
+        "references",
+        "result_type",
+        "secrets_read",
+        "source",
+    )
 
-    def __init__(self, source: str, tree: ast.Node, env: Env) -> None:
+    def __init__(
+        self,
+        source: str,
+        tree: ast.Node,
+        env: Env,
+        result_type: str = "dyn",
+        secrets_read: frozenset[tuple[str | None, str | None]] = frozenset(),
+    ) -> None:
         self.source = source
+        # The static type of the result (`bool`, `string`, `dyn`...).
+        self.result_type = result_type
         self.references: frozenset[str] = frozenset(references(tree))
+        self.secrets_read = secrets_read
         compiler = Compiler()
         self._step: Step = compiler.compile(tree)
         self._slots = compiler.slots
@@ -49,7 +67,10 @@ def compile_range(source: str, env: Env, start: int = 0, end: int | None = None)
             f"expression longer than {env.max_source_length} characters", source, start
         )
     tree = parse(source, max_depth=env.max_depth, start=start, end=stop)
-    return Program(source[start:stop], check(tree, source, env), env)
+    checked, result_type = check(tree, source, env)
+    return Program(
+        source[start:stop], checked, env, str(result_type), frozenset(secret_reads(tree))
+    )
 
 
 def compile(source: str, *, env: Env | None = None) -> Program:

@@ -25,6 +25,13 @@ Py_ssize_t = int
 p_uchar = bytes  # indexing gives ints, slicing bytes: as a bytes object does
 
 
+NULL = None
+
+
+def cast(_type: Any, value: T) -> T:
+    return value
+
+
 def _identity(obj: F) -> F:
     return obj
 
@@ -36,6 +43,10 @@ def locals(**_: Any) -> Callable[[F], F]:
     return _identity
 
 
+def binding(_: bool) -> Callable[[F], F]:
+    return _identity
+
+
 def annotation_typing(_: bool) -> Callable[[F], F]:
     return _identity
 
@@ -44,5 +55,5 @@ def exceptval(*_: Any, **__: Any) -> Callable[[F], F]:
     return _identity
 
 
-def declare(_type: Any, value: T, **__: Any) -> T:
+def declare(_type: Any, value: T = None, **__: Any) -> T:  # type: ignore[assignment]
     return value

@@ -180,10 +180,16 @@ def _only(data: bytes, chars: tuple[bytes, bytes]) -> cython.bint:
         return not data.translate(None, chars[0])
     table: cython.p_uchar = chars[1]  # 256 entries: any byte indexes it
     p: cython.p_uchar = data
-    i: cython.Py_ssize_t
-    for i in range(len(data)):  # noqa: SIM110 - a C loop, not a generator
+    n: cython.Py_ssize_t = len(data)
+    i: cython.Py_ssize_t = 0
+    while i + 4 <= n:  # four bytes per test: one branch instead of four
+        if not (table[p[i]] & table[p[i + 1]] & table[p[i + 2]] & table[p[i + 3]]):
+            return False
+        i += 4
+    while i < n:
         if not table[p[i]]:
             return False
+        i += 1
     return True
 
 
@@ -193,16 +199,18 @@ def _find(
     data: bytes, byte: cython.uchar, start: cython.Py_ssize_t, stop: cython.Py_ssize_t
 ) -> cython.Py_ssize_t:
     """Index of the first `byte` in data[start:stop], or -1 (`bytes.find`
-    without its argument parsing when compiled). Callers keep
-    0 <= start <= stop <= len(data)."""
+    without its argument parsing when compiled: libc's memchr, which
+    `_fast.pyx` cimports). Callers keep 0 <= start <= stop <= len(data)."""
     if not cython.compiled:
         return data.find(byte, start, stop)
     p: cython.p_uchar = data
-    i: cython.Py_ssize_t
-    for i in range(start, stop):
-        if p[i] == byte:
-            return i
-    return -1
+    found: cython.p_uchar = cython.cast(
+        cython.p_uchar,
+        memchr(p + start, byte, stop - start),  # type: ignore[name-defined,operator] # noqa: F821
+    )
+    if not found:
+        return -1
+    return found - p  # type: ignore[operator, no-any-return]
 
 
 @cython.cfunc
@@ -467,8 +475,10 @@ def _has_close(values: list[bytes]) -> cython.bint:
 @cython.final
 @cython.cclass
 class _Head:
-    """The field lines of one message head, and the values of the fields
-    that decide framing and connection handling (None: no such field)."""
+    """What llhttp found in one message head, through its callbacks: the
+    target or reason, the field lines, and the values of the fields that
+    decide framing and connection handling (None: no such field). llhttp is
+    the one parser of heads: nothing here re-reads the head's bytes."""
 
     headers: list[tuple[bytes, bytes]]
     lengths: list[bytes] | None
@@ -477,7 +487,9 @@ class _Head:
     upgrade: list[bytes] | None
     expect: list[bytes] | None
     hosts: cython.Py_ssize_t
-    complete: cython.bint  # llhttp's on_message_complete came
+    url: bytes  # request-target (requests)
+    reason: bytes  # reason phrase (responses)
+    complete: cython.bint  # llhttp's on_headers_complete came
 
     def __init__(self) -> None:
         self.reset()
@@ -486,11 +498,35 @@ class _Head:
         self.headers = []
         self.lengths = self.codings = self.connection = self.upgrade = self.expect = None
         self.hosts = 0
+        self.url = self.reason = b""
         self.complete = False
 
-    def on_message_complete(self) -> None:
-        """llhttp's callback (its only one: the field lines are split by
-        `_split_fields` once llhttp has validated them)."""
+    # llhttp's callbacks (through httptools); each head is fed in one piece
+
+    @cython.binding(False)  # a plain C method: called per field line
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    @cython.binding(False)  # a plain C method: called per field line
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    @cython.binding(False)  # a plain C method: called per field line
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """A field line: the name as sent (lower-cased here, the common ones
+        without a copy), the value without its leading whitespace; llhttp
+        leaves the trailing whitespace, which is not part of it (RFC 9112 §5)."""
+        names: dict[bytes, bytes] = _NAMES  # typed: a C dict lookup, not a method call
+        lowered = names.get(name)
+        if lowered is None:
+            lowered = name.lower()
+        last: cython.Py_ssize_t = len(value) - 1
+        if last >= 0 and (value[last] == 32 or value[last] == 9):
+            value = value.rstrip(b" \t")
+        self.add(lowered, value)
+
+    @cython.binding(False)  # a plain C method: called per field line
+    def on_headers_complete(self) -> None:
         self.complete = True
 
     @cython.cfunc
@@ -512,42 +548,32 @@ class _Head:
         self.headers.append((name, value))
 
 
+@cython.final
+@cython.cclass
+class _Callbacks:
+    """What httptools is given as its protocol: `_Head`'s callbacks, bound
+    once. httptools looks them up (getattr) for every new parser; here that
+    is an attribute read, not a new method object each time. (Held apart
+    from `_Head` so that nothing makes a reference cycle.)"""
+
+    on_url: object = cython.declare(object, visibility="public")
+    on_status: object = cython.declare(object, visibility="public")
+    on_header: object = cython.declare(object, visibility="public")
+    on_headers_complete: object = cython.declare(object, visibility="public")
+
+    def __init__(self, head: _Head) -> None:
+        self.on_url = head.on_url
+        self.on_status = head.on_status
+        self.on_header = head.on_header
+        self.on_headers_complete = head.on_headers_complete
+
+
 @cython.cfunc
 def _appended(values: list[bytes] | None, value: bytes) -> list[bytes]:
     if values is None:
         return [value]
     values.append(value)
     return values
-
-
-@cython.cfunc
-def _split_fields(
-    data: bytes, start: cython.Py_ssize_t, end: cython.Py_ssize_t, head: _Head
-) -> None:
-    """The field lines of data[start:end] (each ending in CRLF), which llhttp
-    has accepted: `token ":" OWS value OWS`. Names are lower-cased (the common
-    ones without a copy), values stripped of the surrounding whitespace."""
-    names: dict[bytes, bytes] = _NAMES
-    p: cython.p_uchar = data
-    line: cython.Py_ssize_t = start
-    end = min(end, len(data))
-    while line < end:
-        eol: cython.Py_ssize_t = _find(data, 10, line, end) - 1  # LF; the CR before it
-        colon: cython.Py_ssize_t = _find(data, 58, line, eol)  # ":"
-        if colon < 0 or eol < 0:  # not what llhttp accepts
-            raise ProtocolError("malformed field line")
-        raw = _slice(data, line, colon)
-        name = names.get(raw)
-        if name is None:
-            name = raw.lower()
-        first: cython.Py_ssize_t = colon + 1
-        last: cython.Py_ssize_t = eol
-        while first < last and (p[first] == 32 or p[first] == 9):
-            first += 1
-        while last > first and (p[last - 1] == 32 or p[last - 1] == 9):
-            last -= 1
-        head.add(name, _slice(data, first, last))
-        line = eol + 2
 
 
 # --- the codecs ----------------------------------------------------------------------------
@@ -571,6 +597,7 @@ class _FastCodec:
     _pos: cython.Py_ssize_t
     _closed: cython.bint
     _head: _Head
+    _callbacks: _Callbacks
     # connection state (h11's model)
     _cstate: cython.int
     _sstate: cython.int
@@ -597,6 +624,7 @@ class _FastCodec:
         self._pos = 0
         self._closed = False
         self._head = _Head()
+        self._callbacks = _Callbacks(self._head)
         self._cstate = IDLE
         self._sstate = IDLE
         self._keep_alive = True
@@ -714,6 +742,8 @@ class _FastCodec:
             data = bytes(data)
         if self._closed:
             raise RuntimeError("received close, then received more data?")
+        if self._client and self._sstate == DONE:
+            self._stray_bytes()  # the response is complete: nothing may follow it
         buf = self._buf
         pos = self._pos
         if pos == len(buf):
@@ -786,18 +816,22 @@ class _FastCodec:
         p: cython.p_uchar = data
         lines: cython.Py_ssize_t = 0
         line_end: cython.Py_ssize_t = -1
-        i: cython.Py_ssize_t
-        for i in range(start, min(stop, len(data))):
-            if p[i] == 10:
-                if i == start or p[i - 1] != 13:
-                    raise ProtocolError("bare LF in a message head")
-                if line_end < 0:
-                    line_end = i - 1
-                lines += 1
-                if i - start >= 3 and p[i - 2] == 10:  # p[i - 3] is the CR before it
-                    self._lines = lines
-                    self._line_end = line_end
-                    return i + 1
+        stop = min(stop, len(data))
+        i: cython.Py_ssize_t = start
+        while i < stop:
+            i = _find(data, 10, i, stop)  # from one LF to the next
+            if i < 0:
+                return -1
+            if i == start or p[i - 1] != 13:
+                raise ProtocolError("bare LF in a message head")
+            if line_end < 0:
+                line_end = i - 1
+            lines += 1
+            if i - start >= 3 and p[i - 2] == 10:  # p[i - 3] is the CR before it
+                self._lines = lines
+                self._line_end = line_end
+                return i + 1
+            i += 1
         return -1
 
     @cython.cfunc
@@ -836,11 +870,11 @@ class _FastCodec:
         # follow (after "close", HTTP/1.0, a 1xx, HEAD) is not ours.
         parser: httptools.HttpRequestParser | httptools.HttpResponseParser
         if self._client:
-            parser = httptools.HttpResponseParser(head)
+            parser = httptools.HttpResponseParser(self._callbacks)
         else:
-            parser = httptools.HttpRequestParser(head)
+            parser = httptools.HttpRequestParser(self._callbacks)
             # Transfer-Encoding is judged below (501), not by llhttp (400).
-            parser.set_dangerous_leniencies(lenient_transfer_encoding=True)
+            parser.set_dangerous_leniencies(None, None, None, True)
         try:
             parser.feed_data(data if start == 0 and end == len(data) else data[start:end])
         except (httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
@@ -848,7 +882,20 @@ class _FastCodec:
             # (raising one or the other); a real error comes before the end.
             if not head.complete:
                 raise ProtocolError(f"malformed message head: {exc}") from None
-        _split_fields(data, line_end + 2, end - 2, head)
+        # llhttp's head must be the one whose end and lines `_find_head`
+        # counted, and its target or reason the one our rules accepted in the
+        # first line (so its method or status is ours too, the bytes before):
+        # every value used from here on is llhttp's.
+        if not head.complete or len(head.headers) != self._lines - 2:
+            raise ProtocolError("malformed message head")
+        if self._client:
+            if head.reason != reason:
+                raise ProtocolError("malformed status line")
+            reason = head.reason
+        else:
+            if head.url != target:
+                raise ProtocolError("malformed request line")
+            target = head.url
         self._pos = end - start + pos
         self._check_framing_fields(head)
         self._their_version = version
@@ -1036,7 +1083,19 @@ class _FastCodec:
     @cython.cfunc
     def _end_of_message(self, trailers: Headers) -> EndOfMessage:
         self._process(not self._client, E_END)
+        if self._client and self._pos < len(self._buf):
+            self._stray_bytes()
         return EndOfMessage(trailers)
+
+    @cython.cfunc
+    def _stray_bytes(self) -> None:
+        """(client) The server sent bytes after a complete response, before
+        our next request: a second response injected into the connection, or
+        a body to a HEAD. Whatever they are, they must never be read as the
+        answer to the next request, so the connection must close (keep-alive
+        ends; `start_next_cycle` refuses)."""
+        self._keep_alive = False
+        self._settle()
 
     # --- sending -------------------------------------------------------------------------
 

@@ -27,10 +27,12 @@ HOP_BY_HOP: Final = frozenset(
         b"trailer",
         b"transfer-encoding",
         b"upgrade",
+        b"http2-settings",
     }
 )
 """RFC 9110 §7.6.1 connection-specific fields (and the non-standard
-Proxy-Connection, Keep-Alive)."""
+Proxy-Connection, Keep-Alive), and HTTP2-Settings: it belongs to an h2c
+upgrade (RFC 7540 §3.2.1), which the edge never forwards."""
 
 END_TO_END: Final = frozenset({b"host", b"content-length"})
 """Never removed because `Connection` names them: a client could otherwise

@@ -101,11 +101,24 @@ class _H11Codec:
         self._failed = False
         self._chunks: _ChunkTracker | None = None
         self._sent_method: bytes | None = None
+        self._stray = False  # (client) bytes after a complete response: must close
 
     # --- receiving ---------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
+        if data and self._role is h11.CLIENT and self._conn.their_state is h11.DONE:
+            self._stray_bytes()
         self._conn.receive_data(data)
+
+    def _stray_bytes(self) -> None:
+        """(client) The server sent bytes after a complete response, before
+        our next request (an injected second response, a body to a HEAD):
+        they must never be read as the next answer, so the connection must
+        close. h11 would start the next cycle and read them; we end
+        keep-alive, report MUST_CLOSE for DONE and refuse `start_next_cycle`,
+        as the fast codec does."""
+        self._stray = True
+        self._keep_alive = False
 
     def next_event(self) -> Event | _Sentinel:
         if self._failed:
@@ -145,6 +158,8 @@ class _H11Codec:
             self._keep_alive = False
         if type(event) is h11.EndOfMessage:
             self._chunks = None
+            if self._role is h11.CLIENT and conn.trailing_data[0]:
+                self._stray_bytes()
         elif type(event) in (h11.Request, h11.Response) and self._chunked_body(ours):
             self._chunks = _ChunkTracker()
         return ours
@@ -189,6 +204,8 @@ class _H11Codec:
         return out or b""
 
     def start_next_cycle(self) -> None:
+        if self._stray:
+            raise LocalProtocolError("not in a reusable state: the server sent stray bytes")
         try:
             self._conn.start_next_cycle()
         except h11.LocalProtocolError as exc:
@@ -198,11 +215,16 @@ class _H11Codec:
 
     @property
     def our_state(self) -> State:
-        return _STATES[self._conn.our_state]
+        return self._state(self._conn.our_state)
 
     @property
     def their_state(self) -> State:
-        return State.ERROR if self._failed else _STATES[self._conn.their_state]
+        return State.ERROR if self._failed else self._state(self._conn.their_state)
+
+    def _state(self, state: type[h11._util.Sentinel]) -> State:
+        if self._stray and state is h11.DONE:
+            return State.MUST_CLOSE  # what h11 would say had keep-alive ended
+        return _STATES[state]
 
     @property
     def keep_alive(self) -> bool:

@@ -7,7 +7,16 @@ events, and adds the policies h2 leaves to its user:
   was consumed (`consumed()`), so a slow upstream slows the client down;
 * a cap on client resets per time window (CVE-2023-44487, "rapid reset"):
   past it the connection ends with GOAWAY(ENHANCE_YOUR_CALM);
-* graceful shutdown with GOAWAY naming the last stream we will finish.
+* caps on control frames the client makes us queue (SETTINGS and PING
+  acknowledgements, RST_STREAM) and on frames that carry nothing (empty
+  DATA, HEADERS and CONTINUATION, PRIORITY, unknown types): the 2019 HTTP/2
+  flood CVEs (9512, 9515, 9518); past them, GOAWAY(ENHANCE_YOUR_CALM);
+* `SETTINGS_MAX_CONCURRENT_STREAMS` as a stream error (REFUSED_STREAM for
+  the stream past it, RFC 9113 §5.1.2), where h2 ends the connection;
+* content-length against the DATA received as a stream error
+  (PROTOCOL_ERROR, RFC 9113 §8.1.1), where h2 ends the connection;
+* graceful shutdown with GOAWAY naming the last stream we will finish, and
+  never more than one GOAWAY per way the connection ends.
 """
 
 from __future__ import annotations
@@ -36,8 +45,34 @@ from edgeward.http2.events import (
     WindowOpened,
 )
 from edgeward.http2.fields import MalformedFields, parse_request, parse_trailers
+from edgeward.http2.frames import (
+    CONTINUATION,
+    DATA,
+    END_STREAM,
+    HEADERS,
+    PRIORITY,
+    FrameScanner,
+    answers,
+)
 
 framerepr.install()  # h2 builds a repr of every frame it receives
+
+MAX_CONTROL_FRAMES = 1000
+"""Control frames the client made us queue (SETTINGS ACK, PING ACK,
+RST_STREAM) that are not yet written to the socket; more is a flood
+(nghttp2's `max_outbound_ack`, Envoy's `max_outbound_control_frames`)."""
+
+MAX_EMPTY_FRAMES = 100
+"""Consecutive frames that carry nothing: DATA, HEADERS or CONTINUATION with
+an empty payload and no END_STREAM, PRIORITY, unknown types (Envoy's
+`max_consecutive_inbound_frames_with_empty_payload`, which defaults to 1)."""
+
+_SLICE = 64
+"""Frames handed to h2 at once, at most: the answer count is checked after
+each slice, so a flood of answered frames is stopped within one slice."""
+
+_ErrorCodes = h2.errors.ErrorCodes
+_CLIENT_DONE, _SERVER_DONE = 1, 2  # the sides of a stream that have ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +83,17 @@ class H2Limits:
     reset_window: float = 10.0
     stream_window: int = 1024 * 1024  # receive window per stream: bounds buffered body
     connection_window: int = 4 * 1024 * 1024
+    max_control_frames: int = MAX_CONTROL_FRAMES
+    max_empty_frames: int = MAX_EMPTY_FRAMES
 
 
 class H2Server:
-    def __init__(self, limits: H2Limits = H2Limits()) -> None:
+    """`scheme` is the connection's, `https` on TLS and `http` otherwise: a
+    request's `:scheme` must be the same."""
+
+    def __init__(self, limits: H2Limits = H2Limits(), scheme: bytes = b"http") -> None:
         self.limits = limits
+        self.scheme = scheme
         config = h2.config.H2Configuration(
             client_side=False,
             header_encoding=None,
@@ -68,9 +109,18 @@ class H2Server:
         self._h2.encoder = StatelessEncoder()  # type: ignore[assignment]
         self._h2.decoder = CachingDecoder()
         self._h2.decoder.max_header_list_size = self._h2.DEFAULT_MAX_HEADER_LIST_SIZE
-        self._extra = b""  # frames we serialise ourselves (graceful GOAWAY)
+        self._out: list[bytes] = []  # taken from h2 (to count answers), and our own frames
         self._resets = 0
         self._reset_window_start = 0.0
+        self._scanner = FrameScanner()
+        self._answers = 0  # control frames queued and not yet written
+        self._empty = 0  # consecutive frames that carried nothing
+        self._body_left: dict[int, int] = {}  # content-length still to come, per stream
+        self._scanned_highest = 0  # the highest stream id the scanner saw open
+        self._unmapped: set[int] = set()  # streams opened by frames h2 has not reported yet
+        self._streams: dict[int, int] = {}  # open streams: which sides have ended (bits)
+        self._goaway: int | None = None  # error code of the last GOAWAY sent
+        self._goaway_last_stream = 0
         self.ended = False
 
     # --- connection ---------------------------------------------------------------
@@ -78,28 +128,102 @@ class H2Server:
     def initiate(self) -> None:
         """Our SETTINGS and a larger connection window, before anything else."""
         h2c = self._h2
-        h2c.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.limits.max_concurrent_streams,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self.limits.max_header_list_size,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self.limits.stream_window,
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-            },
-        )
-        h2c.initiate_connection()
+        codes = h2.settings.SettingCodes
+        values = {
+            codes.MAX_CONCURRENT_STREAMS: self.limits.max_concurrent_streams,
+            codes.MAX_HEADER_LIST_SIZE: self.limits.max_header_list_size,
+            codes.INITIAL_WINDOW_SIZE: self.limits.stream_window,
+            codes.ENABLE_PUSH: 0,
+        }
+        h2c.local_settings = h2.settings.Settings(client=False, initial_values=values)
+        h2c.initiate_connection()  # advertises them
+        # h2 would end the whole connection for a stream past the limit,
+        # where RFC 9113 §5.1.2 refuses that stream: h2 keeps the same
+        # settings without that limit, and `_open_streams` counts
+        values[codes.MAX_CONCURRENT_STREAMS] = 2**31 - 1
+        h2c.local_settings = h2.settings.Settings(client=False, initial_values=values)
         extra = self.limits.connection_window - 65535
         if extra > 0:
             h2c.increment_flow_control_window(extra)
 
     def receive_data(self, data: bytes, now: float) -> list[StreamEvent]:
+        """Events of the frames in `data`. Each frame is checked as its
+        header is read (floods, content-length), before h2 has it; h2 gets
+        the frames in slices, and first whatever a check needs it to have
+        seen (the request a DATA frame belongs to)."""
         if self.ended:
             return []
+        max_empty = self.limits.max_empty_frames
+        body_left = self._body_left
+        unmapped = self._unmapped
+        out: list[StreamEvent] = []
+        fed = count = 0
+        for start, ftype, flags, stream_id, content in self._scanner.scan(data):
+            if count == _SLICE or (stream_id in unmapped and ftype <= HEADERS):
+                if not self._feed(data[fed:start], now, out):
+                    return out
+                fed, count = start, 0
+            count += 1
+            if ftype <= HEADERS or ftype == CONTINUATION:
+                if content > 0 or (flags & END_STREAM and ftype != CONTINUATION):
+                    self._empty = 0
+                else:
+                    self._empty += 1
+            elif ftype == PRIORITY or ftype > CONTINUATION:
+                self._empty += 1  # deprecated (RFC 9113 §5.3.2) or unknown: nothing for us
+            if self._empty > max_empty:
+                if self._feed(data[fed:start], now, out):
+                    out.append(self._end(_ErrorCodes.ENHANCE_YOUR_CALM, "too many empty frames"))
+                return out
+            if ftype == HEADERS and stream_id > self._scanned_highest:
+                self._scanned_highest = stream_id
+                unmapped.add(stream_id)
+            elif (
+                ftype <= HEADERS
+                and stream_id in body_left
+                and self._overruns(stream_id, ftype, flags, content)
+            ):
+                if not self._feed(data[fed:start], now, out):
+                    return out
+                fed, count = start, 0
+                if stream_id not in body_left:
+                    continue  # the frames before it reset the stream
+                reset = StreamReset(stream_id, _ErrorCodes.PROTOCOL_ERROR)
+                event = self._malformed(stream_id, now, reset)
+                if event is not None:
+                    out.append(event)
+                    if isinstance(event, ConnectionEnded):
+                        return out
+        self._feed(data[fed:], now, out)
+        return out
+
+    def _overruns(self, stream_id: int, ftype: int, flags: int, content: int) -> bool:
+        """Whether a DATA frame (or trailers) breaks the stream's declared
+        content-length: more than is left, or an end short of it."""
+        left = self._body_left[stream_id]
+        size = max(content, 0) if ftype == DATA else 0
+        if size > left or (flags & END_STREAM and size != left):
+            return True
+        if flags & END_STREAM:
+            del self._body_left[stream_id]
+        else:
+            self._body_left[stream_id] = left - size
+        return False
+
+    def _feed(self, data: bytes, now: float, out: list[StreamEvent]) -> bool:
+        """Pass frames to h2 and map its events; False once the connection ended."""
+        if self.ended:
+            return False
+        if not data:
+            return True
+        self._take_output(count=False)  # responses queued since: not answers
         try:
             h2_events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
-            return [self._end(h2.errors.ErrorCodes.PROTOCOL_ERROR, f"protocol error: {exc}")]
-        out: list[StreamEvent] = []
+            self._goaway = int(exc.error_code)  # h2 sent it
+            code = exc.error_code or _ErrorCodes.PROTOCOL_ERROR
+            out.append(self._end(code, f"protocol error: {exc}"))
+            return False
         said_ended: object = None  # the StreamEnded a Request or trailers already stand for
         for event in h2_events:
             if event is said_ended:
@@ -110,24 +234,39 @@ class H2Server:
             if mapped is not None:
                 out.append(mapped)
                 if isinstance(mapped, ConnectionEnded):
-                    break
-        return out
+                    return False
+        self._take_output()
+        if self._answers > self.limits.max_control_frames:
+            out.append(self._end(_ErrorCodes.ENHANCE_YOUR_CALM, "too many control frames"))
+            return False
+        return True
 
     def data_to_send(self) -> bytes:
-        data = self._h2.data_to_send()
-        if self._extra:
-            data, self._extra = data + self._extra, b""
+        self._take_output(count=False)
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         return data
+
+    def all_sent(self) -> None:
+        """The caller wrote everything `data_to_send` returned to the socket:
+        no control frame is outstanding any more."""
+        self._answers = 0
 
     def goaway(self, error_code: int = 0) -> None:
         """No new streams; those already open may finish (shutdown). h2's
         `close_connection` would also forbid finishing them, so the frame is
-        written here and h2's state is left open."""
-        if not self.ended:
-            frame = GoAwayFrame(
-                0, last_stream_id=self._h2.highest_inbound_stream_id, error_code=error_code
-            )
-            self._extra += frame.serialize()
+        written here and h2's state is left open. Sent once: a graceful
+        GOAWAY may only be followed by one with an error code."""
+        if self.ended or not self._may_goaway(error_code):
+            return
+        self._goaway_last_stream = self._h2.highest_inbound_stream_id
+        frame = GoAwayFrame(0, last_stream_id=self._goaway_last_stream, error_code=error_code)
+        self._take_output(count=False)  # what h2 queued before goes first
+        self._out.append(frame.serialize())
+        self._goaway = error_code
 
     # --- streams --------------------------------------------------------------------
 
@@ -154,6 +293,7 @@ class H2Server:
             self._h2.send_headers(stream_id, trailers, end_stream=True)
         elif not data:
             self._h2.end_stream(stream_id)
+        self._side_done(stream_id, _SERVER_DONE)
 
     def consumed(self, stream_id: int, flow_length: int) -> None:
         """The caller passed `flow_length` body bytes on: reopen the windows."""
@@ -162,14 +302,51 @@ class H2Server:
                 self._h2.acknowledge_received_data(flow_length, stream_id)
 
     def reset(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
+        self._body_left.pop(stream_id, None)
+        self._streams.pop(stream_id, None)
         with contextlib.suppress(h2.exceptions.ProtocolError):  # already closed
             self._h2.reset_stream(stream_id, error_code)
 
     # --- internals ---------------------------------------------------------------------
 
+    def _side_done(self, stream_id: int, side: int) -> None:
+        """One side ended the stream; with both, it no longer counts."""
+        done = self._streams.get(stream_id)
+        if done is not None:
+            if done | side == _CLIENT_DONE | _SERVER_DONE:
+                del self._streams[stream_id]
+            else:
+                self._streams[stream_id] = done | side
+
+    def _open_streams(self) -> int:
+        """Streams counting against the limit. Ours are exact in the order
+        frames arrive; should one ever miss a close, h2's state corrects it."""
+        if len(self._streams) >= self.limits.max_concurrent_streams:
+            live = self._h2.streams
+            for stream_id in [s for s in self._streams if s not in live or live[s].closed]:
+                del self._streams[stream_id]
+        return len(self._streams)
+
+    def _take_output(self, count: bool = True) -> None:
+        """Move what h2 queued to our buffer; `count` the answers in it
+        (what h2 queued while it read frames, and our refusals)."""
+        data = self._h2.data_to_send()
+        if data:
+            if count:
+                self._answers += answers(data)
+            self._out.append(data)
+
+    def _may_goaway(self, error_code: int) -> bool:
+        """At most one GOAWAY per way the connection ends: a graceful one,
+        then perhaps one with an error code (RFC 9113 §6.8)."""
+        return self._goaway is None or (self._goaway == 0 and error_code != 0)
+
     def _end(self, code: int, reason: str) -> ConnectionEnded:
         if not self.ended:
-            self._h2.close_connection(error_code=code)
+            if self._may_goaway(code):
+                last = self._goaway_last_stream if self._goaway is not None else None
+                self._h2.close_connection(error_code=code, last_stream_id=last)
+                self._goaway = int(code)
             self.ended = True
         return ConnectionEnded(int(code), reason)
 
@@ -188,8 +365,8 @@ class H2Server:
         the client's own (a client must not get around the rapid-reset limit
         by making us reset its streams: "MadeYouReset", CVE-2025-8671)."""
         if self._too_many_resets(now):
-            return self._end(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
-        self.reset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return self._end(_ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
+        self.reset(stream_id, _ErrorCodes.PROTOCOL_ERROR)
         return event
 
     def _map(self, event: h2.events.Event, now: float) -> StreamEvent | None:
@@ -197,22 +374,25 @@ class H2Server:
             # an END_STREAM flag arrives as its own StreamEnded event
             return Body(event.stream_id or 0, event.data or b"", event.flow_controlled_length or 0)
         if isinstance(event, h2.events.RequestReceived):
-            try:
-                return _request(event)
-            except MalformedFields:
-                return self._malformed(event.stream_id or 0, now, None)
+            return self._request(event, now)
         if isinstance(event, h2.events.StreamEnded):
+            self._side_done(event.stream_id, _CLIENT_DONE)
             return EndBody(event.stream_id)
         if isinstance(event, h2.events.TrailersReceived):
             try:
-                return EndBody(event.stream_id or 0, parse_trailers(event.headers or ()))
+                trailers = parse_trailers(event.headers or ())
             except MalformedFields:
-                reset = StreamReset(event.stream_id or 0, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+                reset = StreamReset(event.stream_id or 0, _ErrorCodes.PROTOCOL_ERROR)
                 return self._malformed(event.stream_id or 0, now, reset)
+            self._side_done(event.stream_id or 0, _CLIENT_DONE)
+            return EndBody(event.stream_id or 0, trailers)
         if isinstance(event, h2.events.StreamReset):
+            stream_id = event.stream_id
+            self._streams.pop(stream_id, None)
+            self._body_left.pop(stream_id, None)
             if event.remote_reset and self._too_many_resets(now):
-                return self._end(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
-            return StreamReset(event.stream_id, int(event.error_code or 0))
+                return self._end(_ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
+            return StreamReset(stream_id, int(event.error_code or 0))
         if isinstance(event, h2.events.WindowUpdated):
             return WindowOpened(event.stream_id or 0)
         if isinstance(event, h2.events.RemoteSettingsChanged):
@@ -222,15 +402,36 @@ class H2Server:
             return ConnectionEnded(int(event.error_code or 0), "client sent GOAWAY")
         return None
 
-
-def _request(event: h2.events.RequestReceived) -> Request:
-    fields = parse_request(event.headers or ())
-    return Request(
-        event.stream_id or 0,
-        fields.method,
-        fields.path,
-        fields.authority,
-        fields.scheme,
-        fields.headers,
-        event.stream_ended is not None,
-    )
+    def _request(self, event: h2.events.RequestReceived, now: float) -> StreamEvent | None:
+        stream_id = event.stream_id or 0
+        end_stream = event.stream_ended is not None
+        self._unmapped.discard(stream_id)
+        if self._goaway is not None:  # opened after our GOAWAY: not processed (RFC 9113 §6.8)
+            self.reset(stream_id, _ErrorCodes.REFUSED_STREAM)
+            return None
+        if self._open_streams() >= self.limits.max_concurrent_streams:
+            # past the advertised limit: a stream error (RFC 9113 §5.1.2),
+            # counted like the resets the client makes
+            if self._too_many_resets(now):
+                return self._end(_ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
+            self.reset(stream_id, _ErrorCodes.REFUSED_STREAM)
+            return None
+        try:
+            fields = parse_request(event.headers or (), self.scheme, end_stream)
+        except MalformedFields:
+            return self._malformed(stream_id, now, None)
+        self._streams[stream_id] = _CLIENT_DONE if end_stream else 0
+        if not end_stream:
+            if fields.method == b"HEAD":
+                self._body_left[stream_id] = 0  # as h2 counts it: no content
+            elif fields.content_length is not None:
+                self._body_left[stream_id] = fields.content_length
+        return Request(
+            stream_id,
+            fields.method,
+            fields.path,
+            fields.authority,
+            fields.scheme,
+            fields.headers,
+            end_stream,
+        )

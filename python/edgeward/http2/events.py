@@ -15,9 +15,9 @@ Headers = list[tuple[bytes, bytes]]
 class Request:
     stream_id: int
     method: bytes
-    target: bytes  # :path
+    target: bytes  # :path; CONNECT: the authority (host:port), as in HTTP/1.1
     authority: bytes  # :authority, else Host
-    scheme: bytes  # :scheme
+    scheme: bytes  # the connection's (`:scheme` must be the same)
     headers: Headers  # regular headers; cookies joined into one
     end_stream: bool  # no body follows
 

@@ -24,8 +24,9 @@ from edgeward.policy.config import EngineOptions, IpPolicyRules, SourceDocument
 from edgeward.policy.engine import CompiledPolicy, Exchange
 from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode, PolicyError, Severity
 from edgeward.policy.events import EventSink, PolicyEvent, fan_out, open_event_sink
-from edgeward.policy.loader import load
+from edgeward.policy.loader import LoadedPolicy, load
 from edgeward.policy.model import Phase
+from edgeward.policy.targets import ExternalTargets, TargetRules
 
 __all__ = [
     "ActionError",
@@ -50,6 +51,9 @@ def compile_policy(
     document: SourceDocument,
     *,
     ip_policies: Mapping[str, IpPolicyRules] | None = None,
+    # The edge config's `http_request` (http-request targets); None: unknown,
+    # and then nothing outside the edge may be called.
+    http_request: TargetRules | None = None,
     events: EventSink | None = None,
     body_limit: int | None = None,
     clock: Callable[[], float] | None = None,
@@ -60,15 +64,34 @@ def compile_policy(
     """Compile a parsed document (`edgeward.document.Document`).
     `ip_policies` are the edge config's named IP policies; None means they
     are unknown (references are then only warned about: `policy check`).
-    `identity` is the edge's identity runtime; `edge` says the policy is
-    compiled for an edge (`oauth` without `identity:` is then an error)."""
-    options = EngineOptions(clock=clock, secrets=secrets or {}, identity=identity, edge=edge)
+    `secrets` are what `secrets.get` reads (the edge config's `secrets:`);
+    None means unknown: lookups compile, are warned about, and fail at run
+    time (docs/cel.md §11.6). `identity` is the edge's identity runtime;
+    `edge` says the policy is compiled for an edge (`oauth` without
+    `identity:` is then an error)."""
+    options = EngineOptions(clock=clock, secrets=secrets, identity=identity, edge=edge)
     if body_limit is not None:
         options = replace(options, body_limit=body_limit)
+    options = replace(options, http_request=ExternalTargets.from_rules(http_request))
     loaded = load(document, ip_policies=ip_policies, options=options)
     if loaded.errors:
         raise PolicyError(loaded.diagnostics)
+    if secrets is None and options.cel.secrets_read:
+        loaded = _warn_unknown_secrets(document, loaded, options.cel.secrets_read)
     return CompiledPolicy(loaded, events=events, options=options)
+
+
+def _warn_unknown_secrets(
+    document: SourceDocument, loaded: LoadedPolicy, read: set[tuple[str | None, str | None]]
+) -> LoadedPolicy:
+    names = ", ".join(sorted(f"{v or '<computed>'}/{n or '<computed>'}" for v, n in read))
+    warning = Diagnostic(
+        Severity.WARNING,
+        f"secrets.get reads {names}: no secrets are known here (give the edge config's"
+        " secrets with --secrets FILE); they are not checked, and read at run time they fail",
+        document.locate(()),
+    )
+    return replace(loaded, diagnostics=(*loaded.diagnostics, warning))
 
 
 class _PolicySource(Protocol):
@@ -77,6 +100,12 @@ class _PolicySource(Protocol):
 
     @property
     def events(self) -> Sequence[str] | None: ...
+
+
+def _source_secrets(source: object) -> Mapping[str, Mapping[str, str]] | None:
+    # `edgeward.config.PolicySource.secrets`: the edge config's `secrets:`.
+    secrets: Mapping[str, Mapping[str, str]] | None = getattr(source, "secrets", None)
+    return secrets
 
 
 class PolicyCompiler:
@@ -119,9 +148,10 @@ class PolicyCompiler:
             source.document,
             ip_policies=ip_policies,
             events=self.events if self.events is not None else self.sink(source.events),
+            http_request=getattr(source, "http_request", None),
             body_limit=self.body_limit,
             clock=self.clock,
-            secrets=self.secrets,
+            secrets=self.secrets if self.secrets is not None else _source_secrets(source),
             identity=runtime,
             edge=True,
         )

@@ -1,6 +1,7 @@
 """`edgeward policy test`: run recorded requests through a policy offline.
 
-A cases file lists requests (method, url, headers, body, client ip, time),
+A cases file lists requests (method, url, headers, body, client ip, time;
+the client ip defaults to `DEFAULT_CLIENT_IP`, 192.0.2.1),
 optionally the upstream's answer for `on_http_response`, and an `expect`
 block. Each case goes through the same engine the edge runs, with the body
 and fetch effects answered from the case, and reports which rules matched,
@@ -10,6 +11,7 @@ what each action did and the final answer.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import itertools
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +43,10 @@ from edgeward.policy.engine import CompiledPolicy
 from edgeward.policy.events import PolicyEvent
 
 T = TypeVar("T")
+
+# The client address of a case that names none: TEST-NET-1 (RFC 5737), an
+# address no real client has, so no allow list matches it by accident.
+DEFAULT_CLIENT_IP = "192.0.2.1"
 
 _CASE_KEYS = frozenset({"name", "request", "response", "expect", "fetch"})
 _REQUEST_KEYS = frozenset({"method", "url", "headers", "body", "client_ip", "client_port", "time"})
@@ -106,9 +112,12 @@ class CasesError(ConfigError):
     """A malformed cases file."""
 
 
-def read_cases(document: SourceDocument) -> tuple[list[Case], dict[str, Any]]:
+def read_cases(
+    document: SourceDocument, *, client_ip: str = DEFAULT_CLIENT_IP
+) -> tuple[list[Case], dict[str, Any]]:
     """The cases of a parsed cases file, and its `ip_policies` (name ->
-    {allow, deny})."""
+    {allow, deny}). `client_ip` is the address of cases whose request
+    names none."""
     data = document.data
     if not isinstance(data, Mapping) or not isinstance(data.get("cases"), list):
         raise CasesError("a cases file is a mapping with a 'cases' list", document.locate(()))
@@ -116,7 +125,7 @@ def read_cases(document: SourceDocument) -> tuple[list[Case], dict[str, Any]]:
         if key not in ("cases", "ip_policies"):
             raise CasesError(f"unknown key {key!r} (cases, ip_policies)", document.locate((key,)))
     ip_policies = _ip_policies(document, data.get("ip_policies") or {})
-    cases = [_case(document, i, raw) for i, raw in enumerate(data["cases"])]
+    cases = [_case(document, i, raw, client_ip) for i, raw in enumerate(data["cases"])]
     return cases, ip_policies
 
 
@@ -143,7 +152,7 @@ def _ip_policies(document: SourceDocument, raw: Any) -> dict[str, Any]:
     return out
 
 
-def _case(document: SourceDocument, index: int, raw: Any) -> Case:
+def _case(document: SourceDocument, index: int, raw: Any, client_ip: str) -> Case:
     path: tuple[str | int, ...] = ("cases", index)
     where = document.locate(path)
     if not isinstance(raw, Mapping):
@@ -182,7 +191,7 @@ def _case(document: SourceDocument, index: int, raw: Any) -> Case:
         url=url,
         headers=_headers(request.get("headers"), document, (*path, "request", "headers")),
         body=_bytes(request.get("body")),
-        client_ip=str(request.get("client_ip", "192.0.2.1")),
+        client_ip=_client_ip(request.get("client_ip", client_ip), document, (*path, "request")),
         client_port=int(request.get("client_port", 50000)),
         time=_time(request.get("time"), document, (*path, "request", "time")),
         response_status=int(response.get("status", 200)),
@@ -224,6 +233,16 @@ def _headers(raw: Any, document: SourceDocument, path: tuple[str | int, ...]) ->
             "headers are a mapping or a list of [name, value] pairs", document.locate(path)
         )
     return [(str(n).lower().encode("latin-1"), str(v).encode("utf-8")) for n, v in pairs]
+
+
+def _client_ip(raw: Any, document: SourceDocument, path: tuple[str | int, ...]) -> str:
+    try:
+        return str(ipaddress.ip_address(str(raw)))
+    except ValueError:
+        raise CasesError(
+            f"client_ip must be an IP address, not {raw!r}",
+            document.locate((*path, "client_ip")),
+        ) from None
 
 
 def _bytes(raw: Any) -> bytes:

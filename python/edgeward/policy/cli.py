@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import sys
 from pathlib import Path
@@ -11,32 +12,81 @@ from typing import Any, TextIO
 from edgeward.document import load_document
 from edgeward.errors import ConfigError
 from edgeward.policy import compile_policy
-from edgeward.policy.cases import CaseClock, Outcome, read_cases, run_case
+from edgeward.policy.cases import DEFAULT_CLIENT_IP, CaseClock, Outcome, read_cases, run_case
 from edgeward.policy.engine import CompiledPolicy
 from edgeward.policy.errors import PolicyError
 from edgeward.policy.events import ListSink
+from edgeward.secrets import Secrets, load_secrets
 
 
 def register(sub: Any) -> None:
     """Add `policy check` and `policy test` to the `edgeward` parser."""
-    policy = sub.add_parser("policy", help="check and test Traffic Policy documents")
-    commands = policy.add_subparsers(dest="policy_command", required=True)
-    check = commands.add_parser("check", help="validate a policy file")
-    check.add_argument("file", type=Path)
+    policy = sub.add_parser(
+        "policy",
+        help="check and test Traffic Policy documents",
+        description="Check and test Traffic Policy documents offline. Exit codes: 0 ok,"
+        " 1 errors in a file or failed cases, 2 usage.",
+    )
+    commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
+    check = commands.add_parser(
+        "check",
+        help="validate a policy file",
+        description="Load a policy file and print every error and warning (exit 1 on errors).",
+    )
+    check.add_argument("file", type=Path, metavar="FILE", help="policy file (YAML or JSON)")
+    check.add_argument("--secrets", type=Path, help=_SECRETS_HELP)
     check.set_defaults(run=run_check)
-    test = commands.add_parser("test", help="run recorded requests through a policy")
-    test.add_argument("file", type=Path)
-    test.add_argument("cases", type=Path)
+    test = commands.add_parser(
+        "test",
+        help="run recorded requests through a policy",
+        description="Run the cases of a cases file through a policy, offline, and print"
+        " what each rule and action did (exit 1 when a case fails). A case whose request"
+        " sets no client_ip comes from --client-ip, by default"
+        f" {DEFAULT_CLIENT_IP} (TEST-NET-1, RFC 5737: no real client has it).",
+    )
+    test.add_argument("file", type=Path, metavar="FILE", help="policy file (YAML or JSON)")
+    test.add_argument(
+        "cases", type=Path, metavar="CASES", help="cases file (YAML or JSON; docs/policy.md)"
+    )
+    test.add_argument(
+        "--client-ip",
+        default=DEFAULT_CLIENT_IP,
+        type=_ip_address,
+        metavar="ADDRESS",
+        help="client address of cases whose request sets no client_ip"
+        f" (default: {DEFAULT_CLIENT_IP})",
+    )
     test.add_argument(
         "-q", "--quiet", action="store_true", help="print failures and the summary only"
     )
+    test.add_argument("--secrets", type=Path, help=_SECRETS_HELP)
     test.set_defaults(run=run_test)
+
+
+def _ip_address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
+
+
+_SECRETS_HELP = (
+    "what secrets.get reads: a file of vaults as the edge config's secrets: section"
+    " (or an edge config); without it secret lookups are warned about, not checked"
+)
+
+
+def _secrets(args: argparse.Namespace) -> Secrets | None:
+    path: Path | None = getattr(args, "secrets", None)
+    return None if path is None else load_secrets(path)
 
 
 def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        policy = compile_policy(load_document(args.file, what="policy file"))
+        policy = compile_policy(
+            load_document(args.file, what="policy file"), secrets=_secrets(args)
+        )
     except PolicyError as exc:
         for diagnostic in exc.diagnostics:
             print(diagnostic, file=out)
@@ -57,7 +107,10 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def run_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        cases, ip_policies = read_cases(load_document(args.cases, what="cases file"))
+        cases, ip_policies = read_cases(
+            load_document(args.cases, what="cases file"),
+            client_ip=getattr(args, "client_ip", DEFAULT_CLIENT_IP),
+        )
         clock = CaseClock()
         sink = ListSink()
         policy = compile_policy(
@@ -65,10 +118,11 @@ def run_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
             ip_policies=ip_policies,
             events=sink,
             clock=clock,
+            secrets=_secrets(args),
         )
     except ConfigError as exc:
         print(exc, file=out)
-        return 2
+        return 1
     failed = 0
     for case in cases:
         outcome = run_case(policy, case, clock, sink.events)

@@ -16,11 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 from edgeward import native
+from edgeward.document import did_you_mean, misspelling_of
 from edgeward.errors import Location
 from edgeward.identity.flow import Runtime
 from edgeward.policy.errors import Diagnostic, Severity
-from edgeward.policy.expressions import compile_expression, compile_template
+from edgeward.policy.expressions import (
+    Envs,
+    Renderable,
+    compile_expression,
+    compile_template,
+    compile_url_template,
+    condition_type_error,
+)
 from edgeward.policy.model import Phase
+from edgeward.policy.targets import ExternalTargets
 
 PathKey = tuple[str | int, ...]
 
@@ -51,15 +60,62 @@ class EngineOptions:
     """Engine-wide settings the edge config provides."""
 
     body_limit: int = 1024 * 1024  # the most a policy buffers of a request body
+    # What `http-request` may call outside the edge (the edge config's
+    # `http_request`); unknown (nothing allowed) without an edge config.
+    http_request: ExternalTargets = field(default_factory=lambda: ExternalTargets(known=False))
     clock: Callable[[], float] | None = None  # None = time.time
-    # `secrets.get(vault, name)` reads here: vault -> name -> value.
-    secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # `secrets.get(vault, name)` reads here: vault -> name -> value (the edge
+    # config's `secrets:`); None when unknown (`policy check` without one).
+    secrets: Mapping[str, Mapping[str, str]] | None = field(default=None, repr=False)
     # oauth / openid-connect: the edge's identity runtime (None: compiled
     # without an edge, or an edge without `identity:`), and whether the
     # policy is compiled for an edge (problems a standalone `policy check`
     # only warns about are then errors).
     identity: Runtime | None = None
     edge: bool = False
+    # The policy's CEL Envs, bound to `secrets` (made from it).
+    cel: Envs = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cel", Envs(self.secrets))
+
+
+def redactor(secrets: Mapping[str, Mapping[str, str]] | None) -> Callable[[str], str]:
+    """Replaces every secret value (of 4 characters or more: shorter ones
+    would mangle any text) by ``[secret]`` in a message about to leave the
+    engine (events, `policy test` output)."""
+    values = sorted(
+        {v for vault in (secrets or {}).values() for v in vault.values() if len(v) >= 4},
+        key=len,
+        reverse=True,
+    )
+    if not values:
+        return _same
+
+    def redact(text: str) -> str:
+        for value in values:
+            if value in text:
+                text = text.replace(value, "[secret]")
+        return text
+
+    return redact
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def redact_value(value: Any, redact: Callable[[str], str]) -> Any:
+    """`value` with `redact` applied to every string in it."""
+    if redact is _same:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(v, redact) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v, redact) for v in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +158,11 @@ def describe(value: object) -> str:
     if isinstance(value, list):
         return "a list"
     return type(value).__name__
+
+
+def _num(value: float) -> str:
+    """`60`, `0.5`, `2000000000`: whole numbers without a fraction or an exponent."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def constant(template: native.Template) -> str:
@@ -162,7 +223,28 @@ class ConfigReader:
         return self._doc.locate(path)
 
     def fail(self, key: str | int | None, message: str) -> NoReturn:
+        """Raise `InvalidConfig` at `key`, or at the mapping itself for None.
+        An error about the whole mapping ("missing required field", "needs
+        one of") is first a mistyped field, when one is present: then that
+        is reported, at its own line."""
+        if key is None:
+            typo = self._typo()
+            if typo is not None:
+                name, meant = typo
+                raise InvalidConfig(
+                    f"unknown field {name!r}; did you mean {meant!r}?", self.where(name)
+                )
         raise InvalidConfig(message, self.where(key))
+
+    def _typo(self) -> tuple[str, str] | None:
+        """(a field nobody read, the absent field it misspells), or None."""
+        absent = [k for k in self._read if k not in self._data]
+        for name in self._data:
+            if name not in self._read:
+                meant = misspelling_of(name, absent)
+                if meant is not None:
+                    return name, meant
+        return None
 
     def warn(self, key: str | int | None, message: str) -> None:
         self._report(
@@ -174,7 +256,13 @@ class ConfigReader:
         unknown = [k for k in self._data if k not in self._read]
         if unknown:
             known = ", ".join(sorted(self._read)) or "none"
-            self.fail(unknown[0], f"unknown field {unknown[0]!r} (fields read: {known})")
+            hint = did_you_mean(unknown[0], self._read)
+            self.fail(unknown[0], f"unknown field {unknown[0]!r}{hint} (fields: {known})")
+
+    def missing(self, key: str) -> NoReturn:
+        """Fail for a required field that is absent (or mistyped: `fail`)."""
+        self._read.add(key)
+        self.fail(None, f"missing required field {key!r}")
 
     # --- raw access --------------------------------------------------------
 
@@ -207,7 +295,7 @@ class ConfigReader:
         used, raw = self._take(key, aliases)
         if raw is _MISSING or raw is None:
             if required:
-                self.fail(None, f"missing required field {key!r}")
+                self.missing(key)
             return used, _MISSING
         return used, raw
 
@@ -282,12 +370,20 @@ class ConfigReader:
         return float(raw)
 
     def _check_range(
-        self, used: str, key: str, value: float, lo: float | None, hi: float | None
+        self,
+        used: str,
+        key: str,
+        value: float,
+        lo: float | None,
+        hi: float | None,
+        *,
+        unit: str = "",
     ) -> None:
+        """`unit` is the suffix every number is spelled with (`s`)."""
         if lo is not None and value < lo:
-            self.fail(used, f"{key} must be at least {lo}, not {value}")
+            self.fail(used, f"{key} must be at least {_num(lo)}{unit}, not {_num(value)}{unit}")
         if hi is not None and value > hi:
-            self.fail(used, f"{key} must be at most {hi}, not {value}")
+            self.fail(used, f"{key} must be at most {_num(hi)}{unit}, not {_num(value)}{unit}")
 
     def boolean(
         self, key: str, *, default: bool | None = None, aliases: Sequence[str] = ()
@@ -324,7 +420,7 @@ class ConfigReader:
         seconds = float(raw) if not isinstance(raw, str) else parse_duration(raw)
         if seconds is None:
             self.fail(used, f"{key}: {raw!r} is not a duration such as '30s' or '1m30s'")
-        self._check_range(used, key, seconds, minimum, maximum)
+        self._check_range(used, key, seconds, minimum, maximum, unit="s")
         return seconds
 
     # --- lists and mappings ------------------------------------------------
@@ -412,6 +508,25 @@ class ConfigReader:
             return None if default is None else self.compile_template(None, default)
         return self.compile_template((*self._path, used), self._as_text(used, raw))
 
+    def url_template(
+        self, key: str, *, required: bool = False, aliases: Sequence[str] = ()
+    ) -> Renderable | None:
+        """A URL-valued CEL-capable field: what ``${expr}`` gives is
+        percent-encoded where a URL cannot hold it (`UrlTemplate`)."""
+        used, raw = self._get(key, aliases, required)
+        if raw is _MISSING:
+            return None
+        path = (*self._path, used)
+        try:
+            template = compile_url_template(
+                self._as_text(used, raw), self.scope.phase, self.scope.options.cel
+            )
+        except native.PolicyExprError as exc:
+            message = _expr_message(exc, "interpolation")
+            raise InvalidConfig(message, self._doc.locate(path)) from None
+        self.scope.references.update(template.references)
+        return template
+
     def template_list(
         self, key: str, *, required: bool = False, min_items: int = 0, max_items: int | None = None
     ) -> list[native.Template] | None:
@@ -452,18 +567,40 @@ class ConfigReader:
 
     def compile_template(self, path: PathKey | None, text: str) -> native.Template:
         try:
-            template = compile_template(text, self.scope.phase)
+            template = compile_template(text, self.scope.phase, self.scope.options.cel)
         except native.PolicyExprError as exc:
             where = self._doc.locate(path) if path is not None else self.where()
             raise InvalidConfig(_expr_message(exc, "interpolation"), where) from None
         self.scope.references.update(template.references)
         return template
 
-    def expression(self, key: str, *, required: bool = False) -> native.Program | None:
+    def expression(
+        self,
+        key: str,
+        *,
+        required: bool = False,
+        condition: bool = False,
+        variables: Mapping[str, Any] | None = None,
+    ) -> native.Program | None:
+        """A CEL program. With `condition`, its static type must be `bool`
+        (or `dyn`); `variables` declares roots beyond the phase's, which the
+        action provides itself when it evaluates the program."""
         used, raw = self._get(key, (), required)
         if raw is _MISSING:
             return None
-        return self.compile_expression((*self._path, used), self._as_text(used, raw))
+        path = (*self._path, used)
+        text = self._as_text(used, raw)
+        if variables is None and not condition:
+            return self.compile_expression(path, text)
+        try:
+            program = compile_expression(text, self.scope.phase, self.scope.options.cel, variables)
+        except native.PolicyExprError as exc:
+            raise InvalidConfig(_expr_message(exc, "expression"), self._doc.locate(path)) from None
+        if condition and (wrong := condition_type_error(program)) is not None:
+            raise InvalidConfig(f"expression {text!r} {wrong}", self._doc.locate(path))
+        own = variables or {}
+        self.scope.references.update(r for r in program.references if r.split(".")[0] not in own)
+        return program
 
     def expression_list(
         self, key: str, *, required: bool = False, min_items: int = 0, max_items: int | None = None
@@ -476,7 +613,7 @@ class ConfigReader:
 
     def compile_expression(self, path: PathKey, text: str) -> native.Program:
         try:
-            program = compile_expression(text, self.scope.phase)
+            program = compile_expression(text, self.scope.phase, self.scope.options.cel)
         except native.PolicyExprError as exc:
             raise InvalidConfig(_expr_message(exc, "expression"), self._doc.locate(path)) from None
         self.scope.references.update(program.references)

@@ -20,14 +20,17 @@ from edgeward.hooks import (
     Effect,
     EffectResult,
     EndpointInfo,
+    ExchangeSummary,
     Fetch,
     FetchResult,
     ReadBody,
     RequestHead,
     ResponseHead,
 )
+from edgeward.policy.config import redact_value
 from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.policy.events import PolicyEvent
+from edgeward.policy.expressions import Renderable
 from edgeward.policy.model import Phase
 from edgeward.policy.variables import (
     ABSENT,
@@ -92,6 +95,8 @@ def _res(ctx: ActionContext) -> Any:
 
 
 _TIME_FIELDS = {"now": lambda clock: rfc3339(clock())}  # the clock at first use in the phase
+Completion = Callable[[ExchangeSummary, float], None]
+"""Told how an exchange ended, and when (`ActionContext.on_complete`)."""
 Roots = tuple[tuple[str, Callable[["ActionContext"], Any]], ...]
 """The variables of a phase's activation and how to get each."""
 
@@ -103,7 +108,6 @@ _ROOTS: dict[str, tuple[str, Callable[[ActionContext], Any]]] = {
         ("endpoint", lambda ctx: ctx.state.endpoint_values()),
         ("res", _res),
         ("time", lambda ctx: LazyMap(ctx.state.policy.clock, _TIME_FIELDS)),
-        ("secrets", lambda ctx: ctx.state.policy.secrets),
         ("actions", lambda ctx: ctx.state.results),
         ("vars", lambda ctx: ctx.vars),
     )
@@ -119,6 +123,7 @@ class ExchangeState:
         "_endpoint",
         "_req",
         "body",
+        "completions",
         "conn",
         "endpoint",
         "policy",
@@ -147,6 +152,8 @@ class ExchangeState:
         # `actions.ngrok.*`: what actions did (and on_tcp_connect's, carried over).
         self.results: dict[str, dict[str, Any]] = {"ngrok": results or {}}
         self.trace: list[TraceEntry] | None = None  # filled when a caller asks (policy test)
+        # What actions want to hear when the exchange completes (circuit-breaker).
+        self.completions: list[Completion] | None = None
         self._conn: Any = None
         self._req: Any = None
         self._endpoint: Any = None
@@ -240,7 +247,7 @@ class ActionContext:
         """Raises `native.EvalError`; the engine fails closed on it."""
         return program.evaluate(self.activation)
 
-    def render(self, template: native.Template) -> str:
+    def render(self, template: Renderable) -> str:
         """Raises `native.EvalError`; the engine fails closed on it."""
         return template.render(self.activation)
 
@@ -262,11 +269,22 @@ class ActionContext:
         if self.records:
             self.state.results["ngrok"][key] = values
 
+    def on_complete(self, callback: Completion) -> None:
+        """Call `callback(summary, now)` once the exchange has completed
+        (`ExchangeHooks.on_complete`): how it ended, as the client saw it."""
+        if self.state.completions is None:
+            self.state.completions = []
+        self.state.completions.append(callback)
+
     def set_var(self, name: str, value: Any) -> None:
         self.vars[name] = value
 
     def emit(self, action: str | None, verdict: str, reason: str, **extra: Any) -> None:
         state = self.state
+        redact = state.policy.redact
+        reason = redact(reason)
+        if "metadata" in extra:  # a `log` action's: it may interpolate a secret
+            extra["metadata"] = redact_value(extra["metadata"], redact)
         state.policy.events.emit(
             PolicyEvent(
                 time=self.now(),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edgeward import native
+from edgeward import errorbody, native
 from edgeward.hooks import (
     CloseConnection,
     ConnectionInfo,
@@ -33,7 +33,7 @@ from edgeward.hooks import (
     ResponseOutcome,
 )
 from edgeward.policy.actions.base import Decision
-from edgeward.policy.config import EngineOptions
+from edgeward.policy.config import EngineOptions, redact_value, redactor
 from edgeward.policy.context import (
     ActionContext,
     ExchangeState,
@@ -45,8 +45,6 @@ from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode
 from edgeward.policy.events import EventSink, NullSink
 from edgeward.policy.loader import LoadedPolicy, Rule, Step
 from edgeward.policy.model import Phase
-
-_JSON = [(b"content-type", b"application/json")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +72,8 @@ class CompiledPolicy:
         self.events: EventSink = events or NullSink()
         self.clock: Callable[[], float] = options.clock or time.time
         self.body_limit = options.body_limit
-        self.secrets = options.secrets
+        # Secret values never leave in an event or a trace (docs/cel.md §11.6).
+        self.redact = redactor(options.secrets)
         self.variables = variables = Variables(loaded.references)
         self._tcp, self._request, self._response = (
             PhaseRules(
@@ -178,7 +177,10 @@ class Exchange(ExchangeState):
         return _response_outcome(ctx, decision)
 
     def on_complete(self, summary: ExchangeSummary) -> None:
-        pass
+        if self.completions:
+            now = self.policy.clock()
+            for callback in self.completions:
+                callback(summary, now)
 
 
 def _response_outcome(ctx: ActionContext, decision: Decision | None) -> ResponseOutcome:
@@ -337,8 +339,10 @@ def _action_failed(
 
 def _trace_step(ctx: ActionContext, rule: Rule, step: Step, decision: Decision | None) -> None:
     assert ctx.state.trace is not None
-    outcome = "ran" if decision is None else _describe(decision)
+    outcome = "ran" if decision is None else ctx.state.policy.redact(_describe(decision))
     results = ctx.state.results["ngrok"].get(type(step.action).results_name())
+    if results is not None:
+        results = redact_value(results, ctx.state.policy.redact)
     ctx.state.trace.append(TraceEntry(ctx.phase, rule.label, step.type, outcome, results))
 
 
@@ -352,6 +356,7 @@ def _failure(
     status: int = 500,
 ) -> Decision | None:
     """Fail closed (a 500 decision), or None when the rule goes on."""
+    message = ctx.state.policy.redact(message)
     verdict = "continue" if rule.continue_on_error else "error"
     ctx.emit(
         action,
@@ -366,8 +371,17 @@ def _failure(
         )
     if rule.continue_on_error:
         return None
-    body = f'{{"error_code":"{code.value}","message":"the traffic policy failed"}}\n'.encode()
-    return Decision("error", message, LocalResponse(status, list(_JSON), body, code.value))
+    # the edge's one error format (plain text, or JSON when the client prefers it)
+    received = ctx.received
+    content_type, body = errorbody.render(
+        status,
+        code.value,
+        "the traffic policy failed",
+        ctx.request_id or "",
+        errorbody.accept_of(received.headers) if received is not None else None,
+    )
+    headers = [(b"content-type", content_type)]
+    return Decision("error", message, LocalResponse(status, headers, body, code.value))
 
 
 def _describe(decision: Decision) -> str:

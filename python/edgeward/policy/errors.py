@@ -62,6 +62,7 @@ class ErrorCode(StrEnum):
     INTERPOLATION_FAILED = "ERR_EDGEWARD_3900"  # a ${...} in an action's config failed
     INVALID_REGEX = "ERR_EDGEWARD_3901"  # an interpolated regex did not compile
     ACTION_FAILED = "ERR_EDGEWARD_2253"  # an action could not run (bad header value...)
+    CIRCUIT_OPEN = "ERR_EDGEWARD_3202"  # circuit-breaker: the circuit is open
     IP_DENIED = "ERR_EDGEWARD_3203"  # restrict-ips
     WEBHOOK_FAILED = "ERR_EDGEWARD_3204"  # verify-webhook
     BODY_TOO_LARGE = "ERR_EDGEWARD_3905"  # a body the policy must read is over the cap
@@ -76,6 +77,13 @@ class ErrorCode(StrEnum):
     TOKEN_MALFORMED = "ERR_EDGEWARD_3416"  # not a compact JWS
     JWKS_UNAVAILABLE = "ERR_EDGEWARD_3422"  # no usable keys could be fetched
     RATE_LIMITED = "ERR_EDGEWARD_3429"  # edgeward's own number: no public code exists
+    # http-request (its `on_error` decides whether they fail the request)
+    FETCH_TOO_LARGE = "ERR_EDGEWARD_3601"  # the response body is over 256 KiB
+    FETCH_TIMEOUT = "ERR_EDGEWARD_3602"  # `timeout` passed before an answer
+    FETCH_LOOP = "ERR_EDGEWARD_3603"  # too many edge-to-edge hops
+    FETCH_FAILED = "ERR_EDGEWARD_3605"  # DNS, connection, TLS or HTTP failure
+    FETCH_REFUSED = "ERR_EDGEWARD_3606"  # the target is not allowed by the edge config
+    FETCH_INTERNAL = "ERR_EDGEWARD_3607"  # an internal (.internal) endpoint: not yet reachable
 
 
 class ActionError(EdgewardError):

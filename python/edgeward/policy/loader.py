@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from edgeward import native
+from edgeward.document import did_you_mean
 from edgeward.policy.actions import ACTIONS, ALIASES, UNSUPPORTED
 from edgeward.policy.actions.base import Action
 from edgeward.policy.config import (
@@ -27,7 +28,12 @@ from edgeward.policy.config import (
     describe,
 )
 from edgeward.policy.errors import Diagnostic, Severity
-from edgeward.policy.expressions import compile_chain, compile_expression
+from edgeward.policy.expressions import (
+    Envs,
+    compile_chain,
+    compile_expression,
+    condition_type_error,
+)
 from edgeward.policy.model import Phase
 
 _RULE_KEYS = frozenset({"name", "expressions", "actions", "on_error"})
@@ -128,7 +134,7 @@ class _Loader:
             if phase is not None:
                 rules[phase].extend(self._rules(phase, key, value))
         return LoadedPolicy(
-            {phase: chained(phase, found) for phase, found in rules.items()},
+            {phase: chained(phase, found, self.options.cel) for phase, found in rules.items()},
             tuple(self.diagnostics),
             {phase: frozenset(refs) for phase, refs in self.references.items()},
         )
@@ -145,8 +151,9 @@ class _Loader:
         if key == "on_event_stream_message":
             self.error((key,), "phase 'on_event_stream_message' is not supported by edgeward")
         else:
-            names = ", ".join(p.value for p in Phase)
-            self.error((key,), f"unknown phase {key!r} (phases are {names})")
+            names = [p.value for p in Phase]
+            hint = did_you_mean(key, names)
+            self.error((key,), f"unknown phase {key!r}{hint} (phases are {', '.join(names)})")
         return None
 
     def _as_list(
@@ -198,7 +205,9 @@ class _Loader:
         for k in raw:
             if k not in _RULE_KEYS:
                 hint = (
-                    " (an action? put it in the rule's 'actions' list)" if k in _ACTION_KEYS else ""
+                    " (an action? put it in the rule's 'actions' list)"
+                    if k in _ACTION_KEYS
+                    else did_you_mean(k, _RULE_KEYS)
                 )
                 self.error((*path, k), f"unknown rule field {k!r}{hint}", label)
                 ok = False
@@ -243,13 +252,18 @@ class _Loader:
                 ok = False
                 continue
             try:
-                compile_expression(item, phase)
+                program = compile_expression(item, phase, self.options.cel)
             except native.PolicyExprError as exc:
                 self.error(
                     item_path,
                     f"expression {item!r}: {exc.message} (line {exc.line}, column {exc.column})",
                     label,
                 )
+                ok = False
+                continue
+            wrong_type = condition_type_error(program)
+            if wrong_type is not None:
+                self.error(item_path, f"expression {item!r} {wrong_type} (line 1, column 1)", label)
                 ok = False
                 continue
             sources.append(item)
@@ -259,7 +273,7 @@ class _Loader:
             return None
         # The public format defines a rule's expressions as joined with &&.
         source = sources[0] if len(sources) == 1 else " && ".join(f"({s})" for s in sources)
-        program = compile_expression(source, phase)
+        program = compile_expression(source, phase, self.options.cel)
         self.references[phase].update(program.references)
         return program
 
@@ -316,7 +330,8 @@ class _Loader:
             elif k not in _ACTION_KEYS:
                 self.error(
                     (*path, k),
-                    f"unknown action field {k!r} (an action has 'type' and 'config')",
+                    f"unknown action field {k!r}{did_you_mean(k, _ACTION_KEYS)}"
+                    " (an action has 'type' and 'config')",
                     label,
                     where,
                 )
@@ -383,7 +398,7 @@ class _Loader:
         message = (
             f"action type {type_name!r} is {reason}"
             if reason
-            else f"unknown action type {type_name!r}"
+            else f"unknown action type {type_name!r}{did_you_mean(type_name, ACTIONS)}"
         )
         self.error((*path, "type"), message, label, where)
         return None
@@ -402,7 +417,7 @@ def _traffic_only(rule: Rule) -> bool:
     )
 
 
-def chained(phase: Phase, rules: list[Rule]) -> tuple[Rule, ...]:
+def chained(phase: Phase, rules: list[Rule], envs: Envs | None = None) -> tuple[Rule, ...]:
     """`rules` with `chain` set on each rule that starts a run of at least
     two traffic-only rules (the run is then tested by one program)."""
     out = list(rules)
@@ -412,20 +427,22 @@ def chained(phase: Phase, rules: list[Rule]) -> tuple[Rule, ...]:
         while end < len(out) and end - i < _MAX_CHAIN and _traffic_only(out[end]):
             end += 1
         for start in range(i, end - 1):
-            program = _chain_program(phase, out, start, end)
+            program = _chain_program(phase, out, start, end, envs)
             if program is not None:
                 out[start] = replace(out[start], chain=program, chain_end=end)
         i = max(end, i + 1)
     return tuple(out)
 
 
-def _chain_program(phase: Phase, rules: list[Rule], start: int, end: int) -> native.Program | None:
+def _chain_program(
+    phase: Phase, rules: list[Rule], start: int, end: int, envs: Envs | None
+) -> native.Program | None:
     source = str(end)
     for index in range(end - 1, start - 1, -1):
         condition = rules[index].condition
         assert condition is not None
         source = f"({condition.source}) ? {index} : ({source})"
     try:
-        return compile_chain(source, phase)
+        return compile_chain(source, phase, envs)
     except native.PolicyExprError:  # over a limit: the rules run one by one
         return None

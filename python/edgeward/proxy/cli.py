@@ -24,7 +24,12 @@ def register(sub: Any) -> None:
     serve.add_argument(
         "--workers", type=int, default=1, help="worker processes sharing the ports (SO_REUSEPORT)"
     )
-    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe server log messages shown (default: info)",
+    )
     serve.add_argument(
         "--log-format",
         default="auto",
@@ -34,9 +39,21 @@ def register(sub: Any) -> None:
     )
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
-    check = sub.add_parser("check", help="validate an edge config without serving")
-    check.add_argument("--config", "-c", required=True)
-    check.set_defaults(run=_check)
+    _register_check(sub)
+
+
+def _register_check(sub: Any) -> None:
+    check = sub.add_parser(
+        "check",
+        help="validate an edge config and compile its policies, without serving",
+        description="Validate an edge config and compile its traffic policies, without"
+        " serving. Exit codes: 0 valid, 1 errors (printed with file:line), 2 usage.",
+    )
+    check.add_argument("file", nargs="?", metavar="FILE", help="edge config (YAML or JSON)")
+    check.add_argument(
+        "--config", "-c", metavar="FILE", help="the same as FILE (the spelling serve takes)"
+    )
+    check.set_defaults(run=_check, parser=check)
 
 
 def policy_factory() -> PolicyFactory | None:
@@ -67,14 +84,17 @@ def load(path: str) -> EdgeConfig:
 
 
 def _check(args: argparse.Namespace) -> int:
+    if args.file is not None and args.config is not None:
+        args.parser.error("give the config file once: FILE or --config FILE")
+    path = args.file if args.file is not None else args.config
+    if path is None:
+        args.parser.error("the following arguments are required: FILE")
     try:
-        config = load(args.config)
+        config = load(path)
     except EdgewardError as exc:
         print(f"edgeward check: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"{args.config}: OK ({len(config.listeners)} listeners, {len(config.endpoints)} endpoints)"
-    )
+    print(f"{path}: OK ({len(config.listeners)} listeners, {len(config.endpoints)} endpoints)")
     return 0
 
 

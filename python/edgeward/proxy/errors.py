@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgeward import errorbody
 from edgeward.hooks import LocalResponse
 
 
@@ -17,18 +18,18 @@ from edgeward.hooks import LocalResponse
 class EdgeError:
     code: str
     status: int
-    message: str
+    message: str  # generic and public: details go to the operator log, never here
 
-    def response(self, detail: str | None = None) -> LocalResponse:
-        body = f"{self.status} {self.message}\n"
-        if detail:
-            body += f"{detail}\n"
-        return LocalResponse(
-            self.status,
-            [(b"content-type", b"text/plain; charset=utf-8")],
-            body.encode(),
-            self.code,
+    def response(self, request_id: str = "", accept: bytes | None = None) -> LocalResponse:
+        """The answer, in the one error format (`edgeward.errorbody`): plain
+        text, or JSON when `accept` prefers it."""
+        content_type, body = errorbody.render(
+            self.status, self.code, self.message, request_id, accept
         )
+        return LocalResponse(self.status, [(b"content-type", content_type)], body, self.code)
+
+
+accept_of = errorbody.accept_of
 
 
 ENDPOINT_NOT_FOUND = EdgeError("ERR_EDGEWARD_3200", 404, "no endpoint is configured for this host")
@@ -51,6 +52,17 @@ URI_TOO_LONG = EdgeError("ERR_EDGEWARD_3414", 414, "the request target is too lo
 HEADERS_TOO_LARGE = EdgeError("ERR_EDGEWARD_3431", 431, "the request headers are too large")
 NOT_IMPLEMENTED = EdgeError("ERR_EDGEWARD_3501", 501, "the request uses an unsupported feature")
 VERSION_NOT_SUPPORTED = EdgeError("ERR_EDGEWARD_3505", 505, "the HTTP version is not supported")
+CONNECT_NOT_ALLOWED = EdgeError(
+    "ERR_EDGEWARD_3405", 405, "CONNECT is not allowed: the edge is not a forward proxy"
+)
+ENCODED_SLASH = EdgeError(
+    "ERR_EDGEWARD_3440",
+    400,
+    "the request path contains an encoded slash or backslash (%2F, %5C) or a backslash",
+)
+BAD_PATH = EdgeError(
+    "ERR_EDGEWARD_3441", 400, "the request path is malformed (not /..., or a bad %-escape)"
+)
 POLICY_FAILED = EdgeError("ERR_EDGEWARD_3500", 500, "the traffic policy failed")
 AGENT_OFFLINE = EdgeError(
     "ERR_EDGEWARD_3209", 503, "the agent serving this endpoint is offline (it may be reconnecting)"
@@ -77,6 +89,9 @@ ALL = (
     HEADERS_TOO_LARGE,
     NOT_IMPLEMENTED,
     VERSION_NOT_SUPPORTED,
+    CONNECT_NOT_ALLOWED,
+    ENCODED_SLASH,
+    BAD_PATH,
     POLICY_FAILED,
     AGENT_OFFLINE,
     AGENT_UNREACHABLE,
@@ -94,7 +109,8 @@ BY_PROTOCOL_STATUS = {
 
 
 class UpstreamFailure(Exception):
-    """Proxying failed on the upstream side; carries the answer to give."""
+    """Proxying failed on the upstream side; carries the answer to give and
+    the detail for the operator log (never for the client)."""
 
     def __init__(self, error: EdgeError, detail: str = "") -> None:
         super().__init__(f"{error.code}: {detail}" if detail else error.code)

@@ -50,11 +50,13 @@ from edgeward.proxy.hookdriver import ChainedExchange, drive
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import Pool, UpstreamConnection
 from edgeward.proxy.watchdog import Timer
+from edgeward.urlpath import PathError, normalize_target
 
 log = logging.getLogger("edgeward.proxy")
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 REQUEST_ID = b"edgeward-request-id"
+WEBSOCKET = b"websocket"  # the one protocol a client may switch to (RFC 6455)
 ERROR_HEADER = b"edgeward-error"
 MAX_INTERNAL_HOPS = 5  # forward-internal: internal endpoints one request may pass through
 
@@ -97,8 +99,19 @@ class Downstream(Protocol):
     def close_connection(self) -> None:
         """Close the whole client connection (an `on_tcp_connect` said no)."""
 
-    async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
-        """After a 101: pass bytes both ways until either side closes (HTTP/1)."""
+    async def relay_upgraded(
+        self, upstream: Transport, upstream_leftover: bytes, meter: Metered
+    ) -> None:
+        """After a 101: pass bytes both ways until either side closes (HTTP/1),
+        adding what went to the upstream to `meter.bytes_in` and what came
+        back to `meter.bytes_out` as it goes."""
+
+
+class Metered(Protocol):
+    """The byte counts of an exchange (for the access log and on_complete)."""
+
+    bytes_in: int
+    bytes_out: int
 
 
 class Exchange:
@@ -121,8 +134,8 @@ class Exchange:
         "rid",
         "started",
         "status",
-        "upgrade",
         "upstream_url",
+        "websocket",
     )
 
     def __init__(
@@ -131,9 +144,9 @@ class Exchange:
         down: Downstream,
         head: RequestHead,
         has_body: bool,
-        upgrade: bytes | None = None,
+        websocket: bool = False,
     ) -> None:
-        self.upgrade = upgrade
+        self.websocket = websocket  # a WebSocket upgrade to forward (HTTP/1.1)
         self._timed_out = False
         self._upstream: UpstreamConnection | None = None
         self.ctx = ctx
@@ -161,8 +174,13 @@ class Exchange:
         ctx = self.ctx
         head = self.head
         runtime = ctx.runtime
-        endpoint = self.endpoint = runtime.router.route(head.authority)
         try:
+            if head.method == b"CONNECT":
+                # Not a forward proxy: a tunnel to wherever the client names
+                # would carry bytes no policy sees. Answered before routing.
+                await self._local(self._error(errors.CONNECT_NOT_ALLOWED))
+                return False  # optimistic tunnel bytes may follow: not HTTP
+            endpoint = self.endpoint = runtime.router.route(head.authority)
             if (
                 endpoint is not None
                 and endpoint.policy is not None
@@ -174,10 +192,19 @@ class Exchange:
                     self.down.close_connection()
                     self.error_code = "tcp_connect_denied"
                     return False
+            # One path for routing, policy, the access log and the upstream.
+            try:
+                head.target = normalize_target(
+                    head.target, endpoint.escaped_slashes if endpoint else "reject"
+                )
+            except PathError as exc:
+                error = errors.ENCODED_SLASH if exc.escaped_slash else errors.BAD_PATH
+                await self._local(self._error(error))
+                return True
             listener_policy = runtime.listener.policy
             if listener_policy is None and (endpoint is None or endpoint.policy is None):
                 if endpoint is None:
-                    await self._local(errors.ENDPOINT_NOT_FOUND.response())
+                    await self._local(self._error(errors.ENDPOINT_NOT_FOUND))
                     return True
                 return await self._forward(endpoint, head, None)
             return await self._with_hooks(endpoint, head)
@@ -224,14 +251,14 @@ class Exchange:
             hooks = self.hooks = ChainedExchange(hooks, inner)  # its responses first, then ours
             outcome = await self._request_phase(inner, head)
         if isinstance(outcome, CloseConnection):
-            self.down.abort()
+            self.down.close_connection()  # close-connection: the whole connection (§3.3)
             self.error_code = "closed_by_policy"
             return False
         if isinstance(outcome, LocalResponse):
             await self._local(outcome)
             return True
         if endpoint is None:
-            await self._local(errors.ENDPOINT_NOT_FOUND.response())
+            await self._local(self._error(errors.ENDPOINT_NOT_FOUND))
             return True
         body = outcome.body if outcome.body is not None else self._body_buffer
         return await self._forward(endpoint, outcome.head, body)
@@ -247,7 +274,7 @@ class Exchange:
             raise
         except Exception:
             log.exception("traffic policy failed in on_http_request (request %s)", self.request_id)
-            return errors.POLICY_FAILED.response()
+            return self._error(errors.POLICY_FAILED)
 
     def _find_internal(self, url: str) -> InternalError | None:
         """May this exchange go on to the internal endpoint `url`?"""
@@ -310,7 +337,7 @@ class Exchange:
             raise
         except Exception:
             log.exception("traffic policy failed in on_http_response (request %s)", self.request_id)
-            return errors.POLICY_FAILED.response()
+            return self._error(errors.POLICY_FAILED)
 
     # --- answers made here ----------------------------------------------------------
 
@@ -351,12 +378,20 @@ class Exchange:
         down.end_response([])
         await down.flush()
 
+    def _error(self, error: errors.EdgeError) -> LocalResponse:
+        """The edge's own answer for `error`, in the format the client accepts."""
+        return error.response(self.request_id, errors.accept_of(self.head.headers))
+
     async def _fail(self, error: errors.EdgeError, detail: str = "") -> None:
+        """Answer `error`; `detail` (an upstream address, errno text) is for
+        the operator log only, never for the public body."""
         self.error_code = error.code
+        if detail:
+            log.warning("request %s: %s %s: %s", self.request_id, error.code, error.message, detail)
         if self.down.response_started:
             self.down.abort()
         else:
-            await self._local(error.response(detail))
+            await self._local(self._error(error))
 
     # --- forwarding -------------------------------------------------------------------
 
@@ -402,8 +437,8 @@ class Exchange:
                 await self._fail(errors.BODY_TOO_LARGE)
                 return False
         request = self._upstream_request(endpoint, head, body)
-        if self.upgrade is not None:
-            request.headers += [(b"connection", b"upgrade"), (b"upgrade", self.upgrade)]
+        if self.websocket:
+            request.headers += [(b"connection", b"upgrade"), (b"upgrade", WEBSOCKET)]
         pool = ctx.pool(endpoint)
         self.upstream_url = endpoint.upstream.url
         streaming = self.has_body and body is None
@@ -602,7 +637,7 @@ class Exchange:
             raise
         except Exception:
             log.exception("traffic policy failed in on_http_response (request %s)", self.request_id)
-            outcome = errors.POLICY_FAILED.response()
+            outcome = self._error(errors.POLICY_FAILED)
         if isinstance(outcome, CloseConnection):
             self.down.abort()
             conn.transport.close()
@@ -623,19 +658,26 @@ class Exchange:
         self.down.start_response(status, headers)
 
     async def _upgraded(self, conn: UpstreamConnection, event: ev.InformationalResponse) -> None:
+        """The upstream accepted the WebSocket upgrade (the only one the edge
+        forwards, after the policy ran): relay bytes both ways."""
+        upgrade = next((v for n, v in event.headers if n == b"upgrade"), b"")
+        if upgrade.strip().lower() != WEBSOCKET:
+            conn.transport.close()
+            raise errors.UpstreamFailure(
+                errors.UPSTREAM_BAD_RESPONSE, f"101 to {upgrade!r}, not to websocket"
+            )
         self.status = 101
-        headers = [h for h in event.headers if h[0] not in (b"connection", b"upgrade")]
-        upgrade = next((v for n, v in event.headers if n == b"upgrade"), b"websocket")
+        headers = strip_hop_by_hop(event.headers)
         headers += [
             (b"connection", b"upgrade"),
-            (b"upgrade", upgrade),
+            (b"upgrade", WEBSOCKET),
             (REQUEST_ID, self.rid),
         ]
         self.down.start_response(101, headers)
         await self.down.flush()
         leftover, _ = conn.codec.trailing_data
         try:
-            await self.down.relay_upgraded(conn.transport, leftover)
+            await self.down.relay_upgraded(conn.transport, leftover, self)
         finally:
             conn.transport.close()
 

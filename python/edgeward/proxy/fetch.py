@@ -5,7 +5,7 @@ fetch, bounded time and size, and failures as `FetchResult`, never raised."""
 from __future__ import annotations
 
 import ssl
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import h11
 import trio
@@ -27,9 +27,9 @@ class Fetcher:
             with trio.fail_after(fetch.timeout_s):
                 return await self._fetch(fetch)
         except trio.TooSlowError:
-            return FetchResult(0, error=f"timed out after {fetch.timeout_s}s")
+            return FetchResult(0, error=f"timed out after {fetch.timeout_s}s", failure="timeout")
         except (OSError, ssl.SSLError, h11.ProtocolError, ValueError) as exc:
-            return FetchResult(0, error=f"{type(exc).__name__}: {exc}")
+            return FetchResult(0, error=f"{type(exc).__name__}: {exc}", failure="failed")
 
     async def _fetch(self, fetch: Fetch) -> FetchResult:
         url = urlsplit(fetch.url)
@@ -38,15 +38,22 @@ class Fetcher:
         tls = url.scheme == "https"
         port = url.port or (443 if tls else 80)
         family, address = await _resolve(url.hostname, port)
+        if fetch.address_allowed is not None and not fetch.address_allowed(address[0]):
+            error = f"{url.hostname} resolved to {address[0]}, which is not allowed"
+            return FetchResult(0, error=error, failure="refused", resolved_ip=address[0])
         sock = await connect(family, address, fetch.timeout_s)
-        if tls:
-            sock = self._ssl.wrap_socket(
-                sock, server_hostname=url.hostname, do_handshake_on_connect=False
-            )
-            await tls_handshake(sock)
-        transport = Transport(sock)
         try:
-            return await self._exchange(transport, fetch, url.netloc, url.path or "/", url.query)
+            if tls:
+                sock = self._ssl.wrap_socket(
+                    sock, server_hostname=url.hostname, do_handshake_on_connect=False
+                )
+                await tls_handshake(sock)
+            transport = Transport(sock)
+        except BaseException:
+            sock.close()  # a failed (or cancelled) handshake must not leak the socket
+            raise
+        try:
+            return await self._exchange(transport, fetch, _host(url), url.path or "/", url.query)
         finally:
             transport.close()
 
@@ -54,8 +61,14 @@ class Fetcher:
         self, transport: Transport, fetch: Fetch, host: str, path: str, query: str
     ) -> FetchResult:
         conn = h11.Connection(h11.CLIENT)
-        headers = [("host", host), ("connection", "close"), ("user-agent", "edgeward")]
+        headers = [("host", host), ("connection", "close")]
+        if not any(name.lower() == "user-agent" for name, _ in fetch.headers):
+            headers.append(("user-agent", "edgeward"))
         headers += list(fetch.headers)
+        limit = (
+            self._max_bytes if fetch.max_bytes is None else min(fetch.max_bytes, self._max_bytes)
+        )
+        peer = str(transport.sock.getpeername()[0])
         if fetch.body:
             headers.append(("content-length", str(len(fetch.body))))
         target = path + ("?" + query if query else "")
@@ -78,10 +91,20 @@ class Fetcher:
                 )
             elif isinstance(event, h11.Data):
                 body += event.data
-                if len(body) > self._max_bytes:
-                    return FetchResult(0, error=f"response larger than {self._max_bytes} bytes")
+                if len(body) > limit:
+                    error = f"response larger than {limit} bytes"
+                    return FetchResult(0, error=error, failure="too_large", resolved_ip=peer)
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                return FetchResult(status, response_headers, bytes(body))
+                return FetchResult(status, response_headers, bytes(body), resolved_ip=peer)
+
+
+def _host(url: SplitResult) -> str:
+    """The Host header: the URL's host and port, never its `user:password@`
+    (userinfo is not part of the authority sent, RFC 9110 §7.2)."""
+    host = url.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return host if url.port is None else f"{host}:{url.port}"
 
 
 __all__ = ["Fetcher"]

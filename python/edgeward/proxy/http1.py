@@ -14,12 +14,12 @@ from http import HTTPStatus
 import trio
 
 from edgeward.hooks import Header, RequestHead
+from edgeward.http1 import connection_tokens, strip_hop_by_hop
 from edgeward.http1 import events as ev
-from edgeward.http1 import strip_hop_by_hop
 from edgeward.http1.codec import Codec
 from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
-from edgeward.proxy.exchange import ERROR_HEADER, ClientBodyError, Exchange
+from edgeward.proxy.exchange import ERROR_HEADER, WEBSOCKET, ClientBodyError, Exchange, Metered
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.watchdog import Timer
 
@@ -145,8 +145,7 @@ class Http1Connection:
         headers = request.headers
         authority = b""
         has_body = False
-        upgrade: bytes | None = None
-        upgrade_requested = False
+        upgrade: list[bytes] = []
         self._expect_continue = False
         for name, value in headers:
             if name == b"host":
@@ -158,9 +157,7 @@ class Http1Connection:
             elif name == b"expect":
                 self._expect_continue = value.lower() == b"100-continue"
             elif name == b"upgrade":
-                upgrade = value
-            elif name == b"connection" and b"upgrade" in value.lower():
-                upgrade_requested = True
+                upgrade.append(value)
         target = request.target
         if target[:1] != b"/" and (target.startswith((b"http://", b"https://"))):
             rest = target.split(b"://", 1)[1]
@@ -181,7 +178,9 @@ class Http1Connection:
                 self.codec.next_event()  # the EndOfMessage of a body-less request
             except ev.ProtocolError:
                 return None
-        return Exchange(self.ctx, self, head, has_body, upgrade if upgrade_requested else None)
+        return Exchange(
+            self.ctx, self, head, has_body, bool(upgrade) and _websocket(request, upgrade)
+        )
 
     # --- Downstream ---------------------------------------------------------------
 
@@ -268,17 +267,21 @@ class Http1Connection:
     def close_connection(self) -> None:
         self.abort()
 
-    async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
+    async def relay_upgraded(
+        self, upstream: Transport, upstream_leftover: bytes, meter: Metered
+    ) -> None:
         client_leftover, _ = self.codec.trailing_data
         self._aborted = True  # the connection is a byte pipe from now on
         try:
             if client_leftover:
                 await upstream.send(client_leftover)
+                meter.bytes_in += len(client_leftover)
             if upstream_leftover:
                 await self.transport.send(upstream_leftover)
+                meter.bytes_out += len(upstream_leftover)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_pipe, self.transport, upstream)
-                nursery.start_soon(_pipe, upstream, self.transport)
+                nursery.start_soon(_pipe, self.transport, upstream, meter, True)
+                nursery.start_soon(_pipe, upstream, self.transport, meter, False)
         finally:
             self.transport.close()
 
@@ -292,15 +295,18 @@ class Http1Connection:
 
     async def _reject(self, error: errors.EdgeError, detail: str = "") -> None:
         """Answer a request we could not even parse, then close."""
-        body = f"{error.status} {error.message}\n".encode()
+        rid = self.ctx.services.request_id()
+        answer = error.response(rid.decode())  # no usable Accept: plain text
+        body = answer.body
         head = (
             f"HTTP/1.1 {error.status} {_REASONS.get(error.status, b'').decode()}\r\n"
-            "content-type: text/plain; charset=utf-8\r\n"
             f"content-length: {len(body)}\r\n"
             "connection: close\r\n"
         ).encode()
+        for name, value in answer.headers:
+            head += name + b": " + value + b"\r\n"
         head += ERROR_HEADER + b": " + error.code.encode() + b"\r\n"
-        head += b"edgeward-request-id: " + self.ctx.services.request_id() + b"\r\n\r\n"
+        head += b"edgeward-request-id: " + rid + b"\r\n\r\n"
         try:
             with trio.move_on_after(1):
                 await self.transport.send(head + body)
@@ -314,10 +320,31 @@ class Http1Connection:
         )
 
 
-async def _pipe(source: Transport, sink: Transport) -> None:
+def _websocket(request: ev.Request, upgrade: list[bytes]) -> bool:
+    """Whether a request with Upgrade fields asks for WebSocket (RFC 6455
+    §4.1: GET, HTTP/1.1, `Connection: upgrade`, `Upgrade: websocket`), the
+    one protocol switch the edge forwards. Any other (h2c with its
+    HTTP2-Settings, TLS/1.0, a list) is dropped with the hop-by-hop fields
+    and the request answered as HTTP/1.1: bytes after a switch would reach
+    the upstream without the policy seeing them."""
+    return (
+        request.method == b"GET"
+        and request.http_version == b"1.1"
+        and len(upgrade) == 1
+        and upgrade[0].strip().lower() == WEBSOCKET
+        and b"upgrade" in connection_tokens(request.headers)
+    )
+
+
+async def _pipe(source: Transport, sink: Transport, meter: Metered, inbound: bool) -> None:
+    """Copy until `source` ends, counting (`inbound`: client → upstream)."""
     try:
         while data := await source.recv():
             await sink.send(data)
+            if inbound:
+                meter.bytes_in += len(data)
+            else:
+                meter.bytes_out += len(data)
     except OSError:
         source.close()
         sink.close()

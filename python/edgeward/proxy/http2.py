@@ -55,6 +55,8 @@ _MAX_IDLE_WORKERS = 32
 _HIGH_WATER = 256 * 1024
 """Bytes queued for the client past which producers wait for the writer."""
 
+_ENHANCE_YOUR_CALM = 0xB
+
 
 class Http2Connection:
     def __init__(self, ctx: ConnContext, transport: Transport) -> None:
@@ -67,7 +69,8 @@ class Http2Connection:
                 max_header_list_size=limits.max_header_bytes,
                 max_resets=limits.h2_max_resets,
                 reset_window=limits.h2_reset_window,
-            )
+            ),
+            scheme=ctx.runtime.listener.scheme.encode(),  # https on TLS: the transport's
         )
         self.streams: dict[int, H2Stream] = {}
         self._out = bytearray()  # taken from h2, not yet handed to the writer
@@ -188,22 +191,25 @@ class Http2Connection:
                 stream.cancel()
                 stream.wake()
         elif cls is ConnectionEnded:
+            if event.error_code == _ENHANCE_YOUR_CALM:  # type: ignore[attr-defined]
+                # a limit of H2Server: once per connection, for the operator
+                reason = event.reason  # type: ignore[attr-defined]
+                log.warning(
+                    "edgeward: HTTP/2 client %s cut off: %s", self.ctx.info.client_ip, reason
+                )
             for stream in self.streams.values():
                 stream.cancel()
             return False
         return True
 
     def _start_stream(self, request: Request) -> None:
-        if self._draining:
-            self.h2.reset(request.stream_id, 7)  # REFUSED_STREAM
-            return
         stream = H2Stream(self, request.stream_id)
         self.streams[request.stream_id] = stream
         head = RequestHead(
             request.method,
             request.target,
             request.authority,
-            request.scheme or self.ctx.runtime.listener.scheme.encode(),
+            request.scheme,
             request.headers,
             b"2",
         )
@@ -315,6 +321,7 @@ class Http2Connection:
                 if more:
                     data += more
                 if not data:
+                    h2.all_sent()  # no control frame is waiting for the socket
                     if self._closing:
                         return
                     self._writer_wakeup = trio.Event()
@@ -512,5 +519,7 @@ class H2Stream:
         self.abort()
         self.conn.close()
 
-    async def relay_upgraded(self, upstream: Transport, upstream_leftover: bytes) -> None:
+    async def relay_upgraded(
+        self, upstream: Transport, upstream_leftover: bytes, meter: object
+    ) -> None:
         raise ClientBodyError(None)  # HTTP/2 requests cannot ask for Upgrade

@@ -73,19 +73,20 @@ class UpstreamPool:
         )
 
     def take(self) -> UpstreamConnection | None:
-        """The most recently used idle connection that is still good, or None."""
+        """The most recently used idle connection that is still good, or None.
+
+        Every reuse is probed (one non-blocking read): a connection the
+        upstream closed is dropped, and so is one on which it sent anything
+        while idle. Bytes before our request are never an answer to it (an
+        injected second response, a late body); reading them as one would
+        hand one client's response to the next (pool poisoning)."""
         idle = self._idle
         if not idle:
             return None
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            idle_for = now - conn.idle_since
-            # a connection idle for under a second is almost never stale, and
-            # if it is, the retry covers it: skip the probe's system call
-            if idle_for < self._idle_timeout and (
-                idle_for < 1.0 or _still_open(conn.transport.sock)
-            ):
+            if now - conn.idle_since < self._idle_timeout and _quiet(conn.transport.sock):
                 conn.reused = True
                 return conn
             conn.transport.close()
@@ -126,12 +127,16 @@ class UpstreamPool:
         return UpstreamConnection(Transport(sock), self._codec_factory())
 
     def release(self, conn: UpstreamConnection) -> None:
-        """Return a connection whose exchange completed cleanly."""
-        if len(self._idle) >= self._size:
+        """Return a connection whose exchange completed cleanly. One that
+        holds unread bytes after the complete response (a second response
+        injected by the upstream, a body to a HEAD) is closed, never reused:
+        those bytes would be read as the next client's answer."""
+        codec = conn.codec
+        if len(self._idle) >= self._size or not codec.keep_alive or codec.trailing_data[0]:
             conn.transport.close()
             return
         try:
-            conn.codec.start_next_cycle()
+            codec.start_next_cycle()
         except LocalProtocolError:  # e.g. a close-delimited response
             conn.transport.close()
             return
@@ -169,17 +174,16 @@ class UpstreamPool:
             self._idle.pop().transport.close()
 
 
-def _still_open(sock: socket.socket) -> bool:
-    """A pooled socket the upstream has closed reads EOF (or has stray
-    bytes, equally unusable). TLS sockets are not probed (session tickets
-    make them readable); a stale one is caught by the retry instead."""
-    if isinstance(sock, ssl.SSLSocket):
-        return True
+def _quiet(sock: socket.socket) -> bool:
+    """Whether an idle pooled socket is still open and has nothing to read:
+    EOF, an error or any byte (stray data) make it unusable. The socket is
+    non-blocking; on TLS the read also processes records that carry no data
+    (TLS 1.3 session tickets) and then says "want read"."""
     try:
-        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
+        sock.recv(1)
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
         return True
-    except OSError:
+    except OSError:  # ssl.SSLError too
         return False
     return False
 

@@ -133,7 +133,7 @@ def _within_tolerance(seconds: float, req: _Request) -> None:
 
 
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|([+-])(\d{2}):(\d{2}))",
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|([+-])(\d{2}):(\d{2}))?",
     re.ASCII,
 )
 
@@ -141,10 +141,11 @@ _RFC3339 = re.compile(
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-def _rfc3339(text: str) -> float:
-    """``YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`` as unix seconds, strictly."""
+def _rfc3339(text: str, *, naive_is_utc: bool = False) -> float:
+    """``YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`` as unix seconds, strictly;
+    with `naive_is_utc` (ISO 8601, Orb) the offset may be left out."""
     match = _RFC3339.fullmatch(text)
-    if match is None:
+    if match is None or (match.group(8) is None and not naive_is_utc):
         raise _Failed("malformed timestamp")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     sign, off_h, off_m = match.group(9), int(match.group(10) or 0), int(match.group(11) or 0)
@@ -457,6 +458,177 @@ def _microsoft_teams(secret: bytes, req: _Request) -> None:
     _any_matches("base64", _mac("sha256", key, req.body), [value[5:]])
 
 
+def _contentful(secret: bytes, req: _Request) -> None:
+    """Contentful (node-apps-toolkit ``verifyRequest``): hex HMAC-SHA256 of
+    ``method \n path \n k:v;k:v \n body`` over the headers named in
+    ``x-contentful-signed-headers`` (sorted), with the timestamp and the
+    signed-header list as the toolkit re-derives them."""
+    ts_name, signed_name = "x-contentful-timestamp", "x-contentful-signed-headers"
+    url = _url("contentful", req)
+    value = req.need("x-contentful-signature")
+    ts = req.need(ts_name)
+    signed = req.need(signed_name)
+    _fresh(ts, req, millis=True)
+    names = sorted({
+        n for n in signed.split(",")
+        if n.isascii() and n == n.lower() and n not in (ts_name, signed_name)
+    })  # fmt: skip
+    picked = [(n, v) for n in names if (v := req.header(n, required=False)) is not None]
+    picked += [(ts_name, str(int(ts))), (signed_name, "")]
+    picked.sort(key=lambda item: item[0])
+    listed = ",".join(n for n, _ in picked)
+    joined = ";".join(f"{n}:{listed if n == signed_name else v}" for n, v in picked)
+    path = _contentful_path(_split_url(url)[1])
+    canonical = "\n".join((req.method, path, joined)).encode() + b"\n"
+    _any_matches("hex", _mac("sha256", secret, canonical, req.body), [value])
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """(``scheme://authority``, path and query without the fragment)."""
+    url = url.split("#", 1)[0]
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return "", url
+    start = scheme_end + 3
+    end = next((i for i in range(start, len(url)) if url[i] in "/?"), len(url))
+    return url[:end], url[end:]
+
+
+_ALNUM = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _percent_encode(text: str, keep: bytes) -> str:
+    """JavaScript's ``encodeURI``/``encodeURIComponent`` (they differ in `keep`)."""
+    allowed = _ALNUM | frozenset(keep)
+    return "".join(chr(b) if b in allowed else f"%{b:02X}" for b in text.encode())
+
+
+def _contentful_path(path: str) -> str:
+    """Contentful's ``getNormalizedEncodedURI`` (JavaScript ``split('?')``:
+    text after a second ``?`` is dropped)."""
+    pieces = path.split("?")
+    joined = pieces[0]
+    search = pieces[1] if len(pieces) > 1 else ""
+    if search:
+        joined += "?" + _percent_encode(search, b"-_.!~*'()")
+    return _percent_encode(joined, b"-_.!~*'();/?:@&=+$,#")
+
+
+def _docusign(secret: bytes, req: _Request) -> None:
+    """DocuSign Connect: base64 HMAC-SHA256 of the body in one
+    ``X-DocuSign-Signature-<n>`` header per active key; any may match."""
+    prefix = "x-docusign-signature-"
+    names: list[str] = []
+    for key, _ in req.headers:
+        lower = key.lower() if key.isascii() else ""
+        digits = lower[len(prefix) :] if lower.startswith(prefix) else ""
+        if digits.isascii() and digits.isdigit() and lower not in names:
+            names.append(lower)
+    if not names:
+        raise _Failed("missing header x-docusign-signature-1")
+    sigs = [req.need(name) for name in names]
+    _any_matches("base64", _mac("sha256", secret, req.body), sigs)
+
+
+_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
+                 "\f": "\\f", "\r": "\\r"}  # fmt: skip
+
+
+def _json_string(text: str) -> str:
+    """A string literal as JavaScript's ``JSON.stringify`` writes it."""
+    out = []
+    for c in text:
+        escaped = _JSON_ESCAPES.get(c)
+        if escaped is None and ord(c) < 0x20:
+            escaped = f"\\u{ord(c):04x}"
+        out.append(c if escaped is None else escaped)
+    return '"' + "".join(out) + '"'
+
+
+def _hygraph(secret: bytes, req: _Request) -> None:
+    """Hygraph (``@hygraph/utils``): ``gcms-signature: sign=<b64>, env=<name>,
+    t=<ms>``; the MAC covers ``JSON.stringify({Body, EnvironmentName, TimeStamp})``."""
+    header = "gcms-signature"
+    parts = req.need(header).split(", ")
+    fields = [p.removeprefix(k) if p.startswith(k) else None
+              for p, k in zip(parts, ("sign=", "env=", "t="), strict=False)]  # fmt: skip
+    if len(parts) != 3 or None in fields:
+        raise _Failed(f"malformed header {header}")
+    sign, env, t = (f or "" for f in fields)
+    _fresh(t, req, millis=True)
+    try:
+        body = req.body.decode()
+    except UnicodeDecodeError:
+        raise _Failed("malformed body") from None
+    document = (
+        f'{{"Body":{_json_string(body)},"EnvironmentName":{_json_string(env)},'
+        f'"TimeStamp":{int(t)}}}'
+    )
+    _any_matches("base64", _mac("sha256", secret, document.encode()), [sign])
+
+
+def _mandrill(secret: bytes, req: _Request) -> None:
+    """Mandrill: base64 HMAC-SHA1 of the URL and each form parameter's name
+    and value, sorted by name (stable)."""
+    url = _url("mailchimp", req)
+    value = req.need("x-mandrill-signature")
+    params: list[tuple[str, str]] = []
+    if _is_form(req.header("content-type", required=False)):
+        params = sorted(_form(req.body), key=lambda kv: kv[0])
+    signed = url + "".join(k + v for k, v in params)
+    _any_matches("base64", _mac("sha1", secret, signed.encode()), [value])
+
+
+def _orb(secret: bytes, req: _Request) -> None:
+    """Orb: space-separated ``v1=<hex>``, HMAC-SHA256 of ``v1:{ts}:{body}``,
+    ISO 8601 timestamp (UTC without an offset)."""
+    header = "x-orb-signature"
+    value = req.need(header)
+    ts = req.need("x-orb-timestamp")
+    sigs = [item[3:] for item in value.split(" ") if item.startswith("v1=") and "=" not in item[3:]]
+    if not sigs:
+        raise _Failed(f"malformed header {header}")
+    _within_tolerance(_rfc3339(ts, naive_is_utc=True), req)
+    _any_matches("hex", _mac("sha256", secret, b"v1:", ts.encode(), b":", req.body), sigs)
+
+
+def _plivo(secret: bytes, req: _Request) -> None:
+    """Plivo V3 (SDKs' ``validate_v3_signature``): URL without query, ``?``
+    and the sorted query ``k=v&...``, then for a POST with parameters ``.``
+    and each sorted ``name value``, then ``.nonce``; base64 HMAC-SHA256."""
+    url = _url("plivo", req)
+    value = req.need("x-plivo-signature-v3")
+    nonce = req.need("x-plivo-signature-v3-nonce")
+    base, _, query = url.split("#", 1)[0].partition("?")
+    query_text = "&".join(f"{k}={v}" for k, v in sorted(_form(query.encode())))
+    post: list[tuple[str, str]] = []
+    if req.method.upper() != "GET" and _is_form(req.header("content-type", required=False)):
+        post = sorted(_form(req.body))
+    signed = base
+    if query_text or post:
+        signed += "?" + query_text
+    if query_text and post:
+        signed += "."
+    signed += "".join(k + v for k, v in post) + "." + nonce
+    sigs = [s.strip(" \t") for s in value.split(",")]
+    _any_matches("base64", _mac("sha256", secret, signed.encode()), sigs)
+
+
+def _basic_auth(secret: bytes, req: _Request) -> None:
+    """HTTP Basic credentials; the secret is ``username::password`` (VMware
+    Workspace ONE, as the public integration guide writes it)."""
+    user, sep, password = _text_secret(secret).partition("::")
+    if not sep:
+        raise ValueError("the vmware secret is 'username::password'")
+    value = req.need("authorization")
+    scheme, sep, credentials = value.partition(" ")
+    if not sep or not (scheme.isascii() and scheme.lower() == "basic"):
+        raise _Failed("malformed header authorization")
+    expected = base64.b64encode(f"{user}:{password}".encode()).decode()
+    if not hmac.compare_digest(credentials.strip(" \t").encode(), expected.encode()):
+        raise _Failed("token mismatch")
+
+
 # --- configurable schemes ---------------------------------------------------------------
 
 _GENERIC_CHOICES = {"algorithm": ("sha1", "sha256", "sha512"), "encoding": ("hex", "base64")}
@@ -533,7 +705,19 @@ def _kv(header: str, ts_key: str = "t", sig_key: str = "v1") -> Scheme:
 # provider id -> (scheme, documented tolerance in seconds or None)
 _PROVIDERS: dict[str, tuple[Scheme, float | None]] = {
     "aftership": (_b64("aftership-hmac-sha256"), None),
+    "airship": (
+        partial(
+            _timestamped,
+            header="x-ua-signature",
+            prefix="",
+            ts_header="x-ua-timestamp",
+            lead="",
+            sep=":",
+        ),
+        None,
+    ),
     "alchemy": (_hex("x-alchemy-signature"), None),
+    "autodesk": (_hub("x-adsk-signature", "sha1", "sha1hash="), None),
     "bitbucket": (_hub("x-hub-signature"), None),
     "bolt": (_b64("x-bolt-hmac-sha256"), None),
     "box": (_box, 600.0),
@@ -541,40 +725,58 @@ _PROVIDERS: dict[str, tuple[Scheme, float | None]] = {
     "buildkite": (_kv("x-buildkite-signature", "timestamp", "signature"), None),
     "calendly": (_kv("calendly-webhook-signature"), 180.0),
     "castle": (_b64("x-castle-signature"), None),
+    "chargify": (_hex("x-chargify-webhook-signature-hmac-sha-256"), None),
     "circleci": (_hex_list("circleci-signature", "v1="), None),
+    "clearbit": (_hub("x-request-signature", "sha1", "sha1="), None),
     "clerk": (_standard_webhooks, 300.0),
     "coinbase": (_hex("x-cc-webhook-signature"), None),
+    "contentful": (_contentful, 30.0),
+    "docusign": (_docusign, None),
     "dropbox": (_hex("x-dropbox-signature"), None),
     "facebook_graph_api": (_hub(), None),
     "facebook_messenger": (_hub(), None),
     "frameio": (_v0("x-frameio-signature", "v0=", "x-frameio-request-timestamp", "v0:"), 300.0),
     "github": (_hub(), None),
     "gitlab": (partial(_token, header="x-gitlab-token"), None),
+    "go1": (_kv("go1-signature"), None),
+    "graphcms": (_hygraph, None),
     "heroku": (_b64("heroku-webhook-hmac-sha256"), None),
+    "hostedhooks": (_kv("hostedhooks-signature", "t", "s"), None),
     "hubspot": (_hubspot, 300.0),
     "instagram": (_hub(), None),
     "intercom": (_hub("x-hub-signature", "sha1", "sha1="), None),
+    "jira": (_hub("x-hub-signature"), None),
     "launch_darkly": (_hex("x-ld-signature"), None),
     "linear": (_hex("linear-signature"), None),
+    "mailchimp": (_mandrill, None),
     "mailgun": (_mailgun, None),
     "microsoft_teams": (_microsoft_teams, None),
+    "modern_treasury": (_hex("x-signature"), None),
+    "mongodb": (partial(_body, header="x-mms-signature", alg="sha1", enc="base64"), None),
     "mux": (_kv("mux-signature"), 300.0),
+    "orb": (_orb, 300.0),
+    "orbit": (partial(_token, header="x-orbit-signature"), None),
     "pagerduty": (_hex_list("x-pagerduty-signature", "v1="), None),
     "pinwheel": (_v0("x-pinwheel-signature", "v2=", "x-timestamp", "v2:"), None),
+    "plivo": (_plivo, None),
     "pusher": (_hex("x-pusher-signature"), None),
     "segment": (_hex("x-signature", "sha1"), None),
     "sendgrid": (_sendgrid, None),
     "sentry": (_hex("sentry-hook-signature"), None),
     "shopify": (_b64("x-shopify-hmac-sha256"), None),
+    "signal_sciences": (_hex("x-sigsci-signature"), None),
     "slack": (_v0("x-slack-signature", "v0=", "x-slack-request-timestamp", "v0:"), 300.0),
+    "sonatype": (_hex("x-nexus-webhook-signature", "sha1"), None),
     "square": (_square, None),
     "stripe": (_kv("stripe-signature"), 300.0),
     "svix": (_standard_webhooks, 300.0),
     "terraform": (_hex("x-tfe-notification-signature", "sha512"), None),
     "tiktok": (_kv("tiktok-signature", "t", "s"), None),
+    "trendmicro_conformity": (_hex("x-conformity-signature"), None),
     "twilio": (_twilio, None),
     "twitter": (_b64("x-twitter-webhooks-signature", "sha256="), None),
     "typeform": (_b64("typeform-signature", "sha256="), None),
+    "vmware": (_basic_auth, None),
     "webex": (_hex("x-spark-signature", "sha1"), None),
     "whatsapp": (_hub(), None),
     "worldline": (_b64("x-gcs-signature"), None),

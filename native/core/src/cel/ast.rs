@@ -54,6 +54,8 @@ pub enum MacroKind {
     ExistsOne,
     Map,
     Filter,
+    /// `list.sortBy(x, key)`: the key is the transform.
+    SortBy,
 }
 
 impl MacroKind {
@@ -64,6 +66,7 @@ impl MacroKind {
             MacroKind::ExistsOne => "exists_one",
             MacroKind::Map => "map",
             MacroKind::Filter => "filter",
+            MacroKind::SortBy => "sortBy",
         }
     }
 }

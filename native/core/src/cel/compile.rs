@@ -36,8 +36,9 @@ pub fn compile(source: &str, env: &Env) -> Result<Program, CompileError> {
         scopes: Vec::new(),
         local_slots: 0,
         references: BTreeSet::new(),
+        secrets_read: BTreeSet::new(),
     };
-    let (mut root, _) = c.expr(&ast)?;
+    let (mut root, result_type) = c.expr(&ast)?;
     let mut cache_slots = 0;
     cache_paths(
         &mut root,
@@ -52,6 +53,8 @@ pub fn compile(source: &str, env: &Env) -> Result<Program, CompileError> {
         local_slots: c.local_slots,
         max_iterations: env.max_iterations,
         references: c.references,
+        result_type: result_type.value_type(),
+        secrets_read: c.secrets_read,
     })
 }
 
@@ -92,7 +95,12 @@ struct Compiler<'a> {
     scopes: Vec<(Arc<str>, u32, Ty)>,
     local_slots: u32,
     references: BTreeSet<String>,
+    secrets_read: BTreeSet<SecretRef>,
 }
+
+/// A `secrets.get(vault, name)` the program makes; `None` for an argument
+/// computed at run time.
+pub type SecretRef = (Option<String>, Option<String>);
 
 type CResult<T = (Node, Ty)> = Result<T, CompileError>;
 
@@ -141,7 +149,15 @@ impl Compiler<'_> {
             }
     }
 
+    /// Compiles `e` where it is used as a value: an object (a call's URL
+    /// object) stands for the map of its fields, as in the reference.
     fn expr(&mut self, e: &Expr) -> CResult {
+        let (node, ty) = self.expr_inner(e)?;
+        Ok((node, ty.value_type()))
+    }
+
+    /// Compiles `e` keeping an object type (the operand of a selection).
+    fn expr_inner(&mut self, e: &Expr) -> CResult {
         match &e.kind {
             ExprKind::Literal(v) => Ok((Node::Const(v.clone()), literal_type(v))),
             ExprKind::Ident(name) => self.ident(e, name),
@@ -164,7 +180,7 @@ impl Compiler<'_> {
                 if let Some(r) = self.path(e, true, true)? {
                     return Ok(r);
                 }
-                let (node, ty) = self.expr(operand)?;
+                let (node, ty) = self.expr_inner(operand)?;
                 let fty = self.field_type(e, &ty, field)?;
                 Ok((self.fold(Node::Select(Box::new(node), field.clone())), fty))
             }
@@ -439,7 +455,7 @@ impl Compiler<'_> {
     fn has(&mut self, e: &Expr, operand: &Expr, field: &Arc<str>) -> CResult {
         let (node, ty) = match self.path(operand, false, false)? {
             Some(r) => r,
-            None => self.expr(operand)?,
+            None => self.expr_inner(operand)?,
         };
         match &ty {
             Ty::Dyn => {}
@@ -557,6 +573,7 @@ impl Compiler<'_> {
         // reference's parser decides it: whatever `ns` otherwise names).
         let mut name = function.to_string();
         let mut receiver = target;
+        let mut args = args;
         let mut e = e;
         if let Some(t) = target {
             if let Some(q) = qualified(t) {
@@ -566,6 +583,43 @@ impl Compiler<'_> {
                     receiver = None;
                     e = t; // located at the namespace, as the reference does
                 }
+            }
+        }
+        // The pricing page's aliases (docs/cel.md §11.5).
+        if receiver.is_none() {
+            if let Some((_, path)) = functions::VARIABLE_ALIASES.iter().find(|(a, _)| *a == name) {
+                if !args.is_empty() {
+                    return self.err(e, format!("{name}() takes no arguments"));
+                }
+                let mut node = Expr::new(e.pos, ExprKind::Ident(Arc::from(path[0])));
+                for field in &path[1..] {
+                    node = Expr::new(
+                        e.pos,
+                        ExprKind::Select {
+                            operand: Box::new(node),
+                            field: Arc::from(*field),
+                            test_only: false,
+                        },
+                    );
+                }
+                return self.expr_inner(&node);
+            }
+            if let Some((alias, canonical, as_receiver)) =
+                functions::ALIASES.iter().find(|(a, _, _)| *a == name)
+            {
+                if *as_receiver {
+                    let Some((first, rest)) = args.split_first() else {
+                        return self.err(
+                            e,
+                            format!(
+                                "{alias}() needs the value it applies to as its first argument"
+                            ),
+                        );
+                    };
+                    receiver = Some(first);
+                    args = rest;
+                }
+                name = canonical.to_string();
             }
         }
         // Request helpers read an implicit variable: `getReqHeader(n)` is
@@ -642,6 +696,9 @@ impl Compiler<'_> {
                 _ => false,
             })
             .collect();
+        if name == "secrets.get" && receiver.is_none() && nodes.len() == 2 {
+            return Ok((self.secret(e, nodes, &literal)?, ty));
+        }
         if let Some(special) = self.special_call(e, &name, &mut nodes, &literal)? {
             return Ok((special, ty));
         }
@@ -665,6 +722,33 @@ impl Compiler<'_> {
             _ => return self.err(e, format!("internal: arity mismatch for '{name}'")),
         };
         Ok((self.fold(node), ty))
+    }
+
+    /// `secrets.get(vault, name)` bound to the Env's table: with literal
+    /// arguments, the value itself (an unknown secret is a compile error).
+    fn secret(&mut self, e: &Expr, mut nodes: Vec<Node>, literal: &[bool]) -> CResult<Node> {
+        let text = |i: usize, n: &Node| match (literal[i], n.as_const()) {
+            (true, Some(Value::String(s))) => Some(s.to_string()),
+            _ => None,
+        };
+        let (vault, name) = (text(0, &nodes[0]), text(1, &nodes[1]));
+        self.secrets_read.insert((vault.clone(), name.clone()));
+        if let (Some(table), Some(vault), Some(name)) = (&self.env.secrets, &vault, &name) {
+            return match table.get(vault, name) {
+                Some(value) => Ok(Node::Const(Value::String(value.clone()))),
+                None => self.err(
+                    e,
+                    format!("invalid constant argument: no secret {name:?} in vault {vault:?}"),
+                ),
+            };
+        }
+        let name = nodes.pop().expect("two arguments");
+        let vault = nodes.pop().expect("two arguments");
+        Ok(Node::Secret(
+            self.env.secrets.clone(),
+            Box::new(vault),
+            Box::new(name),
+        ))
     }
 
     /// Calls compiled to nodes of their own, and constant arguments that
@@ -774,6 +858,9 @@ impl Compiler<'_> {
 
     fn comprehension(&mut self, e: &Expr, c: &AstComprehension) -> CResult {
         let (range, rty) = self.expr(&c.range)?;
+        if c.kind == MacroKind::SortBy && matches!(rty, Ty::Map(..)) {
+            return self.err(&c.range, format!("sortBy() needs a list, not {rty}"));
+        }
         let var_ty = match &rty {
             Ty::Dyn => Ty::Dyn,
             Ty::List(elem) => (**elem).clone(),
@@ -816,6 +903,10 @@ impl Compiler<'_> {
             MacroKind::Map => Ty::List(Box::new(
                 transform.as_ref().map_or(Ty::Dyn, |(_, t)| t.clone()),
             )),
+            MacroKind::SortBy => match rty {
+                Ty::List(_) => rty,
+                _ => Ty::List(Box::new(Ty::Dyn)),
+            },
         };
         let node = Node::Comprehension(Box::new(Comprehension {
             kind: c.kind,
@@ -948,7 +1039,10 @@ fn cache_paths(node: &mut Node, uses: &[u32], slots: &mut Vec<Option<u32>>, next
         | Node::Matches(a, _)
         | Node::InCidr(a, _)
         | Node::Range(a) => visit(a),
-        Node::Index(a, b) | Node::Binary(_, a, b) | Node::Call2(_, a, b) => {
+        Node::Index(a, b)
+        | Node::Binary(_, a, b)
+        | Node::Call2(_, a, b)
+        | Node::Secret(_, a, b) => {
             visit(a);
             visit(b);
         }

@@ -15,11 +15,11 @@ mod template;
 pub mod types;
 pub mod value;
 
-pub use compile::compile;
+pub use compile::{compile, SecretRef};
 pub use error::{CompileError, ErrorKind, EvalError, EvalResult};
 pub use program::{Activation, PathSpec, Program, Step};
 pub use template::{interpolate, Template};
-pub use types::{Env, Ty};
+pub use types::{Env, SecretTable, Ty};
 pub use value::{check_depth, CelType, Duration, LazyMap, Map, Timestamp, Value, MAX_VALUE_DEPTH};
 
 #[cfg(test)]

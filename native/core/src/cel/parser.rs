@@ -736,6 +736,7 @@ impl Parser<'_> {
             ("exists_one", 2) => Some(MacroKind::ExistsOne),
             ("map", 2 | 3) => Some(MacroKind::Map),
             ("filter", 2) => Some(MacroKind::Filter),
+            ("sortBy", 2) => Some(MacroKind::SortBy),
             _ => None,
         };
         let target_pos = target.pos;
@@ -761,7 +762,7 @@ impl Parser<'_> {
         let last = args.pop().expect("macro has arguments");
         let (filter, transform) = match (kind, args.len()) {
             (MacroKind::Map, 2) => (args.pop(), Some(last)),
-            (MacroKind::Map, _) => (None, Some(last)),
+            (MacroKind::Map | MacroKind::SortBy, _) => (None, Some(last)),
             _ => (Some(last), None),
         };
         self.node(

@@ -12,6 +12,7 @@ use super::ast::{BinaryOp, MacroKind};
 use super::error::{ErrorKind, EvalError, EvalResult};
 use super::functions;
 use super::ops;
+use super::types::{SecretTable, Ty};
 use super::value::{Map, Value};
 use crate::ipnet::Prefix;
 
@@ -133,6 +134,8 @@ pub enum Node {
     InCidr(Box<Node>, Arc<[Prefix]>),
     /// `lists.range(n)`: counts `n` iterations.
     Range(Box<Node>),
+    /// `secrets.get(vault, name)` in the Env's table (`None`: it has none).
+    Secret(Option<SecretTable>, Box<Node>, Box<Node>),
     Comprehension(Box<Comprehension>),
 }
 
@@ -153,6 +156,8 @@ pub struct Program {
     pub(crate) local_slots: u32,
     pub(crate) max_iterations: u64,
     pub(crate) references: BTreeSet<String>,
+    pub(crate) result_type: Ty,
+    pub(crate) secrets_read: BTreeSet<super::compile::SecretRef>,
 }
 
 /// The state of one evaluation.
@@ -186,6 +191,17 @@ impl Program {
     /// Variable paths the expression reads (`req.url.path`).
     pub fn references(&self) -> &BTreeSet<String> {
         &self.references
+    }
+
+    /// The static type the checker gave the whole expression (`bool`,
+    /// `string`, `dyn`...): a caller that needs a condition refuses others.
+    pub fn result_type(&self) -> &Ty {
+        &self.result_type
+    }
+
+    /// The `(vault, name)` of every `secrets.get` (`None`: computed).
+    pub fn secrets_read(&self) -> &BTreeSet<super::compile::SecretRef> {
+        &self.secrets_read
     }
 
     /// Whether the program needs no activation.
@@ -285,6 +301,29 @@ impl Program {
                     other.type_name()
                 ))),
             },
+            Node::Secret(table, vault, name) => {
+                let vault = self.eval(vault, f)?;
+                let name = self.eval(name, f)?;
+                let (Value::String(vault), Value::String(name)) = (&vault, &name) else {
+                    return Err(EvalError::no_such_overload(format!(
+                        "secrets.get({}, {})",
+                        vault.type_name(),
+                        name.type_name()
+                    )));
+                };
+                let Some(table) = table else {
+                    return Err(EvalError::new(
+                        ErrorKind::Unbound,
+                        format!("no secrets are configured (secret {vault}/{name})"),
+                    ));
+                };
+                match table.get(vault, name) {
+                    Some(value) => Ok(Value::String(value.clone())),
+                    None => Err(EvalError::no_such_key(format!(
+                        "no secret {name:?} in vault {vault:?}"
+                    ))),
+                }
+            }
             Node::Comprehension(c) => self.comprehension(c, f),
         }
     }
@@ -333,7 +372,7 @@ impl Program {
         let range = self.eval(&c.range, f)?;
         let items: Vec<Value> = match &range {
             Value::List(items) => items.to_vec(),
-            Value::Map(_) | Value::Lazy(_) => range.map_keys()?,
+            Value::Map(_) | Value::Lazy(_) if c.kind != MacroKind::SortBy => range.map_keys()?,
             other => {
                 return Err(EvalError::no_such_overload(format!(
                     "{}.{}()",
@@ -379,6 +418,15 @@ impl Program {
                 }
                 Ok(Value::Bool(count == 1))
             }
+            MacroKind::SortBy => {
+                let mut keys = Vec::with_capacity(items.len());
+                for item in &items {
+                    self.iterate(f, 1)?;
+                    f.locals[slot] = item.clone();
+                    keys.push(self.eval(c.transform.as_ref().expect("key"), f)?);
+                }
+                functions::sort_by_keys(items, keys)
+            }
             MacroKind::Map | MacroKind::Filter => {
                 let mut out = Vec::new();
                 for item in items {
@@ -419,6 +467,8 @@ pub(crate) fn fold(node: &Node) -> Option<Value> {
         local_slots: 0,
         max_iterations: 0,
         references: BTreeSet::new(),
+        result_type: Ty::Dyn,
+        secrets_read: BTreeSet::new(),
     };
     let mut empty = std::collections::HashMap::new();
     let mut frame = Frame {

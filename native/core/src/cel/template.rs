@@ -3,7 +3,7 @@
 //! CEL `string()` converts it.
 use std::collections::BTreeSet;
 
-use super::compile::{compile, locate};
+use super::compile::{compile, locate, SecretRef};
 use super::error::{CompileError, EvalResult};
 use super::functions::{as_s, to_display_string};
 use super::program::{Activation, Program};
@@ -18,6 +18,7 @@ enum Part {
 pub struct Template {
     parts: Vec<Part>,
     references: BTreeSet<String>,
+    secrets_read: BTreeSet<SecretRef>,
     is_constant: bool,
 }
 
@@ -36,6 +37,7 @@ pub fn render_value(v: &Value) -> EvalResult<String> {
 pub fn interpolate(template: &str, env: &Env) -> Result<Template, CompileError> {
     let mut parts = Vec::new();
     let mut references = BTreeSet::new();
+    let mut secrets_read = BTreeSet::new();
     let mut text = String::new();
     let mut rest = 0;
     let mut has_expressions = false;
@@ -75,6 +77,7 @@ pub fn interpolate(template: &str, env: &Env) -> Result<Template, CompileError> 
             parts.push(Part::Text(std::mem::take(&mut text)));
         }
         references.extend(program.references().iter().cloned());
+        secrets_read.extend(program.secrets_read().iter().cloned());
         parts.push(Part::Expr(program));
         rest = end + 1;
     }
@@ -85,6 +88,7 @@ pub fn interpolate(template: &str, env: &Env) -> Result<Template, CompileError> 
     Ok(Template {
         parts,
         references,
+        secrets_read,
         is_constant: !has_expressions,
     })
 }
@@ -177,6 +181,11 @@ impl Template {
 
     pub fn references(&self) -> &BTreeSet<String> {
         &self.references
+    }
+
+    /// The `(vault, name)` of every `secrets.get` of its expressions.
+    pub fn secrets_read(&self) -> &BTreeSet<SecretRef> {
+        &self.secrets_read
     }
 
     /// True when the template has no `${...}`.

@@ -255,3 +255,87 @@ fn compile_errors_are_located() {
     let long = "1".repeat(5000);
     assert!(compile(&long, &Env::default()).is_err());
 }
+
+#[test]
+fn result_types() {
+    let path = Ty::Object(std::sync::Arc::new(types::ObjectTy {
+        fields: [("path".to_string(), Ty::String)].into_iter().collect(),
+        own: Some(Ty::String),
+    }));
+    let env = Env {
+        variables: Some(
+            [
+                ("url".to_string(), path),
+                ("n".to_string(), Ty::Int),
+                ("d".to_string(), Ty::Dyn),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+        ..Env::default()
+    };
+    for (src, expected) in [
+        ("url.path", "string"),
+        ("url", "string"),
+        ("url.startsWith('/')", "bool"),
+        ("n", "int"),
+        ("d", "dyn"),
+        ("d == 1", "bool"),
+        ("[1, 'a']", "list(dyn)"),
+        ("true ? 1 : 'a'", "dyn"),
+    ] {
+        let program = compile(src, &env).unwrap_or_else(|e| panic!("{src}: {e}"));
+        assert_eq!(program.result_type().to_string(), expected, "{src}");
+    }
+}
+
+#[test]
+fn sort_by_and_aliases() {
+    let env = Env::default();
+    let eval = |src: &str| compile(src, &env).unwrap().evaluate(&mut HashMap::new());
+    assert!(matches!(
+        eval("[3, 1, 2].sortBy(x, -x) == [3, 2, 1]"),
+        Ok(Value::Bool(true))
+    ));
+    // Stable: equal keys keep their order.
+    assert!(matches!(
+        eval("[[1, 'b'], [2, 'a'], [3, 'b']].sortBy(p, p[1]).map(p, p[0]) == [2, 1, 3]"),
+        Ok(Value::Bool(true))
+    ));
+    assert!(eval("[1, 2].sortBy(x, x == 1 ? 'a' : 1)").is_err());
+    assert!(compile("{'a': 1}.sortBy(x, x)", &env).is_err());
+    assert!(matches!(
+        eval("b64.encode(b'hi') == base64.encode(b'hi') && utility.string_is_json('[]')"),
+        Ok(Value::Bool(true))
+    ));
+}
+
+#[test]
+fn secrets_are_bound_to_the_env() {
+    let mut vault = std::collections::BTreeMap::new();
+    vault.insert("k".to_string(), std::sync::Arc::<str>::from("s3cr3t"));
+    let mut vaults = std::collections::BTreeMap::new();
+    vaults.insert("v".to_string(), vault);
+    let env = Env {
+        secrets: Some(crate::cel::SecretTable::new(vaults)),
+        ..Env::default()
+    };
+    assert!(!format!("{env:?}").contains("s3cr3t"));
+    let p = compile("secrets.get('v', 'k')", &env).unwrap();
+    assert!(p.is_constant());
+    assert!(matches!(p.evaluate(&mut HashMap::new()), Ok(Value::String(s)) if &*s == "s3cr3t"));
+    let Err(err) = compile("secrets.get('v', 'nope')", &env) else {
+        panic!("an unknown constant secret compiled");
+    };
+    assert!(err.message.contains("no secret"));
+    let p = compile("secrets.get('v', dyn('nope'))", &env).unwrap();
+    assert_eq!(
+        p.evaluate(&mut HashMap::new()).unwrap_err().kind(),
+        ErrorKind::NoSuchKey
+    );
+    let p = compile("secrets.get('v', 'k')", &Env::default()).unwrap();
+    assert_eq!(
+        p.evaluate(&mut HashMap::new()).unwrap_err().kind(),
+        ErrorKind::Unbound
+    );
+}

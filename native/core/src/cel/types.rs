@@ -199,11 +199,39 @@ impl Ty {
 /// far from the stack's limit.
 pub const MAX_DEPTH_LIMIT: u32 = 100;
 
+/// The table `secrets.get(vault, name)` reads: vault -> name -> value.
+/// Shared by the programs compiled against one `Env`; its `Debug` shows the
+/// vault names only, never a value.
+#[derive(Clone, Default)]
+pub struct SecretTable(Arc<BTreeMap<String, BTreeMap<String, Arc<str>>>>);
+
+impl SecretTable {
+    pub fn new(vaults: BTreeMap<String, BTreeMap<String, Arc<str>>>) -> SecretTable {
+        SecretTable(Arc::new(vaults))
+    }
+
+    pub fn get(&self, vault: &str, name: &str) -> Option<&Arc<str>> {
+        self.0.get(vault).and_then(|v| v.get(name))
+    }
+
+    pub fn vault_count(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Debug for SecretTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretTable(<{} vault(s)>)", self.0.len())
+    }
+}
+
 /// The declarations and limits a program is compiled against.
 #[derive(Clone, Debug)]
 pub struct Env {
     /// `None` accepts any identifier as dyn.
     pub variables: Option<BTreeMap<String, Ty>>,
+    /// What `secrets.get` reads; `None`: no table (lookups are `unbound`).
+    pub secrets: Option<SecretTable>,
     pub max_source_length: usize,
     pub max_depth: u32,
     pub max_iterations: u64,
@@ -213,6 +241,7 @@ impl Default for Env {
     fn default() -> Self {
         Env {
             variables: None,
+            secrets: None,
             max_source_length: 4096,
             max_depth: 64,
             max_iterations: 10_000,

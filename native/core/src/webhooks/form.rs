@@ -118,3 +118,73 @@ pub(crate) fn hubspot_uri(url: &str) -> String {
     // Only ASCII was substituted for ASCII, so `out` is still UTF-8.
     String::from_utf8(out).unwrap_or_else(|_| url.to_owned())
 }
+
+/// (`scheme://authority`, the rest without the fragment): the path and
+/// query a request line carries. A URL without `://` is all path.
+pub(crate) fn split_url(url: &str) -> (&str, &str) {
+    let url = url.split('#').next().unwrap_or(url);
+    let Some(scheme_end) = url.find("://") else {
+        return ("", url);
+    };
+    let start = scheme_end + 3;
+    let end = url[start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| start + i);
+    (&url[..end], &url[end..])
+}
+
+/// Contentful's `getNormalizedEncodedURI`: split at `?` (JavaScript's
+/// `split`, so text after a second `?` is dropped), escape the query with
+/// `querystring.escape`, then `encodeURI` the whole.
+pub(crate) fn contentful_path(path: &str) -> String {
+    let mut pieces = path.split('?');
+    let pathname = pieces.next().unwrap_or("");
+    let search = pieces.next().unwrap_or("");
+    let mut joined = pathname.to_owned();
+    if !search.is_empty() {
+        joined.push('?');
+        joined.push_str(&percent_encode(search, b"-_.!~*'()"));
+    }
+    percent_encode(&joined, b"-_.!~*'();/?:@&=+$,#")
+}
+
+/// Percent-encode (upper-case hex, UTF-8) every byte that is not an ASCII
+/// letter or digit or in `keep`: JavaScript's `encodeURI` and
+/// `encodeURIComponent` differ only in `keep`.
+fn percent_encode(text: &str, keep: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
+/// A JSON string literal as JavaScript's `JSON.stringify` writes it: `"`
+/// and `\` escaped, `\b \t \n \f \r`, other controls as `\u00xx`, the rest
+/// as is.
+pub(crate) fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

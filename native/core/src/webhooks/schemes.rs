@@ -8,7 +8,10 @@ use p256::pkcs8::DecodePublicKey;
 use serde_json::Value;
 
 use super::encoding::{b64decode, encode, equal, hex, hmac, matches, sha256, Alg, Enc};
-use super::form::{hubspot_uri, is_form, parse_form, port_variants, query_param};
+use super::form::{
+    contentful_path, hubspot_uri, is_form, json_string, parse_form, port_variants, query_param,
+    split_url,
+};
 use super::headers::{malformed, Headers};
 use super::timestamp;
 use super::{Error, Request, Verdict};
@@ -63,6 +66,24 @@ pub(crate) enum Scheme {
     MicrosoftTeams,
     /// HMAC of the raw body, configured by `options`.
     Generic,
+    /// Contentful request verification: a canonical request (method, path,
+    /// signed headers, body), millisecond timestamp.
+    Contentful,
+    /// DocuSign Connect: base64 HMAC-SHA256 of the body in
+    /// `X-DocuSign-Signature-<n>`, one header per key.
+    DocuSign,
+    /// Hygraph (GraphCMS): base64 HMAC-SHA256 of a JSON document built from
+    /// the body, the environment name and a millisecond timestamp.
+    Hygraph,
+    /// Mandrill (Mailchimp Transactional): base64 HMAC-SHA1 of the URL and
+    /// the form parameters sorted by name.
+    Mandrill,
+    /// Orb: hex HMAC-SHA256 of `v1:{timestamp}:{body}`, ISO 8601 timestamp.
+    Orb,
+    /// Plivo V3: base64 HMAC-SHA256 of the URL, sorted parameters and nonce.
+    Plivo,
+    /// HTTP Basic credentials (`user::password` secret; VMware Workspace ONE).
+    BasicAuth,
 }
 
 pub(crate) enum Fail {
@@ -121,6 +142,13 @@ pub(crate) fn check(
         Scheme::MicrosoftTeams => microsoft_teams(secret, req),
         Scheme::Zendesk => zendesk(secret, req),
         Scheme::Box => box_com(secret, req),
+        Scheme::Contentful => contentful(secret, req),
+        Scheme::DocuSign => docusign(secret, req),
+        Scheme::Hygraph => hygraph(secret, req),
+        Scheme::Mandrill => mandrill(secret, req),
+        Scheme::Orb => orb(secret, req),
+        Scheme::Plivo => plivo(secret, req),
+        Scheme::BasicAuth => basic_auth(secret, req),
     };
     match outcome {
         Ok(()) => Ok(Ok(())),
@@ -518,4 +546,244 @@ fn generic(secret: &[u8], options: &[(String, String)], req: &Request<'_>) -> Ou
         secret,
         req,
     )
+}
+
+/// Contentful (node-apps-toolkit `verifyRequest`): hex HMAC-SHA256 of
+/// `method \n path \n k:v;k:v \n body`, where the headers are those named
+/// in `x-contentful-signed-headers` (lower-case names, sorted), with the
+/// timestamp and the signed-header list as the toolkit re-derives them.
+fn contentful(secret: &[u8], req: &Request<'_>) -> Outcome {
+    const SIG: &str = "x-contentful-signature";
+    const TS: &str = "x-contentful-timestamp";
+    const SIGNED: &str = "x-contentful-signed-headers";
+    let url = url("contentful", req)?;
+    let headers = Headers::new(req.headers);
+    let value = headers.required(SIG)?;
+    let ts = headers.required(TS)?;
+    let signed = headers.required(SIGNED)?;
+    let millis = timestamp::unix(ts, true)?;
+    timestamp::within_tolerance(millis, req)?;
+    let mut names: Vec<&str> = signed
+        .split(',')
+        .filter(|n| n.is_ascii() && *n == n.to_ascii_lowercase() && *n != TS && *n != SIGNED)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut picked: Vec<(String, String)> = Vec::with_capacity(names.len() + 2);
+    for name in names {
+        if let Some(v) = headers.optional(name)? {
+            picked.push((name.to_owned(), v.to_owned()));
+        }
+    }
+    // The toolkit re-signs with these two set to what it derived.
+    let ts_text = ts
+        .parse::<i64>()
+        .map_err(|_| Verdict::fail("malformed timestamp"))?;
+    picked.push((TS.to_owned(), ts_text.to_string()));
+    picked.push((SIGNED.to_owned(), String::new()));
+    picked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let list = picked
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let joined = picked
+        .iter()
+        .map(|(n, v)| {
+            let v = if n == SIGNED {
+                list.as_str()
+            } else {
+                v.as_str()
+            };
+            format!("{n}:{v}")
+        })
+        .collect::<Vec<_>>()
+        .join(";");
+    let (_, path) = split_url(url);
+    let path = contentful_path(path);
+    let parts: [&[u8]; 7] = [
+        req.method.as_bytes(),
+        b"\n",
+        path.as_bytes(),
+        b"\n",
+        joined.as_bytes(),
+        b"\n",
+        req.body,
+    ];
+    let expected = hex(&hmac(Alg::Sha256, secret, &parts));
+    any_matches(Enc::Hex, &expected, [value])
+}
+
+/// DocuSign Connect signs with every active HMAC key, one header each
+/// (`X-DocuSign-Signature-1`, `-2`, ...); the secret may be any of them.
+fn docusign(secret: &[u8], req: &Request<'_>) -> Outcome {
+    const PREFIX: &str = "x-docusign-signature-";
+    let headers = Headers::new(req.headers);
+    let mut names: Vec<String> = Vec::new();
+    for (key, _) in req.headers {
+        let lower = key.to_ascii_lowercase();
+        let is_sig = key.is_ascii()
+            && lower
+                .strip_prefix(PREFIX)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if is_sig && !names.contains(&lower) {
+            names.push(lower);
+        }
+    }
+    if names.is_empty() {
+        return Err(Verdict::fail("missing header x-docusign-signature-1").into());
+    }
+    let mut sigs = Vec::with_capacity(names.len());
+    for name in &names {
+        sigs.push(headers.required(name)?);
+    }
+    let expected = encode(Enc::Base64, &hmac(Alg::Sha256, secret, &[req.body]));
+    any_matches(Enc::Base64, &expected, sigs)
+}
+
+/// Hygraph (`@hygraph/utils` `verifyWebhookSignature`): `gcms-signature:
+/// sign=<b64>, env=<name>, t=<ms>`; the MAC covers
+/// `JSON.stringify({Body, EnvironmentName, TimeStamp})`.
+fn hygraph(secret: &[u8], req: &Request<'_>) -> Outcome {
+    const SIG: &str = "gcms-signature";
+    let value = Headers::new(req.headers).required(SIG)?;
+    let parts: Vec<&str> = value.split(", ").collect();
+    let [sign, env, t] = parts.as_slice() else {
+        return Err(malformed(SIG).into());
+    };
+    let (Some(sign), Some(env), Some(t)) = (
+        sign.strip_prefix("sign="),
+        env.strip_prefix("env="),
+        t.strip_prefix("t="),
+    ) else {
+        return Err(malformed(SIG).into());
+    };
+    fresh(t, true, req)?;
+    let body = std::str::from_utf8(req.body).map_err(|_| Verdict::fail("malformed body"))?;
+    let millis = t
+        .parse::<i64>()
+        .map_err(|_| Verdict::fail("malformed timestamp"))?;
+    let document = format!(
+        "{{\"Body\":{},\"EnvironmentName\":{},\"TimeStamp\":{millis}}}",
+        json_string(body),
+        json_string(env)
+    );
+    let expected = encode(
+        Enc::Base64,
+        &hmac(Alg::Sha256, secret, &[document.as_bytes()]),
+    );
+    any_matches(Enc::Base64, &expected, [sign])
+}
+
+/// Mandrill: the webhook URL as configured, then each form parameter's
+/// name and value, sorted by name (stable), no separators.
+fn mandrill(secret: &[u8], req: &Request<'_>) -> Outcome {
+    let url = url("mailchimp", req)?;
+    let headers = Headers::new(req.headers);
+    let value = headers.required("x-mandrill-signature")?;
+    let mut params = if is_form(headers.optional("content-type")?) {
+        parse_form(req.body)
+    } else {
+        Vec::new()
+    };
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut parts: Vec<&[u8]> = vec![url.as_bytes()];
+    for (name, value) in &params {
+        parts.push(name.as_bytes());
+        parts.push(value.as_bytes());
+    }
+    let expected = encode(Enc::Base64, &hmac(Alg::Sha1, secret, &parts));
+    any_matches(Enc::Base64, &expected, [value])
+}
+
+/// Orb (its SDKs' `verify_signature`): space-separated `v1=<hex>` entries,
+/// HMAC-SHA256 of `v1:{X-Orb-Timestamp}:{body}`, ISO 8601 timestamp (UTC
+/// when it has no offset).
+fn orb(secret: &[u8], req: &Request<'_>) -> Outcome {
+    const SIG: &str = "x-orb-signature";
+    let headers = Headers::new(req.headers);
+    let value = headers.required(SIG)?;
+    let ts = headers.required("x-orb-timestamp")?;
+    let sigs: Vec<&str> = value
+        .split(' ')
+        .filter_map(|item| item.strip_prefix("v1="))
+        .filter(|sig| !sig.contains('='))
+        .collect();
+    if sigs.is_empty() {
+        return Err(malformed(SIG).into());
+    }
+    timestamp::within_tolerance(timestamp::iso8601(ts)?, req)?;
+    let parts: [&[u8]; 4] = [b"v1:", ts.as_bytes(), b":", req.body];
+    let expected = hex(&hmac(Alg::Sha256, secret, &parts));
+    any_matches(Enc::Hex, &expected, sigs)
+}
+
+/// Plivo V3 (plivo SDKs' `validate_v3_signature`): the URL without its
+/// query, then `?` and the query parameters sorted (`k=v&...`), then for a
+/// POST with parameters `.` and each sorted `name value`, then `.nonce`.
+fn plivo(secret: &[u8], req: &Request<'_>) -> Outcome {
+    let url = url("plivo", req)?;
+    let headers = Headers::new(req.headers);
+    const SIG: &str = "x-plivo-signature-v3";
+    let value = headers.required(SIG)?;
+    let nonce = headers.required("x-plivo-signature-v3-nonce")?;
+    let without_fragment = url.split('#').next().unwrap_or(url);
+    let (base, query) = without_fragment
+        .split_once('?')
+        .unwrap_or((without_fragment, ""));
+    let mut query_params = parse_form(query.as_bytes());
+    query_params.sort_unstable();
+    let query_text = query_params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut post =
+        if !req.method.eq_ignore_ascii_case("GET") && is_form(headers.optional("content-type")?) {
+            parse_form(req.body)
+        } else {
+            Vec::new()
+        };
+    post.sort_unstable();
+    let mut signed = base.to_owned();
+    if !query_text.is_empty() || !post.is_empty() {
+        signed.push('?');
+        signed.push_str(&query_text);
+    }
+    if !query_text.is_empty() && !post.is_empty() {
+        signed.push('.');
+    }
+    for (k, v) in &post {
+        signed.push_str(k);
+        signed.push_str(v);
+    }
+    signed.push('.');
+    signed.push_str(nonce);
+    let expected = encode(
+        Enc::Base64,
+        &hmac(Alg::Sha256, secret, &[signed.as_bytes()]),
+    );
+    any_matches(Enc::Base64, &expected, value.split(',').map(trim))
+}
+
+/// VMware Workspace ONE event notifications carry HTTP Basic credentials;
+/// the secret is `username::password` (the public integration guide's form).
+fn basic_auth(secret: &[u8], req: &Request<'_>) -> Outcome {
+    let text = text_secret(secret)?;
+    let (user, password) = text
+        .split_once("::")
+        .ok_or_else(|| Error::InvalidSecret("the vmware secret is 'username::password'".into()))?;
+    let value = Headers::new(req.headers).required("authorization")?;
+    let (scheme, credentials) = value
+        .split_once(' ')
+        .ok_or_else(|| malformed("authorization"))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(malformed("authorization").into());
+    }
+    let expected = encode(Enc::Base64, format!("{user}:{password}").as_bytes());
+    if equal(trim(credentials).as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Verdict::fail("token mismatch").into())
+    }
 }

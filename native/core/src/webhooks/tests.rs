@@ -252,3 +252,68 @@ fn every_provider_has_a_tolerance() {
     assert_eq!(default_tolerance_s("stripe"), Some(300.0));
     assert_eq!(default_tolerance_s("zoom"), Some(DEFAULT_TOLERANCE_S));
 }
+
+const ORB_PAYLOAD: &str = r#"{"id": "o4mmewpfNNTnjfZc", "created_at": "2024-03-27T15:42:29+00:00", "type": "resource_event.test", "properties": {"message": "A test webhook from Orb. Happy testing!"}}"#;
+
+#[test]
+fn orb_published_vector() {
+    // orbcorp/orb-python tests/api_resources/test_webhooks.py
+    let secret = "c-UGKYdnhHh436B_sMouYAPUvXyWpzOdunZBV5dFSD8";
+    let sig = "v1=9d25de966891ab0bc18754faf8d83d0980b44ae330fcc130b41a6cf3daf1f391";
+    let pairs = [
+        ("X-Orb-Timestamp", "2024-03-27T15:42:29.551"),
+        ("X-Orb-Signature", sig),
+    ];
+    let now = 1_711_554_149.551;
+    assert!(check("orb", secret, &pairs, ORB_PAYLOAD.as_bytes(), now).verified);
+    assert_eq!(
+        check("orb", secret, &pairs, ORB_PAYLOAD.as_bytes(), now + 360.0).reason,
+        "stale timestamp"
+    );
+    assert_eq!(
+        check("orb", "foo", &pairs, ORB_PAYLOAD.as_bytes(), now).reason,
+        "signature mismatch"
+    );
+}
+
+#[test]
+fn new_providers_configuration_errors() {
+    let req = Request {
+        headers: &[],
+        body: b"",
+        url: None,
+        method: "POST",
+        now: 0.0,
+        tolerance_s: 300.0,
+    };
+    assert!(matches!(
+        verify("vmware", b"no separator", &[], &req),
+        Err(Error::InvalidSecret(_))
+    ));
+    for provider in ["plivo", "mailchimp", "contentful"] {
+        assert!(matches!(
+            verify(provider, b"s", &[], &req),
+            Err(Error::UrlRequired(_))
+        ));
+    }
+}
+
+#[test]
+fn contentful_path_normalisation() {
+    use super::form::contentful_path;
+    assert_eq!(
+        contentful_path("/api/resources?q=1&w=2"),
+        "/api/resources?q%253D1%2526w%253D2"
+    );
+    assert_eq!(contentful_path("/a b/é"), "/a%20b/%C3%A9");
+    assert_eq!(contentful_path("/a?b?c"), "/a?b");
+}
+
+#[test]
+fn json_strings_as_javascript_writes_them() {
+    use super::form::json_string;
+    assert_eq!(
+        json_string("a\"\\\n\u{1}\u{7f}é"),
+        "\"a\\\"\\\\\\n\\u0001\u{7f}é\""
+    );
+}

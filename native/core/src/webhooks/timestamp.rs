@@ -18,6 +18,15 @@ pub(crate) fn unix(text: &str, millis: bool) -> Result<f64, Verdict> {
 
 /// RFC 3339 `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, strictly (no leap second).
 pub(crate) fn rfc3339(text: &str) -> Result<f64, Verdict> {
+    datetime(text, false)
+}
+
+/// ISO 8601 as RFC 3339, except that the offset may be left out (UTC).
+pub(crate) fn iso8601(text: &str) -> Result<f64, Verdict> {
+    datetime(text, true)
+}
+
+fn datetime(text: &str, naive_is_utc: bool) -> Result<f64, Verdict> {
     let b = text.as_bytes();
     let digits = |range: std::ops::Range<usize>| -> Result<i64, Verdict> {
         let part = b.get(range).ok_or_else(malformed)?;
@@ -27,7 +36,7 @@ pub(crate) fn rfc3339(text: &str) -> Result<f64, Verdict> {
         Ok(part.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
     };
     let at = |i: usize, allowed: &[u8]| b.get(i).is_some_and(|c| allowed.contains(c));
-    if b.len() < 20
+    if b.len() < 19
         || !at(4, b"-")
         || !at(7, b"-")
         || !at(10, b"Tt")
@@ -52,6 +61,7 @@ pub(crate) fn rfc3339(text: &str) -> Result<f64, Verdict> {
         rest = end;
     }
     let offset = match &b[rest..] {
+        [] if naive_is_utc => 0,
         [b'Z' | b'z'] => 0,
         [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
             let (oh, om) = (digits(rest + 1..rest + 3)?, digits(rest + 4..rest + 6)?);

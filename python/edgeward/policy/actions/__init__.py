@@ -9,11 +9,13 @@ from __future__ import annotations
 from edgeward.policy.actions.add_headers import AddHeaders
 from edgeward.policy.actions.base import Action
 from edgeward.policy.actions.basic_auth import BasicAuth
+from edgeward.policy.actions.circuit_breaker import CircuitBreaker
 from edgeward.policy.actions.close_connection import CloseConnection
 from edgeward.policy.actions.compress_response import CompressResponse
 from edgeward.policy.actions.custom_response import CustomResponse
 from edgeward.policy.actions.deny import Deny
 from edgeward.policy.actions.forward_internal import ForwardInternalAction
+from edgeward.policy.actions.http_request import HttpRequest
 from edgeward.policy.actions.jwt_validation import JwtValidation
 from edgeward.policy.actions.log import Log
 from edgeward.policy.actions.oauth import OAuth
@@ -29,11 +31,13 @@ from edgeward.policy.actions.verify_webhook import VerifyWebhook
 _IMPLEMENTED: tuple[type[Action], ...] = (
     AddHeaders,
     BasicAuth,
+    CircuitBreaker,
     CloseConnection,
     CompressResponse,
     CustomResponse,
     Deny,
     ForwardInternalAction,
+    HttpRequest,
     JwtValidation,
     Log,
     OAuth,
@@ -59,9 +63,7 @@ ALIASES: dict[str, str] = {
 # policy using one fails to load with this reason, never silently.
 _NO = "not supported by edgeward"
 UNSUPPORTED: dict[str, str] = {
-    "http-request": _NO,
     "terminate-tls": _NO,
-    "circuit-breaker": _NO,
     "owasp-crs-request": _NO,
     "owasp-crs-response": _NO,
     "request-body-find-replace": _NO,

@@ -11,19 +11,20 @@ from edgeward import native
 from edgeward.policy.actions.base import ActionContext, ConfigReader
 from edgeward.policy.config import constant
 from edgeward.policy.errors import ActionError, ErrorCode
+from edgeward.policy.expressions import Renderable
 from edgeward.policy.regex import RegexError, compile_pattern, replace_all
 
 
 @dataclass(frozen=True, slots=True)
 class Rewrite:
     pattern: native.Template | None
-    replacement: native.Template
+    replacement: Renderable  # a URL field: interpolated values are percent-encoded
     static_pattern: Any  # compiled at load when `from` has no ${}
 
     @classmethod
     def read(cls, config: ConfigReader) -> Rewrite:
         pattern = config.template("from")
-        replacement = config.template("to", required=True)
+        replacement = config.url_template("to", required=True)
         assert replacement is not None
         static = None
         if pattern is not None and pattern.is_constant:

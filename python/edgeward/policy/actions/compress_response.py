@@ -28,6 +28,7 @@ from typing import Self
 
 import brotli
 
+from edgeward.document import did_you_mean
 from edgeward.hooks import Header
 from edgeward.policy.actions.base import (
     Action,
@@ -156,7 +157,10 @@ class CompressResponse(Action):
             return cls(ALGORITHMS)
         for name in algorithms:
             if name not in ALGORITHMS:
-                config.fail("algorithms", f"unknown algorithm {name!r} ({', '.join(ALGORITHMS)})")
+                hint = did_you_mean(name, ALGORITHMS)
+                config.fail(
+                    "algorithms", f"unknown algorithm {name!r}{hint} ({', '.join(ALGORITHMS)})"
+                )
             if algorithms.count(name) > 1:
                 config.fail("algorithms", f"algorithm {name!r} is listed twice")
         if "compress" in algorithms:

@@ -505,7 +505,7 @@ def _static_jwks(source: ConfigReader) -> list[Key]:
 def _one_or_many(config: ConfigReader, key: str) -> list[ConfigReader]:
     raw = config.value(key)
     if raw is None:
-        config.fail(None, f"missing required field {key!r}")
+        config.missing(key)
     if isinstance(raw, list):
         config.warn(key, f"{key} is written as a mapping in the public examples; prefer that")
         return [config.reader_at((*config.path, key, i), item) for i, item in enumerate(raw)]

@@ -28,7 +28,7 @@ class Log(Action):
     def from_config(cls, config: ConfigReader, scope: CompileScope) -> Self:
         raw = config.value("metadata")
         if raw is None:
-            config.fail(None, "missing required field 'metadata'")
+            config.missing("metadata")
         if not isinstance(raw, Mapping) or not raw:
             config.fail("metadata", f"metadata must be a non-empty mapping, not {describe(raw)}")
         return cls(compile_value(config, (*config.path, "metadata"), raw))

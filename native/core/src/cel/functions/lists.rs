@@ -128,8 +128,9 @@ fn distinct(l: &Value) -> EvalResult {
     Ok(Value::from(out))
 }
 
-fn sort(l: &Value) -> EvalResult {
-    let list = items(l, "sort")?;
+/// Elements all of one sortable kind (numbers, strings, bytes, bools,
+/// timestamps or durations), without NaN; else `invalid_argument`.
+fn check_sortable(list: &[Value]) -> EvalResult<()> {
     let kind = |v: &Value| match v {
         Value::Int(_) | Value::Uint(_) | Value::Double(_) => 0,
         Value::String(_) => 1,
@@ -151,7 +152,27 @@ fn sort(l: &Value) -> EvalResult {
             ));
         }
     }
+    Ok(())
+}
+
+fn sort(l: &Value) -> EvalResult {
+    let list = items(l, "sort")?;
+    check_sortable(list)?;
     let mut out = list.to_vec();
     out.sort_by(|a, b| a.compare(b).unwrap_or(Ordering::Equal)); // kinds checked above
     Ok(Value::from(out))
+}
+
+/// `list.sortBy(x, key)`: the elements in the (stable) order of their keys,
+/// which must be sortable as `sort()` requires.
+pub fn sort_by_keys(elements: Vec<Value>, keys: Vec<Value>) -> EvalResult {
+    check_sortable(&keys)?;
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].compare(&keys[b]).unwrap_or(Ordering::Equal));
+    Ok(Value::from(
+        order
+            .into_iter()
+            .map(|i| elements[i].clone())
+            .collect::<Vec<_>>(),
+    ))
 }

@@ -10,10 +10,14 @@ mod lists;
 mod policy;
 mod strings;
 mod time;
+mod url;
 
 pub use conv::to_display_string;
 pub use format::as_s;
-pub use policy::{cidr_list, ip_in, parse_cidr, IMPLICIT_ARGUMENTS};
+pub use lists::sort_by_keys;
+pub use policy::{
+    cidr_list, ip_in, parse_cidr, url_type, ALIASES, IMPLICIT_ARGUMENTS, VARIABLE_ALIASES,
+};
 pub use time::is_time_zone;
 
 use super::error::EvalResult;
@@ -57,6 +61,8 @@ pub enum P {
     Arg0,
     /// In a result: the element type of the first argument (a list).
     Elem0,
+    /// In a result: the URL object of `parseUrl()`.
+    Url,
 }
 
 impl P {
@@ -109,6 +115,7 @@ impl P {
             ),
             P::MapStrDyn => Ty::Map(Box::new(Ty::String), Box::new(Ty::Dyn)),
             P::Type => Ty::Type,
+            P::Url => url_type(),
         }
     }
 }
@@ -147,9 +154,12 @@ fn all_defs() -> impl Iterator<Item = &'static Def> {
         .chain(policy::DEFS)
 }
 
-/// Whether a global function of this (possibly qualified) name exists.
+/// Whether a global function of this (possibly qualified) name exists, or
+/// an alias of one (`b64.decode`, `http.path`).
 pub fn is_global(name: &str) -> bool {
     all_defs().any(|d| !d.receiver && d.name == name)
+        || ALIASES.iter().any(|(a, _, _)| *a == name)
+        || VARIABLE_ALIASES.iter().any(|(a, _)| *a == name)
 }
 
 /// Finds the function `name` called with `args` (the receiver first).

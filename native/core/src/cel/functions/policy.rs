@@ -3,16 +3,19 @@
 //! hashes, random numbers. The request helpers (`getReqHeader`, ...) are
 //! expanded by the compiler into these `_`-prefixed implementations with the
 //! variable they read as first argument.
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::super::error::{EvalError, EvalResult};
+use super::super::types::{ObjectTy, Ty};
 use super::super::value::{check_depth, Map, Value};
 use super::conv::format_double;
 use super::strings::check_len;
 use super::time::{format_duration, format_timestamp};
+use super::url;
 use super::{Def, Imp, P};
 use crate::ipnet::{Addr, Prefix};
 
@@ -67,6 +70,16 @@ pub static DEFS: &[Def] = &[
         other => Err(overload("isQueryString", other)),
     })),
     method!("isPrivateIp", [P::Str] -> P::Bool, Imp::F1(is_private_ip)),
+    method!("decodeBase64", [P::Str] -> P::Str, Imp::F1(decode_base64_text)),
+    Def {
+        name: "encodeBase64",
+        receiver: true,
+        sigs: &[(&[P::Str], P::Str), (&[P::Bytes], P::Str)],
+        imp: Imp::F1(base64_encode),
+    },
+    method!("isURL", [P::Str] -> P::Bool, Imp::F1(is_url)),
+    method!("parseUrl", [P::Str] -> P::Url, Imp::F1(parse_url)),
+    global!("url.parse", [P::Str] -> P::Url, Imp::F1(parse_url)),
     global!("hash.md5", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Md5))),
     global!("hash.md5", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Md5))),
     global!("hash.sha1", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Sha1))),
@@ -79,6 +92,8 @@ pub static DEFS: &[Def] = &[
     global!("hash.crc32", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Crc32))),
     global!("hash.crc64", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Crc64))),
     global!("hash.crc64", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Crc64))),
+    global!("hash.xxhash64", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Xxh64))),
+    global!("hash.xxhash64", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Xxh64))),
     method!("md5", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Md5))),
     method!("md5", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Md5))),
     method!("sha1", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Sha1))),
@@ -91,6 +106,8 @@ pub static DEFS: &[Def] = &[
     method!("crc32", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Crc32))),
     method!("crc64", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Crc64))),
     method!("crc64", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Crc64))),
+    method!("xxhash64", [P::Str] -> P::Str, Imp::F1(|s| hash(s, None, Algo::Xxh64))),
+    method!("xxhash64", [P::Str, P::Str] -> P::Str, Imp::F2(|s, f| hash(s, Some(f), Algo::Xxh64))),
     global!("getReqHeader", [P::Map, P::Str] -> P::ListStr, Imp::F2(|m, n| get_values(m, n, true))),
     global!("hasReqHeader", [P::Map, P::Str] -> P::Bool, Imp::F2(|m, n| has_key(m, n, true))),
     global!("getResHeader", [P::Map, P::Str] -> P::ListStr, Imp::F2(|m, n| get_values(m, n, true))),
@@ -101,7 +118,10 @@ pub static DEFS: &[Def] = &[
     global!("hasReqCookie", [P::Map, P::Str] -> P::Bool, Imp::F2(has_cookie)),
     global!("getResCookie", [P::Map, P::Str] -> P::MapStrDyn, Imp::F2(get_cookie)),
     global!("hasResCookie", [P::Map, P::Str] -> P::Bool, Imp::F2(has_cookie)),
-    global!("secrets.get", [P::Map, P::Str, P::Str] -> P::Str, Imp::F3(get_secret)),
+    // Bound to the Env's secrets table by the compiler (`Node::Secret`).
+    global!("secrets.get", [P::Str, P::Str] -> P::Str, Imp::F2(|_, _| {
+        Err(EvalError::invalid("secrets.get is compiled to a node of its own"))
+    })),
     global!("rand.double", [] -> P::Double, Imp::FN(|_| Ok(Value::Double((random() >> 11) as f64 / (1u64 << 53) as f64)))),
     global!("rand.int", [] -> P::Int, Imp::FN(|_| rand_int(0, 1))),
     global!("rand.int", [P::Int, P::Int] -> P::Int, Imp::F2(|a, b| match (a, b) {
@@ -204,6 +224,16 @@ fn base64_decode(v: &Value) -> EvalResult {
         .decode(body.as_bytes())
         .map(|b| Value::Bytes(Arc::from(b)))
         .map_err(|_| bad())
+}
+
+/// `s.decodeBase64()`: `base64.decode`, read as UTF-8 text.
+fn decode_base64_text(v: &Value) -> EvalResult {
+    match base64_decode(v)? {
+        Value::Bytes(b) => String::from_utf8(b.to_vec())
+            .map(Value::from)
+            .map_err(|_| EvalError::conversion("the decoded base64 is not valid UTF-8")),
+        other => Ok(other),
+    }
 }
 
 /// Decodes unpadded input and ignores non-zero trailing bits, as Python's
@@ -563,7 +593,63 @@ pub static IMPLICIT_ARGUMENTS: &[(&str, usize, &[&str])] = &[
     ("hasResHeader", 1, &["res", "headers"]),
     ("getResCookie", 1, &["res", "cookies"]),
     ("hasResCookie", 1, &["res", "cookies"]),
-    ("secrets.get", 2, &["secrets"]),
+];
+
+/// The names only the pricing page lists (traffic-policy-reference §2.7)
+/// whose meaning is clear from the name: (alias, canonical function, whether
+/// the alias's first argument is the canonical function's receiver). The
+/// compiler rewrites the call; the same table as the reference's
+/// `functions.ALIASES` (docs/cel.md §11.5).
+pub static ALIASES: &[(&str, &str, bool)] = &[
+    ("b64.decode", "base64.decode", false),
+    ("b64.encode", "base64.encode", false),
+    ("security.secret", "secrets.get", false),
+    ("utility.base64_decode", "base64.decode", false),
+    ("utility.base64_encode", "base64.encode", false),
+    ("utility.basic_auth_encode", "basic_auth.encode", false),
+    ("utility.in_cidr_range", "inCidrRange", false),
+    ("utility.in_cidr_ranges", "inCidrRanges", false),
+    ("utility.json_decode", "json.decode", false),
+    ("utility.json_encode", "json.encode", false),
+    ("utility.list_encode_json", "encodeJson", true),
+    ("utility.object_encode_json", "encodeJson", true),
+    (
+        "utility.object_encode_query_string",
+        "encodeQueryString",
+        true,
+    ),
+    ("utility.query_string_decode", "queryString.decode", false),
+    ("utility.query_string_encode", "queryString.encode", false),
+    ("utility.rand_double", "rand.double", false),
+    ("utility.rand_int", "rand.int", false),
+    ("utility.string_decode_base64", "decodeBase64", true),
+    ("utility.string_decode_json", "decodeJson", true),
+    (
+        "utility.string_decode_query_string",
+        "decodeQueryString",
+        true,
+    ),
+    ("utility.string_encode_base64", "encodeBase64", true),
+    ("utility.string_escape_url", "escapeUrl", true),
+    ("utility.string_is_json", "isJson", true),
+    ("utility.string_is_query_string", "isQueryString", true),
+    ("utility.string_is_url", "isURL", true),
+    ("utility.string_parse_url", "parseUrl", true),
+    ("utility.string_unescape_url", "unescapeUrl", true),
+    ("utility.url_escape", "url.escape", false),
+    ("utility.url_parse", "url.parse", false),
+    ("utility.url_unescape", "url.unescape", false),
+];
+
+/// Pricing-page names that read one variable: `http.path()` is `req.url.path`.
+pub static VARIABLE_ALIASES: &[(&str, &[&str])] = &[
+    ("http.path", &["req", "url", "path"]),
+    ("http.query", &["req", "url", "query"]),
+    ("http.request_method", &["req", "method"]),
+    ("http.request_uri", &["req", "url", "uri"]),
+    ("http.scheme", &["req", "url", "scheme"]),
+    ("http.status", &["res", "status_code"]),
+    ("http.user_agent", &["req", "user_agent"]),
 ];
 
 fn name_key(name: &Value, fold_case: bool) -> EvalResult<Value> {
@@ -606,10 +692,85 @@ fn has_cookie(cookies: &Value, name: &Value) -> EvalResult {
     ))
 }
 
-fn get_secret(secrets: &Value, vault: &Value, name: &Value) -> EvalResult {
-    let missing = || EvalError::no_such_key(format!("no secret {name:?} in vault {vault:?}"));
-    let found = secrets.map_get(vault)?.ok_or_else(missing)?;
-    found.map_get(name)?.ok_or_else(missing)
+// --- URLs -----------------------------------------------------------------------
+
+/// The static type of the object `parseUrl()` returns: the fields of Go's
+/// `net/url.URL` in snake_case (the reference's `policy_env.URL_OBJECT`).
+pub fn url_type() -> Ty {
+    static URL: OnceLock<Ty> = OnceLock::new();
+    URL.get_or_init(|| {
+        let object = |fields: &[(&str, Ty)]| {
+            Ty::Object(Arc::new(ObjectTy {
+                fields: fields
+                    .iter()
+                    .map(|(n, t)| (n.to_string(), t.clone()))
+                    .collect::<BTreeMap<_, _>>(),
+                own: None,
+            }))
+        };
+        let user = object(&[
+            ("username", Ty::String),
+            ("password", Ty::String),
+            ("password_set", Ty::Bool),
+        ]);
+        object(&[
+            ("scheme", Ty::String),
+            ("opaque", Ty::String),
+            ("user", user),
+            ("host", Ty::String),
+            ("path", Ty::String),
+            ("raw_path", Ty::String),
+            ("omit_host", Ty::Bool),
+            ("force_query", Ty::Bool),
+            ("raw_query", Ty::String),
+            ("fragment", Ty::String),
+            ("raw_fragment", Ty::String),
+        ])
+    })
+    .clone()
+}
+
+/// An absolute URI or an absolute path: Go's `url.ParseRequestURI` accepts
+/// it (as Kubernetes' CEL `isURL`).
+fn is_url(v: &Value) -> EvalResult {
+    match v {
+        Value::String(s) => Ok(Value::Bool(url::parse_request_uri(s).is_ok())),
+        other => Err(overload("isURL", other)),
+    }
+}
+
+/// Go's `url.Parse`, as a map of the URL object's fields.
+fn parse_url(v: &Value) -> EvalResult {
+    let Value::String(s) = v else {
+        return Err(overload("parseUrl", v));
+    };
+    let u = url::parse(s).map_err(|e| EvalError::conversion(format!("invalid URL: {e}")))?;
+    let (username, password, password_set) = u.user.unwrap_or_default();
+    let map = |entries: Vec<(&str, Value)>| -> EvalResult {
+        let entries = entries
+            .into_iter()
+            .map(|(k, v)| (Value::str(k), v))
+            .collect();
+        Ok(Value::Map(Arc::new(Map::from_entries(entries)?)))
+    };
+    let user = map(vec![
+        ("username", Value::from(username)),
+        ("password", Value::from(password)),
+        ("password_set", Value::Bool(password_set)),
+    ])?;
+    map(vec![
+        ("scheme", Value::from(u.scheme)),
+        ("opaque", Value::from(u.opaque)),
+        ("user", user),
+        ("host", Value::from(u.host)),
+        ("path", Value::from(u.path)),
+        ("raw_path", Value::from(u.raw_path)),
+        ("omit_host", Value::Bool(u.omit_host)),
+        ("force_query", Value::Bool(u.force_query)),
+        ("raw_query", Value::from(u.raw_query)),
+        ("fragment", Value::from(u.fragment)),
+        ("raw_fragment", Value::from(u.raw_fragment)),
+    ])
 }
 
 // --- hashes ---------------------------------------------------------------------
@@ -622,6 +783,7 @@ enum Algo {
     Sha512,
     Crc32,
     Crc64,
+    Xxh64,
 }
 
 fn hash(v: &Value, format: Option<&Value>, algo: Algo) -> EvalResult {
@@ -640,6 +802,8 @@ fn hash(v: &Value, format: Option<&Value>, algo: Algo) -> EvalResult {
             .checksum(data)
             .to_be_bytes()
             .to_vec(),
+        // xxHash64, seed 0, in its canonical (big-endian) byte order.
+        Algo::Xxh64 => xxhash_rust::xxh64::xxh64(data, 0).to_be_bytes().to_vec(),
     };
     let text = match format {
         None => hex(&digest),
@@ -732,6 +896,60 @@ mod tests {
             )),
             r#"{"a":[1,2.5,"é\n"],"b":null}"#
         );
+    }
+
+    /// xxHash's `fillTestBuffer` (xsum_sanity_check.c).
+    fn sanity_buffer(len: usize) -> Vec<u8> {
+        let mut gen: u64 = 2654435761;
+        (0..len)
+            .map(|_| {
+                let b = (gen >> 56) as u8;
+                gen = gen.wrapping_mul(11400714785074694797);
+                b
+            })
+            .collect()
+    }
+
+    #[test]
+    fn xxhash64_published_vectors() {
+        // XSUM_XXH64_testdata, seed 0.
+        for (len, want) in [
+            (0, 0xEF46DB3751D8E999u64),
+            (1, 0xE934A84ADB052768),
+            (4, 0x9136A0DCA57457EE),
+            (14, 0x8282DCC4994E35C8),
+            (222, 0xB641AE8CB691C174),
+        ] {
+            assert_eq!(xxhash_rust::xxh64::xxh64(&sanity_buffer(len), 0), want);
+        }
+        let hello = Value::str("hello");
+        assert_eq!(s(hash(&hello, None, Algo::Xxh64)), "26c7827d889f6da3");
+        assert_eq!(
+            s(hash(&hello, Some(&Value::str("base64")), Algo::Xxh64)),
+            "JseCfYifbaM="
+        );
+    }
+
+    #[test]
+    fn base64_text_and_urls() {
+        assert_eq!(
+            s(decode_base64_text(&Value::str("c29tZTp0aGluZw=="))),
+            "some:thing"
+        );
+        assert!(decode_base64_text(&Value::str("/w==")).is_err());
+        assert!(matches!(
+            is_url(&Value::str("https://ngrok.com")),
+            Ok(Value::Bool(true))
+        ));
+        assert!(matches!(
+            is_url(&Value::str("not a url")),
+            Ok(Value::Bool(false))
+        ));
+        let u = parse_url(&Value::str("https://u@ngrok.com/a?b#c")).unwrap();
+        let field = |k: &str| u.map_get(&Value::str(k)).unwrap().unwrap();
+        assert!(matches!(field("host"), Value::String(h) if &*h == "ngrok.com"));
+        assert!(matches!(field("raw_query"), Value::String(q) if &*q == "b"));
+        assert!(parse_url(&Value::str("http://[::1]a")).is_err());
     }
 
     #[test]
