@@ -118,6 +118,7 @@ DOCS_MISTAKES = {
     "snippets_guides_customer_networks_content__L154.yaml": "an action's 'url' outside 'config'",
     "traffic_policy_examples_block_unwanted_requests__L61.yaml": "placeholder URL (<...>)",
     "using_ngrok_with_using_mcp__L74.yaml": "deny with a 'body' (deny has none)",
+    "gateway_examples_pre_tier_requests__L50.yaml": "compares a status code with a string",
 }
 
 
