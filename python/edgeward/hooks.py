@@ -194,8 +194,27 @@ class ReadResponseBody:
     limit: int
 
 
-Effect = ReadBody | Fetch | Await | Offload | ReadResponseBody
-EffectResult = bytes | None | FetchResult | object
+class FindInternal:
+    """May this exchange go on to the internal endpoint `url`
+    (`forward-internal`)? The driver looks it up (an online endpoint whose
+    host ends in `.internal`), checks the hop limit and loops, and sends
+    back None when it may, else an `InternalError`."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class InternalError:
+    """Why an exchange cannot go on to an internal endpoint: the answer's
+    status and `edgeward-error` code, and a message (no secret in it)."""
+
+    status: int
+    code: str
+    message: str
+
+
+Effect = ReadBody | Fetch | Await | Offload | ReadResponseBody | FindInternal
+EffectResult = bytes | None | FetchResult | InternalError | object
 
 
 # --- outcomes ---------------------------------------------------------------------
@@ -228,6 +247,20 @@ class Forward:
     head: RequestHead
     body: bytes | None = None
     body_filter: BodyFilter | None = None
+
+
+@dataclass(slots=True)
+class ForwardInternal:
+    """Send the (possibly modified) request to the internal endpoint `url`
+    instead of this endpoint's upstream (`forward-internal`, found with
+    `FindInternal` first). The driver routes it there and runs that
+    endpoint's policy inside this one: its request phase now, its response
+    phase before this one's; then its upstream (or agent) answers. Host
+    stays the host the client asked for."""
+
+    url: str
+    head: RequestHead
+    body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +300,7 @@ class ExchangeSummary:
     error_code: str | None
 
 
-RequestOutcome = Forward | LocalResponse | CloseConnection
+RequestOutcome = Forward | LocalResponse | CloseConnection | ForwardInternal
 ResponseOutcome = PassResponse | LocalResponse | CloseConnection
 
 Hooked = Union[T, Generator[Effect, EffectResult, T]]  # noqa: UP007 (a generic alias)

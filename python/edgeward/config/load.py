@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from edgeward.config.model import (
     AccessLog,
     AdminListener,
+    AgentIngress,
+    AgentTcp,
     Certificate,
     EdgeConfig,
     Endpoint,
@@ -34,6 +36,7 @@ from edgeward.config.model import (
     PolicySource,
     Timeouts,
     Upstream,
+    is_internal,
 )
 from edgeward.document import Document, PathKey, did_you_mean, load_document, misspelling_of
 from edgeward.errors import ConfigError, EdgewardError
@@ -182,10 +185,12 @@ class _Loader:
                     )
             endpoints.append(auth)
         admin = self._admin(top, listeners)
+        agents = self._agent_ingress(top, listeners, admin)
         top.done()
         if self.factory is not None:
             listeners = [self._compiled(ln, ip_policies) for ln in listeners]
             endpoints = [self._compiled(e, ip_policies) for e in endpoints]
+            agents = self._compiled(agents, ip_policies) if agents is not None else None
         return EdgeConfig(
             file=self.doc.file,
             listeners=tuple(listeners),
@@ -202,6 +207,7 @@ class _Loader:
             state_dir=state_dir,
             identity=self.identity,
             admin=admin,
+            agent_ingress=agents,
             raw=self.doc.data,
         )
 
@@ -262,6 +268,88 @@ class _Loader:
                     f"the admin listener must not share the address of listener {listener.name!r}",
                 )
         return AdminListener(host, port)
+
+    def _agent_ingress(
+        self, top: _Section, listeners: list[Listener], admin: AdminListener | None
+    ) -> AgentIngress | None:
+        """`agent_ingress:`: where agents connect, what they may bind
+        (docs/agents.md)."""
+        if not top.has("agent_ingress"):
+            top.taken.add("agent_ingress")
+            return None
+        sec = top.section("agent_ingress")
+        host, port = self._address(sec, "address")
+        if not sec.has("tls"):
+            raise self.error(sec.path, "missing required key 'tls': agents connect over TLS only")
+        tls = self._tls(sec.section("tls"))
+        taken = [(ln.host, ln.port, f"listener {ln.name!r}") for ln in listeners]
+        if admin is not None:
+            taken.append((admin.host, admin.port, "the admin listener"))
+        for other_host, other_port, what in taken:
+            if port != 0 and other_port == port and _overlaps(other_host, host):
+                raise self.error(
+                    sec.at("address"), f"the agent ingress shares the address of {what}"
+                )
+        domains = []
+        for i, item in enumerate(sec.take("domains", list, [])):
+            name = item.lower().rstrip(".") if isinstance(item, str) else item
+            if not isinstance(name, str) or not _HOSTNAME.match(name) or is_internal(name):
+                raise self.error(
+                    (*sec.at("domains"), i),
+                    f"must be a public hostname or *.domain, not {item!r}"
+                    " (.internal names need no entry)",
+                )
+            domains.append(name)
+        names = {ln.name for ln in listeners}
+        served = tuple(sec.take("listeners", list, sorted(names)))
+        for i, ln in enumerate(served):
+            if ln not in names:
+                raise self.error((*sec.at("listeners"), i), f"no listener named {ln!r}")
+        tcp = self._agent_tcp(sec.section("tcp"), host) if sec.has("tcp") else None
+        grace = sec.take("grace_period", float, 10.0)
+        if grace < 0:
+            raise self.error(sec.at("grace_period"), "must be 0 or more seconds")
+        policy = self._policy(sec, "agent ingress")
+        if policy is not None:
+            data = policy.document.data
+            phases = set(data) if isinstance(data, dict) else set()
+            if phases - {"on_tcp_connect"}:
+                raise self.error(
+                    sec.at(
+                        "traffic_policy" if sec.has("traffic_policy") else "traffic_policy_file"
+                    ),
+                    "the agent ingress's policy runs only on_tcp_connect (where agents may"
+                    f" connect from), not {', '.join(sorted(phases - {'on_tcp_connect'}))}",
+                )
+        sec.done()
+        return AgentIngress(
+            host,
+            port,
+            tls,
+            tuple(domains),
+            served,
+            tcp,
+            grace,
+            policy,
+            location=self.doc.locate(sec.at("address")),
+        )
+
+    def _agent_tcp(self, sec: _Section, ingress_host: str) -> AgentTcp:
+        listen = sec.take("address", str, ingress_host) or "0.0.0.0"
+        listen = listen[1:-1] if listen.startswith("[") and listen.endswith("]") else listen
+        raw = sec.take("ports", str)
+        low, sep, high = raw.partition("-")
+        if not (low.isdigit() and (not sep or high.isdigit())):
+            raise self.error(sec.at("ports"), f"must be PORT or LOW-HIGH, not {raw!r}")
+        first, last = int(low), int(high) if sep else int(low)
+        if not 0 < first <= last < 65536:
+            raise self.error(sec.at("ports"), f"not a range of TCP ports: {raw!r}")
+        wildcard = listen in ("0.0.0.0", "::", "")
+        host = sec.take("host", str, "localhost" if wildcard else listen).lower().rstrip(".")
+        if not _HOSTNAME.match(host) and not _is_ip(host):
+            raise self.error(sec.at("host"), f"not a hostname or IP address: {host!r}")
+        sec.done()
+        return AgentTcp(listen, (first, last), host)
 
     def _output_file(self, path: PathKey, value: str) -> Path:
         """A file the edge appends to (relative to the config's directory):
@@ -393,7 +481,7 @@ class _Loader:
     def _unique_hostnames(self, top: _Section, endpoints: list[Endpoint]) -> None:
         seen: dict[tuple[str, str], str] = {}
         for i, ep in enumerate(endpoints):
-            for listener in ep.listeners:
+            for listener in ("",) if ep.internal else ep.listeners:  # "": internal endpoints
                 other = seen.get((listener, ep.hostname))
                 if other is not None:
                     raise self.error(
@@ -455,7 +543,17 @@ class _Loader:
             raise self.error(sec.at("hostname"), f"not a hostname or *.wildcard: {hostname!r}")
         name = sec.take("name", str, hostname)
         upstream = self._upstream(sec)
+        if is_internal(hostname):
+            if sec.has("listeners"):
+                raise self.error(
+                    sec.at("listeners"),
+                    f"{hostname!r} is an internal endpoint: it is on no listener, only"
+                    " forward-internal reaches it",
+                )
+            sec.taken.add("listeners")
         listeners = tuple(sec.take("listeners", list, sorted(listener_names)))
+        if is_internal(hostname):
+            listeners = ()
         for i, ln in enumerate(listeners):
             if ln not in listener_names:
                 raise self.error((*sec.at("listeners"), i), f"no listener named {ln!r}")
@@ -662,6 +760,14 @@ def _overlaps(a: str, b: str) -> bool:
     """Whether two listening hosts can clash on one port."""
     wildcard = ("0.0.0.0", "::", "")
     return a == b or a in wildcard or b in wildcard
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 # YAML 1.1 booleans that YAML 1.2 (this loader) reads as text.

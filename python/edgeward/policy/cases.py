@@ -28,7 +28,9 @@ from edgeward.hooks import (
     EndpointInfo,
     Fetch,
     FetchResult,
+    FindInternal,
     Forward,
+    ForwardInternal,
     Header,
     LocalResponse,
     Offload,
@@ -55,6 +57,7 @@ _EXPECT_KEYS = frozenset(
     {
         "status",
         "forwarded",
+        "forwarded_internal",
         "closed",
         "headers",
         "body",
@@ -95,6 +98,7 @@ class Outcome:
     closed: bool = False
     forwarded: RequestHead | None = None
     forwarded_body: bytes | None = None
+    forwarded_internal: str | None = None  # forward-internal's url (offline: always found)
     status: int | None = None
     headers: list[Header] = field(default_factory=list)
     body: bytes = b""
@@ -325,7 +329,9 @@ def run_case(
         outcome = drive(exchange.on_http_request(head), perform)
         response: ResponseHead | None = None
         body = b""
-        if isinstance(outcome, Forward):
+        if isinstance(outcome, ForwardInternal):
+            out.forwarded_internal = outcome.url
+        if isinstance(outcome, Forward | ForwardInternal):
             out.forwarded = outcome.head
             out.forwarded_body = outcome.body
             if outcome.body_filter is not None:  # request-body-find-replace
@@ -393,6 +399,8 @@ def _perform(effect: Effect, case: Case, response_body: bytes = b"") -> EffectRe
         return case.fetch.get(
             effect.url, FetchResult(0, error=f"offline: no fetch fixture for {effect.url}")
         )
+    if isinstance(effect, FindInternal):
+        return None  # offline, every internal endpoint is online
     raise TypeError(f"unknown effect {effect!r}")
 
 
@@ -416,6 +424,8 @@ def check(case: Case, out: Outcome) -> list[str]:
         compare("closed", bool(exp["closed"]), out.closed)
     if "forwarded" in exp:
         compare("forwarded", bool(exp["forwarded"]), out.forwarded is not None)
+    if "forwarded_internal" in exp:
+        compare("forwarded_internal", exp["forwarded_internal"], out.forwarded_internal)
     if "status" in exp:
         compare("status", int(exp["status"]), out.status)
     if "error_code" in exp:

@@ -165,7 +165,7 @@ class Exchange(ExchangeState):
 
     def _request_outcome(self, decision: Decision | None, ctx: ActionContext) -> RequestOutcome:
         if decision is not None:
-            return decision.response or CloseConnection()
+            return decision.response or decision.forward or CloseConnection()
         assert ctx.request is not None
         return Forward(ctx.request, self.body, ctx.body_filter)
 
@@ -467,5 +467,10 @@ def _failure(
 
 def _describe(decision: Decision) -> str:
     response = decision.response
-    answer = "closed the connection" if response is None else f"answered {response.status}"
+    if decision.forward is not None:
+        answer = f"forwarded to {decision.forward.url}"
+    elif response is None:
+        answer = "closed the connection"
+    else:
+        answer = f"answered {response.status}"
     return f"{answer} ({decision.verdict}: {decision.reason})"

@@ -298,7 +298,7 @@ class _Loader:
                     f"actions[{i}] {step.type}",
                 )
                 ok = False
-            if type(step.action).terminating:
+            if step.action.always_ends_phase():
                 after_terminating = step.type
             steps.append(step)
         return tuple(steps) if ok else None

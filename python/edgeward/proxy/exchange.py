@@ -28,7 +28,11 @@ from edgeward.hooks import (
     ExchangeHooks,
     ExchangeSummary,
     Fetch,
+    FindInternal,
+    Forward,
+    ForwardInternal,
     Header,
+    InternalError,
     LocalResponse,
     Offload,
     PassResponse,
@@ -46,7 +50,7 @@ from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
 from edgeward.proxy.hookdriver import ChainedExchange, drive
 from edgeward.proxy.transport import Transport
-from edgeward.proxy.upstream import UpstreamConnection, UpstreamPool
+from edgeward.proxy.upstream import Pool, UpstreamConnection
 from edgeward.proxy.watchdog import Timer
 from edgeward.urlpath import PathError, normalize_target
 
@@ -56,6 +60,7 @@ IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"
 REQUEST_ID = b"edgeward-request-id"
 WEBSOCKET = b"websocket"  # the one protocol a client may switch to (RFC 6455)
 ERROR_HEADER = b"edgeward-error"
+MAX_INTERNAL_HOPS = 5  # forward-internal: internal endpoints one request may pass through
 
 
 class ClientBodyError(Exception):
@@ -120,6 +125,7 @@ class Exchange:
         "_local_body",
         "_timed_out",
         "_upstream",
+        "_visited",
         "bytes_in",
         "bytes_out",
         "ctx",
@@ -167,6 +173,7 @@ class Exchange:
         # relayed before any other; the body of an edge-made answer.
         self._held: list[ev.Event] = []
         self._local_body: bytes | None = None
+        self._visited: list[str] = []  # internal endpoints entered (forward-internal)
 
     @property
     def request_id(self) -> str:
@@ -229,18 +236,30 @@ class Exchange:
             hooks = outer if hooks is None else ChainedExchange(outer, hooks)
         self.hooks = hooks
         assert hooks is not None
-        outcome: RequestOutcome
-        try:
-            hooked = hooks.on_http_request(head)
-            if isinstance(hooked, Generator):
-                outcome = await drive(hooked, self._perform)
-            else:
-                outcome = hooked
-        except (ClientBodyError, trio.Cancelled):
-            raise
-        except Exception:
-            log.exception("traffic policy failed in on_http_request (request %s)", self.request_id)
-            outcome = self._error(errors.POLICY_FAILED)
+        outcome = await self._request_phase(hooks, head)
+        while isinstance(outcome, ForwardInternal):  # into an internal endpoint's policy
+            target = self.ctx.internal(outcome.url)
+            if isinstance(target, InternalError):  # gone since the policy asked
+                await self._local(_internal_answer(target))
+                return True
+            endpoint, info = target
+            self._visited.append(endpoint.name)
+            if outcome.body is not None:
+                self._body_buffer = outcome.body
+            head = outcome.head
+            policy = endpoint.policy
+            if policy is None:
+                outcome = Forward(head, outcome.body)
+                break
+            if endpoint.name not in ctx.tcp_checked:
+                ctx.tcp_checked.add(endpoint.name)
+                if not policy.on_tcp_connect(ctx.info, info):
+                    self.down.close_connection()
+                    self.error_code = "tcp_connect_denied"
+                    return False
+            inner = policy.begin(ctx.info, info, head, self.request_id)
+            hooks = self.hooks = ChainedExchange(hooks, inner)  # its responses first, then ours
+            outcome = await self._request_phase(inner, head)
         if isinstance(outcome, CloseConnection):
             self.down.close_connection()  # close-connection: the whole connection (§3.3)
             self.error_code = "closed_by_policy"
@@ -259,6 +278,31 @@ class Exchange:
                 self.request_filter = outcome.body_filter
         return await self._forward(endpoint, outcome.head, body)
 
+    async def _request_phase(self, hooks: ExchangeHooks, head: RequestHead) -> RequestOutcome:
+        """The request phase of `hooks`: its outcome (500 when it fails)."""
+        try:
+            hooked = hooks.on_http_request(head)
+            if isinstance(hooked, Generator):
+                return await drive(hooked, self._perform)
+            return hooked
+        except (ClientBodyError, trio.Cancelled):
+            raise
+        except Exception:
+            log.exception("traffic policy failed in on_http_request (request %s)", self.request_id)
+            return self._error(errors.POLICY_FAILED)
+
+    def _find_internal(self, url: str) -> InternalError | None:
+        """May this exchange go on to the internal endpoint `url`?"""
+        target = self.ctx.internal(url)
+        if isinstance(target, InternalError):
+            return target
+        name = target[0].name
+        if name in self._visited:
+            return _loop(f"forward-internal loop: {url} was already passed through")
+        if len(self._visited) >= MAX_INTERNAL_HOPS:
+            return _loop(f"forward-internal may only pass through {MAX_INTERNAL_HOPS} endpoints")
+        return None
+
     async def _perform(self, effect: Effect) -> EffectResult:
         if isinstance(effect, ReadBody):
             return await self._read_body(effect.limit)
@@ -276,6 +320,8 @@ class Exchange:
                 return exc
         if isinstance(effect, ReadResponseBody):
             return await self._read_response_prefix(effect.limit)
+        if isinstance(effect, FindInternal):
+            return self._find_internal(effect.url)
         raise TypeError(f"unknown effect {effect!r}")
 
     async def _read_body(self, limit: int) -> bytes | None:
@@ -458,7 +504,7 @@ class Exchange:
         raise AssertionError("unreachable")
 
     async def _exchange_streaming(
-        self, pool: UpstreamPool, conn: UpstreamConnection, request: ev.Request, method: bytes
+        self, pool: Pool, conn: UpstreamConnection, request: ev.Request, method: bytes
     ) -> bool:
         """The exchange when the request body streams from the client: the
         body is pumped by a second task while the response is relayed."""
@@ -535,7 +581,7 @@ class Exchange:
         return errors.UpstreamFailure(errors.UPSTREAM_RESET, str(exc))
 
     async def _relay_response(
-        self, pool: UpstreamPool, conn: UpstreamConnection, method: bytes, upload: _Upload | None
+        self, pool: Pool, conn: UpstreamConnection, method: bytes, upload: _Upload | None
     ) -> bool:
         down = self.down
         codec = conn.codec
@@ -787,6 +833,20 @@ class _ClosedMarker:
 _CLOSED = _ClosedMarker()
 _PROTOCOLS = {b"1.1": "HTTP/1.1", b"2": "HTTP/2", b"1.0": "HTTP/1.0"}
 _NOT_FORWARDED = frozenset({b"host", b"content-length", b"expect", REQUEST_ID})
+
+
+def _loop(message: str) -> InternalError:
+    error = errors.FORWARD_LOOP
+    return InternalError(error.status, error.code, message)
+
+
+def _internal_answer(error: InternalError) -> LocalResponse:
+    """An internal endpoint that went away between the policy's check and
+    the forward: the check's own answer."""
+    body = f"{error.status} {error.message}\n".encode()
+    return LocalResponse(
+        error.status, [(b"content-type", b"text/plain; charset=utf-8")], body, error.code
+    )
 
 
 def _whole_request(codec: Codec, request: ev.Request, body: bytes | None) -> bytes:

@@ -14,6 +14,7 @@ from edgeward.policy.actions.close_connection import CloseConnection
 from edgeward.policy.actions.compress_response import CompressResponse
 from edgeward.policy.actions.custom_response import CustomResponse
 from edgeward.policy.actions.deny import Deny
+from edgeward.policy.actions.forward_internal import ForwardInternalAction
 from edgeward.policy.actions.http_request import HttpRequest
 from edgeward.policy.actions.jwt_validation import JwtValidation
 from edgeward.policy.actions.log import Log
@@ -39,6 +40,7 @@ _IMPLEMENTED: tuple[type[Action], ...] = (
     CompressResponse,
     CustomResponse,
     Deny,
+    ForwardInternalAction,
     HttpRequest,
     JwtValidation,
     Log,
@@ -70,7 +72,6 @@ ALIASES: dict[str, str] = {
 # policy using one fails to load with this reason, never silently.
 _NO = "not supported by edgeward"
 UNSUPPORTED: dict[str, str] = {
-    "forward-internal": _NO,
     "terminate-tls": _NO,
     "ai-gateway": _NO,
     "saml": _NO,
