@@ -194,6 +194,7 @@ class ReadResponseBody:
     limit: int
 
 
+@dataclass(frozen=True, slots=True)
 class FindInternal:
     """May this exchange go on to the internal endpoint `url`
     (`forward-internal`)? The driver looks it up (an online endpoint whose
@@ -261,6 +262,7 @@ class ForwardInternal:
     url: str
     head: RequestHead
     body: bytes | None = None
+    body_filter: BodyFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,8 +31,8 @@ from edgeward.hooks import (
     ResponseHead,
     ResponseOutcome,
 )
-from edgeward.policy.actions._http import error_response
 from edgeward.policy.actions._body import content_encoding, encoded_here, pipeline
+from edgeward.policy.actions._http import error_response
 from edgeward.policy.actions.base import Decision
 from edgeward.policy.config import EngineOptions, redact_value, redactor
 from edgeward.policy.context import (

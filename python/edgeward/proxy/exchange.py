@@ -48,7 +48,7 @@ from edgeward.http1 import events as ev
 from edgeward.http1.codec import Codec
 from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
-from edgeward.proxy.hookdriver import ChainedExchange, drive
+from edgeward.proxy.hookdriver import ChainedExchange, drive, then
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import Pool, UpstreamConnection
 from edgeward.proxy.watchdog import Timer
@@ -246,10 +246,10 @@ class Exchange:
             self._visited.append(endpoint.name)
             if outcome.body is not None:
                 self._body_buffer = outcome.body
-            head = outcome.head
+            head, outer_filter = outcome.head, outcome.body_filter
             policy = endpoint.policy
             if policy is None:
-                outcome = Forward(head, outcome.body)
+                outcome = Forward(head, outcome.body, outer_filter)
                 break
             if endpoint.name not in ctx.tcp_checked:
                 ctx.tcp_checked.add(endpoint.name)
@@ -260,6 +260,8 @@ class Exchange:
             inner = policy.begin(ctx.info, info, head, self.request_id)
             hooks = self.hooks = ChainedExchange(hooks, inner)  # its responses first, then ours
             outcome = await self._request_phase(inner, head)
+            if isinstance(outcome, Forward | ForwardInternal):  # the outer filter first
+                outcome.body_filter = then(outer_filter, outcome.body_filter)
         if isinstance(outcome, CloseConnection):
             self.down.close_connection()  # close-connection: the whole connection (§3.3)
             self.error_code = "closed_by_policy"

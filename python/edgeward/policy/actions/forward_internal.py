@@ -80,7 +80,7 @@ class ForwardInternalAction(Action):
             error = answer if isinstance(answer, InternalError) else None
         if error is None:
             assert ctx.request is not None
-            forward = ForwardInternal(url, ctx.request, ctx.state.body)
+            forward = ForwardInternal(url, ctx.request, ctx.state.body, ctx.body_filter)
             return Decision("forward", f"forward to {url}", forward=forward)
         if self.halt:
             return Decision.respond(
