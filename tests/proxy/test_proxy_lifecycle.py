@@ -31,6 +31,9 @@ timeouts:
 """
 
 
+TWO_EVENTS = b"id: 0\ndata: event 0\n\nid: 1\ndata: event 1\n\n"  # /sse?n=2
+
+
 def _edge(
     tmp_path: Path, upstream: Upstream, *, drain: float = 10, args: tuple[str, ...] = ()
 ) -> Edge:
@@ -40,49 +43,46 @@ def _edge(
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path, upstream: Upstream) -> None:
+    # The signal comes once the response head has arrived (the exchange is
+    # certainly in flight); the rest of the body still arrives, new
+    # connections are refused meanwhile, and the edge exits 0.
     edge = _edge(tmp_path, upstream)
-    result: dict[str, object] = {}
-
-    def slow_request() -> None:
-        with httpx.Client(timeout=10) as c:
-            result["response"] = c.get(edge.url("/slow?s=1.5"), headers={"host": "app.test"})
-
-    t = threading.Thread(target=slow_request)
-    t.start()
-    time.sleep(0.5)
-    edge.signal(signal.SIGTERM)
-    time.sleep(0.3)
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", edge.port), timeout=1).close()
-    t.join(10)
-    response = result["response"]
-    assert isinstance(response, httpx.Response) and response.status_code == 200
-    assert response.text == "slow\n"
+    url = edge.url("/sse?n=2&s=1.5")
+    with httpx.stream("GET", url, headers={"host": "app.test"}, timeout=20) as response:
+        chunks = response.iter_bytes()
+        first = next(chunks)
+        edge.signal(signal.SIGTERM)
+        assert _wait_for(lambda: not _accepts(edge.port))
+        body = first + b"".join(chunks)
+    assert response.status_code == 200
+    assert body == TWO_EVENTS
     assert edge.proc.wait(10) == 0
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def test_drain_timeout_bounds_the_shutdown(tmp_path: Path, upstream: Upstream) -> None:
-    # The in-flight request would take an hour: only the drain timeout
-    # (0.5 s) lets the edge exit, and the client gets no answer.
+    # The exchange in flight would take an hour: only the drain timeout
+    # (0.5 s) lets the edge exit, and the client's body is cut short. The
+    # signal is sent once the response head has arrived, so the exchange is
+    # certainly in flight (never after a sleep).
     edge = _edge(tmp_path, upstream, drain=0.5)
-    outcome: list[object] = []
-
-    def request() -> None:
-        try:
-            outcome.append(
-                httpx.get(edge.url("/slow?s=3600"), headers={"host": "app.test"}, timeout=20)
-            )
-        except httpx.HTTPError as exc:
-            outcome.append(exc)
-
-    t = threading.Thread(target=request)
-    t.start()
-    time.sleep(0.3)
-    edge.signal(signal.SIGTERM)
-    assert edge.proc.wait(10) == 0
-    t.join(20)
-    (result,) = outcome
-    assert isinstance(result, httpx.HTTPError) and not isinstance(result, httpx.ConnectError)
+    url = edge.url("/sse?n=2&s=3600")
+    with httpx.stream("GET", url, headers={"host": "app.test"}, timeout=20) as response:
+        assert response.status_code == 200
+        chunks = response.iter_raw()
+        assert b"event 0" in next(chunks)
+        edge.signal(signal.SIGTERM)
+        assert edge.proc.wait(10) == 0
+        with pytest.raises(httpx.RemoteProtocolError):
+            for _ in chunks:
+                pass
     assert "drain timeout, closing 1 connections" in edge.log_text()
 
 
@@ -99,17 +99,16 @@ def test_h2_connection_gets_goaway_and_its_stream_finishes(
         1,
         [
             (":method", "GET"),
-            (":path", "/slow?s=1"),
+            (":path", "/sse?n=2&s=1.5"),
             (":authority", "app.test"),
             (":scheme", "http"),
         ],
         end_stream=True,
     )
     s.sendall(conn.data_to_send())
-    time.sleep(0.3)
-    edge.signal(signal.SIGTERM)
-    frames = []
+    frames: list[Frame] = []
     buffer = b""
+    signalled = False
     with s:
         while True:
             data = s.recv(65536)
@@ -123,14 +122,15 @@ def test_h2_connection_gets_goaway_and_its_stream_finishes(
                 frame.parse_body(memoryview(buffer[9 : 9 + length]))
                 buffer = buffer[9 + length :]
                 frames.append(frame)
-    kinds = [type(f).__name__ for f in frames]
+            if not signalled and any(isinstance(f, DataFrame) and f.data for f in frames):
+                edge.signal(signal.SIGTERM)  # the stream is in flight: its first event came
+                signalled = True
+    data_frames = [f for f in frames if isinstance(f, DataFrame) and f.stream_id == 1]
     goaway = next(f for f in frames if isinstance(f, GoAwayFrame))
     assert goaway.error_code == 0 and goaway.last_stream_id == 1
-    assert kinds.index("GoAwayFrame") < kinds.index("HeadersFrame")
-    assert (
-        b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == 1)
-        == b"slow\n"
-    )
+    # the graceful GOAWAY comes at once, before the stream's last event
+    assert frames.index(goaway) < frames.index(next(f for f in data_frames if b"event 1" in f.data))
+    assert b"".join(f.data for f in data_frames) == TWO_EVENTS
     assert edge.proc.wait(10) == 0
 
 

@@ -316,8 +316,9 @@ def test_reload_applies_pool_size_and_idle_timeout_and_keeps_warm_connections(
         _reload(edge, base.replace("host_header: preserve", "host_header: upstream"))
         assert _upstream_port(edge) == warm, "nothing about the upstream changed: stay warm"
 
+        # (not asked right after this reload: on a loaded machine the reload
+        # itself may outlast the new 0.5 s, and staying warm is shown above)
         _reload(edge, base + "timeouts: {upstream_idle: 0.5}\n")
-        assert _upstream_port(edge) == warm
         time.sleep(1.5)  # idle past the new timeout (the old one is 30 s)
         fresh = _upstream_port(edge)
         assert fresh != warm
