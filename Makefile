@@ -74,11 +74,14 @@ test-rust:
 # skip its way to green), then the parts that run through `edgeward.native`
 # or the HTTP/1.1 builds again on the pure-Python reference twins (tests/expr,
 # tests/ipnet and tests/webhooks run both twins side by side already).
+# Tests run on every core (pytest-xdist), a module's tests in one worker so
+# its fixtures (edges, upstreams, providers) start once.
 PYTHON_BACKEND_TESTS ?= tests/test_backends.py tests/http1 tests/policy tests/proxy
+PYTEST_PARALLEL ?= -n auto --dist loadscope
 test-python: install system-deps
 	EDGEWARD_BACKEND=rust $(BIN)/python scripts/backends --require-compiled
-	EDGEWARD_BACKEND=rust $(BIN)/pytest
-	EDGEWARD_BACKEND=python $(BIN)/pytest -q $(PYTHON_BACKEND_TESTS)
+	EDGEWARD_BACKEND=rust $(BIN)/pytest $(PYTEST_PARALLEL)
+	EDGEWARD_BACKEND=python $(BIN)/pytest -q $(PYTEST_PARALLEL) $(PYTHON_BACKEND_TESTS)
 
 # A short cargo-fuzz run of every native entry point, FUZZ_SECONDS each: the
 # CEL parser/checker/evaluator (`cel`), interpolation templates (`template`),
