@@ -304,8 +304,8 @@ def test_the_edgeward_cli_checks_an_example(conformance: Path) -> None:
 
 def test_identity_examples_pass_without_an_edge_config(conformance: Path) -> None:
     """oauth and openid-connect examples need the edge config's identity:
-    to run, but `policy check` without one warns instead of failing
-    (docs/identity.md); no supported identity example is excluded for it."""
+    to run; `policy check` without one warns that it is needed instead of
+    failing (docs/identity.md §1); no identity example is excluded for it."""
     corpus = Corpus.read(conformance)
     identity = [
         path
@@ -322,5 +322,8 @@ def test_identity_examples_pass_without_an_edge_config(conformance: Path) -> Non
             continue
         status, output = policy_check(path)
         assert status == 0, output
+        assert "warning: oauth needs the edge config's identity: section" in output or (
+            "warning: openid-connect needs the edge config's identity: section" in output
+        ), output
         checked += 1
     assert checked > 30
