@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from .e2e import BACKENDS, running_edge, serve
+from .e2e import BACKENDS, events, running_edge, serve
 from .helpers import load, load_error, one, request
 
 
@@ -103,3 +103,91 @@ on_http_request:
         statuses, ended = _h2_exchange(edge.port, ["/ok", "/close", "/ok"])
         assert statuses == {1: 200} and ended
         assert up.hits == {"/ok": 3}
+
+
+def _http1_keepalive(port: int, paths: list[str]) -> list[bytes]:
+    """Each path as a GET on one HTTP/1.1 connection, in turn; what came back
+    for each (b"" once the edge has closed the connection)."""
+    import socket
+
+    answers = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for path in paths:
+            try:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".encode())
+                data = b""
+                while not (b"\r\n\r\n" in data and data.endswith(b"ok")):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except ConnectionResetError:
+                data = b""
+            answers.append(data)
+            if not data:
+                break
+    return answers
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_close_connection_over_http1_answers_nothing(tmp_path: Path, backend: str) -> None:
+    # §3.3: closes the client connection immediately: not a byte of an
+    # answer, the upstream never asked, the connection not reused.
+    policy = """
+on_http_request:
+  - expressions: ["req.url.path == '/close'"]
+    actions: [{type: close-connection}]
+"""
+    with (
+        serve({"/ok": lambda h: (200, [], b"ok")}) as up,
+        running_edge(tmp_path, policy, up.url, backend) as edge,
+    ):
+        first, closed = _http1_keepalive(edge.port, ["/ok", "/close", "/ok"])
+        assert first.startswith(b"HTTP/1.1 200") and closed == b""
+        assert up.hits == {"/ok": 1}
+        verdicts = [(e.get("action"), e.get("verdict")) for e in events(edge)]
+        assert ("close-connection", "close") in verdicts
+
+
+LISTENER_CONFIG = """
+listeners:
+  - name: web
+    address: 127.0.0.1:{port_web}
+    traffic_policy_file: {listener}
+endpoints:
+  - name: app
+    hostname: 127.0.0.1
+    upstream: {upstream}
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_close_connection_on_tcp_connect_before_any_byte(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from tests.proxy.proxy_support import start_edge
+
+    listener = tmp_path / "listener.yml"
+    listener.write_text(
+        "on_tcp_connect:\n  - name: closed\n    actions: [{type: close-connection}]\n"
+    )
+    monkeypatch.setenv("EDGEWARD_BACKEND", backend)
+    with serve({"/ok": lambda h: (200, [], b"ok")}) as up:
+        edge = start_edge(tmp_path, LISTENER_CONFIG, upstream=up.url, listener=listener)
+        try:
+            with socket.create_connection(("127.0.0.1", edge.port), timeout=5) as sock:
+                try:
+                    sock.sendall(b"GET /ok HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+                    answer = sock.recv(65536)
+                except (ConnectionResetError, BrokenPipeError):
+                    answer = b""
+            assert answer == b""
+            assert up.hits == {}
+            closes = [e for e in events(edge) if e.get("action") == "close-connection"]
+            assert closes and {(e["phase"], e["rule"]) for e in closes} == {
+                ("on_tcp_connect", "closed")
+            }
+        finally:
+            edge.stop()

@@ -31,8 +31,9 @@ _DOMAIN = re.compile(r"^\.?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63
 
 def runtime_for(config: ConfigReader, scope: CompileScope, type_name: str) -> Runtime:
     """The edge's identity runtime; compiled for an edge without
-    `identity:`, a load error; without an edge (`policy check`), a private
-    runtime so the policy still loads and `policy test` can run."""
+    `identity:`, a load error; without an edge (`policy check`), a warning
+    and a private runtime so the policy still loads and `policy test` can
+    run (docs/identity.md §1)."""
     runtime = scope.options.identity
     if runtime is not None:
         return runtime
@@ -42,6 +43,7 @@ def runtime_for(config: ConfigReader, scope: CompileScope, type_name: str) -> Ru
     )
     if scope.options.edge:
         config.fail(None, message)
+    config.warn(None, f"{message}; checked without an edge config, the policy loads")
     return Runtime.standalone()
 
 
