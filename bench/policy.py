@@ -39,18 +39,11 @@ from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from subprocess import Popen
 
-from bench.harness import Table, median_ns_per_call
-from bench.proxy import (
-    EDGE,
-    UPSTREAM,
-    WORK,
-    Result,
-    cpu_seconds,
-    free_port,
-    nginx,
-    running,
-    wrk,
-)
+from bench.proxy import EDGE, UPSTREAM, WORK, nginx
+from edgeward.bench.load import Result, wrk
+from edgeward.bench.processes import cpu_seconds, free_port, running
+from edgeward.bench.table import Table
+from edgeward.bench.timing import median_ns_per_call
 
 HERE = WORK.parent / "policy"
 
