@@ -160,9 +160,7 @@ def measure(plan: Plan, options: Options, announce: Announce) -> dict[str, Any]:
     tool = "h2load" if options.http2 else "wrk"
     require(tool, f"edgeward bench edge{' --http2' if options.http2 else ''}")
     runs = {WITH: EdgeRuns(), WITHOUT: EdgeRuns()}
-    headers = (f"host: {plan.hostname}", *options.headers)
-    if options.http2:  # h2load sends :authority from the URL unless given
-        headers = (f":authority: {plan.hostname}", *options.headers)
+    headers = request_headers(plan.hostname, options.headers, http2=options.http2)
     with tempfile.TemporaryDirectory(prefix="edgeward-bench-") as tmp, ExitStack() as stack:
         logs = Path(tmp)
         up = free_port()
@@ -234,6 +232,22 @@ def measure(plan: Plan, options: Options, announce: Announce) -> dict[str, Any]:
         "ratio": with_policy.median.rps / without.median.rps if without.median.rps else None,
         "cpu_ratio": (without.cpu_us / with_policy.cpu_us if with_policy.cpu_us else None),
     }
+
+
+def request_headers(hostname: str, headers: Sequence[str], *, http2: bool) -> tuple[str, ...]:
+    """The headers the load generator sends: the endpoint's hostname as
+    the authority unless the operator gave one. wrk replaces its own Host
+    only when the name is spelt `Host` (else it would send two), h2load
+    its `:authority`."""
+    authority = ":authority" if http2 else "Host"
+    host, rest = hostname, []
+    for header in headers:
+        colon = header.find(":", 1)  # a pseudo-header's name starts with one
+        if header[:colon].strip().lower() in ("host", ":authority"):
+            host = header[colon + 1 :].strip()
+        else:
+            rest.append(header)
+    return (f"{authority}: {host}", *rest)
 
 
 class EdgeFailed(RuntimeError):
