@@ -66,9 +66,10 @@ def running(
     log: Path,
     *,
     env: Mapping[str, str] | None = None,
-    timeout: float = 15,
+    timeout: float = 60,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process (output to `log`) once it listens on every port;
+    """A child process (output to `log`) once it listens on every port
+    (`timeout`: a bound for a hang; a loaded machine starts Python slowly);
     SIGTERM (then SIGKILL after 20 s) when the block ends."""
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=out, env=env)
