@@ -224,8 +224,11 @@ def tiny_edge(tmp_path: Path) -> Path:
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (make system-deps)")
-def test_bench_edge_with_wrk_reports_rates_and_a_ratio(tiny_edge: Path) -> None:
-    done = edgeward("bench", "edge", "--config", tiny_edge, *EDGE_RUN, "--json")
+def test_bench_edge_with_wrk_reports_rates_and_a_ratio(tiny_edge: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    chart = tmp_path / "charts" / "edge.svg"
+    chart.parent.mkdir()
+    done = edgeward("bench", "edge", "--config", tiny_edge, *EDGE_RUN, "--json", "--plot", chart)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["endpoint"] == "app"  # the first endpoint with a policy
@@ -245,7 +248,9 @@ def test_bench_edge_with_wrk_reports_rates_and_a_ratio(tiny_edge: Path) -> None:
     assert "[1/2] with policy: 1 s" in done.stderr
     assert "[2/2] without policy: 1 s" in done.stderr
     # the derived configs beside the original are gone
-    assert sorted(p.name for p in tiny_edge.parent.iterdir()) == ["edge.yml", "policy.yml"]
+    names = sorted(p.name for p in tiny_edge.parent.iterdir())
+    assert names == ["charts", "edge.yml", "policy.yml"]
+    assert b"<svg" in chart.read_bytes()
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (make system-deps)")
