@@ -147,6 +147,29 @@ def test_bench_policy_without_cases_generates_requests(tmp_path: Path) -> None:
     )
 
 
+def shadowed(tmp_path: Path, module: str) -> dict[str, str]:
+    """An environment where `import MODULE` fails, as where it is not
+    installed (a package of that name that raises ImportError comes first)."""
+    shadow = tmp_path / "shadow" / module
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        f"raise ImportError('No module named {module!r} (shadowed)', name={module!r})\n"
+    )
+    path = os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def test_bench_policy_without_the_native_module_measures_python(tmp_path: Path) -> None:
+    env = shadowed(tmp_path, "edgeward_native")
+    env.pop("EDGEWARD_BACKEND", None)  # the parent falls back to the reference
+    done = edgeward("bench", "policy", GATEWAY, GATEWAY_CASES, *FEW, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "rust backend not measured: the compiled module (edgeward_native) is not installed" in (
+        done.stdout
+    )
+    assert "(python backend;" in done.stdout and "(rust backend;" not in done.stdout
+
+
 def test_bench_policy_errors_exit_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("on_http_request:\n  - actions: [{type: dney}]\n")
@@ -168,18 +191,8 @@ def test_bench_policy_plot_writes_a_chart(tmp_path: Path) -> None:
     assert chart.read_bytes().startswith(b"\x89PNG")
 
 
-def without_matplotlib(tmp_path: Path) -> dict[str, str]:
-    """An environment where `import matplotlib` fails, as where it is not
-    installed (a package of that name that raises ImportError comes first)."""
-    shadow = tmp_path / "shadow" / "matplotlib"
-    shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
-    path = os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path}
-
-
 def test_plot_without_matplotlib_says_how_to_get_it(tmp_path: Path) -> None:
-    env = without_matplotlib(tmp_path)
+    env = shadowed(tmp_path, "matplotlib")
     chart = tmp_path / "policy.png"
     done = edgeward("bench", "policy", GATEWAY, GATEWAY_CASES, *FEW, "--plot", chart, env=env)
     assert done.returncode == 1

@@ -174,7 +174,7 @@ def _check_plot(args: argparse.Namespace) -> None:
     if args.plot is not None:
         from edgeward.bench import plot
 
-        plot._pyplot()  # fail before measuring, not after
+        plot.require()  # fail before measuring, not after
 
 
 # --- bench policy ----------------------------------------------------------------------

@@ -18,6 +18,12 @@ class PlotUnavailable(RuntimeError):
         )
 
 
+def require() -> None:
+    """`PlotUnavailable` unless a chart can be written (checked before a
+    bench runs, not after)."""
+    _pyplot()
+
+
 def _pyplot() -> Any:
     try:
         import matplotlib

@@ -560,11 +560,20 @@ def measure_backends(
         )
         if done.returncode == 0:
             results[backend] = json.loads(done.stdout)
-        elif done.returncode == 3:  # this backend is not installed here
-            unavailable[backend] = done.stderr.strip().splitlines()[-1]
+        elif backend == "rust" and _missing_native(done.stderr):
+            unavailable[backend] = "the compiled module (edgeward_native) is not installed"
         else:
             raise BackendFailed(backend, done.returncode, done.stdout + done.stderr)
     return {"backends": results, "unavailable": unavailable}
+
+
+def _missing_native(stderr: str) -> bool:
+    """Whether a child asked for the rust backend failed because the module
+    is missing (`edgeward.native` raises the ImportError of `import
+    edgeward_native`), not for another reason."""
+    lines = stderr.strip().splitlines()
+    last = lines[-1] if lines else ""
+    return last.startswith(("ImportError", "ModuleNotFoundError")) and "edgeward_native" in last
 
 
 class BackendFailed(RuntimeError):
