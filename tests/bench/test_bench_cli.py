@@ -116,6 +116,29 @@ def test_bench_policy_table_rows_in_order() -> None:
         assert sorted(parts[name]) == sorted(expected)
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["jwt-orders-api", "pagerduty-webhook", "api-compression", "ip-allow-list"],
+)
+def test_bench_policy_on_policies_that_ask_for_io(name: str) -> None:
+    """Actions that yield effects (a JWKS fetch, the request body) and body
+    filters (compression) are timed through their generators."""
+    from edgeward.document import load_document
+    from edgeward.policy import compile_policy
+
+    policy, cases = POLICIES / f"{name}.yml", POLICIES / f"{name}.cases.yml"
+    compiled = compile_policy(load_document(policy))
+    labels = {rule.label for rules in compiled.rules.values() for rule in rules}
+    done = edgeward("bench", "policy", policy, cases, *FEW, "--backend", "python", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)["backends"]["python"]
+    assert {row["rule"] for row in data["rules"]} == labels
+    assert data["us_per_request"] > 0
+    shares = sum(row["share"] for row in data["rules"]) + data["engine"]["share"]
+    assert shares == pytest.approx(100.0, abs=0.01)
+    assert sum(a["us_per_request"] for row in data["rules"] for a in row["actions"]) > 0
+
+
 def test_bench_policy_without_cases_generates_requests(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yml"
     policy.write_text(
@@ -153,7 +176,7 @@ def shadowed(tmp_path: Path, module: str) -> dict[str, str]:
     shadow = tmp_path / "shadow" / module
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text(
-        f"raise ImportError('No module named {module!r} (shadowed)', name={module!r})\n"
+        f'raise ImportError("No module named {module!r} (shadowed)", name={module!r})\n'
     )
     path = os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path}
