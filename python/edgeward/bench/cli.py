@@ -289,11 +289,12 @@ def run_edge(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     from edgeward.bench import edge as bench
     from edgeward.bench.plot import PlotUnavailable
-    from edgeward.proxy.cli import load
+    from edgeward.config import load_config
+    from edgeward.policy import compile_hooks
 
     try:
         _check_plot(args)
-        config = load(str(args.config))
+        config = load_config(str(args.config), compile_hooks)  # as `edgeward check`
         plan = bench.plan(args.config, args.endpoint, config)
     except (EdgewardError, OSError, PlotUnavailable) as exc:
         print(f"edgeward bench: {exc}", file=sys.stderr)
