@@ -34,23 +34,14 @@ import ipaddress
 import random
 import shutil
 import sys
-from collections.abc import Generator
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from subprocess import Popen
 
-from bench.harness import Table, median_ns_per_call
-from bench.proxy import (
-    EDGE,
-    UPSTREAM,
-    WORK,
-    Result,
-    cpu_seconds,
-    free_port,
-    nginx,
-    running,
-    wrk,
-)
+from bench.proxy import EDGE, UPSTREAM, WORK, nginx
+from edgeward.bench.load import Result, wrk
+from edgeward.bench.processes import cpu_seconds, free_port, running
+from edgeward.bench.table import Table
 
 HERE = WORK.parent / "policy"
 
@@ -123,28 +114,27 @@ def edgeward_with(
     return running([*cmd, "--log-level", "warning"], [port], HERE / f"edge-{port}.log")
 
 
+# The request of the sans-IO table: what wrk sends the edges below.
+EXCHANGE_CASE = """
+cases:
+  - request:
+      url: http://127.0.0.1:8080/small
+      client_ip: 127.0.0.1
+      headers: {user-agent: wrk, accept: "*/*"}
+    response: {headers: {content-type: text/plain}}
+"""
+
+
 def engine_ns_per_exchange(text: str) -> float:
-    """One request and its response through the compiled policy, no I/O."""
-    from edgeward.document import parse_document
-    from edgeward.hooks import ConnectionInfo, EndpointInfo, RequestHead, ResponseHead
-    from edgeward.policy import compile_policy
+    """One request and its response through the compiled policy, no I/O:
+    the harness of `edgeward bench policy` (its phase hooks, timed)."""
+    from edgeward.bench.policy import load, phase_costs
 
-    policy = compile_policy(parse_document(text, "bench-policy.yml"), ip_policies={})
-    conn = ConnectionInfo("c", "bench", "127.0.0.1", 50000, "127.0.0.1", 8080, 0.0)
-    endpoint = EndpointInfo("bench", "http://127.0.0.1", "127.0.0.1", 8080, "http", "ep", "up")
-    headers = [(b"user-agent", b"wrk"), (b"accept", b"*/*")]
-
-    def exchange() -> None:
-        head = RequestHead(b"GET", b"/small", b"127.0.0.1:8080", b"http", list(headers), b"1.1")
-        hooks = policy.begin(conn, endpoint, head, "r")
-        for outcome in (
-            hooks.on_http_request(head),
-            hooks.on_http_response(ResponseHead(200, [(b"content-type", b"text/plain")])),
-        ):
-            if isinstance(outcome, Generator):
-                raise RuntimeError("the bench policy may ask for I/O")
-
-    return median_ns_per_call(exchange, number=5000)
+    HERE.mkdir(parents=True, exist_ok=True)
+    policy, cases = HERE / "engine-policy.yml", HERE / "engine.cases.yml"
+    policy.write_text(text)
+    cases.write_text(EXCHANGE_CASE)
+    return float(phase_costs(load(policy, cases), requests=5000, repeat=7)["us_per_request"]) * 1000
 
 
 def main(argv: list[str]) -> None:

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     from edgeward.agent import cli as agent_cli
 
     agent_cli.register(sub)  # agent http, tcp, tls, start, config
+    from edgeward.bench import cli as bench_cli
+
+    bench_cli.register(sub)  # bench policy, bench edge
     return parser
 
 

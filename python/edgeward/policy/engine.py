@@ -10,9 +10,10 @@ generator only when an action may yield an effect).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from edgeward import native
@@ -91,6 +92,18 @@ class CompiledPolicy:
                 Phase.EVENT_STREAM_MESSAGE,
             )
         )
+
+    def map_rules(self, change: Callable[[Rule], Rule]) -> CompiledPolicy:
+        """A copy of this policy whose every rule is `change(rule)`: how
+        `edgeward bench policy` puts its timers around each rule's
+        expressions and actions (the copy shares everything else)."""
+        twin = copy.copy(self)
+        twin.rules = {phase: tuple(map(change, rules)) for phase, rules in self.rules.items()}
+        twin._tcp, twin._request, twin._response, twin._sse = (
+            replace(phase, rules=tuple(map(change, phase.rules)))
+            for phase in (self._tcp, self._request, self._response, self._sse)
+        )
+        return twin
 
     # --- PolicyHooks ---------------------------------------------------------
 
