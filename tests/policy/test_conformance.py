@@ -75,12 +75,14 @@ def _actions(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:
             actions = rule.get("actions") or ([rule] if "type" in rule else [])
             for action in [actions] if isinstance(actions, Mapping) else actions:
                 if isinstance(action, Mapping) and isinstance(action.get("type"), str):
-                    yield action["type"], action.get("config") or {}
+                    config = action.get("config")
+                    yield action["type"], config if isinstance(config, Mapping) else {}
 
 
 # Examples that are wrong in the docs themselves (beyond policies-*-errors.tsv).
 _PLACEHOLDER_CIDR = "placeholder CIDR ($YOUR_IP...) in the docs"
 _PLACEHOLDER_KEY = "placeholder secret where the provider needs a base64 key"
+_PLACEHOLDER_PEM = "placeholder PEM ('... certificate ...') where a certificate or key is needed"
 DOCS_MISTAKES = {
     "gateway_device_gateway_raspbian__L106.yaml": _PLACEHOLDER_CIDR,
     "gateway_examples_minecraft__L26.yaml": _PLACEHOLDER_CIDR,
@@ -122,6 +124,20 @@ DOCS_MISTAKES = {
     "traffic_policy_examples_block_unwanted_requests__L61.yaml": "placeholder URL (<...>)",
     "using_ngrok_with_using_mcp__L74.yaml": "deny with a 'body' (deny has none)",
     "gateway_examples_pre_tier_requests__L50.yaml": "compares a status code with a string",
+    # found once terminate-tls loaded (it excluded them before)
+    "domains_mtls_termination__L73.yaml": _PLACEHOLDER_PEM,
+    "gateway_device_gateway_agent__L249.yaml": _PLACEHOLDER_PEM,
+    "gateway_security_dev_productivity_index__L164.yaml": _PLACEHOLDER_PEM,
+    "k8s_guides_how_to_terminate_tls__L89.yaml": _PLACEHOLDER_PEM,
+    "snippets_examples_agent_cli_tls_mtls_at_edge__L9.yaml": _PLACEHOLDER_PEM,
+    "traffic_policy_actions_terminate_tls__L184.yaml": _PLACEHOLDER_PEM,
+    "guides_migration_modules_to_traffic_policy_actions__L192.yaml": (
+        "'ca_abc': a placeholder CA id of the hosted service (edgeward takes the PEM)"
+    ),
+    "snippets_examples_agent_config_tls_mtls_at_edge__L1.yaml": (
+        "terminate-tls 'config:' written as a PEM string, not a mapping"
+    ),
+    "gateway_examples_microservices_gateway__L116.yaml": "placeholder URL ($JWT_PUBLIC_KEY_URL)",
 }
 
 
