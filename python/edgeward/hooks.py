@@ -214,8 +214,41 @@ class InternalError:
     message: str
 
 
-Effect = ReadBody | Fetch | Await | Offload | ReadResponseBody | FindInternal
-EffectResult = bytes | None | FetchResult | InternalError | object
+@dataclass(frozen=True, slots=True)
+class TerminateTls:
+    """Terminate the client's TLS here, now (`terminate-tls` in
+    `on_tcp_connect` of a tls endpoint, whose bytes the edge otherwise
+    passes through). Versions are "1.2" or "1.3"; PEM text as the policy
+    gave it (checked by the policy); no certificate: the listener's, chosen
+    by SNI. `client_cas` non-empty asks for a client certificate, under
+    `client_verify`: "require-and-verify", "require-any" (any certificate,
+    not verified) or "request" (asked for, neither required nor verified).
+    The driver sends back a `TlsTerminated`; once TLS is terminated the
+    connection's bytes go on decrypted."""
+
+    min_version: str = "1.2"
+    max_version: str = "1.3"
+    certificate: str | None = None  # PEM chain, leaf first
+    private_key: str | None = None  # PEM
+    client_cas: tuple[str, ...] = ()  # PEM bundles
+    client_verify: str = "require-and-verify"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsTerminated:
+    """The answer to `TerminateTls`. `info` is the handshake's (also set as
+    `ConnectionInfo.tls`), None when it failed (`error` says why; the
+    connection is closed). `by_listener`: the listener had already
+    terminated TLS with its own settings (an https endpoint), so nothing
+    was done; the policy checks that they satisfy it."""
+
+    info: TlsInfo | None
+    error: str = ""
+    by_listener: bool = False
+
+
+Effect = ReadBody | Fetch | Await | Offload | ReadResponseBody | FindInternal | TerminateTls
+EffectResult = bytes | None | FetchResult | InternalError | TlsTerminated | object
 
 
 # --- outcomes ---------------------------------------------------------------------
@@ -335,7 +368,20 @@ class PolicyHooks(Protocol):
         """Called once per connection and policy before any byte of a request
         is forwarded (see docs/proxy.md for when). `endpoint` is the
         endpoint (for a listener's policy: the listener) when the driver
-        knows it, for `endpoint.*`. False closes the connection."""
+        knows it, for `endpoint.*`. False closes the connection.
+
+        The edge cannot terminate TLS from here: a `terminate-tls` is
+        checked against the TLS the listener already negotiated
+        (`conn.tls`), and closes the connection when there is none or it
+        does not satisfy the action (fail closed)."""
+        ...
+
+    def on_tls_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo) -> Hooked[bool]:
+        """`on_tcp_connect` for a connection whose TLS the edge has not
+        touched (a tls endpoint's, before its bytes pass through): the
+        policy may yield `TerminateTls`, and the driver then terminates TLS
+        and passes the decrypted bytes on. A generator only when the phase
+        can yield."""
         ...
 
     def begin(

@@ -145,6 +145,9 @@ class AuthHostHooks:
     def on_tcp_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo | None = None) -> bool:
         return True
 
+    def on_tls_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo) -> bool:
+        return True
+
     def begin(
         self, conn: ConnectionInfo, endpoint: EndpointInfo, head: RequestHead, request_id: str
     ) -> AuthHostExchange:

@@ -28,6 +28,8 @@ from edgeward.hooks import (
     ReadResponseBody,
     RequestHead,
     ResponseHead,
+    TerminateTls,
+    TlsTerminated,
 )
 from edgeward.policy.config import redact_value
 from edgeward.policy.errors import ActionError, ErrorCode
@@ -339,6 +341,20 @@ class ActionContext:
         result = yield ReadResponseBody(limit)
         if not isinstance(result, tuple):
             raise TypeError(f"ReadResponseBody answered with {type(result).__name__}")
+        return result
+
+    def terminate_tls(
+        self, request: TerminateTls
+    ) -> Generator[Effect, EffectResult, TlsTerminated]:
+        """Terminate the connection's TLS (on_tcp_connect); once done,
+        `conn.tls.*` shows the handshake to the rest of the phase."""
+        result = yield request
+        if not isinstance(result, TlsTerminated):
+            raise TypeError(f"TerminateTls answered with {type(result).__name__}")
+        if result.info is not None and not result.by_listener:
+            self.state._conn = None  # conn.* is built again, with conn.tls
+            if "conn" in self.activation:
+                self.activation["conn"] = self.state.conn_values()
         return result
 
     def fetch(self, request: Fetch) -> Generator[Effect, EffectResult, FetchResult]:

@@ -31,6 +31,8 @@ from edgeward.hooks import (
     RequestOutcome,
     ResponseHead,
     ResponseOutcome,
+    TerminateTls,
+    TlsTerminated,
 )
 from edgeward.policy.actions._body import content_encoding, encoded_here, pipeline
 from edgeward.policy.actions._http import error_response
@@ -110,6 +112,17 @@ class CompiledPolicy:
     def on_tcp_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo | None = None) -> bool:
         return self.connect(conn, endpoint) is None
 
+    def on_tls_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo) -> Hooked[bool]:
+        if not self._tcp.effects:
+            return self.connect(conn, endpoint) is None
+        return self._tls_connect(conn, endpoint)
+
+    def _tls_connect(
+        self, conn: ConnectionInfo, endpoint: EndpointInfo
+    ) -> Generator[Effect, EffectResult, bool]:
+        decision = yield from self._connect(conn, endpoint, None)
+        return decision is None
+
     def connect(
         self,
         conn: ConnectionInfo,
@@ -118,20 +131,34 @@ class CompiledPolicy:
     ) -> Decision | None:
         """Run `on_tcp_connect`: the decision that closes the connection, or
         None. What its actions record stays visible to the connection's
-        exchanges (`actions.ngrok.restrict_ips.*`)."""
+        exchanges (`actions.ngrok.restrict_ips.*`). TLS cannot be
+        terminated from here: a `terminate-tls` is answered with the TLS
+        the listener negotiated, if any (`no_termination`)."""
         if not self._tcp.rules:
             return None
+        gen = self._connect(conn, endpoint, trace)
+        try:
+            effect = gen.send(None)
+            while True:
+                if not isinstance(effect, TerminateTls):
+                    raise RuntimeError(f"an on_tcp_connect action asked for {effect!r}")
+                effect = gen.send(no_termination(conn))
+        except StopIteration as stop:
+            decision: Decision | None = stop.value
+        finally:
+            gen.close()
+        return decision
+
+    def _connect(
+        self,
+        conn: ConnectionInfo,
+        endpoint: EndpointInfo | None,
+        trace: list[TraceEntry] | None,
+    ) -> Generator[Effect, EffectResult, Decision | None]:
         state = ExchangeState(self, conn, endpoint, None)
         state.trace = trace
         phase = self._tcp
-        gen = run_phase(ActionContext(phase.phase, state, phase.roots), phase)
-        try:
-            effect = gen.send(None)
-        except StopIteration as stop:
-            decision: Decision | None = stop.value
-        else:
-            gen.close()
-            raise RuntimeError(f"an on_tcp_connect action asked for {effect!r}")
+        decision = yield from run_phase(ActionContext(phase.phase, state, phase.roots), phase)
         results = state.results["ngrok"]
         if results and decision is None:
             conn.policy_state[self] = results
@@ -210,6 +237,16 @@ class Exchange(ExchangeState):
             now = self.policy.clock()
             for callback in self.completions:
                 callback(summary, now)
+
+
+def no_termination(conn: ConnectionInfo) -> TlsTerminated:
+    """The answer to `TerminateTls` where the edge cannot terminate TLS:
+    the listener's TLS when it terminated it (the policy checks it), else
+    a failure (the policy closes the connection: never plaintext where TLS
+    was asked for)."""
+    if conn.tls is not None:
+        return TlsTerminated(conn.tls, by_listener=True)
+    return TlsTerminated(None, "the edge does not terminate TLS on this connection")
 
 
 # --- on_event_stream_message ---------------------------------------------------------

@@ -496,6 +496,11 @@ def _tls(conn: ConnectionInfo) -> Any:
     return out
 
 
+def tls_values(conn: ConnectionInfo) -> Any:
+    """`conn.tls` as policies read it (`actions.ngrok.terminate_tls` mirrors it)."""
+    return _tls(conn)
+
+
 CONN_FIELDS: Fields = {
     "client_ip": lambda c: c.client_ip,
     "client_port": lambda c: c.client_port,

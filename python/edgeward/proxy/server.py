@@ -12,7 +12,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,15 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from edgeward import http1, native
 from edgeward.config import EdgeConfig, Endpoint, Listener, PolicyFactory
 from edgeward.errors import EdgewardError
-from edgeward.hooks import ConnectionInfo, EndpointInfo
+from edgeward.hooks import (
+    ConnectionInfo,
+    Effect,
+    EffectResult,
+    EndpointInfo,
+    PolicyHooks,
+    TerminateTls,
+    TlsTerminated,
+)
 from edgeward.http1.codec import Limits
 from edgeward.proxy.accesslog import AccessLog
 from edgeward.proxy.admin import Admin
@@ -36,6 +44,7 @@ from edgeward.proxy.context import (
     make_trust,
 )
 from edgeward.proxy.fetch import Fetcher
+from edgeward.proxy.hookdriver import drive
 from edgeward.proxy.http1 import Http1Connection
 from edgeward.proxy.http2 import Http2Connection
 from edgeward.proxy.metrics import DecisionCounts, EdgeCollector, Gauges
@@ -142,6 +151,15 @@ def _endpoint_info(endpoint: Endpoint, listener: Listener) -> EndpointInfo:
         upstream=endpoint.upstream.url,
         metadata=endpoint.metadata,
     )
+
+
+@dataclass(slots=True)
+class _Accepted:
+    """A client socket while the accept-time policies run: the listener's
+    handshake may be made then (`tls`, which is then also `sock`)."""
+
+    sock: socket.socket
+    tls: ssl.SSLSocket | None = None
 
 
 @dataclass(slots=True)
@@ -574,37 +592,37 @@ class Server:
             )
             ctx = ConnContext(self.services, gen, runtime, info, gen.trusted(client_ip))
             listener = runtime.listener
-            if listener.policy is not None and not listener.policy.on_tcp_connect(
-                info, runtime.listener_info
-            ):
-                return
-            only = runtime.router.only
-            if only is not None and only.policy is not None:
-                ctx.tcp_checked.add(only.name)
-                if not only.policy.on_tcp_connect(info, runtime.endpoint_infos[only.name]):
+            accepted = _Accepted(sock)
+            try:
+                if listener.policy is not None and not await self._accept_check(
+                    ctx, listener.policy, runtime.listener_info, accepted
+                ):
                     return
+                only = runtime.router.only
+                if only is not None and only.policy is not None:
+                    ctx.tcp_checked.add(only.name)
+                    only_info = runtime.endpoint_infos[only.name]
+                    if not await self._accept_check(ctx, only.policy, only_info, accepted):
+                        return
+            finally:
+                sock = accepted.sock
+            handshaken = accepted.tls
             alpn = None
             agents = self.services.agents
             if (
-                runtime.ssl_context is not None
+                handshaken is None
+                and runtime.ssl_context is not None
                 and agents is not None
                 and await agents.passthrough(sock, peer, listener_name)
             ):
                 return  # an agent's tls endpoint: its bytes went to the agent untouched
             if runtime.ssl_context is not None:
-                tls_sock = runtime.ssl_context.wrap_socket(
-                    sock, server_side=True, do_handshake_on_connect=False
-                )
-                sock = tls_sock
-                with trio.move_on_after(gen.config.timeouts.header_read) as scope:
-                    try:
-                        await tls_handshake(tls_sock)
-                    except (OSError, ssl.SSLError) as exc:
-                        log.debug("TLS handshake with %s failed: %s", client_ip, exc)
+                if handshaken is None:
+                    handshaken = await self._handshake(ctx, sock)
+                    if handshaken is None:
                         return
-                if scope.cancelled_caught:
-                    return
-                info.tls = tls_info(tls_sock)
+                    sock = handshaken
+                assert info.tls is not None
                 alpn = info.tls.alpn
                 if not self._sni_connect_check(ctx, info.tls.server_name):
                     return
@@ -618,6 +636,50 @@ class Server:
             else:
                 sock.close()
             self._conns.remove()
+
+    async def _accept_check(
+        self, ctx: ConnContext, policy: PolicyHooks, endpoint: EndpointInfo, accepted: _Accepted
+    ) -> bool:
+        """A policy's on_tcp_connect at accept. On a TLS listener a
+        terminate-tls there is answered with the listener's own handshake,
+        made then (`accepted.tls`), which the action checks."""
+        if ctx.runtime.ssl_context is None:
+            return policy.on_tcp_connect(ctx.info, endpoint)
+        outcome = policy.on_tls_connect(ctx.info, endpoint)
+        if not isinstance(outcome, Generator):
+            return outcome
+
+        async def perform(effect: Effect) -> EffectResult:
+            if not isinstance(effect, TerminateTls):
+                raise RuntimeError(f"on_tcp_connect asked for {effect!r}")
+            if accepted.tls is None:
+                done = await self._handshake(ctx, accepted.sock)
+                if done is None:
+                    return TlsTerminated(None, "TLS handshake failed")
+                accepted.sock = accepted.tls = done
+            return TlsTerminated(ctx.info.tls, by_listener=True)
+
+        return await drive(outcome, perform)
+
+    async def _handshake(self, ctx: ConnContext, sock: socket.socket) -> ssl.SSLSocket | None:
+        """The listener's TLS handshake (sets `ctx.info.tls`); None when it
+        failed or timed out (the socket is then closed)."""
+        assert ctx.runtime.ssl_context is not None
+        tls_sock = ctx.runtime.ssl_context.wrap_socket(
+            sock, server_side=True, do_handshake_on_connect=False
+        )
+        with trio.move_on_after(ctx.config.timeouts.header_read) as scope:
+            try:
+                await tls_handshake(tls_sock)
+            except (OSError, ssl.SSLError) as exc:
+                log.debug("TLS handshake with %s failed: %s", ctx.info.client_ip, exc)
+                tls_sock.close()
+                return None
+        if scope.cancelled_caught:
+            tls_sock.close()
+            return None
+        ctx.info.tls = tls_info(tls_sock)
+        return tls_sock
 
     def _sni_connect_check(self, ctx: ConnContext, server_name: str | None) -> bool:
         """With SNI the endpoint is known right after the handshake: run its

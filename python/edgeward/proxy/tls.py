@@ -1,14 +1,20 @@
 """Server-side TLS of a listener: certificates chosen by SNI, ALPN h2 and
-http/1.1, optional client certificates (mTLS); and what a handshake tells
-the policy (`TlsInfo`, `ClientCert`)."""
+http/1.1, optional client certificates (mTLS); the contexts of a policy's
+`terminate-tls` (`terminating_context`); and what a handshake tells the
+policy (`TlsInfo`, `ClientCert`)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import ssl
+import tempfile
+from functools import lru_cache
+from pathlib import Path
 
-from edgeward.config import ListenerTls
-from edgeward.hooks import ClientCert, TlsInfo
+from edgeward.config import Certificate, ListenerTls
+from edgeward.hooks import ClientCert, TerminateTls, TlsInfo
 
 _SNI_ATTR = "edgeward_server_name"
 
@@ -53,6 +59,81 @@ def _one_context(tls: ListenerTls, cert: object, key: object, http2: bool) -> ss
         ctx.load_verify_locations(cafile=str(tls.client_ca))
         ctx.verify_mode = ssl.CERT_REQUIRED if tls.client_cert == "required" else ssl.CERT_OPTIONAL
     return ctx
+
+
+_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def terminating_context(
+    settings: TerminateTls, listener: ListenerTls | None, server_name: str | None
+) -> ssl.SSLContext:
+    """The context of a `terminate-tls` (a tls endpoint's connection): its
+    versions, its certificate or else the listener's for `server_name`, and
+    its client CAs. Cached per settings and certificate files (a rotated
+    file makes a new one). Raises `ssl.SSLError`/`OSError`/`ValueError`
+    for what cannot be loaded."""
+    files = None
+    if settings.certificate is None:
+        if listener is None or not listener.certificates:
+            raise ValueError("no certificate: the listener has none and the action gives none")
+        chosen = _for_name(listener.certificates, server_name)
+        files = (chosen.cert, chosen.key, chosen.cert.stat().st_mtime_ns)
+    return _terminating_context(settings, files)
+
+
+def _for_name(certificates: tuple[Certificate, ...], server_name: str | None) -> Certificate:
+    """The listener's certificate for a name, as `server_context` picks it."""
+    name = (server_name or "").lower().rstrip(".")
+    _, _, parent = name.partition(".")
+    for wanted in (name, f"*.{parent}"):
+        for cert in certificates:
+            if name and wanted in cert.hostnames:
+                return cert
+    return certificates[0]
+
+
+@lru_cache(maxsize=64)
+def _terminating_context(
+    settings: TerminateTls, files: tuple[Path, Path, int] | None
+) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = _VERSIONS[settings.min_version]
+    ctx.maximum_version = _VERSIONS[settings.max_version]
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    if files is not None:
+        ctx.load_cert_chain(str(files[0]), str(files[1]))
+    else:
+        assert settings.certificate is not None and settings.private_key is not None
+        _load_pem_chain(ctx, settings.certificate, settings.private_key)
+    if settings.client_cas:
+        ctx.load_verify_locations(cadata="\n".join(ca.strip() for ca in settings.client_cas))
+        # Never an unverified client certificate (docs/policy.md, terminate-tls):
+        # `request` lets it be absent, the others require it.
+        optional = settings.client_verify == "request"
+        ctx.verify_mode = ssl.CERT_OPTIONAL if optional else ssl.CERT_REQUIRED
+    return ctx
+
+
+def _load_pem_chain(ctx: ssl.SSLContext, certificate: str, private_key: str) -> None:
+    """`load_cert_chain` reads files only: the PEMs go through an anonymous
+    memory file (Linux), else a private temporary file removed at once."""
+    data = f"{certificate.strip()}\n{private_key.strip()}\n".encode()
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("edgeward-terminate-tls", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, data)
+            ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return
+    with tempfile.TemporaryDirectory() as tmp:  # mode 0700
+        path = Path(tmp) / "chain.pem"
+        path.write_bytes(data)
+        try:
+            ctx.load_cert_chain(str(path))
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def tls_info(sock: ssl.SSLSocket) -> TlsInfo:
