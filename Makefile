@@ -65,7 +65,7 @@ test-rust:
 # skip its way to green), then the parts that run through `edgeward.native`
 # or the HTTP/1.1 builds again on the pure-Python reference twins (tests/expr,
 # tests/ipnet and tests/webhooks run both twins side by side already).
-PYTHON_BACKEND_TESTS ?= tests/test_backends.py tests/http1 tests/policy tests/proxy
+PYTHON_BACKEND_TESTS ?= tests/test_backends.py tests/http1 tests/policy tests/proxy tests/variables
 test-python: install system-deps
 	EDGEWARD_BACKEND=rust $(BIN)/python scripts/backends --require-compiled
 	EDGEWARD_BACKEND=rust $(BIN)/pytest
