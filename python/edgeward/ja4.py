@@ -46,11 +46,11 @@ class _Reader:
         self.at += n
         return self.data[self.at - n : self.at]
 
-    def int(self, n: int) -> int:
+    def uint(self, n: int) -> int:
         return int.from_bytes(self.take(n), "big")
 
     def vector(self, width: int) -> _Reader:
-        length = self.int(width)
+        length = self.uint(width)
         body = _Reader(self.data, self.at, self.at + length)
         self.take(length)
         return body
@@ -61,13 +61,13 @@ class _Reader:
     def u16s(self) -> list[int]:
         if (self.end - self.at) % 2:
             raise _Short
-        return [self.int(2) for _ in range((self.end - self.at) // 2)]
+        return [self.uint(2) for _ in range((self.end - self.at) // 2)]
 
 
 def _handshake_message(records: bytes) -> bytes:
     reader, message = _Reader(records), b""
     while True:
-        kind = reader.int(1)
+        kind = reader.uint(1)
         reader.take(2)
         fragment = reader.vector(2)
         if kind != 22:
@@ -104,10 +104,10 @@ def ja4_fingerprint(records: bytes) -> str | None:
     ClientHello at the start of `records`, or None."""
     try:
         message = _Reader(_handshake_message(records))
-        if message.int(1) != 1:
+        if message.uint(1) != 1:
             return None
         body = message.vector(3)
-        version = body.int(2)
+        version = body.uint(2)
         body.take(32)
         body.vector(1)
         ciphers = [c for c in body.vector(2).u16s() if not _grease(c)]
@@ -120,7 +120,7 @@ def ja4_fingerprint(records: bytes) -> str | None:
         if not body.empty():
             block = body.vector(2)
             while not block.empty():
-                kind = block.int(2)
+                kind = block.uint(2)
                 data = block.vector(2)
                 if _grease(kind):
                     continue

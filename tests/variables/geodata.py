@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mmdb_writer import MMDBWriter, MmdbF64, MmdbU16, MmdbU32
+from mmdb_writer import MmdbF64, MmdbU16, MmdbU32, MMDBWriter
 from netaddr import IPSet
 
 

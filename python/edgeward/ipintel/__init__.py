@@ -171,12 +171,14 @@ class IpIntelligence:
     def _lookup_asn(self, ip: str) -> Mapping[str, Any]:
         db = self.asn_db
         if db is None:
-            return self._geo(ip)["as"]
+            geo_as: Mapping[str, Any] = self._geo(ip)["as"]
+            return geo_as
         try:
             found = db.lookup(ip)
         except ValueError:
             return EMPTY_AS
-        return EMPTY_AS if found is None else found["as"]
+        as_: Mapping[str, Any] = EMPTY_AS if found is None else found["as"]
+        return as_
 
     def _lookup_facts(self, ip: str) -> Facts:
         if self._categories is None:
@@ -266,9 +268,7 @@ def load(sources: Sources) -> IpIntelligence:
         try:
             return native.GeoDb(str(path))
         except native.GeoDbError as exc:
-            raise ConfigError(
-                f"not a MaxMind DB file ({exc})", sources.origins.get(key)
-            ) from None
+            raise ConfigError(f"not a MaxMind DB file ({exc})", sources.origins.get(key)) from None
 
     lists = {
         name: read_cidr_list(path, sources.origins.get(f"categories.{name}"))

@@ -32,6 +32,7 @@ from edgeward.hooks import (
     ResponseHead,
     ResponseOutcome,
 )
+from edgeward.ipintel import EMPTY as NO_IP_INTELLIGENCE
 from edgeward.policy.actions.base import Decision
 from edgeward.policy.config import EngineOptions, redact_value, redactor
 from edgeward.policy.context import (
@@ -74,7 +75,9 @@ class CompiledPolicy:
         self.body_limit = options.body_limit
         # Secret values never leave in an event or a trace (docs/cel.md §11.6).
         self.redact = redactor(options.secrets)
-        self.variables = variables = Variables(loaded.references)
+        self.variables = variables = Variables(
+            loaded.references, options.ip_intelligence or NO_IP_INTELLIGENCE
+        )
         self._tcp, self._request, self._response = (
             PhaseRules(
                 phase,

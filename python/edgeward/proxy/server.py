@@ -32,7 +32,7 @@ from edgeward.proxy.http1 import Http1Connection
 from edgeward.proxy.http2 import Http2Connection
 from edgeward.proxy.metrics import EdgeCollector, Gauges
 from edgeward.proxy.routing import Router
-from edgeward.proxy.tls import server_context, tls_info
+from edgeward.proxy.tls import peek_client_hello, server_context, tls_info
 from edgeward.proxy.transport import Transport, tls_handshake, tune
 
 log = logging.getLogger("edgeward.proxy")
@@ -508,11 +508,12 @@ class Server:
                     return
             alpn = None
             if runtime.ssl_context is not None:
-                tls_sock = runtime.ssl_context.wrap_socket(
-                    sock, server_side=True, do_handshake_on_connect=False
-                )
-                sock = tls_sock
                 with trio.move_on_after(gen.config.timeouts.header_read) as scope:
+                    hello = await peek_client_hello(sock)  # for JA4, bounded
+                    tls_sock = runtime.ssl_context.wrap_socket(
+                        sock, server_side=True, do_handshake_on_connect=False
+                    )
+                    sock = tls_sock
                     try:
                         await tls_handshake(tls_sock)
                     except (OSError, ssl.SSLError) as exc:
@@ -520,11 +521,11 @@ class Server:
                         return
                 if scope.cancelled_caught:
                     return
-                info.tls = tls_info(tls_sock)
+                info.tls = tls_info(tls_sock, hello)
                 alpn = info.tls.alpn
                 if not self._sni_connect_check(ctx, info.tls.server_name):
                     return
-            transport = Transport(sock)
+            transport = Transport(sock, meter=info)
             await self._speak(ctx, transport, alpn)
         except Exception:
             log.exception("edgeward: connection failed")
