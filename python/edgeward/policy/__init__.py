@@ -62,6 +62,7 @@ def compile_policy(
     identity: Runtime | None = None,
     edge: bool = False,
     ip_intelligence: IpIntelligence | None = None,
+    owasp_crs_rules_dir: str | None = None,
 ) -> CompiledPolicy:
     """Compile a parsed document (`edgeward.document.Document`).
     `ip_policies` are the edge config's named IP policies; None means they
@@ -70,14 +71,17 @@ def compile_policy(
     None means unknown: lookups compile, are warned about, and fail at run
     time (docs/cel.md §11.6). `identity` is the edge's identity runtime;
     `edge` says the policy is compiled for an edge (`oauth` without
-    `identity:` is then an error). `ip_intelligence` is the edge config's
-    (None: unknown); a policy reading data it lacks loads with a warning."""
+    `identity:` is then an error). `owasp_crs_rules_dir` is the edge
+    config's `owasp_crs.rules_dir` (None: Debian's CRS package).
+    `ip_intelligence` is the edge config's (None: unknown); a policy reading
+    data it lacks loads with a warning."""
     options = EngineOptions(
         clock=clock,
         secrets=secrets,
         identity=identity,
         edge=edge,
         ip_intelligence=ip_intelligence,
+        owasp_crs_rules_dir=owasp_crs_rules_dir,
     )
     if body_limit is not None:
         options = replace(options, body_limit=body_limit)
@@ -214,6 +218,7 @@ class PolicyCompiler:
             identity=runtime,
             edge=True,
             ip_intelligence=getattr(source, "ip_intelligence", None),
+            owasp_crs_rules_dir=getattr(source, "owasp_crs_rules_dir", None),
         )
         if runtime is not None:
             for client in runtime.clients.values():

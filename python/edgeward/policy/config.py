@@ -77,6 +77,9 @@ class EngineOptions:
     # What `conn.*_ip.{geo,as,categories,...}` read: the edge config's
     # `ip_intelligence`; None when unknown (`policy check`): empty values.
     ip_intelligence: IpIntelligence | None = field(default=None, repr=False)
+    # The OWASP CRS actions' rules directory (the edge config's
+    # `owasp_crs.rules_dir`); None: the Debian package's.
+    owasp_crs_rules_dir: str | None = None
     # The policy's CEL Envs, bound to `secrets` (made from it).
     cel: Envs = field(init=False, repr=False, compare=False)
 

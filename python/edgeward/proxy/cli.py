@@ -111,6 +111,8 @@ def _serve(args: argparse.Namespace) -> int:
     except (EdgewardError, OSError) as exc:
         return _startup_failed(exc)
     if args.workers > 1:
+        if config.agent_ingress is not None:  # agents' sessions live in one process
+            return _startup_failed(EdgewardError("agent_ingress needs --workers 1"))
         return _supervise(args)
     import trio
 
@@ -118,7 +120,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         server = Server(
-            config, codec=args.http1, reload=lambda: load(args.config), reuse_port=args.reuse_port
+            config,
+            codec=args.http1,
+            reload=lambda: load(args.config),
+            reuse_port=args.reuse_port,
+            policy_factory=policy_factory(),
         )
     except (EdgewardError, OSError) as exc:
         return _startup_failed(exc)
