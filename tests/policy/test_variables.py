@@ -115,12 +115,28 @@ def test_absent_fields_are_missing_keys() -> None:
     h = load_policy(
         """
         on_http_request:
-          - expressions: ["!has(req.content_length) && !has(req.user_agent)"]
+          - expressions: ["!has(req.content_length) && !has(req.location)"]
             actions: [{type: custom-response, config: {status_code: 204}}]
         """
     )
     assert request(h).status == 204
     assert request(h, headers=[("content-length", "0")], method="POST").status == 200
+
+
+def test_a_request_without_user_agent_reads_empty() -> None:
+    # The reference marks what "may be absent"; req.user_agent is not: ''
+    # and empty parsed fields, so a bot rule does not fail a bare client.
+    h = load_policy(
+        """
+        on_http_request:
+          - expressions:
+              - "req.user_agent == '' && !req.user_agent.is_bot"
+              - "req.user_agent.name == ''"
+            actions: [{type: custom-response, config: {status_code: 204}}]
+        """
+    )
+    assert request(h).status == 204
+    assert request(h, headers=[("user-agent", "curl/8.5.0")]).status == 200
 
 
 def _compiled(value: Any, seen: set[int]) -> Iterator[native.Program | native.Template]:

@@ -95,6 +95,8 @@ CITY: dict[str, dict[str, Any]] = {
         lon=15.6167,
         radius=76,
         tz="Europe/Stockholm",
+        registered=("SE", "Sweden"),
+        registered_eu=True,
     ),
     "2001:db8::/32": city_record("Tokyo", ("JP", "Japan"), "Asia", lat=35.0, lon=139.0),
     # A country-only record (a Country database's shape).

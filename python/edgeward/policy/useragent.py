@@ -34,6 +34,8 @@ class UserAgent:
     url: str = ""
 
 
+NO_AGENT = UserAgent()  # no User-Agent header
+
 # uap-core family -> the name the docs use.
 _NAMES = {
     "Mobile Safari": "Safari",
@@ -108,6 +110,8 @@ def prepare() -> None:
 
 @lru_cache(maxsize=4096)  # per distinct string: clients send the same few
 def parse_user_agent(raw: str) -> UserAgent:
+    if not raw:
+        return NO_AGENT
     result = _uap().parse(raw[:1024])  # a longer header is not a longer browser
     agent, os, device = result.user_agent, result.os, result.device
     name = agent.family if agent is not None and agent.family != "Other" else ""

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from http.cookies import SimpleCookie
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Union
 from urllib.parse import parse_qs, unquote
 
@@ -203,6 +203,12 @@ def scalar_with_fields(value: Any, fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+_GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+"""Go's zero `time.Time`: what a timestamp the edge does not have reads as
+(`conn.ts.end` while the connection is open, an absent certificate's
+validity), so a comparison never fails."""
+
+
 def timestamp(unix: float) -> datetime:
     return datetime.fromtimestamp(unix, UTC)
 
@@ -276,25 +282,65 @@ def response_cookies(headers: Mapping[str, list[str]]) -> dict[str, list[dict[st
     """`Set-Cookie` cookies by name, same-name ones longest path first."""
     out: dict[str, list[dict[str, Any]]] = {}
     for value in headers.get("set-cookie", ()):
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(value)
-        except Exception:
-            continue
-        for name, morsel in jar.items():
-            cookie: dict[str, Any] = {
-                "name": name,
-                "value": morsel.value,
-                "domain": morsel["domain"],
-                "path": morsel["path"],
-                "secure": bool(morsel["secure"]),
-                "http_only": bool(morsel["httponly"]),
-                "same_site": morsel["samesite"],
-            }
-            out.setdefault(name, []).append(cookie)
+        cookie = set_cookie(value)
+        if cookie is not None:
+            out.setdefault(cookie["name"], []).append(cookie)
     for cookies in out.values():
         cookies.sort(key=lambda c: -len(c["path"]))
     return out
+
+
+_SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+
+
+def set_cookie(line: str) -> dict[str, Any] | None:
+    """One `Set-Cookie` value as `res.cookies[name][i]` shows it, parsed as
+    Go's net/http does (`readSetCookies`): the attributes it knows, the
+    others in `unparsed_attributes`; `expires` Go's zero time and
+    `max_age` zero when absent. None when the name=value pair is missing."""
+    first, *attributes = line.split(";")
+    name, eq, value = first.strip().partition("=")
+    name = name.strip()
+    if not eq or not name:
+        return None
+    cookie: dict[str, Any] = {
+        "name": name,
+        "value": value.strip().removeprefix('"').removesuffix('"'),
+        "domain": "",
+        "path": "",
+        "expires": _GO_ZERO_TIME,
+        "max_age": timedelta(0),
+        "secure": False,
+        "http_only": False,
+        "same_site": "",
+        "unparsed_attributes": {},
+    }
+    for attribute in attributes:
+        key, _, val = attribute.strip().partition("=")
+        key, val = key.strip(), val.strip()
+        low = key.lower()
+        if not key:
+            continue
+        if low == "secure":
+            cookie["secure"] = True
+        elif low == "httponly":
+            cookie["http_only"] = True
+        elif low == "domain":
+            cookie["domain"] = val.removeprefix(".")
+        elif low == "path":
+            cookie["path"] = val
+        elif low == "samesite":
+            cookie["same_site"] = _SAME_SITE.get(val.lower(), "")
+        elif low == "max-age" and val.lstrip("-").isdigit():
+            cookie["max_age"] = timedelta(seconds=int(val))
+        elif low == "expires":
+            try:
+                cookie["expires"] = parsedate_to_datetime(val).astimezone(UTC)
+            except (TypeError, ValueError):
+                cookie["unparsed_attributes"][key] = val
+        else:
+            cookie["unparsed_attributes"][key] = val
+    return cookie
 
 
 # --- user agent -----------------------------------------------------------------
@@ -401,9 +447,11 @@ URL_FIELDS: Fields = {
 }
 
 
-def _user_agent(s: RequestSource) -> Any:
+def _user_agent(s: RequestSource) -> str:
+    """Without a User-Agent header: '' and empty parsed fields, so
+    `req.user_agent.is_bot` on a bare client is false, not an error."""
     values = s.headers.get("user-agent")
-    return values[0] if values else ABSENT
+    return values[0] if values else ""
 
 
 class RequestTimes(Mapping[str, datetime]):
@@ -496,11 +544,6 @@ RESPONSE_FIELDS: Fields = {
 
 
 # --- conn.* and endpoint.* -----------------------------------------------------------
-
-_GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
-"""Go's zero `time.Time`: what a timestamp the edge does not have reads as
-(`conn.ts.end` while the connection is open, an absent certificate's
-validity), so a comparison never fails."""
 
 
 def ip_fields(intel: IpIntelligence) -> Fields:
