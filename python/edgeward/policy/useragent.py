@@ -61,6 +61,9 @@ _AUTOMATED = re.compile(
     r"headlesschrome|^axios/|^node-fetch",
     re.IGNORECASE,
 )
+# The first product token (RFC 9110 §10.1.5), for an agent uap-core does not
+# know (`python-httpx/0.27.0`); not for `Mozilla/5.0`, which names nothing.
+_PRODUCT = re.compile(r"(?!Mozilla/)([A-Za-z][\w.+-]{0,63})(?:/([\w.+-]{1,32}))?(?:\s|$)")
 _URL = re.compile(r"https?://[^\s;)]+")
 _DESKTOP_OSES = frozenset(
     {"Windows", "Mac OS X", "macOS", "Linux", "Ubuntu", "Fedora", "Debian", "Chrome OS", "FreeBSD"}
@@ -119,6 +122,8 @@ def parse_user_agent(raw: str) -> UserAgent:
     extra = _EXTRA.search(raw)
     if extra is not None:
         name, version = extra.group(1), extra.group(2) or ""
+    elif not name and (product := _PRODUCT.match(raw[:1024])) is not None:
+        name, version = product.group(1), product.group(2) or ""  # a tool uap-core lacks
     name = _NAMES.get(name, name)
     os_name = os.family if os is not None and os.family != "Other" else ""
     device_name = device.family if device is not None and device.family != "Other" else ""
