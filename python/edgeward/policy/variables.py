@@ -51,6 +51,12 @@ class Nested:
 
 Fields = Mapping[str, Union[Callable[[Any], Any], Nested]]  # noqa: UP007 (a runtime alias)
 
+
+def itself(value: Any) -> Any:
+    """The own value of a `Nested` whose source already is that value
+    (`conn.client_ip`, `req.user_agent`): read alone, the source is the field."""
+    return value
+
 Shape = Mapping[str, "Shape | None"]
 """The fields of an object a policy reads; None: the whole value."""
 
@@ -100,7 +106,7 @@ def shaped(fields: Fields, shape: Shape | None) -> Callable[[Any], Mapping[str, 
             own = field.fields.get("")
             if sub is None and own is not None and not isinstance(own, Nested):
                 # only its own value is read (`conn.client_ip == '...'`)
-                field = _nested(field, own)
+                field = field.source if own is itself else _nested(field, own)
             else:
                 field = _nested(field, shaped(field.fields, sub))
         namespace[f"field_{n}"] = field
@@ -347,7 +353,7 @@ def set_cookie(line: str) -> dict[str, Any] | None:
 
 
 USER_AGENT_FIELDS: Fields = {
-    "": lambda raw: raw,
+    "": itself,
     "name": lambda raw: parse_user_agent(raw).name,
     "version": lambda raw: parse_user_agent(raw).version,
     "os": lambda raw: parse_user_agent(raw).os,
@@ -551,7 +557,7 @@ def ip_fields(intel: IpIntelligence) -> Fields:
     and what the edge config's `ip_intelligence` knows of it; empty values
     for what it does not (traffic-policy.md, decisions)."""
     return {
-        "": lambda ip: ip,
+        "": itself,
         "categories": lambda ip: intel.facts(ip).categories,
         "is_tor_node": lambda ip: intel.facts(ip).is_tor_node,
         "is_on_blocklist": lambda ip: intel.facts(ip).is_on_blocklist,
