@@ -175,3 +175,19 @@ def test_policy_check_prints_the_warning_and_succeeds(
     out = capsys.readouterr()
     text = out.out + out.err
     assert "warning" in text and "conn.client_ip.categories" in text
+
+
+def test_edgeward_check_prints_a_policy_s_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "tor.yml").write_text(TOR_RULE)
+    config = tmp_path / "edge.yml"
+    config.write_text(
+        EDGE.split("ip_intelligence:", maxsplit=1)[0]
+        + "endpoints:\n  - name: app\n    hostname: example.com\n"
+        "    upstream: http://127.0.0.1:9\n    traffic_policy_file: tor.yml\n"
+    )
+    assert main(["check", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: conn.client_ip.categories: the edge config's ip_intelligence has no" in out
+    assert out.endswith("OK (1 listeners, 1 endpoints)\n")

@@ -57,6 +57,7 @@ def itself(value: Any) -> Any:
     (`conn.client_ip`, `req.user_agent`): read alone, the source is the field."""
     return value
 
+
 Shape = Mapping[str, "Shape | None"]
 """The fields of an object a policy reads; None: the whole value."""
 

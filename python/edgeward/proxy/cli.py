@@ -94,6 +94,10 @@ def _check(args: argparse.Namespace) -> int:
     except EdgewardError as exc:
         print(f"edgeward check: {exc}", file=sys.stderr)
         return 1
+    for owner in (*config.listeners, *config.endpoints):
+        # a policy's load warnings (e.g. it reads IP data the config lacks)
+        for warning in getattr(owner.policy, "warnings", ()):
+            print(warning)
     print(f"{path}: OK ({len(config.listeners)} listeners, {len(config.endpoints)} endpoints)")
     return 0
 
