@@ -42,9 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="print the native backend and verify a sample webhook")
     demo.set_defaults(run=_demo)
+    from edgeward.policy import compile_hooks
+    from edgeward.policy.events import DECISIONS
     from edgeward.proxy import cli as proxy_cli
 
-    proxy_cli.register(sub)  # serve, check
+    proxy_cli.register(sub, compile_hooks, DECISIONS.items)  # serve, check
     from edgeward.policy import cli as policy_cli
 
     policy_cli.register(sub)  # policy check, policy test

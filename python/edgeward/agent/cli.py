@@ -43,7 +43,7 @@ def register(sub: Any) -> None:
     config = commands.add_parser("config", help="edit the agent config file")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     add = config_commands.add_parser("add-authtoken", help="store the authtoken in the file")
-    add.add_argument("token")
+    add.add_argument("token", help="the authtoken (from `edgeward authtoken create`)")
     add.add_argument(
         "--config", help="the agent config file (default ~/.config/edgeward/agent.yml)"
     )

@@ -38,7 +38,7 @@ from edgeward.proxy.context import (
 from edgeward.proxy.fetch import Fetcher
 from edgeward.proxy.http1 import Http1Connection
 from edgeward.proxy.http2 import Http2Connection
-from edgeward.proxy.metrics import EdgeCollector, Gauges
+from edgeward.proxy.metrics import DecisionCounts, EdgeCollector, Gauges
 from edgeward.proxy.routing import Router
 from edgeward.proxy.tls import peek_client_hello, server_context, tls_info
 from edgeward.proxy.transport import Transport, tls_handshake, tune
@@ -190,8 +190,10 @@ class Server:
         reload: Callable[[], EdgeConfig] | None = None,
         reuse_port: bool = False,
         policy_factory: PolicyFactory | None = None,
+        decisions: DecisionCounts = tuple,
     ) -> None:
         self.codec = codec
+        self._decisions = decisions
         limits = config.limits
         server_codec, client_codec = codec_factories(
             codec,
@@ -486,7 +488,7 @@ class Server:
                 http2_streams=lambda: sum(len(c.streams) for c in self._h2_connections),
                 ready=self.ready,
             )
-            self._registry.register(EdgeCollector(self.services.stats, gauges))
+            self._registry.register(EdgeCollector(self.services.stats, gauges, self._decisions))
             ProcessCollector(registry=self._registry)
         admin = Admin(sock, self._registry, self.ready)
 
