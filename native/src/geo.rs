@@ -50,10 +50,7 @@ impl GeoDb {
         guard(|| Ok(self.db.database_type().to_owned()))
     }
 
-    fn lookup<'py>(
-        &self,
-        ip: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn lookup<'py>(&self, ip: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyDict>>> {
         guard(|| {
             let Ok(text) = ip.cast::<PyString>() else {
                 let kind = ip.get_type().name()?;
@@ -76,13 +73,7 @@ impl GeoDb {
     }
 
     fn __repr__(&self) -> PyResult<String> {
-        guard(|| {
-            Ok(format!(
-                "<GeoDb {} {}>",
-                self.db.database_type(),
-                self.path
-            ))
-        })
+        guard(|| Ok(format!("<GeoDb {} {}>", self.db.database_type(), self.path)))
     }
 }
 

@@ -252,11 +252,7 @@ impl Raw<'_> {
                     .metro_code
                     .map(|m| m.0.to_string())
                     .unwrap_or_default(),
-                postal_code: self
-                    .postal
-                    .and_then(|p| p.code)
-                    .unwrap_or("")
-                    .to_owned(),
+                postal_code: self.postal.and_then(|p| p.code).unwrap_or("").to_owned(),
                 radius: location
                     .accuracy_radius
                     .map(|r| r.0.to_string())
@@ -271,10 +267,7 @@ impl Raw<'_> {
                 ..Location::default()
             },
             as_number: self.autonomous_system_number.map_or(0, |n| n.0),
-            as_organization: self
-                .autonomous_system_organization
-                .unwrap_or("")
-                .to_owned(),
+            as_organization: self.autonomous_system_organization.unwrap_or("").to_owned(),
         }
     }
 }

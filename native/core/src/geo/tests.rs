@@ -40,9 +40,15 @@ fn mapped_ipv6_and_misses() {
         lookup(CITY, "::ffff:81.2.69.7").unwrap().location.city,
         "London"
     );
-    assert_eq!(lookup(CITY, "89.160.20.1").unwrap().location.city, "Linköping");
+    assert_eq!(
+        lookup(CITY, "89.160.20.1").unwrap().location.city,
+        "Linköping"
+    );
     assert!(lookup(CITY, "89.160.20.1").unwrap().location.is_eu);
-    assert_eq!(lookup(CITY, "2001:db8::1").unwrap().location.country, "Japan");
+    assert_eq!(
+        lookup(CITY, "2001:db8::1").unwrap().location.country,
+        "Japan"
+    );
     assert_eq!(lookup(CITY, "8.8.8.8"), None);
     let country_only = lookup(CITY, "203.0.113.1").unwrap();
     assert_eq!(country_only.location.country_code, "AU");
