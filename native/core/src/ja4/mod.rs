@@ -71,7 +71,7 @@ impl<'a> Reader<'a> {
     }
 
     fn u16s(mut self) -> Option<Vec<u16>> {
-        if self.data.len() % 2 != 0 {
+        if !self.data.len().is_multiple_of(2) {
             return None;
         }
         let mut out = Vec::with_capacity(self.data.len() / 2);
