@@ -72,9 +72,9 @@ def _check(args: argparse.Namespace) -> int:
     except EdgewardError as exc:
         print(f"edgeward check: {exc}", file=sys.stderr)
         return 1
-    for owner in (*config.listeners, *config.endpoints):
-        # a policy's load warnings (e.g. it reads IP data the config lacks)
-        for warning in getattr(owner.policy, "warnings", ()):
+    policies = [x.policy for x in config.listeners] + [x.policy for x in config.endpoints]
+    for policy in policies:  # a policy's load warnings (e.g. it reads IP data the config lacks)
+        for warning in getattr(policy, "warnings", ()):
             print(warning)
     print(f"{path}: OK ({len(config.listeners)} listeners, {len(config.endpoints)} endpoints)")
     return 0
