@@ -26,6 +26,8 @@ SANS_IO = (
     "identity",
     "waf",
     "agents",
+    "ipintel",
+    "ja4",
 )
 # The trio drivers that live inside a sans-IO package (and nothing there imports them).
 TRIO_DRIVERS = {"edgeward.tunnel.trio_session"}
@@ -95,7 +97,18 @@ FORBIDDEN = {
         "edgeward.expr",
         "edgeward.native",
     ),
+    # IP intelligence (geo/ASN databases, category lists): data below the
+    # config and the policy, which hand it on.
+    "ipintel": (
+        "edgeward.policy",
+        "edgeward.proxy",
+        "edgeward.config",
+        "edgeward.http1",
+        "edgeward.http2",
+        "edgeward.expr",
+    ),
     # bottom-row helpers of the proxy and the config: plain functions on bytes
+    "ja4": ("edgeward",),  # the twin of native.ja4_fingerprint
     "urlpath": ("edgeward",),
     "errorbody": ("edgeward",),
 }

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod cel;
+mod geo;
 mod guard;
 mod ipnet;
 mod webhooks;
@@ -14,6 +15,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     guard::register(m)?;
     cel::register(m)?;
+    geo::register(m)?;
     ipnet::register(m)?;
     webhooks::register(m)?;
     Ok(())

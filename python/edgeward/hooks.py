@@ -38,8 +38,32 @@ Header = tuple[bytes, bytes]
 
 
 @dataclass(frozen=True, slots=True)
+class DistinguishedName:
+    """A certificate's subject or issuer: the RFC 4514 text and its parts
+    (`conn.tls.client.subject.common_name`, `.organization`...)."""
+
+    text: str = ""  # e.g. "CN=alice,O=Example"
+    common_name: str = ""
+    country: tuple[str, ...] = ()
+    locality: tuple[str, ...] = ()
+    organization: tuple[str, ...] = ()
+    organizational_unit: tuple[str, ...] = ()
+    postal_code: tuple[str, ...] = ()
+    province: tuple[str, ...] = ()
+    street_address: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CertExtension:
+    id: str  # dotted OID, e.g. "2.5.29.17"
+    critical: bool
+    value: bytes  # the extension's DER value
+
+
+@dataclass(frozen=True, slots=True)
 class ClientCert:
-    """The verified client certificate of an mTLS connection."""
+    """A certificate of the connection: the client's verified one (mTLS), or
+    the one the edge presented (`TlsInfo.server_cert`)."""
 
     subject: str  # RFC 4514 string, e.g. "CN=alice,O=Example"
     issuer: str
@@ -52,6 +76,15 @@ class ClientCert:
     san_ip: tuple[str, ...] = ()
     fingerprint_sha256: str = ""  # hex
     der: bytes = b""
+    subject_name: DistinguishedName = DistinguishedName()
+    issuer_name: DistinguishedName = DistinguishedName()
+    signature_algorithm: str = ""  # Go's name: "SHA256-RSA", "ECDSA-SHA256", "Ed25519"
+    extensions: tuple[CertExtension, ...] = ()
+    pem: str = ""
+
+
+Certificate = ClientCert
+"""The same data for any certificate (the server's, the client's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +94,21 @@ class TlsInfo:
     server_name: str | None  # SNI
     alpn: str | None  # "h2", "http/1.1"
     client_cert: ClientCert | None = None
+    # The certificate the edge presented (chosen by SNI).
+    server_cert: ClientCert | None = None
+    session_resumed: bool = False
+    # The ClientHello's TLS records as the client sent them (read before the
+    # handshake, bounded): what `conn.tls.ja4_fingerprint` is computed from,
+    # when a policy reads it. b"" when it could not be read whole.
+    client_hello: bytes = b""
 
 
 @dataclass(slots=True)
 class ConnectionInfo:
     """One accepted client connection. The proxy updates `tls` after the
-    handshake and the byte counters as traffic flows."""
+    handshake and the byte counters as traffic flows (the bytes of the
+    application data read from and written to the client: after TLS
+    decryption, before encryption)."""
 
     id: str
     listener: str

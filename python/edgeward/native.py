@@ -61,6 +61,16 @@ elif _native is not None:
 else:
     from edgeward.ipnet.reference import CidrError, IpPolicy, IpTable
 
+# --- IP intelligence (MaxMind DB files) and TLS fingerprints -------------------
+if TYPE_CHECKING:
+    from edgeward_native import GeoDb, GeoDbError, ja4_fingerprint
+elif _native is not None:
+    GeoDb, GeoDbError = _native.GeoDb, _native.GeoDbError
+    ja4_fingerprint = _native.ja4_fingerprint
+else:
+    from edgeward.ipintel.reference import GeoDb, GeoDbError
+    from edgeward.ja4 import ja4_fingerprint
+
 # --- webhook verification ---------------------------------------------------
 
 if TYPE_CHECKING or _native is not None:
@@ -111,6 +121,8 @@ __all__ = [
     "CidrError",
     "Env",
     "EvalError",
+    "GeoDb",
+    "GeoDbError",
     "IpPolicy",
     "IpTable",
     "NativeError",
@@ -121,5 +133,6 @@ __all__ = [
     "compile",
     "explain_webhook",
     "interpolate",
+    "ja4_fingerprint",
     "verify_webhook",
 ]

@@ -3,5 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cel;
+pub mod geo;
 pub mod ipnet;
+pub mod ja4;
 pub mod webhooks;

@@ -13,7 +13,15 @@ Every native call turns a Rust panic into `NativeError`, an ordinary
 from types import MappingProxyType as _MappingProxyType
 
 from edgeward_native import _core
-from edgeward_native._core import CidrError, IpPolicy, IpTable, NativeError
+from edgeward_native._core import (
+    CidrError,
+    GeoDb,
+    GeoDbError,
+    IpPolicy,
+    IpTable,
+    NativeError,
+    ja4_fingerprint,
+)
 
 
 class UInt(int):
@@ -75,6 +83,8 @@ __all__ = [
     "CidrError",
     "Env",
     "EvalError",
+    "GeoDb",
+    "GeoDbError",
     "IpPolicy",
     "IpTable",
     "NativeError",
@@ -86,5 +96,6 @@ __all__ = [
     "compile",
     "explain_webhook",
     "interpolate",
+    "ja4_fingerprint",
     "verify_webhook",
 ]

@@ -40,6 +40,9 @@ from edgeward.config.model import (
 )
 from edgeward.document import Document, PathKey, did_you_mean, load_document, misspelling_of
 from edgeward.errors import ConfigError, EdgewardError
+from edgeward.ipintel import EMPTY as NO_IP_INTELLIGENCE
+from edgeward.ipintel import IpIntelligence, Sources
+from edgeward.ipintel import load as load_ip_intelligence
 from edgeward.secrets import Secrets, read_secrets
 from edgeward.urlpath import ESCAPED_SLASH_ACTIONS
 
@@ -57,6 +60,8 @@ _TYPE_NAMES = {
     list: "a list",
     dict: "a mapping",
 }
+# An IP category name: dotted words of the public list (docs/policy.md).
+_CATEGORY = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 
 
 def load_config(path: str | Path, policy_factory: PolicyFactory | None = None) -> EdgeConfig:
@@ -143,6 +148,7 @@ class _Loader:
         self.events: tuple[str, ...] | None = None
         self.identity: IdentityConfig | None = None
         self.secrets = Secrets()
+        self.ip_intelligence: IpIntelligence = NO_IP_INTELLIGENCE
 
     def error(self, path: PathKey, message: str) -> ConfigError:
         return ConfigError(message, self.doc.locate(path))
@@ -158,6 +164,7 @@ class _Loader:
         top.taken.add("secrets")
         self.secrets = read_secrets(self.doc, ("secrets",), top.data.get("secrets"), self.base)
         forwarded = self._forwarded(top.section("forwarded_headers"))
+        self.ip_intelligence = self._ip_intelligence(top.section("ip_intelligence"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
         state_dir = self._state_dir(top)
         identity_section = top.section("identity") if top.has("identity") else None
@@ -204,6 +211,7 @@ class _Loader:
             forwarded=forwarded,
             ip_policies=ip_policies,
             secrets=self.secrets,
+            ip_intelligence=self.ip_intelligence,
             state_dir=state_dir,
             identity=self.identity,
             admin=admin,
@@ -442,6 +450,43 @@ class _Loader:
         sec.done()
         return OutboundAllowList(tuple(hosts), tuple(networks))
 
+    def _ip_intelligence(self, sec: _Section) -> IpIntelligence:
+        """`ip_intelligence`: MaxMind DB files (`geo_db`, `asn_db`) and CIDR
+        list files by category (`categories`, `tor_exit_nodes` for
+        `proxy.anonymous.tor`, `blocklists` for `blocklist.<name>`);
+        docs/policy.md, IP intelligence."""
+        if not sec.data:
+            sec.done()
+            return NO_IP_INTELLIGENCE
+        origins = {}
+        paths: dict[str, Path | None] = {}
+        for key in ("geo_db", "asn_db"):
+            paths[key] = self._file(sec, key) if sec.has(key) else None
+            origins[key] = self.doc.locate(sec.at(key))
+        categories: dict[str, Path] = {}
+
+        def add(name: str, table: _Section, key: str) -> None:
+            if not _CATEGORY.fullmatch(name):
+                raise self.error(
+                    table.at(key),
+                    f"category names are dotted lower-case words"
+                    f" (com.example.office), not {name!r}",
+                )
+            if name in categories:
+                raise self.error(table.at(key), f"category {name!r} is given twice")
+            categories[name] = self._file(table, key)
+            origins[f"categories.{name}"] = self.doc.locate(table.at(key))
+
+        for group, prefix in (("categories", ""), ("blocklists", "blocklist.")):
+            table = sec.section(group)
+            for name in list(table.data):
+                add(prefix + str(name), table, name)
+            table.done()
+        if sec.has("tor_exit_nodes"):
+            add("proxy.anonymous.tor", sec, "tor_exit_nodes")
+        sec.done()
+        return load_ip_intelligence(Sources(paths["geo_db"], paths["asn_db"], categories, origins))
+
     def _owasp_crs(self, sec: _Section) -> Path | None:
         """`owasp_crs.rules_dir`: the Core Rule Set the owasp-crs actions run
         (the directory holding `rules/`, relative to the config's
@@ -637,6 +682,7 @@ class _Loader:
                 self.events,
                 identity=self.identity,
                 secrets=self.secrets,
+                ip_intelligence=self.ip_intelligence,
             )
         if from_file:
             path = self._file(sec, "traffic_policy_file")
@@ -647,6 +693,7 @@ class _Loader:
                 self.events,
                 identity=self.identity,
                 secrets=self.secrets,
+                ip_intelligence=self.ip_intelligence,
             )
         return None
 

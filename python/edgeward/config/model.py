@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol
 from edgeward.document import Document
 from edgeward.errors import Location
 from edgeward.hooks import PolicyHooks
+from edgeward.ipintel import EMPTY as EMPTY_IP_INTELLIGENCE
+from edgeward.ipintel import IpIntelligence
 from edgeward.secrets import Secrets
 from edgeward.urlpath import EscapedSlashes
 
@@ -126,6 +128,9 @@ class PolicySource:
     # What `secrets.get` reads: the edge config's `secrets:` (empty when it
     # has none); None when unknown (a policy compiled without an edge config).
     secrets: Secrets | None = field(default=None, repr=False)
+    # What `conn.*_ip.{geo,as,categories...}` read: the edge config's
+    # `ip_intelligence:` (empty when it has none); None when unknown.
+    ip_intelligence: IpIntelligence | None = field(default=None, repr=False)
 
 
 class PolicyFactory(Protocol):
@@ -268,6 +273,9 @@ class EdgeConfig:
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)
     secrets: Secrets = field(default_factory=Secrets, repr=False)  # `secrets:`
+    # `ip_intelligence:` loaded (geo/ASN databases, category lists); empty
+    # when the section is absent.
+    ip_intelligence: IpIntelligence = field(default=EMPTY_IP_INTELLIGENCE, repr=False)
     # The state store's directory (authtokens), absolute; None: the default
     # (`edgeward.store.statedir.resolve`: EDGEWARD_STATE_DIR, else
     # $XDG_STATE_HOME/edgeward, else ~/.local/state/edgeward).

@@ -34,6 +34,7 @@ from edgeward.hooks import (
     TerminateTls,
     TlsTerminated,
 )
+from edgeward.ipintel import EMPTY as NO_IP_INTELLIGENCE
 from edgeward.policy.actions._body import content_encoding, encoded_here, pipeline
 from edgeward.policy.actions._http import error_response
 from edgeward.policy.actions.base import Decision
@@ -79,7 +80,9 @@ class CompiledPolicy:
         self.body_limit = options.body_limit
         # Secret values never leave in an event or a trace (docs/cel.md §11.6).
         self.redact = redactor(options.secrets)
-        self.variables = variables = Variables(loaded.references)
+        self.variables = variables = Variables(
+            loaded.references, options.ip_intelligence or NO_IP_INTELLIGENCE
+        )
         self._tcp, self._request, self._response, self._sse = (
             PhaseRules(
                 phase,

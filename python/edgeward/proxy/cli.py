@@ -72,6 +72,10 @@ def _check(args: argparse.Namespace) -> int:
     except EdgewardError as exc:
         print(f"edgeward check: {exc}", file=sys.stderr)
         return 1
+    policies = [x.policy for x in config.listeners] + [x.policy for x in config.endpoints]
+    for policy in policies:  # a policy's load warnings (e.g. it reads IP data the config lacks)
+        for warning in getattr(policy, "warnings", ()):
+            print(warning)
     print(f"{path}: OK ({len(config.listeners)} listeners, {len(config.endpoints)} endpoints)")
     return 0
 

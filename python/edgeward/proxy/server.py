@@ -49,7 +49,7 @@ from edgeward.proxy.http1 import Http1Connection
 from edgeward.proxy.http2 import Http2Connection
 from edgeward.proxy.metrics import DecisionCounts, EdgeCollector, Gauges
 from edgeward.proxy.routing import Router
-from edgeward.proxy.tls import server_context, tls_info
+from edgeward.proxy.tls import peek_client_hello, server_context, tls_info
 from edgeward.proxy.transport import Transport, tls_handshake, tune
 
 if TYPE_CHECKING:
@@ -626,7 +626,7 @@ class Server:
                 alpn = info.tls.alpn
                 if not self._sni_connect_check(ctx, info.tls.server_name):
                     return
-            transport = Transport(sock)
+            transport = Transport(sock, meter=info)
             await self._speak(ctx, transport, alpn)
         except Exception:
             log.exception("edgeward: connection failed")
@@ -665,20 +665,22 @@ class Server:
         """The listener's TLS handshake (sets `ctx.info.tls`); None when it
         failed or timed out (the socket is then closed)."""
         assert ctx.runtime.ssl_context is not None
-        tls_sock = ctx.runtime.ssl_context.wrap_socket(
-            sock, server_side=True, do_handshake_on_connect=False
-        )
+        tls_sock: ssl.SSLSocket | None = None
         with trio.move_on_after(ctx.config.timeouts.header_read) as scope:
+            hello = await peek_client_hello(sock)  # for JA4; the handshake reads it again
+            tls_sock = ctx.runtime.ssl_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
             try:
                 await tls_handshake(tls_sock)
             except (OSError, ssl.SSLError) as exc:
                 log.debug("TLS handshake with %s failed: %s", ctx.info.client_ip, exc)
                 tls_sock.close()
                 return None
-        if scope.cancelled_caught:
-            tls_sock.close()
+        if scope.cancelled_caught or tls_sock is None:
+            (tls_sock or sock).close()
             return None
-        ctx.info.tls = tls_info(tls_sock)
+        ctx.info.tls = tls_info(tls_sock, hello)
         return tls_sock
 
     def _sni_connect_check(self, ctx: ConnContext, server_name: str | None) -> bool:

@@ -1,22 +1,31 @@
 """Server-side TLS of a listener: certificates chosen by SNI, ALPN h2 and
 http/1.1, optional client certificates (mTLS); the contexts of a policy's
 `terminate-tls` (`terminating_context`); and what a handshake tells the
-policy (`TlsInfo`, `ClientCert`)."""
+policy (`TlsInfo`, `ClientCert`): the certificates, whether the session was
+resumed, and the ClientHello as sent (`peek_client_hello`, for JA4)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import socket
 import ssl
 import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+import trio
+
 from edgeward.config import Certificate, ListenerTls
-from edgeward.hooks import ClientCert, TerminateTls, TlsInfo
+from edgeward.hooks import CertExtension, ClientCert, DistinguishedName, TerminateTls, TlsInfo
 
 _SNI_ATTR = "edgeward_server_name"
+_CERT_ATTR = "edgeward_server_cert"  # on each context: the certificate it presents
+# The most ClientHello bytes read ahead of the handshake: one full TLS record
+# (2^14 + header) holds every ClientHello seen in practice, post-quantum key
+# shares included; a larger one gets no fingerprint.
+HELLO_LIMIT = 16384 + 5
 
 
 def server_context(tls: ListenerTls, *, http2: bool) -> ssl.SSLContext:
@@ -53,6 +62,7 @@ def _one_context(tls: ListenerTls, cert: object, key: object, http2: bool) -> ss
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(cert), str(key))
+    setattr(ctx, _CERT_ATTR, _presented(str(cert)))
     ctx.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     if tls.client_ca is not None:
@@ -136,7 +146,47 @@ def _load_pem_chain(ctx: ssl.SSLContext, certificate: str, private_key: str) -> 
                 path.unlink()
 
 
-def tls_info(sock: ssl.SSLSocket) -> TlsInfo:
+def _presented(path: str) -> ClientCert | None:
+    """The first certificate of a chain file: what the edge presents."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        with open(path, "rb") as f:
+            chain = x509.load_pem_x509_certificates(f.read())
+    except (OSError, ValueError):
+        return None
+    return certificate(chain[0].public_bytes(Encoding.DER)) if chain else None
+
+
+async def peek_client_hello(sock: socket.socket) -> bytes:
+    """The TLS records of the ClientHello, read with MSG_PEEK before the
+    handshake (which then reads them again): at most `HELLO_LIMIT` bytes,
+    waiting for the rest while the first record is incomplete. b"" when the
+    peer sends something else or closes; the caller bounds the time."""
+    want, seen = 5, -1
+    while True:
+        await trio.lowlevel.wait_readable(sock)
+        try:
+            data = sock.recv(HELLO_LIMIT, socket.MSG_PEEK)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return b""
+        if not data or data[0] != 0x16:
+            return b""
+        if len(data) >= 5:
+            want = min(5 + int.from_bytes(data[3:5], "big"), HELLO_LIMIT)
+        if len(data) >= want:
+            return data[:want]
+        if len(data) == seen:
+            # Readable with nothing new: more than the kernel holds is
+            # needed; a short sleep instead of spinning on the same bytes.
+            await trio.sleep(0.002)
+        seen = len(data)
+
+
+def tls_info(sock: ssl.SSLSocket, client_hello: bytes = b"") -> TlsInfo:
     cipher = sock.cipher()
     der = sock.getpeercert(binary_form=True)
     return TlsInfo(
@@ -144,13 +194,76 @@ def tls_info(sock: ssl.SSLSocket) -> TlsInfo:
         cipher=cipher[0] if cipher else "",
         server_name=getattr(sock, _SNI_ATTR, None),
         alpn=sock.selected_alpn_protocol(),
-        client_cert=client_cert(der) if der else None,
+        client_cert=certificate(der) if der else None,
+        server_cert=getattr(sock.context, _CERT_ATTR, None),
+        session_resumed=bool(sock.session_reused),
+        client_hello=client_hello,
     )
 
 
-def client_cert(der: bytes) -> ClientCert:
-    """The fields policies match on, from a verified client certificate."""
+# Go's names (crypto/x509 SignatureAlgorithm.String), by signature OID.
+_SIGNATURE_NAMES = {
+    "1.2.840.113549.1.1.4": "MD5-RSA",
+    "1.2.840.113549.1.1.5": "SHA1-RSA",
+    "1.2.840.113549.1.1.11": "SHA256-RSA",
+    "1.2.840.113549.1.1.12": "SHA384-RSA",
+    "1.2.840.113549.1.1.13": "SHA512-RSA",
+    "1.2.840.10040.4.3": "DSA-SHA1",
+    "2.16.840.1.101.3.4.3.2": "DSA-SHA256",
+    "1.2.840.10045.4.1": "ECDSA-SHA1",
+    "1.2.840.10045.4.3.2": "ECDSA-SHA256",
+    "1.2.840.10045.4.3.3": "ECDSA-SHA384",
+    "1.2.840.10045.4.3.4": "ECDSA-SHA512",
+    "1.3.101.112": "Ed25519",
+}
+_RSA_PSS = "1.2.840.113549.1.1.10"
+
+
+def _signature_algorithm(cert: object) -> str:
+    oid = cert.signature_algorithm_oid.dotted_string  # type: ignore[attr-defined]
+    if oid == _RSA_PSS:
+        digest = cert.signature_hash_algorithm  # type: ignore[attr-defined]
+        return f"{digest.name.upper()}-RSAPSS" if digest is not None else "RSASSA-PSS"
+    return _SIGNATURE_NAMES.get(str(oid), str(oid))
+
+
+def _name(name: object) -> DistinguishedName:
+    from cryptography.x509.oid import NameOID
+
+    def values(oid: object) -> tuple[str, ...]:
+        return tuple(
+            str(a.value)
+            for a in name.get_attributes_for_oid(oid)  # type: ignore[attr-defined]
+        )
+
+    common = values(NameOID.COMMON_NAME)
+    return DistinguishedName(
+        text=name.rfc4514_string(),  # type: ignore[attr-defined]
+        common_name=common[-1] if common else "",  # Go keeps the last one
+        country=values(NameOID.COUNTRY_NAME),
+        locality=values(NameOID.LOCALITY_NAME),
+        organization=values(NameOID.ORGANIZATION_NAME),
+        organizational_unit=values(NameOID.ORGANIZATIONAL_UNIT_NAME),
+        postal_code=values(NameOID.POSTAL_CODE),
+        province=values(NameOID.STATE_OR_PROVINCE_NAME),
+        street_address=values(NameOID.STREET_ADDRESS),
+    )
+
+
+def _extension_value(extension: object) -> bytes:
+    value = extension.value  # type: ignore[attr-defined]
+    try:
+        return bytes(value.public_bytes())
+    except (AttributeError, NotImplementedError, ValueError):
+        raw = getattr(value, "value", b"")  # an UnrecognizedExtension
+        return raw if isinstance(raw, bytes) else b""
+
+
+def certificate(der: bytes) -> ClientCert:
+    """The fields policies match on, from a certificate (the client's,
+    verified; or the edge's own)."""
     from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
 
     cert = x509.load_der_x509_certificate(der)
     try:
@@ -161,9 +274,10 @@ def client_cert(der: bytes) -> ClientCert:
         ips = tuple(str(i) for i in san.get_values_for_type(x509.IPAddress))
     except x509.ExtensionNotFound:
         dns = email = uri = ips = ()
+    subject, issuer = _name(cert.subject), _name(cert.issuer)
     return ClientCert(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
+        subject=subject.text,
+        issuer=issuer.text,
         serial_number=format(cert.serial_number, "x"),
         not_before=cert.not_valid_before_utc.timestamp(),
         not_after=cert.not_valid_after_utc.timestamp(),
@@ -173,4 +287,12 @@ def client_cert(der: bytes) -> ClientCert:
         san_ip=ips,
         fingerprint_sha256=hashlib.sha256(der).hexdigest(),
         der=der,
+        subject_name=subject,
+        issuer_name=issuer,
+        signature_algorithm=_signature_algorithm(cert),
+        extensions=tuple(
+            CertExtension(e.oid.dotted_string, e.critical, _extension_value(e))
+            for e in cert.extensions
+        ),
+        pem=cert.public_bytes(Encoding.PEM).decode("ascii"),
     )
