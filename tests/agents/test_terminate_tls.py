@@ -73,7 +73,7 @@ LOG_RULE = {
                 "metadata": {
                     "version": "${conn.tls.version}",
                     "sni": "${actions.ngrok.terminate_tls.sni}",
-                    "client": "${has(conn.tls.client) ? conn.tls.client.subject : 'none'}",
+                    "client": "${conn.tls.client.subject != '' ? conn.tls.client.subject : 'none'}",
                 }
             },
         }
@@ -205,7 +205,7 @@ def test_the_app_gets_plain_bytes_and_a_later_rule_sees_the_handshake(
     assert talk(setup, "v13", context(pki)) == b"echo:ping\n"  # the listener's *.apps cert
     assert setup.app.received[before:] == [b"ping\n"]  # decrypted: not a TLS record
     assert logged(setup, "v13.apps.example.com", seen + 1) == {
-        "version": "TLSv1.3",
+        "version": "1.3",
         "sni": "v13.apps.example.com",
         "client": "none",
     }

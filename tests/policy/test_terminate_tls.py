@@ -24,7 +24,7 @@ from edgeward.hooks import (
 )
 from edgeward.policy import CompiledPolicy, compile_policy
 from edgeward.policy.events import ListSink
-from edgeward.proxy.tls import client_cert
+from edgeward.proxy.tls import certificate as client_cert
 
 from .helpers import ENDPOINT, conn, load, load_error, parse
 
@@ -161,7 +161,7 @@ def test_the_effect_carries_the_settings_and_later_rules_see_the_handshake() -> 
     }
     log = {
         "expressions": [
-            "conn.tls.version == 'TLSv1.3'",
+            "conn.tls.version == '1.3'",
             "actions.ngrok.terminate_tls.client.subject.contains('CN=alice')",
         ],
         "actions": [
@@ -175,7 +175,8 @@ def test_the_effect_carries_the_settings_and_later_rules_see_the_handshake() -> 
             }
         ],
     }
-    deny = {"expressions": ["!has(conn.tls.client)"], "actions": [{"type": "deny"}]}
+    # no certificate: its fields read empty (traffic-policy.md, decisions)
+    deny = {"expressions": ["conn.tls.client.subject == ''"], "actions": [{"type": "deny"}]}
     h = load(policy(config, log, deny))
     ok, asked = run(h.policy, TlsTerminated(info(cert=alice())))
     assert ok
@@ -203,7 +204,7 @@ def test_results_mirror_conn_tls_and_stay_with_the_connection() -> None:
     ok, _ = run(h.policy, TlsTerminated(info("TLSv1.2")), c)
     assert ok
     results = c.policy_state[h.policy]["terminate_tls"]
-    assert results["version"] == "TLSv1.2" and results["sni"] == "tls.example.com"
+    assert results["version"] == "1.2" and results["sni"] == "tls.example.com"
     assert results["cipher_suite"] == "TLS_AES_256_GCM_SHA384" and results["warnings"] == []
 
 
