@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 mod cel;
 mod guard;
+mod h2;
 mod ipnet;
 mod webhooks;
 
@@ -13,6 +14,7 @@ mod webhooks;
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     guard::register(m)?;
+    h2::register(m)?;
     cel::register(m)?;
     ipnet::register(m)?;
     webhooks::register(m)?;

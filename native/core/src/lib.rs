@@ -3,5 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod cel;
+pub mod h2;
 pub mod ipnet;
 pub mod webhooks;

@@ -1,7 +1,8 @@
 """edgeward-native: the hot-path matchers of edgeward, in Rust.
 
 A library of its own: IP prefix policies and longest-prefix tables, webhook
-signature verification for common providers, and a CEL compiler/evaluator.
+signature verification for common providers, a CEL compiler/evaluator, and
+an HTTP/2 server connection (frames, HPACK, flow control, abuse limits).
 The compiled extension is private (`edgeward_native._core`); this package is
 the public API, typed by `__init__.pyi`; `__all__` is its whole namespace
 (helpers are imported under private names).
@@ -13,7 +14,7 @@ Every native call turns a Rust panic into `NativeError`, an ordinary
 from types import MappingProxyType as _MappingProxyType
 
 from edgeward_native import _core
-from edgeward_native._core import CidrError, IpPolicy, IpTable, NativeError
+from edgeward_native._core import CidrError, H2SendError, H2Server, IpPolicy, IpTable, NativeError
 
 
 class UInt(int):
@@ -75,6 +76,8 @@ __all__ = [
     "CidrError",
     "Env",
     "EvalError",
+    "H2SendError",
+    "H2Server",
     "IpPolicy",
     "IpTable",
     "NativeError",

@@ -1,4 +1,5 @@
-"""`H2Server`: one HTTP/2 server connection as a sans-IO object.
+"""`H2Server` on h2: one HTTP/2 server connection as a sans-IO object, the
+reference twin of the native fast path (`edgeward.http2.fast`).
 
 It owns an `h2.connection.H2Connection`, turns h2's events into our stream
 events, and adds the policies h2 leaves to its user:
@@ -22,7 +23,6 @@ events, and adds the policies h2 leaves to its user:
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import h2.config
 import h2.connection
@@ -45,6 +45,7 @@ from edgeward.http2.events import (
     WindowOpened,
 )
 from edgeward.http2.fields import MalformedFields, parse_request, parse_trailers
+from edgeward.http2.limits import MAX_CONTROL_FRAMES, MAX_EMPTY_FRAMES, H2Limits
 from edgeward.http2.frames import (
     CONTINUATION,
     DATA,
@@ -57,15 +58,7 @@ from edgeward.http2.frames import (
 
 framerepr.install()  # h2 builds a repr of every frame it receives
 
-MAX_CONTROL_FRAMES = 1000
-"""Control frames the client made us queue (SETTINGS ACK, PING ACK,
-RST_STREAM) that are not yet written to the socket; more is a flood
-(nghttp2's `max_outbound_ack`, Envoy's `max_outbound_control_frames`)."""
-
-MAX_EMPTY_FRAMES = 100
-"""Consecutive frames that carry nothing: DATA, HEADERS or CONTINUATION with
-an empty payload and no END_STREAM, PRIORITY, unknown types (Envoy's
-`max_consecutive_inbound_frames_with_empty_payload`, which defaults to 1)."""
+__all__ = ["MAX_CONTROL_FRAMES", "MAX_EMPTY_FRAMES", "H2Limits", "H2Server"]
 
 _SLICE = 64
 """Frames handed to h2 at once, at most: the answer count is checked after
@@ -73,18 +66,6 @@ each slice, so a flood of answered frames is stopped within one slice."""
 
 _ErrorCodes = h2.errors.ErrorCodes
 _CLIENT_DONE, _SERVER_DONE = 1, 2  # the sides of a stream that have ended
-
-
-@dataclass(frozen=True, slots=True)
-class H2Limits:
-    max_concurrent_streams: int = 100
-    max_header_list_size: int = 64 * 1024
-    max_resets: int = 200  # client resets allowed per window
-    reset_window: float = 10.0
-    stream_window: int = 1024 * 1024  # receive window per stream: bounds buffered body
-    connection_window: int = 4 * 1024 * 1024
-    max_control_frames: int = MAX_CONTROL_FRAMES
-    max_empty_frames: int = MAX_EMPTY_FRAMES
 
 
 class H2Server:
