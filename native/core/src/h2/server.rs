@@ -193,6 +193,8 @@ pub struct Server {
     answers: u32,
     empty: u32,
     receiving: bool,
+    /// the early checks ran for the frame at the head of the input
+    early_done: bool,
     goaway: Option<u32>,
     goaway_last_stream: u32,
     ended: bool,
@@ -224,6 +226,7 @@ impl Server {
             answers: 0,
             empty: 0,
             receiving: false,
+            early_done: false,
             goaway: None,
             goaway_last_stream: 0,
             ended: false,
@@ -327,21 +330,35 @@ impl Server {
                 usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
             let (ftype, flags) = (head[3], head[4]);
             let stream_id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
-            let checked = self
-                .check_header(ftype, stream_id, length, events)
-                .and_then(|()| {
-                    if buf.len() - pos - 9 < length {
-                        return Ok(false);
-                    }
-                    Ok(true)
-                });
-            match checked {
-                Err(Ended) => return pos,
-                Ok(false) => break,
-                Ok(true) => {}
+            if self.check_header(ftype, stream_id, length, events).is_err() {
+                return pos;
+            }
+            let available = buf.len() - pos - 9;
+            // the checks that need only the header (and a pad length) run as
+            // soon as it is here, once, whatever the split of the reads
+            if !self.early_done {
+                if flags & PADDED != 0
+                    && length > 0
+                    && available == 0
+                    && matches!(ftype, DATA | HEADERS)
+                {
+                    break;
+                }
+                let first = buf.get(pos + 9).copied();
+                if self
+                    .early(ftype, flags, stream_id, length, first, now, events)
+                    .is_err()
+                {
+                    return pos;
+                }
+                self.early_done = true;
+            }
+            if available < length {
+                break;
             }
             let payload = &buf[pos + 9..pos + 9 + length];
             pos += 9 + length;
+            self.early_done = false;
             if self
                 .frame(ftype, flags, stream_id, payload, now, events)
                 .is_err()
@@ -379,21 +396,25 @@ impl Server {
         Ok(())
     }
 
-    fn frame(
+    /// The checks of a frame that its header (and pad length) decide, made
+    /// before the rest of it is read: frames that carry nothing (floods,
+    /// CVE-2019-9518) and content-length overruns.
+    #[allow(clippy::too_many_arguments)]
+    fn early(
         &mut self,
         ftype: u8,
         flags: u8,
         stream_id: u32,
-        payload: &[u8],
+        length: usize,
+        first: Option<u8>,
         now: f64,
         events: &mut Vec<Event>,
     ) -> Step {
+        let content = content_length(ftype, flags, length, first);
         // frames that carry nothing, counted as they arrive (floods, CVE-2019-9518)
         match ftype {
             DATA | HEADERS | CONTINUATION => {
-                if content_length(ftype, flags, payload) > 0
-                    || (flags & END_STREAM != 0 && ftype != CONTINUATION)
-                {
+                if content > 0 || (flags & END_STREAM != 0 && ftype != CONTINUATION) {
                     self.empty = 0;
                 } else {
                     self.empty += 1;
@@ -406,6 +427,21 @@ impl Server {
             self.end(ENHANCE_YOUR_CALM, "too many empty frames", events);
             return Err(Ended);
         }
+        if ftype == DATA || ftype == HEADERS {
+            self.check_content_length(ftype, flags, stream_id, content, now, events)?;
+        }
+        Ok(())
+    }
+
+    fn frame(
+        &mut self,
+        ftype: u8,
+        flags: u8,
+        stream_id: u32,
+        payload: &[u8],
+        now: f64,
+        events: &mut Vec<Event>,
+    ) -> Step {
         if let Some(block) = &self.block {
             if ftype != CONTINUATION || stream_id != block.stream_id {
                 return self.connection_error(
@@ -414,9 +450,6 @@ impl Server {
                     events,
                 );
             }
-        }
-        if ftype == DATA || ftype == HEADERS {
-            self.check_content_length(ftype, flags, stream_id, payload, now, events)?;
         }
         match ftype {
             DATA => self.data(flags, stream_id, payload, events),
@@ -466,7 +499,7 @@ impl Server {
         ftype: u8,
         flags: u8,
         stream_id: u32,
-        payload: &[u8],
+        content: i64,
         now: f64,
         events: &mut Vec<Event>,
     ) -> Step {
@@ -477,7 +510,7 @@ impl Server {
             return Ok(());
         };
         let size = if ftype == DATA {
-            u64::try_from(content_length(ftype, flags, payload).max(0)).unwrap_or(0)
+            u64::try_from(content.max(0)).unwrap_or(0)
         } else {
             0
         };
@@ -1308,13 +1341,13 @@ fn be32(bytes: &[u8]) -> u32 {
 
 /// The payload of a DATA or HEADERS frame without padding and priority
 /// fields (negative when the padding is invalid); a CONTINUATION's length.
-fn content_length(ftype: u8, flags: u8, payload: &[u8]) -> i64 {
-    let mut content = payload.len() as i64;
+fn content_length(ftype: u8, flags: u8, length: usize, first: Option<u8>) -> i64 {
+    let mut content = length as i64;
     if ftype == CONTINUATION {
         return content;
     }
-    if flags & PADDED != 0 && !payload.is_empty() {
-        content -= 1 + i64::from(payload[0]);
+    if let (true, Some(pad)) = (flags & PADDED != 0 && length > 0, first) {
+        content -= 1 + i64::from(pad);
     }
     if ftype == HEADERS && flags & PRIORITY_FLAG != 0 {
         content -= 5;
