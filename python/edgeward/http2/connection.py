@@ -45,7 +45,6 @@ from edgeward.http2.events import (
     WindowOpened,
 )
 from edgeward.http2.fields import MalformedFields, parse_request, parse_trailers
-from edgeward.http2.limits import MAX_CONTROL_FRAMES, MAX_EMPTY_FRAMES, H2Limits
 from edgeward.http2.frames import (
     CONTINUATION,
     DATA,
@@ -55,8 +54,11 @@ from edgeward.http2.frames import (
     FrameScanner,
     answers,
 )
+from edgeward.http2.limits import MAX_CONTROL_FRAMES, MAX_EMPTY_FRAMES, H2Limits
 
 framerepr.install()  # h2 builds a repr of every frame it receives
+
+_DEFAULT_LIMITS = H2Limits()
 
 __all__ = ["MAX_CONTROL_FRAMES", "MAX_EMPTY_FRAMES", "H2Limits", "H2Server"]
 
@@ -72,7 +74,7 @@ class H2Server:
     """`scheme` is the connection's, `https` on TLS and `http` otherwise: a
     request's `:scheme` must be the same."""
 
-    def __init__(self, limits: H2Limits = H2Limits(), scheme: bytes = b"http") -> None:
+    def __init__(self, limits: H2Limits = _DEFAULT_LIMITS, scheme: bytes = b"http") -> None:
         self.limits = limits
         self.scheme = scheme
         config = h2.config.H2Configuration(
@@ -123,6 +125,9 @@ class H2Server:
         # settings without that limit, and `_open_streams` counts
         values[codes.MAX_CONCURRENT_STREAMS] = 2**31 - 1
         h2c.local_settings = h2.settings.Settings(client=False, initial_values=values)
+        # h2 applies MAX_HEADER_LIST_SIZE to its decoder only when a change is
+        # acknowledged, and these are the initial values: applied here
+        h2c.decoder.max_header_list_size = self.limits.max_header_list_size
         extra = self.limits.connection_window - 65535
         if extra > 0:
             h2c.increment_flow_control_window(extra)

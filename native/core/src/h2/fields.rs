@@ -211,20 +211,9 @@ pub fn parse_trailers(fields: Vec<Field>) -> Result<Vec<Field>, Malformed> {
     Ok(fields)
 }
 
-/// Whether Python's `int(value, 10)` accepts `value` (h2 reads
-/// content-length so, and a value it refuses is a connection error there):
-/// ASCII whitespace around, a sign, digits with single underscores between.
-pub fn python_int_accepts(value: &[u8]) -> bool {
-    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    let start = value.iter().position(|b| !ws(b)).unwrap_or(value.len());
-    let end = value.iter().rposition(|b| !ws(b)).map_or(start, |p| p + 1);
-    let mut digits = &value[start..end];
-    if let Some((b'+' | b'-', rest)) = digits.split_first() {
-        digits = rest;
-    }
-    !digits.is_empty()
-        && digits.first().is_some_and(u8::is_ascii_digit)
-        && digits.last().is_some_and(u8::is_ascii_digit)
-        && digits.iter().all(|&b| b.is_ascii_digit() || b == b'_')
-        && !digits.windows(2).any(|w| w == b"__")
+/// Whether h2 accepts `value` as a content-length (`bytes.isdigit`, RFC
+/// 9110's 1*DIGIT); a value it refuses is a connection error there, in a
+/// request's headers and in its trailers alike.
+pub fn content_length_accepted(value: &[u8]) -> bool {
+    !value.is_empty() && value.iter().all(u8::is_ascii_digit)
 }

@@ -487,7 +487,18 @@ impl Server {
                 Err(Ended)
             }
             WINDOW_UPDATE => self.window_update_received(stream_id, payload, events),
-            _ => Ok(()), // unknown types (and ALTSVC, ORIGIN) are ignored (§5.5)
+            ALTSVC => {
+                // ignored by a server (RFC 7838 §4), but its body must parse,
+                // as the reference's frame parser (hyperframe) requires
+                let origin = payload
+                    .get(..2)
+                    .map(|n| usize::from(n[0]) << 8 | usize::from(n[1]));
+                match origin {
+                    Some(n) if 2 + n <= payload.len() => Ok(()),
+                    _ => self.connection_error(FRAME_SIZE_ERROR, "invalid ALTSVC", events),
+                }
+            }
+            _ => Ok(()), // unknown types (and ORIGIN) are ignored (§5.5)
         }
     }
 
@@ -532,6 +543,7 @@ impl Server {
         if !self.conn_recv.consumed(flow) {
             return self.connection_error(FLOW_CONTROL_ERROR, "connection window exceeded", events);
         }
+        let highest = self.highest_inbound;
         match self.streams.get_mut(&stream_id) {
             Some(stream) if stream.client_done => {
                 // DATA after the client's END_STREAM: a stream error (§5.1)
@@ -563,7 +575,7 @@ impl Server {
                     });
                 }
             }
-            None if stream_id > self.highest_inbound => {
+            None if Self::idle(stream_id, highest) => {
                 return self.connection_error(PROTOCOL_ERROR, "DATA on an idle stream", events);
             }
             None => {
@@ -636,7 +648,9 @@ impl Server {
             depends_on = Some(be32(&payload[start..start + 4]) & 0x7fff_ffff);
             start += 5;
         }
-        if pad > 0 && pad >= payload.len() {
+        // as hyperframe counts it for HEADERS: against what follows the
+        // pad-length byte (for DATA, against the whole payload)
+        if pad > 0 && pad >= payload.len() - 1 {
             return self.connection_error(
                 PROTOCOL_ERROR,
                 "Received frame with invalid padding.",
@@ -663,6 +677,27 @@ impl Server {
         Ok(())
     }
 
+    /// A CONTINUATION with no header block open: on a closed stream h2 reports
+    /// the stream's closing (RST_STREAM if it was reset, else a connection
+    /// error STREAM_CLOSED), on any other a PROTOCOL_ERROR.
+    fn naked_continuation(&mut self, stream_id: u32, events: &mut Vec<Event>) -> Step {
+        let closed = stream_id % 2 == 1
+            && stream_id <= self.highest_inbound
+            && !self.streams.contains_key(&stream_id);
+        if !closed {
+            return self.connection_error(
+                PROTOCOL_ERROR,
+                "Received unexpected CONTINUATION frame",
+                events,
+            );
+        }
+        if let Some(ClosedBy::Reset) = self.closed.get(&stream_id) {
+            self.rst(stream_id, STREAM_CLOSED);
+            return Ok(());
+        }
+        self.connection_error(STREAM_CLOSED, "CONTINUATION on a closed stream", events)
+    }
+
     fn continuation(
         &mut self,
         flags: u8,
@@ -672,11 +707,7 @@ impl Server {
         events: &mut Vec<Event>,
     ) -> Step {
         let Some(block) = self.block.as_mut() else {
-            return self.connection_error(
-                PROTOCOL_ERROR,
-                "Received unexpected CONTINUATION frame",
-                events,
-            );
+            return self.naked_continuation(stream_id, events);
         };
         block.continuations += 1;
         if block.continuations > MAX_CONTINUATIONS {
@@ -763,6 +794,7 @@ impl Server {
                 Ok(())
             }
             Some(_) => {
+                self.check_content_length_fields(&fields, events)?;
                 if !end_stream {
                     return self.connection_error(
                         PROTOCOL_ERROR,
@@ -790,7 +822,7 @@ impl Server {
                 }
             }
             None if stream_id > self.highest_inbound => {
-                if stream_id % 2 == 0 {
+                if stream_id.is_multiple_of(2) {
                     return self.connection_error(
                         PROTOCOL_ERROR,
                         "Invalid stream ID for peer.",
@@ -798,17 +830,7 @@ impl Server {
                     );
                 }
                 self.highest_inbound = stream_id;
-                let declared = fields.iter().filter(|(n, _)| n == b"content-length");
-                if declared
-                    .clone()
-                    .any(|(_, v)| !fields::python_int_accepts(v))
-                {
-                    return self.connection_error(
-                        PROTOCOL_ERROR,
-                        "Invalid content-length header",
-                        events,
-                    );
-                }
+                self.check_content_length_fields(&fields, events)?;
                 self.check_dependency(stream_id, depends_on, events)?;
                 self.request(stream_id, fields, end_stream, now, events)
             }
@@ -900,6 +922,26 @@ impl Server {
         Ok(())
     }
 
+    /// A content-length field that is not all digits, in a request's
+    /// headers or its trailers, is a connection error (h2's rule).
+    fn check_content_length_fields(&mut self, fields: &[Field], events: &mut Vec<Event>) -> Step {
+        let declared = fields.iter().filter(|(n, _)| n == b"content-length");
+        if declared
+            .clone()
+            .any(|(_, v)| !fields::content_length_accepted(v))
+        {
+            return self.connection_error(PROTOCOL_ERROR, "Invalid content-length header", events);
+        }
+        Ok(())
+    }
+
+    /// A stream the client never opened: past the highest it did, or even
+    /// (ours, and we push none). A frame other than HEADERS and PRIORITY on
+    /// it is a connection error (h2's `NoSuchStreamError`).
+    fn idle(stream_id: u32, highest_inbound: u32) -> bool {
+        stream_id.is_multiple_of(2) || stream_id > highest_inbound
+    }
+
     fn rst_stream(
         &mut self,
         stream_id: u32,
@@ -911,7 +953,16 @@ impl Server {
             return self.connection_error(FRAME_SIZE_ERROR, "invalid RST_STREAM", events);
         }
         if self.streams.remove(&stream_id).is_none() {
-            return Ok(()); // closed, or never opened: nothing to do
+            // h2's rule: an error on stream 0 or before any stream was opened
+            // (its connection is still idle); else nothing to do
+            if stream_id == 0 || self.highest_inbound == 0 {
+                return self.connection_error(
+                    PROTOCOL_ERROR,
+                    "RST_STREAM on an idle stream",
+                    events,
+                );
+            }
+            return Ok(());
         }
         self.remember_closed(stream_id, ClosedBy::Reset);
         if self.too_many_resets(now) {
@@ -936,7 +987,7 @@ impl Server {
             }
             return Ok(()); // our settings took effect when we sent them
         }
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return self.connection_error(FRAME_SIZE_ERROR, "invalid SETTINGS", events);
         }
         let settings: Vec<(u16, u32)> = payload
@@ -1009,6 +1060,7 @@ impl Server {
             events.push(Event::WindowOpened { stream_id: 0 });
             return Ok(());
         }
+        let highest = self.highest_inbound;
         match self.streams.get_mut(&stream_id) {
             Some(stream) => {
                 stream.send_window += increment;
@@ -1023,7 +1075,7 @@ impl Server {
                 }
                 Ok(())
             }
-            None if stream_id > self.highest_inbound => {
+            None if Self::idle(stream_id, highest) => {
                 self.connection_error(PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream", events)
             }
             None => Ok(()),
