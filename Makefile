@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 CARGO  ?= cargo
 NATIVE := native/Cargo.toml
 
-.PHONY: run install native system-deps lint test test-python test-rust fuzz bench clean
+.PHONY: run agent-demo install native system-deps lint test test-python test-rust fuzz bench clean
 
 # Stamps in the venv: a target is redone only when what it is built from
 # changed (a second `make run` starts the edge at once). Python sources need
@@ -46,6 +46,15 @@ run: install
 	$(BIN)/python examples/upstream.py --port 9080 & up=$$!; \
 	trap 'kill $$up 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/edgeward serve --config examples/edge.yml
+
+# Expose a local app (README): the example upstream stands for the local app
+# (port 9080); the edge of examples/agents/edge.yml takes agents on 4443.
+agent-demo: install
+	$(BIN)/python examples/agents/demo_certs.py
+	$(BIN)/edgeward check --config examples/agents/edge.yml
+	$(BIN)/python examples/upstream.py --port 9080 & up=$$!; \
+	trap 'kill $$up 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/edgeward serve --config examples/agents/edge.yml
 
 # Programs the end-to-end tests drive (curl is assumed; h2load, nginx, wrk).
 system-deps:

@@ -24,6 +24,8 @@ SANS_IO = (
     "policy",
     "tunnel",
     "identity",
+    "waf",
+    "agents",
 )
 # The trio drivers that live inside a sans-IO package (and nothing there imports them).
 TRIO_DRIVERS = {"edgeward.tunnel.trio_session"}
@@ -54,6 +56,26 @@ FORBIDDEN = {
     "http1": ("edgeward.policy", "edgeward.expr"),
     "http2": ("edgeward.policy", "edgeward.expr"),
     # The tunnel protocol sits beside http1/http2: the edge and the agent build on it.
+    # The edge's book of agents: decisions only; the proxy drives it.
+    "agents": (
+        "edgeward.proxy",
+        "edgeward.policy",
+        "edgeward.store",
+        "edgeward.http1",
+        "edgeward.http2",
+        "edgeward.agent",
+        "edgeward.cli",
+    ),
+    # The agent: the tunnel's client role and bytes; none of the edge's
+    # decisions (of the proxy only its socket transport, see below).
+    "agent": (
+        "edgeward.agents",
+        "edgeward.policy",
+        "edgeward.store",
+        "edgeward.authtokens",
+        "edgeward.config",
+        "edgeward.identity",
+    ),
     "tunnel": (
         "edgeward.proxy",
         "edgeward.policy",
@@ -62,6 +84,16 @@ FORBIDDEN = {
         "edgeward.http2",
         "edgeward.expr",
         "edgeward.cli",
+    ),
+    # The WAF engine binding: below the policy layer, blocking calls only.
+    "waf": (
+        "edgeward.policy",
+        "edgeward.proxy",
+        "edgeward.config",
+        "edgeward.http1",
+        "edgeward.http2",
+        "edgeward.expr",
+        "edgeward.native",
     ),
     # bottom-row helpers of the proxy and the config: plain functions on bytes
     "urlpath": ("edgeward",),
@@ -123,5 +155,8 @@ def test_layering(path: Path) -> None:
     for library, owner in OWNED.items():
         if here != owner:
             assert not any(_matches(n, library) for n in names), f"only {owner} imports {library}"
+    if here == "agent":  # of the proxy, only its socket transport
+        proxy = [n for n in names if _matches(n, "edgeward.proxy")]
+        assert all(_matches(n, "edgeward.proxy.transport") for n in proxy), proxy
     for prefix in FORBIDDEN.get(here, ()):
         assert not any(_matches(n, prefix) for n in names), f"{here} must not import {prefix}"

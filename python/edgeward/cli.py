@@ -42,15 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="print the native backend and verify a sample webhook")
     demo.set_defaults(run=_demo)
+    from edgeward.policy import compile_hooks
+    from edgeward.policy.events import DECISIONS
     from edgeward.proxy import cli as proxy_cli
 
-    proxy_cli.register(sub)  # serve, check
+    proxy_cli.register(sub, compile_hooks, DECISIONS.items)  # serve, check
     from edgeward.policy import cli as policy_cli
 
     policy_cli.register(sub)  # policy check, policy test
     from edgeward.authtokens import cli as authtoken_cli
 
     authtoken_cli.register(sub)  # authtoken create, list, revoke
+    from edgeward.agent import cli as agent_cli
+
+    agent_cli.register(sub)  # agent http, tcp, tls, start, config
     return parser
 
 

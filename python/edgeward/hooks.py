@@ -174,8 +174,48 @@ class Await:
     call: Callable[[], Awaitable[object]]
 
 
-Effect = ReadBody | Fetch | Await
-EffectResult = bytes | None | FetchResult | object
+@dataclass(frozen=True, slots=True)
+class Offload:
+    """Run `call()` in a worker thread and send back what it returns (an
+    exception it raises is sent back as the value): CPU-bound work that
+    would hold the event loop for milliseconds (the OWASP CRS engine, whose
+    foreign calls release the GIL)."""
+
+    call: Callable[[], object]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResponseBody:
+    """The first `limit` bytes of the upstream's response body (all of it
+    when shorter), read before the response head is sent on; response
+    phase only. The driver sends back `(prefix, complete)`; the bytes are
+    still forwarded. Edge-made responses send back their own body."""
+
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class FindInternal:
+    """May this exchange go on to the internal endpoint `url`
+    (`forward-internal`)? The driver looks it up (an online endpoint whose
+    host ends in `.internal`), checks the hop limit and loops, and sends
+    back None when it may, else an `InternalError`."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class InternalError:
+    """Why an exchange cannot go on to an internal endpoint: the answer's
+    status and `edgeward-error` code, and a message (no secret in it)."""
+
+    status: int
+    code: str
+    message: str
+
+
+Effect = ReadBody | Fetch | Await | Offload | ReadResponseBody | FindInternal
+EffectResult = bytes | None | FetchResult | InternalError | object
 
 
 # --- outcomes ---------------------------------------------------------------------
@@ -200,10 +240,29 @@ class LocalResponse:
 class Forward:
     """Send the (possibly modified) request upstream. `body` is the buffered
     body when a hook read it (forwarded byte for byte); `None` means the
-    proxy streams the body from the client as usual."""
+    proxy streams the body from the client as usual. With `body_filter`
+    (request-body-find-replace) the body goes through it on the way, as it
+    streams (the proxy then frames it: chunked, or the new length of a
+    buffered body)."""
 
     head: RequestHead
     body: bytes | None = None
+    body_filter: BodyFilter | None = None
+
+
+@dataclass(slots=True)
+class ForwardInternal:
+    """Send the (possibly modified) request to the internal endpoint `url`
+    instead of this endpoint's upstream (`forward-internal`, found with
+    `FindInternal` first). The driver routes it there and runs that
+    endpoint's policy inside this one: its request phase now, its response
+    phase before this one's; then its upstream (or agent) answers. Host
+    stays the host the client asked for."""
+
+    url: str
+    head: RequestHead
+    body: bytes | None = None
+    body_filter: BodyFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +273,9 @@ class CloseConnection:
 
 
 class BodyFilter(Protocol):
-    """Transforms a response body as it streams (compress-response)."""
+    """Transforms a body as it streams (compress-response, the find-replace
+    actions, the on_event_stream_message phase): `feed` each chunk, then
+    `finish` once; what they return, joined, is the new body."""
 
     def feed(self, data: bytes) -> bytes: ...
     def finish(self) -> bytes: ...
@@ -241,7 +302,7 @@ class ExchangeSummary:
     error_code: str | None
 
 
-RequestOutcome = Forward | LocalResponse | CloseConnection
+RequestOutcome = Forward | LocalResponse | CloseConnection | ForwardInternal
 ResponseOutcome = PassResponse | LocalResponse | CloseConnection
 
 Hooked = Union[T, Generator[Effect, EffectResult, T]]  # noqa: UP007 (a generic alias)

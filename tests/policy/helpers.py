@@ -20,8 +20,10 @@ from edgeward.hooks import (
     FetchResult,
     Forward,
     LocalResponse,
+    Offload,
     PassResponse,
     ReadBody,
+    ReadResponseBody,
     RequestHead,
     ResponseHead,
 )
@@ -132,6 +134,7 @@ def request(
     upstream_headers: Sequence[tuple[str, str]] = (),
     fetch: Mapping[str, FetchResult] | None = None,
     http_version: bytes = b"1.1",
+    upstream_body: bytes = b"upstream body",
 ) -> Result:
     """One exchange through the policy: tcp connect, request, response."""
     result = Result()
@@ -148,11 +151,20 @@ def request(
         http_version=http_version,
     )
     exchange = h.policy.begin(c, ENDPOINT, head, "req-1")
+    response_body = [b""]
 
     def perform(effect: Effect) -> EffectResult:
         result.effects.append(effect)
         if isinstance(effect, ReadBody):
             return body if len(body) <= effect.limit else None
+        if isinstance(effect, Offload):
+            try:
+                return effect.call()
+            except Exception as exc:
+                return exc
+        if isinstance(effect, ReadResponseBody):
+            whole = response_body[0]
+            return whole[: effect.limit], len(whole) <= effect.limit
         if isinstance(effect, Fetch):
             return (fetch or {}).get(effect.url, FetchResult(0, error="no fixture"))
         raise AssertionError(effect)
@@ -166,10 +178,11 @@ def request(
         response = ResponseHead(
             upstream_status, [(n.encode(), v.encode()) for n, v in upstream_headers]
         )
-        local_body = b"upstream body"
+        local_body = upstream_body
     else:
         response = ResponseHead(outcome.status, list(outcome.headers))
         local_body = outcome.body
+    response_body[0] = local_body
     final = drive(exchange.on_http_response(response), perform)
     if isinstance(final, CloseConnection):
         result.closed = True

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.proxy.proxy_support import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "app.test"
@@ -73,25 +74,6 @@ on_http_response:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(log.read_text())
-
-
 @dataclass
 class Edge:
     port: int
@@ -128,7 +110,10 @@ def _start(
             stderr=out,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
-    wait_port(port, proc, log)
+    try:
+        wait_port(port, proc=proc)
+    except (RuntimeError, TimeoutError) as exc:
+        raise RuntimeError(f"{exc}:\n{log.read_text()}") from None
     return proc
 
 

@@ -15,6 +15,7 @@ Routes (query parameters in brackets):
   /close                 closes the connection without answering
   /garbage               answers bytes that are not HTTP
   /ws                    WebSocket echo (wsproto)
+  /sse?n=N&s=SECONDS     N server-sent events, one every SECONDS (chunked)
 """
 
 from __future__ import annotations
@@ -183,6 +184,16 @@ async def trailers(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
     await stream.send_all(out)
 
 
+async def sse(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
+    await read_body(stream, conn)
+    headers = [("content-type", "text/event-stream"), ("transfer-encoding", "chunked")]
+    await stream.send_all(conn.send(h11.Response(status_code=200, headers=headers)))
+    for i in range(int(q.get("n", "3"))):
+        await stream.send_all(conn.send(h11.Data(data=b"id: %d\ndata: event %d\n\n" % (i, i))))
+        await trio.sleep(float(q.get("s", "0.2")))
+    await stream.send_all(conn.send(h11.EndOfMessage()))
+
+
 async def close(stream, conn, req, q, port):  # type: ignore[no-untyped-def]
     return False
 
@@ -233,6 +244,7 @@ ROUTES = {
     "/close": close,
     "/garbage": garbage,
     "/ws": websocket,
+    "/sse": sse,
 }
 
 

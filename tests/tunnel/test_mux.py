@@ -151,6 +151,20 @@ def test_the_peer_may_fill_the_window_exactly_and_no_more() -> None:
     assert frame_list(server.data_to_send()) == [frames.Rst(3, ErrorCode.STREAM_CLOSED)]
 
 
+def test_what_the_opener_sent_counts_against_the_peers_window_not_its_own() -> None:
+    # The edge opens a Proxy stream with its header: the agent may still
+    # answer with a whole window before any credit (a bulk download did this).
+    server = Session(client=False)
+    stream_id = server.open_stream(3, b"h" * 100)
+    assert server.send_window(stream_id) == W - 4 - 100
+    client = Session(client=True)
+    client.receive_data(server.data_to_send())
+    assert client.send_window(stream_id) == W
+    client.send_data(stream_id, b"x" * W)
+    events = server.receive_data(client.data_to_send())
+    assert events == [DataReceived(stream_id, b"x" * W)]
+
+
 def test_credit_is_batched_then_sent_in_quarters_of_the_window() -> None:
     server = opened_server(3)
     server.receive_data(data(3, b"x" * 100_000))

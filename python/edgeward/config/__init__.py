@@ -10,6 +10,8 @@ from edgeward.config.load import load_config
 from edgeward.config.model import (
     AccessLog,
     AdminListener,
+    AgentIngress,
+    AgentTcp,
     Certificate,
     EdgeConfig,
     Endpoint,
@@ -23,12 +25,15 @@ from edgeward.config.model import (
     PolicySource,
     Timeouts,
     Upstream,
+    is_internal,
 )
 from edgeward.document import Document, load_document, parse_document
 
 __all__ = [
     "AccessLog",
     "AdminListener",
+    "AgentIngress",
+    "AgentTcp",
     "Certificate",
     "Document",
     "EdgeConfig",
@@ -43,6 +48,7 @@ __all__ = [
     "PolicySource",
     "Timeouts",
     "Upstream",
+    "is_internal",
     "load_config",
     "load_document",
     "parse_document",

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from edgeward.config.model import (
     AccessLog,
     AdminListener,
+    AgentIngress,
+    AgentTcp,
     Certificate,
     EdgeConfig,
     Endpoint,
@@ -34,6 +36,7 @@ from edgeward.config.model import (
     PolicySource,
     Timeouts,
     Upstream,
+    is_internal,
 )
 from edgeward.document import Document, PathKey, did_you_mean, load_document, misspelling_of
 from edgeward.errors import ConfigError, EdgewardError
@@ -136,6 +139,7 @@ class _Loader:
         self.base = base
         self.factory = factory
         self.http_request = OutboundAllowList()
+        self.owasp_crs_rules_dir: Path | None = None
         self.events: tuple[str, ...] | None = None
         self.identity: IdentityConfig | None = None
         self.secrets = Secrets()
@@ -150,6 +154,7 @@ class _Loader:
         access_log = self._access_log(top)
         self.events = self._events(top)
         self.http_request = self._http_request(top.section("http_request"))
+        self.owasp_crs_rules_dir = self._owasp_crs(top.section("owasp_crs"))
         top.taken.add("secrets")
         self.secrets = read_secrets(self.doc, ("secrets",), top.data.get("secrets"), self.base)
         forwarded = self._forwarded(top.section("forwarded_headers"))
@@ -180,10 +185,12 @@ class _Loader:
                     )
             endpoints.append(auth)
         admin = self._admin(top, listeners)
+        agents = self._agent_ingress(top, listeners, admin)
         top.done()
         if self.factory is not None:
             listeners = [self._compiled(ln, ip_policies) for ln in listeners]
             endpoints = [self._compiled(e, ip_policies) for e in endpoints]
+            agents = self._compiled(agents, ip_policies) if agents is not None else None
         return EdgeConfig(
             file=self.doc.file,
             listeners=tuple(listeners),
@@ -192,6 +199,7 @@ class _Loader:
             timeouts=timeouts,
             access_log=access_log,
             http_request=self.http_request,
+            owasp_crs_rules_dir=self.owasp_crs_rules_dir,
             events=self.events,
             forwarded=forwarded,
             ip_policies=ip_policies,
@@ -199,6 +207,7 @@ class _Loader:
             state_dir=state_dir,
             identity=self.identity,
             admin=admin,
+            agent_ingress=agents,
             raw=self.doc.data,
         )
 
@@ -259,6 +268,88 @@ class _Loader:
                     f"the admin listener must not share the address of listener {listener.name!r}",
                 )
         return AdminListener(host, port)
+
+    def _agent_ingress(
+        self, top: _Section, listeners: list[Listener], admin: AdminListener | None
+    ) -> AgentIngress | None:
+        """`agent_ingress:`: where agents connect, what they may bind
+        (docs/agents.md)."""
+        if not top.has("agent_ingress"):
+            top.taken.add("agent_ingress")
+            return None
+        sec = top.section("agent_ingress")
+        host, port = self._address(sec, "address")
+        if not sec.has("tls"):
+            raise self.error(sec.path, "missing required key 'tls': agents connect over TLS only")
+        tls = self._tls(sec.section("tls"))
+        taken = [(ln.host, ln.port, f"listener {ln.name!r}") for ln in listeners]
+        if admin is not None:
+            taken.append((admin.host, admin.port, "the admin listener"))
+        for other_host, other_port, what in taken:
+            if port != 0 and other_port == port and _overlaps(other_host, host):
+                raise self.error(
+                    sec.at("address"), f"the agent ingress shares the address of {what}"
+                )
+        domains = []
+        for i, item in enumerate(sec.take("domains", list, [])):
+            name = item.lower().rstrip(".") if isinstance(item, str) else item
+            if not isinstance(name, str) or not _HOSTNAME.match(name) or is_internal(name):
+                raise self.error(
+                    (*sec.at("domains"), i),
+                    f"must be a public hostname or *.domain, not {item!r}"
+                    " (.internal names need no entry)",
+                )
+            domains.append(name)
+        names = {ln.name for ln in listeners}
+        served = tuple(sec.take("listeners", list, sorted(names)))
+        for i, ln in enumerate(served):
+            if ln not in names:
+                raise self.error((*sec.at("listeners"), i), f"no listener named {ln!r}")
+        tcp = self._agent_tcp(sec.section("tcp"), host) if sec.has("tcp") else None
+        grace = sec.take("grace_period", float, 10.0)
+        if grace < 0:
+            raise self.error(sec.at("grace_period"), "must be 0 or more seconds")
+        policy = self._policy(sec, "agent ingress")
+        if policy is not None:
+            data = policy.document.data
+            phases = set(data) if isinstance(data, dict) else set()
+            if phases - {"on_tcp_connect"}:
+                raise self.error(
+                    sec.at(
+                        "traffic_policy" if sec.has("traffic_policy") else "traffic_policy_file"
+                    ),
+                    "the agent ingress's policy runs only on_tcp_connect (where agents may"
+                    f" connect from), not {', '.join(sorted(phases - {'on_tcp_connect'}))}",
+                )
+        sec.done()
+        return AgentIngress(
+            host,
+            port,
+            tls,
+            tuple(domains),
+            served,
+            tcp,
+            grace,
+            policy,
+            location=self.doc.locate(sec.at("address")),
+        )
+
+    def _agent_tcp(self, sec: _Section, ingress_host: str) -> AgentTcp:
+        listen = sec.take("address", str, ingress_host) or "0.0.0.0"
+        listen = listen[1:-1] if listen.startswith("[") and listen.endswith("]") else listen
+        raw = sec.take("ports", str)
+        low, sep, high = raw.partition("-")
+        if not (low.isdigit() and (not sep or high.isdigit())):
+            raise self.error(sec.at("ports"), f"must be PORT or LOW-HIGH, not {raw!r}")
+        first, last = int(low), int(high) if sep else int(low)
+        if not 0 < first <= last < 65536:
+            raise self.error(sec.at("ports"), f"not a range of TCP ports: {raw!r}")
+        wildcard = listen in ("0.0.0.0", "::", "")
+        host = sec.take("host", str, "localhost" if wildcard else listen).lower().rstrip(".")
+        if not _HOSTNAME.match(host) and not _is_ip(host):
+            raise self.error(sec.at("host"), f"not a hostname or IP address: {host!r}")
+        sec.done()
+        return AgentTcp(listen, (first, last), host)
 
     def _output_file(self, path: PathKey, value: str) -> Path:
         """A file the edge appends to (relative to the config's directory):
@@ -351,6 +442,20 @@ class _Loader:
         sec.done()
         return OutboundAllowList(tuple(hosts), tuple(networks))
 
+    def _owasp_crs(self, sec: _Section) -> Path | None:
+        """`owasp_crs.rules_dir`: the Core Rule Set the owasp-crs actions run
+        (the directory holding `rules/`, relative to the config's
+        directory); absent, Debian's /usr/share/modsecurity-crs. Loaded
+        once, when a policy first uses it."""
+        value = sec.take("rules_dir", str, "")
+        sec.done()
+        if not value:
+            return None
+        path = Path(os.path.abspath(self.base / os.path.expanduser(value)))
+        if not path.is_dir():
+            raise self.error(sec.at("rules_dir"), f"not a directory: {path}")
+        return path
+
     def _ip_policies(self, sec: _Section) -> dict[str, IpPolicy]:
         out = {}
         for name in list(sec.data):
@@ -376,7 +481,7 @@ class _Loader:
     def _unique_hostnames(self, top: _Section, endpoints: list[Endpoint]) -> None:
         seen: dict[tuple[str, str], str] = {}
         for i, ep in enumerate(endpoints):
-            for listener in ep.listeners:
+            for listener in ("",) if ep.internal else ep.listeners:  # "": internal endpoints
                 other = seen.get((listener, ep.hostname))
                 if other is not None:
                     raise self.error(
@@ -438,7 +543,17 @@ class _Loader:
             raise self.error(sec.at("hostname"), f"not a hostname or *.wildcard: {hostname!r}")
         name = sec.take("name", str, hostname)
         upstream = self._upstream(sec)
+        if is_internal(hostname):
+            if sec.has("listeners"):
+                raise self.error(
+                    sec.at("listeners"),
+                    f"{hostname!r} is an internal endpoint: it is on no listener, only"
+                    " forward-internal reaches it",
+                )
+            sec.taken.add("listeners")
         listeners = tuple(sec.take("listeners", list, sorted(listener_names)))
+        if is_internal(hostname):
+            listeners = ()
         for i, ln in enumerate(listeners):
             if ln not in listener_names:
                 raise self.error((*sec.at("listeners"), i), f"no listener named {ln!r}")
@@ -626,7 +741,12 @@ class _Loader:
         source: PolicySource | None = getattr(item, "policy_source", None)
         if source is None or self.factory is None:
             return item
-        source = dataclasses.replace(source, http_request=self.http_request)
+        rules_dir = self.owasp_crs_rules_dir
+        source = dataclasses.replace(
+            source,
+            http_request=self.http_request,
+            owasp_crs_rules_dir=str(rules_dir) if rules_dir is not None else None,
+        )
         try:
             hooks = self.factory(source, ip_policies)
         except ConfigError:
@@ -640,6 +760,14 @@ def _overlaps(a: str, b: str) -> bool:
     """Whether two listening hosts can clash on one port."""
     wildcard = ("0.0.0.0", "::", "")
     return a == b or a in wildcard or b in wildcard
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 # YAML 1.1 booleans that YAML 1.2 (this loader) reads as text.

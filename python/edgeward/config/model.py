@@ -113,6 +113,9 @@ class PolicySource:
     owner: str  # "endpoint app" / "listener public"
     # The edge config's `http_request` (what http-request may call).
     http_request: OutboundAllowList = field(default=OutboundAllowList(), kw_only=True)
+    # The edge config's `owasp_crs.rules_dir` (the OWASP CRS actions' rules);
+    # None: the default (Debian's modsecurity-crs package).
+    owasp_crs_rules_dir: str | None = field(default=None, kw_only=True)
     # Where decision events go: the edge config's `events:` ("stdout",
     # "stderr", absolute file paths; () for none); None when it says nothing.
     events: tuple[str, ...] | None = None
@@ -201,6 +204,47 @@ class Endpoint:
     def is_wildcard(self) -> bool:
         return self.hostname.startswith("*.")
 
+    @property
+    def internal(self) -> bool:
+        """An internal endpoint (`*.internal`): on no listener, reachable only
+        through `forward-internal` (docs/agents.md)."""
+        return is_internal(self.hostname)
+
+
+def is_internal(hostname: str) -> bool:
+    """Whether a (lower-case) hostname names an internal endpoint."""
+    return hostname.endswith(".internal")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTcp:
+    """Where tcp endpoints bound by agents listen: `listen_host` and a port
+    from `ports` (inclusive), published as `tcp://<host>:<port>`."""
+
+    listen_host: str
+    ports: tuple[int, int]
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIngress:
+    """`agent_ingress:`: the TLS listener agents connect to, and what they
+    may bind (docs/agents.md). `policy` runs `on_tcp_connect` on every agent
+    connection (restrict-ips: where agents may connect from)."""
+
+    host: str
+    port: int
+    tls: ListenerTls
+    # Public hostnames agents may bind: exact names and "*.suffix" (any
+    # depth); `.internal` names need no entry. Empty: internal endpoints only.
+    domains: tuple[str, ...] = ()
+    listeners: tuple[str, ...] = ()  # where agents' http/https endpoints are served
+    tcp: AgentTcp | None = None  # None: no tcp endpoints
+    grace_period: float = 10.0  # a dropped agent's endpoints stay reserved for its authtoken
+    policy_source: PolicySource | None = None
+    policy: PolicyHooks | None = None
+    location: Location = field(default_factory=Location, compare=False)
+
 
 @dataclass(frozen=True, slots=True)
 class ForwardedTrust:
@@ -219,6 +263,7 @@ class EdgeConfig:
     timeouts: Timeouts = Timeouts()
     access_log: AccessLog = AccessLog()
     http_request: OutboundAllowList = OutboundAllowList()
+    owasp_crs_rules_dir: Path | None = None  # `owasp_crs: {rules_dir: ...}`
     events: tuple[str, ...] | None = None  # policy decision events (see PolicySource.events)
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)
@@ -229,4 +274,5 @@ class EdgeConfig:
     state_dir: Path | None = None
     identity: IdentityConfig | None = None
     admin: AdminListener | None = None
+    agent_ingress: AgentIngress | None = None
     raw: Any = None  # the parsed document, for diagnostics

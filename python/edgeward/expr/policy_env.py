@@ -207,6 +207,9 @@ VARIABLES: Final[dict[str, Any]] = {
     },
     "time": {"now": "string"},
     "vars": "map(string, dyn)",
+    # edgeward's extension: the message being processed in the
+    # on_event_stream_message phase (its fields; `retry` the last one given).
+    "sse": {"data": "string", "event": "string", "id": "string", "retry": "string"},
     "actions": {
         "ngrok": {
             "add_headers": {"headers_added": "map(string, string)"},

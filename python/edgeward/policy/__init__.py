@@ -60,6 +60,7 @@ def compile_policy(
     secrets: Mapping[str, Mapping[str, str]] | None = None,
     identity: Runtime | None = None,
     edge: bool = False,
+    owasp_crs_rules_dir: str | None = None,
 ) -> CompiledPolicy:
     """Compile a parsed document (`edgeward.document.Document`).
     `ip_policies` are the edge config's named IP policies; None means they
@@ -68,8 +69,15 @@ def compile_policy(
     None means unknown: lookups compile, are warned about, and fail at run
     time (docs/cel.md §11.6). `identity` is the edge's identity runtime;
     `edge` says the policy is compiled for an edge (`oauth` without
-    `identity:` is then an error)."""
-    options = EngineOptions(clock=clock, secrets=secrets, identity=identity, edge=edge)
+    `identity:` is then an error). `owasp_crs_rules_dir` is the edge
+    config's `owasp_crs.rules_dir` (None: Debian's CRS package)."""
+    options = EngineOptions(
+        clock=clock,
+        secrets=secrets,
+        identity=identity,
+        edge=edge,
+        owasp_crs_rules_dir=owasp_crs_rules_dir,
+    )
     if body_limit is not None:
         options = replace(options, body_limit=body_limit)
     options = replace(options, http_request=ExternalTargets.from_rules(http_request))
@@ -154,6 +162,7 @@ class PolicyCompiler:
             secrets=self.secrets if self.secrets is not None else _source_secrets(source),
             identity=runtime,
             edge=True,
+            owasp_crs_rules_dir=getattr(source, "owasp_crs_rules_dir", None),
         )
         if runtime is not None:
             for client in runtime.clients.values():

@@ -28,10 +28,14 @@ from edgeward.hooks import (
     EndpointInfo,
     Fetch,
     FetchResult,
+    FindInternal,
     Forward,
+    ForwardInternal,
     Header,
     LocalResponse,
+    Offload,
     ReadBody,
+    ReadResponseBody,
     RequestHead,
     ResponseHead,
 )
@@ -53,6 +57,7 @@ _EXPECT_KEYS = frozenset(
     {
         "status",
         "forwarded",
+        "forwarded_internal",
         "closed",
         "headers",
         "body",
@@ -93,6 +98,7 @@ class Outcome:
     closed: bool = False
     forwarded: RequestHead | None = None
     forwarded_body: bytes | None = None
+    forwarded_internal: str | None = None  # forward-internal's url (offline: always found)
     status: int | None = None
     headers: list[Header] = field(default_factory=list)
     body: bytes = b""
@@ -323,9 +329,14 @@ def run_case(
         outcome = drive(exchange.on_http_request(head), perform)
         response: ResponseHead | None = None
         body = b""
-        if isinstance(outcome, Forward):
+        if isinstance(outcome, ForwardInternal):
+            out.forwarded_internal = outcome.url
+        if isinstance(outcome, Forward | ForwardInternal):
             out.forwarded = outcome.head
             out.forwarded_body = outcome.body
+            if outcome.body_filter is not None:  # request-body-find-replace
+                sent = case.body if outcome.body is None else outcome.body
+                out.forwarded_body = outcome.body_filter.feed(sent) + outcome.body_filter.finish()
             response = ResponseHead(case.response_status, list(case.response_headers))
             body = case.response_body
         elif isinstance(outcome, LocalResponse):
@@ -335,6 +346,7 @@ def run_case(
         else:
             out.closed = True
         if response is not None:
+            perform = functools.partial(_perform, case=case, response_body=body)
             final = drive(exchange.on_http_response(response), perform)
             if isinstance(final, LocalResponse):
                 out.status, out.headers, out.body = final.status, final.headers, final.body
@@ -342,7 +354,7 @@ def run_case(
             elif isinstance(final, CloseConnection):
                 out.closed = True
             else:
-                if final.body_filter is not None:  # compress-response
+                if final.body_filter is not None:  # compress-response, find-replace, SSE
                     body = final.body_filter.feed(body) + final.body_filter.finish()
                 out.status, out.headers, out.body = final.head.status, final.head.headers, body
     out.events = events[first_event:]
@@ -373,13 +385,22 @@ def drive(hooked: Any, perform: Perform) -> Any:
         return stop.value
 
 
-def _perform(effect: Effect, case: Case) -> EffectResult:
+def _perform(effect: Effect, case: Case, response_body: bytes = b"") -> EffectResult:
     if isinstance(effect, ReadBody):
         return case.body if len(case.body) <= effect.limit else None
+    if isinstance(effect, Offload):  # offline: in this thread
+        try:
+            return effect.call()
+        except Exception as exc:
+            return exc
+    if isinstance(effect, ReadResponseBody):
+        return response_body[: effect.limit], len(response_body) <= effect.limit
     if isinstance(effect, Fetch):
         return case.fetch.get(
             effect.url, FetchResult(0, error=f"offline: no fetch fixture for {effect.url}")
         )
+    if isinstance(effect, FindInternal):
+        return None  # offline, every internal endpoint is online
     raise TypeError(f"unknown effect {effect!r}")
 
 
@@ -403,6 +424,8 @@ def check(case: Case, out: Outcome) -> list[str]:
         compare("closed", bool(exp["closed"]), out.closed)
     if "forwarded" in exp:
         compare("forwarded", bool(exp["forwarded"]), out.forwarded is not None)
+    if "forwarded_internal" in exp:
+        compare("forwarded_internal", exp["forwarded_internal"], out.forwarded_internal)
     if "status" in exp:
         compare("status", int(exp["status"]), out.status)
     if "error_code" in exp:

@@ -73,6 +73,9 @@ class EngineOptions:
     # only warns about are then errors).
     identity: Runtime | None = None
     edge: bool = False
+    # The OWASP CRS actions' rules directory (the edge config's
+    # `owasp_crs.rules_dir`); None: the Debian package's.
+    owasp_crs_rules_dir: str | None = None
     # The policy's CEL Envs, bound to `secrets` (made from it).
     cel: Envs = field(init=False, repr=False, compare=False)
 

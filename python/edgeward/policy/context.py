@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Generator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edgeward import native
 from edgeward.hooks import (
@@ -23,7 +23,9 @@ from edgeward.hooks import (
     ExchangeSummary,
     Fetch,
     FetchResult,
+    Offload,
     ReadBody,
+    ReadResponseBody,
     RequestHead,
     ResponseHead,
 )
@@ -32,6 +34,7 @@ from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.policy.events import PolicyEvent
 from edgeward.policy.expressions import Renderable
 from edgeward.policy.model import Phase
+from edgeward.policy.sse import Message
 from edgeward.policy.variables import (
     ABSENT,
     CONN_FIELDS,
@@ -45,6 +48,8 @@ from edgeward.policy.variables import (
     shape_of,
     shaped,
 )
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from edgeward.policy.engine import CompiledPolicy
@@ -110,6 +115,7 @@ _ROOTS: dict[str, tuple[str, Callable[[ActionContext], Any]]] = {
         ("time", lambda ctx: LazyMap(ctx.state.policy.clock, _TIME_FIELDS)),
         ("actions", lambda ctx: ctx.state.results),
         ("vars", lambda ctx: ctx.vars),
+        ("sse", lambda ctx: ABSENT if ctx.message is None else ctx.message.values()),
     )
 }
 
@@ -185,6 +191,7 @@ class ActionContext:
     __slots__ = (
         "activation",
         "body_filter",
+        "message",
         "phase",
         "records",
         "request",
@@ -202,14 +209,17 @@ class ActionContext:
         *,
         request: RequestHead | None = None,
         response: ResponseHead | None = None,
+        message: Message | None = None,
     ) -> None:
         self.phase = phase
         self.state = state
         self.request = request  # what will be forwarded; actions may change it
         self.response = response  # what the client will get; actions may change it
+        self.message = message  # on_event_stream_message: the message; actions may change it
         self.rule = ""  # label of the running rule, for events
-        # Set by a response action that transforms the body as it streams
-        # (compress-response); the proxy then frames the body itself.
+        # Set by an action that transforms the body as it streams
+        # (compress-response, the find-replace actions: actions/_body.py);
+        # the proxy then frames the body itself.
         self.body_filter: BodyFilter | None = None
         self.vars: dict[str, Any] = {}  # `vars.*`: this phase's only
         # Whether actions record `actions.ngrok.*`: only when a program
@@ -314,6 +324,22 @@ class ActionContext:
                 raise TypeError(f"ReadBody answered with {type(result).__name__}")
             self.state.body = result
         return self.state.body
+
+    def offload(self, call: Callable[[], T]) -> Generator[Effect, EffectResult, T]:
+        """`call()` run by the driver in a worker thread (CPU-bound work that
+        would hold the event loop); what it raises is raised here."""
+        result = yield Offload(call)
+        if isinstance(result, BaseException):
+            raise result
+        return result  # type: ignore[return-value]
+
+    def read_response_body(self, limit: int) -> Generator[Effect, EffectResult, tuple[bytes, bool]]:
+        """The first `limit` bytes of the response body and whether that is
+        all of it (response phase); the body is still forwarded whole."""
+        result = yield ReadResponseBody(limit)
+        if not isinstance(result, tuple):
+            raise TypeError(f"ReadResponseBody answered with {type(result).__name__}")
+        return result
 
     def fetch(self, request: Fetch) -> Generator[Effect, EffectResult, FetchResult]:
         result = yield request

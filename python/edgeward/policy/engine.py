@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edgeward import errorbody, native
+from edgeward import native
 from edgeward.hooks import (
     CloseConnection,
     ConnectionInfo,
@@ -25,13 +25,14 @@ from edgeward.hooks import (
     ExchangeSummary,
     Forward,
     Hooked,
-    LocalResponse,
     PassResponse,
     RequestHead,
     RequestOutcome,
     ResponseHead,
     ResponseOutcome,
 )
+from edgeward.policy.actions._body import content_encoding, encoded_here, pipeline
+from edgeward.policy.actions._http import error_response
 from edgeward.policy.actions.base import Decision
 from edgeward.policy.config import EngineOptions, redact_value, redactor
 from edgeward.policy.context import (
@@ -45,6 +46,7 @@ from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode
 from edgeward.policy.events import EventSink, NullSink
 from edgeward.policy.loader import LoadedPolicy, Rule, Step
 from edgeward.policy.model import Phase
+from edgeward.policy.sse import MAX_MESSAGE, Block, EventStreamParser, Message, is_event_stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +77,19 @@ class CompiledPolicy:
         # Secret values never leave in an event or a trace (docs/cel.md §11.6).
         self.redact = redactor(options.secrets)
         self.variables = variables = Variables(loaded.references)
-        self._tcp, self._request, self._response = (
+        self._tcp, self._request, self._response, self._sse = (
             PhaseRules(
                 phase,
                 rules := loaded.rules.get(phase, ()),
                 any(rule.needs_effects for rule in rules),
                 variables.roots.get(phase, ()),
             )
-            for phase in (Phase.TCP_CONNECT, Phase.HTTP_REQUEST, Phase.HTTP_RESPONSE)
+            for phase in (
+                Phase.TCP_CONNECT,
+                Phase.HTTP_REQUEST,
+                Phase.HTTP_RESPONSE,
+                Phase.EVENT_STREAM_MESSAGE,
+            )
         )
 
     # --- PolicyHooks ---------------------------------------------------------
@@ -147,34 +154,43 @@ class Exchange(ExchangeState):
         )
         ctx = ActionContext(phase.phase, self, phase.roots, request=forward)
         if phase.effects:
-            return self._request_with_effects(ctx, phase, forward)
-        return self._request_outcome(run_rules(ctx, phase.rules), forward)
+            return self._request_with_effects(ctx, phase)
+        return self._request_outcome(run_rules(ctx, phase.rules), ctx)
 
     def _request_with_effects(
-        self, ctx: ActionContext, phase: PhaseRules, forward: RequestHead
+        self, ctx: ActionContext, phase: PhaseRules
     ) -> Generator[Effect, EffectResult, RequestOutcome]:
         decision = yield from run_phase(ctx, phase)
-        return self._request_outcome(decision, forward)
+        return self._request_outcome(decision, ctx)
 
-    def _request_outcome(self, decision: Decision | None, forward: RequestHead) -> RequestOutcome:
+    def _request_outcome(self, decision: Decision | None, ctx: ActionContext) -> RequestOutcome:
         if decision is not None:
-            return decision.response or CloseConnection()
-        return Forward(forward, self.body)
+            return decision.response or decision.forward or CloseConnection()
+        assert ctx.request is not None
+        return Forward(ctx.request, self.body, ctx.body_filter)
 
     def on_http_response(self, head: ResponseHead) -> Hooked[ResponseOutcome]:
         phase = self.policy._response
-        if not phase.rules:
+        if not phase.rules and not self.policy._sse.rules:
             return PassResponse(head)
         ctx = ActionContext(phase.phase, self, phase.roots, response=head)
         if phase.effects:
             return self._response_with_effects(ctx, phase)
-        return _response_outcome(ctx, run_rules(ctx, phase.rules))
+        return self._response_outcome(ctx, run_rules(ctx, phase.rules))
 
     def _response_with_effects(
         self, ctx: ActionContext, phase: PhaseRules
     ) -> Generator[Effect, EffectResult, ResponseOutcome]:
         decision = yield from run_phase(ctx, phase)
-        return _response_outcome(ctx, decision)
+        return self._response_outcome(ctx, decision)
+
+    def _response_outcome(self, ctx: ActionContext, decision: Decision | None) -> ResponseOutcome:
+        if decision is not None:
+            return decision.response or CloseConnection()
+        assert ctx.response is not None
+        if self.policy._sse.rules:
+            _event_stream(self, ctx)
+        return PassResponse(ctx.response, ctx.body_filter)
 
     def on_complete(self, summary: ExchangeSummary) -> None:
         if self.completions:
@@ -183,11 +199,84 @@ class Exchange(ExchangeState):
                 callback(summary, now)
 
 
-def _response_outcome(ctx: ActionContext, decision: Decision | None) -> ResponseOutcome:
-    if decision is not None:
-        return decision.response or CloseConnection()
-    assert ctx.response is not None
-    return PassResponse(ctx.response, ctx.body_filter)
+# --- on_event_stream_message ---------------------------------------------------------
+
+
+def _event_stream(exchange: Exchange, ctx: ActionContext) -> None:
+    """Run the phase on each message of a `text/event-stream` response: a
+    text filter first in the body pipeline (it sees the messages as the
+    upstream sent them). A body the upstream encoded is left alone."""
+    head = ctx.response
+    received = ctx.received
+    assert head is not None
+    if (
+        head.status < 200
+        or head.status in (204, 304)
+        or (received is not None and received.method == b"HEAD")
+        or not is_event_stream(next((v for n, v in head.headers if n == b"content-type"), b""))
+    ):
+        return
+    coding = content_encoding(head.headers)
+    if coding and not encoded_here(ctx):
+        ctx.rule = ""
+        ctx.emit(
+            None,
+            "skip",
+            f"{Phase.EVENT_STREAM_MESSAGE.value} not run: the upstream sent the stream"
+            f" {coding}-encoded",
+        )
+        return
+    pipeline(ctx).text.insert(0, EventStreamPhase(exchange, head))
+
+
+class EventStreamPhase:
+    """A `BodyFilter` that parses the stream (`policy.sse`) and runs the
+    phase's rules on each message; what they change is written back, the
+    rest passes byte for byte. A rule that fails (fail closed) drops its
+    message; `on_error: continue` keeps it."""
+
+    __slots__ = ("exchange", "head", "parser", "reported")
+
+    def __init__(self, exchange: Exchange, head: ResponseHead) -> None:
+        self.exchange = exchange
+        self.head = head
+        self.parser = EventStreamParser()
+        self.reported = False
+
+    def feed(self, data: bytes) -> bytes:
+        return self._run(self.parser.feed(data))
+
+    def finish(self) -> bytes:
+        return self._run(self.parser.finish())
+
+    def _run(self, items: list[Block | bytes]) -> bytes:
+        out = []
+        for item in items:
+            if isinstance(item, bytes):
+                out.append(item)
+            elif item.is_message:
+                out.append(self._message(item))
+            else:
+                out.append(item.raw())
+        if self.parser.oversized and not self.reported:
+            self.reported = True
+            phase = self.exchange.policy._sse
+            ActionContext(phase.phase, self.exchange, ()).emit(
+                None,
+                "skip",
+                f"a message over {MAX_MESSAGE} bytes passed unchanged (not run through the phase)",
+            )
+        return b"".join(out)
+
+    def _message(self, block: Block) -> bytes:
+        phase = self.exchange.policy._sse
+        message = Message.of(block)
+        ctx = ActionContext(
+            phase.phase, self.exchange, phase.roots, response=self.head, message=message
+        )
+        if run_rules(ctx, phase.rules) is not None:
+            return b""
+        return message.encode()
 
 
 # --- the rule loop -------------------------------------------------------------------
@@ -371,20 +460,17 @@ def _failure(
         )
     if rule.continue_on_error:
         return None
-    # the edge's one error format (plain text, or JSON when the client prefers it)
-    received = ctx.received
-    content_type, body = errorbody.render(
-        status,
-        code.value,
-        "the traffic policy failed",
-        ctx.request_id or "",
-        errorbody.accept_of(received.headers) if received is not None else None,
+    return Decision(
+        "error", message, error_response(ctx, status, code, "the traffic policy failed")
     )
-    headers = [(b"content-type", content_type)]
-    return Decision("error", message, LocalResponse(status, headers, body, code.value))
 
 
 def _describe(decision: Decision) -> str:
     response = decision.response
-    answer = "closed the connection" if response is None else f"answered {response.status}"
+    if decision.forward is not None:
+        answer = f"forwarded to {decision.forward.url}"
+    elif response is None:
+        answer = "closed the connection"
+    else:
+        answer = f"answered {response.status}"
     return f"{answer} ({decision.verdict}: {decision.reason})"

@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     EXPRESSION_FAILED = "ERR_EDGEWARD_2254"  # a rule's CEL expression failed at run time
     INTERPOLATION_FAILED = "ERR_EDGEWARD_3900"  # a ${...} in an action's config failed
     INVALID_REGEX = "ERR_EDGEWARD_3901"  # an interpolated regex did not compile
+    BODY_NOT_MODIFIED = "ERR_EDGEWARD_3904"  # find-replace: a body it cannot read (encoded)
     ACTION_FAILED = "ERR_EDGEWARD_2253"  # an action could not run (bad header value...)
     CIRCUIT_OPEN = "ERR_EDGEWARD_3202"  # circuit-breaker: the circuit is open
     IP_DENIED = "ERR_EDGEWARD_3203"  # restrict-ips
@@ -84,6 +85,10 @@ class ErrorCode(StrEnum):
     FETCH_FAILED = "ERR_EDGEWARD_3605"  # DNS, connection, TLS or HTTP failure
     FETCH_REFUSED = "ERR_EDGEWARD_3606"  # the target is not allowed by the edge config
     FETCH_INTERNAL = "ERR_EDGEWARD_3607"  # an internal (.internal) endpoint: not yet reachable
+    # owasp-crs-request / owasp-crs-response
+    WAF_REQUEST_BLOCKED = "ERR_EDGEWARD_3700"  # the request was blocked by the WAF
+    WAF_FAILED = "ERR_EDGEWARD_3701"  # the WAF could not inspect (engine error, unreadable body)
+    WAF_RESPONSE_BLOCKED = "ERR_EDGEWARD_3702"  # the response was blocked by the WAF
 
 
 class ActionError(EdgewardError):

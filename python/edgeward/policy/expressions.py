@@ -21,9 +21,10 @@ from edgeward.expr.policy_env import VARIABLES
 from edgeward.policy.model import Phase
 
 _NOT_IN = {
-    Phase.TCP_CONNECT: frozenset({"req", "res"}),
-    Phase.HTTP_REQUEST: frozenset({"res"}),
-    Phase.HTTP_RESPONSE: frozenset(),
+    Phase.TCP_CONNECT: frozenset({"req", "res", "sse"}),
+    Phase.HTTP_REQUEST: frozenset({"res", "sse"}),
+    Phase.HTTP_RESPONSE: frozenset({"sse"}),
+    Phase.EVENT_STREAM_MESSAGE: frozenset(),
 }
 
 SecretRef = tuple[str | None, str | None]

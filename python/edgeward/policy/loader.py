@@ -148,12 +148,9 @@ class _Loader:
             phase = _LEGACY_PHASES[key]
             self.warn((key,), f"{key!r} is the legacy name of {phase.value!r}; rename it")
             return phase
-        if key == "on_event_stream_message":
-            self.error((key,), "phase 'on_event_stream_message' is not supported by edgeward")
-        else:
-            names = [p.value for p in Phase]
-            hint = did_you_mean(key, names)
-            self.error((key,), f"unknown phase {key!r}{hint} (phases are {', '.join(names)})")
+        names = [p.value for p in Phase]
+        hint = did_you_mean(key, names)
+        self.error((key,), f"unknown phase {key!r}{hint} (phases are {', '.join(names)})")
         return None
 
     def _as_list(
@@ -301,7 +298,7 @@ class _Loader:
                     f"actions[{i}] {step.type}",
                 )
                 ok = False
-            if type(step.action).terminating:
+            if step.action.always_ends_phase():
                 after_terminating = step.type
             steps.append(step)
         return tuple(steps) if ok else None

@@ -11,3 +11,5 @@ class Phase(StrEnum):
     TCP_CONNECT = "on_tcp_connect"  # connection accepted, before any byte is read
     HTTP_REQUEST = "on_http_request"  # request head received, before forwarding
     HTTP_RESPONSE = "on_http_response"  # response head ready, before the client gets it
+    # each message of a text/event-stream response, as it streams (docs/policy.md)
+    EVENT_STREAM_MESSAGE = "on_event_stream_message"

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import signal
 import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgeward.config import EdgeConfig, Endpoint, Listener, PolicyFactory, load_config
-from edgeward.errors import ConfigError, EdgewardError
+from edgeward.config import PolicyFactory, load_config
+from edgeward.errors import EdgewardError
+
+if TYPE_CHECKING:  # prometheus_client is imported only by `serve`
+    from edgeward.proxy.metrics import DecisionCounts
 
 
-def register(sub: Any) -> None:
-    """Add the data-plane subcommands to the `edgeward` parser."""
+def register(sub: Any, policy_factory: PolicyFactory, decisions: DecisionCounts) -> None:
+    """Add the data-plane subcommands to the `edgeward` parser. The policy
+    engine is given by the caller (the proxy does not depend on it):
+    `policy_factory` compiles every traffic policy, `decisions` feeds the
+    metrics."""
     serve = sub.add_parser("serve", help="run the edge proxy")
     serve.add_argument("--config", "-c", required=True, help="edge config (YAML or JSON)")
     serve.add_argument(
@@ -38,11 +43,11 @@ def register(sub: Any) -> None:
         " one-line text (default auto: text on a terminal, JSON otherwise; files are JSON)",
     )
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    serve.set_defaults(run=_serve)
-    _register_check(sub)
+    serve.set_defaults(run=_serve, policy_factory=policy_factory, decisions=decisions)
+    _register_check(sub, policy_factory)
 
 
-def _register_check(sub: Any) -> None:
+def _register_check(sub: Any, policy_factory: PolicyFactory) -> None:
     check = sub.add_parser(
         "check",
         help="validate an edge config and compile its policies, without serving",
@@ -53,34 +58,7 @@ def _register_check(sub: Any) -> None:
     check.add_argument(
         "--config", "-c", metavar="FILE", help="the same as FILE (the spelling serve takes)"
     )
-    check.set_defaults(run=_check, parser=check)
-
-
-def policy_factory() -> PolicyFactory | None:
-    """The policy engine's compiler, when it is installed."""
-    try:
-        policy = importlib.import_module("edgeward.policy")
-    except ImportError:
-        return None
-    factory: PolicyFactory | None = getattr(policy, "compile_hooks", None)
-    return factory
-
-
-def load(path: str) -> EdgeConfig:
-    """Load and compile; a policy with no engine to run it is an error,
-    never silently skipped (that would fail open)."""
-    factory = policy_factory()
-    config = load_config(path, factory)
-    if factory is None:
-        items: list[Listener | Endpoint] = [*config.listeners, *config.endpoints]
-        for item in items:
-            if item.policy_source is not None:
-                raise ConfigError(
-                    "traffic policies need the policy engine (edgeward.policy),"
-                    " which is not available",
-                    item.policy_source.origin,
-                )
-    return config
+    check.set_defaults(run=_check, parser=check, policy_factory=policy_factory)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -90,7 +68,7 @@ def _check(args: argparse.Namespace) -> int:
     if path is None:
         args.parser.error("the following arguments are required: FILE")
     try:
-        config = load(path)
+        config = load_config(path, args.policy_factory)
     except EdgewardError as exc:
         print(f"edgeward check: {exc}", file=sys.stderr)
         return 1
@@ -107,10 +85,12 @@ def _serve(args: argparse.Namespace) -> int:
     linefile.set_format(args.log_format)
     _log_to_stderr(args.log_level)
     try:
-        config = load(args.config)
+        config = load_config(args.config, args.policy_factory)
     except (EdgewardError, OSError) as exc:
         return _startup_failed(exc)
     if args.workers > 1:
+        if config.agent_ingress is not None:  # agents' sessions live in one process
+            return _startup_failed(EdgewardError("agent_ingress needs --workers 1"))
         return _supervise(args)
     import trio
 
@@ -118,7 +98,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         server = Server(
-            config, codec=args.http1, reload=lambda: load(args.config), reuse_port=args.reuse_port
+            config,
+            codec=args.http1,
+            reload=lambda: load_config(args.config, args.policy_factory),
+            reuse_port=args.reuse_port,
+            policy_factory=args.policy_factory,
+            decisions=args.decisions,
         )
     except (EdgewardError, OSError) as exc:
         return _startup_failed(exc)
@@ -202,4 +187,4 @@ def _supervise(args: argparse.Namespace) -> int:
     return max(codes, default=0)
 
 
-__all__ = ["load", "policy_factory", "register"]
+__all__ = ["register"]

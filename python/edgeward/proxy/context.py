@@ -9,16 +9,38 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from edgeward.config import EdgeConfig, Endpoint, Listener
-from edgeward.hooks import ConnectionInfo, EndpointInfo, Fetch, FetchResult
+from edgeward.hooks import ConnectionInfo, EndpointInfo, Fetch, FetchResult, InternalError
+from edgeward.proxy import errors
 from edgeward.proxy.accesslog import AccessLog
 from edgeward.proxy.codecs import CodecFactory
 from edgeward.proxy.metrics import Stats
 from edgeward.proxy.routing import Router
-from edgeward.proxy.upstream import Pools, UpstreamPool
+from edgeward.proxy.upstream import Pool, Pools, UpstreamPool
 from edgeward.proxy.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from edgeward.proxy.agent_ingress import AgentService
+
+
+class EndpointInfos(dict[str, EndpointInfo]):
+    """A listener's endpoint facts by endpoint name; the facts of agents'
+    endpoints, which come and go, are asked of the listener's agent routes."""
+
+    __slots__ = ("routes",)
+
+    def __init__(self, infos: dict[str, EndpointInfo], routes: object = None) -> None:
+        super().__init__(infos)
+        self.routes = routes  # edgeward.agents.ListenerRoutes, or None
+
+    def __missing__(self, name: str) -> EndpointInfo:
+        info = self.routes.info_of(name) if self.routes is not None else None  # type: ignore[attr-defined]
+        if info is None:
+            raise KeyError(name)
+        return info  # type: ignore[no-any-return]
 
 
 @dataclass(slots=True)
@@ -27,7 +49,7 @@ class ListenerRuntime:
     router: Router
     endpoints: tuple[Endpoint, ...]
     ssl_context: ssl.SSLContext | None
-    endpoint_infos: dict[str, EndpointInfo]
+    endpoint_infos: EndpointInfos
     listener_info: EndpointInfo  # stands in for the endpoint when none matched
 
 
@@ -40,6 +62,9 @@ class Generation:
     listeners: dict[str, ListenerRuntime]
     trusted: Callable[[str], bool]
     pools: dict[str, UpstreamPool] = field(default_factory=dict)  # by endpoint name (`Pools.apply`)
+    # internal endpoints of the config (on no listener; forward-internal reaches them)
+    internal: Router = field(default_factory=lambda: Router(()))
+    internal_infos: dict[str, EndpointInfo] = field(default_factory=dict)
 
 
 class Fetcher(Protocol):
@@ -66,6 +91,7 @@ class Services:
         self._ids = itertools.count(1)
         self.draining = False
         self.stats = Stats()
+        self.agents: AgentService | None = None  # with `agent_ingress:`
 
     def request_id(self) -> bytes:
         """Unique per process and cheap: a random prefix and a counter."""
@@ -85,9 +111,34 @@ class ConnContext:
     def __post_init__(self) -> None:
         self.config = self.gen.config
 
-    def pool(self, endpoint: Endpoint) -> UpstreamPool:
-        """The upstream pool of one of this generation's endpoints."""
-        return self.gen.pools[endpoint.name]
+    def pool(self, endpoint: Endpoint) -> Pool:
+        """The upstream pool of one of this generation's endpoints, or the
+        Proxy streams of the agents serving an endpoint they published."""
+        pool = self.gen.pools.get(endpoint.name)
+        if pool is not None:
+            return pool
+        agents = self.services.agents
+        if agents is None:
+            raise KeyError(endpoint.name)
+        limits, timeouts = self.config.limits, self.config.timeouts
+        return agents.pool(  # type: ignore[no-any-return]
+            endpoint, self.info, limits.upstream_pool_size, timeouts.upstream_idle
+        )
+
+    def internal(self, url: str) -> tuple[Endpoint, EndpointInfo] | InternalError:
+        """The internal endpoint `url` names (forward-internal): the
+        config's, else an online agent's."""
+        host = (urlsplit(url).hostname or "").rstrip(".")
+        endpoint = self.gen.internal.route_static(host)
+        if endpoint is not None:
+            return endpoint, self.gen.internal_infos[endpoint.name]
+        if self.services.agents is not None:
+            return self.services.agents.internal(host)
+        return InternalError(
+            errors.ENDPOINT_NOT_FOUND.status,
+            errors.ENDPOINT_NOT_FOUND.code,
+            f"no internal endpoint {host} is online",
+        )
 
 
 def make_trust(config: EdgeConfig) -> Callable[[str], bool]:

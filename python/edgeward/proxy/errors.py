@@ -64,6 +64,15 @@ BAD_PATH = EdgeError(
     "ERR_EDGEWARD_3441", 400, "the request path is malformed (not /..., or a bad %-escape)"
 )
 POLICY_FAILED = EdgeError("ERR_EDGEWARD_3500", 500, "the traffic policy failed")
+AGENT_OFFLINE = EdgeError(
+    "ERR_EDGEWARD_3209", 503, "the agent serving this endpoint is offline (it may be reconnecting)"
+)
+AGENT_UNREACHABLE = EdgeError(
+    "ERR_EDGEWARD_3210", 502, "the edge could not forward the request to the endpoint's agent"
+)
+FORWARD_LOOP = EdgeError(
+    "ERR_EDGEWARD_3502", 508, "forward-internal looped or passed through too many endpoints"
+)
 
 ALL = (
     ENDPOINT_NOT_FOUND,
@@ -84,6 +93,9 @@ ALL = (
     ENCODED_SLASH,
     BAD_PATH,
     POLICY_FAILED,
+    AGENT_OFFLINE,
+    AGENT_UNREACHABLE,
+    FORWARD_LOOP,
 )
 
 BY_PROTOCOL_STATUS = {

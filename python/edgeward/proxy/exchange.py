@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Generator
-from typing import Protocol
+from typing import Protocol, cast
 
 import trio
 
@@ -28,10 +28,16 @@ from edgeward.hooks import (
     ExchangeHooks,
     ExchangeSummary,
     Fetch,
+    FindInternal,
+    Forward,
+    ForwardInternal,
     Header,
+    InternalError,
     LocalResponse,
+    Offload,
     PassResponse,
     ReadBody,
+    ReadResponseBody,
     RequestHead,
     RequestOutcome,
     ResponseHead,
@@ -42,9 +48,9 @@ from edgeward.http1 import events as ev
 from edgeward.http1.codec import Codec
 from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
-from edgeward.proxy.hookdriver import ChainedExchange, drive
+from edgeward.proxy.hookdriver import ChainedExchange, drive, then
 from edgeward.proxy.transport import Transport
-from edgeward.proxy.upstream import UpstreamConnection, UpstreamPool
+from edgeward.proxy.upstream import Pool, UpstreamConnection
 from edgeward.proxy.watchdog import Timer
 from edgeward.urlpath import PathError, normalize_target
 
@@ -54,6 +60,7 @@ IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"
 REQUEST_ID = b"edgeward-request-id"
 WEBSOCKET = b"websocket"  # the one protocol a client may switch to (RFC 6455)
 ERROR_HEADER = b"edgeward-error"
+MAX_INTERNAL_HOPS = 5  # forward-internal: internal endpoints one request may pass through
 
 
 class ClientBodyError(Exception):
@@ -114,8 +121,11 @@ class Exchange:
 
     __slots__ = (
         "_body_buffer",
+        "_held",
+        "_local_body",
         "_timed_out",
         "_upstream",
+        "_visited",
         "bytes_in",
         "bytes_out",
         "ctx",
@@ -125,6 +135,7 @@ class Exchange:
         "has_body",
         "head",
         "hooks",
+        "request_filter",
         "rid",
         "started",
         "status",
@@ -157,6 +168,12 @@ class Exchange:
         self.error_code: str | None = None
         self.upstream_url: str | None = None
         self._body_buffer: bytes | None = None
+        self.request_filter: BodyFilter | None = None  # a policy transforms the request body
+        # Response events read ahead for a response check (ReadResponseBody),
+        # relayed before any other; the body of an edge-made answer.
+        self._held: list[ev.Event] = []
+        self._local_body: bytes | None = None
+        self._visited: list[str] = []  # internal endpoints entered (forward-internal)
 
     @property
     def request_id(self) -> str:
@@ -219,18 +236,32 @@ class Exchange:
             hooks = outer if hooks is None else ChainedExchange(outer, hooks)
         self.hooks = hooks
         assert hooks is not None
-        outcome: RequestOutcome
-        try:
-            hooked = hooks.on_http_request(head)
-            if isinstance(hooked, Generator):
-                outcome = await drive(hooked, self._perform)
-            else:
-                outcome = hooked
-        except (ClientBodyError, trio.Cancelled):
-            raise
-        except Exception:
-            log.exception("traffic policy failed in on_http_request (request %s)", self.request_id)
-            outcome = self._error(errors.POLICY_FAILED)
+        outcome = await self._request_phase(hooks, head)
+        while isinstance(outcome, ForwardInternal):  # into an internal endpoint's policy
+            target = self.ctx.internal(outcome.url)
+            if isinstance(target, InternalError):  # gone since the policy asked
+                await self._local(_internal_answer(target))
+                return True
+            endpoint, info = target
+            self._visited.append(endpoint.name)
+            if outcome.body is not None:
+                self._body_buffer = outcome.body
+            head, outer_filter = outcome.head, outcome.body_filter
+            policy = endpoint.policy
+            if policy is None:
+                outcome = Forward(head, outcome.body, outer_filter)
+                break
+            if endpoint.name not in ctx.tcp_checked:
+                ctx.tcp_checked.add(endpoint.name)
+                if not policy.on_tcp_connect(ctx.info, info):
+                    self.down.close_connection()
+                    self.error_code = "tcp_connect_denied"
+                    return False
+            inner = policy.begin(ctx.info, info, head, self.request_id)
+            hooks = self.hooks = ChainedExchange(hooks, inner)  # its responses first, then ours
+            outcome = await self._request_phase(inner, head)
+            if isinstance(outcome, Forward | ForwardInternal):  # the outer filter first
+                outcome.body_filter = then(outer_filter, outcome.body_filter)
         if isinstance(outcome, CloseConnection):
             self.down.close_connection()  # close-connection: the whole connection (§3.3)
             self.error_code = "closed_by_policy"
@@ -242,7 +273,37 @@ class Exchange:
             await self._local(self._error(errors.ENDPOINT_NOT_FOUND))
             return True
         body = outcome.body if outcome.body is not None else self._body_buffer
+        if outcome.body_filter is not None:
+            if body is not None:  # buffered: forwarded with its new length
+                body = outcome.body_filter.feed(body) + outcome.body_filter.finish()
+            elif self.has_body:  # streamed through the filter (`_upload`), chunked
+                self.request_filter = outcome.body_filter
         return await self._forward(endpoint, outcome.head, body)
+
+    async def _request_phase(self, hooks: ExchangeHooks, head: RequestHead) -> RequestOutcome:
+        """The request phase of `hooks`: its outcome (500 when it fails)."""
+        try:
+            hooked = hooks.on_http_request(head)
+            if isinstance(hooked, Generator):
+                return await drive(hooked, self._perform)
+            return hooked
+        except (ClientBodyError, trio.Cancelled):
+            raise
+        except Exception:
+            log.exception("traffic policy failed in on_http_request (request %s)", self.request_id)
+            return self._error(errors.POLICY_FAILED)
+
+    def _find_internal(self, url: str) -> InternalError | None:
+        """May this exchange go on to the internal endpoint `url`?"""
+        target = self.ctx.internal(url)
+        if isinstance(target, InternalError):
+            return target
+        name = target[0].name
+        if name in self._visited:
+            return _loop(f"forward-internal loop: {url} was already passed through")
+        if len(self._visited) >= MAX_INTERNAL_HOPS:
+            return _loop(f"forward-internal may only pass through {MAX_INTERNAL_HOPS} endpoints")
+        return None
 
     async def _perform(self, effect: Effect) -> EffectResult:
         if isinstance(effect, ReadBody):
@@ -254,6 +315,15 @@ class Exchange:
                 return await effect.call()
             except Exception as exc:  # handed to the hook, which decides
                 return exc
+        if isinstance(effect, Offload):
+            try:
+                return await trio.to_thread.run_sync(effect.call)
+            except Exception as exc:  # handed to the hook, which decides
+                return exc
+        if isinstance(effect, ReadResponseBody):
+            return await self._read_response_prefix(effect.limit)
+        if isinstance(effect, FindInternal):
+            return self._find_internal(effect.url)
         raise TypeError(f"unknown effect {effect!r}")
 
     async def _read_body(self, limit: int) -> bytes | None:
@@ -308,6 +378,7 @@ class Exchange:
             headers.append((ERROR_HEADER, response.error_code.encode()))
             self.error_code = response.error_code
         if self.hooks is not None and run_hooks:
+            self._local_body = body
             outcome = await self._response_outcome(ResponseHead(response.status, headers))
             if isinstance(outcome, CloseConnection):
                 down.abort()
@@ -374,7 +445,7 @@ class Exchange:
         if body is not None:
             out.append((b"content-length", str(len(body)).encode()))
         elif self.has_body:
-            length = _content_length(head.headers)
+            length = _content_length(head.headers) if self.request_filter is None else None
             if length is None:
                 out.append((b"transfer-encoding", b"chunked"))
             else:
@@ -435,7 +506,7 @@ class Exchange:
         raise AssertionError("unreachable")
 
     async def _exchange_streaming(
-        self, pool: UpstreamPool, conn: UpstreamConnection, request: ev.Request, method: bytes
+        self, pool: Pool, conn: UpstreamConnection, request: ev.Request, method: bytes
     ) -> bool:
         """The exchange when the request body streams from the client: the
         body is pumped by a second task while the response is relayed."""
@@ -469,16 +540,23 @@ class Exchange:
         down = self.down
         codec = conn.codec
         limit = self.ctx.config.limits.max_body_bytes
+        filt = self.request_filter
         try:
             while True:
                 chunk = await down.receive_body()
                 if not chunk:
-                    await conn.transport.send(codec.send(ev.EndOfMessage(down.request_trailers)))
+                    tail = filt.finish() if filt is not None else b""
+                    end = codec.send(ev.EndOfMessage(down.request_trailers))
+                    await conn.transport.send(codec.send(ev.Data(tail)) + end if tail else end)
                     state.done = True
                     return
                 self.bytes_in += len(chunk)
                 if limit and self.bytes_in > limit:
                     raise ClientBodyError(errors.BODY_TOO_LARGE)
+                if filt is not None:
+                    chunk = filt.feed(chunk)
+                    if not chunk:
+                        continue
                 await conn.transport.send(codec.send(ev.Data(chunk)))
                 timer = down.timer
                 if timer.deadline != math.inf:  # the upstream is taking the body: not late
@@ -505,7 +583,7 @@ class Exchange:
         return errors.UpstreamFailure(errors.UPSTREAM_RESET, str(exc))
 
     async def _relay_response(
-        self, pool: UpstreamPool, conn: UpstreamConnection, method: bytes, upload: _Upload | None
+        self, pool: Pool, conn: UpstreamConnection, method: bytes, upload: _Upload | None
     ) -> bool:
         down = self.down
         codec = conn.codec
@@ -529,12 +607,18 @@ class Exchange:
                 first = False
             codec.receive_data(data)
             while True:
-                try:
-                    event = codec.next_event()
-                except ev.ProtocolError as exc:
-                    raise errors.UpstreamFailure(errors.UPSTREAM_BAD_RESPONSE, str(exc)) from None
-                if event is ev.NEED_DATA:
-                    break
+                event: ev.Event | object
+                if self._held:  # read ahead by a response check: relayed first
+                    event = self._held.pop(0)
+                else:
+                    try:
+                        event = codec.next_event()
+                    except ev.ProtocolError as exc:
+                        raise errors.UpstreamFailure(
+                            errors.UPSTREAM_BAD_RESPONSE, str(exc)
+                        ) from None
+                    if event is ev.NEED_DATA:
+                        break
                 cls = type(event)
                 if cls is ev.Data:
                     chunk = event.data  # type: ignore[union-attr]
@@ -573,6 +657,50 @@ class Exchange:
                         errors.UPSTREAM_RESET, "upstream closed mid-response"
                     )
             await down.flush()
+
+    async def _read_response_prefix(self, limit: int) -> tuple[bytes, bool]:
+        """The first `limit` bytes of the response body and whether that is
+        all of it, for a response check: the events read are held and
+        relayed afterwards, in order."""
+        if self._local_body is not None:
+            body = self._local_body
+            return body[:limit], len(body) <= limit
+        conn = self._upstream
+        if conn is None:
+            return b"", True
+        codec = conn.codec
+        timer = self.down.timer
+        timeout = self.ctx.config.timeouts.upstream_response
+        # Events an earlier check (a listener's policy) read ahead count too.
+        chunks = [e.data for e in self._held if isinstance(e, ev.Data)]
+        size = sum(len(c) for c in chunks)
+        if len(chunks) < len(self._held):  # the message (or connection) ended
+            return b"".join(chunks)[:limit], True
+        while size < limit:
+            try:
+                event = codec.next_event()
+            except ev.ProtocolError as exc:
+                raise errors.UpstreamFailure(errors.UPSTREAM_BAD_RESPONSE, str(exc)) from None
+            if event is ev.NEED_DATA:
+                timer.arm(timeout, self._upstream_timed_out)
+                try:
+                    data = await conn.transport.recv()
+                except OSError as exc:
+                    raise self._recv_failure(exc, False) from None
+                finally:
+                    timer.disarm()
+                codec.receive_data(data)
+                if not data:
+                    break
+                continue
+            self._held.append(cast(ev.Event, event))
+            if isinstance(event, ev.Data):
+                chunk = event.data
+                chunks.append(chunk)
+                size += len(chunk)
+            else:  # the end of the message (or of the connection)
+                return b"".join(chunks)[:limit], True
+        return b"".join(chunks)[:limit], False
 
     async def _start_response(
         self, event: ev.Response, conn: UpstreamConnection
@@ -707,6 +835,20 @@ class _ClosedMarker:
 _CLOSED = _ClosedMarker()
 _PROTOCOLS = {b"1.1": "HTTP/1.1", b"2": "HTTP/2", b"1.0": "HTTP/1.0"}
 _NOT_FORWARDED = frozenset({b"host", b"content-length", b"expect", REQUEST_ID})
+
+
+def _loop(message: str) -> InternalError:
+    error = errors.FORWARD_LOOP
+    return InternalError(error.status, error.code, message)
+
+
+def _internal_answer(error: InternalError) -> LocalResponse:
+    """An internal endpoint that went away between the policy's check and
+    the forward: the check's own answer."""
+    body = f"{error.status} {error.message}\n".encode()
+    return LocalResponse(
+        error.status, [(b"content-type", b"text/plain; charset=utf-8")], body, error.code
+    )
 
 
 def _whole_request(codec: Codec, request: ev.Request, body: bytes | None) -> bytes:

@@ -7,11 +7,13 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import TypeVar
 
 from edgeward.hooks import (
+    BodyFilter,
     Effect,
     EffectResult,
     ExchangeHooks,
     ExchangeSummary,
     Forward,
+    ForwardInternal,
     PassResponse,
     RequestHead,
     RequestOutcome,
@@ -58,8 +60,11 @@ class ChainedExchange:
         inner = self.inner.on_http_request(outcome.head)
         if isinstance(inner, Generator):
             inner = yield from inner
-        if isinstance(inner, Forward) and inner.body is None and outcome.body is not None:
-            return Forward(inner.head, outcome.body)
+        if not isinstance(inner, Forward | ForwardInternal):
+            return inner
+        if inner.body is None and outcome.body is not None:
+            inner.body = outcome.body
+        inner.body_filter = then(outcome.body_filter, inner.body_filter)
         return inner
 
     def on_http_response(
@@ -74,9 +79,7 @@ class ChainedExchange:
         if isinstance(outer, Generator):
             outer = yield from outer
         if isinstance(outer, PassResponse) and inner.body_filter is not None:
-            if outer.body_filter is None:
-                return PassResponse(outer.head, inner.body_filter)
-            return PassResponse(outer.head, _Both(inner.body_filter, outer.body_filter))
+            return PassResponse(outer.head, then(inner.body_filter, outer.body_filter))
         return outer
 
     def on_complete(self, summary: ExchangeSummary) -> None:
@@ -86,16 +89,22 @@ class ChainedExchange:
             self.outer.on_complete(summary)
 
 
+def then(first: BodyFilter | None, second: BodyFilter | None) -> BodyFilter | None:
+    """A body through `first`, then `second` (either may be absent)."""
+    if first is None or second is None:
+        return first or second
+    return _Both(first, second)
+
+
 class _Both:
     __slots__ = ("first", "second")
 
-    def __init__(self, first: object, second: object) -> None:
+    def __init__(self, first: BodyFilter, second: BodyFilter) -> None:
         self.first = first
         self.second = second
 
     def feed(self, data: bytes) -> bytes:
-        return self.second.feed(self.first.feed(data))  # type: ignore[attr-defined,no-any-return]
+        return self.second.feed(self.first.feed(data))
 
     def finish(self) -> bytes:
-        tail = self.second.feed(self.first.finish())  # type: ignore[attr-defined]
-        return tail + self.second.finish()  # type: ignore[attr-defined,no-any-return]
+        return self.second.feed(self.first.finish()) + self.second.finish()

@@ -13,9 +13,8 @@ path would let a client grow the label set without bound)."""
 
 from __future__ import annotations
 
-import importlib
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import (
@@ -90,12 +89,19 @@ class Gauges:
     ready: Callable[[], bool]
 
 
-class EdgeCollector(Collector):
-    """Every edgeward metric, built from `Stats` and `Gauges` per scrape."""
+DecisionCounts = Callable[[], Iterable[tuple[tuple[str | None, str, str | None, str], int]]]
+"""The policy engine's decision counts by (endpoint, rule, action, verdict),
+read at scrape time (`edgeward.policy.events.DECISIONS.items`)."""
 
-    def __init__(self, stats: Stats, gauges: Gauges) -> None:
+
+class EdgeCollector(Collector):
+    """Every edgeward metric, built from `Stats`, `Gauges` and the policy
+    engine's decision counts per scrape."""
+
+    def __init__(self, stats: Stats, gauges: Gauges, decisions: DecisionCounts) -> None:
         self.stats = stats
         self.gauges = gauges
+        self.decisions = decisions
 
     def collect(self) -> Iterator[Metric]:
         stats = self.stats
@@ -136,7 +142,7 @@ class EdgeCollector(Collector):
             " action and verdict.",
             labels=["endpoint", "rule", "action", "verdict"],
         )
-        for (endpoint_name, rule, action, verdict), n in _decisions():
+        for (endpoint_name, rule, action, verdict), n in list(self.decisions()):
             decisions.add_metric([endpoint_name or "", rule, action or "", verdict], n)
         yield decisions
 
@@ -173,16 +179,6 @@ class EdgeCollector(Collector):
         )
         info.add_metric([native.BACKEND, str(http1.COMPILED).lower()], 1)
         yield info
-
-
-def _decisions() -> list[tuple[tuple[str | None, str, str | None, str], int]]:
-    """The policy engine's decision counts (none when it is not installed:
-    the proxy does not depend on it, see `proxy/cli.py`)."""
-    try:
-        events = importlib.import_module("edgeward.policy.events")
-    except ImportError:
-        return []
-    return list(events.DECISIONS.items())
 
 
 def _bound(value: float) -> str:

@@ -14,26 +14,37 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from edgeward import http1, native
-from edgeward.config import EdgeConfig, Endpoint, Listener
+from edgeward.config import EdgeConfig, Endpoint, Listener, PolicyFactory
 from edgeward.errors import EdgewardError
 from edgeward.hooks import ConnectionInfo, EndpointInfo
 from edgeward.http1.codec import Limits
 from edgeward.proxy.accesslog import AccessLog
 from edgeward.proxy.admin import Admin
 from edgeward.proxy.codecs import CodecKind, codec_factories
-from edgeward.proxy.context import ConnContext, Generation, ListenerRuntime, Services, make_trust
+from edgeward.proxy.context import (
+    ConnContext,
+    EndpointInfos,
+    Generation,
+    ListenerRuntime,
+    Services,
+    make_trust,
+)
 from edgeward.proxy.fetch import Fetcher
 from edgeward.proxy.http1 import Http1Connection
 from edgeward.proxy.http2 import Http2Connection
-from edgeward.proxy.metrics import EdgeCollector, Gauges
+from edgeward.proxy.metrics import DecisionCounts, EdgeCollector, Gauges
 from edgeward.proxy.routing import Router
 from edgeward.proxy.tls import server_context, tls_info
 from edgeward.proxy.transport import Transport, tls_handshake, tune
+
+if TYPE_CHECKING:
+    from edgeward.proxy.agent_ingress import AgentService
 
 log = logging.getLogger("edgeward.proxy")
 
@@ -57,14 +68,20 @@ class ListenError(StartupError):
         self.cause = cause
 
 
-def build_generation(config: EdgeConfig) -> Generation:
+def build_generation(config: EdgeConfig, agents: AgentService | None = None) -> Generation:
     """Everything derived from a config that connections read: routers,
-    TLS contexts, the endpoint facts policies see. Fails before any swap."""
+    TLS contexts, the endpoint facts policies see. Fails before any swap.
+    With `agents`, the routers of the listeners serving agents' endpoints
+    fall back to them."""
     runtimes = {}
+    served = config.agent_ingress.listeners if config.agent_ingress is not None else ()
     for listener in config.listeners:
         endpoints = tuple(e for e in config.endpoints if listener.name in e.listeners)
         ctx = _tls_context(listener)
-        infos = {e.name: _endpoint_info(e, listener) for e in endpoints}
+        routes = (
+            agents.registry.routes(listener.name) if agents and listener.name in served else None
+        )
+        infos = EndpointInfos({e.name: _endpoint_info(e, listener) for e in endpoints}, routes)
         listener_info = EndpointInfo(
             name=listener.name,
             url=f"{listener.scheme}://{listener.host}:{listener.port}",
@@ -75,9 +92,29 @@ def build_generation(config: EdgeConfig) -> Generation:
             upstream="",
         )
         runtimes[listener.name] = ListenerRuntime(
-            listener, Router(endpoints), endpoints, ctx, infos, listener_info
+            listener, Router(endpoints, routes), endpoints, ctx, infos, listener_info
         )
-    return Generation(config, runtimes, make_trust(config))
+    internal = [e for e in config.endpoints if e.internal]
+    return Generation(
+        config,
+        runtimes,
+        make_trust(config),
+        internal=Router(internal),
+        internal_infos={e.name: _internal_info(e) for e in internal},
+    )
+
+
+def _internal_info(endpoint: Endpoint) -> EndpointInfo:
+    return EndpointInfo(
+        name=endpoint.name,
+        url=f"https://{endpoint.hostname}",
+        host=endpoint.hostname,
+        port=443,
+        scheme="https",
+        id=f"endpoint:{endpoint.name}",
+        upstream=endpoint.upstream.url,
+        metadata=endpoint.metadata,
+    )
 
 
 def _tls_context(listener: Listener) -> ssl.SSLContext | None:
@@ -152,9 +189,11 @@ class Server:
         codec: CodecKind = "fast",
         reload: Callable[[], EdgeConfig] | None = None,
         reuse_port: bool = False,
+        policy_factory: PolicyFactory | None = None,
+        decisions: DecisionCounts = tuple,
     ) -> None:
         self.codec = codec
-        self.gen = build_generation(config)
+        self._decisions = decisions
         limits = config.limits
         server_codec, client_codec = codec_factories(
             codec,
@@ -166,6 +205,14 @@ class Server:
         self.services = Services(
             server_codec, client_codec, AccessLog(access.path, enabled=access.enabled), Fetcher()
         )
+        if config.agent_ingress is not None:  # the state store is imported only then
+            from edgeward.proxy.agent_ingress import AgentService
+
+            addresses = {ln.name: (ln.host, ln.port) for ln in config.listeners}
+            self.services.agents = AgentService(
+                config, client_codec, policy_factory, addresses, self._static_owner
+            )
+        self.gen = build_generation(config, self.services.agents)
         plan = self.services.pools.prepare(config)  # UpstreamCaError: one line, like a StartupError
         self.gen.pools = self.services.pools.apply(plan, config)
         self._reload = reload
@@ -193,6 +240,9 @@ class Server:
                 sock.close()
             raise
         self._install(config, new, admin)
+        if self.services.agents is not None:
+            self.services.agents.reconfigure(config, self.addresses)  # the ports bound
+            self.addresses["agent_ingress"] = self.services.agents.address
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -206,6 +256,8 @@ class Server:
                 bound.sock.listen(1024)  # only now: a client that connects gets served
                 nursery.start_soon(self._accept_loop, bound)
             self._start_admin()
+            if self.services.agents is not None:
+                await nursery.start(self.services.agents.serve)
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self.services.watchdog.run)
             self._serving = True
@@ -260,7 +312,8 @@ class Server:
         new: list[tuple[tuple[str, int], socket.socket]] = []
         try:
             config = self._reload()
-            gen = build_generation(config)
+            self._check_agent_ingress(config)
+            gen = build_generation(config, self.services.agents)
             plan = self.services.pools.prepare(config)
             new = self._open_listeners(config)
             admin = self._open_admin(config)
@@ -273,6 +326,9 @@ class Server:
         gen.pools = self.services.pools.apply(plan, config)
         self.gen = gen
         self._install(config, new, admin)
+        if self.services.agents is not None:
+            self.services.agents.reconfigure(config, self.addresses)
+            self.addresses["agent_ingress"] = self.services.agents.address
         self.services.access_log.reconfigure(
             config.access_log.path, enabled=config.access_log.enabled
         )
@@ -280,6 +336,27 @@ class Server:
         self._log_listeners(config)
         log.info("edgeward: reloaded %s", config.file)
         return True
+
+    def _check_agent_ingress(self, config: EdgeConfig) -> None:
+        """A reload may change what agents may bind, not where they connect."""
+        old, new = self.gen.config.agent_ingress, config.agent_ingress
+        if (old is None) != (new is None) or (
+            old is not None
+            and new is not None
+            and ((old.host, old.port) != (new.host, new.port) or old.tcp != new.tcp)
+        ):
+            raise StartupError(
+                "agent_ingress: its address and tcp ports change only with a restart"
+            )
+        if new is not None and config.state_dir != self.gen.config.state_dir:
+            raise StartupError("state_dir changes only with a restart")
+
+    def _static_owner(self, listener: str, host: str) -> str | None:
+        """The edge config's endpoint serving `host` on `listener`, if any
+        (agents cannot bind such a name)."""
+        runtime = self.gen.listeners.get(listener)
+        endpoint = runtime.router.route_static(host) if runtime is not None else None
+        return endpoint.name if endpoint is not None else None
 
     async def _drain(self) -> None:
         services = self.services
@@ -411,7 +488,7 @@ class Server:
                 http2_streams=lambda: sum(len(c.streams) for c in self._h2_connections),
                 ready=self.ready,
             )
-            self._registry.register(EdgeCollector(self.services.stats, gauges))
+            self._registry.register(EdgeCollector(self.services.stats, gauges, self._decisions))
             ProcessCollector(registry=self._registry)
         admin = Admin(sock, self._registry, self.ready)
 
@@ -507,6 +584,13 @@ class Server:
                 if not only.policy.on_tcp_connect(info, runtime.endpoint_infos[only.name]):
                     return
             alpn = None
+            agents = self.services.agents
+            if (
+                runtime.ssl_context is not None
+                and agents is not None
+                and await agents.passthrough(sock, peer, listener_name)
+            ):
+                return  # an agent's tls endpoint: its bytes went to the agent untouched
             if runtime.ssl_context is not None:
                 tls_sock = runtime.ssl_context.wrap_socket(
                     sock, server_side=True, do_handshake_on_connect=False

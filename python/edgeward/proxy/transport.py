@@ -164,6 +164,55 @@ class Transport:
         return self.sock if isinstance(self.sock, ssl.SSLSocket) else None
 
 
+class TransportStream:
+    """A `Transport` as the byte stream a tunnel session runs on
+    (`receive_some`, `send_all`, `aclose`: `tunnel.trio_session.Connection`).
+
+    Over TLS one read returns at most one record (16 KiB), so a bulk
+    transfer would cost the session a wake-up per record: `receive_some`
+    also takes every record that is already waiting (without parking), up
+    to `BATCH` bytes, and the session handles the burst in one call."""
+
+    BATCH = 1024 * 1024
+
+    __slots__ = ("_eof", "transport")
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self._eof = False
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._eof:
+            return b""
+        data = await self.transport.recv(RECV_SIZE)
+        sock = self.transport.sock
+        if not data or not isinstance(sock, ssl.SSLSocket):
+            return data
+        parts = [data]
+        size = len(data)
+        while size < self.BATCH:
+            try:
+                more = sock.recv(RECV_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break  # drained: the next recv parks (the reactor's edge is still due)
+            except ssl.SSLZeroReturnError:
+                more = b""
+            except OSError:
+                break  # the next recv raises it
+            if not more:
+                self._eof = True
+                break
+            parts.append(more)
+            size += len(more)
+        return b"".join(parts) if len(parts) > 1 else data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.transport.send(data)
+
+    async def aclose(self) -> None:
+        self.transport.close()
+
+
 # --- readiness ----------------------------------------------------------------------
 
 _WAKES_READER = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR

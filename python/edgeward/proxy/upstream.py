@@ -8,6 +8,7 @@ import ipaddress
 import socket
 import ssl
 import time
+from typing import Protocol
 
 import trio
 
@@ -18,6 +19,23 @@ from edgeward.http1.events import LocalProtocolError
 from edgeward.proxy import errors
 from edgeward.proxy.codecs import CodecFactory
 from edgeward.proxy.transport import Transport, connect, tls_handshake
+
+
+class Pool(Protocol):
+    """What the exchange forwards through: an `UpstreamPool`, or the Proxy
+    streams of an agent's endpoint (`agent_upstream.AgentPool`)."""
+
+    def take(self) -> UpstreamConnection | None:
+        """An idle connection that is still good, or None."""
+        ...
+
+    async def open(self) -> UpstreamConnection:
+        """A new connection; raises `errors.UpstreamFailure`."""
+        ...
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """Back to the pool after a clean exchange (or closed)."""
+        ...
 
 
 class UpstreamConnection:

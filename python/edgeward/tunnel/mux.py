@@ -119,8 +119,14 @@ class Session:
         self.window = window
         self.max_streams = max_streams
         self.accept_backlog = accept_backlog
-        self.max_frame_size = max_frame_size or window
+        self.max_frame_size = max_frame_size or window  # the largest frame we accept
         self.ack_threshold = max(1, window // 4)
+        # The largest frame we send: a quarter of the window, the credit
+        # quantum. A frame as large as the window would be credited only
+        # once the peer consumed all of it, so sender and receiver would
+        # take turns; in quarters the sender keeps writing while the
+        # receiver works (a bulk transfer ran at half the speed).
+        self.send_frame_size = self.max_frame_size
         self._remote_parity = 0 if client else 1
         self._next_id = 3 if client else 2
         self._streams: dict[int, _Stream] = {}
@@ -287,7 +293,8 @@ class Session:
         if size > self.window:
             raise FlowControlError(stream_id, size, self.window)
         self._next_id += 2
-        stream = _Stream(stream_id, self.window - size, stream_type)
+        stream = _Stream(stream_id, self.window, stream_type)
+        stream.send_window -= size  # what we sent counts against the peer's window, not ours
         self._streams[stream_id] = stream
         self._queue(syn_header(stream_id, stream_type, size, fin))
         if data:
@@ -305,7 +312,7 @@ class Session:
         if size > stream.send_window:
             raise FlowControlError(stream_id, size, stream.send_window)
         stream.send_window -= size
-        limit = self.max_frame_size
+        limit = self.send_frame_size
         if size > limit:
             view = memoryview(data)
             for start in range(0, size - limit, limit):

@@ -25,6 +25,7 @@ with `trio.BrokenResourceError`.
 
 from __future__ import annotations
 
+import logging
 import math
 import ssl
 from collections import deque
@@ -61,6 +62,7 @@ from edgeward.tunnel.events import (
 )
 from edgeward.tunnel.frames import ErrorCode
 from edgeward.tunnel.messages import Auth, AuthResp, Bind, BindResp, ProxyHeader, StopTunnel
+from edgeward.tunnel.mux import TYPE_SIZE
 from edgeward.tunnel.protocol import ProtocolSession
 from edgeward.tunnel.server import (
     AuthRequested,
@@ -72,6 +74,8 @@ from edgeward.tunnel.server import (
 )
 from edgeward.tunnel.server import HeartbeatTimedOut as ServerHeartbeatTimedOut
 
+log = logging.getLogger("edgeward.tunnel")
+HANDLER_FAILED = "the edge failed to answer this request (see its log)"
 RECEIVE_SIZE = 256 * 1024
 OUTBOUND_HIGH_WATER = 1024 * 1024
 _FAIR_EVERY = 16
@@ -111,6 +115,8 @@ class TunnelStream(trio.abc.HalfCloseableStream):
             raise trio.ClosedResourceError("the stream was closed")
         while not self._chunks and not self._eof and self._error is None:
             await self._readable.park()
+            if self._closed:  # closed by another task while this one waited
+                raise trio.ClosedResourceError("the stream was closed")
         if self._chunks:
             data = self._chunks.popleft()
             if max_bytes is not None and len(data) > max_bytes:
@@ -151,9 +157,31 @@ class TunnelStream(trio.abc.HalfCloseableStream):
         await self._driver.operation()
         if self._closed:
             raise trio.ClosedResourceError("the stream was closed")
+        self.end()
+
+    def end(self) -> None:
+        """FIN now (`send_eof` without the checkpoint, for synchronous callers)."""
         if self._error is None and self._driver.proto.is_writable(self.stream_id):
             self._driver.proto.end_stream(self.stream_id)
             self._driver.wake_writer()
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer sent FIN and everything before it was read."""
+        return self._eof and not self._chunks
+
+    @property
+    def usable(self) -> bool:
+        """Open both ways with nothing unread: what a pooled stream must be
+        before it carries another exchange (bytes the peer sent while it
+        was idle are never an answer to the next request)."""
+        return (
+            not self._closed
+            and self._error is None
+            and not self._eof
+            and not self._chunks
+            and self._driver.proto.is_writable(self.stream_id)
+        )
 
     def reset(self, error_code: int = ErrorCode.STREAM_CANCELLED) -> None:
         """Abort the stream both ways (RST)."""
@@ -166,6 +194,11 @@ class TunnelStream(trio.abc.HalfCloseableStream):
     async def aclose(self) -> None:
         """FIN if not sent yet; data the peer still sends is refused with
         RST(STREAM_CLOSED), as muxado's Close does."""
+        self.close()
+        await self._driver.operation()
+
+    def close(self) -> None:
+        """`aclose` without the checkpoint, for synchronous callers."""
         if not self._closed:
             self._closed = True
             if self._error is None and self._driver.proto.is_writable(self.stream_id):
@@ -173,9 +206,13 @@ class TunnelStream(trio.abc.HalfCloseableStream):
                 self._driver.wake_writer()
             if self._eof or self._error is not None:
                 self._driver.forget(self.stream_id)
+            elif self._chunks:  # unread data: nobody will read it, or the rest
+                self._chunks.clear()
+                self._driver.proto.reset_stream(self.stream_id, ErrorCode.STREAM_CLOSED)
+                self._driver.wake_writer()
+                self._driver.forget(self.stream_id)
             self._readable.unpark_all()
             self._writable.unpark_all()
-        await self._driver.operation()
 
     def _check_writable(self) -> None:
         if self._closed:
@@ -400,7 +437,9 @@ class _Driver:
 
 class AgentHandler(Protocol):
     """The edge's decisions for one agent session. Raise `RpcError` to
-    refuse; each call runs in its own task of the session's nursery."""
+    refuse; each call runs in its own task of the session's nursery. Any
+    other exception is logged and the request is answered with an error:
+    the session goes on (a bug in one answer never ends the edge)."""
 
     async def authenticate(self, tunnel: ServerTunnel, auth: Auth) -> AuthResp: ...
 
@@ -421,11 +460,12 @@ class ServerTunnel(_Driver):
     async def open_proxy(
         self, header: ProxyHeader, data: bytes = b"", *, wait: bool = True
     ) -> TunnelStream:
-        """Open a Proxy stream; `data` (small: it must fit the first frame)
-        goes with the header. By default it first waits for the endpoint's
-        `ready_time` (the SDK drops a stream that comes before it has read
-        the BindResp); `wait=False` skips that, for a caller that retries
-        `stream.dropped` streams itself."""
+        """Open a Proxy stream; `data` goes with the header (what fits the
+        first frame; the rest follows as `send_all` would send it). By
+        default it first waits for the endpoint's `ready_time` (the SDK
+        drops a stream that comes before it has read the BindResp);
+        `wait=False` skips that, for a caller that retries `stream.dropped`
+        streams itself."""
         while wait:
             if self.ended.is_set():
                 raise trio.BrokenResourceError("the session ended") from self.end_reason
@@ -438,8 +478,15 @@ class ServerTunnel(_Driver):
                 await self._ready.park()
         if self.ended.is_set():
             raise trio.BrokenResourceError("the session ended") from self.end_reason
-        stream = self._add_stream(self.proto.open_proxy(header, data))
+        room = self.proto.mux.window - TYPE_SIZE - len(header.encode())
+        first, rest = (data, b"") if len(data) <= room else (data[:room], data[room:])
+        try:
+            stream = self._add_stream(self.proto.open_proxy(header, first))
+        except SessionClosedError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
         self.wake_writer()
+        if rest:
+            await stream.send_all(rest)
         return stream
 
     def stop_tunnel(self, stop: StopTunnel) -> None:
@@ -462,7 +509,7 @@ class ServerTunnel(_Driver):
             self._ready.unpark_all()
         elif isinstance(event, Unbound):
             self._ready.unpark_all()
-            nursery.start_soon(self.handler.unbound, self, event.endpoint_id)
+            nursery.start_soon(self._unbound, event.endpoint_id)
         elif isinstance(event, ProxyDropped):
             stream = self.streams.get(event.stream_id)
             if stream is not None:
@@ -477,6 +524,9 @@ class ServerTunnel(_Driver):
             result = await self.handler.authenticate(self, event.auth)
         except RpcError as exc:
             result = exc
+        except Exception:  # a bug in the handler: this request fails, the session goes on
+            log.exception("tunnel: the agent handler failed to answer an Auth")
+            result = RpcError(HANDLER_FAILED)
         self._dispatch(self.proto.answer_auth(event.stream_id, result, trio.current_time()))
         self.wake_writer()
 
@@ -486,9 +536,18 @@ class ServerTunnel(_Driver):
             result = await self.handler.bind(self, event.bind)
         except RpcError as exc:
             result = exc
+        except Exception:
+            log.exception("tunnel: the agent handler failed to answer a Bind")
+            result = RpcError(HANDLER_FAILED)
         self.proto.answer_bind(event.stream_id, result, trio.current_time())
         self._ready.unpark_all()  # waiters re-read ready_time
         self.wake_writer()
+
+    async def _unbound(self, endpoint_id: str) -> None:
+        try:
+            await self.handler.unbound(self, endpoint_id)
+        except Exception:
+            log.exception("tunnel: the agent handler failed on an Unbind")
 
 
 async def serve_agent(

@@ -14,16 +14,21 @@ from edgeward.policy.actions.close_connection import CloseConnection
 from edgeward.policy.actions.compress_response import CompressResponse
 from edgeward.policy.actions.custom_response import CustomResponse
 from edgeward.policy.actions.deny import Deny
+from edgeward.policy.actions.forward_internal import ForwardInternalAction
 from edgeward.policy.actions.http_request import HttpRequest
 from edgeward.policy.actions.jwt_validation import JwtValidation
 from edgeward.policy.actions.log import Log
 from edgeward.policy.actions.oauth import OAuth
 from edgeward.policy.actions.openid_connect import OpenIdConnect
+from edgeward.policy.actions.owasp_crs import OwaspCrsRequest, OwaspCrsResponse
 from edgeward.policy.actions.rate_limit import RateLimit
 from edgeward.policy.actions.redirect import Redirect
 from edgeward.policy.actions.remove_headers import RemoveHeaders
+from edgeward.policy.actions.request_body_find_replace import RequestBodyFindReplace
+from edgeward.policy.actions.response_body_find_replace import ResponseBodyFindReplace
 from edgeward.policy.actions.restrict_ips import RestrictIps
 from edgeward.policy.actions.set_vars import SetVars
+from edgeward.policy.actions.sse_find_replace import SseFindReplace
 from edgeward.policy.actions.url_rewrite import UrlRewrite
 from edgeward.policy.actions.verify_webhook import VerifyWebhook
 
@@ -35,16 +40,22 @@ _IMPLEMENTED: tuple[type[Action], ...] = (
     CompressResponse,
     CustomResponse,
     Deny,
+    ForwardInternalAction,
     HttpRequest,
     JwtValidation,
     Log,
     OAuth,
     OpenIdConnect,
+    OwaspCrsRequest,
+    OwaspCrsResponse,
     RateLimit,
     Redirect,
     RemoveHeaders,
+    RequestBodyFindReplace,
+    ResponseBodyFindReplace,
     RestrictIps,
     SetVars,
+    SseFindReplace,
     UrlRewrite,
     VerifyWebhook,
 )
@@ -61,13 +72,7 @@ ALIASES: dict[str, str] = {
 # policy using one fails to load with this reason, never silently.
 _NO = "not supported by edgeward"
 UNSUPPORTED: dict[str, str] = {
-    "forward-internal": _NO,
     "terminate-tls": _NO,
-    "owasp-crs-request": _NO,
-    "owasp-crs-response": _NO,
-    "request-body-find-replace": _NO,
-    "response-body-find-replace": _NO,
-    "sse-find-replace": _NO,
     "ai-gateway": _NO,
     "saml": _NO,
 }

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from edgeward.hooks import Header
-from edgeward.policy.actions.base import Decision
+from edgeward import errorbody
+from edgeward.hooks import Header, LocalResponse
+from edgeward.policy.actions.base import ActionContext, Decision
 from edgeward.policy.errors import ErrorCode
 
 # Headers a policy may not add or remove: they frame the message or belong
@@ -24,7 +25,24 @@ FRAMING_HEADERS = frozenset(
 )
 
 
+def error_response(
+    ctx: ActionContext,
+    status: int,
+    code: ErrorCode,
+    message: str,
+    headers: Iterable[Header] = (),
+) -> LocalResponse:
+    """An answer in the edge's one error format (`edgeward.errorbody`:
+    plain text, or JSON when the client prefers it) carrying `code` (also in
+    `edgeward-error`), plus `headers` (a challenge, Retry-After)."""
+    received = ctx.received
+    accept = errorbody.accept_of(received.headers) if received is not None else None
+    content_type, body = errorbody.render(status, code.value, message, ctx.request_id or "", accept)
+    return LocalResponse(status, [(b"content-type", content_type), *headers], body, code.value)
+
+
 def error_decision(
+    ctx: ActionContext,
     status: int,
     code: ErrorCode,
     message: str,
@@ -33,18 +51,9 @@ def error_decision(
     reason: str | None = None,
     headers: Iterable[Header] = (),
 ) -> Decision:
-    """A short plain-text answer carrying `code` (also in `edgeward-error`),
-    plus `headers` (a challenge, Retry-After)."""
-    body = f"{status} {message}\n{code.value}\n".encode()
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), *headers]
-    return Decision.respond(
-        status,
-        headers=headers,
-        body=body,
-        error_code=code.value,
-        verdict=verdict,
-        reason=reason or message,
-    )
+    """A failed check answered with `error_response`."""
+    response = error_response(ctx, status, code, message, headers)
+    return Decision(verdict, reason or message, response)
 
 
 def set_header(headers: list[Header], name: bytes, value: bytes) -> None:

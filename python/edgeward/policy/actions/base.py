@@ -12,7 +12,7 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from edgeward.hooks import Effect, EffectResult, Header, LocalResponse
+from edgeward.hooks import Effect, EffectResult, ForwardInternal, Header, LocalResponse
 from edgeward.policy.config import CompileScope, ConfigReader
 from edgeward.policy.context import ActionContext
 from edgeward.policy.errors import ActionError, ErrorCode
@@ -33,12 +33,14 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Decision:
     """An action's verdict that ends the phase: answer the client with
-    `response`, or close the connection when it is None. `verdict` and
-    `reason` go to the event log (never a secret in `reason`)."""
+    `response`, hand the request to an internal endpoint (`forward`), or
+    close the connection when both are None. `verdict` and `reason` go to
+    the event log (never a secret in `reason`)."""
 
-    verdict: str  # deny, respond, redirect, close, ...
+    verdict: str  # deny, respond, redirect, close, forward, ...
     reason: str
     response: LocalResponse | None = None
+    forward: ForwardInternal | None = None  # forward-internal (on_http_request)
 
     @classmethod
     def respond(
@@ -72,6 +74,13 @@ class Action(ABC):
     terminating: ClassVar[bool] = False
     """True when the action always ends the phase (deny, custom-response):
     actions after it in the same rule are unreachable, a load error."""
+
+    def always_ends_phase(self) -> bool:
+        """Whether this occurrence always ends the phase (actions after it
+        in its rule are then unreachable, a load error). `terminating`,
+        unless the action's config says otherwise (forward-internal with
+        `on_error: continue`)."""
+        return self.terminating
 
     result_key: ClassVar[str | None] = None
     """The key of its results under `actions.ngrok`; None: the type with `_`."""

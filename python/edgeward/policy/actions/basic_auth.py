@@ -155,6 +155,7 @@ class BasicAuth(Action):
         else:
             reason = f"credentials rejected for user {shown[:64]!r}"
         return error_decision(
+            ctx,
             401,
             ErrorCode.UNAUTHORIZED,
             "Unauthorized",

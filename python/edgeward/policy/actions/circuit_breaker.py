@@ -92,6 +92,7 @@ class CircuitBreaker(Action):
             return None
         retry = max(1, math.ceil(admission.retry_after - 1e-6))  # whole seconds
         return error_decision(
+            ctx,
             503,
             ErrorCode.CIRCUIT_OPEN,
             "Service Unavailable",

@@ -30,6 +30,7 @@ import brotli
 
 from edgeward.document import did_you_mean
 from edgeward.hooks import Header
+from edgeward.policy.actions._body import pipeline, weaken_etag
 from edgeward.policy.actions.base import (
     Action,
     ActionContext,
@@ -175,22 +176,19 @@ class CompressResponse(Action):
             n == b"content-encoding" and v.strip().lower() != b"identity" for n, v in headers
         )
         coding: str | None = None
-        if (
-            not encoded
-            and ctx.body_filter is None
-            and self._eligible(received.method, response.status, headers)
-        ):
+        if not encoded and self._eligible(received.method, response.status, headers):
             accept = [v for n, v in received.headers if n == b"accept-encoding"]
             coding = negotiate(accept, self.algorithms)
             _add_vary(headers)
             if coding is not None:
                 headers[:] = [
-                    _weaken(h)
+                    weaken_etag(h)
                     for h in headers
                     if h[0] not in (b"content-length", b"content-encoding")
                 ]
                 headers.append((b"content-encoding", coding.encode()))
-                ctx.body_filter = compressor(coding)
+                # after the phase's text filters (find-replace, SSE), whatever their order
+                pipeline(ctx).encoder = compressor(coding)
         ctx.record(
             "compress", {"already_compressed": encoded, "negotiated_algorithm": coding or ""}
         )
@@ -224,11 +222,3 @@ def _add_vary(headers: list[Header]) -> None:
             if b"accept-encoding" in tokens or b"*" in tokens:
                 return
     headers.append((b"vary", b"Accept-Encoding"))
-
-
-def _weaken(header: Header) -> Header:
-    """A strong ETag names these exact bytes; the compressed body differs."""
-    name, value = header
-    if name == b"etag" and not value.startswith(b"W/"):
-        return name, b"W/" + value
-    return header

@@ -197,6 +197,7 @@ class JwtValidation(Action):
             challenge = 'Bearer error="invalid_token"' if presented else "Bearer"
             headers.append((b"www-authenticate", challenge.encode()))
         return error_decision(
+            ctx,
             failure.status,
             failure.code,
             _STATUS_TEXT[failure.status],

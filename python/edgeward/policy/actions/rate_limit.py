@@ -92,6 +92,7 @@ class RateLimit(Action):
             return None
         retry = max(1, math.ceil(decision.retry_after - 1e-6))  # whole seconds, no float noise
         return error_decision(
+            ctx,
             429,
             ErrorCode.RATE_LIMITED,
             "Too Many Requests",

@@ -142,7 +142,7 @@ class RestrictIps(Action):
         if ctx.phase is Phase.TCP_CONNECT:
             return Decision.close(message, verdict="deny")
         return error_decision(
-            403, ErrorCode.IP_DENIED, "Forbidden: blocked by IP policy", reason=message
+            ctx, 403, ErrorCode.IP_DENIED, "Forbidden: blocked by IP policy", reason=message
         )
 
 

@@ -210,6 +210,7 @@ class VerifyWebhook(Action):
             reason = f"body larger than {ctx.state.policy.body_limit} bytes"
             self._record(ctx, False, reason)
             return error_decision(
+                ctx,
                 413,
                 ErrorCode.BODY_TOO_LARGE,
                 "Payload Too Large",
@@ -241,6 +242,7 @@ class VerifyWebhook(Action):
         if not self.enforce:
             return None
         return error_decision(
+            ctx,
             401 if self.provider == "xero" else 403,  # Xero's intent-to-receive wants 401
             ErrorCode.WEBHOOK_FAILED,
             "Forbidden: webhook verification failed",
