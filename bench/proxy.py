@@ -170,6 +170,6 @@ def main(argv: list[str]) -> None:
     cpu = h1[("edgeward", "small")].cpu_us / h1[("nginx", "small")].cpu_us
     summary.add("HTTP/1.1 small: CPU per request, edgeward / nginx", cpu, "(lower is better)")
     summary.add("fast codec / h11 codec", fast / slow, ">= 3")
-    summary.add("HTTP/2: edgeward / nginx", h2["edgeward"].rps / h2["nginx"].rps, ">= 0.25")
+    summary.add("HTTP/2: edgeward / nginx", h2["edgeward"].rps / h2["nginx"].rps, ">= 0.40")
     summary.add("--workers 2 / --workers 1", two / fast, "(2 cores shared with wrk and nginx)")
     summary.print()

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod cel;
 mod geo;
 mod guard;
+mod h2;
 mod ipnet;
 mod webhooks;
 
@@ -14,6 +15,7 @@ mod webhooks;
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     guard::register(m)?;
+    h2::register(m)?;
     cel::register(m)?;
     geo::register(m)?;
     ipnet::register(m)?;

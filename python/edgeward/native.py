@@ -113,6 +113,24 @@ else:
         interpolate,
     )
 
+# --- HTTP/2 server connection ------------------------------------------------
+# No twin here: the reference is `edgeward.http2.connection.H2Server` (on h2),
+# a layer above; `edgeward.http2` picks one of the two by `NativeH2Server`.
+
+if TYPE_CHECKING:
+    from edgeward_native import H2SendError
+    from edgeward_native import H2Server as _NativeH2Server
+
+    NativeH2Server: type[_NativeH2Server] | None
+elif _native is not None:
+    H2SendError, NativeH2Server = _native.H2SendError, _native.H2Server
+else:
+    NativeH2Server = None
+
+    class H2SendError(ValueError):
+        """A send the stream's state does not allow (never raised by the twin)."""
+
+
 __all__ = [
     "BACKEND",
     "DEFAULT_TOLERANCE_S",
@@ -123,9 +141,11 @@ __all__ = [
     "EvalError",
     "GeoDb",
     "GeoDbError",
+    "H2SendError",
     "IpPolicy",
     "IpTable",
     "NativeError",
+    "NativeH2Server",
     "PolicyExprError",
     "Program",
     "Template",

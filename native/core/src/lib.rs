@@ -4,6 +4,7 @@
 
 pub mod cel;
 pub mod geo;
+pub mod h2;
 pub mod ipnet;
 pub mod ja4;
 pub mod webhooks;

@@ -1,7 +1,8 @@
 """edgeward-native: the hot-path matchers of edgeward, in Rust.
 
 A library of its own: IP prefix policies and longest-prefix tables, webhook
-signature verification for common providers, and a CEL compiler/evaluator.
+signature verification for common providers, a CEL compiler/evaluator, and
+an HTTP/2 server connection (frames, HPACK, flow control, abuse limits).
 The compiled extension is private (`edgeward_native._core`); this package is
 the public API, typed by `__init__.pyi`; `__all__` is its whole namespace
 (helpers are imported under private names).
@@ -17,6 +18,8 @@ from edgeward_native._core import (
     CidrError,
     GeoDb,
     GeoDbError,
+    H2SendError,
+    H2Server,
     IpPolicy,
     IpTable,
     NativeError,
@@ -85,6 +88,8 @@ __all__ = [
     "EvalError",
     "GeoDb",
     "GeoDbError",
+    "H2SendError",
+    "H2Server",
     "IpPolicy",
     "IpTable",
     "NativeError",

@@ -18,6 +18,8 @@ __all__ = [
     "EvalError",
     "GeoDb",
     "GeoDbError",
+    "H2SendError",
+    "H2Server",
     "IpPolicy",
     "IpTable",
     "NativeError",
@@ -282,3 +284,38 @@ class Template:
 def interpolate(template: str, *, env: Env | None = None) -> Template:
     """Compile the ``${...}`` expressions of `template`. Raises
     `PolicyExprError` with the line/column inside `template`."""
+
+# --- HTTP/2 server connection --------------------------------------------------
+
+class H2SendError(ValueError):
+    """A send the stream's state does not allow: on a closed stream, past the
+    flow-control window, a frame larger than the client's maximum."""
+
+class H2Server:
+    """One HTTP/2 server connection, sans-IO: the twin of
+    `edgeward.http2.connection.H2Server` (on h2). `limits` has the fields of
+    `edgeward.http2.H2Limits`; `scheme` is the connection's; `events` are the
+    six event classes (Request, Body, EndBody, StreamReset, WindowOpened,
+    ConnectionEnded) whose instances `receive_data` returns. Subclassable."""
+
+    def __new__(cls, limits: Any, scheme: bytes, events: tuple[type, ...]) -> Self: ...
+    limits: Any
+    @property
+    def scheme(self) -> bytes: ...
+    @property
+    def ended(self) -> bool: ...
+    def initiate(self) -> None: ...
+    def receive_data(self, data: bytes, now: float) -> list[Any]: ...
+    def data_to_send(self) -> bytes: ...
+    def all_sent(self) -> None: ...
+    def goaway(self, error_code: int = 0) -> None: ...
+    def send_headers(
+        self, stream_id: int, status: int, headers: Iterable[tuple[bytes, bytes]]
+    ) -> None: ...
+    def send_window(self, stream_id: int) -> int: ...
+    def send_data(self, stream_id: int, data: bytes) -> None: ...
+    def end_stream(
+        self, stream_id: int, trailers: Iterable[tuple[bytes, bytes]], data: bytes = b""
+    ) -> None: ...
+    def consumed(self, stream_id: int, flow_length: int) -> None: ...
+    def reset(self, stream_id: int, error_code: int = 8) -> None: ...
