@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from tests.agents.agents_support import AgentEdge, Pki, agent_edge, ingress_block, run_cli
+from tests.proxy.proxy_support import free_port, wait_port
 
 EDGE = """
 listeners:
@@ -74,10 +75,9 @@ class ApiEdge:
 @contextmanager
 def api_edge(directory: Path, pki: Pki) -> Iterator[ApiEdge]:
     body = EDGE + ingress_block(pki, domains=["*.apps.example.com"])
-    port_api = __import__("tests.proxy.proxy_support", fromlist=["free_port"]).free_port()
+    port_api = free_port()
     with agent_edge(directory, pki, body, port_api=port_api) as edge:
         edge.edge.ports["api"] = port_api
-        from tests.proxy.proxy_support import wait_port
 
         wait_port(port_api, proc=edge.edge.proc)
         yield ApiEdge(edge)
