@@ -9,8 +9,8 @@ import subprocess
 
 from tests.admin.admin_support import ApiEdge, Key
 from tests.agents.agents_support import TIMEOUT, Token, curl
-from tests.proxy.proxy_support import EDGEWARD
 from tests.agents.test_agent_http import named_server
+from tests.proxy.proxy_support import EDGEWARD
 
 GRANT = "bind:*.alice.apps.example.com"
 
