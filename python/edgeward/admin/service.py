@@ -78,7 +78,7 @@ class ApiService:
         insecure = [] if secure else [self.sock]
         try:
             await worker_serve(
-                ASGIWrapper(self.api.app),
+                ASGIWrapper(self.api.app),  # type: ignore[arg-type]  # ASGI types of two libraries
                 self.config,
                 sockets=Sockets(secure, insecure, []),
                 shutdown_trigger=stop,
