@@ -60,7 +60,9 @@ class ApiService:
         self.api = AdminApi(AsyncStore(self.store), dataplane, self.audit)
         self.config = _Config()
         self.config.context = ssl_context
-        self.config.errorlog = log
+        server_log = logging.getLogger("edgeward.admin.server")  # hypercorn's own lines
+        server_log.setLevel(logging.WARNING)  # not its "Running on ..." (serve logs the address)
+        self.config.errorlog = server_log
         self.config.accesslog = None
         self.config.graceful_timeout = 1.0
         self.config.keep_alive_timeout = 30.0
