@@ -232,3 +232,23 @@ def test_authtoken_cli_against_the_api(edge: ApiEdge) -> None:
     env.pop("EDGEWARD_API_KEY")
     nokey = cli("list")
     assert nokey.returncode == 1 and "API key" in nokey.stderr
+
+
+def test_an_admin_makes_a_credential_for_a_developer(edge: ApiEdge) -> None:
+    admin, bob = edge.key("admin"), edge.key("developer", "bind:*.bob.apps.example.com")
+    with edge.client(admin) as api:
+        made = api.post("/credentials", json={"acl": ["*"], "owner_id": bob.id})
+        assert made.status_code == 201 and made.json()["owner_id"] == bob.id
+        nobody = api.post("/credentials", json={"acl": ["*"], "owner_id": "ak_nope"})
+        assert nobody.status_code == 400
+        huge = api.post("/credentials", content=b'{"description": "' + b"x" * 70000 + b'"}')
+        assert huge.status_code == 413
+    with edge.client(bob) as api:
+        assert [c["id"] for c in api.get("/credentials").json()["credentials"]] == [
+            made.json()["id"]
+        ]
+        other = api.post(
+            "/credentials", json={"acl": ["bind:x.bob.apps.example.com"], "owner_id": admin.id}
+        )
+        assert other.status_code == 403
+        assert other.json()["error_code"] == "ERR_EDGEWARD_4102"

@@ -29,6 +29,7 @@ from edgeward.admin.audit import Audit, AuditEvent, Principal
 from edgeward.admin.dataplane import DataPlane
 from edgeward.admin.errors import (
     BEYOND_GRANT,
+    INVALID,
     METHOD,
     NOT_FOUND,
     STORE,
@@ -43,12 +44,11 @@ from edgeward.admin.errors import (
 from edgeward.admin.openapi import document
 from edgeward.authtokens import manage
 from edgeward.authtokens.acl import Acl, AclError
-from edgeward.errors import EdgewardError
 from edgeward.store import ApiKeyRow, AuthtokenRow, Store, StoreError
 from edgeward.store.trio_adapter import AsyncStore
 
 Handler = Callable[[Request, ApiKeyRow], Awaitable[Response]]
-JSON_TYPE = "application/json"
+MAX_BODY = 64 * 1024  # bytes of a request body: the API's objects are small
 
 
 class AdminApi:
@@ -169,7 +169,14 @@ class AdminApi:
 
     @staticmethod
     async def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
-        raw = await request.body()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise ApiError(413, INVALID, f"the body is larger than {MAX_BODY} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         try:
             data = json.loads(raw) if raw else {}
         except ValueError as exc:
@@ -262,10 +269,18 @@ class AdminApi:
         self._check_grant(key, acl)
         description = self._text(data, "description") or ""
         metadata = self._text(data, "metadata") or ""
+        owner = self._text(data, "owner_id") or key.id
+        if owner != key.id:  # an admin makes a credential for a developer's key
+            if key.role != "admin":
+                raise forbidden("only an admin's key may set another owner_id")
+            try:
+                await self._run(lambda store: keys.get(store, owner))
+            except keys.UnknownApiKey:
+                raise invalid(f"owner_id: no API key {owner!r}", "owner_id") from None
         try:
             created: manage.Created = await self._run(
                 lambda store: manage.create(
-                    store, acl=acl, description=description, metadata=metadata, owner_id=key.id
+                    store, acl=acl, description=description, metadata=metadata, owner_id=owner
                 )
             )
         except manage.InputError as exc:
@@ -359,7 +374,7 @@ class AdminApi:
 
     async def create_api_key(self, request: Request, key: ApiKeyRow) -> Response:
         self._admin_only(key)
-        data = await self._body(request, {"description", "metadata", "role", "acl", "owner_id"})
+        data = await self._body(request, {"description", "metadata", "role", "acl"})
         role = self._text(data, "role")
         if role is None:
             raise invalid("role is required: admin, developer or auditor", "role")
@@ -507,4 +522,4 @@ class AdminApi:
         raise not_found("endpoint", id)
 
 
-__all__ = ["JSON_TYPE", "AdminApi", "EdgewardError"]
+__all__ = ["MAX_BODY", "AdminApi"]

@@ -106,7 +106,10 @@ SCHEMAS: dict[str, S] = {
             "description": STR,
             "metadata": STR,
             "acl": STRINGS,
-            "owner_id": STR,
+            "owner_id": {
+                **STR,
+                "description": "admin: the API key that owns it (default: the caller's)",
+            },
         },
     },
     "CredentialUpdate": {
@@ -123,7 +126,6 @@ SCHEMAS: dict[str, S] = {
             "metadata": STR,
             "role": {"enum": ["admin", "developer", "auditor"]},
             "acl": {**STRINGS, "description": "a developer's grant: the rules it may give"},
-            "owner_id": STR,
         },
     },
     "ApiKeyUpdate": {
@@ -156,6 +158,7 @@ _ERRORS = {
     code: {"description": why, "content": {"application/json": {"schema": _ref("Error")}}}
     for code, why in (
         ("400", "an invalid request (or no Ngrok-Version: 2)"),
+        ("413", "a request body over 64 KiB"),
         ("401", "no or an invalid API key"),
         ("403", "the key's role may not do this, or an ACL beyond its grant"),
         ("404", "no such resource (or not the developer's own)"),

@@ -66,6 +66,7 @@ class ApiService:
         self.config.accesslog = None
         self.config.graceful_timeout = 1.0
         self.config.keep_alive_timeout = 30.0
+        self.config.read_timeout = 30  # a client that stops sending is dropped
         self.scheme = "https" if ssl_context is not None else "http"
 
     async def serve(
