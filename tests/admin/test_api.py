@@ -252,3 +252,29 @@ def test_an_admin_makes_a_credential_for_a_developer(edge: ApiEdge) -> None:
         )
         assert other.status_code == 403
         assert other.json()["error_code"] == "ERR_EDGEWARD_4102"
+
+
+def test_an_acl_narrowed_through_the_api_drops_the_agent_it_no_longer_allows(
+    edge: ApiEdge,
+) -> None:
+    admin = edge.key("admin")
+    made = _credential(edge, admin, "bind:n.apps.example.com", "bind:m.apps.example.com")
+    token = Token(str(made["id"]), str(made["token"]))
+    with named_server(b"n") as port:
+        agent = edge.agents.agent(token, "http", str(port), "--url", "http://n.apps.example.com")
+        try:
+            url = agent.url
+            with edge.client(admin) as api:
+                tag = api.get(f"/credentials/{token.id}").headers["etag"]
+                narrowed = api.patch(
+                    f"/credentials/{token.id}",
+                    json={"acl": ["bind:m.apps.example.com"]},
+                    headers={"If-Match": tag},
+                )
+                assert narrowed.status_code == 200
+            edge.agents.wait_event("agent_revoked", authtoken=token.id)
+            # it reconnects with the same token, and its bind is now refused
+            edge.agents.wait_event("agent_bind_refused", authtoken=token.id)
+            assert curl(url, edge.agents.web_port).status == 404
+        finally:
+            agent.kill()
