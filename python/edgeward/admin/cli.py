@@ -30,7 +30,12 @@ def register(sub: Any) -> None:
         help="create an API key and print it (once)",
         description="Create an admin API key. The key is printed once: only its hash is stored.",
     )
-    create.add_argument("--role", required=True, choices=("admin", "developer", "auditor"))
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=("admin", "developer", "auditor"),
+        help="admin: everything; developer: authtokens within --acl; auditor: read-only",
+    )
     create.add_argument(
         "--acl",
         action="append",
