@@ -21,6 +21,7 @@ from edgeward.config.model import (
     AdminListener,
     AgentIngress,
     AgentTcp,
+    ApiListener,
     Certificate,
     EdgeConfig,
     Endpoint,
@@ -193,6 +194,7 @@ class _Loader:
             endpoints.append(auth)
         admin = self._admin(top, listeners)
         agents = self._agent_ingress(top, listeners, admin)
+        api = self._api(top, listeners, admin, agents)
         top.done()
         if self.factory is not None:
             listeners = [self._compiled(ln, ip_policies) for ln in listeners]
@@ -216,6 +218,7 @@ class _Loader:
             identity=self.identity,
             admin=admin,
             agent_ingress=agents,
+            api=api,
             raw=self.doc.data,
         )
 
@@ -276,6 +279,44 @@ class _Loader:
                     f"the admin listener must not share the address of listener {listener.name!r}",
                 )
         return AdminListener(host, port)
+
+    def _api(
+        self,
+        top: _Section,
+        listeners: list[Listener],
+        admin: AdminListener | None,
+        agents: AgentIngress | None,
+    ) -> ApiListener | None:
+        """`api: {address, tls, audit_log}`: the admin API (docs/control-plane.md),
+        on an address no other listener has."""
+        if not top.has("api"):
+            top.taken.add("api")
+            return None
+        sec = top.section("api")
+        host, port = self._address(sec, "address")
+        tls = self._tls(sec.section("tls")) if sec.has("tls") else None
+        taken = [(ln.host, ln.port, f"listener {ln.name!r}") for ln in listeners]
+        if admin is not None:
+            taken.append((admin.host, admin.port, "the admin listener"))
+        if agents is not None:
+            taken.append((agents.host, agents.port, "the agent ingress"))
+        for other_host, other_port, what in taken:
+            if port != 0 and other_port == port and _overlaps(other_host, host):
+                raise self.error(sec.at("address"), f"the admin API shares the address of {what}")
+        audit: list[str] = []
+        sec.taken.add("audit_log")
+        value = sec.data.get("audit_log")
+        items = value if isinstance(value, list) else [] if value in (None, False) else [value]
+        for i, item in enumerate(items):
+            path = (*sec.at("audit_log"), i) if isinstance(value, list) else sec.at("audit_log")
+            if not isinstance(item, str) or not item:
+                raise self.error(path, "must be stdout, stderr, a file path or a list of them")
+            target = item if item in ("stdout", "stderr") else str(self._output_file(path, item))
+            if target in audit:
+                raise self.error(path, f"{item!r} is listed twice")
+            audit.append(target)
+        sec.done()
+        return ApiListener(host, port, tls, tuple(audit))
 
     def _agent_ingress(
         self, top: _Section, listeners: list[Listener], admin: AdminListener | None

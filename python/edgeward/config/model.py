@@ -79,6 +79,18 @@ class AdminListener:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiListener:
+    """`api:`: the admin API (docs/control-plane.md) on an address of its
+    own, never the ops `admin:` listener; TLS when `tls` is given. Its audit
+    events go to `audit_log` (stdout, stderr or files; empty: none)."""
+
+    host: str
+    port: int
+    tls: ListenerTls | None = None
+    audit_log: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class IpPolicy:
     """A named allow/deny list, referenced by policies (`ip_policies:`)."""
 
@@ -283,4 +295,5 @@ class EdgeConfig:
     identity: IdentityConfig | None = None
     admin: AdminListener | None = None
     agent_ingress: AgentIngress | None = None
+    api: ApiListener | None = None
     raw: Any = None  # the parsed document, for diagnostics

@@ -211,6 +211,17 @@ class AgentService:
         for problem in snapshot.problems.values():
             log.warning("authtokens: %s", problem)
 
+    def stop_session(self, session_id: str) -> bool:
+        """Stop one agent session (the admin API): withdraw its endpoints at
+        once and disconnect it. False when there is no such session."""
+        session = self.registry.stop(session_id)
+        if session is None:
+            return False
+        self._emit(ev.DISCONNECTED, session, reason="stopped through the admin API")
+        assert self._nursery is not None
+        self._nursery.start_soon(session.handle.aclose, 0, "stopped by an administrator")
+        return True
+
     # --- the ingress ----------------------------------------------------------------------
 
     async def _accept_loop(self) -> None:

@@ -95,6 +95,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         if config.agent_ingress is not None:  # agents' sessions live in one process
             return _startup_failed(EdgewardError("agent_ingress needs --workers 1"))
+        if config.api is not None:  # the API sees this process's agents
+            return _startup_failed(EdgewardError("api needs --workers 1"))
         return _supervise(args)
     import trio
 

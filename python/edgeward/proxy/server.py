@@ -53,6 +53,7 @@ from edgeward.proxy.tls import peek_client_hello, server_context, tls_info
 from edgeward.proxy.transport import Transport, tls_handshake, tune
 
 if TYPE_CHECKING:
+    from edgeward.admin.service import ApiService
     from edgeward.proxy.agent_ingress import AgentService
 
 log = logging.getLogger("edgeward.proxy")
@@ -261,6 +262,16 @@ class Server:
         if self.services.agents is not None:
             self.services.agents.reconfigure(config, self.addresses)  # the ports bound
             self.addresses["agent_ingress"] = self.services.agents.address
+        self.api: ApiService | None = None
+        if config.api is not None:
+            try:
+                self.api = self._open_api(config)
+            except BaseException:
+                for bound in self._bound.values():
+                    bound.sock.close()
+                self._close_admin()
+                raise
+            self.addresses["api"] = self.api.address
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -276,6 +287,8 @@ class Server:
             self._start_admin()
             if self.services.agents is not None:
                 await nursery.start(self.services.agents.serve)
+            if self.api is not None:
+                await nursery.start(self.api.serve, self._stop.wait)
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self.services.watchdog.run)
             self._serving = True
@@ -331,6 +344,8 @@ class Server:
         try:
             config = self._reload()
             self._check_agent_ingress(config)
+            if config.api != self.gen.config.api:
+                raise StartupError("api: the admin API's settings change only with a restart")
             gen = build_generation(config, self.services.agents)
             plan = self.services.pools.prepare(config)
             new = self._open_listeners(config)
@@ -368,6 +383,35 @@ class Server:
             )
         if new is not None and config.state_dir != self.gen.config.state_dir:
             raise StartupError("state_dir changes only with a restart")
+
+    def _open_api(self, config: EdgeConfig) -> ApiService:
+        """The admin API (`api:`): its socket bound now, its store opened."""
+        from edgeward.admin.dataplane import DataPlane  # Starlette/hypercorn only when configured
+        from edgeward.admin.service import ApiService
+
+        api = config.api
+        assert api is not None
+        context = None
+        if api.tls is not None:
+            try:
+                context = server_context(api.tls, http2=False)
+            except OSError as exc:
+                raise StartupError(f"api: cannot load its TLS certificates: {exc}") from None
+        try:
+            sock = self._listen((api.host, api.port), reuse_port=False)
+        except OSError as exc:
+            raise ListenError("admin API", (api.host, api.port), exc) from None
+        agents = self.services.agents
+        dataplane = DataPlane(
+            config=lambda: self.gen.config,
+            registry=lambda: agents.registry if agents is not None else None,
+            stop_session=agents.stop_session if agents is not None else lambda _id: False,
+        )
+        try:
+            return ApiService(api, config.state_dir, sock, context, dataplane)
+        except BaseException:
+            sock.close()
+            raise
 
     def _static_owner(self, listener: str, host: str) -> str | None:
         """The edge config's endpoint serving `host` on `listener`, if any
@@ -456,6 +500,9 @@ class Server:
         if "admin" in self.addresses:
             host, port = self.addresses["admin"]
             log.info("edgeward: admin listener (/metrics, /healthz, /readyz) on %s:%d", host, port)
+        if "api" in self.addresses and self.api is not None:
+            host, port = self.addresses["api"]
+            log.info("edgeward: admin API on %s://%s:%d", self.api.scheme, host, port)
 
     def _listen(self, address: tuple[str, int], *, reuse_port: bool | None = None) -> socket.socket:
         host, port = address
