@@ -25,6 +25,7 @@ by the bench as a login would), and the same endpoint without a policy.
 Target: a session check costs at most 10% of throughput.
 
     python -m bench policy [--duration 5] [--repeat 3] [--connections 32]
+                           [--only {rules,session}]
 """
 
 from __future__ import annotations
@@ -152,12 +153,25 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--only", choices=("rules", "session"), help="run only the rules or the session tables"
+    )
     args = parser.parse_args(argv)
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
             sys.exit(f"bench policy needs {tool} (make system-deps)")
     HERE.mkdir(parents=True, exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.only != "session":
+        rules_tables(args)
+    if args.only != "rules":
+        up = free_port()
+        with nginx("upstream-identity", UPSTREAM.format(port=up, work=WORK), [up]):
+            authenticated(args, up)
+
+
+def rules_tables(args: argparse.Namespace) -> None:
+    """The engine table, then no policy vs one action vs the 20 rules."""
     text = policy_text()
     policy = HERE / "policy.yml"
     policy.write_text(text)
@@ -218,8 +232,6 @@ def main(argv: list[str]) -> None:
         "edge CPU per request, without / with", base_cpu * served[full] / cpu[full], ">= 0.90"
     )
     summary.print()
-    with nginx("upstream-identity", UPSTREAM.format(port=up, work=WORK), [up]):
-        authenticated(args, up)
 
 
 # --- the authenticated case ------------------------------------------------------
