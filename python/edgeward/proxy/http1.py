@@ -144,25 +144,27 @@ class Http1Connection:
         """The exchange of a request (None: the connection cannot go on)."""
         headers = request.headers
         authority = b""
-        lengths: list[bytes] = []
-        codings: list[bytes] = []
+        lengths: list[bytes] | None = None  # (a GET allocates nothing for these)
+        codings: list[bytes] | None = None
         upgrade: list[bytes] = []
         self._expect_continue = False
         for name, value in headers:
             if name == b"host":
                 authority = value
             elif name == b"content-length":
-                lengths.append(value)
+                lengths = [*lengths, value] if lengths else [value]
             elif name == b"transfer-encoding":
-                codings.append(value)
+                codings = [*codings, value] if codings else [value]
             elif name == b"expect":
                 self._expect_continue = value.lower() == b"100-continue"
             elif name == b"upgrade":
                 upgrade.append(value)
-        try:  # the codec checked these already
-            has_body = framing.has_body(*framing.body_framing(lengths, codings))
-        except framing.FramingError:
-            return None
+        has_body = False
+        if lengths or codings:
+            try:  # the codec checked these already
+                has_body = framing.has_body(*framing.body_framing(lengths, codings))
+            except framing.FramingError:
+                return None
         target = request.target
         if target[:1] != b"/" and (target.startswith((b"http://", b"https://"))):
             rest = target.split(b"://", 1)[1]
