@@ -44,7 +44,7 @@ def free_port() -> int:
             return port
 
 
-def wait_port(port: int, timeout: float = 15, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_port(port: int, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Wait until something accepts on 127.0.0.1:`port`; a `proc` that
     exits first is reported at once (its log says why)."""
     deadline = time.monotonic() + timeout
