@@ -37,6 +37,7 @@ import ipaddress
 import random
 import shutil
 import sys
+from collections.abc import Generator
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from subprocess import Popen
@@ -46,6 +47,7 @@ from bench.proxy import EDGE, UPSTREAM, WORK, nginx
 from edgeward.bench.load import Result, wrk
 from edgeward.bench.processes import cpu_seconds, free_port, running
 from edgeward.bench.table import Table
+from edgeward.bench.timing import median_ns_per_call
 
 HERE = WORK.parent / "policy"
 

@@ -37,7 +37,8 @@ def policy(config: dict[str, object]) -> str:
                             "type": "custom-response",
                             "config": {
                                 "body": "${actions.ngrok.terminate_tls.version} "
-                                "${conn.tls.client.subject != '' ? conn.tls.client.subject : 'none'}"
+                                "${conn.tls.client.subject != ''"
+                                " ? conn.tls.client.subject : 'none'}"
                             },
                         }
                     ]
