@@ -119,13 +119,15 @@ else:
 
 if TYPE_CHECKING:
     from edgeward_native import H2SendError
-    from edgeward_native import H2Server as _NativeH2Server
+    from edgeward_native import H2Server as H2ServerBase
 
-    NativeH2Server: type[_NativeH2Server] | None
+    NativeH2Server: type[H2ServerBase] | None
 elif _native is not None:
     H2SendError, NativeH2Server = _native.H2SendError, _native.H2Server
+    H2ServerBase = NativeH2Server
 else:
     NativeH2Server = None
+    H2ServerBase = object  # the fast path's base; unused without the module
 
     class H2SendError(ValueError):
         """A send the stream's state does not allow (never raised by the twin)."""
@@ -142,6 +144,7 @@ __all__ = [
     "GeoDb",
     "GeoDbError",
     "H2SendError",
+    "H2ServerBase",
     "IpPolicy",
     "IpTable",
     "NativeError",

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from types import GenericAlias
 from typing import Any, Generic, Self, TypeVar, final
 
+from typing_extensions import disjoint_base
+
 __all__ = [
     "DEFAULT_TOLERANCE_S",
     "PROVIDERS",
@@ -291,6 +293,7 @@ class H2SendError(ValueError):
     """A send the stream's state does not allow: on a closed stream, past the
     flow-control window, a frame larger than the client's maximum."""
 
+@disjoint_base
 class H2Server:
     """One HTTP/2 server connection, sans-IO: the twin of
     `edgeward.http2.connection.H2Server` (on h2). `limits` has the fields of
@@ -315,7 +318,7 @@ class H2Server:
     def send_window(self, stream_id: int) -> int: ...
     def send_data(self, stream_id: int, data: bytes) -> None: ...
     def end_stream(
-        self, stream_id: int, trailers: Iterable[tuple[bytes, bytes]], data: bytes = b""
+        self, stream_id: int, trailers: Iterable[tuple[bytes, bytes]], data: bytes = ...
     ) -> None: ...
     def consumed(self, stream_id: int, flow_length: int) -> None: ...
-    def reset(self, stream_id: int, error_code: int = 8) -> None: ...
+    def reset(self, stream_id: int, error_code: int = ...) -> None: ...

@@ -6,8 +6,6 @@ streams in tests/http2 and must emit the same events and errors."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from edgeward import native
 from edgeward.http2.events import (
     Body,
@@ -19,16 +17,11 @@ from edgeward.http2.events import (
 )
 from edgeward.http2.limits import H2Limits
 
-if TYPE_CHECKING:
-    from edgeward_native import H2Server as _Native
-else:
-    _Native = native.NativeH2Server or object
-
 _EVENTS = (Request, Body, EndBody, StreamReset, WindowOpened, ConnectionEnded)
 _DEFAULT_LIMITS = H2Limits()
 
 
-class H2Server(_Native):
+class H2Server(native.H2ServerBase):
     """`scheme` is the connection's, `https` on TLS and `http` otherwise: a
     request's `:scheme` must be the same."""
 

@@ -990,10 +990,17 @@ impl Server {
         if !payload.len().is_multiple_of(6) {
             return self.connection_error(FRAME_SIZE_ERROR, "invalid SETTINGS", events);
         }
-        let settings: Vec<(u16, u32)> = payload
-            .chunks_exact(6)
-            .map(|c| (u16::from_be_bytes([c[0], c[1]]), be32(&c[2..6])))
-            .collect();
+        // A setting repeated in one frame counts with its last value (as the
+        // reference, h2 through hyperframe, reads it): an earlier value never
+        // takes effect, so it is neither validated nor applied.
+        let mut settings: Vec<(u16, u32)> = Vec::with_capacity(payload.len() / 6);
+        for c in payload.chunks_exact(6) {
+            let (id, value) = (u16::from_be_bytes([c[0], c[1]]), be32(&c[2..6]));
+            match settings.iter_mut().find(|(seen, _)| *seen == id) {
+                Some(entry) => entry.1 = value,
+                None => settings.push((id, value)),
+            }
+        }
         for &(id, value) in &settings {
             let code = match id {
                 0x2 | 0x8 if value > 1 => PROTOCOL_ERROR,
