@@ -242,13 +242,34 @@ def test_the_address_the_proxy_resolved_may_be_refused() -> None:
     assert run.results["attempts"][0]["resolved_ip"] == "10.1.2.3"
 
 
-def test_internal_endpoints_are_not_reachable_yet() -> None:
-    p = policy("url: 'https://${req.headers[\"x-svc\"][0]}.internal/ping'")
-    run = p.run(headers=[("x-svc", "auth")])
-    assert run.fetches == [] and run.results["error"]["code"] == "ERR_EDGEWARD_3607"
-    # a constant internal URL loads (the public examples), with a warning
-    loaded = policy("url: 'https://upstream-service.internal/ping'")
-    assert any("does not serve internal endpoints yet" in str(w) for w in loaded.policy.warnings)
+def test_internal_endpoints_are_fetched_whatever_allow_external_says() -> None:
+    # The operator's own endpoints: yielded to the proxy (which serves them
+    # itself), even when the edge config allows no external host.
+    p = policy(
+        "url: 'https://${req.headers[\"x-svc\"][0]}.internal:8443/ping?a=1'",
+        rules=SimpleNamespace(hosts=(), networks=()),
+    )
+    url = "https://auth.internal:8443/ping?a=1"
+    run = p.run({url: [ok("pong", headers=[("x-from", "auth")])]}, headers=[("x-svc", "auth")])
+    assert [f.url for f in run.fetches] == [url]
+    assert dict(run.fetches[0].headers)["edgeward-hops"] == "1"
+    assert run.results["res"]["body"] == "pong" and "error" not in run.results
+    # a constant internal URL loads without a warning
+    loaded = policy("url: 'https://upstream-service.internal/ping'", rules=None)
+    assert not loaded.policy.warnings
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "status"),
+    [("internal", "ERR_EDGEWARD_3607", 502), ("loop", "ERR_EDGEWARD_3603", 508)],
+)
+def test_an_internal_endpoint_the_proxy_cannot_reach(failure: str, code: str, status: int) -> None:
+    url = "https://gone.internal/"
+    answer = FetchResult(0, error="no internal endpoint gone.internal is online", failure=failure)
+    run = policy(f"url: '{url}'").run({url: [answer]})
+    assert run.results["error"] == {"code": code, "message": answer.error}
+    halted = policy(f"url: '{url}', on_error: halt").run({url: [answer]})
+    assert (halted.status, halted.outcome.error_code) == (status, code)
 
 
 def test_a_constant_url_is_checked_at_load_when_the_edge_config_is_known() -> None:
