@@ -803,6 +803,8 @@ endpoints:
             - type: http-request
               config:
                 url: "http://svc.internal${{req.url.path}}"
+                method: POST
+                body: "streamed to the upstream"
             - type: custom-response
               config:
                 body: >-

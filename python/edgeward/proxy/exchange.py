@@ -330,10 +330,8 @@ class Exchange:
         sub = Exchange(self.ctx, down, subrequest.request_head(fetch), bool(fetch.body))
         sub._visited = list(self._visited)
         try:
-            with trio.move_on_after(fetch.timeout_s) as scope:
+            with trio.move_on_after(fetch.timeout_s) as scope, down.scope:
                 await sub.run_internal(fetch.url)
-        except subrequest.TooLarge:
-            pass  # recorded by the downstream
         finally:
             self.ctx.services.watchdog.remove(timer)
         return down.result(timed_out=scope.cancelled_caught)

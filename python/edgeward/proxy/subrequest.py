@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import trio
+
 from edgeward.hooks import Fetch, FetchResult, Header, InternalError, RequestHead
 from edgeward.proxy import errors
 from edgeward.proxy.transport import Transport
@@ -54,15 +56,15 @@ def refused(error: InternalError) -> FetchResult:
     return FetchResult(0, error=error.message, failure=failure)
 
 
-class TooLarge(Exception):
-    """The answer's body is larger than the Fetch allows: the sub-exchange
-    stops (its upstream connection is closed, like a client's that left)."""
-
-
 class FetchDownstream:
-    """`proxy.exchange.Downstream` for a sub-exchange."""
+    """`proxy.exchange.Downstream` for a sub-exchange. Run the exchange
+    inside `scope`: an answer larger than the Fetch allows cancels it (its
+    upstream connection is closed, as when a client leaves), a cancellation
+    rather than an exception so that it crosses the exchange's nurseries
+    as it is."""
 
     def __init__(self, fetch: Fetch, timer: Timer) -> None:
+        self.scope = trio.CancelScope()
         self.response_started = False
         self.timer = timer
         self._body = fetch.body
@@ -91,7 +93,10 @@ class FetchDownstream:
         self._size += len(data)
         if self._limit is not None and self._size > self._limit:
             self._failure = ("too_large", f"response larger than {self._limit} bytes")
-            raise TooLarge
+            self._chunks.clear()
+            self.scope.cancel()
+            await trio.lowlevel.checkpoint()  # raises Cancelled: the exchange stops here
+            return
         self._chunks.append(data)
 
     def end_response(self, trailers: list[Header]) -> None:
@@ -126,4 +131,4 @@ class FetchDownstream:
         return FetchResult(self._status, self._headers, b"".join(self._chunks))
 
 
-__all__ = ["FetchDownstream", "TooLarge", "is_internal", "refused", "request_head"]
+__all__ = ["FetchDownstream", "is_internal", "refused", "request_head"]
