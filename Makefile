@@ -76,7 +76,7 @@ test-rust:
 # tests/ipnet and tests/webhooks run both twins side by side already).
 # Tests run on every core (pytest-xdist), a module's tests in one worker so
 # its fixtures (edges, upstreams, providers) start once.
-PYTHON_BACKEND_TESTS ?= tests/test_backends.py tests/http1 tests/policy tests/proxy
+PYTHON_BACKEND_TESTS ?= tests/test_backends.py tests/http1 tests/policy tests/proxy tests/variables
 PYTEST_PARALLEL ?= -n auto --dist loadscope
 test-python: install system-deps
 	EDGEWARD_BACKEND=rust $(BIN)/python scripts/backends --require-compiled

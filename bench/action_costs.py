@@ -19,8 +19,9 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
-from bench.harness import Table, median_ns_per_call, median_s
 from edgeward import native
+from edgeward.bench.table import Table
+from edgeward.bench.timing import median_ns_per_call, median_s
 from edgeward.document import parse_document
 from edgeward.hooks import (
     ConnectionInfo,

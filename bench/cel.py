@@ -27,7 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.harness import Table, median_ns_per_call
+from edgeward.bench.table import Table
+from edgeward.bench.timing import median_ns_per_call
 
 RULES: list[tuple[str, str]] = [
     ("path prefix", "req.url.path.startsWith('/api/') && req.method == 'POST'"),

@@ -30,7 +30,7 @@ import h2.config
 import h2.connection
 import h2.events
 
-from bench.harness import Table
+from edgeward.bench.table import Table
 from edgeward.http2 import H2Server, Request
 
 BATCH = 16

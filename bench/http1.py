@@ -21,7 +21,7 @@ from typing import Any
 
 import h11
 
-from bench.harness import Table
+from edgeward.bench.table import Table
 from edgeward.http1 import NEED_DATA, Data, EndOfMessage, Request, Response
 from edgeward.http1 import fast as fast_py
 from edgeward.http1.h11codec import H11ClientCodec, H11ServerCodec

@@ -21,7 +21,7 @@ from typing import Any
 
 import edgeward_native as native
 
-from bench.harness import Table
+from edgeward.bench.table import Table
 from edgeward.ipnet import reference
 
 try:

@@ -15,7 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from bench.harness import Table
+from edgeward.bench.table import Table
 from edgeward.waf import CoreRuleSet, RequestInput, ResponseInput
 from edgeward.waf.modsecurity import RulesSet, Transaction
 

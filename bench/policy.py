@@ -19,12 +19,15 @@ request (from /proc), which a busy machine disturbs less; and the sans-IO
 engine alone is timed on the same policy (no sockets). Target (a benchmark,
 not a test): the policy costs at most 10% of the edge's throughput.
 
-The authenticated case runs two HTTPS edges: an endpoint behind
+The authenticated case runs three HTTPS edges: an endpoint behind
 `openid-connect` sent a valid session cookie (sessions in SQLite, written
-by the bench as a login would), and the same endpoint without a policy.
+by the bench as a login would), the same endpoint without a policy, and
+with the one-action policy (the hook path by itself); and times the
+sans-IO engine alone on that request, with and without the read cache.
 Target: a session check costs at most 10% of throughput.
 
     python -m bench policy [--duration 5] [--repeat 3] [--connections 32]
+                           [--only {rules,session}]
 """
 
 from __future__ import annotations
@@ -38,19 +41,13 @@ from collections.abc import Generator
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from subprocess import Popen
+from typing import Any
 
-from bench.harness import Table, median_ns_per_call
-from bench.proxy import (
-    EDGE,
-    UPSTREAM,
-    WORK,
-    Result,
-    cpu_seconds,
-    free_port,
-    nginx,
-    running,
-    wrk,
-)
+from bench.proxy import EDGE, UPSTREAM, WORK, nginx
+from edgeward.bench.load import Result, wrk
+from edgeward.bench.processes import cpu_seconds, free_port, running
+from edgeward.bench.table import Table
+from edgeward.bench.timing import median_ns_per_call
 
 HERE = WORK.parent / "policy"
 
@@ -123,28 +120,27 @@ def edgeward_with(
     return running([*cmd, "--log-level", "warning"], [port], HERE / f"edge-{port}.log")
 
 
+# The request of the sans-IO table: what wrk sends the edges below.
+EXCHANGE_CASE = """
+cases:
+  - request:
+      url: http://127.0.0.1:8080/small
+      client_ip: 127.0.0.1
+      headers: {user-agent: wrk, accept: "*/*"}
+    response: {headers: {content-type: text/plain}}
+"""
+
+
 def engine_ns_per_exchange(text: str) -> float:
-    """One request and its response through the compiled policy, no I/O."""
-    from edgeward.document import parse_document
-    from edgeward.hooks import ConnectionInfo, EndpointInfo, RequestHead, ResponseHead
-    from edgeward.policy import compile_policy
+    """One request and its response through the compiled policy, no I/O:
+    the harness of `edgeward bench policy` (its phase hooks, timed)."""
+    from edgeward.bench.policy import load, phase_costs
 
-    policy = compile_policy(parse_document(text, "bench-policy.yml"), ip_policies={})
-    conn = ConnectionInfo("c", "bench", "127.0.0.1", 50000, "127.0.0.1", 8080, 0.0)
-    endpoint = EndpointInfo("bench", "http://127.0.0.1", "127.0.0.1", 8080, "http", "ep", "up")
-    headers = [(b"user-agent", b"wrk"), (b"accept", b"*/*")]
-
-    def exchange() -> None:
-        head = RequestHead(b"GET", b"/small", b"127.0.0.1:8080", b"http", list(headers), b"1.1")
-        hooks = policy.begin(conn, endpoint, head, "r")
-        for outcome in (
-            hooks.on_http_request(head),
-            hooks.on_http_response(ResponseHead(200, [(b"content-type", b"text/plain")])),
-        ):
-            if isinstance(outcome, Generator):
-                raise RuntimeError("the bench policy may ask for I/O")
-
-    return median_ns_per_call(exchange, number=5000)
+    HERE.mkdir(parents=True, exist_ok=True)
+    policy, cases = HERE / "engine-policy.yml", HERE / "engine.cases.yml"
+    policy.write_text(text)
+    cases.write_text(EXCHANGE_CASE)
+    return float(phase_costs(load(policy, cases), requests=5000, repeat=7)["us_per_request"]) * 1000
 
 
 def main(argv: list[str]) -> None:
@@ -152,12 +148,25 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--only", choices=("rules", "session"), help="run only the rules or the session tables"
+    )
     args = parser.parse_args(argv)
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
             sys.exit(f"bench policy needs {tool} (make system-deps)")
     HERE.mkdir(parents=True, exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.only != "session":
+        rules_tables(args)
+    if args.only != "rules":
+        up = free_port()
+        with nginx("upstream-identity", UPSTREAM.format(port=up, work=WORK), [up]):
+            authenticated(args, up)
+
+
+def rules_tables(args: argparse.Namespace) -> None:
+    """The engine table, then no policy vs one action vs the 20 rules."""
     text = policy_text()
     policy = HERE / "policy.yml"
     policy.write_text(text)
@@ -218,8 +227,6 @@ def main(argv: list[str]) -> None:
         "edge CPU per request, without / with", base_cpu * served[full] / cpu[full], ">= 0.90"
     )
     summary.print()
-    with nginx("upstream-identity", UPSTREAM.format(port=up, work=WORK), [up]):
-        authenticated(args, up)
 
 
 # --- the authenticated case ------------------------------------------------------
@@ -295,6 +302,59 @@ def session_cookie(directory: Path, port: int) -> tuple[Path, Path, str]:
     return keys, store_file, f"{name}={sealed}"
 
 
+def session_engine_us(directory: Path, *, cached: bool) -> tuple[float, float]:
+    """The sans-IO engine alone, one exchange with a valid session cookie
+    through `openid-connect` (sessions in SQLite, as the edge opens them:
+    behind the read cache, or without it), and the same with an empty
+    policy: (µs with the session check, µs with the empty policy)."""
+    from edgeward.document import parse_document
+    from edgeward.hooks import (
+        ConnectionInfo,
+        EndpointInfo,
+        Forward,
+        RequestHead,
+        ResponseHead,
+    )
+    from edgeward.identity import Runtime
+    from edgeward.identity.seal import load_keys
+    from edgeward.identity.store import CachedStore, SessionStore, SqliteStore
+    from edgeward.policy import compile_policy
+
+    port = 8443
+    keys, store_file, cookie = session_cookie(directory, port)
+    sqlite = SqliteStore(store_file)
+    store: SessionStore = CachedStore(sqlite) if cached else sqlite
+    runtime = Runtime(auth_host="auth.bench.test", keyring=load_keys(keys), store=store)
+    runtime.allow_insecure_loopback = True
+    conn = ConnectionInfo("c", "bench", "127.0.0.1", 50000, "127.0.0.1", port, 0.0)
+    endpoint = EndpointInfo("bench", "https://127.0.0.1", "127.0.0.1", port, "https", "ep", "up")
+    headers = [(b"user-agent", b"wrk"), (b"cookie", cookie.encode())]
+    out = []
+    for text in (OIDC_POLICY, "{}\n"):
+        policy = compile_policy(parse_document(text, "b.yml"), identity=runtime, edge=True)
+
+        def exchange(policy: Any = policy) -> None:
+            head = RequestHead(
+                b"GET", b"/small", f"127.0.0.1:{port}".encode(), b"https", list(headers), b"1.1"
+            )
+            hooks = policy.begin(conn, endpoint, head, "r")
+            outcome = hooks.on_http_request(head)
+            if isinstance(outcome, Generator):
+                try:
+                    outcome.send(None)
+                except StopIteration as stop:
+                    outcome = stop.value
+                else:
+                    raise RuntimeError("the session check asked for I/O")
+            if not isinstance(outcome, Forward):
+                raise RuntimeError(f"the session was refused: {outcome!r}")
+            hooks.on_http_response(ResponseHead(200, [(b"content-type", b"text/plain")]))
+
+        out.append(median_ns_per_call(exchange, number=2000) / 1000)
+    sqlite.close()
+    return out[0], out[1]
+
+
 def authenticated(args: argparse.Namespace, up: int) -> None:
     """openid-connect with a valid session cookie vs the same TLS endpoint
     without a policy (sessions in SQLite: the bench writes the session)."""
@@ -308,7 +368,22 @@ def authenticated(args: argparse.Namespace, up: int) -> None:
     cert.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
     leaf.private_key_pem.write_to_path(str(key))
     (directory / "oidc.yml").write_text(OIDC_POLICY)
-    edges = {"TLS, no policy": "", "TLS, openid-connect + session": "oidc"}
+    (directory / "one-action.yml").write_text(ONE_ACTION)
+    engine = Table(
+        "sans-IO engine, one exchange with a session cookie (no sockets)",
+        ["policy", "us/exchange"],
+    )
+    cached, empty = session_engine_us(directory, cached=True)
+    uncached, _ = session_engine_us(directory, cached=False)
+    engine.add("openid-connect + session (edge: read cache)", cached)
+    engine.add("openid-connect + session, no read cache", uncached)
+    engine.add("empty", empty)
+    engine.print()
+    edges = {
+        "TLS, no policy": "",
+        "TLS, 1-action policy": "one-action.yml",
+        "TLS, openid-connect + session": "oidc.yml",
+    }
     ports = {who: free_port() for who in edges}
     auth_port = ports["TLS, openid-connect + session"]
     keys, store, cookie = session_cookie(directory, auth_port)
@@ -318,7 +393,7 @@ def authenticated(args: argparse.Namespace, up: int) -> None:
     with ExitStack() as stack:
         procs = {}
         for who, kind in edges.items():
-            policy = f"    traffic_policy_file: {directory / 'oidc.yml'}\n" if kind else ""
+            policy = f"    traffic_policy_file: {directory / kind}\n" if kind else ""
             conf = directory / f"edge-{ports[who]}.yml"
             conf.write_text(
                 TLS_EDGE.format(
@@ -356,3 +431,15 @@ def authenticated(args: argparse.Namespace, up: int) -> None:
             who, r.rps, r.p50_ms, r.p99_ms, r.rps / base, per_request * 1e6, per_request / base_cpu
         )
     table.print()
+    oidc, one = "TLS, openid-connect + session", "TLS, 1-action policy"
+    summary = Table("target", ["measure", "value", "target"])
+    summary.add("throughput with a session check / without", results[oidc].rps / base, ">= 0.90")
+    summary.add(
+        "edge CPU per request, without / with", base_cpu * served[oidc] / cpu[oidc], ">= 0.90"
+    )
+    summary.add(
+        "edge CPU per request, 1-action policy / session check",
+        (cpu[one] / served[one]) / (cpu[oidc] / served[oidc]),
+        "(the check beyond the hook path)",
+    )
+    summary.print()

@@ -17,19 +17,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import Table
+from edgeward.bench.load import Result, h2load, median_run, wrk
+from edgeward.bench.processes import free_port, running
+from edgeward.bench.table import Table
 
 WORK = Path(__file__).resolve().parent / ".work" / "proxy"
 
@@ -79,64 +75,6 @@ limits:
 """
 
 
-@dataclass
-class Result:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    cpu_us: float = float("nan")  # CPU time of the proxy (and its workers) per request
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of a process and its children (the
-    workers of nginx and of `edgeward --workers N`)."""
-    total = 0.0
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    pids = [pid, *(int(c) for c in children.read_text().split())] if children.exists() else [pid]
-    for each in pids:
-        try:
-            stat = Path(f"/proc/{each}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after the command name
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {port}")
-
-
-@contextmanager
-def running(cmd: list[str], ports: list[int], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=out)
-    try:
-        for port in ports:
-            wait_port(port)
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def nginx(name: str, body: str, ports: list[int]) -> contextmanager[subprocess.Popen[bytes]]:  # type: ignore[type-arg]
     conf = WORK / f"{name}.conf"
     conf.write_text(NGINX_CONF.format(work=WORK, name=name, body=body))
@@ -158,82 +96,6 @@ def edgeward(port: int, upstream: int, *args: str) -> contextmanager[subprocess.
         *args,
     ]
     return running(cmd, [port], WORK / f"edge-{port}.log")
-
-
-def wrk(
-    url: str,
-    duration: float,
-    connections: int,
-    pid: int | None = None,
-    headers: tuple[str, ...] = (),
-) -> Result:
-    """One wrk run; with `pid`, also the CPU that process tree spent per request."""
-    before = cpu_seconds(pid) if pid else 0.0
-    extra = [arg for header in headers for arg in ("-H", header)]
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{max(1, round(duration))}s",
-            "--latency",
-            *extra,
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    cpu = cpu_seconds(pid) - before if pid else float("nan")
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"wrk saw errors:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return Result(rps, _latency(out, "50%"), _latency(out, "99%"), cpu * 1e6 / max(requests, 1))
-
-
-def _latency(out: str, pct: str) -> float:
-    value, unit = re.search(rf"{pct}\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-WARM_UP = 1
-
-
-def h2load(url: str, duration: float, connections: int, pid: int) -> Result:
-    """h2load's rate and latency; the CPU per request is the proxy's CPU
-    over the run (warm-up included) over the requests at the measured rate."""
-    cpu_before = cpu_seconds(pid)
-    out = subprocess.run(
-        [
-            "h2load",
-            f"-c{connections}",
-            "-m16",
-            f"-D{max(1, round(duration))}",
-            f"--warm-up-time={WARM_UP}",
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    cpu = cpu_seconds(pid) - cpu_before
-    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
-    if not re.search(r" 0 failed, 0 errored", out):
-        raise RuntimeError(f"h2load saw errors:\n{out}")
-    row = re.search(
-        r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", out
-    )
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    mean = float(row.group(5)) * scale[row.group(6)] if row else 0.0  # type: ignore[union-attr]
-    peak = float(row.group(3)) * scale[row.group(4)] if row else 0.0  # type: ignore[union-attr]
-    requests = rps * (max(1, round(duration)) + WARM_UP)
-    return Result(rps, mean, peak, cpu * 1e6 / requests if requests else 0.0)
-
-
-def median_run(fn: object, repeat: int, *args: object) -> Result:
-    runs = sorted((fn(*args) for _ in range(repeat)), key=lambda r: r.rps)  # type: ignore[operator]
-    return runs[len(runs) // 2]
 
 
 def main(argv: list[str]) -> None:
@@ -308,6 +170,6 @@ def main(argv: list[str]) -> None:
     cpu = h1[("edgeward", "small")].cpu_us / h1[("nginx", "small")].cpu_us
     summary.add("HTTP/1.1 small: CPU per request, edgeward / nginx", cpu, "(lower is better)")
     summary.add("fast codec / h11 codec", fast / slow, ">= 3")
-    summary.add("HTTP/2: edgeward / nginx", h2["edgeward"].rps / h2["nginx"].rps, ">= 0.25")
+    summary.add("HTTP/2: edgeward / nginx", h2["edgeward"].rps / h2["nginx"].rps, ">= 0.40")
     summary.add("--workers 2 / --workers 1", two / fast, "(2 cores shared with wrk and nginx)")
     summary.print()

@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import proxy
-from bench.harness import Table
-from bench.proxy import cpu_seconds, free_port, nginx, running, wait_port
+from bench.proxy import nginx
+from edgeward.bench.processes import cpu_seconds, free_port, running, wait_port
+from edgeward.bench.table import Table
 
 WORK = Path(__file__).resolve().parent / ".work" / "tunnel"
 HOST = "app.bench.test"

@@ -29,7 +29,8 @@ import struct
 import sys
 from collections.abc import Callable
 
-from bench.harness import Table, median_ns_per_call
+from edgeward.bench.table import Table
+from edgeward.bench.timing import median_ns_per_call
 from edgeward.tunnel import frames
 from edgeward.tunnel.client import ClientSession
 from edgeward.tunnel.events import DataReceived

@@ -28,7 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from bench.harness import Table, median_ns_per_call
+from edgeward.bench.table import Table
+from edgeward.bench.timing import median_ns_per_call
 from edgeward.webhooks import reference
 
 SECRET = "bench-secret-0123456789"

@@ -26,6 +26,8 @@ SANS_IO = (
     "identity",
     "waf",
     "agents",
+    "ipintel",
+    "ja4",
 )
 # The trio drivers that live inside a sans-IO package (and nothing there imports them).
 TRIO_DRIVERS = {"edgeward.tunnel.trio_session"}
@@ -33,12 +35,19 @@ TRIO_DRIVERS = {"edgeward.tunnel.trio_session"}
 # trio code reaches them through the one adapter module named here.
 TRIO_FREE = ("store", "authtokens")
 TRIO_ADAPTERS = ("store/trio_adapter.py",)
-# Libraries only one layer may import: SQL lives in the store.
-OWNED = {"sqlalchemy": "store", "alembic": "store"}
+# Libraries only one layer may import: SQL lives in the store; the ASGI
+# framework and its server, in the admin API.
+OWNED = {
+    "sqlalchemy": "store",
+    "alembic": "store",
+    "starlette": "admin",
+    "hypercorn": "admin",
+}
 # What each layer must not import.
 FORBIDDEN = {
     # Persistence below the domain: rows in, rows out; no meaning, no data plane.
     "store": (
+        "edgeward.admin",
         "edgeward.authtokens",
         "edgeward.config",
         "edgeward.policy",
@@ -46,7 +55,13 @@ FORBIDDEN = {
         "edgeward.http1",
         "edgeward.http2",
     ),
-    "authtokens": ("edgeward.policy", "edgeward.proxy", "edgeward.http1", "edgeward.http2"),
+    "authtokens": (
+        "edgeward.policy",
+        "edgeward.proxy",
+        "edgeward.http1",
+        "edgeward.http2",
+        "edgeward.admin",
+    ),
     # The YAML/JSON loader of both the edge config and policies: below both.
     "document": ("edgeward.config", "edgeward.policy", "edgeward.proxy", "edgeward.hooks"),
     "policy": ("edgeward.proxy", "edgeward.http1", "edgeward.http2", "edgeward.config"),
@@ -95,7 +110,33 @@ FORBIDDEN = {
         "edgeward.expr",
         "edgeward.native",
     ),
+    # IP intelligence (geo/ASN databases, category lists): data below the
+    # config and the policy, which hand it on.
+    "ipintel": (
+        "edgeward.policy",
+        "edgeward.proxy",
+        "edgeward.config",
+        "edgeward.http1",
+        "edgeward.http2",
+        "edgeward.expr",
+    ),
+    # The admin API (control plane): above the store, authtokens and the agents'
+    # registry; it sees the running edge only through `admin.dataplane`, which
+    # the proxy fills in, so it never imports the proxy, the policy engine or
+    # the protocols.
+    "admin": (
+        "edgeward.proxy",
+        "edgeward.policy",
+        "edgeward.http1",
+        "edgeward.http2",
+        "edgeward.tunnel.trio_session",
+        "edgeward.agent",
+        "edgeward.identity",
+    ),
+    # The admin API's command-line client: the standard library only.
+    "apiclient": ("edgeward.store", "edgeward.admin", "edgeward.authtokens", "edgeward.proxy"),
     # bottom-row helpers of the proxy and the config: plain functions on bytes
+    "ja4": ("edgeward",),  # the twin of native.ja4_fingerprint
     "urlpath": ("edgeward",),
     "errorbody": ("edgeward",),
 }
@@ -134,6 +175,20 @@ def module_name(path: Path) -> str:
 
 def _matches(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
+
+
+def test_the_admin_api_loads_only_when_configured() -> None:
+    """`edgeward serve` imports Starlette and hypercorn only with `api:` in
+    edge.yml (the proxy imports `edgeward.admin.service` lazily)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, edgeward.proxy.server, edgeward.cli; edgeward.cli.build_parser();"
+        " print(sorted(m for m in ('starlette', 'hypercorn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -4,7 +4,9 @@
 use pyo3::prelude::*;
 
 mod cel;
+mod geo;
 mod guard;
+mod h2;
 mod ipnet;
 mod webhooks;
 
@@ -13,7 +15,9 @@ mod webhooks;
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     guard::register(m)?;
+    h2::register(m)?;
     cel::register(m)?;
+    geo::register(m)?;
     ipnet::register(m)?;
     webhooks::register(m)?;
     Ok(())

@@ -53,9 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     from edgeward.authtokens import cli as authtoken_cli
 
     authtoken_cli.register(sub)  # authtoken create, list, revoke
+    from edgeward.admin import cli as admin_cli
+
+    admin_cli.register(sub)  # api-key create, list, delete
     from edgeward.agent import cli as agent_cli
 
     agent_cli.register(sub)  # agent http, tcp, tls, start, config
+    from edgeward.bench import cli as bench_cli
+
+    bench_cli.register(sub)  # bench policy, bench edge
     return parser
 
 

@@ -38,8 +38,32 @@ Header = tuple[bytes, bytes]
 
 
 @dataclass(frozen=True, slots=True)
+class DistinguishedName:
+    """A certificate's subject or issuer: the RFC 4514 text and its parts
+    (`conn.tls.client.subject.common_name`, `.organization`...)."""
+
+    text: str = ""  # e.g. "CN=alice,O=Example"
+    common_name: str = ""
+    country: tuple[str, ...] = ()
+    locality: tuple[str, ...] = ()
+    organization: tuple[str, ...] = ()
+    organizational_unit: tuple[str, ...] = ()
+    postal_code: tuple[str, ...] = ()
+    province: tuple[str, ...] = ()
+    street_address: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CertExtension:
+    id: str  # dotted OID, e.g. "2.5.29.17"
+    critical: bool
+    value: bytes  # the extension's DER value
+
+
+@dataclass(frozen=True, slots=True)
 class ClientCert:
-    """The verified client certificate of an mTLS connection."""
+    """A certificate of the connection: the client's verified one (mTLS), or
+    the one the edge presented (`TlsInfo.server_cert`)."""
 
     subject: str  # RFC 4514 string, e.g. "CN=alice,O=Example"
     issuer: str
@@ -52,6 +76,15 @@ class ClientCert:
     san_ip: tuple[str, ...] = ()
     fingerprint_sha256: str = ""  # hex
     der: bytes = b""
+    subject_name: DistinguishedName = DistinguishedName()
+    issuer_name: DistinguishedName = DistinguishedName()
+    signature_algorithm: str = ""  # Go's name: "SHA256-RSA", "ECDSA-SHA256", "Ed25519"
+    extensions: tuple[CertExtension, ...] = ()
+    pem: str = ""
+
+
+Certificate = ClientCert
+"""The same data for any certificate (the server's, the client's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +94,21 @@ class TlsInfo:
     server_name: str | None  # SNI
     alpn: str | None  # "h2", "http/1.1"
     client_cert: ClientCert | None = None
+    # The certificate the edge presented (chosen by SNI).
+    server_cert: ClientCert | None = None
+    session_resumed: bool = False
+    # The ClientHello's TLS records as the client sent them (read before the
+    # handshake, bounded): what `conn.tls.ja4_fingerprint` is computed from,
+    # when a policy reads it. b"" when it could not be read whole.
+    client_hello: bytes = b""
 
 
 @dataclass(slots=True)
 class ConnectionInfo:
     """One accepted client connection. The proxy updates `tls` after the
-    handshake and the byte counters as traffic flows."""
+    handshake and the byte counters as traffic flows (the bytes of the
+    application data read from and written to the client: after TLS
+    decryption, before encryption)."""
 
     id: str
     listener: str
@@ -219,8 +261,41 @@ class InternalError:
     message: str
 
 
-Effect = ReadBody | Fetch | Await | Offload | ReadResponseBody | FindInternal
-EffectResult = bytes | None | FetchResult | InternalError | object
+@dataclass(frozen=True, slots=True)
+class TerminateTls:
+    """Terminate the client's TLS here, now (`terminate-tls` in
+    `on_tcp_connect` of a tls endpoint, whose bytes the edge otherwise
+    passes through). Versions are "1.2" or "1.3"; PEM text as the policy
+    gave it (checked by the policy); no certificate: the listener's, chosen
+    by SNI. `client_cas` non-empty asks for a client certificate, under
+    `client_verify`: "require-and-verify", "require-any" (any certificate,
+    not verified) or "request" (asked for, neither required nor verified).
+    The driver sends back a `TlsTerminated`; once TLS is terminated the
+    connection's bytes go on decrypted."""
+
+    min_version: str = "1.2"
+    max_version: str = "1.3"
+    certificate: str | None = None  # PEM chain, leaf first
+    private_key: str | None = None  # PEM
+    client_cas: tuple[str, ...] = ()  # PEM bundles
+    client_verify: str = "require-and-verify"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsTerminated:
+    """The answer to `TerminateTls`. `info` is the handshake's (also set as
+    `ConnectionInfo.tls`), None when it failed (`error` says why; the
+    connection is closed). `by_listener`: the listener had already
+    terminated TLS with its own settings (an https endpoint), so nothing
+    was done; the policy checks that they satisfy it."""
+
+    info: TlsInfo | None
+    error: str = ""
+    by_listener: bool = False
+
+
+Effect = ReadBody | Fetch | Await | Offload | ReadResponseBody | FindInternal | TerminateTls
+EffectResult = bytes | None | FetchResult | InternalError | TlsTerminated | object
 
 
 # --- outcomes ---------------------------------------------------------------------
@@ -340,7 +415,20 @@ class PolicyHooks(Protocol):
         """Called once per connection and policy before any byte of a request
         is forwarded (see docs/proxy.md for when). `endpoint` is the
         endpoint (for a listener's policy: the listener) when the driver
-        knows it, for `endpoint.*`. False closes the connection."""
+        knows it, for `endpoint.*`. False closes the connection.
+
+        The edge cannot terminate TLS from here: a `terminate-tls` is
+        checked against the TLS the listener already negotiated
+        (`conn.tls`), and closes the connection when there is none or it
+        does not satisfy the action (fail closed)."""
+        ...
+
+    def on_tls_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo) -> Hooked[bool]:
+        """`on_tcp_connect` for a connection whose TLS the edge has not
+        touched (a tls endpoint's, before its bytes pass through): the
+        policy may yield `TerminateTls`, and the driver then terminates TLS
+        and passes the decrypted bytes on. A generator only when the phase
+        can yield."""
         ...
 
     def begin(

@@ -61,6 +61,16 @@ elif _native is not None:
 else:
     from edgeward.ipnet.reference import CidrError, IpPolicy, IpTable
 
+# --- IP intelligence (MaxMind DB files) and TLS fingerprints -------------------
+if TYPE_CHECKING:
+    from edgeward_native import GeoDb, GeoDbError, ja4_fingerprint
+elif _native is not None:
+    GeoDb, GeoDbError = _native.GeoDb, _native.GeoDbError
+    ja4_fingerprint = _native.ja4_fingerprint
+else:
+    from edgeward.ipintel.reference import GeoDb, GeoDbError
+    from edgeward.ja4 import ja4_fingerprint
+
 # --- webhook verification ---------------------------------------------------
 
 if TYPE_CHECKING or _native is not None:
@@ -103,6 +113,24 @@ else:
         interpolate,
     )
 
+# --- HTTP/2 server connection ------------------------------------------------
+# No twin here: the reference is `edgeward.http2.connection.H2Server` (on h2),
+# a layer above; `edgeward.http2` picks one of the two by `NativeH2Server`.
+
+if TYPE_CHECKING:
+    from edgeward_native import H2SendError
+    from edgeward_native import H2Server as _NativeH2Server
+
+    NativeH2Server: type[_NativeH2Server] | None
+elif _native is not None:
+    H2SendError, NativeH2Server = _native.H2SendError, _native.H2Server
+else:
+    NativeH2Server = None
+
+    class H2SendError(ValueError):
+        """A send the stream's state does not allow (never raised by the twin)."""
+
+
 __all__ = [
     "BACKEND",
     "DEFAULT_TOLERANCE_S",
@@ -111,9 +139,13 @@ __all__ = [
     "CidrError",
     "Env",
     "EvalError",
+    "GeoDb",
+    "GeoDbError",
+    "H2SendError",
     "IpPolicy",
     "IpTable",
     "NativeError",
+    "NativeH2Server",
     "PolicyExprError",
     "Program",
     "Template",
@@ -121,5 +153,6 @@ __all__ = [
     "compile",
     "explain_webhook",
     "interpolate",
+    "ja4_fingerprint",
     "verify_webhook",
 ]

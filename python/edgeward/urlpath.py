@@ -54,7 +54,15 @@ def normalize_target(target: bytes, escaped_slashes: EscapedSlashes = "reject") 
         raise PathError("the request path does not start with /")
     question = target.find(b"?")
     path = target if question < 0 else target[:question]
-    if b"%" not in path and b"//" not in path and b"/." not in path and b"\\" not in path:
+    # (find, not `in`: on Python 3.11 `bytes in bytes` first tries the
+    # needle as an integer and formats a TypeError it then drops, ~2,000
+    # instructions each, four times per request here.)
+    if (
+        path.find(b"%") < 0
+        and path.find(b"//") < 0
+        and path.find(b"/.") < 0
+        and path.find(b"\\") < 0
+    ):
         return target  # the common case: nothing to do
     normal = normalize_path(path, escaped_slashes)
     if normal == path:

@@ -108,12 +108,14 @@ def _actions(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:
             actions = rule.get("actions") or ([rule] if "type" in rule else [])
             for action in [actions] if isinstance(actions, Mapping) else actions:
                 if isinstance(action, Mapping) and isinstance(action.get("type"), str):
-                    yield action["type"], action.get("config") or {}
+                    config = action.get("config")
+                    yield action["type"], config if isinstance(config, Mapping) else {}
 
 
 # Placeholder values in the docs that can never work: no edge could load them
 # as written (the reader is meant to substitute their own).
 _CIDR = "placeholder CIDR"
+_PEM = "placeholder PEM ('... certificate ...') where a certificate or key is needed"
 PLACEHOLDERS = {
     "gateway_device_gateway_raspbian__L106.yaml": f"{_CIDR} (ALLOWED_IP_ADDRESS_CIDR)",
     "gateway_examples_minecraft__L26.yaml": f"{_CIDR} ($YOUR_IP/32)",
@@ -153,6 +155,16 @@ PLACEHOLDERS = {
     "integrations_webhooks_amazon_sns_webhooks__L122.yaml": (
         "placeholder '{Topic owner}' where sns needs a 12-digit AWS account id"
     ),
+    # terminate-tls examples (they load since it is supported)
+    "domains_mtls_termination__L73.yaml": _PEM,
+    "gateway_device_gateway_agent__L249.yaml": _PEM,
+    "gateway_security_dev_productivity_index__L164.yaml": _PEM,
+    "k8s_guides_how_to_terminate_tls__L89.yaml": _PEM,
+    "snippets_examples_agent_cli_tls_mtls_at_edge__L9.yaml": _PEM,
+    "traffic_policy_actions_terminate_tls__L184.yaml": _PEM,
+    "guides_migration_modules_to_traffic_policy_actions__L192.yaml": (
+        "placeholder CA id 'ca_abc' of the hosted service (edgeward takes the PEM)"
+    ),
 }
 
 # Examples that are wrong in the docs themselves and that the corpus'
@@ -179,6 +191,9 @@ DOCS_MISTAKES = {
     "using_ngrok_with_using_mcp__L74.yaml": "deny with a 'body' (deny has only status_code)",
     "gateway_examples_pre_tier_requests__L50.yaml": (
         "status_code (an int) compared with strings ('200')"
+    ),
+    "snippets_examples_agent_config_tls_mtls_at_edge__L1.yaml": (
+        "terminate-tls 'config:' written as a PEM string, not a mapping"
     ),
 }
 

@@ -57,9 +57,7 @@ def test_errors_name_file_line_rule_and_action() -> None:
 
 def test_unknown_action_types_and_unsupported_ones() -> None:
     assert "unknown action type 'dney'" in str(load_error(one("dney")))
-    assert "not supported by edgeward" in str(
-        load_error(one("terminate-tls", phase="on_tcp_connect"))
-    )
+    assert "not supported by edgeward" in str(load_error(one("ai-gateway")))
 
 
 def test_document_shape_errors() -> None:

@@ -31,9 +31,11 @@ def test_shape_of_references() -> None:
         "req": {"url": {"path": None}, "method": None},
         "conn": {"client_ip": None},
     }
-    # Reading a whole value covers reading into it, whatever the order.
-    assert shape_of(["req.url.path", "req.url"]) == {"req": {"url": None}}
-    assert shape_of(["req", "req.url.path"]) == {"req": None}
+    # A value read whole and read into keeps both, whatever the order: ""
+    # marks the whole (for `req.url`, its own value, the URL string).
+    assert shape_of(["req.url.path", "req.url"]) == {"req": {"url": {"path": None, "": None}}}
+    assert shape_of(["req", "req.url.path"]) == {"req": {"": None, "url": {"path": None}}}
+    assert shape_of(["req.url.path", "req"]) == {"req": {"url": {"path": None}, "": None}}
 
 
 def _activation(text: str, **kw: Any) -> dict[str, Any]:
@@ -76,25 +78,65 @@ def test_a_value_read_whole_is_complete() -> None:
     seen = _activation(
         """
         on_http_request:
-          - expressions: ["size(req.url) > 0 && req.cookies['a'][0].value == 'b'"]
+          - expressions: ["size(req) > 0 && req.cookies['a'][0].value == 'b'"]
             actions: [{type: deny}]
         """
     )
-    url = seen["req"]["url"]
-    assert isinstance(url, LazyMap)
-    assert url["query_params"] == {"x": ["1"]} and url["raw_path"] == "/a%20b"
+    req = seen["req"]
+    assert isinstance(req, LazyMap)
+    assert req["url"]["query_params"] == {"x": ["1"]} and req["url"]["raw_path"] == "/a%20b"
+
+
+def test_an_object_with_its_own_value_read_whole_is_that_value() -> None:
+    # `req.url` is a string with fields: read whole, only the string is made;
+    # read whole and into, both.
+    seen = _activation(
+        """
+        on_http_request:
+          - expressions: ["size(req.url) > 0 && conn.client_ip != ''"]
+            actions: [{type: deny}]
+        """
+    )
+    assert seen == {
+        "req": {"url": "https://app.example.com/a%20b?x=1"},
+        "conn": {"client_ip": "192.0.2.10"},
+    }
+    seen = _activation(
+        """
+        on_http_request:
+          - expressions: ["req.url.contains('b') && req.url.path == '/a b'"]
+            actions: [{type: deny}]
+        """
+    )
+    assert seen["req"]["url"] == {"": "https://app.example.com/a%20b?x=1", "path": "/a b"}
 
 
 def test_absent_fields_are_missing_keys() -> None:
     h = load_policy(
         """
         on_http_request:
-          - expressions: ["!has(req.content_length) && !has(req.user_agent)"]
+          - expressions: ["!has(req.content_length) && !has(req.location)"]
             actions: [{type: custom-response, config: {status_code: 204}}]
         """
     )
     assert request(h).status == 204
     assert request(h, headers=[("content-length", "0")], method="POST").status == 200
+
+
+def test_a_request_without_user_agent_reads_empty() -> None:
+    # The reference marks what "may be absent"; req.user_agent is not: ''
+    # and empty parsed fields, so a bot rule does not fail a bare client.
+    h = load_policy(
+        """
+        on_http_request:
+          - expressions:
+              - "req.user_agent == '' && !req.user_agent.is_bot"
+              - "req.user_agent.name == ''"
+            actions: [{type: custom-response, config: {status_code: 204}}]
+        """
+    )
+    assert request(h).status == 204
+    assert request(h, headers=[("user-agent", "curl/8.5.0")]).status == 200
 
 
 def _compiled(value: Any, seen: set[int]) -> Iterator[native.Program | native.Template]:

@@ -10,8 +10,12 @@ import h2.events
 import h2.settings
 import pytest
 from hpack import NeverIndexedHeaderTuple
+from tests.http2.twin import implementations
 
 from edgeward.http2 import Body, ConnectionEnded, EndBody, H2Limits, H2Server, Request, StreamReset
+
+# every test on the chosen build, and again on both side by side (tests/http2/twin.py)
+implementation = implementations(__name__)
 
 
 def pair(limits: H2Limits | None = None) -> tuple[h2.connection.H2Connection, H2Server]:

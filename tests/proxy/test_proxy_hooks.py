@@ -105,6 +105,9 @@ class TinyPolicy:
         CALLS.append(("tcp", (conn.client_ip, endpoint.name if endpoint else None)))
         return not self.rules.get("refuse_tcp")
 
+    def on_tls_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo) -> bool:
+        return self.on_tcp_connect(conn, endpoint)
+
     def begin(
         self, conn: ConnectionInfo, endpoint: EndpointInfo, head: RequestHead, request_id: str
     ) -> TinyExchange:

@@ -26,10 +26,14 @@ from hyperframe.frame import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.http2.twin import implementations
 
 from edgeward.http2 import Body, ConnectionEnded, EndBody, H2Limits, H2Server, Request, StreamReset
 from edgeward.http2.connection import MAX_CONTROL_FRAMES, MAX_EMPTY_FRAMES
 from edgeward.http2.frames import FrameScanner, answers
+
+# every test on the chosen build, and again on both side by side (tests/http2/twin.py)
+implementation = implementations(__name__)
 
 E = h2.errors.ErrorCodes
 GET = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"a.test")]

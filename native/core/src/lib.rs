@@ -3,5 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod cel;
+pub mod geo;
+pub mod h2;
 pub mod ipnet;
+pub mod ja4;
 pub mod webhooks;

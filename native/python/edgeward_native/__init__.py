@@ -1,7 +1,8 @@
 """edgeward-native: the hot-path matchers of edgeward, in Rust.
 
 A library of its own: IP prefix policies and longest-prefix tables, webhook
-signature verification for common providers, and a CEL compiler/evaluator.
+signature verification for common providers, a CEL compiler/evaluator, and
+an HTTP/2 server connection (frames, HPACK, flow control, abuse limits).
 The compiled extension is private (`edgeward_native._core`); this package is
 the public API, typed by `__init__.pyi`; `__all__` is its whole namespace
 (helpers are imported under private names).
@@ -13,7 +14,17 @@ Every native call turns a Rust panic into `NativeError`, an ordinary
 from types import MappingProxyType as _MappingProxyType
 
 from edgeward_native import _core
-from edgeward_native._core import CidrError, IpPolicy, IpTable, NativeError
+from edgeward_native._core import (
+    CidrError,
+    GeoDb,
+    GeoDbError,
+    H2SendError,
+    H2Server,
+    IpPolicy,
+    IpTable,
+    NativeError,
+    ja4_fingerprint,
+)
 
 
 class UInt(int):
@@ -75,6 +86,10 @@ __all__ = [
     "CidrError",
     "Env",
     "EvalError",
+    "GeoDb",
+    "GeoDbError",
+    "H2SendError",
+    "H2Server",
     "IpPolicy",
     "IpTable",
     "NativeError",
@@ -86,5 +101,6 @@ __all__ = [
     "compile",
     "explain_webhook",
     "interpolate",
+    "ja4_fingerprint",
     "verify_webhook",
 ]

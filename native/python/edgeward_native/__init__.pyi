@@ -5,6 +5,7 @@ The pure-Python reference twins in `edgeward` (`edgeward.ipnet.reference`,
 `edgeward.native` exposes whichever backend is active.
 """
 
+import os
 from collections.abc import Iterable, Mapping
 from types import GenericAlias
 from typing import Any, Generic, Self, TypeVar, final
@@ -15,6 +16,10 @@ __all__ = [
     "CidrError",
     "Env",
     "EvalError",
+    "GeoDb",
+    "GeoDbError",
+    "H2SendError",
+    "H2Server",
     "IpPolicy",
     "IpTable",
     "NativeError",
@@ -26,6 +31,7 @@ __all__ = [
     "compile",
     "explain_webhook",
     "interpolate",
+    "ja4_fingerprint",
     "verify_webhook",
 ]
 
@@ -90,6 +96,46 @@ class IpTable(Generic[_V]):
         """`lookup` for each address (errors as `IpPolicy.decide_many`)."""
     def __len__(self) -> int:
         """Number of distinct prefixes."""
+
+# --------------------------------------------------------------------------
+# IP intelligence: MaxMind DB files
+# --------------------------------------------------------------------------
+
+class GeoDbError(ValueError):
+    """A MaxMind DB file that cannot be opened or read (the message names
+    the file and the reader's reason; the twins' reasons differ)."""
+
+@final
+class GeoDb:
+    """A MaxMind DB (`.mmdb`) file of the GeoIP2 / GeoLite2 schema (City,
+    Country, ASN, or one holding both kinds of field), read into memory.
+    Records are mapped to the fields Traffic Policy shows (docs/policy.md,
+    IP intelligence): every field present, empty when the record lacks it."""
+
+    def __new__(cls, path: str | os.PathLike[str]) -> Self:
+        """Raises `GeoDbError` (also for a missing file)."""
+    @property
+    def database_type(self) -> str:
+        """The metadata's `database_type`, e.g. ``GeoLite2-City``."""
+    def lookup(self, ip: str) -> dict[str, Any] | None:
+        """``{"location": {...}, "registered_location": {...}, "as": {"number":
+        int, "organization": str}}`` for `ip`, or None when the database has
+        no record for it. Each location has the string fields city,
+        continent, country, country_code, latitude, longitude, metro_code,
+        postal_code, radius, subdivision, timezone and the bool is_eu.
+        An IPv4-mapped IPv6 address is its IPv4 address. ``ValueError`` if
+        `ip` is not an address, `GeoDbError` for a record that does not
+        decode."""
+
+# --------------------------------------------------------------------------
+# TLS: JA4
+# --------------------------------------------------------------------------
+
+def ja4_fingerprint(records: bytes) -> str | None:
+    """The JA4 fingerprint (FoxIO's specification) of the ClientHello at the
+    start of `records` (TLS records as the client sent them, the hello
+    possibly split over several), or None when they hold no complete,
+    well-formed ClientHello."""
 
 # --------------------------------------------------------------------------
 # Webhook verification
@@ -238,3 +284,38 @@ class Template:
 def interpolate(template: str, *, env: Env | None = None) -> Template:
     """Compile the ``${...}`` expressions of `template`. Raises
     `PolicyExprError` with the line/column inside `template`."""
+
+# --- HTTP/2 server connection --------------------------------------------------
+
+class H2SendError(ValueError):
+    """A send the stream's state does not allow: on a closed stream, past the
+    flow-control window, a frame larger than the client's maximum."""
+
+class H2Server:
+    """One HTTP/2 server connection, sans-IO: the twin of
+    `edgeward.http2.connection.H2Server` (on h2). `limits` has the fields of
+    `edgeward.http2.H2Limits`; `scheme` is the connection's; `events` are the
+    six event classes (Request, Body, EndBody, StreamReset, WindowOpened,
+    ConnectionEnded) whose instances `receive_data` returns. Subclassable."""
+
+    def __new__(cls, limits: Any, scheme: bytes, events: tuple[type, ...]) -> Self: ...
+    limits: Any
+    @property
+    def scheme(self) -> bytes: ...
+    @property
+    def ended(self) -> bool: ...
+    def initiate(self) -> None: ...
+    def receive_data(self, data: bytes, now: float) -> list[Any]: ...
+    def data_to_send(self) -> bytes: ...
+    def all_sent(self) -> None: ...
+    def goaway(self, error_code: int = 0) -> None: ...
+    def send_headers(
+        self, stream_id: int, status: int, headers: Iterable[tuple[bytes, bytes]]
+    ) -> None: ...
+    def send_window(self, stream_id: int) -> int: ...
+    def send_data(self, stream_id: int, data: bytes) -> None: ...
+    def end_stream(
+        self, stream_id: int, trailers: Iterable[tuple[bytes, bytes]], data: bytes = b""
+    ) -> None: ...
+    def consumed(self, stream_id: int, flow_length: int) -> None: ...
+    def reset(self, stream_id: int, error_code: int = 8) -> None: ...

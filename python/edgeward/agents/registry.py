@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -89,6 +90,7 @@ class AgentSession(Generic[H]):
     auth: Auth
     bindings: dict[str, Binding[H]] = field(default_factory=dict)  # by endpoint id
     closed: bool = False
+    started_at: float = field(default_factory=time.time)  # wall clock (the admin API shows it)
 
 
 @dataclass(eq=False, slots=True)
@@ -196,6 +198,15 @@ class Registry(Generic[H]):
             if not published.members and published.authtoken_id in ids:
                 self._withdraw(published)
         return gone
+
+    def stop(self, session_id: str) -> AgentSession[H] | None:
+        """An administrator stops one session (the admin API's
+        `tunnel_sessions/{id}/stop`): its endpoints go at once, with no
+        grace window. Returns it (to disconnect), or None if unknown."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            self._drop(session, None)
+        return session
 
     def _drop(self, session: AgentSession[H], reserve_until: float | None) -> list[Published[H]]:
         session.closed = True

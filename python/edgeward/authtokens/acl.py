@@ -270,6 +270,17 @@ class Acl:
             return Decision(True, target, self.rules[min(hits)], self.rules)
         return Decision(False, target, None, self.rules, code)
 
+    def beyond(self, granted: Acl) -> tuple[AclRule, ...]:
+        """The rules of this ACL that allow something `granted` does not
+        (empty: this ACL is within the grant). A developer of the admin API
+        may give an authtoken only rules within the ACL an admin granted.
+        An unrestricted ACL is within an unrestricted grant only."""
+        if granted.unrestricted:
+            return ()
+        if not self.rules:
+            return (AclRule("*", "all", 0),)
+        return tuple(rule for rule in self.rules if not _within(rule, granted))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Acl) and self.texts == other.texts
 
@@ -281,6 +292,22 @@ class Acl:
 
     def __str__(self) -> str:
         return ", ".join(self.texts) if self.rules else "(no rules: unrestricted)"
+
+
+def _within(rule: AclRule, granted: Acl) -> bool:
+    """Whether everything `rule` allows, `granted` allows (granted is restricted)."""
+    if rule.kind == "all":
+        return False
+    if rule.kind == "host":
+        return granted.allows(HostBind(rule.host)).allowed
+    if rule.kind == "suffix":  # "*.x" allows "*.x" itself and all below it
+        return granted.allows(HostBind("*" + rule.host)).allowed
+    if rule.kind == "address":
+        return granted.allows(AddressBind(rule.host, rule.port)).allowed
+    labels = {(r.key, r.value) for r in granted.rules if r.kind == "label"}
+    keys = (rule.key, "*") if rule.key != "*" else ("*",)
+    values = (rule.value, "*") if rule.value != "*" else ("*",)
+    return any((k, v) in labels for k in keys for v in values)
 
 
 # --- parsing -----------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""`edgeward authtoken create | list | revoke` on the local state store.
+"""`edgeward authtoken create | list | revoke` on the local state store, or
+through the admin API with `--api URL` (and an API key: `--api-key` or
+``EDGEWARD_API_KEY``), with the same output.
 
 Exit codes: 0 done; 1 invalid input (a bad ACL rule, an unknown id, a value
 too long, a config or store that cannot be read); 2 usage (argparse's own,
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -62,6 +65,26 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--config", "-c", help="edge config whose state_dir to use")
     where.add_argument("--state-dir", type=Path, help="the state directory")
+    where.add_argument("--api", metavar="URL", help="an edge's admin API instead of a local store")
+    parser.add_argument(
+        "--api-key", help="with --api: the API key (default: $EDGEWARD_API_KEY)", default=None
+    )
+    parser.add_argument("--api-ca", metavar="FILE", help="with --api: CA bundle to verify its TLS")
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from edgeward.apiclient import API_KEY_ENV, ApiClient, ApiClientError
+
+    key = args.api_key or os.environ.get(API_KEY_ENV, "")
+    if not key:
+        raise ApiClientError(f"--api needs an API key: --api-key or ${API_KEY_ENV}")
+    return ApiClient(args.api, key, ca=args.api_ca)
+
+
+def _from_api(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: item.get(k) for k in ("id", "description", "metadata", "acl", "created_at", "revoked_at")
+    }
 
 
 def run_create(args: argparse.Namespace) -> int:
@@ -76,20 +99,33 @@ def run_create(args: argparse.Namespace) -> int:
 
     try:
         acl = Acl.parse(args.acl, source="--acl")
-        with _open(args) as store:
-            created = manage.create(
-                store, acl=acl, description=args.description, metadata=args.metadata
+        if args.api is not None:
+            answer = _client(args).call(
+                "POST",
+                "/credentials",
+                {
+                    "acl": list(acl.texts),
+                    "description": args.description,
+                    "metadata": args.metadata,
+                },
             )
+            row, token = _from_api(answer), str(answer["token"])
+        else:
+            with _open(args) as store:
+                created = manage.create(
+                    store, acl=acl, description=args.description, metadata=args.metadata
+                )
+            row, token = _json(created.row), created.token.text
     except EdgewardError as exc:
         return _fail("create", exc)
-    row = created.row
     if args.json:
-        print(json.dumps({**_json(row), "token": created.token.text}))
+        print(json.dumps({**row, "token": token}))
         return OK
-    print(f"Created authtoken {row.id}" + (f" ({row.description})" if row.description else ""))
-    print(f"ACL: {', '.join(row.acl)}")
+    described = f" ({row['description']})" if row["description"] else ""
+    print(f"Created authtoken {row['id']}{described}")
+    print(f"ACL: {', '.join(row['acl'])}")
     print("The token, shown only now (the store keeps a hash of it):")
-    print(created.token.text)
+    print(token)
     return OK
 
 
@@ -97,21 +133,25 @@ def run_list(args: argparse.Namespace) -> int:
     from edgeward.authtokens import manage
 
     try:
-        with _open(args) as store:
-            rows = manage.list_all(store)
+        if args.api is not None:
+            items = [_from_api(item) for item in _client(args).pages("/credentials", "credentials")]
+            rows = sorted(items, key=lambda row: (row["created_at"], row["id"]))  # oldest first
+        else:
+            with _open(args) as store:
+                rows = [_json(row) for row in manage.list_all(store)]
     except EdgewardError as exc:
         return _fail("list", exc)
     if args.json:
-        print(json.dumps([_json(row) for row in rows], indent=2))
+        print(json.dumps(rows, indent=2))
         return OK
     table = [("ID", "DESCRIPTION", "ACL", "CREATED", "REVOKED")]
     table += [
         (
-            row.id,
-            row.description,
-            ", ".join(row.acl) or "(unrestricted)",
-            _time(row.created_at),
-            _time(row.revoked_at) if row.revoked_at else "-",
+            row["id"],
+            row["description"],
+            ", ".join(row["acl"]) or "(unrestricted)",
+            row["created_at"],
+            row["revoked_at"] or "-",
         )
         for row in rows
     ]
@@ -127,12 +167,18 @@ def run_revoke(args: argparse.Namespace) -> int:
     from edgeward.authtokens import manage
 
     try:
-        with _open(args) as store:
-            row = manage.revoke(store, args.id)
+        if args.api is not None:
+            client = _client(args)
+            client.call("DELETE", f"/credentials/{args.id}")
+            revoked_at = str(client.call("GET", f"/credentials/{args.id}")["revoked_at"])
+        else:
+            with _open(args) as store:
+                row = manage.revoke(store, args.id)
+            assert row.revoked_at is not None
+            revoked_at = _time(row.revoked_at)
     except EdgewardError as exc:
         return _fail("revoke", exc)
-    assert row.revoked_at is not None
-    print(f"Revoked authtoken {row.id} at {_time(row.revoked_at)}")
+    print(f"Revoked authtoken {args.id} at {revoked_at}")
     return OK
 
 

@@ -83,8 +83,10 @@ class TokenHasher:
 
     __slots__ = ("_key",)
 
-    def __init__(self, deployment_secret: bytes) -> None:
-        self._key = hmac.new(deployment_secret, _HASH_PURPOSE, hashlib.sha256).digest()
+    def __init__(self, deployment_secret: bytes, purpose: bytes = _HASH_PURPOSE) -> None:
+        # `purpose` separates the keys of different credentials (the admin
+        # API's keys hash under their own), so one hash never verifies another.
+        self._key = hmac.new(deployment_secret, purpose, hashlib.sha256).digest()
 
     def digest(self, token: Token) -> str:
         """Hex HMAC-SHA-256 of the whole token: the value stored."""

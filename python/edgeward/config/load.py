@@ -21,6 +21,7 @@ from edgeward.config.model import (
     AdminListener,
     AgentIngress,
     AgentTcp,
+    ApiListener,
     Certificate,
     EdgeConfig,
     Endpoint,
@@ -40,6 +41,9 @@ from edgeward.config.model import (
 )
 from edgeward.document import Document, PathKey, did_you_mean, load_document, misspelling_of
 from edgeward.errors import ConfigError, EdgewardError
+from edgeward.ipintel import EMPTY as NO_IP_INTELLIGENCE
+from edgeward.ipintel import IpIntelligence, Sources
+from edgeward.ipintel import load as load_ip_intelligence
 from edgeward.secrets import Secrets, read_secrets
 from edgeward.urlpath import ESCAPED_SLASH_ACTIONS
 
@@ -57,6 +61,8 @@ _TYPE_NAMES = {
     list: "a list",
     dict: "a mapping",
 }
+# An IP category name: dotted words of the public list (docs/policy.md).
+_CATEGORY = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 
 
 def load_config(path: str | Path, policy_factory: PolicyFactory | None = None) -> EdgeConfig:
@@ -143,6 +149,7 @@ class _Loader:
         self.events: tuple[str, ...] | None = None
         self.identity: IdentityConfig | None = None
         self.secrets = Secrets()
+        self.ip_intelligence: IpIntelligence = NO_IP_INTELLIGENCE
 
     def error(self, path: PathKey, message: str) -> ConfigError:
         return ConfigError(message, self.doc.locate(path))
@@ -158,6 +165,7 @@ class _Loader:
         top.taken.add("secrets")
         self.secrets = read_secrets(self.doc, ("secrets",), top.data.get("secrets"), self.base)
         forwarded = self._forwarded(top.section("forwarded_headers"))
+        self.ip_intelligence = self._ip_intelligence(top.section("ip_intelligence"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
         state_dir = self._state_dir(top)
         identity_section = top.section("identity") if top.has("identity") else None
@@ -186,6 +194,7 @@ class _Loader:
             endpoints.append(auth)
         admin = self._admin(top, listeners)
         agents = self._agent_ingress(top, listeners, admin)
+        api = self._api(top, listeners, admin, agents)
         top.done()
         if self.factory is not None:
             listeners = [self._compiled(ln, ip_policies) for ln in listeners]
@@ -204,10 +213,12 @@ class _Loader:
             forwarded=forwarded,
             ip_policies=ip_policies,
             secrets=self.secrets,
+            ip_intelligence=self.ip_intelligence,
             state_dir=state_dir,
             identity=self.identity,
             admin=admin,
             agent_ingress=agents,
+            api=api,
             raw=self.doc.data,
         )
 
@@ -268,6 +279,44 @@ class _Loader:
                     f"the admin listener must not share the address of listener {listener.name!r}",
                 )
         return AdminListener(host, port)
+
+    def _api(
+        self,
+        top: _Section,
+        listeners: list[Listener],
+        admin: AdminListener | None,
+        agents: AgentIngress | None,
+    ) -> ApiListener | None:
+        """`api: {address, tls, audit_log}`: the admin API (docs/control-plane.md),
+        on an address no other listener has."""
+        if not top.has("api"):
+            top.taken.add("api")
+            return None
+        sec = top.section("api")
+        host, port = self._address(sec, "address")
+        tls = self._tls(sec.section("tls")) if sec.has("tls") else None
+        taken = [(ln.host, ln.port, f"listener {ln.name!r}") for ln in listeners]
+        if admin is not None:
+            taken.append((admin.host, admin.port, "the admin listener"))
+        if agents is not None:
+            taken.append((agents.host, agents.port, "the agent ingress"))
+        for other_host, other_port, what in taken:
+            if port != 0 and other_port == port and _overlaps(other_host, host):
+                raise self.error(sec.at("address"), f"the admin API shares the address of {what}")
+        audit: list[str] = []
+        sec.taken.add("audit_log")
+        value = sec.data.get("audit_log")
+        items = value if isinstance(value, list) else [] if value in (None, False) else [value]
+        for i, item in enumerate(items):
+            path = (*sec.at("audit_log"), i) if isinstance(value, list) else sec.at("audit_log")
+            if not isinstance(item, str) or not item:
+                raise self.error(path, "must be stdout, stderr, a file path or a list of them")
+            target = item if item in ("stdout", "stderr") else str(self._output_file(path, item))
+            if target in audit:
+                raise self.error(path, f"{item!r} is listed twice")
+            audit.append(target)
+        sec.done()
+        return ApiListener(host, port, tls, tuple(audit))
 
     def _agent_ingress(
         self, top: _Section, listeners: list[Listener], admin: AdminListener | None
@@ -441,6 +490,43 @@ class _Loader:
             hosts.append(name)
         sec.done()
         return OutboundAllowList(tuple(hosts), tuple(networks))
+
+    def _ip_intelligence(self, sec: _Section) -> IpIntelligence:
+        """`ip_intelligence`: MaxMind DB files (`geo_db`, `asn_db`) and CIDR
+        list files by category (`categories`, `tor_exit_nodes` for
+        `proxy.anonymous.tor`, `blocklists` for `blocklist.<name>`);
+        docs/policy.md, IP intelligence."""
+        if not sec.data:
+            sec.done()
+            return NO_IP_INTELLIGENCE
+        origins = {}
+        paths: dict[str, Path | None] = {}
+        for key in ("geo_db", "asn_db"):
+            paths[key] = self._file(sec, key) if sec.has(key) else None
+            origins[key] = self.doc.locate(sec.at(key))
+        categories: dict[str, Path] = {}
+
+        def add(name: str, table: _Section, key: str) -> None:
+            if not _CATEGORY.fullmatch(name):
+                raise self.error(
+                    table.at(key),
+                    f"category names are dotted lower-case words"
+                    f" (com.example.office), not {name!r}",
+                )
+            if name in categories:
+                raise self.error(table.at(key), f"category {name!r} is given twice")
+            categories[name] = self._file(table, key)
+            origins[f"categories.{name}"] = self.doc.locate(table.at(key))
+
+        for group, prefix in (("categories", ""), ("blocklists", "blocklist.")):
+            table = sec.section(group)
+            for name in list(table.data):
+                add(prefix + str(name), table, name)
+            table.done()
+        if sec.has("tor_exit_nodes"):
+            add("proxy.anonymous.tor", sec, "tor_exit_nodes")
+        sec.done()
+        return load_ip_intelligence(Sources(paths["geo_db"], paths["asn_db"], categories, origins))
 
     def _owasp_crs(self, sec: _Section) -> Path | None:
         """`owasp_crs.rules_dir`: the Core Rule Set the owasp-crs actions run
@@ -637,6 +723,7 @@ class _Loader:
                 self.events,
                 identity=self.identity,
                 secrets=self.secrets,
+                ip_intelligence=self.ip_intelligence,
             )
         if from_file:
             path = self._file(sec, "traffic_policy_file")
@@ -647,6 +734,7 @@ class _Loader:
                 self.events,
                 identity=self.identity,
                 secrets=self.secrets,
+                ip_intelligence=self.ip_intelligence,
             )
         return None
 

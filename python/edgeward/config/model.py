@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol
 from edgeward.document import Document
 from edgeward.errors import Location
 from edgeward.hooks import PolicyHooks
+from edgeward.ipintel import EMPTY as EMPTY_IP_INTELLIGENCE
+from edgeward.ipintel import IpIntelligence
 from edgeward.secrets import Secrets
 from edgeward.urlpath import EscapedSlashes
 
@@ -77,6 +79,18 @@ class AdminListener:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiListener:
+    """`api:`: the admin API (docs/control-plane.md) on an address of its
+    own, never the ops `admin:` listener; TLS when `tls` is given. Its audit
+    events go to `audit_log` (stdout, stderr or files; empty: none)."""
+
+    host: str
+    port: int
+    tls: ListenerTls | None = None
+    audit_log: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class IpPolicy:
     """A named allow/deny list, referenced by policies (`ip_policies:`)."""
 
@@ -126,6 +140,9 @@ class PolicySource:
     # What `secrets.get` reads: the edge config's `secrets:` (empty when it
     # has none); None when unknown (a policy compiled without an edge config).
     secrets: Secrets | None = field(default=None, repr=False)
+    # What `conn.*_ip.{geo,as,categories...}` read: the edge config's
+    # `ip_intelligence:` (empty when it has none); None when unknown.
+    ip_intelligence: IpIntelligence | None = field(default=None, repr=False)
 
 
 class PolicyFactory(Protocol):
@@ -268,6 +285,9 @@ class EdgeConfig:
     forwarded: ForwardedTrust = ForwardedTrust()
     ip_policies: Mapping[str, IpPolicy] = field(default_factory=dict)
     secrets: Secrets = field(default_factory=Secrets, repr=False)  # `secrets:`
+    # `ip_intelligence:` loaded (geo/ASN databases, category lists); empty
+    # when the section is absent.
+    ip_intelligence: IpIntelligence = field(default=EMPTY_IP_INTELLIGENCE, repr=False)
     # The state store's directory (authtokens), absolute; None: the default
     # (`edgeward.store.statedir.resolve`: EDGEWARD_STATE_DIR, else
     # $XDG_STATE_HOME/edgeward, else ~/.local/state/edgeward).
@@ -275,4 +295,5 @@ class EdgeConfig:
     identity: IdentityConfig | None = None
     admin: AdminListener | None = None
     agent_ingress: AgentIngress | None = None
+    api: ApiListener | None = None
     raw: Any = None  # the parsed document, for diagnostics

@@ -47,6 +47,7 @@ from edgeward.http1.events import (
     State,
     _Sentinel,
 )
+from edgeward.http1.framing import FramingError, body_framing
 from edgeward.http1.rules import KNOWN_METHODS
 
 # --- states, events and framings as small integers ------------------------------------
@@ -129,6 +130,7 @@ _NO_MOVE = cython.declare(cython.int, 255)
 _CLIENT_TABLE: Final = _table(_CLIENT_MOVES)
 _SERVER_TABLE: Final = _table(_SERVER_MOVES)
 
+# edgeward.http1.framing's LENGTH, CHUNKED, UNTIL_CLOSE (which decides them)
 F_LENGTH = cython.declare(cython.int, 0)
 F_CHUNKED = cython.declare(cython.int, 1)
 F_UNTIL_CLOSE = cython.declare(cython.int, 2)
@@ -236,7 +238,6 @@ _CHUNK_EXT: Final = re.compile(
 )
 MAX_CHUNK_LINE = cython.declare(cython.Py_ssize_t, 4096)
 MAX_CHUNK_SIZE: Final = 2**63 - 1
-MAX_LENGTH_DIGITS = cython.declare(cython.int, 18)
 
 _CONTENT_LENGTH: Final = b"content-length"
 _TRANSFER_ENCODING: Final = b"transfer-encoding"
@@ -897,33 +898,23 @@ class _FastCodec:
                 raise ProtocolError("malformed request line")
             target = head.url
         self._pos = end - start + pos
-        self._check_framing_fields(head)
+        # Content-Length (400), then Transfer-Encoding (501); llhttp already
+        # refused duplicate lengths and a length next to a coding.
+        try:
+            if self._client:
+                framing = body_framing(head.lengths, head.codings, self._request_method, status)
+            else:
+                framing = body_framing(head.lengths, head.codings)
+        except FramingError as exc:
+            raise ProtocolError(str(exc), exc.status) from None
         self._their_version = version
         if self._client:
-            return self._received_response(status, reason, version, head)
-        return self._received_request(method, target, version, head)
-
-    @cython.cfunc
-    def _check_framing_fields(self, head: _Head) -> None:
-        """Content-Length (400), then Transfer-Encoding (501); llhttp already
-        refused duplicate lengths and a length next to a coding."""
-        if head.lengths:
-            value = head.lengths[0]
-            if (
-                len(head.lengths) > 1
-                or not value
-                or len(value) > MAX_LENGTH_DIGITS
-                or not _only(value, _DIGITS)
-            ):
-                raise ProtocolError("malformed Content-Length")
-            if head.codings:
-                raise ProtocolError("both Content-Length and Transfer-Encoding")
-        if head.codings and (len(head.codings) > 1 or head.codings[0] != b"chunked"):
-            raise ProtocolError("only Transfer-Encoding: chunked is supported", 501)
+            return self._received_response(status, reason, version, head, framing)
+        return self._received_request(method, target, version, head, framing)
 
     @cython.cfunc
     def _received_request(
-        self, method: bytes, target: bytes, version: bytes, head: _Head
+        self, method: bytes, target: bytes, version: bytes, head: _Head, framing: tuple[int, int]
     ) -> Event | None:
         if head.hosts > 1 or (head.hosts == 0 and version == b"1.1"):
             raise ProtocolError("a request needs exactly one Host")
@@ -940,12 +931,12 @@ class _FastCodec:
             and b"100-continue" in _comma_tokens(head.expect)
         )
         self._process(True, E_REQUEST)
-        self._set_read_framing(head, False)
+        self._set_read_framing(framing)
         return Request(method, target, head.headers, version)
 
     @cython.cfunc
     def _received_response(
-        self, status: int, reason: bytes, version: bytes, head: _Head
+        self, status: int, reason: bytes, version: bytes, head: _Head, framing: tuple[int, int]
     ) -> Event | None:
         self._waiting_100 = False
         if status < 200:
@@ -962,27 +953,14 @@ class _FastCodec:
             self._process(False, E_SWITCH_CONNECT)
         else:
             self._process(False, E_RESPONSE)
-            method = self._request_method
-            if status in (204, 304) or method == b"HEAD":
-                self._rframing = F_LENGTH
-                self._rleft = 0
-            else:
-                self._set_read_framing(head, True)
+            self._set_read_framing(framing)
         return Response(status, head.headers, version, reason)
 
     @cython.cfunc
-    def _set_read_framing(self, head: _Head, until_close_default: cython.bint) -> None:
+    def _set_read_framing(self, framing: tuple[int, int]) -> None:
         self._chunk_state = C_SIZE
-        if head.codings:
-            self._rframing = F_CHUNKED
-        elif head.lengths:
-            self._rframing = F_LENGTH
-            self._rleft = int(head.lengths[0])
-        elif until_close_default:
-            self._rframing = F_UNTIL_CLOSE
-        else:
-            self._rframing = F_LENGTH
-            self._rleft = 0
+        self._rframing = framing[0]
+        self._rleft = framing[1]
 
     # bodies
 
@@ -1186,7 +1164,7 @@ class _FastCodec:
                     connection.append(value)
         if hosts != 1:
             raise LocalProtocolError("a request needs exactly one Host")
-        self._set_write_framing(lengths, codings, F_LENGTH)
+        self._set_write_framing(lengths, codings, None, 0)
         if method == b"CONNECT":
             self._proposals |= P_CONNECT
         self._request_method = method
@@ -1197,28 +1175,18 @@ class _FastCodec:
 
     @cython.cfunc
     def _set_write_framing(
-        self, lengths: list[bytes], codings: list[bytes], default: cython.int
+        self,
+        lengths: list[bytes],
+        codings: list[bytes],
+        response_to: bytes | None,
+        status: cython.int,
     ) -> None:
-        if lengths:
-            value = lengths[0]
-            if (
-                len(lengths) > 1
-                or not value
-                or len(value) > MAX_LENGTH_DIGITS
-                or not _only(value, _DIGITS)
-            ):
-                raise LocalProtocolError("malformed Content-Length")
-            if codings:
-                raise LocalProtocolError("both Content-Length and Transfer-Encoding")
-            self._wframing = F_LENGTH
-            self._wleft = int(value)
-        elif codings:
-            if len(codings) > 1 or codings[0].lower() != b"chunked":
-                raise LocalProtocolError("only Transfer-Encoding: chunked is supported")
-            self._wframing = F_CHUNKED
-        else:
-            self._wframing = default
-            self._wleft = 0
+        try:
+            framing = body_framing(lengths, codings, response_to, status)
+        except FramingError as exc:
+            raise LocalProtocolError(str(exc)) from None
+        self._wframing = framing[0]
+        self._wleft = framing[1]
 
     @cython.cfunc
     def _send_informational(self, response: InformationalResponse) -> bytes:
@@ -1250,8 +1218,8 @@ class _FastCodec:
                 codings.append(value)
             elif name == _CONNECTION:
                 connection.append(value)
-        self._set_write_framing(lengths, codings, F_UNTIL_CLOSE)
         method = self._request_method
+        self._set_write_framing(lengths, codings, method if method is not None else b"", status)
         switch = bool(self._proposals & P_CONNECT) and 200 <= status < 300
         no_body = status in (204, 304) or switch
         # h11's clean-up of what we send: a body without a length is chunked

@@ -79,7 +79,7 @@ def add_forwarding(
     incoming values are kept and ours appended to the chain; from anyone else
     they are replaced, so a client cannot forge its address. A new list."""
     ip = client_ip.encode("ascii")
-    node = b'"[' + ip + b']"' if b":" in ip else ip
+    node = b'"[' + ip + b']"' if ip.find(b":") >= 0 else ip
     forwarded = b"for=" + node + b";host=" + _quoted(host) + b";proto=" + scheme
     out = [header for header in headers if header[0] not in FORWARDED_NAMES]
     if not trusted or len(out) == len(headers):

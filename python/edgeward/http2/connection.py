@@ -1,4 +1,5 @@
-"""`H2Server`: one HTTP/2 server connection as a sans-IO object.
+"""`H2Server` on h2: one HTTP/2 server connection as a sans-IO object, the
+reference twin of the native fast path (`edgeward.http2.fast`).
 
 It owns an `h2.connection.H2Connection`, turns h2's events into our stream
 events, and adds the policies h2 leaves to its user:
@@ -22,7 +23,6 @@ events, and adds the policies h2 leaves to its user:
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import h2.config
 import h2.connection
@@ -54,18 +54,13 @@ from edgeward.http2.frames import (
     FrameScanner,
     answers,
 )
+from edgeward.http2.limits import MAX_CONTROL_FRAMES, MAX_EMPTY_FRAMES, H2Limits
 
 framerepr.install()  # h2 builds a repr of every frame it receives
 
-MAX_CONTROL_FRAMES = 1000
-"""Control frames the client made us queue (SETTINGS ACK, PING ACK,
-RST_STREAM) that are not yet written to the socket; more is a flood
-(nghttp2's `max_outbound_ack`, Envoy's `max_outbound_control_frames`)."""
+_DEFAULT_LIMITS = H2Limits()
 
-MAX_EMPTY_FRAMES = 100
-"""Consecutive frames that carry nothing: DATA, HEADERS or CONTINUATION with
-an empty payload and no END_STREAM, PRIORITY, unknown types (Envoy's
-`max_consecutive_inbound_frames_with_empty_payload`, which defaults to 1)."""
+__all__ = ["MAX_CONTROL_FRAMES", "MAX_EMPTY_FRAMES", "H2Limits", "H2Server"]
 
 _SLICE = 64
 """Frames handed to h2 at once, at most: the answer count is checked after
@@ -75,23 +70,11 @@ _ErrorCodes = h2.errors.ErrorCodes
 _CLIENT_DONE, _SERVER_DONE = 1, 2  # the sides of a stream that have ended
 
 
-@dataclass(frozen=True, slots=True)
-class H2Limits:
-    max_concurrent_streams: int = 100
-    max_header_list_size: int = 64 * 1024
-    max_resets: int = 200  # client resets allowed per window
-    reset_window: float = 10.0
-    stream_window: int = 1024 * 1024  # receive window per stream: bounds buffered body
-    connection_window: int = 4 * 1024 * 1024
-    max_control_frames: int = MAX_CONTROL_FRAMES
-    max_empty_frames: int = MAX_EMPTY_FRAMES
-
-
 class H2Server:
     """`scheme` is the connection's, `https` on TLS and `http` otherwise: a
     request's `:scheme` must be the same."""
 
-    def __init__(self, limits: H2Limits = H2Limits(), scheme: bytes = b"http") -> None:
+    def __init__(self, limits: H2Limits = _DEFAULT_LIMITS, scheme: bytes = b"http") -> None:
         self.limits = limits
         self.scheme = scheme
         config = h2.config.H2Configuration(
@@ -142,6 +125,9 @@ class H2Server:
         # settings without that limit, and `_open_streams` counts
         values[codes.MAX_CONCURRENT_STREAMS] = 2**31 - 1
         h2c.local_settings = h2.settings.Settings(client=False, initial_values=values)
+        # h2 applies MAX_HEADER_LIST_SIZE to its decoder only when a change is
+        # acknowledged, and these are the initial values: applied here
+        h2c.decoder.max_header_list_size = self.limits.max_header_list_size
         extra = self.limits.connection_window - 65535
         if extra > 0:
             h2c.increment_flow_control_window(extra)

@@ -596,6 +596,22 @@ def _check_session(
     # would revoke the grant); another request meanwhile goes on with what
     # is known.
     if due and (yield from rt.store.add("lock:" + sid, {}, LOCK_TTL, now)):
+        # Read the record again past any cache: another edge may have
+        # refreshed it just before (its refresh token may be rotated).
+        rt.store.forget(key)
+        latest = yield from rt.store.get(key, now)
+        if latest is None or latest.get("k") != client.key:
+            yield from rt.store.delete("lock:" + sid)
+            return Outcome()
+        record = latest
+        if dirty:
+            record["seen"] = now
+        expires = record.get("exp")
+        token_expired = isinstance(expires, int | float) and now >= expires - 10
+        userinfo_due = (
+            opts.userinfo_refresh is not None
+            and now - float(record.get("ui", created)) >= opts.userinfo_refresh
+        )
         try:
             ended, refreshed, error = yield from _refresh(
                 rt, client, record, now, userinfo_due=userinfo_due, expired=token_expired

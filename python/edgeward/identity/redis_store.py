@@ -67,6 +67,9 @@ class RedisStore:
     def delete(self, key: str) -> Op[None]:
         yield from self._op(lambda c: c.delete([self.prefix + key]))
 
+    def forget(self, key: str) -> None:
+        pass
+
 
 def _ms(ttl: float) -> int:
     return max(1, int(ttl * 1000))

@@ -30,7 +30,7 @@ from edgeward.hooks import (
 from edgeward.identity.flow import Reply, Request, Runtime, auth_host
 from edgeward.identity.oidc import Discovery, discovery_url
 from edgeward.identity.seal import KeyFileError, load_keys
-from edgeward.identity.store import MemoryStore, SessionStore, SqliteStore
+from edgeward.identity.store import CachedStore, MemoryStore, SessionStore, SqliteStore
 
 log = logging.getLogger("edgeward.identity")
 PROBE_TIMEOUT = 3.0
@@ -78,19 +78,20 @@ class Runtimes:
 
 
 def open_store(spec: str, location: Location) -> SessionStore:
-    """`memory`, `sqlite:<path>` or `redis://...`."""
+    """`memory`, `sqlite:<path>` or `redis://...`; the shared ones behind
+    a short read cache of sessions (`CachedStore`)."""
     if spec == "memory":
         return MemoryStore()
     if spec.startswith("sqlite:"):
         try:
-            return SqliteStore(spec.removeprefix("sqlite:"))
+            return CachedStore(SqliteStore(spec.removeprefix("sqlite:")))
         except Exception as exc:  # sqlite3.Error, OSError
             raise ConfigError(f"identity.session_store: {exc}", location) from None
     if spec.startswith(("redis://", "rediss://", "unix://")):
         from edgeward.identity.redis_store import RedisStore
 
         try:
-            return RedisStore(spec)
+            return CachedStore(RedisStore(spec))
         except Exception as exc:  # a URL coredis refuses
             raise ConfigError(f"identity.session_store: {exc}", location) from None
     raise ConfigError(
@@ -143,6 +144,9 @@ class AuthHostHooks:
         self.runtime = runtime
 
     def on_tcp_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo | None = None) -> bool:
+        return True
+
+    def on_tls_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo) -> bool:
         return True
 
     def begin(

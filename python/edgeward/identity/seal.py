@@ -32,6 +32,7 @@ VERSION = 1
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12
 MAX_SEALED = 3000  # characters; a cookie must stay under the browsers' 4 KiB
+UNSEALED_CACHE = 4096  # values remembered as unsealed (per keyring)
 _KID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -75,6 +76,11 @@ class Keyring:
         self.keys = tuple(keys)
         self._aead = {k.kid: AESGCM(k.secret) for k in keys}
         self._current = keys[0]
+        # (purpose, sealed value) -> payload: the same session cookie comes
+        # with every request of a browser; a value already authenticated by
+        # this keyring is not decrypted again (its `exp` is still checked).
+        # A new keyring (reload, rotation) starts empty.
+        self._unsealed: dict[tuple[str, str], dict[str, Any]] = {}
 
     @classmethod
     def generate(cls, kid: str = "k1") -> Keyring:
@@ -95,6 +101,20 @@ class Keyring:
     def unseal(self, purpose: str, value: str, now: float) -> dict[str, Any]:
         """The payload, or `SealError`. Checks the tag (any change to any
         byte fails), the purpose and the `exp`."""
+        known = self._unsealed.get((purpose, value))
+        if known is not None:
+            if now >= known["exp"]:
+                raise SealError("expired")
+            return dict(known)
+        payload = self._unseal(purpose, value)
+        if now >= payload["exp"]:
+            raise SealError("expired")
+        if len(self._unsealed) >= UNSEALED_CACHE:
+            del self._unsealed[next(iter(self._unsealed))]
+        self._unsealed[(purpose, value)] = payload
+        return dict(payload)
+
+    def _unseal(self, purpose: str, value: str) -> dict[str, Any]:
         if not value or len(value) > MAX_SEALED:
             raise SealError("missing or oversized value")
         try:
@@ -122,7 +142,7 @@ class Keyring:
         if not isinstance(payload, dict):
             raise SealError("not an object")
         exp = payload.get("exp")
-        if not isinstance(exp, int | float) or isinstance(exp, bool) or now >= exp:
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
             raise SealError("expired")
         return payload
 

@@ -16,7 +16,14 @@ Operations (keys are namespaced by the caller: ``session:…``,
 - `add(key, value, ttl)`: store only when absent, True when stored (single
   use of a login state; the per-session refresh lock);
 - `take(key)`: get and delete at once (hand-off codes are single-use even
-  when two requests race).
+  when two requests race);
+- `forget(key)`: drop any copy of `key` this process keeps, so the next
+  `get` asks the store itself (a no-op but for `CachedStore`).
+
+`CachedStore` puts a short per-process read cache of sessions in front of
+a shared store (SQLite, Redis): checking a session is the hot path of every
+authenticated request, and a second of staleness across edges is the
+price (docs/identity.md §6).
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ class SessionStore(Protocol):
     def add(self, key: str, value: Value, ttl: float, now: float) -> Op[bool]: ...
     def take(self, key: str, now: float) -> Op[Value | None]: ...
     def delete(self, key: str) -> Op[None]: ...
+    def forget(self, key: str) -> None: ...
 
 
 def run_now(op: Op[T]) -> T:
@@ -120,6 +128,9 @@ class MemoryStore:
         self._data.pop(key, None)
         return None
         yield  # type: ignore[unreachable]
+
+    def forget(self, key: str) -> None:
+        pass
 
 
 class SqliteStore:
@@ -199,8 +210,88 @@ class SqliteStore:
         return None
         yield  # type: ignore[unreachable]
 
+    def forget(self, key: str) -> None:
+        pass
+
+
+SESSION_PREFIX = "session:"
+CACHE_SECONDS = 1.0
+CACHE_ENTRIES = 10_000
+
+
+class CachedStore:
+    """A read cache of sessions (keys ``session:…``) in front of `inner`,
+    for this process: a session read from the store is served from memory
+    for up to `seconds` (never past the time to live this process wrote it
+    with), so a busy session costs no store round trip and no JSON decode
+    per request. Every write and delete through this object updates or drops
+    its copy at once: a logout or a session ended on this edge takes effect
+    immediately here. What another edge (or worker) writes to the shared
+    store is seen here at most `seconds` late. Absent sessions are not
+    cached; other keys (hand-off codes, states, locks) always go to the
+    store. Callers get their own shallow copy of a cached value."""
+
+    def __init__(
+        self,
+        inner: SessionStore,
+        *,
+        seconds: float = CACHE_SECONDS,
+        max_entries: int = CACHE_ENTRIES,
+    ) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.seconds = seconds
+        self._max = max_entries
+        # key -> (cached at, not after, value)
+        self._cache: dict[str, tuple[float, float, Value]] = {}
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def _keep(self, key: str, value: Value, now: float, until: float) -> None:
+        if not key.startswith(SESSION_PREFIX) or self.seconds <= 0:
+            return
+        self._cache.pop(key, None)
+        self._cache[key] = (now, min(until, now + self.seconds), value)
+        while len(self._cache) > self._max:
+            del self._cache[next(iter(self._cache))]
+
+    def get(self, key: str, now: float) -> Op[Value | None]:
+        found = self._cache.get(key)
+        if found is not None:
+            if found[0] <= now < found[1]:
+                return dict(found[2])
+            del self._cache[key]
+        value = yield from self.inner.get(key, now)
+        if value is not None:
+            self._keep(key, value, now, now + self.seconds)
+            return dict(value)
+        return None
+
+    def put(self, key: str, value: Value, ttl: float, now: float) -> Op[None]:
+        self._cache.pop(key, None)
+        yield from self.inner.put(key, value, ttl, now)
+        self._keep(key, dict(value), now, now + ttl)
+
+    def add(self, key: str, value: Value, ttl: float, now: float) -> Op[bool]:
+        self._cache.pop(key, None)
+        return (yield from self.inner.add(key, value, ttl, now))
+
+    def take(self, key: str, now: float) -> Op[Value | None]:
+        self._cache.pop(key, None)
+        return (yield from self.inner.take(key, now))
+
+    def delete(self, key: str) -> Op[None]:
+        self._cache.pop(key, None)
+        yield from self.inner.delete(key)
+
+    def forget(self, key: str) -> None:
+        self._cache.pop(key, None)
+        self.inner.forget(key)
+
 
 __all__ = [
+    "CachedStore",
     "MemoryStore",
     "Op",
     "SessionStore",

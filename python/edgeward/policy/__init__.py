@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from edgeward.identity import AuthHostHooks, IdentitySettings, Runtime, Runtimes
 from edgeward.identity.runtime import probe
+from edgeward.ipintel import IpIntelligence
 from edgeward.policy.config import EngineOptions, IpPolicyRules, SourceDocument
 from edgeward.policy.engine import CompiledPolicy, Exchange
 from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode, PolicyError, Severity
@@ -60,6 +61,7 @@ def compile_policy(
     secrets: Mapping[str, Mapping[str, str]] | None = None,
     identity: Runtime | None = None,
     edge: bool = False,
+    ip_intelligence: IpIntelligence | None = None,
     owasp_crs_rules_dir: str | None = None,
 ) -> CompiledPolicy:
     """Compile a parsed document (`edgeward.document.Document`).
@@ -70,12 +72,15 @@ def compile_policy(
     time (docs/cel.md §11.6). `identity` is the edge's identity runtime;
     `edge` says the policy is compiled for an edge (`oauth` without
     `identity:` is then an error). `owasp_crs_rules_dir` is the edge
-    config's `owasp_crs.rules_dir` (None: Debian's CRS package)."""
+    config's `owasp_crs.rules_dir` (None: Debian's CRS package).
+    `ip_intelligence` is the edge config's (None: unknown); a policy reading
+    data it lacks loads with a warning."""
     options = EngineOptions(
         clock=clock,
         secrets=secrets,
         identity=identity,
         edge=edge,
+        ip_intelligence=ip_intelligence,
         owasp_crs_rules_dir=owasp_crs_rules_dir,
     )
     if body_limit is not None:
@@ -86,7 +91,57 @@ def compile_policy(
         raise PolicyError(loaded.diagnostics)
     if secrets is None and options.cel.secrets_read:
         loaded = _warn_unknown_secrets(document, loaded, options.cel.secrets_read)
+    loaded = _warn_missing_ip_data(document, loaded, ip_intelligence)
     return CompiledPolicy(loaded, events=events, options=options)
+
+
+# What a variable path needs from `ip_intelligence`, by the part after
+# `conn.client_ip.` / `conn.server_ip.` (or `conn.geo`).
+_IP_DATA = {
+    "geo": ("geo", "geo_db"),
+    "as": ("as", "asn_db"),
+    "categories": ("categories", "categories, tor_exit_nodes or blocklists"),
+    "is_tor_node": ("tor", "tor_exit_nodes (or categories: {proxy.anonymous.tor: ...})"),
+    "is_on_blocklist": ("blocklist", "blocklists"),
+}
+
+
+def _warn_missing_ip_data(
+    document: SourceDocument, loaded: LoadedPolicy, intel: IpIntelligence | None
+) -> LoadedPolicy:
+    """`policy check` and `edgeward check` say when a policy reads IP data
+    the edge config does not provide: it reads as empty (never an error),
+    which may not be what the policy's author expects."""
+    provides = intel.provides if intel is not None else frozenset()
+    missing: dict[str, set[str]] = {}
+    for references in loaded.references.values():
+        for ref in references:
+            parts = ref.split(".")
+            if parts[:2] == ["conn", "geo"]:
+                kind = "geo"
+            elif len(parts) >= 3 and parts[0] == "conn" and parts[1] in ("client_ip", "server_ip"):
+                kind = parts[2]
+            else:
+                continue
+            if kind in _IP_DATA and _IP_DATA[kind][0] not in provides:
+                missing.setdefault(kind, set()).add(ref)
+    if not missing:
+        return loaded
+    where = (
+        "the edge config's ip_intelligence has no"
+        if intel is not None
+        else "no edge config here, so no ip_intelligence: it needs"
+    )
+    warnings = [
+        Diagnostic(
+            Severity.WARNING,
+            f"{', '.join(sorted(refs))}: {where} {_IP_DATA[kind][1]}; the value reads as"
+            " empty ('', [], false) for every connection",
+            document.locate(()),
+        )
+        for kind, refs in sorted(missing.items())
+    ]
+    return replace(loaded, diagnostics=(*loaded.diagnostics, *warnings))
 
 
 def _warn_unknown_secrets(
@@ -162,6 +217,7 @@ class PolicyCompiler:
             secrets=self.secrets if self.secrets is not None else _source_secrets(source),
             identity=runtime,
             edge=True,
+            ip_intelligence=getattr(source, "ip_intelligence", None),
             owasp_crs_rules_dir=getattr(source, "owasp_crs_rules_dir", None),
         )
         if runtime is not None:

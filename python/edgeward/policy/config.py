@@ -19,6 +19,7 @@ from edgeward import native
 from edgeward.document import did_you_mean, misspelling_of
 from edgeward.errors import Location
 from edgeward.identity.flow import Runtime
+from edgeward.ipintel import IpIntelligence
 from edgeward.policy.errors import Diagnostic, Severity
 from edgeward.policy.expressions import (
     Envs,
@@ -73,6 +74,9 @@ class EngineOptions:
     # only warns about are then errors).
     identity: Runtime | None = None
     edge: bool = False
+    # What `conn.*_ip.{geo,as,categories,...}` read: the edge config's
+    # `ip_intelligence`; None when unknown (`policy check`): empty values.
+    ip_intelligence: IpIntelligence | None = field(default=None, repr=False)
     # The OWASP CRS actions' rules directory (the edge config's
     # `owasp_crs.rules_dir`); None: the Debian package's.
     owasp_crs_rules_dir: str | None = None

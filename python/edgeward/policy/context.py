@@ -28,22 +28,28 @@ from edgeward.hooks import (
     ReadResponseBody,
     RequestHead,
     ResponseHead,
+    TerminateTls,
+    TlsTerminated,
 )
+from edgeward.ipintel import EMPTY as NO_IP_INTELLIGENCE
+from edgeward.ipintel import IpIntelligence
 from edgeward.policy.config import redact_value
 from edgeward.policy.errors import ActionError, ErrorCode
 from edgeward.policy.events import PolicyEvent
 from edgeward.policy.expressions import Renderable
 from edgeward.policy.model import Phase
 from edgeward.policy.sse import Message
+from edgeward.policy.useragent import prepare as prepare_user_agents
 from edgeward.policy.variables import (
     ABSENT,
-    CONN_FIELDS,
     ENDPOINT_FIELDS,
+    LIVE_CONN_FIELDS,
     REQUEST_FIELDS,
     RESPONSE_FIELDS,
     LazyMap,
     RequestSource,
     ResponseSource,
+    conn_fields,
     rfc3339,
     shape_of,
     shaped,
@@ -72,15 +78,22 @@ class Variables:
 
     A phase's activation holds only the root variables its programs read.
     `conn`, `req` and `endpoint` are the same in every phase of an exchange,
-    so each is built once per exchange with the fields any phase reads;
+    so each is built once per exchange with the fields any phase reads
+    (`conn.bytes_in`/`bytes_out` are read again at each phase: `live`);
     `res`, `time` and `vars` belong to the phase run."""
 
-    __slots__ = ("conn", "endpoint", "reads_results", "req", "res", "roots")
+    __slots__ = ("conn", "endpoint", "live", "reads_results", "req", "res", "roots")
 
-    def __init__(self, references: Mapping[Phase, Collection[str]]) -> None:
+    def __init__(
+        self,
+        references: Mapping[Phase, Collection[str]],
+        ip_intelligence: IpIntelligence = NO_IP_INTELLIGENCE,
+    ) -> None:
         every = shape_of(ref for refs in references.values() for ref in refs)
+        fields = conn_fields(ip_intelligence)
+        conn_shape = every.get("conn", {})
         self.req = shaped(REQUEST_FIELDS, every.get("req", {}))
-        self.conn = shaped(CONN_FIELDS, every.get("conn", {}))
+        self.conn = shaped(fields, conn_shape)
         self.endpoint = shaped(ENDPOINT_FIELDS, every.get("endpoint", {}))
         self.res = shaped(RESPONSE_FIELDS, every.get("res", {}))
         self.roots = {
@@ -88,6 +101,16 @@ class Variables:
             for phase, refs in references.items()
         }
         self.reads_results = "actions" in every  # else results are kept for `policy test` only
+        # conn fields that change during the exchange, rebuilt each phase
+        self.live: tuple[tuple[str, Callable[[ConnectionInfo], Any]], ...] = tuple(
+            (name, fields[name])  # type: ignore[misc]
+            for name in LIVE_CONN_FIELDS
+            if conn_shape is not None and name in conn_shape
+        )
+        req = every.get("req", {})
+        agent = {} if req is None else req.get("user_agent", {})
+        if req is None or (agent and set(agent) - {""}):
+            prepare_user_agents()  # at load, not at the first request that parses one
 
 
 def _res(ctx: ActionContext) -> Any:
@@ -129,6 +152,7 @@ class ExchangeState:
         "_endpoint",
         "_req",
         "body",
+        "body_received_at",
         "completions",
         "conn",
         "endpoint",
@@ -155,6 +179,7 @@ class ExchangeState:
         self.received: RequestHead | None = None  # the request as the client sent it
         self.received_at = 0.0
         self.body: bytes | None = None  # the request body, once an action read it
+        self.body_received_at: float | None = None  # when it was (`req.ts.body_received`)
         # `actions.ngrok.*`: what actions did (and on_tcp_connect's, carried over).
         self.results: dict[str, dict[str, Any]] = {"ngrok": results or {}}
         self.trace: list[TraceEntry] | None = None  # filled when a caller asks (policy test)
@@ -167,15 +192,21 @@ class ExchangeState:
     def conn_values(self) -> Any:
         if self._conn is None:
             self._conn = self.policy.variables.conn(self.conn)
+        else:
+            for name, build in self.policy.variables.live:  # as of this phase
+                self._conn[name] = build(self.conn)
         return self._conn
 
     def req_values(self) -> Any:
         if self._req is None:
             if self.received is None:
                 return ABSENT
-            source = RequestSource(self.received, self.received_at)
+            source = RequestSource(self.received, self.received_at, self._body_received)
             self._req = self.policy.variables.req(source)
         return self._req
+
+    def _body_received(self) -> float | None:
+        return self.body_received_at
 
     def endpoint_values(self) -> Any:
         if self._endpoint is None:
@@ -323,6 +354,7 @@ class ActionContext:
             if not isinstance(result, bytes):
                 raise TypeError(f"ReadBody answered with {type(result).__name__}")
             self.state.body = result
+            self.state.body_received_at = self.now()
         return self.state.body
 
     def offload(self, call: Callable[[], T]) -> Generator[Effect, EffectResult, T]:
@@ -339,6 +371,20 @@ class ActionContext:
         result = yield ReadResponseBody(limit)
         if not isinstance(result, tuple):
             raise TypeError(f"ReadResponseBody answered with {type(result).__name__}")
+        return result
+
+    def terminate_tls(
+        self, request: TerminateTls
+    ) -> Generator[Effect, EffectResult, TlsTerminated]:
+        """Terminate the connection's TLS (on_tcp_connect); once done,
+        `conn.tls.*` shows the handshake to the rest of the phase."""
+        result = yield request
+        if not isinstance(result, TlsTerminated):
+            raise TypeError(f"TerminateTls answered with {type(result).__name__}")
+        if result.info is not None and not result.by_listener:
+            self.state._conn = None  # conn.* is built again, with conn.tls
+            if "conn" in self.activation:
+                self.activation["conn"] = self.state.conn_values()
         return result
 
     def fetch(self, request: Fetch) -> Generator[Effect, EffectResult, FetchResult]:

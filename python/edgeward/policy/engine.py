@@ -10,9 +10,10 @@ generator only when an action may yield an effect).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from edgeward import native
@@ -30,7 +31,10 @@ from edgeward.hooks import (
     RequestOutcome,
     ResponseHead,
     ResponseOutcome,
+    TerminateTls,
+    TlsTerminated,
 )
+from edgeward.ipintel import EMPTY as NO_IP_INTELLIGENCE
 from edgeward.policy.actions._body import content_encoding, encoded_here, pipeline
 from edgeward.policy.actions._http import error_response
 from edgeward.policy.actions.base import Decision
@@ -76,7 +80,9 @@ class CompiledPolicy:
         self.body_limit = options.body_limit
         # Secret values never leave in an event or a trace (docs/cel.md §11.6).
         self.redact = redactor(options.secrets)
-        self.variables = variables = Variables(loaded.references)
+        self.variables = variables = Variables(
+            loaded.references, options.ip_intelligence or NO_IP_INTELLIGENCE
+        )
         self._tcp, self._request, self._response, self._sse = (
             PhaseRules(
                 phase,
@@ -92,10 +98,33 @@ class CompiledPolicy:
             )
         )
 
+    def map_rules(self, change: Callable[[Rule], Rule]) -> CompiledPolicy:
+        """A copy of this policy whose every rule is `change(rule)`: how
+        `edgeward bench policy` puts its timers around each rule's
+        expressions and actions (the copy shares everything else)."""
+        twin = copy.copy(self)
+        twin.rules = {phase: tuple(map(change, rules)) for phase, rules in self.rules.items()}
+        twin._tcp, twin._request, twin._response, twin._sse = (
+            replace(phase, rules=tuple(map(change, phase.rules)))
+            for phase in (self._tcp, self._request, self._response, self._sse)
+        )
+        return twin
+
     # --- PolicyHooks ---------------------------------------------------------
 
     def on_tcp_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo | None = None) -> bool:
         return self.connect(conn, endpoint) is None
+
+    def on_tls_connect(self, conn: ConnectionInfo, endpoint: EndpointInfo) -> Hooked[bool]:
+        if not self._tcp.effects:
+            return self.connect(conn, endpoint) is None
+        return self._tls_connect(conn, endpoint)
+
+    def _tls_connect(
+        self, conn: ConnectionInfo, endpoint: EndpointInfo
+    ) -> Generator[Effect, EffectResult, bool]:
+        decision = yield from self._connect(conn, endpoint, None)
+        return decision is None
 
     def connect(
         self,
@@ -105,20 +134,34 @@ class CompiledPolicy:
     ) -> Decision | None:
         """Run `on_tcp_connect`: the decision that closes the connection, or
         None. What its actions record stays visible to the connection's
-        exchanges (`actions.ngrok.restrict_ips.*`)."""
+        exchanges (`actions.ngrok.restrict_ips.*`). TLS cannot be
+        terminated from here: a `terminate-tls` is answered with the TLS
+        the listener negotiated, if any (`no_termination`)."""
         if not self._tcp.rules:
             return None
+        gen = self._connect(conn, endpoint, trace)
+        try:
+            effect = gen.send(None)
+            while True:
+                if not isinstance(effect, TerminateTls):
+                    raise RuntimeError(f"an on_tcp_connect action asked for {effect!r}")
+                effect = gen.send(no_termination(conn))
+        except StopIteration as stop:
+            decision: Decision | None = stop.value
+        finally:
+            gen.close()
+        return decision
+
+    def _connect(
+        self,
+        conn: ConnectionInfo,
+        endpoint: EndpointInfo | None,
+        trace: list[TraceEntry] | None,
+    ) -> Generator[Effect, EffectResult, Decision | None]:
         state = ExchangeState(self, conn, endpoint, None)
         state.trace = trace
         phase = self._tcp
-        gen = run_phase(ActionContext(phase.phase, state, phase.roots), phase)
-        try:
-            effect = gen.send(None)
-        except StopIteration as stop:
-            decision: Decision | None = stop.value
-        else:
-            gen.close()
-            raise RuntimeError(f"an on_tcp_connect action asked for {effect!r}")
+        decision = yield from run_phase(ActionContext(phase.phase, state, phase.roots), phase)
         results = state.results["ngrok"]
         if results and decision is None:
             conn.policy_state[self] = results
@@ -197,6 +240,16 @@ class Exchange(ExchangeState):
             now = self.policy.clock()
             for callback in self.completions:
                 callback(summary, now)
+
+
+def no_termination(conn: ConnectionInfo) -> TlsTerminated:
+    """The answer to `TerminateTls` where the edge cannot terminate TLS:
+    the listener's TLS when it terminated it (the policy checks it), else
+    a failure (the policy closes the connection: never plaintext where TLS
+    was asked for)."""
+    if conn.tls is not None:
+        return TlsTerminated(conn.tls, by_listener=True)
+    return TlsTerminated(None, "the edge does not terminate TLS on this connection")
 
 
 # --- on_event_stream_message ---------------------------------------------------------

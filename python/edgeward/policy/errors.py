@@ -85,6 +85,8 @@ class ErrorCode(StrEnum):
     FETCH_FAILED = "ERR_EDGEWARD_3605"  # DNS, connection, TLS or HTTP failure
     FETCH_REFUSED = "ERR_EDGEWARD_3606"  # the target is not allowed by the edge config
     FETCH_INTERNAL = "ERR_EDGEWARD_3607"  # no such internal (.internal) endpoint is online
+    # terminate-tls (the connection is closed; the code is in its results and events)
+    TLS_FAILED = "ERR_EDGEWARD_3220"  # no handshake, or not one the action's settings allow
     # owasp-crs-request / owasp-crs-response
     WAF_REQUEST_BLOCKED = "ERR_EDGEWARD_3700"  # the request was blocked by the WAF
     WAF_FAILED = "ERR_EDGEWARD_3701"  # the WAF could not inspect (engine error, unreadable body)

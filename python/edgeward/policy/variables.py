@@ -17,16 +17,25 @@ Two ways to build a value from the same tables:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
-from http.cookies import SimpleCookie
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Union
 from urllib.parse import parse_qs, unquote
 
-from edgeward.hooks import ConnectionInfo, Header, RequestHead
+from edgeward import native
+from edgeward.hooks import (
+    CertExtension,
+    ClientCert,
+    ConnectionInfo,
+    Header,
+    RequestHead,
+    TlsInfo,
+)
+from edgeward.ipintel import EMPTY as NO_IP_INTELLIGENCE
+from edgeward.ipintel import IpIntelligence
+from edgeward.policy.useragent import parse_user_agent
 
 ABSENT: Any = object()  # a builder's "this field does not exist here"
 
@@ -42,22 +51,37 @@ class Nested:
 
 Fields = Mapping[str, Union[Callable[[Any], Any], Nested]]  # noqa: UP007 (a runtime alias)
 
+
+def itself(value: Any) -> Any:
+    """The own value of a `Nested` whose source already is that value
+    (`conn.client_ip`, `req.user_agent`): read alone, the source is the field."""
+    return value
+
+
 Shape = Mapping[str, "Shape | None"]
 """The fields of an object a policy reads; None: the whole value."""
 
 
 def shape_of(references: Iterable[str]) -> dict[str, Shape | None]:
     """The variable paths programs read (`req.url.path`, `conn`), as a tree
-    by root variable: `{"req": {"url": {"path": None}}, "conn": None}`."""
+    by root variable: `{"req": {"url": {"path": None}}, "conn": None}`.
+
+    A path read whole and also read into (`conn.client_ip` and
+    `conn.client_ip.categories`) keeps both: the key "" marks the whole
+    (`{"client_ip": {"": None, "categories": None}}`). For an object with an
+    own value ("" declared: `conn.client_ip` is a string) the whole is that
+    value; for any other, the whole object (see `shaped`)."""
     tree: dict[str, Any] = {}
     for reference in references:
         node = tree
         *parents, last = reference.split(".")
         for part in parents:
-            child = node.get(part, {})
-            if child is None:  # the whole of it is read already
-                break
-            node = node.setdefault(part, child)
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {"": None} if part in node else {}
+            node = child
+        if last in node and node[last] is not None:
+            node[last][""] = None
         else:
             node[last] = None
     return tree
@@ -71,8 +95,8 @@ def shaped(fields: Fields, shape: Shape | None) -> Callable[[Any], Mapping[str, 
     The function is generated, one statement per field (what
     `dataclasses` does for `__init__`): this runs for every request, and a
     loop over a table of fields costs as much again as the fields."""
-    if shape is None:
-        return lambda source: LazyMap(source, fields)
+    if shape is None or ("" in shape and "" not in fields):
+        return lambda source: LazyMap(source, fields)  # the whole object is read
     namespace: dict[str, Any] = {"ABSENT": ABSENT}
     lines = ["def build(source):", "    out = {}"]
     for n, (key, sub) in enumerate(shape.items()):
@@ -80,7 +104,12 @@ def shaped(fields: Fields, shape: Shape | None) -> Callable[[Any], Mapping[str, 
         if field is None:  # not a field of this object: reading it fails as it should
             continue
         if isinstance(field, Nested):
-            field = _nested(field, shaped(field.fields, sub))
+            own = field.fields.get("")
+            if sub is None and own is not None and not isinstance(own, Nested):
+                # only its own value is read (`conn.client_ip == '...'`)
+                field = field.source if own is itself else _nested(field, own)
+            else:
+                field = _nested(field, shaped(field.fields, sub))
         namespace[f"field_{n}"] = field
         lines += [
             f"    value = field_{n}(source)",
@@ -181,6 +210,12 @@ def scalar_with_fields(value: Any, fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+_GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+"""Go's zero `time.Time`: what a timestamp the edge does not have reads as
+(`conn.ts.end` while the connection is open, an absent certificate's
+validity), so a comparison never fails."""
+
+
 def timestamp(unix: float) -> datetime:
     return datetime.fromtimestamp(unix, UTC)
 
@@ -254,85 +289,85 @@ def response_cookies(headers: Mapping[str, list[str]]) -> dict[str, list[dict[st
     """`Set-Cookie` cookies by name, same-name ones longest path first."""
     out: dict[str, list[dict[str, Any]]] = {}
     for value in headers.get("set-cookie", ()):
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(value)
-        except Exception:
-            continue
-        for name, morsel in jar.items():
-            cookie: dict[str, Any] = {
-                "name": name,
-                "value": morsel.value,
-                "domain": morsel["domain"],
-                "path": morsel["path"],
-                "secure": bool(morsel["secure"]),
-                "http_only": bool(morsel["httponly"]),
-                "same_site": morsel["samesite"],
-            }
-            out.setdefault(name, []).append(cookie)
+        cookie = set_cookie(value)
+        if cookie is not None:
+            out.setdefault(cookie["name"], []).append(cookie)
     for cookies in out.values():
         cookies.sort(key=lambda c: -len(c["path"]))
     return out
 
 
+_SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+
+
+def set_cookie(line: str) -> dict[str, Any] | None:
+    """One `Set-Cookie` value as `res.cookies[name][i]` shows it, parsed as
+    Go's net/http does (`readSetCookies`): the attributes it knows, the
+    others in `unparsed_attributes`; `expires` Go's zero time and
+    `max_age` zero when absent. None when the name=value pair is missing."""
+    first, *attributes = line.split(";")
+    name, eq, value = first.strip().partition("=")
+    name = name.strip()
+    if not eq or not name:
+        return None
+    cookie: dict[str, Any] = {
+        "name": name,
+        "value": value.strip().removeprefix('"').removesuffix('"'),
+        "domain": "",
+        "path": "",
+        "expires": _GO_ZERO_TIME,
+        "max_age": timedelta(0),
+        "secure": False,
+        "http_only": False,
+        "same_site": "",
+        "unparsed_attributes": {},
+    }
+    for attribute in attributes:
+        key, _, val = attribute.strip().partition("=")
+        key, val = key.strip(), val.strip()
+        low = key.lower()
+        if not key:
+            continue
+        if low == "secure":
+            cookie["secure"] = True
+        elif low == "httponly":
+            cookie["http_only"] = True
+        elif low == "domain":
+            cookie["domain"] = val.removeprefix(".")
+        elif low == "path":
+            cookie["path"] = val
+        elif low == "samesite":
+            cookie["same_site"] = _SAME_SITE.get(val.lower(), "")
+        elif low == "max-age" and val.lstrip("-").isdigit():
+            cookie["max_age"] = timedelta(seconds=int(val))
+        elif low == "expires":
+            try:
+                cookie["expires"] = parsedate_to_datetime(val).astimezone(UTC)
+            except (TypeError, ValueError):
+                cookie["unparsed_attributes"][key] = val
+        else:
+            cookie["unparsed_attributes"][key] = val
+    return cookie
+
+
 # --- user agent -----------------------------------------------------------------
-
-_BOT = re.compile(r"bot|crawl|spider|slurp|curl/|wget/|python-|httpx|go-http", re.IGNORECASE)
-_OSES = (
-    ("windows", "Windows"),
-    ("iphone", "iOS"),
-    ("ipad", "iOS"),
-    ("android", "Android"),
-    ("mac os x", "Mac OS X"),
-    ("linux", "Linux"),
-)
-_BROWSERS = ("Edg", "OPR", "Firefox", "Chrome", "Safari")
-
-
-def _ua_product(raw: str) -> tuple[str, str]:
-    for browser in _BROWSERS:
-        marker = f"{browser}/"
-        if marker in raw:
-            return browser, raw.split(marker, 1)[1].split(" ", 1)[0]
-    name, _, version = raw.split(" ", 1)[0].partition("/")
-    return name, version
-
-
-def _ua_mobile(raw: str) -> bool:
-    low = raw.lower()
-    return "mobi" in low or ("android" in low and "mobile" in low)
-
-
-def _ua_tablet(raw: str) -> bool:
-    low = raw.lower()
-    return "ipad" in low or "tablet" in low
-
-
-def _ua_os(raw: str) -> str:
-    low = raw.lower()
-    return next((os for key, os in _OSES if key in low), "")
-
-
-@lru_cache(maxsize=1024)  # clients send the same few agents again and again
-def _ua_is_bot(raw: str) -> bool:
-    return _BOT.search(raw) is not None
 
 
 USER_AGENT_FIELDS: Fields = {
-    "": lambda raw: raw,
-    "name": lambda raw: _ua_product(raw)[0],
-    "version": lambda raw: _ua_product(raw)[1],
-    "os": _ua_os,
-    "os_version": lambda raw: "",
-    "device": lambda raw: "mobile" if _ua_mobile(raw) else "tablet" if _ua_tablet(raw) else "",
-    "is_bot": _ua_is_bot,
-    "is_mobile": _ua_mobile,
-    "is_tablet": _ua_tablet,
-    "is_desktop": lambda raw: not (_ua_mobile(raw) or _ua_tablet(raw)) and bool(_ua_os(raw)),
-    "url": lambda raw: "",
+    "": itself,
+    "name": lambda raw: parse_user_agent(raw).name,
+    "version": lambda raw: parse_user_agent(raw).version,
+    "os": lambda raw: parse_user_agent(raw).os,
+    "os_version": lambda raw: parse_user_agent(raw).os_version,
+    "device": lambda raw: parse_user_agent(raw).device,
+    "is_bot": lambda raw: parse_user_agent(raw).is_bot,
+    "is_mobile": lambda raw: parse_user_agent(raw).is_mobile,
+    "is_tablet": lambda raw: parse_user_agent(raw).is_tablet,
+    "is_desktop": lambda raw: parse_user_agent(raw).is_desktop,
+    "url": lambda raw: parse_user_agent(raw).url,
 }
-"""A small parse of the User-Agent, field by field: enough for `is_bot`,
-`is_mobile` and the browser's name and version."""
+"""The User-Agent parsed with the uap-core database (`policy.useragent`),
+once per distinct string."""
 
 
 # --- req.* -----------------------------------------------------------------------
@@ -340,13 +375,20 @@ USER_AGENT_FIELDS: Fields = {
 
 class RequestSource:
     """The wire data `req.*` is built from; the header map is made once,
-    when a field first needs it."""
+    when a field first needs it. `body_received` tells when the body was
+    whole (None: not known yet)."""
 
-    __slots__ = ("_headers", "head", "received_at")
+    __slots__ = ("_headers", "body_received", "head", "received_at")
 
-    def __init__(self, head: RequestHead, received_at: float) -> None:
+    def __init__(
+        self,
+        head: RequestHead,
+        received_at: float,
+        body_received: Callable[[], float | None] = lambda: None,
+    ) -> None:
         self.head = head
         self.received_at = received_at
+        self.body_received = body_received
         self._headers: dict[str, list[str]] | None = None
 
     @property
@@ -412,9 +454,55 @@ URL_FIELDS: Fields = {
 }
 
 
-def _user_agent(s: RequestSource) -> Any:
+def _user_agent(s: RequestSource) -> str:
+    """Without a User-Agent header: '' and empty parsed fields, so
+    `req.user_agent.is_bot` on a bare client is false, not an error."""
     values = s.headers.get("user-agent")
-    return values[0] if values else ABSENT
+    return values[0] if values else ""
+
+
+class RequestTimes(Mapping[str, datetime]):
+    """`req.ts`: `header_received`, and `body_received` once the body is
+    whole (read at each access: an action of the phase may read the body).
+    A request without a body has it with its head; a streamed body is
+    whole only after the policy's request phase, so there it is absent
+    (the reference: "may be absent") unless an action read it."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: RequestSource) -> None:
+        self._source = source
+
+    def _body(self) -> float | None:
+        s = self._source
+        at = s.body_received()
+        if at is None and not _has_body(s.headers):
+            return s.received_at
+        return at
+
+    def __getitem__(self, key: str) -> datetime:
+        if key == "header_received":
+            return timestamp(self._source.received_at)
+        if key == "body_received":
+            at = self._body()
+            if at is not None:
+                return timestamp(at)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        yield "header_received"
+        if self._body() is not None:
+            yield "body_received"
+
+    def __len__(self) -> int:
+        return 1 + (self._body() is not None)
+
+
+def _has_body(headers: Mapping[str, list[str]]) -> bool:
+    if "transfer-encoding" in headers:
+        return True
+    length = headers.get("content-length")
+    return length is not None and bool(length) and length[0].strip() not in ("", "0")
 
 
 REQUEST_FIELDS: Fields = {
@@ -432,7 +520,7 @@ REQUEST_FIELDS: Fields = {
     "version": lambda s: (
         "HTTP/2.0" if s.head.http_version == b"2" else f"HTTP/{s.head.http_version.decode()}"
     ),
-    "ts": lambda s: {"header_received": timestamp(s.received_at)},
+    "ts": RequestTimes,
 }
 
 
@@ -465,49 +553,169 @@ RESPONSE_FIELDS: Fields = {
 # --- conn.* and endpoint.* -----------------------------------------------------------
 
 
-def _tls(conn: ConnectionInfo) -> Any:
-    tls = conn.tls
-    if tls is None:
-        return ABSENT
-    out: dict[str, Any] = {
-        "version": tls.version,
-        "cipher_suite": tls.cipher,
-        "sni": tls.server_name or "",
-        "negotiated_alpn": tls.alpn or "",
-        "session_resumed": False,
+def ip_fields(intel: IpIntelligence) -> Fields:
+    """`conn.client_ip` / `conn.server_ip`: the address (its own value)
+    and what the edge config's `ip_intelligence` knows of it; empty values
+    for what it does not (traffic-policy.md, decisions)."""
+    return {
+        "": itself,
+        "categories": lambda ip: intel.facts(ip).categories,
+        "is_tor_node": lambda ip: intel.facts(ip).is_tor_node,
+        "is_on_blocklist": lambda ip: intel.facts(ip).is_on_blocklist,
+        "as": intel.asn,
+        "geo": lambda ip: {
+            "location": (geo := intel.geo(ip))["location"],
+            "registered_location": geo["registered_location"],
+        },
     }
-    cert = tls.client_cert
-    if cert is not None:
-        out["client"] = {
-            "subject": cert.subject,
-            "issuer": cert.issuer,
-            "serial_number": cert.serial_number,
-            "san": {
-                "dns_names": list(cert.san_dns),
-                "email_addresses": list(cert.san_email),
-                "uris": list(cert.san_uri),
-                "ip_addresses": list(cert.san_ip),
-            },
-            "validity": {
-                "not_before": timestamp(cert.not_before),
-                "not_after": timestamp(cert.not_after),
-            },
-        }
-    return out
 
 
-CONN_FIELDS: Fields = {
-    "client_ip": lambda c: c.client_ip,
-    "client_port": lambda c: c.client_port,
-    "server_ip": lambda c: c.server_ip,
-    "server_port": lambda c: c.server_port,
-    "server_region": lambda c: "",
-    "bytes_in": lambda c: c.bytes_in,
-    "bytes_out": lambda c: c.bytes_out,
-    "ts": lambda c: {"start": timestamp(c.started_at)},
-    "tls": _tls,
-    "geo": lambda c: {},
+_LEGACY_GEO = ("city", "country", "country_code", "latitude", "longitude", "radius", "subdivision")
+
+
+def _legacy_geo(intel: IpIntelligence) -> Callable[[ConnectionInfo], dict[str, str]]:
+    def geo(c: ConnectionInfo) -> dict[str, str]:
+        where = intel.geo(c.client_ip)["location"]
+        return {key: where[key] for key in _LEGACY_GEO}
+
+    return geo
+
+
+def _dn_fields() -> Fields:
+    return {
+        "": lambda n: n.text,
+        "common_name": lambda n: n.common_name,
+        "country": lambda n: list(n.country),
+        "locality": lambda n: list(n.locality),
+        "organization": lambda n: list(n.organization),
+        "organizational_unit": lambda n: list(n.organizational_unit),
+        "postal_code": lambda n: list(n.postal_code),
+        "province": lambda n: list(n.province),
+        "street_address": lambda n: list(n.street_address),
+    }
+
+
+def _extension(e: CertExtension) -> dict[str, Any]:
+    return {"id": e.id, "critical": e.critical, "value": e.value}
+
+
+def _san_text(c: ClientCert) -> str:
+    return ",".join((*c.san_dns, *c.san_email, *c.san_ip, *c.san_uri))
+
+
+EMPTY_CERT = ClientCert("", "", "", 0.0, 0.0)
+"""No certificate: every field reads empty."""
+
+CERT_FIELDS: Fields = {
+    "subject": Nested(lambda c: c.subject_name, _dn_fields()),
+    "issuer": Nested(lambda c: c.issuer_name, _dn_fields()),
+    "serial_number": lambda c: c.serial_number,
+    "signature_algorithm": lambda c: c.signature_algorithm,
+    "san": Nested(
+        lambda c: c,
+        {
+            "": _san_text,
+            "dns_names": lambda c: list(c.san_dns),
+            "email_addresses": lambda c: list(c.san_email),
+            "ip_addresses": lambda c: list(c.san_ip),
+            "uris": lambda c: list(c.san_uri),
+        },
+    ),
+    "validity": lambda c: {
+        "not_before": timestamp(c.not_before) if c.der else _GO_ZERO_TIME,
+        "not_after": timestamp(c.not_after) if c.der else _GO_ZERO_TIME,
+    },
+    "extensions": lambda c: [_extension(e) for e in c.extensions],
+    "pem": lambda c: c.pem,
 }
+"""A certificate (`conn.tls.client`, `conn.tls.server`); `EMPTY_CERT`
+when there is none (plain HTTP, no client certificate)."""
+
+NO_TLS = TlsInfo("", "", None, None)
+
+# OpenSSL's names of the TLS 1.2 suites it offers -> the IANA names Go (and
+# the public docs) use; TLS 1.3 names are the same in both.
+_IANA_CIPHERS = {
+    "ECDHE-ECDSA-AES128-GCM-SHA256": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "ECDHE-RSA-CHACHA20-POLY1305": "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "DHE-RSA-AES128-GCM-SHA256": "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+    "DHE-RSA-AES256-GCM-SHA384": "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+    "DHE-RSA-CHACHA20-POLY1305": "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "ECDHE-ECDSA-AES128-SHA256": "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "ECDHE-RSA-AES128-SHA256": "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    "ECDHE-ECDSA-AES256-SHA384": "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+    "ECDHE-RSA-AES256-SHA384": "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+    "AES128-GCM-SHA256": "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "AES256-GCM-SHA384": "TLS_RSA_WITH_AES_256_GCM_SHA384",
+}
+
+
+def _ja4(t: TlsInfo) -> str:
+    return (native.ja4_fingerprint(t.client_hello) or "") if t.client_hello else ""
+
+
+TLS_FIELDS: Fields = {
+    # "1.3" as the public example compares it (`conn.tls.version < '1.3'`)
+    "version": lambda t: t.version.removeprefix("TLSv"),
+    "cipher_suite": lambda t: _IANA_CIPHERS.get(t.cipher, t.cipher),
+    "sni": lambda t: t.server_name or "",
+    "negotiated_alpn": lambda t: t.alpn or "",
+    "session_resumed": lambda t: t.session_resumed,
+    "ja4_fingerprint": _ja4,
+    "client": Nested(lambda t: t.client_cert or EMPTY_CERT, CERT_FIELDS),
+    "server": Nested(lambda t: t.server_cert or EMPTY_CERT, CERT_FIELDS),
+}
+"""`conn.tls`: empty values on a plain connection, and in `on_tcp_connect`
+before the handshake."""
+
+
+def tls_values(conn: ConnectionInfo) -> LazyMap:
+    """`conn.tls` as policies read it (`actions.ngrok.terminate_tls` mirrors it)."""
+    return LazyMap(conn.tls or NO_TLS, TLS_FIELDS)
+
+
+K8S = {
+    "pod": {
+        "id": "",
+        "metadata": {
+            "name": "",
+            "namespace": "",
+            "annotations": {},
+            "error_code": "",
+            "error_message": "",
+        },
+    }
+}
+"""`conn.k8s`: only for Kubernetes-bound endpoints, which edgeward has not."""
+
+LIVE_CONN_FIELDS = ("bytes_in", "bytes_out")
+"""Read again at the start of each phase: they grow as the exchange goes."""
+
+
+def conn_fields(intel: IpIntelligence = NO_IP_INTELLIGENCE) -> Fields:
+    """`conn.*`, with the IP intelligence of the policy's edge config."""
+    ip = ip_fields(intel)
+    return {
+        "client_ip": Nested(lambda c: c.client_ip, ip),
+        "client_port": lambda c: c.client_port,
+        "server_ip": Nested(lambda c: c.server_ip, ip),
+        "server_port": lambda c: c.server_port,
+        "server_region": lambda c: "",
+        "bytes_in": lambda c: c.bytes_in,
+        "bytes_out": lambda c: c.bytes_out,
+        "ts": lambda c: {"start": timestamp(c.started_at), "end": _GO_ZERO_TIME},
+        "tls": Nested(lambda c: c.tls or NO_TLS, TLS_FIELDS),
+        "geo": _legacy_geo(intel),
+        "k8s": lambda c: K8S,
+    }
+
+
+CONN_FIELDS: Fields = conn_fields()
+"""`conn.*` without IP intelligence data."""
 
 
 ENDPOINT_FIELDS: Fields = {

@@ -23,8 +23,8 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
@@ -42,13 +42,30 @@ from edgeward.agents.registry import (
 from edgeward.agents.sni import NEED_MORE, client_hello_sni
 from edgeward.agents.targets import Kind
 from edgeward.authtokens.snapshot import Snapshot, load
-from edgeward.config import EdgeConfig, Endpoint, PolicyFactory, PolicySource, parse_document
+from edgeward.config import (
+    EdgeConfig,
+    Endpoint,
+    ListenerTls,
+    PolicyFactory,
+    PolicySource,
+    parse_document,
+)
 from edgeward.errors import ConfigError, EdgewardError, Location
-from edgeward.hooks import ConnectionInfo, EndpointInfo, InternalError, PolicyHooks
+from edgeward.hooks import (
+    ConnectionInfo,
+    Effect,
+    EffectResult,
+    EndpointInfo,
+    InternalError,
+    PolicyHooks,
+    TerminateTls,
+    TlsTerminated,
+)
 from edgeward.proxy import errors
 from edgeward.proxy.agent_upstream import AgentPool, TunnelTransport
 from edgeward.proxy.codecs import CodecFactory
-from edgeward.proxy.tls import server_context
+from edgeward.proxy.hookdriver import drive
+from edgeward.proxy.tls import server_context, terminating_context, tls_info
 from edgeward.proxy.transport import Transport, TransportStream, tls_handshake, tune
 from edgeward.store import Store, statedir
 from edgeward.store.trio_adapter import AsyncStore
@@ -194,6 +211,17 @@ class AgentService:
         for problem in snapshot.problems.values():
             log.warning("authtokens: %s", problem)
 
+    def stop_session(self, session_id: str) -> bool:
+        """Stop one agent session (the admin API): withdraw its endpoints at
+        once and disconnect it. False when there is no such session."""
+        session = self.registry.stop(session_id)
+        if session is None:
+            return False
+        self._emit(ev.DISCONNECTED, session, reason="stopped through the admin API")
+        assert self._nursery is not None
+        self._nursery.start_soon(session.handle.aclose, 0, "stopped by an administrator")
+        return True
+
     # --- the ingress ----------------------------------------------------------------------
 
     async def _accept_loop(self) -> None:
@@ -330,17 +358,17 @@ class AgentService:
                 self._nursery.start_soon(self._tcp_connection, sock, peer, listener.port)
 
     async def _tcp_connection(self, sock: socket.socket, peer: tuple[str, int], port: int) -> None:
-        client = Transport(sock)
         try:
+            sock.setblocking(False)
             tune(sock)
             tcp = self.config.agent_ingress.tcp if self.config.agent_ingress else None
             published = self.registry.published.get(f"tcp://{tcp.host}:{port}") if tcp else None
             if published is None:
                 return
             info = self._connection_info(sock, peer, f"tcp:{port}")
-            await self._to_agent(client, published, info, b"")
+            await self._to_agent(sock, published, info, b"")
         finally:
-            client.close()
+            _close(sock)  # a no-op when _to_agent closed it
 
     async def passthrough(self, sock: socket.socket, peer: tuple[str, int], listener: str) -> bool:
         """A connection to a TLS listener: when its ClientHello names an
@@ -366,48 +394,63 @@ class AgentService:
         published = self.registry.tls(name)
         if published is None or not any(listener in e for e in _served(published)):
             return False
-        client = Transport(sock)
-        try:
-            info = self._connection_info(sock, peer, listener)
-            await self._to_agent(client, published, info, b"")
-        finally:
-            client.close()
+        info = self._connection_info(sock, peer, listener)
+        tls = next((ln.tls for ln in self.config.listeners if ln.name == listener), None)
+        await self._to_agent(sock, published, info, b"", _Terminator(sock, info, tls, name))
         return True
 
     async def _to_agent(
         self,
-        client: Transport,
+        sock: socket.socket,
         published: Published[ServerTunnel],
         info: ConnectionInfo,
         first: bytes,
+        terminator: _Terminator | None = None,
     ) -> None:
-        """A tcp or tls connection: the endpoint's on_tcp_connect, then
-        bytes both ways through one Proxy stream of a (random) agent."""
-        if published.policy is not None and not published.policy.on_tcp_connect(
-            info, published.info()
-        ):
-            return
-        binding = published.pick()
-        if binding is None:  # offline (grace window): close at once, never hang
-            return
-        header = ProxyHeader(
-            binding.id,
-            f"{info.client_ip}:{info.client_port}",
-            binding.proto,
-            EDGE_TYPES[published.kind],
-            passthrough_tls=published.kind == "tls",
-        )
+        """A tcp or tls connection: the endpoint's on_tcp_connect (for a tls
+        one, `on_tls_connect`: a terminate-tls there terminates TLS here),
+        then bytes both ways through one Proxy stream of a (random) agent.
+        Closes the connection when done."""
+        client: Transport | None = None
         try:
-            stream = await binding.session.handle.open_proxy(header, first)
-        except (trio.BrokenResourceError, KeyError):
-            return
-        upstream = TunnelTransport(stream)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_pipe, client, upstream, nursery.cancel_scope)
-                nursery.start_soon(_pipe, upstream, client, nursery.cancel_scope)
+            policy = published.policy
+            if policy is not None:
+                if terminator is not None:
+                    allowed = policy.on_tls_connect(info, published.info())
+                    if isinstance(allowed, Generator):
+                        allowed = await drive(allowed, terminator.perform)
+                else:
+                    allowed = policy.on_tcp_connect(info, published.info())
+                if not allowed:
+                    return
+            terminated = terminator is not None and terminator.tls is not None
+            client = Transport(terminator.tls if terminator and terminator.tls else sock)
+            binding = published.pick()
+            if binding is None:  # offline (grace window): close at once, never hang
+                return
+            header = ProxyHeader(
+                binding.id,
+                f"{info.client_ip}:{info.client_port}",
+                binding.proto,
+                EDGE_TYPES[published.kind],
+                passthrough_tls=published.kind == "tls" and not terminated,
+            )
+            try:
+                stream = await binding.session.handle.open_proxy(header, first)
+            except (trio.BrokenResourceError, KeyError):
+                return
+            upstream = TunnelTransport(stream)
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_pipe, client, upstream, nursery.cancel_scope)
+                    nursery.start_soon(_pipe, upstream, client, nursery.cancel_scope)
+            finally:
+                upstream.close()
         finally:
-            upstream.close()
+            if client is not None:
+                client.close()
+            else:
+                _close(terminator.tls if terminator and terminator.tls else sock)
 
     # --- for the exchange -----------------------------------------------------------------
 
@@ -513,6 +556,55 @@ class _Handler:
         published = self.service.registry.unbind(session, endpoint_id)
         if published is not None:
             self.service._emit(ev.UNBOUND, session, url=published.url, endpoint_id=endpoint_id)
+
+
+class _Terminator:
+    """Performs the `TerminateTls` of a tls endpoint's policy on its client
+    connection (edgeward.hooks): the handshake with the action's settings,
+    then the connection's bytes are the decrypted ones (`tls`)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        info: ConnectionInfo,
+        listener: ListenerTls | None,
+        server_name: str,
+    ) -> None:
+        self.sock = sock
+        self.info = info
+        self.listener = listener
+        self.server_name = server_name
+        self.tls: ssl.SSLSocket | None = None
+
+    async def perform(self, effect: Effect) -> EffectResult:
+        if not isinstance(effect, TerminateTls):
+            raise RuntimeError(f"an on_tcp_connect action asked for {effect!r}")
+        if self.tls is not None:  # a second terminate-tls: checked against the first
+            return TlsTerminated(self.info.tls, by_listener=True)
+        try:
+            context = terminating_context(effect, self.listener, self.server_name)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            return TlsTerminated(None, f"cannot load the certificate: {exc}")
+        tls = context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
+        with trio.move_on_after(HANDSHAKE_TIMEOUT) as scope:
+            try:
+                await tls_handshake(tls)
+            except (OSError, ssl.SSLError) as exc:
+                tls.close()
+                return TlsTerminated(None, f"TLS handshake failed: {exc}")
+        if scope.cancelled_caught:
+            tls.close()
+            return TlsTerminated(None, "TLS handshake timed out")
+        self.tls = tls
+        self.info.tls = replace(tls_info(tls), server_name=self.server_name)
+        return TlsTerminated(self.info.tls)
+
+
+def _close(sock: socket.socket) -> None:
+    """Close a socket no `Transport` holds; a no-op once it is closed (or
+    detached into its TLS socket)."""
+    if sock.fileno() != -1:
+        Transport(sock).close()
 
 
 def _served(published: Published[Any]) -> list[tuple[str, ...]]:

@@ -72,6 +72,10 @@ def _check(args: argparse.Namespace) -> int:
     except EdgewardError as exc:
         print(f"edgeward check: {exc}", file=sys.stderr)
         return 1
+    policies = [x.policy for x in config.listeners] + [x.policy for x in config.endpoints]
+    for policy in policies:  # a policy's load warnings (e.g. it reads IP data the config lacks)
+        for warning in getattr(policy, "warnings", ()):
+            print(warning)
     print(f"{path}: OK ({len(config.listeners)} listeners, {len(config.endpoints)} endpoints)")
     return 0
 
@@ -91,6 +95,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         if config.agent_ingress is not None:  # agents' sessions live in one process
             return _startup_failed(EdgewardError("agent_ingress needs --workers 1"))
+        if config.api is not None:  # the API sees this process's agents
+            return _startup_failed(EdgewardError("api needs --workers 1"))
         return _supervise(args)
     import trio
 

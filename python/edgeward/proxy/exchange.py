@@ -47,6 +47,7 @@ from edgeward.hooks import (
 from edgeward.http1 import add_forwarding, strip_hop_by_hop
 from edgeward.http1 import events as ev
 from edgeward.http1.codec import Codec
+from edgeward.http1.framing import LENGTH, FramingError, framing_of
 from edgeward.proxy import errors, subrequest
 from edgeward.proxy.context import ConnContext
 from edgeward.proxy.hookdriver import ChainedExchange, drive, then
@@ -490,11 +491,11 @@ class Exchange:
         if body is not None:
             out.append((b"content-length", str(len(body)).encode()))
         elif self.has_body:
-            length = _content_length(head.headers) if self.request_filter is None else None
+            length = _declared_length(head.headers) if self.request_filter is None else None
             if length is None:
                 out.append((b"transfer-encoding", b"chunked"))
             else:
-                out.append((b"content-length", length))
+                out.append((b"content-length", b"%d" % length))
         out.append((REQUEST_ID, self.rid))
         return ev.Request(head.method, head.target, out, b"1.1")
 
@@ -502,8 +503,8 @@ class Exchange:
         ctx = self.ctx
         limits = ctx.config.limits
         if self.has_body and body is None and limits.max_body_bytes:
-            length = _content_length(head.headers)
-            if length is not None and int(length) > limits.max_body_bytes:
+            length = _declared_length(head.headers)
+            if length is not None and length > limits.max_body_bytes:
                 await self._fail(errors.BODY_TOO_LARGE)
                 return False
         request = self._upstream_request(endpoint, head, body)
@@ -904,8 +905,14 @@ def _whole_request(codec: Codec, request: ev.Request, body: bytes | None) -> byt
     return out + codec.send(ev.EndOfMessage())
 
 
-def _content_length(headers: list[Header]) -> bytes | None:
-    for name, value in headers:
-        if name == b"content-length":
-            return value
-    return None
+def _declared_length(headers: list[Header]) -> int | None:
+    """The length a request body declares (Content-Length, as
+    `http1.framing` reads it); None when it declares none: chunked (the
+    field is hop-by-hop, gone from the head), an HTTP/2 body without the
+    field, or a value HTTP/1.1 cannot frame (h2 takes "+5"): such bodies go
+    upstream chunked."""
+    try:
+        kind, length = framing_of(headers)
+    except FramingError:
+        return None
+    return length if kind == LENGTH and length else None

@@ -14,7 +14,7 @@ from http import HTTPStatus
 import trio
 
 from edgeward.hooks import Header, RequestHead
-from edgeward.http1 import connection_tokens, strip_hop_by_hop
+from edgeward.http1 import connection_tokens, framing, strip_hop_by_hop
 from edgeward.http1 import events as ev
 from edgeward.http1.codec import Codec
 from edgeward.proxy import errors
@@ -144,20 +144,27 @@ class Http1Connection:
         """The exchange of a request (None: the connection cannot go on)."""
         headers = request.headers
         authority = b""
-        has_body = False
+        lengths: list[bytes] | None = None  # (a GET allocates nothing for these)
+        codings: list[bytes] | None = None
         upgrade: list[bytes] = []
         self._expect_continue = False
         for name, value in headers:
             if name == b"host":
                 authority = value
             elif name == b"content-length":
-                has_body = value != b"0"
+                lengths = [*lengths, value] if lengths else [value]
             elif name == b"transfer-encoding":
-                has_body = True
+                codings = [*codings, value] if codings else [value]
             elif name == b"expect":
                 self._expect_continue = value.lower() == b"100-continue"
             elif name == b"upgrade":
                 upgrade.append(value)
+        has_body = False
+        if lengths or codings:
+            try:  # the codec checked these already
+                has_body = framing.has_body(*framing.body_framing(lengths, codings))
+            except framing.FramingError:
+                return None
         target = request.target
         if target[:1] != b"/" and (target.startswith((b"http://", b"https://"))):
             rest = target.split(b"://", 1)[1]

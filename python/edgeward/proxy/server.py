@@ -12,7 +12,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,15 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from edgeward import http1, native
 from edgeward.config import EdgeConfig, Endpoint, Listener, PolicyFactory
 from edgeward.errors import EdgewardError
-from edgeward.hooks import ConnectionInfo, EndpointInfo
+from edgeward.hooks import (
+    ConnectionInfo,
+    Effect,
+    EffectResult,
+    EndpointInfo,
+    PolicyHooks,
+    TerminateTls,
+    TlsTerminated,
+)
 from edgeward.http1.codec import Limits
 from edgeward.proxy.accesslog import AccessLog
 from edgeward.proxy.admin import Admin
@@ -36,14 +44,16 @@ from edgeward.proxy.context import (
     make_trust,
 )
 from edgeward.proxy.fetch import Fetcher
+from edgeward.proxy.hookdriver import drive
 from edgeward.proxy.http1 import Http1Connection
 from edgeward.proxy.http2 import Http2Connection
 from edgeward.proxy.metrics import DecisionCounts, EdgeCollector, Gauges
 from edgeward.proxy.routing import Router
-from edgeward.proxy.tls import server_context, tls_info
+from edgeward.proxy.tls import peek_client_hello, server_context, tls_info
 from edgeward.proxy.transport import Transport, tls_handshake, tune
 
 if TYPE_CHECKING:
+    from edgeward.admin.service import ApiService
     from edgeward.proxy.agent_ingress import AgentService
 
 log = logging.getLogger("edgeward.proxy")
@@ -145,6 +155,15 @@ def _endpoint_info(endpoint: Endpoint, listener: Listener) -> EndpointInfo:
 
 
 @dataclass(slots=True)
+class _Accepted:
+    """A client socket while the accept-time policies run: the listener's
+    handshake may be made then (`tls`, which is then also `sock`)."""
+
+    sock: socket.socket
+    tls: ssl.SSLSocket | None = None
+
+
+@dataclass(slots=True)
 class _Bound:
     sock: socket.socket
     listener: str
@@ -243,6 +262,16 @@ class Server:
         if self.services.agents is not None:
             self.services.agents.reconfigure(config, self.addresses)  # the ports bound
             self.addresses["agent_ingress"] = self.services.agents.address
+        self.api: ApiService | None = None
+        if config.api is not None:
+            try:
+                self.api = self._open_api(config)
+            except BaseException:
+                for bound in self._bound.values():
+                    bound.sock.close()
+                self._close_admin()
+                raise
+            self.addresses["api"] = self.api.address
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -258,6 +287,8 @@ class Server:
             self._start_admin()
             if self.services.agents is not None:
                 await nursery.start(self.services.agents.serve)
+            if self.api is not None:
+                await nursery.start(self.api.serve, self._stop.wait)
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self.services.watchdog.run)
             self._serving = True
@@ -313,6 +344,8 @@ class Server:
         try:
             config = self._reload()
             self._check_agent_ingress(config)
+            if config.api != self.gen.config.api:
+                raise StartupError("api: the admin API's settings change only with a restart")
             gen = build_generation(config, self.services.agents)
             plan = self.services.pools.prepare(config)
             new = self._open_listeners(config)
@@ -350,6 +383,35 @@ class Server:
             )
         if new is not None and config.state_dir != self.gen.config.state_dir:
             raise StartupError("state_dir changes only with a restart")
+
+    def _open_api(self, config: EdgeConfig) -> ApiService:
+        """The admin API (`api:`): its socket bound now, its store opened."""
+        from edgeward.admin.dataplane import DataPlane  # Starlette/hypercorn only when configured
+        from edgeward.admin.service import ApiService
+
+        api = config.api
+        assert api is not None
+        context = None
+        if api.tls is not None:
+            try:
+                context = server_context(api.tls, http2=False)
+            except OSError as exc:
+                raise StartupError(f"api: cannot load its TLS certificates: {exc}") from None
+        try:
+            sock = self._listen((api.host, api.port), reuse_port=False)
+        except OSError as exc:
+            raise ListenError("admin API", (api.host, api.port), exc) from None
+        agents = self.services.agents
+        dataplane = DataPlane(
+            config=lambda: self.gen.config,
+            registry=lambda: agents.registry if agents is not None else None,
+            stop_session=agents.stop_session if agents is not None else lambda _id: False,
+        )
+        try:
+            return ApiService(api, config.state_dir, sock, context, dataplane)
+        except BaseException:
+            sock.close()
+            raise
 
     def _static_owner(self, listener: str, host: str) -> str | None:
         """The edge config's endpoint serving `host` on `listener`, if any
@@ -438,6 +500,9 @@ class Server:
         if "admin" in self.addresses:
             host, port = self.addresses["admin"]
             log.info("edgeward: admin listener (/metrics, /healthz, /readyz) on %s:%d", host, port)
+        if "api" in self.addresses and self.api is not None:
+            host, port = self.addresses["api"]
+            log.info("edgeward: admin API on %s://%s:%d", self.api.scheme, host, port)
 
     def _listen(self, address: tuple[str, int], *, reuse_port: bool | None = None) -> socket.socket:
         host, port = address
@@ -574,41 +639,41 @@ class Server:
             )
             ctx = ConnContext(self.services, gen, runtime, info, gen.trusted(client_ip))
             listener = runtime.listener
-            if listener.policy is not None and not listener.policy.on_tcp_connect(
-                info, runtime.listener_info
-            ):
-                return
-            only = runtime.router.only
-            if only is not None and only.policy is not None:
-                ctx.tcp_checked.add(only.name)
-                if not only.policy.on_tcp_connect(info, runtime.endpoint_infos[only.name]):
+            accepted = _Accepted(sock)
+            try:
+                if listener.policy is not None and not await self._accept_check(
+                    ctx, listener.policy, runtime.listener_info, accepted
+                ):
                     return
+                only = runtime.router.only
+                if only is not None and only.policy is not None:
+                    ctx.tcp_checked.add(only.name)
+                    only_info = runtime.endpoint_infos[only.name]
+                    if not await self._accept_check(ctx, only.policy, only_info, accepted):
+                        return
+            finally:
+                sock = accepted.sock
+            handshaken = accepted.tls
             alpn = None
             agents = self.services.agents
             if (
-                runtime.ssl_context is not None
+                handshaken is None
+                and runtime.ssl_context is not None
                 and agents is not None
                 and await agents.passthrough(sock, peer, listener_name)
             ):
                 return  # an agent's tls endpoint: its bytes went to the agent untouched
             if runtime.ssl_context is not None:
-                tls_sock = runtime.ssl_context.wrap_socket(
-                    sock, server_side=True, do_handshake_on_connect=False
-                )
-                sock = tls_sock
-                with trio.move_on_after(gen.config.timeouts.header_read) as scope:
-                    try:
-                        await tls_handshake(tls_sock)
-                    except (OSError, ssl.SSLError) as exc:
-                        log.debug("TLS handshake with %s failed: %s", client_ip, exc)
+                if handshaken is None:
+                    handshaken = await self._handshake(ctx, sock)
+                    if handshaken is None:
                         return
-                if scope.cancelled_caught:
-                    return
-                info.tls = tls_info(tls_sock)
+                    sock = handshaken
+                assert info.tls is not None
                 alpn = info.tls.alpn
                 if not self._sni_connect_check(ctx, info.tls.server_name):
                     return
-            transport = Transport(sock)
+            transport = Transport(sock, meter=info)
             await self._speak(ctx, transport, alpn)
         except Exception:
             log.exception("edgeward: connection failed")
@@ -618,6 +683,52 @@ class Server:
             else:
                 sock.close()
             self._conns.remove()
+
+    async def _accept_check(
+        self, ctx: ConnContext, policy: PolicyHooks, endpoint: EndpointInfo, accepted: _Accepted
+    ) -> bool:
+        """A policy's on_tcp_connect at accept. On a TLS listener a
+        terminate-tls there is answered with the listener's own handshake,
+        made then (`accepted.tls`), which the action checks."""
+        if ctx.runtime.ssl_context is None:
+            return policy.on_tcp_connect(ctx.info, endpoint)
+        outcome = policy.on_tls_connect(ctx.info, endpoint)
+        if not isinstance(outcome, Generator):
+            return outcome
+
+        async def perform(effect: Effect) -> EffectResult:
+            if not isinstance(effect, TerminateTls):
+                raise RuntimeError(f"on_tcp_connect asked for {effect!r}")
+            if accepted.tls is None:
+                done = await self._handshake(ctx, accepted.sock)
+                if done is None:
+                    return TlsTerminated(None, "TLS handshake failed")
+                accepted.sock = accepted.tls = done
+            return TlsTerminated(ctx.info.tls, by_listener=True)
+
+        return await drive(outcome, perform)
+
+    async def _handshake(self, ctx: ConnContext, sock: socket.socket) -> ssl.SSLSocket | None:
+        """The listener's TLS handshake (sets `ctx.info.tls`); None when it
+        failed or timed out (the socket is then closed)."""
+        assert ctx.runtime.ssl_context is not None
+        tls_sock: ssl.SSLSocket | None = None
+        with trio.move_on_after(ctx.config.timeouts.header_read) as scope:
+            hello = await peek_client_hello(sock)  # for JA4; the handshake reads it again
+            tls_sock = ctx.runtime.ssl_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+            try:
+                await tls_handshake(tls_sock)
+            except (OSError, ssl.SSLError) as exc:
+                log.debug("TLS handshake with %s failed: %s", ctx.info.client_ip, exc)
+                tls_sock.close()
+                return None
+        if scope.cancelled_caught or tls_sock is None:
+            (tls_sock or sock).close()
+            return None
+        ctx.info.tls = tls_info(tls_sock, hello)
+        return tls_sock
 
     def _sni_connect_check(self, ctx: ConnContext, server_name: str | None) -> bool:
         """With SNI the endpoint is known right after the handshake: run its

@@ -27,7 +27,7 @@ import select
 import socket
 import ssl
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 from trio.lowlevel import Abort, RunVar, Task, current_task, reschedule, wait_task_rescheduled
@@ -41,15 +41,32 @@ RECV_SIZE = 256 * 1024
 _FAIR_EVERY = 16
 
 
+class Meter(Protocol):
+    """Where a transport counts its bytes (`edgeward.hooks.ConnectionInfo`
+    for a client connection: `conn.bytes_in`/`bytes_out`)."""
+
+    bytes_in: int
+    bytes_out: int
+
+
+class _Count:
+    __slots__ = ("bytes_in", "bytes_out")
+
+    def __init__(self) -> None:
+        self.bytes_in = self.bytes_out = 0
+
+
 class Transport:
     """One connected socket. `recv()` returns b"" at EOF; errors are `OSError`
-    (`ConnectionAbortedError` when the socket is closed under a waiting task)."""
+    (`ConnectionAbortedError` when the socket is closed under a waiting task).
+    The bytes received and sent are added to `meter` as they go."""
 
-    __slots__ = ("_fd", "_reactor", "_ready_ops", "closed", "send_timeout", "sock")
+    __slots__ = ("_fd", "_reactor", "_ready_ops", "closed", "meter", "send_timeout", "sock")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, meter: Meter | None = None) -> None:
         sock.setblocking(False)
         self.sock = sock
+        self.meter: Meter = meter if meter is not None else _Count()
         self.closed = False
         self._ready_ops = 0
         self._reactor: _Reactor | None = None  # registered with at the first wait
@@ -71,6 +88,7 @@ class Transport:
                 continue
             except ssl.SSLZeroReturnError:
                 return b""
+            self.meter.bytes_in += len(data)
             self._ready_ops += 1
             if self._ready_ops >= _FAIR_EVERY:
                 self._ready_ops = 0
@@ -83,6 +101,7 @@ class Transport:
             sent = sock.send(data)
         except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             sent = 0
+        self.meter.bytes_out += sent
         if sent == len(data):
             self._ready_ops += 1
             if self._ready_ops >= _FAIR_EVERY:
@@ -100,7 +119,9 @@ class Transport:
         try:
             while view:
                 try:
-                    view = view[sock.send(view) :]
+                    sent = sock.send(view)
+                    self.meter.bytes_out += sent
+                    view = view[sent:]
                 except (BlockingIOError, ssl.SSLWantWriteError):
                     await self._wait(True)
                 except ssl.SSLWantReadError:

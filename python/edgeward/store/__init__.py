@@ -11,15 +11,27 @@ Alembic at every open. One module per concern:
 - `statedir`, `secret`: the state directory and the deployment secret;
 - `authtoken_rows`: the authtokens table's rows (their meaning lives in
   `edgeward.authtokens`);
+- `api_key_rows`: the admin API's keys (their meaning lives in
+  `edgeward.admin`);
 - `trio_adapter`: worker threads and the revision watcher for trio code.
 
 Nothing here imports trio except `trio_adapter`, and nothing but this
 package imports SQLAlchemy or Alembic (tests/test_architecture.py).
 """
 
-from edgeward.store import authtoken_rows, statedir
+from edgeward.store import api_key_rows, authtoken_rows, statedir
+from edgeward.store.api_key_rows import ApiKeyRow
 from edgeward.store.authtoken_rows import AuthtokenRow
 from edgeward.store.errors import StoreError
 from edgeward.store.store import Store, current_revision
 
-__all__ = ["AuthtokenRow", "Store", "StoreError", "authtoken_rows", "current_revision", "statedir"]
+__all__ = [
+    "ApiKeyRow",
+    "AuthtokenRow",
+    "Store",
+    "StoreError",
+    "api_key_rows",
+    "authtoken_rows",
+    "current_revision",
+    "statedir",
+]

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, update
+from sqlalchemy import Connection, Row
 from sqlalchemy import insert as sql_insert
 from sqlalchemy import select as sql_select
+from sqlalchemy import update as sql_update
 
 from edgeward.store.schema import authtokens
 
@@ -25,6 +26,7 @@ class AuthtokenRow:
     metadata: str
     created_at: datetime
     revoked_at: datetime | None = None
+    owner_id: str | None = None  # the API key that created it; None: the CLI
 
     @property
     def revoked(self) -> bool:
@@ -41,6 +43,7 @@ def insert(conn: Connection, row: AuthtokenRow) -> None:
             metadata=row.metadata,
             created_at=row.created_at,
             revoked_at=row.revoked_at,
+            owner_id=row.owner_id,
         )
     )
 
@@ -62,10 +65,31 @@ def revoke(conn: Connection, id: str, at: datetime) -> AuthtokenRow | None:
     """Mark revoked at `at` (once: a second revoke keeps the first time).
     None when there is no such row."""
     conn.execute(
-        update(authtokens)
+        sql_update(authtokens)
         .where(authtokens.c.id == id, authtokens.c.revoked_at.is_(None))
         .values(revoked_at=at)
     )
+    return get(conn, id)
+
+
+def update(
+    conn: Connection,
+    id: str,
+    *,
+    description: str | None = None,
+    metadata: str | None = None,
+    acl: tuple[str, ...] | None = None,
+) -> AuthtokenRow | None:
+    """Change the given fields (None: keep). None when there is no such row."""
+    values: dict[str, object] = {}
+    if description is not None:
+        values["description"] = description
+    if metadata is not None:
+        values["metadata"] = metadata
+    if acl is not None:
+        values["acl"] = list(acl)
+    if values:
+        conn.execute(sql_update(authtokens).where(authtokens.c.id == id).values(**values))
     return get(conn, id)
 
 
@@ -79,7 +103,8 @@ def _row(r: Row[tuple[object, ...]] | Row[object]) -> AuthtokenRow:
         metadata=m["metadata"],
         created_at=m["created_at"],
         revoked_at=m["revoked_at"],
+        owner_id=m["owner_id"],
     )
 
 
-__all__ = ["AuthtokenRow", "get", "insert", "revoke", "select"]
+__all__ = ["AuthtokenRow", "get", "insert", "revoke", "select", "update"]

@@ -81,6 +81,21 @@ authtokens = Table(
     Column("metadata", Text, nullable=False),  # free text, at most 4096 bytes (as ngrok's)
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
+    Column("owner_id", String(32), nullable=True),  # the API key that created it; None: the CLI
 )
 
-__all__ = ["UtcDateTime", "authtokens", "metadata", "store_state"]
+# The admin API's keys (issue 14): only a keyed hash of each key is kept.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "ak_" + the key's id part
+    Column("description", String(255), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("role", String(16), nullable=False),  # admin, developer, auditor
+    Column("acl", JSON, nullable=False),  # developer: the bind rules it may grant; [] = none
+    Column("owner_id", String(32), nullable=True),  # the API key that created it
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+__all__ = ["UtcDateTime", "api_keys", "authtokens", "metadata", "store_state"]

@@ -29,6 +29,7 @@ from edgeward.policy.actions.response_body_find_replace import ResponseBodyFindR
 from edgeward.policy.actions.restrict_ips import RestrictIps
 from edgeward.policy.actions.set_vars import SetVars
 from edgeward.policy.actions.sse_find_replace import SseFindReplace
+from edgeward.policy.actions.terminate_tls import TerminateTlsAction
 from edgeward.policy.actions.url_rewrite import UrlRewrite
 from edgeward.policy.actions.verify_webhook import VerifyWebhook
 
@@ -56,6 +57,7 @@ _IMPLEMENTED: tuple[type[Action], ...] = (
     RestrictIps,
     SetVars,
     SseFindReplace,
+    TerminateTlsAction,
     UrlRewrite,
     VerifyWebhook,
 )
@@ -72,7 +74,6 @@ ALIASES: dict[str, str] = {
 # policy using one fails to load with this reason, never silently.
 _NO = "not supported by edgeward"
 UNSUPPORTED: dict[str, str] = {
-    "terminate-tls": _NO,
     "ai-gateway": _NO,
     "saml": _NO,
 }

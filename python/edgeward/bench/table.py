@@ -1,32 +1,10 @@
-"""Small helpers shared by the bench cases: timing with medians, tables."""
+"""The fixed-width tables every bench prints (one row per measurement)."""
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-
-def median_ns_per_call(fn: Callable[[], object], *, number: int, repeat: int = 7) -> float:
-    """Median over `repeat` runs of the mean ns per call of `number` calls."""
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter_ns()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter_ns() - start) / number)
-    return statistics.median(samples)
-
-
-def median_s(fn: Callable[[], object], *, repeat: int = 7) -> float:
-    """Median wall time in seconds of `fn()` over `repeat` runs."""
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+from typing import TextIO
 
 
 @dataclass
@@ -55,8 +33,8 @@ class Table:
                 lines.append("  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
-    def print(self) -> None:
-        print(self.render(), flush=True)
+    def print(self, out: TextIO | None = None) -> None:
+        print(self.render(), file=out, flush=True)
 
 
 def _fmt(value: object) -> str:

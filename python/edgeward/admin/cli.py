@@ -1,0 +1,153 @@
+"""`edgeward api-key create | list | delete` on the local state store: how the
+first admin key is made (later ones can come from the API itself).
+
+Exit codes: 0 done; 1 invalid input (an unknown role or id, a bad rule, a
+store that cannot be read); 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgeward.errors import EdgewardError
+
+if TYPE_CHECKING:
+    from edgeward.store import ApiKeyRow, Store
+
+OK, INVALID, USAGE = 0, 1, 2
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("api-key", help="create, list and delete admin API keys")
+    commands = parser.add_subparsers(dest="api_key_command", required=True)
+
+    create = commands.add_parser(
+        "create",
+        help="create an API key and print it (once)",
+        description="Create an admin API key. The key is printed once: only its hash is stored.",
+    )
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=("admin", "developer", "auditor"),
+        help="admin: everything; developer: authtokens within --acl; auditor: read-only",
+    )
+    create.add_argument(
+        "--acl",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="developer: a bind rule it may give its authtokens (repeatable)",
+    )
+    create.add_argument("--description", default="", help="up to 255 bytes")
+    create.add_argument("--metadata", default="", help="free text, up to 4096 bytes")
+    create.add_argument("--json", action="store_true", help="print one JSON object")
+    _store_options(create)
+    create.set_defaults(run=run_create)
+
+    listing = commands.add_parser("list", help="list API keys (never the keys)")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    _store_options(listing)
+    listing.set_defaults(run=run_list)
+
+    delete = commands.add_parser("delete", help="delete an API key")
+    delete.add_argument("id", help="the key's id (ak_...)")
+    _store_options(delete)
+    delete.set_defaults(run=run_delete)
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--config", "-c", help="edge config whose state_dir to use")
+    where.add_argument("--state-dir", type=Path, help="the state directory")
+
+
+def run_create(args: argparse.Namespace) -> int:
+    from edgeward.admin import keys
+    from edgeward.authtokens.acl import Acl
+
+    try:
+        acl = Acl.parse(args.acl, source="--acl")
+        with _open(args) as store:
+            created = keys.create(
+                store,
+                role=args.role,
+                acl=acl,
+                description=args.description,
+                metadata=args.metadata,
+            )
+    except EdgewardError as exc:
+        return _fail("create", exc)
+    row = created.row
+    if args.json:
+        print(json.dumps({**_json(row), "token": created.key.text}))
+        return OK
+    print(f"Created API key {row.id} ({row.role})")
+    if row.acl:
+        print(f"May grant: {', '.join(row.acl)}")
+    print("The key, shown only now (the store keeps a hash of it):")
+    print(created.key.text)
+    return OK
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from edgeward.admin import keys
+
+    try:
+        with _open(args) as store:
+            rows = keys.list_all(store)
+    except EdgewardError as exc:
+        return _fail("list", exc)
+    if args.json:
+        print(json.dumps([_json(row) for row in rows], indent=2))
+        return OK
+    for row in rows:
+        grant = f" grants {', '.join(row.acl)}" if row.acl else ""
+        print(f"{row.id}  {row.role}  {row.description}{grant}".rstrip())
+    return OK
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    from edgeward.admin import keys
+
+    try:
+        with _open(args) as store:
+            keys.delete(store, args.id)
+    except EdgewardError as exc:
+        return _fail("delete", exc)
+    print(f"Deleted API key {args.id}")
+    return OK
+
+
+def _open(args: argparse.Namespace) -> Store:
+    from edgeward.store import Store, statedir
+
+    state_dir: Path | None = args.state_dir
+    if args.config is not None:
+        from edgeward.config import load_config
+
+        state_dir = load_config(args.config).state_dir
+    return Store.open(statedir.resolve(state_dir))
+
+
+def _fail(command: str, exc: EdgewardError) -> int:
+    print(f"edgeward api-key {command}: {exc}", file=sys.stderr)
+    return INVALID
+
+
+def _json(row: ApiKeyRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "role": row.role,
+        "description": row.description,
+        "metadata": row.metadata,
+        "acl": list(row.acl),
+        "created_at": row.created_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
+
+
+__all__ = ["register"]

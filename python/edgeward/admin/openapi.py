@@ -1,0 +1,279 @@
+"""The admin API's OpenAPI 3.1 document, served at `/openapi.json`.
+tests/admin/test_openapi.py checks it against the running API: every route
+is documented and every answer validates against its schema."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+S = dict[str, Any]
+
+
+def _ref(name: str) -> S:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: dict[str, S], **optional: S) -> S:
+    return {
+        "type": "object",
+        "properties": {**required, **optional},
+        "required": sorted(required),
+    }
+
+
+STR: S = {"type": "string"}
+STR_OR_NULL: S = {"type": ["string", "null"]}
+TIME: S = {"type": "string", "format": "date-time"}
+TIME_OR_NULL: S = {"type": ["string", "null"], "format": "date-time"}
+STRINGS: S = {"type": "array", "items": STR}
+REF_OR_NULL: S = {"oneOf": [_ref("Ref"), {"type": "null"}]}
+
+SCHEMAS: dict[str, S] = {
+    "Ref": _obj({"id": STR, "uri": STR}),
+    "Error": _obj(
+        {
+            "error_code": STR,
+            "status_code": {"type": "integer"},
+            "msg": STR,
+            "details": _obj({"operation_id": STR}),
+        }
+    ),
+    "Credential": _obj(
+        {
+            "id": STR,
+            "uri": STR,
+            "created_at": TIME,
+            "description": STR,
+            "metadata": STR,
+            "token": {**STR_OR_NULL, "description": "the authtoken, only in the create response"},
+            "acl": STRINGS,
+            "owner_id": STR_OR_NULL,
+            "revoked_at": TIME_OR_NULL,
+        }
+    ),
+    "ApiKey": _obj(
+        {
+            "id": STR,
+            "uri": STR,
+            "created_at": TIME,
+            "description": STR,
+            "metadata": STR,
+            "token": {**STR_OR_NULL, "description": "the key, only in the create response"},
+            "owner_id": STR_OR_NULL,
+            "role": {"enum": ["admin", "developer", "auditor"]},
+            "acl": STRINGS,
+        }
+    ),
+    "TunnelSession": _obj(
+        {
+            "id": STR,
+            "uri": STR,
+            "agent_version": STR,
+            "credential": _ref("Ref"),
+            "ip": STR,
+            "metadata": STR,
+            "os": STR,
+            "region": STR,
+            "started_at": TIME,
+            "transport": STR,
+            "endpoints": {"type": "array", "items": _ref("Ref")},
+        }
+    ),
+    "Endpoint": _obj(
+        {
+            "id": STR,
+            "uri": STR,
+            "type": {"enum": ["static", "agent"]},
+            "name": STR,
+            "url": STR_OR_NULL,
+            "urls": STRINGS,
+            "proto": STR_OR_NULL,
+            "hostport": STR_OR_NULL,
+            "bindings": STRINGS,
+            "traffic_policy": STR,
+            "metadata": STR,
+            "online": {"type": "boolean"},
+            "pooling_enabled": {"type": "boolean"},
+            "credential": REF_OR_NULL,
+            "tunnel_sessions": {"type": "array", "items": _ref("Ref")},
+        }
+    ),
+    "CredentialCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "description": STR,
+            "metadata": STR,
+            "acl": STRINGS,
+            "owner_id": {
+                **STR,
+                "description": "admin: the API key that owns it (default: the caller's)",
+            },
+        },
+    },
+    "CredentialUpdate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"description": STR, "metadata": STR, "acl": STRINGS},
+    },
+    "ApiKeyCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["role"],
+        "properties": {
+            "description": STR,
+            "metadata": STR,
+            "role": {"enum": ["admin", "developer", "auditor"]},
+            "acl": {**STRINGS, "description": "a developer's grant: the rules it may give"},
+        },
+    },
+    "ApiKeyUpdate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"description": STR, "metadata": STR, "acl": STRINGS},
+    },
+}
+for _name, _item in (
+    ("CredentialList", "Credential"),
+    ("ApiKeyList", "ApiKey"),
+    ("TunnelSessionList", "TunnelSession"),
+    ("EndpointList", "Endpoint"),
+):
+    _key = {
+        "Credential": "credentials",
+        "ApiKey": "api_keys",
+        "TunnelSession": "tunnel_sessions",
+        "Endpoint": "endpoints",
+    }[_item]
+    SCHEMAS[_name] = _obj(
+        {
+            _key: {"type": "array", "items": _ref(_item)},
+            "uri": STR,
+            "next_page_uri": STR_OR_NULL,
+        }
+    )
+
+_ERRORS = {
+    code: {"description": why, "content": {"application/json": {"schema": _ref("Error")}}}
+    for code, why in (
+        ("400", "an invalid request (or no Ngrok-Version: 2)"),
+        ("413", "a request body over 64 KiB"),
+        ("401", "no or an invalid API key"),
+        ("403", "the key's role may not do this, or an ACL beyond its grant"),
+        ("404", "no such resource (or not the developer's own)"),
+        ("412", "If-Match does not match the resource's ETag"),
+        ("503", "the state store cannot be read or written"),
+    )
+}
+_ID = {"name": "id", "in": "path", "required": True, "schema": STR}
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": STR}
+_PAGING = [
+    {"name": "limit", "in": "query", "required": False, "schema": STR},
+    {"name": "before_id", "in": "query", "required": False, "schema": STR},
+]
+
+
+def _json_ok(status: str, schema: str, why: str) -> S:
+    return {status: {"description": why, "content": {"application/json": {"schema": _ref(schema)}}}}
+
+
+def _op(op_id: str, summary: str, responses: S, **extra: Any) -> S:
+    return {
+        "operationId": op_id,
+        "summary": summary,
+        "responses": {**responses, **_ERRORS},
+        **extra,
+    }
+
+
+def _body(schema: str) -> S:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+_NO_CONTENT = {"204": {"description": "done"}}
+
+
+def _crud(collection: str, item: str, name: str, *, writable: bool) -> dict[str, S]:
+    lst = f"{item}List"
+    paths: dict[str, S] = {
+        f"/{collection}": {
+            "get": _op(
+                f"{collection}_list",
+                f"list {name}s, newest first",
+                _json_ok("200", lst, "a page"),
+                parameters=_PAGING,
+            )
+        },
+        f"/{collection}/{{id}}": {
+            "parameters": [_ID],
+            "get": _op(f"{collection}_get", f"one {name}", _json_ok("200", item, "it")),
+        },
+    }
+    if writable:
+        paths[f"/{collection}"]["post"] = _op(
+            f"{collection}_create",
+            f"create a {name} (its token is shown only here)",
+            _json_ok("201", item, "created"),
+            requestBody=_body(f"{item}Create"),
+        )
+        paths[f"/{collection}/{{id}}"]["patch"] = _op(
+            f"{collection}_update",
+            f"change a {name}",
+            _json_ok("200", item, "changed"),
+            parameters=[_IF_MATCH],
+            requestBody=_body(f"{item}Update"),
+        )
+        paths[f"/{collection}/{{id}}"]["delete"] = _op(
+            f"{collection}_delete", f"delete a {name}", _NO_CONTENT, parameters=[_IF_MATCH]
+        )
+    return paths
+
+
+@cache
+def document() -> S:
+    paths: dict[str, S] = {
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "this document",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        **_crud("credentials", "Credential", "credential (authtoken)", writable=True),
+        **_crud("api_keys", "ApiKey", "API key", writable=True),
+        **_crud("tunnel_sessions", "TunnelSession", "tunnel session", writable=False),
+        **_crud("endpoints", "Endpoint", "endpoint", writable=False),
+        "/tunnel_sessions/{id}/stop": {
+            "parameters": [_ID],
+            "post": _op(
+                "tunnel_sessions_stop",
+                "stop an agent session: its endpoints go at once",
+                _NO_CONTENT,
+            ),
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "edgeward admin API",
+            "version": "2",
+            "description": "Shaped like the public ngrok API (docs/control-plane.md).",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"api_key": []}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"api_key": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": paths,
+    }
+
+
+__all__ = ["document"]

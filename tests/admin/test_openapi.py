@@ -1,0 +1,137 @@
+"""The OpenAPI document against the implementation: it is a valid OpenAPI
+3.1 document, it documents exactly the routes the application has, and the
+live API's answers (successes and errors, with an agent online) validate
+against it with openapi-core."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from openapi_core import OpenAPI
+from openapi_core.testing import MockRequest, MockResponse
+from openapi_spec_validator import validate
+from starlette.routing import Route
+from tests.admin.admin_support import ApiEdge
+from tests.agents.agents_support import Token
+from tests.agents.test_agent_http import named_server
+
+from edgeward.admin.app import AdminApi
+from edgeward.admin.openapi import document
+
+METHODS = {"GET", "POST", "PATCH", "DELETE", "PUT"}
+
+
+def test_the_document_is_valid_openapi() -> None:
+    validate(document())
+
+
+def test_every_route_is_documented_and_every_documented_route_exists() -> None:
+    app = AdminApi(None, None, None).app  # type: ignore[arg-type]  # routes only
+    implemented = {
+        (route.path, method)
+        for route in app.routes
+        if isinstance(route, Route)
+        for method in (route.methods or set()) & METHODS
+    }
+    documented = {
+        (path, method.upper())
+        for path, item in document()["paths"].items()
+        for method in item
+        if method.upper() in METHODS
+    }
+    assert implemented == documented
+
+
+class Checker:
+    """Sends requests through httpx and validates request and answer."""
+
+    def __init__(self, edge: ApiEdge, spec: dict[str, Any]) -> None:
+        self.edge = edge
+        self.openapi = OpenAPI.from_dict(spec)
+        self.seen: set[tuple[str, int]] = set()
+
+    def __call__(
+        self, client: httpx.Client, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        answer = client.request(method, path, **kwargs)
+        url = urlsplit(str(answer.request.url))
+        query = dict(httpx.QueryParams(url.query))
+        request = MockRequest(
+            f"{url.scheme}://{url.netloc}",
+            method.lower(),
+            url.path,
+            args=query,
+            headers=dict(answer.request.headers),
+            data=answer.request.content or None,
+        )
+        response = MockResponse(
+            answer.content,
+            status_code=answer.status_code,
+            headers=dict(answer.headers),
+            content_type=answer.headers.get("content-type", "").split(";")[0],
+        )
+        if answer.status_code < 400:
+            self.openapi.validate_request(request)
+        self.openapi.validate_response(request, response)
+        self.seen.add((method, answer.status_code))
+        return answer
+
+
+def test_live_answers_validate_against_the_document(edge: ApiEdge) -> None:
+    with httpx.Client(base_url=edge.url, timeout=30) as anonymous:
+        spec = anonymous.get("/openapi.json").json()
+    assert spec == document()
+    check = Checker(edge, spec)
+    admin, auditor = edge.key("admin"), edge.key("auditor")
+    with edge.client(admin) as api, edge.client(auditor) as reader, edge.client(None) as nobody:
+        made = check(api, "POST", "/credentials", json={"acl": ["bind:*.apps.example.com"]})
+        assert made.status_code == 201
+        cid = made.json()["id"]
+        check(api, "GET", "/credentials")
+        check(api, "GET", "/credentials", params={"limit": "1"})
+        tag = check(api, "GET", f"/credentials/{cid}").headers["etag"]
+        check(
+            api, "PATCH", f"/credentials/{cid}", json={"metadata": "m"}, headers={"If-Match": tag}
+        )
+        assert (
+            check(
+                api, "PATCH", f"/credentials/{cid}", json={}, headers={"If-Match": tag}
+            ).status_code
+            == 412
+        )
+        key = check(
+            api, "POST", "/api_keys", json={"role": "developer", "acl": ["bind:x.internal"]}
+        )
+        kid = key.json()["id"]
+        check(api, "GET", "/api_keys")
+        check(api, "GET", f"/api_keys/{kid}")
+        check(api, "PATCH", f"/api_keys/{kid}", json={"description": "d"})
+        token = Token(cid, made.json()["token"])
+        with named_server(b"o") as port:
+            agent = edge.agents.agent(
+                token, "http", str(port), "--url", "http://o.apps.example.com"
+            )
+            try:
+                agent.url  # noqa: B018
+                sessions = check(api, "GET", "/tunnel_sessions").json()["tunnel_sessions"]
+                sid = next(s["id"] for s in sessions if s["credential"]["id"] == cid)
+                check(api, "GET", f"/tunnel_sessions/{sid}")
+                endpoints = check(api, "GET", "/endpoints").json()["endpoints"]
+                assert {e["type"] for e in endpoints} == {"static", "agent"}
+                for endpoint in endpoints:
+                    check(reader, "GET", f"/endpoints/{endpoint['id']}")
+                check(api, "POST", f"/tunnel_sessions/{sid}/stop")
+            finally:
+                agent.kill()
+        check(reader, "DELETE", f"/api_keys/{kid}")  # 403
+        check(api, "DELETE", f"/api_keys/{kid}")
+        check(api, "DELETE", f"/credentials/{cid}")
+        check(api, "GET", "/credentials/at_aaaaaaaaaaaaaaaa")  # 404
+        check(api, "GET", "/tunnel_sessions/ses_nope")  # 404
+        check(api, "GET", "/endpoints/ep_nope")  # 404
+        check(api, "POST", "/credentials", json={"acl": ["nope"]})  # 400
+        check(api, "GET", "/credentials", headers={"Ngrok-Version": "1"})  # 400
+        check(nobody, "GET", "/credentials")  # 401
+    assert {status for _, status in check.seen} >= {200, 201, 204, 400, 401, 403, 404, 412}
