@@ -180,7 +180,10 @@ class AddressCheck(Protocol):
 class Fetch:
     """An HTTP request made by the edge itself (JWKS, OIDC discovery, the
     http-request action). The driver sends back a `FetchResult`, never
-    raises into the hook. Redirects are not followed (the hook decides)."""
+    raises into the hook. Redirects are not followed (the hook decides).
+    A URL whose host ends in `.internal` names an internal endpoint: the
+    exchange's driver serves it itself (that endpoint's policy, then its
+    upstream or agent), never over DNS."""
 
     url: str
     method: str = "GET"
@@ -200,7 +203,9 @@ class FetchResult:
     body: bytes = b""
     error: str | None = None  # why the fetch failed, when status == 0
     # The kind of failure: "timeout", "too_large", "refused" (address_allowed
-    # said no), else "failed" (DNS, connect, TLS, protocol); None on success.
+    # said no), "internal" (no such internal endpoint is online), "loop" (an
+    # internal endpoint passed through twice, or too many), else "failed"
+    # (DNS, connect, TLS, protocol); None on success.
     failure: str | None = None
     resolved_ip: str = ""  # the address connected to
 

@@ -2,14 +2,15 @@
 serve` (no agent needed): the target's policy inside the public one (its
 request phase after, its response phase before), loops and the hop limit
 (508), `on_error: continue` with the result variables, and internal names
-never reachable from a listener."""
+never reachable from a listener; and an http-request to an agent-bound
+internal endpoint."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from tests.agents.agents_support import curl
+from tests.agents.agents_support import Pki, agent_edge, curl, ingress_block
 from tests.proxy.proxy_support import Upstream, start_edge
 
 
@@ -120,3 +121,48 @@ def test_forward_internal_through_the_edge(tmp_path: Path, upstream: Upstream) -
         assert (status, headers["edgeward-error"]) == (404, "ERR_EDGEWARD_3200")
     finally:
         edge.stop()
+
+
+def test_http_request_to_an_agent_bound_internal_endpoint(
+    tmp_path: Path, pki: Pki, upstream: Upstream
+) -> None:
+    """A policy's http-request to `https://alice.internal/...` is answered by
+    Alice's agent (through the edge's own routing, not DNS); once she is
+    gone, the same call takes the on_error path."""
+    body = """
+listeners:
+  - name: web
+    address: 127.0.0.1:{port_web}
+endpoints:
+  - hostname: api.example.com
+    upstream: http://127.0.0.1:9
+    traffic_policy:
+      on_http_request:
+        - actions:
+            - type: http-request
+              config:
+                url: "https://alice.internal/headers"
+                headers: {{x-from: api}}
+            - type: custom-response
+              config:
+                body: >-
+                  ${{has(actions.ngrok.http_request.error)
+                    ? actions.ngrok.http_request.error.code
+                    : actions.ngrok.http_request.res.body}}
+""" + ingress_block(pki, domains=[])
+    with agent_edge(tmp_path, pki, body) as edge:
+        alice = edge.token("bind:alice.internal")
+        agent = edge.agent(alice, "http", str(upstream.port), "--url", "https://alice.internal")
+        try:
+            assert agent.url == "https://alice.internal"
+            port = edge.web_port
+            r = curl(f"http://api.example.com:{port}/", port)
+            assert r.status == 200, r
+            seen = dict(json.loads(r.body)["headers"])
+            assert seen["x-from"] == "api" and seen["host"] == "alice.internal"
+            agent.wait_for(r"GET\s+/headers\s+200")  # her agent answered
+        finally:
+            agent.kill()
+        agent.proc.wait(10)
+        r = curl(f"http://api.example.com:{port}/", port)
+        assert (r.status, r.body) == (200, b"ERR_EDGEWARD_3607")

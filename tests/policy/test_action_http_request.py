@@ -242,13 +242,34 @@ def test_the_address_the_proxy_resolved_may_be_refused() -> None:
     assert run.results["attempts"][0]["resolved_ip"] == "10.1.2.3"
 
 
-def test_internal_endpoints_are_not_reachable_yet() -> None:
-    p = policy("url: 'https://${req.headers[\"x-svc\"][0]}.internal/ping'")
-    run = p.run(headers=[("x-svc", "auth")])
-    assert run.fetches == [] and run.results["error"]["code"] == "ERR_EDGEWARD_3607"
-    # a constant internal URL loads (the public examples), with a warning
-    loaded = policy("url: 'https://upstream-service.internal/ping'")
-    assert any("does not serve internal endpoints yet" in str(w) for w in loaded.policy.warnings)
+def test_internal_endpoints_are_fetched_whatever_allow_external_says() -> None:
+    # The operator's own endpoints: yielded to the proxy (which serves them
+    # itself), even when the edge config allows no external host.
+    p = policy(
+        "url: 'https://${req.headers[\"x-svc\"][0]}.internal:8443/ping?a=1'",
+        rules=SimpleNamespace(hosts=(), networks=()),
+    )
+    url = "https://auth.internal:8443/ping?a=1"
+    run = p.run({url: [ok("pong", headers=[("x-from", "auth")])]}, headers=[("x-svc", "auth")])
+    assert [f.url for f in run.fetches] == [url]
+    assert dict(run.fetches[0].headers)["edgeward-hops"] == "1"
+    assert run.results["res"]["body"] == "pong" and "error" not in run.results
+    # a constant internal URL loads without a warning
+    loaded = policy("url: 'https://upstream-service.internal/ping'", rules=None)
+    assert not loaded.policy.warnings
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "status"),
+    [("internal", "ERR_EDGEWARD_3607", 502), ("loop", "ERR_EDGEWARD_3603", 508)],
+)
+def test_an_internal_endpoint_the_proxy_cannot_reach(failure: str, code: str, status: int) -> None:
+    url = "https://gone.internal/"
+    answer = FetchResult(0, error="no internal endpoint gone.internal is online", failure=failure)
+    run = policy(f"url: '{url}'").run({url: [answer]})
+    assert run.results["error"] == {"code": code, "message": answer.error}
+    halted = policy(f"url: '{url}', on_error: halt").run({url: [answer]})
+    assert (halted.status, halted.outcome.error_code) == (status, code)
 
 
 def test_a_constant_url_is_checked_at_load_when_the_edge_config_is_known() -> None:
@@ -733,3 +754,143 @@ def test_the_edge_config_reaches_the_policy(tmp_path: Path) -> None:
     )
     with pytest.raises(PolicyError, match=r"'other\.test' is not in the edge config"):
         load_config(tmp_path / "edge.yml", PolicyCompiler(events=ListSink()))
+
+
+# --- internal endpoints, end to end ------------------------------------------------------
+
+INTERNAL_EDGE = """
+listeners:
+  - name: web
+    address: 127.0.0.1:{port_web}
+endpoints:
+  - hostname: app.example.com
+    upstream: http://127.0.0.1:9
+    traffic_policy:
+      on_http_request:
+        - actions:
+            - type: http-request
+              config:
+                url: "https://svc.internal/echo?q=${{req.url.query_params['q'][0]}}"
+                method: POST
+                headers:
+                  x-caller: app
+                body: "hello"
+            - type: custom-response
+              config:
+                headers:
+                  content-type: application/json
+                body: '${{json.encode(actions.ngrok.http_request)}}'
+  - hostname: svc.internal
+    upstream: {svc}
+    traffic_policy:
+      on_http_request:
+        - actions:
+            - type: add-headers
+              config:
+                headers:
+                  x-seen-host: "${{req.host}}"
+      on_http_response:
+        - actions:
+            - type: add-headers
+              config:
+                headers:
+                  x-svc-policy: "ran"
+  - hostname: big.example.com
+    upstream: http://127.0.0.1:9
+    traffic_policy:
+      on_http_request:
+        - actions:
+            - type: http-request
+              config:
+                url: "http://svc.internal${{req.url.path}}"
+                method: POST
+                body: "streamed to the upstream"
+            - type: custom-response
+              config:
+                body: >-
+                  ${{has(actions.ngrok.http_request.error)
+                    ? actions.ngrok.http_request.error.code
+                    : string(size(actions.ngrok.http_request.res.body))}}
+  - hostname: missing.example.com
+    upstream: http://127.0.0.1:9
+    traffic_policy:
+      on_http_request:
+        - expressions: ["req.url.path == '/halt'"]
+          actions:
+            - type: http-request
+              config:
+                url: "https://nope.internal/"
+                on_error: halt
+        - actions:
+            - type: http-request
+              config:
+                url: "https://nope.internal/"
+            - type: custom-response
+              config:
+                status_code: 503
+                body: "fallback ${{actions.ngrok.http_request.error.code}}"
+  - hostname: loop.example.com
+    upstream: http://127.0.0.1:9
+    traffic_policy:
+      on_http_request:
+        - actions:
+            - type: http-request
+              config:
+                url: "https://loop.internal/"
+            - type: custom-response
+              config:
+                body: "outer ${{actions.ngrok.http_request.res.body}}"
+  - hostname: loop.internal
+    upstream: http://127.0.0.1:9
+    traffic_policy:
+      on_http_request:
+        - actions:
+            - type: http-request
+              config:
+                url: "https://loop.internal/"
+            - type: custom-response
+              config:
+                body: "inner ${{actions.ngrok.http_request.error.code}}"
+"""
+
+
+def test_e2e_internal_endpoints(tmp_path: Path) -> None:
+    from tests.proxy.proxy_support import start_edge
+
+    with serve(service()) as svc:
+        edge = start_edge(tmp_path, INTERNAL_EDGE, svc=svc.url)
+        try:
+
+            def get(host: str, path: str = "/") -> httpx.Response:
+                return httpx.get(edge.url(path), headers={"host": host}, timeout=15)
+
+            r = get("app.example.com", "/?q=a%20b")
+            assert r.status_code == 200, r.text
+            result = r.json()
+            res = result["res"]
+            assert res["status_code"] == 200 and "error" not in result
+            assert res["header"]["x-svc-policy"] == ["ran"]  # its response phase
+            seen = json.loads(res["body"])
+            assert (seen["method"], seen["path"], seen["body"]) == (
+                "POST",
+                "/echo?q=a%20b",
+                "hello",
+            )
+            headers = seen["headers"]
+            assert headers["x-seen-host"] == "svc.internal"  # its request phase
+            assert headers["host"] == "svc.internal" and headers["x-caller"] == "app"
+            assert headers["edgeward-hops"] == "1"
+            assert svc.hits == {"/echo": 1}  # the internal endpoint's upstream, not DNS
+
+            assert get("big.example.com", "/fits").text == str(256 * 1024)
+            assert get("big.example.com", "/big").text == "ERR_EDGEWARD_3601"
+
+            r = get("missing.example.com")
+            assert (r.status_code, r.text) == (503, "fallback ERR_EDGEWARD_3607")
+            r = get("missing.example.com", "/halt")
+            assert (r.status_code, r.headers["edgeward-error"]) == (502, "ERR_EDGEWARD_3607")
+
+            r = get("loop.example.com")  # loop.internal calling itself
+            assert (r.status_code, r.text) == (200, "outer inner ERR_EDGEWARD_3603")
+        finally:
+            edge.stop()

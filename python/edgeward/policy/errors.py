@@ -81,10 +81,10 @@ class ErrorCode(StrEnum):
     # http-request (its `on_error` decides whether they fail the request)
     FETCH_TOO_LARGE = "ERR_EDGEWARD_3601"  # the response body is over 256 KiB
     FETCH_TIMEOUT = "ERR_EDGEWARD_3602"  # `timeout` passed before an answer
-    FETCH_LOOP = "ERR_EDGEWARD_3603"  # too many edge-to-edge hops
+    FETCH_LOOP = "ERR_EDGEWARD_3603"  # too many hops, or an internal endpoint loop
     FETCH_FAILED = "ERR_EDGEWARD_3605"  # DNS, connection, TLS or HTTP failure
     FETCH_REFUSED = "ERR_EDGEWARD_3606"  # the target is not allowed by the edge config
-    FETCH_INTERNAL = "ERR_EDGEWARD_3607"  # an internal (.internal) endpoint: not yet reachable
+    FETCH_INTERNAL = "ERR_EDGEWARD_3607"  # no such internal (.internal) endpoint is online
     # terminate-tls (the connection is closed; the code is in its results and events)
     TLS_FAILED = "ERR_EDGEWARD_3220"  # no handshake, or not one the action's settings allow
     # owasp-crs-request / owasp-crs-response

@@ -28,6 +28,7 @@ from edgeward.hooks import (
     ExchangeHooks,
     ExchangeSummary,
     Fetch,
+    FetchResult,
     FindInternal,
     Forward,
     ForwardInternal,
@@ -47,7 +48,7 @@ from edgeward.http1 import add_forwarding, strip_hop_by_hop
 from edgeward.http1 import events as ev
 from edgeward.http1.codec import Codec
 from edgeward.http1.framing import LENGTH, FramingError, framing_of
-from edgeward.proxy import errors
+from edgeward.proxy import errors, subrequest
 from edgeward.proxy.context import ConnContext
 from edgeward.proxy.hookdriver import ChainedExchange, drive, then
 from edgeward.proxy.transport import Transport
@@ -61,7 +62,7 @@ IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"
 REQUEST_ID = b"edgeward-request-id"
 WEBSOCKET = b"websocket"  # the one protocol a client may switch to (RFC 6455)
 ERROR_HEADER = b"edgeward-error"
-MAX_INTERNAL_HOPS = 5  # forward-internal: internal endpoints one request may pass through
+MAX_INTERNAL_HOPS = 5  # internal endpoints one request may pass through (and its http-requests)
 
 
 class ClientBodyError(Exception):
@@ -238,6 +239,14 @@ class Exchange:
         self.hooks = hooks
         assert hooks is not None
         outcome = await self._request_phase(hooks, head)
+        return await self._route(endpoint, hooks, outcome)
+
+    async def _route(
+        self, endpoint: Endpoint | None, hooks: ExchangeHooks | None, outcome: RequestOutcome
+    ) -> bool:
+        """Act on a request outcome: into internal endpoints while it is a
+        `ForwardInternal`, then forward, answer or close."""
+        ctx = self.ctx
         while isinstance(outcome, ForwardInternal):  # into an internal endpoint's policy
             target = self.ctx.internal(outcome.url)
             if isinstance(target, InternalError):  # gone since the policy asked
@@ -259,7 +268,8 @@ class Exchange:
                     self.error_code = "tcp_connect_denied"
                     return False
             inner = policy.begin(ctx.info, info, head, self.request_id)
-            hooks = self.hooks = ChainedExchange(hooks, inner)  # its responses first, then ours
+            # its responses first, then ours
+            hooks = self.hooks = inner if hooks is None else ChainedExchange(hooks, inner)
             outcome = await self._request_phase(inner, head)
             if isinstance(outcome, Forward | ForwardInternal):  # the outer filter first
                 outcome.body_filter = then(outer_filter, outcome.body_filter)
@@ -295,21 +305,56 @@ class Exchange:
             return self._error(errors.POLICY_FAILED)
 
     def _find_internal(self, url: str) -> InternalError | None:
-        """May this exchange go on to the internal endpoint `url`?"""
+        """May this exchange go on to the internal endpoint `url`? The one
+        check for forward-internal and http-request: it exists and is
+        online, at most `MAX_INTERNAL_HOPS` endpoints, none twice."""
         target = self.ctx.internal(url)
         if isinstance(target, InternalError):
             return target
         name = target[0].name
         if name in self._visited:
-            return _loop(f"forward-internal loop: {url} was already passed through")
+            return _loop(f"internal endpoint loop: {url} was already passed through")
         if len(self._visited) >= MAX_INTERNAL_HOPS:
-            return _loop(f"forward-internal may only pass through {MAX_INTERNAL_HOPS} endpoints")
+            return _loop(f"a request may only pass through {MAX_INTERNAL_HOPS} internal endpoints")
         return None
+
+    async def _fetch_internal(self, fetch: Fetch) -> FetchResult:
+        """A `Fetch` of an internal endpoint (http-request): a sub-exchange
+        on it, the same code that serves clients (its policy, then its
+        upstream or agent), with an in-memory client side. It inherits the
+        internal endpoints this exchange passed through (loops, hop limit)."""
+        refusal = self._find_internal(fetch.url)
+        if refusal is not None:
+            return subrequest.refused(refusal)
+        timer = self.ctx.services.watchdog.add()
+        down = subrequest.FetchDownstream(fetch, timer)
+        sub = Exchange(self.ctx, down, subrequest.request_head(fetch), bool(fetch.body))
+        sub._visited = list(self._visited)
+        try:
+            with trio.move_on_after(fetch.timeout_s) as scope, down.scope:
+                await sub.run_internal(fetch.url)
+        finally:
+            self.ctx.services.watchdog.remove(timer)
+        return down.result(timed_out=scope.cancelled_caught)
+
+    async def run_internal(self, url: str) -> None:
+        """Serve this exchange (made by `_fetch_internal`) on the internal
+        endpoint `url`: as if a policy had forwarded it there, without a
+        listener's policy (it is the edge's own request)."""
+        try:
+            target = self.ctx.internal(url)
+            if not isinstance(target, InternalError):
+                self.endpoint = target[0]
+            await self._route(None, None, ForwardInternal(url, self.head, None, None))
+        finally:
+            self._complete()
 
     async def _perform(self, effect: Effect) -> EffectResult:
         if isinstance(effect, ReadBody):
             return await self._read_body(effect.limit)
         if isinstance(effect, Fetch):
+            if subrequest.is_internal(effect.url):
+                return await self._fetch_internal(effect)
             return await self.ctx.services.fetch(effect)
         if isinstance(effect, Await):
             try:

@@ -5,11 +5,14 @@ The request (`url`, `method`, `query_params`, `headers`, `body`, all but
 the method interpolated; interpolated values in `url` are percent-encoded)
 is made by the proxy through the `Fetch` effect, one at a time:
 
-- targets: external URLs only when the edge config allows them
-  (`http_request.allow_external`, `edgeward.policy.targets`), checked for
-  the URL, every redirect and the address the host resolves to; internal
-  endpoints (`*.internal`) are not reachable yet (`ERR_EDGEWARD_3607`: the
-  seam where the internal-endpoints work will route them);
+- targets: internal endpoints (`https://NAME.internal[:port]/path`, in
+  edge.yml or bound by an agent), which the proxy serves itself as a
+  sub-exchange on that endpoint (its policy, then its upstream or agent;
+  never DNS), sharing forward-internal's loop check and hop limit (unknown
+  or offline: `ERR_EDGEWARD_3607`; a loop: `ERR_EDGEWARD_3603`); external
+  URLs only when the edge config allows them (`http_request.allow_external`,
+  `edgeward.policy.targets`), checked for the URL, every redirect and the
+  address the host resolves to;
 - `max_redirects` (default 0: a 3xx is the answer) redirects are followed,
   each a new checked request; 303, and 301/302 after a POST, become a GET;
 - the response body is capped at 256 KiB (`ERR_EDGEWARD_3601`);
@@ -298,13 +301,7 @@ class HttpRequest(Action):
         if parts.scheme not in ("http", "https") or not host:
             raise _Failed(ErrorCode.FETCH_FAILED, f"{url!r} is not an http(s) URL")
         if host.rstrip(".").endswith(INTERNAL_SUFFIX):
-            # The seam for internal endpoints: once agents can serve them,
-            # this is where such a URL is routed instead of refused.
-            raise _Failed(
-                ErrorCode.FETCH_INTERNAL,
-                f"internal endpoint {host} is not reachable: edgeward does not serve"
-                " internal endpoints yet",
-            )
+            return  # the operator's own endpoints: the proxy routes them, never DNS
         refusal = self.targets.host_refusal(host)
         if refusal is not None:
             raise _Failed(ErrorCode.FETCH_REFUSED, refusal)
@@ -355,6 +352,10 @@ def _failure(result: FetchResult, timeout: float) -> _Failed:
         message = f"the response body is larger than {MAX_RESPONSE_BYTES // 1024} KiB"
     elif kind == "refused":
         code = ErrorCode.FETCH_REFUSED
+    elif kind == "internal":
+        code = ErrorCode.FETCH_INTERNAL
+    elif kind == "loop":
+        code = ErrorCode.FETCH_LOOP
     else:
         code = ErrorCode.FETCH_FAILED
     return _Failed(code, message, result.resolved_ip)
@@ -395,12 +396,8 @@ def _check_constant_url(config: ConfigReader, url: str, targets: ExternalTargets
     if parts.scheme not in ("http", "https") or not host:
         config.fail("url", f"url must be an absolute http(s) URL, not {url!r}")
     if host.rstrip(".").endswith(INTERNAL_SUFFIX):
-        config.warn(
-            "url",
-            f"internal endpoint {host}: edgeward does not serve internal endpoints yet,"
-            " so every request takes the on_error path (ERR_EDGEWARD_3607)",
-        )
-    elif targets.known and (refusal := targets.host_refusal(host)) is not None:
+        return  # an internal endpoint: found (or not) per request
+    if targets.known and (refusal := targets.host_refusal(host)) is not None:
         config.fail("url", refusal)
 
 
