@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeward.authtokens.cli import open_store, store_location
 from edgeward.errors import EdgewardError
 
 if TYPE_CHECKING:
-    from edgeward.store import ApiKeyRow, Store
+    from edgeward.store import ApiKeyRow
 
 OK, INVALID, USAGE = 0, 1, 2
 
@@ -46,24 +46,18 @@ def register(sub: Any) -> None:
     create.add_argument("--description", default="", help="up to 255 bytes")
     create.add_argument("--metadata", default="", help="free text, up to 4096 bytes")
     create.add_argument("--json", action="store_true", help="print one JSON object")
-    _store_options(create)
+    store_location(create)
     create.set_defaults(run=run_create)
 
     listing = commands.add_parser("list", help="list API keys (never the keys)")
     listing.add_argument("--json", action="store_true", help="print a JSON array")
-    _store_options(listing)
+    store_location(listing)
     listing.set_defaults(run=run_list)
 
     delete = commands.add_parser("delete", help="delete an API key")
     delete.add_argument("id", help="the key's id (ak_...)")
-    _store_options(delete)
+    store_location(delete)
     delete.set_defaults(run=run_delete)
-
-
-def _store_options(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--config", "-c", help="edge config whose state_dir to use")
-    where.add_argument("--state-dir", type=Path, help="the state directory")
 
 
 def run_create(args: argparse.Namespace) -> int:
@@ -72,7 +66,7 @@ def run_create(args: argparse.Namespace) -> int:
 
     try:
         acl = Acl.parse(args.acl, source="--acl")
-        with _open(args) as store:
+        with open_store(args) as store:
             created = keys.create(
                 store,
                 role=args.role,
@@ -98,7 +92,7 @@ def run_list(args: argparse.Namespace) -> int:
     from edgeward.admin import keys
 
     try:
-        with _open(args) as store:
+        with open_store(args) as store:
             rows = keys.list_all(store)
     except EdgewardError as exc:
         return _fail("list", exc)
@@ -115,23 +109,12 @@ def run_delete(args: argparse.Namespace) -> int:
     from edgeward.admin import keys
 
     try:
-        with _open(args) as store:
+        with open_store(args) as store:
             keys.delete(store, args.id)
     except EdgewardError as exc:
         return _fail("delete", exc)
     print(f"Deleted API key {args.id}")
     return OK
-
-
-def _open(args: argparse.Namespace) -> Store:
-    from edgeward.store import Store, statedir
-
-    state_dir: Path | None = args.state_dir
-    if args.config is not None:
-        from edgeward.config import load_config
-
-        state_dir = load_config(args.config).state_dir
-    return Store.open(statedir.resolve(state_dir))
 
 
 def _fail(command: str, exc: EdgewardError) -> int:

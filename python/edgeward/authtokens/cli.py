@@ -61,10 +61,17 @@ def register(sub: Any) -> None:
     revoke.set_defaults(run=run_revoke)
 
 
-def _store_options(parser: argparse.ArgumentParser) -> None:
+def store_location(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """`--config` / `--state-dir`: where the local state store is (`open_store`).
+    The group is returned for alternatives of the caller's own."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--config", "-c", help="edge config whose state_dir to use")
     where.add_argument("--state-dir", type=Path, help="the state directory")
+    return where
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    where = store_location(parser)
     where.add_argument("--api", metavar="URL", help="an edge's admin API instead of a local store")
     parser.add_argument(
         "--api-key", help="with --api: the API key (default: $EDGEWARD_API_KEY)", default=None
@@ -111,7 +118,7 @@ def run_create(args: argparse.Namespace) -> int:
             )
             row, token = _from_api(answer), str(answer["token"])
         else:
-            with _open(args) as store:
+            with open_store(args) as store:
                 created = manage.create(
                     store, acl=acl, description=args.description, metadata=args.metadata
                 )
@@ -137,7 +144,7 @@ def run_list(args: argparse.Namespace) -> int:
             items = [_from_api(item) for item in _client(args).pages("/credentials", "credentials")]
             rows = sorted(items, key=lambda row: (row["created_at"], row["id"]))  # oldest first
         else:
-            with _open(args) as store:
+            with open_store(args) as store:
                 rows = [_json(row) for row in manage.list_all(store)]
     except EdgewardError as exc:
         return _fail("list", exc)
@@ -172,7 +179,7 @@ def run_revoke(args: argparse.Namespace) -> int:
             client.call("DELETE", f"/credentials/{args.id}")
             revoked_at = str(client.call("GET", f"/credentials/{args.id}")["revoked_at"])
         else:
-            with _open(args) as store:
+            with open_store(args) as store:
                 row = manage.revoke(store, args.id)
             assert row.revoked_at is not None
             revoked_at = _time(row.revoked_at)
@@ -182,7 +189,8 @@ def run_revoke(args: argparse.Namespace) -> int:
     return OK
 
 
-def _open(args: argparse.Namespace) -> Store:
+def open_store(args: argparse.Namespace) -> Store:
+    """The local state store that `store_location`'s options name."""
     from edgeward.store import Store, statedir
 
     state_dir: Path | None = args.state_dir
