@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, delete, update
+from sqlalchemy import Connection, Row, delete
 from sqlalchemy import insert as sql_insert
 from sqlalchemy import select as sql_select
 
-from edgeward.store.schema import api_keys
+from edgeward.store.schema import api_keys, update_described
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +66,7 @@ def update_fields(
     acl: tuple[str, ...] | None = None,
 ) -> ApiKeyRow | None:
     """Change the given fields (None: keep). None when there is no such row."""
-    values: dict[str, object] = {}
-    if description is not None:
-        values["description"] = description
-    if metadata is not None:
-        values["metadata"] = metadata
-    if acl is not None:
-        values["acl"] = list(acl)
-    if values:
-        conn.execute(update(api_keys).where(api_keys.c.id == id).values(**values))
+    update_described(conn, api_keys, id, description=description, metadata=metadata, acl=acl)
     return get(conn, id)
 
 

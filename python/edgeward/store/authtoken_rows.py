@@ -14,7 +14,7 @@ from sqlalchemy import insert as sql_insert
 from sqlalchemy import select as sql_select
 from sqlalchemy import update as sql_update
 
-from edgeward.store.schema import authtokens
+from edgeward.store.schema import authtokens, update_described
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +81,7 @@ def update(
     acl: tuple[str, ...] | None = None,
 ) -> AuthtokenRow | None:
     """Change the given fields (None: keep). None when there is no such row."""
-    values: dict[str, object] = {}
-    if description is not None:
-        values["description"] = description
-    if metadata is not None:
-        values["metadata"] = metadata
-    if acl is not None:
-        values["acl"] = list(acl)
-    if values:
-        conn.execute(sql_update(authtokens).where(authtokens.c.id == id).values(**values))
+    update_described(conn, authtokens, id, description=description, metadata=metadata, acl=acl)
     return get(conn, id)
 
 

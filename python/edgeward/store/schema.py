@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Connection,
     DateTime,
     Dialect,
     Integer,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    update,
 )
 
 NAMING = {  # stable constraint names, so later migrations can refer to them
@@ -98,4 +100,26 @@ api_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
-__all__ = ["UtcDateTime", "api_keys", "authtokens", "metadata", "store_state"]
+
+def update_described(
+    conn: Connection,
+    table: Table,
+    id: str,
+    *,
+    description: str | None,
+    metadata: str | None,
+    acl: tuple[str, ...] | None,
+) -> None:
+    """Change the fields an authtoken and an API key share (None: keep)."""
+    values: dict[str, object] = {}
+    if description is not None:
+        values["description"] = description
+    if metadata is not None:
+        values["metadata"] = metadata
+    if acl is not None:
+        values["acl"] = list(acl)
+    if values:
+        conn.execute(update(table).where(table.c.id == id).values(**values))
+
+
+__all__ = ["UtcDateTime", "api_keys", "authtokens", "metadata", "store_state", "update_described"]
