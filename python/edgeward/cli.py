@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     from edgeward.admin import cli as admin_cli
 
     admin_cli.register(sub)  # api-key create, list, delete
+    from edgeward.admin import store_cli
+
+    store_cli.register(sub)  # store backup, verify
     from edgeward.agent import cli as agent_cli
 
     agent_cli.register(sub)  # agent http, tcp, tls, start, config

@@ -25,7 +25,7 @@ def load_or_create(path: Path) -> bytes:
     """Read the secret, or make it: written to a temporary file, then linked
     into place, so a process racing us reads a whole file or makes none."""
     if path.exists():
-        return _read(path)
+        return read(path)
     value = secrets.token_bytes(SIZE)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".secret-", dir=path.parent)  # mode 0600
@@ -38,7 +38,7 @@ def load_or_create(path: Path) -> bytes:
         finally:
             os.unlink(tmp)
     except FileExistsError:
-        return _read(path)
+        return read(path)
     except OSError as exc:
         raise StoreError(f"cannot create the secret: {exc.strerror}", str(path)) from None
     return value
@@ -49,7 +49,8 @@ def check_value(secret: bytes) -> str:
     return hmac.new(secret, _CHECK, hashlib.sha256).hexdigest()
 
 
-def _read(path: Path) -> bytes:
+def read(path: Path) -> bytes:
+    """An existing secret file's value."""
     try:
         text = path.read_text().strip()
     except OSError as exc:
@@ -63,4 +64,4 @@ def _read(path: Path) -> bytes:
     return value
 
 
-__all__ = ["check_value", "load_or_create"]
+__all__ = ["check_value", "load_or_create", "read"]
