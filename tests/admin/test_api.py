@@ -72,6 +72,9 @@ def test_stopping_a_tunnel_session_withdraws_its_endpoints(edge: ApiEdge) -> Non
             edge.agents.wait_event(
                 "agent_disconnected", session=session["id"], reason="stopped through the admin API"
             )
+            agent.wait_for("the edge stopped this agent's session")  # Stop, performed:
+            assert agent.proc.wait(TIMEOUT) == 0  # it exits instead of reconnecting
+            assert curl(agent.url, edge.agents.web_port).status == 404
         finally:
             agent.kill()
 

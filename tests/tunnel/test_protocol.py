@@ -58,8 +58,11 @@ def only(events: list[tuple[str, object]], kind: type) -> list[object]:
     return [e for _, e in events if isinstance(e, kind)]
 
 
-def authenticated(token: str = "tok") -> tuple[ClientSession, ServerSession]:
-    client, server = ClientSession(heartbeat_interval=10, heartbeat_tolerance=15), ServerSession()
+def authenticated(
+    token: str = "tok", performs: frozenset[StreamType] = frozenset()
+) -> tuple[ClientSession, ServerSession]:
+    client = ClientSession(heartbeat_interval=10, heartbeat_tolerance=15, performs=performs)
+    server = ServerSession()
     client.start(0.0)
     client.authenticate(Auth(extra=AuthExtra(authtoken=token, client_type="edgeward")))
     (request,) = only(pump(client, server), AuthRequested)
@@ -373,6 +376,21 @@ def test_commands_are_answered_not_supported(kind: StreamType) -> None:
     assert only(events, CommandReceived) == [CommandReceived(kind)]
     assert only(events, CommandAnswered) == [CommandAnswered(sid, kind, NOT_SUPPORTED)]
     assert server.mux.open_streams == client.mux.open_streams == 1
+
+
+def test_a_command_the_agent_performs_is_answered_done() -> None:
+    client, server = authenticated(performs=frozenset({StreamType.STOP}))
+    stop = server.send_command(StreamType.STOP)
+    restart = server.send_command(StreamType.RESTART)
+    events = pump(client, server)
+    assert only(events, CommandReceived) == [
+        CommandReceived(StreamType.STOP, performed=True),
+        CommandReceived(StreamType.RESTART, performed=False),
+    ]
+    assert only(events, CommandAnswered) == [
+        CommandAnswered(stop, StreamType.STOP, None),
+        CommandAnswered(restart, StreamType.RESTART, NOT_SUPPORTED),
+    ]
 
 
 def test_stop_tunnel_withdraws_the_endpoint_on_both_sides() -> None:

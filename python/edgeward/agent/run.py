@@ -44,6 +44,7 @@ from edgeward.tunnel.messages import (
     BindResp,
     HttpOpts,
     ProxyHeader,
+    StreamType,
     TcpOpts,
     TlsOpts,
 )
@@ -134,6 +135,7 @@ class Agent:
         session = ClientSession(
             heartbeat_interval=settings.heartbeat_interval,
             heartbeat_tolerance=settings.heartbeat_tolerance,
+            performs=frozenset({StreamType.STOP}),
         )
         established = False
         try:
@@ -149,6 +151,7 @@ class Agent:
                 self.tunnel = tunnel
                 self.connected.set()
                 async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._obey_stop, tunnel, nursery.cancel_scope)
                     while True:
                         header, stream = await tunnel.accept()
                         spec = self.by_id.get(header.id)
@@ -163,6 +166,15 @@ class Agent:
             transport.close()
         return established
 
+    async def _obey_stop(self, tunnel: ClientTunnel, scope: trio.CancelScope) -> None:
+        """The edge's Stop command (an administrator stopped this session):
+        exit instead of reconnecting."""
+        await tunnel.stop_requested.wait()
+        self.stopping = True
+        self.console.info("the edge stopped this agent's session (an administrator): exiting")
+        await tunnel.aclose()
+        scope.cancel()
+
     def _auth(self) -> Auth:
         return Auth(
             client_id=self.session_id,
@@ -176,7 +188,6 @@ class Agent:
                 metadata=_user(),
                 client_type=CLIENT_TYPE,
                 update_unsupported_error="the edgeward agent does not update itself",
-                stop_unsupported_error="stop the edgeward agent where it runs",
                 restart_unsupported_error="restart the edgeward agent where it runs",
             ),
         )

@@ -18,6 +18,7 @@ SQLAlchemy with it, is imported here and nowhere else in `edgeward serve`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import socket
@@ -70,12 +71,21 @@ from edgeward.proxy.transport import Transport, TransportStream, tls_handshake, 
 from edgeward.store import Store, statedir
 from edgeward.store.trio_adapter import AsyncStore
 from edgeward.tunnel.errors import RpcError
-from edgeward.tunnel.messages import Auth, AuthResp, AuthRespExtra, Bind, BindResp, ProxyHeader
+from edgeward.tunnel.messages import (
+    Auth,
+    AuthResp,
+    AuthRespExtra,
+    Bind,
+    BindResp,
+    ProxyHeader,
+    StreamType,
+)
 from edgeward.tunnel.trio_session import ServerTunnel, serve_agent
 
 log = logging.getLogger("edgeward.agents")
 
 HANDSHAKE_TIMEOUT = 10.0
+STOP_ANSWER_TIMEOUT = 2.0  # an agent's answer to Stop, before it is disconnected anyway
 
 
 @dataclass(slots=True)
@@ -213,14 +223,25 @@ class AgentService:
 
     def stop_session(self, session_id: str) -> bool:
         """Stop one agent session (the admin API): withdraw its endpoints at
-        once and disconnect it. False when there is no such session."""
+        once, send the agent Stop (an agent that performs it exits rather
+        than reconnecting) and disconnect it. False when there is no such
+        session."""
         session = self.registry.stop(session_id)
         if session is None:
             return False
         self._emit(ev.DISCONNECTED, session, reason="stopped through the admin API")
         assert self._nursery is not None
-        self._nursery.start_soon(session.handle.aclose, 0, "stopped by an administrator")
+        self._nursery.start_soon(self._stop_agent, session)
         return True
+
+    async def _stop_agent(self, session: AgentSession[ServerTunnel]) -> None:
+        tunnel = session.handle
+        answer: str | None = "no answer"
+        with trio.move_on_after(STOP_ANSWER_TIMEOUT), contextlib.suppress(trio.BrokenResourceError):
+            answer = await tunnel.command(StreamType.STOP)
+        if answer is not None:  # it will reconnect: only a revoked authtoken keeps it out
+            log.info("agent session %s: Stop not performed (%s)", session.id, answer)
+        await tunnel.aclose(0, "stopped by an administrator")
 
     # --- the ingress ----------------------------------------------------------------------
 

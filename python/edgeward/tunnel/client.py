@@ -87,9 +87,12 @@ class TunnelStopped:
 
 @dataclass(slots=True)
 class CommandReceived:
-    """The server sent Restart, Stop or Update; answered "not supported"."""
+    """The server sent Restart, Stop or Update. One the session was told it
+    performs (`ClientSession(performs=...)`) is answered as done, and the
+    agent must then do it; any other is answered "not supported"."""
 
     stream_type: int
+    performed: bool = False
 
 
 @dataclass(slots=True)
@@ -142,8 +145,10 @@ class ClientSession(ProtocolSession):
         heartbeat_interval: float = 10.0,
         heartbeat_tolerance: float = 15.0,
         mux: Session | None = None,
+        performs: frozenset[StreamType] = frozenset(),
     ) -> None:
         super().__init__(mux or Session(client=True))
+        self.performs = performs & _COMMAND_TYPES  # commands this agent carries out
         self.heartbeat = HeartbeatRequester(heartbeat_interval, heartbeat_tolerance)
         self.endpoints: dict[str, BindResp] = {}  # bound endpoints by id
         self.session_id = ""  # AuthResp.ClientId, sent back on reconnect
@@ -379,10 +384,11 @@ class ClientSession(ProtocolSession):
             self.endpoints.pop(stop.id, None)
             out.append(TunnelStopped(stop))
             return
-        self._answer_command(sid, rpc, NOT_SUPPORTED)
-        out.append(CommandReceived(rpc.stream_type))
+        performed = rpc.stream_type in self.performs
+        self._answer_command(sid, rpc, None if performed else NOT_SUPPORTED)
+        out.append(CommandReceived(rpc.stream_type, performed))
 
-    def _answer_command(self, sid: int, rpc: InboundRpc, error: str) -> None:
+    def _answer_command(self, sid: int, rpc: InboundRpc, error: str | None) -> None:
         if rpc.stream_type != StreamType.STOP_TUNNEL and self.mux.is_writable(sid):
             self.mux.send_data(sid, encode_command_resp(error), fin=True)
 

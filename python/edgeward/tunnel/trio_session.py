@@ -40,6 +40,7 @@ from edgeward.tunnel.client import (
     AuthAnswered,
     BindAnswered,
     ClientSession,
+    CommandReceived,
     HeartbeatAnswered,
     ProxyOpened,
     TunnelStopped,
@@ -61,12 +62,21 @@ from edgeward.tunnel.events import (
     WindowUpdated,
 )
 from edgeward.tunnel.frames import ErrorCode
-from edgeward.tunnel.messages import Auth, AuthResp, Bind, BindResp, ProxyHeader, StopTunnel
+from edgeward.tunnel.messages import (
+    Auth,
+    AuthResp,
+    Bind,
+    BindResp,
+    ProxyHeader,
+    StopTunnel,
+    StreamType,
+)
 from edgeward.tunnel.mux import TYPE_SIZE
 from edgeward.tunnel.protocol import ProtocolSession
 from edgeward.tunnel.server import (
     AuthRequested,
     BindRequested,
+    CommandAnswered,
     EndpointReady,
     ProxyDropped,
     ServerSession,
@@ -448,6 +458,14 @@ class AgentHandler(Protocol):
     async def unbound(self, tunnel: ServerTunnel, endpoint_id: str) -> None: ...
 
 
+class _Pending:
+    __slots__ = ("done", "result")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.result: object = None
+
+
 class ServerTunnel(_Driver):
     proto: ServerSession
 
@@ -455,6 +473,7 @@ class ServerTunnel(_Driver):
         super().__init__(conn, session)
         self.handler = handler
         self._ready = ParkingLot()
+        self._commands: dict[int, _Pending] = {}
         self.heartbeat_timed_out = False
 
     async def open_proxy(
@@ -494,9 +513,27 @@ class ServerTunnel(_Driver):
         self._ready.unpark_all()
         self.wake_writer()
 
+    async def command(self, stream_type: StreamType) -> str | None:
+        """Send Restart, Stop or Update and wait for the answer: None when the
+        agent will do it, else its error (e.g. no handler for it)."""
+        if self.ended.is_set():
+            raise trio.BrokenResourceError("the session ended") from self.end_reason
+        pending = _Pending()
+        self._commands[self.proto.send_command(stream_type)] = pending
+        self.wake_writer()
+        await pending.done.wait()
+        if isinstance(pending.result, TunnelError):
+            raise trio.BrokenResourceError(str(pending.result)) from pending.result
+        assert pending.result is None or isinstance(pending.result, str)
+        return pending.result
+
     def _end(self, reason: TunnelError) -> None:
         super()._end(reason)
         self._ready.unpark_all()
+        for pending in self._commands.values():
+            pending.result = self.end_reason
+            pending.done.set()
+        self._commands.clear()
 
     def _on_role_event(self, event: object) -> None:
         nursery = self._nursery
@@ -514,6 +551,11 @@ class ServerTunnel(_Driver):
             stream = self.streams.get(event.stream_id)
             if stream is not None:
                 stream.dropped = True
+        elif isinstance(event, CommandAnswered):
+            pending = self._commands.pop(event.stream_id, None)
+            if pending is not None:
+                pending.result = event.error
+                pending.done.set()
         elif isinstance(event, ServerHeartbeatTimedOut):
             self.heartbeat_timed_out = True
             self._close_after_flush(SessionClosedError(ErrorCode.NONE, "heartbeat timed out"))
@@ -566,14 +608,6 @@ async def serve_agent(
 # --- the agent's side ----------------------------------------------------------------------
 
 
-class _Pending:
-    __slots__ = ("done", "result")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.result: object = None
-
-
 class ClientTunnel(_Driver):
     proto: ClientSession
 
@@ -583,6 +617,7 @@ class ClientTunnel(_Driver):
         self._incoming: deque[tuple[ProxyHeader, TunnelStream]] = deque()
         self._incoming_lot = ParkingLot()
         self.stopped: list[StopTunnel] = []  # StopTunnel requests received
+        self.stop_requested = trio.Event()  # the edge sent Stop and we said we would
         self.heartbeat_latency: float | None = None
         self.heartbeat_timed_out = False
 
@@ -642,6 +677,9 @@ class ClientTunnel(_Driver):
             self._incoming_lot.unpark()
         elif isinstance(event, TunnelStopped):
             self.stopped.append(event.stop)
+        elif isinstance(event, CommandReceived):
+            if event.performed and event.stream_type == StreamType.STOP:
+                self.stop_requested.set()
         elif isinstance(event, HeartbeatAnswered):
             self.heartbeat_latency = event.latency
         elif isinstance(event, ClientHeartbeatTimedOut):
