@@ -15,10 +15,15 @@ so CI cannot go green by skipping them.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from tests.store.postgres_support import Postgres
 
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.register_profile(
@@ -53,3 +58,13 @@ def conformance() -> Path:
             pytest.fail(f"{message} ({REQUIRE_ENV} is set)", pytrace=False)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL cluster for this test run (each test takes a new
+    database with `postgres.database()`)."""
+    from tests.store.postgres_support import postgres as start
+
+    with start() as cluster:
+        yield cluster

@@ -52,3 +52,34 @@ def test_errors(tmp_path: Path, line: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, line)
     assert message in str(caught.value)
+
+
+def store_url(tmp_path: Path, line: str) -> str | None:
+    config = tmp_path / "conf" / "edge.yml"
+    config.parent.mkdir(exist_ok=True)
+    config.write_text(line + REST)
+    return load_config(config).store_url
+
+
+def test_store_url_names_a_database(tmp_path: Path) -> None:
+    assert store_url(tmp_path, "") is None
+    url = "postgresql://edgeward@db.example/edgeward"
+    assert store_url(tmp_path, f"store_url: {url}\n") == url
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("store_url: mysql://x/y\n", "edge.yml:1:1: store_url: must be a postgresql://"),
+        (
+            "store_url: postgresql://u:hunter2@db/e\n",
+            "edge.yml:1:1: store_url: no password in the config",
+        ),
+        ("store_url: 5\n", "edge.yml:1:1: store_url: must be a string"),
+    ],
+)
+def test_store_url_errors(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        store_url(tmp_path, line)
+    assert message in str(caught.value)
+    assert "hunter2" not in str(caught.value)

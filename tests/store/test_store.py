@@ -206,17 +206,17 @@ def test_a_url_names_the_database(tmp_path: Path) -> None:
     assert (tmp_path / "state" / statedir.SECRET).exists()
 
 
-@pytest.mark.parametrize("driver", ["postgresql", "postgresql+nosuchdriver"])
-def test_a_url_without_its_driver_is_a_store_error(tmp_path: Path, driver: str) -> None:
-    if driver == "postgresql":
-        try:
-            import psycopg2  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            pytest.skip("psycopg2 is installed")
+def test_a_url_without_its_driver_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open") as caught:
-        Store.open(tmp_path, url=f"{driver}://u:hunter2@db/edgeward")
+        Store.open(tmp_path, url="postgresql+nosuchdriver://u:hunter2@db/edgeward")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_database_that_does_not_answer_is_a_store_error(tmp_path: Path) -> None:
+    from tests.proxy.proxy_support import free_port
+
+    with pytest.raises(StoreError, match="database error") as caught:
+        Store.open(tmp_path, url=f"postgresql://u:hunter2@127.0.0.1:{free_port()}/edgeward")
     assert "hunter2" not in str(caught.value)
 
 

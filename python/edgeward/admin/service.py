@@ -13,7 +13,6 @@ import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
@@ -23,7 +22,7 @@ from hypercorn.trio.run import worker_serve
 from edgeward.admin.app import AdminApi
 from edgeward.admin.audit import Audit
 from edgeward.admin.dataplane import DataPlane
-from edgeward.config import ApiListener
+from edgeward.config import ApiListener, EdgeConfig
 from edgeward.store import Store, statedir
 from edgeward.store.trio_adapter import AsyncStore
 
@@ -47,13 +46,13 @@ class ApiService:
     def __init__(
         self,
         api: ApiListener,
-        state_dir: Path | None,
+        config: EdgeConfig,
         sock: socket.socket,
         ssl_context: ssl.SSLContext | None,
         dataplane: DataPlane,
     ) -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        self.store = Store.open(statedir.resolve(state_dir))
+        self.store = Store.open(statedir.resolve(config.state_dir), url=config.store_url)
         self.sock = sock
         self.address: tuple[str, int] = sock.getsockname()[:2]
         self.audit = Audit(api.audit_log)

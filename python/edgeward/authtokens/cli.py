@@ -194,11 +194,13 @@ def open_store(args: argparse.Namespace) -> Store:
     from edgeward.store import Store, statedir
 
     state_dir: Path | None = args.state_dir
+    url = None
     if args.config is not None:
         from edgeward.config import load_config  # the config only says where the store is
 
-        state_dir = load_config(args.config).state_dir
-    return Store.open(statedir.resolve(state_dir))
+        config = load_config(args.config)
+        state_dir, url = config.state_dir, config.store_url
+    return Store.open(statedir.resolve(state_dir), url=url)
 
 
 def _fail(command: str, exc: EdgewardError) -> int:

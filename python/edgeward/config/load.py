@@ -168,6 +168,7 @@ class _Loader:
         self.ip_intelligence = self._ip_intelligence(top.section("ip_intelligence"))
         ip_policies = self._ip_policies(top.section("ip_policies"))
         state_dir = self._state_dir(top)
+        store_url = self._store_url(top)
         identity_section = top.section("identity") if top.has("identity") else None
         listeners = self._list(top, "listeners", self._listener)
         if not listeners:
@@ -215,6 +216,7 @@ class _Loader:
             secrets=self.secrets,
             ip_intelligence=self.ip_intelligence,
             state_dir=state_dir,
+            store_url=store_url,
             identity=self.identity,
             admin=admin,
             agent_ingress=agents,
@@ -451,6 +453,23 @@ class _Loader:
         if path.exists() and not path.is_dir():
             raise self.error(top.at("state_dir"), f"not a directory: {path}")
         return path
+
+    def _store_url(self, top: _Section) -> str | None:
+        """`store_url`: an SQLAlchemy URL of the store's database, PostgreSQL
+        (`postgresql://user@host/db`; the password from libpq's PGPASSFILE or
+        PGPASSWORD, never in this file). Absent: SQLite in the state dir."""
+        if not top.has("store_url"):
+            return None
+        value = top.take("store_url", str)
+        scheme = value.partition("://")[0]
+        if scheme not in ("postgresql", "postgresql+psycopg", "sqlite"):
+            raise self.error(top.at("store_url"), "must be a postgresql:// (or sqlite:///FILE) URL")
+        if scheme.startswith("postgresql") and ":" in value.partition("://")[2].partition("@")[0]:
+            raise self.error(
+                top.at("store_url"),
+                "no password in the config: use libpq's PGPASSFILE or PGPASSWORD",
+            )
+        return value
 
     def _networks(self, sec: _Section, key: str) -> tuple[Network, ...]:
         items = sec.take(key, list, [])

@@ -292,6 +292,9 @@ class EdgeConfig:
     # (`edgeward.store.statedir.resolve`: EDGEWARD_STATE_DIR, else
     # $XDG_STATE_HOME/edgeward, else ~/.local/state/edgeward).
     state_dir: Path | None = None
+    # `store_url:` a database for the store instead of SQLite in state_dir
+    # (PostgreSQL for several nodes); the deployment secret stays in state_dir.
+    store_url: str | None = None
     identity: IdentityConfig | None = None
     admin: AdminListener | None = None
     agent_ingress: AgentIngress | None = None

@@ -133,7 +133,7 @@ class AgentService:
         self._codec_factory = codec_factory
         self._policy_factory = policy_factory
         logging.getLogger("alembic").setLevel(logging.WARNING)  # its info lines say nothing here
-        self.store = Store.open(statedir.resolve(config.state_dir))
+        self.store = Store.open(statedir.resolve(config.state_dir), url=config.store_url)
         self.snapshot: Snapshot = load(self.store)
         self.events = AgentEvents(config.events)
         self.registry: Registry[ServerTunnel] = Registry(

@@ -381,8 +381,11 @@ class Server:
             raise StartupError(
                 "agent_ingress: its address and tcp ports change only with a restart"
             )
-        if new is not None and config.state_dir != self.gen.config.state_dir:
-            raise StartupError("state_dir changes only with a restart")
+        if new is not None and (config.state_dir, config.store_url) != (
+            self.gen.config.state_dir,
+            self.gen.config.store_url,
+        ):
+            raise StartupError("state_dir and store_url change only with a restart")
 
     def _open_api(self, config: EdgeConfig) -> ApiService:
         """The admin API (`api:`): its socket bound now, its store opened."""
@@ -408,7 +411,7 @@ class Server:
             stop_session=agents.stop_session if agents is not None else lambda _id: False,
         )
         try:
-            return ApiService(api, config.state_dir, sock, context, dataplane)
+            return ApiService(api, config, sock, context, dataplane)
         except BaseException:
             sock.close()
             raise

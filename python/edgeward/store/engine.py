@@ -1,6 +1,10 @@
-"""A SQLAlchemy engine for a store URL, with the SQLite settings the store
-relies on. Other databases (PostgreSQL, for the control plane) come by URL
-and need none of this.
+"""A SQLAlchemy engine for a store URL, with the settings the store relies
+on.
+
+PostgreSQL (several edge nodes on one store): `postgresql://` means psycopg
+3, the maintained driver; connections are checked before use (a database
+restart must not fail the next request). Writers serialise on the
+`store_state` row each write transaction updates.
 
 SQLite: WAL (the edge reads while the CLI writes), a busy timeout (a writer
 waits for another instead of failing), `synchronous=FULL` (a revocation that
@@ -31,6 +35,10 @@ def create(url: str | URL) -> Engine:
     """An engine for `url`; for a SQLite file, the file is created first with
     mode 0600 (it holds token hashes) and the settings above are applied."""
     url = make_url(url)
+    if url.get_backend_name() == "postgresql":
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
     if url.get_backend_name() != "sqlite":
         return create_engine(url)
     if url.database and url.database != ":memory:":

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from sqlalchemy import URL, Connection, Engine, make_url, select, update
+from sqlalchemy import URL, Connection, Engine, make_url, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgeward.store import engine as engines
@@ -30,6 +30,8 @@ from edgeward.store import migrate, statedir
 from edgeward.store import secret as secrets
 from edgeward.store.errors import StoreError
 from edgeward.store.schema import store_state
+
+MIGRATION_LOCK = 0x6564676577617264  # "edgeward": PostgreSQL's advisory lock for migrations
 
 
 class Store:
@@ -72,6 +74,8 @@ class Store:
 
     def _prepare(self) -> None:
         with self._transaction(write=True) as conn:
+            if conn.dialect.name == "postgresql":  # nodes starting together migrate one by one
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             at = migrate.current(conn)
             if at != migrate.HEAD:
                 if at is not None and not migrate.known(at):
