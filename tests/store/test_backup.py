@@ -7,27 +7,16 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from tests.authtokens.test_cli import edgeward
 
 from edgeward.authtokens import manage, snapshot
 from edgeward.authtokens.acl import Acl
 from edgeward.store import Store, StoreError, statedir
 from edgeward.store.backup import backup, verify
-
-
-def edgeward(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeward.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_a_backup_taken_during_writes_restores_every_token_it_holds(tmp_path: Path) -> None:

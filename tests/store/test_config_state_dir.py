@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeward.config import load_config
+from edgeward.config import EdgeConfig, load_config
 from edgeward.errors import ConfigError
 
 REST = (
@@ -15,11 +15,15 @@ REST = (
 )
 
 
-def load(tmp_path: Path, line: str) -> Path | None:
+def loaded(tmp_path: Path, line: str) -> EdgeConfig:
     config = tmp_path / "conf" / "edge.yml"
     config.parent.mkdir(exist_ok=True)
     config.write_text(line + REST)
-    return load_config(config).state_dir
+    return load_config(config)
+
+
+def load(tmp_path: Path, line: str) -> Path | None:
+    return loaded(tmp_path, line).state_dir
 
 
 def test_absent_means_the_default(tmp_path: Path) -> None:
@@ -55,10 +59,7 @@ def test_errors(tmp_path: Path, line: str, message: str) -> None:
 
 
 def store_url(tmp_path: Path, line: str) -> str | None:
-    config = tmp_path / "conf" / "edge.yml"
-    config.parent.mkdir(exist_ok=True)
-    config.write_text(line + REST)
-    return load_config(config).store_url
+    return loaded(tmp_path, line).store_url
 
 
 def test_store_url_names_a_database(tmp_path: Path) -> None:
