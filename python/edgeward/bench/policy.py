@@ -53,7 +53,7 @@ from edgeward.hooks import (
 from edgeward.policy import compile_policy
 from edgeward.policy.actions.base import Action, ActionContext, Decision
 from edgeward.policy.cases import DEFAULT_CLIENT_IP, Case, CaseClock, read_cases, run_case
-from edgeward.policy.engine import CompiledPolicy, Exchange
+from edgeward.policy.engine import CompiledPolicy, PolicyExchange
 from edgeward.policy.events import ListSink
 from edgeward.policy.loader import Rule, Step
 from edgeward.policy.model import Phase
@@ -202,7 +202,7 @@ class _PhaseTimedPolicy:
 class _PhaseTimedExchange:
     __slots__ = ("exchange", "phases")
 
-    def __init__(self, exchange: Exchange, phases: Mapping[Phase, Timer]) -> None:
+    def __init__(self, exchange: PolicyExchange, phases: Mapping[Phase, Timer]) -> None:
         self.exchange = exchange
         self.phases = phases
 

@@ -118,8 +118,10 @@ class Metered(Protocol):
     bytes_out: int
 
 
-class Exchange:
-    """State of one exchange; `run()` does the work."""
+class ProxyExchange:
+    """One request/response in flight through the proxy (the client side,
+    the upstream leg, the policy's hooks, the access log); `run()` does the
+    work. The policy's side of it is `edgeward.policy.PolicyExchange`."""
 
     __slots__ = (
         "_body_buffer",
@@ -328,7 +330,7 @@ class Exchange:
             return subrequest.refused(refusal)
         timer = self.ctx.services.watchdog.add()
         down = subrequest.FetchDownstream(fetch, timer)
-        sub = Exchange(self.ctx, down, subrequest.request_head(fetch), bool(fetch.body))
+        sub = ProxyExchange(self.ctx, down, subrequest.request_head(fetch), bool(fetch.body))
         sub._visited = list(self._visited)
         try:
             with trio.move_on_after(fetch.timeout_s) as scope, down.scope:
