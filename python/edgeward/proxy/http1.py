@@ -13,13 +13,14 @@ from http import HTTPStatus
 
 import trio
 
+from edgeward.hookdriver import ERROR_HEADER
 from edgeward.hooks import Header, RequestHead
 from edgeward.http1 import connection_tokens, framing, strip_hop_by_hop
 from edgeward.http1 import events as ev
 from edgeward.http1.codec import Codec
 from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
-from edgeward.proxy.exchange import ERROR_HEADER, WEBSOCKET, ClientBodyError, Metered, ProxyExchange
+from edgeward.proxy.exchange import WEBSOCKET, ClientBodyError, Metered, ProxyExchange
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.watchdog import Timer
 
