@@ -18,10 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
+from edgeward.document import SourceDocument
 from edgeward.identity import AuthHostHooks, IdentitySettings, Runtime, Runtimes
 from edgeward.identity.runtime import probe
 from edgeward.ipintel import IpIntelligence
-from edgeward.policy.config import EngineOptions, IpPolicyRules, SourceDocument
+from edgeward.policy.config import EngineOptions, IpPolicyRules
 from edgeward.policy.engine import CompiledPolicy, PolicyExchange
 from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode, PolicyError, Severity
 from edgeward.policy.events import EventSink, PolicyEvent, fan_out, open_event_sink

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from edgeward.policy.config import SourceDocument
+from edgeward.document import SourceDocument
 from edgeward.errors import ConfigError, Location
 from edgeward.hookdriver import HookFlow, drive_sync, filter_whole
 from edgeward.hooks import (
