@@ -40,6 +40,7 @@ from edgeward.hooks import (
     Effect,
     EffectResult,
     EndpointInfo,
+    ExchangeSummary,
     Forward,
     ForwardInternal,
     Hooked,
@@ -235,6 +236,9 @@ class _PhaseTimedExchange:
         self, gen: Generator[Effect, EffectResult, ResponseOutcome], timer: Timer
     ) -> Generator[Effect, EffectResult, ResponseOutcome]:
         return _response_filter((yield from gen), timer)
+
+    def on_complete(self, summary: ExchangeSummary) -> None:
+        self.exchange.on_complete(summary)  # (the circuit breaker counts it; not a phase)
 
 
 def _request_filter(outcome: RequestOutcome, timer: Timer) -> RequestOutcome:
