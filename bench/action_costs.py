@@ -23,6 +23,7 @@ from edgeward import native
 from edgeward.bench.table import Table
 from edgeward.bench.timing import median_ns_per_call, median_s
 from edgeward.document import parse_document
+from edgeward.hookdriver import drive_sync as drive
 from edgeward.hooks import (
     ConnectionInfo,
     Effect,
@@ -34,7 +35,6 @@ from edgeward.hooks import (
 )
 from edgeward.policy import CompiledPolicy, compile_policy
 from edgeward.policy.actions.compress_response import compressor
-from edgeward.policy.cases import drive
 
 JKU = "https://idp.bench/jwks"
 ISSUER = "https://idp.bench/"

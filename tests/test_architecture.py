@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "edgeward"
 # Packages whose code is sans-IO: fed bytes/events, never an event loop.
 SANS_IO = (
     "hooks",
+    "hookdriver",
     "errors",
     "errorbody",
     "urlpath",
@@ -61,6 +62,15 @@ FORBIDDEN = {
         "edgeward.http1",
         "edgeward.http2",
         "edgeward.admin",
+    ),
+    # The flow of an exchange's hooks, run by the proxy and by `policy test`:
+    # the seam's level, below both.
+    "hookdriver": (
+        "edgeward.proxy",
+        "edgeward.policy",
+        "edgeward.config",
+        "edgeward.http1",
+        "edgeward.http2",
     ),
     # The YAML/JSON loader of both the edge config and policies: below both.
     "document": ("edgeward.config", "edgeward.policy", "edgeward.proxy", "edgeward.hooks"),

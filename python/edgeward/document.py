@@ -15,6 +15,10 @@ timestamps. A policy inline in the edge config is typed like a policy file.
 An unknown tag is an error, because `!expr` is the classic mistake of an
 unquoted CEL negation. Duplicate keys and merge keys (`<<`) are errors.
 
+`Fields` is the one reader of a mapping of such a document, with the
+type names (`describe`) and the located errors (`ConfigError`) of both: the
+edge config's sections and a policy action's `config` read through it.
+
 Sans-IO apart from `load_document` reading the file.
 """
 
@@ -26,7 +30,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import yaml
 
@@ -145,6 +149,113 @@ class Document:
         for part in path:
             data = data[part]
         return Document(data=data, file=self.file, marks=marks)
+
+
+class SourceDocument(Protocol):
+    """A parsed document that can say where each value came from (a
+    `Document`, or one that stands in for it)."""
+
+    @property
+    def data(self) -> Any: ...
+
+    def locate(self, path: PathKey) -> Location: ...
+
+
+_KINDS: dict[type, str] = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+}
+
+
+def describe(value: object) -> str:
+    """What a value of a document is, for an error message: "a string",
+    "a list", "empty"..."""
+    if value is None:
+        return "empty"
+    kind = _KINDS.get(type(value))
+    if kind is not None:
+        return kind
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def kind_name(kind: type) -> str:
+    """What a value of type `kind` is called in an error message."""
+    return _KINDS.get(kind, kind.__name__)
+
+
+class Fields:
+    """Typed, located reading of one mapping of a document: the reader the
+    edge config's sections (`edgeward.config.load`) and a policy action's
+    `config` (`edgeward.policy.config.ConfigReader`) are built on.
+
+    Every read names its key (`read`), so an error points at the key's
+    line; the keys no read asked for are unknown (with the closest valid
+    one as a hint); a required key that is absent is first looked for as a
+    misspelling among the unknown ones. Subclasses add the typed reads of
+    their documents and say what a key is called there (`word`)."""
+
+    word: ClassVar[str] = "key"  # "field" in a policy action's config
+    list_known: ClassVar[bool] = False  # an unknown key's error lists the valid ones
+    Error: ClassVar[type[ConfigError]] = ConfigError
+
+    def __init__(self, data: Any, path: PathKey, document: SourceDocument) -> None:
+        if not isinstance(data, Mapping):
+            raise self.Error(f"must be a mapping, not {describe(data)}", document.locate(path))
+        self.data: Mapping[str, Any] = data
+        self.path = path
+        self.document = document
+        self.read: set[str] = set()  # asked for, present or not
+        self.known: set[str] = set()  # asked about (`has`): valid here, maybe absent
+
+    def where(self, key: str | int | None = None) -> Location:
+        return self.document.locate(self.path if key is None else (*self.path, key))
+
+    def error(self, key: str | int | None, message: str) -> ConfigError:
+        """The error at `key`, or at the mapping itself for None."""
+        return self.Error(message, self.where(key))
+
+    def unread(self) -> list[str]:
+        """The keys present that no read asked for, in document order."""
+        valid = self.read | self.known
+        return [k for k in self.data if k not in valid]
+
+    def misspelt(self, key: str) -> ConfigError | None:
+        """The error for an unread key present that is `key` mistyped, or
+        None: where `key` is required and absent, that key is the mistake."""
+        typo = misspelling_of(key, self.unread())
+        if typo is None:
+            return None
+        return self.error(typo, f"unknown {self.word} {typo!r}; did you mean {key!r}?")
+
+    def first_misspelt(self) -> ConfigError | None:
+        """`misspelt` for any key read that is absent: the error for the
+        first unread key present that is one of them mistyped, or None."""
+        absent = [k for k in self.read if k not in self.data]
+        for name in self.unread():
+            meant = misspelling_of(name, absent)
+            if meant is not None:
+                return self.error(name, f"unknown {self.word} {name!r}; did you mean {meant!r}?")
+        return None
+
+    def check_unknown(self) -> None:
+        """Raise for the first key present that no read asked for."""
+        unread = self.unread()
+        if not unread:
+            return
+        name = unread[0]
+        valid = self.read | self.known
+        message = f"unknown {self.word} {name!r}{did_you_mean(name, valid)}"
+        if self.list_known:
+            message += f" ({self.word}s: {', '.join(sorted(valid)) or 'none'})"
+        raise self.error(name, message)
 
 
 def load_document(path: Path, *, what: str = "file") -> Document:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from edgeward.document import parse_document
+from edgeward.hookdriver import drive_sync as drive
 from edgeward.hooks import (
     CloseConnection,
     ConnectionInfo,
@@ -28,7 +29,6 @@ from edgeward.hooks import (
     ResponseHead,
 )
 from edgeward.policy import CompiledPolicy, PolicyError, compile_policy
-from edgeward.policy.cases import drive
 from edgeward.policy.events import ListSink, PolicyEvent
 
 NOW = 1_700_000_000.0

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edgeward.hookdriver import drive_sync as run_hooked
 from edgeward.hooks import (
     ExchangeSummary,
     Forward,
@@ -21,7 +22,6 @@ from edgeward.hooks import (
     RequestHead,
     ResponseHead,
 )
-from edgeward.policy.cases import drive as run_hooked
 from edgeward.policy.circuit import Breaker, Breakers, Outcome, Settings, State, outcome
 
 from .e2e import BACKENDS, Handler, Reply, events, running_edge, serve

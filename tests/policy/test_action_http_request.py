@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from edgeward.hookdriver import drive_sync as drive
 from edgeward.hooks import (
     Effect,
     EffectResult,
@@ -26,7 +27,6 @@ from edgeward.hooks import (
     RequestHead,
 )
 from edgeward.policy import PolicyError, compile_policy
-from edgeward.policy.cases import drive
 from edgeward.policy.events import ListSink
 from edgeward.policy.targets import ExternalTargets
 

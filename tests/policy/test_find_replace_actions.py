@@ -325,7 +325,7 @@ def test_sse_then_compression() -> None:
 
 
 def test_listener_and_endpoint_request_filters_chain_outer_first() -> None:
-    from edgeward.proxy.hookdriver import ChainedExchange
+    from edgeward.hookdriver import ChainedHooks
 
     def policy(source: str, to: str) -> Harness:
         return load(
@@ -335,7 +335,7 @@ def test_listener_and_endpoint_request_filters_chain_outer_first() -> None:
 
     outer, inner = policy("a", "b"), policy("b", "c")  # a -> b (listener), then b -> c
     head = RequestHead(b"POST", b"/", b"app.example.com", b"https", [], b"1.1")
-    chained = ChainedExchange(
+    chained = ChainedHooks(
         outer.policy.begin(conn(), ENDPOINT, head, "r"),
         inner.policy.begin(conn(), ENDPOINT, head, "r"),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tests.policy.helpers import ENDPOINT, conn, load, load_error
 
+from edgeward.hookdriver import drive_sync as drive
 from edgeward.hooks import (
     Effect,
     EffectResult,
@@ -17,7 +18,6 @@ from edgeward.hooks import (
     LocalResponse,
     RequestHead,
 )
-from edgeward.policy.cases import drive
 
 FORWARD = """
 on_http_request:

@@ -17,6 +17,7 @@ from tests.variables import geodata
 from tests.variables.pki import Pki
 
 from edgeward.document import parse_document
+from edgeward.hookdriver import drive_sync as drive
 from edgeward.hooks import (
     ConnectionInfo,
     Effect,
@@ -30,7 +31,6 @@ from edgeward.hooks import (
 )
 from edgeward.ipintel import IpIntelligence, Sources
 from edgeward.policy import compile_policy
-from edgeward.policy.cases import drive
 from edgeward.policy.events import ListSink
 from edgeward.policy.expressions import compile_expression
 from edgeward.policy.model import Phase

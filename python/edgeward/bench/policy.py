@@ -40,6 +40,7 @@ from edgeward.hooks import (
     Effect,
     EffectResult,
     EndpointInfo,
+    ExchangeSummary,
     Forward,
     ForwardInternal,
     Hooked,
@@ -53,7 +54,7 @@ from edgeward.hooks import (
 from edgeward.policy import compile_policy
 from edgeward.policy.actions.base import Action, ActionContext, Decision
 from edgeward.policy.cases import DEFAULT_CLIENT_IP, Case, CaseClock, read_cases, run_case
-from edgeward.policy.engine import CompiledPolicy, Exchange
+from edgeward.policy.engine import CompiledPolicy, PolicyExchange
 from edgeward.policy.events import ListSink
 from edgeward.policy.loader import Rule, Step
 from edgeward.policy.model import Phase
@@ -202,7 +203,7 @@ class _PhaseTimedPolicy:
 class _PhaseTimedExchange:
     __slots__ = ("exchange", "phases")
 
-    def __init__(self, exchange: Exchange, phases: Mapping[Phase, Timer]) -> None:
+    def __init__(self, exchange: PolicyExchange, phases: Mapping[Phase, Timer]) -> None:
         self.exchange = exchange
         self.phases = phases
 
@@ -235,6 +236,9 @@ class _PhaseTimedExchange:
         self, gen: Generator[Effect, EffectResult, ResponseOutcome], timer: Timer
     ) -> Generator[Effect, EffectResult, ResponseOutcome]:
         return _response_filter((yield from gen), timer)
+
+    def on_complete(self, summary: ExchangeSummary) -> None:
+        self.exchange.on_complete(summary)  # (the circuit breaker counts it; not a phase)
 
 
 def _request_filter(outcome: RequestOutcome, timer: Timer) -> RequestOutcome:

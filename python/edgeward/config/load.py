@@ -39,7 +39,7 @@ from edgeward.config.model import (
     Upstream,
     is_internal,
 )
-from edgeward.document import Document, PathKey, did_you_mean, load_document, misspelling_of
+from edgeward.document import Document, Fields, PathKey, describe, kind_name, load_document
 from edgeward.errors import ConfigError, EdgewardError
 from edgeward.ipintel import EMPTY as NO_IP_INTELLIGENCE
 from edgeward.ipintel import IpIntelligence, Sources
@@ -53,14 +53,6 @@ _HOSTNAME = re.compile(
     r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "a boolean",
-    list: "a list",
-    dict: "a mapping",
-}
 # An IP category name: dotted words of the public list (docs/policy.md).
 _CATEGORY = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 
@@ -73,18 +65,13 @@ def load_config(path: str | Path, policy_factory: PolicyFactory | None = None) -
     return _Loader(doc, file.parent, policy_factory).config()
 
 
-class _Section:
+class _Section(Fields):
     """One mapping of the document: typed `take()`s, then `done()` rejects
     every key nobody took."""
 
     def __init__(self, loader: _Loader, path: PathKey, data: Any) -> None:
+        super().__init__(data, path, loader.doc)
         self.loader = loader
-        self.path = path
-        if not isinstance(data, dict):
-            raise loader.error(path, f"must be a mapping, not {_kind(data)}")
-        self.data: dict[str, Any] = data
-        self.taken: set[str] = set()
-        self.known: set[str] = set()  # asked about with has(): valid here, maybe absent
 
     def has(self, key: str) -> bool:
         self.known.add(key)
@@ -93,17 +80,12 @@ class _Section:
     def missing(self, key: str, message: str | None = None) -> ConfigError:
         """The error for a required `key` that is absent: a mistyped key
         present in its place is reported first, at its own line."""
-        typo = misspelling_of(key, (k for k in self.data if k not in self.taken | self.known))
-        if typo is not None:
-            return self.loader.error(
-                (*self.path, typo), f"unknown key {typo!r}; did you mean {key!r}?"
-            )
-        return self.loader.error(self.path, message or f"missing required key {key!r}")
+        return self.misspelt(key) or self.error(None, message or f"missing required key {key!r}")
 
     def take(self, key: str, kind: type[T], default: T = _REQUIRED, what: str | None = None) -> T:
         """The value of `key`, which must be a `kind` (`what` names it in
         the error: "a number of seconds")."""
-        self.taken.add(key)
+        self.read.add(key)
         if key not in self.data or (self.data[key] is None and default is not _REQUIRED):
             if default is _REQUIRED:
                 raise self.missing(key)
@@ -113,30 +95,21 @@ class _Section:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
         if not ok and kind is bool and isinstance(value, str):
-            raise self.loader.error(
-                (*self.path, key), f"must be true or false, not {value!r} (YAML 1.2: that is text)"
-            )
+            raise self.error(key, f"must be true or false, not {value!r} (YAML 1.2: that is text)")
         if not ok:
-            got = f"{value!r}" if isinstance(value, str) and what else _kind(value)
-            raise self.loader.error(
-                (*self.path, key),
-                f"must be {what or _TYPE_NAMES.get(kind, kind.__name__)}, not {got}",
-            )
+            got = f"{value!r}" if isinstance(value, str) and what else describe(value)
+            raise self.error(key, f"must be {what or kind_name(kind)}, not {got}")
         return value  # type: ignore[no-any-return]
 
     def section(self, key: str) -> _Section:
-        self.taken.add(key)
+        self.read.add(key)
         return _Section(self.loader, (*self.path, key), self.data.get(key) or {})
 
     def at(self, key: str) -> PathKey:
         return (*self.path, key)
 
     def done(self) -> None:
-        valid = self.taken | self.known
-        for key in self.data:
-            if key not in valid:
-                hint = did_you_mean(key, valid)
-                raise self.loader.error((*self.path, key), f"unknown key {key!r}{hint}")
+        self.check_unknown()
 
 
 class _Loader:
@@ -162,7 +135,7 @@ class _Loader:
         self.events = self._events(top)
         self.http_request = self._http_request(top.section("http_request"))
         self.owasp_crs_rules_dir = self._owasp_crs(top.section("owasp_crs"))
-        top.taken.add("secrets")
+        top.read.add("secrets")
         self.secrets = read_secrets(self.doc, ("secrets",), top.data.get("secrets"), self.base)
         forwarded = self._forwarded(top.section("forwarded_headers"))
         self.ip_intelligence = self._ip_intelligence(top.section("ip_intelligence"))
@@ -248,7 +221,7 @@ class _Loader:
         file. YAML 1.1's other booleans (`yes`, `on`...) are text in YAML
         1.2: an error here, never a file named `yes`."""
         value = top.data.get("access_log", False)
-        top.taken.add("access_log")
+        top.read.add("access_log")
         if value is None or value is False or value == "off":
             return AccessLog()
         if value is True or value in ("stdout", "-"):
@@ -263,13 +236,13 @@ class _Loader:
             return AccessLog(enabled=True, path=self._output_file(top.at("access_log"), value))
         raise self.error(
             top.at("access_log"),
-            f"must be true (standard output), false (none) or a file path, not {_kind(value)}",
+            f"must be true (standard output), false (none) or a file path, not {describe(value)}",
         )
 
     def _admin(self, top: _Section, listeners: list[Listener]) -> AdminListener | None:
         """`admin: {address: host:port}`: never one of the public listeners."""
         if not top.has("admin"):
-            top.taken.add("admin")
+            top.read.add("admin")
             return None
         sec = top.section("admin")
         host, port = self._address(sec, "address")
@@ -292,7 +265,7 @@ class _Loader:
         """`api: {address, tls, audit_log}`: the admin API (docs/control-plane.md),
         on an address no other listener has."""
         if not top.has("api"):
-            top.taken.add("api")
+            top.read.add("api")
             return None
         sec = top.section("api")
         host, port = self._address(sec, "address")
@@ -306,7 +279,7 @@ class _Loader:
             if port != 0 and other_port == port and _overlaps(other_host, host):
                 raise self.error(sec.at("address"), f"the admin API shares the address of {what}")
         audit: list[str] = []
-        sec.taken.add("audit_log")
+        sec.read.add("audit_log")
         value = sec.data.get("audit_log")
         items = value if isinstance(value, list) else [] if value in (None, False) else [value]
         for i, item in enumerate(items):
@@ -326,7 +299,7 @@ class _Loader:
         """`agent_ingress:`: where agents connect, what they may bind
         (docs/agents.md)."""
         if not top.has("agent_ingress"):
-            top.taken.add("agent_ingress")
+            top.read.add("agent_ingress")
             return None
         sec = top.section("agent_ingress")
         host, port = self._address(sec, "address")
@@ -416,7 +389,7 @@ class _Loader:
         """`events`: stdout, stderr, a file (relative to the config's
         directory), a list of them, or off. None when absent: the policy
         layer then falls back to ``EDGEWARD_POLICY_EVENTS``."""
-        top.taken.add("events")
+        top.read.add("events")
         value = top.data.get("events")
         if value is None:
             return None
@@ -431,7 +404,7 @@ class _Loader:
             if is_list and item == "off":
                 raise self.error(path, "off stands alone, not in a list")
             if not isinstance(item, str) or item in ("", "on"):
-                got = repr(item) if isinstance(item, str) else _kind(item)
+                got = repr(item) if isinstance(item, str) else describe(item)
                 raise self.error(
                     path, f"must be stdout, stderr, a file path, a list of them, or off; not {got}"
                 )
@@ -655,7 +628,7 @@ class _Loader:
                     f"{hostname!r} is an internal endpoint: it is on no listener, only"
                     " forward-internal reaches it",
                 )
-            sec.taken.add("listeners")
+            sec.read.add("listeners")
         listeners = tuple(sec.take("listeners", list, sorted(listener_names)))
         if is_internal(hostname):
             listeners = ()
@@ -888,19 +861,6 @@ def _unit(field: str, default: object) -> str:
     if isinstance(default, float):  # every float of both sections is seconds
         return "s"
     return ""
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "empty"
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
 
 
 def _certificate_names(path: Path) -> tuple[str, ...]:

@@ -18,11 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
+from edgeward.document import SourceDocument
 from edgeward.identity import AuthHostHooks, IdentitySettings, Runtime, Runtimes
 from edgeward.identity.runtime import probe
 from edgeward.ipintel import IpIntelligence
-from edgeward.policy.config import EngineOptions, IpPolicyRules, SourceDocument
-from edgeward.policy.engine import CompiledPolicy, Exchange
+from edgeward.policy.config import EngineOptions, IpPolicyRules
+from edgeward.policy.engine import CompiledPolicy, PolicyExchange
 from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode, PolicyError, Severity
 from edgeward.policy.events import EventSink, PolicyEvent, fan_out, open_event_sink
 from edgeward.policy.loader import LoadedPolicy, load
@@ -36,11 +37,11 @@ __all__ = [
     "EngineOptions",
     "ErrorCode",
     "EventSink",
-    "Exchange",
     "Phase",
     "PolicyCompiler",
     "PolicyError",
     "PolicyEvent",
+    "PolicyExchange",
     "Severity",
     "compile_hooks",
     "compile_policy",

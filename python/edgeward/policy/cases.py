@@ -3,9 +3,10 @@
 A cases file lists requests (method, url, headers, body, client ip, time;
 the client ip defaults to `DEFAULT_CLIENT_IP`, 192.0.2.1),
 optionally the upstream's answer for `on_http_response`, and an `expect`
-block. Each case goes through the same engine the edge runs, with the body
-and fetch effects answered from the case, and reports which rules matched,
-what each action did and the final answer.
+block. Each case goes through the same engine and the same flow of its hooks
+(`edgeward.hookdriver.HookFlow`) that the edge runs, with the body and
+fetch effects answered from the case, and reports which rules matched, what
+each action did and the final answer.
 """
 
 from __future__ import annotations
@@ -13,19 +14,22 @@ from __future__ import annotations
 import functools
 import ipaddress
 import itertools
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar, overload
+from typing import Any
 from urllib.parse import urlsplit
 
+from edgeward.document import SourceDocument
 from edgeward.errors import ConfigError, Location
+from edgeward.hookdriver import HookFlow, drive_sync, filter_whole
 from edgeward.hooks import (
     CloseConnection,
     ConnectionInfo,
     Effect,
     EffectResult,
     EndpointInfo,
+    ExchangeSummary,
     Fetch,
     FetchResult,
     FindInternal,
@@ -39,12 +43,9 @@ from edgeward.hooks import (
     RequestHead,
     ResponseHead,
 )
-from edgeward.policy.config import SourceDocument
 from edgeward.policy.context import TraceEntry
 from edgeward.policy.engine import CompiledPolicy
 from edgeward.policy.events import PolicyEvent
-
-T = TypeVar("T")
 
 # The client address of a case that names none: TEST-NET-1 (RFC 5737), an
 # address no real client has, so no allow list matches it by accident.
@@ -282,6 +283,7 @@ class CaseClock:
 
 
 _ids = itertools.count(1)
+UPSTREAM = "http://upstream.test"  # the endpoint's upstream, as a case sees it
 
 
 def run_case(
@@ -317,7 +319,7 @@ def run_case(
         port=port,
         scheme=parts.scheme,
         id="ep_test",
-        upstream="http://upstream.test",
+        upstream=UPSTREAM,
     )
     if policy.connect(conn, endpoint, out.trace if trace else None) is not None:
         out.closed = True
@@ -334,67 +336,68 @@ def run_case(
         exchange = policy.begin(conn, endpoint, head, f"req-{conn.id}")
         if trace:
             exchange.trace = out.trace
-        perform = functools.partial(_perform, case=case)
-        outcome = drive(exchange.on_http_request(head), perform)
-        response: ResponseHead | None = None
-        body = b""
-        if isinstance(outcome, ForwardInternal):
-            out.forwarded_internal = outcome.url
-        if isinstance(outcome, Forward | ForwardInternal):
-            out.forwarded = outcome.head
-            out.forwarded_body = outcome.body
-            if outcome.body_filter is not None:  # request-body-find-replace
-                sent = case.body if outcome.body is None else outcome.body
-                out.forwarded_body = outcome.body_filter.feed(sent) + outcome.body_filter.finish()
-            response = ResponseHead(case.response_status, list(case.response_headers))
-            body = case.response_body
-        elif isinstance(outcome, LocalResponse):
-            response = ResponseHead(outcome.status, list(outcome.headers))
-            body = outcome.body
-            out.error_code = outcome.error_code
-        else:
-            out.closed = True
-        if response is not None:
-            perform = functools.partial(_perform, case=case, response_body=body)
-            final = drive(exchange.on_http_response(response), perform)
-            if isinstance(final, LocalResponse):
-                out.status, out.headers, out.body = final.status, final.headers, final.body
-                out.error_code = final.error_code
-            elif isinstance(final, CloseConnection):
-                out.closed = True
-            else:
-                if final.body_filter is not None:  # compress-response, find-replace, SSE
-                    body = final.body_filter.feed(body) + final.body_filter.finish()
-                out.status, out.headers, out.body = final.head.status, final.head.headers, body
+        _exchange(HookFlow(exchange), head, case, out)
     out.events = events[first_event:]
     out.failures = check(case, out)
     return out
 
 
-Perform = Callable[[Effect], EffectResult]
-
-
-@overload
-def drive(hooked: Generator[Effect, EffectResult, T], perform: Perform) -> T: ...
-@overload
-def drive(hooked: T, perform: Perform) -> T: ...
-
-
-def drive(hooked: Any, perform: Perform) -> Any:
-    """A policy hook's outcome: what it returned, or what its generator
-    returns once each effect it yields is answered with `perform` (the proxy
-    does the same with real I/O)."""
-    if not isinstance(hooked, Generator):
-        return hooked
-    try:
-        effect = hooked.send(None)
-        while True:
-            effect = hooked.send(perform(effect))
-    except StopIteration as stop:
-        return stop.value
+def _exchange(flow: HookFlow, head: RequestHead, case: Case, out: Outcome) -> None:
+    """The exchange as `ProxyExchange` runs it (the same `HookFlow`), with
+    the case in place of the client and the upstream."""
+    perform = functools.partial(_perform, case=case)
+    outcome = drive_sync(flow.request(head), perform)
+    while isinstance(outcome, ForwardInternal):  # offline, every internal endpoint is
+        out.forwarded_internal = outcome.url  # online and has no policy
+        outcome = drive_sync(flow.enter(outcome, None), perform)
+    response: ResponseHead | None = None
+    body = b""
+    if isinstance(outcome, Forward):
+        out.forwarded = outcome.head
+        out.forwarded_body, stream_filter = flow.request_body(outcome, None)
+        if stream_filter is not None:  # request-body-find-replace on the streamed body
+            out.forwarded_body = filter_whole(stream_filter, case.body)
+        response = ResponseHead(case.response_status, list(case.response_headers))
+        body = case.response_body
+    elif isinstance(outcome, LocalResponse):
+        response = flow.answer_head(outcome)
+        body = outcome.body
+        out.error_code = outcome.error_code
+    else:
+        out.closed = True
+    if response is not None:
+        perform = functools.partial(_perform, case=case, response_body=body)
+        final = drive_sync(flow.response(response), perform)
+        if isinstance(final, LocalResponse):
+            out.status, out.headers, out.body = (
+                final.status,
+                flow.answer_head(final).headers,
+                final.body,
+            )
+            out.error_code = final.error_code or out.error_code
+        elif isinstance(final, CloseConnection):
+            out.closed = True
+        else:
+            if final.body_filter is not None:  # compress-response, find-replace, SSE
+                body = filter_whole(final.body_filter, body)
+            passed = flow.passed_head(final)
+            out.status, out.headers, out.body = passed.status, passed.headers, body
+    flow.complete(
+        ExchangeSummary(
+            out.status or 0,
+            len(case.body),
+            len(out.body),
+            0.0,
+            UPSTREAM if out.forwarded is not None else None,
+            out.error_code,
+        )
+    )
 
 
 def _perform(effect: Effect, case: Case, response_body: bytes = b"") -> EffectResult:
+    """The effects answered from the case: the request body, the upstream's
+    response body, the `fetch` fixtures; offline, every internal endpoint
+    is online and an `Offload` runs in this thread."""
     if isinstance(effect, ReadBody):
         return case.body if len(case.body) <= effect.limit else None
     if isinstance(effect, Offload):  # offline: in this thread

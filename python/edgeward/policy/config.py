@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 from edgeward import native
-from edgeward.document import did_you_mean, misspelling_of
-from edgeward.errors import Location
+from edgeward.document import Fields, PathKey, SourceDocument, describe
+from edgeward.errors import ConfigError, Location
 from edgeward.identity.flow import Runtime
 from edgeward.ipintel import IpIntelligence
 from edgeward.policy.errors import Diagnostic, Severity
@@ -31,18 +31,6 @@ from edgeward.policy.expressions import (
 )
 from edgeward.policy.model import Phase
 from edgeward.policy.targets import ExternalTargets
-
-PathKey = tuple[str | int, ...]
-
-
-class SourceDocument(Protocol):
-    """A parsed document that can say where each value came from
-    (`edgeward.document.Document`)."""
-
-    @property
-    def data(self) -> Any: ...
-
-    def locate(self, path: PathKey) -> Location: ...
 
 
 class IpPolicyRules(Protocol):
@@ -136,14 +124,14 @@ class CompileScope:
     references: set[str] = field(default_factory=set)
 
 
-class InvalidConfig(Exception):
+class InvalidConfig(ConfigError):
     """Raised by `ConfigReader.fail`; the loader turns it into a diagnostic
     and goes on with the next action."""
 
+    location: Location
+
     def __init__(self, message: str, location: Location) -> None:
-        super().__init__(message)
-        self.message = message
-        self.location = location
+        super().__init__(message, location)
 
 
 _MISSING: Any = object()
@@ -151,20 +139,6 @@ _YAML11_BOOLS = {"yes": True, "on": True, "y": True, "no": False, "off": False, 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def describe(value: object) -> str:
-    if value is None:
-        return "empty"
-    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    kind = kinds.get(type(value))
-    if kind:
-        return kind
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
 
 
 def _num(value: float) -> str:
@@ -193,8 +167,15 @@ def parse_duration(text: str) -> float | None:
     return total
 
 
-class ConfigReader:
-    """Typed, located access to one mapping of a policy document."""
+class ConfigReader(Fields):
+    """Typed, located access to one mapping of a policy document (an
+    action's `config` and the mappings in it), on `edgeward.document.Fields`:
+    its errors are `InvalidConfig`, its keys are fields, and an unknown
+    field's error lists the valid ones."""
+
+    word = "field"
+    list_known = True
+    Error = InvalidConfig
 
     def __init__(
         self,
@@ -207,27 +188,17 @@ class ConfigReader:
         rule: str | None = None,
         action: str | None = None,
     ) -> None:
-        self._data = data
-        self._path = path
-        self._doc = document
+        super().__init__(data, path, document)
         self.scope = scope
         self._report = report
         self._rule = rule
         self._action = action
-        self._read: set[str] = set()
         self._children: list[ConfigReader] = []
 
     # --- errors and warnings -----------------------------------------------
 
-    def where(self, key: str | int | None = None) -> Location:
-        return self._doc.locate(self._path if key is None else (*self._path, key))
-
-    @property
-    def path(self) -> PathKey:
-        return self._path
-
     def locate(self, path: PathKey) -> Location:
-        return self._doc.locate(path)
+        return self.document.locate(path)
 
     def fail(self, key: str | int | None, message: str) -> NoReturn:
         """Raise `InvalidConfig` at `key`, or at the mapping itself for None.
@@ -235,23 +206,10 @@ class ConfigReader:
         one of") is first a mistyped field, when one is present: then that
         is reported, at its own line."""
         if key is None:
-            typo = self._typo()
+            typo = self.first_misspelt()
             if typo is not None:
-                name, meant = typo
-                raise InvalidConfig(
-                    f"unknown field {name!r}; did you mean {meant!r}?", self.where(name)
-                )
-        raise InvalidConfig(message, self.where(key))
-
-    def _typo(self) -> tuple[str, str] | None:
-        """(a field nobody read, the absent field it misspells), or None."""
-        absent = [k for k in self._read if k not in self._data]
-        for name in self._data:
-            if name not in self._read:
-                meant = misspelling_of(name, absent)
-                if meant is not None:
-                    return name, meant
-        return None
+                raise typo
+        raise self.error(key, message)
 
     def warn(self, key: str | int | None, message: str) -> None:
         self._report(
@@ -260,27 +218,23 @@ class ConfigReader:
 
     def finish(self) -> None:
         """Report keys that no read asked for (called by the loader)."""
-        unknown = [k for k in self._data if k not in self._read]
-        if unknown:
-            known = ", ".join(sorted(self._read)) or "none"
-            hint = did_you_mean(unknown[0], self._read)
-            self.fail(unknown[0], f"unknown field {unknown[0]!r}{hint} (fields: {known})")
+        self.check_unknown()
 
     def missing(self, key: str) -> NoReturn:
         """Fail for a required field that is absent (or mistyped: `fail`)."""
-        self._read.add(key)
+        self.read.add(key)
         self.fail(None, f"missing required field {key!r}")
 
     # --- raw access --------------------------------------------------------
 
     def has(self, key: str) -> bool:
-        return key in self._data
+        return key in self.data
 
     def _take(self, key: str, aliases: Sequence[str]) -> tuple[str, Any]:
         """The key actually used and its value (`_MISSING` if absent)."""
-        self._read.add(key)
-        self._read.update(aliases)
-        found = [k for k in (key, *aliases) if k in self._data]
+        self.read.add(key)
+        self.read.update(aliases)
+        found = [k for k in (key, *aliases) if k in self.data]
         if len(found) > 1:
             self.fail(found[1], f"{found[1]!r} and {found[0]!r} are the same field; give one")
         if not found:
@@ -288,7 +242,7 @@ class ConfigReader:
         used = found[0]
         if used != key:
             self.warn(used, f"{used!r} is another spelling of {key!r}; prefer {key!r}")
-        return used, self._data[used]
+        return used, self.data[used]
 
     def value(self, key: str, *, default: Any = None, aliases: Sequence[str] = ()) -> Any:
         _, value = self._take(key, aliases)
@@ -451,7 +405,7 @@ class ConfigReader:
             self.fail(used, f"{key} needs at least {min_items} item(s)")
         if max_items is not None and len(raw) > max_items:
             self.fail(used, f"{key} has {len(raw)} items; at most {max_items} are allowed")
-        return [((*self._path, used, i), item) for i, item in enumerate(raw)]
+        return [((*self.path, used, i), item) for i, item in enumerate(raw)]
 
     def string_list(
         self,
@@ -472,7 +426,7 @@ class ConfigReader:
     def _sub_text(self, path: PathKey, item: Any) -> str:
         if isinstance(item, str | int | float) and not isinstance(item, bool):
             return str(item)
-        raise InvalidConfig(f"must be a string, not {describe(item)}", self._doc.locate(path))
+        raise InvalidConfig(f"must be a string, not {describe(item)}", self.document.locate(path))
 
     def mapping(
         self, key: str, *, required: bool = False, aliases: Sequence[str] = ()
@@ -482,13 +436,12 @@ class ConfigReader:
         used, raw = self._get(key, aliases, required)
         if raw is _MISSING:
             return None
-        return self.reader_at((*self._path, used), raw)
+        return self.reader_at((*self.path, used), raw)
 
     def reader_at(self, path: PathKey, raw: Any) -> ConfigReader:
-        if not isinstance(raw, Mapping):
-            raise InvalidConfig(f"must be a mapping, not {describe(raw)}", self._doc.locate(path))
+        """A reader of the mapping `raw` at `path` (raises when it is none)."""
         sub = ConfigReader(
-            raw, path, self._doc, self.scope, self._report, rule=self._rule, action=self._action
+            raw, path, self.document, self.scope, self._report, rule=self._rule, action=self._action
         )
         self._children.append(sub)
         return sub
@@ -513,7 +466,7 @@ class ConfigReader:
         used, raw = self._get(key, aliases, required)
         if raw is _MISSING:
             return None if default is None else self.compile_template(None, default)
-        return self.compile_template((*self._path, used), self._as_text(used, raw))
+        return self.compile_template((*self.path, used), self._as_text(used, raw))
 
     def url_template(
         self, key: str, *, required: bool = False, aliases: Sequence[str] = ()
@@ -523,14 +476,14 @@ class ConfigReader:
         used, raw = self._get(key, aliases, required)
         if raw is _MISSING:
             return None
-        path = (*self._path, used)
+        path = (*self.path, used)
         try:
             template = compile_url_template(
                 self._as_text(used, raw), self.scope.phase, self.scope.options.cel
             )
         except native.PolicyExprError as exc:
             message = _expr_message(exc, "interpolation")
-            raise InvalidConfig(message, self._doc.locate(path)) from None
+            raise InvalidConfig(message, self.document.locate(path)) from None
         self.scope.references.update(template.references)
         return template
 
@@ -565,9 +518,11 @@ class ConfigReader:
             self.fail(used, f"{key} has {len(raw)} entries; at most {max_items} are allowed")
         out: dict[str, native.Template] = {}
         for name, value in raw.items():
-            path = (*self._path, used, name)
+            path = (*self.path, used, name)
             if header_names and not _HEADER_NAME.fullmatch(name):
-                raise InvalidConfig(f"{name!r} is not a valid header name", self._doc.locate(path))
+                raise InvalidConfig(
+                    f"{name!r} is not a valid header name", self.document.locate(path)
+                )
             key = name.lower() if header_names else name
             out[key] = self.compile_template(path, self._sub_text(path, value))
         return out
@@ -576,7 +531,7 @@ class ConfigReader:
         try:
             template = compile_template(text, self.scope.phase, self.scope.options.cel)
         except native.PolicyExprError as exc:
-            where = self._doc.locate(path) if path is not None else self.where()
+            where = self.document.locate(path) if path is not None else self.where()
             raise InvalidConfig(_expr_message(exc, "interpolation"), where) from None
         self.scope.references.update(template.references)
         return template
@@ -595,16 +550,18 @@ class ConfigReader:
         used, raw = self._get(key, (), required)
         if raw is _MISSING:
             return None
-        path = (*self._path, used)
+        path = (*self.path, used)
         text = self._as_text(used, raw)
         if variables is None and not condition:
             return self.compile_expression(path, text)
         try:
             program = compile_expression(text, self.scope.phase, self.scope.options.cel, variables)
         except native.PolicyExprError as exc:
-            raise InvalidConfig(_expr_message(exc, "expression"), self._doc.locate(path)) from None
+            raise InvalidConfig(
+                _expr_message(exc, "expression"), self.document.locate(path)
+            ) from None
         if condition and (wrong := condition_type_error(program)) is not None:
-            raise InvalidConfig(f"expression {text!r} {wrong}", self._doc.locate(path))
+            raise InvalidConfig(f"expression {text!r} {wrong}", self.document.locate(path))
         own = variables or {}
         self.scope.references.update(r for r in program.references if r.split(".")[0] not in own)
         return program
@@ -622,7 +579,9 @@ class ConfigReader:
         try:
             program = compile_expression(text, self.scope.phase, self.scope.options.cel)
         except native.PolicyExprError as exc:
-            raise InvalidConfig(_expr_message(exc, "expression"), self._doc.locate(path)) from None
+            raise InvalidConfig(
+                _expr_message(exc, "expression"), self.document.locate(path)
+            ) from None
         self.scope.references.update(program.references)
         return program
 

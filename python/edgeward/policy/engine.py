@@ -1,6 +1,6 @@
 """The compiled policy: runs the phases of an exchange, without I/O.
 
-`CompiledPolicy` implements `edgeward.hooks.PolicyHooks`; `Exchange`
+`CompiledPolicy` implements `edgeward.hooks.PolicyHooks`; `PolicyExchange`
 implements `ExchangeHooks`. The rule loop is the hot path: the activation is
 built once per phase with only the variables the policy reads, a run of
 traffic-only rules is tested by one CEL program, and a phase whose actions
@@ -63,7 +63,7 @@ class PhaseRules:
 
 class CompiledPolicy:
     """One endpoint's (or listener's) policy, compiled. Immutable and shared
-    by every connection; per-exchange state lives in `Exchange`."""
+    by every connection; per-exchange state lives in `PolicyExchange`."""
 
     def __init__(
         self,
@@ -169,14 +169,15 @@ class CompiledPolicy:
 
     def begin(
         self, conn: ConnectionInfo, endpoint: EndpointInfo, head: RequestHead, request_id: str
-    ) -> Exchange:
+    ) -> PolicyExchange:
         tcp: Any = conn.policy_state.get(self) if self._tcp.rules else None
-        return Exchange(self, conn, endpoint, request_id, dict(tcp) if tcp else None)
+        return PolicyExchange(self, conn, endpoint, request_id, dict(tcp) if tcp else None)
 
 
-class Exchange(ExchangeState):
-    """The policy's decisions for one request/response exchange (and the
-    state they share)."""
+class PolicyExchange(ExchangeState):
+    """A compiled policy's `ExchangeHooks` for one request/response exchange
+    (and the state its phases share). The proxy's side of the exchange, the
+    bytes in flight, is `edgeward.proxy.exchange.ProxyExchange`."""
 
     __slots__ = ()
 
@@ -255,7 +256,7 @@ def no_termination(conn: ConnectionInfo) -> TlsTerminated:
 # --- on_event_stream_message ---------------------------------------------------------
 
 
-def _event_stream(exchange: Exchange, ctx: ActionContext) -> None:
+def _event_stream(exchange: PolicyExchange, ctx: ActionContext) -> None:
     """Run the phase on each message of a `text/event-stream` response: a
     text filter first in the body pipeline (it sees the messages as the
     upstream sent them). A body the upstream encoded is left alone."""
@@ -290,7 +291,7 @@ class EventStreamPhase:
 
     __slots__ = ("exchange", "head", "parser", "reported")
 
-    def __init__(self, exchange: Exchange, head: ResponseHead) -> None:
+    def __init__(self, exchange: PolicyExchange, head: ResponseHead) -> None:
         self.exchange = exchange
         self.head = head
         self.parser = EventStreamParser()

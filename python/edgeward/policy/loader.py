@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from edgeward import native
-from edgeward.document import did_you_mean
+from edgeward.document import PathKey, SourceDocument, describe, did_you_mean
 from edgeward.policy.actions import ACTIONS, ALIASES, UNSUPPORTED
 from edgeward.policy.actions.base import Action
 from edgeward.policy.config import (
@@ -23,9 +23,6 @@ from edgeward.policy.config import (
     EngineOptions,
     InvalidConfig,
     IpPolicyRules,
-    PathKey,
-    SourceDocument,
-    describe,
 )
 from edgeward.policy.errors import Diagnostic, Severity
 from edgeward.policy.expressions import (

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from edgeward import native
-from edgeward.policy.config import ConfigReader, InvalidConfig, PathKey
+from edgeward.document import PathKey
+from edgeward.policy.config import ConfigReader, InvalidConfig
 from edgeward.policy.context import ActionContext
 
 Evaluator = Callable[[ActionContext], Any]

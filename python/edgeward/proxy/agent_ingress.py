@@ -52,6 +52,7 @@ from edgeward.config import (
     parse_document,
 )
 from edgeward.errors import ConfigError, EdgewardError, Location
+from edgeward.hookdriver import drive
 from edgeward.hooks import (
     ConnectionInfo,
     Effect,
@@ -65,7 +66,6 @@ from edgeward.hooks import (
 from edgeward.proxy import errors
 from edgeward.proxy.agent_upstream import AgentPool, TunnelTransport
 from edgeward.proxy.codecs import CodecFactory
-from edgeward.proxy.hookdriver import drive
 from edgeward.proxy.tls import server_context, terminating_context, tls_info
 from edgeward.proxy.transport import Transport, TransportStream, tls_handshake, tune
 from edgeward.store import Store, statedir

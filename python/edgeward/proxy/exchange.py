@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Protocol, cast
 
 import trio
 
 from edgeward.config import Endpoint
+from edgeward.hookdriver import ChainedHooks, HookFlow, drive, filter_whole
 from edgeward.hooks import (
     Await,
     BodyFilter,
@@ -30,9 +31,9 @@ from edgeward.hooks import (
     Fetch,
     FetchResult,
     FindInternal,
-    Forward,
     ForwardInternal,
     Header,
+    Hooked,
     InternalError,
     LocalResponse,
     Offload,
@@ -50,7 +51,6 @@ from edgeward.http1.codec import Codec
 from edgeward.http1.framing import LENGTH, FramingError, framing_of
 from edgeward.proxy import errors, subrequest
 from edgeward.proxy.context import ConnContext
-from edgeward.proxy.hookdriver import ChainedExchange, drive, then
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import Pool, UpstreamConnection
 from edgeward.proxy.watchdog import Timer
@@ -61,7 +61,6 @@ log = logging.getLogger("edgeward.proxy")
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 REQUEST_ID = b"edgeward-request-id"
 WEBSOCKET = b"websocket"  # the one protocol a client may switch to (RFC 6455)
-ERROR_HEADER = b"edgeward-error"
 MAX_INTERNAL_HOPS = 5  # internal endpoints one request may pass through (and its http-requests)
 
 
@@ -118,8 +117,10 @@ class Metered(Protocol):
     bytes_out: int
 
 
-class Exchange:
-    """State of one exchange; `run()` does the work."""
+class ProxyExchange:
+    """One request/response in flight through the proxy (the client side,
+    the upstream leg, the policy's hooks, the access log); `run()` does the
+    work. The policy's side of it is `edgeward.policy.PolicyExchange`."""
 
     __slots__ = (
         "_body_buffer",
@@ -134,9 +135,9 @@ class Exchange:
         "down",
         "endpoint",
         "error_code",
+        "flow",
         "has_body",
         "head",
-        "hooks",
         "request_filter",
         "rid",
         "started",
@@ -163,7 +164,7 @@ class Exchange:
         self.started = time.monotonic()
         self.rid = ctx.services.request_id()  # the edgeward-request-id value
         self.endpoint: Endpoint | None = None
-        self.hooks: ExchangeHooks | None = None
+        self.flow: HookFlow | None = None  # the policy's hooks, when there is a policy
         self.status = 0
         self.bytes_in = 0
         self.bytes_out = 0
@@ -235,14 +236,13 @@ class Exchange:
             hooks = endpoint.policy.begin(ctx.info, info, head, self.request_id)
         if listener_policy is not None:
             outer = listener_policy.begin(ctx.info, info, head, self.request_id)
-            hooks = outer if hooks is None else ChainedExchange(outer, hooks)
-        self.hooks = hooks
-        assert hooks is not None
-        outcome = await self._request_phase(hooks, head)
-        return await self._route(endpoint, hooks, outcome)
+            hooks = outer if hooks is None else ChainedHooks(outer, hooks)
+        flow = self.flow = HookFlow(hooks)
+        outcome = await self._request_phase(flow.request, head)
+        return await self._route(endpoint, flow, outcome)
 
     async def _route(
-        self, endpoint: Endpoint | None, hooks: ExchangeHooks | None, outcome: RequestOutcome
+        self, endpoint: Endpoint | None, flow: HookFlow, outcome: RequestOutcome
     ) -> bool:
         """Act on a request outcome: into internal endpoints while it is a
         `ForwardInternal`, then forward, answer or close."""
@@ -256,23 +256,18 @@ class Exchange:
             self._visited.append(endpoint.name)
             if outcome.body is not None:
                 self._body_buffer = outcome.body
-            head, outer_filter = outcome.head, outcome.body_filter
             policy = endpoint.policy
-            if policy is None:
-                outcome = Forward(head, outcome.body, outer_filter)
-                break
-            if endpoint.name not in ctx.tcp_checked:
-                ctx.tcp_checked.add(endpoint.name)
-                if not policy.on_tcp_connect(ctx.info, info):
-                    self.down.close_connection()
-                    self.error_code = "tcp_connect_denied"
-                    return False
-            inner = policy.begin(ctx.info, info, head, self.request_id)
-            # its responses first, then ours
-            hooks = self.hooks = inner if hooks is None else ChainedExchange(hooks, inner)
-            outcome = await self._request_phase(inner, head)
-            if isinstance(outcome, Forward | ForwardInternal):  # the outer filter first
-                outcome.body_filter = then(outer_filter, outcome.body_filter)
+            inner: ExchangeHooks | None = None
+            if policy is not None:
+                if endpoint.name not in ctx.tcp_checked:
+                    ctx.tcp_checked.add(endpoint.name)
+                    if not policy.on_tcp_connect(ctx.info, info):
+                        self.down.close_connection()
+                        self.error_code = "tcp_connect_denied"
+                        return False
+                inner = policy.begin(ctx.info, info, outcome.head, self.request_id)
+                self.flow = flow
+            outcome = await self._request_phase(flow.enter, outcome, inner)
         if isinstance(outcome, CloseConnection):
             self.down.close_connection()  # close-connection: the whole connection (§3.3)
             self.error_code = "closed_by_policy"
@@ -283,18 +278,18 @@ class Exchange:
         if endpoint is None:
             await self._local(self._error(errors.ENDPOINT_NOT_FOUND))
             return True
-        body = outcome.body if outcome.body is not None else self._body_buffer
-        if outcome.body_filter is not None:
-            if body is not None:  # buffered: forwarded with its new length
-                body = outcome.body_filter.feed(body) + outcome.body_filter.finish()
-            elif self.has_body:  # streamed through the filter (`_upload`), chunked
-                self.request_filter = outcome.body_filter
+        body, stream_filter = flow.request_body(outcome, self._body_buffer)
+        if stream_filter is not None and self.has_body:  # streamed through it (`_upload`), chunked
+            self.request_filter = stream_filter
         return await self._forward(endpoint, outcome.head, body)
 
-    async def _request_phase(self, hooks: ExchangeHooks, head: RequestHead) -> RequestOutcome:
-        """The request phase of `hooks`: its outcome (500 when it fails)."""
+    async def _request_phase(
+        self, phase: Callable[..., Hooked[RequestOutcome]], *args: object
+    ) -> RequestOutcome:
+        """A request phase (`HookFlow.request`, `.enter`): its outcome (500
+        when it fails)."""
         try:
-            hooked = hooks.on_http_request(head)
+            hooked = phase(*args)
             if isinstance(hooked, Generator):
                 return await drive(hooked, self._perform)
             return hooked
@@ -328,7 +323,7 @@ class Exchange:
             return subrequest.refused(refusal)
         timer = self.ctx.services.watchdog.add()
         down = subrequest.FetchDownstream(fetch, timer)
-        sub = Exchange(self.ctx, down, subrequest.request_head(fetch), bool(fetch.body))
+        sub = ProxyExchange(self.ctx, down, subrequest.request_head(fetch), bool(fetch.body))
         sub._visited = list(self._visited)
         try:
             with trio.move_on_after(fetch.timeout_s) as scope, down.scope:
@@ -345,7 +340,7 @@ class Exchange:
             target = self.ctx.internal(url)
             if not isinstance(target, InternalError):
                 self.endpoint = target[0]
-            await self._route(None, None, ForwardInternal(url, self.head, None, None))
+            await self._route(None, HookFlow(None), ForwardInternal(url, self.head, None, None))
         finally:
             self._complete()
 
@@ -397,9 +392,9 @@ class Exchange:
     async def _response_outcome(
         self, head: ResponseHead
     ) -> PassResponse | LocalResponse | CloseConnection:
-        assert self.hooks is not None
+        assert self.flow is not None
         try:
-            hooked = self.hooks.on_http_response(head)
+            hooked = self.flow.response(head)
             if isinstance(hooked, Generator):
                 return await drive(hooked, self._perform)
             return hooked
@@ -417,32 +412,28 @@ class Exchange:
         if down.response_started:
             down.abort()
             return
-        headers = list(response.headers)
+        head = HookFlow.answer_head(response)
+        status, headers = head.status, head.headers
         body = response.body
-        body_filter: BodyFilter | None = None
         if response.error_code:
-            headers.append((ERROR_HEADER, response.error_code.encode()))
             self.error_code = response.error_code
-        if self.hooks is not None and run_hooks:
+        if self.flow is not None and run_hooks:
             self._local_body = body
-            outcome = await self._response_outcome(ResponseHead(response.status, headers))
+            outcome = await self._response_outcome(head)
             if isinstance(outcome, CloseConnection):
                 down.abort()
                 return
             if isinstance(outcome, LocalResponse):
                 await self._local(outcome, run_hooks=False)
                 return
-            response = LocalResponse(
-                outcome.head.status, outcome.head.headers, body, response.error_code
-            )
-            headers, body_filter = outcome.head.headers, outcome.body_filter
-        if body_filter is not None:
-            body = body_filter.feed(body) + body_filter.finish()
+            status, headers = outcome.head.status, outcome.head.headers
+            if outcome.body_filter is not None:
+                body = filter_whole(outcome.body_filter, body)
         headers = [h for h in headers if h[0] != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         headers.append((REQUEST_ID, self.rid))
-        self.status = response.status
-        down.start_response(response.status, headers)
+        self.status = status
+        down.start_response(status, headers)
         if body and self.head.method != b"HEAD":
             await down.send_data(body)
             self.bytes_out += len(body)
@@ -674,7 +665,7 @@ class Exchange:
                         self.bytes_out += len(chunk)
                         await down.send_data(chunk)
                 elif cls is ev.Response:
-                    if self.hooks is None:
+                    if self.flow is None:
                         self._send_head(event.status_code, strip_hop_by_hop(event.headers))  # type: ignore[union-attr]
                     else:
                         filt = await self._start_response(event, conn)  # type: ignore[arg-type]
@@ -752,11 +743,12 @@ class Exchange:
         self, event: ev.Response, conn: UpstreamConnection
     ) -> BodyFilter | None:
         """The response head through the response phase of the policy."""
-        assert self.hooks is not None
+        flow = self.flow
+        assert flow is not None
         head = ResponseHead(event.status_code, strip_hop_by_hop(event.headers))
         outcome: ResponseOutcome
         try:  # (`_response_outcome` inlined: no coroutine when no I/O is needed)
-            hooked = self.hooks.on_http_response(head)
+            hooked = flow.response(head)
             if isinstance(hooked, Generator):
                 outcome = await drive(hooked, self._perform)
             else:
@@ -774,11 +766,9 @@ class Exchange:
             conn.transport.close()
             await self._local(outcome, run_hooks=False)
             return _CLOSED
-        headers, filt = outcome.head.headers, outcome.body_filter
-        if filt is not None:
-            headers = [h for h in headers if h[0] != b"content-length"]
-        self._send_head(outcome.head.status, headers)
-        return filt
+        passed = flow.passed_head(outcome)
+        self._send_head(passed.status, passed.headers)
+        return outcome.body_filter
 
     def _send_head(self, status: int, headers: list[Header]) -> None:
         headers.append((REQUEST_ID, self.rid))
@@ -812,9 +802,9 @@ class Exchange:
     def _complete(self) -> None:
         services = self.ctx.services
         duration = time.monotonic() - self.started
-        if self.hooks is not None:
+        if self.flow is not None:
             try:
-                self.hooks.on_complete(
+                self.flow.complete(
                     ExchangeSummary(
                         self.status,
                         self.bytes_in,

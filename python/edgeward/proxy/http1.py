@@ -1,5 +1,5 @@
 """The HTTP/1.1 connection driver: reads requests with the server codec,
-hands each to an `Exchange`, and writes the response bytes the codec makes.
+hands each to a `ProxyExchange`, and writes the response bytes the codec makes.
 
 One task per connection; exchanges run in it one after another (pipelined
 requests wait in the codec's buffer). Response bytes are collected and
@@ -13,13 +13,14 @@ from http import HTTPStatus
 
 import trio
 
+from edgeward.hookdriver import ERROR_HEADER
 from edgeward.hooks import Header, RequestHead
 from edgeward.http1 import connection_tokens, framing, strip_hop_by_hop
 from edgeward.http1 import events as ev
 from edgeward.http1.codec import Codec
 from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
-from edgeward.proxy.exchange import ERROR_HEADER, WEBSOCKET, ClientBodyError, Exchange, Metered
+from edgeward.proxy.exchange import WEBSOCKET, ClientBodyError, Metered, ProxyExchange
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.watchdog import Timer
 
@@ -140,7 +141,7 @@ class Http1Connection:
             self.response_started = False
             got_bytes = False
 
-    def _begin(self, request: ev.Request, scheme: bytes) -> Exchange | None:
+    def _begin(self, request: ev.Request, scheme: bytes) -> ProxyExchange | None:
         """The exchange of a request (None: the connection cannot go on)."""
         headers = request.headers
         authority = b""
@@ -185,7 +186,7 @@ class Http1Connection:
                 self.codec.next_event()  # the EndOfMessage of a body-less request
             except ev.ProtocolError:
                 return None
-        return Exchange(
+        return ProxyExchange(
             self.ctx, self, head, has_body, bool(upgrade) and _websocket(request, upgrade)
         )
 

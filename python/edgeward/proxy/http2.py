@@ -1,5 +1,5 @@
 """The HTTP/2 connection driver: one reader loop feeding `H2Server`, worker
-tasks each running one stream's `Exchange` at a time, and one writer task
+tasks each running one stream's `ProxyExchange` at a time, and one writer task
 that sends whatever h2 has queued.
 
 Workers are kept: a finished worker parks and takes the connection's next
@@ -40,7 +40,7 @@ from edgeward.http2 import (
 )
 from edgeward.proxy import errors
 from edgeward.proxy.context import ConnContext
-from edgeward.proxy.exchange import ClientBodyError, Exchange
+from edgeward.proxy.exchange import ClientBodyError, ProxyExchange
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.watchdog import Timer
 
@@ -277,7 +277,7 @@ class Http2Connection:
                 )
                 stream.end_response([])
                 return
-            await Exchange(self.ctx, stream, head, has_body).run()
+            await ProxyExchange(self.ctx, stream, head, has_body).run()
             if not stream.ended and not stream.reset:
                 self.h2.reset(stream.stream_id, 0)  # response done, body unread: NO_ERROR
         except (ClientBodyError, OSError):

@@ -66,7 +66,7 @@ class Stats:
     def exchange(
         self, endpoint: str, status: int, protocol: str, seconds: float, error: str | None
     ) -> None:
-        """One finished exchange (`Exchange._complete`)."""
+        """One finished exchange (`ProxyExchange._complete`)."""
         requests = self.requests
         key = (endpoint, status, protocol)
         requests[key] = requests.get(key, 0) + 1

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from edgeward import http1, native
 from edgeward.config import EdgeConfig, Endpoint, Listener, PolicyFactory
 from edgeward.errors import EdgewardError
+from edgeward.hookdriver import drive
 from edgeward.hooks import (
     ConnectionInfo,
     Effect,
@@ -44,7 +45,6 @@ from edgeward.proxy.context import (
     make_trust,
 )
 from edgeward.proxy.fetch import Fetcher
-from edgeward.proxy.hookdriver import drive
 from edgeward.proxy.http1 import Http1Connection
 from edgeward.proxy.http2 import Http2Connection
 from edgeward.proxy.metrics import DecisionCounts, EdgeCollector, Gauges

@@ -1,6 +1,6 @@
 """The in-memory client side of a sub-exchange: a `Fetch` of an internal
 endpoint (http-request to `https://NAME.internal/...`) is served by the
-same `Exchange` that serves clients, with this `Downstream` in place of a
+same `ProxyExchange` that serves clients, with this `Downstream` in place of a
 connection. It hands the request's body over and collects the answer into
 a `FetchResult`, at most `Fetch.max_bytes` of body."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Self
 
+from edgeward.document import describe
 from edgeward.policy.actions.base import (
     Action,
     ActionContext,
@@ -13,7 +14,6 @@ from edgeward.policy.actions.base import (
     Decision,
     Phase,
 )
-from edgeward.policy.config import describe
 from edgeward.policy.values import Evaluator, compile_value
 
 

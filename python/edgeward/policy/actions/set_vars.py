@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Self
 
+from edgeward.document import describe
 from edgeward.policy.actions.base import (
     Action,
     ActionContext,
@@ -14,7 +15,7 @@ from edgeward.policy.actions.base import (
     Decision,
     Phase,
 )
-from edgeward.policy.config import InvalidConfig, describe
+from edgeward.policy.config import InvalidConfig
 from edgeward.policy.values import Evaluator, compile_value
 
 

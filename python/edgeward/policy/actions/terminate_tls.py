@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from edgeward import native
+from edgeward.document import describe
 from edgeward.hooks import Effect, EffectResult, TerminateTls, TlsInfo
 from edgeward.policy.actions.base import (
     Action,
@@ -42,7 +43,7 @@ from edgeward.policy.actions.base import (
     ErrorCode,
     Phase,
 )
-from edgeward.policy.config import InvalidConfig, constant, describe
+from edgeward.policy.config import InvalidConfig, constant
 from edgeward.policy.variables import tls_values
 
 VERSIONS = ("1.2", "1.3")
