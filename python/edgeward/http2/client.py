@@ -51,6 +51,7 @@ framerepr.install()
 
 _ErrorCodes = h2.errors.ErrorCodes
 _MAX_STREAM_ID = 2**31 - 1
+_SETTINGS = 0x4  # the frame type the server's connection preface starts with (RFC 9113 §3.4)
 
 STREAM_WINDOW = 1024 * 1024
 """Receive window per stream: bounds what one response may make us buffer."""
@@ -91,6 +92,7 @@ class H2Client:
         self._responded: set[int] = set()  # a response head came, its end is still due
         self._open: set[int] = set()  # streams we opened that the caller still uses
         self.ended = False  # no new streams: GOAWAY either way, or a protocol error
+        self._preface: bytes | None = b""  # the upstream's first bytes, until checked
 
     # --- connection ---------------------------------------------------------------
 
@@ -132,6 +134,15 @@ class H2Client:
             return []
         if not data:
             return [self._end(_ErrorCodes.NO_ERROR, "the upstream closed the connection")]
+        if self._preface is not None:
+            preface = self._preface = self._preface + data
+            if len(preface) < 9:
+                return []
+            if preface[3] != _SETTINGS or int.from_bytes(preface[5:9], "big") & _MAX_STREAM_ID:
+                # h2 would wait for a whole "frame" first: an HTTP/1.1 answer
+                # reads as one of megabytes, and the exchange would time out
+                return [self._end(_ErrorCodes.PROTOCOL_ERROR, "the upstream does not speak HTTP/2")]
+            data, self._preface = preface, None
         try:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
