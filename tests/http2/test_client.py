@@ -8,6 +8,8 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
+from hpack import Encoder
+from hyperframe.frame import DataFrame, HeadersFrame
 
 from edgeward.http2.client import H2Client, H2ClientError
 from edgeward.http2.events import (
@@ -163,14 +165,37 @@ def test_streams_stay_under_the_upstreams_limit() -> None:
     assert client.can_open and client.streams == 0
 
 
-def test_goaway_and_eof_end_the_connection() -> None:
+def test_a_graceful_goaway_lets_the_streams_below_it_finish() -> None:
+    """h2 itself stops every stream at a GOAWAY; RFC 9113 §6.8 lets those up
+    to its last stream id finish, and those above were never processed."""
+    client, server = pair()
+    first = request(client, server)
+    second = client.send_request(REQUEST, end_stream=True)  # in flight: the server misses it
+    server.close_connection(last_stream_id=first)
+    events = client.receive_data(server.data_to_send())
+    assert events == [StreamReset(second, h2.errors.ErrorCodes.REFUSED_STREAM)]
+    assert not client.can_open
+    # (the server's h2 is closed now; a real server, nginx or gRPC, finishes stream 1)
+    events = client.receive_data(_response_frames(first))
+    assert events == [Response(first, 200, [], False), Body(first, b"ok", 2), EndBody(first, [])]
+
+
+def _response_frames(stream_id: int) -> bytes:
+    head = HeadersFrame(stream_id, Encoder().encode([(b":status", b"200")]), flags=["END_HEADERS"])
+    return head.serialize() + DataFrame(stream_id, b"ok", flags=["END_STREAM"]).serialize()
+
+
+def test_a_goaway_with_an_error_ends_the_connection() -> None:
     client, server = pair()
     sid = request(client, server)
-    server.close_connection(last_stream_id=sid)
-    events = client.receive_data(server.data_to_send())
-    assert events == [ConnectionEnded(0, events[0].reason, sid)]
+    server.close_connection(error_code=h2.errors.ErrorCodes.INTERNAL_ERROR, last_stream_id=sid)
+    (event,) = client.receive_data(server.data_to_send())
+    assert event == ConnectionEnded(2, event.reason, sid)
     assert not client.can_open
-    client, server = pair()
+
+
+def test_eof_ends_the_connection() -> None:
+    client, _ = pair()
     assert client.receive_data(b"")[0].error_code == 0
     assert not client.can_open
 

@@ -52,6 +52,14 @@ framerepr.install()
 _ErrorCodes = h2.errors.ErrorCodes
 _MAX_STREAM_ID = 2**31 - 1
 _SETTINGS = 0x4  # the frame type the server's connection preface starts with (RFC 9113 §3.4)
+_GOAWAY = 0x7
+
+
+class _FramingError(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
 
 STREAM_WINDOW = 1024 * 1024
 """Receive window per stream: bounds what one response may make us buffer."""
@@ -92,7 +100,9 @@ class H2Client:
         self._responded: set[int] = set()  # a response head came, its end is still due
         self._open: set[int] = set()  # streams we opened that the caller still uses
         self.ended = False  # no new streams: GOAWAY either way, or a protocol error
-        self._preface: bytes | None = b""  # the upstream's first bytes, until checked
+        self._inbuf = bytearray()  # received bytes of a frame not yet whole
+        self._first = True  # the upstream's first frame is still to come
+        self._goaway: int | None = None  # last stream id of the upstream's graceful GOAWAY
 
     # --- connection ---------------------------------------------------------------
 
@@ -130,31 +140,91 @@ class H2Client:
 
     def receive_data(self, data: bytes) -> list[ClientEvent]:
         """The events of the frames in `data` (b"" is the end of the connection)."""
-        if self.ended and not self.streams:
+        if self.ended and not self.streams and self._goaway is None:
             return []
         if not data:
             return [self._end(_ErrorCodes.NO_ERROR, "the upstream closed the connection")]
-        if self._preface is not None:
-            preface = self._preface = self._preface + data
-            if len(preface) < 9:
-                return []
-            if preface[3] != _SETTINGS or int.from_bytes(preface[5:9], "big") & _MAX_STREAM_ID:
-                # h2 would wait for a whole "frame" first: an HTTP/1.1 answer
-                # reads as one of megabytes, and the exchange would time out
-                return [self._end(_ErrorCodes.PROTOCOL_ERROR, "the upstream does not speak HTTP/2")]
-            data, self._preface = preface, None
         try:
-            events = self._h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            code = exc.error_code or _ErrorCodes.PROTOCOL_ERROR
-            return [self._end(code, f"protocol error: {exc}")]
+            data, goaways = self._frames(data)
+        except _FramingError as exc:
+            return [self._end(exc.code, str(exc))]
         out: list[ClientEvent] = []
-        for event in events:
-            mapped = self._map(event)
-            if mapped is not None:
-                out.append(mapped)
-                if isinstance(mapped, ConnectionEnded):
-                    break
+        if data:
+            try:
+                events = self._h2.receive_data(data)
+            except h2.exceptions.ProtocolError as exc:
+                code = exc.error_code or _ErrorCodes.PROTOCOL_ERROR
+                return [self._end(code, f"protocol error: {exc}")]
+            for event in events:
+                mapped = self._map(event)
+                if mapped is not None:
+                    out.append(mapped)
+                    if isinstance(mapped, ConnectionEnded):
+                        return out
+        for last_stream_id, error in goaways:
+            out += self._going_away(last_stream_id, error)
+            if self.ended and self._goaway is None:
+                break
+        return out
+
+    def _frames(self, data: bytes) -> tuple[bytes, list[tuple[int, int]]]:
+        """The whole frames received so far for h2, without the GOAWAY
+        frames, which come back as (last stream id, error code): h2 stops
+        processing every stream at a GOAWAY, where RFC 9113 §6.8 lets those
+        up to its last stream id finish (nginx sends one every 1000
+        requests, gRPC servers at their max connection age). The
+        upstream's first frame must be SETTINGS (§3.4): h2 would wait for
+        the rest of a "frame" megabytes long when an HTTP/1.1 server
+        answers. Raises `_FramingError`."""
+        buf = self._inbuf
+        buf += data
+        end = len(buf)
+        pos = start = 0
+        pieces: list[bytes] = []
+        goaways: list[tuple[int, int]] = []
+        max_size = self._h2.max_inbound_frame_size
+        while end - pos >= 9:
+            length = int.from_bytes(buf[pos : pos + 3], "big")
+            ftype = buf[pos + 3]
+            if self._first:
+                if ftype != _SETTINGS or int.from_bytes(buf[pos + 5 : pos + 9], "big"):
+                    raise _FramingError(
+                        _ErrorCodes.PROTOCOL_ERROR, "the upstream does not speak HTTP/2"
+                    )
+                self._first = False
+            if length > max_size:
+                raise _FramingError(_ErrorCodes.FRAME_SIZE_ERROR, f"a frame of {length} bytes")
+            if end - pos < 9 + length:
+                break
+            if ftype == _GOAWAY:
+                if length < 8:
+                    raise _FramingError(_ErrorCodes.FRAME_SIZE_ERROR, "a short GOAWAY")
+                payload = bytes(buf[pos + 9 : pos + 17])
+                last = int.from_bytes(payload[:4], "big") & _MAX_STREAM_ID
+                goaways.append((last, int.from_bytes(payload[4:], "big")))
+                pieces.append(bytes(buf[start:pos]))
+                start = pos + 9 + length
+            pos += 9 + length
+        pieces.append(bytes(buf[start:pos]))
+        del buf[:pos]
+        return b"".join(pieces) if len(pieces) > 1 else pieces[0], goaways
+
+    def _going_away(self, last_stream_id: int, code: int) -> list[ClientEvent]:
+        """The upstream's GOAWAY: no new streams. With NO_ERROR, streams up
+        to `last_stream_id` go on, and those above it were not processed
+        (reset with REFUSED_STREAM: safe to retry elsewhere). With an
+        error, the connection is over."""
+        self.ended = True
+        if code != _ErrorCodes.NO_ERROR:
+            self._goaway = None
+            return [self._end(code, f"the upstream sent GOAWAY ({code})", last_stream_id)]
+        self._goaway = last_stream_id
+        out: list[ClientEvent] = []
+        for stream_id in sorted(self._open):
+            if stream_id > last_stream_id:
+                with contextlib.suppress(h2.exceptions.ProtocolError):
+                    self._h2.reset_stream(stream_id, _ErrorCodes.CANCEL)
+                out.append(StreamReset(stream_id, _ErrorCodes.REFUSED_STREAM))
         return out
 
     def data_to_send(self) -> bytes:

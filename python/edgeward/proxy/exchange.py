@@ -54,7 +54,12 @@ from edgeward.proxy.context import ConnContext
 from edgeward.proxy.hookdriver import ChainedExchange, drive, then
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import Pool, UpstreamConnection
-from edgeward.proxy.upstream_h2 import H2UpstreamPool, H2UpstreamStream, request_headers
+from edgeward.proxy.upstream_h2 import (
+    H2UpstreamPool,
+    H2UpstreamStream,
+    Refused,
+    request_headers,
+)
 from edgeward.proxy.watchdog import Timer
 from edgeward.urlpath import PathError, normalize_target
 
@@ -717,38 +722,46 @@ class Exchange:
     ) -> bool:
         """Forward on a stream of a multiplexed HTTP/2 connection
         (`upstream_h2`); the response comes back as the HTTP/1 events the
-        HTTP/1.1 leg relays. A WebSocket upgrade cannot cross (RFC 8441 is
-        not supported upstream): 502."""
+        HTTP/1.1 leg relays. A stream the upstream did not process (a
+        GOAWAY raced it, REFUSED_STREAM) is sent once more when its body is
+        not streaming. A WebSocket upgrade cannot cross (RFC 8441 is not
+        supported upstream): 502."""
         if self.websocket:
             await self._fail(errors.UPSTREAM_BAD_RESPONSE, "WebSocket to an HTTP/2 upstream")
             return False
         streaming = self.has_body and body is None
         timeout = self.ctx.config.timeouts.upstream_response
         headers = request_headers(request, pool.scheme)
-        try:
-            stream = await pool.open_stream(headers, end_stream=not streaming and not body)
-        except errors.UpstreamFailure as failure:
-            await self._fail(failure.error, failure.detail)
-            return True
-        self._h2 = stream
-        try:
-            if streaming:
-                return await self._exchange_h2_streaming(stream)
-            if body:
-                await stream.send_data(body, timeout)
-                await stream.end([], timeout)
-            return await self._relay_h2(stream, None)
-        except errors.UpstreamFailure as failure:
-            await self._fail(failure.error, failure.detail)
-            return not self.down.response_started
-        except ClientBodyError as exc:
-            if exc.error is None:
-                self.down.abort()
+        for attempt in (0, 1):
+            try:
+                stream = await pool.open_stream(headers, end_stream=not streaming and not body)
+            except errors.UpstreamFailure as failure:
+                await self._fail(failure.error, failure.detail)
+                return True
+            self._h2 = stream
+            try:
+                if streaming:
+                    return await self._exchange_h2_streaming(stream)
+                if body:
+                    await stream.send_data(body, timeout)
+                    await stream.end([], timeout)
+                return await self._relay_h2(stream, None)
+            except Refused as failure:  # not processed (a GOAWAY raced it): once more
+                if attempt or streaming or self.down.response_started:
+                    await self._fail(failure.error, failure.detail)
+                    return not self.down.response_started
+            except errors.UpstreamFailure as failure:
+                await self._fail(failure.error, failure.detail)
+                return not self.down.response_started
+            except ClientBodyError as exc:
+                if exc.error is None:
+                    self.down.abort()
+                    return False
+                await self._fail(exc.error)
                 return False
-            await self._fail(exc.error)
-            return False
-        finally:
-            stream.close()
+            finally:
+                stream.close()
+        raise AssertionError("unreachable")
 
     async def _exchange_h2_streaming(self, stream: H2UpstreamStream) -> bool:
         """The request body streams from the client while the response is

@@ -68,6 +68,12 @@ _NOT_FORWARDED = frozenset(
 otherwise (`:authority`) or not at all (RFC 9113 §8.2.2)."""
 
 NurseryOf = Callable[[], "trio.Nursery | None"]
+_REFUSED_STREAM = 0x7
+
+
+class Refused(errors.UpstreamFailure):
+    """The upstream did not process the stream (REFUSED_STREAM, or above
+    the last stream id of its GOAWAY): safe to send again elsewhere."""
 
 
 def request_headers(request: ev.Request, scheme: bytes) -> Headers:
@@ -139,7 +145,10 @@ class H2UpstreamStream:
             events.append((ev.EndOfMessage(event.trailers), 0))  # type: ignore[union-attr]
             self.finished = True
         elif cls is StreamReset and not self.finished:
-            self.fail(f"the upstream reset the stream (error code {event.error_code})")  # type: ignore[union-attr]
+            code = event.error_code  # type: ignore[union-attr]
+            if code == _REFUSED_STREAM and self.failure is None:  # RFC 9113 §8.7: not processed
+                self.failure = Refused(errors.UPSTREAM_RESET, "the upstream refused the stream")
+            self.fail(f"the upstream reset the stream (error code {code})")
             return
         self._wakeup.set()
 
