@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -28,6 +29,7 @@ import h2.connection
 import h2.events
 import httpx
 import pytest
+from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame
 from proxy_support import Edge, curl, free_port, start_edge
 
 SERVICE = "edgeward.test.Echo"
@@ -71,6 +73,10 @@ endpoints:
     hostname: resets.test
     listeners: [web]
     upstream: {{url: "http://127.0.0.1:{reset_port}", protocol: http2}}
+  - name: goaway
+    hostname: goaway.test
+    listeners: [web]
+    upstream: {{url: "http://127.0.0.1:{goaway_port}", protocol: http2}}
 """
 
 
@@ -172,6 +178,38 @@ class _ResettingUpstream:
         self.sock.close()
 
 
+class _GoingAwayUpstream(_ResettingUpstream):
+    """An HTTP/2 server that answers three requests per connection and, with
+    the third answer, sends GOAWAY (NO_ERROR, last stream id: the third's),
+    as nginx does at its 1000th: a stream in flight above it is never
+    processed."""
+
+    def _connection(self, conn: socket.socket) -> None:
+        h2c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        h2c.initiate_connection()
+        answered = 0
+        with conn:
+            conn.sendall(h2c.data_to_send())
+            while data := conn.recv(65536):
+                if answered >= 3:
+                    continue  # gone away: nothing more is processed
+                out = b""
+                for event in h2c.receive_data(data):
+                    if isinstance(event, h2.events.RequestReceived) and answered < 3:
+                        answered += 1
+                        sid = event.stream_id
+                        if answered < 3:
+                            h2c.send_headers(sid, [(":status", "200")])
+                            h2c.send_data(sid, b"ok", end_stream=True)
+                            continue
+                        out = h2c.data_to_send()  # h2 sends nothing after a GOAWAY: by hand
+                        out += GoAwayFrame(0, last_stream_id=sid).serialize()
+                        # b"\x88": `:status: 200` from HPACK's static table
+                        out += HeadersFrame(sid, b"\x88", flags=["END_HEADERS"]).serialize()
+                        out += DataFrame(sid, b"ok", flags=["END_STREAM"]).serialize()
+                conn.sendall(out or h2c.data_to_send())
+
+
 @pytest.fixture(scope="module")
 def setup(
     tmp_path_factory: pytest.TempPathFactory, certs: dict[str, Path], upstream: object
@@ -186,6 +224,7 @@ def setup(
     grpcs_port = server.add_secure_port("127.0.0.1:0", credentials)
     server.start()
     resetting = _ResettingUpstream()
+    going_away = _GoingAwayUpstream()
     directory = tmp_path_factory.mktemp("grpc")
     edge = start_edge(
         directory,
@@ -199,12 +238,14 @@ def setup(
         dead_port=free_port(),
         http1_upstream=upstream.url,  # type: ignore[attr-defined]
         reset_port=resetting.port,
+        goaway_port=going_away.port,
         service=SERVICE,
     )
     yield edge, seen
     edge.stop()
     server.stop(None)
     resetting.close()
+    going_away.close()
 
 
 @pytest.fixture(params=["h2c", "tls"])
@@ -389,3 +430,33 @@ def test_an_upstream_that_resets_the_stream_is_a_clean_502(setup: tuple[Edge, Se
     for _ in range(3):  # the connection stays usable for the next streams
         assert _curl_h2(edge, "resets.test") == ("HTTP/2 502", "ERR_EDGEWARD_3007")
     assert "Traceback" not in edge.log_text()
+
+
+def test_an_upstream_going_away_finishes_its_streams_and_the_rest_move_on(
+    setup: tuple[Edge, Seen],
+) -> None:
+    """Every upstream connection takes three requests, then sends GOAWAY:
+    the stream at its last stream id still gets its answer, and the one in
+    flight above it is sent again on a new connection (two streams at a
+    time: the retried one is among the next connection's first three)."""
+    edge, _ = setup
+    out = subprocess.run(
+        [
+            "h2load",
+            "-n",
+            "40",
+            "-c",
+            "1",
+            "-m",
+            "2",
+            "-H",
+            ":authority: goaway.test",
+            edge.url("/"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "40 succeeded" in out.stdout, out.stdout
+    assert "status codes: 40 2xx" in out.stdout, out.stdout

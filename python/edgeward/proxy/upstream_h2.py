@@ -408,6 +408,8 @@ class H2UpstreamPool:
         self._connect_timeout = connect_timeout
         self._conns: list[H2UpstreamConnection] = []
         self._opening = trio.Lock()
+        self._attempts = 0  # connections tried
+        self._failure: errors.UpstreamFailure | None = None  # why the last one failed
         self.retired = False
         self._ssl = client_context(upstream) if upstream.scheme == "https" else None
 
@@ -415,16 +417,34 @@ class H2UpstreamPool:
         """A new stream with the request's header block on a connection with
         room (a new one when none has). Raises `errors.UpstreamFailure`."""
         for attempt in (0, 1):
-            conn = self._usable()
-            if conn is None:
-                async with self._opening:  # concurrent streams share the new connection
-                    conn = self._usable() or await self._connect()
+            conn = self._usable() or await self._connection()
             try:
                 return conn.open_stream(headers, end_stream)
             except H2ClientError as exc:
                 if attempt:
                     raise errors.UpstreamFailure(errors.UPSTREAM_RESET, str(exc)) from None
         raise AssertionError("unreachable")
+
+    async def _connection(self) -> H2UpstreamConnection:
+        """A new connection, shared by the streams that wait for it; when
+        making it fails, those that waited fail with the same error at once
+        (a down upstream costs one connect timeout, not one per request)."""
+        attempts = self._attempts
+        async with self._opening:
+            conn = self._usable()
+            if conn is not None:
+                return conn
+            failure = self._failure
+            if self._attempts != attempts and failure is not None:
+                raise errors.UpstreamFailure(failure.error, failure.detail)
+            self._attempts += 1
+            try:
+                conn = await self._connect()
+            except errors.UpstreamFailure as failure:
+                self._failure = failure
+                raise
+            self._failure = None
+            return conn
 
     def _usable(self) -> H2UpstreamConnection | None:
         for conn in self._conns:
