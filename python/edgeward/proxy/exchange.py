@@ -5,8 +5,9 @@ it here with a `Downstream` (the client side of this one exchange). This
 module routes it, runs the policy hooks (only when the endpoint or listener
 has a policy), forwards it to the upstream over a pooled HTTP/1.1
 connection or a multiplexed HTTP/2 one (`upstream_h2`, whose streams hand
-back the same response events), and streams the response back. Bodies stream both ways chunk by
-chunk: memory per exchange is bounded by one socket read.
+back the same response events), and streams the response back. Bodies
+stream both ways chunk by chunk: memory per exchange is bounded by one
+socket read.
 """
 
 from __future__ import annotations
