@@ -250,16 +250,19 @@ impl H2Server {
         })
     }
 
+    #[pyo3(signature = (stream_id, status, headers, end_stream = false))]
     fn send_headers(
         &mut self,
         stream_id: u32,
         status: u16,
         headers: &Bound<'_, PyAny>,
+        end_stream: bool,
     ) -> PyResult<()> {
         guard(|| {
             let list = self::headers(headers)?;
             with_slices(&list, |fields| {
-                self.server.send_headers(stream_id, status, fields)
+                self.server
+                    .send_headers(stream_id, status, fields, end_stream)
             })
             .map_err(send_error)
         })

@@ -135,8 +135,14 @@ class Twin:
     def goaway(self, error_code: int = 0) -> None:
         self._both("goaway", error_code)
 
-    def send_headers(self, stream_id: int, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self._both("send_headers", stream_id, status, headers)
+    def send_headers(
+        self,
+        stream_id: int,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        end_stream: bool = False,
+    ) -> None:
+        self._both("send_headers", stream_id, status, headers, end_stream)
 
     def send_window(self, stream_id: int) -> int:
         ref, nat = self.ref.send_window(stream_id), self.nat.send_window(stream_id)

@@ -127,6 +127,38 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
         (GOOD + "access_log: nowhere/access.log\n", 8, "access_log", "directory not found"),
         (GOOD + "access_log: .\n", 8, "access_log", "is a directory"),
         (GOOD + "endpoints: []\n", 8, "endpoints", "duplicate key"),
+        (
+            GOOD.replace(
+                "upstream: http://127.0.0.1:9000",
+                "upstream:\n      url: http://127.0.0.1:9000\n      protocol: h2c",
+            ),
+            9,
+            "endpoints[0].upstream.protocol",
+            "must be 'http1' or 'http2', not 'h2c'",
+        ),
+        (
+            GOOD.replace(
+                "upstream: http://127.0.0.1:9000",
+                "upstream:\n      url: ftp://127.0.0.1:9000\n      protocol: http2",
+            ),
+            8,
+            "endpoints[0].upstream.url",
+            "must be http://",
+        ),
+        (
+            GOOD.replace(
+                "upstream: http://127.0.0.1:9000", "upstream: {protocol: http2, ur: http://x:1}"
+            ),
+            7,
+            "endpoints[0].upstream.ur",
+            "unknown key 'ur'; did you mean 'url'?",
+        ),
+        (
+            GOOD.replace("upstream: http://127.0.0.1:9000", "upstream: [http://x:1]"),
+            7,
+            "endpoints[0].upstream",
+            "must be a URL or a mapping with url and protocol, not a list",
+        ),
     ],
 )
 def test_errors_name_file_line_and_key(
@@ -138,6 +170,22 @@ def test_errors_name_file_line_and_key(
     assert (err.location.line, err.location.path) == (line, path), str(err)
     assert words in err.message
     assert str(err).startswith(f"{tmp_path / 'edge.yml'}:{line}:")
+
+
+@pytest.mark.parametrize(
+    ("upstream", "protocol"),
+    [
+        ("http://127.0.0.1:9000", "http1"),
+        ("{url: 'http://127.0.0.1:9000'}", "http1"),
+        ("{url: 'http://127.0.0.1:9000', protocol: http1}", "http1"),
+        ("{url: 'https://127.0.0.1:9000', protocol: http2}", "http2"),
+        ("{url: 'unix:/run/app.sock', protocol: http2}", "http2"),
+    ],
+)
+def test_upstream_protocol(tmp_path: Path, upstream: str, protocol: str) -> None:
+    text = GOOD.replace("upstream: http://127.0.0.1:9000", f"upstream: {upstream}")
+    (endpoint,) = load_config(write(tmp_path, text)).endpoints
+    assert endpoint.upstream.protocol == protocol
 
 
 def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:

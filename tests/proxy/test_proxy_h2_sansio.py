@@ -87,6 +87,22 @@ def test_response_round_trip_and_window() -> None:
     assert any(isinstance(e, h2.events.StreamEnded) for e in events)
 
 
+def test_a_response_that_is_only_a_head_is_one_headers_frame() -> None:
+    """`send_headers(end_stream=True)`: a trailers-only gRPC answer (or a
+    204) ends the stream on its HEADERS frame, and the stream counts as done."""
+    client, server = pair(H2Limits(max_concurrent_streams=1))
+    client.send_headers(1, HEADERS, end_stream=True)
+    server.receive_data(client.data_to_send(), 0.0)
+    server.send_headers(1, 200, [(b"grpc-status", b"7"), (b"grpc-message", b"no")], True)
+    events = client.receive_data(server.data_to_send())
+    assert [type(e) for e in events] == [h2.events.ResponseReceived, h2.events.StreamEnded]
+    assert (b"grpc-status", b"7") in events[0].headers
+    assert events[0].stream_ended is events[1]  # on the HEADERS frame itself
+    client.send_headers(3, HEADERS, end_stream=True)  # the one stream allowed is free again
+    (event,) = server.receive_data(client.data_to_send(), 0.0)
+    assert isinstance(event, Request) and event.stream_id == 3
+
+
 def test_rapid_resets_end_the_connection() -> None:
     client, server = pair(H2Limits(max_resets=5, reset_window=10))
     events = []

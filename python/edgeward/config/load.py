@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from edgeward.config.model import (
+    UPSTREAM_PROTOCOLS,
     AccessLog,
     AdminListener,
     AgentIngress,
@@ -37,6 +38,7 @@ from edgeward.config.model import (
     PolicySource,
     Timeouts,
     Upstream,
+    UpstreamProtocol,
     is_internal,
 )
 from edgeward.document import Document, Fields, PathKey, describe, kind_name, load_document
@@ -660,7 +662,23 @@ class _Loader:
         )
 
     def _upstream(self, sec: _Section) -> Upstream:
-        url = sec.take("upstream", str)
+        """`upstream: URL`, or `upstream: {url: URL, protocol: http1|http2}`."""
+        protocol: UpstreamProtocol = "http1"
+        where = sec.at("upstream")
+        if isinstance(sec.data.get("upstream"), dict):
+            up = sec.section("upstream")
+            url = up.take("url", str)
+            where = up.at("url")
+            name = up.take("protocol", str, "http1")
+            if name not in UPSTREAM_PROTOCOLS:
+                raise self.error(
+                    up.at("protocol"),
+                    f"must be {' or '.join(map(repr, UPSTREAM_PROTOCOLS))}, not {name!r}",
+                )
+            protocol = name
+            up.done()
+        else:
+            url = sec.take("upstream", str, what="a URL or a mapping with url and protocol")
         tls = sec.section("upstream_tls")
         verify = tls.take("verify", bool, True)
         ca = self._file(tls, "ca") if tls.has("ca") else None
@@ -669,8 +687,8 @@ class _Loader:
         if url.startswith("unix:"):
             path = url[5:].removeprefix("//")
             if not path:
-                raise self.error(sec.at("upstream"), "unix: needs a socket path")
-            return Upstream(url, "unix", str(self.base / path), 0)
+                raise self.error(where, "unix: needs a socket path")
+            return Upstream(url, "unix", str(self.base / path), 0, protocol=protocol)
         parts = urlsplit(url)
         try:
             port = parts.port
@@ -684,8 +702,7 @@ class _Loader:
             or parts.query
         ):
             raise self.error(
-                sec.at("upstream"),
-                f"must be http://host:port, https://host:port or unix:/path, not {url!r}",
+                where, f"must be http://host:port, https://host:port or unix:/path, not {url!r}"
             )
         scheme: Literal["http", "https"] = "https" if parts.scheme == "https" else "http"
         return Upstream(
@@ -696,6 +713,7 @@ class _Loader:
             verify,
             ca,
             server_name,
+            protocol,
         )
 
     def _policy(self, sec: _Section, owner: str) -> PolicySource | None:

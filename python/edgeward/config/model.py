@@ -21,6 +21,8 @@ from edgeward.secrets import Secrets
 from edgeward.urlpath import EscapedSlashes
 
 Network = IPv4Network | IPv6Network
+UpstreamProtocol = Literal["http1", "http2"]
+UPSTREAM_PROTOCOLS: tuple[UpstreamProtocol, ...] = ("http1", "http2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +187,9 @@ class Listener:
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
-    """Where an endpoint's traffic goes: HTTP/1.1 over TCP, TLS or a unix socket."""
+    """Where an endpoint's traffic goes: HTTP/1.1 over TCP, TLS or a unix
+    socket, or HTTP/2 (`protocol: http2`: prior-knowledge h2c to http://,
+    ALPN h2 to https://), which gRPC services need."""
 
     url: str  # as configured
     scheme: Literal["http", "https", "unix"]
@@ -194,6 +198,7 @@ class Upstream:
     tls_verify: bool = True
     tls_ca: Path | None = None
     tls_server_name: str | None = None
+    protocol: UpstreamProtocol = "http1"
 
     @property
     def authority(self) -> str:

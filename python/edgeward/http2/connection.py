@@ -256,8 +256,15 @@ class H2Server:
 
     # --- streams --------------------------------------------------------------------
 
-    def send_headers(self, stream_id: int, status: int, headers: Headers) -> None:
-        self._h2.send_headers(stream_id, [(b":status", str(status).encode()), *headers])
+    def send_headers(
+        self, stream_id: int, status: int, headers: Headers, end_stream: bool = False
+    ) -> None:
+        """The response head; with `end_stream` the whole response (one
+        HEADERS frame with END_STREAM: a trailers-only gRPC answer)."""
+        fields = [(b":status", str(status).encode()), *headers]
+        self._h2.send_headers(stream_id, fields, end_stream=end_stream)
+        if end_stream:
+            self._side_done(stream_id, _SERVER_DONE)
 
     def send_window(self, stream_id: int) -> int:
         """How many body bytes may be sent on the stream right now."""

@@ -23,6 +23,17 @@ class Request:
 
 
 @dataclass(slots=True)
+class Response:
+    """A final response head from an upstream (`H2Client`); 1xx are dropped.
+    `end_stream`: no body follows (a trailers-only gRPC answer, a 204)."""
+
+    stream_id: int
+    status: int
+    headers: Headers  # regular headers
+    end_stream: bool
+
+
+@dataclass(slots=True)
 class Body:
     stream_id: int
     data: bytes
@@ -37,7 +48,7 @@ class EndBody:
 
 @dataclass(slots=True)
 class StreamReset:
-    """The client reset the stream (or we refused it); stop working on it."""
+    """The peer reset the stream (or we refused it); stop working on it."""
 
     stream_id: int
     error_code: int
@@ -45,18 +56,22 @@ class StreamReset:
 
 @dataclass(slots=True)
 class WindowOpened:
-    """The client granted send window: on one stream, or (0) the connection."""
+    """The peer granted send window: on one stream, or (0) the connection."""
 
     stream_id: int
 
 
 @dataclass(slots=True)
 class ConnectionEnded:
-    """The connection is over: the client sent GOAWAY, broke the protocol,
-    or tripped a limit (we sent GOAWAY). Flush, then close."""
+    """The connection is over: the peer sent GOAWAY, broke the protocol,
+    or tripped a limit (we sent GOAWAY). Flush, then close. From an
+    upstream (`H2Client`), streams above `last_stream_id` were not
+    processed and may be retried elsewhere."""
 
     error_code: int
     reason: str = ""
+    last_stream_id: int = 0
 
 
 StreamEvent = Request | Body | EndBody | StreamReset | WindowOpened | ConnectionEnded
+ClientEvent = Response | Body | EndBody | StreamReset | WindowOpened | ConnectionEnded

@@ -161,6 +161,35 @@ def _content_length(value: bytes, seen: int | None) -> int:
     return int(value)
 
 
+_STATUS = re.compile(rb"[1-5][0-9][0-9]")
+
+
+def parse_response(fields: Iterable[tuple[bytes, bytes]]) -> tuple[int, Headers]:
+    """Check an upstream's response header block (RFC 9113 §8.3.2: `:status`
+    only, first, three digits) and split it into the status and the regular
+    fields, held to the rules of a request's (they are forwarded, perhaps
+    over HTTP/1.1)."""
+    status = 0
+    headers: Headers = []
+    token = _TOKEN.fullmatch
+    bad_value = _BAD_VALUE.search
+    for raw_name, raw_value in fields:
+        name, value = bytes(raw_name), bytes(raw_value)
+        if name == b":status":
+            if status or headers or _STATUS.fullmatch(value) is None:
+                raise MalformedFields(f"misplaced, repeated or invalid :status {value!r}")
+            status = int(value)
+            continue
+        if token(name) is None or name in _CONNECTION_SPECIFIC:
+            raise MalformedFields(f"invalid response field {name!r}")
+        if value and bad_value(value):
+            raise MalformedFields(f"invalid value of {name!r}")
+        headers.append((name, value))
+    if not status:
+        raise MalformedFields("no :status")
+    return status, headers
+
+
 def parse_trailers(fields: Iterable[tuple[bytes, bytes]]) -> Headers:
     """Check a trailer block: regular fields only (RFC 9113 §8.1)."""
     trailers: Headers = []

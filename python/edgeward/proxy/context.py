@@ -19,7 +19,8 @@ from edgeward.proxy.accesslog import AccessLog
 from edgeward.proxy.codecs import CodecFactory
 from edgeward.proxy.metrics import Stats
 from edgeward.proxy.routing import Router
-from edgeward.proxy.upstream import Pool, Pools, UpstreamPool
+from edgeward.proxy.upstream import AnyPool, Pool, Pools
+from edgeward.proxy.upstream_h2 import H2UpstreamPool
 from edgeward.proxy.watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class Generation:
     config: EdgeConfig
     listeners: dict[str, ListenerRuntime]
     trusted: Callable[[str], bool]
-    pools: dict[str, UpstreamPool] = field(default_factory=dict)  # by endpoint name (`Pools.apply`)
+    pools: dict[str, AnyPool] = field(default_factory=dict)  # by endpoint name (`Pools.apply`)
     # internal endpoints of the config (on no listener; forward-internal reaches them)
     internal: Router = field(default_factory=lambda: Router(()))
     internal_infos: dict[str, EndpointInfo] = field(default_factory=dict)
@@ -111,7 +112,7 @@ class ConnContext:
     def __post_init__(self) -> None:
         self.config = self.gen.config
 
-    def pool(self, endpoint: Endpoint) -> Pool:
+    def pool(self, endpoint: Endpoint) -> Pool | H2UpstreamPool:
         """The upstream pool of one of this generation's endpoints, or the
         Proxy streams of the agents serving an endpoint they published."""
         pool = self.gen.pools.get(endpoint.name)

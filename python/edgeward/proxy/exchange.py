@@ -4,8 +4,10 @@ The protocol drivers turn the client's bytes into a `RequestHead` and hand
 it here with a `Downstream` (the client side of this one exchange). This
 module routes it, runs the policy hooks (only when the endpoint or listener
 has a policy), forwards it to the upstream over a pooled HTTP/1.1
-connection, and streams the response back. Bodies stream both ways chunk by
-chunk: memory per exchange is bounded by one socket read.
+connection or a multiplexed HTTP/2 one (`upstream_h2`, whose streams hand
+back the same response events), and streams the response back. Bodies
+stream both ways chunk by chunk: memory per exchange is bounded by one
+socket read.
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ from edgeward.proxy import errors, subrequest
 from edgeward.proxy.context import ConnContext
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import Pool, UpstreamConnection
+from edgeward.proxy.upstream_h2 import (
+    H2UpstreamPool,
+    H2UpstreamStream,
+    Refused,
+    request_headers,
+)
 from edgeward.proxy.watchdog import Timer
 from edgeward.urlpath import PathError, normalize_target
 
@@ -124,6 +132,7 @@ class ProxyExchange:
 
     __slots__ = (
         "_body_buffer",
+        "_h2",
         "_held",
         "_local_body",
         "_timed_out",
@@ -157,6 +166,7 @@ class ProxyExchange:
         self.websocket = websocket  # a WebSocket upgrade to forward (HTTP/1.1)
         self._timed_out = False
         self._upstream: UpstreamConnection | None = None
+        self._h2: H2UpstreamStream | None = None  # the request's stream to an HTTP/2 upstream
         self.ctx = ctx
         self.down = down
         self.head = head
@@ -499,10 +509,12 @@ class ProxyExchange:
                 await self._fail(errors.BODY_TOO_LARGE)
                 return False
         request = self._upstream_request(endpoint, head, body)
-        if self.websocket:
-            request.headers += [(b"connection", b"upgrade"), (b"upgrade", WEBSOCKET)]
         pool = ctx.pool(endpoint)
         self.upstream_url = endpoint.upstream.url
+        if isinstance(pool, H2UpstreamPool):
+            return await self._forward_h2(pool, request, body)
+        if self.websocket:
+            request.headers += [(b"connection", b"upgrade"), (b"upgrade", WEBSOCKET)]
         streaming = self.has_body and body is None
         retry_ok = head.method in IDEMPOTENT and not streaming
         for attempt in (0, 1):
@@ -668,7 +680,7 @@ class ProxyExchange:
                     if self.flow is None:
                         self._send_head(event.status_code, strip_hop_by_hop(event.headers))  # type: ignore[union-attr]
                     else:
-                        filt = await self._start_response(event, conn)  # type: ignore[arg-type]
+                        filt = await self._start_response(event, conn.transport.close)  # type: ignore[arg-type]
                         if filt is _CLOSED:
                             return False
                 elif cls is ev.EndOfMessage:
@@ -695,6 +707,165 @@ class ProxyExchange:
                     )
             await down.flush()
 
+    # --- HTTP/2 upstreams ---------------------------------------------------------------
+
+    async def _forward_h2(
+        self, pool: H2UpstreamPool, request: ev.Request, body: bytes | None
+    ) -> bool:
+        """Forward on a stream of a multiplexed HTTP/2 connection
+        (`upstream_h2`); the response comes back as the HTTP/1 events the
+        HTTP/1.1 leg relays. A stream the upstream did not process (a
+        GOAWAY raced it, REFUSED_STREAM) is sent once more when its body is
+        not streaming. A WebSocket upgrade cannot cross (RFC 8441 is not
+        supported upstream): 502."""
+        if self.websocket:
+            await self._fail(errors.UPSTREAM_BAD_RESPONSE, "WebSocket to an HTTP/2 upstream")
+            return False
+        streaming = self.has_body and body is None
+        timeout = self.ctx.config.timeouts.upstream_response
+        headers = request_headers(request, pool.scheme)
+        for attempt in (0, 1):
+            try:
+                stream = await pool.open_stream(headers, end_stream=not streaming and not body)
+            except errors.UpstreamFailure as failure:
+                await self._fail(failure.error, failure.detail)
+                return True
+            self._h2 = stream
+            try:
+                if streaming:
+                    return await self._exchange_h2_streaming(stream)
+                if body:
+                    await stream.send_data(body, timeout)
+                    await stream.end([], timeout)
+                return await self._relay_h2(stream, None)
+            except Refused as failure:  # not processed (a GOAWAY raced it): once more
+                if attempt or streaming or self.down.response_started:
+                    await self._fail(failure.error, failure.detail)
+                    return not self.down.response_started
+            except errors.UpstreamFailure as failure:
+                await self._fail(failure.error, failure.detail)
+                return not self.down.response_started
+            except ClientBodyError as exc:
+                if exc.error is None:
+                    self.down.abort()
+                    return False
+                await self._fail(exc.error)
+                return False
+            finally:
+                stream.close()
+        raise AssertionError("unreachable")
+
+    async def _exchange_h2_streaming(self, stream: H2UpstreamStream) -> bool:
+        """The request body streams from the client while the response is
+        relayed (gRPC's client and bidi streaming need both at once)."""
+        state = _Upload()
+        failure: Exception | None = None
+        keep = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._upload_h2, stream, state, nursery.cancel_scope)
+            try:
+                keep = await self._relay_h2(stream, state)
+            except errors.UpstreamFailure as exc:
+                failure = exc  # raised below: out of a nursery it would come wrapped in a group
+            nursery.cancel_scope.cancel()
+        if state.error is not None:
+            raise state.error
+        if failure is not None:
+            raise failure
+        return keep
+
+    async def _upload_h2(
+        self, stream: H2UpstreamStream, state: _Upload, scope: trio.CancelScope
+    ) -> None:
+        """Client body -> upstream stream, chunk by chunk, within its windows;
+        the request's trailers end it."""
+        down = self.down
+        limit = self.ctx.config.limits.max_body_bytes
+        timeout = self.ctx.config.timeouts.upstream_response
+        filt = self.request_filter
+        try:
+            while True:
+                chunk = await down.receive_body()
+                if not chunk:
+                    tail = filt.finish() if filt is not None else b""
+                    if tail:
+                        await stream.send_data(tail, timeout)
+                    await stream.end(down.request_trailers, timeout)
+                    state.done = True
+                    return
+                self.bytes_in += len(chunk)
+                if limit and self.bytes_in > limit:
+                    raise ClientBodyError(errors.BODY_TOO_LARGE)
+                if filt is not None:
+                    chunk = filt.feed(chunk)
+                    if not chunk:
+                        continue
+                await stream.send_data(chunk, timeout)
+        except ClientBodyError as exc:
+            state.error = exc
+            scope.cancel()
+        except errors.UpstreamFailure:
+            state.upstream_broken = True  # the upstream may still answer; the reader decides
+
+    async def _relay_h2(self, stream: H2UpstreamStream, upload: _Upload | None) -> bool:
+        """The upstream stream's response to the client. The client side is
+        flushed only when no event is waiting, so a response that ended on
+        its HEADERS (a trailers-only gRPC answer) leaves as one HEADERS frame
+        with END_STREAM to an HTTP/2 client."""
+        down = self.down
+        timeout = self.ctx.config.timeouts.upstream_response
+        filt: BodyFilter | None = None
+        while True:
+            event: ev.Event | None
+            if self._held:  # read ahead by a response check: relayed first
+                event = self._held.pop(0)
+            else:
+                event = stream.next_nowait()
+                if event is None:
+                    await down.flush()
+                    event = await stream.next_event(timeout)
+            cls = type(event)
+            if cls is ev.Data:
+                chunk = event.data  # type: ignore[union-attr]
+                if filt is not None:
+                    chunk = filt.feed(chunk)
+                if chunk:
+                    self.bytes_out += len(chunk)
+                    await down.send_data(chunk)
+            elif cls is ev.Response:
+                if self.flow is None:
+                    self._send_head(event.status_code, strip_hop_by_hop(event.headers))  # type: ignore[union-attr]
+                else:
+                    filt = await self._start_response(event, stream.close)  # type: ignore[arg-type]
+                    if filt is _CLOSED:
+                        return False
+            elif cls is ev.EndOfMessage:
+                if filt is not None:
+                    tail = filt.finish()
+                    if tail:
+                        self.bytes_out += len(tail)
+                        await down.send_data(tail)
+                down.end_response(event.headers)  # type: ignore[union-attr]
+                await down.flush()
+                return upload is None or upload.done
+
+    async def _read_h2_prefix(self, stream: H2UpstreamStream, limit: int) -> tuple[bytes, bool]:
+        """`_read_response_prefix` on an HTTP/2 upstream stream."""
+        timeout = self.ctx.config.timeouts.upstream_response
+        chunks = [e.data for e in self._held if isinstance(e, ev.Data)]
+        size = sum(len(c) for c in chunks)
+        if len(chunks) < len(self._held):  # the message ended
+            return b"".join(chunks)[:limit], True
+        while size < limit:
+            event = await stream.next_event(timeout)
+            self._held.append(event)
+            if isinstance(event, ev.Data):
+                chunks.append(event.data)
+                size += len(event.data)
+            else:
+                return b"".join(chunks)[:limit], True
+        return b"".join(chunks)[:limit], False
+
     async def _read_response_prefix(self, limit: int) -> tuple[bytes, bool]:
         """The first `limit` bytes of the response body and whether that is
         all of it, for a response check: the events read are held and
@@ -702,6 +873,8 @@ class ProxyExchange:
         if self._local_body is not None:
             body = self._local_body
             return body[:limit], len(body) <= limit
+        if self._h2 is not None:
+            return await self._read_h2_prefix(self._h2, limit)
         conn = self._upstream
         if conn is None:
             return b"", True
@@ -740,9 +913,11 @@ class ProxyExchange:
         return b"".join(chunks)[:limit], False
 
     async def _start_response(
-        self, event: ev.Response, conn: UpstreamConnection
+        self, event: ev.Response, drop_upstream: Callable[[], None]
     ) -> BodyFilter | None:
-        """The response head through the response phase of the policy."""
+        """The response head through the response phase of the policy;
+        `drop_upstream` ends the upstream side when the policy answers or
+        closes instead."""
         flow = self.flow
         assert flow is not None
         head = ResponseHead(event.status_code, strip_hop_by_hop(event.headers))
@@ -760,10 +935,10 @@ class ProxyExchange:
             outcome = self._error(errors.POLICY_FAILED)
         if isinstance(outcome, CloseConnection):
             self.down.abort()
-            conn.transport.close()
+            drop_upstream()
             return _CLOSED
         if isinstance(outcome, LocalResponse):
-            conn.transport.close()
+            drop_upstream()
             await self._local(outcome, run_hooks=False)
             return _CLOSED
         passed = flow.passed_head(outcome)

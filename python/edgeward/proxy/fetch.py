@@ -11,8 +11,8 @@ import h11
 import trio
 
 from edgeward.hooks import Fetch, FetchResult
+from edgeward.proxy.dial import resolve
 from edgeward.proxy.transport import Transport, connect, tls_handshake
-from edgeward.proxy.upstream import _resolve
 
 MAX_FETCH_BYTES = 4 * 1024 * 1024
 
@@ -37,7 +37,7 @@ class Fetcher:
             raise ValueError(f"unsupported URL {fetch.url!r}")
         tls = url.scheme == "https"
         port = url.port or (443 if tls else 80)
-        family, address = await _resolve(url.hostname, port)
+        family, address = await resolve(url.hostname, port)
         if fetch.address_allowed is not None and not fetch.address_allowed(address[0]):
             error = f"{url.hostname} resolved to {address[0]}, which is not allowed"
             return FetchResult(0, error=error, failure="refused", resolved_ip=address[0])

@@ -360,6 +360,7 @@ class H2Stream:
         "_body_bytes",
         "_ending",
         "_event",
+        "_head",
         "_held",
         "_pending_ack",
         "chunks",
@@ -388,6 +389,7 @@ class H2Stream:
         self._body_bytes = 0
         self._held = b""  # the last piece of response body, sent with END_STREAM
         self._ending: list[Header] | None = None
+        self._head: tuple[int, list[Header]] | None = None  # the response head, until more comes
 
     def wake(self) -> None:
         self._event.set()
@@ -452,13 +454,23 @@ class H2Stream:
                 raise ClientBodyError(errors.REQUEST_TIMEOUT)
 
     def start_response(self, status: int, headers: list[Header]) -> None:
+        """The head waits for what follows: a response that ends right
+        after it (no body, no trailers: a trailers-only gRPC answer) leaves
+        as one HEADERS frame with END_STREAM."""
         if self.reset:  # between the reset and the worker's next checkpoint
             raise ClientBodyError(None)
         self.response_started = True
-        # connection-specific fields are dropped by the HPACK encoder (cached)
-        self.conn.h2.send_headers(self.stream_id, status, headers)
+        self._head = (status, headers)
+
+    def _send_head(self) -> None:
+        head, self._head = self._head, None
+        if head is not None:
+            # connection-specific fields are dropped by the HPACK encoder (cached)
+            self.conn.h2.send_headers(self.stream_id, head[0], head[1])
 
     async def send_data(self, data: bytes) -> None:
+        if self._head is not None:
+            self._send_head()
         if self._held:
             held, self._held = self._held, b""
             await self._send(held)
@@ -494,14 +506,23 @@ class H2Stream:
     def end_response(self, trailers: list[Header]) -> None:
         if self.reset:
             raise ClientBodyError(None)
-        held, self._held = self._held, b""
         h2 = self.conn.h2
+        if self._head is not None:
+            if not trailers and not self._held:
+                status, headers = self._head
+                self._head = None
+                h2.send_headers(self.stream_id, status, headers, end_stream=True)
+                return
+            self._send_head()
+        held, self._held = self._held, b""
         if held and h2.send_window(self.stream_id) < len(held):
             self._held, self._ending = held, trailers  # see `_send`; `flush` finishes
             return
         h2.end_stream(self.stream_id, trailers, held)
 
     async def flush(self) -> None:
+        if self._head is not None:
+            self._send_head()
         if self._held:
             held, self._held = self._held, b""
             await self._send(held)
@@ -514,6 +535,7 @@ class H2Stream:
         self.conn.h2.reset(self.stream_id)
         self.reset = True
         self._held = b""
+        self._head = None
 
     def close_connection(self) -> None:
         self.abort()

@@ -281,6 +281,7 @@ class Server:
         """Serve until `shutdown()` (or a signal), then drain."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self.services.pools.nursery = nursery  # HTTP/2 upstream connections' tasks
             for bound in self._bound.values():
                 bound.sock.listen(1024)  # only now: a client that connects gets served
                 nursery.start_soon(self._accept_loop, bound)

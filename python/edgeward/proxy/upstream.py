@@ -1,10 +1,10 @@
 """The upstream side: HTTP/1.1 connections to one upstream, kept alive in a
-bounded pool with idle expiry."""
+bounded pool with idle expiry; `Pools` holds them and the HTTP/2 ones
+(`upstream_h2.H2UpstreamPool`) for every upstream of the config."""
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import socket
 import ssl
 import time
@@ -16,9 +16,10 @@ from edgeward.config import EdgeConfig, Upstream
 from edgeward.errors import EdgewardError
 from edgeward.http1.codec import Codec
 from edgeward.http1.events import LocalProtocolError
-from edgeward.proxy import errors
 from edgeward.proxy.codecs import CodecFactory
-from edgeward.proxy.transport import Transport, connect, tls_handshake
+from edgeward.proxy.dial import client_context, dial
+from edgeward.proxy.transport import Transport
+from edgeward.proxy.upstream_h2 import H2UpstreamPool
 
 
 class Pool(Protocol):
@@ -69,7 +70,7 @@ class UpstreamPool:
         self._connect_timeout = connect_timeout
         self._idle: list[UpstreamConnection] = []  # oldest first
         self._ssl: ssl.SSLContext | None = (
-            _client_context(upstream) if upstream.scheme == "https" else None
+            client_context(upstream) if upstream.scheme == "https" else None
         )
 
     def take(self) -> UpstreamConnection | None:
@@ -97,33 +98,7 @@ class UpstreamPool:
         return self.take() or await self.open()
 
     async def open(self) -> UpstreamConnection:
-        up = self.upstream
-        try:
-            if up.scheme == "unix":
-                sock = await connect(socket.AF_UNIX, up.host, self._connect_timeout)
-            else:
-                family, address = await _resolve(up.host, up.port)
-                sock = await connect(family, address, self._connect_timeout)
-        except trio.TooSlowError:
-            raise errors.UpstreamFailure(errors.UPSTREAM_CONNECT_TIMEOUT, up.url) from None
-        except OSError as exc:
-            raise errors.UpstreamFailure(
-                errors.UPSTREAM_REFUSED, f"{up.url}: {exc.strerror or exc}"
-            ) from None
-        if self._ssl is not None:
-            tls = self._ssl.wrap_socket(
-                sock, server_hostname=up.tls_server_name or up.host, do_handshake_on_connect=False
-            )
-            try:
-                with trio.fail_after(self._connect_timeout):
-                    await tls_handshake(tls)
-            except trio.TooSlowError:
-                tls.close()
-                raise errors.UpstreamFailure(errors.UPSTREAM_CONNECT_TIMEOUT, up.url) from None
-            except (OSError, ssl.SSLError) as exc:
-                tls.close()
-                raise errors.UpstreamFailure(errors.UPSTREAM_TLS, f"{up.url}: {exc}") from None
-            sock = tls
+        sock = await dial(self.upstream, self._ssl, self._connect_timeout)
         return UpstreamConnection(Transport(sock), self._codec_factory())
 
     def release(self, conn: UpstreamConnection) -> None:
@@ -188,29 +163,6 @@ def _quiet(sock: socket.socket) -> bool:
     return False
 
 
-async def _resolve(host: str, port: int) -> tuple[int, tuple[str, int]]:
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port)
-    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    if not infos:
-        raise OSError(f"cannot resolve {host}")
-    family, _, _, _, address = infos[0]
-    return family, address[:2]  # type: ignore[return-value]
-
-
-def _client_context(up: Upstream) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(up.tls_ca) if up.tls_ca else None)
-    if not up.tls_verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
 class UpstreamCaError(EdgewardError):
     """An upstream's CA file cannot be read or holds no certificate."""
 
@@ -230,7 +182,9 @@ class Pools:
 
     def __init__(self, codec_factory: CodecFactory) -> None:
         self._codec_factory = codec_factory
-        self._pools: dict[Upstream, tuple[UpstreamPool, bytes]] = {}  # and the CA's digest
+        self._pools: dict[Upstream, tuple[AnyPool, bytes]] = {}  # and the CA's digest
+        self.nursery: trio.Nursery | None = None
+        """Where HTTP/2 upstream connections run their tasks (the server's, while it serves)."""
 
     def prepare(self, config: EdgeConfig) -> PoolPlan:
         """Raises `UpstreamCaError` (an unreadable or bad CA file)."""
@@ -243,8 +197,16 @@ class Pools:
             try:
                 ca = hashlib.sha256(up.tls_ca.read_bytes()).digest() if up.tls_ca else b""
                 known = self._pools.get(up)
+                pool: AnyPool
                 if known is not None and known[1] == ca:
                     pool = known[0]
+                elif up.protocol == "http2":
+                    pool = H2UpstreamPool(
+                        up,
+                        self._nursery,
+                        idle_timeout=timeouts.upstream_idle,
+                        connect_timeout=timeouts.upstream_connect,
+                    )
                 else:
                     pool = UpstreamPool(
                         up,
@@ -260,7 +222,10 @@ class Pools:
             plan[up] = (pool, ca)
         return plan
 
-    def apply(self, plan: PoolPlan, config: EdgeConfig) -> dict[str, UpstreamPool]:
+    def _nursery(self) -> trio.Nursery | None:
+        return self.nursery
+
+    def apply(self, plan: PoolPlan, config: EdgeConfig) -> dict[str, AnyPool]:
         """Swap in a prepared plan; the pools of `config`'s endpoints by name."""
         for up, (pool, _) in self._pools.items():
             if up not in plan or plan[up][0] is not pool:
@@ -284,4 +249,5 @@ class Pools:
             pool.close()
 
 
-PoolPlan = dict[Upstream, tuple[UpstreamPool, bytes]]
+AnyPool = UpstreamPool | H2UpstreamPool
+PoolPlan = dict[Upstream, tuple[AnyPool, bytes]]

@@ -1183,11 +1183,15 @@ impl Server {
         }
     }
 
+    /// The response head; with `end_stream` it is the whole response (one
+    /// HEADERS frame with END_STREAM: no body, no trailers, e.g. a
+    /// trailers-only gRPC answer).
     pub fn send_headers(
         &mut self,
         stream_id: u32,
         status: u16,
         headers: &[(&[u8], &[u8])],
+        end_stream: bool,
     ) -> Result<(), SendError> {
         if self.ended {
             return Ok(());
@@ -1199,7 +1203,10 @@ impl Server {
         for (name, value) in headers {
             hpack::encode_field(&mut block, name, value);
         }
-        self.write_headers(stream_id, &block, false);
+        self.write_headers(stream_id, &block, end_stream);
+        if end_stream {
+            self.server_done(stream_id);
+        }
         Ok(())
     }
 
@@ -1277,6 +1284,12 @@ impl Server {
             }
             self.write_headers(stream_id, &block, true);
         }
+        self.server_done(stream_id);
+        Ok(())
+    }
+
+    /// Our side of the stream ended; with the client's, it is closed.
+    fn server_done(&mut self, stream_id: u32) {
         if let Some(stream) = self.streams.get_mut(&stream_id) {
             stream.server_done = true;
             if stream.client_done {
@@ -1284,7 +1297,6 @@ impl Server {
                 self.remember_closed(stream_id, ClosedBy::End);
             }
         }
-        Ok(())
     }
 
     /// The caller passed `flow_length` body bytes on: reopen the windows.

@@ -55,7 +55,7 @@ fn a_request_and_its_response() {
         }]
     );
     server
-        .send_headers(1, 200, &[(b"content-type", b"text/plain")])
+        .send_headers(1, 200, &[(b"content-type", b"text/plain")], false)
         .unwrap();
     assert_eq!(server.send_window(1), 16_384);
     server.end_stream(1, &[], b"hi").unwrap();
