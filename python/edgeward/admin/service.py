@@ -5,7 +5,8 @@ where the handlers read the agents' registry directly.
 
 The API opens its own connection pool on the state store; credential
 changes reach the data plane through the store's revision watcher, as the
-CLI's do."""
+CLI's do. It also runs the event bus (`edgeward.events.service`): audit
+events, agent events and policy denies go to the event destinations."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from hypercorn.config import Config, Sockets
 from hypercorn.trio.run import worker_serve
 
 from edgeward.admin.app import AdminApi
-from edgeward.admin.audit import Audit
+from edgeward.admin.audit import Audit, static_destinations
 from edgeward.admin.dataplane import DataPlane
 from edgeward.config import ApiListener
+from edgeward.events.service import SPOOL, EventService
 from edgeward.store import Store, statedir
 from edgeward.store.trio_adapter import AsyncStore
 
@@ -53,10 +55,13 @@ class ApiService:
         dataplane: DataPlane,
     ) -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        self.store = Store.open(statedir.resolve(state_dir))
+        directory = statedir.resolve(state_dir)
+        self.store = Store.open(directory)
         self.sock = sock
         self.address: tuple[str, int] = sock.getsockname()[:2]
-        self.audit = Audit(api.audit_log)
+        # the event bus: the process's (agents and policy denies publish to it too)
+        self.events = EventService(self.store, directory / SPOOL, static_destinations(api.audit_log))
+        self.audit = Audit(self.events.bus)
         self.api = AdminApi(AsyncStore(self.store), dataplane, self.audit)
         self.config = _Config()
         self.config.context = ssl_context
@@ -80,18 +85,21 @@ class ApiService:
         secure = [self.sock] if self.scheme == "https" else []
         insecure = [] if secure else [self.sock]
         try:
-            await worker_serve(
-                ASGIWrapper(self.api.app),  # type: ignore[arg-type]  # ASGI types of two libraries
-                self.config,
-                sockets=Sockets(secure, insecure, []),
-                shutdown_trigger=stop,
-            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.events.run)  # destinations follow the store
+                await worker_serve(
+                    ASGIWrapper(self.api.app),  # type: ignore[arg-type]  # ASGI types of two libraries
+                    self.config,
+                    sockets=Sockets(secure, insecure, []),
+                    shutdown_trigger=stop,
+                )
+                nursery.cancel_scope.cancel()
         finally:
             self.close()
 
     def close(self) -> None:
         self.sock.close()
-        self.audit.close()
+        self.events.close()
         self.store.close()
 
 

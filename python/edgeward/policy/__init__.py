@@ -24,7 +24,7 @@ from edgeward.ipintel import IpIntelligence
 from edgeward.policy.config import EngineOptions, IpPolicyRules, SourceDocument
 from edgeward.policy.engine import CompiledPolicy, Exchange
 from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode, PolicyError, Severity
-from edgeward.policy.events import EventSink, PolicyEvent, fan_out, open_event_sink
+from edgeward.policy.events import BUS_SINK, EventSink, PolicyEvent, fan_out, open_event_sink
 from edgeward.policy.loader import LoadedPolicy, load
 from edgeward.policy.model import Phase
 from edgeward.policy.targets import ExternalTargets, TargetRules
@@ -231,12 +231,13 @@ class PolicyCompiler:
         if targets is None:
             spec = os.environ.get("EDGEWARD_POLICY_EVENTS", "stdout")
             targets = [t.strip() for t in spec.split(",") if t.strip()]
-        sinks = []
+        sinks: list[EventSink] = []
         for target in targets:
             sink = self._sinks.get(target)
             if sink is None:
                 sink = self._sinks[target] = open_event_sink(target)
             sinks.append(sink)
+        sinks.append(BUS_SINK)  # denies to the event bus, whatever the targets
         return fan_out(sinks)
 
 
