@@ -143,6 +143,10 @@ class SyslogDestination:
 
     def close(self) -> None:
         if self._sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                if isinstance(self._sock, ssl.SSLSocket):  # close_notify, as TLS wants
+                    self._sock.settimeout(1.0)
+                    self._sock.unwrap()
             with contextlib.suppress(OSError):
                 self._sock.close()
         self._sock = None
