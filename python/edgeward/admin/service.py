@@ -60,7 +60,9 @@ class ApiService:
         self.sock = sock
         self.address: tuple[str, int] = sock.getsockname()[:2]
         # the event bus: the process's (agents and policy denies publish to it too)
-        self.events = EventService(self.store, directory / SPOOL, static_destinations(api.audit_log))
+        self.events = EventService(
+            self.store, directory / SPOOL, static_destinations(api.audit_log)
+        )
         self.audit = Audit(self.events.bus)
         self.api = AdminApi(AsyncStore(self.store), dataplane, self.audit)
         self.config = _Config()

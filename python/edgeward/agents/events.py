@@ -78,7 +78,9 @@ class AgentEvent:
         (the agent), the object everything else."""
         obj = {k: v for k, v in self.as_dict().items() if k not in ("time", "event")}
         kind = EVENT_TYPES.get(self.event, f"{self.event}.v0")
-        return bus.Event(kind, obj, bus.Principal(self.authtoken or "", "credential"), time=self.time)
+        return bus.Event(
+            kind, obj, bus.Principal(self.authtoken or "", "credential"), time=self.time
+        )
 
 
 class _Format:
