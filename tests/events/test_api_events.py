@@ -31,6 +31,10 @@ endpoints:
           actions: [{{type: deny}}]
 api:
   address: 127.0.0.1:{port_api}
+  events:
+    - name: local
+      target: {{file: {{path: {dir}/bus.jsonl}}}}
+      sources: [policy_denied.v0]
 """
 
 
@@ -109,6 +113,16 @@ def test_subscriptions_through_the_api_reach_a_collector(edge: ApiEdge) -> None:
         denied = wait_for(receiver, lambda e: e["event_type"] == "policy_denied.v0")
         assert denied["object"]["endpoint"] == "site" and denied["object"]["rule"] == "nobody"
         assert denied["principal"]["type"] == "client"
+        local = edge.directory / "bus.jsonl"  # the config's static destination
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            lines = local.read_text().splitlines() if local.exists() else []
+            if any(denied["event_id"] in line for line in lines):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the policy deny is not in the config's destination")
+        assert all('"policy_denied.v0"' in line for line in lines)
 
         # an agent: session, bind, refused bind, end
         token = Token(loud["id"], loud["token"])

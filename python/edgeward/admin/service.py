@@ -25,6 +25,7 @@ from edgeward.admin.app import AdminApi
 from edgeward.admin.audit import Audit, static_destinations
 from edgeward.admin.dataplane import DataPlane
 from edgeward.config import ApiListener
+from edgeward.events import spec
 from edgeward.events.service import SPOOL, EventService
 from edgeward.store import Store, statedir
 from edgeward.store.trio_adapter import AsyncStore
@@ -60,9 +61,8 @@ class ApiService:
         self.sock = sock
         self.address: tuple[str, int] = sock.getsockname()[:2]
         # the event bus: the process's (agents and policy denies publish to it too)
-        self.events = EventService(
-            self.store, directory / SPOOL, static_destinations(api.audit_log)
-        )
+        static = static_destinations(api.audit_log) + spec.configured(api.events)
+        self.events = EventService(self.store, directory / SPOOL, static)
         self.audit = Audit(self.events.bus)
         self.api = AdminApi(AsyncStore(self.store), dataplane, self.audit)
         self.config = _Config()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,6 +236,23 @@ def subscription(id: str, types: Any, destination_ids: Any, filter: Any = None) 
     return SubscriptionSpec(id, tuple(types), tuple(destination_ids), filter or "", program)
 
 
+def configured(
+    items: Sequence[Mapping[str, Any]],
+) -> list[tuple[DestinationSpec, SubscriptionSpec]]:
+    """The edge config's `api.events` (already validated by the config
+    loader): each a destination `cfg_<name>` with its subscription."""
+    out = []
+    for item in items:
+        id = f"cfg_{item['name']}"
+        out.append(
+            (
+                destination(id, item.get("format"), item.get("target"), item["name"]),
+                subscription(id, list(item.get("sources", ["*"])), [id], item.get("filter")),
+            )
+        )
+    return out
+
+
 __all__ = [
     "FACILITIES",
     "FILTER_ENV",
@@ -243,6 +260,7 @@ __all__ = [
     "KINDS",
     "DestinationSpec",
     "SubscriptionSpec",
+    "configured",
     "destination",
     "subscription",
 ]
