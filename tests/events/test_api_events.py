@@ -5,15 +5,17 @@ audit, agents (session start/end, bind, refused bind) and policy denies."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.admin.admin_support import ApiEdge
 from tests.agents.agents_support import Pki, Token, agent_edge, curl, ingress_block
 from tests.agents.test_agent_http import named_server
-from tests.events.receivers import HttpReceiver, http_receiver
+from tests.events.receivers import HttpReceiver, http_receiver, rsyslog
 from tests.proxy.proxy_support import free_port, wait_port
 
 EDGE = """
@@ -221,3 +223,29 @@ def test_roles_and_the_token_is_never_shown(edge: ApiEdge) -> None:
     with edge.client(developer) as api:
         assert api.get("/event_destinations").status_code == 403
         assert api.get("/event_subscriptions").status_code == 403
+
+
+def test_a_syslog_destination_through_the_api(edge: ApiEdge, tmp_path: Path) -> None:
+    admin = edge.key("admin")
+    with rsyslog(tmp_path / "rsyslog") as daemon, edge.client(admin) as api:
+        address = f"127.0.0.1:{daemon.tls_port or daemon.tcp_port}"
+        tls = {"ca": str(daemon.pem.ca), "server_name": "syslog.test"} if daemon.tls_port else None
+        target = {"syslog": {"address": address, "tls": tls}}
+        destination = api.post("/event_destinations", json={"target": target}).json()
+        subscription = api.post(
+            "/event_subscriptions",
+            json={
+                "sources": [{"type": "credential_created.v0"}],
+                "destination_ids": [destination["id"]],
+            },
+        ).json()
+        deadline = time.monotonic() + 20
+        made: list[str] = []
+        while time.monotonic() < deadline and not daemon.lines():
+            made.append(api.post("/credentials", json={"description": "s"}).json()["id"])
+            time.sleep(0.2)
+        lines = daemon.lines()
+        assert lines and lines[0][3] == "credential_created.v0"
+        assert json.loads(lines[0][5])["object"]["id"] in made
+        api.delete(f"/event_subscriptions/{subscription['id']}")
+        api.delete(f"/event_destinations/{destination['id']}")
