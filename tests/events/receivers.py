@@ -55,6 +55,7 @@ class HttpReceiver:
 
     port: int = field(default_factory=free_port)
     status: int = 200
+    authorization: str | None = None  # refuse (401) any other Authorization
     requests: list[Request] = field(default_factory=list)
     _server: _Server | None = None
 
@@ -68,6 +69,9 @@ class HttpReceiver:
                 size = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(size)
                 status = receiver.status
+                wanted = receiver.authorization
+                if wanted is not None and self.headers.get("authorization") != wanted:
+                    status = 401
                 if status < 300:
                     receiver.requests.append(
                         Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body)

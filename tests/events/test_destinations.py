@@ -177,6 +177,27 @@ def test_a_refusing_collector_gets_the_batch_again(bus: Bus) -> None:
     assert [e["object"]["n"] for e in got] == list(range(50))
 
 
+def test_a_fixed_token_applies_to_the_waiting_batch(bus: Bus) -> None:
+    """A wrong token: 401s, kept; the destination changed to the right one
+    sends the same batch with it (no event lost, no restart)."""
+    with http_receiver() as receiver:
+        receiver.authorization = "Splunk right"
+        wrong = {"http": {"url": receiver.url, "shape": "hec", "token": "wrong"}}
+        bus.configure([spec.destination("ed_siem", "json", wrong)], everything("ed_siem"))
+        for n in range(20):
+            bus.publish(event(n))
+        delivery = bus.deliveries["ed_siem"]
+        for _ in range(400):
+            if delivery.failures >= 3:
+                break
+            time.sleep(0.05)
+        right = {"http": {"url": receiver.url, "shape": "hec", "token": "right"}}
+        bus.configure([spec.destination("ed_siem", "json", right)], everything("ed_siem"))
+        assert bus.deliveries["ed_siem"] is delivery  # same sender, same spool
+        got = receiver.wait(20)
+    assert [e["object"]["n"] for e in got] == list(range(20))
+
+
 def test_the_spool_survives_a_restart_of_the_edge(tmp_path: Path) -> None:
     with http_receiver() as receiver:
         receiver.stop()

@@ -110,6 +110,7 @@ class AgentEvents:
     def emit(self, event: AgentEvent) -> None:
         for output in self._outputs:
             output.write(event, FORMAT)
-        bus.publish(event.envelope())
+        if bus.current() is not None:
+            bus.publish(event.envelope())
         self.recent.append(event)
         del self.recent[:-64]

@@ -25,6 +25,7 @@ import logging
 import queue
 import ssl
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -192,8 +193,12 @@ class Bus:
                 return
             self._closed = True
         self._thread.join(wait + 5)
-        for delivery in list(self.deliveries.values()):
-            delivery.close(wait)
+        deliveries = list(self.deliveries.values())
+        for delivery in deliveries:  # all drain at once: `wait` in all, not each
+            delivery.drain()
+        deadline = time.monotonic() + wait
+        for delivery in deliveries:
+            delivery.close(max(0.0, deadline - time.monotonic()))
         self._overflow.close()
 
 

@@ -59,6 +59,7 @@ class Delivery:
         self.delivered = 0  # events the receiver took (tests, metrics)
         self.failures = 0  # failed attempts
         self._stop = threading.Event()
+        self._wake = threading.Event()  # ends a backoff early: new settings, closing
         self._draining = False
         self._thread = threading.Thread(
             target=self._run, name=f"edgeward-events {spec.id}", daemon=True
@@ -92,12 +93,16 @@ class Delivery:
                         exc,
                     )
                 failing = True
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.backoff_max)
+                if self._wake.wait(backoff):
+                    self._wake.clear()
+                    backoff = BACKOFF_MIN  # new settings: try them at once
+                else:
+                    backoff = min(backoff * 2, self.backoff_max)
                 continue
             except Exception:  # a bug: say so, keep the batch, do not spin
                 log.exception("event destination %s: cannot send a batch", self.spec.id)
-                self._stop.wait(self.backoff_max)
+                self._wake.wait(self.backoff_max)
+                self._wake.clear()
                 continue
             self.spool.commit(size)
             self.delivered += len(records)
@@ -113,6 +118,7 @@ class Delivery:
         """Deliver with `spec`'s settings from the next batch on (same spool,
         same order). Raises what opening the new client raises."""
         self._next = (spec, open_client(spec))
+        self._wake.set()
         self.spool.wake()
 
     def retire(self) -> None:
@@ -121,6 +127,7 @@ class Delivery:
 
         def run() -> None:
             self._stop.set()
+            self._wake.set()
             self.spool.wake()
             self._thread.join()
             self.client.close()
@@ -131,15 +138,20 @@ class Delivery:
             target=run, name=f"edgeward-events {self.spec.id} stop", daemon=True
         ).start()
 
+    def drain(self) -> None:
+        """Closing: the sender stops once its spool is empty (`close` waits)."""
+        self._draining = True
+        self.spool.wake()
+
     def close(self, wait: float = 2.0) -> None:
         """Send what is pending for at most `wait` seconds; what is left stays
         in the spool for the next start."""
-        self._draining = True
-        self.spool.wake()
+        self.drain()
         self._thread.join(wait)
         self._stop.set()
+        self._wake.set()
         self.spool.wake()
-        self._thread.join(max(wait, 1.0) + 11)  # a send in progress ends by its timeouts
+        self._thread.join(12)  # a send in progress ends by its timeouts
         self.client.close()
         if not self._thread.is_alive():
             self.spool.close()

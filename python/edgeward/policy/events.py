@@ -144,7 +144,7 @@ class BusSink:
     when the edge runs no bus (no `api:`)."""
 
     def emit(self, event: PolicyEvent) -> None:
-        if event.verdict not in DENIALS:
+        if event.verdict not in DENIALS or bus.current() is None:
             return
         obj = {k: v for k, v in event.as_dict().items() if k != "time"}
         principal = bus.Principal(event.client_ip, "client")
