@@ -63,6 +63,7 @@ class Bus:
         self.subscriptions: tuple[SubscriptionSpec, ...] = ()
         self.recent: list[dict[str, Any]] = []  # the last few events (tests, debugging)
         self._closed = False
+        self._configured = threading.Event()  # no routing before the first `configure`
         self._thread = threading.Thread(target=self._run, name="edgeward-events", daemon=True)
         self._thread.start()
 
@@ -118,6 +119,7 @@ class Bus:
         with self._lock:
             self.deliveries = deliveries
             self.subscriptions = tuple(subscriptions)
+        self._configured.set()
         for id, delivery in current.items():
             if id not in deliveries:
                 delivery.retire()
@@ -128,6 +130,9 @@ class Bus:
     # --- the dispatcher -----------------------------------------------------------------
 
     def _run(self) -> None:
+        while not self._configured.wait(0.2):  # what the last run left waits for its routes
+            if self._closed:
+                return
         while True:
             try:
                 item = self._queue.get(timeout=0.2)
