@@ -34,8 +34,8 @@ SANS_IO = (
 TRIO_DRIVERS = {"edgeward.tunnel.trio_session"}
 # Packages that do blocking I/O (the state store's database) without trio;
 # trio code reaches them through the one adapter module named here.
-TRIO_FREE = ("store", "authtokens")
-TRIO_ADAPTERS = ("store/trio_adapter.py",)
+TRIO_FREE = ("store", "authtokens", "events")
+TRIO_ADAPTERS = ("store/trio_adapter.py", "events/service.py")
 # Libraries only one layer may import: SQL lives in the store; the ASGI
 # framework and its server, in the admin API.
 OWNED = {
@@ -141,6 +141,19 @@ FORBIDDEN = {
         "edgeward.http2",
         "edgeward.tunnel.trio_session",
         "edgeward.agent",
+        "edgeward.identity",
+    ),
+    # The event bus and its destinations: below every producer (admin API,
+    # agents, policy engine), which publish to it; threads, no trio but its
+    # service module.
+    "events": (
+        "edgeward.proxy",
+        "edgeward.policy",
+        "edgeward.admin",
+        "edgeward.agents",
+        "edgeward.agent",
+        "edgeward.http1",
+        "edgeward.http2",
         "edgeward.identity",
     ),
     # The admin API's command-line client: the standard library only.

@@ -5,6 +5,7 @@ httpx client that speaks the public API's headers."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,10 +67,17 @@ class ApiEdge:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def audit(self) -> list[dict[str, Any]]:
+        """The audit log, once the event bus has written what it had (its
+        sender thread writes it: read until two reads agree)."""
         path = self.directory / "audit.log"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        seen = None
+        for _ in range(50):
+            text = path.read_text() if path.exists() else ""
+            if text == seen:
+                break
+            seen = text
+            time.sleep(0.1)
+        return [json.loads(line) for line in (seen or "").splitlines() if line.strip()]
 
 
 @contextmanager

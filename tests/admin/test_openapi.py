@@ -133,5 +133,25 @@ def test_live_answers_validate_against_the_document(edge: ApiEdge) -> None:
         check(api, "GET", "/endpoints/ep_nope")  # 404
         check(api, "POST", "/credentials", json={"acl": ["nope"]})  # 400
         check(api, "GET", "/credentials", headers={"Ngrok-Version": "1"})  # 400
+        target = {"http": {"url": "http://127.0.0.1:9/hec", "shape": "hec", "token": "t"}}
+        dest = check(api, "POST", "/event_destinations", json={"target": target}).json()
+        check(api, "GET", "/event_destinations")
+        tag = check(reader, "GET", f"/event_destinations/{dest['id']}").headers["etag"]
+        check(
+            api,
+            "PATCH",
+            f"/event_destinations/{dest['id']}",
+            json={"format": "ocsf"},
+            headers={"If-Match": tag},
+        )
+        body = {"sources": [{"type": "credential_*"}], "destination_ids": [dest["id"]]}
+        sub = check(api, "POST", "/event_subscriptions", json=body).json()
+        check(api, "GET", "/event_subscriptions")
+        check(reader, "GET", f"/event_subscriptions/{sub['id']}")
+        check(api, "PATCH", f"/event_subscriptions/{sub['id']}", json={"filter": "true"})
+        check(api, "POST", "/event_subscriptions", json={**body, "filter": "object.x =="})  # 400
+        check(api, "DELETE", f"/event_subscriptions/{sub['id']}")
+        check(api, "DELETE", f"/event_destinations/{dest['id']}")
+        check(api, "GET", f"/event_destinations/{dest['id']}")  # 404
         check(nobody, "GET", "/credentials")  # 401
     assert {status for _, status in check.seen} >= {200, 201, 204, 400, 401, 403, 404, 412}

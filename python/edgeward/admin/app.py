@@ -41,6 +41,7 @@ from edgeward.admin.errors import (
     precondition,
     unauthorized,
 )
+from edgeward.admin.events_api import EventsApi
 from edgeward.admin.openapi import document
 from edgeward.authtokens import manage
 from edgeward.authtokens.acl import Acl, AclError
@@ -90,6 +91,7 @@ class AdminApi:
             ),
             Route("/endpoints", self._wrap(self.list_endpoints), methods=["GET"]),
             Route("/endpoints/{id}", self._wrap(self.get_endpoint), methods=["GET"]),
+            *EventsApi(self).routes(),
         ]
         self.app = Starlette(
             routes=routes, exception_handlers={HTTPException: self._http_exception}

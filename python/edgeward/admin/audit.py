@@ -1,4 +1,5 @@
-"""Audit events of the admin API, in the public event envelope:
+"""Audit events of the admin API, in the public event envelope
+(`edgeward.events.envelope`):
 
     {"event_id": "ev_...", "event_type": "credential_created.v0",
      "event_timestamp": "2026-12-07T03:01:02.345Z",
@@ -8,88 +9,59 @@
 One event per mutation (`<resource>_created|updated|deleted.v0`,
 `tunnel_session_stopped.v0`) and one per use of an API key
 (`api_key_used.v0`: method, path, status; refused keys too, with the id
-the caller claimed). Written as JSON Lines through `edgeward.linefile`, so
-a slow disk never blocks the API; later slices add syslog and HTTP sinks
-behind the same `Audit.emit`.
+the caller claimed). Every event goes through the event bus
+(`edgeward.events`): to the event destinations whose subscriptions match,
+and to the `audit_log:` outputs, which are static JSON Lines destinations
+subscribed to the admin API's own event types.
 """
 
 from __future__ import annotations
 
-import logging
-import secrets
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
 
-from edgeward.linefile import Output, json_line, open_output, printable, release, rfc3339
+from edgeward.events import spec
+from edgeward.events.bus import Bus
+from edgeward.events.envelope import Event, Principal
 
-log = logging.getLogger("edgeward.admin")
-WHAT = "audit events"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    id: str  # the API key's id ("" when none was presented)
-    type: str = "api_key"
-    role: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "type": self.type}
-        if self.role is not None:
-            out["role"] = self.role
-        return out
+AuditEvent = Event  # the admin API's name for an event it makes
+TYPES = (
+    "credential_*",
+    "api_key_*",
+    "tunnel_session_stopped.v0",
+    "event_destination_*",
+    "event_subscription_*",
+)
+"""What `audit_log:` receives: the admin API's own events."""
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    event_type: str
-    object: Mapping[str, Any]
-    principal: Principal
-    event_id: str = field(default_factory=lambda: "ev_" + secrets.token_hex(12))
-    time: float = field(default_factory=time.time)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "event_type": self.event_type,
-            "event_timestamp": rfc3339(self.time),
-            "principal": self.principal.as_dict(),
-            "object": dict(self.object),
-        }
-
-
-class _Format:
-    def json(self, event: AuditEvent) -> str:
-        return json_line(event.as_dict())
-
-    def console(self, event: AuditEvent) -> str:
-        return (
-            f"{rfc3339(event.time)} audit {event.event_type} principal={event.principal.id}"
-            f" object={printable(json_line(event.object))}"
+def static_destinations(
+    targets: Sequence[str],
+) -> list[tuple[spec.DestinationSpec, spec.SubscriptionSpec]]:
+    """`audit_log:` outputs as bus destinations, each with its subscription."""
+    out = []
+    for i, target in enumerate(targets):
+        id = f"audit_log_{i}"
+        out.append(
+            (
+                spec.destination(id, "json", {"file": {"path": target}}, "audit_log"),
+                spec.subscription(f"{id}_all", list(TYPES), [id]),
+            )
         )
-
-
-FORMAT = _Format()
+    return out
 
 
 class Audit:
-    """Writes audit events to its destinations (none: kept in `recent` only)."""
+    """Publishes the admin API's events to the bus (none: kept in `recent` only)."""
 
-    def __init__(self, targets: Sequence[str]) -> None:
-        self._outputs: list[Output] = [open_output(t, what=WHAT, log=log) for t in targets]
-        self.recent: list[AuditEvent] = []  # the last few, for tests and the log
+    def __init__(self, bus: Bus | None = None) -> None:
+        self.bus = bus
+        self.recent: list[Event] = []  # the last few, for tests and the log
 
-    def emit(self, event: AuditEvent) -> None:
-        for output in self._outputs:
-            output.write(event, FORMAT)
+    def emit(self, event: Event) -> None:
+        if self.bus is not None:
+            self.bus.publish(event)
         self.recent.append(event)
         del self.recent[:-64]
 
-    def close(self) -> None:
-        for output in self._outputs:
-            release(output, WHAT)
-        self._outputs = []
 
-
-__all__ = ["Audit", "AuditEvent", "Principal"]
+__all__ = ["TYPES", "Audit", "AuditEvent", "Principal", "static_destinations"]

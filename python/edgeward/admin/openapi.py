@@ -134,17 +134,131 @@ SCHEMAS: dict[str, S] = {
         "properties": {"description": STR, "metadata": STR, "acl": STRINGS},
     },
 }
+
+# Event destinations and subscriptions (admin/events_api.py, edgeward.events.spec).
+_TLS: S = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "properties": {"ca": STR_OR_NULL, "server_name": STR_OR_NULL},
+}
+_TARGET: S = {
+    "type": "object",
+    "description": "exactly one kind: file, syslog or http",
+    "minProperties": 1,
+    "maxProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        "file": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["path"],
+            "properties": {"path": {**STR, "description": "stdout, stderr or an absolute path"}},
+        },
+        "syslog": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["address"],
+            "properties": {
+                "address": {**STR, "description": "host:port (RFC 5424, octet counting)"},
+                "tls": _TLS,
+                "app_name": STR,
+                "facility": STR,
+            },
+        },
+        "http": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url"],
+            "properties": {
+                "url": STR,
+                "shape": {"enum": ["hec", "json"]},
+                "token": {**STR_OR_NULL, "description": "shown back as ********"},
+                "ca": STR_OR_NULL,
+            },
+        },
+    },
+}
+_FORMAT: S = {"enum": ["json", "ocsf"]}
+_SOURCES: S = {
+    "type": "array",
+    "items": _obj({"type": {**STR, "description": "an event type or a glob"}}),
+}
+_FILTER: S = {**STR, "description": "a CEL expression over the event envelope"}
+SCHEMAS.update(
+    {
+        "EventDestination": _obj(
+            {
+                "id": STR,
+                "uri": STR,
+                "created_at": TIME,
+                "description": STR,
+                "metadata": STR,
+                "format": _FORMAT,
+                "target": _TARGET,
+            }
+        ),
+        "EventSubscription": _obj(
+            {
+                "id": STR,
+                "uri": STR,
+                "created_at": TIME,
+                "description": STR,
+                "metadata": STR,
+                "sources": _SOURCES,
+                "destinations": {"type": "array", "items": _ref("Ref")},
+                "filter": STR,
+            }
+        ),
+        "EventDestinationCreate": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["target"],
+            "properties": {
+                "description": STR,
+                "metadata": STR,
+                "format": _FORMAT,
+                "target": _TARGET,
+            },
+        },
+        "EventDestinationUpdate": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "description": STR,
+                "metadata": STR,
+                "format": _FORMAT,
+                "target": _TARGET,
+            },
+        },
+        "EventSubscriptionCreate": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "description": STR,
+                "metadata": STR,
+                "sources": _SOURCES,
+                "destination_ids": STRINGS,
+                "filter": _FILTER,
+            },
+        },
+    }
+)
+SCHEMAS["EventSubscriptionUpdate"] = SCHEMAS["EventSubscriptionCreate"]
 for _name, _item in (
     ("CredentialList", "Credential"),
     ("ApiKeyList", "ApiKey"),
     ("TunnelSessionList", "TunnelSession"),
     ("EndpointList", "Endpoint"),
+    ("EventDestinationList", "EventDestination"),
+    ("EventSubscriptionList", "EventSubscription"),
 ):
     _key = {
         "Credential": "credentials",
         "ApiKey": "api_keys",
         "TunnelSession": "tunnel_sessions",
         "Endpoint": "endpoints",
+        "EventDestination": "event_destinations",
+        "EventSubscription": "event_subscriptions",
     }[_item]
     SCHEMAS[_name] = _obj(
         {
@@ -194,7 +308,9 @@ def _body(schema: str) -> S:
 _NO_CONTENT = {"204": {"description": "done"}}
 
 
-def _crud(collection: str, item: str, name: str, *, writable: bool) -> dict[str, S]:
+def _crud(
+    collection: str, item: str, name: str, *, writable: bool, secret: bool = True
+) -> dict[str, S]:
     lst = f"{item}List"
     paths: dict[str, S] = {
         f"/{collection}": {
@@ -213,7 +329,7 @@ def _crud(collection: str, item: str, name: str, *, writable: bool) -> dict[str,
     if writable:
         paths[f"/{collection}"]["post"] = _op(
             f"{collection}_create",
-            f"create a {name} (its token is shown only here)",
+            f"create a {name}" + (" (its token is shown only here)" if secret else ""),
             _json_ok("201", item, "created"),
             requestBody=_body(f"{item}Create"),
         )
@@ -250,6 +366,20 @@ def document() -> S:
         **_crud("api_keys", "ApiKey", "API key", writable=True),
         **_crud("tunnel_sessions", "TunnelSession", "tunnel session", writable=False),
         **_crud("endpoints", "Endpoint", "endpoint", writable=False),
+        **_crud(
+            "event_destinations",
+            "EventDestination",
+            "event destination",
+            writable=True,
+            secret=False,
+        ),
+        **_crud(
+            "event_subscriptions",
+            "EventSubscription",
+            "event subscription",
+            writable=True,
+            secret=False,
+        ),
         "/tunnel_sessions/{id}/stop": {
             "parameters": [_ID],
             "post": _op(

@@ -5,7 +5,8 @@ where the handlers read the agents' registry directly.
 
 The API opens its own connection pool on the state store; credential
 changes reach the data plane through the store's revision watcher, as the
-CLI's do."""
+CLI's do. It also runs the event bus (`edgeward.events.service`): audit
+events, agent events and policy denies go to the event destinations."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from hypercorn.config import Config, Sockets
 from hypercorn.trio.run import worker_serve
 
 from edgeward.admin.app import AdminApi
-from edgeward.admin.audit import Audit
+from edgeward.admin.audit import Audit, static_destinations
 from edgeward.admin.dataplane import DataPlane
 from edgeward.config import ApiListener, EdgeConfig
+from edgeward.events import spec
+from edgeward.events.service import SPOOL, EventService
 from edgeward.store import Store, statedir
 from edgeward.store.trio_adapter import AsyncStore
 
@@ -52,10 +55,14 @@ class ApiService:
         dataplane: DataPlane,
     ) -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        self.store = Store.open(statedir.resolve(config.state_dir), url=config.store_url)
+        directory = statedir.resolve(config.state_dir)
+        self.store = Store.open(directory, url=config.store_url)
         self.sock = sock
         self.address: tuple[str, int] = sock.getsockname()[:2]
-        self.audit = Audit(api.audit_log)
+        # the event bus: the process's (agents and policy denies publish to it too)
+        static = static_destinations(api.audit_log) + spec.configured(api.events)
+        self.events = EventService(self.store, directory / SPOOL, static)
+        self.audit = Audit(self.events.bus)
         self.api = AdminApi(AsyncStore(self.store), dataplane, self.audit)
         self.config = _Config()
         self.config.context = ssl_context
@@ -79,18 +86,21 @@ class ApiService:
         secure = [self.sock] if self.scheme == "https" else []
         insecure = [] if secure else [self.sock]
         try:
-            await worker_serve(
-                ASGIWrapper(self.api.app),  # type: ignore[arg-type]  # ASGI types of two libraries
-                self.config,
-                sockets=Sockets(secure, insecure, []),
-                shutdown_trigger=stop,
-            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.events.run)  # destinations follow the store
+                await worker_serve(
+                    ASGIWrapper(self.api.app),  # type: ignore[arg-type]  # ASGI types of two libraries
+                    self.config,
+                    sockets=Sockets(secure, insecure, []),
+                    shutdown_trigger=stop,
+                )
+                nursery.cancel_scope.cancel()
         finally:
             self.close()
 
     def close(self) -> None:
         self.sock.close()
-        self.audit.close()
+        self.events.close()
         self.store.close()
 
 

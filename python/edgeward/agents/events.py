@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeward import events as bus
 from edgeward.linefile import Output, json_line, open_output, printable, rfc3339
 
 log = logging.getLogger("edgeward.agents")
@@ -33,6 +34,19 @@ UNBOUND = "agent_unbind"
 RESERVED = "agent_endpoint_reserved"  # the agent went away: the grace window starts
 WITHDRAWN = "agent_endpoint_withdrawn"
 REVOKED = "agent_revoked"  # its authtoken was revoked or changed: disconnected
+
+# The same events on the event bus, in the public envelope (docs/control-plane.md).
+EVENT_TYPES = {
+    CONNECTED: "tunnel_session_started.v0",
+    DISCONNECTED: "tunnel_session_ended.v0",
+    AUTH_REFUSED: "tunnel_session_refused.v0",
+    BOUND: "endpoint_bound.v0",
+    BIND_REFUSED: "endpoint_bind_refused.v0",
+    UNBOUND: "endpoint_unbound.v0",
+    RESERVED: "endpoint_reserved.v0",
+    WITHDRAWN: "endpoint_withdrawn.v0",
+    REVOKED: "tunnel_session_revoked.v0",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +72,15 @@ class AgentEvent:
             out["reason"] = self.reason
         out.update(self.extra)
         return out
+
+    def envelope(self) -> bus.Event:
+        """This event in the public envelope: the principal is the authtoken
+        (the agent), the object everything else."""
+        obj = {k: v for k, v in self.as_dict().items() if k not in ("time", "event")}
+        kind = EVENT_TYPES.get(self.event, f"{self.event}.v0")
+        return bus.Event(
+            kind, obj, bus.Principal(self.authtoken or "", "credential"), time=self.time
+        )
 
 
 class _Format:
@@ -87,5 +110,7 @@ class AgentEvents:
     def emit(self, event: AgentEvent) -> None:
         for output in self._outputs:
             output.write(event, FORMAT)
+        if bus.current() is not None:
+            bus.publish(event.envelope())
         self.recent.append(event)
         del self.recent[:-64]

@@ -292,8 +292,52 @@ class _Loader:
             if target in audit:
                 raise self.error(path, f"{item!r} is listed twice")
             audit.append(target)
+        events = self._event_destinations(sec)
         sec.done()
-        return ApiListener(host, port, tls, tuple(audit))
+        return ApiListener(host, port, tls, tuple(audit), events)
+
+    def _event_destinations(self, sec: _Section) -> tuple[dict[str, Any], ...]:
+        """`api.events`: a list of `{name, format, target, sources, filter}`,
+        each a destination with its subscription (docs/control-plane.md)."""
+        from edgeward.events import spec
+        from edgeward.events.errors import SpecError
+
+        sec.read.add("events")
+        value = sec.data.get("events")
+        if value is None:
+            return ()
+        where = sec.at("events")
+        if not isinstance(value, list):
+            raise self.error(where, "must be a list of event destinations")
+        out: list[dict[str, Any]] = []
+        allowed = {"name", "format", "target", "sources", "filter"}
+        for i, item in enumerate(value):
+            at = (*where, i)
+            if not isinstance(item, dict):
+                raise self.error(at, "must be a mapping: {name, format, target, sources, filter}")
+            for key in item:
+                if key not in allowed:
+                    raise self.error(
+                        (*at, key), f"unknown key; known: {', '.join(sorted(allowed))}"
+                    )
+            name = item.get("name")
+            if not isinstance(name, str) or not name.replace("-", "_").isidentifier():
+                raise self.error((*at, "name"), "a name (letters, digits, - and _) is required")
+            if any(o["name"] == name for o in out):
+                raise self.error((*at, "name"), f"{name!r} is listed twice")
+            sources = item.get("sources", ["*"])
+            try:
+                spec.destination(f"cfg_{name}", item.get("format"), item.get("target"))
+                spec.subscription(f"cfg_{name}", sources, [f"cfg_{name}"], item.get("filter"))
+            except SpecError as exc:
+                parts: list[str | int] = []
+                for part in exc.field.replace("]", "").replace("[", ".").split("."):
+                    parts.append(int(part) if part.isdigit() else part)
+                if parts and parts[0] == "sources" and len(parts) > 2:
+                    parts = parts[:2]  # sources[i].type: the i-th string here
+                raise self.error((*at, *parts), exc.message) from None
+            out.append({"name": name, **item, "sources": list(sources)})
+        return tuple(out)
 
     def _agent_ingress(
         self, top: _Section, listeners: list[Listener], admin: AdminListener | None

@@ -84,12 +84,16 @@ class AdminListener:
 class ApiListener:
     """`api:`: the admin API (docs/control-plane.md) on an address of its
     own, never the ops `admin:` listener; TLS when `tls` is given. Its audit
-    events go to `audit_log` (stdout, stderr or files; empty: none)."""
+    events go to `audit_log` (stdout, stderr or files; empty: none); `events`
+    are event destinations of the config (beside those of the API)."""
 
     host: str
     port: int
     tls: ListenerTls | None = None
     audit_log: tuple[str, ...] = ()
+    # `events:`: static event destinations, each with its subscription
+    # ({name, format, target, sources, filter}, validated by edgeward.events.spec).
+    events: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

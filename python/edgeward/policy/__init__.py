@@ -25,7 +25,14 @@ from edgeward.ipintel import IpIntelligence
 from edgeward.policy.config import EngineOptions, IpPolicyRules
 from edgeward.policy.engine import CompiledPolicy, PolicyExchange
 from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode, PolicyError, Severity
-from edgeward.policy.events import EventSink, PolicyEvent, fan_out, open_event_sink
+from edgeward.policy.events import (
+    BUS_SINK,
+    EventSink,
+    NullSink,
+    PolicyEvent,
+    fan_out,
+    open_event_sink,
+)
 from edgeward.policy.loader import LoadedPolicy, load
 from edgeward.policy.model import Phase
 from edgeward.policy.targets import ExternalTargets, TargetRules
@@ -211,7 +218,7 @@ class PolicyCompiler:
         policy = compile_policy(
             source.document,
             ip_policies=ip_policies,
-            events=self.events if self.events is not None else self.sink(source.events),
+            events=self.events if self.events is not None else self._edge_sink(source.events),
             http_request=getattr(source, "http_request", None),
             body_limit=self.body_limit,
             clock=self.clock,
@@ -227,12 +234,17 @@ class PolicyCompiler:
                     probe(client.discovery)
         return policy
 
+    def _edge_sink(self, targets: Sequence[str] | None) -> EventSink:
+        """`sink(targets)`, and denies to the event bus whatever the targets."""
+        lines = self.sink(targets)
+        return BUS_SINK if isinstance(lines, NullSink) else fan_out([lines, BUS_SINK])
+
     def sink(self, targets: Sequence[str] | None) -> EventSink:
         """The sink for `targets` (None: ``EDGEWARD_POLICY_EVENTS``)."""
         if targets is None:
             spec = os.environ.get("EDGEWARD_POLICY_EVENTS", "stdout")
             targets = [t.strip() for t in spec.split(",") if t.strip()]
-        sinks = []
+        sinks: list[EventSink] = []
         for target in targets:
             sink = self._sinks.get(target)
             if sink is None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from edgeward import events as bus
 from edgeward.linefile import open_output, printable, release, rfc3339
 
 DECISIONS: Counter[tuple[str | None, str, str | None, str]] = Counter()
@@ -131,6 +132,26 @@ class JsonLinesSink:
     def flush(self) -> bool:
         """Wait until the events emitted so far are written (tests, tools)."""
         return self._output.flush()
+
+
+DENIALS = frozenset({"deny", "close"})
+"""The verdicts published on the event bus as `policy_denied.v0`."""
+
+
+class BusSink:
+    """Publishes every deny to the process's event bus (`edgeward.events`):
+    a `policy_denied.v0` event, the client's address as principal. A no-op
+    when the edge runs no bus (no `api:`)."""
+
+    def emit(self, event: PolicyEvent) -> None:
+        if event.verdict not in DENIALS or bus.current() is None:
+            return
+        obj = {k: v for k, v in event.as_dict().items() if k != "time"}
+        principal = bus.Principal(event.client_ip, "client")
+        bus.publish(bus.Event("policy_denied.v0", obj, principal, time=event.time))
+
+
+BUS_SINK = BusSink()
 
 
 class FanOutSink:

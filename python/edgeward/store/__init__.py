@@ -13,13 +13,15 @@ Alembic at every open. One module per concern:
   `edgeward.authtokens`);
 - `api_key_rows`: the admin API's keys (their meaning lives in
   `edgeward.admin`);
+- `event_rows`: event destinations and subscriptions (their meaning lives
+  in `edgeward.events`);
 - `trio_adapter`: worker threads and the revision watcher for trio code.
 
 Nothing here imports trio except `trio_adapter`, and nothing but this
 package imports SQLAlchemy or Alembic (tests/test_architecture.py).
 """
 
-from edgeward.store import api_key_rows, authtoken_rows, statedir
+from edgeward.store import api_key_rows, authtoken_rows, event_rows, statedir
 from edgeward.store.api_key_rows import ApiKeyRow
 from edgeward.store.authtoken_rows import AuthtokenRow
 from edgeward.store.errors import StoreError
@@ -33,5 +35,6 @@ __all__ = [
     "api_key_rows",
     "authtoken_rows",
     "current_revision",
+    "event_rows",
     "statedir",
 ]

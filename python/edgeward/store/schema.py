@@ -100,6 +100,30 @@ api_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# Event destinations and subscriptions (issue 14): where events go, which.
+event_destinations = Table(
+    "event_destinations",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "ed_" + random
+    Column("description", String(255), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("format", String(16), nullable=False),  # json, ocsf
+    Column("target", JSON, nullable=False),  # {"syslog": {...}}: one kind (edgeward.events.spec)
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+event_subscriptions = Table(
+    "event_subscriptions",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "esb_" + random
+    Column("description", String(255), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("sources", JSON, nullable=False),  # event types or globs
+    Column("destination_ids", JSON, nullable=False),
+    Column("filter", Text, nullable=False),  # a CEL expression; "" for none
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 
 def update_described(
     conn: Connection,
@@ -122,4 +146,13 @@ def update_described(
         conn.execute(update(table).where(table.c.id == id).values(**values))
 
 
-__all__ = ["UtcDateTime", "api_keys", "authtokens", "metadata", "store_state", "update_described"]
+__all__ = [
+    "UtcDateTime",
+    "api_keys",
+    "authtokens",
+    "event_destinations",
+    "event_subscriptions",
+    "metadata",
+    "store_state",
+    "update_described",
+]

@@ -1,0 +1,127 @@
+"""An on-disk FIFO of event lines: what a destination has not taken yet.
+
+One append-only file (`events.jsonl`) and a committed read offset
+(`cursor`, replaced atomically). The sender `peek`s a batch, delivers it,
+and only then `commit`s it, so a receiver that is down, slow or refusing
+keeps its events here, in order, across a restart of the edge. When the
+reader catches up with the writer, both start again at offset 0 (the file
+is truncated), so a spool that keeps up takes no disk space.
+
+Delivery is at least once: a batch the receiver took but whose answer was
+lost (or an edge that stopped between delivering and committing) is sent
+again. Threads: any number of appenders, one reader.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+DATA = "events.jsonl"
+CURSOR = "cursor"
+READ_CHUNK = 1 << 20
+
+
+class Spool:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory = directory
+        self._fd = os.open(directory / DATA, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        self._cond = threading.Condition()
+        self._end = os.fstat(self._fd).st_size
+        self._cursor = self._read_cursor()
+        self._closed = False
+        if self._end and not self._ends_with_newline():  # a torn last write: finish the line
+            os.write(self._fd, b"\n")
+            self._end += 1
+
+    def _read_cursor(self) -> int:
+        try:
+            value = int((self.directory / CURSOR).read_text().strip() or 0)
+        except (OSError, ValueError):
+            value = 0
+        return value if 0 <= value <= self._end else 0
+
+    def _ends_with_newline(self) -> bool:
+        return os.pread(self._fd, 1, self._end - 1) == b"\n"
+
+    # --- writers ----------------------------------------------------------------------
+
+    def append(self, lines: list[str]) -> None:
+        """Add lines (each one record, without its newline) at the end."""
+        if not lines:
+            return
+        data = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
+        with self._cond:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            self._end += len(data)
+            self._cond.notify_all()
+
+    # --- the reader ---------------------------------------------------------------------
+
+    def peek(self, limit: int, timeout: float | None = None) -> tuple[list[bytes], int]:
+        """Up to `limit` records from the cursor on, without taking them, and
+        their size in bytes (what `commit` takes); waits up to `timeout`
+        seconds for one to come. ([], 0) when none came."""
+        with self._cond:
+            if self._cursor >= self._end and not self._closed:
+                self._cond.wait(timeout)
+            start, end = self._cursor, self._end
+        if start >= end:
+            return [], 0
+        chunk = os.pread(self._fd, min(end - start, READ_CHUNK), start)
+        records: list[bytes] = []
+        used = 0
+        while len(records) < limit:
+            newline = chunk.find(b"\n", used)
+            if newline < 0:
+                break
+            if newline > used:
+                records.append(chunk[used:newline])
+            used = newline + 1
+        if not records and used == 0:  # one record longer than a chunk: read it whole
+            rest = os.pread(self._fd, end - start, start)
+            newline = rest.find(b"\n")
+            return [rest[:newline]], newline + 1
+        return records, used
+
+    def commit(self, size: int) -> None:
+        """Take `size` bytes that `peek` returned: they were delivered."""
+        with self._cond:
+            self._cursor += size
+            if self._cursor >= self._end:  # caught up: start the file again
+                self._write_cursor(0)
+                os.ftruncate(self._fd, 0)
+                self._cursor = self._end = 0
+            else:
+                self._write_cursor(self._cursor)
+
+    def _write_cursor(self, value: int) -> None:
+        tmp = self.directory / (CURSOR + ".tmp")
+        tmp.write_text(f"{value}\n")
+        os.replace(tmp, self.directory / CURSOR)
+
+    @property
+    def pending(self) -> int:
+        """Bytes not yet taken."""
+        with self._cond:
+            return self._end - self._cursor
+
+    def wake(self) -> None:
+        """End a reader's wait now (closing, reconfiguring)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        os.close(self._fd)
+
+
+__all__ = ["Spool"]
