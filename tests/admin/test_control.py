@@ -1,6 +1,7 @@
 """The control plane's resources against `edgeward serve` as a process:
 IP policies and restrictions enforced on the admin API (httpx from
-127.0.0.2), on the agent ingress (a real `edgeward agent`) and on public
+127.0.0.2), on the agent ingress (real `edgeward agent`s from 127.0.0.1 and,
+through a relay, 127.0.0.2) and on public
 traffic (curl and a kept-alive httpx connection); endpoints made through
 the API serving real requests within a second, their policies checked as
 `edgeward policy check` does; vault secrets read by `secrets.get`, never
@@ -8,7 +9,10 @@ shown, sealed at rest."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +21,7 @@ from typing import Any, TypeVar
 
 import httpx
 from tests.admin.admin_support import ApiEdge, Key
-from tests.agents.agents_support import TIMEOUT, Response, Token, curl
+from tests.agents.agents_support import TIMEOUT, Agent, Response, Token, curl, start_agent
 from tests.agents.test_agent_http import named_server
 from tests.proxy.proxy_support import EDGEWARD
 
@@ -195,80 +199,128 @@ def test_the_api_restriction_refuses_a_denied_address_and_guards_the_caller(
             assert anyone.get("/credentials").status_code == 200
 
 
+@contextmanager
+def from_127_0_0_2(target: int) -> Iterator[int]:
+    """A relay on 127.0.0.1 whose connections reach 127.0.0.1:`target` from
+    the address 127.0.0.2 (bytes untouched: TLS goes through): how an agent
+    connects from a second address of this machine."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket()
+            upstream.bind(("127.0.0.2", 0))
+            upstream.connect(("127.0.0.1", target))
+            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+
+
 def test_the_agent_restriction_refuses_and_drops_agents_from_denied_addresses(
     edge: ApiEdge,
 ) -> None:
     admin = edge.key("admin")
+    agents = edge.agents
     with edge.client(admin) as api:
         credential = made(api.post("/credentials", json={"acl": ["bind:*.apps.example.com"]}))
     token = Token(credential["id"], credential["token"])
-    with named_server(b"agent") as port:
-        running = edge.agents.agent(
-            token, "http", str(port), "--url", "http://ipa.apps.example.com"
-        )
-        try:
-            url = running.url
-            assert curl(url, edge.agents.web_port).body == b"agent"
-            with (
-                edge.client(admin) as api,
-                ip_policy(api, ("allow", "0.0.0.0/0"), ("deny", "127.0.0.1/32")) as policy,
-                restriction(api, "agent", policy),
-            ):
-                # the running agent (from 127.0.0.1) is dropped, its endpoint withdrawn
-                edge.agents.wait_event(
-                    "agent_disconnected", reason="its address is denied by an IP restriction"
-                )
-                assert (
-                    eventually(
-                        lambda: curl(url, edge.agents.web_port), lambda r: r.status == 404
-                    ).status
-                    == 404
-                )
-                # a new agent from the denied address is refused with a clear error
-                refused = edge.agents.agent(
-                    token, "http", str(port), "--url", "http://ipb.apps.example.com"
-                )
-                try:
-                    refused.wait_for("not allowed to start agent sessions")
-                    assert refused.proc.wait(TIMEOUT) == 1
-                finally:
-                    refused.kill()
-                edge.agents.wait_event(
-                    "agent_auth_refused", client_ip="127.0.0.1", error_code="ERR_NGROK_115"
-                )
-                # the rule changed: 127.0.0.2 is denied instead, 127.0.0.1 comes back
-                (deny,) = [
-                    r
-                    for r in api.get("/ip_policy_rules").json()["ip_policy_rules"]
-                    if r["action"] == "deny" and r["ip_policy"]["id"] == policy["id"]
-                ]
-                made(
-                    api.patch(f"/ip_policy_rules/{deny['id']}", json={"cidr": "127.0.0.2/32"}),
-                    200,
-                )
-                back = _agent_once_allowed(edge, token, port, "http://ipc.apps.example.com")
-                try:
-                    assert curl(back.url, edge.agents.web_port).body == b"agent"
-                finally:
-                    back.kill()
-        finally:
-            running.kill()
+
+    def agent(name: str, server: str | None = None) -> Agent:
+        url = f"http://{name}.apps.example.com"
+        return start_agent(agents, token, "http", str(port), "--url", url, server=server)
+
+    with (
+        named_server(b"agent") as port,
+        from_127_0_0_2(agents.ingress_port) as relay,
+        contextlib.ExitStack() as cleanup,
+    ):
+        via_relay = f"localhost:{relay}"
+        direct = agent("ipa")  # from 127.0.0.1
+        cleanup.callback(direct.kill)
+        second = agent("ipb", via_relay)  # from 127.0.0.2
+        cleanup.callback(second.kill)
+        assert curl(direct.url, agents.web_port).body == b"agent"
+        assert curl(second.url, agents.web_port).body == b"agent"
+        with edge.client(admin) as api:
+            sessions = api.get("/tunnel_sessions").json()["tunnel_sessions"]
+            assert sorted(s["ip"] for s in sessions) == ["127.0.0.1", "127.0.0.2"]
+            (relayed,) = [s["id"] for s in sessions if s["ip"] == "127.0.0.2"]
+        with (
+            edge.client(admin) as api,
+            ip_policy(api, ("allow", "0.0.0.0/0"), ("deny", "127.0.0.2/32")) as policy,
+            restriction(api, "agent", policy),
+        ):
+            # the agent from 127.0.0.2 is dropped at once, its endpoint withdrawn;
+            # the one from 127.0.0.1 is untouched
+            agents.wait_event(
+                "agent_disconnected",
+                session=relayed,
+                reason="its address is denied by an IP restriction",
+            )
+            assert (
+                eventually(
+                    lambda: curl(second.url, agents.web_port), lambda r: r.status == 404
+                ).status
+                == 404
+            )
+            assert curl(direct.url, agents.web_port).body == b"agent"
+            # a new agent from 127.0.0.2 is refused with a clear error, and it is logged
+            refused = agent("ipc", via_relay)
+            cleanup.callback(refused.kill)
+            refused.wait_for("127.0.0.2 is not allowed to start agent sessions")
+            assert refused.proc.wait(TIMEOUT) == 1
+            agents.wait_event(
+                "agent_auth_refused", client_ip="127.0.0.2", error_code="ERR_NGROK_115"
+            )
+            # the rule changes: now 127.0.0.1 is denied (its agent dropped) and 127.0.0.2 let in
+            (deny,) = [
+                r
+                for r in api.get("/ip_policy_rules").json()["ip_policy_rules"]
+                if r["action"] == "deny" and r["ip_policy"]["id"] == policy["id"]
+            ]
+            made(api.patch(f"/ip_policy_rules/{deny['id']}", json={"cidr": "127.0.0.1/32"}), 200)
+            assert (
+                eventually(
+                    lambda: curl(direct.url, agents.web_port), lambda r: r.status == 404
+                ).status
+                == 404
+            )
+            back = _agent_once_allowed(lambda: agent("ipd", via_relay))
+            cleanup.callback(back.kill)
+            assert curl(back.url, agents.web_port).body == b"agent"
 
 
-def _agent_once_allowed(edge: ApiEdge, token: Token, port: int, url: str) -> Any:
+def _agent_once_allowed(start: Callable[[], Agent]) -> Agent:
     """An agent started until the edge has applied a change that lets it in
     (an agent refused at authentication exits)."""
     deadline = time.monotonic() + TIMEOUT
     while True:
-        agent = edge.agents.agent(token, "http", str(port), "--url", url)
-        if agent.proc.poll() is None:
-            try:
-                agent.wait_for("connected to|not allowed")
-            except Exception:
-                agent.kill()
-                raise
-            if any("connected to" in line for line in agent.lines):
-                return agent
+        agent = start()
+        agent.wait_for("connected to|not allowed")
+        if any("connected to" in line for line in agent.lines):
+            return agent
         agent.kill()
         assert time.monotonic() < deadline, "the agent was never let in"
         time.sleep(0.1)
