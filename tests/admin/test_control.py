@@ -10,6 +10,7 @@ shown, sealed at rest."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import threading
@@ -418,6 +419,14 @@ def test_a_cloud_endpoint_serves_within_a_second_and_its_policy_is_checked(
             200,
         )
         assert eventually(fetch, lambda r: r.body == b"again").body == b"again"
+        # a reload of edge.yml keeps the endpoints made through the API
+        process = edge.agents.edge
+        reloads = process.log.read_text().count("edgeward: reloaded")
+        process.proc.send_signal(signal.SIGHUP)
+        eventually(
+            lambda: process.log.read_text().count("edgeward: reloaded"), lambda n: n > reloads
+        )
+        assert fetch().body == b"again"
         assert api.delete(f"/endpoints/{endpoint['id']}").status_code == 204
         assert eventually(fetch, lambda r: r.status == 404).status == 404
 

@@ -53,6 +53,8 @@ class ControlPlane:
             raise
         self._factory = policy_factory
         # id -> (row, vaults, endpoint): unchanged rows are not compiled again
+        # (for the same config: a reload compiles them all against its own)
+        self._for: EdgeConfig | None = None
         self._built: dict[
             str, tuple[CloudEndpointRow, Mapping[str, Mapping[str, str]], Endpoint]
         ] = {}
@@ -68,10 +70,6 @@ class ControlPlane:
             await watcher.watch(load, publish, task_status=task_status)
         finally:
             self.store.close()
-
-    def forget(self) -> None:
-        """Compile every endpoint again at the next `endpoints` (a reload)."""
-        self._built.clear()
 
     # --- policies -------------------------------------------------------------------------
 
@@ -129,6 +127,8 @@ class ControlPlane:
         does not compile any more (a secret it reads was deleted) keeps its
         last good version, and the problem is logged."""
         built: dict[str, tuple[CloudEndpointRow, Mapping[str, Mapping[str, str]], Endpoint]] = {}
+        if config is not self._for:
+            self._built, self._for = {}, config
         for row in snapshot.endpoints:
             previous = self._built.get(row.id)
             if previous is not None and previous[0] == row and previous[1] == snapshot.vaults:

@@ -357,7 +357,7 @@ class Server:
         new: list[tuple[tuple[str, int], socket.socket]] = []
         try:
             raw = self._reload()
-            config = self._with_control(raw, reload=True)
+            config = self._with_control(raw)
             self._check_agent_ingress(config)
             if config.api != self.gen.config.api:
                 raise StartupError("api: the admin API's settings change only with a restart")
@@ -388,12 +388,10 @@ class Server:
 
     # --- the control plane (docs/control-plane.md) ---------------------------------------------
 
-    def _with_control(self, config: EdgeConfig, *, reload: bool = False) -> EdgeConfig:
+    def _with_control(self, config: EdgeConfig) -> EdgeConfig:
         """`config` with the endpoints made through the admin API."""
         if self.control is None:
             return config
-        if reload:
-            self.control.forget()  # compile them again against the new config
         made = self.control.endpoints(config, self.control.snapshot)
         return replace(config, endpoints=(*config.endpoints, *made)) if made else config
 
