@@ -27,7 +27,7 @@ from edgeward.admin.control_base import (
     described_shape,
     lockout_guard,
 )
-from edgeward.admin.errors import IP_RESTRICTED, ApiError, conflict, invalid, not_found
+from edgeward.admin.errors import IP_RESTRICTED, ApiError, conflict, invalid
 from edgeward.admin.resources import ref
 from edgeward.control import RESTRICTION_TYPES, RuleError, check_cidr, new_id
 from edgeward.control.restrictions import ACTIONS
@@ -339,4 +339,4 @@ def _unique_cidr(conn: Connection, policy_id: str, cidr: str, id: str | None) ->
             raise conflict(f"IP policy {policy_id!r} already has a rule for {cidr}", "cidr")
 
 
-__all__ = ["check", "ip_policy", "ip_policy_rule", "ip_restriction", "not_found", "routes"]
+__all__ = ["check", "ip_policy", "ip_policy_rule", "ip_restriction", "routes"]
