@@ -34,7 +34,7 @@ SANS_IO = (
 TRIO_DRIVERS = {"edgeward.tunnel.trio_session"}
 # Packages that do blocking I/O (the state store's database) without trio;
 # trio code reaches them through the one adapter module named here.
-TRIO_FREE = ("store", "authtokens", "events")
+TRIO_FREE = ("store", "authtokens", "events", "control")
 TRIO_ADAPTERS = ("store/trio_adapter.py", "events/service.py")
 # Libraries only one layer may import: SQL lives in the store; the ASGI
 # framework and its server, in the admin API.
@@ -155,6 +155,16 @@ FORBIDDEN = {
         "edgeward.http1",
         "edgeward.http2",
         "edgeward.identity",
+    ),
+    # The control plane's meaning (restrictions, snapshot): below the admin API
+    # and the proxy, which both apply it.
+    "control": (
+        "edgeward.proxy",
+        "edgeward.admin",
+        "edgeward.policy",
+        "edgeward.http1",
+        "edgeward.http2",
+        "edgeward.agents",
     ),
     # The admin API's command-line client: the standard library only.
     "apiclient": ("edgeward.store", "edgeward.admin", "edgeward.authtokens", "edgeward.proxy"),

@@ -155,3 +155,64 @@ def test_live_answers_validate_against_the_document(edge: ApiEdge) -> None:
         check(api, "GET", f"/event_destinations/{dest['id']}")  # 404
         check(nobody, "GET", "/credentials")  # 401
     assert {status for _, status in check.seen} >= {200, 201, 204, 400, 401, 403, 404, 412}
+
+
+def test_the_control_plane_answers_validate_against_the_document(edge: ApiEdge) -> None:
+    """IP policies, rules and restrictions, cloud endpoints, agent ingresses,
+    vaults and secrets: every operation, successes and errors (409, 400 with
+    policy diagnostics) validated by openapi-core."""
+    check = Checker(edge, document())
+    admin, auditor = edge.key("admin"), edge.key("auditor")
+    port = edge.agents.web_port
+    policy_text = (
+        "on_http_request:\n  - actions:\n      - type: custom-response\n"
+        "        config: {status_code: 200, body: ok}\n"
+    )
+    with edge.client(admin) as api, edge.client(auditor) as reader:
+        ipp = check(api, "POST", "/ip_policies", json={"description": "d"}).json()["id"]
+        check(api, "GET", "/ip_policies")
+        tag = check(api, "GET", f"/ip_policies/{ipp}").headers["etag"]
+        check(
+            api, "PATCH", f"/ip_policies/{ipp}", json={"metadata": "m"}, headers={"If-Match": tag}
+        )
+        rule = {"ip_policy_id": ipp, "action": "allow", "cidr": "127.0.0.0/8"}
+        ipr = check(api, "POST", "/ip_policy_rules", json=rule).json()["id"]
+        check(api, "POST", "/ip_policy_rules", json=rule)  # 409: the same CIDR
+        check(api, "GET", "/ip_policy_rules")
+        check(api, "GET", f"/ip_policy_rules/{ipr}")
+        check(api, "PATCH", f"/ip_policy_rules/{ipr}", json={"cidr": "127.0.0.0/16"})
+        restriction = {"type": "api", "ip_policy_ids": [ipp], "enforced": False}
+        ipx = check(api, "POST", "/ip_restrictions", json=restriction).json()["id"]
+        check(api, "GET", "/ip_restrictions")
+        check(api, "GET", f"/ip_restrictions/{ipx}")
+        check(api, "PATCH", f"/ip_restrictions/{ipx}", json={"enforced": True})
+        check(api, "DELETE", f"/ip_policies/{ipp}")  # 409: attached
+        check(api, "DELETE", f"/ip_restrictions/{ipx}")
+        check(api, "DELETE", f"/ip_policy_rules/{ipr}", params={"force": "false"})
+        check(api, "DELETE", f"/ip_policies/{ipp}")
+
+        vault = check(api, "POST", "/vaults", json={"name": "v1"}).json()["id"]
+        check(api, "GET", "/vaults")
+        check(api, "GET", f"/vaults/{vault}")
+        check(api, "PATCH", f"/vaults/{vault}", json={"description": "d"})
+        secret = {"vault_id": vault, "name": "s", "value": "x"}
+        sec = check(api, "POST", "/secrets", json=secret).json()["id"]
+        check(api, "GET", "/secrets")
+        check(reader, "GET", f"/secrets/{sec}")
+        check(api, "GET", f"/vaults/{vault}/secrets")
+        check(api, "PATCH", f"/secrets/{sec}", json={"value": "y"})
+        check(api, "DELETE", f"/secrets/{sec}")
+        check(api, "DELETE", f"/vaults/{vault}")
+
+        url = f"http://oa.example.com:{port}"
+        check(api, "POST", "/endpoints", json={"url": url, "traffic_policy": "on_http_request: 3"})
+        ep = check(api, "POST", "/endpoints", json={"url": url, "traffic_policy": policy_text})
+        eid = ep.json()["id"]
+        check(api, "GET", "/endpoints")
+        check(reader, "GET", f"/endpoints/{eid}")
+        check(api, "PATCH", f"/endpoints/{eid}", json={"description": "d"})
+        check(api, "DELETE", f"/endpoints/{eid}")
+
+        (ingress,) = check(api, "GET", "/agent_ingresses").json()["agent_ingresses"]
+        check(api, "GET", f"/agent_ingresses/{ingress['id']}")
+    assert {status for _, status in check.seen} >= {200, 201, 204, 400, 409}

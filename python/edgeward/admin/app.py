@@ -9,7 +9,10 @@ and `Ngrok-Version: 2`, as the public API does. What each role may do:
     credentials       all        own; ACL within its key's grant    read
     api_keys          all        read its own key                   read
     tunnel_sessions   all        own credentials' sessions          read
-    endpoints         read       own agent endpoints (read)         read
+    endpoints         all        own agent endpoints (read)         read
+    ip_policies, ip_policy_rules, ip_restrictions, agent_ingresses
+                      all        read                               read
+    vaults, secrets   all        -                                  read (never a value)
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgeward.admin import keys, resources
+from edgeward.admin import endpoints_api, ip_policies, keys, resources, vaults
 from edgeward.admin.audit import Audit, AuditEvent, Principal
 from edgeward.admin.dataplane import DataPlane
 from edgeward.admin.errors import (
@@ -89,9 +92,10 @@ class AdminApi:
                 self._wrap(self.stop_session, write=True),
                 methods=["POST"],
             ),
-            Route("/endpoints", self._wrap(self.list_endpoints), methods=["GET"]),
-            Route("/endpoints/{id}", self._wrap(self.get_endpoint), methods=["GET"]),
             *EventsApi(self).routes(),
+            *ip_policies.routes(self),
+            *endpoints_api.routes(self),
+            *vaults.routes(self),
         ]
         self.app = Starlette(
             routes=routes, exception_handlers={HTTPException: self._http_exception}
@@ -121,6 +125,7 @@ class AdminApi:
             key: ApiKeyRow | None = None
             claimed = ""
             try:
+                ip_policies.check(self, request)  # the `api` IP restriction, before the key
                 if request.headers.get("ngrok-version") != "2":
                     raise ApiError(
                         400, VERSION, "send the header Ngrok-Version: 2 (the API's version)"
@@ -228,6 +233,10 @@ class AdminApi:
         return JSONResponse(data, status_code=status, headers=headers)
 
     async def openapi(self, request: Request) -> Response:
+        try:
+            ip_policies.check(self, request, "dashboard")  # the one page served without a key
+        except ApiError as error:
+            return self._error(error)
         return JSONResponse(document())
 
     # --- credentials ------------------------------------------------------------------------
@@ -494,34 +503,6 @@ class AdminApi:
             raise not_found("tunnel session", id)
         self._emit("tunnel_session_stopped.v0", item, key)
         return Response(status_code=204)
-
-    async def _endpoints(self, request: Request, key: ApiKeyRow) -> list[dict[str, Any]]:
-        base = self._base(request)
-        owned = await self._owned(key)
-        items: list[dict[str, Any]] = []
-        registry = self.dataplane.registry()
-        if registry is not None:
-            for published in reversed(list(registry.endpoints())):
-                if owned is None or published.authtoken_id in owned:
-                    items.append(resources.agent_endpoint(base, published))
-        if owned is None:
-            config = self.dataplane.config()
-            items += [resources.static_endpoint(base, config, e) for e in config.endpoints]
-        return items
-
-    async def list_endpoints(self, request: Request, key: ApiKeyRow) -> Response:
-        items = await self._endpoints(request, key)
-        return self._json(
-            resources.page(self._base(request), "endpoints", items, dict(request.query_params)),
-            tagged=False,
-        )
-
-    async def get_endpoint(self, request: Request, key: ApiKeyRow) -> Response:
-        id = request.path_params["id"]
-        for item in await self._endpoints(request, key):
-            if item["id"] == id:
-                return self._json(item)
-        raise not_found("endpoint", id)
 
 
 __all__ = ["MAX_BODY", "AdminApi"]

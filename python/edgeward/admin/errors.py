@@ -69,3 +69,15 @@ def precondition(msg: str) -> ApiError:
 
 
 __all__ = ["ApiError", "forbidden", "invalid", "not_found", "precondition", "unauthorized"]
+
+
+# The control plane's resources (IP policies and restrictions, endpoints,
+# vaults): docs/control-plane.md keeps the table.
+IP_RESTRICTED = "ERR_EDGEWARD_4120"  # 403: the caller's address is not allowed by an IP restriction
+LOCKOUT = "ERR_EDGEWARD_4121"  # 409: the change would deny the caller's own address (force=true)
+CONFLICT = "ERR_EDGEWARD_4122"  # 409: a name, URL or type already taken; a resource still in use
+POLICY = "ERR_EDGEWARD_4123"  # 400: a traffic policy with errors (details.diagnostics)
+
+
+def conflict(msg: str, field: str | None = None) -> ApiError:
+    return ApiError(409, CONFLICT, msg, **({"field": field} if field else {}))

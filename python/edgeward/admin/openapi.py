@@ -84,7 +84,7 @@ SCHEMAS: dict[str, S] = {
         {
             "id": STR,
             "uri": STR,
-            "type": {"enum": ["static", "agent"]},
+            "type": {"enum": ["static", "agent", "cloud"]},
             "name": STR,
             "url": STR_OR_NULL,
             "urls": STRINGS,
@@ -97,7 +97,9 @@ SCHEMAS: dict[str, S] = {
             "pooling_enabled": {"type": "boolean"},
             "credential": REF_OR_NULL,
             "tunnel_sessions": {"type": "array", "items": _ref("Ref")},
-        }
+        },
+        description={**STR, "description": "cloud endpoints only"},
+        created_at={**TIME, "description": "cloud endpoints only"},
     ),
     "CredentialCreate": {
         "type": "object",
@@ -260,6 +262,114 @@ for _name, _item in (
         "EventDestination": "event_destinations",
         "EventSubscription": "event_subscriptions",
     }[_item]
+_DESCRIBED: dict[str, S] = {
+    "id": STR,
+    "uri": STR,
+    "created_at": TIME,
+    "description": STR,
+    "metadata": STR,
+}
+_DESCRIBE: dict[str, S] = {"description": STR, "metadata": STR}
+
+
+def _input(required: dict[str, S], **optional: S) -> S:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": sorted(required),
+        "properties": {**required, **optional},
+    }
+
+
+SCHEMAS.update(
+    {
+        "IpPolicy": _obj(_DESCRIBED),
+        "IpPolicyCreate": _input({}, **_DESCRIBE),
+        "IpPolicyUpdate": _input({}, **_DESCRIBE),
+        "IpPolicyRule": _obj(
+            {
+                **_DESCRIBED,
+                "cidr": STR,
+                "ip_policy": _ref("Ref"),
+                "action": {"enum": ["allow", "deny"]},
+            }
+        ),
+        "IpPolicyRuleCreate": _input(
+            {"cidr": STR, "ip_policy_id": STR, "action": {"enum": ["allow", "deny"]}},
+            **_DESCRIBE,
+        ),
+        "IpPolicyRuleUpdate": _input({}, cidr=STR, **_DESCRIBE),
+        "IpRestriction": _obj(
+            {
+                **_DESCRIBED,
+                "enforced": {"type": "boolean"},
+                "type": {"enum": ["dashboard", "api", "agent", "endpoints"]},
+                "ip_policies": {"type": "array", "items": _ref("Ref")},
+            }
+        ),
+        "IpRestrictionCreate": _input(
+            {
+                "type": {"enum": ["dashboard", "api", "agent", "endpoints"]},
+                "ip_policy_ids": {**STRINGS, "minItems": 1},
+            },
+            enforced={"type": "boolean"},
+            **_DESCRIBE,
+        ),
+        "IpRestrictionUpdate": _input(
+            {},
+            enforced={"type": "boolean"},
+            ip_policy_ids={**STRINGS, "minItems": 1},
+            **_DESCRIBE,
+        ),
+        "EndpointCreate": _input(
+            {"url": STR, "traffic_policy": STR},
+            type={"enum": ["cloud"]},
+            bindings={**STRINGS, "description": '["public"]'},
+            **_DESCRIBE,
+        ),
+        "EndpointUpdate": _input({}, url=STR, traffic_policy=STR, **_DESCRIBE),
+        "AgentIngress": _obj(
+            {
+                "id": STR,
+                "uri": STR,
+                "description": STR,
+                "metadata": STR,
+                "domain": STR,
+                "ns_targets": STRINGS,
+                "region_domains": STRINGS,
+                "created_at": TIME_OR_NULL,
+                "certificate_management_policy": {"type": "null"},
+                "certificate_management_status": {"type": "null"},
+                "domains": STRINGS,
+                "listeners": STRINGS,
+            }
+        ),
+        "Vault": _obj({**_DESCRIBED, "name": STR}),
+        "VaultCreate": _input({"name": STR}, **_DESCRIBE),
+        "VaultUpdate": _input({}, **_DESCRIBE),
+        "Secret": _obj(
+            {**_DESCRIBED, "updated_at": TIME, "name": STR, "vault": _ref("Ref")},
+        ),
+        "SecretCreate": _input(
+            {"name": STR, "value": {**STR, "writeOnly": True}, "vault_id": STR}, **_DESCRIBE
+        ),
+        "SecretUpdate": _input({}, value={**STR, "writeOnly": True}, **_DESCRIBE),
+    }
+)
+_LISTS = {
+    "Credential": "credentials",
+    "ApiKey": "api_keys",
+    "TunnelSession": "tunnel_sessions",
+    "Endpoint": "endpoints",
+    "IpPolicy": "ip_policies",
+    "IpPolicyRule": "ip_policy_rules",
+    "IpRestriction": "ip_restrictions",
+    "AgentIngress": "agent_ingresses",
+    "Vault": "vaults",
+    "Secret": "secrets",
+}
+for _item, _key in _LISTS.items():
+    _name = f"{_item}List"
     SCHEMAS[_name] = _obj(
         {
             _key: {"type": "array", "items": _ref(_item)},
@@ -276,6 +386,7 @@ _ERRORS = {
         ("401", "no or an invalid API key"),
         ("403", "the key's role may not do this, or an ACL beyond its grant"),
         ("404", "no such resource (or not the developer's own)"),
+        ("409", "a name, URL or type already taken, a resource in use, or a lockout (force)"),
         ("412", "If-Match does not match the resource's ETag"),
         ("503", "the state store cannot be read or written"),
     )
@@ -308,8 +419,17 @@ def _body(schema: str) -> S:
 _NO_CONTENT = {"204": {"description": "done"}}
 
 
+_FORCE = {"name": "force", "in": "query", "required": False, "schema": {"enum": ["true", "false"]}}
+
+
 def _crud(
-    collection: str, item: str, name: str, *, writable: bool, secret: bool = True
+    collection: str,
+    item: str,
+    name: str,
+    *,
+    writable: bool,
+    secret: bool = False,
+    forced: bool = False,
 ) -> dict[str, S]:
     lst = f"{item}List"
     paths: dict[str, S] = {
@@ -332,16 +452,20 @@ def _crud(
             f"create a {name}" + (" (its token is shown only here)" if secret else ""),
             _json_ok("201", item, "created"),
             requestBody=_body(f"{item}Create"),
+            **({"parameters": [_FORCE]} if forced else {}),
         )
         paths[f"/{collection}/{{id}}"]["patch"] = _op(
             f"{collection}_update",
             f"change a {name}",
             _json_ok("200", item, "changed"),
-            parameters=[_IF_MATCH],
+            parameters=[_IF_MATCH, *([_FORCE] if forced else [])],
             requestBody=_body(f"{item}Update"),
         )
         paths[f"/{collection}/{{id}}"]["delete"] = _op(
-            f"{collection}_delete", f"delete a {name}", _NO_CONTENT, parameters=[_IF_MATCH]
+            f"{collection}_delete",
+            f"delete a {name}",
+            _NO_CONTENT,
+            parameters=[_IF_MATCH, *([_FORCE] if forced else [])],
         )
     return paths
 
@@ -362,24 +486,37 @@ def document() -> S:
                 },
             }
         },
-        **_crud("credentials", "Credential", "credential (authtoken)", writable=True),
-        **_crud("api_keys", "ApiKey", "API key", writable=True),
+        **_crud("credentials", "Credential", "credential (authtoken)", writable=True, secret=True),
+        **_crud("api_keys", "ApiKey", "API key", writable=True, secret=True),
         **_crud("tunnel_sessions", "TunnelSession", "tunnel session", writable=False),
-        **_crud("endpoints", "Endpoint", "endpoint", writable=False),
         **_crud(
             "event_destinations",
             "EventDestination",
             "event destination",
             writable=True,
-            secret=False,
         ),
         **_crud(
             "event_subscriptions",
             "EventSubscription",
             "event subscription",
             writable=True,
-            secret=False,
         ),
+        **_crud("endpoints", "Endpoint", "endpoint (cloud ones are written)", writable=True),
+        **_crud("ip_policies", "IpPolicy", "IP policy", writable=True, forced=True),
+        **_crud("ip_policy_rules", "IpPolicyRule", "IP policy rule", writable=True, forced=True),
+        **_crud("ip_restrictions", "IpRestriction", "IP restriction", writable=True, forced=True),
+        **_crud("agent_ingresses", "AgentIngress", "agent ingress", writable=False),
+        **_crud("vaults", "Vault", "vault", writable=True),
+        **_crud("secrets", "Secret", "secret (its value is never shown)", writable=True),
+        "/vaults/{id}/secrets": {
+            "parameters": [_ID],
+            "get": _op(
+                "vaults_secrets",
+                "the secrets of a vault (names, never values)",
+                _json_ok("200", "SecretList", "a page"),
+                parameters=_PAGING,
+            ),
+        },
         "/tunnel_sessions/{id}/stop": {
             "parameters": [_ID],
             "post": _op(

@@ -51,6 +51,7 @@ from edgeward.config import (
     PolicySource,
     parse_document,
 )
+from edgeward.control import Restrictions
 from edgeward.errors import ConfigError, EdgewardError, Location
 from edgeward.hookdriver import drive
 from edgeward.hooks import (
@@ -86,6 +87,7 @@ log = logging.getLogger("edgeward.agents")
 
 HANDSHAKE_TIMEOUT = 10.0
 STOP_ANSWER_TIMEOUT = 2.0  # an agent's answer to Stop, before it is disconnected anyway
+ERR_IP_RESTRICTED = "ERR_NGROK_115"  # ngrok's: the agent's address is not allowed to start sessions
 
 
 @dataclass(slots=True)
@@ -154,6 +156,9 @@ class AgentService:
             ) from None
         self.address: tuple[str, int] = self.sock.getsockname()[:2]
         self.pools: dict[str, AgentPool] = {}
+        # the control plane's IP restrictions (`agent`, and `endpoints` for
+        # tcp endpoints); the server sets them from its store watcher
+        self.restrictions = Restrictions()
         self._nursery: trio.Nursery | None = None
         self._conn_ids = itertools.count(1)
         self.info = EndpointInfo(
@@ -220,6 +225,22 @@ class AgentService:
             self._nursery.start_soon(session.handle.aclose, 0, "authtoken revoked")
         for problem in snapshot.problems.values():
             log.warning("authtokens: %s", problem)
+
+    def restrictions_changed(self, restrictions: Restrictions) -> None:
+        """New IP restrictions: sessions from an address the `agent`
+        restriction now denies are stopped (their endpoints go at once)."""
+        self.restrictions = restrictions
+        for session in list(self.registry.sessions.values()):
+            address = session.client_addr.rpartition(":")[0]
+            if restrictions.allows("agent", address):
+                continue
+            if self.registry.stop(session.id) is None:
+                continue
+            self._emit(
+                ev.DISCONNECTED, session, reason="its address is denied by an IP restriction"
+            )
+            assert self._nursery is not None
+            self._nursery.start_soon(session.handle.aclose, 0, "IP restriction")
 
     def stop_session(self, session_id: str) -> bool:
         """Stop one agent session (the admin API): withdraw its endpoints at
@@ -387,6 +408,8 @@ class AgentService:
             if published is None:
                 return
             info = self._connection_info(sock, peer, f"tcp:{port}")
+            if not self.restrictions.allows("endpoints", info.client_ip):
+                return
             await self._to_agent(sock, published, info, b"")
         finally:
             _close(sock)  # a no-op when _to_agent closed it
@@ -529,6 +552,7 @@ class _Handler:
 
     async def authenticate(self, tunnel: ServerTunnel, auth: Auth) -> AuthResp:
         service = self.service
+        self._check_address()
         token = service.snapshot.authenticate(auth.extra.authtoken)
         address = f"{self.info.client_ip}:{self.info.client_port}"
         try:
@@ -549,6 +573,31 @@ class _Handler:
         )
         version = "3" if "3" in auth.version or not auth.version else auth.version[0]
         return AuthResp(version, session.id, AuthRespExtra(version="edgeward", region="edge"))
+
+    def _check_address(self) -> None:
+        """The `agent` IP restriction, answered in the Auth response so the
+        agent prints why (ngrok's ERR_NGROK_115); a restriction that is not
+        enforced only warns."""
+        ip = self.info.client_ip
+        allowed, restriction = self.service.restrictions.verdict("agent", ip)
+        if allowed or restriction is None:
+            return
+        if not restriction.enforced:
+            log.warning(
+                "agent ingress: %s not allowed by IP restriction %s (not enforced)",
+                ip,
+                restriction.id,
+            )
+            return
+        message = (
+            f"the address {ip} is not allowed to start agent sessions on this edge"
+            f" (IP restriction {restriction.id})"
+        )
+        log.warning("agent ingress: refused %s: %s", ip, message)
+        self.service._emit(
+            ev.AUTH_REFUSED, client_ip=ip, reason=message, error_code=ERR_IP_RESTRICTED
+        )
+        raise RpcError(message, ERR_IP_RESTRICTED)
 
     async def bind(self, tunnel: ServerTunnel, bind: Bind) -> BindResp:
         service = self.service

@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import trio
@@ -54,7 +54,9 @@ from edgeward.proxy.transport import Transport, tls_handshake, tune
 
 if TYPE_CHECKING:
     from edgeward.admin.service import ApiService
+    from edgeward.control import ControlSnapshot
     from edgeward.proxy.agent_ingress import AgentService
+    from edgeward.proxy.control_plane import ControlPlane
 
 log = logging.getLogger("edgeward.proxy")
 
@@ -224,6 +226,13 @@ class Server:
         self.services = Services(
             server_codec, client_codec, AccessLog(access.path, enabled=access.enabled), Fetcher()
         )
+        self._file_config = config  # edge.yml's, without the endpoints made through the API
+        self.control: ControlPlane | None = None
+        if config.api is not None or config.agent_ingress is not None:  # edges with a store
+            from edgeward.proxy.control_plane import ControlPlane
+
+            self.control = ControlPlane(config, policy_factory)
+            config = self._with_control(config)
         if config.agent_ingress is not None:  # the state store is imported only then
             from edgeward.proxy.agent_ingress import AgentService
 
@@ -231,6 +240,8 @@ class Server:
             self.services.agents = AgentService(
                 config, client_codec, policy_factory, addresses, self._static_owner
             )
+            if self.control is not None:
+                self.services.agents.restrictions = self.control.snapshot.restrictions
         self.gen = build_generation(config, self.services.agents)
         plan = self.services.pools.prepare(config)  # UpstreamCaError: one line, like a StartupError
         self.gen.pools = self.services.pools.apply(plan, config)
@@ -286,6 +297,9 @@ class Server:
                 bound.sock.listen(1024)  # only now: a client that connects gets served
                 nursery.start_soon(self._accept_loop, bound)
             self._start_admin()
+            if self.control is not None:
+                first = await nursery.start(self.control.serve, self._control_changed)
+                self._control_changed(first)  # a change since the server was made
             if self.services.agents is not None:
                 await nursery.start(self.services.agents.serve)
             if self.api is not None:
@@ -343,7 +357,8 @@ class Server:
         stats = self.services.stats
         new: list[tuple[tuple[str, int], socket.socket]] = []
         try:
-            config = self._reload()
+            raw = self._reload()
+            config = self._with_control(raw)
             self._check_agent_ingress(config)
             if config.api != self.gen.config.api:
                 raise StartupError("api: the admin API's settings change only with a restart")
@@ -359,6 +374,7 @@ class Server:
             return False
         gen.pools = self.services.pools.apply(plan, config)
         self.gen = gen
+        self._file_config = raw
         self._install(config, new, admin)
         if self.services.agents is not None:
             self.services.agents.reconfigure(config, self.addresses)
@@ -369,6 +385,56 @@ class Server:
         stats.reloads["ok"] += 1
         self._log_listeners(config)
         log.info("edgeward: reloaded %s", config.file)
+        return True
+
+    # --- the control plane (docs/control-plane.md) ---------------------------------------------
+
+    def _with_control(self, config: EdgeConfig) -> EdgeConfig:
+        """`config` with the endpoints made through the admin API."""
+        if self.control is None:
+            return config
+        made = self.control.endpoints(config, self.control.snapshot)
+        return replace(config, endpoints=(*config.endpoints, *made)) if made else config
+
+    def _control_changed(self, snapshot: ControlSnapshot) -> None:
+        """A new control snapshot (the store changed): restrictions at once;
+        endpoints in a new generation, as a reload (open connections keep
+        theirs)."""
+        control = self.control
+        assert control is not None
+        old, control.snapshot = control.snapshot, snapshot
+        agents = self.services.agents
+        if agents is not None:
+            agents.restrictions_changed(snapshot.restrictions)
+        if snapshot.same_endpoints(old):
+            return
+        try:
+            config = self._with_control(self._file_config)
+            gen = build_generation(config, agents)
+            plan = self.services.pools.prepare(config)
+        except (EdgewardError, OSError) as exc:
+            log.error("edgeward: endpoints from the store not applied: %s", exc)
+            return
+        gen.pools = self.services.pools.apply(plan, config)
+        self.gen = gen
+        log.info("edgeward: endpoints from the store applied (revision %d)", snapshot.revision)
+
+    def _restricted(self, kind: str, client_ip: str) -> bool:
+        """Whether the `kind` IP restriction refuses `client_ip`."""
+        control = self.control
+        if control is None:
+            return False
+        allowed, restriction = control.snapshot.restrictions.verdict(kind, client_ip)
+        if allowed or restriction is None:
+            return False
+        if not restriction.enforced:
+            log.warning(
+                "edgeward: %s not allowed by IP restriction %s (not enforced)",
+                client_ip,
+                restriction.id,
+            )
+            return False
+        log.debug("edgeward: %s refused by IP restriction %s", client_ip, restriction.id)
         return True
 
     def _check_agent_ingress(self, config: EdgeConfig) -> None:
@@ -406,10 +472,15 @@ class Server:
         except OSError as exc:
             raise ListenError("admin API", (api.host, api.port), exc) from None
         agents = self.services.agents
+        control = self.control
+        assert control is not None  # made with `api:`
         dataplane = DataPlane(
-            config=lambda: self.gen.config,
+            config=lambda: self._file_config,
             registry=lambda: agents.registry if agents is not None else None,
             stop_session=agents.stop_session if agents is not None else lambda _id: False,
+            control=lambda: control.snapshot,
+            check_policy=lambda text, vaults: control.check(text, self._file_config, vaults),
+            ingress_address=lambda: agents.address if agents is not None else None,
         )
         try:
             return ApiService(api, config, sock, context, dataplane)
@@ -632,6 +703,8 @@ class Server:
             tune(sock)
             local = sock.getsockname()
             client_ip = peer[0].removeprefix("::ffff:")
+            if self._restricted("endpoints", client_ip):
+                return
             info = ConnectionInfo(
                 id=f"c{next(self._conn_ids)}",
                 listener=listener_name,

@@ -21,7 +21,9 @@ Nothing here imports trio except `trio_adapter`, and nothing but this
 package imports SQLAlchemy or Alembic (tests/test_architecture.py).
 """
 
-from edgeward.store import api_key_rows, authtoken_rows, event_rows, statedir
+from sqlalchemy import Connection  # the type of a transaction, for the layers above
+
+from edgeward.store import api_key_rows, authtoken_rows, control_rows, event_rows, statedir
 from edgeward.store.api_key_rows import ApiKeyRow
 from edgeward.store.authtoken_rows import AuthtokenRow
 from edgeward.store.errors import StoreError
@@ -30,10 +32,12 @@ from edgeward.store.store import Store, current_revision
 __all__ = [
     "ApiKeyRow",
     "AuthtokenRow",
+    "Connection",
     "Store",
     "StoreError",
     "api_key_rows",
     "authtoken_rows",
+    "control_rows",
     "current_revision",
     "event_rows",
     "statedir",

@@ -16,17 +16,20 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Connection,
     DateTime,
     Dialect,
+    ForeignKey,
     Integer,
     MetaData,
     String,
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     update,
 )
 
@@ -124,6 +127,81 @@ event_subscriptions = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# The control plane's resources (issue 14, docs/control-plane.md): named
+# like the public API's collections. What they mean is `edgeward.control`'s.
+ip_policies = Table(
+    "ip_policies",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "ipp_..."
+    Column("description", String(255), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+ip_policy_rules = Table(
+    "ip_policy_rules",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "ipr_..."
+    Column(
+        "ip_policy_id", String(32), ForeignKey("ip_policies.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("cidr", String(64), nullable=False),
+    Column("action", String(8), nullable=False),  # allow, deny
+    Column("description", String(255), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+ip_restrictions = Table(
+    "ip_restrictions",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "ipx_..."
+    Column("type", String(16), nullable=False, unique=True),  # dashboard, api, agent, endpoints
+    Column("enforced", Boolean, nullable=False),
+    Column("ip_policy_ids", JSON, nullable=False),  # list of ids, at least one
+    Column("description", String(255), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Endpoints made through the API (cloud-style): a URL and its traffic policy.
+cloud_endpoints = Table(
+    "cloud_endpoints",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "ep_..."
+    Column("url", String(255), nullable=False, unique=True),
+    Column("traffic_policy", Text, nullable=False),
+    Column("description", String(255), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+vaults = Table(
+    "vaults",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "vault_..."
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", String(255), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# A secret's value is sealed (AES-GCM under a key derived from the
+# deployment secret, `store.secret.seal`): never kept in the clear.
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "sec_..."
+    Column("vault_id", String(32), ForeignKey("vaults.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("sealed_value", Text, nullable=False),
+    Column("description", String(255), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("vault_id", "name"),
+)
+
 
 def update_described(
     conn: Connection,
@@ -150,9 +228,15 @@ __all__ = [
     "UtcDateTime",
     "api_keys",
     "authtokens",
+    "cloud_endpoints",
     "event_destinations",
     "event_subscriptions",
+    "ip_policies",
+    "ip_policy_rules",
+    "ip_restrictions",
     "metadata",
+    "secrets",
     "store_state",
     "update_described",
+    "vaults",
 ]

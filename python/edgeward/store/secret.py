@@ -8,6 +8,7 @@ different file is refused at open (`store_state.secret_check`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -64,4 +65,40 @@ def read(path: Path) -> bytes:
     return value
 
 
-__all__ = ["check_value", "load_or_create", "read"]
+# --- sealing values at rest (vault secrets) -----------------------------------------------------
+
+_SEAL_PURPOSE = b"edgeward vault secrets v1"
+_NONCE = 12
+
+
+def _seal_key(secret: bytes) -> bytes:
+    return hmac.new(secret, _SEAL_PURPOSE, hashlib.sha256).digest()
+
+
+def seal(secret: bytes, value: str, context: str) -> str:
+    """`value` encrypted with AES-256-GCM under a key derived from the
+    deployment secret; `context` (e.g. the vault and secret ids) is bound
+    as associated data, so a sealed value copied to another row does not
+    open. Base64url text: nonce + ciphertext + tag."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = secrets.token_bytes(_NONCE)
+    sealed = AESGCM(_seal_key(secret)).encrypt(nonce, value.encode(), context.encode())
+    return base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def unseal(secret: bytes, sealed: str, context: str) -> str:
+    """The value `seal` sealed; `StoreError` when it does not open (another
+    deployment secret, another row, or a damaged value)."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        raw = base64.urlsafe_b64decode(sealed)
+        value = AESGCM(_seal_key(secret)).decrypt(raw[:_NONCE], raw[_NONCE:], context.encode())
+    except (InvalidTag, ValueError):
+        raise StoreError("a sealed secret does not open", context) from None
+    return value.decode()
+
+
+__all__ = ["check_value", "load_or_create", "read", "seal", "unseal"]
