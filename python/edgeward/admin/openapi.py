@@ -246,22 +246,6 @@ SCHEMAS.update(
     }
 )
 SCHEMAS["EventSubscriptionUpdate"] = SCHEMAS["EventSubscriptionCreate"]
-for _name, _item in (
-    ("CredentialList", "Credential"),
-    ("ApiKeyList", "ApiKey"),
-    ("TunnelSessionList", "TunnelSession"),
-    ("EndpointList", "Endpoint"),
-    ("EventDestinationList", "EventDestination"),
-    ("EventSubscriptionList", "EventSubscription"),
-):
-    _key = {
-        "Credential": "credentials",
-        "ApiKey": "api_keys",
-        "TunnelSession": "tunnel_sessions",
-        "Endpoint": "endpoints",
-        "EventDestination": "event_destinations",
-        "EventSubscription": "event_subscriptions",
-    }[_item]
 _DESCRIBED: dict[str, S] = {
     "id": STR,
     "uri": STR,
@@ -367,6 +351,8 @@ _LISTS = {
     "AgentIngress": "agent_ingresses",
     "Vault": "vaults",
     "Secret": "secrets",
+    "EventDestination": "event_destinations",
+    "EventSubscription": "event_subscriptions",
 }
 for _item, _key in _LISTS.items():
     _name = f"{_item}List"
