@@ -123,7 +123,8 @@ FORBIDDEN = {
     # The admin API (control plane): above the store, authtokens and the agents'
     # registry; it sees the running edge only through `admin.dataplane`, which
     # the proxy fills in, so it never imports the proxy, the policy engine or
-    # the protocols.
+    # the protocols. (Its SSO login reuses `edgeward.identity`'s sans-IO OIDC
+    # pieces: discovery, keys, ID-token validation.)
     "admin": (
         "edgeward.proxy",
         "edgeward.policy",
@@ -131,7 +132,6 @@ FORBIDDEN = {
         "edgeward.http2",
         "edgeward.tunnel.trio_session",
         "edgeward.agent",
-        "edgeward.identity",
     ),
     # The admin API's command-line client: the standard library only.
     "apiclient": ("edgeward.store", "edgeward.admin", "edgeward.authtokens", "edgeward.proxy"),

@@ -57,7 +57,7 @@ class ApiService:
         self.sock = sock
         self.address: tuple[str, int] = sock.getsockname()[:2]
         self.audit = Audit(api.audit_log)
-        self.api = AdminApi(AsyncStore(self.store), dataplane, self.audit)
+        self.api = AdminApi(AsyncStore(self.store), dataplane, self.audit, api.sso)
         self.config = _Config()
         self.config.context = ssl_context
         server_log = logging.getLogger("edgeward.admin.server")  # hypercorn's own lines

@@ -315,8 +315,18 @@ class _Loader:
             if target in audit:
                 raise self.error(path, f"{item!r} is listed twice")
             audit.append(target)
+        sso = None
+        if sec.has("sso"):
+            from edgeward.admin.sso.settings import SettingsError
+            from edgeward.admin.sso.settings import parse as parse_sso
+
+            sec.taken.add("sso")
+            try:
+                sso = parse_sso(sec.data["sso"], self.base)
+            except SettingsError as exc:
+                raise self.error((*sec.at("sso"), *exc.path), exc.msg) from None
         sec.done()
-        return ApiListener(host, port, tls, tuple(audit))
+        return ApiListener(host, port, tls, tuple(audit), sso)
 
     def _agent_ingress(
         self, top: _Section, listeners: list[Listener], admin: AdminListener | None

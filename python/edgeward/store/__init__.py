@@ -13,13 +13,16 @@ Alembic at every open. One module per concern:
   `edgeward.authtokens`);
 - `api_key_rows`: the admin API's keys (their meaning lives in
   `edgeward.admin`);
+- `user_rows`: users and invitations; `web_session_rows`: the console's
+  web sessions, login states, break-glass admins (their meaning lives in
+  `edgeward.admin`);
 - `trio_adapter`: worker threads and the revision watcher for trio code.
 
 Nothing here imports trio except `trio_adapter`, and nothing but this
 package imports SQLAlchemy or Alembic (tests/test_architecture.py).
 """
 
-from edgeward.store import api_key_rows, authtoken_rows, statedir
+from edgeward.store import api_key_rows, authtoken_rows, statedir, user_rows, web_session_rows
 from edgeward.store.api_key_rows import ApiKeyRow
 from edgeward.store.authtoken_rows import AuthtokenRow
 from edgeward.store.errors import StoreError
@@ -34,4 +37,6 @@ __all__ = [
     "authtoken_rows",
     "current_revision",
     "statedir",
+    "user_rows",
+    "web_session_rows",
 ]
