@@ -494,3 +494,24 @@ def test_the_login_form_needs_its_csrf_token(edge: SsoEdge, browser: Browser) ->
             if e["object"]["reason"].startswith("login form without its CSRF token")
         ]
     )
+
+
+def test_an_admin_mints_for_a_user_and_a_role_change_ends_its_sessions(
+    edge: SsoEdge, admin_key: str, provider: Provider, browser: Browser
+) -> None:
+    ivy = person(provider, "ivy")
+    invitation = edge.invite(admin_key, ivy.email, "developer", "bind:*.ivy.internal")
+    uid = invitation["user"]["id"]
+    browser.client.get(invitation["url"])
+    assert oidc_login(edge, browser, ivy).status_code == 200
+    api = {"Ngrok-Version": "2"}
+    with edge.api(admin_key) as admin:
+        made = admin.post("/credentials", json={"owner_id": uid, "acl": ["bind:a.ivy.internal"]})
+        assert made.status_code == 201, made.text
+        mine = browser.client.get(edge.url + "/credentials", headers=api).json()["credentials"]
+        assert [c["id"] for c in mine] == [made.json()["id"]]
+        changed = admin.patch(f"/users/{uid}", json={"role": "auditor"})
+        assert changed.status_code == 200
+    # The session carried the old role: it is gone, the user signs in again.
+    assert browser.client.get(edge.url + "/session").status_code == 401
+    assert browser.client.get(edge.url + "/credentials", headers=api).status_code == 401

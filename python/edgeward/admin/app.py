@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgeward.admin import keys, resources
+from edgeward.admin import keys, resources, users
 from edgeward.admin.audit import Audit, AuditEvent, Principal
 from edgeward.admin.dataplane import DataPlane
 from edgeward.admin.errors import (
@@ -289,10 +289,16 @@ class AdminApi:
         if owner != key.id:  # an admin makes a credential for a developer's key
             if key.role != "admin":
                 raise forbidden("only an admin's key may set another owner_id")
-            try:
-                await self._run(lambda store: keys.get(store, owner))
-            except keys.UnknownApiKey:
-                raise invalid(f"owner_id: no API key {owner!r}", "owner_id") from None
+            try:  # an API key's, or a user's (users.py: usr_...)
+                await self._run(
+                    lambda store: (
+                        users.get(store, owner)
+                        if owner.startswith(users.USER_PREFIX)
+                        else keys.get(store, owner)
+                    )
+                )
+            except (keys.UnknownApiKey, users.UnknownUser):
+                raise invalid(f"owner_id: no API key or user {owner!r}", "owner_id") from None
         try:
             created: manage.Created = await self._run(
                 lambda store: manage.create(

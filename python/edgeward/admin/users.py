@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -225,7 +226,7 @@ def update(
     *,
     role: str | None = None,
     acl: Acl | None = None,
-    check: object = None,
+    check: Callable[[UserRow], None] | None = None,
 ) -> UserRow:
     """Change a user's role or grant; `check(current)` first, in the same
     transaction (If-Match). A role change ends the user's web sessions (they
@@ -234,7 +235,7 @@ def update(
         current = get_user(conn, id)
         if current is None:
             raise UnknownUser(id)
-        if callable(check):
+        if check is not None:
             check(current)
         new_role = check_role(role) if role is not None else current.role
         grant = _grant(new_role, acl) if acl is not None else current.acl
@@ -247,13 +248,13 @@ def update(
     return row
 
 
-def delete(store: Store, id: str, check: object = None) -> UserRow:
+def delete(store: Store, id: str, check: Callable[[UserRow], None] | None = None) -> UserRow:
     """Remove a user, its invitations and its web sessions."""
     with store.write() as conn:
         current = get_user(conn, id)
         if current is None:
             raise UnknownUser(id)
-        if callable(check):
+        if check is not None:
             check(current)
         remove_user(conn, id)
         remove_sessions_of(conn, id)
@@ -273,13 +274,15 @@ def get_invitation_row(store: Store, id: str) -> InvitationRow:
     return row
 
 
-def delete_invitation(store: Store, id: str, check: object = None) -> InvitationRow:
+def delete_invitation(
+    store: Store, id: str, check: Callable[[InvitationRow], None] | None = None
+) -> InvitationRow:
     """Revoke an invitation (its link stops working)."""
     with store.write() as conn:
         row = get_invitation(conn, id)
         if row is None:
             raise UnknownInvitation(id)
-        if callable(check):
+        if check is not None:
             check(row)
         remove_invitation(conn, id)
     return row
@@ -287,6 +290,7 @@ def delete_invitation(store: Store, id: str, check: object = None) -> Invitation
 
 __all__ = [
     "INVITE_TTL",
+    "USER_PREFIX",
     "Invited",
     "LoginRefused",
     "UnknownInvitation",
