@@ -33,8 +33,9 @@ state_dir: {dir}/state
 api:
   address: 127.0.0.1:{port_api}
   audit_log: {dir}/audit.log
+{tls}
   sso:
-    public_url: http://127.0.0.1:{port_api}
+    public_url: {scheme}://127.0.0.1:{port_api}
 {sso}
 """
 
@@ -44,10 +45,11 @@ class SsoEdge:
     edge: Edge
     directory: Path
     port: int
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def audit(self, event_type: str | None = None) -> list[dict[str, Any]]:
         path = self.directory / "audit.log"
@@ -91,10 +93,19 @@ class SsoEdge:
 
 
 @contextmanager
-def sso_edge(directory: Path, sso: str, port: int | None = None) -> Iterator[SsoEdge]:
-    """`sso`: the lines under `api.sso` after public_url (indented 4)."""
+def sso_edge(
+    directory: Path, sso: str, port: int | None = None, *, tls: tuple[Path, Path] | None = None
+) -> Iterator[SsoEdge]:
+    """`sso`: the lines under `api.sso` after public_url (indented 4);
+    `tls`: the API's certificate and key (https), else http."""
     port = port or free_port()
-    edge = start_edge(directory, EDGE, listeners=["web"], port_api=port, sso=sso)
+    tls_lines = (
+        f"  tls:\n    certificates: [{{cert: {tls[0]}, key: {tls[1]}}}]" if tls is not None else ""
+    )
+    scheme = "https" if tls is not None else "http"
+    edge = start_edge(
+        directory, EDGE, listeners=["web"], port_api=port, sso=sso, tls=tls_lines, scheme=scheme
+    )
     from tests.proxy.proxy_support import wait_port
 
     try:
@@ -103,7 +114,7 @@ def sso_edge(directory: Path, sso: str, port: int | None = None) -> Iterator[Sso
         edge.stop()
         raise RuntimeError(f"edge did not start:\n{edge.log.read_text()}") from None
     try:
-        yield SsoEdge(edge, directory, port)
+        yield SsoEdge(edge, directory, port, scheme)
     finally:
         edge.stop()
 
@@ -132,8 +143,8 @@ class Browser:
     """httpx with a cookie jar, following redirects itself (a test can stop
     at any hop), filling the OP's forms and posting SAML auto-post forms."""
 
-    def __init__(self) -> None:
-        self.client = httpx.Client(timeout=30)
+    def __init__(self, verify: Any = True) -> None:
+        self.client = httpx.Client(timeout=30, verify=verify)
         self.hops: list[httpx.Response] = []
 
     def close(self) -> None:

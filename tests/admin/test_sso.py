@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import base64
 import datetime
+import os
 import re
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 from tests.admin.saml_idp import PASSWORD, IdP, running_idp
 from tests.admin.sso_support import Browser, SsoEdge, sso_edge
+from tests.agents.agents_support import Pki
+from tests.identity.browser import (
+    chromium,
+    clear_cookies,
+    cookies,
+    log_in,
+    skip_without_browser,
+    wait_for,
+)
 from tests.identity.op import Provider, running_provider
 from tests.proxy.proxy_support import free_port
 
@@ -515,3 +528,83 @@ def test_an_admin_mints_for_a_user_and_a_role_change_ends_its_sessions(
     # The session carried the old role: it is gone, the user signs in again.
     assert browser.client.get(edge.url + "/session").status_code == 401
     assert browser.client.get(edge.url + "/credentials", headers=api).status_code == 401
+
+
+def test_over_https_the_session_cookie_is_host_bound_and_secure(
+    tmp_path_factory: pytest.TempPathFactory, pki: Pki
+) -> None:
+    import pyotp
+
+    sso = f"""
+    oidc:
+      issuer_url: http://127.0.0.1:{free_port()}
+      client_id: edge
+      allow_insecure_loopback_issuer: true
+"""
+    directory = tmp_path_factory.mktemp("tls-edge")
+    with sso_edge(directory, sso, tls=(pki.ingress_cert, pki.ingress_key)) as edge:
+        enrolled = enroll(edge, "ops", "a-long-break-glass-password")
+        browser = Browser(verify=ssl.create_default_context(cafile=str(pki.ca)))
+        try:
+            page = browser.client.get(edge.url + "/login")
+            assert page.headers["set-cookie"].startswith("__Host-edgeward-login-csrf=")
+            code = pyotp.TOTP(enrolled["secret"]).now()
+            signed = break_glass(browser, edge, "ops", "a-long-break-glass-password", code)
+            assert signed.status_code == 303, signed.text
+            cookie = next(
+                c for c in signed.headers.get_list("set-cookie") if "edgeward-session=" in c
+            )
+            assert cookie.startswith("__Host-edgeward-session=")
+            for flag in ("; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure"):
+                assert flag in cookie
+            assert "Domain=" not in cookie
+            home = browser.client.get(edge.url + "/console")
+            assert "break-glass" in home.text
+            assert home.headers["content-security-policy"].startswith("default-src 'none'")
+            assert home.headers["x-frame-options"] == "DENY"
+        finally:
+            browser.close()
+
+
+@skip_without_browser
+@pytest.mark.slow
+def test_in_chromium_an_invited_admin_signs_in_with_oidc_and_mfa(
+    edge: SsoEdge, admin_key: str, provider: Provider, tmp_path: Path
+) -> None:
+    """Debian's chromium, headless: the invitation link, the OP's password
+    and TOTP pages, the console; then a password-only login refused with
+    a clear page. Screenshots go to the test's tmp dir, artifacts/."""
+    from selenium.webdriver.common.by import By
+
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    jane = person(provider, "jane")
+    invitation = edge.invite(admin_key, jane.email, "admin")
+    with chromium(SimpleNamespace(spki_sha256="")) as driver:  # type: ignore[arg-type]
+        driver.get(invitation["url"])
+        assert "You are invited" in driver.page_source
+        driver.save_screenshot(str(artifacts / "1-invitation.png"))
+        driver.find_element(By.ID, "oidc").click()
+        log_in(driver, jane.login, PASSWORD_OF)
+        wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"))
+        driver.save_screenshot(str(artifacts / "2-second-factor.png"))
+        field = driver.find_element(By.NAME, "otp")
+        field.send_keys(jane.otp())
+        field.submit()
+        wait_for(driver, lambda d: d.current_url == edge.url + "/console")
+        assert f"Signed in as {jane.email} (admin, oidc)" in driver.page_source
+        driver.save_screenshot(str(artifacts / "3-console.png"))
+        jar = cookies(driver)
+        session = jar["edgeward-session@127.0.0.1"]
+        assert session["httpOnly"] and session["sameSite"] == "Lax"
+        # Sign out with the console's form (its CSRF token), then a login without MFA.
+        driver.find_element(By.TAG_NAME, "button").click()
+        wait_for(driver, lambda d: "Signed out" in d.page_source)
+        clear_cookies(driver)
+        with password_only(provider):
+            driver.get(edge.url + "/login/oidc")
+            log_in(driver, jane.login, PASSWORD_OF)
+            wait_for(driver, lambda d: "Multi-factor authentication required" in d.page_source)
+        driver.save_screenshot(str(artifacts / "4-no-mfa-refused.png"))
+        assert "edgeward-session@127.0.0.1" not in cookies(driver)
+    assert all((artifacts / n).stat().st_size > 0 for n in os.listdir(artifacts))
