@@ -207,3 +207,16 @@ def test_sessions_and_invitations_on_a_store(tmp_path: Path) -> None:
     assert cookie.startswith("__Host-edgeward-session=t; Path=/; HttpOnly; SameSite=Lax")
     assert cookie.endswith("; Secure") and "Domain" not in cookie
     assert "Secure" not in session.set_cookie("t", secure=False, max_age=60)
+
+
+def test_a_bad_saml_metadata_file_is_a_one_line_startup_error(tmp_path: Path) -> None:
+    from edgeward.admin.sso.saml import SamlConfigError, SamlSp
+    from edgeward.admin.sso.settings import SamlSettings
+
+    (tmp_path / "idp.xml").write_text("<not-metadata/>")
+    settings = SamlSettings(tmp_path / "idp.xml", "https://a.example.com/saml/metadata")
+    with pytest.raises(SamlConfigError, match=r"api\.sso\.saml"):
+        SamlSp(settings, "https://a.example.com/login/saml/acs")
+    missing = SamlSettings(tmp_path / "idp.xml", "x", xmlsec_binary=str(tmp_path / "nope"))
+    with pytest.raises(SamlConfigError, match="apt-get install xmlsec1"):
+        SamlSp(missing, "https://a.example.com/login/saml/acs")

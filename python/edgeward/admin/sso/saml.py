@@ -23,15 +23,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from edgeward.admin.sso.settings import SamlSettings
+from edgeward.errors import EdgewardError
 
 CLOCK_SKEW = 60  # seconds of clock difference accepted with the IdP
 REQUEST_TTL = 600.0
 _PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
+
+
+class SamlConfigError(EdgewardError):
+    """`api.sso.saml` cannot be used (a startup error, one line)."""
 
 
 class SamlLoginError(Exception):
@@ -86,9 +92,19 @@ class SamlSp:
         if signed:
             conf["key_file"] = str(settings.sp_key)
             conf["cert_file"] = str(settings.sp_cert)
-        config = SPConfig()
-        config.load(conf)
-        self.client = Saml2Client(config=config)
+        if not os.access(settings.xmlsec_binary, os.X_OK):
+            missing = settings.xmlsec_binary
+            raise SamlConfigError(
+                f"api.sso.saml: {missing} is missing (Debian: apt-get install xmlsec1)"
+            )
+        try:
+            config = SPConfig()
+            config.load(conf)
+            self.client = Saml2Client(config=config)
+        except Exception as exc:  # pysaml2 raises many types for a bad metadata file
+            raise SamlConfigError(f"api.sso.saml: {_name(exc)}") from None
+        if not self.client.metadata.identity_providers():
+            raise SamlConfigError(f"api.sso.saml: no IdP in {settings.idp_metadata}")
 
     def metadata(self) -> bytes:
         """Our SP metadata, for the IdP's administrator."""
@@ -202,4 +218,11 @@ def _name(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-__all__ = ["REQUEST_TTL", "SamlIdentity", "SamlLoginError", "SamlSp", "in_response_to"]
+__all__ = [
+    "REQUEST_TTL",
+    "SamlConfigError",
+    "SamlIdentity",
+    "SamlLoginError",
+    "SamlSp",
+    "in_response_to",
+]
