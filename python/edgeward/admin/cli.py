@@ -70,7 +70,7 @@ def register(sub: Any) -> None:
         " TOTP secret, printed once with its otpauth:// URI for an authenticator app."
         " Its every login is audited (break_glass_login.v0).",
     )
-    enroll.add_argument("--username", required=True)
+    enroll.add_argument("--username", required=True, help="lower-case letters, digits, . _ -")
     enroll.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
