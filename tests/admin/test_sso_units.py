@@ -188,6 +188,12 @@ def test_sessions_and_invitations_on_a_store(tmp_path: Path) -> None:
             users.login(store, subject="oidc|i|2", email="zed@example.com", invitation=token)
         with pytest.raises(Exception, match="already a user"):
             users.invite(store, email="zed@example.com", role="admin")
+        first = users.invite(store, email="amy@example.com", role="auditor")
+        second = users.invite(store, email="amy@example.com", role="developer")
+        assert second.user.id == first.user.id and second.user.role == "developer"
+        with pytest.raises(users.LoginRefused, match="not valid"):  # the new link replaced it
+            users.check_invitation(store, first.token.text)
+        assert users.check_invitation(store, second.token.text).id == second.invitation.id
         made = session.create(
             store, principal_id=user.id, principal_type="user", role="developer",
             method="oidc", client_ip="127.0.0.1", max_duration=3600,

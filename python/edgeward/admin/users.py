@@ -40,6 +40,7 @@ from edgeward.store.user_rows import (
     insert_user,
     mark_used,
     remove_invitation,
+    remove_unused_invitations,
     remove_user,
     select_invitations,
     select_users,
@@ -115,9 +116,9 @@ def invite(
     ttl: timedelta = INVITE_TTL,
     now: datetime | None = None,
 ) -> Invited:
-    """Make (or re-invite) the user `email` and a new invitation for it. A
-    user already bound to an SSO identity is not invited again (409-like:
-    `InputError` on email)."""
+    """Make (or re-invite) the user `email` and a new invitation for it
+    (which revokes the user's open ones). A user already bound to an SSO
+    identity is not invited again (`InputError` on email)."""
     email = normalise_email(email)
     checked = check_role(role)
     grant = _grant(checked, acl)
@@ -133,7 +134,8 @@ def invite(
         if user is None:
             user = UserRow(_random_id(USER_PREFIX), email, checked, grant, now)
             insert_user(conn, user)
-        else:
+        else:  # invited again: the new link replaces the open ones
+            remove_unused_invitations(conn, user.id)
             found = update_user(conn, user.id, role=checked, acl=grant)
             assert found is not None
             user = found

@@ -118,6 +118,14 @@ def mark_used(conn: Connection, id: str, when: datetime) -> bool:
     return done.rowcount > 0
 
 
+def remove_unused_invitations(conn: Connection, user_id: str) -> int:
+    """Revoke a user's open invitations (a new one replaces them)."""
+    done = conn.execute(
+        delete(invitations).where(invitations.c.user_id == user_id, invitations.c.used_at.is_(None))
+    )
+    return int(done.rowcount)
+
+
 def remove_invitation(conn: Connection, id: str) -> bool:
     return conn.execute(delete(invitations).where(invitations.c.id == id)).rowcount > 0
 
@@ -158,6 +166,7 @@ __all__ = [
     "insert_user",
     "mark_used",
     "remove_invitation",
+    "remove_unused_invitations",
     "remove_user",
     "select_invitations",
     "select_users",
