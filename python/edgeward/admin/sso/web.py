@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from edgeward.admin import session, users
 from edgeward.admin.audit import Audit, AuditEvent, Principal
-from edgeward.admin.errors import ApiError, forbidden, unauthorized
+from edgeward.admin.errors import STORE, ApiError, forbidden, unauthorized
 from edgeward.admin.sso import breakglass, mfa
 from edgeward.admin.sso.fetch import drive
 from edgeward.admin.sso.oidc import OidcLogin, OidcLoginError, Started, email_of
@@ -245,6 +245,12 @@ class WebLogin:
             or session.cookie_name(self.settings.secure) not in request.cookies
         ):
             return None
+        try:
+            return await self._api_principal(request, write=write)
+        except StoreError as exc:
+            raise ApiError(503, STORE, f"the state store: {exc}") from None
+
+    async def _api_principal(self, request: Request, *, write: bool) -> ApiKeyRow:
         row = await self.current(request)
         if row is None:
             raise unauthorized("the session has ended: sign in again")
