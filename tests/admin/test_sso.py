@@ -631,3 +631,29 @@ def test_a_refused_saml_assertion_cannot_come_back(
             if e["object"]["reason"] == "replayed SAML assertion"
         ]
     )
+
+
+def test_the_session_answer_validates_against_the_document(
+    edge: SsoEdge, admin_key: str, provider: Provider, browser: Browser
+) -> None:
+    from openapi_core import OpenAPI
+    from openapi_core.testing import MockRequest, MockResponse
+
+    from edgeward.admin.openapi import document
+
+    spec = OpenAPI.from_dict(document())
+
+    def validate(answer: httpx.Response) -> None:
+        request = MockRequest(edge.url, "get", "/session")
+        kind = answer.headers["content-type"].split(";")[0]
+        spec.validate_response(
+            request, MockResponse(answer.content, status_code=answer.status_code, content_type=kind)
+        )
+
+    validate(browser.client.get(edge.url + "/session"))  # 401, the API's error body
+    kim = person(provider, "kim")
+    browser.client.get(edge.invite(admin_key, kim.email, "auditor")["url"])
+    assert oidc_login(edge, browser, kim).status_code == 200
+    answer = browser.client.get(edge.url + "/session")
+    assert answer.status_code == 200 and answer.json()["method"] == "oidc"
+    validate(answer)
