@@ -133,7 +133,8 @@ FORBIDDEN = {
     # The admin API (control plane): above the store, authtokens and the agents'
     # registry; it sees the running edge only through `admin.dataplane`, which
     # the proxy fills in, so it never imports the proxy, the policy engine or
-    # the protocols.
+    # the protocols. (Its SSO login reuses `edgeward.identity`'s sans-IO OIDC
+    # pieces: discovery, keys, ID-token validation.)
     "admin": (
         "edgeward.proxy",
         "edgeward.policy",
@@ -141,7 +142,6 @@ FORBIDDEN = {
         "edgeward.http2",
         "edgeward.tunnel.trio_session",
         "edgeward.agent",
-        "edgeward.identity",
     ),
     # The event bus and its destinations: below every producer (admin API,
     # agents, policy engine), which publish to it; threads, no trio but its

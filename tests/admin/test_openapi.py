@@ -5,6 +5,8 @@ against it with openapi-core."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -216,3 +218,78 @@ def test_the_control_plane_answers_validate_against_the_document(edge: ApiEdge) 
         (ingress,) = check(api, "GET", "/agent_ingresses").json()["agent_ingresses"]
         check(api, "GET", f"/agent_ingresses/{ingress['id']}")
     assert {status for _, status in check.seen} >= {200, 201, 204, 400, 409}
+
+
+def test_users_and_invitations_validate_against_the_document(edge: ApiEdge) -> None:
+    check = Checker(edge, document())
+    admin, auditor, developer = edge.key("admin"), edge.key("auditor"), edge.key("developer")
+    with (
+        edge.client(admin) as api,
+        edge.client(auditor) as reader,
+        edge.client(developer) as dev,
+    ):
+        made = check(
+            api,
+            "POST",
+            "/invitations",
+            json={
+                "email": "Dana@Example.com",
+                "role": "developer",
+                "acl": ["bind:*.dana.internal"],
+            },
+        )
+        assert made.status_code == 201
+        shown = made.json()
+        assert shown["email"] == "dana@example.com" and "/invite/ewi_" in shown["url"]
+        iid, uid = shown["id"], shown["user"]["id"]
+        listed = check(reader, "GET", "/invitations").json()["invitations"]
+        assert [i["url"] for i in listed if i["id"] == iid] == [None]  # the link is shown once
+        check(reader, "GET", f"/invitations/{iid}")
+        user = check(reader, "GET", f"/users/{uid}").json()
+        assert user["role"] == "developer" and user["acl"] == ["bind:*.dana.internal"]
+        assert user["sso_bound"] is False and user["last_login_at"] is None
+        check(api, "GET", "/users", params={"limit": "1"})
+        tag = check(api, "GET", f"/users/{uid}").headers["etag"]
+        changed = check(
+            api, "PATCH", f"/users/{uid}", json={"role": "auditor"}, headers={"If-Match": tag}
+        )
+        assert changed.json()["role"] == "auditor" and changed.json()["acl"] == []
+        stale = check(
+            api, "PATCH", f"/users/{uid}", json={"role": "admin"}, headers={"If-Match": tag}
+        )
+        assert stale.status_code == 412
+        assert (
+            check(api, "PATCH", f"/users/{uid}", json={"acl": ["bind:x.internal"]}).status_code
+            == 400
+        )
+        assert (
+            check(api, "POST", "/invitations", json={"email": "nope", "role": "admin"}).status_code
+            == 400
+        )
+        assert (
+            check(
+                reader, "POST", "/invitations", json={"email": "e@x.io", "role": "admin"}
+            ).status_code
+            == 403
+        )
+        assert check(dev, "GET", "/invitations").status_code == 403
+        assert check(dev, "GET", "/users").json()["users"] == []  # a key is not a user
+        assert check(dev, "GET", f"/users/{uid}").status_code == 404
+        assert check(api, "DELETE", f"/invitations/{iid}").status_code == 204
+        assert check(api, "GET", f"/invitations/{iid}").status_code == 404
+        assert check(api, "DELETE", f"/users/{uid}").status_code == 204
+        assert check(api, "GET", f"/users/{uid}").status_code == 404
+    deadline = time.monotonic() + 10  # the audit is written by a thread: wait for the last line
+    while "user_deleted.v0" not in {e["event_type"] for e in edge.audit()}:
+        assert time.monotonic() < deadline, "no user_deleted.v0 event"
+        time.sleep(0.05)
+    events = [e["event_type"] for e in edge.audit()]
+    for kind in (
+        "invitation_created.v0",
+        "user_updated.v0",
+        "invitation_deleted.v0",
+        "user_deleted.v0",
+    ):
+        assert kind in events
+    created = next(e for e in edge.audit() if e["event_type"] == "invitation_created.v0")
+    assert "url" not in created["object"] and "ewi_" not in json.dumps(created)

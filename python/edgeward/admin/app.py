@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgeward.admin import endpoints_api, ip_policies, keys, resources, vaults
+from edgeward.admin import endpoints_api, ip_policies, keys, resources, users, vaults
 from edgeward.admin.audit import Audit, AuditEvent, Principal
 from edgeward.admin.dataplane import DataPlane
 from edgeward.admin.errors import (
@@ -46,6 +46,7 @@ from edgeward.admin.errors import (
 )
 from edgeward.admin.events_api import EventsApi
 from edgeward.admin.openapi import document
+from edgeward.admin.sso.settings import SsoSettings
 from edgeward.authtokens import manage
 from edgeward.authtokens.acl import Acl, AclError
 from edgeward.store import ApiKeyRow, AuthtokenRow, Store, StoreError
@@ -58,7 +59,17 @@ MAX_BODY = 64 * 1024  # bytes of a request body: the API's objects are small
 class AdminApi:
     """The application and what its handlers share."""
 
-    def __init__(self, store: AsyncStore, dataplane: DataPlane, audit: Audit) -> None:
+    def __init__(
+        self,
+        store: AsyncStore,
+        dataplane: DataPlane,
+        audit: Audit,
+        sso: SsoSettings | None = None,
+    ) -> None:
+        from edgeward.admin.sso.web import WebLogin
+        from edgeward.admin.users_api import UsersApi
+
+        self.web = WebLogin(sso, store, audit)  # SSO logins, web sessions (admin.sso)
         self.store = store
         self.dataplane = dataplane
         self.audit = audit
@@ -96,6 +107,8 @@ class AdminApi:
             *ip_policies.routes(self),
             *endpoints_api.routes(self),
             *vaults.routes(self),
+            *UsersApi(self, sso.public_url if sso else None).routes(),
+            *self.web.routes(),
         ]
         self.app = Starlette(
             routes=routes, exception_handlers={HTTPException: self._http_exception}
@@ -132,11 +145,14 @@ class AdminApi:
                     )
                 scheme, _, presented = request.headers.get("authorization", "").partition(" ")
                 presented = presented.strip()
-                if scheme.lower() != "bearer" or not presented:
+                if not scheme:  # no API key: a web session (cookie, CSRF header for writes)?
+                    key = await self.web.api_principal(request, write=write)
+                if key is None and (scheme.lower() != "bearer" or not presented):
                     raise unauthorized("send Authorization: Bearer <API key>")
-                parsed = keys.parse(presented)
-                claimed = parsed.id if parsed is not None else ""
-                key = await self._run(lambda store: keys.authenticate(store, presented))
+                if key is None:
+                    parsed = keys.parse(presented)
+                    claimed = parsed.id if parsed is not None else ""
+                    key = await self._run(lambda store: keys.authenticate(store, presented))
                 if key is None:
                     raise unauthorized("the API key is not valid")
                 if write and key.role == "auditor":
@@ -144,10 +160,10 @@ class AdminApi:
                 response = await handler(request, key)
             except ApiError as error:
                 response = self._error(error)
-            principal = Principal(key.id, role=key.role) if key else Principal(claimed)
+            principal = _principal(key) if key else Principal(claimed)
             self.audit.emit(
                 AuditEvent(
-                    "api_key_used.v0",
+                    "api_key_used.v0" if principal.type == "api_key" else "session_used.v0",
                     {
                         "id": principal.id,
                         "method": request.method,
@@ -172,7 +188,7 @@ class AdminApi:
 
     def _emit(self, event_type: str, obj: dict[str, Any], key: ApiKeyRow) -> None:
         shown = {k: v for k, v in obj.items() if k != "token"}
-        self.audit.emit(AuditEvent(event_type, shown, Principal(key.id, role=key.role)))
+        self.audit.emit(AuditEvent(event_type, shown, _principal(key)))
 
     @staticmethod
     async def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
@@ -284,10 +300,16 @@ class AdminApi:
         if owner != key.id:  # an admin makes a credential for a developer's key
             if key.role != "admin":
                 raise forbidden("only an admin's key may set another owner_id")
-            try:
-                await self._run(lambda store: keys.get(store, owner))
-            except keys.UnknownApiKey:
-                raise invalid(f"owner_id: no API key {owner!r}", "owner_id") from None
+            try:  # an API key's, or a user's (users.py: usr_...)
+                await self._run(
+                    lambda store: (
+                        users.get(store, owner)
+                        if owner.startswith(users.USER_PREFIX)
+                        else keys.get(store, owner)
+                    )
+                )
+            except (keys.UnknownApiKey, users.UnknownUser):
+                raise invalid(f"owner_id: no API key or user {owner!r}", "owner_id") from None
         try:
             created: manage.Created = await self._run(
                 lambda store: manage.create(
@@ -503,6 +525,14 @@ class AdminApi:
             raise not_found("tunnel session", id)
         self._emit("tunnel_session_stopped.v0", item, key)
         return Response(status_code=204)
+
+
+def _principal(key: ApiKeyRow) -> Principal:
+    """Who made a request: an API key, or a web session's user or
+    break-glass admin (whose ids are usr_... and bg_...)."""
+    kind = {"usr_": "user", "bg_": "break_glass"}
+    found = next((t for p, t in kind.items() if key.id.startswith(p)), "api_key")
+    return Principal(key.id, type=found, role=key.role)
 
 
 __all__ = ["MAX_BODY", "AdminApi"]

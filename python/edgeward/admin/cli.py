@@ -59,6 +59,25 @@ def register(sub: Any) -> None:
     store_location(delete)
     delete.set_defaults(run=run_delete)
 
+    glass = sub.add_parser(
+        "break-glass", help="the local admin who signs in with a password and TOTP when SSO is down"
+    )
+    glass_commands = glass.add_subparsers(dest="break_glass_command", required=True)
+    enroll = glass_commands.add_parser(
+        "enroll",
+        help="make (or replace) a break-glass admin; prints its TOTP secret once",
+        description="Make a break-glass admin: a password (asked, or --password-stdin) and a"
+        " TOTP secret, printed once with its otpauth:// URI for an authenticator app."
+        " Its every login is audited (break_glass_login.v0).",
+    )
+    enroll.add_argument("--username", required=True, help="lower-case letters, digits, . _ -")
+    enroll.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    enroll.add_argument("--json", action="store_true", help="print one JSON object")
+    store_location(enroll)
+    enroll.set_defaults(run=run_enroll)
+
 
 def run_create(args: argparse.Namespace) -> int:
     from edgeward.admin import keys
@@ -114,6 +133,35 @@ def run_delete(args: argparse.Namespace) -> int:
     except EdgewardError as exc:
         return _fail("delete", exc)
     print(f"Deleted API key {args.id}")
+    return OK
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    import getpass
+
+    from edgeward.admin.sso import breakglass
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("edgeward break-glass enroll: the passwords differ", file=sys.stderr)
+            return INVALID
+    try:
+        with open_store(args) as store:
+            enrolled = breakglass.enroll(store, args.username, password)
+    except EdgewardError as exc:
+        print(f"edgeward break-glass enroll: {exc}", file=sys.stderr)
+        return INVALID
+    if args.json:
+        print(json.dumps({"username": enrolled.username, "secret": enrolled.secret,
+                          "uri": enrolled.uri}))  # fmt: skip
+        return OK
+    print(f"Break-glass admin {enrolled.username!r} enrolled. Its TOTP secret, shown only now:")
+    print(enrolled.secret)
+    print(enrolled.uri)
+    print("Keep the password and the secret apart, offline. Every login is audited.")
     return OK
 
 

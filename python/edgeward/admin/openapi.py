@@ -101,6 +101,15 @@ SCHEMAS: dict[str, S] = {
         description={**STR, "description": "cloud endpoints only"},
         created_at={**TIME, "description": "cloud endpoints only"},
     ),
+    "WebSession": _obj(
+        {
+            "principal": _obj({"id": STR, "type": {"enum": ["user", "break_glass"]}, "role": STR}),
+            "method": {"enum": ["oidc", "saml", "break_glass"]},
+            "csrf_token": STR,
+            "created_at": TIME,
+            "expires_at": TIME,
+        }
+    ),
     "CredentialCreate": {
         "type": "object",
         "additionalProperties": False,
@@ -134,6 +143,49 @@ SCHEMAS: dict[str, S] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {"description": STR, "metadata": STR, "acl": STRINGS},
+    },
+    "User": _obj(
+        {
+            "id": STR,
+            "uri": STR,
+            "created_at": TIME,
+            "email": STR,
+            "role": {"enum": ["admin", "developer", "auditor"]},
+            "acl": {**STRINGS, "description": "a developer's grant"},
+            "sso_bound": {"type": "boolean", "description": "an SSO identity signed in"},
+            "last_login_at": TIME_OR_NULL,
+        }
+    ),
+    "UserUpdate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"role": {"enum": ["admin", "developer", "auditor"]}, "acl": STRINGS},
+    },
+    "Invitation": _obj(
+        {
+            "id": STR,
+            "uri": STR,
+            "created_at": TIME,
+            "email": STR,
+            "user": _ref("Ref"),
+            "created_by": STR_OR_NULL,
+            "expires_at": TIME,
+            "used_at": TIME_OR_NULL,
+            "url": {
+                **STR_OR_NULL,
+                "description": "the invitation link, only in the create response",
+            },
+        }
+    ),
+    "InvitationCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["email", "role"],
+        "properties": {
+            "email": STR,
+            "role": {"enum": ["admin", "developer", "auditor"]},
+            "acl": {**STRINGS, "description": "a developer's grant: the rules it may give"},
+        },
     },
 }
 
@@ -353,6 +405,8 @@ _LISTS = {
     "Secret": "secrets",
     "EventDestination": "event_destinations",
     "EventSubscription": "event_subscriptions",
+    "User": "users",
+    "Invitation": "invitations",
 }
 for _item, _key in _LISTS.items():
     _name = f"{_item}List"
@@ -403,6 +457,93 @@ def _body(schema: str) -> S:
 
 
 _NO_CONTENT = {"204": {"description": "done"}}
+
+
+def _html(op_id: str, summary: str, *statuses: str) -> S:
+    """A page of the web sign-in (no API key; HTML, or a redirect)."""
+    why = {
+        "200": "a page",
+        "302": "to the identity provider",
+        "303": "signed in (to /console) or out",
+        "400": "an expired or replayed login",
+        "401": "refused credentials or assertion",
+        "403": "no account, no MFA, or a stale form",
+        "404": "SSO is not configured",
+        "413": "a form too large",
+        "415": "not a form",
+        "429": "too many sign-in attempts from this address",
+        "502": "the identity provider failed",
+        "503": "the identity provider or the store cannot be reached",
+    }
+    html = {"text/html": {"schema": STR}}
+    responses: S = {}
+    for status in statuses:
+        answer: S = {"description": why[status]}
+        if status not in ("302", "303"):
+            answer["content"] = html
+        responses[status] = answer
+    return {"operationId": op_id, "summary": summary, "security": [], "responses": responses}
+
+
+_FAILS = ("400", "401", "403", "404", "429", "502", "503")
+_FORM_FAILS = ("400", "401", "403", "404", "413", "415", "429", "503")
+
+
+def _web() -> dict[str, S]:
+    token = {"name": "token", "in": "path", "required": True, "schema": STR}
+    return {
+        "/login": {"get": _html("login_page", "the sign-in page", "200", "404")},
+        "/login/oidc": {
+            "get": _html("login_oidc", "start an OpenID Connect login", "302", *_FAILS)
+        },
+        "/login/oidc/callback": {
+            "get": _html("login_oidc_callback", "the OpenID Provider's callback", "303", *_FAILS)
+        },
+        "/login/saml": {"get": _html("login_saml", "start a SAML login", "302", *_FAILS)},
+        "/login/saml/acs": {
+            "post": _html(
+                "login_saml_acs", "the SAML assertion consumer service", "303", *_FORM_FAILS
+            )
+        },
+        "/saml/metadata": {
+            "get": {
+                "operationId": "saml_metadata",
+                "summary": "our SAML SP metadata",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "metadata",
+                        "content": {"application/samlmetadata+xml": {"schema": STR}},
+                    },
+                    "404": {"description": "SAML is not configured"},
+                },
+            }
+        },
+        "/login/break-glass": {
+            "post": _html("login_break_glass", "the break-glass admin's login", "303", *_FORM_FAILS)
+        },
+        "/invite/{token}": {
+            "parameters": [token],
+            "get": _html("invitation_open", "an invitation link", "200", "400", "404", "503"),
+        },
+        "/logout": {"post": _html("logout", "end the web session", "200", "303", "403", "404")},
+        "/console": {"get": _html("console", "the console (signed in)", "200", "303", "404")},
+        "/session": {
+            "get": {
+                "operationId": "session",
+                "summary": "the web session and its CSRF token (for X-CSRF-Token)",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "the session",
+                        "content": {"application/json": {"schema": _ref("WebSession")}},
+                    },
+                    "401": _ERRORS["401"],
+                    "404": {"description": "SSO is not configured"},
+                },
+            }
+        },
+    }
 
 
 _FORCE = {"name": "force", "in": "query", "required": False, "schema": {"enum": ["true", "false"]}}
@@ -503,6 +644,9 @@ def document() -> S:
                 parameters=_PAGING,
             ),
         },
+        **_crud("users", "User", "user", writable=True),
+        **_crud("invitations", "Invitation", "invitation", writable=True),
+        **_web(),
         "/tunnel_sessions/{id}/stop": {
             "parameters": [_ID],
             "post": _op(
@@ -512,6 +656,8 @@ def document() -> S:
             ),
         },
     }
+    del paths["/invitations/{id}"]["patch"]  # an invitation is made again, not changed
+    del paths["/users"]["post"]  # users are made by invitations
     return {
         "openapi": "3.1.0",
         "info": {
@@ -520,10 +666,18 @@ def document() -> S:
             "description": "Shaped like the public ngrok API (docs/control-plane.md).",
         },
         "servers": [{"url": "/"}],
-        "security": [{"api_key": []}],
+        "security": [{"api_key": []}, {"session": []}],
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"api_key": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "api_key": {"type": "http", "scheme": "bearer"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "__Host-edgeward-session",
+                    "description": "a web session (SSO); writes also send X-CSRF-Token",
+                },
+            },
         },
         "paths": paths,
     }

@@ -63,7 +63,7 @@ class ApiService:
         static = static_destinations(api.audit_log) + spec.configured(api.events)
         self.events = EventService(self.store, directory / SPOOL, static)
         self.audit = Audit(self.events.bus)
-        self.api = AdminApi(AsyncStore(self.store), dataplane, self.audit)
+        self.api = AdminApi(AsyncStore(self.store), dataplane, self.audit, api.sso)
         self.config = _Config()
         self.config.context = ssl_context
         server_log = logging.getLogger("edgeward.admin.server")  # hypercorn's own lines

@@ -293,8 +293,18 @@ class _Loader:
                 raise self.error(path, f"{item!r} is listed twice")
             audit.append(target)
         events = self._event_destinations(sec)
+        sso = None
+        if sec.has("sso"):
+            from edgeward.admin.sso.settings import SettingsError
+            from edgeward.admin.sso.settings import parse as parse_sso
+
+            sec.read.add("sso")
+            try:
+                sso = parse_sso(sec.data["sso"], self.base)
+            except SettingsError as exc:
+                raise self.error((*sec.at("sso"), *exc.path), exc.msg) from None
         sec.done()
-        return ApiListener(host, port, tls, tuple(audit), events)
+        return ApiListener(host, port, tls, tuple(audit), events=events, sso=sso)
 
     def _event_destinations(self, sec: _Section) -> tuple[dict[str, Any], ...]:
         """`api.events`: a list of `{name, format, target, sources, filter}`,

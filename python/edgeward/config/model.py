@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from edgeward.document import Document
 from edgeward.errors import Location
@@ -19,6 +19,9 @@ from edgeward.ipintel import EMPTY as EMPTY_IP_INTELLIGENCE
 from edgeward.ipintel import IpIntelligence
 from edgeward.secrets import Secrets
 from edgeward.urlpath import EscapedSlashes
+
+if TYPE_CHECKING:
+    from edgeward.admin.sso.settings import SsoSettings
 
 Network = IPv4Network | IPv6Network
 UpstreamProtocol = Literal["http1", "http2"]
@@ -94,6 +97,7 @@ class ApiListener:
     # `events:`: static event destinations, each with its subscription
     # ({name, format, target, sources, filter}, validated by edgeward.events.spec).
     events: tuple[Mapping[str, Any], ...] = ()
+    sso: SsoSettings | None = None  # `api.sso`: console/API sign-in (edgeward.admin.sso)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,9 @@ Alembic at every open. One module per concern:
   `edgeward.admin`);
 - `event_rows`: event destinations and subscriptions (their meaning lives
   in `edgeward.events`);
+- `user_rows`: users and invitations; `web_session_rows`: the console's
+  web sessions, login states, break-glass admins (their meaning lives in
+  `edgeward.admin`);
 - `trio_adapter`: worker threads and the revision watcher for trio code.
 
 Nothing here imports trio except `trio_adapter`, and nothing but this
@@ -23,7 +26,15 @@ package imports SQLAlchemy or Alembic (tests/test_architecture.py).
 
 from sqlalchemy import Connection  # the type of a transaction, for the layers above
 
-from edgeward.store import api_key_rows, authtoken_rows, control_rows, event_rows, statedir
+from edgeward.store import (
+    api_key_rows,
+    authtoken_rows,
+    control_rows,
+    event_rows,
+    statedir,
+    user_rows,
+    web_session_rows,
+)
 from edgeward.store.api_key_rows import ApiKeyRow
 from edgeward.store.authtoken_rows import AuthtokenRow
 from edgeward.store.errors import StoreError
@@ -41,4 +52,6 @@ __all__ = [
     "current_revision",
     "event_rows",
     "statedir",
+    "user_rows",
+    "web_session_rows",
 ]

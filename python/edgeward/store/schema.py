@@ -202,6 +202,68 @@ secrets = Table(
     UniqueConstraint("vault_id", "name"),
 )
 
+# Issue 14's users (SSO principals) and the invitations that bind them.
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "usr_" + 16 base32
+    Column("email", String(320), nullable=False, unique=True),  # lower-case
+    Column("role", String(16), nullable=False),  # admin, developer, auditor
+    Column("acl", JSON, nullable=False),  # developer: the bind rules it may grant
+    Column("sso_subject", String(512), nullable=True, unique=True),  # "oidc|iss|sub", "saml|..."
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_login_at", UtcDateTime, nullable=True),
+)
+
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "inv_" + 16 base32
+    Column("user_id", String(32), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("token_hash", String(64), nullable=False),  # keyed hash of the link's token
+    Column("created_by", String(64), nullable=True),  # the principal that invited
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+)
+
+# Web sessions of the console/API (the cookie holds a random token; only its
+# SHA-256 is the key here), login transactions and replay markers, and the
+# break-glass local admins.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # hex SHA-256 of the cookie's token
+    Column("principal_id", String(64), nullable=False),  # usr_... or bg_<name>
+    Column("principal_type", String(16), nullable=False),  # user, break_glass
+    Column("role", String(16), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("method", String(16), nullable=False),  # oidc, saml, break_glass
+    Column("client_ip", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+login_states = Table(
+    "login_states",
+    metadata,
+    Column("key", String(160), primary_key=True),  # "oidc:<digest>", "saml-id:<id>", ...
+    Column("data", JSON, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+break_glass = Table(
+    "break_glass",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),  # scrypt, with its parameters
+    Column("totp_secret", Text, nullable=False),  # sealed under the deployment secret
+    Column("totp_last_step", BigInteger, nullable=False),  # a code is used once
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 
 def update_described(
     conn: Connection,
@@ -228,15 +290,20 @@ __all__ = [
     "UtcDateTime",
     "api_keys",
     "authtokens",
+    "break_glass",
     "cloud_endpoints",
     "event_destinations",
     "event_subscriptions",
+    "invitations",
     "ip_policies",
     "ip_policy_rules",
     "ip_restrictions",
+    "login_states",
     "metadata",
     "secrets",
     "store_state",
     "update_described",
+    "users",
     "vaults",
+    "web_sessions",
 ]
