@@ -133,6 +133,21 @@ else:
         """A send the stream's state does not allow (never raised by the twin)."""
 
 
+# --- policy phases ----------------------------------------------------------------
+# No twin here: the reference is the Python engine (`edgeward.policy.engine`),
+# which runs every phase without it; `edgeward.policy.native_phase` uses it
+# when it exists.
+
+if TYPE_CHECKING:
+    from edgeward_native import PhaseRunner as PhaseRunnerType
+
+    PhaseRunner: type[PhaseRunnerType] | None
+elif _native is not None:
+    PhaseRunner = _native.PhaseRunner
+else:
+    PhaseRunner = None
+
+
 __all__ = [
     "BACKEND",
     "DEFAULT_TOLERANCE_S",
@@ -149,6 +164,7 @@ __all__ = [
     "IpTable",
     "NativeError",
     "NativeH2Server",
+    "PhaseRunner",
     "PolicyExprError",
     "Program",
     "Template",
