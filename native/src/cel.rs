@@ -538,7 +538,7 @@ impl cel::Activation for PyActivation<'_, '_> {
 }
 
 /// A Python Mapping seen as a CEL map, read on access.
-struct PyLazyMap(Py<PyAny>);
+pub(crate) struct PyLazyMap(pub(crate) Py<PyAny>);
 
 /// The Python key for a CEL key value; `None` if no Python key can match.
 fn python_key<'py>(py: Python<'py>, key: &Value) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -615,7 +615,7 @@ const MAX_CONVERT_DEPTH: usize = 2 * cel::MAX_VALUE_DEPTH;
 
 /// Converts a Python value read from the activation to a CEL value;
 /// `level` counts the lists it sits in below the value read.
-fn from_python(v: &Bound<'_, PyAny>, level: usize) -> EvalResult {
+pub(crate) fn from_python(v: &Bound<'_, PyAny>, level: usize) -> EvalResult {
     let py = v.py();
     if let Ok(s) = v.cast::<PyString>() {
         // A lone surrogate has no UTF-8 form: not a CEL string.

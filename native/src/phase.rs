@@ -14,7 +14,8 @@
 //! header value that is not allowed) the runner stops and returns where the
 //! Python engine resumes the phase, so its decisions, events and error
 //! answers have one implementation.
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use edgeward_core::cel::{self, EvalError, EvalResult, Map, PathSpec, Step, Value};
 use edgeward_core::ipnet::Addr;
@@ -23,7 +24,9 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::cel::{eval_error, host_error, PathKeys, PyActivation, PyProgram, PyTemplate};
+use crate::cel::{
+    eval_error, from_python, host_error, PathKeys, PyActivation, PyLazyMap, PyProgram, PyTemplate,
+};
 use crate::guard::guard;
 use crate::ipnet::IpPolicy;
 
@@ -58,6 +61,8 @@ struct Rule {
 #[pyclass(frozen, module = "edgeward_native", name = "PhaseRunner")]
 pub struct PhaseRunner {
     rules: Vec<Rule>,
+    /// `user_agent(raw)`: the parsed `req.user_agent` fields (a Mapping).
+    user_agent: Option<Py<PyAny>>,
 }
 
 fn step_of(item: &Bound<'_, PyAny>) -> PyResult<Action> {
@@ -161,13 +166,17 @@ type Outcome = (usize, i64, Option<Py<PyList>>, Option<Py<PyBytes>>);
 #[pymethods]
 impl PhaseRunner {
     #[new]
-    fn new(rules: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (rules, *, user_agent=None))]
+    fn new(rules: &Bound<'_, PyAny>, user_agent: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         guard(|| {
             let rules = rules
                 .try_iter()?
                 .map(|r| rule_of(&r?))
                 .collect::<PyResult<_>>()?;
-            Ok(PhaseRunner { rules })
+            Ok(PhaseRunner {
+                rules,
+                user_agent: user_agent.map(|u| u.clone().unbind()),
+            })
         })
     }
 
@@ -186,7 +195,8 @@ impl PhaseRunner {
         response: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Outcome> {
         guard(|| {
-            let mut wire = Wire::new(py, head, conn, fallback, response)?;
+            let user_agent = self.user_agent.as_ref().map(|u| u.bind(py).clone());
+            let mut wire = Wire::new(py, head, conn, fallback, response, user_agent)?;
             self.run_rules(py, &mut wire)
         })
     }
@@ -345,18 +355,119 @@ impl PhaseRunner {
 
 // --- the variables ------------------------------------------------------------
 
+/// The request as `req.*` reads it, decoded once (Latin-1), shared with a
+/// `ReqRoot` when `req` is read whole.
+struct ReqData {
+    method: String,
+    target: String,
+    authority: String,
+    scheme: String,
+    version: Vec<u8>,
+    headers: Vec<(String, String)>,
+    header_map: OnceLock<Value>,
+}
+
+impl ReqData {
+    fn first(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A field of `req` other than `url` and `user_agent`: Some(None) when
+    /// absent, None when not built here.
+    fn field(&self, name: &str) -> EvalResult<Option<Option<Value>>> {
+        Ok(Some(match name {
+            "method" => Some(str_value(&self.method)),
+            "host" => Some(str_value(&self.authority)),
+            "version" => Some(if self.version == b"2" {
+                str_value("HTTP/2.0")
+            } else {
+                str_value(&format!("HTTP/{}", String::from_utf8_lossy(&self.version)))
+            }),
+            "headers" => Some(match self.header_map.get() {
+                Some(v) => v.clone(),
+                None => {
+                    let v = grouped(
+                        self.headers
+                            .iter()
+                            .map(|(n, v)| (n.clone(), str_value(v)))
+                            .collect(),
+                    )?;
+                    self.header_map.get_or_init(|| v).clone()
+                }
+            }),
+            "content_length" => match self.first("content-length") {
+                None => None,
+                Some(v) => python_int(v.trim_matches(py_space))?,
+            },
+            "location" => match self.first("location") {
+                None | Some("") => None,
+                Some(v) => Some(str_value(v)),
+            },
+            "cookies" => Some(cookies(
+                self.headers
+                    .iter()
+                    .filter(|(n, _)| n == "cookie")
+                    .map(|(_, v)| v.as_str()),
+            )?),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// `req` read whole (`has(req.content_length)`, `size(req)`): the fields
+/// built here, the others (and the keys) from the caller's `req`.
+struct ReqRoot {
+    data: Arc<ReqData>,
+    fallback: Py<PyAny>,
+    py: OnceLock<PyLazyMap>,
+}
+
+impl ReqRoot {
+    fn py(&self) -> EvalResult<&PyLazyMap> {
+        if let Some(m) = self.py.get() {
+            return Ok(m);
+        }
+        let root = Python::attach(|py| {
+            self.fallback
+                .bind(py)
+                .call1(("req",))
+                .map(Bound::unbind)
+                .map_err(host_error)
+        })?;
+        Ok(self.py.get_or_init(|| PyLazyMap(root)))
+    }
+}
+
+impl cel::LazyMap for ReqRoot {
+    fn get(&self, key: &Value) -> EvalResult<Option<Value>> {
+        if let Value::String(name) = key {
+            if let Some(value) = self.data.field(name)? {
+                return Ok(value);
+            }
+        }
+        self.py()?.get(key)
+    }
+
+    fn len(&self) -> EvalResult<usize> {
+        self.py()?.len()
+    }
+
+    fn keys(&self) -> EvalResult<Vec<Value>> {
+        self.py()?.keys()
+    }
+}
+
 /// The head, the connection and what was built of them, for one run.
 struct Wire<'py> {
-    method: Bound<'py, PyBytes>,
-    target: Bound<'py, PyBytes>,
-    authority_in: Bound<'py, PyBytes>,
-    scheme: Bound<'py, PyBytes>,
-    version: Bound<'py, PyBytes>,
+    req: Arc<ReqData>,
     req_headers: Vec<Item<'py>>,
+    user_agent: Option<Bound<'py, PyAny>>,
     response: Option<(i64, Vec<Item<'py>>)>,
     conn: Bound<'py, PyAny>,
     client_ip: String,
-    req_map: Option<Value>,
     res_map: Option<Value>,
     fallback: Bound<'py, PyAny>,
     py_roots: Bound<'py, PyDict>,
@@ -373,6 +484,7 @@ impl<'py> Wire<'py> {
         conn: &Bound<'py, PyAny>,
         fallback: &Bound<'py, PyAny>,
         response: Option<&Bound<'py, PyAny>>,
+        user_agent: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Self> {
         let bytes = |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyBytes>> {
             Ok(head.getattr(name)?.cast_into::<PyBytes>()?)
@@ -390,17 +502,27 @@ impl<'py> Wire<'py> {
             .to_str()
             .unwrap_or("")
             .to_owned();
+        let req_headers = headers_of(&head.getattr(intern!(py, "headers"))?)?;
+        let text = |name| -> PyResult<String> { Ok(latin1(bytes(name)?.as_bytes())) };
+        let req = ReqData {
+            method: text(intern!(py, "method"))?,
+            target: text(intern!(py, "target"))?,
+            authority: text(intern!(py, "authority"))?,
+            scheme: text(intern!(py, "scheme"))?,
+            version: bytes(intern!(py, "http_version"))?.as_bytes().to_vec(),
+            headers: req_headers
+                .iter()
+                .map(|((n, v), _)| (latin1(n.as_bytes()), latin1(v.as_bytes())))
+                .collect(),
+            header_map: OnceLock::new(),
+        };
         Ok(Wire {
-            method: bytes(intern!(py, "method"))?,
-            target: bytes(intern!(py, "target"))?,
-            authority_in: bytes(intern!(py, "authority"))?,
-            scheme: bytes(intern!(py, "scheme"))?,
-            version: bytes(intern!(py, "http_version"))?,
-            req_headers: headers_of(&head.getattr(intern!(py, "headers"))?)?,
+            req: Arc::new(req),
+            req_headers,
+            user_agent,
             response,
             conn: conn.clone(),
             client_ip,
-            req_map: None,
             res_map: None,
             fallback: fallback.clone(),
             py_roots: PyDict::new(py),
@@ -494,25 +616,17 @@ fn str_value(s: &str) -> Value {
 }
 
 fn header_map(headers: &[Item<'_>]) -> EvalResult {
-    let mut names: Vec<String> = Vec::new();
-    let mut values: Vec<Vec<Value>> = Vec::new();
-    for ((name, value), _) in headers {
-        let name = latin1(name.as_bytes());
-        let value = str_value(&latin1(value.as_bytes()));
-        match names.iter().position(|n| *n == name) {
-            Some(k) => values[k].push(value),
-            None => {
-                names.push(name);
-                values.push(vec![value]);
-            }
-        }
-    }
-    let entries = names
-        .into_iter()
-        .zip(values)
-        .map(|(n, v)| (str_value(&n), Value::from(v)))
-        .collect();
-    Ok(Value::Map(Arc::new(Map::from_entries(entries)?)))
+    grouped(
+        headers
+            .iter()
+            .map(|((name, value), _)| {
+                (
+                    latin1(name.as_bytes()),
+                    str_value(&latin1(value.as_bytes())),
+                )
+            })
+            .collect(),
+    )
 }
 
 fn first_header<'a>(
@@ -598,46 +712,102 @@ fn unquote(s: &str) -> String {
     out
 }
 
+/// Name -> values, in order of first appearance.
+fn grouped(pairs: Vec<(String, Value)>) -> EvalResult {
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(pairs.len());
+    let mut entries: Vec<(Value, Vec<Value>)> = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        match index.get(&name) {
+            Some(&k) => entries[k].1.push(value),
+            None => {
+                index.insert(name.clone(), entries.len());
+                entries.push((str_value(&name), vec![value]));
+            }
+        }
+    }
+    let entries = entries
+        .into_iter()
+        .map(|(n, v)| (n, Value::from(v)))
+        .collect();
+    Ok(Value::Map(Arc::new(Map::from_entries(entries)?)))
+}
+
+/// `variables.request_cookies`: the `Cookie` pairs by name.
+fn cookies<'a>(values: impl Iterator<Item = &'a str>) -> EvalResult {
+    let mut pairs = Vec::new();
+    for value in values {
+        for pair in value.split(';') {
+            let Some((name, val)) = pair.trim_matches(py_space).split_once('=') else {
+                continue;
+            };
+            if name.is_empty() {
+                continue;
+            }
+            let cookie = Map::from_entries(vec![
+                (str_value("name"), str_value(name)),
+                (str_value("value"), str_value(val.trim_matches('"'))),
+            ])?;
+            pairs.push((name.to_owned(), Value::Map(Arc::new(cookie))));
+        }
+    }
+    grouped(pairs)
+}
+
+/// `urllib.parse.parse_qs(query, keep_blank_values=True)`.
+fn query_params(query: &str) -> EvalResult {
+    let mut pairs = Vec::new();
+    if !query.is_empty() {
+        for field in query.split('&') {
+            if field.is_empty() {
+                continue;
+            }
+            let (name, value) = field.split_once('=').unwrap_or((field, ""));
+            let name = unquote(&name.replace('+', " "));
+            let value = unquote(&value.replace('+', " "));
+            pairs.push((name, str_value(&value)));
+        }
+    }
+    grouped(pairs)
+}
+
 impl Act<'_, '_> {
     /// The value of a path's first steps when built here, and how many
     /// steps it used; None: the caller's.
     fn native(&mut self, path: &PathSpec) -> EvalResult<Option<(Value, usize)>> {
         let steps = &path.steps;
         let Some(name) = field_name(steps.first()) else {
+            if &*path.root == "req" {
+                let root = ReqRoot {
+                    data: self.wire.req.clone(),
+                    fallback: self.wire.fallback.clone().unbind(),
+                    py: OnceLock::new(),
+                };
+                return Ok(Some((Value::Lazy(Arc::new(root)), 0)));
+            }
             return Ok(None);
         };
         let own = matches!(steps.get(1), Some(Step::Own));
         let w = &mut *self.wire;
         let value = match (&*path.root, name) {
-            ("req", "method") => str_value(&latin1(w.method.as_bytes())),
-            ("req", "host") => str_value(&latin1(w.authority_in.as_bytes())),
-            ("req", "version") => {
-                let v = w.version.as_bytes();
-                if v == b"2" {
-                    str_value("HTTP/2.0")
-                } else {
-                    str_value(&format!("HTTP/{}", String::from_utf8_lossy(v)))
-                }
-            }
-            ("req", "headers") => {
-                if w.req_map.is_none() {
-                    w.req_map = Some(header_map(&w.req_headers)?);
-                }
-                w.req_map.clone().unwrap_or(Value::Null)
-            }
-            ("req", "content_length") => match content_length(&w.req_headers)? {
-                Some(v) => v,
-                None => return Err(missing(&steps[0])),
-            },
-            ("req", "location") => match location(&w.req_headers) {
-                Some(v) => v,
-                None => return Err(missing(&steps[0])),
-            },
-            ("req", "user_agent") if own => {
-                let ua = first_header(&w.req_headers, b"user-agent").unwrap_or(b"");
-                return Ok(Some((str_value(&latin1(ua)), 2)));
-            }
             ("req", "url") => return self.url(steps),
+            ("req", "user_agent") if !own => {
+                // the parsed fields: one call of the caller's `user_agent`
+                let Some(parse) = &w.user_agent else {
+                    return Ok(None);
+                };
+                let raw = w.req.first("user-agent").unwrap_or("");
+                let fields = parse.call1((raw,)).map_err(host_error)?;
+                from_python(&fields, 0)?
+            }
+            ("req", field) if field != "user_agent" => match w.req.field(field)? {
+                Some(Some(v)) => v,
+                Some(None) => return Err(missing(&steps[0])),
+                None => return Ok(None),
+            },
+            ("req", "user_agent") => {
+                let ua = w.req.first("user-agent").unwrap_or("");
+                return Ok(Some((str_value(ua), 2)));
+            }
             ("conn", "client_ip") if own => return Ok(Some((str_value(&w.client_ip), 2))),
             ("conn", "server_ip") if own => {
                 let ip = w
@@ -693,9 +863,7 @@ impl Act<'_, '_> {
                 None => return Ok(None),
             },
         };
-        let target = latin1(w.target.as_bytes());
-        let authority = latin1(w.authority_in.as_bytes());
-        let scheme = latin1(w.scheme.as_bytes());
+        let (target, authority, scheme) = (&w.req.target, &w.req.authority, &w.req.scheme);
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p, q),
             None => (target.as_str(), ""),
@@ -706,8 +874,8 @@ impl Act<'_, '_> {
             .map_or(authority.as_str(), |(_, h)| h);
         let value = match field {
             "" | "raw" => str_value(&format!("{scheme}://{authority}{target}")),
-            "scheme" => str_value(&scheme),
-            "authority" => str_value(&authority),
+            "scheme" => str_value(scheme),
+            "authority" => str_value(authority),
             "host" => {
                 let host = if let Some(rest) = host_port.strip_prefix('[') {
                     match rest.find(']') {
@@ -746,7 +914,8 @@ impl Act<'_, '_> {
             }
             "raw_path" => str_value(raw_path),
             "query" => str_value(query),
-            "uri" => str_value(&target),
+            "query_params" => query_params(query)?,
+            "uri" => str_value(target),
             "user_password" => str_value(authority.rsplit_once('@').map_or("", |(u, _)| u)),
             _ => return Ok(None),
         };

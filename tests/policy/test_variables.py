@@ -4,7 +4,6 @@ exchange, and every program finds what it reads."""
 from __future__ import annotations
 
 import dataclasses
-
 import types
 from collections.abc import Iterator
 from pathlib import Path

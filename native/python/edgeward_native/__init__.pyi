@@ -335,9 +335,15 @@ class PhaseRunner:
     the index after that run (or None, 0), and one step per action:
     ``("add-headers", [(name, bytes | Template)], sets_host)``,
     ``("remove-headers", [name])``, ``("restrict-ips", IpPolicy, enforce)``
-    or ``("python",)`` (the caller runs it)."""
+    or ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
+    fields of ``req.user_agent`` read into (else they come from `fallback`)."""
 
-    def __new__(cls, rules: Iterable[tuple[Any, ...]]) -> Self: ...
+    def __new__(
+        cls,
+        rules: Iterable[tuple[Any, ...]],
+        *,
+        user_agent: Callable[[str], Mapping[str, Any]] | None = None,
+    ) -> Self: ...
     @property
     def rule_count(self) -> int: ...
     def run(

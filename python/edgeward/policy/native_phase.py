@@ -16,6 +16,7 @@ decisions (docs/policy.md, "The native phase runner").
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from edgeward import native
@@ -31,6 +32,7 @@ from edgeward.policy.variables import (
     ENDPOINT_FIELDS,
     REQUEST_FIELDS,
     RESPONSE_FIELDS,
+    USER_AGENT_FIELDS,
     Fields,
     LazyMap,
     RequestSource,
@@ -54,7 +56,13 @@ def runner(rules: tuple[Rule, ...]) -> PhaseRunner | None:
         compact.append(
             (rule.condition, rule.chain, rule.chain_end, [_step(step) for step in rule.steps])
         )
-    return native.PhaseRunner(compact)
+    return native.PhaseRunner(compact, user_agent=user_agent_fields)
+
+
+@lru_cache(maxsize=4096)  # the same clients come back
+def user_agent_fields(raw: str) -> dict[str, Any]:
+    """`req.user_agent` read into (`.is_bot`): all its fields at once."""
+    return {key: build(raw) for key, build in USER_AGENT_FIELDS.items()}  # type: ignore[operator]
 
 
 def _step(step: Step) -> tuple[Any, ...]:
