@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +30,9 @@ from edgeward.hooks import (
     RequestHead,
     ResponseHead,
 )
+from edgeward.bench.policy import load as load_cases
 from edgeward.policy import CompiledPolicy, compile_policy
+from edgeward.policy.cases import check, run_case
 from edgeward.policy.events import ListSink
 
 from .helpers import ENDPOINT, NOW
@@ -312,3 +316,49 @@ def test_native_runner_decides_as_the_engine(
         assert drive(with_runner, sink1, x) == drive(reference, sink2, x)
         sink1.events.clear()
         sink2.events.clear()
+
+
+# --- the example suites of `policy test` ---------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
+
+
+def _replayed(policy_file: Path, native_runner: bool) -> list[Any]:
+    """Each case of the example's suite, run as the edge runs it (no
+    trace): what the client got, the forwarded head and the events, and
+    what `policy test` would say of it."""
+    loaded = load_cases(policy_file, policy_file.with_suffix(".cases.yml"))
+    policy = loaded.policy
+    if not native_runner:
+        policy._request = dataclasses.replace(policy._request, runner=None)
+        policy._response = dataclasses.replace(policy._response, runner=None)
+    seen = []
+    for case in loaded.cases:
+        out = run_case(policy, case, loaded.clock, loaded.sink.events, trace=False)
+        forwarded = out.forwarded
+        seen.append(
+            (
+                out.closed,
+                out.status,
+                out.headers,
+                re.sub(rb"req-test-\d+", b"req-test-N", out.body),  # a process-wide count
+                out.error_code,
+                None if forwarded is None else dataclasses.astuple(forwarded),
+                out.forwarded_body,
+                [(e.rule, e.action, e.verdict, e.reason, e.status) for e in out.events],
+                [f for f in check(case, out) if "rules" not in f],
+            )
+        )
+    return seen
+
+
+@pytest.mark.parametrize(
+    "policy_file",
+    sorted(p for p in EXAMPLES.glob("*.yml") if not p.name.endswith(".cases.yml")),
+    ids=lambda p: p.stem,
+)
+def test_the_example_suites_run_alike_on_both(policy_file: Path) -> None:
+    native_run = _replayed(policy_file, True)
+    assert native_run == _replayed(policy_file, False)
+    # and they pass (the `rules` expectations need a trace: test_cli checks them)
+    assert all(not failures for *_, failures in native_run), native_run
