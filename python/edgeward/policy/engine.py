@@ -236,7 +236,12 @@ class Exchange(ExchangeState):
         phase = self.policy._response
         if not phase.rules and not self.policy._sse.rules:
             return PassResponse(head)
-        if phase.runner is not None and self.trace is None and not self.policy._sse.rules:
+        if (
+            phase.runner is not None
+            and self.trace is None
+            and self.received is not None
+            and not self.policy._sse.rules
+        ):
             resumed, (start, step) = run_response(
                 phase.runner,
                 self,
