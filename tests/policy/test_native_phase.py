@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgeward import native
+from edgeward.bench.policy import load as load_cases
 from edgeward.document import parse_document
 from edgeward.hooks import (
     CloseConnection,
@@ -30,7 +31,6 @@ from edgeward.hooks import (
     RequestHead,
     ResponseHead,
 )
-from edgeward.bench.policy import load as load_cases
 from edgeward.policy import CompiledPolicy, compile_policy
 from edgeward.policy.cases import check, run_case
 from edgeward.policy.events import ListSink
