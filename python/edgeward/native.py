@@ -139,13 +139,14 @@ else:
 # when it exists.
 
 if TYPE_CHECKING:
-    from edgeward_native import PhaseRunner as PhaseRunnerType
+    from edgeward_native import PhaseRunner as _PhaseRunner
 
-    PhaseRunner: type[PhaseRunnerType] | None
+    PhaseRunnerType = _PhaseRunner  # the class, for annotations
+    PhaseRunner: type[_PhaseRunner] | None
 elif _native is not None:
-    PhaseRunner = _native.PhaseRunner
+    PhaseRunner = PhaseRunnerType = _native.PhaseRunner
 else:
-    PhaseRunner = None
+    PhaseRunner = PhaseRunnerType = None
 
 
 __all__ = [

@@ -14,7 +14,7 @@ import copy
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edgeward import native
 from edgeward.hooks import (
@@ -54,9 +54,6 @@ from edgeward.policy.native_phase import resume_context, run_request, run_respon
 from edgeward.policy.sse import MAX_MESSAGE, Block, EventStreamParser, Message, is_event_stream
 from edgeward.policy.variables import conn_fields
 
-if TYPE_CHECKING:
-    from edgeward_native import PhaseRunner
-
 
 @dataclass(frozen=True, slots=True)
 class PhaseRules:
@@ -64,7 +61,7 @@ class PhaseRules:
     rules: tuple[Rule, ...]
     effects: bool  # an action may yield an effect: the phase runs as a generator
     roots: Roots  # the variables of its activation
-    runner: PhaseRunner | None = None  # the phase in one native call (native_phase)
+    runner: native.PhaseRunnerType | None = None  # the phase in one native call (native_phase)
 
 
 class CompiledPolicy:

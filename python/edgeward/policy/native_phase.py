@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edgeward import native
 from edgeward.hooks import RequestHead, ResponseHead
@@ -39,11 +39,8 @@ from edgeward.policy.variables import (
     ResponseSource,
 )
 
-if TYPE_CHECKING:
-    from edgeward_native import PhaseRunner
 
-
-def runner(rules: tuple[Rule, ...]) -> PhaseRunner | None:
+def runner(rules: tuple[Rule, ...]) -> native.PhaseRunnerType | None:
     """The phase's runner, or None where the Python engine runs it (the
     pure-Python backend, rules whose programs are not native)."""
     if native.PhaseRunner is None or not rules:
@@ -116,7 +113,7 @@ class Fallback:
 
 
 def run_request(
-    runner: PhaseRunner, state: ExchangeState, head: RequestHead, conn_fields: Fields
+    runner: native.PhaseRunnerType, state: ExchangeState, head: RequestHead, conn_fields: Fields
 ) -> tuple[RequestHead, tuple[int, int] | None]:
     """The request to forward (a copy: `req.*` keeps showing what the
     client sent) and where the engine resumes (None: the phase is done)."""
@@ -135,7 +132,7 @@ def run_request(
 
 
 def run_response(
-    runner: PhaseRunner,
+    runner: native.PhaseRunnerType,
     state: ExchangeState,
     head: ResponseHead,
     *,
