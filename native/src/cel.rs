@@ -68,12 +68,12 @@ thread_local! {
     static HOST_ERROR: RefCell<Option<PyErr>> = const { RefCell::new(None) };
 }
 
-fn host_error(err: PyErr) -> EvalError {
+pub(crate) fn host_error(err: PyErr) -> EvalError {
     HOST_ERROR.with(|h| *h.borrow_mut() = Some(err));
     EvalError::new(ErrorKind::Host, "exception raised by the activation")
 }
 
-fn eval_error(py: Python<'_>, e: EvalError) -> PyErr {
+pub(crate) fn eval_error(py: Python<'_>, e: EvalError) -> PyErr {
     if e.is_host() {
         if let Some(err) = HOST_ERROR.with(|h| h.borrow_mut().take()) {
             return err;
@@ -301,7 +301,7 @@ fn env_of(env: Option<&Bound<'_, PyEnv>>) -> cel::Env {
 
 /// Python keys of one path, interned once: the root name, then one key per
 /// step (`None` for a step that is not a Mapping lookup).
-struct PathKeys {
+pub(crate) struct PathKeys {
     root: Py<PyString>,
     steps: Vec<Option<Py<PyAny>>>,
 }
@@ -351,8 +351,8 @@ fn secret_refs(
 
 #[pyclass(frozen, module = "edgeward_native", name = "Program")]
 pub struct PyProgram {
-    program: cel::Program,
-    keys: Vec<PathKeys>,
+    pub(crate) program: cel::Program,
+    pub(crate) keys: Vec<PathKeys>,
     #[pyo3(get)]
     source: Py<PyString>,
     #[pyo3(get)]
@@ -412,8 +412,8 @@ pub fn compile(
 
 #[pyclass(frozen, module = "edgeward_native", name = "Template")]
 pub struct PyTemplate {
-    template: cel::Template,
-    keys: Vec<Vec<PathKeys>>,
+    pub(crate) template: cel::Template,
+    pub(crate) keys: Vec<Vec<PathKeys>>,
     #[pyo3(get)]
     source: Py<PyString>,
     #[pyo3(get)]
@@ -472,9 +472,9 @@ pub fn interpolate(
 
 // --- the activation ---------------------------------------------------------------
 
-struct PyActivation<'a, 'py> {
-    root: &'a Bound<'py, PyAny>,
-    keys: &'a [PathKeys],
+pub(crate) struct PyActivation<'a, 'py> {
+    pub(crate) root: &'a Bound<'py, PyAny>,
+    pub(crate) keys: &'a [PathKeys],
 }
 
 /// `mapping[key]`: `Ok(None)` on KeyError (exact dicts skip the exception).
@@ -538,7 +538,7 @@ impl cel::Activation for PyActivation<'_, '_> {
 }
 
 /// A Python Mapping seen as a CEL map, read on access.
-struct PyLazyMap(Py<PyAny>);
+pub(crate) struct PyLazyMap(pub(crate) Py<PyAny>);
 
 /// The Python key for a CEL key value; `None` if no Python key can match.
 fn python_key<'py>(py: Python<'py>, key: &Value) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -615,7 +615,7 @@ const MAX_CONVERT_DEPTH: usize = 2 * cel::MAX_VALUE_DEPTH;
 
 /// Converts a Python value read from the activation to a CEL value;
 /// `level` counts the lists it sits in below the value read.
-fn from_python(v: &Bound<'_, PyAny>, level: usize) -> EvalResult {
+pub(crate) fn from_python(v: &Bound<'_, PyAny>, level: usize) -> EvalResult {
     let py = v.py();
     if let Ok(s) = v.cast::<PyString>() {
         // A lone surrogate has no UTF-8 form: not a CEL string.

@@ -28,7 +28,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Allow/deny CIDR lists; see `edgeward_native.IpPolicy`.
 #[pyclass(module = "edgeward_native", frozen)]
 pub struct IpPolicy {
-    policy: ipnet::IpPolicy,
+    pub(crate) policy: ipnet::IpPolicy,
 }
 
 #[pymethods]

@@ -8,6 +8,7 @@ mod geo;
 mod guard;
 mod h2;
 mod ipnet;
+mod phase;
 mod webhooks;
 
 #[pymodule]
@@ -19,6 +20,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     cel::register(m)?;
     geo::register(m)?;
     ipnet::register(m)?;
+    phase::register(m)?;
     webhooks::register(m)?;
     Ok(())
 }

@@ -133,6 +133,22 @@ else:
         """A send the stream's state does not allow (never raised by the twin)."""
 
 
+# --- policy phases ----------------------------------------------------------------
+# No twin here: the reference is the Python engine (`edgeward.policy.engine`),
+# which runs every phase without it; `edgeward.policy.native_phase` uses it
+# when it exists.
+
+if TYPE_CHECKING:
+    from edgeward_native import PhaseRunner as _PhaseRunner
+
+    PhaseRunnerType = _PhaseRunner  # the class, for annotations
+    PhaseRunner: type[_PhaseRunner] | None
+elif _native is not None:
+    PhaseRunner = PhaseRunnerType = _native.PhaseRunner
+else:
+    PhaseRunner = PhaseRunnerType = None
+
+
 __all__ = [
     "BACKEND",
     "DEFAULT_TOLERANCE_S",
@@ -149,6 +165,7 @@ __all__ = [
     "IpTable",
     "NativeError",
     "NativeH2Server",
+    "PhaseRunner",
     "PolicyExprError",
     "Program",
     "Template",

@@ -3,6 +3,7 @@ exchange, and every program finds what it reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,8 @@ def _activation(text: str, **kw: Any) -> dict[str, Any]:
 
     rule = h.policy._request.rules[0]
     object.__setattr__(rule, "condition", Spy())
+    # the Python engine's activation (the native runner builds its own)
+    h.policy._request = dataclasses.replace(h.policy._request, runner=None)
     request(h, "/a%20b?x=1", headers=[("cookie", "a=b"), ("user-agent", "curl/8")])
     return seen
 

@@ -23,6 +23,7 @@ from edgeward_native._core import (
     IpPolicy,
     IpTable,
     NativeError,
+    PhaseRunner,
     ja4_fingerprint,
 )
 
@@ -93,6 +94,7 @@ __all__ = [
     "IpPolicy",
     "IpTable",
     "NativeError",
+    "PhaseRunner",
     "PolicyExprError",
     "Program",
     "Template",

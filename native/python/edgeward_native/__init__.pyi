@@ -6,7 +6,7 @@ The pure-Python reference twins in `edgeward` (`edgeward.ipnet.reference`,
 """
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import GenericAlias
 from typing import Any, Generic, Self, TypeVar, final
 
@@ -25,6 +25,7 @@ __all__ = [
     "IpPolicy",
     "IpTable",
     "NativeError",
+    "PhaseRunner",
     "PolicyExprError",
     "Program",
     "Template",
@@ -326,3 +327,43 @@ class H2Server:
     ) -> None: ...
     def consumed(self, stream_id: int, flow_length: int) -> None: ...
     def reset(self, stream_id: int, error_code: int = ...) -> None: ...
+
+# --- policy phases ----------------------------------------------------------------
+
+@final
+class PhaseRunner:
+    """One phase of a compiled Traffic Policy, run in one call (see
+    docs/policy.md, "The native phase runner"). `rules` are, in order,
+    ``(condition, chain, chain_end, steps)``: the rule's `Program` (None:
+    always), the `Program` of the run of traffic-only rules it starts and
+    the index after that run (or None, 0), and one step per action:
+    ``("add-headers", [(name, bytes | Template)], sets_host)``,
+    ``("remove-headers", [name])``, ``("restrict-ips", IpPolicy, enforce)``
+    or ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
+    fields of ``req.user_agent`` read into (else they come from `fallback`)."""
+
+    def __new__(
+        cls,
+        rules: Iterable[tuple[Any, ...]],
+        *,
+        user_agent: Callable[[str], Mapping[str, Any]] | None = None,
+    ) -> Self: ...
+    @property
+    def rule_count(self) -> int: ...
+    def run(
+        self,
+        head: Any,
+        conn: Any,
+        fallback: Callable[[str], Any],
+        response: Any = None,
+    ) -> tuple[int, int, list[tuple[bytes, bytes]] | None, bytes | None]:
+        """Run the rules on `head` (a `RequestHead`: `req.*`) and `conn` (a
+        `ConnectionInfo`: `conn.*`), and `response` (a `ResponseHead`:
+        `res.*`, the response phase). A variable not built natively is
+        read from `fallback(root)` (a Mapping; KeyError: unbound), called
+        at most once per root. Returns ``(rule, step, headers, authority)``:
+        where the caller resumes the phase (``rule == rule_count``: done;
+        ``step == -1``: test the rule's expressions), the edited header
+        list of the forwarded request (or of the response) and the new
+        authority, each None when unchanged. Raises what `fallback` or a
+        Mapping it returned raises."""

@@ -122,7 +122,7 @@ def _res(ctx: ActionContext) -> Any:
     return ctx.state.policy.variables.res(ResponseSource(response.status, response.headers))
 
 
-_TIME_FIELDS = {"now": lambda clock: rfc3339(clock())}  # the clock at first use in the phase
+TIME_FIELDS = {"now": lambda clock: rfc3339(clock())}  # the clock at first use in the phase
 Completion = Callable[[ExchangeSummary, float], None]
 """Told how an exchange ended, and when (`ActionContext.on_complete`)."""
 Roots = tuple[tuple[str, Callable[["ActionContext"], Any]], ...]
@@ -135,7 +135,7 @@ _ROOTS: dict[str, tuple[str, Callable[[ActionContext], Any]]] = {
         ("conn", lambda ctx: ctx.state.conn_values()),
         ("endpoint", lambda ctx: ctx.state.endpoint_values()),
         ("res", _res),
-        ("time", lambda ctx: LazyMap(ctx.state.policy.clock, _TIME_FIELDS)),
+        ("time", lambda ctx: LazyMap(ctx.state.policy.clock, TIME_FIELDS)),
         ("actions", lambda ctx: ctx.state.results),
         ("vars", lambda ctx: ctx.vars),
         ("sse", lambda ctx: ABSENT if ctx.message is None else ctx.message.values()),

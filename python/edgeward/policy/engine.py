@@ -50,7 +50,9 @@ from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode
 from edgeward.policy.events import EventSink, NullSink
 from edgeward.policy.loader import LoadedPolicy, Rule, Step
 from edgeward.policy.model import Phase
+from edgeward.policy.native_phase import resume_context, run_request, run_response, runner
 from edgeward.policy.sse import MAX_MESSAGE, Block, EventStreamParser, Message, is_event_stream
+from edgeward.policy.variables import conn_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ class PhaseRules:
     rules: tuple[Rule, ...]
     effects: bool  # an action may yield an effect: the phase runs as a generator
     roots: Roots  # the variables of its activation
+    runner: native.PhaseRunnerType | None = None  # the phase in one native call (native_phase)
 
 
 class CompiledPolicy:
@@ -97,6 +100,12 @@ class CompiledPolicy:
                 Phase.EVENT_STREAM_MESSAGE,
             )
         )
+        # The HTTP phases in one native call each, unless a program reads
+        # `actions.*` (results the native actions do not record).
+        self.conn_fields = conn_fields(options.ip_intelligence or NO_IP_INTELLIGENCE)
+        if not variables.reads_results:
+            self._request = replace(self._request, runner=runner(self._request.rules))
+            self._response = replace(self._response, runner=runner(self._response.rules))
 
     def map_rules(self, change: Callable[[Rule], Rule]) -> CompiledPolicy:
         """A copy of this policy whose every rule is `change(rule)`: how
@@ -105,7 +114,7 @@ class CompiledPolicy:
         twin = copy.copy(self)
         twin.rules = {phase: tuple(map(change, rules)) for phase, rules in self.rules.items()}
         twin._tcp, twin._request, twin._response, twin._sse = (
-            replace(phase, rules=tuple(map(change, phase.rules)))
+            replace(phase, rules=tuple(map(change, phase.rules)), runner=None)
             for phase in (self._tcp, self._request, self._response, self._sse)
         )
         return twin
@@ -187,6 +196,14 @@ class PolicyExchange(ExchangeState):
         phase = self.policy._request
         if not phase.rules:
             return Forward(head)
+        if phase.runner is not None and self.trace is None:
+            forward, stop = run_request(phase.runner, self, head, self.policy.conn_fields)
+            if stop is None:
+                return Forward(forward, self.body)
+            ctx = resume_context(phase.phase, self, phase.roots, request=forward)
+            if phase.effects:
+                return self._request_with_effects(ctx, phase, *stop)
+            return self._request_outcome(run_rules(ctx, phase.rules, *stop), ctx)
         # Actions change a copy; `req.*` keeps showing what the client sent.
         forward = RequestHead(
             head.method,
@@ -202,9 +219,9 @@ class PolicyExchange(ExchangeState):
         return self._request_outcome(run_rules(ctx, phase.rules), ctx)
 
     def _request_with_effects(
-        self, ctx: ActionContext, phase: PhaseRules
+        self, ctx: ActionContext, phase: PhaseRules, start: int = 0, step: int = -1
     ) -> Generator[Effect, EffectResult, RequestOutcome]:
-        decision = yield from run_phase(ctx, phase)
+        decision = yield from run_phase(ctx, phase, start, step)
         return self._request_outcome(decision, ctx)
 
     def _request_outcome(self, decision: Decision | None, ctx: ActionContext) -> RequestOutcome:
@@ -217,15 +234,34 @@ class PolicyExchange(ExchangeState):
         phase = self.policy._response
         if not phase.rules and not self.policy._sse.rules:
             return PassResponse(head)
+        if (
+            phase.runner is not None
+            and self.trace is None
+            and self.received is not None
+            and not self.policy._sse.rules
+        ):
+            resumed, (start, step) = run_response(
+                phase.runner,
+                self,
+                head,
+                conn_fields=self.policy.conn_fields,
+                roots=phase.roots,
+                phase=phase.phase,
+            )
+            if resumed is None:
+                return PassResponse(head)
+            if phase.effects:
+                return self._response_with_effects(resumed, phase, start, step)
+            return self._response_outcome(resumed, run_rules(resumed, phase.rules, start, step))
         ctx = ActionContext(phase.phase, self, phase.roots, response=head)
         if phase.effects:
             return self._response_with_effects(ctx, phase)
         return self._response_outcome(ctx, run_rules(ctx, phase.rules))
 
     def _response_with_effects(
-        self, ctx: ActionContext, phase: PhaseRules
+        self, ctx: ActionContext, phase: PhaseRules, start: int = 0, step: int = -1
     ) -> Generator[Effect, EffectResult, ResponseOutcome]:
-        decision = yield from run_phase(ctx, phase)
+        decision = yield from run_phase(ctx, phase, start, step)
         return self._response_outcome(ctx, decision)
 
     def _response_outcome(self, ctx: ActionContext, decision: Decision | None) -> ResponseOutcome:
@@ -338,16 +374,28 @@ class EventStreamPhase:
 # Rules run in order; the first `Decision` ends the phase. Errors fail closed
 # (500) unless the rule says `on_error: continue`. `run_rules` is the loop of
 # a phase whose actions need no I/O; `run_phase` the same as a generator.
+# Both start at rule `start`; with `step` >= 0 inside it, its expressions
+# having held (where the native runner stopped: native_phase).
 
 
-def run_rules(ctx: ActionContext, rules: tuple[Rule, ...]) -> Decision | None:
-    i = 0
-    while (found := next_match(ctx, rules, i)) is not None:
+def _resume(
+    ctx: ActionContext, rules: tuple[Rule, ...], i: int, step: int
+) -> int | Decision | None:
+    if step >= 0:
+        return i
+    return next_match(ctx, rules, i)
+
+
+def run_rules(
+    ctx: ActionContext, rules: tuple[Rule, ...], start: int = 0, at_step: int = -1
+) -> Decision | None:
+    found = _resume(ctx, rules, start, at_step)
+    while found is not None:
         if isinstance(found, Decision):
             return found
         rule = rules[found]
         ctx.rule = rule.label
-        for step in rule.steps:
+        for step in rule.steps[at_step:] if at_step > 0 else rule.steps:
             try:
                 decision = step.action.apply(ctx)
             except (native.EvalError, ActionError) as exc:
@@ -359,21 +407,22 @@ def run_rules(ctx: ActionContext, rules: tuple[Rule, ...]) -> Decision | None:
                 _trace_step(ctx, rule, step, decision)
             if decision is not None:
                 return _decided(ctx, step.type, decision)
-        i = found + 1
+        at_step = -1
+        found = next_match(ctx, rules, found + 1)
     return None
 
 
 def run_phase(
-    ctx: ActionContext, phase: PhaseRules
+    ctx: ActionContext, phase: PhaseRules, start: int = 0, at_step: int = -1
 ) -> Generator[Effect, EffectResult, Decision | None]:
     rules = phase.rules
-    i = 0
-    while (found := next_match(ctx, rules, i)) is not None:
+    found = _resume(ctx, rules, start, at_step)
+    while found is not None:
         if isinstance(found, Decision):
             return found
         rule = rules[found]
         ctx.rule = rule.label
-        for step in rule.steps:
+        for step in rule.steps[at_step:] if at_step > 0 else rule.steps:
             try:
                 if step.needs_effects:
                     decision = yield from step.action.run(ctx)
@@ -388,7 +437,8 @@ def run_phase(
                 _trace_step(ctx, rule, step, decision)
             if decision is not None:
                 return _decided(ctx, step.type, decision)
-        i = found + 1
+        at_step = -1
+        found = next_match(ctx, rules, found + 1)
     return None
 
 

@@ -9,8 +9,10 @@ Two ways to build a value from the same tables:
 - `shaped(fields, shape)`: a function that builds a plain `dict` with only
   the fields a policy's CEL reads (`Shape`, from the programs'
   `references`). The native CEL reads exact dicts fastest, and a field the
-  policy never names (cookies, the user agent) is never computed. This is
-  the engine's hot path: a phase's activation is built from it once.
+  policy never names (cookies, the user agent) is never computed. The
+  Python engine builds a phase's activation from it once (with the native
+  backend, `native.PhaseRunner` builds the common fields itself and asks
+  the `LazyMap` below for the others: `policy.native_phase`).
 - `LazyMap`: all the fields, each built on first read; for a variable a
   program reads as a whole (`size(req)`, `json.encode(conn)`).
 """
@@ -90,16 +92,12 @@ def shape_of(references: Iterable[str]) -> dict[str, Shape | None]:
 def shaped(fields: Fields, shape: Shape | None) -> Callable[[Any], Mapping[str, Any]]:
     """A function from a source to the value of its object: a dict of the
     fields in `shape` (a field that is ABSENT is left out, as a missing
-    key), or for `shape` None a `LazyMap` of all of them.
-
-    The function is generated, one statement per field (what
-    `dataclasses` does for `__init__`): this runs for every request, and a
-    loop over a table of fields costs as much again as the fields."""
+    key), or for `shape` None a `LazyMap` of all of them. The table of
+    builders is resolved once here; each call is one plain loop over it."""
     if shape is None or ("" in shape and "" not in fields):
         return lambda source: LazyMap(source, fields)  # the whole object is read
-    namespace: dict[str, Any] = {"ABSENT": ABSENT}
-    lines = ["def build(source):", "    out = {}"]
-    for n, (key, sub) in enumerate(shape.items()):
+    table: list[tuple[str, Callable[[Any], Any]]] = []
+    for key, sub in shape.items():
         field = fields.get(key)
         if field is None:  # not a field of this object: reading it fails as it should
             continue
@@ -110,15 +108,17 @@ def shaped(fields: Fields, shape: Shape | None) -> Callable[[Any], Mapping[str, 
                 field = field.source if own is itself else _nested(field, own)
             else:
                 field = _nested(field, shaped(field.fields, sub))
-        namespace[f"field_{n}"] = field
-        lines += [
-            f"    value = field_{n}(source)",
-            "    if value is not ABSENT:",
-            f"        out[{key!r}] = value",
-        ]
-    lines.append("    return out")
-    exec("\n".join(lines), namespace)
-    build: Callable[[Any], Mapping[str, Any]] = namespace["build"]
+        table.append((key, field))
+    builders = tuple(table)
+
+    def build(source: Any) -> Mapping[str, Any]:
+        out = {}
+        for key, field in builders:
+            value = field(source)
+            if value is not ABSENT:
+                out[key] = value
+        return out
+
     return build
 
 

@@ -1,0 +1,929 @@
+//! The native phase runner: one call runs a Traffic Policy phase's rules on
+//! a request (or response) head, as `edgeward.policy.engine.run_rules`
+//! does, for the rules and actions it knows (see docs/policy.md, "The
+//! native phase runner").
+//!
+//! The CEL variables a rule reads are built here from the head and the
+//! connection (`req.method`, `req.url.path`, `req.headers`, `conn.client_ip`,
+//! `res.status_code`...); any other variable (`req.cookies`,
+//! `req.user_agent.is_bot`, `endpoint.*`, `time.*`, `vars.*`) is asked of
+//! the caller's `fallback(root)` once per root and read as `Program.evaluate`
+//! reads a Mapping. Non-terminal actions without I/O run here (add-headers,
+//! remove-headers, restrict-ips that allows); at anything else (an action
+//! that answers, needs I/O or records results, an expression that fails, a
+//! header value that is not allowed) the runner stops and returns where the
+//! Python engine resumes the phase, so its decisions, events and error
+//! answers have one implementation.
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use edgeward_core::cel::{self, EvalError, EvalResult, Map, PathSpec, Step, Value};
+use edgeward_core::ipnet::Addr;
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::cel::{
+    eval_error, from_python, host_error, PathKeys, PyActivation, PyLazyMap, PyProgram, PyTemplate,
+};
+use crate::guard::guard;
+use crate::ipnet::IpPolicy;
+
+enum HeaderValue {
+    Constant(Py<PyBytes>),
+    Template(Py<PyTemplate>),
+}
+
+enum Action {
+    AddHeaders {
+        headers: Vec<(Py<PyBytes>, HeaderValue)>,
+        sets_host: bool,
+    },
+    RemoveHeaders {
+        names: Vec<Vec<u8>>,
+    },
+    RestrictIps {
+        policy: Py<IpPolicy>,
+        enforce: bool,
+    },
+    /// Run by the Python engine: the runner stops here.
+    Python,
+}
+
+struct Rule {
+    condition: Option<Py<PyProgram>>,
+    chain: Option<(Py<PyProgram>, usize)>,
+    steps: Vec<Action>,
+}
+
+/// One phase of one compiled policy; see `edgeward_native.PhaseRunner`.
+#[pyclass(frozen, module = "edgeward_native", name = "PhaseRunner")]
+pub struct PhaseRunner {
+    rules: Vec<Rule>,
+    /// `user_agent(raw)`: the parsed `req.user_agent` fields (a Mapping).
+    user_agent: Option<Py<PyAny>>,
+}
+
+fn step_of(item: &Bound<'_, PyAny>) -> PyResult<Action> {
+    let tuple = item.cast::<PyTuple>()?;
+    let kind: String = tuple.get_item(0)?.extract()?;
+    Ok(match kind.as_str() {
+        "add-headers" => {
+            let mut headers = Vec::new();
+            for pair in tuple.get_item(1)?.try_iter()? {
+                let pair = pair?;
+                let pair = pair.cast::<PyTuple>()?;
+                let name = pair.get_item(0)?.cast_into::<PyBytes>()?.unbind();
+                let value = pair.get_item(1)?;
+                let value = if let Ok(b) = value.cast::<PyBytes>() {
+                    HeaderValue::Constant(b.clone().unbind())
+                } else {
+                    HeaderValue::Template(value.cast_into::<PyTemplate>()?.unbind())
+                };
+                headers.push((name, value));
+            }
+            Action::AddHeaders {
+                headers,
+                sets_host: tuple.get_item(2)?.extract()?,
+            }
+        }
+        "remove-headers" => {
+            let mut names = Vec::new();
+            for name in tuple.get_item(1)?.try_iter()? {
+                names.push(
+                    name?
+                        .cast_into::<PyBytes>()?
+                        .as_bytes()
+                        .to_ascii_lowercase(),
+                );
+            }
+            Action::RemoveHeaders { names }
+        }
+        "restrict-ips" => Action::RestrictIps {
+            policy: tuple.get_item(1)?.cast_into::<IpPolicy>()?.unbind(),
+            enforce: tuple.get_item(2)?.extract()?,
+        },
+        "python" => Action::Python,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown native step {other:?}"
+            )))
+        }
+    })
+}
+
+fn rule_of(item: &Bound<'_, PyAny>) -> PyResult<Rule> {
+    let tuple = item.cast::<PyTuple>()?;
+    let condition = tuple.get_item(0)?;
+    let chain = tuple.get_item(1)?;
+    let chain_end: usize = tuple.get_item(2)?.extract()?;
+    let steps = tuple
+        .get_item(3)?
+        .try_iter()?
+        .map(|s| step_of(&s?))
+        .collect::<PyResult<_>>()?;
+    Ok(Rule {
+        condition: if condition.is_none() {
+            None
+        } else {
+            Some(condition.cast_into::<PyProgram>()?.unbind())
+        },
+        chain: if chain.is_none() {
+            None
+        } else {
+            Some((chain.cast_into::<PyProgram>()?.unbind(), chain_end))
+        },
+        steps,
+    })
+}
+
+type Header<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+/// A header as read, with the list item it came from.
+type Item<'py> = (Header<'py>, Bound<'py, PyAny>);
+
+fn headers_of<'py>(list: &Bound<'py, PyAny>) -> PyResult<Vec<Item<'py>>> {
+    let mut out = Vec::new();
+    for item in list.try_iter()? {
+        let item = item?;
+        let pair = item.cast::<PyTuple>()?;
+        if pair.len() != 2 {
+            return Err(PyTypeError::new_err("a header is a (name, value) pair"));
+        }
+        let name = pair.get_item(0)?.cast_into::<PyBytes>()?;
+        let value = pair.get_item(1)?.cast_into::<PyBytes>()?;
+        out.push(((name, value), item));
+    }
+    Ok(out)
+}
+
+/// What the caller gets back: the index of the rule to resume at (the
+/// number of rules: the phase is done), the step in it (-1: test its
+/// expressions), the new header list (None: unchanged) and the new
+/// authority (None: unchanged).
+type Outcome = (usize, i64, Option<Py<PyList>>, Option<Py<PyBytes>>);
+
+#[pymethods]
+impl PhaseRunner {
+    #[new]
+    #[pyo3(signature = (rules, *, user_agent=None))]
+    fn new(rules: &Bound<'_, PyAny>, user_agent: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        guard(|| {
+            let rules = rules
+                .try_iter()?
+                .map(|r| rule_of(&r?))
+                .collect::<PyResult<_>>()?;
+            Ok(PhaseRunner {
+                rules,
+                user_agent: user_agent.map(|u| u.clone().unbind()),
+            })
+        })
+    }
+
+    #[getter]
+    fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    #[pyo3(signature = (head, conn, fallback, response=None))]
+    fn run(
+        &self,
+        py: Python<'_>,
+        head: &Bound<'_, PyAny>,
+        conn: &Bound<'_, PyAny>,
+        fallback: &Bound<'_, PyAny>,
+        response: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Outcome> {
+        guard(|| {
+            let user_agent = self.user_agent.as_ref().map(|u| u.bind(py).clone());
+            let mut wire = Wire::new(py, head, conn, fallback, response, user_agent)?;
+            self.run_rules(py, &mut wire)
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<PhaseRunner of {} rules>", self.rules.len())
+    }
+}
+
+enum Stop {
+    Resume(usize, i64),
+    Raise(PyErr),
+}
+
+impl From<PyErr> for Stop {
+    fn from(e: PyErr) -> Self {
+        Stop::Raise(e)
+    }
+}
+
+impl PhaseRunner {
+    fn run_rules<'py>(&self, py: Python<'py>, wire: &mut Wire<'py>) -> PyResult<Outcome> {
+        let stop = match self.rules_until_stop(py, wire) {
+            Ok(()) => Stop::Resume(self.rules.len(), -1),
+            Err(stop) => stop,
+        };
+        match stop {
+            Stop::Raise(e) => Err(e),
+            Stop::Resume(rule, step) => {
+                let headers = match wire.edited.take() {
+                    None => None,
+                    Some(items) => {
+                        Some(PyList::new(py, items.into_iter().map(|(_, t)| t))?.unbind())
+                    }
+                };
+                Ok((
+                    rule,
+                    step,
+                    headers,
+                    wire.authority.take().map(Bound::unbind),
+                ))
+            }
+        }
+    }
+
+    fn rules_until_stop<'py>(&self, py: Python<'py>, wire: &mut Wire<'py>) -> Result<(), Stop> {
+        let rules = &self.rules;
+        let n = rules.len();
+        let mut i = 0;
+        loop {
+            // the first rule from i whose expressions hold (engine.next_match)
+            let found = loop {
+                if i >= n {
+                    break None;
+                }
+                let rule = &rules[i];
+                if let Some((chain, end)) = &rule.chain {
+                    let program = chain.get();
+                    match wire.evaluate(py, &program.program, &program.keys) {
+                        Ok(Value::Int(first)) if first >= 0 => {
+                            let first = first as usize;
+                            if first >= *end {
+                                i = first;
+                                continue;
+                            }
+                            break Some(first);
+                        }
+                        Err(e) if e.is_host() => return Err(Stop::Raise(eval_error(py, e))),
+                        _ => {} // rule by rule, from this one
+                    }
+                }
+                let Some(condition) = &rule.condition else {
+                    break Some(i);
+                };
+                let program = condition.get();
+                match wire.evaluate(py, &program.program, &program.keys) {
+                    Ok(Value::Bool(true)) => break Some(i),
+                    Ok(Value::Bool(false)) => i += 1,
+                    Err(e) if e.is_host() => return Err(Stop::Raise(eval_error(py, e))),
+                    _ => return Err(Stop::Resume(i, -1)), // the engine reports it
+                }
+            };
+            let Some(found) = found else {
+                return Ok(());
+            };
+            for (j, step) in rules[found].steps.iter().enumerate() {
+                if !self.step(py, wire, step)? {
+                    return Err(Stop::Resume(found, j as i64));
+                }
+            }
+            i = found + 1;
+        }
+    }
+
+    /// Runs one action; false: the engine runs it (and the rest).
+    fn step<'py>(
+        &self,
+        py: Python<'py>,
+        wire: &mut Wire<'py>,
+        step: &Action,
+    ) -> Result<bool, Stop> {
+        match step {
+            Action::Python => Ok(false),
+            Action::RestrictIps { policy, enforce } => {
+                let allowed = Addr::parse_ascii(wire.client_ip.as_bytes())
+                    .map(|a| policy.get().policy.decide(a))
+                    .unwrap_or(false);
+                Ok(allowed || !enforce)
+            }
+            Action::RemoveHeaders { names } => {
+                let edited = wire.edited_headers();
+                edited.retain(|(name, _)| !names.contains(&name.as_bytes().to_ascii_lowercase()));
+                Ok(true)
+            }
+            Action::AddHeaders { headers, sets_host } => {
+                // every value first: a failing one leaves the head unchanged
+                let mut added: Vec<(Bound<'_, PyBytes>, Bound<'_, PyBytes>)> =
+                    Vec::with_capacity(headers.len());
+                for (name, value) in headers {
+                    let value = match value {
+                        HeaderValue::Constant(b) => b.bind(py).clone(),
+                        HeaderValue::Template(t) => {
+                            let t = t.get();
+                            let rendered = t
+                                .template
+                                .render_with(|k, program| wire.evaluate(py, program, &t.keys[k]));
+                            match rendered {
+                                Ok(text) if !text.contains(['\r', '\n', '\0']) => {
+                                    PyBytes::new(py, text.as_bytes())
+                                }
+                                Err(e) if e.is_host() => {
+                                    return Err(Stop::Raise(eval_error(py, e)))
+                                }
+                                _ => return Ok(false),
+                            }
+                        }
+                    };
+                    added.push((name.bind(py).clone(), value));
+                }
+                let response = wire.response.is_some();
+                for (name, value) in added {
+                    if *sets_host && !response && name.as_bytes() == b"host" {
+                        wire.authority = Some(value);
+                        wire.edited_headers()
+                            .retain(|(n, _)| !n.as_bytes().eq_ignore_ascii_case(b"host"));
+                    } else {
+                        let tuple = PyTuple::new(py, [name.as_any(), value.as_any()])?;
+                        wire.edited_headers().push((name, tuple.into_any()));
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+// --- the variables ------------------------------------------------------------
+
+/// The request as `req.*` reads it, decoded once (Latin-1), shared with a
+/// `ReqRoot` when `req` is read whole.
+struct ReqData {
+    method: String,
+    target: String,
+    authority: String,
+    scheme: String,
+    version: Vec<u8>,
+    headers: Vec<(String, String)>,
+    header_map: OnceLock<Value>,
+}
+
+impl ReqData {
+    fn first(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A field of `req` other than `url` and `user_agent`: Some(None) when
+    /// absent, None when not built here.
+    fn field(&self, name: &str) -> EvalResult<Option<Option<Value>>> {
+        Ok(Some(match name {
+            "method" => Some(str_value(&self.method)),
+            "host" => Some(str_value(&self.authority)),
+            "version" => Some(if self.version == b"2" {
+                str_value("HTTP/2.0")
+            } else {
+                str_value(&format!("HTTP/{}", String::from_utf8_lossy(&self.version)))
+            }),
+            "headers" => Some(match self.header_map.get() {
+                Some(v) => v.clone(),
+                None => {
+                    let v = grouped(
+                        self.headers
+                            .iter()
+                            .map(|(n, v)| (n.clone(), str_value(v)))
+                            .collect(),
+                    )?;
+                    self.header_map.get_or_init(|| v).clone()
+                }
+            }),
+            "content_length" => match self.first("content-length") {
+                None => None,
+                Some(v) => python_int(v.trim_matches(py_space))?,
+            },
+            "location" => match self.first("location") {
+                None | Some("") => None,
+                Some(v) => Some(str_value(v)),
+            },
+            "cookies" => Some(cookies(
+                self.headers
+                    .iter()
+                    .filter(|(n, _)| n == "cookie")
+                    .map(|(_, v)| v.as_str()),
+            )?),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// `req` read whole (`has(req.content_length)`, `size(req)`): the fields
+/// built here, the others (and the keys) from the caller's `req`.
+struct ReqRoot {
+    data: Arc<ReqData>,
+    fallback: Py<PyAny>,
+    py: OnceLock<PyLazyMap>,
+}
+
+impl ReqRoot {
+    fn py(&self) -> EvalResult<&PyLazyMap> {
+        if let Some(m) = self.py.get() {
+            return Ok(m);
+        }
+        let root = Python::attach(|py| {
+            self.fallback
+                .bind(py)
+                .call1(("req",))
+                .map(Bound::unbind)
+                .map_err(host_error)
+        })?;
+        Ok(self.py.get_or_init(|| PyLazyMap(root)))
+    }
+}
+
+impl cel::LazyMap for ReqRoot {
+    fn get(&self, key: &Value) -> EvalResult<Option<Value>> {
+        if let Value::String(name) = key {
+            if let Some(value) = self.data.field(name)? {
+                return Ok(value);
+            }
+        }
+        self.py()?.get(key)
+    }
+
+    fn len(&self) -> EvalResult<usize> {
+        self.py()?.len()
+    }
+
+    fn keys(&self) -> EvalResult<Vec<Value>> {
+        self.py()?.keys()
+    }
+}
+
+/// The head, the connection and what was built of them, for one run.
+struct Wire<'py> {
+    req: Arc<ReqData>,
+    req_headers: Vec<Item<'py>>,
+    user_agent: Option<Bound<'py, PyAny>>,
+    response: Option<(i64, Vec<Item<'py>>)>,
+    conn: Bound<'py, PyAny>,
+    client_ip: String,
+    res_map: Option<Value>,
+    fallback: Bound<'py, PyAny>,
+    py_roots: Bound<'py, PyDict>,
+    /// The edited header list (request: the forwarded copy; response: the
+    /// response's), once an action changed it.
+    edited: Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyAny>)>>,
+    authority: Option<Bound<'py, PyBytes>>,
+}
+
+impl<'py> Wire<'py> {
+    fn new(
+        py: Python<'py>,
+        head: &Bound<'py, PyAny>,
+        conn: &Bound<'py, PyAny>,
+        fallback: &Bound<'py, PyAny>,
+        response: Option<&Bound<'py, PyAny>>,
+        user_agent: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        let bytes = |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyBytes>> {
+            Ok(head.getattr(name)?.cast_into::<PyBytes>()?)
+        };
+        let response = match response {
+            None => None,
+            Some(r) => Some((
+                r.getattr(intern!(py, "status"))?.extract::<i64>()?,
+                headers_of(&r.getattr(intern!(py, "headers"))?)?,
+            )),
+        };
+        let client_ip = conn.getattr(intern!(py, "client_ip"))?;
+        let client_ip = client_ip
+            .cast::<PyString>()?
+            .to_str()
+            .unwrap_or("")
+            .to_owned();
+        let req_headers = headers_of(&head.getattr(intern!(py, "headers"))?)?;
+        let text = |name| -> PyResult<String> { Ok(latin1(bytes(name)?.as_bytes())) };
+        let req = ReqData {
+            method: text(intern!(py, "method"))?,
+            target: text(intern!(py, "target"))?,
+            authority: text(intern!(py, "authority"))?,
+            scheme: text(intern!(py, "scheme"))?,
+            version: bytes(intern!(py, "http_version"))?.as_bytes().to_vec(),
+            headers: req_headers
+                .iter()
+                .map(|((n, v), _)| (latin1(n.as_bytes()), latin1(v.as_bytes())))
+                .collect(),
+            header_map: OnceLock::new(),
+        };
+        Ok(Wire {
+            req: Arc::new(req),
+            req_headers,
+            user_agent,
+            response,
+            conn: conn.clone(),
+            client_ip,
+            res_map: None,
+            fallback: fallback.clone(),
+            py_roots: PyDict::new(py),
+            edited: None,
+            authority: None,
+        })
+    }
+
+    fn edited_headers(&mut self) -> &mut Vec<(Bound<'py, PyBytes>, Bound<'py, PyAny>)> {
+        let source = match &self.response {
+            Some((_, headers)) => headers,
+            None => &self.req_headers,
+        };
+        self.edited.get_or_insert_with(|| {
+            source
+                .iter()
+                .map(|((name, _), item)| (name.clone(), item.clone()))
+                .collect()
+        })
+    }
+
+    fn evaluate(
+        &mut self,
+        py: Python<'py>,
+        program: &cel::Program,
+        keys: &[PathKeys],
+    ) -> EvalResult {
+        let mut act = Act {
+            wire: self,
+            keys,
+            py,
+        };
+        program.evaluate(&mut act)
+    }
+}
+
+struct Act<'a, 'py> {
+    wire: &'a mut Wire<'py>,
+    keys: &'a [PathKeys],
+    py: Python<'py>,
+}
+
+impl cel::Activation for Act<'_, '_> {
+    fn resolve(&mut self, path: &PathSpec) -> EvalResult {
+        if let Some((value, used)) = self.native(path)? {
+            return cel::program::walk_steps(value, &path.steps[used..]);
+        }
+        // built by the caller: its root, once per run
+        let root = PyString::new(self.py, &path.root);
+        if !self.wire.py_roots.contains(&root).map_err(host_error)? {
+            match self.wire.fallback.call1((&root,)) {
+                Ok(v) => self.wire.py_roots.set_item(&root, v).map_err(host_error)?,
+                Err(e) if e.is_instance_of::<PyKeyError>(self.py) => {}
+                Err(e) => return Err(host_error(e)),
+            }
+        }
+        let mut act = PyActivation {
+            root: self.wire.py_roots.as_any(),
+            keys: self.keys,
+        };
+        cel::Activation::resolve(&mut act, path)
+    }
+}
+
+fn field_name(step: Option<&Step>) -> Option<&str> {
+    match step {
+        Some(Step::Field(f) | Step::ObjField(f)) => Some(f),
+        _ => None,
+    }
+}
+
+fn missing(step: &Step) -> EvalError {
+    match step {
+        Step::ObjField(f) => EvalError::no_such_field(f),
+        Step::Field(f) => EvalError::no_such_key(f),
+        Step::Own => EvalError::no_such_field("\"\" (own value)"),
+        Step::Index(k) => EvalError::no_such_key(format!("{k:?}")),
+    }
+}
+
+/// Latin-1, as `bytes.decode("latin-1")`: lossless for any byte.
+fn latin1(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) if b.is_ascii() => s.to_owned(),
+        _ => b.iter().map(|&c| c as char).collect(),
+    }
+}
+
+fn str_value(s: &str) -> Value {
+    Value::String(Arc::from(s))
+}
+
+fn header_map(headers: &[Item<'_>]) -> EvalResult {
+    grouped(
+        headers
+            .iter()
+            .map(|((name, value), _)| {
+                (
+                    latin1(name.as_bytes()),
+                    str_value(&latin1(value.as_bytes())),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn first_header<'a>(
+    headers: &'a [(Header<'_>, Bound<'_, PyAny>)],
+    name: &[u8],
+) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|((n, _), _)| n.as_bytes() == name)
+        .map(|((_, v), _)| v.as_bytes())
+}
+
+/// `str.isspace` over Latin-1.
+fn py_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c'..='\x1f' | ' ' | '\u{85}' | '\u{a0}'
+    )
+}
+
+/// An int parsed as the Python builders do (`x.isdigit()` then `int(x)`);
+/// None when it is not one (absent), an error when CEL cannot hold it.
+fn python_int(text: &str) -> EvalResult<Option<Value>> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    text.parse::<i64>()
+        .map(|n| Some(Value::Int(n)))
+        .map_err(|_| EvalError::range("int out of range"))
+}
+
+fn content_length(headers: &[Item<'_>]) -> EvalResult<Option<Value>> {
+    match first_header(headers, b"content-length") {
+        None => Ok(None),
+        Some(v) => python_int(latin1(v).trim_matches(py_space)),
+    }
+}
+
+fn location(headers: &[Item<'_>]) -> Option<Value> {
+    match first_header(headers, b"location") {
+        None | Some(b"") => None,
+        Some(v) => Some(str_value(&latin1(v))),
+    }
+}
+
+/// `urllib.parse.unquote` (UTF-8, errors="replace"): each run of ASCII
+/// characters is percent-decoded to bytes and decoded; other characters
+/// are kept.
+fn unquote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut run: Vec<u8> = Vec::new();
+    let chars: Vec<char> = s.chars().collect();
+    let hex = |c: char| c.to_digit(16);
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if !c.is_ascii() {
+            if !run.is_empty() {
+                out.push_str(&String::from_utf8_lossy(&run));
+                run.clear();
+            }
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if c == '%' {
+            if let (Some(&a), Some(&b)) = (chars.get(i + 1), chars.get(i + 2)) {
+                if let (Some(h), Some(l)) = (hex(a), hex(b)) {
+                    if a.is_ascii() && b.is_ascii() {
+                        run.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                }
+            }
+        }
+        run.push(c as u8);
+        i += 1;
+    }
+    if !run.is_empty() {
+        out.push_str(&String::from_utf8_lossy(&run));
+    }
+    out
+}
+
+/// Name -> values, in order of first appearance.
+fn grouped(pairs: Vec<(String, Value)>) -> EvalResult {
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(pairs.len());
+    let mut entries: Vec<(Value, Vec<Value>)> = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        match index.get(&name) {
+            Some(&k) => entries[k].1.push(value),
+            None => {
+                index.insert(name.clone(), entries.len());
+                entries.push((str_value(&name), vec![value]));
+            }
+        }
+    }
+    let entries = entries
+        .into_iter()
+        .map(|(n, v)| (n, Value::from(v)))
+        .collect();
+    Ok(Value::Map(Arc::new(Map::from_entries(entries)?)))
+}
+
+/// `variables.request_cookies`: the `Cookie` pairs by name.
+fn cookies<'a>(values: impl Iterator<Item = &'a str>) -> EvalResult {
+    let mut pairs = Vec::new();
+    for value in values {
+        for pair in value.split(';') {
+            let Some((name, val)) = pair.trim_matches(py_space).split_once('=') else {
+                continue;
+            };
+            if name.is_empty() {
+                continue;
+            }
+            let cookie = Map::from_entries(vec![
+                (str_value("name"), str_value(name)),
+                (str_value("value"), str_value(val.trim_matches('"'))),
+            ])?;
+            pairs.push((name.to_owned(), Value::Map(Arc::new(cookie))));
+        }
+    }
+    grouped(pairs)
+}
+
+/// `urllib.parse.parse_qs(query, keep_blank_values=True)`.
+fn query_params(query: &str) -> EvalResult {
+    let mut pairs = Vec::new();
+    if !query.is_empty() {
+        for field in query.split('&') {
+            if field.is_empty() {
+                continue;
+            }
+            let (name, value) = field.split_once('=').unwrap_or((field, ""));
+            let name = unquote(&name.replace('+', " "));
+            let value = unquote(&value.replace('+', " "));
+            pairs.push((name, str_value(&value)));
+        }
+    }
+    grouped(pairs)
+}
+
+impl Act<'_, '_> {
+    /// The value of a path's first steps when built here, and how many
+    /// steps it used; None: the caller's.
+    fn native(&mut self, path: &PathSpec) -> EvalResult<Option<(Value, usize)>> {
+        let steps = &path.steps;
+        let Some(name) = field_name(steps.first()) else {
+            if &*path.root == "req" {
+                let root = ReqRoot {
+                    data: self.wire.req.clone(),
+                    fallback: self.wire.fallback.clone().unbind(),
+                    py: OnceLock::new(),
+                };
+                return Ok(Some((Value::Lazy(Arc::new(root)), 0)));
+            }
+            return Ok(None);
+        };
+        let own = matches!(steps.get(1), Some(Step::Own));
+        let w = &mut *self.wire;
+        let value = match (&*path.root, name) {
+            ("req", "url") => return self.url(steps),
+            ("req", "user_agent") if !own => {
+                // the parsed fields: one call of the caller's `user_agent`
+                let Some(parse) = &w.user_agent else {
+                    return Ok(None);
+                };
+                let raw = w.req.first("user-agent").unwrap_or("");
+                let fields = parse.call1((raw,)).map_err(host_error)?;
+                from_python(&fields, 0)?
+            }
+            ("req", field) if field != "user_agent" => match w.req.field(field)? {
+                Some(Some(v)) => v,
+                Some(None) => return Err(missing(&steps[0])),
+                None => return Ok(None),
+            },
+            ("req", "user_agent") => {
+                let ua = w.req.first("user-agent").unwrap_or("");
+                return Ok(Some((str_value(ua), 2)));
+            }
+            ("conn", "client_ip") if own => return Ok(Some((str_value(&w.client_ip), 2))),
+            ("conn", "server_ip") if own => {
+                let ip = w
+                    .conn
+                    .getattr(intern!(self.py, "server_ip"))
+                    .map_err(host_error)?;
+                let ip = ip.cast::<PyString>().map_err(|e| host_error(e.into()))?;
+                return Ok(Some((str_value(ip.to_str().unwrap_or("")), 2)));
+            }
+            ("conn", "client_port" | "server_port" | "bytes_in" | "bytes_out") => {
+                let v = w.conn.getattr(name).map_err(host_error)?;
+                Value::Int(
+                    v.extract::<i64>()
+                        .map_err(|_| EvalError::range("int out of range"))?,
+                )
+            }
+            ("conn", "server_region") => str_value(""),
+            ("res", field) => {
+                let Some((status, headers)) = &w.response else {
+                    return Ok(None);
+                };
+                match field {
+                    "status_code" => Value::Int(*status),
+                    "headers" => {
+                        if w.res_map.is_none() {
+                            w.res_map = Some(header_map(headers)?);
+                        }
+                        w.res_map.clone().unwrap_or(Value::Null)
+                    }
+                    "content_length" => match content_length(headers)? {
+                        Some(v) => v,
+                        None => return Err(missing(&steps[0])),
+                    },
+                    "location" => match location(headers) {
+                        Some(v) => v,
+                        None => return Err(missing(&steps[0])),
+                    },
+                    _ => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some((value, 1)))
+    }
+
+    /// `req.url` and its fields (`variables.URL_FIELDS`).
+    fn url(&self, steps: &[Step]) -> EvalResult<Option<(Value, usize)>> {
+        let w = &*self.wire;
+        let field = match steps.get(1) {
+            Some(Step::Own) => "",
+            other => match field_name(other) {
+                Some(f) => f,
+                None => return Ok(None),
+            },
+        };
+        let (target, authority, scheme) = (&w.req.target, &w.req.authority, &w.req.scheme);
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (target.as_str(), ""),
+        };
+        let raw_path = if path.is_empty() { "/" } else { path };
+        let host_port = authority
+            .rsplit_once('@')
+            .map_or(authority.as_str(), |(_, h)| h);
+        let value = match field {
+            "" | "raw" => str_value(&format!("{scheme}://{authority}{target}")),
+            "scheme" => str_value(scheme),
+            "authority" => str_value(authority),
+            "host" => {
+                let host = if let Some(rest) = host_port.strip_prefix('[') {
+                    match rest.find(']') {
+                        Some(k) => rest[..k].to_owned(),
+                        None => {
+                            let mut inner = rest.to_owned();
+                            inner.pop();
+                            inner
+                        }
+                    }
+                } else {
+                    host_port.split(':').next().unwrap_or("").to_owned()
+                };
+                str_value(&host.to_lowercase())
+            }
+            "port" => {
+                let port = if host_port.ends_with(']') {
+                    None
+                } else {
+                    match host_port.rsplit_once(':') {
+                        None => None,
+                        Some((_, p)) => python_int(p)?,
+                    }
+                };
+                match port {
+                    Some(v) => v,
+                    None => return Err(missing(&steps[1])),
+                }
+            }
+            "path" => {
+                if raw_path.contains('%') {
+                    str_value(&unquote(raw_path))
+                } else {
+                    str_value(raw_path)
+                }
+            }
+            "raw_path" => str_value(raw_path),
+            "query" => str_value(query),
+            "query_params" => query_params(query)?,
+            "uri" => str_value(target),
+            "user_password" => str_value(authority.rsplit_once('@').map_or("", |(u, _)| u)),
+            _ => return Ok(None),
+        };
+        Ok(Some((value, 2)))
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PhaseRunner>()?;
+    Ok(())
+}

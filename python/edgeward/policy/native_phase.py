@@ -1,0 +1,192 @@
+"""The HTTP phases in one native call (`native.PhaseRunner`).
+
+At load time each HTTP phase's rules are handed to the runner: the compiled
+programs, and the actions it runs itself in a compact form (add-headers,
+remove-headers, restrict-ips with lists known at load); every other action
+is a step the runner stops at. Per request the head goes in once; the
+runner builds the variables it knows, evaluates the rules in order, applies
+those actions and returns where it stopped: the end of the phase, or a rule
+(and step) from which the Python engine (`engine.run_rules`) resumes, so
+every decision, event and error answer keeps one implementation. The
+Python engine alone is the reference (``EDGEWARD_BACKEND=python``, `policy
+test` traces), and the differential tests hold the two to the same
+decisions (docs/policy.md, "The native phase runner").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from edgeward import native
+from edgeward.hooks import RequestHead, ResponseHead
+from edgeward.policy.actions.add_headers import AddHeaders
+from edgeward.policy.actions.remove_headers import RemoveHeaders
+from edgeward.policy.actions.restrict_ips import RestrictIps
+from edgeward.policy.context import TIME_FIELDS, ActionContext, ExchangeState, Roots
+from edgeward.policy.loader import Rule, Step
+from edgeward.policy.model import Phase
+from edgeward.policy.variables import (
+    ABSENT,
+    ENDPOINT_FIELDS,
+    REQUEST_FIELDS,
+    RESPONSE_FIELDS,
+    USER_AGENT_FIELDS,
+    Fields,
+    LazyMap,
+    RequestSource,
+    ResponseSource,
+)
+
+
+def runner(rules: tuple[Rule, ...]) -> native.PhaseRunnerType | None:
+    """The phase's runner, or None where the Python engine runs it (the
+    pure-Python backend, rules whose programs are not native)."""
+    if native.PhaseRunner is None or not rules:
+        return None
+    compact = []
+    for rule in rules:
+        programs = (rule.condition, rule.chain)
+        if any(p is not None and not isinstance(p, native.Program) for p in programs):
+            return None  # wrapped (`edgeward bench policy` timers): the engine's
+        compact.append(
+            (rule.condition, rule.chain, rule.chain_end, [_step(step) for step in rule.steps])
+        )
+    return native.PhaseRunner(compact, user_agent=user_agent_fields)
+
+
+@lru_cache(maxsize=4096)  # the same clients come back
+def user_agent_fields(raw: str) -> dict[str, Any]:
+    """`req.user_agent` read into (`.is_bot`): all its fields at once."""
+    return {key: build(raw) for key, build in USER_AGENT_FIELDS.items()}  # type: ignore[operator]
+
+
+def _step(step: Step) -> tuple[Any, ...]:
+    action = step.action
+    kind = type(action)
+    if kind is AddHeaders:
+        assert isinstance(action, AddHeaders)
+        return ("add-headers", [(raw, value) for _, raw, value in action.headers], action.sets_host)
+    if kind is RemoveHeaders:
+        assert isinstance(action, RemoveHeaders)
+        return ("remove-headers", sorted(action.raw))
+    if kind is RestrictIps:
+        assert isinstance(action, RestrictIps)
+        if action.static is not None:
+            return ("restrict-ips", action.static.policy, action.enforce)
+    return ("python",)
+
+
+class Fallback:
+    """The variables the runner does not build, by root, as the engine's
+    own builders make them (`LazyMap`: a field is built when read)."""
+
+    __slots__ = ("conn_fields", "response", "state")
+
+    def __init__(
+        self, state: ExchangeState, conn_fields: Fields, response: ResponseHead | None
+    ) -> None:
+        self.state = state
+        self.conn_fields = conn_fields
+        self.response = response
+
+    def __call__(self, root: str) -> Any:
+        state = self.state
+        if root == "req" and state.received is not None:
+            source = RequestSource(state.received, state.received_at, state._body_received)
+            return LazyMap(source, REQUEST_FIELDS)
+        if root == "conn":
+            return LazyMap(state.conn, self.conn_fields)
+        if root == "endpoint" and state.endpoint is not None:
+            return LazyMap(state.endpoint, ENDPOINT_FIELDS)
+        if root == "res" and self.response is not None:
+            response = self.response
+            return LazyMap(ResponseSource(response.status, response.headers), RESPONSE_FIELDS)
+        if root == "time":
+            return LazyMap(state.policy.clock, TIME_FIELDS)
+        if root == "vars":
+            return {}  # set-vars runs in the engine: none set yet
+        if root == "actions":
+            return state.results
+        raise KeyError(root)
+
+
+def run_request(
+    runner: native.PhaseRunnerType, state: ExchangeState, head: RequestHead, conn_fields: Fields
+) -> tuple[RequestHead, tuple[int, int] | None]:
+    """The request to forward (a copy: `req.*` keeps showing what the
+    client sent) and where the engine resumes (None: the phase is done)."""
+    rule, step, headers, authority = runner.run(
+        head, state.conn, Fallback(state, conn_fields, None)
+    )
+    forward = RequestHead(
+        head.method,
+        head.target,
+        head.authority if authority is None else authority,
+        head.scheme,
+        list(head.headers) if headers is None else headers,
+        head.http_version,
+    )
+    return forward, None if rule >= runner.rule_count else (rule, step)
+
+
+def run_response(
+    runner: native.PhaseRunnerType,
+    state: ExchangeState,
+    head: ResponseHead,
+    *,
+    conn_fields: Fields,
+    roots: Roots,
+    phase: Phase,
+) -> tuple[ActionContext | None, tuple[int, int]]:
+    """Run the response phase on `head` (its headers edited in place); the
+    context the engine resumes in and where, or None when done."""
+    received = state.received
+    assert received is not None
+    rule, step, headers, _ = runner.run(
+        received, state.conn, Fallback(state, conn_fields, head), head
+    )
+    ctx = None
+    if rule < runner.rule_count:
+        ctx = resume_context(phase, state, roots, response=head)
+        if any(name == "res" for name, _ in roots):
+            ctx.activation["res"]
+    if headers is not None:
+        head.headers[:] = headers
+    return ctx, (rule, step)
+
+
+class LazyActivation(dict[str, Any]):
+    """The activation of a phase the engine resumes: a root is built when
+    a program first reads it (what the runner did before needed none)."""
+
+    __slots__ = ("ctx", "roots")
+
+    def __init__(self, ctx: ActionContext, roots: dict[str, Callable[[ActionContext], Any]]):
+        self.ctx = ctx
+        self.roots = roots
+
+    def __missing__(self, name: str) -> Any:
+        value_of = self.roots.get(name)
+        if value_of is None:
+            raise KeyError(name)
+        value = value_of(self.ctx)
+        if value is ABSENT:
+            raise KeyError(name)
+        dict.__setitem__(self, name, value)
+        return value
+
+
+def resume_context(
+    phase: Phase,
+    state: ExchangeState,
+    roots: Roots,
+    *,
+    request: RequestHead | None = None,
+    response: ResponseHead | None = None,
+) -> ActionContext:
+    """The `ActionContext` the engine resumes the phase in."""
+    ctx = ActionContext(phase, state, (), request=request, response=response)
+    ctx.activation = LazyActivation(ctx, dict(roots))
+    return ctx
