@@ -7,6 +7,7 @@ sockets (tests/policy/helpers.py does the same for the action tests)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -174,6 +175,10 @@ def read(world: World, name: str, scenario: str) -> Any:
         clock=lambda: NOW,
         ip_intelligence=world.intel,
     )
+    # the Python engine's activation is what is spied on (the native runner
+    # builds its own: tests/policy/test_native_phase.py compares the two)
+    policy._request = dataclasses.replace(policy._request, runner=None)
+    policy._response = dataclasses.replace(policy._response, runner=None)
     rules = policy._response if phase is Phase.HTTP_RESPONSE else policy._request
     original = rules.rules[0].condition
     assert original is not None
