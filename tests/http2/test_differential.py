@@ -30,6 +30,9 @@ pytestmark = pytest.mark.skipif(not NATIVE, reason="the native H2Server is not b
 _HEADER = st.tuples(
     st.sampled_from([b"accept", b"user-agent", b"x-custom", b"cookie", b"content-type", b"te"]),
     st.sampled_from([b"*/*", b"h2load", b"a=1", b"trailers", b"text/plain", b"", b"v" * 300]),
+).filter(  # h2's client refuses another TE only after HPACK-indexing the fields before it:
+    # its next header block would not decode as it meant (hostile TE: the hostile tests)
+    lambda field: field[0] != b"te" or field[1] == b"trailers"
 )
 _REQUEST = st.fixed_dictionaries(
     {

@@ -30,6 +30,19 @@ TYPES = (
     "tunnel_session_stopped.v0",
     "event_destination_*",
     "event_subscription_*",
+    "ip_policy_*",
+    "ip_restriction_*",
+    "endpoint_created.v0",  # not endpoint_*: agents' endpoint_bound... are the data plane's
+    "endpoint_updated.v0",
+    "endpoint_deleted.v0",
+    "vault_*",
+    "secret_*",
+    "user_*",
+    "invitation_*",
+    "login_*",
+    "logout.v0",
+    "session_used.v0",
+    "break_glass_login.v0",
 )
 """What `audit_log:` receives: the admin API's own events."""
 
