@@ -62,6 +62,7 @@ class AdminApi:
         audit: Audit,
         sso: SsoSettings | None = None,
     ) -> None:
+        from edgeward.admin.console import Console
         from edgeward.admin.sso.web import WebLogin
         from edgeward.admin.users_api import UsersApi
 
@@ -102,6 +103,7 @@ class AdminApi:
             Route("/endpoints", self._wrap(self.list_endpoints), methods=["GET"]),
             Route("/endpoints/{id}", self._wrap(self.get_endpoint), methods=["GET"]),
             *UsersApi(self, sso.public_url if sso else None).routes(),
+            *Console(self).routes(),  # before web's: the console's /console is the home page
             *self.web.routes(),
         ]
         self.app = Starlette(

@@ -26,6 +26,7 @@ from edgeward.linefile import Output, json_line, open_output, printable, release
 
 log = logging.getLogger("edgeward.admin")
 WHAT = "audit events"
+RECENT = 1000  # events kept in memory: the console's audit page shows these
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +79,13 @@ class Audit:
 
     def __init__(self, targets: Sequence[str]) -> None:
         self._outputs: list[Output] = [open_output(t, what=WHAT, log=log) for t in targets]
-        self.recent: list[AuditEvent] = []  # the last few, for tests and the log
+        self.recent: list[AuditEvent] = []  # the last RECENT, for tests and the console
 
     def emit(self, event: AuditEvent) -> None:
         for output in self._outputs:
             output.write(event, FORMAT)
         self.recent.append(event)
-        del self.recent[:-64]
+        del self.recent[:-RECENT]
 
     def close(self) -> None:
         for output in self._outputs:
