@@ -608,3 +608,52 @@ def test_in_chromium_an_invited_admin_signs_in_with_oidc_and_mfa(
         driver.save_screenshot(str(artifacts / "4-no-mfa-refused.png"))
         assert "edgeward-session@127.0.0.1" not in cookies(driver)
     assert all((artifacts / n).stat().st_size > 0 for n in os.listdir(artifacts))
+
+
+def test_a_refused_saml_assertion_cannot_come_back(
+    edge: SsoEdge, idp: IdP, saml_user: str, browser: Browser
+) -> None:
+    """A response refused after verification (here: no MFA) leaves its
+    request open, but its assertion's ID is recorded: posted again, it is
+    refused as a replay (the same ID), not evaluated afresh."""
+    from tests.admin.sso_support import forms
+
+    idp.behaviour.context = PASSWORD
+    at_acs = browser.follow(edge.url + "/login/saml", stop=ACS)
+    form = forms(at_acs.text)
+    assert browser.client.post(edge.url + "/login/saml/acs", data=form.inputs).status_code == 403
+    again = browser.client.post(edge.url + "/login/saml/acs", data=form.inputs)
+    assert again.status_code == 401 and not session_cookie(browser)
+    edge.until(
+        lambda: [
+            e
+            for e in edge.audit("login_failed.v0")
+            if e["object"]["reason"] == "replayed SAML assertion"
+        ]
+    )
+
+
+def test_the_session_answer_validates_against_the_document(
+    edge: SsoEdge, admin_key: str, provider: Provider, browser: Browser
+) -> None:
+    from openapi_core import OpenAPI
+    from openapi_core.testing import MockRequest, MockResponse
+
+    from edgeward.admin.openapi import document
+
+    spec = OpenAPI.from_dict(document())
+
+    def validate(answer: httpx.Response) -> None:
+        request = MockRequest(edge.url, "get", "/session")
+        kind = answer.headers["content-type"].split(";")[0]
+        spec.validate_response(
+            request, MockResponse(answer.content, status_code=answer.status_code, content_type=kind)
+        )
+
+    validate(browser.client.get(edge.url + "/session"))  # 401, the API's error body
+    kim = person(provider, "kim")
+    browser.client.get(edge.invite(admin_key, kim.email, "auditor")["url"])
+    assert oidc_login(edge, browser, kim).status_code == 200
+    answer = browser.client.get(edge.url + "/session")
+    assert answer.status_code == 200 and answer.json()["method"] == "oidc"
+    validate(answer)

@@ -88,6 +88,14 @@ def add_state(conn: Connection, key: str, data: dict[str, Any], expires_at: date
     return True
 
 
+def peek_state(conn: Connection, key: str, now: datetime) -> dict[str, Any] | None:
+    """Read without using; None when absent or expired."""
+    found = conn.execute(select(login_states).where(login_states.c.key == key)).first()
+    if found is None or found._mapping["expires_at"] < now:
+        return None
+    return dict(found._mapping["data"])
+
+
 def take_state(conn: Connection, key: str, now: datetime) -> dict[str, Any] | None:
     """Get and delete (single use); None when absent or expired."""
     found = conn.execute(select(login_states).where(login_states.c.key == key)).first()
@@ -160,6 +168,7 @@ __all__ = [
     "get_session",
     "insert_break_glass",
     "insert_session",
+    "peek_state",
     "purge",
     "remove_session",
     "remove_sessions_of",

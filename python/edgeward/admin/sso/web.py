@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from edgeward.admin import session, users
 from edgeward.admin.audit import Audit, AuditEvent, Principal
-from edgeward.admin.errors import ApiError, forbidden, unauthorized
+from edgeward.admin.errors import STORE, ApiError, forbidden, unauthorized
 from edgeward.admin.sso import breakglass, mfa
 from edgeward.admin.sso.fetch import drive
 from edgeward.admin.sso.oidc import OidcLogin, OidcLoginError, Started, email_of
@@ -46,7 +46,7 @@ from edgeward.identity.oidc import DiscoveryUnavailable
 from edgeward.store import ApiKeyRow, Store, StoreError
 from edgeward.store.trio_adapter import AsyncStore
 from edgeward.store.user_rows import UserRow
-from edgeward.store.web_session_rows import WebSessionRow, add_state, take_state
+from edgeward.store.web_session_rows import WebSessionRow, add_state, peek_state, take_state
 
 log = logging.getLogger("edgeward.admin")
 MAX_FORM = 256 * 1024  # a SAML response with its signature and certificate fits
@@ -245,6 +245,12 @@ class WebLogin:
             or session.cookie_name(self.settings.secure) not in request.cookies
         ):
             return None
+        try:
+            return await self._api_principal(request, write=write)
+        except StoreError as exc:
+            raise ApiError(503, STORE, f"the state store: {exc}") from None
+
+    async def _api_principal(self, request: Request, *, write: bool) -> ApiKeyRow:
         row = await self.current(request)
         if row is None:
             raise unauthorized("the session has ended: sign in again")
@@ -441,8 +447,11 @@ class WebLogin:
         email = ""
         try:
             request_id = in_response_to(posted)
+            key = "saml-req:" + request_id
+            # Read, not used yet: a response refused below leaves its request
+            # open, and its assertion's ID recorded (so it cannot come back).
             outstanding = (
-                await self._run(lambda store: _take(store, "saml-req:" + request_id))
+                await self._run(lambda store: _peek(store, key))
                 if request_id and len(request_id) <= 128
                 else None
             )
@@ -472,6 +481,8 @@ class WebLogin:
                 raise _Refused(403, "Multi-factor authentication required",
                                f"no MFA: {refusal}", _MFA_TEXT)  # fmt: skip
             user = await self._bind(identity.subject, email, str(outstanding.get("invite") or ""))
+            if await self._run(lambda store: _take(store, key)) is None:  # used meanwhile
+                raise _Refused(400, "Login expired", "SAML request already answered", _shown(400))
         except _Refused as exc:
             return self._fail(request, "saml", exc, email)
         return await self._signed_in(
@@ -553,6 +564,11 @@ def _time(value: datetime) -> str:
 def _add(store: Store, key: str, data: dict[str, Any], expires: datetime) -> bool:
     with store.write() as conn:
         return add_state(conn, key, data, expires)
+
+
+def _peek(store: Store, key: str) -> dict[str, Any] | None:
+    with store.read() as conn:
+        return peek_state(conn, key, datetime.now(UTC))
 
 
 def _take(store: Store, key: str) -> dict[str, Any] | None:
