@@ -17,7 +17,7 @@ from tests.admin.console_support import ConsoleEdge, audit_types, console_edge, 
 from tests.admin.sso_support import Browser
 from tests.admin.test_sso import Person, oidc_login, person
 from tests.agents.agents_support import TIMEOUT, Pki, Token, curl
-from tests.identity.browser import chromium, log_in, skip_without_browser, wait_for
+from tests.identity.browser import chromium, clear_cookies, log_in, skip_without_browser, wait_for
 from tests.identity.op import Provider, running_provider
 
 GRANT = "bind:*.dev.apps.example.com"
@@ -272,4 +272,40 @@ def test_in_chromium_an_authtoken_made_in_the_console_binds_an_agent_and_revokin
         bad = driver.find_element(By.CSS_SELECTOR, "#source li.bad")
         assert "type: dney" in bad.text and "^ error:" in bad.text
         driver.save_screenshot(str(artifacts / "5-policy-error.png"))
+        # A form whose CSRF token was taken out is refused, and nothing is made.
+        driver.find_element(By.LINK_TEXT, "Authtokens").click()
+        driver.execute_script(
+            "document.querySelector('#create-authtoken input[name=csrf_token]').remove()"
+        )
+        form = driver.find_element(By.ID, "create-authtoken")
+        form.find_element(By.NAME, "description").send_keys("forged")
+        form.find_element(By.TAG_NAME, "button").click()
+        wait_for(driver, lambda d: d.title.startswith("Refused"))
+        assert "without this session's CSRF token" in driver.page_source
+        driver.save_screenshot(str(artifacts / "6-csrf-refused.png"))
+        driver.find_element(By.LINK_TEXT, "Authtokens").click()
+        assert "forged" not in driver.find_element(By.TAG_NAME, "main").text
+        # Signed out, a developer signs in: it sees only its own things.
+        driver.find_element(By.ID, "sign-out").click()
+        wait_for(driver, lambda d: "Signed out" in d.page_source)
+        clear_cookies(driver)
+        lee = person(provider, "lee")
+        driver.get(edge.sso.invite(admin_key, lee.email, "developer", GRANT)["url"])
+        driver.find_element(By.ID, "oidc").click()
+        log_in(driver, lee.login, "correct-horse-battery-1")
+        wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"))
+        field = driver.find_element(By.NAME, "otp")
+        field.send_keys(lee.otp())
+        field.submit()
+        wait_for(driver, lambda d: d.current_url == edge.url + "/console")
+        assert f"Signed in as {lee.email} (developer, oidc)" in driver.page_source
+        driver.find_element(By.LINK_TEXT, "Authtokens").click()
+        assert token.id not in driver.page_source and "No authtokens yet." in driver.page_source
+        driver.find_element(By.LINK_TEXT, "Endpoints").click()
+        assert "cfg_site" not in driver.page_source
+        driver.find_element(By.LINK_TEXT, "Users").click()
+        assert lee.email in driver.page_source and kim.email not in driver.page_source
+        driver.save_screenshot(str(artifacts / "7-developer-users.png"))
+        driver.find_element(By.LINK_TEXT, "Audit log").click()
+        assert "Only admins and auditors read the audit log." in driver.page_source
     assert all((artifacts / n).stat().st_size > 0 for n in os.listdir(artifacts))

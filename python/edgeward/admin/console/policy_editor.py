@@ -91,7 +91,9 @@ def check(text: str) -> Checked:
     else:
         diagnostics += [_shown(w.severity.value, w.message, w.location) for w in policy.warnings]
         result = summary(policy)
-    lines = [Line(t) for t in text.splitlines()] or [Line("")]
+    # A browser posts a textarea with CRLF; the last line may be the empty one
+    # after a final newline (where an unclosed bracket's error is found).
+    lines = [Line(t.rstrip("\r")) for t in text.split("\n")]
     for placed in diagnostics:
         if placed.line is not None:
             lines[min(max(placed.line, 1), len(lines)) - 1].diagnostics.append(placed)
