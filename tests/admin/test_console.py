@@ -13,7 +13,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from tests.admin.console_support import ConsoleEdge, audit_types, console_edge, post_form, shown
+from tests.admin.console_support import (
+    ConsoleEdge,
+    audit_types,
+    console_edge,
+    parse,
+    post_form,
+    shown,
+)
 from tests.admin.sso_support import Browser
 from tests.admin.test_sso import Person, oidc_login, person
 from tests.agents.agents_support import TIMEOUT, Pki, Token, curl
@@ -309,3 +316,39 @@ def test_in_chromium_an_authtoken_made_in_the_console_binds_an_agent_and_revokin
         driver.find_element(By.LINK_TEXT, "Audit log").click()
         assert "Only admins and auditors read the audit log." in driver.page_source
     assert all((artifacts / n).stat().st_size > 0 for n in os.listdir(artifacts))
+
+
+def test_stopping_a_session_in_the_console_disconnects_its_agent(
+    edge: ConsoleEdge, admin_key: str, admin: Browser
+) -> None:
+    from tests.agents.test_agent_http import named_server
+
+    page = edge.url + "/console/authtokens"
+    made = post_form(admin, page, page, description="stop me", acl="bind:*.apps.example.com")
+    assert made.status_code == 201, made.text
+    token = re.search(r"<code>(at_\w+)</code> is made", made.text)
+    assert token
+    with named_server(b"s") as port:
+        agent = edge.agents.agent(
+            Token(token.group(1), shown(made.text, "new-token")),
+            "http", str(port), "--url", "http://stop.apps.example.com",
+        )  # fmt: skip
+        try:
+            agent.url  # noqa: B018
+            listing = admin.client.get(edge.url + "/console/sessions").text
+            row = rf'<tr id="session-(ses_\w+)">(?:(?!</tr>).)*<code>{token.group(1)}</code>'
+            found = re.search(row, listing, re.DOTALL)
+            assert found, listing
+            session = found.group(1)
+            stop = f"{edge.url}/console/sessions/{session}/stop"
+            stopped = post_form(admin, stop, edge.url + "/console/sessions")
+            assert stopped.status_code == 200 and f"Session {session} is stopped." in stopped.text
+            edge.agents.wait_event(
+                "agent_disconnected", session=session, reason="stopped through the admin API"
+            )
+            # Stopped already: the API's 404, shown on the page (the token from the layout's form).
+            csrf = parse(admin.client.get(edge.url + "/console").text).forms["/logout"]
+            again = admin.client.post(stop, data=csrf)
+            assert again.status_code == 404 and 'id="error"' in again.text
+        finally:
+            agent.kill()
