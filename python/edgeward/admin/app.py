@@ -66,6 +66,7 @@ class AdminApi:
         audit: Audit,
         sso: SsoSettings | None = None,
     ) -> None:
+        from edgeward.admin.console import Console
         from edgeward.admin.sso.web import WebLogin
         from edgeward.admin.users_api import UsersApi
 
@@ -108,6 +109,7 @@ class AdminApi:
             *endpoints_api.routes(self),
             *vaults.routes(self),
             *UsersApi(self, sso.public_url if sso else None).routes(),
+            *Console(self).routes(),  # before web's: the console's /console is the home page
             *self.web.routes(),
         ]
         self.app = Starlette(

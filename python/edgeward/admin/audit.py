@@ -45,6 +45,7 @@ TYPES = (
     "break_glass_login.v0",
 )
 """What `audit_log:` receives: the admin API's own events."""
+RECENT = 1000  # events kept in memory: the console's audit page shows these
 
 
 def static_destinations(
@@ -68,13 +69,13 @@ class Audit:
 
     def __init__(self, bus: Bus | None = None) -> None:
         self.bus = bus
-        self.recent: list[Event] = []  # the last few, for tests and the log
+        self.recent: list[Event] = []  # the last RECENT, for tests and the console
 
     def emit(self, event: Event) -> None:
         if self.bus is not None:
             self.bus.publish(event)
         self.recent.append(event)
-        del self.recent[:-64]
+        del self.recent[:-RECENT]
 
 
 __all__ = ["TYPES", "Audit", "AuditEvent", "Principal", "static_destinations"]

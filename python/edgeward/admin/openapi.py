@@ -463,6 +463,7 @@ def _html(op_id: str, summary: str, *statuses: str) -> S:
     """A page of the web sign-in (no API key; HTML, or a redirect)."""
     why = {
         "200": "a page",
+        "201": "made: the page shows the secret once",
         "302": "to the identity provider",
         "303": "signed in (to /console) or out",
         "400": "an expired or replayed login",
@@ -528,6 +529,7 @@ def _web() -> dict[str, S]:
         },
         "/logout": {"post": _html("logout", "end the web session", "200", "303", "403", "404")},
         "/console": {"get": _html("console", "the console (signed in)", "200", "303", "404")},
+        **_console(),
         "/session": {
             "get": {
                 "operationId": "session",
@@ -542,6 +544,51 @@ def _web() -> dict[str, S]:
                     "404": {"description": "SSO is not configured"},
                 },
             }
+        },
+    }
+
+
+def _console() -> dict[str, S]:
+    """The web console's pages (`admin.console`): HTML for the signed-in
+    session; a form post answers with the page (the API's status when it
+    refused) or 403 without the session's CSRF token."""
+    id = {"name": "id", "in": "path", "required": True, "schema": STR}
+    read = ("200", "303", "403", "404", "503")
+    write = ("200", "303", "400", "403", "404", "413", "503")
+    css = {"text/css": {"schema": STR}}
+    return {
+        "/console/static/console.css": {
+            "get": {
+                "operationId": "console_stylesheet",
+                "summary": "the console's stylesheet",
+                "security": [],
+                "responses": {"200": {"description": "the stylesheet", "content": css}},
+            }
+        },
+        "/console/endpoints": {"get": _html("console_endpoints", "endpoints", *read)},
+        "/console/sessions": {"get": _html("console_sessions", "agent sessions", *read)},
+        "/console/sessions/{id}/stop": {
+            "parameters": [id],
+            "post": _html("console_session_stop", "stop an agent session", *write),
+        },
+        "/console/authtokens": {
+            "get": _html("console_authtokens", "authtokens", *read),
+            "post": _html("console_authtoken_create", "make an authtoken", "201", *write),
+        },
+        "/console/authtokens/{id}/revoke": {
+            "parameters": [id],
+            "post": _html("console_authtoken_revoke", "revoke an authtoken", *write),
+        },
+        "/console/users": {"get": _html("console_users", "users and invitations", *read)},
+        "/console/invitations": {"post": _html("console_invite", "invite someone", "201", *write)},
+        "/console/invitations/{id}/revoke": {
+            "parameters": [id],
+            "post": _html("console_invitation_revoke", "revoke an invitation", *write),
+        },
+        "/console/audit": {"get": _html("console_audit", "recent audit events", "400", *read)},
+        "/console/policy": {
+            "get": _html("console_policy", "the policy editor", *read),
+            "post": _html("console_policy_run", "policy check or test on text", *write),
         },
     }
 

@@ -9,10 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from edgeward.document import load_document
+from edgeward.document import Document, load_document
 from edgeward.errors import ConfigError
 from edgeward.policy import compile_policy
-from edgeward.policy.cases import DEFAULT_CLIENT_IP, CaseClock, Outcome, read_cases, run_case
+from edgeward.policy.cases import (
+    DEFAULT_CLIENT_IP,
+    Case,
+    CaseClock,
+    Outcome,
+    read_cases,
+    run_case,
+)
 from edgeward.policy.engine import CompiledPolicy
 from edgeward.policy.errors import PolicyError
 from edgeward.policy.events import ListSink
@@ -97,43 +104,60 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 1
     for warning in policy.warnings:
         print(warning, file=out)
+    print(f"{args.file}: ok ({summary(policy)})", file=out)
+    return 0
+
+
+def summary(policy: CompiledPolicy) -> str:
+    """What a checked policy holds: "2 on_http_request, 1 on_http_response"."""
     counts = ", ".join(
         f"{len(rules)} {phase.value}" for phase, rules in policy.rules.items() if rules
     )
-    print(f"{args.file}: ok ({counts or 'no rules'})", file=out)
-    return 0
+    return counts or "no rules"
 
 
 def run_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        cases, ip_policies = read_cases(
+        results = run_cases(
+            load_document(args.file, what="policy file"),
             load_document(args.cases, what="cases file"),
             client_ip=getattr(args, "client_ip", DEFAULT_CLIENT_IP),
-        )
-        clock = CaseClock()
-        sink = ListSink()
-        policy = compile_policy(
-            load_document(args.file, what="policy file"),
-            ip_policies=ip_policies,
-            events=sink,
-            clock=clock,
             secrets=_secrets(args),
         )
     except ConfigError as exc:
         print(exc, file=out)
         return 1
     failed = 0
-    for case in cases:
-        outcome = run_case(policy, case, clock, sink.events)
+    for case, outcome in results:
         failed += not outcome.passed
         if not args.quiet or not outcome.passed:
-            _print_case(case.name, policy, outcome, out)
-    print(f"{len(cases) - failed} passed, {failed} failed", file=out)
+            print_case(case.name, outcome, out)
+    print(f"{len(results) - failed} passed, {failed} failed", file=out)
     return 1 if failed else 0
 
 
-def _print_case(name: str, policy: CompiledPolicy, outcome: Outcome, out: TextIO) -> None:
+def run_cases(
+    policy_document: Document,
+    cases_document: Document,
+    *,
+    client_ip: str = DEFAULT_CLIENT_IP,
+    secrets: Secrets | None = None,
+) -> list[tuple[Case, Outcome]]:
+    """Every case of a cases document through a policy document, offline
+    (`policy test`, and the console's policy editor). Raises `ConfigError`
+    (a `PolicyError` for the policy) for a document that does not load."""
+    cases, ip_policies = read_cases(cases_document, client_ip=client_ip)
+    clock = CaseClock()
+    sink = ListSink()
+    policy = compile_policy(
+        policy_document, ip_policies=ip_policies, events=sink, clock=clock, secrets=secrets
+    )
+    return [(case, run_case(policy, case, clock, sink.events)) for case in cases]
+
+
+def print_case(name: str, outcome: Outcome, out: TextIO) -> None:
+    """What one case did, rule by rule, and whether it passed."""
     print(f"case: {name}", file=out)
     phase = None
     for entry in outcome.trace:

@@ -1,0 +1,354 @@
+"""The web console against `edgeward serve` as a process: people sign in
+with OIDC + TOTP at Canaille (a real OpenID Provider), httpx as the
+browser for the role and CSRF rules, Debian's headless chromium for the
+walk through (an authtoken made in the console binds a real `edgeward
+agent`, revoking it there drops the agent), screenshots in artifacts/."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from tests.admin.console_support import (
+    ConsoleEdge,
+    audit_types,
+    console_edge,
+    parse,
+    post_form,
+    shown,
+)
+from tests.admin.sso_support import Browser
+from tests.admin.test_sso import Person, oidc_login, person
+from tests.agents.agents_support import TIMEOUT, Pki, Token, curl
+from tests.identity.browser import chromium, clear_cookies, log_in, skip_without_browser, wait_for
+from tests.identity.op import Provider, running_provider
+
+GRANT = "bind:*.dev.apps.example.com"
+BAD_POLICY = """on_http_request:
+  - name: block admin
+    expressions: ["req.url.path.startsWith('/admin')"]
+    actions:
+      - type: dney
+"""
+POLICY = """on_http_request:
+  - name: block admin
+    expressions: ["req.url.path.startsWith('/admin')"]
+    actions:
+      - type: deny
+        config: {status_code: 403}
+"""
+CASES = """cases:
+  - name: admin is denied
+    request: {url: "https://a.example.com/admin"}
+    expect: {status: 403}
+  - name: home is denied too (a wrong expectation)
+    request: {url: "https://a.example.com/"}
+    expect: {status: 403}
+"""
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[Provider]:
+    with running_provider(otp=True) as op:
+        yield op
+
+
+@pytest.fixture(scope="module")
+def edge(
+    provider: Provider, pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ConsoleEdge]:
+    with console_edge(tmp_path_factory.mktemp("console-edge"), pki, provider) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def admin_key(edge: ConsoleEdge) -> str:
+    return edge.sso.admin_key()
+
+
+def sign_in(
+    edge: ConsoleEdge, provider: Provider, admin_key: str, role: str, *acl: str
+) -> tuple[Browser, Person]:
+    """A person invited with `role` (through the API) signed in with OIDC + TOTP."""
+    who = person(provider, role)
+    browser = Browser()
+    browser.client.get(edge.sso.invite(admin_key, who.email, role, *acl)["url"])
+    done = oidc_login(edge.sso, browser, who)
+    assert done.status_code == 200 and f"Signed in as {who.email} ({role}, oidc)" in done.text
+    return browser, who
+
+
+@pytest.fixture(scope="module")
+def admin(edge: ConsoleEdge, provider: Provider, admin_key: str) -> Iterator[Browser]:
+    browser, _ = sign_in(edge, provider, admin_key, "admin")
+    yield browser
+    browser.close()
+
+
+def test_every_page_answers_with_the_strict_csp_and_its_stylesheet(
+    edge: ConsoleEdge, admin: Browser
+) -> None:
+    for path in ("", "/endpoints", "/sessions", "/authtokens", "/users", "/audit", "/policy"):
+        page = admin.client.get(f"{edge.url}/console{path}")
+        assert page.status_code == 200, (path, page.text)
+        csp = page.headers["content-security-policy"]
+        assert csp.startswith("default-src 'none'") and "style-src 'self'" in csp
+        assert "<script" not in page.text and "style=" not in page.text
+        assert '<link rel="stylesheet" href="/console/static/console.css">' in page.text
+    css = admin.client.get(edge.url + "/console/static/console.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    # The static endpoint, with its policy, is on the endpoints page.
+    endpoints = admin.client.get(edge.url + "/console/endpoints").text
+    assert "cfg_site" in endpoints and "block admin" not in endpoints  # the policy's rule name
+    assert "no admin" in endpoints
+    # Signed out: every page sends you to the sign-in page.
+    other = Browser()
+    try:
+        for path in ("", "/authtokens", "/audit"):
+            assert other.client.get(f"{edge.url}/console{path}").headers["location"] == "/login"
+    finally:
+        other.close()
+
+
+def test_roles_apply_as_in_the_api(
+    edge: ConsoleEdge, provider: Provider, admin_key: str, admin: Browser
+) -> None:
+    # The admin invites a developer in the console, with a grant.
+    email = f"dev{os.getpid()}@example.com"
+    invited = post_form(
+        admin, edge.url + "/console/invitations", edge.url + "/console/users",
+        email=email, role="developer", acl=GRANT,
+    )  # fmt: skip
+    assert invited.status_code == 201, invited.text
+    link = shown(invited.text, "invite-url")
+    assert link.startswith(edge.url + "/invite/")
+    # The admin mints an authtoken for itself.
+    made = post_form(
+        admin, edge.url + "/console/authtokens", edge.url + "/console/authtokens",
+        description="admin's", acl="bind:*.apps.example.com",
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    admins_token = re.search(r"<code>(at_\w+)</code> is made", made.text)
+    assert admins_token and shown(made.text, "new-token").startswith("ewt_")
+    # The developer accepts the invitation (a person at the OP with that email).
+    dev = Person(provider, f"dev{os.getpid()}", email)
+    browser = Browser()
+    try:
+        browser.client.get(link)
+        assert oidc_login(edge.sso, browser, dev).status_code == 200
+        page = edge.url + "/console/authtokens"
+        beyond = post_form(
+            browser, page, page, description="too wide", acl="bind:*.apps.example.com"
+        )
+        assert beyond.status_code == 403 and "goes beyond what this key may grant" in beyond.text
+        within = post_form(
+            browser, page, page, description="laptop", acl="bind:alice.dev.apps.example.com"
+        )
+        assert within.status_code == 201, within.text
+        listing = browser.client.get(page).text
+        assert "laptop" in listing and admins_token.group(1) not in listing
+        assert "too wide" not in listing
+        # Its users page shows itself only, no invitations; the audit log is not its to read.
+        users = browser.client.get(edge.url + "/console/users").text
+        assert email in users and 'id="invitations"' not in users and 'id="invite"' not in users
+        assert "admin@" not in users
+        assert browser.client.get(edge.url + "/console/audit").status_code == 403
+        # The static endpoint is not a developer's.
+        assert "cfg_site" not in browser.client.get(edge.url + "/console/endpoints").text
+        # The admin sees the developer's authtoken and the audit of both mints.
+        assert "laptop" in admin.client.get(page).text
+        audit = admin.client.get(edge.url + "/console/audit", params={"type": "credential_created"})
+        assert audit.text.count("<code>credential_created.v0</code>") == 2
+        assert "invitation_created.v0" not in audit.text
+    finally:
+        browser.close()
+
+
+def test_a_form_without_the_csrf_token_is_refused(edge: ConsoleEdge, admin: Browser) -> None:
+    before = audit_types(edge).count("credential_created.v0")
+    url = edge.url + "/console/authtokens"
+    bare = admin.client.post(url, data={"description": "forged"})
+    assert bare.status_code == 403 and "CSRF" in bare.text
+    wrong = admin.client.post(url, data={"description": "forged", "csrf_token": "x" * 43})
+    assert wrong.status_code == 403
+    # A JSON body is not a form, even with the right token.
+    page = admin.client.get(url).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    as_json = admin.client.post(url, json={"description": "forged", "csrf_token": token.group(1)})
+    assert as_json.status_code == 403
+    assert "forged" not in admin.client.get(url).text
+    assert audit_types(edge).count("credential_created.v0") == before
+
+
+def test_the_policy_editor_locates_errors_and_runs_cases(edge: ConsoleEdge, admin: Browser) -> None:
+    page = edge.url + "/console/policy"
+    bad = post_form(admin, page, page, policy=BAD_POLICY, cases="", run="check")
+    assert bad.status_code == 200
+    assert 'id="check-failed"' in bad.text
+    # The diagnostic names line 5, column 15 (`dney`) and sits under that line.
+    assert re.search(r"policy:5:\d+: on_http_request\[0\]\.actions\[0\]\.type: error: ", bad.text)
+    assert '<li class="bad">      - type: dney<span class="diag error">' in bad.text
+    good = post_form(admin, page, page, policy=POLICY, cases="", run="check")
+    assert "ok (1 on_http_request)" in good.text
+    tested = post_form(admin, page, page, policy=POLICY, cases=CASES, run="test")
+    assert "1 passed, 1 failed" in tested.text
+    assert (
+        '<td class="pass">pass</td>' in tested.text and '<td class="fail">FAIL</td>' in tested.text
+    )
+    # The static endpoint's policy opens in the editor.
+    opened = admin.client.get(page, params={"endpoint": "cfg_site"}).text
+    assert "startsWith(&#39;/admin&#39;)" in opened and "no admin" in opened
+
+
+@skip_without_browser
+@pytest.mark.slow
+def test_in_chromium_an_authtoken_made_in_the_console_binds_an_agent_and_revoking_drops_it(
+    edge: ConsoleEdge, provider: Provider, admin_key: str, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from tests.agents.test_agent_http import named_server
+
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    kim = person(provider, "kim")
+    invitation = edge.sso.invite(admin_key, kim.email, "admin")
+    with chromium(SimpleNamespace(spki_sha256="")) as driver:  # type: ignore[arg-type]
+        driver.set_window_size(1280, 1000)
+        driver.get(invitation["url"])
+        driver.find_element(By.ID, "oidc").click()
+        log_in(driver, kim.login, "correct-horse-battery-1")
+        wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"))
+        field = driver.find_element(By.NAME, "otp")
+        field.send_keys(kim.otp())
+        field.submit()
+        wait_for(driver, lambda d: d.current_url == edge.url + "/console")
+        assert f"Signed in as {kim.email} (admin, oidc)" in driver.page_source
+        driver.save_screenshot(str(artifacts / "1-home.png"))
+        # The stylesheet loaded under the CSP: the header has its dark background.
+        header = driver.find_element(By.TAG_NAME, "header")
+        assert header.value_of_css_property("background-color") == "rgba(29, 42, 58, 1)"
+        driver.find_element(By.LINK_TEXT, "Authtokens").click()
+        form = driver.find_element(By.ID, "create-authtoken")
+        form.find_element(By.NAME, "description").send_keys("kim's laptop")
+        form.find_element(By.NAME, "acl").send_keys("bind:*.apps.example.com")
+        form.find_element(By.TAG_NAME, "button").click()
+        wait_for(driver, lambda d: d.find_elements(By.ID, "new-token"))
+        driver.save_screenshot(str(artifacts / "2-token-shown-once.png"))
+        text = driver.find_element(By.ID, "new-token").text
+        credential = re.search(r"(at_\w+)", driver.find_element(By.ID, "created").text)
+        assert text.startswith("ewt_") and credential
+        token = Token(credential.group(1), text)
+        with named_server(b"from kim's laptop") as port:
+            agent = edge.agents.agent(
+                token, "http", str(port), "--url", "http://kim.apps.example.com"
+            )
+            try:
+                url = agent.url
+                assert curl(url, edge.agents.web_port).body == b"from kim's laptop"
+                driver.find_element(By.LINK_TEXT, "Endpoints").click()
+                assert url in driver.find_element(By.ID, "endpoints").text
+                driver.find_element(By.LINK_TEXT, "Sessions").click()
+                assert token.id in driver.find_element(By.ID, "sessions").text
+                driver.save_screenshot(str(artifacts / "3-agent-session.png"))
+                driver.find_element(By.LINK_TEXT, "Authtokens").click()
+                row = driver.find_element(By.ID, f"authtoken-{token.id}")
+                row.find_element(By.TAG_NAME, "button").click()
+                wait_for(driver, lambda d: d.find_elements(By.ID, "notice"))
+                assert "is revoked" in driver.find_element(By.ID, "notice").text
+                driver.save_screenshot(str(artifacts / "4-revoked.png"))
+                edge.agents.wait_event("agent_revoked", authtoken=token.id)
+                agent.wait_for("refused the authtoken")
+                assert agent.proc.wait(TIMEOUT) == 1
+                assert curl(url, edge.agents.web_port).status == 404
+                driver.find_element(By.LINK_TEXT, "Sessions").click()
+                assert token.id not in driver.page_source
+            finally:
+                agent.kill()
+        # The policy editor shows a located error under its line.
+        driver.find_element(By.LINK_TEXT, "Policy editor").click()
+        area = driver.find_element(By.NAME, "policy")
+        area.clear()
+        area.send_keys(BAD_POLICY)
+        driver.find_element(By.ID, "check").click()
+        wait_for(driver, lambda d: d.find_elements(By.ID, "source"))
+        bad = driver.find_element(By.CSS_SELECTOR, "#source li.bad")
+        assert "type: dney" in bad.text and "^ error:" in bad.text
+        driver.save_screenshot(str(artifacts / "5-policy-error.png"))
+        # A form whose CSRF token was taken out is refused, and nothing is made.
+        driver.find_element(By.LINK_TEXT, "Authtokens").click()
+        driver.execute_script(
+            "document.querySelector('#create-authtoken input[name=csrf_token]').remove()"
+        )
+        form = driver.find_element(By.ID, "create-authtoken")
+        form.find_element(By.NAME, "description").send_keys("forged")
+        form.find_element(By.TAG_NAME, "button").click()
+        wait_for(driver, lambda d: d.title.startswith("Refused"))
+        assert "without this session's CSRF token" in driver.page_source
+        driver.save_screenshot(str(artifacts / "6-csrf-refused.png"))
+        driver.find_element(By.LINK_TEXT, "Authtokens").click()
+        assert "forged" not in driver.find_element(By.TAG_NAME, "main").text
+        # Signed out, a developer signs in: it sees only its own things.
+        driver.find_element(By.ID, "sign-out").click()
+        wait_for(driver, lambda d: "Signed out" in d.page_source)
+        clear_cookies(driver)
+        lee = person(provider, "lee")
+        driver.get(edge.sso.invite(admin_key, lee.email, "developer", GRANT)["url"])
+        driver.find_element(By.ID, "oidc").click()
+        log_in(driver, lee.login, "correct-horse-battery-1")
+        wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"))
+        field = driver.find_element(By.NAME, "otp")
+        field.send_keys(lee.otp())
+        field.submit()
+        wait_for(driver, lambda d: d.current_url == edge.url + "/console")
+        assert f"Signed in as {lee.email} (developer, oidc)" in driver.page_source
+        driver.find_element(By.LINK_TEXT, "Authtokens").click()
+        assert token.id not in driver.page_source and "No authtokens yet." in driver.page_source
+        driver.find_element(By.LINK_TEXT, "Endpoints").click()
+        assert "cfg_site" not in driver.page_source
+        driver.find_element(By.LINK_TEXT, "Users").click()
+        assert lee.email in driver.page_source and kim.email not in driver.page_source
+        driver.save_screenshot(str(artifacts / "7-developer-users.png"))
+        driver.find_element(By.LINK_TEXT, "Audit log").click()
+        assert "Only admins and auditors read the audit log." in driver.page_source
+    assert all((artifacts / n).stat().st_size > 0 for n in os.listdir(artifacts))
+
+
+def test_stopping_a_session_in_the_console_disconnects_its_agent(
+    edge: ConsoleEdge, admin_key: str, admin: Browser
+) -> None:
+    from tests.agents.test_agent_http import named_server
+
+    page = edge.url + "/console/authtokens"
+    made = post_form(admin, page, page, description="stop me", acl="bind:*.apps.example.com")
+    assert made.status_code == 201, made.text
+    token = re.search(r"<code>(at_\w+)</code> is made", made.text)
+    assert token
+    with named_server(b"s") as port:
+        agent = edge.agents.agent(
+            Token(token.group(1), shown(made.text, "new-token")),
+            "http", str(port), "--url", "http://stop.apps.example.com",
+        )  # fmt: skip
+        try:
+            agent.url  # noqa: B018
+            listing = admin.client.get(edge.url + "/console/sessions").text
+            row = rf'<tr id="session-(ses_\w+)">(?:(?!</tr>).)*<code>{token.group(1)}</code>'
+            found = re.search(row, listing, re.DOTALL)
+            assert found, listing
+            session = found.group(1)
+            stop = f"{edge.url}/console/sessions/{session}/stop"
+            stopped = post_form(admin, stop, edge.url + "/console/sessions")
+            assert stopped.status_code == 200 and f"Session {session} is stopped." in stopped.text
+            edge.agents.wait_event(
+                "agent_disconnected", session=session, reason="stopped through the admin API"
+            )
+            # Stopped already: the API's 404, shown on the page (the token from the layout's form).
+            csrf = parse(admin.client.get(edge.url + "/console").text).forms["/logout"]
+            again = admin.client.post(stop, data=csrf)
+            assert again.status_code == 404 and 'id="error"' in again.text
+        finally:
+            agent.kill()

@@ -1,0 +1,57 @@
+"""The console's sans-IO pieces without a server: the policy editor's
+check and test on text (the CLI's code), and the in-process API call."""
+
+from __future__ import annotations
+
+from edgeward.admin.console import policy_editor
+
+CASES = """cases:
+  - name: denied
+    request: {url: "https://a.example.com/admin"}
+    expect: {status: 403}
+"""
+POLICY = """on_http_request:
+  - expressions: ["req.url.path.startsWith('/admin')"]
+    actions:
+      - type: deny
+        config: {status_code: 403}
+"""
+
+
+def test_a_yaml_syntax_error_is_placed_on_its_line() -> None:
+    checked = policy_editor.check("on_http_request:\n  - actions: [\n")
+    assert not checked.ok and checked.errors == 1
+    (diagnostic,) = checked.diagnostics
+    assert diagnostic.message.startswith("invalid YAML") and diagnostic.line == 3
+    assert checked.lines[2].diagnostics == [diagnostic]
+
+
+def test_every_policy_error_is_listed_with_its_line_and_column() -> None:
+    text = POLICY.replace("type: deny", "type: dney").replace("status_code: 403", "status: 403")
+    checked = policy_editor.check(text)
+    assert not checked.ok
+    assert [(d.line, d.column) for d in checked.diagnostics] == [(4, 9)]
+    assert "did you mean 'deny'" in checked.diagnostics[0].message
+    assert checked.lines[3].text == "      - type: dney"
+
+
+def test_a_good_policy_is_ok_with_what_it_holds() -> None:
+    checked = policy_editor.check(POLICY)
+    assert checked.ok and checked.summary == "1 on_http_request" and not checked.diagnostics
+
+
+def test_cases_pass_or_fail_and_say_what_happened() -> None:
+    failing = CASES + (
+        '  - name: home\n    request: {url: "https://a.example.com/"}\n    expect: {status: 403}\n'
+    )
+    tested = policy_editor.run_tests(POLICY, failing)
+    assert (tested.passed, tested.failed) == (1, 1)
+    assert [c.passed for c in tested.cases] == [True, False]
+    assert "FAIL status: expected 403, got 200" in tested.cases[1].text
+    assert "answer: 403 from the edge" in tested.cases[0].text
+
+
+def test_a_malformed_cases_document_is_a_located_error() -> None:
+    tested = policy_editor.run_tests(POLICY, "cases: 3\n")
+    assert tested.error.startswith("cases:1:1") and "'cases' list" in tested.error
+    assert not tested.cases
