@@ -5,6 +5,7 @@ SIGHUP reloads atomically, SIGTERM/SIGINT drain then stop."""
 from __future__ import annotations
 
 import errno
+import gc
 import itertools
 import logging
 import select
@@ -384,6 +385,10 @@ class Server:
         )
         stats.reloads["ok"] += 1
         self._log_listeners(config)
+        # The previous generation goes when its last connection does; what it
+        # holds in reference cycles (policies' event files among them) would
+        # wait for the collector's next full pass: collect now, once per reload.
+        gc.collect()
         log.info("edgeward: reloaded %s", config.file)
         return True
 
