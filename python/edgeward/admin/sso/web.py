@@ -11,7 +11,6 @@ sessions `admin.session`, the accounts `admin.users`).
     POST /login/break-glass     username, password, TOTP code
     GET  /invite/{token}        an invitation link: remembered for the login
     POST /logout                ends the session (CSRF token)
-    GET  /console               who is signed in (the console's home, for now)
     GET  /session               the session as JSON, with its CSRF token
 
 Every login, failed login and logout is an audit event. Logins are limited
@@ -92,7 +91,6 @@ class WebLogin:
             Route("/login/break-glass", self._guard(self.break_glass), methods=["POST"]),
             Route("/invite/{token}", self._guard(self.invitation), methods=["GET"]),
             Route("/logout", self._guard(self.logout), methods=["POST"]),
-            Route("/console", self._guard(self.console), methods=["GET"]),
             Route("/session", self._guard(self.session_info), methods=["GET"]),
         ]
 
@@ -311,21 +309,6 @@ class WebLogin:
         ttl = max(1, min(FLOW_TTL * 6, int((row.expires_at - datetime.now(UTC)).total_seconds())))
         response.headers.append("set-cookie", self._cookie("edgeward-invite", token, ttl))
         return response
-
-    async def console(self, request: Request) -> Response:
-        row = await self.current(request)
-        if row is None:
-            return RedirectResponse("/login", status_code=303)
-        who = row.principal_id
-        if row.principal_type == "user":
-            try:
-                user = await self._run(lambda store: users.get(store, row.principal_id))
-                who = user.email
-            except users.UnknownUser:
-                return RedirectResponse("/login", status_code=303)
-        signed = f"Signed in as {who} ({row.role}, {row.method.replace('_', '-')})."
-        out = form("/logout", [], "Sign out", row.csrf)
-        return self._page(200, "edgeward console", signed, body_html=out)
 
     async def session_info(self, request: Request) -> Response:
         row = await self.current(request)
