@@ -570,7 +570,7 @@ class ProxyExchange:
             nursery.start_soon(self._upload, conn, state, nursery.cancel_scope)
             try:
                 keep = await self._relay_response(pool, conn, method, state)
-            except (errors.UpstreamFailure, _Stale) as exc:
+            except (errors.UpstreamFailure, _Stale, ClientBodyError) as exc:
                 failure = exc  # raised below: out of a nursery it would come wrapped in a group
             nursery.cancel_scope.cancel()
         if state.error is not None:
@@ -765,8 +765,10 @@ class ProxyExchange:
             nursery.start_soon(self._upload_h2, stream, state, nursery.cancel_scope)
             try:
                 keep = await self._relay_h2(stream, state)
-            except errors.UpstreamFailure as exc:
-                failure = exc  # raised below: out of a nursery it would come wrapped in a group
+            except (errors.UpstreamFailure, ClientBodyError) as exc:
+                # raised below: out of a nursery it would come wrapped in a group
+                # (ClientBodyError: the client reset its stream as the response began)
+                failure = exc
             nursery.cancel_scope.cancel()
         if state.error is not None:
             raise state.error
