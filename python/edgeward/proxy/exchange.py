@@ -677,20 +677,11 @@ class ProxyExchange:
                         self.bytes_out += len(chunk)
                         await down.send_data(chunk)
                 elif cls is ev.Response:
-                    if self.flow is None:
-                        self._send_head(event.status_code, strip_hop_by_hop(event.headers))  # type: ignore[union-attr]
-                    else:
-                        filt = await self._start_response(event, conn.transport.close)  # type: ignore[arg-type]
-                        if filt is _CLOSED:
-                            return False
+                    filt = await self._relay_head(event, conn.transport.close)  # type: ignore[arg-type]
+                    if filt is _CLOSED:
+                        return False
                 elif cls is ev.EndOfMessage:
-                    if filt is not None:
-                        tail = filt.finish()
-                        if tail:
-                            self.bytes_out += len(tail)
-                            await down.send_data(tail)
-                    down.end_response(event.headers)  # type: ignore[union-attr]
-                    await down.flush()
+                    await self._end_body(filt, event.headers)  # type: ignore[union-attr]
                     if codec.keep_alive and (upload is None or upload.done):
                         pool.release(conn)
                     else:
@@ -835,21 +826,34 @@ class ProxyExchange:
                     self.bytes_out += len(chunk)
                     await down.send_data(chunk)
             elif cls is ev.Response:
-                if self.flow is None:
-                    self._send_head(event.status_code, strip_hop_by_hop(event.headers))  # type: ignore[union-attr]
-                else:
-                    filt = await self._start_response(event, stream.close)  # type: ignore[arg-type]
-                    if filt is _CLOSED:
-                        return False
+                filt = await self._relay_head(event, stream.close)  # type: ignore[arg-type]
+                if filt is _CLOSED:
+                    return False
             elif cls is ev.EndOfMessage:
-                if filt is not None:
-                    tail = filt.finish()
-                    if tail:
-                        self.bytes_out += len(tail)
-                        await down.send_data(tail)
-                down.end_response(event.headers)  # type: ignore[union-attr]
-                await down.flush()
+                await self._end_body(filt, event.headers)  # type: ignore[union-attr]
                 return upload is None or upload.done
+
+    async def _relay_head(
+        self, event: ev.Response, drop_upstream: Callable[[], None]
+    ) -> BodyFilter | None:
+        """An upstream's response head to the client, through the response
+        phase when there is a policy (`_CLOSED`: the policy answered or closed)."""
+        if self.flow is None:
+            self._send_head(event.status_code, strip_hop_by_hop(event.headers))
+            return None
+        return await self._start_response(event, drop_upstream)
+
+    async def _end_body(self, filt: BodyFilter | None, trailers: list[Header]) -> None:
+        """The end of an upstream's response: what the body filter held back,
+        then the trailers, flushed."""
+        down = self.down
+        if filt is not None:
+            tail = filt.finish()
+            if tail:
+                self.bytes_out += len(tail)
+                await down.send_data(tail)
+        down.end_response(trailers)
+        await down.flush()
 
     async def _read_h2_prefix(self, stream: H2UpstreamStream, limit: int) -> tuple[bytes, bool]:
         """`_read_response_prefix` on an HTTP/2 upstream stream."""
