@@ -19,7 +19,7 @@ import hpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.http2.twin import Twin
+from tests.http2.twin import Twin, comparable
 
 from edgeward.http2 import NATIVE, Body, ConnectionEnded, EndBody, H2Limits, Request, StreamReset
 from edgeward.http2.connection import H2Server as Reference
@@ -398,4 +398,21 @@ def test_same_events_and_frames_on_generated_frames(
             seen += _feed(server, data, cuts, float(now))
         if server.ended:
             break
+    server.data_to_send()
+
+
+@pytest.mark.parametrize("between", [b"", _data_frame(1, b"", False, None)])
+def test_a_continuation_outside_a_header_block_ends_the_connection(between: bytes) -> None:
+    """RFC 9113 §6.10, whatever the stream's state: here a stream reset as
+    malformed. h2 alone would reset the stream or end the connection
+    depending on whether it has forgotten the stream yet."""
+    client = _client()
+    server = Twin()
+    server.initiate()
+    server.receive_data(client.data_to_send(), 0.0)
+    encoder = hpack.Encoder()
+    malformed = _frame(1, 0x5, 1, encoder.encode([(b":method", b"GET")], huffman=False))
+    server.receive_data(malformed + between, 1.0)
+    ended = server.receive_data(_frame(9, 0x4, 1, b""), 2.0)
+    assert comparable(ended) == [("ended", 1)]  # PROTOCOL_ERROR
     server.data_to_send()

@@ -48,9 +48,11 @@ from edgeward.http2.fields import MalformedFields, parse_request, parse_trailers
 from edgeward.http2.frames import (
     CONTINUATION,
     DATA,
+    END_HEADERS,
     END_STREAM,
     HEADERS,
     PRIORITY,
+    PUSH_PROMISE,
     FrameScanner,
     answers,
 )
@@ -100,6 +102,8 @@ class H2Server:
         self._empty = 0  # consecutive frames that carried nothing
         self._body_left: dict[int, int] = {}  # content-length still to come, per stream
         self._scanned_highest = 0  # the highest stream id the scanner saw open
+        self._in_block = False  # a header block is open: CONTINUATION frames may follow
+        self._naked_left = 0  # bytes still to come of a CONTINUATION outside a block
         self._unmapped: set[int] = set()  # streams opened by frames h2 has not reported yet
         self._streams: dict[int, int] = {}  # open streams: which sides have ended (bits)
         self._goaway: int | None = None  # error code of the last GOAWAY sent
@@ -139,6 +143,8 @@ class H2Server:
         seen (the request a DATA frame belongs to)."""
         if self.ended:
             return []
+        if self._naked_left:
+            return self._naked_continuation(data)
         max_empty = self.limits.max_empty_frames
         body_left = self._body_left
         unmapped = self._unmapped
@@ -150,6 +156,21 @@ class H2Server:
                     return out
                 fed, count = start, 0
             count += 1
+            if (
+                ftype == CONTINUATION
+                and not self._in_block
+                and stream_id  # on stream 0, or too long: h2 refuses the header
+                and content <= self._h2.max_inbound_frame_size
+            ):
+                # RFC 9113 §6.10: a connection error whatever the stream's
+                # state (h2 resets a stream it has already forgotten), once
+                # the frame is whole, as the native server acts on frames
+                if self._feed(data[fed:start], now, out):
+                    self._naked_left = self._scanner.end - len(data)
+                    out += self._naked_continuation(b"")
+                return out
+            if ftype in {HEADERS, PUSH_PROMISE, CONTINUATION}:
+                self._in_block = not flags & END_HEADERS
             if ftype <= HEADERS or ftype == CONTINUATION:
                 if content > 0 or (flags & END_STREAM and ftype != CONTINUATION):
                     self._empty = 0
@@ -182,6 +203,14 @@ class H2Server:
                         return out
         self._feed(data[fed:], now, out)
         return out
+
+    def _naked_continuation(self, data: bytes) -> list[StreamEvent]:
+        """The connection's end once a CONTINUATION frame outside a header
+        block has arrived whole (`_naked_left`: its bytes still to come)."""
+        self._naked_left -= len(data)
+        if self._naked_left > 0:
+            return []
+        return [self._end(_ErrorCodes.PROTOCOL_ERROR, "unexpected CONTINUATION frame")]
 
     def _overruns(self, stream_id: int, ftype: int, flags: int, content: int) -> bool:
         """Whether a DATA frame (or trailers) breaks the stream's declared

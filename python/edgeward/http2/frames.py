@@ -20,6 +20,7 @@ from collections.abc import Iterator
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY = range(8)
 WINDOW_UPDATE, CONTINUATION = 8, 9
 END_STREAM = ACK = 0x1
+END_HEADERS = 0x4
 PADDED = 0x8
 PRIORITY_FLAG = 0x20
 
@@ -35,11 +36,14 @@ Frame = tuple[int, int, int, int, int]
 class FrameScanner:
     """Follows the frame boundaries of a received byte stream, read by read."""
 
-    __slots__ = ("_held", "_skip")
+    __slots__ = ("_held", "_skip", "end")
 
     def __init__(self, skip: int = PREFACE_LENGTH) -> None:
         self._skip = skip  # bytes of the current frame (or the preface) still to come
         self._held = b""  # the start of a frame header cut by the end of the last read
+        self.end = 0
+        """Where the frame last reported ends in the data scanned (past its
+        end while the rest of the frame is still to come)."""
 
     def scan(self, data: bytes) -> Iterator[Frame]:
         """The frames whose header `data` completes, in order. `start` is
@@ -60,7 +64,7 @@ class FrameScanner:
             if frame is None:
                 self._held = buf
                 return
-            pos = 9 + frame[0] - len(self._held)
+            pos = self.end = 9 + frame[0] - len(self._held)
             self._held = b""
             yield 0, frame[1], frame[2], frame[3], frame[4]
         while pos < end:
@@ -68,8 +72,9 @@ class FrameScanner:
             if frame is None:
                 self._held = data[pos:]
                 return
+            self.end = pos + 9 + frame[0]
             yield pos, frame[1], frame[2], frame[3], frame[4]
-            pos += 9 + frame[0]
+            pos = self.end
         self._skip = pos - end
 
 

@@ -677,25 +677,14 @@ impl Server {
         Ok(())
     }
 
-    /// A CONTINUATION with no header block open: on a closed stream h2 reports
-    /// the stream's closing (RST_STREAM if it was reset, else a connection
-    /// error STREAM_CLOSED), on any other a PROTOCOL_ERROR.
-    fn naked_continuation(&mut self, stream_id: u32, events: &mut Vec<Event>) -> Step {
-        let closed = stream_id % 2 == 1
-            && stream_id <= self.highest_inbound
-            && !self.streams.contains_key(&stream_id);
-        if !closed {
-            return self.connection_error(
-                PROTOCOL_ERROR,
-                "Received unexpected CONTINUATION frame",
-                events,
-            );
-        }
-        if let Some(ClosedBy::Reset) = self.closed.get(&stream_id) {
-            self.rst(stream_id, STREAM_CLOSED);
-            return Ok(());
-        }
-        self.connection_error(STREAM_CLOSED, "CONTINUATION on a closed stream", events)
+    /// A CONTINUATION outside a header block is a connection error whatever
+    /// the stream's state (RFC 9113 §6.10).
+    fn naked_continuation(&mut self, events: &mut Vec<Event>) -> Step {
+        self.connection_error(
+            PROTOCOL_ERROR,
+            "Received unexpected CONTINUATION frame",
+            events,
+        )
     }
 
     fn continuation(
@@ -707,7 +696,7 @@ impl Server {
         events: &mut Vec<Event>,
     ) -> Step {
         let Some(block) = self.block.as_mut() else {
-            return self.naked_continuation(stream_id, events);
+            return self.naked_continuation(events);
         };
         block.continuations += 1;
         if block.continuations > MAX_CONTINUATIONS {
