@@ -11,7 +11,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import httpx
 import pytest
 from tests.admin.console_support import (
     ConsoleEdge,
@@ -92,7 +94,8 @@ def admin(edge: ConsoleEdge, provider: Provider, admin_key: str) -> Iterator[Bro
 def test_every_page_answers_with_the_strict_csp_and_its_stylesheet(
     edge: ConsoleEdge, admin: Browser
 ) -> None:
-    for path in ("", "/endpoints", "/sessions", "/authtokens", "/users", "/audit", "/policy"):
+    paths = ("", "/endpoints", "/sessions", "/authtokens", "/users", "/audit", "/policy")
+    for path in (*paths, "/ip-policies"):
         page = admin.client.get(f"{edge.url}/console{path}")
         assert page.status_code == 200, (path, page.text)
         csp = page.headers["content-security-policy"]
@@ -352,3 +355,89 @@ def test_stopping_a_session_in_the_console_disconnects_its_agent(
             assert again.status_code == 404 and 'id="error"' in again.text
         finally:
             agent.kill()
+
+
+def _made(response: Any, kind: str) -> str:
+    """The id in the page's notice of what was made."""
+    found = re.search(rf"\b({kind}_\w+)\b", shown(response.text, "notice"))
+    assert found, response.text
+    return found.group(1)
+
+
+def test_ip_policies_rules_and_restrictions_are_made_on_their_page_as_the_api_decides(
+    edge: ConsoleEdge, provider: Provider, admin_key: str, admin: Browser
+) -> None:
+    page = edge.url + "/console/ip-policies"
+    empty = admin.client.get(page)
+    assert empty.status_code == 200 and 'id="ip-restrictions"' not in empty.text
+    office = _made(post_form(admin, page, page, description="office"), "ipp")
+    other = _made(post_form(admin, page, page, description="elsewhere"), "ipp")
+    rules = f"{page}/{office}/rules"
+    # The action is the rule's (as in the API), and the API's refusals are shown with their status.
+    bare = post_form(admin, rules, page, cidr="127.0.0.1/32", description="me")
+    assert bare.status_code == 400 and "action must be allow or deny" in shown(bare.text, "error")
+    wide = post_form(admin, rules, page, cidr="10.0.0.1/8", action="deny")
+    assert wide.status_code == 400 and "did you mean '10.0.0.0/8'" in shown(wide.text, "error")
+    mine = post_form(admin, rules, page, cidr="127.0.0.1/32", action="allow", description="me")
+    assert mine.status_code == 201 and "allow 127.0.0.1/32" in shown(mine.text, "notice")
+    mine_id = _made(mine, "ipr")
+    post_form(admin, f"{page}/{other}/rules", page, cidr="127.0.0.2/32", action="allow")
+    restrictions = edge.url + "/console/ip-restrictions"
+    try:
+        # Attaching only `elsewhere` to the API would shut this browser out: the lockout guard.
+        locked = post_form(admin, restrictions, page, type="api", ip_policy_id=other, enforced="on")
+        assert locked.status_code == 409, locked.text
+        assert "would deny your own address 127.0.0.1" in shown(locked.text, "error")
+        assert 'id="ip-restrictions"' not in locked.text
+        made = post_form(admin, restrictions, page, type="api", ip_policy_id=office, enforced="on")
+        assert made.status_code == 201, made.text
+        restriction = _made(made, "ipx")
+        # The second policy joins the restriction of that type (no second restriction).
+        joined = post_form(admin, restrictions, page, type="api", ip_policy_id=other)
+        assert joined.status_code == 200 and "(not enforced)" in shown(joined.text, "notice")
+        row = re.search(rf'<tr id="ip-restriction-{restriction}">(.*?)</tr>', joined.text, re.S)
+        assert row and office in row.group(1) and other in row.group(1)
+        assert "no (logged only)" in row.group(1) and joined.text.count('id="ip-restriction-') == 1
+        # A policy in use is not deleted; the API says why.
+        in_use = post_form(admin, f"{page}/{office}/delete", page)
+        assert in_use.status_code == 409 and "detach it first" in shown(in_use.text, "error")
+        # An auditor reads the page, with no forms, and cannot write through it.
+        auditor, _ = sign_in(edge, provider, admin_key, "auditor")
+        try:
+            seen = auditor.client.get(page)
+            assert seen.status_code == 200 and office in seen.text and "127.0.0.2/32" in seen.text
+            assert 'id="ip-policies"' in seen.text and 'id="ip-restrictions"' in seen.text
+            assert "<button" not in seen.text.split("</header>")[1]
+            csrf = parse(auditor.client.get(edge.url + "/console").text).forms["/logout"]
+            refused = auditor.client.post(f"{page}/{office}/delete", data=csrf)
+            assert refused.status_code == 403 and 'id="error"' in refused.text
+        finally:
+            auditor.close()
+        detached = post_form(
+            admin, f"{restrictions}/{restriction}/detach", page, ip_policy_id=other
+        )
+        assert detached.status_code == 200, detached.text
+        assert other not in re.findall(r'id="ip-restriction-.*?</tr>', detached.text, re.S)[0]
+        # Enforced again (attaching a policy already there changes only that), removing
+        # one's own allow rule is refused too.
+        again = post_form(admin, restrictions, page, type="api", ip_policy_id=office, enforced="on")
+        assert again.status_code == 200 and "(enforced)" in shown(again.text, "notice")
+        own = post_form(admin, f"{edge.url}/console/ip-policy-rules/{mine_id}/delete", page)
+        assert own.status_code == 409 and "127.0.0.1" in shown(own.text, "error")
+        gone = post_form(admin, f"{restrictions}/{restriction}/delete", page)
+        assert gone.status_code == 200 and 'id="ip-restrictions"' not in gone.text
+        deleted = post_form(admin, f"{edge.url}/console/ip-policy-rules/{mine_id}/delete", page)
+        assert deleted.status_code == 200 and f"ip-policy-rule-{mine_id}" not in deleted.text
+        # Without the session's CSRF token nothing is deleted.
+        forged = admin.client.post(f"{page}/{office}/delete", data={"csrf_token": "x" * 43})
+        assert forged.status_code == 403 and office in admin.client.get(page).text
+        for id in (office, other):
+            assert post_form(admin, f"{page}/{id}/delete", page).status_code == 200
+        assert office not in admin.client.get(page).text
+    finally:  # never leave a restriction behind for the module's other tests
+        with httpx.Client(
+            base_url=edge.url,
+            headers={"Ngrok-Version": "2", "Authorization": f"Bearer {admin_key}"},
+        ) as api:
+            for left in api.get("/ip_restrictions").json()["ip_restrictions"]:
+                api.delete(f"/ip_restrictions/{left['id']}", params={"force": "true"})
