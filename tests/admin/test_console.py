@@ -441,3 +441,128 @@ def test_ip_policies_rules_and_restrictions_are_made_on_their_page_as_the_api_de
         ) as api:
             for left in api.get("/ip_restrictions").json()["ip_restrictions"]:
                 api.delete(f"/ip_restrictions/{left['id']}", params={"force": "true"})
+
+
+@skip_without_browser
+@pytest.mark.slow
+def test_in_chromium_a_dashboard_rule_locks_out_a_denied_address_but_not_the_admins_own(
+    edge: ConsoleEdge, provider: Provider, admin_key: str, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    from tests.admin.test_control import from_127_0_0_2
+
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    ivy = person(provider, "ivy")
+    invitation = edge.sso.invite(admin_key, ivy.email, "admin")
+    page = edge.url + "/console/ip-policies"
+
+    def from_denied(path: str) -> httpx.Response:
+        transport = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(transport=transport, timeout=30) as client:
+            return client.get(edge.url + path)
+
+    def add_rule(driver: Any, policy: str, action: str, cidr: str) -> str:
+        form = driver.find_element(By.CSS_SELECTOR, f"#ip-policy-{policy} form.add-rule")
+        Select(form.find_element(By.NAME, "action")).select_by_value(action)
+        form.find_element(By.NAME, "cidr").send_keys(cidr)
+        form.find_element(By.NAME, "description").send_keys(f"{action} {cidr}")
+        form.find_element(By.TAG_NAME, "button").click()
+        wait_for(driver, lambda d: d.find_elements(By.ID, "notice"))
+        found = re.search(r"Rule (ipr_\w+):", driver.find_element(By.ID, "notice").text)
+        assert found, driver.page_source
+        return found.group(1)
+
+    def attach(driver: Any, policy: str) -> None:
+        form = driver.find_element(By.ID, "attach-ip-policy")
+        Select(form.find_element(By.NAME, "type")).select_by_value("dashboard")
+        Select(form.find_element(By.NAME, "ip_policy_id")).select_by_value(policy)
+        assert form.find_element(By.NAME, "enforced").is_selected()
+        form.find_element(By.TAG_NAME, "button").click()
+        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#notice, #error"))
+
+    with (
+        from_127_0_0_2(edge.sso.port) as relay,
+        chromium(SimpleNamespace(spki_sha256="")) as driver,  # type: ignore[arg-type]
+    ):
+        denied_url = f"http://127.0.0.1:{relay}/console/ip-policies"
+        driver.set_window_size(1280, 1000)
+        driver.get(invitation["url"])
+        driver.find_element(By.ID, "oidc").click()
+        log_in(driver, ivy.login, "correct-horse-battery-1")
+        wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"))
+        field = driver.find_element(By.NAME, "otp")
+        field.send_keys(ivy.otp())
+        field.submit()
+        wait_for(driver, lambda d: d.current_url == edge.url + "/console")
+        # Open to every address at first: the session works from 127.0.0.2 (through the relay).
+        driver.get(denied_url)
+        assert f"Signed in as {ivy.email} (admin, oidc)" in driver.page_source
+        assert from_denied("/login").status_code == 200
+        driver.get(edge.url + "/console")
+        driver.find_element(By.LINK_TEXT, "IP policies").click()
+        form = driver.find_element(By.ID, "create-ip-policy")
+        form.find_element(By.NAME, "description").send_keys("admins' desks")
+        form.find_element(By.TAG_NAME, "button").click()
+        wait_for(driver, lambda d: d.find_elements(By.ID, "notice"))
+        policy = re.search(r"(ipp_\w+)", driver.find_element(By.ID, "notice").text)
+        assert policy
+        desks = policy.group(1)
+        try:
+            add_rule(driver, desks, "deny", "127.0.0.2/32")
+            # A deny rule alone denies every address, this admin's too: the guard refuses.
+            attach(driver, desks)
+            error = driver.find_element(By.ID, "error").text
+            assert "would deny your own address 127.0.0.1 access to the dashboard" in error
+            assert not driver.find_elements(By.ID, "ip-restrictions")
+            driver.save_screenshot(str(artifacts / "1-lockout-refused.png"))
+            lan = add_rule(driver, desks, "allow", "127.0.0.0/8")
+            attach(driver, desks)
+            notice = driver.find_element(By.ID, "notice").text
+            made = re.search(r"IP restriction (ipx_\w+) \(dashboard\) is created", notice)
+            assert made, driver.page_source
+            row = driver.find_element(By.ID, "ip-restrictions").text
+            assert "dashboard" in row and desks in row
+            driver.save_screenshot(str(artifacts / "2-dashboard-restricted.png"))
+            # The same browser, from 127.0.0.2: the refusal page, its session notwithstanding.
+            wait_for(
+                driver,
+                lambda d: d.get(denied_url) or "Not allowed" in d.title,
+                timeout=TIMEOUT,
+            )
+            text = driver.find_element(By.TAG_NAME, "body").text
+            assert "Your address 127.0.0.2 is not allowed to use the edgeward console" in text
+            assert desks not in driver.page_source and "ipx_" not in driver.page_source
+            driver.save_screenshot(str(artifacts / "3-denied-address.png"))
+            for path in ("/console", "/login", "/console/ip-policies"):
+                refused = from_denied(path)
+                assert refused.status_code == 403 and "127.0.0.2" in refused.text, path
+            # The admin's own address keeps working, and its last way in cannot be removed.
+            driver.get(page)
+            assert driver.find_element(By.ID, "ip-restrictions")
+            row = driver.find_element(By.ID, f"ip-policy-rule-{lan}")
+            row.find_element(By.TAG_NAME, "button").click()
+            wait_for(driver, lambda d: d.find_elements(By.ID, "error"))
+            assert "your own address 127.0.0.1" in driver.find_element(By.ID, "error").text
+            assert driver.find_elements(By.ID, f"ip-policy-rule-{lan}")
+            driver.save_screenshot(str(artifacts / "4-own-rule-kept.png"))
+            # The restriction deleted, 127.0.0.2 comes back.
+            delete = f"#ip-restriction-{made.group(1)} form[action$='/delete'] button"
+            driver.find_element(By.CSS_SELECTOR, delete).click()
+            wait_for(driver, lambda d: "is deleted" in d.find_element(By.ID, "notice").text)
+            wait_for(
+                driver,
+                lambda d: d.get(denied_url) or "IP policies" in d.title,
+                timeout=TIMEOUT,
+            )
+        finally:
+            with httpx.Client(
+                base_url=edge.url,
+                headers={"Ngrok-Version": "2", "Authorization": f"Bearer {admin_key}"},
+            ) as api:
+                for left in api.get("/ip_restrictions").json()["ip_restrictions"]:
+                    api.delete(f"/ip_restrictions/{left['id']}", params={"force": "true"})
+                api.delete(f"/ip_policies/{desks}")
+    assert all((artifacts / n).stat().st_size > 0 for n in os.listdir(artifacts))
+    assert len(os.listdir(artifacts)) == 4
