@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -95,7 +96,7 @@ def test_every_page_answers_with_the_strict_csp_and_its_stylesheet(
     edge: ConsoleEdge, admin: Browser
 ) -> None:
     paths = ("", "/endpoints", "/sessions", "/authtokens", "/users", "/audit", "/policy")
-    for path in (*paths, "/ip-policies"):
+    for path in (*paths, "/ip-policies", "/event-destinations"):
         page = admin.client.get(f"{edge.url}/console{path}")
         assert page.status_code == 200, (path, page.text)
         csp = page.headers["content-security-policy"]
@@ -357,6 +358,15 @@ def test_stopping_a_session_in_the_console_disconnects_its_agent(
             agent.kill()
 
 
+def eventually(probe: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
+    """`probe()` once it is truthy (what the edge does a moment later)."""
+    deadline = time.monotonic() + timeout
+    while not (found := probe()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert found, "timed out"
+    return found
+
+
 def _made(response: Any, kind: str) -> str:
     """The id in the page's notice of what was made."""
     found = re.search(rf"\b({kind}_\w+)\b", shown(response.text, "notice"))
@@ -566,3 +576,95 @@ def test_in_chromium_a_dashboard_rule_locks_out_a_denied_address_but_not_the_adm
                 api.delete(f"/ip_policies/{desks}")
     assert all((artifacts / n).stat().st_size > 0 for n in os.listdir(artifacts))
     assert len(os.listdir(artifacts)) == 4
+
+
+def test_an_http_destination_made_in_the_console_gets_what_its_subscription_picks(
+    edge: ConsoleEdge, provider: Provider, admin_key: str, admin: Browser
+) -> None:
+    from tests.events.receivers import http_receiver
+
+    page = edge.url + "/console/event-destinations"
+    subscriptions = edge.url + "/console/event-subscriptions"
+    ips = edge.url + "/console/ip-policies"
+    with http_receiver() as receiver:
+
+        def new_destination(fields: dict[str, str]) -> httpx.Response:
+            hidden = parse(admin.client.get(page).text).forms["/console/event-destinations"]
+            return admin.client.post(page, data={**hidden, **fields})
+
+        ftp = new_destination({"kind": "http", "url": "ftp://siem.example.com"})
+        assert ftp.status_code == 400
+        assert "target.http.url: must be an http:// or https:// URL" in shown(ftp.text, "error")
+        made = new_destination({
+            "kind": "http", "description": "siem", "url": receiver.url, "shape": "json",
+            "token": "s3cret-collector-token", "format": "json",
+        })  # fmt: skip
+        assert made.status_code == 201, made.text
+        destination = _made(made, "ed")
+        assert "s3cret-collector-token" not in made.text and "token: <code>********" in made.text
+        # A CEL error is the API's, placed under its line and column; the form keeps what was typed.
+        wrong = 'object.description.startsWith("to-siem") &&\n  principal.role = "admin"'
+        refused = post_form(
+            admin, subscriptions, page, destination_id=destination,
+            sources="ip_policy_created.v0", filter=wrong,
+        )  # fmt: skip
+        assert refused.status_code == 400, refused.text
+        message = shown(refused.text, "error")
+        assert re.match(r"filter: 2:\d+: ", message), message
+        assert re.search(r'<li class="bad">  principal\.role = (&#34;|&quot;)admin', refused.text)
+        assert (
+            '<span class="diag error">' in refused.text
+            and "startsWith(&#34;to-siem" in (refused.text.split('name="filter"')[1])
+        )
+        subscribed = post_form(
+            admin, subscriptions, page, destination_id=destination, description="ip changes",
+            sources="ip_policy_created.v0, ip_policy_deleted.v0",
+            filter='object.description.startsWith("to-siem")',
+        )  # fmt: skip
+        assert subscribed.status_code == 201, subscribed.text
+        subscription = _made(subscribed, "esb")
+        row = re.search(
+            rf'<tr id="event-subscription-{subscription}">(.*?)</tr>', subscribed.text, re.S
+        )
+        assert row and "ip_policy_deleted.v0" in row.group(1) and destination in row.group(1)
+        # The edge applies it within a second: admin changes in the console reach the collector.
+        made_ids: list[str] = []
+        try:
+            deadline = time.monotonic() + 30
+            while not receiver.events() and time.monotonic() < deadline:
+                made_ids.append(
+                    _made(post_form(admin, ips, ips, description="to-siem probe"), "ipp")
+                )
+                time.sleep(0.3)
+            quiet = _made(post_form(admin, ips, ips, description="quiet"), "ipp")
+            loud = _made(post_form(admin, ips, ips, description="to-siem loud"), "ipp")
+            made_ids += [quiet, loud]
+            event = eventually(
+                lambda: [e for e in receiver.events() if e["object"].get("id") == loud]
+            )[0]
+            assert event["event_type"] == "ip_policy_created.v0"
+            assert event["principal"]["role"] == "admin"
+            assert all(e["object"].get("id") != quiet for e in receiver.events())
+            # An auditor reads the page without its forms; a developer is refused, as by the API.
+            auditor, _ = sign_in(edge, provider, admin_key, "auditor")
+            developer, _ = sign_in(edge, provider, admin_key, "developer", GRANT)
+            try:
+                seen = auditor.client.get(page)
+                assert seen.status_code == 200 and subscription in seen.text
+                assert "<form" not in seen.text.split("</header>")[1]
+                assert "s3cret" not in seen.text
+                mine = developer.client.get(page)
+                assert mine.status_code == 403 and "for admins and auditors" in mine.text
+            finally:
+                auditor.close()
+                developer.close()
+            gone = post_form(admin, f"{subscriptions}/{subscription}/delete", page)
+            assert gone.status_code == 200 and f"event-subscription-{subscription}" not in gone.text
+        finally:
+            for id in made_ids:
+                post_form(admin, f"{ips}/{id}/delete", ips)
+        deleted = post_form(admin, f"{page}/{destination}/delete", page)
+        assert deleted.status_code == 200 and f"event-destination-{destination}" not in deleted.text
+        csrf = parse(admin.client.get(edge.url + "/console").text).forms["/logout"]
+        again = admin.client.post(f"{page}/{destination}/delete", data=csrf)
+        assert again.status_code == 404 and destination in shown(again.text, "error")

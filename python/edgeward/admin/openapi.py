@@ -602,6 +602,7 @@ def _console() -> dict[str, S]:
             "post": _html("console_policy_run", "policy check or test on text", *write),
         },
         **_console_ip(id, read, write),
+        **_console_events(id, read, write),
     }
 
 
@@ -641,6 +642,29 @@ def _console_ip(id: S, read: tuple[str, ...], write: tuple[str, ...]) -> dict[st
         "/console/ip-restrictions/{id}/delete": {
             "parameters": [id],
             "post": _html("console_ip_restriction_delete", "delete an IP restriction", *change),
+        },
+    }
+
+
+def _console_events(id: S, read: tuple[str, ...], write: tuple[str, ...]) -> dict[str, S]:
+    """The event destinations page (`admin.console.event_pages`)."""
+    return {
+        "/console/event-destinations": {
+            "get": _html("console_event_destinations", "event destinations, subscriptions", *read),
+            "post": _html("console_event_destination_create", "make a destination", "201", *write),
+        },
+        "/console/event-destinations/{id}/delete": {
+            "parameters": [id],
+            "post": _html("console_event_destination_delete", "delete a destination", *write),
+        },
+        "/console/event-subscriptions": {
+            "post": _html(
+                "console_event_subscription_create", "make a subscription", "201", *write
+            ),
+        },
+        "/console/event-subscriptions/{id}/delete": {
+            "parameters": [id],
+            "post": _html("console_event_subscription_delete", "delete a subscription", *write),
         },
     }
 

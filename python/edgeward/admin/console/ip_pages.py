@@ -30,7 +30,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgeward.admin import resources
-from edgeward.admin.console import pages  # its module, not its names: pages.py includes this one
 from edgeward.admin.console.client import Answer
 
 if TYPE_CHECKING:
@@ -64,9 +63,11 @@ class IpPages:
         error: str = "",
     ) -> Response:  # fmt: skip
         c = self.console
-        policies = await self._every(request, viewer, "/ip_policies", "ip_policies")
-        rules = await self._every(request, viewer, "/ip_policy_rules", "ip_policy_rules")
-        restrictions = await self._every(request, viewer, "/ip_restrictions", "ip_restrictions")
+        policies = await self.console._all(request, viewer, "/ip_policies", "ip_policies")
+        rules = await self.console._all(request, viewer, "/ip_policy_rules", "ip_policy_rules")
+        restrictions = await self.console._all(
+            request, viewer, "/ip_restrictions", "ip_restrictions"
+        )
         by_policy: dict[str, list[dict[str, Any]]] = {p["id"]: [] for p in policies}
         for rule in reversed(rules):  # oldest first, as they were added
             by_policy.setdefault(rule["ip_policy"]["id"], []).append(rule)
@@ -87,23 +88,6 @@ class IpPages:
         if answer.ok:
             return await self.page(request, viewer, status=status, notice=notice())
         return await self.page(request, viewer, status=answer.status, error=answer.message)
-
-    async def _every(
-        self, request: Request, viewer: Viewer, path: str, field: str
-    ) -> list[dict[str, Any]]:
-        """Every item of an API list, page after page (the API gives 100 at most)."""
-        items: list[dict[str, Any]] = []
-        query: dict[str, str] = {}
-        while True:
-            answer = await self._call(request, viewer, "GET", path, query=query)
-            if not answer.ok:
-                raise pages._Stop(self.console.render(
-                    "message.html", viewer, HERE, "Refused", answer.status, lines=[answer.message]
-                ))  # fmt: skip
-            items.extend(answer.data[field])
-            if not answer.data.get("next_page_uri") or not answer.data[field]:
-                return items
-            query = {"before_id": answer.data[field][-1]["id"]}
 
     def _call(
         self, request: Request, viewer: Viewer, method: str, path: str, **kwargs: Any
@@ -151,7 +135,9 @@ class IpPages:
         data = await self.console._form(request, viewer)
         kind, policy = data.get("type", ""), data.get("ip_policy_id", "").strip()
         enforced = data.get("enforced") == "on"
-        restrictions = await self._every(request, viewer, "/ip_restrictions", "ip_restrictions")
+        restrictions = await self.console._all(
+            request, viewer, "/ip_restrictions", "ip_restrictions"
+        )
         existing = [r for r in restrictions if r["type"] == kind]
         if not existing:
             body = {"type": kind, "ip_policy_ids": [policy], "enforced": enforced}
