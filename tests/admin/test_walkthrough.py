@@ -107,13 +107,16 @@ def refused_agent(token: Token, upstream: int, relay: int, pki: Pki) -> str:
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
         try:
-            _, err = proc.communicate(timeout=15)
+            out, err = proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-            _, err = proc.communicate()
+            out, err = proc.communicate()
         if proc.returncode == 1 and "is not allowed to start agent sessions" in err:
             return err
-        assert time.monotonic() < deadline, f"the agent was never refused: {err}"
+        assert time.monotonic() < deadline, (
+            f"the agent was never refused with the reason on its stderr (exit {proc.returncode},"
+            f" stderr {err!r}, stdout {out!r})"
+        )
         time.sleep(0.2)
 
 
