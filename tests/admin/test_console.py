@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import httpx
 import pytest
 from tests.admin.console_support import (
     ConsoleEdge,
@@ -92,7 +95,8 @@ def admin(edge: ConsoleEdge, provider: Provider, admin_key: str) -> Iterator[Bro
 def test_every_page_answers_with_the_strict_csp_and_its_stylesheet(
     edge: ConsoleEdge, admin: Browser
 ) -> None:
-    for path in ("", "/endpoints", "/sessions", "/authtokens", "/users", "/audit", "/policy"):
+    paths = ("", "/endpoints", "/sessions", "/authtokens", "/users", "/audit", "/policy")
+    for path in (*paths, "/ip-policies", "/event-destinations"):
         page = admin.client.get(f"{edge.url}/console{path}")
         assert page.status_code == 200, (path, page.text)
         csp = page.headers["content-security-policy"]
@@ -352,3 +356,315 @@ def test_stopping_a_session_in_the_console_disconnects_its_agent(
             assert again.status_code == 404 and 'id="error"' in again.text
         finally:
             agent.kill()
+
+
+def eventually(probe: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
+    """`probe()` once it is truthy (what the edge does a moment later)."""
+    deadline = time.monotonic() + timeout
+    while not (found := probe()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert found, "timed out"
+    return found
+
+
+def _made(response: Any, kind: str) -> str:
+    """The id in the page's notice of what was made."""
+    found = re.search(rf"\b({kind}_\w+)\b", shown(response.text, "notice"))
+    assert found, response.text
+    return found.group(1)
+
+
+def test_ip_policies_rules_and_restrictions_are_made_on_their_page_as_the_api_decides(
+    edge: ConsoleEdge, provider: Provider, admin_key: str, admin: Browser
+) -> None:
+    page = edge.url + "/console/ip-policies"
+    empty = admin.client.get(page)
+    assert empty.status_code == 200 and 'id="ip-restrictions"' not in empty.text
+    office = _made(post_form(admin, page, page, description="office"), "ipp")
+    other = _made(post_form(admin, page, page, description="elsewhere"), "ipp")
+    rules = f"{page}/{office}/rules"
+    # The action is the rule's (as in the API), and the API's refusals are shown with their status.
+    bare = post_form(admin, rules, page, cidr="127.0.0.1/32", description="me")
+    assert bare.status_code == 400 and "action must be allow or deny" in shown(bare.text, "error")
+    wide = post_form(admin, rules, page, cidr="10.0.0.1/8", action="deny")
+    assert wide.status_code == 400 and "did you mean '10.0.0.0/8'" in shown(wide.text, "error")
+    mine = post_form(admin, rules, page, cidr="127.0.0.1/32", action="allow", description="me")
+    assert mine.status_code == 201 and "allow 127.0.0.1/32" in shown(mine.text, "notice")
+    mine_id = _made(mine, "ipr")
+    post_form(admin, f"{page}/{other}/rules", page, cidr="127.0.0.2/32", action="allow")
+    restrictions = edge.url + "/console/ip-restrictions"
+    try:
+        # Attaching only `elsewhere` to the API would shut this browser out: the lockout guard.
+        locked = post_form(admin, restrictions, page, type="api", ip_policy_id=other, enforced="on")
+        assert locked.status_code == 409, locked.text
+        assert "would deny your own address 127.0.0.1" in shown(locked.text, "error")
+        assert 'id="ip-restrictions"' not in locked.text
+        made = post_form(admin, restrictions, page, type="api", ip_policy_id=office, enforced="on")
+        assert made.status_code == 201, made.text
+        restriction = _made(made, "ipx")
+        # The second policy joins the restriction of that type (no second restriction).
+        joined = post_form(admin, restrictions, page, type="api", ip_policy_id=other)
+        assert joined.status_code == 200 and "(not enforced)" in shown(joined.text, "notice")
+        row = re.search(rf'<tr id="ip-restriction-{restriction}">(.*?)</tr>', joined.text, re.S)
+        assert row and office in row.group(1) and other in row.group(1)
+        assert "no (logged only)" in row.group(1) and joined.text.count('id="ip-restriction-') == 1
+        # A policy in use is not deleted; the API says why.
+        in_use = post_form(admin, f"{page}/{office}/delete", page)
+        assert in_use.status_code == 409 and "detach it first" in shown(in_use.text, "error")
+        # An auditor reads the page, with no forms, and cannot write through it.
+        auditor, _ = sign_in(edge, provider, admin_key, "auditor")
+        try:
+            seen = auditor.client.get(page)
+            assert seen.status_code == 200 and office in seen.text and "127.0.0.2/32" in seen.text
+            assert 'id="ip-policies"' in seen.text and 'id="ip-restrictions"' in seen.text
+            assert "<button" not in seen.text.split("</header>")[1]
+            csrf = parse(auditor.client.get(edge.url + "/console").text).forms["/logout"]
+            refused = auditor.client.post(f"{page}/{office}/delete", data=csrf)
+            assert refused.status_code == 403 and 'id="error"' in refused.text
+        finally:
+            auditor.close()
+        detached = post_form(
+            admin, f"{restrictions}/{restriction}/detach", page, ip_policy_id=other
+        )
+        assert detached.status_code == 200, detached.text
+        assert other not in re.findall(r'id="ip-restriction-.*?</tr>', detached.text, re.S)[0]
+        # Enforced again (attaching a policy already there changes only that), removing
+        # one's own allow rule is refused too.
+        again = post_form(admin, restrictions, page, type="api", ip_policy_id=office, enforced="on")
+        assert again.status_code == 200 and "(enforced)" in shown(again.text, "notice")
+        own = post_form(admin, f"{edge.url}/console/ip-policy-rules/{mine_id}/delete", page)
+        assert own.status_code == 409 and "127.0.0.1" in shown(own.text, "error")
+        gone = post_form(admin, f"{restrictions}/{restriction}/delete", page)
+        assert gone.status_code == 200 and 'id="ip-restrictions"' not in gone.text
+        deleted = post_form(admin, f"{edge.url}/console/ip-policy-rules/{mine_id}/delete", page)
+        assert deleted.status_code == 200 and f"ip-policy-rule-{mine_id}" not in deleted.text
+        # Without the session's CSRF token nothing is deleted.
+        forged = admin.client.post(f"{page}/{office}/delete", data={"csrf_token": "x" * 43})
+        assert forged.status_code == 403 and office in admin.client.get(page).text
+        for id in (office, other):
+            assert post_form(admin, f"{page}/{id}/delete", page).status_code == 200
+        assert office not in admin.client.get(page).text
+    finally:  # never leave a restriction behind for the module's other tests
+        with httpx.Client(
+            base_url=edge.url,
+            headers={"Ngrok-Version": "2", "Authorization": f"Bearer {admin_key}"},
+        ) as api:
+            for left in api.get("/ip_restrictions").json()["ip_restrictions"]:
+                api.delete(f"/ip_restrictions/{left['id']}", params={"force": "true"})
+
+
+@skip_without_browser
+@pytest.mark.slow
+def test_in_chromium_a_dashboard_rule_locks_out_a_denied_address_but_not_the_admins_own(
+    edge: ConsoleEdge, provider: Provider, admin_key: str, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    from tests.admin.test_control import from_127_0_0_2
+
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    ivy = person(provider, "ivy")
+    invitation = edge.sso.invite(admin_key, ivy.email, "admin")
+    page = edge.url + "/console/ip-policies"
+
+    def from_denied(path: str) -> httpx.Response:
+        transport = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(transport=transport, timeout=30) as client:
+            return client.get(edge.url + path)
+
+    def add_rule(driver: Any, policy: str, action: str, cidr: str) -> str:
+        form = driver.find_element(By.CSS_SELECTOR, f"#ip-policy-{policy} form.add-rule")
+        Select(form.find_element(By.NAME, "action")).select_by_value(action)
+        form.find_element(By.NAME, "cidr").send_keys(cidr)
+        form.find_element(By.NAME, "description").send_keys(f"{action} {cidr}")
+        form.find_element(By.TAG_NAME, "button").click()
+        wait_for(driver, lambda d: d.find_elements(By.ID, "notice"))
+        found = re.search(r"Rule (ipr_\w+):", driver.find_element(By.ID, "notice").text)
+        assert found, driver.page_source
+        return found.group(1)
+
+    def attach(driver: Any, policy: str) -> None:
+        form = driver.find_element(By.ID, "attach-ip-policy")
+        Select(form.find_element(By.NAME, "type")).select_by_value("dashboard")
+        Select(form.find_element(By.NAME, "ip_policy_id")).select_by_value(policy)
+        assert form.find_element(By.NAME, "enforced").is_selected()
+        form.find_element(By.TAG_NAME, "button").click()
+        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#notice, #error"))
+
+    with (
+        from_127_0_0_2(edge.sso.port) as relay,
+        chromium(SimpleNamespace(spki_sha256="")) as driver,  # type: ignore[arg-type]
+    ):
+        denied_url = f"http://127.0.0.1:{relay}/console/ip-policies"
+        driver.set_window_size(1280, 1000)
+        driver.get(invitation["url"])
+        driver.find_element(By.ID, "oidc").click()
+        log_in(driver, ivy.login, "correct-horse-battery-1")
+        wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"))
+        field = driver.find_element(By.NAME, "otp")
+        field.send_keys(ivy.otp())
+        field.submit()
+        wait_for(driver, lambda d: d.current_url == edge.url + "/console")
+        # Open to every address at first: the session works from 127.0.0.2 (through the relay).
+        driver.get(denied_url)
+        assert f"Signed in as {ivy.email} (admin, oidc)" in driver.page_source
+        assert from_denied("/login").status_code == 200
+        driver.get(edge.url + "/console")
+        driver.find_element(By.LINK_TEXT, "IP policies").click()
+        form = driver.find_element(By.ID, "create-ip-policy")
+        form.find_element(By.NAME, "description").send_keys("admins' desks")
+        form.find_element(By.TAG_NAME, "button").click()
+        wait_for(driver, lambda d: d.find_elements(By.ID, "notice"))
+        policy = re.search(r"(ipp_\w+)", driver.find_element(By.ID, "notice").text)
+        assert policy
+        desks = policy.group(1)
+        try:
+            add_rule(driver, desks, "deny", "127.0.0.2/32")
+            # A deny rule alone denies every address, this admin's too: the guard refuses.
+            attach(driver, desks)
+            error = driver.find_element(By.ID, "error").text
+            assert "would deny your own address 127.0.0.1 access to the dashboard" in error
+            assert not driver.find_elements(By.ID, "ip-restrictions")
+            driver.save_screenshot(str(artifacts / "1-lockout-refused.png"))
+            lan = add_rule(driver, desks, "allow", "127.0.0.0/8")
+            attach(driver, desks)
+            notice = driver.find_element(By.ID, "notice").text
+            made = re.search(r"IP restriction (ipx_\w+) \(dashboard\) is created", notice)
+            assert made, driver.page_source
+            row = driver.find_element(By.ID, "ip-restrictions").text
+            assert "dashboard" in row and desks in row
+            driver.save_screenshot(str(artifacts / "2-dashboard-restricted.png"))
+            # The same browser, from 127.0.0.2: the refusal page, its session notwithstanding.
+            wait_for(
+                driver,
+                lambda d: d.get(denied_url) or "Not allowed" in d.title,
+                timeout=TIMEOUT,
+            )
+            text = driver.find_element(By.TAG_NAME, "body").text
+            assert "Your address 127.0.0.2 is not allowed to use the edgeward console" in text
+            assert desks not in driver.page_source and "ipx_" not in driver.page_source
+            driver.save_screenshot(str(artifacts / "3-denied-address.png"))
+            for path in ("/console", "/login", "/console/ip-policies"):
+                refused = from_denied(path)
+                assert refused.status_code == 403 and "127.0.0.2" in refused.text, path
+            # The admin's own address keeps working, and its last way in cannot be removed.
+            driver.get(page)
+            assert driver.find_element(By.ID, "ip-restrictions")
+            row = driver.find_element(By.ID, f"ip-policy-rule-{lan}")
+            row.find_element(By.TAG_NAME, "button").click()
+            wait_for(driver, lambda d: d.find_elements(By.ID, "error"))
+            assert "your own address 127.0.0.1" in driver.find_element(By.ID, "error").text
+            assert driver.find_elements(By.ID, f"ip-policy-rule-{lan}")
+            driver.save_screenshot(str(artifacts / "4-own-rule-kept.png"))
+            # The restriction deleted, 127.0.0.2 comes back.
+            delete = f"#ip-restriction-{made.group(1)} form[action$='/delete'] button"
+            driver.find_element(By.CSS_SELECTOR, delete).click()
+            wait_for(driver, lambda d: "is deleted" in d.find_element(By.ID, "notice").text)
+            wait_for(
+                driver,
+                lambda d: d.get(denied_url) or "IP policies" in d.title,
+                timeout=TIMEOUT,
+            )
+        finally:
+            with httpx.Client(
+                base_url=edge.url,
+                headers={"Ngrok-Version": "2", "Authorization": f"Bearer {admin_key}"},
+            ) as api:
+                for left in api.get("/ip_restrictions").json()["ip_restrictions"]:
+                    api.delete(f"/ip_restrictions/{left['id']}", params={"force": "true"})
+                api.delete(f"/ip_policies/{desks}")
+    assert all((artifacts / n).stat().st_size > 0 for n in os.listdir(artifacts))
+    assert len(os.listdir(artifacts)) == 4
+
+
+def test_an_http_destination_made_in_the_console_gets_what_its_subscription_picks(
+    edge: ConsoleEdge, provider: Provider, admin_key: str, admin: Browser
+) -> None:
+    from tests.events.receivers import http_receiver
+
+    page = edge.url + "/console/event-destinations"
+    subscriptions = edge.url + "/console/event-subscriptions"
+    ips = edge.url + "/console/ip-policies"
+    with http_receiver() as receiver:
+
+        def new_destination(fields: dict[str, str]) -> httpx.Response:
+            hidden = parse(admin.client.get(page).text).forms["/console/event-destinations"]
+            return admin.client.post(page, data={**hidden, **fields})
+
+        ftp = new_destination({"kind": "http", "url": "ftp://siem.example.com"})
+        assert ftp.status_code == 400
+        assert "target.http.url: must be an http:// or https:// URL" in shown(ftp.text, "error")
+        made = new_destination({
+            "kind": "http", "description": "siem", "url": receiver.url, "shape": "json",
+            "token": "s3cret-collector-token", "format": "json",
+        })  # fmt: skip
+        assert made.status_code == 201, made.text
+        destination = _made(made, "ed")
+        assert "s3cret-collector-token" not in made.text and "token: <code>********" in made.text
+        # A CEL error is the API's, placed under its line and column; the form keeps what was typed.
+        wrong = 'object.description.startsWith("to-siem") &&\n  principal.role = "admin"'
+        refused = post_form(
+            admin, subscriptions, page, destination_id=destination,
+            sources="ip_policy_created.v0", filter=wrong,
+        )  # fmt: skip
+        assert refused.status_code == 400, refused.text
+        message = shown(refused.text, "error")
+        assert re.match(r"filter: 2:\d+: ", message), message
+        assert re.search(r'<li class="bad">  principal\.role = (&#34;|&quot;)admin', refused.text)
+        assert (
+            '<span class="diag error">' in refused.text
+            and "startsWith(&#34;to-siem" in (refused.text.split('name="filter"')[1])
+        )
+        subscribed = post_form(
+            admin, subscriptions, page, destination_id=destination, description="ip changes",
+            sources="ip_policy_created.v0, ip_policy_deleted.v0",
+            filter='object.description.startsWith("to-siem")',
+        )  # fmt: skip
+        assert subscribed.status_code == 201, subscribed.text
+        subscription = _made(subscribed, "esb")
+        row = re.search(
+            rf'<tr id="event-subscription-{subscription}">(.*?)</tr>', subscribed.text, re.S
+        )
+        assert row and "ip_policy_deleted.v0" in row.group(1) and destination in row.group(1)
+        # The edge applies it within a second: admin changes in the console reach the collector.
+        made_ids: list[str] = []
+        try:
+            deadline = time.monotonic() + 30
+            while not receiver.events() and time.monotonic() < deadline:
+                made_ids.append(
+                    _made(post_form(admin, ips, ips, description="to-siem probe"), "ipp")
+                )
+                time.sleep(0.3)
+            quiet = _made(post_form(admin, ips, ips, description="quiet"), "ipp")
+            loud = _made(post_form(admin, ips, ips, description="to-siem loud"), "ipp")
+            made_ids += [quiet, loud]
+            event = eventually(
+                lambda: [e for e in receiver.events() if e["object"].get("id") == loud]
+            )[0]
+            assert event["event_type"] == "ip_policy_created.v0"
+            assert event["principal"]["role"] == "admin"
+            assert all(e["object"].get("id") != quiet for e in receiver.events())
+            # An auditor reads the page without its forms; a developer is refused, as by the API.
+            auditor, _ = sign_in(edge, provider, admin_key, "auditor")
+            developer, _ = sign_in(edge, provider, admin_key, "developer", GRANT)
+            try:
+                seen = auditor.client.get(page)
+                assert seen.status_code == 200 and subscription in seen.text
+                assert "<form" not in seen.text.split("</header>")[1]
+                assert "s3cret" not in seen.text
+                mine = developer.client.get(page)
+                assert mine.status_code == 403 and "for admins and auditors" in mine.text
+            finally:
+                auditor.close()
+                developer.close()
+            gone = post_form(admin, f"{subscriptions}/{subscription}/delete", page)
+            assert gone.status_code == 200 and f"event-subscription-{subscription}" not in gone.text
+        finally:
+            for id in made_ids:
+                post_form(admin, f"{ips}/{id}/delete", ips)
+        deleted = post_form(admin, f"{page}/{destination}/delete", page)
+        assert deleted.status_code == 200 and f"event-destination-{destination}" not in deleted.text
+        csrf = parse(admin.client.get(edge.url + "/console").text).forms["/logout"]
+        again = admin.client.post(f"{page}/{destination}/delete", data=csrf)
+        assert again.status_code == 404 and destination in shown(again.text, "error")

@@ -1,9 +1,11 @@
 """The console's sans-IO pieces without a server: the policy editor's
-check and test on text (the CLI's code), and the in-process API call."""
+check and test on text (the CLI's code), and the event page's forms read
+as the API's bodies."""
 
 from __future__ import annotations
 
-from edgeward.admin.console import policy_editor
+from edgeward.admin.console import event_pages, policy_editor
+from edgeward.admin.console.client import Answer
 
 CASES = """cases:
   - name: denied
@@ -55,3 +57,39 @@ def test_a_malformed_cases_document_is_a_located_error() -> None:
     tested = policy_editor.run_tests(POLICY, "cases: 3\n")
     assert tested.error.startswith("cases:1:1") and "'cases' list" in tested.error
     assert not tested.cases
+
+
+def test_a_destination_form_becomes_the_target_of_its_kind_only() -> None:
+    form = {
+        "kind": "http", "url": " https://siem/x ", "token": "t", "ca": "", "path": "/ignored",
+        "address": "ignored:1",
+    }  # fmt: skip
+    assert event_pages.target(form) == {"http": {"url": "https://siem/x", "token": "t"}}
+    syslog = {"kind": "syslog", "address": "h:6514", "tls": "on", "tls_ca": "/ca.pem"}
+    assert event_pages.target(syslog) == {"syslog": {"address": "h:6514", "tls": {"ca": "/ca.pem"}}}
+    assert event_pages.target({"kind": "syslog", "address": "h:514", "tls_ca": "/ca.pem"}) == {
+        "syslog": {"address": "h:514"}
+    }
+    assert event_pages.target({"kind": "carrier-pigeon"}) == {"carrier-pigeon": {}}
+
+
+def test_event_types_are_split_on_commas_spaces_and_lines() -> None:
+    assert event_pages.sources("credential_*, ip_policy_created.v0\n  endpoint_*") == [
+        {"type": "credential_*"},
+        {"type": "ip_policy_created.v0"},
+        {"type": "endpoint_*"},
+    ]
+    assert event_pages.sources("  ") == []
+
+
+def test_only_a_located_filter_error_is_placed_under_its_line() -> None:
+    body = {
+        "msg": "filter: 2:3: undeclared",
+        "details": {"field": "filter", "line": 2, "column": 3},
+    }
+    placed = event_pages.located(Answer(400, body), "a &&\nb")
+    assert placed is not None and (placed.line, placed.column) == (2, 3)
+    assert placed.lines == ["a &&", "b"] and placed.message == "filter: 2:3: undeclared"
+    other = {"msg": "sources: must be a list", "details": {"field": "sources"}}
+    assert event_pages.located(Answer(400, other), "x") is None
+    assert event_pages.located(Answer(500, None), "x") is None

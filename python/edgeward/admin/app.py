@@ -109,8 +109,9 @@ class AdminApi:
             *endpoints_api.routes(self),
             *vaults.routes(self),
             *UsersApi(self, sso.public_url if sso else None).routes(),
-            *Console(self).routes(),  # before web's: the console's /console is the home page
-            *self.web.routes(),
+            # the console (before web's: its /console is the home page) and the sign-in pages:
+            # the `dashboard`, behind its IP restriction
+            *ip_policies.dashboard_only(self, [*Console(self).routes(), *self.web.routes()]),
         ]
         self.app = Starlette(
             routes=routes, exception_handlers={HTTPException: self._http_exception}

@@ -69,19 +69,23 @@ def forced(request: Request) -> bool:
 def lockout_guard(conn: Connection, request: Request) -> None:
     """After a change to IP policies, rules or restrictions (inside its
     write transaction): refuse it when the `api` restriction it leaves would
-    deny the caller's own address, unless `?force=true`. The transaction
-    then rolls back and nothing changed."""
+    deny the caller's own address, or, for a caller signed in on the web
+    (the console: no `Authorization`), the `dashboard` restriction would;
+    unless `?force=true`. The transaction then rolls back and nothing changed."""
     if forced(request):
         return
     address = client_ip(request)
-    allowed, restriction = read_restrictions(conn).verdict("api", address)
-    if not allowed and restriction is not None and restriction.enforced:
-        raise ApiError(
-            409,
-            LOCKOUT,
-            f"this change would deny your own address {address} access to the API"
-            f" (IP restriction {restriction.id}); send it again with ?force=true to apply it",
-        )
+    restrictions = read_restrictions(conn)
+    kinds = ("api",) if request.headers.get("authorization") else ("api", "dashboard")
+    for kind in kinds:
+        allowed, restriction = restrictions.verdict(kind, address)
+        if not allowed and restriction is not None and restriction.enforced:
+            raise ApiError(
+                409,
+                LOCKOUT,
+                f"this change would deny your own address {address} access to the {kind}"
+                f" (IP restriction {restriction.id}); send it again with ?force=true to apply it",
+            )
 
 
 class Rows:

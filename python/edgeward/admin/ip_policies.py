@@ -1,22 +1,25 @@
 """`/ip_policies`, `/ip_policy_rules` and `/ip_restrictions`, shaped like
-the public API's; and `check`, which enforces the `api` (and `dashboard`)
-restriction on every request.
+the public API's; `check`, which enforces the `api` restriction on every
+request; and `dashboard_only`, which puts the console and its sign-in
+pages behind the `dashboard` restriction.
 
 A restriction attaches IP policies to `dashboard`, `api`, `agent` or
 `endpoints` (one per type). Admins write; developers and auditors read.
-A change that would deny the caller's own address access to the API is
-refused (409 `ERR_EDGEWARD_4121`) unless sent with `?force=true`. A policy
-still attached to a restriction cannot be deleted (409).
+A change that would deny the caller's own address access to the API (or,
+signed in on the web, to the console) is refused (409 `ERR_EDGEWARD_4121`)
+unless sent with `?force=true`. A policy still attached to a restriction
+cannot be deleted (409).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from edgeward.admin.control_base import (
@@ -29,6 +32,7 @@ from edgeward.admin.control_base import (
 )
 from edgeward.admin.errors import IP_RESTRICTED, ApiError, conflict, invalid
 from edgeward.admin.resources import ref
+from edgeward.admin.sso.pages import SECURITY_HEADERS, page
 from edgeward.control import RESTRICTION_TYPES, RuleError, check_cidr, new_id
 from edgeward.control.restrictions import ACTIONS
 from edgeward.store import ApiKeyRow, Connection
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     from edgeward.admin.app import AdminApi
 
 log = logging.getLogger("edgeward.admin")
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def ip_policy(base: str, row: rows.IpPolicyRow) -> dict[str, Any]:
@@ -83,6 +88,36 @@ def check(api: AdminApi, request: Request, type: str = "api") -> None:
         f"your address {address} is not allowed to use the {type} (IP restriction"
         f" {restriction.id})",
     )
+
+
+def dashboard_only(api: AdminApi, routes: list[Route]) -> list[Route]:
+    """`routes` (the console and its sign-in pages) answering a browser
+    from an address the `dashboard` restriction denies with a plain 403
+    page, before anything else runs (no session is looked at)."""
+
+    def gated(endpoint: Callable[[Request], Awaitable[Response]]) -> Endpoint:
+        async def gate(request: Request) -> Response:
+            try:
+                check(api, request, "dashboard")
+            except ApiError as refused:
+                log.warning("admin console: %s", refused.msg)
+                address = client_ip(request)
+                text = (
+                    f"Your address {address} is not allowed to use the edgeward console"
+                    " (an IP restriction of the dashboard). Ask an administrator."
+                )
+                response = HTMLResponse(page("Not allowed", text), status_code=403)
+                for name, value in SECURITY_HEADERS.items():
+                    response.headers[name] = value
+                return response
+            return await endpoint(request)
+
+        return gate
+
+    return [
+        Route(r.path, gated(r.endpoint), methods=sorted(r.methods or ()), name=r.name)
+        for r in routes
+    ]
 
 
 def _now() -> datetime:
@@ -339,4 +374,4 @@ def _unique_cidr(conn: Connection, policy_id: str, cidr: str, id: str | None) ->
             raise conflict(f"IP policy {policy_id!r} already has a rule for {cidr}", "cidr")
 
 
-__all__ = ["check", "ip_policy", "ip_policy_rule", "ip_restriction", "routes"]
+__all__ = ["check", "dashboard_only", "ip_policy", "ip_policy_rule", "ip_restriction", "routes"]

@@ -468,7 +468,9 @@ def _html(op_id: str, summary: str, *statuses: str) -> S:
         "303": "signed in (to /console) or out",
         "400": "an expired or replayed login",
         "401": "refused credentials or assertion",
-        "403": "no account, no MFA, or a stale form",
+        "403": "no account, no MFA, a stale form, or an address the dashboard restriction denies",
+        "409": "the API refused the change (the lockout guard, a policy in use)",
+        "412": "changed meanwhile: reload the page",
         "404": "SSO is not configured",
         "413": "a form too large",
         "415": "not a form",
@@ -493,7 +495,7 @@ _FORM_FAILS = ("400", "401", "403", "404", "413", "415", "429", "503")
 def _web() -> dict[str, S]:
     token = {"name": "token", "in": "path", "required": True, "schema": STR}
     return {
-        "/login": {"get": _html("login_page", "the sign-in page", "200", "404")},
+        "/login": {"get": _html("login_page", "the sign-in page", "200", "403", "404")},
         "/login/oidc": {
             "get": _html("login_oidc", "start an OpenID Connect login", "302", *_FAILS)
         },
@@ -516,6 +518,7 @@ def _web() -> dict[str, S]:
                         "description": "metadata",
                         "content": {"application/samlmetadata+xml": {"schema": STR}},
                     },
+                    "403": {"description": "an address the dashboard restriction denies"},
                     "404": {"description": "SAML is not configured"},
                 },
             }
@@ -525,10 +528,14 @@ def _web() -> dict[str, S]:
         },
         "/invite/{token}": {
             "parameters": [token],
-            "get": _html("invitation_open", "an invitation link", "200", "400", "404", "503"),
+            "get": _html(
+                "invitation_open", "an invitation link", "200", "400", "403", "404", "503"
+            ),
         },
         "/logout": {"post": _html("logout", "end the web session", "200", "303", "403", "404")},
-        "/console": {"get": _html("console", "the console (signed in)", "200", "303", "404")},
+        "/console": {
+            "get": _html("console", "the console (signed in)", "200", "303", "403", "404")
+        },
         **_console(),
         "/session": {
             "get": {
@@ -541,6 +548,7 @@ def _web() -> dict[str, S]:
                         "content": {"application/json": {"schema": _ref("WebSession")}},
                     },
                     "401": _ERRORS["401"],
+                    "403": {"description": "an address the dashboard restriction denies"},
                     "404": {"description": "SSO is not configured"},
                 },
             }
@@ -562,7 +570,10 @@ def _console() -> dict[str, S]:
                 "operationId": "console_stylesheet",
                 "summary": "the console's stylesheet",
                 "security": [],
-                "responses": {"200": {"description": "the stylesheet", "content": css}},
+                "responses": {
+                    "200": {"description": "the stylesheet", "content": css},
+                    "403": {"description": "an address the dashboard restriction denies"},
+                },
             }
         },
         "/console/endpoints": {"get": _html("console_endpoints", "endpoints", *read)},
@@ -589,6 +600,71 @@ def _console() -> dict[str, S]:
         "/console/policy": {
             "get": _html("console_policy", "the policy editor", *read),
             "post": _html("console_policy_run", "policy check or test on text", *write),
+        },
+        **_console_ip(id, read, write),
+        **_console_events(id, read, write),
+    }
+
+
+def _console_ip(id: S, read: tuple[str, ...], write: tuple[str, ...]) -> dict[str, S]:
+    """The IP policies page (`admin.console.ip_pages`): the API's refusals
+    keep their status (409: the lockout guard or a policy in use)."""
+    change = (*write, "409", "412")
+    return {
+        "/console/ip-policies": {
+            "get": _html("console_ip_policies", "IP policies and restrictions", *read),
+            "post": _html("console_ip_policy_create", "make an IP policy", "201", *write),
+        },
+        "/console/ip-policies/{id}/rules": {
+            "parameters": [id],
+            "post": _html("console_ip_policy_rule_create", "add a rule", "201", *change),
+        },
+        "/console/ip-policies/{id}/delete": {
+            "parameters": [id],
+            "post": _html("console_ip_policy_delete", "delete an IP policy", *change),
+        },
+        "/console/ip-policy-rules/{id}/delete": {
+            "parameters": [id],
+            "post": _html("console_ip_policy_rule_delete", "delete a rule", *change),
+        },
+        "/console/ip-restrictions": {
+            "post": _html(
+                "console_ip_restriction_attach",
+                "attach an IP policy to the restriction of a type (made if none)",
+                "201",
+                *change,
+            )
+        },
+        "/console/ip-restrictions/{id}/detach": {
+            "parameters": [id],
+            "post": _html("console_ip_restriction_detach", "detach an IP policy", *change),
+        },
+        "/console/ip-restrictions/{id}/delete": {
+            "parameters": [id],
+            "post": _html("console_ip_restriction_delete", "delete an IP restriction", *change),
+        },
+    }
+
+
+def _console_events(id: S, read: tuple[str, ...], write: tuple[str, ...]) -> dict[str, S]:
+    """The event destinations page (`admin.console.event_pages`)."""
+    return {
+        "/console/event-destinations": {
+            "get": _html("console_event_destinations", "event destinations, subscriptions", *read),
+            "post": _html("console_event_destination_create", "make a destination", "201", *write),
+        },
+        "/console/event-destinations/{id}/delete": {
+            "parameters": [id],
+            "post": _html("console_event_destination_delete", "delete a destination", *write),
+        },
+        "/console/event-subscriptions": {
+            "post": _html(
+                "console_event_subscription_create", "make a subscription", "201", *write
+            ),
+        },
+        "/console/event-subscriptions/{id}/delete": {
+            "parameters": [id],
+            "post": _html("console_event_subscription_delete", "delete a subscription", *write),
         },
     }
 

@@ -44,6 +44,7 @@ async def call(
     body: dict[str, Any] | None = None,
     query: dict[str, str] | None = None,
     csrf: str = "",
+    if_match: str = "",
 ) -> Answer:
     """`method path` on the API as the browser's session."""
     raw = json.dumps(body).encode() if body is not None else b""
@@ -56,6 +57,8 @@ async def call(
     ]
     if csrf:
         headers.append((CSRF_HEADER.encode(), csrf.encode()))
+    if if_match:
+        headers.append((b"if-match", if_match.encode("latin-1")))
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},

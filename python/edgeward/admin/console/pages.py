@@ -10,6 +10,8 @@ page shows is the API's answer for the browser's session, `client.call`).
                                           POST /console/invitations/{id}/revoke
     GET  /console/audit                   recent audit events (type, principal, time filters)
     GET  /console/policy                  the policy editor; POST: check or test
+    GET  /console/ip-policies             IP policies, rules, restrictions (`ip_pages`)
+    GET  /console/event-destinations      event destinations, subscriptions (`event_pages`)
     GET  /console/static/console.css      the stylesheet
 
 Every POST carries the session's CSRF token (`csrf_token`), compared in
@@ -37,6 +39,8 @@ from starlette.routing import Route
 from edgeward.admin import session, users
 from edgeward.admin.console import policy_editor
 from edgeward.admin.console.client import Answer, call
+from edgeward.admin.console.event_pages import EventPages
+from edgeward.admin.console.ip_pages import IpPages
 from edgeward.admin.sso.pages import CSP, SECURITY_HEADERS
 from edgeward.store import StoreError
 from edgeward.store.web_session_rows import WebSessionRow
@@ -56,6 +60,8 @@ NAV = (
     ("/console/users", "Users"),
     ("/console/audit", "Audit log"),
     ("/console/policy", "Policy editor"),
+    ("/console/ip-policies", "IP policies"),
+    ("/console/event-destinations", "Events"),
 )
 
 
@@ -109,6 +115,8 @@ class Console:
             Route("/console/audit", g(self.audit), methods=["GET"]),
             Route("/console/policy", g(self.policy), methods=["GET"]),
             Route("/console/policy", g(self.policy_run), methods=["POST"]),
+            *IpPages(self).routes(),
+            *EventPages(self).routes(),
         ]
 
     # --- plumbing -----------------------------------------------------------------------------
@@ -170,6 +178,20 @@ class Console:
             raise _Stop(self.render("message.html", viewer, "", "Refused", answer.status,
                                     lines=[answer.message]))  # fmt: skip
         return answer.data[field]
+
+    async def _all(self, request: Request, viewer: Viewer, path: str, field: str) -> list[Any]:
+        """Every item of an API list, page after page (the API gives 100 at most)."""
+        items: list[Any] = []
+        query: dict[str, str] = {}
+        while True:
+            answer = await self._api(request, viewer, "GET", path, query=query)
+            if not answer.ok:
+                raise _Stop(self.render("message.html", viewer, "", "Refused", answer.status,
+                                        lines=[answer.message]))  # fmt: skip
+            items.extend(answer.data[field])
+            if not answer.data.get("next_page_uri") or not answer.data[field]:
+                return items
+            query = {"before_id": answer.data[field][-1]["id"]}
 
     async def _form(self, request: Request, viewer: Viewer) -> dict[str, str]:
         """The posted form, once its CSRF token is the session's."""
