@@ -38,6 +38,7 @@ from tests.admin.walkthrough_support import (
     TIMEOUT,
     Shots,
     Sinks,
+    notice,
     sign_in,
     sinks_config,
     submit,
@@ -153,7 +154,7 @@ def test_the_walkthrough_of_the_brief_in_chromium(pki: Pki, tmp_path: Path) -> N
         # 2. The admin invites the developer in the console, with the grant.
         alice = person(provider, "alice")
         admin.find_element(By.LINK_TEXT, "Users").click()
-        submit(admin, "invite", email=alice.email, role="developer", acl=GRANT)
+        submit(admin, "#invite", email=alice.email, role="developer", acl=GRANT)
         link = wait_for(admin, lambda d: d.find_elements(By.ID, "invite-url"), TIMEOUT)[0].text
         assert link.startswith(edge.url + "/invite/")
         shot(admin, "developer-invited")
@@ -166,12 +167,12 @@ def test_the_walkthrough_of_the_brief_in_chromium(pki: Pki, tmp_path: Path) -> N
         shot(dev, "developer-signed-in")
         dev.find_element(By.LINK_TEXT, "Authtokens").click()
         assert GRANT in dev.find_element(By.ID, "create-authtoken").text  # her grant, shown
-        submit(dev, "create-authtoken", description="beyond", acl="bind:*.other.internal")
+        submit(dev, "#create-authtoken", description="beyond", acl="bind:*.other.internal")
         error = wait_for(dev, lambda d: d.find_elements(By.ID, "error"), TIMEOUT)[0].text
         assert "bind:*.other.internal" in error and "goes beyond what this key may grant" in error
         assert not dev.find_elements(By.ID, "new-token")
         shot(dev, "mint-beyond-the-grant-refused")
-        submit(dev, "create-authtoken", description="alice's laptop", acl=GRANT)
+        submit(dev, "#create-authtoken", description="alice's laptop", acl=GRANT)
         wait_for(dev, lambda d: d.find_elements(By.ID, "new-token"), TIMEOUT)
         made = re.search(r"(at_\w+)", dev.find_element(By.ID, "created").text)
         assert made
@@ -220,25 +221,24 @@ def test_the_walkthrough_of_the_brief_in_chromium(pki: Pki, tmp_path: Path) -> N
         assert public in listed and APP in listed
         shot(admin, "public-and-internal-endpoints")
 
-        # 6. An IP restriction on the agent ingress: 127.0.0.2 may not start agents.
-        with httpx.Client(base_url=edge.url, headers=headers, timeout=30) as api:
-            policy = api.post("/ip_policies", json={"description": "no agents from .2"})
-            assert policy.status_code == 201, policy.text
-            policy_id = policy.json()["id"]
-            for action, cidr in (("allow", "0.0.0.0/0"), ("deny", f"{DENIED}/32")):
-                rule = api.post(
-                    "/ip_policy_rules",
-                    json={"ip_policy_id": policy_id, "action": action, "cidr": cidr},
-                )
-                assert rule.status_code == 201, rule.text
-            restriction = api.post(
-                "/ip_restrictions", json={"type": "agent", "ip_policy_ids": [policy_id]}
-            )
-            assert restriction.status_code == 201, restriction.text
+        # 6. An IP restriction on the agent ingress, in the console: 127.0.0.2 may not
+        #    start agents (every other address may).
+        admin.find_element(By.LINK_TEXT, "IP policies").click()
+        submit(admin, "#create-ip-policy", description="no agents from the lab network")
+        policy_id = notice(admin, r"IP policy (ipp_\w+) is created").group(1)
+        for action, cidr in (("allow", "0.0.0.0/0"), ("deny", f"{DENIED}/32")):
+            submit(admin, f"#ip-policy-{policy_id} form.add-rule", action=action, cidr=cidr)
+            notice(admin, rf"Rule \w+: {action} {re.escape(cidr)}\.")
+        submit(admin, "#attach-ip-policy", type="agent", ip_policy_id=policy_id)
+        restriction_id = notice(admin, r"IP restriction (ipx_\w+) \(agent\) is created").group(1)
+        row = admin.find_element(By.ID, f"ip-restriction-{restriction_id}")
+        assert "yes" in row.text and policy_id in row.text  # enforced, with the policy
+        admin.execute_script("arguments[0].scrollIntoView()", row)
+        shot(admin, "agent-ip-restriction")
         relay = stack.enter_context(from_127_0_0_2(edge.agents.ingress_port))
         stderr = refused_agent(token, app, relay, pki)
         assert f"the address {DENIED} is not allowed to start agent sessions" in stderr
-        assert restriction.json()["id"] in stderr
+        assert restriction_id in stderr
         again = public_get(f"http://127.0.0.1:{web_port}/", host)
         assert again.content == APP_BODY  # the first agent, from 127.0.0.1, keeps serving
         dev.find_element(By.LINK_TEXT, "Sessions").click()
@@ -248,7 +248,7 @@ def test_the_walkthrough_of_the_brief_in_chromium(pki: Pki, tmp_path: Path) -> N
 
         # 7. Every step is an event in the syslog and the HTTP sinks, with the same ids.
         ada_id, alice_id = ada_invitation["user"]["id"], token_owner(edge, bootstrap, token)
-        key_id, restriction_id = api_key["id"], restriction.json()["id"]
+        key_id = api_key["id"]
         steps: list[tuple[str, str, str, dict[str, Any]]] = [
             ("1. the admin signs in", "login_succeeded.v0", ada_id, {"method": "oidc"}),
             ("2. the invitation", "invitation_created.v0", ada_id,
@@ -265,10 +265,10 @@ def test_the_walkthrough_of_the_brief_in_chromium(pki: Pki, tmp_path: Path) -> N
             ("4. the bind", "endpoint_bound.v0", token.id, {"url": APP}),
             ("5. the admin's API key", "api_key_created.v0", ada_id, {"id": key_id}),
             ("5. the public endpoint", "endpoint_created.v0", key_id, {"url": public}),
-            ("6. the IP policy", "ip_policy_created.v0", key_id, {"id": policy_id}),
-            ("6. its deny rule", "ip_policy_rule_created.v0", key_id,
+            ("6. the IP policy", "ip_policy_created.v0", ada_id, {"id": policy_id}),
+            ("6. its deny rule", "ip_policy_rule_created.v0", ada_id,
              {"action": "deny", "cidr": f"{DENIED}/32"}),
-            ("6. the agent restriction", "ip_restriction_created.v0", key_id,
+            ("6. the agent restriction", "ip_restriction_created.v0", ada_id,
              {"id": restriction_id, "type": "agent"}),
             ("6. the refused agent", "tunnel_session_refused.v0", "",
              {"client_ip": DENIED, "error_code": "ERR_NGROK_115"}),

@@ -6,6 +6,7 @@ numbered screenshots kept as the test's artifacts."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,20 +129,33 @@ def sign_in(driver: Any, invitation_url: str, who: Person, console: str) -> None
     wait_for(driver, lambda d: d.current_url == console, TIMEOUT)
 
 
-def submit(driver: Any, form_id: str, **fields: str) -> None:
-    """Fill the console form `form_id` (inputs, selects, textareas by name) and send it."""
+def submit(driver: Any, form: str, **fields: str) -> None:
+    """Fill the console form at the CSS selector `form` (inputs, selects,
+    textareas by name) and send it with its button."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    form = driver.find_element(By.ID, form_id)
+    found = driver.find_element(By.CSS_SELECTOR, form)
     for name, value in fields.items():
-        element = form.find_element(By.NAME, name)
+        element = found.find_element(By.NAME, name)
         if element.tag_name == "select":
             Select(element).select_by_value(value)
         else:
             element.clear()
             element.send_keys(value)
-    form.find_element(By.CSS_SELECTOR, "button[type=submit], button").click()
+    found.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
 
-__all__ = ["TIMEOUT", "Shots", "Sinks", "sign_in", "sinks_config", "submit"]
+def notice(driver: Any, pattern: str) -> re.Match[str]:
+    """The console's notice once it matches `pattern` (the page after a change)."""
+    from selenium.webdriver.common.by import By
+    from tests.identity.browser import wait_for
+
+    def shown(d: Any) -> re.Match[str] | None:
+        return re.search(pattern, d.find_element(By.ID, "notice").text)
+
+    found: re.Match[str] = wait_for(driver, shown, TIMEOUT)
+    return found
+
+
+__all__ = ["TIMEOUT", "Shots", "Sinks", "notice", "sign_in", "sinks_config", "submit"]
