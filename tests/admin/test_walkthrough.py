@@ -250,6 +250,8 @@ def test_the_walkthrough_of_the_brief_in_chromium(pki: Pki, tmp_path: Path) -> N
         ada_id, alice_id = ada_invitation["user"]["id"], token_owner(edge, bootstrap, token)
         key_id = api_key["id"]
         steps: list[tuple[str, str, str, dict[str, Any]]] = [
+            ("1. the admin's user, bound at the first sign-in", "user_bound.v0", ada_id,
+             {"email": ada.email, "role": "admin", "method": "oidc"}),
             ("1. the admin signs in", "login_succeeded.v0", ada_id, {"method": "oidc"}),
             ("2. the invitation", "invitation_created.v0", ada_id,
              {"email": alice.email, "role": "developer", "acl": [GRANT]}),
