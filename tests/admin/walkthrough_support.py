@@ -89,7 +89,7 @@ class Sinks:
         while True:
             syslog = [e["event_id"] for e in self.from_syslog()]
             http = [e["event_id"] for e in self.from_http()]
-            if set(syslog) == set(http) and len(syslog) == len(http):
+            if set(syslog) == set(http):  # delivery is at least once: a retry may repeat
                 return set(http)
             if time.monotonic() > deadline:
                 raise AssertionError(
