@@ -12,8 +12,8 @@ HTTP collector as the SIEM's two inputs.
 4. `edgeward agent http` binds `https://app.dev-alice.internal` with it;
 5. the security team's public endpoint (a cloud endpoint made with the
    admin's API key) forwards to it with `forward-internal`;
-6. an IP restriction on the agent ingress refuses an agent from 127.0.0.2
-   while the first agent keeps serving;
+6. an IP restriction on the agent ingress, made in the console, refuses an
+   agent from 127.0.0.2 (the reason on its stderr) while the first keeps serving;
 7. every step is an event in both sinks, with the same event ids.
 
 Screenshots of each step are kept in the test's tmp dir, artifacts/.
@@ -25,6 +25,7 @@ import contextlib
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -73,8 +74,6 @@ def public_get(url: str, host: str) -> httpx.Response:
 def eventually_get(url: str, host: str, body: bytes) -> httpx.Response:
     """`public_get` until it answers `body` (the edge applies a new cloud
     endpoint from its store watcher, a moment after the API's 201)."""
-    import time
-
     deadline = time.monotonic() + TIMEOUT
     while True:
         answer = public_get(url, host)
@@ -95,8 +94,6 @@ def refused_agent(token: Token, upstream: int, relay: int, pki: Pki) -> str:
     """The stderr of an `edgeward agent` connecting through the relay (from
     127.0.0.2) once the edge refuses it. An agent started before the edge
     applied the new restriction is let in (then dropped): started again."""
-    import time
-
     command = [
         *EDGEWARD, "agent", "http", str(upstream), "--url", "https://other.dev-alice.internal",
         "--server", f"localhost:{relay}", "--ca", str(pki.ca),
