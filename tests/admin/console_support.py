@@ -59,10 +59,14 @@ class ConsoleEdge:
 
 
 @contextmanager
-def console_edge(directory: Path, pki: Pki, provider: object) -> Iterator[ConsoleEdge]:
+def console_edge(
+    directory: Path, pki: Pki, provider: object, api_extra: str = ""
+) -> Iterator[ConsoleEdge]:
+    """`api_extra`: more lines of the `api:` section (indented 2, no braces),
+    e.g. its `events:` destinations."""
     port = free_port()
     client_id, secret = provider.client(f"http://127.0.0.1:{port}/login/oidc/callback")  # type: ignore[attr-defined]
-    body = EDGE + ingress_block(pki, domains=["*.apps.example.com"])
+    body = EDGE + api_extra + ingress_block(pki, domains=["*.apps.example.com"])
     edge = start_edge(
         directory, body, listeners=["web", "ingress"], port_api=port,
         issuer=provider.issuer, client_id=client_id, secret=secret,  # type: ignore[attr-defined]

@@ -188,12 +188,28 @@ def test_an_invited_developer_signs_in_with_oidc_and_mfa_and_uses_the_api(
         lambda: [e for e in edge.audit("session_used.v0") if e["principal"]["id"] == shown["id"]]
     )
     assert {e["object"]["status_code"] for e in used} >= {200, 201, 403}
-    # A second login finds the user by its SSO identity, without an invitation.
+    # The first login bound the identity: an event of its own, with the invitation.
+    (bound,) = edge.until(
+        lambda: [e for e in edge.audit("user_bound.v0") if e["principal"]["id"] == shown["id"]]
+    )
+    assert bound["object"]["invitation"]["id"] == invitation["id"]
+    assert bound["object"]["acl"] == ["bind:*.alice.internal"]
+    assert bound["object"]["method"] == "oidc"
+    # A second login finds the user by its SSO identity, without an invitation (not bound again).
     other = Browser()
     try:
         assert oidc_login(edge, other, alice).status_code == 200
     finally:
         other.close()
+    edge.until(
+        lambda: (
+            len(
+                [e for e in edge.audit("login_succeeded.v0") if e["principal"]["id"] == shown["id"]]
+            )
+            == 2
+        )
+    )
+    assert len([e for e in edge.audit("user_bound.v0") if e["principal"]["id"] == shown["id"]]) == 1
 
 
 def test_a_login_without_mfa_is_refused(
@@ -329,6 +345,8 @@ def test_saml_login_with_mfa(edge: SsoEdge, idp: IdP, saml_user: str, browser: B
     )[-1]
     assert event["object"]["method"] == "saml"
     assert event["object"]["authn_context"] == ["https://refeds.org/profile/mfa"]
+    bound = [e for e in edge.audit("user_bound.v0") if e["object"]["email"] == saml_user]
+    assert [e["object"]["method"] for e in bound] == ["saml"]
 
 
 def test_a_replayed_saml_response_is_refused(

@@ -181,9 +181,12 @@ def test_sessions_and_invitations_on_a_store(tmp_path: Path) -> None:
             users.login(store, subject="oidc|i|1", email="zed@example.com", invitation=None)
         with pytest.raises(users.LoginRefused, match=r"is for zed@example\.com"):
             users.login(store, subject="oidc|i|1", email="eve@example.com", invitation=token)
-        user = users.login(store, subject="oidc|i|1", email="ZED@example.com", invitation=token)
-        assert user.sso_subject == "oidc|i|1"
-        assert users.login(store, subject="oidc|i|1", email="", invitation=None).id == user.id
+        bound = users.login(store, subject="oidc|i|1", email="ZED@example.com", invitation=token)
+        user = bound.user
+        assert user.sso_subject == "oidc|i|1" and bound.accepted is not None
+        assert bound.accepted.id == invited.invitation.id
+        again = users.login(store, subject="oidc|i|1", email="", invitation=None)
+        assert again.user.id == user.id and again.accepted is None
         with pytest.raises(users.LoginRefused, match="already used"):
             users.login(store, subject="oidc|i|2", email="zed@example.com", invitation=token)
         with pytest.raises(Exception, match="already a user"):

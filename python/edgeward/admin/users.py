@@ -80,6 +80,15 @@ class Invited:
     token: Token  # token.text is shown once (in the link), then forgotten
 
 
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """Who an SSO login signs in as; `accepted` is the invitation this
+    login used (its first: the identity was bound now, an event of its own)."""
+
+    user: UserRow
+    accepted: InvitationRow | None = None
+
+
 def _random_id(prefix: str) -> str:
     return prefix + base64.b32encode(secrets.token_bytes(10)).decode().lower()
 
@@ -176,7 +185,7 @@ def _usable(
 
 def login(
     store: Store, *, subject: str, email: str, invitation: str | None, now: datetime | None = None
-) -> UserRow:
+) -> SignedIn:
     """The user an SSO identity signs in as. Bound already: that user.
     Else the invitation (from the link the browser followed) must be
     usable and for this email; it is used, and the identity bound."""
@@ -186,7 +195,7 @@ def login(
         if user is not None:
             found = update_user(conn, user.id, last_login_at=now)
             assert found is not None
-            return found
+            return SignedIn(found)
         if not invitation:
             raise LoginRefused(
                 "There is no account for this identity here. Ask an admin for an invitation,"
@@ -206,7 +215,7 @@ def login(
             raise LoginRefused("This invitation link was already used.")
         bound = update_user(conn, user.id, sso_subject=subject, last_login_at=now)
         assert bound is not None
-        return bound
+        return SignedIn(bound, checked)
 
 
 def list_users(store: Store) -> list[UserRow]:
@@ -295,6 +304,7 @@ __all__ = [
     "USER_PREFIX",
     "Invited",
     "LoginRefused",
+    "SignedIn",
     "UnknownInvitation",
     "UnknownUser",
     "check_invitation",

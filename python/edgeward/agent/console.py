@@ -34,10 +34,14 @@ class RequestLine:
 
 
 class Console:
-    """Lines on a stream (stdout), flushed at once."""
+    """Lines on a stream (stdout), flushed at once; the error the agent
+    exits with on another (stderr), where a redirected stdout leaves it seen."""
 
-    def __init__(self, out: TextIO | None = None, *, quiet: bool = False) -> None:
+    def __init__(
+        self, out: TextIO | None = None, *, err: TextIO | None = None, quiet: bool = False
+    ) -> None:
         self.out = out or sys.stdout
+        self.err = err or sys.stderr
         self.quiet = quiet  # no per-request lines (benchmarks)
 
     def line(self, text: str) -> None:
@@ -45,6 +49,10 @@ class Console:
 
     def info(self, text: str) -> None:
         self.line(f"edgeward agent: {text}")
+
+    def fatal(self, text: str) -> None:
+        """Why the agent exits 1 (a refused authtoken or bind)."""
+        print(f"edgeward agent: {text}", file=self.err, flush=True)
 
     def forwarding(self, public_url: str, upstream: str) -> None:
         self.line(f"Forwarding {public_url} -> {upstream}")

@@ -420,7 +420,7 @@ async def run_agent(settings: AgentSettings, console: Console) -> int:
             failure = str(_first(group))
         nursery.cancel_scope.cancel()
     if failure is not None:
-        console.line(f"edgeward agent: {failure}")
+        console.fatal(failure)
         return 1
     return 0
 

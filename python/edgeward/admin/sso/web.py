@@ -211,15 +211,28 @@ class WebLogin:
             response.headers.append("set-cookie", self._cookie(name, "", 0))
         return response
 
-    async def _bind(self, subject: str, email: str, invitation: str) -> UserRow:
+    async def _bind(
+        self, request: Request, method: str, subject: str, email: str, invitation: str
+    ) -> UserRow:
+        """The user this SSO identity signs in as; on its first login (the
+        invitation used, the identity bound) a `user_bound.v0` event."""
         try:
-            return await self._run(  # type: ignore[no-any-return]
+            signed: users.SignedIn = await self._run(
                 lambda store: users.login(
                     store, subject=subject, email=email, invitation=invitation or None
                 )
             )
         except users.LoginRefused as exc:
             raise _Refused(403, "No access", f"no account: {exc}", str(exc)) from None
+        user = signed.user
+        if signed.accepted is not None:
+            obj = {
+                "id": user.id, "email": user.email, "role": user.role, "acl": list(user.acl),
+                "method": method, "ip": self._ip(request),
+                "invitation": {"id": signed.accepted.id, "created_by": signed.accepted.created_by},
+            }  # fmt: skip
+            self._emit("user_bound.v0", obj, Principal(user.id, type="user", role=user.role))
+        return user
 
     async def current(self, request: Request) -> WebSessionRow | None:
         """The request's live session, if any."""
@@ -385,7 +398,9 @@ class WebLogin:
                 raise _Refused(403, "Multi-factor authentication required",
                                f"no MFA: {refusal}", _MFA_TEXT)  # fmt: skip
             assert tx is not None
-            user = await self._bind(self.oidc.subject(claims), email, str(tx.get("invite") or ""))
+            user = await self._bind(
+                request, "oidc", self.oidc.subject(claims), email, str(tx.get("invite") or "")
+            )
         except _Refused as exc:
             return self._fail(request, "oidc", exc, email)
         return await self._signed_in(
@@ -463,7 +478,9 @@ class WebLogin:
             if refusal is not None:
                 raise _Refused(403, "Multi-factor authentication required",
                                f"no MFA: {refusal}", _MFA_TEXT)  # fmt: skip
-            user = await self._bind(identity.subject, email, str(outstanding.get("invite") or ""))
+            user = await self._bind(
+                request, "saml", identity.subject, email, str(outstanding.get("invite") or "")
+            )
             if await self._run(lambda store: _take(store, key)) is None:  # used meanwhile
                 raise _Refused(400, "Login expired", "SAML request already answered", _shown(400))
         except _Refused as exc:
