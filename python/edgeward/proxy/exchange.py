@@ -16,12 +16,12 @@ import logging
 import math
 import time
 from collections.abc import Callable, Generator
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import trio
 
 from edgeward.config import Endpoint
-from edgeward.hookdriver import ChainedHooks, HookFlow, drive, filter_whole
+from edgeward.hookdriver import ChainedHooks, HookFlow, drive, filter_whole, record
 from edgeward.hooks import (
     Await,
     BodyFilter,
@@ -204,6 +204,9 @@ class ProxyExchange:
                 await self._local(self._error(errors.CONNECT_NOT_ALLOWED))
                 return False  # optimistic tunnel bytes may follow: not HTTP
             endpoint = self.endpoint = runtime.router.route(head.authority)
+            trace: list[Any] | None = None
+            if ctx.services.taps and endpoint is not None:  # the traffic inspector: opt-in
+                trace = self._inspect(endpoint)
             if (
                 endpoint is not None
                 and endpoint.policy is not None
@@ -230,13 +233,27 @@ class ProxyExchange:
                     await self._local(self._error(errors.ENDPOINT_NOT_FOUND))
                     return True
                 return await self._forward(endpoint, head, None)
-            return await self._with_hooks(endpoint, head)
+            return await self._with_hooks(endpoint, head, trace)
         finally:
             self._complete()
 
+    def _inspect(self, endpoint: Endpoint) -> list[Any] | None:
+        """When `endpoint` is inspected: capture this exchange (its client
+        side teed, `inspector.TapDownstream`); the list its policy's trace
+        goes in. Only exchanges of inspected endpoints come here."""
+        tap = self.ctx.services.taps.get(endpoint.name)
+        if tap is None:
+            return None
+        self.down, trace = tap.begin(
+            self.down, self.head, self.ctx.info, self.ctx.services.inspector
+        )
+        return trace
+
     # --- policy -------------------------------------------------------------------
 
-    async def _with_hooks(self, endpoint: Endpoint | None, head: RequestHead) -> bool:
+    async def _with_hooks(
+        self, endpoint: Endpoint | None, head: RequestHead, trace: list[Any] | None = None
+    ) -> bool:
         ctx = self.ctx
         runtime = ctx.runtime
         info = runtime.endpoint_infos[endpoint.name] if endpoint else runtime.listener_info
@@ -247,12 +264,18 @@ class ProxyExchange:
         if listener_policy is not None:
             outer = listener_policy.begin(ctx.info, info, head, self.request_id)
             hooks = outer if hooks is None else ChainedHooks(outer, hooks)
+        if trace is not None and hooks is not None:
+            record(hooks, trace)
         flow = self.flow = HookFlow(hooks)
         outcome = await self._request_phase(flow.request, head)
-        return await self._route(endpoint, flow, outcome)
+        return await self._route(endpoint, flow, outcome, trace)
 
     async def _route(
-        self, endpoint: Endpoint | None, flow: HookFlow, outcome: RequestOutcome
+        self,
+        endpoint: Endpoint | None,
+        flow: HookFlow,
+        outcome: RequestOutcome,
+        trace: list[Any] | None = None,
     ) -> bool:
         """Act on a request outcome: into internal endpoints while it is a
         `ForwardInternal`, then forward, answer or close."""
@@ -276,6 +299,8 @@ class ProxyExchange:
                         self.error_code = "tcp_connect_denied"
                         return False
                 inner = policy.begin(ctx.info, info, outcome.head, self.request_id)
+                if trace is not None:
+                    record(inner, trace)
                 self.flow = flow
             outcome = await self._request_phase(flow.enter, outcome, inner)
         if isinstance(outcome, CloseConnection):

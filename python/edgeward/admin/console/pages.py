@@ -10,6 +10,7 @@ page shows is the API's answer for the browser's session, `client.call`).
                                           POST /console/invitations/{id}/revoke
     GET  /console/audit                   recent audit events (type, principal, time filters)
     GET  /console/policy                  the policy editor; POST: check or test
+    .../endpoints/{id}/inspect, .../captures/...   the traffic inspector (inspector_pages)
     GET  /console/static/console.css      the stylesheet
 
 Every POST carries the session's CSRF token (`csrf_token`), compared in
@@ -37,6 +38,7 @@ from starlette.routing import Route
 from edgeward.admin import session, users
 from edgeward.admin.console import policy_editor
 from edgeward.admin.console.client import Answer, call
+from edgeward.admin.console.inspector_pages import InspectorPages
 from edgeward.admin.sso.pages import CSP, SECURITY_HEADERS
 from edgeward.store import StoreError
 from edgeward.store.web_session_rows import WebSessionRow
@@ -109,6 +111,7 @@ class Console:
             Route("/console/audit", g(self.audit), methods=["GET"]),
             Route("/console/policy", g(self.policy), methods=["GET"]),
             Route("/console/policy", g(self.policy_run), methods=["POST"]),
+            *InspectorPages(self).routes(),
         ]
 
     # --- plumbing -----------------------------------------------------------------------------
