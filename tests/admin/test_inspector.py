@@ -39,6 +39,24 @@ endpoints:
           actions:
             - type: add-headers
               config: {{headers: {{x-tagged: "yes"}}}}
+  - name: front
+    hostname: front.example.com
+    upstream: http://127.0.0.1:9
+    listeners: [web]
+    traffic_policy:
+      on_http_request:
+        - actions:
+            - type: forward-internal
+              config: {{url: "https://inner.internal"}}
+  - name: inner
+    hostname: inner.internal
+    upstream: http://127.0.0.1:{upstream}
+    traffic_policy:
+      on_http_request:
+        - name: mark inner
+          actions:
+            - type: add-headers
+              config: {{headers: {{x-inner: "1"}}}}
 api:
   address: 127.0.0.1:{port_api}
   audit_log: {dir}/audit.log
@@ -378,3 +396,56 @@ def test_invalid_settings_are_refused(admin: httpx.Client) -> None:
     for value in ({"enabled": "yes"}, {"max_body_bytes": 2**30}, {"colour": 1}, []):
         answer = admin.patch("/endpoints/cfg_hooks", json={"inspect": value})
         assert answer.status_code == 400, (value, answer.text)
+
+
+def test_the_inspectors_answers_validate_against_the_openapi_document(
+    edge: ApiEdge, admin: httpx.Client
+) -> None:
+    from tests.admin.test_openapi import Checker
+
+    from edgeward.admin.openapi import document
+
+    check = Checker(edge, document())
+    shown = check(admin, "PATCH", "/endpoints/cfg_hooks", json={"inspect": {"enabled": True}})
+    assert shown.json()["inspect"]["enabled"] is True
+    check(admin, "GET", "/endpoints/cfg_hooks")
+    check(admin, "GET", "/endpoints")
+    wait_captured(edge, admin, "cfg_hooks", "/admin/openapi")  # a deny: with a decision
+    wait_captured(edge, admin, "cfg_hooks", "/openapi-ok")
+    listed = check(admin, "GET", "/endpoints/cfg_hooks/captures", params={"limit": "1"}).json()
+    assert len(listed["captures"]) == 1 and listed["next_page_uri"]
+    one = listed["captures"][0]["id"]
+    check(admin, "GET", f"/endpoints/cfg_hooks/captures/{one}")
+    assert check(admin, "POST", f"/endpoints/cfg_hooks/captures/{one}/replay").status_code == 201
+    assert check(admin, "GET", "/endpoints/cfg_hooks/captures/cap_none").status_code == 404
+    assert check(admin, "DELETE", "/endpoints/cfg_hooks/captures").status_code == 204
+    bad = {"inspect": {"enabled": 1}}
+    assert check(admin, "PATCH", "/endpoints/cfg_hooks", json=bad).status_code == 400
+
+
+def test_an_internal_endpoint_behind_a_public_one_is_inspected_and_replayed(
+    edge: ApiEdge, admin: httpx.Client, upstream: Recorder
+) -> None:
+    inspect(admin, "cfg_inner", enabled=True)
+    deadline = time.monotonic() + 20
+    found: list[dict[str, Any]] = []
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{edge.agents.web_port}",
+        headers={"host": "front.example.com"},
+        timeout=30,
+    ) as client:
+        while not found and time.monotonic() < deadline:
+            assert client.get("/through").status_code == 200
+            found = captures(admin, "cfg_inner")
+            time.sleep(0.1)
+    capture = found[0]
+    assert capture["request"]["host"] == "front.example.com"
+    assert [(s["rule"], s["action"]) for s in capture["trace"]][-1] == ("mark inner", "add-headers")
+    assert upstream.seen[-1]["headers"]["x-inner"] == "1"
+    assert captures(admin, "cfg_front") == []  # not inspected: nothing kept there
+    before = len(upstream.seen)
+    replayed = admin.post(capture["uri"] + "/replay")
+    assert replayed.status_code == 201, replayed.text
+    assert replayed.json()["replay_of"] == capture["id"]
+    assert len(upstream.seen) == before + 1
+    assert "edgeward-replay" not in upstream.seen[-1]["headers"]  # the mark never leaves

@@ -53,6 +53,7 @@ from edgeward.http1.codec import Codec
 from edgeward.http1.framing import LENGTH, FramingError, framing_of
 from edgeward.proxy import errors, subrequest
 from edgeward.proxy.context import ConnContext
+from edgeward.proxy.inspector import REPLAY_HEADER
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import Pool, UpstreamConnection
 from edgeward.proxy.upstream_h2 import (
@@ -240,7 +241,9 @@ class ProxyExchange:
     def _inspect(self, endpoint: Endpoint) -> list[Any] | None:
         """When `endpoint` is inspected: capture this exchange (its client
         side teed, `inspector.TapDownstream`); the list its policy's trace
-        goes in. Only exchanges of inspected endpoints come here."""
+        goes in. Only exchanges of inspected endpoints come here: the one
+        the client addressed, or an internal one a policy forwarded it to
+        (then the trace starts at that endpoint's policy)."""
         tap = self.ctx.services.taps.get(endpoint.name)
         if tap is None:
             return None
@@ -287,6 +290,8 @@ class ProxyExchange:
                 return True
             endpoint, info = target
             self._visited.append(endpoint.name)
+            if trace is None and ctx.services.taps:  # an inspected internal endpoint
+                trace = self._inspect(endpoint)
             if outcome.body is not None:
                 self._body_buffer = outcome.body
             policy = endpoint.policy
@@ -1076,7 +1081,8 @@ class _ClosedMarker:
 
 _CLOSED = _ClosedMarker()
 _PROTOCOLS = {b"1.1": "HTTP/1.1", b"2": "HTTP/2", b"1.0": "HTTP/1.0"}
-_NOT_FORWARDED = frozenset({b"host", b"content-length", b"expect", REQUEST_ID})
+# (the inspector's replay mark, too: the edge's own, never an upstream's)
+_NOT_FORWARDED = frozenset({b"host", b"content-length", b"expect", REQUEST_ID, REPLAY_HEADER})
 
 
 def _loop(message: str) -> InternalError:
