@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import h11
 import trio
@@ -390,7 +390,7 @@ class Inspector:
                 "action": step.action,
                 "outcome": redact.text(step.outcome),
             }
-            for step in _steps(capture.trace)
+            for step in cast("list[TraceStep]", capture.trace)
         ]
         self._ids += 1
         size = (
@@ -473,10 +473,6 @@ class Inspector:
                 "the replay was sent, but not captured (was inspection turned off?)"
             )
         return replayed
-
-
-def _steps(trace: list[Any]) -> list[TraceStep]:
-    return trace
 
 
 def _content_type(headers: list[Header]) -> bytes:
