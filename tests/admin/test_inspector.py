@@ -449,3 +449,62 @@ def test_an_internal_endpoint_behind_a_public_one_is_inspected_and_replayed(
     assert replayed.json()["replay_of"] == capture["id"]
     assert len(upstream.seen) == before + 1
     assert "edgeward-replay" not in upstream.seen[-1]["headers"]  # the mark never leaves
+
+
+def test_an_http2_exchange_is_captured_as_one(
+    edge: ApiEdge, admin: httpx.Client, upstream: Recorder
+) -> None:
+    inspect(admin, "cfg_hooks", enabled=True)
+    wait_captured(edge, admin, "cfg_hooks", "/warm-h2")
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{edge.agents.web_port}", http1=False, http2=True, timeout=30
+    ) as client:  # h2c with prior knowledge
+        answer = client.post("/h2", content=b"over h2", headers={"host": "hooks.example.com"})
+    assert answer.status_code == 200 and answer.http_version == "HTTP/2"
+    capture = next(c for c in captures(admin, "cfg_hooks") if c["request"]["uri"] == "/h2")
+    assert capture["request"]["proto"] == "HTTP/2" and capture["request"]["body"] == "over h2"
+    assert capture["response"]["status_code"] == 200 and capture["outcome"] == "completed"
+    assert upstream.seen[-1]["body"] == "over h2"
+
+
+CLOUD_POLICY = """on_http_request:
+  - name: hello
+    actions:
+      - type: custom-response
+        config: {status_code: 200, body: "from the cloud endpoint"}
+"""
+
+
+def test_a_cloud_endpoint_is_inspected_and_a_failed_change_sets_nothing(
+    edge: ApiEdge, admin: httpx.Client
+) -> None:
+    made = admin.post(
+        "/endpoints", json={"url": "http://cloud.example.com", "traffic_policy": CLOUD_POLICY}
+    )
+    assert made.status_code == 201, made.text
+    id = made.json()["id"]
+    assert made.json()["inspect"]["enabled"] is False
+    # A change refused for its URL leaves the inspector as it was.
+    refused = admin.patch(f"/endpoints/{id}", json={"url": "ftp://x", "inspect": {"enabled": True}})
+    assert refused.status_code == 400
+    assert admin.get(f"/endpoints/{id}").json()["inspect"]["enabled"] is False
+    both = admin.patch(
+        f"/endpoints/{id}", json={"description": "d", "inspect": {"enabled": True}}
+    ).json()
+    assert both["description"] == "d" and both["inspect"]["enabled"] is True
+    deadline = time.monotonic() + 20
+    found: list[dict[str, Any]] = []
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{edge.agents.web_port}",
+        headers={"host": "cloud.example.com"},
+        timeout=30,
+    ) as client:
+        while not found and time.monotonic() < deadline:
+            assert client.get("/c").text == "from the cloud endpoint"
+            found = captures(admin, id)
+            time.sleep(0.1)
+    assert found[0]["decision"]["rule"] == "hello"
+    assert found[0]["decision"]["action"] == "custom-response"
+    assert admin.delete(f"/endpoints/{id}").status_code == 204
+    with edge.client(edge.key("admin")) as again:
+        assert again.get(f"/endpoints/{id}/captures").status_code == 404

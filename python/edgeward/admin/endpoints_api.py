@@ -192,9 +192,11 @@ def routes(api: AdminApi) -> list[Route]:
         data = await api._body(
             request, {"url", "traffic_policy", "description", "metadata", "inspect"}
         )
+        inspection = None
         if "inspect" in data:  # any endpoint, by its owner or an admin (inspector_api)
-            await inspector_api.set_inspection(api, request, key, id, data.pop("inspect"))
+            inspection = await inspector_api.checked(api, request, key, id, data.pop("inspect"))
             if not data:
+                await inspector_api.store(api, key, inspection)
                 return api._json(await visible(api, request, key, id))
         admin_only(key, "endpoints")
         read_only(id)
@@ -216,6 +218,8 @@ def routes(api: AdminApi) -> list[Route]:
             return changed
 
         shown = cloud_endpoint(api._base(request), await clouds.write(change))
+        if inspection is not None:  # with the rest of the change, once it passed
+            await inspector_api.store(api, key, inspection)
         shown["inspect"] = inspector_api.inspect_shape((await inspector_api.settings(api)).get(id))
         api._emit("endpoint_updated.v0", shown, key)
         return api._json(shown)

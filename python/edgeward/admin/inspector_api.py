@@ -75,11 +75,12 @@ def _number(data: dict[str, Any], name: str, default: int, most: int, least: int
     return value
 
 
-async def set_inspection(
+async def checked(
     api: AdminApi, request: Request, key: ApiKeyRow, id: str, value: Any
-) -> dict[str, Any]:
-    """`PATCH /endpoints/{id}` with `inspect`: checked, stored, audited.
-    Fields left out keep their value (their default, the first time)."""
+) -> rows.InspectionRow:
+    """The `inspect` of `PATCH /endpoints/{id}`, checked (nothing is written
+    yet: `store` does, once the rest of the change passed). Fields left out
+    keep their value (their default, the first time)."""
     from edgeward.admin.endpoints_api import visible
 
     await visible(api, request, key, id)  # 404 unless the caller sees it (owns it)
@@ -92,7 +93,7 @@ async def set_inspection(
     enabled = value.get("enabled", current["enabled"])
     if not isinstance(enabled, bool):
         raise invalid("inspect.enabled must be true or false", "inspect")
-    row = rows.InspectionRow(
+    return rows.InspectionRow(
         id,
         enabled,
         _number(value, "max_requests", current["max_requests"], MAX_REQUESTS, 1),
@@ -101,7 +102,13 @@ async def set_inspection(
         datetime.now(UTC),
     )
 
-    def store(conn: Connection) -> None:
+
+async def store(api: AdminApi, key: ApiKeyRow, row: rows.InspectionRow) -> dict[str, Any]:
+    """Write a checked setting (the edge applies it within about 250 ms)
+    and audit it; what the API shows of it."""
+    id = row.id
+
+    def write(conn: Connection) -> None:
         if rows.get(conn, rows.InspectionRow, id) is None:
             rows.add(conn, row)
         else:
@@ -115,7 +122,7 @@ async def set_inspection(
                 updated_by=row.updated_by,
             )
 
-    await _rows(api).write(store)
+    await _rows(api).write(write)
     shown = inspect_shape(row)
     api._emit("endpoint_inspection_updated.v0", {"id": id, "inspect": shown}, key)
     return shown
@@ -181,4 +188,4 @@ def routes(api: AdminApi) -> list[Route]:
     ]
 
 
-__all__ = ["inspect_shape", "routes", "set_inspection", "settings"]
+__all__ = ["checked", "inspect_shape", "routes", "settings", "store"]
