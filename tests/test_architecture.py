@@ -29,6 +29,8 @@ SANS_IO = (
     "agents",
     "ipintel",
     "ja4",
+    "redaction",
+    "inspection",
 )
 # The trio drivers that live inside a sans-IO package (and nothing there imports them).
 TRIO_DRIVERS = {"edgeward.tunnel.trio_session"}
@@ -179,6 +181,10 @@ FORBIDDEN = {
     # bottom-row helpers of the proxy and the config: plain functions on bytes
     "ja4": ("edgeward",),  # the twin of native.ja4_fingerprint
     "urlpath": ("edgeward",),
+    # redaction of captured traffic, and the inspector's settings: below the
+    # proxy and the admin API, which both use them
+    "redaction": ("edgeward",),
+    "inspection": ("edgeward.proxy", "edgeward.admin", "edgeward.store", "edgeward.control"),
     "errorbody": ("edgeward",),
 }
 

@@ -33,6 +33,7 @@ from edgeward.hooks import (
     RequestOutcome,
     ResponseHead,
     ResponseOutcome,
+    Traced,
 )
 
 T = TypeVar("T")
@@ -154,6 +155,19 @@ class HookFlow:
     def complete(self, summary: ExchangeSummary) -> None:
         if self.hooks is not None:
             self.hooks.on_complete(summary)
+
+
+def record(hooks: ExchangeHooks, trace: list[Any]) -> None:
+    """Have `hooks` (and the hooks chained in them) append what their rules
+    do to `trace`: the traffic inspector's decision trace. Hooks that keep
+    no trace (not a compiled policy) are left alone. A policy that records
+    runs its rules in Python, not in one native call: the price of
+    inspection, paid only by the exchanges of inspected endpoints."""
+    if isinstance(hooks, ChainedHooks):
+        record(hooks.outer, trace)
+        record(hooks.inner, trace)
+    elif isinstance(hooks, Traced):
+        hooks.trace = trace
 
 
 def filter_whole(body_filter: BodyFilter, body: bytes) -> bytes:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, Union
+from typing import Any, Protocol, TypeVar, Union, runtime_checkable
 
 T = TypeVar("T")
 
@@ -406,6 +406,31 @@ class ExchangeHooks(Protocol):
     def on_http_response(self, head: ResponseHead) -> Hooked[ResponseOutcome]: ...
 
     def on_complete(self, summary: ExchangeSummary) -> None: ...
+
+
+class TraceStep(Protocol):
+    """What happened to one rule or action of an exchange: its phase
+    (`on_http_request`...), the rule's name, the action's type (None: the
+    rule's expressions) and the outcome ("matched", "not matched", "ran",
+    "answered 403 (deny: ...)", "error: ...")."""
+
+    @property
+    def phase(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def action(self) -> str | None: ...
+    @property
+    def outcome(self) -> str: ...
+
+
+@runtime_checkable
+class Traced(Protocol):
+    """`ExchangeHooks` that record what their rules did (`TraceStep`s) in
+    `trace` when it is a list, as `edgeward policy test` and the traffic
+    inspector ask; None (the usual case) records nothing."""
+
+    trace: list[Any] | None
 
 
 class PolicyHooks(Protocol):

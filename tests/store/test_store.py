@@ -47,7 +47,7 @@ def test_open_creates_a_private_state_dir(tmp_path: Path) -> None:
 
 def test_schema_is_at_head_and_matches_schema_py(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store, store.engine.connect() as conn:
-        assert migrate.current(conn) == migrate.head() == migrate.HEAD == "0005"
+        assert migrate.current(conn) == migrate.head() == migrate.HEAD == "0006"
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
         journal = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
         assert journal == "wal"

@@ -10,6 +10,8 @@ and `Ngrok-Version: 2`, as the public API does. What each role may do:
     api_keys          all        read its own key                   read
     tunnel_sessions   all        own credentials' sessions          read
     endpoints         all        own agent endpoints (read)         read
+    endpoints' inspect, captures (traffic inspector)
+                      all        own agent endpoints                read
     ip_policies, ip_policy_rules, ip_restrictions, agent_ingresses
                       all        read                               read
     vaults, secrets   all        -                                  read (never a value)
@@ -27,7 +29,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgeward.admin import endpoints_api, ip_policies, keys, resources, users, vaults
+from edgeward.admin import (
+    endpoints_api,
+    inspector_api,
+    ip_policies,
+    keys,
+    resources,
+    users,
+    vaults,
+)
 from edgeward.admin.audit import Audit, AuditEvent, Principal
 from edgeward.admin.dataplane import DataPlane
 from edgeward.admin.errors import (
@@ -107,6 +117,7 @@ class AdminApi:
             *EventsApi(self).routes(),
             *ip_policies.routes(self),
             *endpoints_api.routes(self),
+            *inspector_api.routes(self),
             *vaults.routes(self),
             *UsersApi(self, sso.public_url if sso else None).routes(),
             # the console (before web's: its /console is the home page) and the sign-in pages:

@@ -35,6 +35,9 @@ TYPES = (
     "endpoint_created.v0",  # not endpoint_*: agents' endpoint_bound... are the data plane's
     "endpoint_updated.v0",
     "endpoint_deleted.v0",
+    "endpoint_inspection_updated.v0",  # the traffic inspector (admin.inspector_api)
+    "endpoint_capture_replayed.v0",
+    "endpoint_captures_cleared.v0",
     "vault_*",
     "secret_*",
     "user_*",

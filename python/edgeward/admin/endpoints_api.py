@@ -9,6 +9,10 @@ check`; a policy with errors is 400 `ERR_EDGEWARD_4123` listing them in
 `details.diagnostics`); the edge's watcher serves the new version within
 about 250 ms, without a restart.
 
+Every endpoint has a traffic inspector setting, `inspect` (`inspector_api`):
+its owner (a developer, for its agents' endpoints) or an admin sets it with
+`PATCH /endpoints/{id}` and `{"inspect": {...}}`, on any kind of endpoint.
+
 `/agent_ingresses` shows the one agent ingress of edge.yml, read-only: its
 address and TLS certificates are bound at start (a reload cannot move
 them), so there is nothing the API could change at run time.
@@ -23,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgeward.admin import resources
+from edgeward.admin import inspector_api, resources
 from edgeward.admin.control_base import Rows, admin_only, described
 from edgeward.admin.errors import POLICY, ApiError, conflict, invalid, not_found
 from edgeward.control import load, new_id
@@ -60,38 +64,50 @@ def cloud_endpoint(base: str, row: rows.CloudEndpointRow) -> dict[str, Any]:
     }
 
 
+async def listed(api: AdminApi, request: Request, key: ApiKeyRow) -> list[dict[str, Any]]:
+    """The endpoints `key` sees (a developer: its own agents' only), each
+    with its traffic inspector setting (`inspect`)."""
+    base = api._base(request)
+    owned = await api._owned(key)
+    items: list[dict[str, Any]] = []
+    registry = api.dataplane.registry()
+    if registry is not None:
+        for published in reversed(list(registry.endpoints())):
+            if owned is None or published.authtoken_id in owned:
+                items.append(resources.agent_endpoint(base, published))
+    clouds = Rows(api, rows.CloudEndpointRow, "endpoints", "endpoint", cloud_endpoint)
+    if owned is None:
+        made = sorted(await clouds.all(), key=lambda r: (r.created_at, r.id), reverse=True)
+        items += [cloud_endpoint(base, r) for r in made]
+        config = api.dataplane.config()
+        items += [resources.static_endpoint(base, config, e) for e in config.endpoints]
+    settings = await inspector_api.settings(api)
+    for item in items:
+        item["inspect"] = inspector_api.inspect_shape(settings.get(item["id"]))
+    return items
+
+
+async def visible(api: AdminApi, request: Request, key: ApiKeyRow, id: str) -> dict[str, Any]:
+    """The endpoint `id` as `key` sees it; 404 when it does not (another
+    developer's is not found, as the API answers for every resource)."""
+    for item in await listed(api, request, key):
+        if item["id"] == id:
+            return item
+    raise not_found("endpoint", id)
+
+
 def routes(api: AdminApi) -> list[Route]:
     clouds = Rows(api, rows.CloudEndpointRow, "endpoints", "endpoint", cloud_endpoint)
 
-    async def listed(request: Request, key: ApiKeyRow) -> list[dict[str, Any]]:
-        base = api._base(request)
-        owned = await api._owned(key)
-        items: list[dict[str, Any]] = []
-        registry = api.dataplane.registry()
-        if registry is not None:
-            for published in reversed(list(registry.endpoints())):
-                if owned is None or published.authtoken_id in owned:
-                    items.append(resources.agent_endpoint(base, published))
-        if owned is None:
-            made = sorted(await clouds.all(), key=lambda r: (r.created_at, r.id), reverse=True)
-            items += [cloud_endpoint(base, r) for r in made]
-            config = api.dataplane.config()
-            items += [resources.static_endpoint(base, config, e) for e in config.endpoints]
-        return items
-
     async def list_endpoints(request: Request, key: ApiKeyRow) -> Response:
-        items = await listed(request, key)
+        items = await listed(api, request, key)
         return api._json(
             resources.page(api._base(request), "endpoints", items, dict(request.query_params)),
             tagged=False,
         )
 
     async def get_endpoint(request: Request, key: ApiKeyRow) -> Response:
-        id = request.path_params["id"]
-        for item in await listed(request, key):
-            if item["id"] == id:
-                return api._json(item)
-        raise not_found("endpoint", id)
+        return api._json(await visible(api, request, key, request.path_params["id"]))
 
     def read_only(id: str) -> None:
         if id.startswith(STATIC_ID):
@@ -167,14 +183,23 @@ def routes(api: AdminApi) -> list[Route]:
 
         await clouds.write(add)
         shown = cloud_endpoint(api._base(request), row)
+        shown["inspect"] = inspector_api.inspect_shape(None)
         api._emit("endpoint_created.v0", shown, key)
         return api._json(shown, 201)
 
     async def update_endpoint(request: Request, key: ApiKeyRow) -> Response:
-        admin_only(key, "endpoints")
         id = request.path_params["id"]
+        data = await api._body(
+            request, {"url", "traffic_policy", "description", "metadata", "inspect"}
+        )
+        inspection = None
+        if "inspect" in data:  # any endpoint, by its owner or an admin (inspector_api)
+            inspection = await inspector_api.checked(api, request, key, id, data.pop("inspect"))
+            if not data:
+                await inspector_api.store(api, key, inspection)
+                return api._json(await visible(api, request, key, id))
+        admin_only(key, "endpoints")
         read_only(id)
-        data = await api._body(request, {"url", "traffic_policy", "description", "metadata"})
         text = described(data, create=False)
         before: rows.CloudEndpointRow = await clouds.one(id)
         url, policy = await checked(data, id, before.url)
@@ -193,6 +218,9 @@ def routes(api: AdminApi) -> list[Route]:
             return changed
 
         shown = cloud_endpoint(api._base(request), await clouds.write(change))
+        if inspection is not None:  # with the rest of the change, once it passed
+            await inspector_api.store(api, key, inspection)
+        shown["inspect"] = inspector_api.inspect_shape((await inspector_api.settings(api)).get(id))
         api._emit("endpoint_updated.v0", shown, key)
         return api._json(shown)
 
@@ -204,6 +232,7 @@ def routes(api: AdminApi) -> list[Route]:
         def remove(conn: Connection) -> rows.CloudEndpointRow:
             row: rows.CloudEndpointRow = clouds.current(conn, request, id)
             rows.remove(conn, rows.CloudEndpointRow, id)
+            rows.remove(conn, rows.InspectionRow, id)  # its captures go with the endpoint
             return row
 
         row = await clouds.write(remove)
@@ -260,4 +289,4 @@ def routes(api: AdminApi) -> list[Route]:
     ]
 
 
-__all__ = ["cloud_endpoint", "routes"]
+__all__ = ["cloud_endpoint", "listed", "routes", "visible"]

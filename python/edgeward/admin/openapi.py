@@ -97,6 +97,7 @@ SCHEMAS: dict[str, S] = {
             "pooling_enabled": {"type": "boolean"},
             "credential": REF_OR_NULL,
             "tunnel_sessions": {"type": "array", "items": _ref("Ref")},
+            "inspect": _ref("Inspect"),
         },
         description={**STR, "description": "cloud endpoints only"},
         created_at={**TIME, "description": "cloud endpoints only"},
@@ -308,6 +309,26 @@ _DESCRIBED: dict[str, S] = {
 _DESCRIBE: dict[str, S] = {"description": STR, "metadata": STR}
 
 
+INT: S = {"type": "integer"}
+NUMBER: S = {"type": "number"}
+HEADERS: S = {
+    "type": "array",
+    "items": {"type": "array", "items": STR, "minItems": 2, "maxItems": 2},
+    "description": "[name, value] pairs, in order; credentials redacted",
+}
+_INSPECT: dict[str, S] = {
+    "enabled": {"type": "boolean"},
+    "max_requests": {**INT, "minimum": 1, "maximum": 500},
+    "max_body_bytes": {**INT, "minimum": 0, "maximum": 1048576},
+}
+_BODY: dict[str, S] = {
+    "body": {**STR, "description": "the first max_body_bytes, redacted"},
+    "body_encoding": {"enum": ["utf-8", "base64"]},
+    "body_size": INT,
+    "body_truncated": {"type": "boolean"},
+}
+
+
 def _input(required: dict[str, S], **optional: S) -> S:
     return {
         "type": "object",
@@ -363,7 +384,56 @@ SCHEMAS.update(
             bindings={**STRINGS, "description": '["public"]'},
             **_DESCRIBE,
         ),
-        "EndpointUpdate": _input({}, url=STR, traffic_policy=STR, **_DESCRIBE),
+        "EndpointUpdate": _input(
+            {},
+            url=STR,
+            traffic_policy=STR,
+            inspect={
+                **_input({}, **_INSPECT),
+                "description": "the traffic inspector: any endpoint, by its owner or an admin",
+            },
+            **_DESCRIBE,
+        ),
+        "Inspect": _obj(_INSPECT),
+        "Capture": _obj(
+            {
+                "id": STR,
+                "uri": STR,
+                "endpoint_id": STR,
+                "start": TIME,
+                "duration_ms": NUMBER,
+                "remote_addr": STR,
+                "outcome": {"enum": ["completed", "aborted", "closed", "upgraded"]},
+                "replay_of": {**STR_OR_NULL, "description": "the capture this one replays"},
+                "request": _obj(
+                    {
+                        "method": STR,
+                        "uri": STR,
+                        "host": STR,
+                        "scheme": STR,
+                        "proto": STR,
+                        "headers": HEADERS,
+                        **_BODY,
+                    }
+                ),
+                "response": {
+                    "oneOf": [
+                        _obj({"status_code": INT, "headers": HEADERS, **_BODY}),
+                        {"type": "null"},
+                    ]
+                },
+                "trace": {"type": "array", "items": _ref("TraceStep")},
+                "decision": {"oneOf": [_ref("TraceStep"), {"type": "null"}]},
+            }
+        ),
+        "TraceStep": _obj(
+            {
+                "phase": STR,
+                "rule": STR,
+                "action": {**STR_OR_NULL, "description": "null: the rule's expressions"},
+                "outcome": STR,
+            }
+        ),
         "AgentIngress": _obj(
             {
                 "id": STR,
@@ -407,6 +477,7 @@ _LISTS = {
     "EventSubscription": "event_subscriptions",
     "User": "users",
     "Invitation": "invitations",
+    "Capture": "captures",
 }
 for _item, _key in _LISTS.items():
     _name = f"{_item}List"
@@ -469,7 +540,7 @@ def _html(op_id: str, summary: str, *statuses: str) -> S:
         "400": "an expired or replayed login",
         "401": "refused credentials or assertion",
         "403": "no account, no MFA, a stale form, or an address the dashboard restriction denies",
-        "409": "the API refused the change (the lockout guard, a policy in use)",
+        "409": "refused: the lockout guard, a policy in use, a capture that cannot be replayed",
         "412": "changed meanwhile: reload the page",
         "404": "SSO is not configured",
         "413": "a form too large",
@@ -561,6 +632,7 @@ def _console() -> dict[str, S]:
     session; a form post answers with the page (the API's status when it
     refused) or 403 without the session's CSRF token."""
     id = {"name": "id", "in": "path", "required": True, "schema": STR}
+    capture = {"name": "capture_id", "in": "path", "required": True, "schema": STR}
     read = ("200", "303", "403", "404", "503")
     write = ("200", "303", "400", "403", "404", "413", "503")
     css = {"text/css": {"schema": STR}}
@@ -597,6 +669,23 @@ def _console() -> dict[str, S]:
             "post": _html("console_invitation_revoke", "revoke an invitation", *write),
         },
         "/console/audit": {"get": _html("console_audit", "recent audit events", "400", *read)},
+        "/console/endpoints/{id}/inspect": {
+            "parameters": [id],
+            "get": _html("console_inspector", "the traffic inspector of an endpoint", *read),
+            "post": _html("console_inspector_toggle", "turn inspection on or off", *write),
+        },
+        "/console/endpoints/{id}/captures/clear": {
+            "parameters": [id],
+            "post": _html("console_captures_clear", "drop an endpoint's captures", *write),
+        },
+        "/console/endpoints/{id}/captures/{capture_id}": {
+            "parameters": [id, capture],
+            "get": _html("console_capture", "one capture: heads, bodies, trace", *read),
+        },
+        "/console/endpoints/{id}/captures/{capture_id}/replay": {
+            "parameters": [id, capture],
+            "post": _html("console_capture_replay", "replay a capture", "201", "409", *write),
+        },
         "/console/policy": {
             "get": _html("console_policy", "the policy editor", *read),
             "post": _html("console_policy_run", "policy check or test on text", *write),
@@ -720,6 +809,36 @@ def _crud(
     return paths
 
 
+def _captures() -> dict[str, S]:
+    """The traffic inspector's captures of an endpoint (`admin.inspector_api`)."""
+    capture = {"name": "capture_id", "in": "path", "required": True, "schema": STR}
+    return {
+        "/endpoints/{id}/captures": {
+            "parameters": [_ID],
+            "get": _op(
+                "endpoints_captures_list",
+                "the endpoint's captured requests on this edge, newest first",
+                _json_ok("200", "CaptureList", "a page"),
+                parameters=_PAGING,
+            ),
+            "delete": _op("endpoints_captures_clear", "drop the captures", _NO_CONTENT),
+        },
+        "/endpoints/{id}/captures/{capture_id}": {
+            "parameters": [_ID, capture],
+            "get": _op("endpoints_captures_get", "one capture", _json_ok("200", "Capture", "it")),
+        },
+        "/endpoints/{id}/captures/{capture_id}/replay": {
+            "parameters": [_ID, capture],
+            "post": _op(
+                "endpoints_captures_replay",
+                "send the captured request again through the endpoint (as captured: redacted"
+                " values stay redacted); 409 when it cannot be replayed",
+                _json_ok("201", "Capture", "the replay's own capture"),
+            ),
+        },
+    }
+
+
 @cache
 def document() -> S:
     paths: dict[str, S] = {
@@ -770,6 +889,7 @@ def document() -> S:
         **_crud("users", "User", "user", writable=True),
         **_crud("invitations", "Invitation", "invitation", writable=True),
         **_web(),
+        **_captures(),
         "/tunnel_sessions/{id}/stop": {
             "parameters": [_ID],
             "post": _op(

@@ -135,8 +135,9 @@ def agent_endpoint(base: str, published: Published[Any]) -> dict[str, Any]:
 
 
 def etag(resource: dict[str, Any]) -> str:
-    """A strong ETag of what the API shows (never of a token)."""
-    shown = {k: v for k, v in resource.items() if k != "token"}
+    """A strong ETag of what the API shows (never of a token; not of an
+    endpoint's traffic inspector setting, which is not the endpoint's)."""
+    shown = {k: v for k, v in resource.items() if k not in ("token", "inspect")}
     digest = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()
     return f'"{digest[:32]}"'
 

@@ -1,7 +1,8 @@
 """What the edge applies of the control plane, read in one transaction: the
-IP restrictions (compiled), the endpoints made through the API, and the
-vaults' secrets (unsealed, for `secrets.get`). Built by the store's
-watcher after every change (`store.trio_adapter.AsyncStore.watch`)."""
+IP restrictions (compiled), the endpoints made through the API, the
+traffic inspector's opt-ins, and the vaults' secrets (unsealed, for
+`secrets.get`). Built by the store's watcher after every change
+(`store.trio_adapter.AsyncStore.watch`)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class ControlSnapshot:
     revision: int = 0
     restrictions: Restrictions = field(default_factory=Restrictions)
     endpoints: tuple[rows.CloudEndpointRow, ...] = ()
+    inspections: tuple[rows.InspectionRow, ...] = ()  # the traffic inspector's opt-ins
     # vault name -> secret name -> value; never shown (repr hides it)
     vaults: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
 
@@ -39,13 +41,14 @@ def load(store: Store) -> ControlSnapshot:
         revision = current_revision(conn)
         restrictions = read_restrictions(conn)
         endpoints = tuple(rows.select_all(conn, rows.CloudEndpointRow))
+        inspections = tuple(rows.select_all(conn, rows.InspectionRow))
         vault_rows = {v.id: v.name for v in rows.select_all(conn, rows.VaultRow)}
         secret_rows = rows.select_all(conn, rows.SecretRow)
     vaults: dict[str, dict[str, str]] = {name: {} for name in vault_rows.values()}
     for secret in secret_rows:
         value = unseal(store.secret, secret.sealed_value, secret_context(secret))
         vaults[vault_rows[secret.vault_id]][secret.name] = value
-    return ControlSnapshot(revision, restrictions, endpoints, vaults)
+    return ControlSnapshot(revision, restrictions, endpoints, inspections, vaults)
 
 
 def read_restrictions(conn: Connection) -> Restrictions:

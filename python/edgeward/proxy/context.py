@@ -17,6 +17,7 @@ from edgeward.hooks import ConnectionInfo, EndpointInfo, Fetch, FetchResult, Int
 from edgeward.proxy import errors
 from edgeward.proxy.accesslog import AccessLog
 from edgeward.proxy.codecs import CodecFactory
+from edgeward.proxy.inspector import Inspector
 from edgeward.proxy.metrics import Stats
 from edgeward.proxy.routing import Router
 from edgeward.proxy.upstream import AnyPool, Pool, Pools
@@ -93,6 +94,10 @@ class Services:
         self.draining = False
         self.stats = Stats()
         self.agents: AgentService | None = None  # with `agent_ingress:`
+        # The traffic inspector; `taps` (endpoint name -> Tap, empty unless
+        # an endpoint is inspected) is the one thing every exchange checks.
+        self.inspector = Inspector()
+        self.taps = self.inspector.taps
 
     def request_id(self) -> bytes:
         """Unique per process and cheap: a random prefix and a counter."""

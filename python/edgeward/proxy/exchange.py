@@ -16,12 +16,12 @@ import logging
 import math
 import time
 from collections.abc import Callable, Generator
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import trio
 
 from edgeward.config import Endpoint
-from edgeward.hookdriver import ChainedHooks, HookFlow, drive, filter_whole
+from edgeward.hookdriver import ChainedHooks, HookFlow, drive, filter_whole, record
 from edgeward.hooks import (
     Await,
     BodyFilter,
@@ -53,6 +53,7 @@ from edgeward.http1.codec import Codec
 from edgeward.http1.framing import LENGTH, FramingError, framing_of
 from edgeward.proxy import errors, subrequest
 from edgeward.proxy.context import ConnContext
+from edgeward.proxy.inspector import REPLAY_HEADER
 from edgeward.proxy.transport import Transport
 from edgeward.proxy.upstream import Pool, UpstreamConnection
 from edgeward.proxy.upstream_h2 import (
@@ -204,6 +205,9 @@ class ProxyExchange:
                 await self._local(self._error(errors.CONNECT_NOT_ALLOWED))
                 return False  # optimistic tunnel bytes may follow: not HTTP
             endpoint = self.endpoint = runtime.router.route(head.authority)
+            trace: list[Any] | None = None
+            if ctx.services.taps and endpoint is not None:  # the traffic inspector: opt-in
+                trace = self._inspect(endpoint)
             if (
                 endpoint is not None
                 and endpoint.policy is not None
@@ -230,13 +234,29 @@ class ProxyExchange:
                     await self._local(self._error(errors.ENDPOINT_NOT_FOUND))
                     return True
                 return await self._forward(endpoint, head, None)
-            return await self._with_hooks(endpoint, head)
+            return await self._with_hooks(endpoint, head, trace)
         finally:
             self._complete()
 
+    def _inspect(self, endpoint: Endpoint) -> list[Any] | None:
+        """When `endpoint` is inspected: capture this exchange (its client
+        side teed, `inspector.TapDownstream`); the list its policy's trace
+        goes in. Only exchanges of inspected endpoints come here: the one
+        the client addressed, or an internal one a policy forwarded it to
+        (then the trace starts at that endpoint's policy)."""
+        tap = self.ctx.services.taps.get(endpoint.name)
+        if tap is None:
+            return None
+        self.down, trace = tap.begin(
+            self.down, self.head, self.ctx.info, self.ctx.services.inspector
+        )
+        return trace
+
     # --- policy -------------------------------------------------------------------
 
-    async def _with_hooks(self, endpoint: Endpoint | None, head: RequestHead) -> bool:
+    async def _with_hooks(
+        self, endpoint: Endpoint | None, head: RequestHead, trace: list[Any] | None = None
+    ) -> bool:
         ctx = self.ctx
         runtime = ctx.runtime
         info = runtime.endpoint_infos[endpoint.name] if endpoint else runtime.listener_info
@@ -247,12 +267,18 @@ class ProxyExchange:
         if listener_policy is not None:
             outer = listener_policy.begin(ctx.info, info, head, self.request_id)
             hooks = outer if hooks is None else ChainedHooks(outer, hooks)
+        if trace is not None and hooks is not None:
+            record(hooks, trace)
         flow = self.flow = HookFlow(hooks)
         outcome = await self._request_phase(flow.request, head)
-        return await self._route(endpoint, flow, outcome)
+        return await self._route(endpoint, flow, outcome, trace)
 
     async def _route(
-        self, endpoint: Endpoint | None, flow: HookFlow, outcome: RequestOutcome
+        self,
+        endpoint: Endpoint | None,
+        flow: HookFlow,
+        outcome: RequestOutcome,
+        trace: list[Any] | None = None,
     ) -> bool:
         """Act on a request outcome: into internal endpoints while it is a
         `ForwardInternal`, then forward, answer or close."""
@@ -264,6 +290,8 @@ class ProxyExchange:
                 return True
             endpoint, info = target
             self._visited.append(endpoint.name)
+            if trace is None and ctx.services.taps:  # an inspected internal endpoint
+                trace = self._inspect(endpoint)
             if outcome.body is not None:
                 self._body_buffer = outcome.body
             policy = endpoint.policy
@@ -276,6 +304,8 @@ class ProxyExchange:
                         self.error_code = "tcp_connect_denied"
                         return False
                 inner = policy.begin(ctx.info, info, outcome.head, self.request_id)
+                if trace is not None:
+                    record(inner, trace)
                 self.flow = flow
             outcome = await self._request_phase(flow.enter, outcome, inner)
         if isinstance(outcome, CloseConnection):
@@ -1051,7 +1081,8 @@ class _ClosedMarker:
 
 _CLOSED = _ClosedMarker()
 _PROTOCOLS = {b"1.1": "HTTP/1.1", b"2": "HTTP/2", b"1.0": "HTTP/1.0"}
-_NOT_FORWARDED = frozenset({b"host", b"content-length", b"expect", REQUEST_ID})
+# (the inspector's replay mark, too: the edge's own, never an upstream's)
+_NOT_FORWARDED = frozenset({b"host", b"content-length", b"expect", REQUEST_ID, REPLAY_HEADER})
 
 
 def _loop(message: str) -> InternalError:

@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -233,6 +233,7 @@ class Server:
             from edgeward.proxy.control_plane import ControlPlane
 
             self.control = ControlPlane(config, policy_factory)
+            self._inspect(self.control.snapshot)
             config = self._with_control(config)
         if config.agent_ingress is not None:  # the state store is imported only then
             from edgeward.proxy.agent_ingress import AgentService
@@ -376,6 +377,8 @@ class Server:
         gen.pools = self.services.pools.apply(plan, config)
         self.gen = gen
         self._file_config = raw
+        if self.control is not None:
+            self._inspect(self.control.snapshot)  # edge.yml's secrets may have changed
         self._install(config, new, admin)
         if self.services.agents is not None:
             self.services.agents.reconfigure(config, self.addresses)
@@ -411,6 +414,8 @@ class Server:
         agents = self.services.agents
         if agents is not None:
             agents.restrictions_changed(snapshot.restrictions)
+        if snapshot.inspections != old.inspections or snapshot.vaults != old.vaults:
+            self._inspect(snapshot)
         if snapshot.same_endpoints(old):
             return
         try:
@@ -423,6 +428,23 @@ class Server:
         gen.pools = self.services.pools.apply(plan, config)
         self.gen = gen
         log.info("edgeward: endpoints from the store applied (revision %d)", snapshot.revision)
+
+    def _inspect(self, snapshot: ControlSnapshot) -> None:
+        """The traffic inspector's opt-ins, and the secret values it redacts
+        (the vaults' and edge.yml's), from the store: at once, for open
+        connections too."""
+        values = [v for vault in snapshot.vaults.values() for v in vault.values()]
+        values += [v for vault in self._file_config.secrets.values() for v in vault.values()]
+        self.services.inspector.configure(snapshot.inspections, values)
+
+    def _listening(self, listener: str) -> tuple[str, int, bool] | None:
+        """Where the listener `listener` is bound, and whether it speaks TLS
+        (a replay of the traffic inspector goes there)."""
+        address = self.addresses.get(listener)
+        found = next((ln for ln in self.gen.config.listeners if ln.name == listener), None)
+        if address is None or found is None:
+            return None
+        return address[0], address[1], found.tls is not None
 
     def _restricted(self, kind: str, client_ip: str) -> bool:
         """Whether the `kind` IP restriction refuses `client_ip`."""
@@ -486,12 +508,22 @@ class Server:
             control=lambda: control.snapshot,
             check_policy=lambda text, vaults: control.check(text, self._file_config, vaults),
             ingress_address=lambda: agents.address if agents is not None else None,
+            captures=self._captures,
+            clear_captures=self.services.inspector.clear,
+            replay=self._replay,
         )
         try:
             return ApiService(api, config, sock, context, dataplane)
         except BaseException:
             sock.close()
             raise
+
+    def _captures(self, endpoint_id: str) -> list[dict[str, Any]]:
+        return [r.as_json() for r in self.services.inspector.captures(endpoint_id)]
+
+    async def _replay(self, endpoint_id: str, capture_id: str) -> dict[str, Any]:
+        inspector = self.services.inspector
+        return (await inspector.replay(endpoint_id, capture_id, self._listening)).as_json()
 
     def _static_owner(self, listener: str, host: str) -> str | None:
         """The edge config's endpoint serving `host` on `listener`, if any

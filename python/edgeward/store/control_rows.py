@@ -1,5 +1,5 @@
 """The control plane's tables (IP policies and rules, IP restrictions,
-endpoints made through the API, vaults and secrets): rows in, rows out.
+endpoints made through the API, the inspector's opt-ins, vaults and secrets): rows in, rows out.
 What they mean is `edgeward.control`'s business. Every function runs inside
 the caller's transaction (`Store.read()` / `Store.write()`).
 
@@ -60,6 +60,18 @@ class CloudEndpointRow:
 
 
 @dataclass(frozen=True, slots=True)
+class InspectionRow:
+    """The traffic inspector's opt-in for the endpoint `id` (any kind)."""
+
+    id: str
+    enabled: bool
+    max_requests: int  # captures kept on each edge node (a ring)
+    max_body_bytes: int  # of each body kept; the rest is cut, marked truncated
+    updated_by: str  # the principal that last set it
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class VaultRow:
     id: str
     name: str
@@ -81,7 +93,14 @@ class SecretRow:
 
 
 Row = TypeVar(
-    "Row", IpPolicyRow, IpPolicyRuleRow, IpRestrictionRow, CloudEndpointRow, VaultRow, SecretRow
+    "Row",
+    IpPolicyRow,
+    IpPolicyRuleRow,
+    IpRestrictionRow,
+    CloudEndpointRow,
+    InspectionRow,
+    VaultRow,
+    SecretRow,
 )
 
 TABLES: dict[type[Any], Table] = {
@@ -89,6 +108,7 @@ TABLES: dict[type[Any], Table] = {
     IpPolicyRuleRow: schema.ip_policy_rules,
     IpRestrictionRow: schema.ip_restrictions,
     CloudEndpointRow: schema.cloud_endpoints,
+    InspectionRow: schema.endpoint_inspections,
     VaultRow: schema.vaults,
     SecretRow: schema.secrets,
 }
@@ -151,6 +171,7 @@ def remove(conn: Connection, kind: type[Any], id: str) -> bool:
 
 __all__ = [
     "CloudEndpointRow",
+    "InspectionRow",
     "IpPolicyRow",
     "IpPolicyRuleRow",
     "IpRestrictionRow",

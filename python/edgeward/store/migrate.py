@@ -24,7 +24,7 @@ from sqlalchemy import Connection, inspect, text
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0005"
+HEAD = "0006"
 SCRIPT_LOCATION = "edgeward.store:migrations"
 VERSION_TABLE = "alembic_version"
 

@@ -176,6 +176,19 @@ cloud_endpoints = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# The traffic inspector's opt-in, per endpoint (any kind: the id the API
+# shows). The captures themselves stay in the edge's memory, never here.
+endpoint_inspections = Table(
+    "endpoint_inspections",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the endpoint's id ("ep_...", "cfg_...")
+    Column("enabled", Boolean, nullable=False),
+    Column("max_requests", Integer, nullable=False),
+    Column("max_body_bytes", Integer, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 vaults = Table(
     "vaults",
     metadata,
@@ -292,6 +305,7 @@ __all__ = [
     "authtokens",
     "break_glass",
     "cloud_endpoints",
+    "endpoint_inspections",
     "event_destinations",
     "event_subscriptions",
     "invitations",

@@ -12,6 +12,7 @@ page shows is the API's answer for the browser's session, `client.call`).
     GET  /console/policy                  the policy editor; POST: check or test
     GET  /console/ip-policies             IP policies, rules, restrictions (`ip_pages`)
     GET  /console/event-destinations      event destinations, subscriptions (`event_pages`)
+    .../endpoints/{id}/inspect, .../captures/...   the traffic inspector (inspector_pages)
     GET  /console/static/console.css      the stylesheet
 
 Every POST carries the session's CSRF token (`csrf_token`), compared in
@@ -40,6 +41,7 @@ from edgeward.admin import session, users
 from edgeward.admin.console import policy_editor
 from edgeward.admin.console.client import Answer, call
 from edgeward.admin.console.event_pages import EventPages
+from edgeward.admin.console.inspector_pages import InspectorPages
 from edgeward.admin.console.ip_pages import IpPages
 from edgeward.admin.sso.pages import CSP, SECURITY_HEADERS
 from edgeward.store import StoreError
@@ -117,6 +119,7 @@ class Console:
             Route("/console/policy", g(self.policy_run), methods=["POST"]),
             *IpPages(self).routes(),
             *EventPages(self).routes(),
+            *InspectorPages(self).routes(),
         ]
 
     # --- plumbing -----------------------------------------------------------------------------
