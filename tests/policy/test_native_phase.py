@@ -352,6 +352,42 @@ def test_native_runner_decides_as_the_engine(
         sink2.events.clear()
 
 
+@st.composite
+def rate_limited_policy(draw: st.DrawFn) -> dict[str, Any]:
+    """Rules the generic policies rarely reach: a rate-limit (keys mostly
+    strings, so the runner counts) after rules that may stop the runner
+    for some requests (log, set-vars), so both paths count in one bucket."""
+    config = draw(rate_limit())
+    config["bucket_key"] = draw(
+        st.lists(
+            st.sampled_from(["conn.client_ip", "req.method", "req.url.path", *BUCKET_KEYS]),
+            min_size=1,
+            max_size=2,
+        )
+    )
+    limited: dict[str, Any] = {"actions": [{"type": "rate-limit", "config": config}]}
+    if draw(st.booleans()):
+        limited["expressions"] = [draw(string_expr())]
+    before = draw(st.lists(rule(False), max_size=2))
+    for r in before:  # let some requests through to the limit
+        r.setdefault("expressions", []).append(draw(string_expr()))
+    after = draw(st.lists(rule(False), max_size=1))
+    return {"on_http_request": [*before, limited, *after]}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rate_limited_policy(), st.lists(exchange(), min_size=2, max_size=6))
+def test_native_rate_limit_counts_as_the_engine(
+    doc: dict[str, Any], exchanges: list[dict[str, Any]]
+) -> None:
+    with_runner, sink1 = compiled(doc, True)
+    reference, sink2 = compiled(doc, False)
+    for x in exchanges:
+        assert drive(with_runner, sink1, x) == drive(reference, sink2, x)
+        sink1.events.clear()
+        sink2.events.clear()
+
+
 # --- the example suites of `policy test` ---------------------------------------------
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
