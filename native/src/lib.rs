@@ -9,6 +9,7 @@ mod guard;
 mod h2;
 mod ipnet;
 mod phase;
+mod ratelimit;
 mod webhooks;
 
 #[pymodule]
@@ -21,6 +22,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     geo::register(m)?;
     ipnet::register(m)?;
     phase::register(m)?;
+    ratelimit::register(m)?;
     webhooks::register(m)?;
     Ok(())
 }

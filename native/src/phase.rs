@@ -22,13 +22,14 @@ use edgeward_core::ipnet::Addr;
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 
 use crate::cel::{
     eval_error, from_python, host_error, PathKeys, PyActivation, PyLazyMap, PyProgram, PyTemplate,
 };
 use crate::guard::guard;
 use crate::ipnet::IpPolicy;
+use crate::ratelimit::RateLimitStore;
 
 enum HeaderValue {
     Constant(Py<PyBytes>),
@@ -46,6 +47,21 @@ enum Action {
     RestrictIps {
         policy: Py<IpPolicy>,
         enforce: bool,
+    },
+    /// The bucket check of `rate-limit` (keys whose values are strings).
+    RateLimit {
+        store: Py<RateLimitStore>,
+        capacity: u64,
+        window: f64,
+        keys: Vec<Py<PyProgram>>,
+        enforce: bool,
+    },
+    /// `deny`: the engine builds its answer.
+    Deny,
+    /// `custom-response`: the body and header values rendered here.
+    CustomResponse {
+        body: Option<Py<PyTemplate>>,
+        headers: Vec<(Py<PyBytes>, HeaderValue)>,
     },
     /// Run by the Python engine: the runner stops here.
     Python,
@@ -69,25 +85,10 @@ fn step_of(item: &Bound<'_, PyAny>) -> PyResult<Action> {
     let tuple = item.cast::<PyTuple>()?;
     let kind: String = tuple.get_item(0)?.extract()?;
     Ok(match kind.as_str() {
-        "add-headers" => {
-            let mut headers = Vec::new();
-            for pair in tuple.get_item(1)?.try_iter()? {
-                let pair = pair?;
-                let pair = pair.cast::<PyTuple>()?;
-                let name = pair.get_item(0)?.cast_into::<PyBytes>()?.unbind();
-                let value = pair.get_item(1)?;
-                let value = if let Ok(b) = value.cast::<PyBytes>() {
-                    HeaderValue::Constant(b.clone().unbind())
-                } else {
-                    HeaderValue::Template(value.cast_into::<PyTemplate>()?.unbind())
-                };
-                headers.push((name, value));
-            }
-            Action::AddHeaders {
-                headers,
-                sets_host: tuple.get_item(2)?.extract()?,
-            }
-        }
+        "add-headers" => Action::AddHeaders {
+            headers: header_values(&tuple.get_item(1)?)?,
+            sets_host: tuple.get_item(2)?.extract()?,
+        },
         "remove-headers" => {
             let mut names = Vec::new();
             for name in tuple.get_item(1)?.try_iter()? {
@@ -104,6 +105,29 @@ fn step_of(item: &Bound<'_, PyAny>) -> PyResult<Action> {
             policy: tuple.get_item(1)?.cast_into::<IpPolicy>()?.unbind(),
             enforce: tuple.get_item(2)?.extract()?,
         },
+        "rate-limit" => Action::RateLimit {
+            store: tuple.get_item(1)?.cast_into::<RateLimitStore>()?.unbind(),
+            capacity: tuple.get_item(2)?.extract()?,
+            window: tuple.get_item(3)?.extract()?,
+            keys: tuple
+                .get_item(4)?
+                .try_iter()?
+                .map(|p| Ok(p?.cast_into::<PyProgram>()?.unbind()))
+                .collect::<PyResult<_>>()?,
+            enforce: tuple.get_item(5)?.extract()?,
+        },
+        "deny" => Action::Deny,
+        "custom-response" => {
+            let body = tuple.get_item(1)?;
+            Action::CustomResponse {
+                body: if body.is_none() {
+                    None
+                } else {
+                    Some(body.cast_into::<PyTemplate>()?.unbind())
+                },
+                headers: header_values(&tuple.get_item(2)?)?,
+            }
+        }
         "python" => Action::Python,
         other => {
             return Err(PyValueError::new_err(format!(
@@ -111,6 +135,24 @@ fn step_of(item: &Bound<'_, PyAny>) -> PyResult<Action> {
             )))
         }
     })
+}
+
+/// `[(name, bytes | Template)]`.
+fn header_values(list: &Bound<'_, PyAny>) -> PyResult<Vec<(Py<PyBytes>, HeaderValue)>> {
+    let mut headers = Vec::new();
+    for pair in list.try_iter()? {
+        let pair = pair?;
+        let pair = pair.cast::<PyTuple>()?;
+        let name = pair.get_item(0)?.cast_into::<PyBytes>()?.unbind();
+        let value = pair.get_item(1)?;
+        let value = if let Ok(b) = value.cast::<PyBytes>() {
+            HeaderValue::Constant(b.clone().unbind())
+        } else {
+            HeaderValue::Template(value.cast_into::<PyTemplate>()?.unbind())
+        };
+        headers.push((name, value));
+    }
+    Ok(headers)
 }
 
 fn rule_of(item: &Bound<'_, PyAny>) -> PyResult<Rule> {
@@ -159,9 +201,17 @@ fn headers_of<'py>(list: &Bound<'py, PyAny>) -> PyResult<Vec<Item<'py>>> {
 
 /// What the caller gets back: the index of the rule to resume at (the
 /// number of rules: the phase is done), the step in it (-1: test its
-/// expressions), the new header list (None: unchanged) and the new
-/// authority (None: unchanged).
-type Outcome = (usize, i64, Option<Py<PyList>>, Option<Py<PyBytes>>);
+/// expressions), the new header list (None: unchanged), the new
+/// authority (None: unchanged) and the answer of that step when the
+/// runner performed it (None: the engine runs the step): a rate-limit's
+/// Retry-After seconds.
+type Outcome = (
+    usize,
+    i64,
+    Option<Py<PyList>>,
+    Option<Py<PyBytes>>,
+    Option<Py<PyAny>>,
+);
 
 #[pymethods]
 impl PhaseRunner {
@@ -185,7 +235,7 @@ impl PhaseRunner {
         self.rules.len()
     }
 
-    #[pyo3(signature = (head, conn, fallback, response=None))]
+    #[pyo3(signature = (head, conn, fallback, response=None, *, clock=None))]
     fn run(
         &self,
         py: Python<'_>,
@@ -193,10 +243,12 @@ impl PhaseRunner {
         conn: &Bound<'_, PyAny>,
         fallback: &Bound<'_, PyAny>,
         response: Option<&Bound<'_, PyAny>>,
+        clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Outcome> {
         guard(|| {
             let user_agent = self.user_agent.as_ref().map(|u| u.bind(py).clone());
             let mut wire = Wire::new(py, head, conn, fallback, response, user_agent)?;
+            wire.clock = clock.cloned();
             self.run_rules(py, &mut wire)
         })
     }
@@ -208,7 +260,16 @@ impl PhaseRunner {
 
 enum Stop {
     Resume(usize, i64),
+    /// The step at (rule, step) answered: the engine turns this into its decision.
+    Answer(usize, i64, Py<PyAny>),
     Raise(PyErr),
+}
+
+/// What a step did: went on, left it to the engine, or answered.
+enum Done {
+    Next,
+    Engine,
+    Answer(Py<PyAny>),
 }
 
 impl From<PyErr> for Stop {
@@ -223,23 +284,22 @@ impl PhaseRunner {
             Ok(()) => Stop::Resume(self.rules.len(), -1),
             Err(stop) => stop,
         };
-        match stop {
-            Stop::Raise(e) => Err(e),
-            Stop::Resume(rule, step) => {
-                let headers = match wire.edited.take() {
-                    None => None,
-                    Some(items) => {
-                        Some(PyList::new(py, items.into_iter().map(|(_, t)| t))?.unbind())
-                    }
-                };
-                Ok((
-                    rule,
-                    step,
-                    headers,
-                    wire.authority.take().map(Bound::unbind),
-                ))
-            }
-        }
+        let (rule, step, answer) = match stop {
+            Stop::Raise(e) => return Err(e),
+            Stop::Resume(rule, step) => (rule, step, None),
+            Stop::Answer(rule, step, answer) => (rule, step, Some(answer)),
+        };
+        let headers = match wire.edited.take() {
+            None => None,
+            Some(items) => Some(PyList::new(py, items.into_iter().map(|(_, t)| t))?.unbind()),
+        };
+        Ok((
+            rule,
+            step,
+            headers,
+            wire.authority.take().map(Bound::unbind),
+            answer,
+        ))
     }
 
     fn rules_until_stop<'py>(&self, py: Python<'py>, wire: &mut Wire<'py>) -> Result<(), Stop> {
@@ -283,59 +343,87 @@ impl PhaseRunner {
                 return Ok(());
             };
             for (j, step) in rules[found].steps.iter().enumerate() {
-                if !self.step(py, wire, step)? {
-                    return Err(Stop::Resume(found, j as i64));
+                match self.step(py, wire, step)? {
+                    Done::Next => {}
+                    Done::Engine => return Err(Stop::Resume(found, j as i64)),
+                    Done::Answer(answer) => return Err(Stop::Answer(found, j as i64, answer)),
                 }
             }
             i = found + 1;
         }
     }
 
-    /// Runs one action; false: the engine runs it (and the rest).
+    /// Runs one action: go on, let the engine run it (and the rest), or
+    /// stop with its answer.
     fn step<'py>(
         &self,
         py: Python<'py>,
         wire: &mut Wire<'py>,
         step: &Action,
-    ) -> Result<bool, Stop> {
+    ) -> Result<Done, Stop> {
+        let go_on = |next: bool| if next { Done::Next } else { Done::Engine };
         match step {
-            Action::Python => Ok(false),
+            Action::Python => Ok(Done::Engine),
             Action::RestrictIps { policy, enforce } => {
                 let allowed = Addr::parse_ascii(wire.client_ip.as_bytes())
                     .map(|a| policy.get().policy.decide(a))
                     .unwrap_or(false);
-                Ok(allowed || !enforce)
+                Ok(go_on(allowed || !enforce))
             }
             Action::RemoveHeaders { names } => {
                 let edited = wire.edited_headers();
                 edited.retain(|(name, _)| !names.contains(&name.as_bytes().to_ascii_lowercase()));
-                Ok(true)
+                Ok(Done::Next)
+            }
+            Action::RateLimit {
+                store,
+                capacity,
+                window,
+                keys,
+                enforce,
+            } => {
+                let Some(key) = bucket_key(py, wire, keys)? else {
+                    return Ok(Done::Engine);
+                };
+                let Some(now) = wire.now()? else {
+                    return Ok(Done::Engine);
+                };
+                match store.get().hit_text(&key, *capacity, *window, now) {
+                    Some(wait) if *enforce => {
+                        Ok(Done::Answer(PyFloat::new(py, wait).into_any().unbind()))
+                    }
+                    _ => Ok(Done::Next),
+                }
+            }
+            Action::Deny => Ok(Done::Answer(PyTuple::empty(py).into_any().unbind())),
+            Action::CustomResponse { body, headers } => {
+                // in the engine's order: the body, then each header
+                let text = match body {
+                    None => String::new(),
+                    Some(t) => match render(py, wire, t.get())? {
+                        Some(text) => text,
+                        None => return Ok(Done::Engine),
+                    },
+                };
+                let Some(added) = render_headers(py, wire, headers)? else {
+                    return Ok(Done::Engine);
+                };
+                let added = PyList::new(
+                    py,
+                    added
+                        .into_iter()
+                        .map(|(n, v)| PyTuple::new(py, [n.into_any(), v.into_any()]))
+                        .collect::<PyResult<Vec<_>>>()?,
+                )?;
+                let answer =
+                    PyTuple::new(py, [PyString::new(py, &text).into_any(), added.into_any()])?;
+                Ok(Done::Answer(answer.into_any().unbind()))
             }
             Action::AddHeaders { headers, sets_host } => {
                 // every value first: a failing one leaves the head unchanged
-                let mut added: Vec<(Bound<'_, PyBytes>, Bound<'_, PyBytes>)> =
-                    Vec::with_capacity(headers.len());
-                for (name, value) in headers {
-                    let value = match value {
-                        HeaderValue::Constant(b) => b.bind(py).clone(),
-                        HeaderValue::Template(t) => {
-                            let t = t.get();
-                            let rendered = t
-                                .template
-                                .render_with(|k, program| wire.evaluate(py, program, &t.keys[k]));
-                            match rendered {
-                                Ok(text) if !text.contains(['\r', '\n', '\0']) => {
-                                    PyBytes::new(py, text.as_bytes())
-                                }
-                                Err(e) if e.is_host() => {
-                                    return Err(Stop::Raise(eval_error(py, e)))
-                                }
-                                _ => return Ok(false),
-                            }
-                        }
-                    };
-                    added.push((name.bind(py).clone(), value));
-                }
+                let Some(added) = render_headers(py, wire, headers)? else {
+                    return Ok(Done::Engine);
+                };
                 let response = wire.response.is_some();
                 for (name, value) in added {
                     if *sets_host && !response && name.as_bytes() == b"host" {
@@ -347,10 +435,103 @@ impl PhaseRunner {
                         wire.edited_headers().push((name, tuple.into_any()));
                     }
                 }
-                Ok(true)
+                Ok(Done::Next)
             }
         }
     }
+}
+
+/// A template rendered as `Template.render` does; None: it fails (the
+/// engine renders it again and reports the error).
+fn render<'py>(
+    py: Python<'py>,
+    wire: &mut Wire<'py>,
+    t: &PyTemplate,
+) -> Result<Option<String>, Stop> {
+    match t
+        .template
+        .render_with(|k, program| wire.evaluate(py, program, &t.keys[k]))
+    {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.is_host() => Err(Stop::Raise(eval_error(py, e))),
+        Err(_) => Ok(None),
+    }
+}
+
+type Rendered<'py> = Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>;
+
+/// Header values rendered as `ActionContext.render_header_value` does
+/// (UTF-8); None: one fails or holds CR, LF or NUL (the engine reports it).
+fn render_headers<'py>(
+    py: Python<'py>,
+    wire: &mut Wire<'py>,
+    headers: &[(Py<PyBytes>, HeaderValue)],
+) -> Result<Option<Rendered<'py>>, Stop> {
+    let mut out = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let value = match value {
+            HeaderValue::Constant(b) => b.bind(py).clone(),
+            HeaderValue::Template(t) => match render(py, wire, t.get())? {
+                Some(text) if !text.contains(['\r', '\n', '\0']) => {
+                    PyBytes::new(py, text.as_bytes())
+                }
+                _ => return Ok(None),
+            },
+        };
+        out.push((name.bind(py).clone(), value));
+    }
+    Ok(Some(out))
+}
+
+/// The bucket key text as `rate_limit.RateLimit.apply` makes it: one
+/// string value as it is, several as a JSON list (`json.dumps(...,
+/// ensure_ascii=False)`). None: a value is not a string, or fails (the
+/// engine runs the step: JSON of other values, the error).
+fn bucket_key<'py>(
+    py: Python<'py>,
+    wire: &mut Wire<'py>,
+    keys: &[Py<PyProgram>],
+) -> Result<Option<String>, Stop> {
+    let mut texts = Vec::with_capacity(keys.len());
+    for program in keys {
+        let program = program.get();
+        match wire.evaluate(py, &program.program, &program.keys) {
+            Ok(Value::String(s)) => texts.push(s),
+            Err(e) if e.is_host() => return Err(Stop::Raise(eval_error(py, e))),
+            _ => return Ok(None),
+        }
+    }
+    if let [one] = texts.as_slice() {
+        return Ok(Some(one.to_string()));
+    }
+    let mut out = String::from("[");
+    for (i, text) in texts.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        json_string(&mut out, text);
+    }
+    out.push(']');
+    Ok(Some(out))
+}
+
+/// A JSON string as Python's `json.dumps(s, ensure_ascii=False)` writes it.
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 // --- the variables ------------------------------------------------------------
@@ -475,6 +656,9 @@ struct Wire<'py> {
     /// response's), once an action changed it.
     edited: Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyAny>)>>,
     authority: Option<Bound<'py, PyBytes>>,
+    /// The policy's clock (`ActionContext.now`), for rate-limit; None:
+    /// the engine runs such steps.
+    clock: Option<Bound<'py, PyAny>>,
 }
 
 impl<'py> Wire<'py> {
@@ -528,7 +712,16 @@ impl<'py> Wire<'py> {
             py_roots: PyDict::new(py),
             edited: None,
             authority: None,
+            clock: None,
         })
+    }
+
+    /// The clock's time now, as `ActionContext.now()` reads it.
+    fn now(&self) -> PyResult<Option<f64>> {
+        match &self.clock {
+            None => Ok(None),
+            Some(clock) => Ok(Some(clock.call0()?.extract()?)),
+        }
     }
 
     fn edited_headers(&mut self) -> &mut Vec<(Bound<'py, PyBytes>, Bound<'py, PyAny>)> {

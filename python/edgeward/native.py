@@ -148,6 +148,18 @@ elif _native is not None:
 else:
     PhaseRunner = PhaseRunnerType = None
 
+# The rate-limit buckets the runner and the action share; the reference is
+# `edgeward.policy.ratelimit.MemoryStore`.
+if TYPE_CHECKING:
+    from edgeward_native import RateLimitStore as _RateLimitStore
+
+    RateLimitStoreType = _RateLimitStore
+    RateLimitStore: type[_RateLimitStore] | None
+elif _native is not None:
+    RateLimitStore = RateLimitStoreType = _native.RateLimitStore
+else:
+    RateLimitStore = RateLimitStoreType = None
+
 
 __all__ = [
     "BACKEND",
@@ -168,6 +180,7 @@ __all__ = [
     "PhaseRunner",
     "PolicyExprError",
     "Program",
+    "RateLimitStore",
     "Template",
     "UInt",
     "compile",

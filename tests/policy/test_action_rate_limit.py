@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from tests.policy.e2e import BACKENDS, events, running_edge, serve
 from tests.policy.helpers import load, load_error, request
 
-from edgeward.policy.ratelimit import MemoryStore
+from edgeward import native
+from edgeward.policy.actions.rate_limit import RateLimit
+from edgeward.policy.ratelimit import MemoryStore, NativeStore, RateLimitStore
 
 T0 = 1_700_000_040.0  # a multiple of 60: windows of 60 s start here
 
@@ -169,10 +171,16 @@ def test_longer_rates() -> None:
 
 
 # --- the store ------------------------------------------------------------------------
+# The reference (MemoryStore) and, with the native module, the same counter
+# in Rust (NativeStore): the same tests, the same oracle.
+
+STORES = [MemoryStore] + ([NativeStore] if native.RateLimitStore is not None else [])
+both_stores = pytest.mark.parametrize("store_class", STORES, ids=lambda c: c.__name__)
 
 
-def test_memory_is_bounded() -> None:
-    store = MemoryStore(max_buckets=100)
+@both_stores
+def test_memory_is_bounded(store_class: type[MemoryStore]) -> None:
+    store = store_class(max_buckets=100)
     for i in range(1000):
         store.hit(f"k{i}", capacity=1, window=60, now=T0)
     assert len(store) == 100
@@ -180,8 +188,9 @@ def test_memory_is_bounded() -> None:
     assert store.hit("k0", capacity=1, window=60, now=T0).allowed is True  # evicted: fresh
 
 
-def test_idle_buckets_expire() -> None:
-    store = MemoryStore()
+@both_stores
+def test_idle_buckets_expire(store_class: type[MemoryStore]) -> None:
+    store = store_class()
     for i in range(10):
         store.hit(f"k{i}", capacity=1, window=60, now=T0)
     for i in range(10):  # two windows later, each new request retires two idle buckets
@@ -212,15 +221,19 @@ class Oracle:
         return False
 
 
+@both_stores
 @given(
     capacity=st.integers(1, 8),
     steps=st.lists(
         st.tuples(st.sampled_from("abc"), st.floats(0, 50, allow_nan=False)), max_size=60
     ),
 )
-def test_store_agrees_with_the_oracle(capacity: int, steps: list[tuple[str, float]]) -> None:
+def test_store_agrees_with_the_oracle(
+    store_class: type[MemoryStore], capacity: int, steps: list[tuple[str, float]]
+) -> None:
     window = 60.0
-    store, oracle = MemoryStore(), Oracle(capacity, window)
+    store: RateLimitStore = store_class()
+    oracle = Oracle(capacity, window)
     now = T0
     for key, delay in steps:
         now += delay
@@ -236,9 +249,12 @@ def test_store_agrees_with_the_oracle(capacity: int, steps: list[tuple[str, floa
                 assert oracle.load(key, now + wait - 0.01) + 1 > capacity
 
 
+@both_stores
 @given(st.lists(st.floats(0, 30, allow_nan=False), max_size=80))
-def test_no_fixed_window_admits_more_than_capacity(delays: list[float]) -> None:
-    store = MemoryStore()
+def test_no_fixed_window_admits_more_than_capacity(
+    store_class: type[MemoryStore], delays: list[float]
+) -> None:
+    store: RateLimitStore = store_class()
     admitted: dict[int, int] = {}
     now = T0
     for delay in delays:
@@ -246,6 +262,71 @@ def test_no_fixed_window_admits_more_than_capacity(delays: list[float]) -> None:
         if store.hit("k", capacity=4, window=60, now=now).allowed:
             admitted[math.floor(now / 60)] = admitted.get(math.floor(now / 60), 0) + 1
     assert all(count <= 4 for count in admitted.values())
+
+
+@pytest.mark.skipif(native.RateLimitStore is None, reason="no native module")
+@given(
+    steps=st.lists(
+        st.tuples(st.floats(0, 200, allow_nan=False), st.sampled_from([1, 2, 5, 1000])),
+        max_size=40,
+    )
+)
+def test_native_store_decides_as_the_reference(steps: list[tuple[float, int]]) -> None:
+    """The same Retry-After to the last bit (the 429's header rounds it)."""
+    ours, reference = NativeStore(), MemoryStore()
+    now = T0
+    for delay, capacity in steps:
+        now += delay
+        kw = {"capacity": capacity, "window": 60.0, "now": now}
+        assert ours.hit("k", **kw) == reference.hit("k", **kw)
+
+
+@pytest.mark.skipif(native.RateLimitStore is None, reason="no native module")
+def test_native_store_refuses_nonsense_arguments() -> None:
+    store = NativeStore()
+    for kw in ({"capacity": 0, "window": 60.0}, {"capacity": 1, "window": 0.0}):
+        with pytest.raises(ValueError, match="must be positive"):
+            store.hit("k", now=T0, **kw)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="now finite"):
+        store.hit("k", capacity=1, window=60.0, now=math.nan)
+    assert len(store) == 0
+
+
+@pytest.mark.skipif(native.PhaseRunner is None, reason="no native phase runner")
+@pytest.mark.parametrize(
+    "value",
+    ["k1", 'a "quoted" \\ value', "é ☃ \U0001f600", "tab\tnew\nline\x01\x1f\x7f", ""],
+)
+def test_runner_and_engine_count_in_one_bucket(value: str) -> None:
+    """The runner's bucket check and the Python action (the engine runs it
+    when an earlier step stops the runner) make the same key text, so a
+    client cannot get twice the capacity by alternating the two paths."""
+    h = load(
+        """
+        on_http_request:
+          - expressions: ["'x-log' in req.headers"]
+            actions: [{type: log, config: {metadata: {m: x}}}]
+        """
+        + limit(capacity=1, keys=f'[conn.client_ip, "{API_KEY}"]').split("on_http_request:")[1]
+    )
+    (store,) = {
+        step.action.store
+        for rule in h.policy.rules.values()
+        for r in rule
+        for step in r.steps
+        if isinstance(step.action, RateLimit)
+    }
+    assert isinstance(store, NativeStore)
+    h.now = T0
+    assert request(h, headers=[("x-api-key", value)]).status == 200  # the runner counts
+    r = request(h, headers=[("x-api-key", value), ("x-log", "1")])  # the engine checks
+    assert r.status == 429 and r.header("retry-after") == ["120"]
+    h.now = T0 + 200
+    assert request(h, headers=[("x-api-key", value), ("x-log", "1")]).status == 200
+    r = request(h, headers=[("x-api-key", value)])
+    assert r.status == 429
+    assert [e.action for e in h.events if e.status == 429] == ["rate-limit", "rate-limit"]
+    assert len(store) == 1
 
 
 # --- end to end ---------------------------------------------------------------------------

@@ -32,8 +32,11 @@ from edgeward.hooks import (
     ResponseHead,
 )
 from edgeward.policy import CompiledPolicy, compile_policy
+from edgeward.policy.actions.rate_limit import RateLimit
 from edgeward.policy.cases import check, run_case
 from edgeward.policy.events import ListSink
+from edgeward.policy.native_phase import run_request, run_response
+from edgeward.policy.ratelimit import MemoryStore
 
 from .helpers import ENDPOINT, NOW
 
@@ -146,9 +149,8 @@ TEMPLATES = st.sampled_from(
 
 @st.composite
 def plain_action(draw: st.DrawFn, response: bool) -> dict[str, Any]:
-    kind = draw(
-        st.sampled_from(["add-headers", "remove-headers", "restrict-ips", "set-vars", "log"])
-    )
+    kinds = ["add-headers", "remove-headers", "restrict-ips", "set-vars", "log"]
+    kind = draw(st.sampled_from(kinds if response else [*kinds, "rate-limit"]))
     if kind == "add-headers":
         names = draw(
             st.lists(
@@ -170,9 +172,36 @@ def plain_action(draw: st.DrawFn, response: bool) -> dict[str, Any]:
         if draw(st.booleans()):
             config["enforce"] = False
         return {"type": kind, "config": config}
+    if kind == "rate-limit":
+        return {"type": kind, "config": draw(rate_limit())}
     if kind == "set-vars":
         return {"type": kind, "config": {"vars": [{"v": draw(TEMPLATES)}]}}
     return {"type": kind, "config": {"metadata": {"m": draw(TEMPLATES)}}}
+
+
+BUCKET_KEYS = [
+    "conn.client_ip",
+    "req.url.path",  # Latin-1 and percent-decoded text: JSON of non-ASCII
+    "req.headers['x-a'][0]",  # fails when there is none
+    "req.headers['user-agent']",  # a list: JSON in the engine
+    "vars.v",  # fails unless a set-vars ran
+    "size(req.headers)",  # an int
+    "'a\"b\\\\c\\n'",  # JSON escapes
+]
+
+
+@st.composite
+def rate_limit(draw: st.DrawFn) -> dict[str, Any]:
+    """Capacities the 1–3 exchanges of an example exceed; a shared bucket
+    (no key that differs) or one per value."""
+    return {
+        "name": "t",
+        "algorithm": "sliding_window",
+        "capacity": draw(st.integers(1, 2)),
+        "rate": "60s",
+        "bucket_key": draw(st.lists(st.sampled_from(BUCKET_KEYS), min_size=1, max_size=3)),
+        "enforce": draw(st.booleans()),
+    }
 
 
 @st.composite
@@ -267,6 +296,11 @@ def compiled(doc: dict[str, Any], native_runner: bool) -> tuple[CompiledPolicy, 
     if not native_runner:
         policy._request = dataclasses.replace(policy._request, runner=None)
         policy._response = dataclasses.replace(policy._response, runner=None)
+        for rules in policy.rules.values():  # the reference store too
+            for r in rules:
+                for step in r.steps:
+                    if isinstance(step.action, RateLimit):
+                        step.action.store = MemoryStore()
     return policy, sink
 
 
@@ -318,6 +352,42 @@ def test_native_runner_decides_as_the_engine(
         sink2.events.clear()
 
 
+@st.composite
+def rate_limited_policy(draw: st.DrawFn) -> dict[str, Any]:
+    """Rules the generic policies rarely reach: a rate-limit (keys mostly
+    strings, so the runner counts) after rules that may stop the runner
+    for some requests (log, set-vars), so both paths count in one bucket."""
+    config = draw(rate_limit())
+    config["bucket_key"] = draw(
+        st.lists(
+            st.sampled_from(["conn.client_ip", "req.method", "req.url.path", *BUCKET_KEYS]),
+            min_size=1,
+            max_size=2,
+        )
+    )
+    limited: dict[str, Any] = {"actions": [{"type": "rate-limit", "config": config}]}
+    if draw(st.booleans()):
+        limited["expressions"] = [draw(string_expr())]
+    before = draw(st.lists(rule(False), max_size=2))
+    for r in before:  # let some requests through to the limit
+        r.setdefault("expressions", []).append(draw(string_expr()))
+    after = draw(st.lists(rule(False), max_size=1))
+    return {"on_http_request": [*before, limited, *after]}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rate_limited_policy(), st.lists(exchange(), min_size=2, max_size=6))
+def test_native_rate_limit_counts_as_the_engine(
+    doc: dict[str, Any], exchanges: list[dict[str, Any]]
+) -> None:
+    with_runner, sink1 = compiled(doc, True)
+    reference, sink2 = compiled(doc, False)
+    for x in exchanges:
+        assert drive(with_runner, sink1, x) == drive(reference, sink2, x)
+        sink1.events.clear()
+        sink2.events.clear()
+
+
 # --- the example suites of `policy test` ---------------------------------------------
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
@@ -362,3 +432,97 @@ def test_the_example_suites_run_alike_on_both(policy_file: Path) -> None:
     assert native_run == _replayed(policy_file, False)
     # and they pass (the `rules` expectations need a trace: test_cli checks them)
     assert all(not failures for *_, failures in native_run), native_run
+
+
+# --- what the runner performs itself -------------------------------------------------
+
+
+def _run(doc: dict[str, Any], requests: int, response: bool = False) -> list[Any]:
+    """`(rule, step, answer)` of the runner on each of `requests` requests
+    (the response phase's when `response`)."""
+    policy, _ = compiled(doc, True)
+    out = []
+    for _ in range(requests):
+        conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
+        head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", [], b"1.1")
+        ex = policy.begin(conn, ENDPOINT, head, "req-1")
+        ex.received = head
+        if response:
+            runner = policy._response.runner
+            assert runner is not None
+            _, stop, answer = run_response(
+                runner,
+                ex,
+                ResponseHead(200, []),
+                conn_fields=policy.conn_fields,
+                roots=policy._response.roots,
+                phase=policy._response.phase,
+            )
+        else:
+            assert policy._request.runner is not None
+            _, stop, answer = run_request(policy._request.runner, ex, head, policy.conn_fields)
+        out.append((stop, answer))
+    return out
+
+
+def test_the_runner_checks_the_rate_limit_and_answers_a_refusal() -> None:
+    config = {"name": "t", "algorithm": "sliding_window", "capacity": 2, "rate": "60s"}
+    keys = ["conn.client_ip", "req.url.path"]
+    doc = {
+        "on_http_request": [
+            {"actions": [{"type": "rate-limit", "config": {**config, "bucket_key": keys}}]}
+        ]
+    }
+    first, second, third = _run(doc, 3)
+    assert first == second == (None, None)  # counted, the phase done natively
+    (stop, wait) = third
+    reference = MemoryStore()
+    for _ in range(3):
+        refused = reference.hit("k", capacity=2, window=60.0, now=NOW)
+    assert stop == (0, 0) and wait == refused.retry_after == 70.0  # 40 s, then half a window
+    # enforce: false: counted, never an answer
+    config["enforce"] = False  # type: ignore[assignment]
+    doc = {
+        "on_http_request": [
+            {"actions": [{"type": "rate-limit", "config": {**config, "bucket_key": keys}}]}
+        ]
+    }
+    assert _run(doc, 3) == [(None, None)] * 3
+    # a key that is not a string: the engine makes its JSON
+    doc = {
+        "on_http_request": [
+            {
+                "actions": [
+                    {
+                        "type": "rate-limit",
+                        "config": {**config, "bucket_key": ["size(req.headers)"]},
+                    }
+                ]
+            }
+        ]
+    }
+    assert _run(doc, 1) == [((0, 0), None)]
+
+
+def test_the_runner_answers_deny_and_custom_response() -> None:
+    deny = {"on_http_request": [{"actions": [{"type": "deny", "config": {"status_code": 451}}]}]}
+    assert _run(deny, 1) == [((0, 0), ())]
+    body = "${req.method} ${req.url.path}"
+    respond = {
+        "type": "custom-response",
+        "config": {
+            "status_code": 418,
+            "body": body,
+            "headers": {"x-r": "${req.url.query}", "x-c": "c"},
+        },
+    }
+    doc = {"on_http_request": [{"actions": [respond]}]}
+    assert _run(doc, 1) == [((0, 0), ("GET /a", [(b"x-r", b"b"), (b"x-c", b"c")]))]
+    doc = {
+        "on_http_request": [{"actions": [{"type": "deny"}]}],
+        "on_http_response": [{"actions": [respond]}],
+    }
+    assert _run(doc, 1, response=True) == [((0, 0), ("GET /a", [(b"x-r", b"b"), (b"x-c", b"c")]))]
+    # a value the engine refuses (CR/LF/NUL) or fails to render: the engine runs the step
+    respond["config"]["headers"] = {"x-r": "${req.headers['x'][0]}"}  # type: ignore[index]
+    assert _run({"on_http_request": [{"actions": [respond]}]}, 1) == [((0, 0), None)]

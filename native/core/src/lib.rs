@@ -7,4 +7,5 @@ pub mod geo;
 pub mod h2;
 pub mod ipnet;
 pub mod ja4;
+pub mod ratelimit;
 pub mod webhooks;

@@ -24,6 +24,7 @@ from edgeward_native._core import (
     IpTable,
     NativeError,
     PhaseRunner,
+    RateLimitStore,
     ja4_fingerprint,
 )
 
@@ -97,6 +98,7 @@ __all__ = [
     "PhaseRunner",
     "PolicyExprError",
     "Program",
+    "RateLimitStore",
     "Template",
     "UInt",
     "__version__",

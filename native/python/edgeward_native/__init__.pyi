@@ -26,6 +26,7 @@ __all__ = [
     "IpTable",
     "NativeError",
     "PhaseRunner",
+    "RateLimitStore",
     "PolicyExprError",
     "Program",
     "Template",
@@ -339,7 +340,11 @@ class PhaseRunner:
     the index after that run (or None, 0), and one step per action:
     ``("add-headers", [(name, bytes | Template)], sets_host)``,
     ``("remove-headers", [name])``, ``("restrict-ips", IpPolicy, enforce)``
-    or ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
+    ``("rate-limit", RateLimitStore, capacity, window, [Program], enforce)``
+    (the bucket check, when the key values are strings and `clock` is
+    given), ``("deny",)``, ``("custom-response", Template | None, [(name,
+    bytes | Template)])`` (the body and header values rendered) or
+    ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
     fields of ``req.user_agent`` read into (else they come from `fallback`)."""
 
     def __new__(
@@ -356,14 +361,35 @@ class PhaseRunner:
         conn: Any,
         fallback: Callable[[str], Any],
         response: Any = None,
-    ) -> tuple[int, int, list[tuple[bytes, bytes]] | None, bytes | None]:
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> tuple[int, int, list[tuple[bytes, bytes]] | None, bytes | None, Any]:
         """Run the rules on `head` (a `RequestHead`: `req.*`) and `conn` (a
         `ConnectionInfo`: `conn.*`), and `response` (a `ResponseHead`:
         `res.*`, the response phase). A variable not built natively is
         read from `fallback(root)` (a Mapping; KeyError: unbound), called
-        at most once per root. Returns ``(rule, step, headers, authority)``:
-        where the caller resumes the phase (``rule == rule_count``: done;
-        ``step == -1``: test the rule's expressions), the edited header
-        list of the forwarded request (or of the response) and the new
-        authority, each None when unchanged. Raises what `fallback` or a
-        Mapping it returned raises."""
+        at most once per root; `clock()` is the policy's time. Returns
+        ``(rule, step, headers, authority, answer)``: where the caller
+        resumes the phase (``rule == rule_count``: done; ``step == -1``:
+        test the rule's expressions), the edited header list of the
+        forwarded request (or of the response) and the new authority, each
+        None when unchanged, and, when the runner performed the step it
+        stopped at and that step ends the phase, its answer (a refused
+        rate-limit: the Retry-After seconds, a float; deny: ``()``;
+        custom-response: ``(body, [(name, value)])``), else None. Raises
+        what `fallback`, `clock` or a Mapping they return raises."""
+
+@final
+class RateLimitStore:
+    """The buckets of one `rate-limit` action (the sliding-window counter
+    of `edgeward.policy.ratelimit`, same arithmetic and eviction), shared
+    by the Python action and `PhaseRunner`. Keys are bucket key texts
+    (hashed inside); at most `max_buckets`, least recently used out."""
+
+    def __new__(cls, *, max_buckets: int = 100_000) -> Self: ...
+    @property
+    def max_buckets(self) -> int: ...
+    def hit(self, key: str, *, capacity: int, window: float, now: float) -> tuple[bool, float]:
+        """Count a request to bucket `key` if it fits: ``(True, 0.0)``,
+        else ``(False, seconds until one more would be admitted)``."""
+    def __len__(self) -> int: ...

@@ -50,7 +50,13 @@ from edgeward.policy.errors import ActionError, Diagnostic, ErrorCode
 from edgeward.policy.events import EventSink, NullSink
 from edgeward.policy.loader import LoadedPolicy, Rule, Step
 from edgeward.policy.model import Phase
-from edgeward.policy.native_phase import resume_context, run_request, run_response, runner
+from edgeward.policy.native_phase import (
+    native_decision,
+    resume_context,
+    run_request,
+    run_response,
+    runner,
+)
 from edgeward.policy.sse import MAX_MESSAGE, Block, EventStreamParser, Message, is_event_stream
 from edgeward.policy.variables import conn_fields
 
@@ -197,10 +203,12 @@ class PolicyExchange(ExchangeState):
         if not phase.rules:
             return Forward(head)
         if phase.runner is not None and self.trace is None:
-            forward, stop = run_request(phase.runner, self, head, self.policy.conn_fields)
+            forward, stop, answer = run_request(phase.runner, self, head, self.policy.conn_fields)
             if stop is None:
                 return Forward(forward, self.body)
             ctx = resume_context(phase.phase, self, phase.roots, request=forward)
+            if answer is not None:
+                return self._request_outcome(_answered(ctx, phase.rules, *stop, answer), ctx)
             if phase.effects:
                 return self._request_with_effects(ctx, phase, *stop)
             return self._request_outcome(run_rules(ctx, phase.rules, *stop), ctx)
@@ -240,7 +248,7 @@ class PolicyExchange(ExchangeState):
             and self.received is not None
             and not self.policy._sse.rules
         ):
-            resumed, (start, step) = run_response(
+            resumed, (start, step), answer = run_response(
                 phase.runner,
                 self,
                 head,
@@ -250,6 +258,9 @@ class PolicyExchange(ExchangeState):
             )
             if resumed is None:
                 return PassResponse(head)
+            if answer is not None:
+                decision = _answered(resumed, phase.rules, start, step, answer)
+                return self._response_outcome(resumed, decision)
             if phase.effects:
                 return self._response_with_effects(resumed, phase, start, step)
             return self._response_outcome(resumed, run_rules(resumed, phase.rules, start, step))
@@ -505,6 +516,16 @@ def test(ctx: ActionContext, rule: Rule) -> bool | Decision:
         message = f"expressions gave {type(matched).__name__}, not a bool"
     failure = _failure(ctx, rule, None, ErrorCode.EXPRESSION_FAILED, message)
     return False if failure is None else failure
+
+
+def _answered(
+    ctx: ActionContext, rules: tuple[Rule, ...], i: int, step: int, answer: Any
+) -> Decision:
+    """The decision of a step the native runner performed (`answer`), told
+    as the rule loop tells any decision."""
+    rule = rules[i]
+    ctx.rule = rule.label
+    return _decided(ctx, rule.steps[step].type, native_decision(rule, step, ctx, answer))
 
 
 def _decided(ctx: ActionContext, action: str, decision: Decision) -> Decision:

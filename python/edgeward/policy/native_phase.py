@@ -2,12 +2,15 @@
 
 At load time each HTTP phase's rules are handed to the runner: the compiled
 programs, and the actions it runs itself in a compact form (add-headers,
-remove-headers, restrict-ips with lists known at load); every other action
-is a step the runner stops at. Per request the head goes in once; the
-runner builds the variables it knows, evaluates the rules in order, applies
-those actions and returns where it stopped: the end of the phase, or a rule
-(and step) from which the Python engine (`engine.run_rules`) resumes, so
-every decision, event and error answer keeps one implementation. The
+remove-headers, restrict-ips with lists known at load, the bucket check of
+rate-limit in its native store); every other action is a step the runner
+stops at. Per request the head goes in once; the runner builds the
+variables it knows, evaluates the rules in order, applies those actions and
+returns where it stopped: the end of the phase, or a rule (and step) from
+which the Python engine (`engine.run_rules`) resumes, or a step it
+performed whose answer ends the phase (a refused rate-limit: the engine
+turns it into the action's decision, `native_decision`), so every
+decision, event and error answer keeps one implementation. The
 Python engine alone is the reference (``EDGEWARD_BACKEND=python``, `policy
 test` traces), and the differential tests hold the two to the same
 decisions (docs/policy.md, "The native phase runner").
@@ -22,11 +25,17 @@ from typing import Any
 from edgeward import native
 from edgeward.hooks import RequestHead, ResponseHead
 from edgeward.policy.actions.add_headers import AddHeaders
+from edgeward.policy.actions.base import Decision
+from edgeward.policy.actions.custom_response import CustomResponse
+from edgeward.policy.actions.deny import Deny
+from edgeward.policy.actions.rate_limit import RateLimit
 from edgeward.policy.actions.remove_headers import RemoveHeaders
 from edgeward.policy.actions.restrict_ips import RestrictIps
+from edgeward.policy.config import constant
 from edgeward.policy.context import TIME_FIELDS, ActionContext, ExchangeState, Roots
 from edgeward.policy.loader import Rule, Step
 from edgeward.policy.model import Phase
+from edgeward.policy.ratelimit import NativeStore
 from edgeward.policy.variables import (
     ABSENT,
     ENDPOINT_FIELDS,
@@ -75,7 +84,49 @@ def _step(step: Step) -> tuple[Any, ...]:
         assert isinstance(action, RestrictIps)
         if action.static is not None:
             return ("restrict-ips", action.static.policy, action.enforce)
+    if kind is Deny:
+        return ("deny",)
+    if kind is CustomResponse:
+        assert isinstance(action, CustomResponse)
+        headers = [(name.encode("latin-1"), _value(v)) for name, v in action.headers.items()]
+        return ("custom-response", action.body, headers)
+    if kind is RateLimit:
+        assert isinstance(action, RateLimit)
+        store = action.store
+        if isinstance(store, NativeStore) and all(
+            isinstance(p, native.Program) for p in action.bucket_key
+        ):
+            keys = list(action.bucket_key)
+            return (
+                "rate-limit",
+                store.buckets,
+                action.capacity,
+                action.window,
+                keys,
+                action.enforce,
+            )
     return ("python",)
+
+
+def native_decision(rule: Rule, step: int, ctx: ActionContext, answer: Any) -> Decision:
+    """The decision of step `step` of `rule`, which the runner performed
+    and answered `answer` (see `_step`): built by the action itself."""
+    action = rule.steps[step].action
+    if isinstance(action, RateLimit):
+        return action.refused(ctx, float(answer))  # the Retry-After seconds
+    if isinstance(action, CustomResponse):
+        body, headers = answer  # rendered
+        return action.respond(body, headers)
+    assert isinstance(action, Deny), action
+    return action.apply(ctx)  # reads nothing
+
+
+def _value(template: native.Template) -> Any:
+    """A header value as the runner takes it: bytes when constant (and
+    allowed: else the runner renders it, finds CR/LF/NUL and stops)."""
+    if template.is_constant and not any(c in constant(template) for c in "\r\n\0"):
+        return constant(template).encode("utf-8")
+    return template
 
 
 class Fallback:
@@ -114,11 +165,13 @@ class Fallback:
 
 def run_request(
     runner: native.PhaseRunnerType, state: ExchangeState, head: RequestHead, conn_fields: Fields
-) -> tuple[RequestHead, tuple[int, int] | None]:
+) -> tuple[RequestHead, tuple[int, int] | None, Any]:
     """The request to forward (a copy: `req.*` keeps showing what the
-    client sent) and where the engine resumes (None: the phase is done)."""
-    rule, step, headers, authority = runner.run(
-        head, state.conn, Fallback(state, conn_fields, None)
+    client sent), where the engine resumes (None: the phase is done) and
+    the answer of the step there when the runner performed it (else None:
+    the engine runs the step)."""
+    rule, step, headers, authority, answer = runner.run(
+        head, state.conn, Fallback(state, conn_fields, None), clock=state.policy.clock
     )
     forward = RequestHead(
         head.method,
@@ -128,7 +181,7 @@ def run_request(
         list(head.headers) if headers is None else headers,
         head.http_version,
     )
-    return forward, None if rule >= runner.rule_count else (rule, step)
+    return forward, None if rule >= runner.rule_count else (rule, step), answer
 
 
 def run_response(
@@ -139,13 +192,14 @@ def run_response(
     conn_fields: Fields,
     roots: Roots,
     phase: Phase,
-) -> tuple[ActionContext | None, tuple[int, int]]:
+) -> tuple[ActionContext | None, tuple[int, int], Any]:
     """Run the response phase on `head` (its headers edited in place); the
-    context the engine resumes in and where, or None when done."""
+    context the engine resumes in (None when done), where, and the answer
+    of the step there when the runner performed it (as `run_request`)."""
     received = state.received
     assert received is not None
-    rule, step, headers, _ = runner.run(
-        received, state.conn, Fallback(state, conn_fields, head), head
+    rule, step, headers, _, answer = runner.run(
+        received, state.conn, Fallback(state, conn_fields, head), head, clock=state.policy.clock
     )
     ctx = None
     if rule < runner.rule_count:
@@ -154,7 +208,7 @@ def run_response(
             ctx.activation["res"]
     if headers is not None:
         head.headers[:] = headers
-    return ctx, (rule, step)
+    return ctx, (rule, step), answer
 
 
 class LazyActivation(dict[str, Any]):

@@ -22,17 +22,26 @@ errs on the strict side at most by the skew of that assumption.
 lets one more request in (rounded up to whole seconds, at least 1).
 
 `RateLimitStore` is the seam for a shared store: one call that counts and
-decides atomically. `MemoryStore` keeps buckets in this process: each new
-bucket first drops up to two idle ones (two windows without a request, i.e.
-empty), and at most `max_buckets` are kept, least recently used first out.
+decides atomically, given the bucket key text (a store keys buckets by a
+fixed-size digest of it: bucket values may be long). `MemoryStore` keeps
+buckets in this process: each new bucket first drops up to two idle ones
+(two windows without a request, i.e. empty), and at most `max_buckets` are
+kept, least recently used first out. It is the reference; with the native
+module the edge uses `NativeStore` (the same counter in Rust,
+`native.RateLimitStore`), which the native phase runner checks in the same
+call as the rest of the phase (docs/policy.md, "The native phase runner").
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
+
+from edgeward import native
 
 _EPSILON = 1e-12  # float noise must not refuse a request at exactly its Retry-After
 
@@ -48,8 +57,38 @@ _ADMITTED = RateDecision(True, 0.0)
 
 class RateLimitStore(Protocol):
     def hit(self, key: str, *, capacity: int, window: float, now: float) -> RateDecision:
-        """Count a request to bucket `key` if it fits; say whether it did."""
+        """Count a request to the bucket of key text `key` if it fits; say
+        whether it did."""
         ...
+
+
+def default_store() -> RateLimitStore:
+    """The store of an action: the native one when the module is loaded."""
+    return MemoryStore() if native.RateLimitStore is None else NativeStore()
+
+
+class NativeStore:
+    """`native.RateLimitStore` behind the `RateLimitStore` interface; the
+    native phase runner counts in `buckets` directly."""
+
+    __slots__ = ("buckets",)
+
+    def __init__(self, *, max_buckets: int = 100_000) -> None:
+        assert native.RateLimitStore is not None
+        self.buckets: native.RateLimitStoreType = native.RateLimitStore(max_buckets=max_buckets)
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+    def hit(self, key: str, *, capacity: int, window: float, now: float) -> RateDecision:
+        allowed, wait = self.buckets.hit(key, capacity=capacity, window=window, now=now)
+        return _ADMITTED if allowed else RateDecision(False, wait)
+
+
+@functools.lru_cache(maxsize=4096)  # the same clients come back: hash each key once
+def _store_key(key: str) -> str:
+    """A fixed-size store key: bucket values (a header...) may be long."""
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def load(previous: int, current: int, fraction: float) -> float:
@@ -105,6 +144,7 @@ class MemoryStore:
         return len(self._buckets)
 
     def hit(self, key: str, *, capacity: int, window: float, now: float) -> RateDecision:
+        key = _store_key(key)
         index = math.floor(now / window)
         bucket = self._buckets.get(key)
         if bucket is None:

@@ -49,11 +49,17 @@ class CustomResponse(Action):
         return cls(status, headers, body)
 
     def apply(self, ctx: ActionContext) -> Decision:
-        body = ctx.render(self.body).encode("utf-8") if self.body is not None else b""
+        body = ctx.render(self.body) if self.body is not None else ""
         headers: list[Header] = [
             (name.encode("latin-1"), ctx.render_header_value(value, name))
             for name, value in self.headers.items()
         ]
+        return self.respond(body, headers)
+
+    def respond(self, text: str, headers: list[Header]) -> Decision:
+        """The answer, from the rendered body and header values (also what
+        the native phase runner renders: native_phase.native_decision)."""
+        body = text.encode("utf-8")
         if body and "content-type" not in self.headers:
             headers.append((b"content-type", _infer_content_type(body)))
         return Decision.respond(

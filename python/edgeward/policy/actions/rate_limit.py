@@ -11,8 +11,6 @@ name the limit, never the bucket's values (they may be API keys).
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -29,7 +27,7 @@ from edgeward.policy.actions.base import (
     ErrorCode,
     Phase,
 )
-from edgeward.policy.ratelimit import MemoryStore, RateLimitStore
+from edgeward.policy.ratelimit import RateLimitStore, default_store
 
 MAX_CAPACITY = 2_000_000_000
 MIN_RATE, MAX_RATE = 60.0, 86_400.0  # seconds, in steps of 10 (public format)
@@ -54,7 +52,7 @@ class RateLimit(Action):
         self.window = window
         self.bucket_key = tuple(bucket_key)
         self.enforce = enforce
-        self.store: RateLimitStore = store if store is not None else MemoryStore()
+        self.store: RateLimitStore = store if store is not None else default_store()
         self.summary = f"rate limit {name!r} ({capacity} per {window:g}s) exceeded"
 
     @classmethod
@@ -80,9 +78,7 @@ class RateLimit(Action):
         else:
             values = [_text(program.evaluate(activation)) for program in self.bucket_key]
             key = json.dumps(values, ensure_ascii=False)
-        decision = self.store.hit(
-            _store_key(key), capacity=self.capacity, window=self.window, now=ctx.now()
-        )
+        decision = self.store.hit(key, capacity=self.capacity, window=self.window, now=ctx.now())
         if ctx.records:
             results: dict[str, Any] = {"bucket_key": key, "limited": not decision.allowed}
             if not decision.allowed:
@@ -90,7 +86,12 @@ class RateLimit(Action):
             ctx.record("rate_limit", results)
         if decision.allowed or not self.enforce:
             return None
-        retry = max(1, math.ceil(decision.retry_after - 1e-6))  # whole seconds, no float noise
+        return self.refused(ctx, decision.retry_after)
+
+    def refused(self, ctx: ActionContext, retry_after: float) -> Decision:
+        """The 429 of a request over the limit, `retry_after` seconds before
+        one would fit (also the answer to the native runner's check)."""
+        retry = max(1, math.ceil(retry_after - 1e-6))  # whole seconds, no float noise
         return error_decision(
             ctx,
             429,
@@ -99,12 +100,6 @@ class RateLimit(Action):
             reason=self.summary,
             headers=[(b"retry-after", str(retry).encode())],
         )
-
-
-@functools.lru_cache(maxsize=4096)  # the same clients come back: hash each key once
-def _store_key(key: str) -> str:
-    """A fixed-size store key: bucket values (a header...) may be long."""
-    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _text(value: Any) -> str:
