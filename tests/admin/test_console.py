@@ -275,7 +275,7 @@ def test_a_cloud_endpoint_is_made_changed_and_deleted_on_its_page_as_the_api_dec
     # A change with an error is shown in that endpoint's form, located, and changes nothing.
     broken = post_form(admin, update, page, description="x", traffic_policy=typo)
     assert broken.status_code == 400
-    row = re.search(rf'<tr id="endpoint-{id}">(.*?)</tr>', broken.text, re.S)
+    row = re.search(rf'<tr id="endpoint-{id}-change">(.*?)</tr>', broken.text, re.S)
     assert row and '<details class="edit" open>' in row.group(1)
     assert '<span class="diag error">' in row.group(1)
     assert public(edge, "changed in the console")
