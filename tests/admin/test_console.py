@@ -209,6 +209,117 @@ def test_the_policy_editor_locates_errors_and_runs_cases(edge: ConsoleEdge, admi
     assert "startsWith(&#39;/admin&#39;)" in opened and "no admin" in opened
 
 
+CLOUD = "http://console-cloud.example.com"
+CLOUD_POLICY = """on_http_request:
+  - name: hello
+    actions:
+      - type: custom-response
+        config: {status_code: 200, body: "made in the console"}
+"""
+
+
+def public(edge: ConsoleEdge, body: str) -> bool:
+    """Whether the edge's web listener answers `body` for the cloud endpoint's host."""
+    answer = httpx.get(
+        f"http://127.0.0.1:{edge.agents.web_port}/",
+        headers={"host": "console-cloud.example.com"},
+        timeout=30,
+    )
+    return answer.text == body
+
+
+def create_endpoint(admin: Browser, page: str, policy: str) -> httpx.Response:
+    """The page's create form, sent (`post_form` has a `url` of its own)."""
+    hidden = parse(admin.client.get(page).text).forms["/console/endpoints"]
+    form = {"url": CLOUD, "description": "hello", "traffic_policy": policy}
+    return admin.client.post(page, data={**hidden, **form})
+
+
+def test_a_cloud_endpoint_is_made_changed_and_deleted_on_its_page_as_the_api_decides(
+    edge: ConsoleEdge, provider: Provider, admin_key: str, admin: Browser
+) -> None:
+    page = edge.url + "/console/endpoints"
+    empty = admin.client.get(page)
+    assert empty.status_code == 200 and 'id="create-endpoint"' in empty.text
+    before = audit_types(edge).count("endpoint_created.v0")
+    # A policy with an error: the API's diagnostic is shown under its line, nothing is made.
+    typo = CLOUD_POLICY.replace("custom-response", "custom-respons")
+    bad = create_endpoint(admin, page, typo)
+    assert bad.status_code == 400 and "1 error(s)" in shown(bad.text, "error")
+    assert re.search(
+        r"traffic_policy:4:\d+: on_http_request\[0\]\.actions\[0\]\.type: error: ", bad.text
+    )
+    assert '<li class="bad">      - type: custom-respons<span class="diag error">' in bad.text
+    assert f'value="{CLOUD}"' in bad.text  # the form, as it was sent
+    assert audit_types(edge).count("endpoint_created.v0") == before
+    assert CLOUD not in admin.client.get(page).text
+    # Made: listed, and the edge serves it a moment later.
+    made = create_endpoint(admin, page, CLOUD_POLICY)
+    assert made.status_code == 201, made.text
+    id = _made(made, "ep")
+    assert f"serves {CLOUD}" in shown(made.text, "notice") and f'id="endpoint-{id}"' in made.text
+    eventually(lambda: public(edge, "made in the console"))
+    # Changed with the version the page showed; a second change from that same page is stale.
+    update = f"{page}/{id}/update"
+    hidden = parse(admin.client.get(page).text).forms[httpx.URL(update).path]
+    changed_policy = CLOUD_POLICY.replace("made in the console", "changed in the console")
+    changed = admin.client.post(
+        update, data={**hidden, "description": "changed", "traffic_policy": changed_policy}
+    )
+    assert changed.status_code == 200 and f"Endpoint {id} is changed." in changed.text
+    eventually(lambda: public(edge, "changed in the console"))
+    stale = admin.client.post(
+        update, data={**hidden, "description": "stale", "traffic_policy": CLOUD_POLICY}
+    )
+    assert stale.status_code == 412 and "changed" in shown(stale.text, "error")
+    # A change with an error is shown in that endpoint's form, located, and changes nothing.
+    broken = post_form(admin, update, page, description="x", traffic_policy=typo)
+    assert broken.status_code == 400
+    row = re.search(rf'<tr id="endpoint-{id}-change">(.*?)</tr>', broken.text, re.S)
+    assert row and '<details class="edit" open>' in row.group(1)
+    assert '<span class="diag error">' in row.group(1)
+    assert public(edge, "changed in the console")
+    try:
+        # An auditor reads the page with no forms, and cannot write through it.
+        auditor, _ = sign_in(edge, provider, admin_key, "auditor")
+        try:
+            seen = auditor.client.get(page)
+            assert seen.status_code == 200 and f'id="endpoint-{id}"' in seen.text
+            assert "<button" not in seen.text.split("</header>")[1]
+            csrf = parse(auditor.client.get(edge.url + "/console").text).forms["/logout"]
+            refused = auditor.client.post(
+                page, data={**csrf, "url": "http://auditor.example.com", "traffic_policy": ""}
+            )
+            assert refused.status_code == 403 and 'id="error"' in refused.text
+            gone = auditor.client.post(f"{page}/{id}/delete", data=csrf)
+            assert gone.status_code == 403
+        finally:
+            auditor.close()
+        # A developer does not see the admin's endpoint, nor change or delete it.
+        developer, _ = sign_in(edge, provider, admin_key, "developer", GRANT)
+        try:
+            mine = developer.client.get(page)
+            assert mine.status_code == 200 and id not in mine.text
+            assert 'id="create-endpoint"' not in mine.text
+            csrf = parse(developer.client.get(edge.url + "/console").text).forms["/logout"]
+            taken = developer.client.post(
+                update, data={**csrf, "description": "mine", "traffic_policy": CLOUD_POLICY}
+            )
+            assert taken.status_code == 403, taken.text
+            assert developer.client.post(f"{page}/{id}/delete", data=csrf).status_code == 403
+        finally:
+            developer.close()
+        assert public(edge, "changed in the console") and "mine" not in admin.client.get(page).text
+        # Without the session's CSRF token nothing is deleted.
+        forged = admin.client.post(f"{page}/{id}/delete", data={"csrf_token": "x" * 43})
+        assert forged.status_code == 403 and f'id="endpoint-{id}"' in admin.client.get(page).text
+    finally:
+        deleted = post_form(admin, f"{page}/{id}/delete", page)
+    assert deleted.status_code == 200 and f"Endpoint {id} is deleted." in deleted.text
+    assert f'id="endpoint-{id}"' not in deleted.text
+    eventually(lambda: not public(edge, "changed in the console"))
+
+
 @skip_without_browser
 @pytest.mark.slow
 def test_in_chromium_an_authtoken_made_in_the_console_binds_an_agent_and_revoking_drops_it(

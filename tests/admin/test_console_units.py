@@ -1,6 +1,6 @@
 """The console's sans-IO pieces without a server: the policy editor's
-check and test on text (the CLI's code), and the event page's forms read
-as the API's bodies."""
+check and test on text (the CLI's code) and the API's diagnostics placed
+the same way, and the event page's forms read as the API's bodies."""
 
 from __future__ import annotations
 
@@ -35,6 +35,27 @@ def test_every_policy_error_is_listed_with_its_line_and_column() -> None:
     assert [(d.line, d.column) for d in checked.diagnostics] == [(4, 9)]
     assert "did you mean 'deny'" in checked.diagnostics[0].message
     assert checked.lines[3].text == "      - type: dney"
+
+
+def test_the_apis_diagnostics_are_placed_as_the_editors_own() -> None:
+    """An endpoint's policy refused by the API shows as `check` shows it."""
+    text = POLICY.replace("type: deny", "type: dney").replace("\n", "\r\n")
+    api = [
+        {"severity": "error", "message": "unknown action", "line": 4, "column": 9,
+         "path": "on_http_request[0].actions[0].type"},
+        {"severity": "warning", "message": "somewhere", "line": None, "column": None},
+    ]  # fmt: skip
+    checked = policy_editor.located(text, api)
+    assert not checked.ok and checked.errors == 1
+    placed, unplaced = checked.diagnostics
+    assert placed.where == "traffic_policy:4:9: on_http_request[0].actions[0].type"
+    assert checked.lines[3].text == "      - type: dney" and checked.lines[3].diagnostics == [
+        placed
+    ]
+    assert unplaced.where == "traffic_policy" and not any(
+        unplaced in line.diagnostics for line in checked.lines
+    )
+    assert policy_editor.located(POLICY, api[1:]).ok  # a warning refuses nothing
 
 
 def test_a_good_policy_is_ok_with_what_it_holds() -> None:

@@ -10,8 +10,8 @@ HTTP collector as the SIEM's two inputs.
 3. the developer follows the link, signs in with SSO + MFA, mints an
    authtoken within the grant (one beyond it is refused, with the reason);
 4. `edgeward agent http` binds `https://app.dev-alice.internal` with it;
-5. the security team's public endpoint (a cloud endpoint made with the
-   admin's API key) forwards to it with `forward-internal`;
+5. the security team's public endpoint, a cloud endpoint the admin makes
+   in the console's endpoint form, forwards to it with `forward-internal`;
 6. an IP restriction on the agent ingress, made in the console, refuses an
    agent from 127.0.0.2 (the reason on its stderr) while the first keeps serving;
 7. every step is an event in both sinks, with the same event ids.
@@ -47,7 +47,7 @@ from tests.admin.walkthrough_support import (
 from tests.agents.agents_support import Pki, Token, start_agent
 from tests.agents.test_agent_http import named_server
 from tests.events.receivers import http_receiver, rsyslog
-from tests.identity.browser import chromium, cookies, skip_without_browser, wait_for
+from tests.identity.browser import chromium, skip_without_browser, wait_for
 from tests.identity.op import running_provider
 from tests.proxy.proxy_support import EDGEWARD
 
@@ -186,29 +186,17 @@ def test_the_walkthrough_of_the_brief_in_chromium(pki: Pki, tmp_path: Path) -> N
         wait_for(dev, lambda d: token.id in d.find_element(By.ID, "sessions").text, TIMEOUT)
         shot(dev, "agent-session")
 
-        # 5. The security team's public endpoint forwards to it: made with an API key
-        #    the admin makes with their session (the console has no endpoint form).
-        session = cookies(admin)["edgeward-session@127.0.0.1"]["value"]
-        with httpx.Client(
-            base_url=edge.url, cookies={"edgeward-session": session}, timeout=30
-        ) as web:
-            csrf = web.get("/session").json()["csrf_token"]
-            key = web.post(
-                "/api_keys",
-                json={"role": "admin", "description": "security team automation"},
-                headers={"Ngrok-Version": "2", "X-CSRF-Token": csrf},
-            )
-        assert key.status_code == 201, key.text
-        api_key: dict[str, Any] = key.json()
+        # 5. The security team's public endpoint forwards to it: the admin makes it in the
+        #    console's endpoint form (the policy checked as the edge will run it).
         web_port = edge.agents.web_port
         public = f"http://alice.dev.example.com:{web_port}"
-        headers = {"Ngrok-Version": "2", "Authorization": f"Bearer {api_key['token']}"}
-        with httpx.Client(base_url=edge.url, headers=headers, timeout=30) as api:
-            endpoint = api.post(
-                "/endpoints",
-                json={"url": public, "traffic_policy": FORWARD, "description": "alice, public"},
-            )
-            assert endpoint.status_code == 201, endpoint.text
+        admin.find_element(By.LINK_TEXT, "Endpoints").click()
+        submit(
+            admin, "#create-endpoint", url=public, description="alice, public",
+            traffic_policy=FORWARD,
+        )  # fmt: skip
+        endpoint_id = notice(admin, rf"Endpoint (ep_\w+) serves {re.escape(public)}\.").group(1)
+        shot(admin, "public-endpoint-made-in-the-console")
         host = f"alice.dev.example.com:{web_port}"
         through = eventually_get(f"http://127.0.0.1:{web_port}/", host, APP_BODY)
         assert through.status_code == 200 and through.content == APP_BODY, through.text
@@ -245,7 +233,6 @@ def test_the_walkthrough_of_the_brief_in_chromium(pki: Pki, tmp_path: Path) -> N
 
         # 7. Every step is an event in the syslog and the HTTP sinks, with the same ids.
         ada_id, alice_id = ada_invitation["user"]["id"], token_owner(edge, bootstrap, token)
-        key_id = api_key["id"]
         steps: list[tuple[str, str, str, dict[str, Any]]] = [
             ("1. the admin's user, bound at the first sign-in", "user_bound.v0", ada_id,
              {"email": ada.email, "role": "admin", "method": "oidc"}),
@@ -262,8 +249,8 @@ def test_the_walkthrough_of_the_brief_in_chromium(pki: Pki, tmp_path: Path) -> N
             ("4. the agent's session", "tunnel_session_started.v0", token.id,
              {"client_ip": "127.0.0.1"}),
             ("4. the bind", "endpoint_bound.v0", token.id, {"url": APP}),
-            ("5. the admin's API key", "api_key_created.v0", ada_id, {"id": key_id}),
-            ("5. the public endpoint", "endpoint_created.v0", key_id, {"url": public}),
+            ("5. the public endpoint", "endpoint_created.v0", ada_id,
+             {"id": endpoint_id, "url": public}),
             ("6. the IP policy", "ip_policy_created.v0", ada_id, {"id": policy_id}),
             ("6. its deny rule", "ip_policy_rule_created.v0", ada_id,
              {"action": "deny", "cidr": f"{DENIED}/32"}),

@@ -540,7 +540,8 @@ def _html(op_id: str, summary: str, *statuses: str) -> S:
         "400": "an expired or replayed login",
         "401": "refused credentials or assertion",
         "403": "no account, no MFA, a stale form, or an address the dashboard restriction denies",
-        "409": "refused: the lockout guard, a policy in use, a capture that cannot be replayed",
+        "409": "refused: the lockout guard, a policy in use, a URL already served, a capture"
+        " that cannot be replayed",
         "412": "changed meanwhile: reload the page",
         "404": "SSO is not configured",
         "413": "a form too large",
@@ -648,7 +649,20 @@ def _console() -> dict[str, S]:
                 },
             }
         },
-        "/console/endpoints": {"get": _html("console_endpoints", "endpoints", *read)},
+        "/console/endpoints": {
+            "get": _html("console_endpoints", "endpoints", *read),
+            "post": _html("console_endpoint_create", "make a cloud endpoint", "201", "409", *write),
+        },
+        "/console/endpoints/{id}/update": {
+            "parameters": [id],
+            "post": _html(
+                "console_endpoint_update", "change a cloud endpoint's policy", "409", "412", *write
+            ),
+        },
+        "/console/endpoints/{id}/delete": {
+            "parameters": [id],
+            "post": _html("console_endpoint_delete", "delete a cloud endpoint", *write),
+        },
         "/console/sessions": {"get": _html("console_sessions", "agent sessions", *read)},
         "/console/sessions/{id}/stop": {
             "parameters": [id],

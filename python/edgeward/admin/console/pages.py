@@ -2,7 +2,8 @@
 page shows is the API's answer for the browser's session, `client.call`).
 
     GET  /console                         home: who you are, what your role may do
-    GET  /console/endpoints               static and agent endpoints, live agents, policies
+    GET  /console/endpoints               every endpoint, live agents, policies; cloud
+                                          endpoints made, changed, deleted (`endpoint_pages`)
     GET  /console/sessions                agent sessions;  POST .../{id}/stop
     GET  /console/authtokens              POST: create (the token shown once);
                                           POST .../{id}/revoke
@@ -40,6 +41,7 @@ from starlette.routing import Route
 from edgeward.admin import session, users
 from edgeward.admin.console import policy_editor
 from edgeward.admin.console.client import Answer, call
+from edgeward.admin.console.endpoint_pages import EndpointPages
 from edgeward.admin.console.event_pages import EventPages
 from edgeward.admin.console.inspector_pages import InspectorPages
 from edgeward.admin.console.ip_pages import IpPages
@@ -105,7 +107,6 @@ class Console:
         return [
             Route("/console", g(self.home), methods=["GET"]),
             Route("/console/static/console.css", self.stylesheet, methods=["GET"]),
-            Route("/console/endpoints", g(self.endpoints), methods=["GET"]),
             Route("/console/sessions", g(self.sessions), methods=["GET"]),
             Route("/console/sessions/{id}/stop", g(self.stop_session), methods=["POST"]),
             Route("/console/authtokens", g(self.authtokens), methods=["GET"]),
@@ -117,6 +118,7 @@ class Console:
             Route("/console/audit", g(self.audit), methods=["GET"]),
             Route("/console/policy", g(self.policy), methods=["GET"]),
             Route("/console/policy", g(self.policy_run), methods=["POST"]),
+            *EndpointPages(self).routes(),
             *IpPages(self).routes(),
             *EventPages(self).routes(),
             *InspectorPages(self).routes(),
@@ -233,12 +235,6 @@ class Console:
 
     async def home(self, request: Request, viewer: Viewer) -> Response:
         return self.render("home.html", viewer, "/console", "edgeward console")
-
-    async def endpoints(self, request: Request, viewer: Viewer) -> Response:
-        items = await self._list(request, viewer, "/endpoints", "endpoints")
-        return self.render(
-            "endpoints.html", viewer, "/console/endpoints", "Endpoints", endpoints=items
-        )
 
     async def sessions(
         self, request: Request, viewer: Viewer, *, status: int = 200, notice: str = "",

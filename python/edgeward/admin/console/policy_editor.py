@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import Any
 
 from edgeward.document import parse_document
-from edgeward.errors import ConfigError
+from edgeward.errors import ConfigError, Location
 from edgeward.policy import compile_policy
 from edgeward.policy.cli import print_case, run_cases, summary
 from edgeward.policy.errors import PolicyError, Severity
 
 POLICY_FILE = "policy"  # the name diagnostics give the pasted text
 CASES_FILE = "cases"
+API_FILE = "traffic_policy"  # the name the API's diagnostics give an endpoint's policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,27 @@ def check(text: str) -> Checked:
     else:
         diagnostics += [_shown(w.severity.value, w.message, w.location) for w in policy.warnings]
         result = summary(policy)
+    return _placed(text, diagnostics, result)
+
+
+def located(text: str, diagnostics: list[dict[str, Any]]) -> Checked:
+    """The API's diagnostics of `text` (`details.diagnostics` of a refused
+    endpoint, as `endpoints_api` words them) placed as `check` places its
+    own, so a page shows them the same way."""
+    shown = [
+        Shown(
+            str(d.get("severity", "error")),
+            str(d.get("message", "")),
+            str(Location(API_FILE, d.get("line"), d.get("column"), d.get("path"))),
+            d.get("line"),
+            d.get("column"),
+        )
+        for d in diagnostics
+    ]
+    return _placed(text, shown, "")
+
+
+def _placed(text: str, diagnostics: list[Shown], result: str) -> Checked:
     # A browser posts a textarea with CRLF; the last line may be the empty one
     # after a final newline (where an unclosed bracket's error is found).
     lines = [Line(t.rstrip("\r")) for t in text.split("\n")]
@@ -117,4 +140,4 @@ def run_tests(policy_text: str, cases_text: str) -> Tested:
     return out
 
 
-__all__ = ["CaseResult", "Checked", "Tested", "check", "run_tests"]
+__all__ = ["CaseResult", "Checked", "Tested", "check", "located", "run_tests"]
