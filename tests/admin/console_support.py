@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import httpx
 from tests.admin.sso_support import Browser, SsoEdge
+from tests.admin.test_sso import PASSWORD_OF, Person
 from tests.agents.agents_support import AgentEdge, Pki, ingress_block
 from tests.proxy.proxy_support import free_port, start_edge, wait_port
 
@@ -134,4 +136,33 @@ def audit_types(edge: ConsoleEdge) -> list[str]:
     return [json.loads(line)["event_type"] for line in path.read_text().splitlines() if line]
 
 
-__all__ = ["ConsoleEdge", "audit_types", "console_edge", "parse", "post_form", "shown"]
+BROWSER_TIMEOUT = 60.0  # seconds: a loaded 2-core machine, with chromium and the edge on it
+
+
+def sign_in_chromium(driver: Any, invitation_url: str, who: Person, console: str) -> None:
+    """Follow an invitation link in chromium and sign in with OpenID
+    Connect: the OP's login and password pages, then its TOTP page."""
+    from selenium.webdriver.common.by import By
+    from tests.identity.browser import log_in, wait_for
+
+    driver.get(invitation_url)
+    wait_for(driver, lambda d: "You are invited" in d.page_source, BROWSER_TIMEOUT)
+    driver.find_element(By.ID, "oidc").click()
+    log_in(driver, who.login, PASSWORD_OF)
+    wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"), BROWSER_TIMEOUT)
+    field = driver.find_element(By.NAME, "otp")
+    field.send_keys(who.otp())
+    field.submit()
+    wait_for(driver, lambda d: d.current_url == console, BROWSER_TIMEOUT)
+
+
+__all__ = [
+    "BROWSER_TIMEOUT",
+    "ConsoleEdge",
+    "audit_types",
+    "console_edge",
+    "parse",
+    "post_form",
+    "shown",
+    "sign_in_chromium",
+]

@@ -23,11 +23,12 @@ from tests.admin.console_support import (
     parse,
     post_form,
     shown,
+    sign_in_chromium,
 )
 from tests.admin.sso_support import Browser
 from tests.admin.test_sso import Person, oidc_login, person
 from tests.agents.agents_support import TIMEOUT, Pki, Token, curl
-from tests.identity.browser import chromium, clear_cookies, log_in, skip_without_browser, wait_for
+from tests.identity.browser import chromium, clear_cookies, skip_without_browser, wait_for
 from tests.identity.op import Provider, running_provider
 
 GRANT = "bind:*.dev.apps.example.com"
@@ -334,14 +335,7 @@ def test_in_chromium_an_authtoken_made_in_the_console_binds_an_agent_and_revokin
     invitation = edge.sso.invite(admin_key, kim.email, "admin")
     with chromium(SimpleNamespace(spki_sha256="")) as driver:  # type: ignore[arg-type]
         driver.set_window_size(1280, 1000)
-        driver.get(invitation["url"])
-        driver.find_element(By.ID, "oidc").click()
-        log_in(driver, kim.login, "correct-horse-battery-1")
-        wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"))
-        field = driver.find_element(By.NAME, "otp")
-        field.send_keys(kim.otp())
-        field.submit()
-        wait_for(driver, lambda d: d.current_url == edge.url + "/console")
+        sign_in_chromium(driver, invitation["url"], kim, edge.url + "/console")
         assert f"Signed in as {kim.email} (admin, oidc)" in driver.page_source
         driver.save_screenshot(str(artifacts / "1-home.png"))
         # The stylesheet loaded under the CSP: the header has its dark background.
@@ -412,14 +406,8 @@ def test_in_chromium_an_authtoken_made_in_the_console_binds_an_agent_and_revokin
         wait_for(driver, lambda d: "Signed out" in d.page_source)
         clear_cookies(driver)
         lee = person(provider, "lee")
-        driver.get(edge.sso.invite(admin_key, lee.email, "developer", GRANT)["url"])
-        driver.find_element(By.ID, "oidc").click()
-        log_in(driver, lee.login, "correct-horse-battery-1")
-        wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"))
-        field = driver.find_element(By.NAME, "otp")
-        field.send_keys(lee.otp())
-        field.submit()
-        wait_for(driver, lambda d: d.current_url == edge.url + "/console")
+        invitation = edge.sso.invite(admin_key, lee.email, "developer", GRANT)
+        sign_in_chromium(driver, invitation["url"], lee, edge.url + "/console")
         assert f"Signed in as {lee.email} (developer, oidc)" in driver.page_source
         driver.find_element(By.LINK_TEXT, "Authtokens").click()
         assert token.id not in driver.page_source and "No authtokens yet." in driver.page_source
@@ -609,14 +597,7 @@ def test_in_chromium_a_dashboard_rule_locks_out_a_denied_address_but_not_the_adm
     ):
         denied_url = f"http://127.0.0.1:{relay}/console/ip-policies"
         driver.set_window_size(1280, 1000)
-        driver.get(invitation["url"])
-        driver.find_element(By.ID, "oidc").click()
-        log_in(driver, ivy.login, "correct-horse-battery-1")
-        wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"))
-        field = driver.find_element(By.NAME, "otp")
-        field.send_keys(ivy.otp())
-        field.submit()
-        wait_for(driver, lambda d: d.current_url == edge.url + "/console")
+        sign_in_chromium(driver, invitation["url"], ivy, edge.url + "/console")
         # Open to every address at first: the session works from 127.0.0.2 (through the relay).
         driver.get(denied_url)
         assert f"Signed in as {ivy.email} (admin, oidc)" in driver.page_source

@@ -16,10 +16,10 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from tests.admin.console_support import ConsoleEdge, console_edge, parse
+from tests.admin.console_support import ConsoleEdge, console_edge, parse, sign_in_chromium
 from tests.admin.test_console import sign_in
 from tests.agents.agents_support import Pki
-from tests.identity.browser import chromium, log_in, skip_without_browser, wait_for
+from tests.identity.browser import chromium, skip_without_browser, wait_for
 from tests.identity.op import Provider, running_provider
 
 SECRET = "console-vault-secret-81d2"
@@ -74,14 +74,7 @@ def test_in_chromium_an_admin_inspects_sees_the_deny_and_replays(
     invitation = edge.sso.invite(admin_key, ana.email, "admin")
     with chromium(SimpleNamespace(spki_sha256="")) as driver:  # type: ignore[arg-type]
         driver.set_window_size(1280, 1000)
-        driver.get(invitation["url"])
-        driver.find_element(By.ID, "oidc").click()
-        log_in(driver, ana.login, "correct-horse-battery-1")
-        wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"))
-        field = driver.find_element(By.NAME, "otp")
-        field.send_keys(ana.otp())
-        field.submit()
-        wait_for(driver, lambda d: d.current_url == edge.url + "/console")
+        sign_in_chromium(driver, invitation["url"], ana, edge.url + "/console")
         # From the endpoints page to the endpoint's inspector: off, nothing captured.
         driver.find_element(By.LINK_TEXT, "Endpoints").click()
         row = driver.find_element(By.ID, "endpoint-cfg_site")

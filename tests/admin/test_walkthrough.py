@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.admin.console_support import ConsoleEdge, console_edge
+from tests.admin.console_support import ConsoleEdge, console_edge, sign_in_chromium
 from tests.admin.test_control import from_127_0_0_2
 from tests.admin.test_sso import person
 from tests.admin.walkthrough_support import (
@@ -40,7 +40,6 @@ from tests.admin.walkthrough_support import (
     Shots,
     Sinks,
     notice,
-    sign_in,
     sinks_config,
     submit,
 )
@@ -144,7 +143,7 @@ def test_the_walkthrough_of_the_brief_in_chromium(pki: Pki, tmp_path: Path) -> N
         # 1. The admin signs in with SSO + MFA.
         admin = stack.enter_context(chromium(SimpleNamespace(spki_sha256="")))  # type: ignore[arg-type]
         admin.set_window_size(1280, 1000)
-        sign_in(admin, ada_invitation["url"], ada, console)
+        sign_in_chromium(admin, ada_invitation["url"], ada, console)
         assert f"Signed in as {ada.email} (admin, oidc)" in admin.page_source
         shot(admin, "admin-signed-in")
 
@@ -159,7 +158,7 @@ def test_the_walkthrough_of_the_brief_in_chromium(pki: Pki, tmp_path: Path) -> N
         # 3. The developer, in a browser of her own, accepts and mints an authtoken.
         dev = stack.enter_context(chromium(SimpleNamespace(spki_sha256="")))  # type: ignore[arg-type]
         dev.set_window_size(1280, 1000)
-        sign_in(dev, link, alice, console)
+        sign_in_chromium(dev, link, alice, console)
         assert f"Signed in as {alice.email} (developer, oidc)" in dev.page_source
         shot(dev, "developer-signed-in")
         dev.find_element(By.LINK_TEXT, "Authtokens").click()

@@ -1,7 +1,7 @@
 """Helpers of the walkthrough test: the edge's two SIEM sinks (Debian's
 rsyslog and an HTTP collector, both real, fed by `api.events:`), read
-back as event envelopes; a person's SSO + MFA sign-in in chromium; and
-numbered screenshots kept as the test's artifacts."""
+back as event envelopes; and numbered screenshots kept as the test's
+artifacts."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.admin.test_sso import PASSWORD_OF, Person
+from tests.admin.console_support import BROWSER_TIMEOUT as TIMEOUT
 from tests.events.receivers import HttpReceiver, Rsyslog
-
-TIMEOUT = 60.0  # seconds: a loaded 2-core machine, with chromium and the edge on it
 
 
 def sinks_config(syslog: Rsyslog, collector: HttpReceiver) -> str:
@@ -112,23 +110,6 @@ class Shots:
         self.taken.append(path)
 
 
-def sign_in(driver: Any, invitation_url: str, who: Person, console: str) -> None:
-    """Follow an invitation link in chromium and sign in with OpenID
-    Connect: the OP's login and password pages, then its TOTP page."""
-    from selenium.webdriver.common.by import By
-    from tests.identity.browser import log_in, wait_for
-
-    driver.get(invitation_url)
-    wait_for(driver, lambda d: "You are invited" in d.page_source, TIMEOUT)
-    driver.find_element(By.ID, "oidc").click()
-    log_in(driver, who.login, PASSWORD_OF)
-    wait_for(driver, lambda d: d.find_elements(By.NAME, "otp"), TIMEOUT)
-    field = driver.find_element(By.NAME, "otp")
-    field.send_keys(who.otp())
-    field.submit()
-    wait_for(driver, lambda d: d.current_url == console, TIMEOUT)
-
-
 def submit(driver: Any, form: str, **fields: str) -> None:
     """Fill the console form at the CSS selector `form` (inputs, selects,
     textareas by name) and send it with its button."""
@@ -158,4 +139,4 @@ def notice(driver: Any, pattern: str) -> re.Match[str]:
     return found
 
 
-__all__ = ["TIMEOUT", "Shots", "Sinks", "notice", "sign_in", "sinks_config", "submit"]
+__all__ = ["TIMEOUT", "Shots", "Sinks", "notice", "sinks_config", "submit"]
