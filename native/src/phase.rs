@@ -63,8 +63,28 @@ enum Action {
         body: Option<Py<PyTemplate>>,
         headers: Vec<(Py<PyBytes>, HeaderValue)>,
     },
+    /// `redirect`: the `to` URL rendered, rewritten by the action's own
+    /// regex code (`rewrite(url, to)`, None without `from`), the headers
+    /// rendered here.
+    Redirect {
+        to: UrlText,
+        rewrite: Option<Py<PyAny>>,
+        headers: Vec<(Py<PyBytes>, HeaderValue)>,
+    },
     /// Run by the Python engine: the runner stops here.
     Python,
+}
+
+/// A URL-valued template (`expressions.UrlTemplate`): text kept as
+/// written, each interpolated value passed through `escape`.
+struct UrlText {
+    parts: Vec<UrlPart>,
+    escape: Py<PyAny>,
+}
+
+enum UrlPart {
+    Text(String),
+    Value(Py<PyTemplate>),
 }
 
 struct Rule {
@@ -128,12 +148,41 @@ fn step_of(item: &Bound<'_, PyAny>) -> PyResult<Action> {
                 headers: header_values(&tuple.get_item(2)?)?,
             }
         }
+        "redirect" => {
+            let rewrite = tuple.get_item(3)?;
+            Action::Redirect {
+                to: url_text(&tuple.get_item(1)?, &tuple.get_item(2)?)?,
+                rewrite: if rewrite.is_none() {
+                    None
+                } else {
+                    Some(rewrite.unbind())
+                },
+                headers: header_values(&tuple.get_item(4)?)?,
+            }
+        }
         "python" => Action::Python,
         other => {
             return Err(PyValueError::new_err(format!(
                 "unknown native step {other:?}"
             )))
         }
+    })
+}
+
+/// `[str | Template]` and the escape function of interpolated values.
+fn url_text(parts: &Bound<'_, PyAny>, escape: &Bound<'_, PyAny>) -> PyResult<UrlText> {
+    let mut out = Vec::new();
+    for part in parts.try_iter()? {
+        let part = part?;
+        out.push(if let Ok(text) = part.cast::<PyString>() {
+            UrlPart::Text(text.to_str()?.to_owned())
+        } else {
+            UrlPart::Value(part.cast_into::<PyTemplate>()?.unbind())
+        });
+    }
+    Ok(UrlText {
+        parts: out,
+        escape: escape.clone().unbind(),
     })
 }
 
@@ -396,6 +445,44 @@ impl PhaseRunner {
                 }
             }
             Action::Deny => Ok(Done::Answer(PyTuple::empty(py).into_any().unbind())),
+            Action::Redirect {
+                to,
+                rewrite,
+                headers,
+            } => {
+                // as `Redirect.apply`: `to`, the rewrite of the URL the
+                // client sent, then the headers
+                let Some(to) = render_url(py, wire, to)? else {
+                    return Ok(Done::Engine);
+                };
+                let r = &wire.req;
+                let url = format!("{}://{}{}", r.scheme, r.authority, r.target);
+                let (location, matched) = match rewrite {
+                    None => (to, true),
+                    Some(rewrite) => {
+                        let out = rewrite.bind(py).call1((&url, &to))?;
+                        let location: String = out.get_item(0)?.extract()?;
+                        (location, !out.get_item(1)?.is_empty()?)
+                    }
+                };
+                if !matched || location == url {
+                    return Ok(Done::Next); // its results: recorded only when read (never here)
+                }
+                if location.contains(['\r', '\n', '\0']) {
+                    return Ok(Done::Engine); // the engine's error
+                }
+                let Some(added) = render_headers(py, wire, headers)? else {
+                    return Ok(Done::Engine);
+                };
+                let answer = PyTuple::new(
+                    py,
+                    [
+                        PyString::new(py, &location).into_any(),
+                        header_list(py, added)?.into_any(),
+                    ],
+                )?;
+                Ok(Done::Answer(answer.into_any().unbind()))
+            }
             Action::CustomResponse { body, headers } => {
                 // in the engine's order: the body, then each header
                 let text = match body {
@@ -408,13 +495,7 @@ impl PhaseRunner {
                 let Some(added) = render_headers(py, wire, headers)? else {
                     return Ok(Done::Engine);
                 };
-                let added = PyList::new(
-                    py,
-                    added
-                        .into_iter()
-                        .map(|(n, v)| PyTuple::new(py, [n.into_any(), v.into_any()]))
-                        .collect::<PyResult<Vec<_>>>()?,
-                )?;
+                let added = header_list(py, added)?;
                 let answer =
                     PyTuple::new(py, [PyString::new(py, &text).into_any(), added.into_any()])?;
                 Ok(Done::Answer(answer.into_any().unbind()))
@@ -439,6 +520,40 @@ impl PhaseRunner {
             }
         }
     }
+}
+
+/// A URL template rendered as `UrlTemplate.render` does; None: a value
+/// fails to render.
+fn render_url<'py>(
+    py: Python<'py>,
+    wire: &mut Wire<'py>,
+    url: &UrlText,
+) -> Result<Option<String>, Stop> {
+    let mut out = String::new();
+    for part in &url.parts {
+        match part {
+            UrlPart::Text(text) => out.push_str(text),
+            UrlPart::Value(t) => {
+                let Some(value) = render(py, wire, t.get())? else {
+                    return Ok(None);
+                };
+                let escaped = url.escape.bind(py).call1((value,))?;
+                out.push_str(escaped.cast::<PyString>().map_err(PyErr::from)?.to_str()?);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `[(name, value)]`.
+fn header_list<'py>(py: Python<'py>, headers: Rendered<'py>) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(
+        py,
+        headers
+            .into_iter()
+            .map(|(n, v)| PyTuple::new(py, [n.into_any(), v.into_any()]))
+            .collect::<PyResult<Vec<_>>>()?,
+    )
 }
 
 /// A template rendered as `Template.render` does; None: it fails (the

@@ -219,7 +219,40 @@ def terminal_action(draw: st.DrawFn, response: bool) -> dict[str, Any]:
                 "headers": {"x-r": draw(TEMPLATES)},
             },
         }
-    return {"type": kind, "config": {"to": "https://other.example${req.url.path}"}}
+    return {"type": kind, "config": draw(redirect())}
+
+
+@st.composite
+def redirect(draw: st.DrawFn) -> dict[str, Any]:
+    """With and without `from` (a constant regex, or one interpolated: the
+    engine's), `to` with groups and percent-encoded values, URLs that do
+    not match or do not change (the rule goes on), headers that fail."""
+    config: dict[str, Any] = {
+        "to": draw(
+            st.sampled_from(
+                [
+                    "https://other.example${req.url.path}",
+                    "https://other.example/$1?u=${req.user_agent}",
+                    "https://${req.host}${req.url.uri}",  # the same URL, when `from` is absent
+                    "$0",
+                    "https://x.example/${req.headers['x-a'][0]}",  # fails without x-a
+                    "https://x.example/${req.url.query_params}",  # not a string: fails
+                ]
+            )
+        )
+    }
+    pattern = draw(
+        st.sampled_from(
+            [None, "^https://[^/]+/(admin|a)(.*)$", "/(\\w+)", "nomatch", "${req.method}"]
+        )
+    )
+    if pattern is not None:
+        config["from"] = pattern
+    if draw(st.booleans()):
+        config["status_code"] = draw(st.sampled_from([301, 307, 308]))
+    if draw(st.booleans()):
+        config["headers"] = {"x-r": draw(TEMPLATES), "cache-control": "no-store"}
+    return config
 
 
 @st.composite
@@ -526,3 +559,25 @@ def test_the_runner_answers_deny_and_custom_response() -> None:
     # a value the engine refuses (CR/LF/NUL) or fails to render: the engine runs the step
     respond["config"]["headers"] = {"x-r": "${req.headers['x'][0]}"}  # type: ignore[index]
     assert _run({"on_http_request": [{"actions": [respond]}]}, 1) == [((0, 0), None)]
+
+
+def test_the_runner_answers_redirect() -> None:
+    def doc(**config: Any) -> dict[str, Any]:
+        return {"on_http_request": [{"actions": [{"type": "redirect", "config": config}]}]}
+
+    to = "https://other.example/$1?w=${req.method + ' x'}"
+    answer = (
+        "https://other.example/a?w=GET%20x",
+        [(b"x-r", b"b")],
+    )
+    headers = {"x-r": "${req.url.query}"}
+    assert _run(doc(**{"from": "^.*/(a)[?]b$", "to": to, "headers": headers}), 1) == [
+        ((0, 0), answer)
+    ]
+    # no match, or the same URL: the rule goes on, the phase done natively
+    assert _run(doc(**{"from": "/(zzz)", "to": to}), 1) == [(None, None)]
+    assert _run(doc(to="https://app.example.com/a?b"), 1) == [(None, None)]
+    # an interpolated `from`, a header that fails: the engine runs the step
+    assert _run(doc(**{"from": "${req.method}", "to": to}), 1) == [((0, 0), None)]
+    failing = {"x-r": "${req.headers['x'][0]}"}
+    assert _run(doc(to="https://x.example/", headers=failing), 1) == [((0, 0), None)]

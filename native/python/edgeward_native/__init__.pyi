@@ -343,7 +343,10 @@ class PhaseRunner:
     ``("rate-limit", RateLimitStore, capacity, window, [Program], enforce)``
     (the bucket check, when the key values are strings and `clock` is
     given), ``("deny",)``, ``("custom-response", Template | None, [(name,
-    bytes | Template)])`` (the body and header values rendered) or
+    bytes | Template)])`` (the body and header values rendered),
+    ``("redirect", [str | Template], escape, rewrite | None, [(name, bytes
+    | Template)])`` (the `to` URL: text and values passed through
+    `escape(str)`; `rewrite(url, to)` gives ``(location, matches)``) or
     ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
     fields of ``req.user_agent`` read into (else they come from `fallback`)."""
 
@@ -376,7 +379,8 @@ class PhaseRunner:
         None when unchanged, and, when the runner performed the step it
         stopped at and that step ends the phase, its answer (a refused
         rate-limit: the Retry-After seconds, a float; deny: ``()``;
-        custom-response: ``(body, [(name, value)])``), else None. Raises
+        custom-response: ``(body, [(name, value)])``; redirect:
+        ``(location, [(name, value)])``), else None. Raises
         what `fallback`, `clock` or a Mapping they return raises."""
 
 @final

@@ -19,23 +19,27 @@ decisions (docs/policy.md, "The native phase runner").
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from edgeward import native
+from edgeward.expr.interpolate import escape_url_value
 from edgeward.hooks import RequestHead, ResponseHead
 from edgeward.policy.actions.add_headers import AddHeaders
 from edgeward.policy.actions.base import Decision
 from edgeward.policy.actions.custom_response import CustomResponse
 from edgeward.policy.actions.deny import Deny
 from edgeward.policy.actions.rate_limit import RateLimit
+from edgeward.policy.actions.redirect import Redirect
 from edgeward.policy.actions.remove_headers import RemoveHeaders
 from edgeward.policy.actions.restrict_ips import RestrictIps
 from edgeward.policy.config import constant
 from edgeward.policy.context import TIME_FIELDS, ActionContext, ExchangeState, Roots
+from edgeward.policy.expressions import Renderable, UrlTemplate
 from edgeward.policy.loader import Rule, Step
 from edgeward.policy.model import Phase
 from edgeward.policy.ratelimit import NativeStore
+from edgeward.policy.regex import replace_all
 from edgeward.policy.variables import (
     ABSENT,
     ENDPOINT_FIELDS,
@@ -90,6 +94,15 @@ def _step(step: Step) -> tuple[Any, ...]:
         assert isinstance(action, CustomResponse)
         headers = [(name.encode("latin-1"), _value(v)) for name, v in action.headers.items()]
         return ("custom-response", action.body, headers)
+    if kind is Redirect:
+        assert isinstance(action, Redirect)
+        rewrite = action.rewrite
+        parts = _url_parts(rewrite.replacement)
+        if parts is not None and (rewrite.pattern is None or rewrite.static_pattern is not None):
+            static = rewrite.static_pattern
+            regex = None if rewrite.pattern is None else partial(replace_all, static)
+            headers = [(name.encode("latin-1"), _value(v)) for name, v in action.headers.items()]
+            return ("redirect", parts, escape_url_value, regex, headers)
     if kind is RateLimit:
         assert isinstance(action, RateLimit)
         store = action.store
@@ -108,6 +121,16 @@ def _step(step: Step) -> tuple[Any, ...]:
     return ("python",)
 
 
+def _url_parts(template: Renderable) -> list[str | native.Template] | None:
+    """A URL template (`Rewrite.replacement`) as the runner renders it;
+    None when it is neither a constant nor a `UrlTemplate`."""
+    if isinstance(template, UrlTemplate):
+        return list(template.parts)
+    if isinstance(template, native.Template) and template.is_constant:
+        return [constant(template)]
+    return None
+
+
 def native_decision(rule: Rule, step: int, ctx: ActionContext, answer: Any) -> Decision:
     """The decision of step `step` of `rule`, which the runner performed
     and answered `answer` (see `_step`): built by the action itself."""
@@ -117,6 +140,11 @@ def native_decision(rule: Rule, step: int, ctx: ActionContext, answer: Any) -> D
     if isinstance(action, CustomResponse):
         body, headers = answer  # rendered
         return action.respond(body, headers)
+    if isinstance(action, Redirect):
+        # its results are recorded only when a program reads them, and
+        # then the engine runs the phase
+        location, headers = answer
+        return action.respond(location, headers)
     assert isinstance(action, Deny), action
     return action.apply(ctx)  # reads nothing
 
