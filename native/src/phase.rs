@@ -25,7 +25,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 
 use crate::cel::{
-    eval_error, from_python, host_error, PathKeys, PyActivation, PyLazyMap, PyProgram, PyTemplate,
+    eval_error, from_python, host_error, to_python, PathKeys, PyActivation, PyLazyMap, PyProgram,
+    PyTemplate,
 };
 use crate::guard::guard;
 use crate::ipnet::IpPolicy;
@@ -71,8 +72,56 @@ enum Action {
         rewrite: Option<Py<PyAny>>,
         headers: Vec<(Py<PyBytes>, HeaderValue)>,
     },
+    /// `set-vars`: each entry evaluated here, in order, into `vars`.
+    SetVars {
+        entries: Vec<(Py<PyString>, VarValue)>,
+    },
     /// Run by the Python engine: the runner stops here.
     Python,
+}
+
+/// A `set-vars` value (`values.compile_value`'s shapes).
+enum VarValue {
+    Constant(Py<PyAny>),
+    Expression(Py<PyProgram>),
+    Text(Py<PyTemplate>),
+    Items(Vec<VarValue>),
+    Fields(Vec<(Py<PyAny>, VarValue)>),
+}
+
+/// `("constant", value)`, `("expression", Program)`, `("text",
+/// Template)`, `("items", [value])` or `("fields", [(key, value)])`.
+fn var_value_of(item: &Bound<'_, PyAny>) -> PyResult<VarValue> {
+    let tuple = item.cast::<PyTuple>()?;
+    let kind: String = tuple.get_item(0)?.extract()?;
+    let arg = tuple.get_item(1)?;
+    Ok(match kind.as_str() {
+        "constant" => VarValue::Constant(arg.unbind()),
+        "expression" => VarValue::Expression(arg.cast_into::<PyProgram>()?.unbind()),
+        "text" => VarValue::Text(arg.cast_into::<PyTemplate>()?.unbind()),
+        "items" => VarValue::Items(
+            arg.try_iter()?
+                .map(|v| var_value_of(&v?))
+                .collect::<PyResult<_>>()?,
+        ),
+        "fields" => {
+            let mut fields = Vec::new();
+            for pair in arg.try_iter()? {
+                let pair = pair?;
+                let pair = pair.cast::<PyTuple>()?;
+                fields.push((
+                    pair.get_item(0)?.unbind(),
+                    var_value_of(&pair.get_item(1)?)?,
+                ));
+            }
+            VarValue::Fields(fields)
+        }
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown set-vars value {other:?}"
+            )))
+        }
+    })
 }
 
 /// A URL-valued template (`expressions.UrlTemplate`): text kept as
@@ -159,6 +208,18 @@ fn step_of(item: &Bound<'_, PyAny>) -> PyResult<Action> {
                 },
                 headers: header_values(&tuple.get_item(4)?)?,
             }
+        }
+        "set-vars" => {
+            let mut entries = Vec::new();
+            for pair in tuple.get_item(1)?.try_iter()? {
+                let pair = pair?;
+                let pair = pair.cast::<PyTuple>()?;
+                entries.push((
+                    pair.get_item(0)?.cast_into::<PyString>()?.unbind(),
+                    var_value_of(&pair.get_item(1)?)?,
+                ));
+            }
+            Action::SetVars { entries }
         }
         "python" => Action::Python,
         other => {
@@ -252,13 +313,14 @@ fn headers_of<'py>(list: &Bound<'py, PyAny>) -> PyResult<Vec<Item<'py>>> {
 /// number of rules: the phase is done), the step in it (-1: test its
 /// expressions), the new header list (None: unchanged), the new
 /// authority (None: unchanged) and the answer of that step when the
-/// runner performed it (None: the engine runs the step): a rate-limit's
-/// Retry-After seconds.
+/// runner performed it (None: the engine runs the step), and the phase's
+/// `vars` (None: none set or read).
 type Outcome = (
     usize,
     i64,
     Option<Py<PyList>>,
     Option<Py<PyBytes>>,
+    Option<Py<PyAny>>,
     Option<Py<PyAny>>,
 );
 
@@ -342,12 +404,14 @@ impl PhaseRunner {
             None => None,
             Some(items) => Some(PyList::new(py, items.into_iter().map(|(_, t)| t))?.unbind()),
         };
+        let vars = wire.py_roots.get_item(intern!(py, "vars"))?;
         Ok((
             rule,
             step,
             headers,
             wire.authority.take().map(Bound::unbind),
             answer,
+            vars.map(Bound::unbind),
         ))
     }
 
@@ -445,6 +509,31 @@ impl PhaseRunner {
                 }
             }
             Action::Deny => Ok(Done::Answer(PyTuple::empty(py).into_any().unbind())),
+            Action::SetVars { entries } => {
+                // into a copy, which later entries read: a failing entry
+                // puts the phase's `vars` back as they were
+                let roots = wire.py_roots.clone();
+                let key = intern!(py, "vars");
+                let before = roots.get_item(key)?;
+                let vars = match &before {
+                    Some(v) => v.cast::<PyDict>().map_err(PyErr::from)?.copy()?,
+                    None => PyDict::new(py),
+                };
+                roots.set_item(key, &vars)?;
+                for (name, value) in entries {
+                    match var_value(py, wire, value)? {
+                        Some(v) => vars.set_item(name.bind(py), v)?,
+                        None => {
+                            match &before {
+                                Some(v) => roots.set_item(key, v)?,
+                                None => roots.del_item(key)?,
+                            }
+                            return Ok(Done::Engine);
+                        }
+                    }
+                }
+                Ok(Done::Next)
+            }
             Action::Redirect {
                 to,
                 rewrite,
@@ -520,6 +609,53 @@ impl PhaseRunner {
             }
         }
     }
+}
+
+/// A `set-vars` value as the engine makes it; None: it fails (the engine
+/// evaluates it again and reports the error).
+fn var_value<'py>(
+    py: Python<'py>,
+    wire: &mut Wire<'py>,
+    value: &VarValue,
+) -> Result<Option<Bound<'py, PyAny>>, Stop> {
+    Ok(Some(match value {
+        VarValue::Constant(v) => v.bind(py).clone(),
+        VarValue::Expression(program) => {
+            let program = program.get();
+            match wire.evaluate(py, &program.program, &program.keys) {
+                Ok(v) => match to_python(py, &v, 0) {
+                    Ok(v) => v.into_bound(py),
+                    Err(_) => return Ok(None),
+                },
+                Err(e) if e.is_host() => return Err(Stop::Raise(eval_error(py, e))),
+                Err(_) => return Ok(None),
+            }
+        }
+        VarValue::Text(t) => match render(py, wire, t.get())? {
+            Some(text) => PyString::new(py, &text).into_any(),
+            None => return Ok(None),
+        },
+        VarValue::Items(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                let Some(v) = var_value(py, wire, item)? else {
+                    return Ok(None);
+                };
+                list.append(v)?;
+            }
+            list.into_any()
+        }
+        VarValue::Fields(fields) => {
+            let dict = PyDict::new(py);
+            for (key, item) in fields {
+                let Some(v) = var_value(py, wire, item)? else {
+                    return Ok(None);
+                };
+                dict.set_item(key.bind(py), v)?;
+            }
+            dict.into_any()
+        }
+    }))
 }
 
 /// A URL template rendered as `UrlTemplate.render` does; None: a value

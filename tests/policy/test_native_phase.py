@@ -114,7 +114,15 @@ def expression(draw: st.DrawFn, depth: int = 0) -> str:
         e = "req.method in ['GET', 'POST', 'DELETE']"
     elif kind == "has":
         e = draw(
-            st.sampled_from(["has(req.content_length)", "has(req.location)", "has(res.location)"])
+            st.sampled_from(
+                [
+                    "has(req.content_length)",
+                    "has(req.location)",
+                    "has(res.location)",
+                    "has(vars.w)",
+                    "vars.w == vars.v",
+                ]
+            )
         )
     elif kind == "ip":
         e = "inCidrRange(conn.client_ip, '192.0.2.0/24')"
@@ -175,8 +183,39 @@ def plain_action(draw: st.DrawFn, response: bool) -> dict[str, Any]:
     if kind == "rate-limit":
         return {"type": kind, "config": draw(rate_limit())}
     if kind == "set-vars":
-        return {"type": kind, "config": {"vars": [{"v": draw(TEMPLATES)}]}}
+        return {"type": kind, "config": draw(set_vars())}
     return {"type": kind, "config": {"metadata": {"m": draw(TEMPLATES)}}}
+
+
+VAR_VALUES = st.sampled_from(
+    [
+        "v",
+        3,
+        True,
+        None,
+        "${req.method}",  # a whole expression: its type
+        "${conn.client_port}",
+        "${req.headers}",
+        "${req.url.query_params}",
+        "${req}",
+        "${req.url.path}-${conn.client_ip}",  # text
+        "${vars.v}-x",  # reads an earlier entry (fails when there is none)
+        "${vars.v + 'x'}",  # fails unless vars.v is a string
+        "${req.headers['x-a'][0]}",  # fails when there is none
+        ["${req.method}", 1, {"k": "${req.url.query}"}],
+        {"k": "${req.url.path}", "n": None, "l": ["${vars.w}"]},
+    ]
+)
+
+
+@st.composite
+def set_vars(draw: st.DrawFn) -> dict[str, Any]:
+    """Entries set in order, later ones reading earlier ones; any may
+    fail, after others were set (the runner then leaves `vars` as it was)."""
+    entries = draw(
+        st.lists(st.tuples(st.sampled_from(["v", "w"]), VAR_VALUES), min_size=1, max_size=3)
+    )
+    return {"vars": [{name: value} for name, value in entries]}
 
 
 BUCKET_KEYS = [
@@ -492,8 +531,9 @@ def _run(doc: dict[str, Any], requests: int, response: bool = False) -> list[Any
                 phase=policy._response.phase,
             )
         else:
-            assert policy._request.runner is not None
-            _, stop, answer = run_request(policy._request.runner, ex, head, policy.conn_fields)
+            runner = policy._request.runner
+            assert runner is not None
+            _, stop, answer, _ = run_request(runner, ex, head, policy.conn_fields)
         out.append((stop, answer))
     return out
 
@@ -581,3 +621,28 @@ def test_the_runner_answers_redirect() -> None:
     assert _run(doc(**{"from": "${req.method}", "to": to}), 1) == [((0, 0), None)]
     failing = {"x-r": "${req.headers['x'][0]}"}
     assert _run(doc(to="https://x.example/", headers=failing), 1) == [((0, 0), None)]
+
+
+def test_the_runner_sets_vars() -> None:
+    set_vars = {
+        "type": "set-vars",
+        "config": {"vars": [{"v": "${req.method}"}, {"w": ["${vars.v}-x", {"p": 1}]}]},
+    }
+    doc = {
+        "on_http_request": [
+            {"actions": [set_vars]},
+            {"expressions": ["vars.w[0] == 'GET-x'"], "actions": [{"type": "deny"}]},
+        ]
+    }
+    assert _run(doc, 1) == [((1, 0), ())]  # set, read, denied natively
+    # an entry that fails after one was set: `vars` as they were, the engine's step
+    set_vars["config"]["vars"].append({"x": "${req.headers['x'][0]}"})  # type: ignore[index]
+    doc["on_http_request"][1]["expressions"] = ["true"]
+    policy, _ = compiled(doc, True)
+    conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
+    head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", [], b"1.1")
+    ex = policy.begin(conn, ENDPOINT, head, "req-1")
+    runner = policy._request.runner
+    assert runner is not None
+    _, stop, answer, vars = run_request(runner, ex, head, policy.conn_fields)
+    assert (stop, answer, vars) == ((0, 0), None, None)

@@ -346,8 +346,11 @@ class PhaseRunner:
     bytes | Template)])`` (the body and header values rendered),
     ``("redirect", [str | Template], escape, rewrite | None, [(name, bytes
     | Template)])`` (the `to` URL: text and values passed through
-    `escape(str)`; `rewrite(url, to)` gives ``(location, matches)``) or
-    ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
+    `escape(str)`; `rewrite(url, to)` gives ``(location, matches)``),
+    ``("set-vars", [(name, value)])`` (each value ``("constant", v)``,
+    ``("expression", Program)``, ``("text", Template)``, ``("items",
+    [value])`` or ``("fields", [(key, value)])``, set in `vars`, which the
+    rules then read) or ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
     fields of ``req.user_agent`` read into (else they come from `fallback`)."""
 
     def __new__(
@@ -366,7 +369,7 @@ class PhaseRunner:
         response: Any = None,
         *,
         clock: Callable[[], float] | None = None,
-    ) -> tuple[int, int, list[tuple[bytes, bytes]] | None, bytes | None, Any]:
+    ) -> tuple[int, int, list[tuple[bytes, bytes]] | None, bytes | None, Any, Any]:
         """Run the rules on `head` (a `RequestHead`: `req.*`) and `conn` (a
         `ConnectionInfo`: `conn.*`), and `response` (a `ResponseHead`:
         `res.*`, the response phase). A variable not built natively is
@@ -380,7 +383,8 @@ class PhaseRunner:
         stopped at and that step ends the phase, its answer (a refused
         rate-limit: the Retry-After seconds, a float; deny: ``()``;
         custom-response: ``(body, [(name, value)])``; redirect:
-        ``(location, [(name, value)])``), else None. Raises
+        ``(location, [(name, value)])``), else None, and the phase's
+        `vars` (a dict: set by set-vars, or read; None: neither). Raises
         what `fallback`, `clock` or a Mapping they return raises."""
 
 @final

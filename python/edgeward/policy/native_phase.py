@@ -33,6 +33,7 @@ from edgeward.policy.actions.rate_limit import RateLimit
 from edgeward.policy.actions.redirect import Redirect
 from edgeward.policy.actions.remove_headers import RemoveHeaders
 from edgeward.policy.actions.restrict_ips import RestrictIps
+from edgeward.policy.actions.set_vars import SetVars
 from edgeward.policy.config import constant
 from edgeward.policy.context import TIME_FIELDS, ActionContext, ExchangeState, Roots
 from edgeward.policy.expressions import Renderable, UrlTemplate
@@ -40,6 +41,7 @@ from edgeward.policy.loader import Rule, Step
 from edgeward.policy.model import Phase
 from edgeward.policy.ratelimit import NativeStore
 from edgeward.policy.regex import replace_all
+from edgeward.policy.values import Constant, Evaluator, Expression, ListValue, MapValue, Text
 from edgeward.policy.variables import (
     ABSENT,
     ENDPOINT_FIELDS,
@@ -103,6 +105,11 @@ def _step(step: Step) -> tuple[Any, ...]:
             regex = None if rewrite.pattern is None else partial(replace_all, static)
             headers = [(name.encode("latin-1"), _value(v)) for name, v in action.headers.items()]
             return ("redirect", parts, escape_url_value, regex, headers)
+    if kind is SetVars:
+        assert isinstance(action, SetVars)
+        entries = [(name, _var_value(value)) for name, value in action.entries]
+        if all(value is not None for _, value in entries):
+            return ("set-vars", entries)
     if kind is RateLimit:
         assert isinstance(action, RateLimit)
         store = action.store
@@ -119,6 +126,24 @@ def _step(step: Step) -> tuple[Any, ...]:
                 action.enforce,
             )
     return ("python",)
+
+
+def _var_value(value: Evaluator) -> tuple[str, Any] | None:
+    """A `set-vars` value as the runner evaluates it (`values`' shapes);
+    None when it is another callable."""
+    if isinstance(value, Constant):
+        return ("constant", value.value)
+    if isinstance(value, Expression) and isinstance(value.program, native.Program):
+        return ("expression", value.program)
+    if isinstance(value, Text) and isinstance(value.template, native.Template):
+        return ("text", value.template)
+    if isinstance(value, ListValue):
+        items = [_var_value(item) for item in value.items]
+        return None if None in items else ("items", items)
+    if isinstance(value, MapValue):
+        fields = [(key, _var_value(item)) for key, item in value.fields]
+        return None if any(v is None for _, v in fields) else ("fields", fields)
+    return None
 
 
 def _url_parts(template: Renderable) -> list[str | native.Template] | None:
@@ -185,7 +210,7 @@ class Fallback:
         if root == "time":
             return LazyMap(state.policy.clock, TIME_FIELDS)
         if root == "vars":
-            return {}  # set-vars runs in the engine: none set yet
+            return {}  # none set yet (the runner's set-vars makes its own copy)
         if root == "actions":
             return state.results
         raise KeyError(root)
@@ -193,12 +218,12 @@ class Fallback:
 
 def run_request(
     runner: native.PhaseRunnerType, state: ExchangeState, head: RequestHead, conn_fields: Fields
-) -> tuple[RequestHead, tuple[int, int] | None, Any]:
+) -> tuple[RequestHead, tuple[int, int] | None, Any, dict[str, Any] | None]:
     """The request to forward (a copy: `req.*` keeps showing what the
-    client sent), where the engine resumes (None: the phase is done) and
+    client sent), where the engine resumes (None: the phase is done),
     the answer of the step there when the runner performed it (else None:
-    the engine runs the step)."""
-    rule, step, headers, authority, answer = runner.run(
+    the engine runs the step) and the phase's `vars` so far (None: none)."""
+    rule, step, headers, authority, answer, vars = runner.run(
         head, state.conn, Fallback(state, conn_fields, None), clock=state.policy.clock
     )
     forward = RequestHead(
@@ -209,7 +234,7 @@ def run_request(
         list(head.headers) if headers is None else headers,
         head.http_version,
     )
-    return forward, None if rule >= runner.rule_count else (rule, step), answer
+    return forward, None if rule >= runner.rule_count else (rule, step), answer, vars
 
 
 def run_response(
@@ -226,12 +251,12 @@ def run_response(
     of the step there when the runner performed it (as `run_request`)."""
     received = state.received
     assert received is not None
-    rule, step, headers, _, answer = runner.run(
+    rule, step, headers, _, answer, vars = runner.run(
         received, state.conn, Fallback(state, conn_fields, head), head, clock=state.policy.clock
     )
     ctx = None
     if rule < runner.rule_count:
-        ctx = resume_context(phase, state, roots, response=head)
+        ctx = resume_context(phase, state, roots, response=head, vars=vars)
         if any(name == "res" for name, _ in roots):
             ctx.activation["res"]
     if headers is not None:
@@ -267,8 +292,12 @@ def resume_context(
     *,
     request: RequestHead | None = None,
     response: ResponseHead | None = None,
+    vars: dict[str, Any] | None = None,
 ) -> ActionContext:
-    """The `ActionContext` the engine resumes the phase in."""
+    """The `ActionContext` the engine resumes the phase in, with the
+    `vars` the runner's set-vars set."""
     ctx = ActionContext(phase, state, (), request=request, response=response)
+    if vars is not None:
+        ctx.vars = vars
     ctx.activation = LazyActivation(ctx, dict(roots))
     return ctx
