@@ -72,6 +72,14 @@ enum Action {
         rewrite: Option<Py<PyAny>>,
         headers: Vec<(Py<PyBytes>, HeaderValue)>,
     },
+    /// `url-rewrite`: as `redirect`, on the URL forwarded so far; the new
+    /// URL is checked and split by the action's own code (`split(url)`:
+    /// `(target, authority)`, None when the action refuses it).
+    UrlRewrite {
+        to: UrlText,
+        rewrite: Option<Py<PyAny>>,
+        split: Py<PyAny>,
+    },
     /// `set-vars`: each entry evaluated here, in order, into `vars`.
     SetVars {
         entries: Vec<(Py<PyString>, VarValue)>,
@@ -209,6 +217,18 @@ fn step_of(item: &Bound<'_, PyAny>) -> PyResult<Action> {
                 headers: header_values(&tuple.get_item(4)?)?,
             }
         }
+        "url-rewrite" => {
+            let rewrite = tuple.get_item(3)?;
+            Action::UrlRewrite {
+                to: url_text(&tuple.get_item(1)?, &tuple.get_item(2)?)?,
+                rewrite: if rewrite.is_none() {
+                    None
+                } else {
+                    Some(rewrite.unbind())
+                },
+                split: tuple.get_item(4)?.unbind(),
+            }
+        }
         "set-vars" => {
             let mut entries = Vec::new();
             for pair in tuple.get_item(1)?.try_iter()? {
@@ -312,13 +332,14 @@ fn headers_of<'py>(list: &Bound<'py, PyAny>) -> PyResult<Vec<Item<'py>>> {
 /// What the caller gets back: the index of the rule to resume at (the
 /// number of rules: the phase is done), the step in it (-1: test its
 /// expressions), the new header list (None: unchanged), the new
-/// authority (None: unchanged) and the answer of that step when the
-/// runner performed it (None: the engine runs the step), and the phase's
-/// `vars` (None: none set or read).
+/// authority and target (None: unchanged), the answer of that step when
+/// the runner performed it (None: the engine runs the step), and the
+/// phase's `vars` (None: none set or read).
 type Outcome = (
     usize,
     i64,
     Option<Py<PyList>>,
+    Option<Py<PyBytes>>,
     Option<Py<PyBytes>>,
     Option<Py<PyAny>>,
     Option<Py<PyAny>>,
@@ -410,6 +431,7 @@ impl PhaseRunner {
             step,
             headers,
             wire.authority.take().map(Bound::unbind),
+            wire.target.take().map(Bound::unbind),
             answer,
             vars.map(Bound::unbind),
         ))
@@ -509,6 +531,42 @@ impl PhaseRunner {
                 }
             }
             Action::Deny => Ok(Done::Answer(PyTuple::empty(py).into_any().unbind())),
+            Action::UrlRewrite { to, rewrite, split } => {
+                let Some(to) = render_url(py, wire, to)? else {
+                    return Ok(Done::Engine);
+                };
+                // the URL forwarded so far (`full_url(ctx.request)`)
+                let authority = match &wire.authority {
+                    Some(a) => latin1(a.as_bytes()),
+                    None => wire.req.authority.clone(),
+                };
+                let target = match &wire.target {
+                    Some(t) => latin1(t.as_bytes()),
+                    None => wire.req.target.clone(),
+                };
+                let url = format!("{}://{authority}{target}", wire.req.scheme);
+                let new = match rewritten(py, rewrite, &url, to)? {
+                    Some(new) if new != url => new,
+                    _ => return Ok(Done::Next), // results: as redirect's
+                };
+                let parts = split.bind(py).call1((new,))?;
+                if parts.is_none() {
+                    return Ok(Done::Engine); // the engine's error
+                }
+                wire.target = Some(
+                    parts
+                        .get_item(0)?
+                        .cast_into::<PyBytes>()
+                        .map_err(PyErr::from)?,
+                );
+                wire.authority = Some(
+                    parts
+                        .get_item(1)?
+                        .cast_into::<PyBytes>()
+                        .map_err(PyErr::from)?,
+                );
+                Ok(Done::Next)
+            }
             Action::SetVars { entries } => {
                 // into a copy, which later entries read: a failing entry
                 // puts the phase's `vars` back as they were
@@ -546,15 +604,10 @@ impl PhaseRunner {
                 };
                 let r = &wire.req;
                 let url = format!("{}://{}{}", r.scheme, r.authority, r.target);
-                let (location, matched) = match rewrite {
-                    None => (to, true),
-                    Some(rewrite) => {
-                        let out = rewrite.bind(py).call1((&url, &to))?;
-                        let location: String = out.get_item(0)?.extract()?;
-                        (location, !out.get_item(1)?.is_empty()?)
-                    }
+                let Some(location) = rewritten(py, rewrite, &url, to)? else {
+                    return Ok(Done::Next); // its results: recorded only when read (never here)
                 };
-                if !matched || location == url {
+                if location == url {
                     return Ok(Done::Next); // its results: recorded only when read (never here)
                 }
                 if location.contains(['\r', '\n', '\0']) {
@@ -609,6 +662,24 @@ impl PhaseRunner {
             }
         }
     }
+}
+
+/// `Rewrite.apply`'s URL: `to` without `from`, else `url` with every
+/// match of `from` replaced (`rewrite(url, to)`); None: nothing matched.
+fn rewritten(
+    py: Python<'_>,
+    rewrite: &Option<Py<PyAny>>,
+    url: &str,
+    to: String,
+) -> PyResult<Option<String>> {
+    let Some(rewrite) = rewrite else {
+        return Ok(Some(to));
+    };
+    let out = rewrite.bind(py).call1((url, to))?;
+    if out.get_item(1)?.is_empty()? {
+        return Ok(None);
+    }
+    Ok(Some(out.get_item(0)?.extract()?))
 }
 
 /// A `set-vars` value as the engine makes it; None: it fails (the engine
@@ -907,6 +978,8 @@ struct Wire<'py> {
     /// response's), once an action changed it.
     edited: Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyAny>)>>,
     authority: Option<Bound<'py, PyBytes>>,
+    /// The forwarded target, once url-rewrite changed it.
+    target: Option<Bound<'py, PyBytes>>,
     /// The policy's clock (`ActionContext.now`), for rate-limit; None:
     /// the engine runs such steps.
     clock: Option<Bound<'py, PyAny>>,
@@ -963,6 +1036,7 @@ impl<'py> Wire<'py> {
             py_roots: PyDict::new(py),
             edited: None,
             authority: None,
+            target: None,
             clock: None,
         })
     }

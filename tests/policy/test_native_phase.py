@@ -158,7 +158,9 @@ TEMPLATES = st.sampled_from(
 @st.composite
 def plain_action(draw: st.DrawFn, response: bool) -> dict[str, Any]:
     kinds = ["add-headers", "remove-headers", "restrict-ips", "set-vars", "log"]
-    kind = draw(st.sampled_from(kinds if response else [*kinds, "rate-limit"]))
+    kind = draw(st.sampled_from(kinds if response else [*kinds, "rate-limit", "url-rewrite"]))
+    if kind == "url-rewrite":
+        return {"type": kind, "config": draw(url_rewrite())}
     if kind == "add-headers":
         names = draw(
             st.lists(
@@ -185,6 +187,35 @@ def plain_action(draw: st.DrawFn, response: bool) -> dict[str, Any]:
     if kind == "set-vars":
         return {"type": kind, "config": draw(set_vars())}
     return {"type": kind, "config": {"metadata": {"m": draw(TEMPLATES)}}}
+
+
+@st.composite
+def url_rewrite(draw: st.DrawFn) -> dict[str, Any]:
+    """On the URL forwarded so far (after add-headers' host, earlier
+    rewrites): new paths, queries and hosts, URLs the action refuses (not
+    http(s), a space, a tab that urlsplit drops), no match, no change."""
+    to = draw(
+        st.sampled_from(
+            [
+                "https://${req.host}/v2$1",
+                "http://up.example:8080/x?q=${req.method}&u=${req.user_agent}",
+                "https://h.example/$1#frag",
+                "ftp://h.example/",  # refused
+                "https://h.example/a b",  # refused
+                "https://h.example/a\tb",
+                "/relative",  # refused
+                "$0",
+                "https://x.example/${req.headers['x-a'][0]}",  # fails without x-a
+            ]
+        )
+    )
+    pattern = draw(
+        st.sampled_from([None, "^https://[^/]+(/.*)$", "(/admin|/a)", "nomatch", "${req.method}"])
+    )
+    config: dict[str, Any] = {"to": to}
+    if pattern is not None:
+        config["from"] = pattern
+    return config
 
 
 VAR_VALUES = st.sampled_from(
@@ -646,3 +677,30 @@ def test_the_runner_sets_vars() -> None:
     assert runner is not None
     _, stop, answer, vars = run_request(runner, ex, head, policy.conn_fields)
     assert (stop, answer, vars) == ((0, 0), None, None)
+
+
+def test_the_runner_rewrites_the_url() -> None:
+    def forwarded(*configs: dict[str, Any]) -> tuple[Any, ...]:
+        actions = [{"type": "url-rewrite", "config": c} for c in configs]
+        policy, _ = compiled({"on_http_request": [{"actions": actions}]}, True)
+        conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
+        head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", [], b"1.1")
+        ex = policy.begin(conn, ENDPOINT, head, "req-1")
+        runner = policy._request.runner
+        assert runner is not None
+        forward, stop, answer, _ = run_request(runner, ex, head, policy.conn_fields)
+        return forward.target, forward.authority, stop, answer
+
+    # one rewrite after another, on the URL forwarded so far
+    first = {"from": "^https://[^/]+(/.*)$", "to": "http://up.example:8080/v2$1"}
+    second = {"from": "/v2", "to": "/v3/${req.method + ' x'}"}
+    assert forwarded(first, second) == (b"/v3/GET%20x/a?b", b"up.example:8080", None, None)
+    assert forwarded({"from": "nomatch", "to": "https://x/"}) == (
+        b"/a?b",
+        b"app.example.com",
+        None,
+        None,
+    )
+    # a URL the action refuses: the engine runs the step (and answers 500)
+    refused = forwarded(first, {"to": "ftp://x/"})
+    assert refused == (b"/v2/a?b", b"up.example:8080", (0, 1), None)

@@ -34,8 +34,10 @@ from edgeward.policy.actions.redirect import Redirect
 from edgeward.policy.actions.remove_headers import RemoveHeaders
 from edgeward.policy.actions.restrict_ips import RestrictIps
 from edgeward.policy.actions.set_vars import SetVars
+from edgeward.policy.actions.url_rewrite import UrlRewrite, forwarded
 from edgeward.policy.config import constant
 from edgeward.policy.context import TIME_FIELDS, ActionContext, ExchangeState, Roots
+from edgeward.policy.errors import ActionError
 from edgeward.policy.expressions import Renderable, UrlTemplate
 from edgeward.policy.loader import Rule, Step
 from edgeward.policy.model import Phase
@@ -96,13 +98,15 @@ def _step(step: Step) -> tuple[Any, ...]:
         assert isinstance(action, CustomResponse)
         headers = [(name.encode("latin-1"), _value(v)) for name, v in action.headers.items()]
         return ("custom-response", action.body, headers)
-    if kind is Redirect:
-        assert isinstance(action, Redirect)
+    if kind is Redirect or kind is UrlRewrite:
+        assert isinstance(action, Redirect | UrlRewrite)
         rewrite = action.rewrite
         parts = _url_parts(rewrite.replacement)
         if parts is not None and (rewrite.pattern is None or rewrite.static_pattern is not None):
             static = rewrite.static_pattern
             regex = None if rewrite.pattern is None else partial(replace_all, static)
+            if isinstance(action, UrlRewrite):
+                return ("url-rewrite", parts, escape_url_value, regex, _forwarded)
             headers = [(name.encode("latin-1"), _value(v)) for name, v in action.headers.items()]
             return ("redirect", parts, escape_url_value, regex, headers)
     if kind is SetVars:
@@ -126,6 +130,15 @@ def _step(step: Step) -> tuple[Any, ...]:
                 action.enforce,
             )
     return ("python",)
+
+
+def _forwarded(url: str) -> tuple[bytes, bytes] | None:
+    """`url_rewrite.forwarded` for the runner: None where it refuses the
+    URL (the engine runs the step and reports it)."""
+    try:
+        return forwarded(url)
+    except ActionError:
+        return None
 
 
 def _var_value(value: Evaluator) -> tuple[str, Any] | None:
@@ -223,12 +236,12 @@ def run_request(
     client sent), where the engine resumes (None: the phase is done),
     the answer of the step there when the runner performed it (else None:
     the engine runs the step) and the phase's `vars` so far (None: none)."""
-    rule, step, headers, authority, answer, vars = runner.run(
+    rule, step, headers, authority, target, answer, vars = runner.run(
         head, state.conn, Fallback(state, conn_fields, None), clock=state.policy.clock
     )
     forward = RequestHead(
         head.method,
-        head.target,
+        head.target if target is None else target,
         head.authority if authority is None else authority,
         head.scheme,
         list(head.headers) if headers is None else headers,
@@ -251,7 +264,7 @@ def run_response(
     of the step there when the runner performed it (as `run_request`)."""
     received = state.received
     assert received is not None
-    rule, step, headers, _, answer, vars = runner.run(
+    rule, step, headers, _, _, answer, vars = runner.run(
         received, state.conn, Fallback(state, conn_fields, head), head, clock=state.policy.clock
     )
     ctx = None
