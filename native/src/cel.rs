@@ -781,7 +781,7 @@ fn python_type_to_cel(py: Python<'_>, t: &Bound<'_, PyType>) -> Option<CelType> 
 
 /// Converts a CEL result to Python; `level` counts the lists and maps it
 /// sits in (at most `MAX_VALUE_DEPTH`, as every walk of a whole value).
-fn to_python(py: Python<'_>, v: &Value, level: usize) -> PyResult<Py<PyAny>> {
+pub(crate) fn to_python(py: Python<'_>, v: &Value, level: usize) -> PyResult<Py<PyAny>> {
     Ok(match v {
         Value::Null => py.None(),
         Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),

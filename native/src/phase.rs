@@ -25,7 +25,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 
 use crate::cel::{
-    eval_error, from_python, host_error, PathKeys, PyActivation, PyLazyMap, PyProgram, PyTemplate,
+    eval_error, from_python, host_error, to_python, PathKeys, PyActivation, PyLazyMap, PyProgram,
+    PyTemplate,
 };
 use crate::guard::guard;
 use crate::ipnet::IpPolicy;
@@ -63,8 +64,84 @@ enum Action {
         body: Option<Py<PyTemplate>>,
         headers: Vec<(Py<PyBytes>, HeaderValue)>,
     },
+    /// `redirect`: the `to` URL rendered, rewritten by the action's own
+    /// regex code (`rewrite(url, to)`, None without `from`), the headers
+    /// rendered here.
+    Redirect {
+        to: UrlText,
+        rewrite: Option<Py<PyAny>>,
+        headers: Vec<(Py<PyBytes>, HeaderValue)>,
+    },
+    /// `url-rewrite`: as `redirect`, on the URL forwarded so far; the new
+    /// URL is checked and split by the action's own code (`split(url)`:
+    /// `(target, authority)`, None when the action refuses it).
+    UrlRewrite {
+        to: UrlText,
+        rewrite: Option<Py<PyAny>>,
+        split: Py<PyAny>,
+    },
+    /// `set-vars`: each entry evaluated here, in order, into `vars`.
+    SetVars {
+        entries: Vec<(Py<PyString>, VarValue)>,
+    },
     /// Run by the Python engine: the runner stops here.
     Python,
+}
+
+/// A `set-vars` value (`values.compile_value`'s shapes).
+enum VarValue {
+    Constant(Py<PyAny>),
+    Expression(Py<PyProgram>),
+    Text(Py<PyTemplate>),
+    Items(Vec<VarValue>),
+    Fields(Vec<(Py<PyAny>, VarValue)>),
+}
+
+/// `("constant", value)`, `("expression", Program)`, `("text",
+/// Template)`, `("items", [value])` or `("fields", [(key, value)])`.
+fn var_value_of(item: &Bound<'_, PyAny>) -> PyResult<VarValue> {
+    let tuple = item.cast::<PyTuple>()?;
+    let kind: String = tuple.get_item(0)?.extract()?;
+    let arg = tuple.get_item(1)?;
+    Ok(match kind.as_str() {
+        "constant" => VarValue::Constant(arg.unbind()),
+        "expression" => VarValue::Expression(arg.cast_into::<PyProgram>()?.unbind()),
+        "text" => VarValue::Text(arg.cast_into::<PyTemplate>()?.unbind()),
+        "items" => VarValue::Items(
+            arg.try_iter()?
+                .map(|v| var_value_of(&v?))
+                .collect::<PyResult<_>>()?,
+        ),
+        "fields" => {
+            let mut fields = Vec::new();
+            for pair in arg.try_iter()? {
+                let pair = pair?;
+                let pair = pair.cast::<PyTuple>()?;
+                fields.push((
+                    pair.get_item(0)?.unbind(),
+                    var_value_of(&pair.get_item(1)?)?,
+                ));
+            }
+            VarValue::Fields(fields)
+        }
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown set-vars value {other:?}"
+            )))
+        }
+    })
+}
+
+/// A URL-valued template (`expressions.UrlTemplate`): text kept as
+/// written, each interpolated value passed through `escape`.
+struct UrlText {
+    parts: Vec<UrlPart>,
+    escape: Py<PyAny>,
+}
+
+enum UrlPart {
+    Text(String),
+    Value(Py<PyTemplate>),
 }
 
 struct Rule {
@@ -128,12 +205,65 @@ fn step_of(item: &Bound<'_, PyAny>) -> PyResult<Action> {
                 headers: header_values(&tuple.get_item(2)?)?,
             }
         }
+        "redirect" => {
+            let rewrite = tuple.get_item(3)?;
+            Action::Redirect {
+                to: url_text(&tuple.get_item(1)?, &tuple.get_item(2)?)?,
+                rewrite: if rewrite.is_none() {
+                    None
+                } else {
+                    Some(rewrite.unbind())
+                },
+                headers: header_values(&tuple.get_item(4)?)?,
+            }
+        }
+        "url-rewrite" => {
+            let rewrite = tuple.get_item(3)?;
+            Action::UrlRewrite {
+                to: url_text(&tuple.get_item(1)?, &tuple.get_item(2)?)?,
+                rewrite: if rewrite.is_none() {
+                    None
+                } else {
+                    Some(rewrite.unbind())
+                },
+                split: tuple.get_item(4)?.unbind(),
+            }
+        }
+        "set-vars" => {
+            let mut entries = Vec::new();
+            for pair in tuple.get_item(1)?.try_iter()? {
+                let pair = pair?;
+                let pair = pair.cast::<PyTuple>()?;
+                entries.push((
+                    pair.get_item(0)?.cast_into::<PyString>()?.unbind(),
+                    var_value_of(&pair.get_item(1)?)?,
+                ));
+            }
+            Action::SetVars { entries }
+        }
         "python" => Action::Python,
         other => {
             return Err(PyValueError::new_err(format!(
                 "unknown native step {other:?}"
             )))
         }
+    })
+}
+
+/// `[str | Template]` and the escape function of interpolated values.
+fn url_text(parts: &Bound<'_, PyAny>, escape: &Bound<'_, PyAny>) -> PyResult<UrlText> {
+    let mut out = Vec::new();
+    for part in parts.try_iter()? {
+        let part = part?;
+        out.push(if let Ok(text) = part.cast::<PyString>() {
+            UrlPart::Text(text.to_str()?.to_owned())
+        } else {
+            UrlPart::Value(part.cast_into::<PyTemplate>()?.unbind())
+        });
+    }
+    Ok(UrlText {
+        parts: out,
+        escape: escape.clone().unbind(),
     })
 }
 
@@ -202,14 +332,16 @@ fn headers_of<'py>(list: &Bound<'py, PyAny>) -> PyResult<Vec<Item<'py>>> {
 /// What the caller gets back: the index of the rule to resume at (the
 /// number of rules: the phase is done), the step in it (-1: test its
 /// expressions), the new header list (None: unchanged), the new
-/// authority (None: unchanged) and the answer of that step when the
-/// runner performed it (None: the engine runs the step): a rate-limit's
-/// Retry-After seconds.
+/// authority and target (None: unchanged), the answer of that step when
+/// the runner performed it (None: the engine runs the step), and the
+/// phase's `vars` (None: none set or read).
 type Outcome = (
     usize,
     i64,
     Option<Py<PyList>>,
     Option<Py<PyBytes>>,
+    Option<Py<PyBytes>>,
+    Option<Py<PyAny>>,
     Option<Py<PyAny>>,
 );
 
@@ -293,12 +425,15 @@ impl PhaseRunner {
             None => None,
             Some(items) => Some(PyList::new(py, items.into_iter().map(|(_, t)| t))?.unbind()),
         };
+        let vars = wire.py_roots.get_item(intern!(py, "vars"))?;
         Ok((
             rule,
             step,
             headers,
             wire.authority.take().map(Bound::unbind),
+            wire.target.take().map(Bound::unbind),
             answer,
+            vars.map(Bound::unbind),
         ))
     }
 
@@ -396,6 +531,100 @@ impl PhaseRunner {
                 }
             }
             Action::Deny => Ok(Done::Answer(PyTuple::empty(py).into_any().unbind())),
+            Action::UrlRewrite { to, rewrite, split } => {
+                let Some(to) = render_url(py, wire, to)? else {
+                    return Ok(Done::Engine);
+                };
+                // the URL forwarded so far (`full_url(ctx.request)`)
+                let authority = match &wire.authority {
+                    Some(a) => latin1(a.as_bytes()),
+                    None => wire.req.authority.clone(),
+                };
+                let target = match &wire.target {
+                    Some(t) => latin1(t.as_bytes()),
+                    None => wire.req.target.clone(),
+                };
+                let url = format!("{}://{authority}{target}", wire.req.scheme);
+                let new = match rewritten(py, rewrite, &url, to)? {
+                    Some(new) if new != url => new,
+                    _ => return Ok(Done::Next), // results: as redirect's
+                };
+                let parts = split.bind(py).call1((new,))?;
+                if parts.is_none() {
+                    return Ok(Done::Engine); // the engine's error
+                }
+                wire.target = Some(
+                    parts
+                        .get_item(0)?
+                        .cast_into::<PyBytes>()
+                        .map_err(PyErr::from)?,
+                );
+                wire.authority = Some(
+                    parts
+                        .get_item(1)?
+                        .cast_into::<PyBytes>()
+                        .map_err(PyErr::from)?,
+                );
+                Ok(Done::Next)
+            }
+            Action::SetVars { entries } => {
+                // into a copy, which later entries read: a failing entry
+                // puts the phase's `vars` back as they were
+                let roots = wire.py_roots.clone();
+                let key = intern!(py, "vars");
+                let before = roots.get_item(key)?;
+                let vars = match &before {
+                    Some(v) => v.cast::<PyDict>().map_err(PyErr::from)?.copy()?,
+                    None => PyDict::new(py),
+                };
+                roots.set_item(key, &vars)?;
+                for (name, value) in entries {
+                    match var_value(py, wire, value)? {
+                        Some(v) => vars.set_item(name.bind(py), v)?,
+                        None => {
+                            match &before {
+                                Some(v) => roots.set_item(key, v)?,
+                                None => roots.del_item(key)?,
+                            }
+                            return Ok(Done::Engine);
+                        }
+                    }
+                }
+                Ok(Done::Next)
+            }
+            Action::Redirect {
+                to,
+                rewrite,
+                headers,
+            } => {
+                // as `Redirect.apply`: `to`, the rewrite of the URL the
+                // client sent, then the headers
+                let Some(to) = render_url(py, wire, to)? else {
+                    return Ok(Done::Engine);
+                };
+                let r = &wire.req;
+                let url = format!("{}://{}{}", r.scheme, r.authority, r.target);
+                let Some(location) = rewritten(py, rewrite, &url, to)? else {
+                    return Ok(Done::Next); // its results: recorded only when read (never here)
+                };
+                if location == url {
+                    return Ok(Done::Next); // its results: recorded only when read (never here)
+                }
+                if location.contains(['\r', '\n', '\0']) {
+                    return Ok(Done::Engine); // the engine's error
+                }
+                let Some(added) = render_headers(py, wire, headers)? else {
+                    return Ok(Done::Engine);
+                };
+                let answer = PyTuple::new(
+                    py,
+                    [
+                        PyString::new(py, &location).into_any(),
+                        header_list(py, added)?.into_any(),
+                    ],
+                )?;
+                Ok(Done::Answer(answer.into_any().unbind()))
+            }
             Action::CustomResponse { body, headers } => {
                 // in the engine's order: the body, then each header
                 let text = match body {
@@ -408,13 +637,7 @@ impl PhaseRunner {
                 let Some(added) = render_headers(py, wire, headers)? else {
                     return Ok(Done::Engine);
                 };
-                let added = PyList::new(
-                    py,
-                    added
-                        .into_iter()
-                        .map(|(n, v)| PyTuple::new(py, [n.into_any(), v.into_any()]))
-                        .collect::<PyResult<Vec<_>>>()?,
-                )?;
+                let added = header_list(py, added)?;
                 let answer =
                     PyTuple::new(py, [PyString::new(py, &text).into_any(), added.into_any()])?;
                 Ok(Done::Answer(answer.into_any().unbind()))
@@ -439,6 +662,105 @@ impl PhaseRunner {
             }
         }
     }
+}
+
+/// `Rewrite.apply`'s URL: `to` without `from`, else `url` with every
+/// match of `from` replaced (`rewrite(url, to)`); None: nothing matched.
+fn rewritten(
+    py: Python<'_>,
+    rewrite: &Option<Py<PyAny>>,
+    url: &str,
+    to: String,
+) -> PyResult<Option<String>> {
+    let Some(rewrite) = rewrite else {
+        return Ok(Some(to));
+    };
+    let out = rewrite.bind(py).call1((url, to))?;
+    if out.get_item(1)?.is_empty()? {
+        return Ok(None);
+    }
+    Ok(Some(out.get_item(0)?.extract()?))
+}
+
+/// A `set-vars` value as the engine makes it; None: it fails (the engine
+/// evaluates it again and reports the error).
+fn var_value<'py>(
+    py: Python<'py>,
+    wire: &mut Wire<'py>,
+    value: &VarValue,
+) -> Result<Option<Bound<'py, PyAny>>, Stop> {
+    Ok(Some(match value {
+        VarValue::Constant(v) => v.bind(py).clone(),
+        VarValue::Expression(program) => {
+            let program = program.get();
+            match wire.evaluate(py, &program.program, &program.keys) {
+                Ok(v) => match to_python(py, &v, 0) {
+                    Ok(v) => v.into_bound(py),
+                    Err(_) => return Ok(None),
+                },
+                Err(e) if e.is_host() => return Err(Stop::Raise(eval_error(py, e))),
+                Err(_) => return Ok(None),
+            }
+        }
+        VarValue::Text(t) => match render(py, wire, t.get())? {
+            Some(text) => PyString::new(py, &text).into_any(),
+            None => return Ok(None),
+        },
+        VarValue::Items(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                let Some(v) = var_value(py, wire, item)? else {
+                    return Ok(None);
+                };
+                list.append(v)?;
+            }
+            list.into_any()
+        }
+        VarValue::Fields(fields) => {
+            let dict = PyDict::new(py);
+            for (key, item) in fields {
+                let Some(v) = var_value(py, wire, item)? else {
+                    return Ok(None);
+                };
+                dict.set_item(key.bind(py), v)?;
+            }
+            dict.into_any()
+        }
+    }))
+}
+
+/// A URL template rendered as `UrlTemplate.render` does; None: a value
+/// fails to render.
+fn render_url<'py>(
+    py: Python<'py>,
+    wire: &mut Wire<'py>,
+    url: &UrlText,
+) -> Result<Option<String>, Stop> {
+    let mut out = String::new();
+    for part in &url.parts {
+        match part {
+            UrlPart::Text(text) => out.push_str(text),
+            UrlPart::Value(t) => {
+                let Some(value) = render(py, wire, t.get())? else {
+                    return Ok(None);
+                };
+                let escaped = url.escape.bind(py).call1((value,))?;
+                out.push_str(escaped.cast::<PyString>().map_err(PyErr::from)?.to_str()?);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `[(name, value)]`.
+fn header_list<'py>(py: Python<'py>, headers: Rendered<'py>) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(
+        py,
+        headers
+            .into_iter()
+            .map(|(n, v)| PyTuple::new(py, [n.into_any(), v.into_any()]))
+            .collect::<PyResult<Vec<_>>>()?,
+    )
 }
 
 /// A template rendered as `Template.render` does; None: it fails (the
@@ -656,6 +978,8 @@ struct Wire<'py> {
     /// response's), once an action changed it.
     edited: Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyAny>)>>,
     authority: Option<Bound<'py, PyBytes>>,
+    /// The forwarded target, once url-rewrite changed it.
+    target: Option<Bound<'py, PyBytes>>,
     /// The policy's clock (`ActionContext.now`), for rate-limit; None:
     /// the engine runs such steps.
     clock: Option<Bound<'py, PyAny>>,
@@ -712,6 +1036,7 @@ impl<'py> Wire<'py> {
             py_roots: PyDict::new(py),
             edited: None,
             authority: None,
+            target: None,
             clock: None,
         })
     }

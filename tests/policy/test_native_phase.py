@@ -114,7 +114,15 @@ def expression(draw: st.DrawFn, depth: int = 0) -> str:
         e = "req.method in ['GET', 'POST', 'DELETE']"
     elif kind == "has":
         e = draw(
-            st.sampled_from(["has(req.content_length)", "has(req.location)", "has(res.location)"])
+            st.sampled_from(
+                [
+                    "has(req.content_length)",
+                    "has(req.location)",
+                    "has(res.location)",
+                    "has(vars.w)",
+                    "vars.w == vars.v",
+                ]
+            )
         )
     elif kind == "ip":
         e = "inCidrRange(conn.client_ip, '192.0.2.0/24')"
@@ -150,7 +158,9 @@ TEMPLATES = st.sampled_from(
 @st.composite
 def plain_action(draw: st.DrawFn, response: bool) -> dict[str, Any]:
     kinds = ["add-headers", "remove-headers", "restrict-ips", "set-vars", "log"]
-    kind = draw(st.sampled_from(kinds if response else [*kinds, "rate-limit"]))
+    kind = draw(st.sampled_from(kinds if response else [*kinds, "rate-limit", "url-rewrite"]))
+    if kind == "url-rewrite":
+        return {"type": kind, "config": draw(url_rewrite())}
     if kind == "add-headers":
         names = draw(
             st.lists(
@@ -175,8 +185,68 @@ def plain_action(draw: st.DrawFn, response: bool) -> dict[str, Any]:
     if kind == "rate-limit":
         return {"type": kind, "config": draw(rate_limit())}
     if kind == "set-vars":
-        return {"type": kind, "config": {"vars": [{"v": draw(TEMPLATES)}]}}
+        return {"type": kind, "config": draw(set_vars())}
     return {"type": kind, "config": {"metadata": {"m": draw(TEMPLATES)}}}
+
+
+@st.composite
+def url_rewrite(draw: st.DrawFn) -> dict[str, Any]:
+    """On the URL forwarded so far (after add-headers' host, earlier
+    rewrites): new paths, queries and hosts, URLs the action refuses (not
+    http(s), a space, a tab that urlsplit drops), no match, no change."""
+    to = draw(
+        st.sampled_from(
+            [
+                "https://${req.host}/v2$1",
+                "http://up.example:8080/x?q=${req.method}&u=${req.user_agent}",
+                "https://h.example/$1#frag",
+                "ftp://h.example/",  # refused
+                "https://h.example/a b",  # refused
+                "https://h.example/a\tb",
+                "/relative",  # refused
+                "$0",
+                "https://x.example/${req.headers['x-a'][0]}",  # fails without x-a
+            ]
+        )
+    )
+    pattern = draw(
+        st.sampled_from([None, "^https://[^/]+(/.*)$", "(/admin|/a)", "nomatch", "${req.method}"])
+    )
+    config: dict[str, Any] = {"to": to}
+    if pattern is not None:
+        config["from"] = pattern
+    return config
+
+
+VAR_VALUES = st.sampled_from(
+    [
+        "v",
+        3,
+        True,
+        None,
+        "${req.method}",  # a whole expression: its type
+        "${conn.client_port}",
+        "${req.headers}",
+        "${req.url.query_params}",
+        "${req}",
+        "${req.url.path}-${conn.client_ip}",  # text
+        "${vars.v}-x",  # reads an earlier entry (fails when there is none)
+        "${vars.v + 'x'}",  # fails unless vars.v is a string
+        "${req.headers['x-a'][0]}",  # fails when there is none
+        ["${req.method}", 1, {"k": "${req.url.query}"}],
+        {"k": "${req.url.path}", "n": None, "l": ["${vars.w}"]},
+    ]
+)
+
+
+@st.composite
+def set_vars(draw: st.DrawFn) -> dict[str, Any]:
+    """Entries set in order, later ones reading earlier ones; any may
+    fail, after others were set (the runner then leaves `vars` as it was)."""
+    entries = draw(
+        st.lists(st.tuples(st.sampled_from(["v", "w"]), VAR_VALUES), min_size=1, max_size=3)
+    )
+    return {"vars": [{name: value} for name, value in entries]}
 
 
 BUCKET_KEYS = [
@@ -219,7 +289,40 @@ def terminal_action(draw: st.DrawFn, response: bool) -> dict[str, Any]:
                 "headers": {"x-r": draw(TEMPLATES)},
             },
         }
-    return {"type": kind, "config": {"to": "https://other.example${req.url.path}"}}
+    return {"type": kind, "config": draw(redirect())}
+
+
+@st.composite
+def redirect(draw: st.DrawFn) -> dict[str, Any]:
+    """With and without `from` (a constant regex, or one interpolated: the
+    engine's), `to` with groups and percent-encoded values, URLs that do
+    not match or do not change (the rule goes on), headers that fail."""
+    config: dict[str, Any] = {
+        "to": draw(
+            st.sampled_from(
+                [
+                    "https://other.example${req.url.path}",
+                    "https://other.example/$1?u=${req.user_agent}",
+                    "https://${req.host}${req.url.uri}",  # the same URL, when `from` is absent
+                    "$0",
+                    "https://x.example/${req.headers['x-a'][0]}",  # fails without x-a
+                    "https://x.example/${req.url.query_params}",  # not a string: fails
+                ]
+            )
+        )
+    }
+    pattern = draw(
+        st.sampled_from(
+            [None, "^https://[^/]+/(admin|a)(.*)$", "/(\\w+)", "nomatch", "${req.method}"]
+        )
+    )
+    if pattern is not None:
+        config["from"] = pattern
+    if draw(st.booleans()):
+        config["status_code"] = draw(st.sampled_from([301, 307, 308]))
+    if draw(st.booleans()):
+        config["headers"] = {"x-r": draw(TEMPLATES), "cache-control": "no-store"}
+    return config
 
 
 @st.composite
@@ -459,8 +562,9 @@ def _run(doc: dict[str, Any], requests: int, response: bool = False) -> list[Any
                 phase=policy._response.phase,
             )
         else:
-            assert policy._request.runner is not None
-            _, stop, answer = run_request(policy._request.runner, ex, head, policy.conn_fields)
+            runner = policy._request.runner
+            assert runner is not None
+            _, stop, answer, _ = run_request(runner, ex, head, policy.conn_fields)
         out.append((stop, answer))
     return out
 
@@ -526,3 +630,77 @@ def test_the_runner_answers_deny_and_custom_response() -> None:
     # a value the engine refuses (CR/LF/NUL) or fails to render: the engine runs the step
     respond["config"]["headers"] = {"x-r": "${req.headers['x'][0]}"}  # type: ignore[index]
     assert _run({"on_http_request": [{"actions": [respond]}]}, 1) == [((0, 0), None)]
+
+
+def test_the_runner_answers_redirect() -> None:
+    def doc(**config: Any) -> dict[str, Any]:
+        return {"on_http_request": [{"actions": [{"type": "redirect", "config": config}]}]}
+
+    to = "https://other.example/$1?w=${req.method + ' x'}"
+    answer = (
+        "https://other.example/a?w=GET%20x",
+        [(b"x-r", b"b")],
+    )
+    headers = {"x-r": "${req.url.query}"}
+    assert _run(doc(**{"from": "^.*/(a)[?]b$", "to": to, "headers": headers}), 1) == [
+        ((0, 0), answer)
+    ]
+    # no match, or the same URL: the rule goes on, the phase done natively
+    assert _run(doc(**{"from": "/(zzz)", "to": to}), 1) == [(None, None)]
+    assert _run(doc(to="https://app.example.com/a?b"), 1) == [(None, None)]
+    # an interpolated `from`, a header that fails: the engine runs the step
+    assert _run(doc(**{"from": "${req.method}", "to": to}), 1) == [((0, 0), None)]
+    failing = {"x-r": "${req.headers['x'][0]}"}
+    assert _run(doc(to="https://x.example/", headers=failing), 1) == [((0, 0), None)]
+
+
+def test_the_runner_sets_vars() -> None:
+    set_vars = {
+        "type": "set-vars",
+        "config": {"vars": [{"v": "${req.method}"}, {"w": ["${vars.v}-x", {"p": 1}]}]},
+    }
+    doc = {
+        "on_http_request": [
+            {"actions": [set_vars]},
+            {"expressions": ["vars.w[0] == 'GET-x'"], "actions": [{"type": "deny"}]},
+        ]
+    }
+    assert _run(doc, 1) == [((1, 0), ())]  # set, read, denied natively
+    # an entry that fails after one was set: `vars` as they were, the engine's step
+    set_vars["config"]["vars"].append({"x": "${req.headers['x'][0]}"})  # type: ignore[index]
+    doc["on_http_request"][1]["expressions"] = ["true"]
+    policy, _ = compiled(doc, True)
+    conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
+    head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", [], b"1.1")
+    ex = policy.begin(conn, ENDPOINT, head, "req-1")
+    runner = policy._request.runner
+    assert runner is not None
+    _, stop, answer, vars = run_request(runner, ex, head, policy.conn_fields)
+    assert (stop, answer, vars) == ((0, 0), None, None)
+
+
+def test_the_runner_rewrites_the_url() -> None:
+    def forwarded(*configs: dict[str, Any]) -> tuple[Any, ...]:
+        actions = [{"type": "url-rewrite", "config": c} for c in configs]
+        policy, _ = compiled({"on_http_request": [{"actions": actions}]}, True)
+        conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
+        head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", [], b"1.1")
+        ex = policy.begin(conn, ENDPOINT, head, "req-1")
+        runner = policy._request.runner
+        assert runner is not None
+        forward, stop, answer, _ = run_request(runner, ex, head, policy.conn_fields)
+        return forward.target, forward.authority, stop, answer
+
+    # one rewrite after another, on the URL forwarded so far
+    first = {"from": "^https://[^/]+(/.*)$", "to": "http://up.example:8080/v2$1"}
+    second = {"from": "/v2", "to": "/v3/${req.method + ' x'}"}
+    assert forwarded(first, second) == (b"/v3/GET%20x/a?b", b"up.example:8080", None, None)
+    assert forwarded({"from": "nomatch", "to": "https://x/"}) == (
+        b"/a?b",
+        b"app.example.com",
+        None,
+        None,
+    )
+    # a URL the action refuses: the engine runs the step (and answers 500)
+    refused = forwarded(first, {"to": "ftp://x/"})
+    assert refused == (b"/v2/a?b", b"up.example:8080", (0, 1), None)

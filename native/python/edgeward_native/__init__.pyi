@@ -343,8 +343,17 @@ class PhaseRunner:
     ``("rate-limit", RateLimitStore, capacity, window, [Program], enforce)``
     (the bucket check, when the key values are strings and `clock` is
     given), ``("deny",)``, ``("custom-response", Template | None, [(name,
-    bytes | Template)])`` (the body and header values rendered) or
-    ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
+    bytes | Template)])`` (the body and header values rendered),
+    ``("redirect", [str | Template], escape, rewrite | None, [(name, bytes
+    | Template)])`` (the `to` URL: text and values passed through
+    `escape(str)`; `rewrite(url, to)` gives ``(location, matches)``),
+    ``("set-vars", [(name, value)])`` (each value ``("constant", v)``,
+    ``("expression", Program)``, ``("text", Template)``, ``("items",
+    [value])`` or ``("fields", [(key, value)])``, set in `vars`, which the
+    rules then read), ``("url-rewrite", [str | Template], escape, rewrite |
+    None, split)`` (as redirect's, on the URL forwarded so far;
+    `split(url)` gives the new ``(target, authority)``, None when refused)
+    or ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
     fields of ``req.user_agent`` read into (else they come from `fallback`)."""
 
     def __new__(
@@ -363,20 +372,22 @@ class PhaseRunner:
         response: Any = None,
         *,
         clock: Callable[[], float] | None = None,
-    ) -> tuple[int, int, list[tuple[bytes, bytes]] | None, bytes | None, Any]:
+    ) -> tuple[int, int, list[tuple[bytes, bytes]] | None, bytes | None, bytes | None, Any, Any]:
         """Run the rules on `head` (a `RequestHead`: `req.*`) and `conn` (a
         `ConnectionInfo`: `conn.*`), and `response` (a `ResponseHead`:
         `res.*`, the response phase). A variable not built natively is
         read from `fallback(root)` (a Mapping; KeyError: unbound), called
         at most once per root; `clock()` is the policy's time. Returns
-        ``(rule, step, headers, authority, answer)``: where the caller
-        resumes the phase (``rule == rule_count``: done; ``step == -1``:
-        test the rule's expressions), the edited header list of the
-        forwarded request (or of the response) and the new authority, each
-        None when unchanged, and, when the runner performed the step it
+        ``(rule, step, headers, authority, target, answer, vars)``: where
+        the caller resumes the phase (``rule == rule_count``: done;
+        ``step == -1``: test the rule's expressions), the edited header
+        list of the forwarded request (or of the response), the new
+        authority and target, each None when unchanged, and, when the runner performed the step it
         stopped at and that step ends the phase, its answer (a refused
         rate-limit: the Retry-After seconds, a float; deny: ``()``;
-        custom-response: ``(body, [(name, value)])``), else None. Raises
+        custom-response: ``(body, [(name, value)])``; redirect:
+        ``(location, [(name, value)])``), else None, and the phase's
+        `vars` (a dict: set by set-vars, or read; None: neither). Raises
         what `fallback`, `clock` or a Mapping they return raises."""
 
 @final

@@ -203,10 +203,12 @@ class PolicyExchange(ExchangeState):
         if not phase.rules:
             return Forward(head)
         if phase.runner is not None and self.trace is None:
-            forward, stop, answer = run_request(phase.runner, self, head, self.policy.conn_fields)
+            forward, stop, answer, vars = run_request(
+                phase.runner, self, head, self.policy.conn_fields
+            )
             if stop is None:
                 return Forward(forward, self.body)
-            ctx = resume_context(phase.phase, self, phase.roots, request=forward)
+            ctx = resume_context(phase.phase, self, phase.roots, request=forward, vars=vars)
             if answer is not None:
                 return self._request_outcome(_answered(ctx, phase.rules, *stop, answer), ctx)
             if phase.effects:

@@ -171,6 +171,12 @@ class UrlTemplate:
         self.is_constant = whole.is_constant
         self._parts = parts
 
+    @property
+    def parts(self) -> tuple[str | native.Template, ...]:
+        """The text as written and the templates of the values (the native
+        phase runner renders them itself, with `escape_url_value`)."""
+        return self._parts
+
     def render(self, activation: Mapping[str, Any]) -> str:
         """Raises `native.EvalError`."""
         return "".join(

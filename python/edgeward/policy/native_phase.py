@@ -3,39 +3,49 @@
 At load time each HTTP phase's rules are handed to the runner: the compiled
 programs, and the actions it runs itself in a compact form (add-headers,
 remove-headers, restrict-ips with lists known at load, the bucket check of
-rate-limit in its native store); every other action is a step the runner
-stops at. Per request the head goes in once; the runner builds the
-variables it knows, evaluates the rules in order, applies those actions and
-returns where it stopped: the end of the phase, or a rule (and step) from
-which the Python engine (`engine.run_rules`) resumes, or a step it
-performed whose answer ends the phase (a refused rate-limit: the engine
-turns it into the action's decision, `native_decision`), so every
-decision, event and error answer keeps one implementation. The
-Python engine alone is the reference (``EDGEWARD_BACKEND=python``, `policy
-test` traces), and the differential tests hold the two to the same
-decisions (docs/policy.md, "The native phase runner").
+rate-limit in its native store, deny, custom-response, redirect,
+url-rewrite, set-vars); every other action is a step the runner stops at.
+Per request the head goes in once; the runner builds the variables it
+knows, evaluates the rules in order, applies those actions and returns
+where it stopped: the end of the phase, or a rule (and step) from which the
+Python engine (`engine.run_rules`) resumes, or a step it performed whose
+answer ends the phase (a refused rate-limit, deny, custom-response,
+redirect: the engine turns it into the action's decision,
+`native_decision`), so every decision, event and error answer keeps one
+implementation. The Python engine alone is the reference
+(``EDGEWARD_BACKEND=python``, `policy test` traces), and the differential
+tests hold the two to the same decisions (docs/policy.md, "The native phase
+runner").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from edgeward import native
+from edgeward.expr.interpolate import escape_url_value
 from edgeward.hooks import RequestHead, ResponseHead
 from edgeward.policy.actions.add_headers import AddHeaders
 from edgeward.policy.actions.base import Decision
 from edgeward.policy.actions.custom_response import CustomResponse
 from edgeward.policy.actions.deny import Deny
 from edgeward.policy.actions.rate_limit import RateLimit
+from edgeward.policy.actions.redirect import Redirect
 from edgeward.policy.actions.remove_headers import RemoveHeaders
 from edgeward.policy.actions.restrict_ips import RestrictIps
+from edgeward.policy.actions.set_vars import SetVars
+from edgeward.policy.actions.url_rewrite import UrlRewrite, forwarded
 from edgeward.policy.config import constant
 from edgeward.policy.context import TIME_FIELDS, ActionContext, ExchangeState, Roots
+from edgeward.policy.errors import ActionError
+from edgeward.policy.expressions import Renderable, UrlTemplate
 from edgeward.policy.loader import Rule, Step
 from edgeward.policy.model import Phase
 from edgeward.policy.ratelimit import NativeStore
+from edgeward.policy.regex import replace_all
+from edgeward.policy.values import Constant, Evaluator, Expression, ListValue, MapValue, Text
 from edgeward.policy.variables import (
     ABSENT,
     ENDPOINT_FIELDS,
@@ -90,6 +100,22 @@ def _step(step: Step) -> tuple[Any, ...]:
         assert isinstance(action, CustomResponse)
         headers = [(name.encode("latin-1"), _value(v)) for name, v in action.headers.items()]
         return ("custom-response", action.body, headers)
+    if kind is Redirect or kind is UrlRewrite:
+        assert isinstance(action, Redirect | UrlRewrite)
+        rewrite = action.rewrite
+        parts = _url_parts(rewrite.replacement)
+        if parts is not None and (rewrite.pattern is None or rewrite.static_pattern is not None):
+            static = rewrite.static_pattern
+            regex = None if rewrite.pattern is None else partial(replace_all, static)
+            if isinstance(action, UrlRewrite):
+                return ("url-rewrite", parts, escape_url_value, regex, _forwarded)
+            headers = [(name.encode("latin-1"), _value(v)) for name, v in action.headers.items()]
+            return ("redirect", parts, escape_url_value, regex, headers)
+    if kind is SetVars:
+        assert isinstance(action, SetVars)
+        entries = [(name, _var_value(value)) for name, value in action.entries]
+        if all(value is not None for _, value in entries):
+            return ("set-vars", entries)
     if kind is RateLimit:
         assert isinstance(action, RateLimit)
         store = action.store
@@ -108,6 +134,43 @@ def _step(step: Step) -> tuple[Any, ...]:
     return ("python",)
 
 
+def _forwarded(url: str) -> tuple[bytes, bytes] | None:
+    """`url_rewrite.forwarded` for the runner: None where it refuses the
+    URL (the engine runs the step and reports it)."""
+    try:
+        return forwarded(url)
+    except ActionError:
+        return None
+
+
+def _var_value(value: Evaluator) -> tuple[str, Any] | None:
+    """A `set-vars` value as the runner evaluates it (`values`' shapes);
+    None when it is another callable."""
+    if isinstance(value, Constant):
+        return ("constant", value.value)
+    if isinstance(value, Expression) and isinstance(value.program, native.Program):
+        return ("expression", value.program)
+    if isinstance(value, Text) and isinstance(value.template, native.Template):
+        return ("text", value.template)
+    if isinstance(value, ListValue):
+        items = [_var_value(item) for item in value.items]
+        return None if None in items else ("items", items)
+    if isinstance(value, MapValue):
+        fields = [(key, _var_value(item)) for key, item in value.fields]
+        return None if any(v is None for _, v in fields) else ("fields", fields)
+    return None
+
+
+def _url_parts(template: Renderable) -> list[str | native.Template] | None:
+    """A URL template (`Rewrite.replacement`) as the runner renders it;
+    None when it is neither a constant nor a `UrlTemplate`."""
+    if isinstance(template, UrlTemplate):
+        return list(template.parts)
+    if isinstance(template, native.Template) and template.is_constant:
+        return [constant(template)]
+    return None
+
+
 def native_decision(rule: Rule, step: int, ctx: ActionContext, answer: Any) -> Decision:
     """The decision of step `step` of `rule`, which the runner performed
     and answered `answer` (see `_step`): built by the action itself."""
@@ -117,6 +180,11 @@ def native_decision(rule: Rule, step: int, ctx: ActionContext, answer: Any) -> D
     if isinstance(action, CustomResponse):
         body, headers = answer  # rendered
         return action.respond(body, headers)
+    if isinstance(action, Redirect):
+        # its results are recorded only when a program reads them, and
+        # then the engine runs the phase
+        location, headers = answer
+        return action.respond(location, headers)
     assert isinstance(action, Deny), action
     return action.apply(ctx)  # reads nothing
 
@@ -157,7 +225,7 @@ class Fallback:
         if root == "time":
             return LazyMap(state.policy.clock, TIME_FIELDS)
         if root == "vars":
-            return {}  # set-vars runs in the engine: none set yet
+            return {}  # none set yet (the runner's set-vars makes its own copy)
         if root == "actions":
             return state.results
         raise KeyError(root)
@@ -165,23 +233,23 @@ class Fallback:
 
 def run_request(
     runner: native.PhaseRunnerType, state: ExchangeState, head: RequestHead, conn_fields: Fields
-) -> tuple[RequestHead, tuple[int, int] | None, Any]:
+) -> tuple[RequestHead, tuple[int, int] | None, Any, dict[str, Any] | None]:
     """The request to forward (a copy: `req.*` keeps showing what the
-    client sent), where the engine resumes (None: the phase is done) and
+    client sent), where the engine resumes (None: the phase is done),
     the answer of the step there when the runner performed it (else None:
-    the engine runs the step)."""
-    rule, step, headers, authority, answer = runner.run(
+    the engine runs the step) and the phase's `vars` so far (None: none)."""
+    rule, step, headers, authority, target, answer, vars = runner.run(
         head, state.conn, Fallback(state, conn_fields, None), clock=state.policy.clock
     )
     forward = RequestHead(
         head.method,
-        head.target,
+        head.target if target is None else target,
         head.authority if authority is None else authority,
         head.scheme,
         list(head.headers) if headers is None else headers,
         head.http_version,
     )
-    return forward, None if rule >= runner.rule_count else (rule, step), answer
+    return forward, None if rule >= runner.rule_count else (rule, step), answer, vars
 
 
 def run_response(
@@ -198,12 +266,12 @@ def run_response(
     of the step there when the runner performed it (as `run_request`)."""
     received = state.received
     assert received is not None
-    rule, step, headers, _, answer = runner.run(
+    rule, step, headers, _, _, answer, vars = runner.run(
         received, state.conn, Fallback(state, conn_fields, head), head, clock=state.policy.clock
     )
     ctx = None
     if rule < runner.rule_count:
-        ctx = resume_context(phase, state, roots, response=head)
+        ctx = resume_context(phase, state, roots, response=head, vars=vars)
         if any(name == "res" for name, _ in roots):
             ctx.activation["res"]
     if headers is not None:
@@ -239,8 +307,12 @@ def resume_context(
     *,
     request: RequestHead | None = None,
     response: ResponseHead | None = None,
+    vars: dict[str, Any] | None = None,
 ) -> ActionContext:
-    """The `ActionContext` the engine resumes the phase in."""
+    """The `ActionContext` the engine resumes the phase in, with the
+    `vars` the runner's set-vars set."""
     ctx = ActionContext(phase, state, (), request=request, response=response)
+    if vars is not None:
+        ctx.vars = vars
     ctx.activation = LazyActivation(ctx, dict(roots))
     return ctx

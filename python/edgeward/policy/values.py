@@ -9,6 +9,7 @@ text; lists and mappings are walked; everything else is a constant.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from edgeward import native
@@ -18,24 +19,68 @@ from edgeward.policy.context import ActionContext
 
 Evaluator = Callable[[ActionContext], Any]
 
+# The shapes a value compiles to: callables, and plain data the native
+# phase runner reads to evaluate `set-vars` itself (native_phase).
+
+
+@dataclass(frozen=True, slots=True)
+class Constant:
+    value: Any  # str, number, bool or None: never changed
+
+    def __call__(self, ctx: ActionContext) -> Any:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """Exactly one ``${expr}``: the expression's value, of its type."""
+
+    program: native.Program
+
+    def __call__(self, ctx: ActionContext) -> Any:
+        return ctx.evaluate(self.program)
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    template: native.Template
+
+    def __call__(self, ctx: ActionContext) -> Any:
+        return ctx.render(self.template)
+
+
+@dataclass(frozen=True, slots=True)
+class ListValue:
+    items: tuple[Evaluator, ...]
+
+    def __call__(self, ctx: ActionContext) -> Any:
+        return [item(ctx) for item in self.items]
+
+
+@dataclass(frozen=True, slots=True)
+class MapValue:
+    fields: tuple[tuple[Any, Evaluator], ...]
+
+    def __call__(self, ctx: ActionContext) -> Any:
+        return {k: v(ctx) for k, v in self.fields}
+
 
 def compile_value(config: ConfigReader, path: PathKey, raw: Any) -> Evaluator:
     if isinstance(raw, str):
         if "${" not in raw:
-            return lambda ctx: raw
+            return Constant(raw)
         whole = _whole_expression(raw, config, path)
         if whole is not None:
-            return lambda ctx: ctx.evaluate(whole)
-        template = config.compile_template(path, raw)
-        return lambda ctx: ctx.render(template)
+            return Expression(whole)
+        return Text(config.compile_template(path, raw))
     if isinstance(raw, list):
-        items = [compile_value(config, (*path, i), item) for i, item in enumerate(raw)]
-        return lambda ctx: [item(ctx) for item in items]
+        return ListValue(
+            tuple(compile_value(config, (*path, i), item) for i, item in enumerate(raw))
+        )
     if isinstance(raw, Mapping):
-        fields = {k: compile_value(config, (*path, k), v) for k, v in raw.items()}
-        return lambda ctx: {k: v(ctx) for k, v in fields.items()}
+        return MapValue(tuple((k, compile_value(config, (*path, k), v)) for k, v in raw.items()))
     if raw is None or isinstance(raw, bool | int | float):
-        return lambda ctx: raw
+        return Constant(raw)
     raise InvalidConfig(f"unsupported value {raw!r}", config.locate(path))
 
 

@@ -51,11 +51,19 @@ class Redirect(Action):
             return None
         if any(c in location for c in "\r\n\0"):
             raise ActionError(ErrorCode.ACTION_FAILED, "redirect: Location contains CR/LF/NUL")
-        headers: list[Header] = [(b"location", location.encode("utf-8"))]
-        headers += [
+        headers = [
             (name.encode("latin-1"), ctx.render_header_value(value, name))
             for name, value in self.headers.items()
         ]
+        return self.respond(location, headers)
+
+    def respond(self, location: str, headers: list[Header]) -> Decision:
+        """The answer to a request redirected to `location` (allowed in a
+        header), with the `headers` rendered; also what the native phase
+        runner's redirect is answered with."""
         return Decision.respond(
-            self.status, headers=headers, verdict="redirect", reason=f"redirect to {location}"
+            self.status,
+            headers=[(b"location", location.encode("utf-8")), *headers],
+            verdict="redirect",
+            reason=f"redirect to {location}",
         )

@@ -39,17 +39,24 @@ class UrlRewrite(Action):
         ctx.record("url_rewrite", {"matches": matches, "url": new})
         if not matches or new == url:
             return None
-        parts = urlsplit(new)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ActionError(
-                ErrorCode.ACTION_FAILED,
-                f"url-rewrite produced {new!r}, not an absolute http(s) URL",
-            )
-        if any(c in new for c in "\r\n\0 "):
-            raise ActionError(
-                ErrorCode.ACTION_FAILED, "url-rewrite produced a URL with CR/LF/NUL/space"
-            )
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        head.target = target.encode("utf-8")
-        head.authority = parts.netloc.encode("utf-8")
+        head.target, head.authority = forwarded(new)
         return None
+
+
+def forwarded(url: str) -> tuple[bytes, bytes]:
+    """The target and authority of the request forwarded to `url`, which
+    must be an absolute http(s) URL fit for a request line; also how the
+    native phase runner's url-rewrite checks and splits it. Raises
+    `ActionError`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ActionError(
+            ErrorCode.ACTION_FAILED,
+            f"url-rewrite produced {url!r}, not an absolute http(s) URL",
+        )
+    if any(c in url for c in "\r\n\0 "):
+        raise ActionError(
+            ErrorCode.ACTION_FAILED, "url-rewrite produced a URL with CR/LF/NUL/space"
+        )
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return target.encode("utf-8"), parts.netloc.encode("utf-8")
