@@ -64,8 +64,7 @@ DENIED = "127.0.0.2"
 
 
 def public_get(url: str, host: str) -> httpx.Response:
-    """GET `url` as `host`, on a connection of its own (one kept alive
-    stays with the edge's generation it was opened on)."""
+    """GET `url` as `host`, on a connection of its own."""
     with httpx.Client(timeout=30) as client:
         return client.get(url, headers={"host": host})
 

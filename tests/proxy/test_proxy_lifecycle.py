@@ -3,6 +3,9 @@ on SIGHUP (under load, and a broken config rejected), `--workers`."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import json
 import signal
 import socket
 import threading
@@ -184,6 +187,36 @@ def test_sighup_reload_under_load_loses_no_request(tmp_path: Path, upstream: Ups
     )
     log = edge.log_text()
     assert "reload rejected" in log and "unknown_key" in log
+    assert edge.stop() == 0
+
+
+def test_open_keep_alive_connections_take_a_reload_at_their_next_request(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """A reload (or a change made through the admin API, which installs a
+    generation the same way) applies to the next request of a connection
+    already open, HTTP/1.1 and HTTP/2 alike, not only to new connections:
+    a busy keep-alive client would otherwise keep the old rules forever."""
+    edge = _edge(tmp_path, upstream)
+    one = http.client.HTTPConnection("127.0.0.1", edge.port, timeout=20)
+    two = httpx.Client(http1=False, http2=True, timeout=20)  # h2c, one connection
+
+    def hosts() -> tuple[str, str]:
+        one.request("GET", "/headers", headers={"Host": "app.test"})
+        seen = json.loads(one.getresponse().read())
+        answer = two.get(edge.url("/headers"), headers={"host": "app.test"})
+        assert answer.http_version == "HTTP/2"
+        return dict(seen["headers"])["host"], dict(answer.json()["headers"])["host"]
+
+    with contextlib.closing(one), two:
+        assert hosts() == ("app.test", "app.test")
+        sock = one.sock
+        edge.config.write_text(
+            edge.config.read_text().replace("host_header: preserve", "host_header: next.example")
+        )
+        edge.signal(signal.SIGHUP)
+        assert _wait_for(lambda: hosts() == ("next.example", "next.example"))
+        assert one.sock is sock  # the same HTTP/1.1 connection
     assert edge.stop() == 0
 
 

@@ -57,8 +57,9 @@ class ListenerRuntime:
 
 @dataclass(slots=True)
 class Generation:
-    """One loaded configuration. Connections keep the generation they were
-    accepted under, so a reload never changes the rules mid-connection."""
+    """One loaded configuration. An exchange keeps the generation it began
+    under, so a reload never changes the rules mid-exchange; a connection
+    takes the current one at its next request (`ConnContext.current`)."""
 
     config: EdgeConfig
     listeners: dict[str, ListenerRuntime]
@@ -93,6 +94,7 @@ class Services:
         self._ids = itertools.count(1)
         self.draining = False
         self.stats = Stats()
+        self.generation: Generation | None = None  # the current one (`Server.gen`)
         self.agents: AgentService | None = None  # with `agent_ingress:`
         # The traffic inspector; `taps` (endpoint name -> Tap, empty unless
         # an endpoint is inspected) is the one thing every exchange checks.
@@ -116,6 +118,23 @@ class ConnContext:
 
     def __post_init__(self) -> None:
         self.config = self.gen.config
+
+    def current(self) -> ConnContext | None:
+        """This connection's context for its next request or stream: itself,
+        or after a reload or a change made through the admin API, one under
+        the current generation, so open keep-alive connections follow the
+        change too (exchanges under way keep theirs). None when the listener
+        is gone or changed scheme: the connection ends."""
+        gen = self.services.generation
+        if gen is None or gen is self.gen:
+            return self
+        runtime = gen.listeners.get(self.info.listener)
+        if runtime is None or runtime.listener.scheme != self.runtime.listener.scheme:
+            return None
+        trusted = gen.trusted(self.info.client_ip)
+        return ConnContext(
+            self.services, gen, runtime, self.info, trusted, tcp_checked=self.tcp_checked
+        )
 
     def pool(self, endpoint: Endpoint) -> Pool | H2UpstreamPool:
         """The upstream pool of one of this generation's endpoints, or the

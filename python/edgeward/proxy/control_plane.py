@@ -10,7 +10,7 @@ restart and without touching open connections:
 - endpoints made through the API: compiled here (their policy with
   edge.yml's secrets and the store's vaults) into `edgeward.config.Endpoint`s
   the server adds to a new generation, as a reload does; new connections
-  take it, open ones keep theirs.
+  and the next request of open ones take it.
 
 Built when edge.yml has `api:` or `agent_ingress:` (the edges with a state
 store).

@@ -82,8 +82,7 @@ class Http1Connection:
         if initial:
             codec.receive_data(initial)
         services = self.ctx.services
-        timeouts = self.ctx.config.timeouts
-        scheme = self.ctx.runtime.listener.scheme.encode()
+        scheme = self.ctx.runtime.listener.scheme.encode()  # a listener keeps its scheme
         timer = self.timer
         expire = self.scope.cancel
         got_bytes = bool(initial)
@@ -93,6 +92,7 @@ class Http1Connection:
             self._head_started = got_bytes
             if self.idle and services.draining:
                 return
+            timeouts = self.ctx.config.timeouts  # the generation's (`ConnContext.current`)
             timer.arm(timeouts.header_read if got_bytes else timeouts.keep_alive, expire)
             try:
                 while True:
@@ -143,6 +143,10 @@ class Http1Connection:
 
     def _begin(self, request: ev.Request, scheme: bytes) -> ProxyExchange | None:
         """The exchange of a request (None: the connection cannot go on)."""
+        ctx = self.ctx.current()  # after a reload or an API change: the new rules
+        if ctx is None:
+            return None  # its listener is gone
+        self.ctx = ctx
         headers = request.headers
         authority = b""
         lengths: list[bytes] | None = None  # (a GET allocates nothing for these)

@@ -277,7 +277,13 @@ class Http2Connection:
                 )
                 stream.end_response([])
                 return
-            await ProxyExchange(self.ctx, stream, head, has_body).run()
+            ctx = self.ctx.current()  # after a reload or an API change: the new rules
+            if ctx is None:  # its listener is gone: this stream is refused, retried elsewhere
+                self.h2.reset(stream.stream_id, 7)  # REFUSED_STREAM
+                self.start_drain()
+                return
+            self.ctx = ctx
+            await ProxyExchange(ctx, stream, head, has_body).run()
             if not stream.ended and not stream.reset:
                 self.h2.reset(stream.stream_id, 0)  # response done, body unread: NO_ERROR
         except (ClientBodyError, OSError):

@@ -349,9 +349,22 @@ class Server:
         """Listeners bound and not draining (`/readyz`)."""
         return self._serving and bool(self._bound) and not self.services.draining
 
+    @property
+    def gen(self) -> Generation:
+        """The current generation: new connections, and the next request of
+        an open one, take it."""
+        gen = self.services.generation
+        assert gen is not None
+        return gen
+
+    @gen.setter
+    def gen(self, gen: Generation) -> None:
+        self.services.generation = gen
+
     def reload(self) -> bool:
         """Load the config again; on any error keep the old one. New
-        connections get the new generation; open ones keep theirs. Upstream
+        connections and the next request of open ones get the new
+        generation; exchanges under way keep theirs. Upstream
         pools take the new sizes and timeouts; a rotated CA file gets a
         fresh pool."""
         if self._reload is None:
@@ -406,8 +419,7 @@ class Server:
 
     def _control_changed(self, snapshot: ControlSnapshot) -> None:
         """A new control snapshot (the store changed): restrictions at once;
-        endpoints in a new generation, as a reload (open connections keep
-        theirs)."""
+        endpoints in a new generation, as a reload."""
         control = self.control
         assert control is not None
         old, control.snapshot = control.snapshot, snapshot
