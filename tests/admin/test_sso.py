@@ -11,6 +11,7 @@ import datetime
 import os
 import re
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,9 +100,16 @@ class Person:
         return (self.login, PASSWORD_OF)
 
     def otp(self) -> str:
+        """The current TOTP code, from a window with 10 s left at least: the
+        OP checks the current window only, and a code made just before the
+        window turns is checked in the next one on a loaded machine."""
         import pyotp
 
-        return pyotp.TOTP(base64.b32encode(self.secret.encode()).decode()).now()
+        totp = pyotp.TOTP(base64.b32encode(self.secret.encode()).decode())
+        left = totp.interval - time.time() % totp.interval
+        if left < 10:
+            time.sleep(left + 0.1)
+        return totp.now()
 
 
 _count = [0]
