@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -140,11 +140,9 @@ def admin(edge: ApiEdge) -> Iterator[httpx.Client]:
         yield client
 
 
-def web(edge: ApiEdge) -> httpx.Client:
+def web(edge: ApiEdge, host: str = "hooks.example.com") -> httpx.Client:
     return httpx.Client(
-        base_url=f"http://127.0.0.1:{edge.agents.web_port}",
-        headers={"host": "hooks.example.com"},
-        timeout=30,
+        base_url=f"http://127.0.0.1:{edge.agents.web_port}", headers={"host": host}, timeout=30
     )
 
 
@@ -174,6 +172,29 @@ def wait_captured(
                 return found
             time.sleep(0.1)
     raise AssertionError(f"no capture of {path}")
+
+
+def first_captures(
+    edge: ApiEdge,
+    api: httpx.Client,
+    endpoint: str,
+    path: str,
+    *,
+    host: str,
+    served: Callable[[httpx.Response], bool],
+) -> list[dict[str, Any]]:
+    """GET `path` as `host` until `endpoint` has captures; `served` checks
+    each answer (asserting what it must be) and says whether the edge
+    served it yet (a new endpoint is applied a moment after the API's 201)."""
+    deadline = time.monotonic() + 20
+    with web(edge, host) as client:
+        while time.monotonic() < deadline:
+            if served(client.get(path)):
+                found = captures(api, endpoint)
+                if found:
+                    return found
+            time.sleep(0.1)
+    raise AssertionError(f"no capture of {path} on {endpoint}")
 
 
 def test_captures_appear_only_when_on_with_the_trace_that_decided(
@@ -361,18 +382,15 @@ def test_a_developer_inspects_its_own_agent_endpoint_only(
                     )
                     assert as_bob.get(f"/endpoints/{id}/captures").status_code == 404
                 assert inspect(as_alice, id, enabled=True)["inspect"]["enabled"] is True
-                deadline = time.monotonic() + 20
-                found: list[dict[str, Any]] = []
-                with httpx.Client(
-                    base_url=f"http://127.0.0.1:{edge.agents.web_port}",
-                    headers={"host": "alice.apps.example.com"},
-                    timeout=30,
-                ) as client:
-                    while not found and time.monotonic() < deadline:
-                        assert client.get("/from-agent").content == b"alice's app"
-                        found = captures(as_alice, id)
-                        time.sleep(0.1)
-                assert found and found[0]["response"]["body"] == "alice's app"
+                found = first_captures(
+                    edge,
+                    as_alice,
+                    id,
+                    "/from-agent",
+                    host="alice.apps.example.com",
+                    served=_alices_app,
+                )
+                assert found[0]["response"]["body"] == "alice's app"
                 with edge.client(bob) as as_bob:
                     assert (
                         as_bob.get(f"/endpoints/{id}/captures/{found[0]['id']}").status_code == 404
@@ -427,17 +445,9 @@ def test_an_internal_endpoint_behind_a_public_one_is_inspected_and_replayed(
     edge: ApiEdge, admin: httpx.Client, upstream: Recorder
 ) -> None:
     inspect(admin, "cfg_inner", enabled=True)
-    deadline = time.monotonic() + 20
-    found: list[dict[str, Any]] = []
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{edge.agents.web_port}",
-        headers={"host": "front.example.com"},
-        timeout=30,
-    ) as client:
-        while not found and time.monotonic() < deadline:
-            assert client.get("/through").status_code == 200
-            found = captures(admin, "cfg_inner")
-            time.sleep(0.1)
+    found = first_captures(
+        edge, admin, "cfg_inner", "/through", host="front.example.com", served=_ok
+    )
     capture = found[0]
     assert capture["request"]["host"] == "front.example.com"
     assert [(s["rule"], s["action"]) for s in capture["trace"]][-1] == ("mark inner", "add-headers")
@@ -492,21 +502,26 @@ def test_a_cloud_endpoint_is_inspected_and_a_failed_change_sets_nothing(
         f"/endpoints/{id}", json={"description": "d", "inspect": {"enabled": True}}
     ).json()
     assert both["description"] == "d" and both["inspect"]["enabled"] is True
-    deadline = time.monotonic() + 20
-    found: list[dict[str, Any]] = []
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{edge.agents.web_port}",
-        headers={"host": "cloud.example.com"},
-        timeout=30,
-    ) as client:
-        while not found and time.monotonic() < deadline:
-            answer = client.get("/c")
-            if answer.status_code != 404:  # the new endpoint is served within a second
-                assert answer.text == "from the cloud endpoint"
-                found = captures(admin, id)
-            time.sleep(0.1)
+    found = first_captures(edge, admin, id, "/c", host="cloud.example.com", served=_from_the_cloud)
     assert found[0]["decision"]["rule"] == "hello"
     assert found[0]["decision"]["action"] == "custom-response"
     assert admin.delete(f"/endpoints/{id}").status_code == 204
     with edge.client(edge.key("admin")) as again:
         assert again.get(f"/endpoints/{id}/captures").status_code == 404
+
+
+def _alices_app(answer: httpx.Response) -> bool:
+    assert answer.content == b"alice's app"
+    return True
+
+
+def _ok(answer: httpx.Response) -> bool:
+    assert answer.status_code == 200
+    return True
+
+
+def _from_the_cloud(answer: httpx.Response) -> bool:
+    if answer.status_code == 404:  # not applied yet: the edge serves it within a second
+        return False
+    assert answer.text == "from the cloud endpoint"
+    return True
