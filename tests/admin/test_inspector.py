@@ -291,10 +291,17 @@ def test_credentials_and_vault_secrets_never_appear(
     seen = upstream.seen[-1]
     assert seen["headers"]["authorization"] == "Bearer bearer-token-0xabc"
     assert VAULT_SECRET in seen["body"]
-    listed = admin.get("/endpoints/cfg_hooks/captures").text
-    capture = next(
-        c for c in json.loads(listed)["captures"] if c["request"]["uri"].startswith("/hook")
-    )
+    # (an exchange is kept once it ends, a moment after the client has its answer)
+    deadline = time.monotonic() + 20
+    while True:
+        listed = admin.get("/endpoints/cfg_hooks/captures").text
+        hooks = [
+            c for c in json.loads(listed)["captures"] if c["request"]["uri"].startswith("/hook")
+        ]
+        if hooks or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    capture = hooks[0]
     shown = admin.get(capture["uri"]).text
     for text in (listed, shown):
         for secret in (
