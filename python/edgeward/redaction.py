@@ -85,6 +85,10 @@ class Redactor:
         # Longest first: a secret that contains another is redacted whole.
         self._needles = tuple(sorted(forms, key=len, reverse=True))
 
+    def __bool__(self) -> bool:
+        """Whether there is any secret value to take out."""
+        return bool(self._needles)
+
     def values(self, data: bytes) -> bytes:
         """`data` with every secret value replaced."""
         for needle in self._needles:

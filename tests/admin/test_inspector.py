@@ -273,8 +273,8 @@ def test_credentials_and_vault_secrets_never_appear(
     )
     assert made.status_code == 201, made.text
     inspect(admin, "cfg_hooks", enabled=True)
-    # The edge learns a new secret from its store watcher (about 250 ms): a
-    # capture made before redacts only the values it knew. Probe until it knows.
+    # The edge learns a new secret from its store watcher (about 250 ms), and
+    # then takes it out of what it kept before too. Probe until it knows.
     deadline = time.monotonic() + 20
     with web(edge) as client:
         while time.monotonic() < deadline:

@@ -3,6 +3,8 @@ control plane's opt-ins become taps."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from edgeward.inspection import MAX_RING_BYTES, endpoint_names
@@ -16,8 +18,8 @@ def record(id: str, size: int = 1000) -> Record:
     return Record(
         id=id, endpoint_id="cfg_x", started_at=0.0, duration_s=0.001, client="127.0.0.1:1",
         listener="web", method=b"GET", target=b"/", authority=b"x", scheme=b"http",
-        http_version=b"1.1", request_headers=[], request_body=Body(b"", 0), status=200,
-        response_headers=[], response_body=Body(b"ok", 2), outcome="completed", trace=[],
+        http_version=b"1.1", request_headers=[], request_body=Body(b"", 0, False), status=200,
+        response_headers=[], response_body=Body(b"ok", 2, False), outcome="completed", trace=[],
         size=size,
     )  # fmt: skip
 
@@ -59,6 +61,29 @@ def test_opt_ins_become_taps_by_data_plane_name() -> None:
     assert inspector.clear("cfg_site") == 0
 
 
+def test_a_secret_learned_later_is_taken_out_of_the_kept_captures() -> None:
+    """A capture kept before the edge learned a vault secret held it as sent;
+    once the edge learns it, no capture shows it."""
+    inspector = Inspector()
+    inspector.configure([row("cfg_site")], ["old-secret"])
+    secret = "new-secret-5f3a"
+    kept = replace(
+        record("cap_1"),
+        target=f"/hook?note={secret}".encode(),
+        request_headers=[(b"x-note", secret.encode())],
+        request_body=Body(f"signed {secret}, cut".encode(), 900, True),
+        trace=[{"phase": "on_http_request", "rule": secret, "action": None, "outcome": "ran"}],
+    )
+    inspector.by_id["cfg_site"].keep(kept, None)
+    inspector.configure([row("cfg_site")], ["old-secret"])  # nothing new: kept as is
+    assert inspector.captures("cfg_site")[0] is kept
+    inspector.configure([row("cfg_site")], ["old-secret", secret])
+    (shown,) = inspector.captures("cfg_site")
+    assert secret not in json.dumps(shown.as_json())
+    assert shown.request_body == Body(b"signed [REDACTED], cut", 900, True)
+    assert shown.trace[0]["rule"] == "[REDACTED]" and shown.trace[0]["action"] is None
+
+
 def test_endpoint_names() -> None:
     assert endpoint_names("cfg_site") == ("site",)
     assert endpoint_names("ep_9") == ("cloud:ep_9", "agent:ep_9")
@@ -68,7 +93,7 @@ def test_a_capture_as_the_api_shows_it() -> None:
     shown = record("cap_1").as_json()
     assert shown["start"] == "1970-01-01T00:00:00.000Z" and shown["duration_ms"] == 1.0
     assert shown["response"]["body"] == "ok" and shown["response"]["body_encoding"] == "utf-8"
-    assert Body(b"\xff\x00", 5).as_json() == {
+    assert Body(b"\xff\x00", 5, True).as_json() == {
         "body": "/wA=",
         "body_encoding": "base64",
         "body_size": 5,

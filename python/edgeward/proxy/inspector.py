@@ -29,7 +29,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -62,14 +62,12 @@ Locate = Callable[[str], tuple[str, int, bool] | None]
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    """The first `max_body_bytes` of a body (`size`: all of it, as seen)."""
+    """The first `max_body_bytes` of a body, redacted (`size`: all of it, as
+    seen; `truncated`: whether it was cut, which redaction cannot tell)."""
 
     data: bytes
     size: int
-
-    @property
-    def truncated(self) -> bool:
-        return self.size > len(self.data)
+    truncated: bool
 
     def as_json(self) -> dict[str, Any]:
         try:
@@ -117,6 +115,34 @@ class Record:
             if step["action"] is not None and outcome != "ran":
                 return step
         return None
+
+    def redacted(self, redact: Redactor) -> Record:
+        """This capture with `redact`'s secret values taken out too (a secret
+        the edge learned after the capture was kept)."""
+        values = redact.values
+
+        def headers(kept: list[Header]) -> list[Header]:
+            return [(name, values(value)) for name, value in kept]
+
+        def body(kept: Body) -> Body:
+            return Body(values(kept.data), kept.size, kept.truncated)
+
+        return replace(
+            self,
+            target=values(self.target),
+            authority=values(self.authority),
+            request_headers=headers(self.request_headers),
+            request_body=body(self.request_body),
+            response_headers=headers(self.response_headers),
+            response_body=body(self.response_body),
+            trace=[
+                {
+                    key: text if key == "action" or text is None else redact.text(text)
+                    for key, text in step.items()
+                }
+                for step in self.trace
+            ],
+        )
 
     def as_json(self) -> dict[str, Any]:
         """The capture as the admin API shows it (shaped like the ngrok
@@ -353,18 +379,25 @@ class Inspector:
         self.taps: dict[str, Tap] = {}
         self.by_id: dict[str, Tap] = {}
         self.redactor = Redactor()
+        self.secrets: frozenset[str] = frozenset()  # the values `redactor` takes out
         self._ids = 0
 
     def configure(self, rows: Iterable[InspectionRow], secret_values: Iterable[str]) -> None:
         """Apply the opt-ins: a new tap for an endpoint turned on, the ring
-        kept when only its bounds changed, dropped when turned off."""
-        self.redactor = Redactor(secret_values)
+        kept when only its bounds changed, dropped when turned off. A secret
+        value new to this edge is taken out of the captures already kept
+        too: one made before the edge learned it may hold it."""
+        values = frozenset(secret_values)
+        learned = Redactor(values - self.secrets)
+        self.redactor, self.secrets = Redactor(values), values
         by_id: dict[str, Tap] = {}
         for row in rows:
             if not row.enabled:
                 continue
             tap = self.by_id.get(row.id) or Tap(row.id, row.max_requests, row.max_body_bytes)
             tap.max_requests, tap.max_body = row.max_requests, row.max_body_bytes
+            if learned:
+                tap.records = deque(record.redacted(learned) for record in tap.records)
             by_id[row.id] = tap
         self.by_id = by_id
         self.taps.clear()
@@ -414,10 +447,16 @@ class Inspector:
             scheme=head.scheme,
             http_version=head.http_version,
             request_headers=request_headers,
-            request_body=Body(request_body, capture.request_size),
+            request_body=Body(
+                request_body, capture.request_size, capture.request_size > len(capture.request_body)
+            ),
             status=capture.status,
             response_headers=response_headers,
-            response_body=Body(response_body, capture.response_size),
+            response_body=Body(
+                response_body,
+                capture.response_size,
+                capture.response_size > len(capture.response_body),
+            ),
             outcome=outcome,
             trace=trace,
             replay_of=capture.replay_of,
