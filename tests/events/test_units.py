@@ -98,3 +98,44 @@ def test_the_spool_resumes_at_its_cursor(tmp_path: Path) -> None:
     again.commit(size)
     assert again.pending == 0 and (tmp_path / "s" / "events.jsonl").stat().st_size == 0
     again.close()
+
+
+def test_a_spool_always_a_little_behind_stays_small(tmp_path: Path) -> None:
+    """A steady stream: the reader never catches up, yet the file does not
+    grow with all that was ever delivered; order and content survive the
+    copies and a restart."""
+    spool = Spool(tmp_path / "s", compact_at=1000)
+    data = tmp_path / "s" / "events.jsonl"
+    sent, got = 0, []
+    spool.append([f"event-{sent:05d}"])
+    sent += 1
+    for _ in range(2000):
+        spool.append([f"event-{sent:05d}", f"event-{sent + 1:05d}"])
+        sent += 2
+        records, size = spool.peek(2)
+        got += records
+        spool.commit(size)
+        assert data.stat().st_size < 3000
+    spool.close()
+    again = Spool(tmp_path / "s", compact_at=1000)
+    records, size = again.peek(sent)
+    got += records
+    assert got == [f"event-{i:05d}".encode() for i in range(sent)]
+    again.close()
+
+
+def test_a_full_spool_drops_new_events_and_counts_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=100)
+    spool.append(["x" * 40, "y" * 40])  # 82 bytes
+    spool.append(["z" * 40])
+    spool.append(["w"])
+    assert spool.dropped == 1 and spool.pending == 84
+    assert caplog.text.count("dropping new events") == 1
+    records, size = spool.peek(10)
+    assert records == [b"x" * 40, b"y" * 40, b"w"]
+    spool.commit(size)
+    spool.append(["z" * 40])  # room again
+    assert spool.peek(10)[0] == [b"z" * 40] and "taking events again (1 dropped" in caplog.text
+    spool.close()
