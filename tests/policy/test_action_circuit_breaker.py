@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from edgeward.hookdriver import drive_sync as run_hooked
@@ -132,6 +132,10 @@ def test_unknown_outcomes_count_neither_way() -> None:
 
 
 @given(st.lists(st.tuples(st.floats(0, 0.99), st.sampled_from([OK, FAIL, UNKNOWN]))))
+@example(  # successes leave the window, then an outcome that counts neither way
+    [(0.5, OK)] * 5 + [(0.75, OK)] * 3 + [(0.75, FAIL)] * 4 + [(0.875, FAIL)] * 2
+    + [(0.0, FAIL), (0.5, UNKNOWN)]
+)  # fmt: skip
 def test_closed_means_the_window_is_under_the_threshold(steps: list[tuple[float, Outcome]]) -> None:
     b = Breaker(SETTINGS)
     now = 0.0

@@ -7,7 +7,8 @@ error; see `outcome`) over a rolling window of `window` seconds cut into
 `buckets` slots, and moves between three states:
 
     state      event                                              next
-    closed     outcome recorded; volume >= volume_threshold and
+    closed     outcome recorded (of any kind); in the window,
+               volume >= volume_threshold and
                errors / volume >= error_threshold                  open
     open       a request arrives `tripped` seconds after opening   half_open
     half_open  the probe succeeded                                 closed (window cleared)
@@ -114,10 +115,14 @@ class Breaker:
     def record(self, result: Outcome, *, probe: bool, now: float) -> None:
         """The outcome of a request `admit` let through."""
         if self.state is State.CLOSED:
-            if result is not Outcome.UNKNOWN and not probe:
+            if probe:
+                return
+            if result is not Outcome.UNKNOWN:
                 self._count(result is Outcome.FAILURE, now)
-                if self._tripped(now):
-                    self._open(now)
+            # even an outcome that counts neither way looks again: successes
+            # leaving the window can put the errors over the threshold
+            if self._tripped(now):
+                self._open(now)
             return
         if not probe or self.state is not State.HALF_OPEN or self.probe_since is None:
             return  # admitted before the circuit opened
