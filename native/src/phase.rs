@@ -17,12 +17,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use edgeward_core::basic_auth;
 use edgeward_core::cel::{self, EvalError, EvalResult, Map, PathSpec, Step, Value};
 use edgeward_core::ipnet::Addr;
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::cel::{
     eval_error, from_python, host_error, to_python, PathKeys, PyActivation, PyLazyMap, PyProgram,
@@ -83,6 +84,17 @@ enum Action {
     /// `set-vars`: each entry evaluated here, in order, into `vars`.
     SetVars {
         entries: Vec<(Py<PyString>, VarValue)>,
+    },
+    /// `basic-auth` with credentials known at load (their SHA-256
+    /// digests): the check here, a refusal answered by the engine.
+    BasicAuth {
+        entries: Vec<basic_auth::Entry>,
+        enforce: bool,
+    },
+    /// `log`: the metadata evaluated here; the engine emits the event
+    /// from it when the runner returns (`Wire.logged`).
+    Log {
+        metadata: VarValue,
     },
     /// Run by the Python engine: the runner stops here.
     Python,
@@ -241,6 +253,29 @@ fn step_of(item: &Bound<'_, PyAny>) -> PyResult<Action> {
             }
             Action::SetVars { entries }
         }
+        "basic-auth" => {
+            let mut entries = Vec::new();
+            for pair in tuple.get_item(1)?.try_iter()? {
+                let pair = pair?;
+                let pair = pair.cast::<PyTuple>()?;
+                let digest = |k| -> PyResult<[u8; 32]> {
+                    let item = pair.get_item(k)?;
+                    let bytes = item.cast::<PyBytes>()?;
+                    bytes
+                        .as_bytes()
+                        .try_into()
+                        .map_err(|_| PyValueError::new_err("a basic-auth digest is 32 bytes"))
+                };
+                entries.push((digest(0)?, digest(1)?));
+            }
+            Action::BasicAuth {
+                entries,
+                enforce: tuple.get_item(2)?.extract()?,
+            }
+        }
+        "log" => Action::Log {
+            metadata: var_value_of(&tuple.get_item(1)?)?,
+        },
         "python" => Action::Python,
         other => {
             return Err(PyValueError::new_err(format!(
@@ -333,8 +368,10 @@ fn headers_of<'py>(list: &Bound<'py, PyAny>) -> PyResult<Vec<Item<'py>>> {
 /// number of rules: the phase is done), the step in it (-1: test its
 /// expressions), the new header list (None: unchanged), the new
 /// authority and target (None: unchanged), the answer of that step when
-/// the runner performed it (None: the engine runs the step), and the
-/// phase's `vars` (None: none set or read).
+/// the runner performed it (None: the engine runs the step), the
+/// phase's `vars` (None: none set or read), and the `log` steps it ran as
+/// `[(rule, step, metadata)]` in order (None: none), whose events the
+/// engine emits.
 type Outcome = (
     usize,
     i64,
@@ -343,6 +380,7 @@ type Outcome = (
     Option<Py<PyBytes>>,
     Option<Py<PyAny>>,
     Option<Py<PyAny>>,
+    Option<Py<PyList>>,
 );
 
 #[pymethods]
@@ -397,11 +435,13 @@ enum Stop {
     Raise(PyErr),
 }
 
-/// What a step did: went on, left it to the engine, or answered.
-enum Done {
+/// What a step did: went on, left it to the engine, answered, or logged
+/// (went on, the engine emits the event of this metadata).
+enum Done<'py> {
     Next,
     Engine,
     Answer(Py<PyAny>),
+    Logged(Bound<'py, PyAny>),
 }
 
 impl From<PyErr> for Stop {
@@ -426,6 +466,10 @@ impl PhaseRunner {
             Some(items) => Some(PyList::new(py, items.into_iter().map(|(_, t)| t))?.unbind()),
         };
         let vars = wire.py_roots.get_item(intern!(py, "vars"))?;
+        let logged = match wire.logged.take() {
+            None => None,
+            Some(items) => Some(PyList::new(py, items)?.unbind()),
+        };
         Ok((
             rule,
             step,
@@ -434,6 +478,7 @@ impl PhaseRunner {
             wire.target.take().map(Bound::unbind),
             answer,
             vars.map(Bound::unbind),
+            logged,
         ))
     }
 
@@ -482,6 +527,17 @@ impl PhaseRunner {
                     Done::Next => {}
                     Done::Engine => return Err(Stop::Resume(found, j as i64)),
                     Done::Answer(answer) => return Err(Stop::Answer(found, j as i64, answer)),
+                    Done::Logged(metadata) => {
+                        let at = PyTuple::new(
+                            py,
+                            [
+                                PyInt::new(py, found).into_any(),
+                                PyInt::new(py, j).into_any(),
+                                metadata,
+                            ],
+                        )?;
+                        wire.logged.get_or_insert_with(Vec::new).push(at);
+                    }
                 }
             }
             i = found + 1;
@@ -495,10 +551,44 @@ impl PhaseRunner {
         py: Python<'py>,
         wire: &mut Wire<'py>,
         step: &Action,
-    ) -> Result<Done, Stop> {
+    ) -> Result<Done<'py>, Stop> {
         let go_on = |next: bool| if next { Done::Next } else { Done::Engine };
         match step {
             Action::Python => Ok(Done::Engine),
+            Action::Log { metadata } => match var_value(py, wire, metadata)? {
+                Some(metadata) => Ok(Done::Logged(metadata)),
+                None => Ok(Done::Engine), // the engine evaluates it again and reports it
+            },
+            Action::BasicAuth { entries, enforce } => {
+                // `ctx.received`: the headers the client sent
+                let values: Vec<&[u8]> = wire
+                    .req_headers
+                    .iter()
+                    .filter(|((name, _), _)| name.as_bytes() == b"authorization")
+                    .map(|((_, value), _)| value.as_bytes())
+                    .collect();
+                let (presented, username) = match basic_auth::parse(&values) {
+                    basic_auth::Parsed::Unsure => return Ok(Done::Engine),
+                    basic_auth::Parsed::Absent => (false, None),
+                    basic_auth::Parsed::Malformed => (true, None),
+                    basic_auth::Parsed::Credentials(username, password) => {
+                        if basic_auth::check(&username, &password, entries) {
+                            return Ok(Done::Next); // its results: recorded only when read
+                        }
+                        (true, Some(username))
+                    }
+                };
+                if !enforce {
+                    return Ok(Done::Next);
+                }
+                let username = match username {
+                    None => py.None().into_bound(py),
+                    Some(u) => PyBytes::new(py, &u).into_any(),
+                };
+                let presented = PyBool::new(py, presented).to_owned().into_any();
+                let answer = PyTuple::new(py, [presented, username])?;
+                Ok(Done::Answer(answer.into_any().unbind()))
+            }
             Action::RestrictIps { policy, enforce } => {
                 let allowed = Addr::parse_ascii(wire.client_ip.as_bytes())
                     .map(|a| policy.get().policy.decide(a))
@@ -983,6 +1073,8 @@ struct Wire<'py> {
     /// The policy's clock (`ActionContext.now`), for rate-limit; None:
     /// the engine runs such steps.
     clock: Option<Bound<'py, PyAny>>,
+    /// `(rule, step, metadata)` of each `log` step run, in order.
+    logged: Option<Vec<Bound<'py, PyTuple>>>,
 }
 
 impl<'py> Wire<'py> {
@@ -1038,6 +1130,7 @@ impl<'py> Wire<'py> {
             authority: None,
             target: None,
             clock: None,
+            logged: None,
         })
     }
 

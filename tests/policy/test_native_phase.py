@@ -9,6 +9,7 @@ engine as the edge does (`run_case` without a trace) in test_examples_*.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import re
@@ -158,7 +159,10 @@ TEMPLATES = st.sampled_from(
 @st.composite
 def plain_action(draw: st.DrawFn, response: bool) -> dict[str, Any]:
     kinds = ["add-headers", "remove-headers", "restrict-ips", "set-vars", "log"]
-    kind = draw(st.sampled_from(kinds if response else [*kinds, "rate-limit", "url-rewrite"]))
+    request_only = ["rate-limit", "url-rewrite", "basic-auth"]
+    kind = draw(st.sampled_from(kinds if response else [*kinds, *request_only]))
+    if kind == "basic-auth":
+        return {"type": kind, "config": draw(basic_auth())}
     if kind == "url-rewrite":
         return {"type": kind, "config": draw(url_rewrite())}
     if kind == "add-headers":
@@ -186,7 +190,33 @@ def plain_action(draw: st.DrawFn, response: bool) -> dict[str, Any]:
         return {"type": kind, "config": draw(rate_limit())}
     if kind == "set-vars":
         return {"type": kind, "config": draw(set_vars())}
-    return {"type": kind, "config": {"metadata": {"m": draw(TEMPLATES)}}}
+    metadata = {"m": draw(TEMPLATES)}
+    if draw(st.booleans()):  # values of every shape, some failing
+        metadata["n"] = draw(VAR_VALUES)
+    return {"type": kind, "config": {"metadata": metadata}}
+
+
+@st.composite
+def basic_auth(draw: st.DrawFn) -> dict[str, Any]:
+    """Credentials known at load (the runner checks them) or rendered per
+    request (the engine's), refusing or only recording."""
+    credentials = draw(
+        st.sampled_from(
+            [
+                ["alice:password1"],
+                ["alice:password1", "bob:pa:ss:word"],
+                [{"username": "bob", "password": "pa:ss:word"}],
+                ["${req.method}:password1"],  # dynamic
+                ["alice:password1", "${req.headers['x-a'][0]}:password1"],  # fails without x-a
+            ]
+        )
+    )
+    config: dict[str, Any] = {"credentials": credentials}
+    if draw(st.booleans()):
+        config["realm"] = draw(st.sampled_from(["ngrok", "staff area"]))
+    if draw(st.booleans()):
+        config["enforce"] = False
+    return config
 
 
 @st.composite
@@ -363,16 +393,45 @@ HEADER_VALUES = st.sampled_from(
 )
 
 
+def _basic(credential: bytes, scheme: bytes = b"Basic ") -> bytes:
+    return scheme + base64.b64encode(credential)
+
+
+AUTHORIZATIONS = st.sampled_from(
+    [
+        _basic(b"alice:password1"),
+        _basic(b"bob:pa:ss:word", b"bAsIc "),
+        _basic(b"alice:password2"),  # wrong password
+        _basic(b"GET:password1"),  # the dynamic credential's
+        _basic(b"alice:password1", b"Basic  ") + b" \t",  # stripped
+        _basic(b"\xe9\xff:password1"),  # not UTF-8: shown with U+FFFD
+        _basic(b"nocolon"),
+        b"Basic YWxpY2U",  # unpadded: Python's decoder decides
+        b"Basic YWxpY2U6cGFzc3dvcmQx===",  # excess padding: likewise
+        b"Basic YR==",  # non-zero trailing bits
+        b"Basic !!",
+        b"Basic",
+        b"basic ",
+        b"Basic\tYQ==",  # not the Basic scheme
+        b"Bearer abc",
+    ]
+)
+
+
 @st.composite
 def exchange(draw: st.DrawFn) -> dict[str, Any]:
     headers = draw(st.lists(st.tuples(st.sampled_from(HEADER_NAMES), HEADER_VALUES), max_size=5))
+    headers = [(n.encode(), v.encode()) for n, v in headers]
+    for value in draw(st.lists(AUTHORIZATIONS, max_size=2)):  # none, one, or the header twice
+        name = draw(st.sampled_from([b"authorization", b"Authorization"]))
+        headers.insert(draw(st.integers(0, len(headers))), (name, value))
     return {
         "method": draw(st.sampled_from([b"GET", b"POST", b"DELETE"])),
         "target": draw(TARGETS).encode(),
         "authority": draw(
             st.sampled_from([b"app.example.com", b"App.Example.com:8443", b"[::1]:80", b"u:p@h"])
         ),
-        "headers": [(n.encode(), v.encode()) for n, v in headers],
+        "headers": headers,
         "version": draw(st.sampled_from([b"1.1", b"2", b"1.0"])),
         "client_ip": draw(st.sampled_from(["192.0.2.10", "198.51.100.7", "2001:db8::1"])),
         "status": draw(st.sampled_from([200, 404, 503])),
@@ -491,6 +550,47 @@ def test_native_rate_limit_counts_as_the_engine(
         sink2.events.clear()
 
 
+@st.composite
+def authenticated_policy(draw: st.DrawFn) -> dict[str, Any]:
+    """basic-auth, which the generic policies rarely reach with a
+    credential: first or after rules that may stop the runner (a failing
+    log, set-vars), and logs around it."""
+    metadata = {"m": draw(TEMPLATES.filter(lambda t: "res." not in t)), "n": draw(VAR_VALUES)}
+    log = {"type": "log", "config": {"metadata": metadata}}
+    actions = [{"type": "basic-auth", "config": draw(basic_auth())}]
+    if draw(st.booleans()):
+        actions.insert(draw(st.integers(0, 1)), log)
+    before = draw(st.lists(rule(False), max_size=2))
+    for r in before:  # let some requests through to the check
+        r.setdefault("expressions", []).append(draw(string_expr()))
+    return {
+        "on_http_request": [*before, {"actions": actions}, *draw(st.lists(rule(False), max_size=1))]
+    }
+
+
+@st.composite
+def authenticated_exchange(draw: st.DrawFn) -> dict[str, Any]:
+    """One Authorization header most of the time."""
+    x = draw(exchange())
+    x["headers"] = [(n, v) for n, v in x["headers"] if n.lower() != b"authorization"]
+    if draw(st.integers(0, 5)):
+        x["headers"].append((b"authorization", draw(AUTHORIZATIONS)))
+    return x
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(authenticated_policy(), st.lists(authenticated_exchange(), min_size=1, max_size=3))
+def test_native_basic_auth_decides_as_the_engine(
+    doc: dict[str, Any], exchanges: list[dict[str, Any]]
+) -> None:
+    with_runner, sink1 = compiled(doc, True)
+    reference, sink2 = compiled(doc, False)
+    for x in exchanges:
+        assert drive(with_runner, sink1, x) == drive(reference, sink2, x)
+        sink1.events.clear()
+        sink2.events.clear()
+
+
 # --- the example suites of `policy test` ---------------------------------------------
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
@@ -540,14 +640,19 @@ def test_the_example_suites_run_alike_on_both(policy_file: Path) -> None:
 # --- what the runner performs itself -------------------------------------------------
 
 
-def _run(doc: dict[str, Any], requests: int, response: bool = False) -> list[Any]:
+def _run(
+    doc: dict[str, Any],
+    requests: int,
+    response: bool = False,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> list[Any]:
     """`(rule, step, answer)` of the runner on each of `requests` requests
     (the response phase's when `response`)."""
     policy, _ = compiled(doc, True)
     out = []
     for _ in range(requests):
         conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
-        head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", [], b"1.1")
+        head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", headers or [], b"1.1")
         ex = policy.begin(conn, ENDPOINT, head, "req-1")
         ex.received = head
         if response:
@@ -560,11 +665,14 @@ def _run(doc: dict[str, Any], requests: int, response: bool = False) -> list[Any
                 conn_fields=policy.conn_fields,
                 roots=policy._response.roots,
                 phase=policy._response.phase,
+                rules=policy._response.rules,
             )
         else:
             runner = policy._request.runner
             assert runner is not None
-            _, stop, answer, _ = run_request(runner, ex, head, policy.conn_fields)
+            _, stop, answer, _ = run_request(
+                runner, ex, head, policy.conn_fields, policy._request.rules
+            )
         out.append((stop, answer))
     return out
 
@@ -675,7 +783,7 @@ def test_the_runner_sets_vars() -> None:
     ex = policy.begin(conn, ENDPOINT, head, "req-1")
     runner = policy._request.runner
     assert runner is not None
-    _, stop, answer, vars = run_request(runner, ex, head, policy.conn_fields)
+    _, stop, answer, vars = run_request(runner, ex, head, policy.conn_fields, policy._request.rules)
     assert (stop, answer, vars) == ((0, 0), None, None)
 
 
@@ -688,7 +796,9 @@ def test_the_runner_rewrites_the_url() -> None:
         ex = policy.begin(conn, ENDPOINT, head, "req-1")
         runner = policy._request.runner
         assert runner is not None
-        forward, stop, answer, _ = run_request(runner, ex, head, policy.conn_fields)
+        forward, stop, answer, _ = run_request(
+            runner, ex, head, policy.conn_fields, policy._request.rules
+        )
         return forward.target, forward.authority, stop, answer
 
     # one rewrite after another, on the URL forwarded so far
@@ -704,3 +814,103 @@ def test_the_runner_rewrites_the_url() -> None:
     # a URL the action refuses: the engine runs the step (and answers 500)
     refused = forwarded(first, {"to": "ftp://x/"})
     assert refused == (b"/v2/a?b", b"up.example:8080", (0, 1), None)
+
+
+def test_the_runner_checks_basic_auth() -> None:
+    def run(credential: bytes | None, **config: Any) -> Any:
+        config.setdefault("credentials", ["alice:password1", "bob:pa:ss:word"])
+        doc = {"on_http_request": [{"actions": [{"type": "basic-auth", "config": config}]}]}
+        headers = [] if credential is None else [(b"authorization", credential)]
+        [outcome] = _run(doc, 1, headers=headers)
+        return outcome
+
+    assert run(_basic(b"bob:pa:ss:word")) == (None, None)  # the phase done natively
+    assert run(_basic(b"bob:pa:ss")) == ((0, 0), (True, b"bob"))  # refused natively
+    assert run(_basic(b"bob")) == ((0, 0), (True, None))  # malformed
+    assert run(b"Bearer x") == run(None) == ((0, 0), (False, None))  # absent
+    assert run(None, enforce=False) == (None, None)
+    # what only Python's base64 decoder decides, credentials rendered per
+    # request: the engine runs the step
+    assert run(b"Basic Ym9iOnBhOnNzOndvcmQ") == ((0, 0), None)
+    assert run(_basic(b"GET:password1"), credentials=["${req.method}:password1"]) == (
+        (0, 0),
+        None,
+    )
+    # and the engine answers from the runner's refusal as from its own
+    doc = {
+        "on_http_request": [
+            {
+                "actions": [
+                    {
+                        "type": "basic-auth",
+                        "config": {"credentials": ["alice:password1"], "realm": "staff"},
+                    }
+                ]
+            }
+        ]
+    }
+    x = {
+        "method": b"GET",
+        "target": b"/",
+        "authority": b"h",
+        "version": b"1.1",
+        "headers": [(b"authorization", _basic(b"\xe9:password1"))],
+        "client_ip": "192.0.2.1",
+        "status": 200,
+        "res_headers": [],
+    }
+    with_runner, sink = compiled(doc, True)
+    answer, events = drive(with_runner, sink, x)
+    assert answer[:2] == ("answer", 401)
+    assert (b"www-authenticate", b'Basic realm="staff", charset="UTF-8"') in answer[2]
+    assert "credentials rejected for user '\ufffd'" in events[0][6]
+    reference, sink = compiled(doc, False)
+    assert drive(reference, sink, x) == [answer, events]
+
+
+def test_the_runner_logs_events_as_data() -> None:
+    """The runner evaluates the metadata; Python emits the events when it
+    returns, before those of the steps the engine runs after it."""
+    log = {"type": "log", "config": {"metadata": {"m": "${req.method}", "l": ["${vars.v}"]}}}
+    set_v = {"type": "set-vars", "config": {"vars": [{"v": "${req.url.path}"}]}}
+    dynamic = {"type": "basic-auth", "config": {"credentials": ["${req.method}:password1"]}}
+    doc = {
+        "on_http_request": [
+            {"actions": [set_v, log]},
+            {"actions": [log, dynamic, log]},  # the runner stops at the basic-auth
+        ],
+        "on_http_response": [{"actions": [log]}],
+    }
+    with_runner, sink = compiled(doc, True)
+    conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
+    head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", [], b"1.1")
+    ex = with_runner.begin(conn, ENDPOINT, head, "req-1")
+    runner = with_runner._request.runner
+    assert runner is not None
+    _, stop, answer, _ = run_request(
+        runner, ex, head, with_runner.conn_fields, with_runner._request.rules
+    )
+    assert (stop, answer) == ((1, 1), None)
+    assert [(e.rule, e.action, e.metadata) for e in sink.events] == [
+        ("on_http_request[0]", "log", {"m": "GET", "l": ["/a"]}),
+        ("on_http_request[1]", "log", {"m": "GET", "l": ["/a"]}),
+    ]
+    sink.events.clear()
+    x = {
+        "method": b"GET",
+        "target": b"/a?b",
+        "authority": b"h",
+        "version": b"1.1",
+        "headers": [(b"authorization", _basic(b"GET:password1"))],
+        "client_ip": "192.0.2.1",
+        "status": 200,
+        "res_headers": [],
+    }
+    seen = drive(with_runner, sink, x)
+    rules = ["on_http_request[0]", "on_http_request[1]", "on_http_request[1]"]
+    assert [(e[2], e[3], e[4]) for e in seen[-1]] == [
+        *(("on_http_request", rule, "log") for rule in rules),
+        ("on_http_response", "on_http_response[0]", "log"),
+    ]
+    reference, sink = compiled(doc, False)
+    assert drive(reference, sink, x) == seen

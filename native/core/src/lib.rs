@@ -2,6 +2,7 @@
 //! Python, HTTP or configuration. `cargo test -p edgeward-core` covers them.
 #![forbid(unsafe_code)]
 
+pub mod basic_auth;
 pub mod cel;
 pub mod geo;
 pub mod h2;

@@ -352,8 +352,10 @@ class PhaseRunner:
     [value])`` or ``("fields", [(key, value)])``, set in `vars`, which the
     rules then read), ``("url-rewrite", [str | Template], escape, rewrite |
     None, split)`` (as redirect's, on the URL forwarded so far;
-    `split(url)` gives the new ``(target, authority)``, None when refused)
-    or ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
+    `split(url)` gives the new ``(target, authority)``, None when refused),
+    ``("basic-auth", [(sha256(user), sha256(password))], enforce)`` (the
+    credentials check), ``("log", value)`` (the metadata, a set-vars value,
+    evaluated) or ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
     fields of ``req.user_agent`` read into (else they come from `fallback`)."""
 
     def __new__(
@@ -372,22 +374,34 @@ class PhaseRunner:
         response: Any = None,
         *,
         clock: Callable[[], float] | None = None,
-    ) -> tuple[int, int, list[tuple[bytes, bytes]] | None, bytes | None, bytes | None, Any, Any]:
+    ) -> tuple[
+        int,
+        int,
+        list[tuple[bytes, bytes]] | None,
+        bytes | None,
+        bytes | None,
+        Any,
+        Any,
+        list[tuple[int, int, Any]] | None,
+    ]:
         """Run the rules on `head` (a `RequestHead`: `req.*`) and `conn` (a
         `ConnectionInfo`: `conn.*`), and `response` (a `ResponseHead`:
         `res.*`, the response phase). A variable not built natively is
         read from `fallback(root)` (a Mapping; KeyError: unbound), called
         at most once per root; `clock()` is the policy's time. Returns
-        ``(rule, step, headers, authority, target, answer, vars)``: where
+        ``(rule, step, headers, authority, target, answer, vars, logged)``: where
         the caller resumes the phase (``rule == rule_count``: done;
         ``step == -1``: test the rule's expressions), the edited header
         list of the forwarded request (or of the response), the new
-        authority and target, each None when unchanged, and, when the runner performed the step it
+        authority and target, each None when unchanged, and, when the
+        runner performed the step it
         stopped at and that step ends the phase, its answer (a refused
         rate-limit: the Retry-After seconds, a float; deny: ``()``;
         custom-response: ``(body, [(name, value)])``; redirect:
-        ``(location, [(name, value)])``), else None, and the phase's
-        `vars` (a dict: set by set-vars, or read; None: neither). Raises
+        ``(location, [(name, value)])``; basic-auth: ``(presented,
+        username bytes | None)``), else None, the phase's `vars` (a dict:
+        set by set-vars, or read; None: neither), and the ``(rule, step,
+        metadata)`` of each log step run, in order (None: none). Raises
         what `fallback`, `clock` or a Mapping they return raises."""
 
 @final

@@ -204,7 +204,7 @@ class PolicyExchange(ExchangeState):
             return Forward(head)
         if phase.runner is not None and self.trace is None:
             forward, stop, answer, vars = run_request(
-                phase.runner, self, head, self.policy.conn_fields
+                phase.runner, self, head, self.policy.conn_fields, phase.rules
             )
             if stop is None:
                 return Forward(forward, self.body)
@@ -257,6 +257,7 @@ class PolicyExchange(ExchangeState):
                 conn_fields=self.policy.conn_fields,
                 roots=phase.roots,
                 phase=phase.phase,
+                rules=phase.rules,
             )
             if resumed is None:
                 return PassResponse(head)

@@ -29,8 +29,10 @@ from edgeward.expr.interpolate import escape_url_value
 from edgeward.hooks import RequestHead, ResponseHead
 from edgeward.policy.actions.add_headers import AddHeaders
 from edgeward.policy.actions.base import Decision
+from edgeward.policy.actions.basic_auth import BasicAuth
 from edgeward.policy.actions.custom_response import CustomResponse
 from edgeward.policy.actions.deny import Deny
+from edgeward.policy.actions.log import Log
 from edgeward.policy.actions.rate_limit import RateLimit
 from edgeward.policy.actions.redirect import Redirect
 from edgeward.policy.actions.remove_headers import RemoveHeaders
@@ -116,6 +118,15 @@ def _step(step: Step) -> tuple[Any, ...]:
         entries = [(name, _var_value(value)) for name, value in action.entries]
         if all(value is not None for _, value in entries):
             return ("set-vars", entries)
+    if kind is BasicAuth:
+        assert isinstance(action, BasicAuth)
+        if not action.dynamic:  # rendered per request: the engine's
+            return ("basic-auth", list(action.static), action.enforce)
+    if kind is Log:
+        assert isinstance(action, Log)
+        metadata = _var_value(action.metadata)
+        if metadata is not None:
+            return ("log", metadata)
     if kind is RateLimit:
         assert isinstance(action, RateLimit)
         store = action.store
@@ -180,6 +191,9 @@ def native_decision(rule: Rule, step: int, ctx: ActionContext, answer: Any) -> D
     if isinstance(action, CustomResponse):
         body, headers = answer  # rendered
         return action.respond(body, headers)
+    if isinstance(action, BasicAuth):
+        presented, username = answer
+        return action.refused(ctx, presented, username)
     if isinstance(action, Redirect):
         # its results are recorded only when a program reads them, and
         # then the engine runs the phase
@@ -232,15 +246,22 @@ class Fallback:
 
 
 def run_request(
-    runner: native.PhaseRunnerType, state: ExchangeState, head: RequestHead, conn_fields: Fields
+    runner: native.PhaseRunnerType,
+    state: ExchangeState,
+    head: RequestHead,
+    conn_fields: Fields,
+    rules: tuple[Rule, ...],
 ) -> tuple[RequestHead, tuple[int, int] | None, Any, dict[str, Any] | None]:
     """The request to forward (a copy: `req.*` keeps showing what the
     client sent), where the engine resumes (None: the phase is done),
     the answer of the step there when the runner performed it (else None:
-    the engine runs the step) and the phase's `vars` so far (None: none)."""
-    rule, step, headers, authority, target, answer, vars = runner.run(
+    the engine runs the step) and the phase's `vars` so far (None: none).
+    The events of the `log` steps it ran are emitted (`tell_logged`)."""
+    rule, step, headers, authority, target, answer, vars, logged = runner.run(
         head, state.conn, Fallback(state, conn_fields, None), clock=state.policy.clock
     )
+    if logged is not None:
+        tell_logged(Phase.HTTP_REQUEST, state, rules, logged)
     forward = RequestHead(
         head.method,
         head.target if target is None else target,
@@ -260,15 +281,18 @@ def run_response(
     conn_fields: Fields,
     roots: Roots,
     phase: Phase,
+    rules: tuple[Rule, ...],
 ) -> tuple[ActionContext | None, tuple[int, int], Any]:
     """Run the response phase on `head` (its headers edited in place); the
     context the engine resumes in (None when done), where, and the answer
     of the step there when the runner performed it (as `run_request`)."""
     received = state.received
     assert received is not None
-    rule, step, headers, _, _, answer, vars = runner.run(
+    rule, step, headers, _, _, answer, vars, logged = runner.run(
         received, state.conn, Fallback(state, conn_fields, head), head, clock=state.policy.clock
     )
+    if logged is not None:
+        tell_logged(phase, state, rules, logged)
     ctx = None
     if rule < runner.rule_count:
         ctx = resume_context(phase, state, roots, response=head, vars=vars)
@@ -277,6 +301,20 @@ def run_response(
     if headers is not None:
         head.headers[:] = headers
     return ctx, (rule, step), answer
+
+
+def tell_logged(
+    phase: Phase, state: ExchangeState, rules: tuple[Rule, ...], logged: list[Any]
+) -> None:
+    """Emit the events of the `log` steps the runner ran, `[(rule, step,
+    metadata)]` in order, through the action's own code: before anything
+    the engine does after the runner, the order the engine emits them in."""
+    ctx = ActionContext(phase, state, ())
+    for rule, step, metadata in logged:
+        action = rules[rule].steps[step].action
+        assert isinstance(action, Log), action
+        ctx.rule = rules[rule].label
+        action.tell(ctx, metadata)
 
 
 class LazyActivation(dict[str, Any]):

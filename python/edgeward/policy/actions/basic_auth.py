@@ -148,6 +148,13 @@ class BasicAuth(Action):
         )
         if authorized or not self.enforce:
             return None
+        return self.refused(ctx, presented, username)
+
+    def refused(self, ctx: ActionContext, presented: bool, username: bytes | None) -> Decision:
+        """The 401 and its challenge, for credentials absent (`presented`
+        false), malformed (`username` None) or rejected; the native phase
+        runner's refusals too (`native_phase.native_decision`)."""
+        shown = username.decode("utf-8", "replace") if username is not None else ""
         if not presented:
             reason = "no Basic credentials presented"
         elif username is None:

@@ -34,7 +34,11 @@ class Log(Action):
         return cls(compile_value(config, (*config.path, "metadata"), raw))
 
     def apply(self, ctx: ActionContext) -> Decision | None:
-        metadata: dict[str, Any] = self.metadata(ctx)
+        self.tell(ctx, self.metadata(ctx))
+        return None
+
+    def tell(self, ctx: ActionContext, metadata: dict[str, Any]) -> None:
+        """Record and emit the event of `metadata`: evaluated here, or by
+        the native phase runner (`native_phase.tell_logged`)."""
         ctx.record("log", {"metadata": metadata})
         ctx.emit(self.type, "log", "log action", metadata=metadata)
-        return None
