@@ -8,12 +8,14 @@
 //! `res.status_code`...); any other variable (`req.cookies`,
 //! `req.user_agent.is_bot`, `endpoint.*`, `time.*`, `vars.*`) is asked of
 //! the caller's `fallback(root)` once per root and read as `Program.evaluate`
-//! reads a Mapping. Non-terminal actions without I/O run here (add-headers,
-//! remove-headers, restrict-ips that allows); at anything else (an action
-//! that answers, needs I/O or records results, an expression that fails, a
-//! header value that is not allowed) the runner stops and returns where the
-//! Python engine resumes the phase, so its decisions, events and error
-//! answers have one implementation.
+//! reads a Mapping. Actions without I/O run here (`Action`); one that
+//! answers (deny, a refused rate-limit or basic-auth...) returns its answer
+//! for the engine to build the decision from, a `log` returns its metadata
+//! for the engine to emit; at anything else (an action that needs I/O, an
+//! expression that fails, a header value that is not allowed, a credential
+//! only Python decodes) the runner stops and returns where the Python
+//! engine resumes the phase, so its decisions, events and error answers
+//! have one implementation.
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 

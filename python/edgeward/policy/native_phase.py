@@ -4,14 +4,17 @@ At load time each HTTP phase's rules are handed to the runner: the compiled
 programs, and the actions it runs itself in a compact form (add-headers,
 remove-headers, restrict-ips with lists known at load, the bucket check of
 rate-limit in its native store, deny, custom-response, redirect,
-url-rewrite, set-vars); every other action is a step the runner stops at.
+url-rewrite, set-vars, basic-auth's check of credentials known at load,
+log's metadata); every other action is a step the runner stops at.
 Per request the head goes in once; the runner builds the variables it
 knows, evaluates the rules in order, applies those actions and returns
 where it stopped: the end of the phase, or a rule (and step) from which the
 Python engine (`engine.run_rules`) resumes, or a step it performed whose
-answer ends the phase (a refused rate-limit, deny, custom-response,
-redirect: the engine turns it into the action's decision,
-`native_decision`), so every decision, event and error answer keeps one
+answer ends the phase (a refused rate-limit or basic-auth, deny,
+custom-response, redirect: the engine turns it into the action's decision,
+`native_decision`), and the metadata of the log steps it ran (events as
+data: `tell_logged` emits them through `Log.tell` before the engine goes
+on), so every decision, event and error answer keeps one
 implementation. The Python engine alone is the reference
 (``EDGEWARD_BACKEND=python``, `policy test` traces), and the differential
 tests hold the two to the same decisions (docs/policy.md, "The native phase
