@@ -139,13 +139,14 @@ _GET = bytes.fromhex("82 86 84 01 06") + b"a.test"  # :method GET, :scheme http,
 
 
 _CASES = {
+    "only a size update": (b"\x20", False),  # valid HPACK, a malformed request
     "size update first": (b"\x20" + _GET, False),
     "several size updates": (b"\x3f\xe1\x1f\x20\x3f\xe1\x1f" + _GET, False),
     "6-byte integer": (b"\x3f\x82\x80\x80\x80\x00" + _GET, False),  # 33: hpack takes it
     "7-byte integer": (b"\x3f\x80\x80\x80\x80\x80\x00" + _GET, True),
     "size update over 4096": (b"\x3f\xe2\x1f" + _GET, True),  # our SETTINGS_HEADER_TABLE_SIZE
-    "size update last": (_GET + b"\x20", True),
-    "size update 4096 last": (_GET + b"\x3f\xe1\x1f", True),
+    "size update after a field": (_GET + b"\x20", True),
+    "size update 4096 after a field": (_GET + b"\x3f\xe1\x1f", True),
     "index 0": (_GET + b"\x80", True),
     "index past the tables": (_GET + b"\xbe", True),  # 62: the dynamic table is empty
     "huffman": (_GET + b"\x0f\x2b\x81\x1f", False),  # user-agent: "a"
