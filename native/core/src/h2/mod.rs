@@ -1,11 +1,12 @@
 //! HTTP/2 for the server side of the proxy: the connection state machine,
-//! frame codec and header checks in Rust, HPACK decoding with
-//! `loona-hpack`. The Python twin is `edgeward.http2.connection.H2Server`
+//! frame codec, header checks and HPACK (our own decoder: `hpack`,
+//! `huffman`) in Rust. The Python twin is `edgeward.http2.connection.H2Server`
 //! (h2 with our limits around it); both emit the same events and errors
 //! (see docs/http2.md).
 
 pub mod fields;
 pub mod hpack;
+mod huffman;
 mod server;
 
 #[cfg(test)]

@@ -755,10 +755,10 @@ impl Server {
             .decode(block, self.limits.max_header_list_size as usize)
         {
             Ok(fields) => fields,
-            Err(DecodeError::Invalid) => {
+            Err(DecodeError::Invalid { at, why }) => {
                 return self.connection_error(
                     PROTOCOL_ERROR,
-                    "Error decoding header block",
+                    &format!("Error decoding header block: {why} (byte {at})"),
                     events,
                 );
             }
