@@ -85,13 +85,14 @@ test-python: install system-deps
 
 # A short cargo-fuzz run of every native entry point, FUZZ_SECONDS each: the
 # CEL parser/checker/evaluator (`cel`), interpolation templates (`template`),
-# IP/CIDR parsing and matching (`ipnet`), webhook verification (`webhooks`)
-# and whole-value operations on host-shaped values (`value`). Seeds come from
+# IP/CIDR parsing and matching (`ipnet`), webhook verification (`webhooks`),
+# whole-value operations on host-shaped values (`value`) and the HTTP/2
+# server's receive path with HPACK (`h2`). Seeds come from
 # native/fuzz/seed_corpus.py; cargo-fuzz needs nightly features, which
 # RUSTC_BOOTSTRAP enables on the stable toolchain. Each target's totals are
 # printed; its log is native/fuzz/artifacts/TARGET.log.
 FUZZ_SECONDS ?= 10
-FUZZ_TARGETS := cel template ipnet webhooks value
+FUZZ_TARGETS := cel template ipnet webhooks value h2
 fuzz: $(BIN)/python
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked --quiet cargo-fuzz
 	$(BIN)/python native/fuzz/seed_corpus.py native/fuzz/corpus

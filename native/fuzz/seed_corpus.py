@@ -2,7 +2,9 @@
 under CORPUS_ROOT: `cel` (the expressions of the public conformance data,
 policy-like rules, hostile shapes), `template`, `ipnet`, `webhooks` (signed
 requests of a few providers, so the fuzzer starts past the header checks)
-and `value` (byte programs building nested values). Usage:
+`value` (byte programs building nested values) and `h2` (what HTTP/2
+clients send after the preface: settings, requests with and without
+Huffman, a body, a reset, a ping). Usage:
 python seed_corpus.py CORPUS_ROOT (the corpora are not committed)."""
 
 from __future__ import annotations
@@ -122,6 +124,28 @@ def value_seeds() -> list[bytes]:
     ]
 
 
+def h2_seeds() -> list[bytes]:
+    import h2.config
+    import h2.connection
+
+    seeds = []
+    for huffman in (True, False):
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        client.encoder.huffman = huffman
+        head = [(":method", "GET"), (":path", "/small?q=1"), (":scheme", "http"),
+                (":authority", "example.com"), ("cookie", "a=b"), ("user-agent", "fuzz")]  # fmt: skip
+        client.send_headers(1, head, end_stream=True)
+        client.send_headers(3, [(":method", "POST"), *head[1:]])
+        client.send_data(3, b"body", end_stream=True)
+        client.send_headers(5, head)
+        client.reset_stream(5)
+        client.ping(b"12345678")
+        wire = client.data_to_send()[24:]  # the target sends the preface itself
+        seeds.append(wire)
+    return seeds
+
+
 def write(directory: Path, seeds: list[bytes]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for raw in seeds:
@@ -138,6 +162,7 @@ def main(root: Path) -> None:
     write(root / "ipnet", [t.encode() for t in IPNET])
     write(root / "webhooks", [w.encode() for w in webhook_seeds()])
     write(root / "value", value_seeds())
+    write(root / "h2", h2_seeds())
 
 
 if __name__ == "__main__":

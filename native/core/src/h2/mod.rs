@@ -6,7 +6,7 @@
 
 pub mod fields;
 pub mod hpack;
-mod huffman;
+pub mod huffman;
 mod server;
 
 #[cfg(test)]
