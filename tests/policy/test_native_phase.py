@@ -493,6 +493,20 @@ def drive(policy: CompiledPolicy, sink: ListSink, x: dict[str, Any]) -> list[Any
     return seen
 
 
+def assert_same_on_both(
+    doc: dict[str, Any], exchanges: list[dict[str, Any]], *, runs: bool = False
+) -> None:
+    """Each exchange in turn gives the same outcome and events with the
+    runner as with the engine alone (`runs`: the request phase has one)."""
+    with_runner, sink1 = compiled(doc, True)
+    reference, sink2 = compiled(doc, False)
+    assert not runs or with_runner._request.runner is not None
+    for x in exchanges:
+        assert drive(with_runner, sink1, x) == drive(reference, sink2, x)
+        sink1.events.clear()
+        sink2.events.clear()
+
+
 def _answer(outcome: Any) -> Any:
     if isinstance(outcome, LocalResponse):
         return ("answer", outcome.status, outcome.headers, outcome.body, outcome.error_code)
@@ -505,13 +519,7 @@ def _answer(outcome: Any) -> Any:
 def test_native_runner_decides_as_the_engine(
     doc: dict[str, Any], exchanges: list[dict[str, Any]]
 ) -> None:
-    with_runner, sink1 = compiled(doc, True)
-    reference, sink2 = compiled(doc, False)
-    assert with_runner._request.runner is not None
-    for x in exchanges:
-        assert drive(with_runner, sink1, x) == drive(reference, sink2, x)
-        sink1.events.clear()
-        sink2.events.clear()
+    assert_same_on_both(doc, exchanges, runs=True)
 
 
 @st.composite
@@ -542,12 +550,7 @@ def rate_limited_policy(draw: st.DrawFn) -> dict[str, Any]:
 def test_native_rate_limit_counts_as_the_engine(
     doc: dict[str, Any], exchanges: list[dict[str, Any]]
 ) -> None:
-    with_runner, sink1 = compiled(doc, True)
-    reference, sink2 = compiled(doc, False)
-    for x in exchanges:
-        assert drive(with_runner, sink1, x) == drive(reference, sink2, x)
-        sink1.events.clear()
-        sink2.events.clear()
+    assert_same_on_both(doc, exchanges)
 
 
 @st.composite
@@ -583,12 +586,7 @@ def authenticated_exchange(draw: st.DrawFn) -> dict[str, Any]:
 def test_native_basic_auth_decides_as_the_engine(
     doc: dict[str, Any], exchanges: list[dict[str, Any]]
 ) -> None:
-    with_runner, sink1 = compiled(doc, True)
-    reference, sink2 = compiled(doc, False)
-    for x in exchanges:
-        assert drive(with_runner, sink1, x) == drive(reference, sink2, x)
-        sink1.events.clear()
-        sink2.events.clear()
+    assert_same_on_both(doc, exchanges)
 
 
 # --- the example suites of `policy test` ---------------------------------------------
