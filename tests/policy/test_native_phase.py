@@ -507,6 +507,17 @@ def assert_same_on_both(
         sink2.events.clear()
 
 
+def request_once(policy: CompiledPolicy) -> tuple[RequestHead, Any, Any, Any]:
+    """`run_request` of the policy's runner on one plain GET: the request
+    to forward, where the engine resumes, the answer, the `vars`."""
+    conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
+    head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", [], b"1.1")
+    ex = policy.begin(conn, ENDPOINT, head, "req-1")
+    runner = policy._request.runner
+    assert runner is not None
+    return run_request(runner, ex, head, policy.conn_fields, policy._request.rules)
+
+
 def _answer(outcome: Any) -> Any:
     if isinstance(outcome, LocalResponse):
         return ("answer", outcome.status, outcome.headers, outcome.body, outcome.error_code)
@@ -775,13 +786,7 @@ def test_the_runner_sets_vars() -> None:
     # an entry that fails after one was set: `vars` as they were, the engine's step
     set_vars["config"]["vars"].append({"x": "${req.headers['x'][0]}"})  # type: ignore[index]
     doc["on_http_request"][1]["expressions"] = ["true"]
-    policy, _ = compiled(doc, True)
-    conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
-    head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", [], b"1.1")
-    ex = policy.begin(conn, ENDPOINT, head, "req-1")
-    runner = policy._request.runner
-    assert runner is not None
-    _, stop, answer, vars = run_request(runner, ex, head, policy.conn_fields, policy._request.rules)
+    _, stop, answer, vars = request_once(compiled(doc, True)[0])
     assert (stop, answer, vars) == ((0, 0), None, None)
 
 
@@ -789,14 +794,7 @@ def test_the_runner_rewrites_the_url() -> None:
     def forwarded(*configs: dict[str, Any]) -> tuple[Any, ...]:
         actions = [{"type": "url-rewrite", "config": c} for c in configs]
         policy, _ = compiled({"on_http_request": [{"actions": actions}]}, True)
-        conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
-        head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", [], b"1.1")
-        ex = policy.begin(conn, ENDPOINT, head, "req-1")
-        runner = policy._request.runner
-        assert runner is not None
-        forward, stop, answer, _ = run_request(
-            runner, ex, head, policy.conn_fields, policy._request.rules
-        )
+        forward, stop, answer, _ = request_once(policy)
         return forward.target, forward.authority, stop, answer
 
     # one rewrite after another, on the URL forwarded so far
@@ -880,14 +878,7 @@ def test_the_runner_logs_events_as_data() -> None:
         "on_http_response": [{"actions": [log]}],
     }
     with_runner, sink = compiled(doc, True)
-    conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
-    head = RequestHead(b"GET", b"/a?b", b"app.example.com", b"https", [], b"1.1")
-    ex = with_runner.begin(conn, ENDPOINT, head, "req-1")
-    runner = with_runner._request.runner
-    assert runner is not None
-    _, stop, answer, _ = run_request(
-        runner, ex, head, with_runner.conn_fields, with_runner._request.rules
-    )
+    _, stop, answer, _ = request_once(with_runner)
     assert (stop, answer) == ((1, 1), None)
     assert [(e.rule, e.action, e.metadata) for e in sink.events] == [
         ("on_http_request[0]", "log", {"m": "GET", "l": ["/a"]}),
