@@ -34,6 +34,7 @@ from edgeward.hooks import (
     ResponseHead,
     ResponseOutcome,
     Traced,
+    needs_io,
 )
 
 T = TypeVar("T")
@@ -67,7 +68,7 @@ def drive_sync(hooked: Any, perform: PerformSync) -> Any:
     """`drive` with a plain function: a hook's outcome, what it returned or
     what its generator returns once each effect it yields is answered by
     `perform` (offline: `policy test` answers from the case)."""
-    if not isinstance(hooked, Generator):
+    if not needs_io(hooked):
         return hooked
     try:
         effect = hooked.send(None)
@@ -109,7 +110,7 @@ class HookFlow:
             return Forward(outcome.head, outcome.body, outcome.body_filter)
         self.hooks = inner if self.hooks is None else ChainedHooks(self.hooks, inner)
         hooked = inner.on_http_request(outcome.head)
-        if isinstance(hooked, Generator):
+        if needs_io(hooked):
             return _filtered_after(outcome.body_filter, hooked)
         return _after(outcome.body_filter, hooked)
 
@@ -202,12 +203,12 @@ class ChainedHooks:
 
     def on_http_request(self, head: RequestHead) -> Generator[Effect, EffectResult, RequestOutcome]:
         outcome = self.outer.on_http_request(head)
-        if isinstance(outcome, Generator):
+        if needs_io(outcome):
             outcome = yield from outcome
         if not isinstance(outcome, Forward):
             return outcome
         inner = self.inner.on_http_request(outcome.head)
-        if isinstance(inner, Generator):
+        if needs_io(inner):
             inner = yield from inner
         if not isinstance(inner, Forward | ForwardInternal):
             return inner
@@ -220,12 +221,12 @@ class ChainedHooks:
         self, head: ResponseHead
     ) -> Generator[Effect, EffectResult, ResponseOutcome]:
         inner = self.inner.on_http_response(head)
-        if isinstance(inner, Generator):
+        if needs_io(inner):
             inner = yield from inner
         if not isinstance(inner, PassResponse):
             return inner
         outer = self.outer.on_http_response(inner.head)
-        if isinstance(outer, Generator):
+        if needs_io(outer):
             outer = yield from outer
         if isinstance(outer, PassResponse) and inner.body_filter is not None:
             return PassResponse(outer.head, then(inner.body_filter, outer.body_filter))

@@ -12,7 +12,7 @@ performs it and sends the result back, and the generator finally *returns*
 the outcome. Most exchanges need no I/O, and then no generator is made::
 
     outcome = exchange.on_http_request(head)
-    if isinstance(outcome, Generator):
+    if needs_io(outcome):
         gen = outcome
         try:
             effect = gen.send(None)
@@ -26,7 +26,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from types import GeneratorType
 from typing import Any, Protocol, TypeVar, Union, runtime_checkable
+
+from typing_extensions import TypeIs
 
 T = TypeVar("T")
 
@@ -388,6 +391,13 @@ ResponseOutcome = PassResponse | LocalResponse | CloseConnection
 Hooked = Union[T, Generator[Effect, EffectResult, T]]  # noqa: UP007 (a generic alias)
 """What a hook returns: its outcome, or a generator that yields effects
 and returns the outcome."""
+
+
+def needs_io(hooked: Hooked[T]) -> TypeIs[Generator[Effect, EffectResult, T]]:
+    """Whether a hook returned a generator to drive rather than its outcome.
+    Hooks make theirs with generator functions, so the exact type test
+    does: several times cheaper than an ABC check, on every request's path."""
+    return type(hooked) is GeneratorType
 
 
 # --- the hooks ----------------------------------------------------------------------

@@ -24,7 +24,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -63,6 +63,7 @@ from edgeward.hooks import (
     PolicyHooks,
     TerminateTls,
     TlsTerminated,
+    needs_io,
 )
 from edgeward.proxy import errors
 from edgeward.proxy.agent_upstream import AgentPool, TunnelTransport
@@ -461,7 +462,7 @@ class AgentService:
             if policy is not None:
                 if terminator is not None:
                     allowed = policy.on_tls_connect(info, published.info())
-                    if isinstance(allowed, Generator):
+                    if needs_io(allowed):
                         allowed = await drive(allowed, terminator.perform)
                 else:
                     allowed = policy.on_tcp_connect(info, published.info())

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Generator
-from typing import Any, Protocol, cast
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol, cast
 
 import trio
 
@@ -46,6 +46,7 @@ from edgeward.hooks import (
     RequestOutcome,
     ResponseHead,
     ResponseOutcome,
+    needs_io,
 )
 from edgeward.http1 import add_forwarding, strip_hop_by_hop
 from edgeward.http1 import events as ev
@@ -234,7 +235,13 @@ class ProxyExchange:
                     await self._local(self._error(errors.ENDPOINT_NOT_FOUND))
                     return True
                 return await self._forward(endpoint, head, None)
-            return await self._with_hooks(endpoint, head, trace)
+            routed = await self._with_hooks(endpoint, head, trace)
+            if isinstance(routed, bool):
+                return routed
+            # Forwarded from here, not from inside the policy's coroutines:
+            # every wake-up of the upstream exchange resumes through each
+            # coroutine it is awaited in.
+            return await self._forward(*routed)
         finally:
             self._complete()
 
@@ -256,7 +263,7 @@ class ProxyExchange:
 
     async def _with_hooks(
         self, endpoint: Endpoint | None, head: RequestHead, trace: list[Any] | None = None
-    ) -> bool:
+    ) -> _Upstream | bool:
         ctx = self.ctx
         runtime = ctx.runtime
         info = runtime.endpoint_infos[endpoint.name] if endpoint else runtime.listener_info
@@ -279,9 +286,10 @@ class ProxyExchange:
         flow: HookFlow,
         outcome: RequestOutcome,
         trace: list[Any] | None = None,
-    ) -> bool:
+    ) -> _Upstream | bool:
         """Act on a request outcome: into internal endpoints while it is a
-        `ForwardInternal`, then forward, answer or close."""
+        `ForwardInternal`, then answer or close (whether the connection may
+        carry another exchange), or what to forward (`_forward`'s arguments)."""
         ctx = self.ctx
         while isinstance(outcome, ForwardInternal):  # into an internal endpoint's policy
             target = self.ctx.internal(outcome.url)
@@ -321,7 +329,7 @@ class ProxyExchange:
         body, stream_filter = flow.request_body(outcome, self._body_buffer)
         if stream_filter is not None and self.has_body:  # streamed through it (`_upload`), chunked
             self.request_filter = stream_filter
-        return await self._forward(endpoint, outcome.head, body)
+        return _Upstream(endpoint, outcome.head, body)
 
     async def _request_phase(
         self, phase: Callable[..., Hooked[RequestOutcome]], *args: object
@@ -330,7 +338,7 @@ class ProxyExchange:
         when it fails)."""
         try:
             hooked = phase(*args)
-            if isinstance(hooked, Generator):
+            if needs_io(hooked):
                 return await drive(hooked, self._perform)
             return hooked
         except (ClientBodyError, trio.Cancelled):
@@ -380,7 +388,11 @@ class ProxyExchange:
             target = self.ctx.internal(url)
             if not isinstance(target, InternalError):
                 self.endpoint = target[0]
-            await self._route(None, HookFlow(None), ForwardInternal(url, self.head, None, None))
+            routed = await self._route(
+                None, HookFlow(None), ForwardInternal(url, self.head, None, None)
+            )
+            if not isinstance(routed, bool):
+                await self._forward(*routed)
         finally:
             self._complete()
 
@@ -435,7 +447,7 @@ class ProxyExchange:
         assert self.flow is not None
         try:
             hooked = self.flow.response(head)
-            if isinstance(hooked, Generator):
+            if needs_io(hooked):
                 return await drive(hooked, self._perform)
             return hooked
         except trio.Cancelled:
@@ -960,7 +972,7 @@ class ProxyExchange:
         outcome: ResponseOutcome
         try:  # (`_response_outcome` inlined: no coroutine when no I/O is needed)
             hooked = flow.response(head)
-            if isinstance(hooked, Generator):
+            if needs_io(hooked):
                 outcome = await drive(hooked, self._perform)
             else:
                 outcome = hooked
@@ -1053,6 +1065,14 @@ class ProxyExchange:
                 upstream=self.upstream_url,
                 error=self.error_code,
             )
+
+
+class _Upstream(NamedTuple):
+    """What a policy's request phase sends upstream (`_forward`'s arguments)."""
+
+    endpoint: Endpoint
+    head: RequestHead
+    body: bytes | None
 
 
 class _Upload:

@@ -13,7 +13,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from edgeward.hooks import (
     PolicyHooks,
     TerminateTls,
     TlsTerminated,
+    needs_io,
 )
 from edgeward.http1.codec import Limits
 from edgeward.proxy.accesslog import AccessLog
@@ -819,7 +820,7 @@ class Server:
         if ctx.runtime.ssl_context is None:
             return policy.on_tcp_connect(ctx.info, endpoint)
         outcome = policy.on_tls_connect(ctx.info, endpoint)
-        if not isinstance(outcome, Generator):
+        if not needs_io(outcome):
             return outcome
 
         async def perform(effect: Effect) -> EffectResult:
