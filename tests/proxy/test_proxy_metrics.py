@@ -118,6 +118,25 @@ def test_request_latency_error_and_decision_metrics_move(edge: Edge) -> None:
     assert len(backend) == 1
 
 
+def test_a_request_refused_before_routing_is_counted(edge: Edge) -> None:
+    """Garbage where a request line should be gets a 400 and is counted
+    with no endpoint, as a security team watching the edge expects."""
+    before = scrape(edge)
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=5) as sock:
+        sock.sendall(b"NOT A REQUEST\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    after = scrape(edge)
+    labels = {"endpoint": "", "status": "400", "protocol": "HTTP/1.1"}
+    assert (
+        value(after, "edgeward_requests_total", **labels)
+        - value(before, "edgeward_requests_total", **labels)
+        == 1
+    )
+
+
 def test_active_connections_and_http2_streams(edge: Edge) -> None:
     idle = [socket.create_connection(("127.0.0.1", edge.port)) for _ in range(3)]
     try:

@@ -324,6 +324,7 @@ class Http1Connection:
                 await self.transport.send(head + body)
         except OSError:
             pass
+        self.ctx.services.stats.rejected(error.status, "HTTP/1.1")
         self.ctx.services.access_log.write(
             client_ip=self.ctx.info.client_ip,
             status=error.status,

@@ -63,6 +63,13 @@ class Stats:
         self.upstream_errors: dict[tuple[str, str], int] = {}  # endpoint, error code
         self.reloads = {"ok": 0, "failed": 0}
 
+    def rejected(self, status: int, protocol: str) -> None:
+        """A request answered before it could be routed (it could not be
+        parsed, or its head came too slowly): counted with no endpoint."""
+        requests = self.requests
+        key = ("", status, protocol)
+        requests[key] = requests.get(key, 0) + 1
+
     def exchange(
         self, endpoint: str, status: int, protocol: str, seconds: float, error: str | None
     ) -> None:
@@ -107,7 +114,8 @@ class EdgeCollector(Collector):
         stats = self.stats
         requests = CounterMetricFamily(
             "edgeward_requests",
-            "Exchanges answered, by endpoint (empty: no endpoint matched), status and protocol.",
+            "Exchanges answered, by endpoint (empty: no endpoint matched, or refused before"
+            " routing), status and protocol.",
             labels=["endpoint", "status", "protocol"],
         )
         for (endpoint, status, protocol), n in list(stats.requests.items()):
