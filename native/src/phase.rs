@@ -16,8 +16,15 @@
 //! only Python decodes) the runner stops and returns where the Python
 //! engine resumes the phase, so its decisions, events and error answers
 //! have one implementation.
+//!
+//! In timing mode (`PhaseRunner(..., timed=True)`, for `edgeward bench
+//! policy`) each run also adds the time and calls of each rule's
+//! expressions and of each step it performs to counters (`Times`); off, the
+//! same loop runs with a clock that reads nothing (`Untimed`).
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use edgeward_core::basic_auth;
 use edgeward_core::cel::{self, EvalError, EvalResult, Map, PathSpec, Step, Value};
@@ -170,7 +177,99 @@ pub struct PhaseRunner {
     rules: Vec<Rule>,
     /// `user_agent(raw)`: the parsed `req.user_agent` fields (a Mapping).
     user_agent: Option<Py<PyAny>>,
+    /// The counters of timing mode; None: off.
+    times: Option<Times>,
 }
+
+// --- timing mode ----------------------------------------------------------------
+
+/// Nanoseconds and calls, added to by runs (atomics: no lock is held
+/// while a run calls back into Python).
+#[derive(Default)]
+struct Cost {
+    ns: AtomicU64,
+    calls: AtomicU64,
+}
+
+impl Cost {
+    fn add(&self, since: Instant, call: bool) {
+        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.ns.fetch_add(ns, Ordering::Relaxed);
+        self.calls.fetch_add(u64::from(call), Ordering::Relaxed);
+    }
+
+    fn read(&self) -> (u64, u64) {
+        (
+            self.ns.load(Ordering::Relaxed),
+            self.calls.load(Ordering::Relaxed),
+        )
+    }
+
+    fn reset(&self) {
+        self.ns.store(0, Ordering::Relaxed);
+        self.calls.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Per rule: its expressions (the chain it starts, then its condition),
+/// and each of its steps.
+struct Times(Vec<(Cost, Vec<Cost>)>);
+
+impl Times {
+    fn for_rules(rules: &[Rule]) -> Self {
+        Times(
+            rules
+                .iter()
+                .map(|r| {
+                    (
+                        Cost::default(),
+                        r.steps.iter().map(|_| Cost::default()).collect(),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Where a run's time goes: the hooks of the rule loop.
+trait Clock {
+    type Mark;
+    fn start(&self) -> Self::Mark;
+    /// Rule `rule`'s expressions were tested (once).
+    fn expressions(&self, rule: usize, since: Self::Mark);
+    /// Step `step` of rule `rule` ran; `performed`: by the runner (not
+    /// left to the engine), which counts a call.
+    fn step(&self, rule: usize, step: usize, since: Self::Mark, performed: bool);
+}
+
+/// Timing mode off: no clock read, nothing counted.
+struct Untimed;
+
+impl Clock for Untimed {
+    type Mark = ();
+    #[inline(always)]
+    fn start(&self) {}
+    #[inline(always)]
+    fn expressions(&self, _: usize, _: ()) {}
+    #[inline(always)]
+    fn step(&self, _: usize, _: usize, _: (), _: bool) {}
+}
+
+impl Clock for Times {
+    type Mark = Instant;
+    fn start(&self) -> Instant {
+        Instant::now()
+    }
+    fn expressions(&self, rule: usize, since: Instant) {
+        self.0[rule].0.add(since, true);
+    }
+    fn step(&self, rule: usize, step: usize, since: Instant, performed: bool) {
+        self.0[rule].1[step].add(since, performed);
+    }
+}
+
+/// Per rule, `((ns, calls) of its expressions, [(ns, calls) of each step])`.
+type Timings = Vec<((u64, u64), Vec<(u64, u64)>)>;
 
 fn step_of(item: &Bound<'_, PyAny>) -> PyResult<Action> {
     let tuple = item.cast::<PyTuple>()?;
@@ -388,18 +487,44 @@ type Outcome = (
 #[pymethods]
 impl PhaseRunner {
     #[new]
-    #[pyo3(signature = (rules, *, user_agent=None))]
-    fn new(rules: &Bound<'_, PyAny>, user_agent: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (rules, *, user_agent=None, timed=false))]
+    fn new(
+        rules: &Bound<'_, PyAny>,
+        user_agent: Option<&Bound<'_, PyAny>>,
+        timed: bool,
+    ) -> PyResult<Self> {
         guard(|| {
-            let rules = rules
+            let rules: Vec<Rule> = rules
                 .try_iter()?
                 .map(|r| rule_of(&r?))
                 .collect::<PyResult<_>>()?;
             Ok(PhaseRunner {
+                times: timed.then(|| Times::for_rules(&rules)),
                 rules,
                 user_agent: user_agent.map(|u| u.clone().unbind()),
             })
         })
+    }
+
+    /// Timing mode's counters since the last reset; None when off.
+    fn timings(&self) -> Option<Timings> {
+        let times = self.times.as_ref()?;
+        Some(
+            times
+                .0
+                .iter()
+                .map(|(expressions, steps)| {
+                    (expressions.read(), steps.iter().map(Cost::read).collect())
+                })
+                .collect(),
+        )
+    }
+
+    fn reset_timings(&self) {
+        for (expressions, steps) in self.times.iter().flat_map(|t| &t.0) {
+            expressions.reset();
+            steps.iter().for_each(Cost::reset);
+        }
     }
 
     #[getter]
@@ -421,12 +546,16 @@ impl PhaseRunner {
             let user_agent = self.user_agent.as_ref().map(|u| u.bind(py).clone());
             let mut wire = Wire::new(py, head, conn, fallback, response, user_agent)?;
             wire.clock = clock.cloned();
-            self.run_rules(py, &mut wire)
+            match &self.times {
+                None => self.run_rules(py, &mut wire, &Untimed),
+                Some(times) => self.run_rules(py, &mut wire, times),
+            }
         })
     }
 
     fn __repr__(&self) -> String {
-        format!("<PhaseRunner of {} rules>", self.rules.len())
+        let timed = if self.times.is_some() { ", timed" } else { "" };
+        format!("<PhaseRunner of {} rules{timed}>", self.rules.len())
     }
 }
 
@@ -446,6 +575,42 @@ enum Done<'py> {
     Logged(Bound<'py, PyAny>),
 }
 
+/// What testing a rule's expressions found: the first rule whose
+/// expressions hold (itself, or one later in the chain it starts), or the
+/// rule to test next.
+enum Tested {
+    Holds(usize),
+    From(usize),
+}
+
+/// Tests rule `i`'s expressions (and the chain it starts).
+fn test<'py>(py: Python<'py>, wire: &mut Wire<'py>, rule: &Rule, i: usize) -> Result<Tested, Stop> {
+    if let Some((chain, end)) = &rule.chain {
+        let program = chain.get();
+        match wire.evaluate(py, &program.program, &program.keys) {
+            Ok(Value::Int(first)) if first >= 0 => {
+                let first = first as usize;
+                if first >= *end {
+                    return Ok(Tested::From(first));
+                }
+                return Ok(Tested::Holds(first));
+            }
+            Err(e) if e.is_host() => return Err(Stop::Raise(eval_error(py, e))),
+            _ => {} // rule by rule, from this one
+        }
+    }
+    let Some(condition) = &rule.condition else {
+        return Ok(Tested::Holds(i));
+    };
+    let program = condition.get();
+    match wire.evaluate(py, &program.program, &program.keys) {
+        Ok(Value::Bool(true)) => Ok(Tested::Holds(i)),
+        Ok(Value::Bool(false)) => Ok(Tested::From(i + 1)),
+        Err(e) if e.is_host() => Err(Stop::Raise(eval_error(py, e))),
+        _ => Err(Stop::Resume(i, -1)), // the engine reports it
+    }
+}
+
 impl From<PyErr> for Stop {
     fn from(e: PyErr) -> Self {
         Stop::Raise(e)
@@ -453,8 +618,13 @@ impl From<PyErr> for Stop {
 }
 
 impl PhaseRunner {
-    fn run_rules<'py>(&self, py: Python<'py>, wire: &mut Wire<'py>) -> PyResult<Outcome> {
-        let stop = match self.rules_until_stop(py, wire) {
+    fn run_rules<'py>(
+        &self,
+        py: Python<'py>,
+        wire: &mut Wire<'py>,
+        clock: &impl Clock,
+    ) -> PyResult<Outcome> {
+        let stop = match self.rules_until_stop(py, wire, clock) {
             Ok(()) => Stop::Resume(self.rules.len(), -1),
             Err(stop) => stop,
         };
@@ -484,7 +654,12 @@ impl PhaseRunner {
         ))
     }
 
-    fn rules_until_stop<'py>(&self, py: Python<'py>, wire: &mut Wire<'py>) -> Result<(), Stop> {
+    fn rules_until_stop<'py>(
+        &self,
+        py: Python<'py>,
+        wire: &mut Wire<'py>,
+        clock: &impl Clock,
+    ) -> Result<(), Stop> {
         let rules = &self.rules;
         let n = rules.len();
         let mut i = 0;
@@ -494,38 +669,22 @@ impl PhaseRunner {
                 if i >= n {
                     break None;
                 }
-                let rule = &rules[i];
-                if let Some((chain, end)) = &rule.chain {
-                    let program = chain.get();
-                    match wire.evaluate(py, &program.program, &program.keys) {
-                        Ok(Value::Int(first)) if first >= 0 => {
-                            let first = first as usize;
-                            if first >= *end {
-                                i = first;
-                                continue;
-                            }
-                            break Some(first);
-                        }
-                        Err(e) if e.is_host() => return Err(Stop::Raise(eval_error(py, e))),
-                        _ => {} // rule by rule, from this one
-                    }
-                }
-                let Some(condition) = &rule.condition else {
-                    break Some(i);
-                };
-                let program = condition.get();
-                match wire.evaluate(py, &program.program, &program.keys) {
-                    Ok(Value::Bool(true)) => break Some(i),
-                    Ok(Value::Bool(false)) => i += 1,
-                    Err(e) if e.is_host() => return Err(Stop::Raise(eval_error(py, e))),
-                    _ => return Err(Stop::Resume(i, -1)), // the engine reports it
+                let mark = clock.start();
+                let tested = test(py, wire, &rules[i], i);
+                clock.expressions(i, mark);
+                match tested? {
+                    Tested::Holds(first) => break Some(first),
+                    Tested::From(next) => i = next,
                 }
             };
             let Some(found) = found else {
                 return Ok(());
             };
             for (j, step) in rules[found].steps.iter().enumerate() {
-                match self.step(py, wire, step)? {
+                let mark = clock.start();
+                let done = self.step(py, wire, step);
+                clock.step(found, j, mark, !matches!(done, Ok(Done::Engine)));
+                match done? {
                     Done::Next => {}
                     Done::Engine => return Err(Stop::Resume(found, j as i64)),
                     Done::Answer(answer) => return Err(Stop::Answer(found, j as i64, answer)),

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from edgeward import native
+
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "examples" / "policies"
 GATEWAY = POLICIES / "api-gateway.yml"
@@ -168,6 +170,93 @@ def test_bench_policy_without_cases_generates_requests(tmp_path: Path) -> None:
     assert rows["tag"]["actions"][0]["calls_per_request"] == pytest.approx(
         1 - deny["calls_per_request"]
     )
+
+
+# One cheap rule, one whose regex scans a 100 kB query (hundreds of times
+# costlier), one whose rate-limit the native runner leaves to the engine (its
+# key is not a string), a deny that ends every request, and a rule after it.
+RANKED_POLICY = """
+on_http_request:
+  - name: cheap
+    expressions: ["req.method == 'GET'"]
+    actions: [{type: add-headers, config: {headers: {x-cheap: "1"}}}]
+  - name: costly
+    expressions: ["req.url.query.matches('^(ab|ba)*$')"]
+    actions: [{type: add-headers, config: {headers: {x-costly: "1"}}}]
+  - name: left to the engine
+    expressions: ["req.url.path == '/engine'"]
+    actions:
+      - type: rate-limit
+        config: {name: r, algorithm: sliding_window, capacity: 1000000, rate: 60s,
+                 bucket_key: ["conn.client_port"]}
+  - name: block
+    actions: [{type: deny}]
+  - name: never
+    expressions: ["req.method == 'GET'"]
+    actions: [{type: add-headers, config: {headers: {x-never: "1"}}}]
+"""
+RANKED_CASES = """
+cases:
+  - request: {{url: "https://app.example.com/native?{query}"}}
+  - request: {{url: "https://app.example.com/engine?{query}"}}
+"""
+
+
+@pytest.mark.skipif(native.PhaseRunner is None, reason="needs the native module")
+def test_bench_policy_times_the_rules_where_the_edge_runs_them(tmp_path: Path) -> None:
+    """On the rust backend the per-rule table times the native phase
+    runner (steps it leaves to the engine: the engine's timers); on both,
+    the costly rule comes first and the calls per request are exact."""
+    policy, cases = tmp_path / "policy.yml", tmp_path / "policy.cases.yml"
+    policy.write_text(RANKED_POLICY)
+    cases.write_text(RANKED_CASES.format(query="ab" * 50_000))
+    done = edgeward("bench", "policy", policy, cases, *FEW, "--json")
+    assert done.returncode == 0, done.stderr
+    backends = json.loads(done.stdout)["backends"]
+    assert backends["rust"]["native_runner"] is True
+    assert backends["python"]["native_runner"] is False
+    for data in backends.values():
+        check_backend_shape(data)
+        assert data["rules"][0]["rule"] == "costly"
+        calls = {
+            row["rule"]: (
+                row["expressions"] and row["expressions"]["calls_per_request"],
+                [a["calls_per_request"] for a in row["actions"]],
+            )
+            for row in data["rules"]
+        }
+        assert calls == {
+            "cheap": (1, [1]),
+            "costly": (1, [1]),
+            "left to the engine": (1, [0.5]),  # the engine ran it, for /engine
+            "block": (None, [1]),  # the runner's deny for /native, the engine's for /engine
+            "never": (0, [0]),
+        }
+    done = edgeward("bench", "policy", policy, cases, *FEW, "--backend", "rust")
+    assert done.returncode == 0, done.stderr
+    assert "(rust backend, in the native phase runner; shares of" in done.stdout
+
+
+def check_backend_shape(data: dict[str, Any]) -> None:
+    """What every backend's result holds (the `--json` schema)."""
+    assert data["us_per_request"] > 0
+    assert data["instrumented_us_per_request"] > 0
+    costs = [row["us_per_request"] for row in data["rules"]]
+    assert costs == sorted(costs, reverse=True), "costliest first"
+    for row in data["rules"]:
+        assert set(row) == {
+            "rule",
+            "phase",
+            "index",
+            "us_per_request",
+            "share",
+            "expressions",
+            "actions",
+        }
+        for action in row["actions"]:
+            assert set(action) == {"type", "index", "us_per_request", "calls_per_request", "share"}
+    shares = sum(row["share"] for row in data["rules"]) + data["engine"]["share"]
+    assert shares == pytest.approx(100.0, abs=0.01)
 
 
 def shadowed(tmp_path: Path, module: str) -> dict[str, str]:

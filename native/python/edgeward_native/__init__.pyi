@@ -356,16 +356,28 @@ class PhaseRunner:
     ``("basic-auth", [(sha256(user), sha256(password))], enforce)`` (the
     credentials check), ``("log", value)`` (the metadata, a set-vars value,
     evaluated) or ``("python",)`` (the caller runs it). `user_agent(raw)` gives the
-    fields of ``req.user_agent`` read into (else they come from `fallback`)."""
+    fields of ``req.user_agent`` read into (else they come from `fallback`).
+    `timed`: timing mode (`edgeward bench policy`), each run adds to
+    counters that `timings` reads; off, no clock is read."""
 
     def __new__(
         cls,
         rules: Iterable[tuple[Any, ...]],
         *,
         user_agent: Callable[[str], Mapping[str, Any]] | None = None,
+        timed: bool = False,
     ) -> Self: ...
     @property
     def rule_count(self) -> int: ...
+    def timings(self) -> list[tuple[tuple[int, int], list[tuple[int, int]]]] | None:
+        """Timing mode's counters since `reset_timings`, per rule: ``((ns,
+        calls), [(ns, calls)])``, of its expressions (each test of the rule,
+        of its condition or the chain it starts, is a call; of a rule
+        without expressions too) and of each step (a call: a step the
+        runner performed; the time it spent on one it left to the caller
+        counts, not the call). None when not timed."""
+    def reset_timings(self) -> None:
+        """Zero timing mode's counters (nothing when not timed)."""
     def run(
         self,
         head: Any,

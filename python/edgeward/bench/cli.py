@@ -253,8 +253,9 @@ def _print_policy(result: dict[str, Any], out: TextIO) -> None:
     table.print(out)
     for backend, data in backends.items():
         total = data["instrumented_us_per_request"]
+        where = ", in the native phase runner" if data.get("native_runner") else ""
         table = Table(
-            f"rules and actions, costliest first ({backend} backend; shares of {total:.3g}"
+            f"rules and actions, costliest first ({backend} backend{where}; shares of {total:.3g}"
             " µs/request measured with a timer on each)",
             ["rule / action", "phase", "µs/request", "calls/request", "share"],
         )

@@ -16,10 +16,21 @@ process per backend):
   tested on its own. This gives each rule's and action's share; the rest
   (activations, the rule loop, outcomes, the timers' own calls) is the
   "engine" row, so the shares add up to 100%.
+
+On the rust backend the edge runs an HTTP phase in one call of the native
+phase runner (`policy.native_phase`), so the copy does too, with its runners
+in timing mode: each rule's expressions and each step the runner performs
+are timed inside it (`PhaseRunner.timings`). Where the runner stops (a
+`("python",)` step, a failure it leaves to the engine), the engine resumes
+on the copy's rules, whose Python timers time what it runs; the two add up
+in the same rows. So the table shows what the edge pays, not what the
+Python engine would (a policy the runner does not take, one reading
+`actions.*`, is timed in Python on both backends, as the edge runs it).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import statistics
@@ -58,6 +69,7 @@ from edgeward.policy.engine import CompiledPolicy, PolicyExchange
 from edgeward.policy.events import ListSink
 from edgeward.policy.loader import Rule, Step
 from edgeward.policy.model import Phase
+from edgeward.policy.native_phase import runner as native_runner
 from edgeward.secrets import load_secrets
 
 T = TypeVar("T")
@@ -117,13 +129,15 @@ def generated(client_ip: str = DEFAULT_CLIENT_IP) -> list[Case]:
 
 @dataclass(slots=True)
 class Timer:
-    """Nanoseconds spent and calls made, since the last `reset`."""
+    """Nanoseconds spent and calls made, since the last `reset`; `wrapped`:
+    the calls timed by a Python wrapper, whose own cost is taken off."""
 
     ns: int = 0
     calls: int = 0
+    wrapped: int = 0
 
     def reset(self) -> None:
-        self.ns = self.calls = 0
+        self.ns = self.calls = self.wrapped = 0
 
 
 def _timed_generator(
@@ -264,6 +278,7 @@ class _TimedProgram:
 
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
         self.timer.calls += 1
+        self.timer.wrapped += 1
         start = time.perf_counter_ns()
         try:
             return self.program.evaluate(activation)
@@ -271,29 +286,29 @@ class _TimedProgram:
             self.timer.ns += time.perf_counter_ns() - start
 
 
-class _TimedAction:
-    """An action, timed: `apply`, or `run` while it is not waiting for I/O."""
+def _timed_action(action: Action, timer: Timer) -> Action:
+    """A copy of `action` whose `apply`, and `run` while it is not waiting
+    for I/O, are timed. A copy, not a wrapper: it stays an instance of its
+    class, which the engine relies on to build the decision of a step the
+    native runner performed (`native_phase.native_decision`)."""
 
-    __slots__ = ("action", "timer")
-
-    def __init__(self, action: Action, timer: Timer) -> None:
-        self.action = action
-        self.timer = timer
-
-    def apply(self, ctx: ActionContext) -> Decision | None:
-        self.timer.calls += 1
+    def apply(ctx: ActionContext) -> Decision | None:
+        timer.calls += 1
+        timer.wrapped += 1
         start = time.perf_counter_ns()
         try:
-            return self.action.apply(ctx)
+            return action.apply(ctx)
         finally:
-            self.timer.ns += time.perf_counter_ns() - start
+            timer.ns += time.perf_counter_ns() - start
 
-    def run(self, ctx: ActionContext) -> Generator[Effect, EffectResult, Decision | None]:
-        self.timer.calls += 1
-        return _timed_generator(self.action.run(ctx), self.timer)
+    def run(ctx: ActionContext) -> Generator[Effect, EffectResult, Decision | None]:
+        timer.calls += 1
+        timer.wrapped += 1
+        return _timed_generator(action.run(ctx), timer)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.action, name)
+    timed = copy.copy(action)
+    vars(timed).update(apply=apply, run=run)  # shadow the class's methods
+    return timed
 
 
 @dataclass(slots=True)
@@ -303,10 +318,44 @@ class _RuleTimers:
     actions: list[tuple[Step, Timer]] = field(default_factory=list)
 
 
-def instrument(policy: CompiledPolicy) -> tuple[CompiledPolicy, list[_RuleTimers]]:
+@dataclass(slots=True)
+class Instrumented:
+    """A timed copy of a policy (`instrument`): its rules' timers, and its
+    native runners in timing mode with the rules each runs."""
+
+    policy: CompiledPolicy
+    rules: list[_RuleTimers]
+    runners: list[tuple[tuple[Rule, ...], native.PhaseRunnerType]]
+
+    def reset(self) -> None:
+        for found in self.rules:
+            for timer in _timers(found):
+                timer.reset()
+        for _, runner in self.runners:
+            runner.reset_timings()
+
+    def collect(self) -> None:
+        """Add what the runners timed since the last call to the rules'
+        timers (calls not `wrapped`: no Python timer's cost to take off)."""
+        by_rule = {(found.rule.phase, found.rule.index): found for found in self.rules}
+        for rules, runner in self.runners:
+            for rule, ((ns, calls), steps) in zip(rules, runner.timings() or (), strict=True):
+                found = by_rule[(rule.phase, rule.index)]
+                if found.expressions is not None:
+                    found.expressions.ns += ns
+                    found.expressions.calls += calls
+                for (_, timer), (step_ns, step_calls) in zip(found.actions, steps, strict=True):
+                    timer.ns += step_ns
+                    timer.calls += step_calls
+            runner.reset_timings()
+
+
+def instrument(policy: CompiledPolicy) -> Instrumented:
     """A copy of `policy` with a timer on each rule's expressions and on
-    each action, rules tested one by one (no chained program)."""
+    each action, rules tested one by one (no chained program); a phase the
+    policy runs in the native runner runs in one in timing mode."""
     timers: dict[tuple[Phase, int], _RuleTimers] = {}
+    runners: list[tuple[tuple[Rule, ...], native.PhaseRunnerType]] = []
 
     def wrap(rule: Rule) -> Rule:
         key = (rule.phase, rule.index)
@@ -321,12 +370,18 @@ def instrument(policy: CompiledPolicy) -> tuple[CompiledPolicy, list[_RuleTimers
         if condition is not None and found.expressions is not None:
             condition = cast(native.Program, _TimedProgram(condition, found.expressions))
         steps = tuple(
-            replace(step, action=cast(Action, _TimedAction(step.action, timer)))
-            for step, timer in found.actions
+            replace(step, action=_timed_action(step.action, timer)) for step, timer in found.actions
         )
         return replace(rule, condition=condition, steps=steps, chain=None, chain_end=0)
 
-    return policy.map_rules(wrap), list(timers.values())
+    def timed_runner(rules: tuple[Rule, ...]) -> native.PhaseRunnerType | None:
+        found = native_runner(rules, timed=True)
+        if found is not None:
+            runners.append((rules, found))
+        return found
+
+    twin = policy.map_rules(wrap, timed_runner)
+    return Instrumented(twin, list(timers.values()), runners)
 
 
 # --- measuring --------------------------------------------------------------------------
@@ -443,34 +498,45 @@ def rule_costs(loaded: Loaded, requests: int = 2000, repeat: int = 5) -> dict[st
     """The instrumented path: each rule's and action's µs per request and
     share, from the run with the median total of `repeat` runs."""
     rounds, count = _rounds(loaded, requests)
-    twin, rules = instrument(loaded.policy)
-    timed_twin = _PhaseTimedPolicy(twin)
+    twin = instrument(loaded.policy)
+    rules = twin.rules
+    timed_twin = _PhaseTimedPolicy(twin.policy)
     _replay(loaded, timed_twin, 1)
     overhead = _calibrate()
-    samples: list[tuple[float, list[tuple[int, int, list[tuple[int, int]]]]]] = []
+    samples: list[tuple[float, list[_Counts]]] = []
     for _ in range(repeat):
         for timer in timed_twin.phases.values():
             timer.reset()
-        for found in rules:
-            for timer in _timers(found):
-                timer.reset()
+        twin.reset()
         _replay(loaded, timed_twin, rounds)
+        twin.collect()
         total = sum(t.ns for t in timed_twin.phases.values()) / count
         samples.append(
             (
                 total,
                 [
                     (
-                        found.expressions.ns if found.expressions else 0,
-                        found.expressions.calls if found.expressions else 0,
-                        [(t.ns, t.calls) for _, t in found.actions],
+                        _counts(found.expressions or Timer()),
+                        [_counts(t) for _, t in found.actions],
                     )
                     for found in rules
                 ],
             )
         )
     total, snapshot = sorted(samples, key=lambda s: s[0])[len(samples) // 2]
-    return _breakdown(rules, snapshot, total, count, overhead)
+    return {
+        **_breakdown(rules, snapshot, total, count, overhead),
+        "native_runner": bool(twin.runners),
+    }
+
+
+# (ns, calls, wrapped) of a timer; of a rule: its expressions' and each action's
+_Count = tuple[int, int, int]
+_Counts = tuple[_Count, list[_Count]]
+
+
+def _counts(timer: Timer) -> _Count:
+    return timer.ns, timer.calls, timer.wrapped
 
 
 def _timers(found: _RuleTimers) -> Iterable[Timer]:
@@ -482,23 +548,23 @@ def _timers(found: _RuleTimers) -> Iterable[Timer]:
 
 def _breakdown(
     rules: Sequence[_RuleTimers],
-    snapshot: Sequence[tuple[int, int, Sequence[tuple[int, int]]]],
+    snapshot: Sequence[_Counts],
     total_ns: float,
     count: int,
     overhead_ns: float,
 ) -> dict[str, Any]:
-    """Each rule's and action's cost per request (less the timers' own
-    cost inside them) and share of the instrumented total."""
+    """Each rule's and action's cost per request (less the Python timers'
+    own cost inside them) and share of the instrumented total."""
 
-    def cost(ns: int, calls: int) -> float:
-        return max(0.0, ns - overhead_ns * calls) / count
+    def cost(ns: int, wrapped: int) -> float:
+        return max(0.0, ns - overhead_ns * wrapped) / count
 
     out: list[dict[str, Any]] = []
-    for found, (expr_ns, expr_calls, actions) in zip(rules, snapshot, strict=True):
+    for found, ((expr_ns, expr_calls, expr_wrapped), actions) in zip(rules, snapshot, strict=True):
         parts = []
         expressions: dict[str, Any] | None = None
         if found.expressions is not None:
-            each = cost(expr_ns, expr_calls)
+            each = cost(expr_ns, expr_wrapped)
             expressions = {
                 "us_per_request": each / 1000,
                 "calls_per_request": expr_calls / count,
@@ -506,8 +572,10 @@ def _breakdown(
             }
             parts.append(each)
         action_rows: list[dict[str, Any]] = []
-        for index, ((step, _), (ns, calls)) in enumerate(zip(found.actions, actions, strict=True)):
-            each = cost(ns, calls)
+        for index, ((step, _), (ns, calls, wrapped)) in enumerate(
+            zip(found.actions, actions, strict=True)
+        ):
+            each = cost(ns, wrapped)
             parts.append(each)
             action_rows.append(
                 {

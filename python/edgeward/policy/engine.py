@@ -113,14 +113,24 @@ class CompiledPolicy:
             self._request = replace(self._request, runner=runner(self._request.rules))
             self._response = replace(self._response, runner=runner(self._response.rules))
 
-    def map_rules(self, change: Callable[[Rule], Rule]) -> CompiledPolicy:
+    def map_rules(
+        self,
+        change: Callable[[Rule], Rule],
+        runner: Callable[[tuple[Rule, ...]], native.PhaseRunnerType | None] | None = None,
+    ) -> CompiledPolicy:
         """A copy of this policy whose every rule is `change(rule)`: how
         `edgeward bench policy` puts its timers around each rule's
-        expressions and actions (the copy shares everything else)."""
+        expressions and actions (the copy shares everything else). The
+        copy's phases run in the Python engine, or, with `runner`, a phase
+        this policy runs natively in `runner(its rules)` (bench's, timed)."""
         twin = copy.copy(self)
         twin.rules = {phase: tuple(map(change, rules)) for phase, rules in self.rules.items()}
         twin._tcp, twin._request, twin._response, twin._sse = (
-            replace(phase, rules=tuple(map(change, phase.rules)), runner=None)
+            replace(
+                phase,
+                rules=tuple(map(change, phase.rules)),
+                runner=None if runner is None or phase.runner is None else runner(phase.rules),
+            )
             for phase in (self._tcp, self._request, self._response, self._sse)
         )
         return twin

@@ -64,9 +64,11 @@ from edgeward.policy.variables import (
 )
 
 
-def runner(rules: tuple[Rule, ...]) -> native.PhaseRunnerType | None:
+def runner(rules: tuple[Rule, ...], *, timed: bool = False) -> native.PhaseRunnerType | None:
     """The phase's runner, or None where the Python engine runs it (the
-    pure-Python backend, rules whose programs are not native)."""
+    pure-Python backend, rules whose programs are not native). `timed`:
+    in timing mode (`edgeward bench policy`), each rule tested on its own
+    (no chain), so that each rule's time is its own."""
     if native.PhaseRunner is None or not rules:
         return None
     compact = []
@@ -74,10 +76,9 @@ def runner(rules: tuple[Rule, ...]) -> native.PhaseRunnerType | None:
         programs = (rule.condition, rule.chain)
         if any(p is not None and not isinstance(p, native.Program) for p in programs):
             return None  # wrapped (`edgeward bench policy` timers): the engine's
-        compact.append(
-            (rule.condition, rule.chain, rule.chain_end, [_step(step) for step in rule.steps])
-        )
-    return native.PhaseRunner(compact, user_agent=user_agent_fields)
+        chain, chain_end = (None, 0) if timed else (rule.chain, rule.chain_end)
+        compact.append((rule.condition, chain, chain_end, [_step(step) for step in rule.steps]))
+    return native.PhaseRunner(compact, user_agent=user_agent_fields, timed=timed)
 
 
 @lru_cache(maxsize=4096)  # the same clients come back
@@ -203,7 +204,7 @@ def native_decision(rule: Rule, step: int, ctx: ActionContext, answer: Any) -> D
         location, headers = answer
         return action.respond(location, headers)
     assert isinstance(action, Deny), action
-    return action.apply(ctx)  # reads nothing
+    return action.decision()  # (not `apply`: the runner ran the step)
 
 
 def _value(template: native.Template) -> Any:

@@ -30,6 +30,10 @@ class Deny(Action):
         return cls(config.integer("status_code", default=403, minimum=100, maximum=599))
 
     def apply(self, ctx: ActionContext) -> Decision:
+        return self.decision()
+
+    def decision(self) -> Decision:
+        """The refusal (it reads nothing of the request)."""
         if self.status is None:
             return Decision.close("denied by policy", verdict="deny")
         return Decision.respond(self.status, verdict="deny", reason="denied by policy")
