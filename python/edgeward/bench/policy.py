@@ -61,6 +61,7 @@ from edgeward.hooks import (
     RequestOutcome,
     ResponseHead,
     ResponseOutcome,
+    needs_io,
 )
 from edgeward.policy import compile_policy
 from edgeward.policy.actions.base import Action, ActionContext, Decision
@@ -227,7 +228,7 @@ class _PhaseTimedExchange:
         start = time.perf_counter_ns()
         hooked = self.exchange.on_http_request(head)
         timer.ns += time.perf_counter_ns() - start
-        if isinstance(hooked, Generator):
+        if needs_io(hooked):
             return self._request_filter(_timed_generator(hooked, timer), timer)
         return _request_filter(hooked, timer)
 
@@ -242,7 +243,7 @@ class _PhaseTimedExchange:
         start = time.perf_counter_ns()
         hooked = self.exchange.on_http_response(head)
         timer.ns += time.perf_counter_ns() - start
-        if isinstance(hooked, Generator):
+        if needs_io(hooked):
             return self._response_filter(_timed_generator(hooked, timer), timer)
         return _response_filter(hooked, timer)
 
