@@ -21,6 +21,7 @@
 //! policy`) each run also adds the time and calls of each rule's
 //! expressions and of each step it performs to counters (`Times`); off, the
 //! same loop runs with a clock that reads nothing (`Untimed`).
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -723,7 +724,7 @@ impl PhaseRunner {
             Action::BasicAuth { entries, enforce } => {
                 // `ctx.received`: the headers the client sent
                 let values: Vec<&[u8]> = wire
-                    .req_headers
+                    .req_headers()?
                     .iter()
                     .filter(|((name, _), _)| name.as_bytes() == b"authorization")
                     .map(|((_, value), _)| value.as_bytes())
@@ -757,7 +758,7 @@ impl PhaseRunner {
                 Ok(go_on(allowed || !enforce))
             }
             Action::RemoveHeaders { names } => {
-                let edited = wire.edited_headers();
+                let edited = wire.edited_headers()?;
                 edited.retain(|(name, _)| !names.contains(&name.as_bytes().to_ascii_lowercase()));
                 Ok(Done::Next)
             }
@@ -789,13 +790,13 @@ impl PhaseRunner {
                 // the URL forwarded so far (`full_url(ctx.request)`)
                 let authority = match &wire.authority {
                     Some(a) => latin1(a.as_bytes()),
-                    None => wire.req.authority.clone(),
+                    None => wire.req()?.authority.clone(),
                 };
                 let target = match &wire.target {
                     Some(t) => latin1(t.as_bytes()),
-                    None => wire.req.target.clone(),
+                    None => wire.req()?.target.clone(),
                 };
-                let url = format!("{}://{authority}{target}", wire.req.scheme);
+                let url = format!("{}://{authority}{target}", wire.req()?.scheme);
                 let new = match rewritten(py, rewrite, &url, to)? {
                     Some(new) if new != url => new,
                     _ => return Ok(Done::Next), // results: as redirect's
@@ -853,7 +854,7 @@ impl PhaseRunner {
                 let Some(to) = render_url(py, wire, to)? else {
                     return Ok(Done::Engine);
                 };
-                let r = &wire.req;
+                let r = wire.req()?;
                 let url = format!("{}://{}{}", r.scheme, r.authority, r.target);
                 let Some(location) = rewritten(py, rewrite, &url, to)? else {
                     return Ok(Done::Next); // its results: recorded only when read (never here)
@@ -902,11 +903,11 @@ impl PhaseRunner {
                 for (name, value) in added {
                     if *sets_host && !response && name.as_bytes() == b"host" {
                         wire.authority = Some(value);
-                        wire.edited_headers()
+                        wire.edited_headers()?
                             .retain(|(n, _)| !n.as_bytes().eq_ignore_ascii_case(b"host"));
                     } else {
                         let tuple = PyTuple::new(py, [name.as_any(), value.as_any()])?;
-                        wire.edited_headers().push((name, tuple.into_any()));
+                        wire.edited_headers()?.push((name, tuple.into_any()));
                     }
                 }
                 Ok(Done::Next)
@@ -1216,8 +1217,13 @@ impl cel::LazyMap for ReqRoot {
 
 /// The head, the connection and what was built of them, for one run.
 struct Wire<'py> {
-    req: Arc<ReqData>,
-    req_headers: Vec<Item<'py>>,
+    /// The request head (`RequestHead`), read into `req` and `req_headers`
+    /// only when something needs them: a cold read of every field and
+    /// header costs more than a phase that reads none (a response phase
+    /// that adds a header) spends on everything else.
+    head: Bound<'py, PyAny>,
+    req: OnceCell<Arc<ReqData>>,
+    req_headers: OnceCell<Vec<Item<'py>>>,
     user_agent: Option<Bound<'py, PyAny>>,
     response: Option<(i64, Vec<Item<'py>>)>,
     conn: Bound<'py, PyAny>,
@@ -1247,9 +1253,6 @@ impl<'py> Wire<'py> {
         response: Option<&Bound<'py, PyAny>>,
         user_agent: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Self> {
-        let bytes = |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyBytes>> {
-            Ok(head.getattr(name)?.cast_into::<PyBytes>()?)
-        };
         let response = match response {
             None => None,
             Some(r) => Some((
@@ -1263,23 +1266,10 @@ impl<'py> Wire<'py> {
             .to_str()
             .unwrap_or("")
             .to_owned();
-        let req_headers = headers_of(&head.getattr(intern!(py, "headers"))?)?;
-        let text = |name| -> PyResult<String> { Ok(latin1(bytes(name)?.as_bytes())) };
-        let req = ReqData {
-            method: text(intern!(py, "method"))?,
-            target: text(intern!(py, "target"))?,
-            authority: text(intern!(py, "authority"))?,
-            scheme: text(intern!(py, "scheme"))?,
-            version: bytes(intern!(py, "http_version"))?.as_bytes().to_vec(),
-            headers: req_headers
-                .iter()
-                .map(|((n, v), _)| (latin1(n.as_bytes()), latin1(v.as_bytes())))
-                .collect(),
-            header_map: OnceLock::new(),
-        };
         Ok(Wire {
-            req: Arc::new(req),
-            req_headers,
+            head: head.clone(),
+            req: OnceCell::new(),
+            req_headers: OnceCell::new(),
             user_agent,
             response,
             conn: conn.clone(),
@@ -1295,6 +1285,42 @@ impl<'py> Wire<'py> {
         })
     }
 
+    /// The request's header list as the caller holds it.
+    fn req_headers(&self) -> PyResult<&Vec<Item<'py>>> {
+        if let Some(headers) = self.req_headers.get() {
+            return Ok(headers);
+        }
+        let py = self.head.py();
+        let headers = headers_of(&self.head.getattr(intern!(py, "headers"))?)?;
+        Ok(self.req_headers.get_or_init(|| headers))
+    }
+
+    /// The request head, read for programs and actions.
+    fn req(&self) -> PyResult<&Arc<ReqData>> {
+        if let Some(req) = self.req.get() {
+            return Ok(req);
+        }
+        let py = self.head.py();
+        let bytes = |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyBytes>> {
+            Ok(self.head.getattr(name)?.cast_into::<PyBytes>()?)
+        };
+        let text = |name| -> PyResult<String> { Ok(latin1(bytes(name)?.as_bytes())) };
+        let req = ReqData {
+            method: text(intern!(py, "method"))?,
+            target: text(intern!(py, "target"))?,
+            authority: text(intern!(py, "authority"))?,
+            scheme: text(intern!(py, "scheme"))?,
+            version: bytes(intern!(py, "http_version"))?.as_bytes().to_vec(),
+            headers: self
+                .req_headers()?
+                .iter()
+                .map(|((n, v), _)| (latin1(n.as_bytes()), latin1(v.as_bytes())))
+                .collect(),
+            header_map: OnceLock::new(),
+        };
+        Ok(self.req.get_or_init(|| Arc::new(req)))
+    }
+
     /// The clock's time now, as `ActionContext.now()` reads it.
     fn now(&self) -> PyResult<Option<f64>> {
         match &self.clock {
@@ -1303,17 +1329,19 @@ impl<'py> Wire<'py> {
         }
     }
 
-    fn edited_headers(&mut self) -> &mut Vec<(Bound<'py, PyBytes>, Bound<'py, PyAny>)> {
-        let source = match &self.response {
-            Some((_, headers)) => headers,
-            None => &self.req_headers,
-        };
-        self.edited.get_or_insert_with(|| {
-            source
+    fn edited_headers(&mut self) -> PyResult<&mut Vec<(Bound<'py, PyBytes>, Bound<'py, PyAny>)>> {
+        if self.edited.is_none() {
+            let source = match &self.response {
+                Some((_, headers)) => headers,
+                None => self.req_headers()?,
+            };
+            let copy = source
                 .iter()
                 .map(|((name, _), item)| (name.clone(), item.clone()))
-                .collect()
-        })
+                .collect();
+            self.edited = Some(copy);
+        }
+        Ok(self.edited.get_or_insert_with(Vec::new))
     }
 
     fn evaluate(
@@ -1550,7 +1578,7 @@ impl Act<'_, '_> {
         let Some(name) = field_name(steps.first()) else {
             if &*path.root == "req" {
                 let root = ReqRoot {
-                    data: self.wire.req.clone(),
+                    data: self.wire.req().map_err(host_error)?.clone(),
                     fallback: self.wire.fallback.clone().unbind(),
                     py: OnceLock::new(),
                 };
@@ -1567,17 +1595,27 @@ impl Act<'_, '_> {
                 let Some(parse) = &w.user_agent else {
                     return Ok(None);
                 };
-                let raw = w.req.first("user-agent").unwrap_or("");
+                let raw = w
+                    .req()
+                    .map_err(host_error)?
+                    .first("user-agent")
+                    .unwrap_or("");
                 let fields = parse.call1((raw,)).map_err(host_error)?;
                 from_python(&fields, 0)?
             }
-            ("req", field) if field != "user_agent" => match w.req.field(field)? {
-                Some(Some(v)) => v,
-                Some(None) => return Err(missing(&steps[0])),
-                None => return Ok(None),
-            },
+            ("req", field) if field != "user_agent" => {
+                match w.req().map_err(host_error)?.field(field)? {
+                    Some(Some(v)) => v,
+                    Some(None) => return Err(missing(&steps[0])),
+                    None => return Ok(None),
+                }
+            }
             ("req", "user_agent") => {
-                let ua = w.req.first("user-agent").unwrap_or("");
+                let ua = w
+                    .req()
+                    .map_err(host_error)?
+                    .first("user-agent")
+                    .unwrap_or("");
                 return Ok(Some((str_value(ua), 2)));
             }
             ("conn", "client_ip") if own => return Ok(Some((str_value(&w.client_ip), 2))),
@@ -1635,7 +1673,8 @@ impl Act<'_, '_> {
                 None => return Ok(None),
             },
         };
-        let (target, authority, scheme) = (&w.req.target, &w.req.authority, &w.req.scheme);
+        let req = w.req().map_err(host_error)?;
+        let (target, authority, scheme) = (&req.target, &req.authority, &req.scheme);
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p, q),
             None => (target.as_str(), ""),
