@@ -752,7 +752,7 @@ impl PhaseRunner {
                 Ok(Done::Answer(answer.into_any().unbind()))
             }
             Action::RestrictIps { policy, enforce } => {
-                let allowed = Addr::parse_ascii(wire.client_ip.as_bytes())
+                let allowed = Addr::parse_ascii(wire.client_ip()?.as_bytes())
                     .map(|a| policy.get().policy.decide(a))
                     .unwrap_or(false);
                 Ok(go_on(allowed || !enforce))
@@ -1227,7 +1227,7 @@ struct Wire<'py> {
     user_agent: Option<Bound<'py, PyAny>>,
     response: Option<(i64, Vec<Item<'py>>)>,
     conn: Bound<'py, PyAny>,
-    client_ip: String,
+    client_ip: OnceCell<String>,
     res_map: Option<Value>,
     fallback: Bound<'py, PyAny>,
     py_roots: Bound<'py, PyDict>,
@@ -1260,12 +1260,6 @@ impl<'py> Wire<'py> {
                 headers_of(&r.getattr(intern!(py, "headers"))?)?,
             )),
         };
-        let client_ip = conn.getattr(intern!(py, "client_ip"))?;
-        let client_ip = client_ip
-            .cast::<PyString>()?
-            .to_str()
-            .unwrap_or("")
-            .to_owned();
         Ok(Wire {
             head: head.clone(),
             req: OnceCell::new(),
@@ -1273,7 +1267,7 @@ impl<'py> Wire<'py> {
             user_agent,
             response,
             conn: conn.clone(),
-            client_ip,
+            client_ip: OnceCell::new(),
             res_map: None,
             fallback: fallback.clone(),
             py_roots: PyDict::new(py),
@@ -1283,6 +1277,16 @@ impl<'py> Wire<'py> {
             clock: None,
             logged: None,
         })
+    }
+
+    /// `conn.client_ip`.
+    fn client_ip(&self) -> PyResult<&str> {
+        if let Some(ip) = self.client_ip.get() {
+            return Ok(ip);
+        }
+        let ip = self.conn.getattr(intern!(self.conn.py(), "client_ip"))?;
+        let ip = ip.cast::<PyString>()?.to_str().unwrap_or("").to_owned();
+        Ok(self.client_ip.get_or_init(|| ip))
     }
 
     /// The request's header list as the caller holds it.
@@ -1618,7 +1622,10 @@ impl Act<'_, '_> {
                     .unwrap_or("");
                 return Ok(Some((str_value(ua), 2)));
             }
-            ("conn", "client_ip") if own => return Ok(Some((str_value(&w.client_ip), 2))),
+            ("conn", "client_ip") if own => {
+                let ip = w.client_ip().map_err(host_error)?;
+                return Ok(Some((str_value(ip), 2)));
+            }
             ("conn", "server_ip") if own => {
                 let ip = w
                     .conn
