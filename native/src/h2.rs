@@ -292,6 +292,31 @@ impl H2Server {
         })
     }
 
+    #[pyo3(signature = (stream_id, head, data, trailers))]
+    fn finish_response(
+        &mut self,
+        stream_id: u32,
+        head: Option<(u16, Bound<'_, PyAny>)>,
+        data: &[u8],
+        trailers: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        guard(|| {
+            let trailers = self::headers(trailers)?;
+            let head = match head {
+                Some((status, fields)) => Some((status, self::headers(&fields)?)),
+                None => None,
+            };
+            with_slices(&trailers, |trailers| match &head {
+                Some((status, fields)) => with_slices(fields, |fields| {
+                    self.server
+                        .finish_response(stream_id, Some((*status, fields)), data, trailers)
+                }),
+                None => self.server.finish_response(stream_id, None, data, trailers),
+            })
+            .map_err(send_error)
+        })
+    }
+
     fn consumed(&mut self, stream_id: u32, flow_length: u64) -> PyResult<()> {
         guard(|| {
             self.server.consumed(stream_id, flow_length);

@@ -157,6 +157,18 @@ class Twin:
     ) -> None:
         self._both("end_stream", stream_id, trailers, data)
 
+    def finish_response(
+        self,
+        stream_id: int,
+        head: tuple[int, list[tuple[bytes, bytes]]] | None,
+        data: bytes,
+        trailers: list[tuple[bytes, bytes]],
+    ) -> bool:
+        ref = self.ref.finish_response(stream_id, head, data, trailers)
+        nat = self.nat.finish_response(stream_id, head, data, trailers)
+        assert nat == ref, (nat, ref)
+        return ref
+
     def consumed(self, stream_id: int, flow_length: int) -> None:
         self._both("consumed", stream_id, flow_length)
 

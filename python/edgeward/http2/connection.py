@@ -317,6 +317,28 @@ class H2Server:
             self._h2.end_stream(stream_id)
         self._side_done(stream_id, _SERVER_DONE)
 
+    def finish_response(
+        self,
+        stream_id: int,
+        head: tuple[int, Headers] | None,
+        data: bytes,
+        trailers: Headers,
+    ) -> bool:
+        """The rest of a response in one call: the head unless it was sent
+        already, `data` with END_STREAM (or with trailers after it). False,
+        and nothing sent, when `data` does not fit the send window; the
+        caller then sends the head alone and the rest once the client
+        grants window."""
+        if data and self.send_window(stream_id) < len(data):
+            return False
+        if head is not None:
+            alone = not data and not trailers
+            self.send_headers(stream_id, head[0], head[1], end_stream=alone)
+            if alone:
+                return True
+        self.end_stream(stream_id, trailers, data)
+        return True
+
     def consumed(self, stream_id: int, flow_length: int) -> None:
         """The caller passed `flow_length` body bytes on: reopen the windows."""
         if flow_length:

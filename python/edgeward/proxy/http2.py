@@ -26,6 +26,7 @@ import logging
 
 import outcome
 import trio
+from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
 from edgeward.hooks import Header, RequestHead
 from edgeward.http2 import (
@@ -75,16 +76,18 @@ class Http2Connection:
         self.streams: dict[int, H2Stream] = {}
         self._out = bytearray()  # taken from h2, not yet handed to the writer
         self._in_flight = 0  # bytes the writer is sending right now
-        self._writer_wakeup = trio.Event()
-        self._written = trio.Event()  # set (and replaced) after each send
+        # Hand-offs are made only when someone waits: the parked writer task
+        # (woken by `_wake_writer`), and events created by their first waiter.
+        self._writer: Task | None = None
+        self._written: trio.Event | None = None  # set after the next send
         self._closing = False  # the writer sends what is left, then returns
         self._broken = False  # a send failed: the client is gone
-        self._window = trio.Event()
+        self._window: trio.Event | None = None  # set when the client grants window
         self._draining = False
         self._nursery: trio.Nursery | None = None
-        self._idle_workers: list[trio.lowlevel.Task] = []
+        self._idle_workers: list[Task] = []
         self._read_scope = trio.CancelScope()
-        self._stream_done = trio.Event()
+        self._stream_done: trio.Event | None = None  # set when a stream ends
 
     async def run(self, initial: bytes) -> None:
         h2 = self.h2
@@ -108,19 +111,27 @@ class Http2Connection:
                         nursery.cancel_scope.cancel()
                 finally:
                     self._closing = True  # the writer sends the last frames (GOAWAY), then ends
-                    self._writer_wakeup.set()
+                    self._wake_writer()
         finally:
             watchdog.remove(send_timer)
 
     async def _wait_streams(self) -> None:
-        self._stream_done = trio.Event()
-        await self._stream_done.wait()
+        done = self._stream_done = trio.Event()
+        await done.wait()
+
+    def _wake_writer(self) -> None:
+        """Something was queued (or the connection is closing): the writer
+        sends it in its next round. Free when the writer is already awake."""
+        writer = self._writer
+        if writer is not None:
+            self._writer = None
+            reschedule(writer)
 
     def close(self, error_code: int = 0xB) -> None:
         """End the connection now: GOAWAY (default ENHANCE_YOUR_CALM: refused
         by policy), cancel every stream, stop reading."""
         self.h2.goaway(error_code)
-        self._writer_wakeup.set()
+        self._wake_writer()
         for stream in self.streams.values():
             stream.cancel()
         self._read_scope.cancel()
@@ -132,7 +143,7 @@ class Http2Connection:
             self.h2.goaway()
             if not self.streams:
                 self._read_scope.cancel()
-            self._writer_wakeup.set()
+            self._wake_writer()
 
     async def _read_loop(self, data: bytes) -> None:
         h2 = self.h2
@@ -167,15 +178,15 @@ class Http2Connection:
 
     def _dispatch(self, event: object) -> bool:
         cls = type(event)
-        if cls is Body:
+        if cls is Request:
+            self._start_stream(event)  # type: ignore[arg-type]
+        elif cls is Body:
             stream = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
             if stream is None:
                 self.h2.consumed(event.stream_id, event.flow_length)  # type: ignore[attr-defined]
             else:
                 stream.chunks.append((event.data, event.flow_length))  # type: ignore[attr-defined]
                 stream.wake()
-        elif cls is Request:
-            self._start_stream(event)  # type: ignore[arg-type]
         elif cls is EndBody:
             stream = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
             if stream is not None:
@@ -183,8 +194,9 @@ class Http2Connection:
                 stream.trailers = event.trailers  # type: ignore[attr-defined]
                 stream.wake()
         elif cls is WindowOpened:
-            window, self._window = self._window, trio.Event()
-            window.set()
+            window, self._window = self._window, None
+            if window is not None:
+                window.set()
         elif cls is StreamReset:
             stream = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
             if stream is not None:
@@ -216,7 +228,7 @@ class Http2Connection:
         stream.ended = request.end_stream
         job = (stream, head, not request.end_stream)
         if self._idle_workers:
-            trio.lowlevel.reschedule(self._idle_workers.pop(), outcome.Value(job))
+            reschedule(self._idle_workers.pop(), outcome.Value(job))
         else:
             assert self._nursery is not None
             self._nursery.start_soon(self._worker, job)
@@ -248,14 +260,14 @@ class Http2Connection:
         when enough workers are parked already."""
         if len(self._idle_workers) >= _MAX_IDLE_WORKERS:
             return None
-        task = trio.lowlevel.current_task()
+        task = current_task()
         self._idle_workers.append(task)
 
-        def abort(_: object) -> trio.lowlevel.Abort:
+        def abort(_: object) -> Abort:
             self._idle_workers.remove(task)  # the connection is ending
-            return trio.lowlevel.Abort.SUCCEEDED
+            return Abort.SUCCEEDED
 
-        job: _Job = await trio.lowlevel.wait_task_rescheduled(abort)
+        job: _Job = await wait_task_rescheduled(abort)
         return job
 
     async def _run_stream(
@@ -294,10 +306,12 @@ class Http2Connection:
         finally:
             stream.scope = None
             self.streams.pop(stream.stream_id, None)
-            stream.release_window()
+            if stream._pending_ack or stream.chunks:
+                stream.release_window()
             timer.disarm()
-            self._writer_wakeup.set()
-            self._stream_done.set()
+            self._wake_writer()  # a reset queued above, or frames nobody flushed
+            if self._stream_done is not None:
+                self._stream_done.set()
             if self._draining and not self.streams:
                 self._read_scope.cancel()  # the last stream is done: close
 
@@ -310,9 +324,12 @@ class Http2Connection:
         data = self.h2.data_to_send()
         if data:
             self._out += data
-            self._writer_wakeup.set()
+            self._wake_writer()
         while len(self._out) + self._in_flight > _HIGH_WATER:
-            await self._written.wait()
+            written = self._written
+            if written is None:
+                written = self._written = trio.Event()
+            await written.wait()
             if self._broken:
                 raise ConnectionResetError("client connection failed")
 
@@ -330,26 +347,40 @@ class Http2Connection:
                     h2.all_sent()  # no control frame is waiting for the socket
                     if self._closing:
                         return
-                    self._writer_wakeup = trio.Event()
-                    await self._writer_wakeup.wait()
+                    await self._park_writer()
                     continue
                 self._out = bytearray()
                 self._in_flight = len(data)
                 await send(data)
                 self._in_flight = 0
-                written, self._written = self._written, trio.Event()
-                written.set()
+                written, self._written = self._written, None
+                if written is not None:
+                    written.set()
         except OSError:
             self._broken = True
-            self._written.set()
+            if self._written is not None:
+                self._written.set()
             if not self._closing:
                 self.close(0)  # nothing more can be sent: stop reading, cancel the streams
+
+    async def _park_writer(self) -> None:
+        """Until `_wake_writer`: a task hand-off, no event per round."""
+        self._writer = current_task()
+
+        def abort(_: object) -> Abort:
+            self._writer = None  # the connection is ending
+            return Abort.SUCCEEDED
+
+        await wait_task_rescheduled(abort)
 
     async def wait_window(self) -> bool:
         """Until the client grants send window; False when it has not for
         `client_send` seconds (it stopped reading, or never will)."""
+        window = self._window
+        if window is None:
+            window = self._window = trio.Event()
         with trio.move_on_after(self.ctx.config.timeouts.client_send):
-            await self._window.wait()
+            await window.wait()
             return True
         return False
 
@@ -365,10 +396,10 @@ class H2Stream:
     __slots__ = (
         "_body_bytes",
         "_ending",
-        "_event",
         "_head",
         "_held",
         "_pending_ack",
+        "_waiter",
         "chunks",
         "conn",
         "ended",
@@ -390,7 +421,7 @@ class H2Stream:
         self.trailers: list[Header] = []
         self.response_started = False
         self.scope: trio.CancelScope | None = None  # its worker's, while it runs
-        self._event = trio.Event()
+        self._waiter: Task | None = None  # its worker, parked for body or end
         self._pending_ack = 0
         self._body_bytes = 0
         self._held = b""  # the last piece of response body, sent with END_STREAM
@@ -398,7 +429,11 @@ class H2Stream:
         self._head: tuple[int, list[Header]] | None = None  # the response head, until more comes
 
     def wake(self) -> None:
-        self._event.set()
+        """The reader queued something for the stream (body, end, reset)."""
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            reschedule(waiter)
 
     def cancel(self) -> None:
         """Abort the exchange (the client reset the stream, or the
@@ -453,11 +488,21 @@ class H2Stream:
                 raise ClientBodyError(None)
             if self.ended:
                 return b""
-            self._event = trio.Event()
             with trio.move_on_after(timeout) as scope:
-                await self._event.wait()
+                await self._park()
             if scope.cancelled_caught:
                 raise ClientBodyError(errors.REQUEST_TIMEOUT)
+
+    async def _park(self) -> None:
+        """Until `wake` (a task hand-off: most streams never wait, so no
+        event is made for each)."""
+        self._waiter = current_task()
+
+        def abort(_: object) -> Abort:
+            self._waiter = None
+            return Abort.SUCCEEDED
+
+        await wait_task_rescheduled(abort)
 
     def start_response(self, status: int, headers: list[Header]) -> None:
         """The head waits for what follows: a response that ends right
@@ -475,20 +520,19 @@ class H2Stream:
             self.conn.h2.send_headers(self.stream_id, head[0], head[1])
 
     async def send_data(self, data: bytes) -> None:
-        if self._head is not None:
-            self._send_head()
         if self._held:
             held, self._held = self._held, b""
             await self._send(held)
         await self._send(data, hold_last=True)
 
     async def _send(self, data: bytes, hold_last: bool = False) -> None:
-        """DATA frames as the client's windows allow. With `hold_last`, the
-        last piece is kept back: the next `end_response` sends it in one
-        frame with END_STREAM (one frame less per response). It goes out at
-        this stream's next `send_data`, `flush` or `end_response`, and the
-        exchange awaits nothing else in between, so no other task can shrink
-        the window it was checked against."""
+        """DATA frames as the client's windows allow, after the head. With
+        `hold_last`, the last piece is kept back (with the head, if it is
+        still here): the next `end_response` sends all three in one call,
+        the piece in one frame with END_STREAM (one frame less per
+        response). It goes out at this stream's next `send_data`, `flush`
+        or `end_response`, and the exchange awaits nothing else in between,
+        so no other task can shrink the window it was checked against."""
         conn = self.conn
         h2 = conn.h2
         stream_id = self.stream_id
@@ -497,34 +541,33 @@ class H2Stream:
             window = h2.send_window(stream_id)
             if window < 0:
                 raise ClientBodyError(None)  # the stream is gone
+            if hold_last and size - pos <= window:
+                self._held = data[pos:] if pos else data
+                return
+            if self._head is not None:
+                self._send_head()
             if window == 0:
                 await conn.flush()
                 if not await conn.wait_window():
                     raise ClientBodyError(None)  # the exchange resets the stream
                 continue
-            if hold_last and size - pos <= window:
-                self._held = data[pos:] if pos else data
-                return
             h2.send_data(stream_id, data[pos : pos + window])
             pos += window
             await conn.flush()
 
     def end_response(self, trailers: list[Header]) -> None:
+        """Whatever is left (the head, the held piece), the trailers and
+        END_STREAM, in one call into h2: a small response is one call."""
         if self.reset:
             raise ClientBodyError(None)
         h2 = self.conn.h2
-        if self._head is not None:
-            if not trailers and not self._held:
-                status, headers = self._head
-                self._head = None
-                h2.send_headers(self.stream_id, status, headers, end_stream=True)
-                return
-            self._send_head()
+        head, self._head = self._head, None
         held, self._held = self._held, b""
-        if held and h2.send_window(self.stream_id) < len(held):
-            self._held, self._ending = held, trailers  # see `_send`; `flush` finishes
-            return
-        h2.end_stream(self.stream_id, trailers, held)
+        if not h2.finish_response(self.stream_id, head, held, trailers):
+            # the held piece no longer fits the window (see `_send`): `flush` finishes
+            if head is not None:
+                h2.send_headers(self.stream_id, head[0], head[1])
+            self._held, self._ending = held, trailers
 
     async def flush(self) -> None:
         if self._head is not None:

@@ -200,6 +200,9 @@ pub struct Server {
     ended: bool,
 }
 
+/// A header list as the caller holds it: (name, value) pairs.
+pub type FieldRefs<'a> = &'a [(&'a [u8], &'a [u8])];
+
 impl Server {
     /// `scheme` is the connection's (`http` on cleartext, `https` on TLS):
     /// a request's `:scheme` must be the same.
@@ -1275,6 +1278,34 @@ impl Server {
         }
         self.server_done(stream_id);
         Ok(())
+    }
+
+    /// The rest of a response in one call: the head unless it was sent
+    /// already, `data` with END_STREAM (or with trailers after it). `Ok(false)`,
+    /// and nothing sent, when `data` does not fit the send window; the caller
+    /// then sends the head alone and the rest once the client grants window.
+    pub fn finish_response(
+        &mut self,
+        stream_id: u32,
+        head: Option<(u16, FieldRefs<'_>)>,
+        data: &[u8],
+        trailers: &[(&[u8], &[u8])],
+    ) -> Result<bool, SendError> {
+        if self.ended {
+            return Ok(true);
+        }
+        if !data.is_empty() && self.send_window(stream_id) < data.len() as i64 {
+            return Ok(false);
+        }
+        if let Some((status, headers)) = head {
+            let alone = data.is_empty() && trailers.is_empty();
+            self.send_headers(stream_id, status, headers, alone)?;
+            if alone {
+                return Ok(true);
+            }
+        }
+        self.end_stream(stream_id, trailers, data)?;
+        Ok(true)
     }
 
     /// Our side of the stream ended; with the client's, it is closed.
