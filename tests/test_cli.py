@@ -154,3 +154,20 @@ def test_every_argument_of_every_subcommand_has_help() -> None:
         if not action.help and action.help != argparse.SUPPRESS
     ]
     assert not missing
+
+
+def test_serve_freezes_what_imports_made_and_collects_the_young_rarely() -> None:
+    """`edgeward serve` tunes the collector before it loads a config
+    (in-process: a serving edge does not expose its collector)."""
+    import gc
+
+    from edgeward.proxy.cli import GC_YOUNG_THRESHOLD, _tune_collector
+
+    threshold = gc.get_threshold()
+    try:
+        _tune_collector()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *threshold[1:])
+        assert gc.get_freeze_count() > 10_000  # modules, classes, functions
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

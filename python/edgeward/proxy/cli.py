@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import subprocess
@@ -80,6 +81,34 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+GC_YOUNG_THRESHOLD = 10_000
+"""Net new container objects between two collections of the young
+generation (Python's default: 700)."""
+
+
+def _tune_collector() -> None:
+    """The garbage collector, for a process that lives long and serves many
+    requests at once.
+
+    What importing the edge makes (tens of thousands of objects: modules,
+    classes, functions) lives as long as the process: frozen, out of the
+    collector's view, so that its full passes (a pause every request in
+    flight waits for: ~50 ms before, ~4 ms after, under h2load -c8 -m16)
+    walk only what configs and requests made. The config is loaded after:
+    a reload must be able to collect the previous one.
+
+    Most of a request's objects are freed by reference counting; with
+    hundreds of streams in flight the default threshold still ran a young
+    collection every ~100 requests, each walking the live streams' objects
+    (~10 µs per request in all). At 10,000 such collections are rare, and
+    what reference cycles leave behind is still collected, in batches."""
+    import edgeward.proxy.server  # noqa: F401  (the edge and what it imports)
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def _serve(args: argparse.Namespace) -> int:
     """Run the edge. A problem with the config or the environment (a port
     in use, a certificate that cannot be loaded) is one line on stderr and
@@ -88,6 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     linefile.set_format(args.log_format)
     _log_to_stderr(args.log_level)
+    _tune_collector()
     try:
         config = load_config(args.config, args.policy_factory)
     except (EdgewardError, OSError) as exc:
