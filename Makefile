@@ -2,7 +2,7 @@
 #   make run    installs everything and serves the bundled example
 #   make test   installs what the tests need and runs every check and test
 
-PYTHON ?= python3
+PYTHON ?= $(shell scripts/python)  # the distribution's optimized build when it can
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CARGO  ?= cargo
