@@ -9,6 +9,7 @@ import pkgutil
 import sys
 
 import bench
+from edgeward.bench.processes import interpreter
 
 NOT_CASES: set[str] = set()  # modules of bench/ that are not cases
 
@@ -23,6 +24,7 @@ def main(argv: list[str]) -> int:
         print("bench cases:", ", ".join(cases()) or "(none)")
         return 0
     name, rest = argv[0], argv[1:]
+    print(f"python: {interpreter()}", flush=True)  # the edges run on it too
     if name == "all":
         for case in cases():
             importlib.import_module(f"bench.{case}").main([])

@@ -359,6 +359,8 @@ def test_bench_edge_with_wrk_reports_rates_and_a_ratio(tiny_edge: Path, tmp_path
     assert result["endpoint"] == "app"  # the first endpoint with a policy
     assert result["host"] == "app.test"
     assert result["tool"] == "wrk"
+    # the edges ran on this interpreter, named by the file a venv links to
+    assert os.path.realpath(sys.executable) in result["python"]
     for key in ("with_policy", "without_policy"):
         edge = result["edges"][key]
         assert edge["rps"] > 0

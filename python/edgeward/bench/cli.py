@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from edgeward.bench.load import MissingTool, Progress
+from edgeward.bench.processes import interpreter
 from edgeward.bench.table import Table
 from edgeward.errors import ConfigError, EdgewardError
 
@@ -315,7 +316,7 @@ def run_edge(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(
             f"bench edge {args.config}: endpoint {plan.endpoint} (Host {plan.hostname},"
             f" {plan.scheme}, {args.path}), {tool}, {max(1, round(args.duration))}s x"
-            f" {args.repeat} runs per edge, alternating; median run shown",
+            f" {args.repeat} runs per edge, alternating; median run shown; on {interpreter()}",
             file=out,
             flush=True,
         )

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from edgeward.bench.load import Progress, Result, h2load, require, wrk
-from edgeward.bench.processes import free_port, running
+from edgeward.bench.processes import free_port, interpreter, running
 from edgeward.config import EdgeConfig, Endpoint
 from edgeward.document import load_document
 from edgeward.errors import ConfigError
@@ -228,6 +228,7 @@ def measure(plan: Plan, options: Options, announce: Announce) -> dict[str, Any]:
         "connections": 8 if options.http2 else options.connections,
         "duration_s": max(1, round(options.duration)),
         "repeat": options.repeat,
+        "python": interpreter(),
         "edges": {"with_policy": with_policy.as_json(), "without_policy": without.as_json()},
         "ratio": with_policy.median.rps / without.median.rps if without.median.rps else None,
         "cpu_ratio": (without.cpu_us / with_policy.cpu_us if with_policy.cpu_us else None),

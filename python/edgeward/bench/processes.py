@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def interpreter() -> str:
+    """The Python the bench's edges run on (they run `sys.executable`),
+    named by the file a venv's `python` links to: its build moves the
+    edge's figures by 10-16 % (docs/proxy.md, "The interpreter")."""
+    return (
+        f"{platform.python_implementation()} {platform.python_version()}"
+        f" ({os.path.realpath(sys.executable)})"
+    )
 
 
 def cpu_seconds(pid: int) -> float:
