@@ -1,7 +1,8 @@
 """Event destinations and subscriptions through the admin API of a real
 `edgeward serve`: they apply without a restart, subscriptions filter by
 type and CEL, and the producers publish in the envelope: the admin API's
-audit, agents (session start/end, bind, refused bind) and policy denies."""
+audit, agents (session start/end, bind, refused bind) and policy denies;
+the admin listener's `/metrics` reports the bus and its destinations."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from tests.admin.admin_support import ApiEdge
 from tests.agents.agents_support import Pki, Token, agent_edge, curl, ingress_block
 from tests.agents.test_agent_http import named_server
@@ -37,17 +40,21 @@ api:
     - name: local
       target: {{file: {{path: {dir}/bus.jsonl}}}}
       sources: [policy_denied.v0]
+admin:
+  address: 127.0.0.1:{port_admin}
 """
 
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[ApiEdge]:
     body = EDGE + ingress_block(pki, domains=["*.apps.example.com"])
-    port_api = free_port()
+    port_api, port_admin = free_port(), free_port()
     directory = tmp_path_factory.mktemp("events-edge")
-    with agent_edge(directory, pki, body, port_api=port_api) as running:
+    with agent_edge(directory, pki, body, port_api=port_api, port_admin=port_admin) as running:
         running.edge.ports["api"] = port_api
+        running.edge.ports["admin"] = port_admin
         wait_port(port_api, proc=running.edge.proc)
+        wait_port(port_admin, proc=running.edge.proc)
         yield ApiEdge(running)
 
 
@@ -249,3 +256,48 @@ def test_a_syslog_destination_through_the_api(edge: ApiEdge, tmp_path: Path) -> 
         assert json.loads(lines[0][5])["object"]["id"] in made
         api.delete(f"/event_subscriptions/{subscription['id']}")
         api.delete(f"/event_destinations/{destination['id']}")
+
+
+def bus_metrics(edge: ApiEdge) -> dict[str, dict[str, float]]:
+    """The edge's `edgeward_events_*` samples: name -> destination -> value
+    ("" for the unlabelled count of events published)."""
+    port = edge.agents.edge.ports["admin"]
+    answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert answer.status_code == 200
+    out: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name.startswith("edgeward_events_"):
+                where = sample.labels.get("destination", "")
+                out.setdefault(sample.name, {})[where] = sample.value
+    return out
+
+
+def test_metrics_show_the_bus_and_each_destination(edge: ApiEdge) -> None:
+    """A destination made through the API whose collector is down (503)
+    keeps what it is sent: its spooled bytes show; deleted, it leaves."""
+    admin = edge.key("admin")
+    with http_receiver() as receiver, edge.client(admin) as api:
+        receiver.status = 503
+        target = {"http": {"url": receiver.url}}
+        destination = api.post("/event_destinations", json={"target": target}).json()
+        id = destination["id"]
+        subscription = api.post(
+            "/event_subscriptions",
+            json={"sources": [{"type": "credential_created.v0"}], "destination_ids": [id]},
+        ).json()
+        deadline = time.monotonic() + 20
+        while not bus_metrics(edge)["edgeward_events_spooled_bytes"].get(id):
+            assert time.monotonic() < deadline, "the destination's spool never showed"
+            api.post("/credentials", json={"description": "kept"})
+            time.sleep(0.2)
+        samples = bus_metrics(edge)
+        assert samples["edgeward_events_published_total"][""] > 0
+        assert samples["edgeward_events_dropped_total"][id] == 0
+        assert {"_overflow", "cfg_local", id} <= set(samples["edgeward_events_dropped_total"])
+        api.delete(f"/event_subscriptions/{subscription['id']}")
+        assert api.delete(f"/event_destinations/{id}").status_code == 204
+        deadline = time.monotonic() + 20
+        while id in bus_metrics(edge)["edgeward_events_spooled_bytes"]:
+            assert time.monotonic() < deadline, "the deleted destination stayed"
+            time.sleep(0.1)

@@ -16,6 +16,9 @@ failing receiver holds up no other.
 watcher calls it after an API change): a new destination starts a sender,
 a removed one stops (its spool is deleted), a changed one restarts on the
 same spool; subscriptions are swapped in one assignment.
+
+`stats` is what `/metrics` shows of it (events published, and per spool the
+events dropped because it was full and the bytes waiting in it).
 """
 
 from __future__ import annotations
@@ -28,18 +31,33 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from edgeward.events.delivery import BACKOFF_MAX, Delivery
 from edgeward.events.envelope import Event
 from edgeward.events.spec import DestinationSpec, SubscriptionSpec
-from edgeward.events.spool import Spool
+from edgeward.events.spool import MAX_BYTES, Spool
 from edgeward.linefile import json_line
 
 log = logging.getLogger("edgeward.events")
 MAX_QUEUED = 10_000
 """Events held in memory while the dispatcher is behind; past this, on disk."""
 OVERFLOW = "_overflow"
+"""The overflow spool's directory, and its name in `stats` (no destination
+can have it: `configure` refuses one whose spool would be this directory)."""
+
+
+class SpoolStats(NamedTuple):
+    """One spool's counts: a destination's, or the bus's overflow."""
+
+    destination: str  # the destination's id, or OVERFLOW
+    dropped: int  # events refused because the spool was full
+    pending_bytes: int  # bytes waiting to be taken
+
+
+class BusStats(NamedTuple):
+    published: int
+    spools: tuple[SpoolStats, ...]  # the overflow's first, then each destination's
 
 
 class Bus:
@@ -49,13 +67,15 @@ class Bus:
         *,
         max_queued: int = MAX_QUEUED,
         backoff_max: float = BACKOFF_MAX,
+        spool_max_bytes: int = MAX_BYTES,
     ) -> None:
         self.spool_dir = spool_dir
         spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.backoff_max = backoff_max
+        self.spool_max_bytes = spool_max_bytes  # each spool's, the overflow's too
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(max_queued)
         self._lock = threading.Lock()
-        self._overflow = Spool(spool_dir / OVERFLOW)
+        self._overflow = Spool(spool_dir / OVERFLOW, max_bytes=spool_max_bytes)
         self._overflowing = self._overflow.pending > 0  # left by the last run
         self.overflowed = 0  # events that went to the overflow spool
         self.published = 0
@@ -96,17 +116,24 @@ class Bus:
         """Make these the destinations and subscriptions (from the dispatcher's
         next event on). Never waits for a sender: safe on the event loop. A
         destination whose client cannot be made (an unreadable CA file) is
-        logged and left out (or keeps its previous settings)."""
+        logged and left out (or keeps its previous settings); so is one
+        whose spool would be the overflow's (its name is OVERFLOW's in `stats`)."""
         wanted = {d.id: d for d in destinations}
         with self._lock:
             current = dict(self.deliveries)
         deliveries: dict[str, Delivery] = {}
         for id, spec in wanted.items():
             old = current.get(id)
+            if self._spool_path(id) == self._overflow.directory:
+                log.error("event destination %s: cannot start: the overflow spool's name", id)
+                continue
             try:
                 if old is None:
                     deliveries[id] = Delivery(
-                        spec, self._spool_path(id), backoff_max=self.backoff_max
+                        spec,
+                        self._spool_path(id),
+                        backoff_max=self.backoff_max,
+                        spool_max_bytes=self.spool_max_bytes,
                     )
                     continue
                 if old.spec.key() != spec.key():
@@ -126,6 +153,19 @@ class Bus:
 
     def _spool_path(self, id: str) -> Path:
         return self.spool_dir / "".join(c if c.isalnum() or c in "_-." else "_" for c in id)
+
+    # --- what /metrics reads ------------------------------------------------------------
+
+    def stats(self) -> BusStats:
+        """The counts as they are now, for a scrape on the event loop: ints
+        read without the bus's lock (`publish` holds it over an overflow
+        append), and the destinations of the last `configure` (it replaces
+        the dict whole and never changes it), so a deleted one is gone."""
+        overflow = self._overflow
+        spools = [SpoolStats(OVERFLOW, overflow.dropped, overflow.pending)]
+        for id, delivery in self.deliveries.items():
+            spools.append(SpoolStats(id, delivery.spool.dropped, delivery.spool.pending))
+        return BusStats(self.published, tuple(spools))
 
     # --- the dispatcher -----------------------------------------------------------------
 
@@ -227,4 +267,13 @@ def publish(event: Event) -> None:
         _current[0].publish(event)
 
 
-__all__ = ["MAX_QUEUED", "Bus", "current", "install", "publish"]
+__all__ = [
+    "MAX_QUEUED",
+    "OVERFLOW",
+    "Bus",
+    "BusStats",
+    "SpoolStats",
+    "current",
+    "install",
+    "publish",
+]

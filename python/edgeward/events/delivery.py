@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from edgeward.events.errors import DeliveryError
 from edgeward.events.ocsf import to_ocsf
 from edgeward.events.spec import DestinationSpec
-from edgeward.events.spool import Spool
+from edgeward.events.spool import MAX_BYTES, Spool
 
 log = logging.getLogger("edgeward.events")
 BATCH = 500
@@ -48,11 +48,16 @@ def open_client(spec: DestinationSpec) -> Client:
 
 class Delivery:
     def __init__(
-        self, spec: DestinationSpec, spool_dir: Path, *, backoff_max: float = BACKOFF_MAX
+        self,
+        spec: DestinationSpec,
+        spool_dir: Path,
+        *,
+        backoff_max: float = BACKOFF_MAX,
+        spool_max_bytes: int = MAX_BYTES,
     ) -> None:
         self.spec = spec
         self.client = open_client(spec)
-        self.spool = Spool(spool_dir)
+        self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
         self.spool_dir = spool_dir
         self._next: tuple[DestinationSpec, Client] | None = None
         self.backoff_max = backoff_max

@@ -54,6 +54,7 @@ class Spool:
         if self._end and not self._ends_with_newline():  # a torn last write: finish the line
             os.write(self._fd, b"\n")
             self._end += 1
+        self._pending = self._end - self._cursor  # `pending`: set with every change
 
     def _open(self) -> int:
         return os.open(self.directory / DATA, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
@@ -99,6 +100,7 @@ class Spool:
             while view:
                 view = view[os.write(self._fd, view) :]
             self._end += len(data)
+            self._pending = self._end - self._cursor
             self._cond.notify_all()
 
     # --- the reader ---------------------------------------------------------------------
@@ -141,6 +143,7 @@ class Spool:
                 self._compact()
             else:
                 self._write_cursor(self._cursor)
+            self._pending = self._end - self._cursor
 
     def _compact(self) -> None:
         """Copy what is left to a new file that replaces this one (its
@@ -173,9 +176,10 @@ class Spool:
 
     @property
     def pending(self) -> int:
-        """Bytes not yet taken."""
-        with self._cond:
-            return self._end - self._cursor
+        """Bytes not yet taken. One int, set under the lock by each change
+        and read without it: a `/metrics` scrape on the event loop must not
+        wait for an append or a compaction that holds the lock over I/O."""
+        return self._pending
 
     def wake(self) -> None:
         """End a reader's wait now (closing, reconfiguring)."""

@@ -7,9 +7,14 @@ per request that is measurable. So an exchange bumps plain dicts here
 (`Stats.exchange`: two dict updates and a bisect), gauges are read from the
 server when scraped, and `EdgeCollector` turns all of it into metric
 families only when `/metrics` is asked for. Label values come from the
-config (endpoint, rule and listener names), the status code, the protocol
-and the edge's own error codes, never from the request (a Host header or a
-path would let a client grow the label set without bound)."""
+config (endpoint, rule and listener names; event destinations' ids, also
+made through the admin API), the status code, the protocol and the edge's
+own error codes, never from the request (a Host header or a path would let
+a client grow the label set without bound).
+
+The event bus (`edgeward serve` with `api:`) is read the same way: its
+`Bus.stats()` per scrape, plain ints its threads keep, no lock taken on the
+publishing path."""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from edgeward import http1, linefile, native
+from edgeward.events import bus as event_bus
 from edgeward.proxy import errors
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -170,6 +176,10 @@ class EdgeCollector(Collector):
             dropped.add_metric([output.key], output.dropped)
         yield dropped
 
+        bus = event_bus.current()
+        if bus is not None:
+            yield from _event_metrics(bus.stats())
+
         gauges = self.gauges
         yield GaugeMetricFamily(
             "edgeward_connections_active", "Open client connections.", gauges.connections()
@@ -187,6 +197,32 @@ class EdgeCollector(Collector):
         )
         info.add_metric([native.BACKEND, str(http1.COMPILED).lower()], 1)
         yield info
+
+
+def _event_metrics(stats: event_bus.BusStats) -> Iterator[Metric]:
+    """The bus's: lost audit events must be something to alert on."""
+    yield CounterMetricFamily(
+        "edgeward_events_published",
+        "Events published to the event bus (admin API audit, agents, policy).",
+        stats.published,
+    )
+    overflow = f"{event_bus.OVERFLOW!r} (no destination's id) is the bus's own overflow spool"
+    dropped = CounterMetricFamily(
+        "edgeward_events_dropped",
+        "Events dropped because a spool was full, by destination id; "
+        f"{overflow}, used while its dispatcher is behind: its drops reach no destination.",
+        labels=["destination"],
+    )
+    spooled = GaugeMetricFamily(
+        "edgeward_events_spooled_bytes",
+        f"Bytes waiting in each spool for its receiver, by destination id; {overflow}.",
+        labels=["destination"],
+    )
+    for spool in stats.spools:
+        dropped.add_metric([spool.destination], spool.dropped)
+        spooled.add_metric([spool.destination], spool.pending_bytes)
+    yield dropped
+    yield spooled
 
 
 def _bound(value: float) -> str:
