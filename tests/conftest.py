@@ -1,6 +1,7 @@
 """Shared test set-up: hypothesis profiles and the conformance data set.
 
-Profiles: ``dev`` (default), ``ci`` (chosen when ``CI`` is set), and
+Profiles: ``dev`` (default), ``ci`` (chosen when ``CI`` is set: random
+seeds, a failure prints how to reproduce it), and
 ``thorough`` (``pytest --hypothesis-profile=thorough``) for long runs.
 
 The conformance data set (the public example policies, providers' webhook
@@ -26,8 +27,14 @@ if TYPE_CHECKING:
     from tests.store.postgres_support import Postgres
 
 settings.register_profile("dev", max_examples=200, deadline=None)
+# CI keeps random seeds (each run explores new inputs); a failure prints the
+# `@reproduce_failure` blob, since CI keeps no example database to replay it.
 settings.register_profile(
-    "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci",
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
 )
 settings.register_profile(
     "thorough", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck)
