@@ -124,7 +124,8 @@ class ConnectionInfo:
     bytes_in: int = 0
     bytes_out: int = 0
     # What a policy keeps for the connection's lifetime, by policy (results
-    # of its on_tcp_connect actions); the proxy leaves it alone.
+    # of its on_tcp_connect actions); the proxy only drops a policy's entry
+    # when a reload replaced that policy on this connection.
     policy_state: dict[object, Any] = field(default_factory=dict)
 
 

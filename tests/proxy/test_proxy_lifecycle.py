@@ -220,6 +220,54 @@ def test_open_keep_alive_connections_take_a_reload_at_their_next_request(
     assert edge.stop() == 0
 
 
+GATED = """
+listeners:
+  - name: web
+    address: 127.0.0.1:{port_web}
+{listener_policy}
+endpoints:
+  - name: app
+    hostname: app.test
+    upstream: {upstream}
+{endpoint_policy}
+"""
+ON_TCP_CONNECT = """    traffic_policy:
+      on_tcp_connect:
+        - actions: [{{type: restrict-ips, config: {{allow: [{allow}]}}}}]"""
+
+
+@pytest.mark.parametrize("level", ["endpoint", "listener"])
+def test_a_reload_that_tightens_on_tcp_connect_closes_open_connections_it_refuses(
+    tmp_path: Path, upstream: Upstream, level: str
+) -> None:
+    """on_tcp_connect runs once per connection, and again when a reload
+    changed the policy that has it: an allow list that no longer admits a
+    client ends that client's open keep-alive connections (HTTP/1.1 and
+    h2c) at their next request, not only its new ones."""
+    allowed = ON_TCP_CONNECT.format(allow="127.0.0.0/8")
+    policies = {"listener_policy": "", "endpoint_policy": "", f"{level}_policy": allowed}
+    edge = start_edge(tmp_path, GATED, upstream=upstream.url, **policies)
+    one = http.client.HTTPConnection("127.0.0.1", edge.port, timeout=20)
+    two = httpx.Client(http1=False, http2=True, timeout=20)  # h2c, one connection
+    with contextlib.closing(one), two:
+        one.request("GET", "/headers", headers={"Host": "app.test"})
+        assert one.getresponse().read() and one.sock is not None
+        answer = two.get(edge.url("/headers"), headers={"host": "app.test"})
+        assert answer.status_code == 200 and answer.http_version == "HTTP/2"
+
+        refused = ON_TCP_CONNECT.format(allow="10.0.0.0/8")
+        edge.config.write_text(edge.config.read_text().replace(allowed, refused))
+        edge.signal(signal.SIGHUP)
+        assert _wait_for(lambda: "reloaded" in edge.log_text())
+
+        one.request("GET", "/headers", headers={"Host": "app.test"})
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+            one.getresponse()
+        with pytest.raises(httpx.TransportError):
+            two.get(edge.url("/headers"), headers={"host": "app.test"})
+    assert edge.stop() == 0
+
+
 def _wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:
     """Poll until `predicate` holds; `timeout` only bounds a test that
     would otherwise hang (a loaded machine is slow, not wrong)."""

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from edgeward.config import EdgeConfig, Endpoint, Listener
-from edgeward.hooks import ConnectionInfo, EndpointInfo, Fetch, FetchResult, InternalError
+from edgeward.hooks import (
+    ConnectionInfo,
+    EndpointInfo,
+    Fetch,
+    FetchResult,
+    InternalError,
+    PolicyHooks,
+)
 from edgeward.proxy import errors
 from edgeward.proxy.accesslog import AccessLog
 from edgeward.proxy.codecs import CodecFactory
@@ -113,11 +120,27 @@ class ConnContext:
     runtime: ListenerRuntime
     info: ConnectionInfo
     trusted_peer: bool
-    tcp_checked: set[str] = field(default_factory=set)  # endpoints whose on_tcp_connect ran
+    # The policy whose on_tcp_connect ran, for the listener (None) and each endpoint by name.
+    tcp_checked: dict[str | None, PolicyHooks] = field(default_factory=dict)
     config: EdgeConfig = field(init=False)  # the generation's
 
     def __post_init__(self) -> None:
         self.config = self.gen.config
+
+    def tcp_check_due(self, endpoint: Endpoint | None, policy: PolicyHooks) -> bool:
+        """Must `policy`'s on_tcp_connect run for this connection now (the
+        listener's when `endpoint` is None)? Once per connection and policy:
+        after a reload or an API change that changed the policy, the new one
+        runs before the connection's next exchange there, so a tightened
+        allow list also closes the keep-alive connections it now refuses."""
+        key = None if endpoint is None else endpoint.name
+        replaced = self.tcp_checked.get(key)
+        if replaced is policy:
+            return False
+        if replaced is not None:  # its results go: a long-lived connection keeps no old policies
+            self.info.policy_state.pop(replaced, None)
+        self.tcp_checked[key] = policy
+        return True
 
     def current(self) -> ConnContext | None:
         """This connection's context for its next request or stream: itself,

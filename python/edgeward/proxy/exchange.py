@@ -28,6 +28,7 @@ from edgeward.hooks import (
     CloseConnection,
     Effect,
     EffectResult,
+    EndpointInfo,
     ExchangeHooks,
     ExchangeSummary,
     Fetch,
@@ -40,6 +41,7 @@ from edgeward.hooks import (
     LocalResponse,
     Offload,
     PassResponse,
+    PolicyHooks,
     ReadBody,
     ReadResponseBody,
     RequestHead,
@@ -209,17 +211,19 @@ class ProxyExchange:
             trace: list[Any] | None = None
             if ctx.services.taps and endpoint is not None:  # the traffic inspector: opt-in
                 trace = self._inspect(endpoint)
+            listener_policy = runtime.listener.policy
+            if listener_policy is not None and not self._tcp_allowed(
+                None, listener_policy, runtime.listener_info
+            ):
+                return False
             if (
                 endpoint is not None
                 and endpoint.policy is not None
-                and endpoint.name not in ctx.tcp_checked
+                and not self._tcp_allowed(
+                    endpoint, endpoint.policy, runtime.endpoint_infos[endpoint.name]
+                )
             ):
-                ctx.tcp_checked.add(endpoint.name)
-                info = runtime.endpoint_infos[endpoint.name]
-                if not endpoint.policy.on_tcp_connect(ctx.info, info):
-                    self.down.close_connection()
-                    self.error_code = "tcp_connect_denied"
-                    return False
+                return False
             # One path for routing, policy, the access log and the upstream.
             try:
                 head.target = normalize_target(
@@ -229,7 +233,6 @@ class ProxyExchange:
                 error = errors.ENCODED_SLASH if exc.escaped_slash else errors.BAD_PATH
                 await self._local(self._error(error))
                 return True
-            listener_policy = runtime.listener.policy
             if listener_policy is None and (endpoint is None or endpoint.policy is None):
                 if endpoint is None:
                     await self._local(self._error(errors.ENDPOINT_NOT_FOUND))
@@ -244,6 +247,20 @@ class ProxyExchange:
             return await self._forward(*routed)
         finally:
             self._complete()
+
+    def _tcp_allowed(
+        self, endpoint: Endpoint | None, policy: PolicyHooks, info: EndpointInfo
+    ) -> bool:
+        """Run `policy`'s on_tcp_connect when it is due on this connection
+        (`ConnContext.tcp_check_due`: the first exchange there, or the first
+        after a reload replaced the policy); False when it refused: the
+        connection ends."""
+        ctx = self.ctx
+        if not ctx.tcp_check_due(endpoint, policy) or policy.on_tcp_connect(ctx.info, info):
+            return True
+        self.down.close_connection()
+        self.error_code = "tcp_connect_denied"
+        return False
 
     def _inspect(self, endpoint: Endpoint) -> list[Any] | None:
         """When `endpoint` is inspected: capture this exchange (its client
@@ -305,12 +322,8 @@ class ProxyExchange:
             policy = endpoint.policy
             inner: ExchangeHooks | None = None
             if policy is not None:
-                if endpoint.name not in ctx.tcp_checked:
-                    ctx.tcp_checked.add(endpoint.name)
-                    if not policy.on_tcp_connect(ctx.info, info):
-                        self.down.close_connection()
-                        self.error_code = "tcp_connect_denied"
-                        return False
+                if not self._tcp_allowed(endpoint, policy, info):
+                    return False
                 inner = policy.begin(ctx.info, info, outcome.head, self.request_id)
                 if trace is not None:
                     record(inner, trace)

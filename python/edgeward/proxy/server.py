@@ -768,16 +768,23 @@ class Server:
             listener = runtime.listener
             accepted = _Accepted(sock)
             try:
-                if listener.policy is not None and not await self._accept_check(
-                    ctx, listener.policy, runtime.listener_info, accepted
+                policy = listener.policy
+                if (
+                    policy is not None
+                    and ctx.tcp_check_due(None, policy)
+                    and not await self._accept_check(ctx, policy, runtime.listener_info, accepted)
                 ):
                     return
                 only = runtime.router.only
-                if only is not None and only.policy is not None:
-                    ctx.tcp_checked.add(only.name)
-                    only_info = runtime.endpoint_infos[only.name]
-                    if not await self._accept_check(ctx, only.policy, only_info, accepted):
-                        return
+                if (
+                    only is not None
+                    and only.policy is not None
+                    and ctx.tcp_check_due(only, only.policy)
+                    and not await self._accept_check(
+                        ctx, only.policy, runtime.endpoint_infos[only.name], accepted
+                    )
+                ):
+                    return
             finally:
                 sock = accepted.sock
             handshaken = accepted.tls
@@ -863,9 +870,10 @@ class Server:
         if not server_name:
             return True
         endpoint = ctx.runtime.router.route_name(server_name.lower())
-        if endpoint is None or endpoint.policy is None or endpoint.name in ctx.tcp_checked:
+        if endpoint is None or endpoint.policy is None:
             return True
-        ctx.tcp_checked.add(endpoint.name)
+        if not ctx.tcp_check_due(endpoint, endpoint.policy):
+            return True
         return endpoint.policy.on_tcp_connect(ctx.info, ctx.runtime.endpoint_infos[endpoint.name])
 
     async def _speak(self, ctx: ConnContext, transport: Transport, alpn: str | None) -> None:
