@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import socket
 import threading
 import uuid
 import wsgiref.simple_server
@@ -24,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any
+
+from tests.ports import free_port
 
 
 def _and_filters() -> None:
@@ -113,12 +114,6 @@ class Provider:
         return client_id, secret
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_provider(*, otp: bool = False) -> Iterator[Provider]:
     from canaille import create_app
@@ -127,7 +122,7 @@ def running_provider(*, otp: bool = False) -> Iterator[Provider]:
 
     _and_filters()
     os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
-    port = _free_port()
+    port = free_port()
     jwk = JWKRegistry.generate_key("RSA", 2048)
     jwk.ensure_kid()
     factors = ["password", "otp"] if otp else ["password"]

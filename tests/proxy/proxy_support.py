@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.ports import free_port
+
 HERE = Path(__file__).resolve().parent
 EDGEWARD = [sys.executable, "-m", "edgeward.cli"]
 
@@ -20,22 +22,6 @@ def curl(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """The real curl, quiet but for errors (``-sS``)."""
     cmd = ["curl", "-sS", *args]
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A port nothing listens on, never one this process was given before:
-    the kernel may hand a just-closed port out again, and two listeners of
-    one config on the same port would share its connections."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
 
 
 def wait_port(
