@@ -17,7 +17,7 @@ from pathlib import Path
 def interpreter() -> str:
     """The Python the bench's edges run on (they run `sys.executable`),
     named by the file a venv's `python` links to: its build moves the
-    edge's figures by 10-16 % (docs/proxy.md, "The interpreter")."""
+    edge's CPU per request by 10-26 % (docs/proxy.md, "The interpreter")."""
     return (
         f"{platform.python_implementation()} {platform.python_version()}"
         f" ({os.path.realpath(sys.executable)})"
