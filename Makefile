@@ -2,7 +2,8 @@
 #   make run    installs everything and serves the bundled example
 #   make test   installs what the tests need and runs every check and test
 
-PYTHON ?= $(shell scripts/python)  # the distribution's optimized build when it can
+# The distribution's optimized CPython when it can make the venv (scripts/python).
+PYTHON ?= $(shell scripts/python)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CARGO  ?= cargo
