@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
-LOWEST = 10_000  # below: ports that well-known services may hold
+LOWEST = 24_000  # below: services, and the ports some tests name (agent tcp ranges at 20000)
 
 
 def _ephemeral_low() -> int:
@@ -35,27 +34,43 @@ def _slice() -> range:
     return range(LOWEST + worker * size, LOWEST + (worker + 1) * size)
 
 
-def _ports() -> Iterator[int]:
+_cursor = [-1]  # the next port to try in this worker's slice (-1: its start)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False  # in use (or lingering from an earlier run)
+    return True
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive loopback ports nothing listens on,
+    that no `bind(0)` or other worker will take meanwhile (for a config
+    that takes a port range), none handed out before by this process
+    until its slice is used up (then the search wraps around)."""
     ports = _slice()
-    if len(ports) < 100:  # an unusual ephemeral range: fall back on the kernel's choice
+    if len(ports) < 100:  # an unusual ephemeral range: the kernel's choice, checked
         while True:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
-                yield int(s.getsockname()[1])
-    yield from ports
-
-
-_PORTS = _ports()
+                first = int(s.getsockname()[1])
+            if all(_bindable(p) for p in range(first + 1, first + count)):
+                return first
+    resume = ports.start if _cursor[0] < 0 else _cursor[0]
+    for begin, end in ((resume, ports.stop), (ports.start, resume)):  # then wrapped around
+        first = begin
+        while first + count <= end:
+            taken = next((p for p in range(first, first + count) if not _bindable(p)), None)
+            if taken is None:
+                _cursor[0] = first + count
+                return first
+            first = taken + 1
+    raise RuntimeError("no free loopback ports in this test worker's range")
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on, not handed out before by this
-    process, that no `bind(0)` or other worker will take meanwhile."""
-    for port in _PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue  # in use (or lingering from an earlier run): the next one
-        return port
-    raise RuntimeError("no free loopback port left in this test worker's range")
+    """A loopback port nothing listens on (`free_ports`)."""
+    return free_ports(1)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.agents.agents_support import Pki, agent_edge, ingress_block
+from tests.ports import free_ports
 from tests.proxy.proxy_support import Upstream, free_port
 
 
@@ -43,7 +44,7 @@ def http_over(port: int, path: str = "/hello") -> bytes:
 
 
 def test_a_tcp_endpoint_forwards_raw_bytes(tmp_path: Path, pki: Pki, upstream: Upstream) -> None:
-    first = free_port()
+    first = free_ports(3)
     with agent_edge(tmp_path, pki, tcp_config(pki, first, first + 2)) as edge:
         token = edge.token("*")
         agent = edge.agent(token, "tcp", str(upstream.port))
@@ -63,7 +64,7 @@ def test_a_tcp_endpoint_forwards_raw_bytes(tmp_path: Path, pki: Pki, upstream: U
 
 
 def test_tcp_ports_asked_for_need_a_bind_rule(tmp_path: Path, pki: Pki, upstream: Upstream) -> None:
-    first = free_port()
+    first = free_ports(3)
     wanted = first + 1
     with agent_edge(tmp_path, pki, tcp_config(pki, first, first + 2)) as edge:
         token = edge.token(f"bind:localhost:{wanted}")
