@@ -870,9 +870,11 @@ class Server:
         if not server_name:
             return True
         endpoint = ctx.runtime.router.route_name(server_name.lower())
-        if endpoint is None or endpoint.policy is None:
-            return True
-        if not ctx.tcp_check_due(endpoint, endpoint.policy):
+        if (
+            endpoint is None
+            or endpoint.policy is None
+            or not ctx.tcp_check_due(endpoint, endpoint.policy)
+        ):
             return True
         return endpoint.policy.on_tcp_connect(ctx.info, ctx.runtime.endpoint_infos[endpoint.name])
 
