@@ -24,14 +24,17 @@ from edgeward.http1 import (
 from edgeward.http1 import event_classes as events_py
 from edgeward.http1 import fast as fast_py
 from edgeward.http1 import forwarding as forwarding_py
+from edgeward.http1 import framing as framing_py
 
 fast_c = pytest.importorskip("edgeward.http1._fast")
 forwarding_c = pytest.importorskip("edgeward.http1._forwarding")
 events_c = pytest.importorskip("edgeward.http1._event_classes")
+framing_c = pytest.importorskip("edgeward.http1._framing")
 
 
 def test_the_builds_are_what_they_say() -> None:
     assert fast_c.compiled() and forwarding_c.compiled() and events_c.compiled()
+    assert framing_c.compiled() and not framing_py.compiled()
     assert not fast_py.compiled() and not forwarding_py.compiled()
     assert not events_py.compiled()
 
@@ -137,3 +140,31 @@ def test_forwarding_alike(headers: Any, ip: str, host: bytes, trusted: bool) -> 
     assert forwarding_c.add_forwarding(
         headers, ip, b"https", host, trusted=trusted
     ) == forwarding_py.add_forwarding(headers, ip, b"https", host, trusted=trusted)
+
+
+def framing(build: Any, *args: Any) -> object:
+    try:
+        return build.body_framing(*args)
+    except build.FramingError as exc:
+        return "refused", exc.status, str(exc)
+
+
+field_values = st.one_of(
+    st.none(),
+    st.lists(
+        st.one_of(st.sampled_from([b"0", b"12", b"chunked", b"CHUNKED", b"gzip"]), any_bytes),
+        max_size=2,
+    ),
+)
+
+
+@given(
+    field_values,
+    field_values,
+    st.sampled_from([None, b"GET", b"HEAD"]),
+    st.sampled_from([100, 101, 200, 204, 304, 500]),
+)
+def test_framing_alike(lengths: Any, codings: Any, method: Any, status: int) -> None:
+    assert framing_c.FramingError is framing_py.FramingError  # one class: `except` catches both
+    args = (lengths, codings, method, status)
+    assert framing(framing_c, *args) == framing(framing_py, *args)

@@ -41,6 +41,7 @@ __all__ = [
     "Data",
     "EndOfMessage",
     "Event",
+    "FramingError",
     "Headers",
     "InformationalResponse",
     "LocalProtocolError",
@@ -100,6 +101,17 @@ class ProtocolError(Exception):
     def __init__(self, message: str, status_hint: int = 400) -> None:
         super().__init__(message)
         self.status_hint = status_hint
+
+
+class FramingError(Exception):
+    """The framing fields do not delimit a body (`framing.body_framing`).
+    `status` is what a server answers a request with it: 400, or 501 for a
+    coding other than chunked. Here, not in `framing`, so that its compiled
+    and pure builds raise the one class."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class LocalProtocolError(Exception):

@@ -30,6 +30,7 @@ else:
     except ModuleNotFoundError:  # pragma: no cover - Cython is a build-time tool
         from edgeward.http1 import _cython_shim as cython
 
+from edgeward.http1.builds import load
 from edgeward.http1.codec import DEFAULT_LIMITS, Limits
 from edgeward.http1.events import (
     NEED_DATA,
@@ -38,6 +39,7 @@ from edgeward.http1.events import (
     Data,
     EndOfMessage,
     Event,
+    FramingError,
     Headers,
     InformationalResponse,
     LocalProtocolError,
@@ -47,8 +49,12 @@ from edgeward.http1.events import (
     State,
     _Sentinel,
 )
-from edgeward.http1.framing import FramingError, body_framing
 from edgeward.http1.rules import KNOWN_METHODS
+
+if TYPE_CHECKING:
+    from edgeward.http1.framing import body_framing
+else:  # the compiled build when there is one (two to four calls per message)
+    body_framing = load("framing").body_framing
 
 # --- states, events and framings as small integers ------------------------------------
 # (C constants when compiled: cython.declare)

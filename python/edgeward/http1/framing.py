@@ -5,12 +5,36 @@ The fast codec asks it for every message it parses or sends, the proxy for
 whether a request has a body and how to frame what it forwards. (The h11
 codec lets h11 decide; `rules.check_framing_fields` is the independent
 reference the differential tests hold both codecs to.)
+
+Written in Cython's pure-Python mode, as `fast.py` is: this file is the
+pure-Python twin and `_framing.pyx` compiles the very same source, so the
+compiled codec's four calls per proxied request run compiled too.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from edgeward.http1.events import FramingError
+
+if TYPE_CHECKING:  # the shim is typed; Cython's own `cython` module is not
+    from edgeward.http1 import _cython_shim as cython
+else:
+    try:
+        import cython
+    except ModuleNotFoundError:  # pragma: no cover - Cython is a build-time tool
+        from edgeward.http1 import _cython_shim as cython
+
+__all__ = [
+    "CHUNKED",
+    "LENGTH",
+    "MAX_LENGTH_DIGITS",
+    "UNTIL_CLOSE",
+    "FramingError",
+    "body_framing",
+    "compiled",
+    "framing_of",
+    "has_body",
+]
 
 LENGTH: Final = 0
 """A Content-Length body (a length of 0: no body)."""
@@ -20,15 +44,6 @@ UNTIL_CLOSE: Final = 2
 
 MAX_LENGTH_DIGITS: Final = 18
 """Content-Length values of more digits are refused (no 64-bit overflow)."""
-
-
-class FramingError(Exception):
-    """The framing fields do not delimit a body. `status` is what a server
-    answers a request with it: 400, or 501 for a coding other than chunked."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def body_framing(
@@ -89,3 +104,8 @@ def framing_of(
 def has_body(framing: int, length: int) -> bool:
     """Whether a message of this framing may carry body bytes."""
     return framing != LENGTH or length > 0
+
+
+def compiled() -> bool:
+    """Whether this module is the Cython-compiled build."""
+    return bool(cython.compiled)
