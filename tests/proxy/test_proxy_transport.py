@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
+import trio.testing
 
 from edgeward.proxy import transport as tr
 from edgeward.proxy.transport import Transport
@@ -169,3 +170,78 @@ def test_reset_of_a_blocked_sender_ends_its_send(run: Callable[..., None]) -> No
         peer.close()
 
     run(body)
+
+
+class _CountingSocket(socket.socket):
+    """A real socket that counts its reads: the system calls `recv_reply`
+    saves (a read that finds nothing costs one and a raised exception)."""
+
+    reads = 0
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        self.reads += 1
+        return super().recv(size, flags)
+
+
+async def _emptied_pair() -> tuple[Transport, _CountingSocket, socket.socket]:
+    """A transport registered with the reactor whose last read emptied it."""
+    a, peer = socket.socketpair()
+    sock = _CountingSocket(a.family, a.type, fileno=a.detach())
+    ours = Transport(sock)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ours.recv)  # nothing there: it parks (and registers)
+        await trio.testing.wait_all_tasks_blocked()
+        peer.send(b"request")
+    assert sock.reads == 2
+    return ours, sock, peer
+
+
+def test_a_reply_after_a_read_that_emptied_the_socket_parks_without_a_failed_read() -> None:
+    async def main() -> None:
+        with trio.fail_after(10):  # a reply nobody wakes fails, not hangs
+            await body()
+
+    async def body() -> None:
+        ours, sock, peer = await _emptied_pair()
+        got: list[bytes] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: _append(got, ours.recv_reply()))
+            await trio.testing.wait_all_tasks_blocked()
+            assert sock.reads == 2  # parked at once: no read that finds nothing
+            peer.send(b"answer")
+        assert got == [b"answer"]
+        assert sock.reads == 3
+        assert ours.quiet() and sock.reads == 4  # a pooled connection's probe empties it too
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: _append(got, ours.recv_reply()))
+            await trio.testing.wait_all_tasks_blocked()
+            assert sock.reads == 4
+            peer.send(b"second")
+        assert got == [b"answer", b"second"]
+        ours.close()
+        peer.close()
+
+    trio.run(main)
+
+
+def test_a_reply_that_is_already_there_is_read() -> None:
+    async def main() -> None:
+        with trio.fail_after(10):  # a reply nobody wakes fails, not hangs
+            ours, sock, peer = await _emptied_pair()
+            peer.send(b"early")  # its edge reaches the reactor before the read
+            await trio.testing.wait_all_tasks_blocked()
+            assert await ours.recv_reply() == b"early"
+            assert sock.reads == 3
+            peer.send(b"late")  # its edge is still in the kernel: it wakes the parked read
+            assert await ours.recv_reply() == b"late"
+            peer.shutdown(socket.SHUT_WR)  # and so does the end of the stream
+            assert await ours.recv_reply() == b""
+            assert await ours.recv_reply() == b""  # EOF stays EOF
+        ours.close()
+        peer.close()
+
+    trio.run(main)
+
+
+async def _append(got: list[bytes], reply: Awaitable[bytes]) -> None:
+    got.append(await reply)

@@ -37,8 +37,8 @@ _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, KeyError)
 
 class TunnelTransport(Transport):
     """A Proxy stream behind the transport interface the exchange and the
-    upgrade relay use (`recv`, `send`, `close`, `shutdown_write`). Errors
-    are `OSError`s, as a socket's would be."""
+    upgrade relay use (`recv`, `recv_reply`, `send`, `close`,
+    `shutdown_write`). Errors are `OSError`s, as a socket's would be."""
 
     __slots__ = ("stream",)
 
@@ -52,6 +52,8 @@ class TunnelTransport(Transport):
             return await self.stream.receive_some(size)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ConnectionResetError(f"agent stream: {exc}") from None
+
+    recv_reply = recv  # a stream's read never fails for want of bytes: nothing to save
 
     async def send(self, data: bytes | bytearray | memoryview) -> None:
         try:

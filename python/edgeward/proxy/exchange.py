@@ -700,7 +700,7 @@ class ProxyExchange:
         while True:
             timer.arm(timeout, self._upstream_timed_out)
             try:
-                data = await up.recv()
+                data = await (up.recv_reply() if first else up.recv())
             except OSError as exc:
                 raise self._recv_failure(exc, first) from None
             finally:

@@ -99,7 +99,9 @@ class Http1Connection:
                     request = codec.next_event()
                     if request is not ev.NEED_DATA:
                         break
-                    data = await self.transport.recv()
+                    # between requests: the next one comes after our response
+                    transport = self.transport
+                    data = await (transport.recv() if got_bytes else transport.recv_reply())
                     if not got_bytes and data:
                         got_bytes = self._head_started = True
                         self.idle = False

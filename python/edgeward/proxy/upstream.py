@@ -5,7 +5,6 @@ bounded pool with idle expiry; `Pools` holds them and the HTTP/2 ones
 from __future__ import annotations
 
 import hashlib
-import socket
 import ssl
 import time
 from typing import Protocol
@@ -87,7 +86,7 @@ class UpstreamPool:
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if now - conn.idle_since < self._idle_timeout and _quiet(conn.transport.sock):
+            if now - conn.idle_since < self._idle_timeout and conn.transport.quiet():
                 conn.reused = True
                 return conn
             conn.transport.close()
@@ -147,20 +146,6 @@ class UpstreamPool:
     def close(self) -> None:
         while self._idle:
             self._idle.pop().transport.close()
-
-
-def _quiet(sock: socket.socket) -> bool:
-    """Whether an idle pooled socket is still open and has nothing to read:
-    EOF, an error or any byte (stray data) make it unusable. The socket is
-    non-blocking; on TLS the read also processes records that carry no data
-    (TLS 1.3 session tickets) and then says "want read"."""
-    try:
-        sock.recv(1)
-    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-        return True
-    except OSError:  # ssl.SSLError too
-        return False
-    return False
 
 
 class UpstreamCaError(EdgewardError):
