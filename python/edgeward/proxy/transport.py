@@ -304,10 +304,10 @@ class _Reactor:
     A socket is registered once for both directions. A task parks with
     `wait` after its system call failed with EAGAIN (or a read emptied the
     socket); the next readiness edge of that direction reschedules it. A
-    read edge without a parked task is kept in `edges` (for `Transport.recv_reply`:
-    something came since the read that emptied the socket); a write edge
-    without one is dropped. A stale edge at most wakes a task early: it
-    retries and parks again."""
+    read edge without a parked task is kept in `edges`, for
+    `Transport.recv_reply` (something came since the read that emptied the
+    socket); a write edge without one is dropped. A stale edge at most wakes
+    a task early: it retries and parks again."""
 
     __slots__ = ("_epoll", "_readers", "_writers", "edges")
 
