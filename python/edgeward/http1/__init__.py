@@ -35,8 +35,11 @@ from edgeward.http1.h11codec import H11ClientCodec, H11ServerCodec
 
 _fast = load("fast")
 _forwarding = load("forwarding")
-COMPILED: bool = _fast.compiled()
-"""Whether the fast path runs compiled (else as pure Python)."""
+COMPILED: bool = all(
+    build.compiled() for build in (_fast, _forwarding, load("framing"), load("event_classes"))
+)
+"""Whether the fast path runs compiled (else as pure Python): the codec and
+every module it calls for each message."""
 
 if TYPE_CHECKING:
     from edgeward.http1.fast import FastClientCodec as ClientCodec
