@@ -638,7 +638,10 @@ impl PhaseRunner {
             None => None,
             Some(items) => Some(PyList::new(py, items.into_iter().map(|(_, t)| t))?.unbind()),
         };
-        let vars = wire.py_roots.get_item(intern!(py, "vars"))?;
+        let vars = match &wire.py_roots {
+            None => None,
+            Some(roots) => roots.get_item(intern!(py, "vars"))?,
+        };
         let logged = match wire.logged.take() {
             None => None,
             Some(items) => Some(PyList::new(py, items)?.unbind()),
@@ -822,7 +825,7 @@ impl PhaseRunner {
             Action::SetVars { entries } => {
                 // into a copy, which later entries read: a failing entry
                 // puts the phase's `vars` back as they were
-                let roots = wire.py_roots.clone();
+                let roots = wire.py_roots().clone();
                 let key = intern!(py, "vars");
                 let before = roots.get_item(key)?;
                 let vars = match &before {
@@ -1118,16 +1121,12 @@ struct ReqData {
     authority: String,
     scheme: String,
     version: Vec<u8>,
-    headers: Vec<(String, String)>,
-    header_map: OnceLock<Value>,
+    headers: Fields,
 }
 
 impl ReqData {
     fn first(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        first_value(&self.headers, name)
     }
 
     /// A field of `req` other than `url` and `user_agent`: Some(None) when
@@ -1141,18 +1140,7 @@ impl ReqData {
             } else {
                 str_value(&format!("HTTP/{}", String::from_utf8_lossy(&self.version)))
             }),
-            "headers" => Some(match self.header_map.get() {
-                Some(v) => v.clone(),
-                None => {
-                    let v = grouped(
-                        self.headers
-                            .iter()
-                            .map(|(n, v)| (n.clone(), str_value(v)))
-                            .collect(),
-                    )?;
-                    self.header_map.get_or_init(|| v).clone()
-                }
-            }),
+            "headers" => Some(HeaderMap::value(&self.headers)),
             "content_length" => match self.first("content-length") {
                 None => None,
                 Some(v) => python_int(v.trim_matches(py_space))?,
@@ -1230,7 +1218,8 @@ struct Wire<'py> {
     client_ip: OnceCell<String>,
     res_map: Option<Value>,
     fallback: Bound<'py, PyAny>,
-    py_roots: Bound<'py, PyDict>,
+    /// The roots asked of `fallback`, and `vars`; made when first needed.
+    py_roots: Option<Bound<'py, PyDict>>,
     /// The edited header list (request: the forwarded copy; response: the
     /// response's), once an action changed it.
     edited: Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyAny>)>>,
@@ -1270,13 +1259,18 @@ impl<'py> Wire<'py> {
             client_ip: OnceCell::new(),
             res_map: None,
             fallback: fallback.clone(),
-            py_roots: PyDict::new(py),
+            py_roots: None,
             edited: None,
             authority: None,
             target: None,
             clock: None,
             logged: None,
         })
+    }
+
+    fn py_roots(&mut self) -> &Bound<'py, PyDict> {
+        let py = self.head.py();
+        self.py_roots.get_or_insert_with(|| PyDict::new(py))
     }
 
     /// `conn.client_ip`.
@@ -1315,12 +1309,7 @@ impl<'py> Wire<'py> {
             authority: text(intern!(py, "authority"))?,
             scheme: text(intern!(py, "scheme"))?,
             version: bytes(intern!(py, "http_version"))?.as_bytes().to_vec(),
-            headers: self
-                .req_headers()?
-                .iter()
-                .map(|((n, v), _)| (latin1(n.as_bytes()), latin1(v.as_bytes())))
-                .collect(),
-            header_map: OnceLock::new(),
+            headers: fields(self.req_headers()?),
         };
         Ok(self.req.get_or_init(|| Arc::new(req)))
     }
@@ -1376,15 +1365,16 @@ impl cel::Activation for Act<'_, '_> {
         }
         // built by the caller: its root, once per run
         let root = PyString::new(self.py, &path.root);
-        if !self.wire.py_roots.contains(&root).map_err(host_error)? {
+        let roots = self.wire.py_roots().clone();
+        if !roots.contains(&root).map_err(host_error)? {
             match self.wire.fallback.call1((&root,)) {
-                Ok(v) => self.wire.py_roots.set_item(&root, v).map_err(host_error)?,
+                Ok(v) => roots.set_item(&root, v).map_err(host_error)?,
                 Err(e) if e.is_instance_of::<PyKeyError>(self.py) => {}
                 Err(e) => return Err(host_error(e)),
             }
         }
         let mut act = PyActivation {
-            root: self.wire.py_roots.as_any(),
+            root: roots.as_any(),
             keys: self.keys,
         };
         cel::Activation::resolve(&mut act, path)
@@ -1419,18 +1409,71 @@ fn str_value(s: &str) -> Value {
     Value::String(Arc::from(s))
 }
 
-fn header_map(headers: &[Item<'_>]) -> EvalResult {
-    grouped(
-        headers
+/// Header fields as text (Latin-1), in order, shared by the values read
+/// from them.
+type Fields = Arc<[(String, String)]>;
+
+fn fields(headers: &[Item<'_>]) -> Fields {
+    headers
+        .iter()
+        .map(|((name, value), _)| (latin1(name.as_bytes()), latin1(value.as_bytes())))
+        .collect()
+}
+
+fn first_value<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `req.headers` and `res.headers`: name -> values, in order of first
+/// appearance, read from the fields when a program asks. Most rules test
+/// a name or read one (`'x-debug' in req.headers`): that scans a few
+/// fields, where building the whole map allocated every name and value.
+struct HeaderMap(Fields);
+
+impl HeaderMap {
+    fn value(fields: &Fields) -> Value {
+        Value::Lazy(Arc::new(HeaderMap(fields.clone())))
+    }
+
+    /// Each name once, in order of first appearance.
+    fn names(&self) -> Vec<&str> {
+        let mut seen = std::collections::HashSet::new();
+        self.0
             .iter()
-            .map(|((name, value), _)| {
-                (
-                    latin1(name.as_bytes()),
-                    str_value(&latin1(value.as_bytes())),
-                )
-            })
-            .collect(),
-    )
+            .map(|(n, _)| n.as_str())
+            .filter(|n| seen.insert(*n))
+            .collect()
+    }
+}
+
+impl cel::LazyMap for HeaderMap {
+    fn get(&self, key: &Value) -> EvalResult<Option<Value>> {
+        let Value::String(name) = key else {
+            return Ok(None);
+        };
+        let values: Vec<Value> = self
+            .0
+            .iter()
+            .filter(|(n, _)| **n == **name)
+            .map(|(_, v)| str_value(v))
+            .collect();
+        Ok((!values.is_empty()).then(|| Value::from(values)))
+    }
+
+    fn contains(&self, key: &Value) -> EvalResult<bool> {
+        Ok(matches!(key, Value::String(name) if first_value(&self.0, name).is_some()))
+    }
+
+    fn len(&self) -> EvalResult<usize> {
+        Ok(self.names().len())
+    }
+
+    fn keys(&self) -> EvalResult<Vec<Value>> {
+        Ok(self.names().into_iter().map(str_value).collect())
+    }
 }
 
 fn first_header<'a>(
@@ -1650,7 +1693,7 @@ impl Act<'_, '_> {
                     "status_code" => Value::Int(*status),
                     "headers" => {
                         if w.res_map.is_none() {
-                            w.res_map = Some(header_map(headers)?);
+                            w.res_map = Some(HeaderMap::value(&fields(headers)));
                         }
                         w.res_map.clone().unwrap_or(Value::Null)
                     }

@@ -279,7 +279,8 @@ impl Map {
     /// Builds a map from entries; a repeated key or a key of a type other
     /// than bool/int/uint/string is an error.
     pub fn from_entries(entries: Vec<(Value, Value)>) -> EvalResult<Map> {
-        let mut index = HashMap::with_capacity(entries.len());
+        let small = entries.len() < INDEX_FROM; // scanned: no index, repeats found by scanning
+        let mut index = HashMap::with_capacity(if small { 0 } else { entries.len() });
         for (i, (k, _)) in entries.iter().enumerate() {
             if !matches!(
                 k,
@@ -291,12 +292,16 @@ impl Map {
                 )));
             }
             let key = Key::lookup(k)?.expect("valid key types always normalise");
-            if index.insert(key, i).is_some() {
+            let repeated = if small {
+                entries[..i]
+                    .iter()
+                    .any(|(earlier, _)| Key::lookup(earlier).ok().flatten().as_ref() == Some(&key))
+            } else {
+                index.insert(key, i).is_some()
+            };
+            if repeated {
                 return Err(EvalError::invalid(format!("repeated map key: {k:?}")));
             }
-        }
-        if entries.len() < INDEX_FROM {
-            index = HashMap::new();
         }
         Ok(Map { entries, index })
     }
