@@ -22,7 +22,7 @@
 //! expressions and of each step it performs to counters (`Times`); off, the
 //! same loop runs with a clock that reads nothing (`Untimed`).
 use std::cell::OnceCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -1440,7 +1440,7 @@ impl HeaderMap {
 
     /// Each name once, in order of first appearance.
     fn names(&self) -> Vec<&str> {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         self.0
             .iter()
             .map(|(n, _)| n.as_str())
