@@ -749,6 +749,42 @@ def test_the_runner_answers_deny_and_custom_response() -> None:
     assert _run({"on_http_request": [{"actions": [respond]}]}, 1) == [((0, 0), None)]
 
 
+def test_the_runner_reads_header_maps_as_the_engine() -> None:
+    """`req.headers` and `res.headers` are read from the fields as programs
+    ask (a lazy map in the runner): a test of a name, one name's values
+    with the name repeated, the size, the names in order and the whole map
+    come out as the engine's, answered by the runner itself."""
+    template = (
+        "${'x-a' in {m}} ${'x-c' in {m}} ${{m}['x-a']} ${size({m})}"
+        " ${{m}.map(n, n)} ${{m}.exists(n, n == 'x-b')} ${{m}}"
+    )
+    fields = [(b"x-a", b"1"), (b"x-b", b"2"), (b"x-a", b"3")]
+    expected = "true false [1, 3] 2 [x-a, x-b] true {x-a: [1, 3], x-b: [2]}"
+
+    def respond(root: str) -> dict[str, Any]:
+        body = template.replace("{m}", f"{root}.headers")
+        return {"type": "custom-response", "config": {"status_code": 200, "body": body}}
+
+    request = {"on_http_request": [{"actions": [respond("req")]}]}
+    assert _run(request, 1, headers=fields) == [((0, 0), (expected, []))]
+    response = {"on_http_response": [{"actions": [respond("res")]}]}
+    x = {
+        "method": b"GET",
+        "target": b"/",
+        "authority": b"app.example.com",
+        "headers": fields,
+        "version": b"1.1",
+        "client_ip": "192.0.2.10",
+        "status": 200,
+        "res_headers": fields,
+    }
+    for doc in (request, response):
+        assert_same_on_both(doc, [x])
+    policy, sink = compiled(response, True)
+    ((_, status, _, body, _),) = drive(policy, sink, x)[1:2]
+    assert (status, body) == (200, expected.encode())
+
+
 def test_the_runner_answers_redirect() -> None:
     def doc(**config: Any) -> dict[str, Any]:
         return {"on_http_request": [{"actions": [{"type": "redirect", "config": config}]}]}
