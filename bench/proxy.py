@@ -4,9 +4,11 @@ Everything is started here: an nginx upstream (a small body and a 64 KiB
 one), nginx as reverse proxy (1 worker, keep-alive pool to the upstream) as
 the baseline, and edgeward (1 worker; also the h11 codec and `--workers 2`)
 in front of the same upstream. wrk drives HTTP/1.1 keep-alive, h2load
-HTTP/2 (cleartext prior knowledge on both). Each case runs `--repeat` times;
-the table shows the median run's req/s, p50/p99 latency, and the ratio to
-nginx measured in the same run. It also shows the CPU time the proxy
+HTTP/2 (cleartext prior knowledge on both). Every proxy is up for the
+whole run, and the cases run in `--repeat` rounds, each case once per
+round, in turn (so that a change in the machine's load weighs on nginx and
+edgeward alike); the table shows the median run's req/s, p50/p99 latency,
+and the ratio to nginx measured in the same rounds. It also shows the CPU time the proxy
 process (with its workers) spent per request during the run: on a machine
 shared with other work, req/s follows the load, CPU per request much less.
 
@@ -20,10 +22,11 @@ import os
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from edgeward.bench.load import Result, h2load, median_run, wrk
+from edgeward.bench.load import Result, alternating, h2load, wrk
 from edgeward.bench.processes import free_port, running
 from edgeward.bench.table import Table
 
@@ -114,29 +117,41 @@ def main(argv: list[str]) -> None:
     d, n, c = args.duration, args.repeat, args.connections
     up, ngx, ngx_h2 = free_port(), free_port(), free_port()
     edge, edge_h11, edge_2 = free_port(), free_port(), free_port()
-    h1: dict[tuple[str, str], Result] = {}
-    h2: dict[str, Result] = {}
     print(
-        f"bench proxy: wrk -t1 -c{c}, h2load -c8 -m16, {d:g}s x {n} runs, median run shown",
+        f"bench proxy: wrk -t1 -c{c}, h2load -c8 -m16, {d:g}s x {n} rounds, "
+        "the cases alternating in each; median run shown",
         flush=True,
     )
-    with nginx("upstream", UPSTREAM.format(port=up, work=WORK), [up]):
-        with nginx("proxy", PROXY.format(port=ngx, h2port=ngx_h2, upstream=up), [ngx, ngx_h2]) as p:
-            for path in ("small", "64k"):
-                url = f"http://127.0.0.1:{ngx}/{path}"
-                h1[("nginx", path)] = median_run(wrk, n, url, d, c, p.pid)
-            h2["nginx"] = median_run(h2load, n, f"http://127.0.0.1:{ngx_h2}/small", d, 8, p.pid)
-        with edgeward(edge, up) as p:
-            for path in ("small", "64k"):
-                url = f"http://127.0.0.1:{edge}/{path}"
-                h1[("edgeward", path)] = median_run(wrk, n, url, d, c, p.pid)
-            h2["edgeward"] = median_run(h2load, n, f"http://127.0.0.1:{edge}/small", d, 8, p.pid)
-        with edgeward(edge_h11, up, "--http1", "h11") as p:
-            url = f"http://127.0.0.1:{edge_h11}/small"
-            h1[("edgeward --http1 h11", "small")] = median_run(wrk, n, url, d, c, p.pid)
-        with edgeward(edge_2, up, "--workers", "2") as p:
-            url = f"http://127.0.0.1:{edge_2}/small"
-            h1[("edgeward --workers 2", "small")] = median_run(wrk, n, url, d, c, p.pid)
+    with ExitStack() as stack:
+        stack.enter_context(nginx("upstream", UPSTREAM.format(port=up, work=WORK), [up]))
+        ngx_pid = stack.enter_context(
+            nginx("proxy", PROXY.format(port=ngx, h2port=ngx_h2, upstream=up), [ngx, ngx_h2])
+        ).pid
+        edge_pid = stack.enter_context(edgeward(edge, up)).pid
+        h11_pid = stack.enter_context(edgeward(edge_h11, up, "--http1", "h11")).pid
+        two_pid = stack.enter_context(edgeward(edge_2, up, "--workers", "2")).pid
+
+        def http1(port: int, path: str, pid: int) -> Callable[[], Result]:
+            return lambda: wrk(f"http://127.0.0.1:{port}/{path}", d, c, pid)
+
+        def http2(port: int, pid: int) -> Callable[[], Result]:
+            return lambda: h2load(f"http://127.0.0.1:{port}/small", d, 8, pid)
+
+        runs = alternating(
+            {
+                ("nginx", "small"): http1(ngx, "small", ngx_pid),
+                ("edgeward", "small"): http1(edge, "small", edge_pid),
+                ("edgeward --http1 h11", "small"): http1(edge_h11, "small", h11_pid),
+                ("edgeward --workers 2", "small"): http1(edge_2, "small", two_pid),
+                ("nginx", "64k"): http1(ngx, "64k", ngx_pid),
+                ("edgeward", "64k"): http1(edge, "64k", edge_pid),
+                ("nginx", "h2c"): http2(ngx_h2, ngx_pid),
+                ("edgeward", "h2c"): http2(edge, edge_pid),
+            },
+            n,
+        )
+    h1 = {case: r for case, r in runs.items() if case[1] != "h2c"}
+    h2 = {who: r for (who, kind), r in runs.items() if kind == "h2c"}
 
     for path in ("small", "64k"):
         base = h1[("nginx", path)]

@@ -9,7 +9,9 @@ worker processes, and edgeward with 1 and 2 workers, without a policy and
 with `bench policy`'s 20-rule policy, all in front of one nginx upstream;
 wrk -t1 drives HTTP/1.1 keep-alive small GETs. It prints the median run of
 each, the ratio to nginx with the same number of workers, and the per-core
-efficiency (req/s of N workers / (N × req/s of one)). On the 2-core machine
+efficiency (req/s of N workers / (N × req/s of one)), and the policy's
+target: one worker with it at half of one nginx worker or more (one trio
+process's floor is below that: docs/proxy.md). On the 2-core machine
 wrk and the upstream share the cores with the proxy, so two workers cannot
 double: the nginx column shows what the machine allows.
 
@@ -142,3 +144,11 @@ def main(argv: list[str]) -> None:
             cpu[who] / max(served[who], 1) * 1e6,
         )
     table.print()
+    summary = Table("target", ["measure", "value", "target"])
+    with_policy = med[f"edgeward + {rules}-rule policy, 1 worker"].rps
+    summary.add(
+        f"{rules}-rule policy, 1 worker / nginx, 1 worker",
+        with_policy / med["nginx, 1 worker"].rps,
+        ">= 0.50",
+    )
+    summary.print()

@@ -11,13 +11,16 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from edgeward.bench.processes import cpu_seconds
 
 # The Debian package of each load generator.
 PACKAGES = {"wrk": "wrk", "h2load": "nghttp2-client", "nginx": "nginx"}
+
+K = TypeVar("K", bound=Hashable)
 
 Progress = Callable[[float], None]
 """Told the seconds elapsed, about four times a second, while a tool runs."""
@@ -169,5 +172,21 @@ def h2load(
 
 def median_run(fn: Callable[..., Result], repeat: int, *args: object) -> Result:
     """The run with the median rate of `repeat` runs of `fn(*args)`."""
-    runs = sorted((fn(*args) for _ in range(repeat)), key=lambda r: r.rps)
-    return runs[len(runs) // 2]
+    return _median([fn(*args) for _ in range(repeat)])
+
+
+def alternating(cases: dict[K, Callable[[], Result]], repeat: int) -> dict[K, Result]:
+    """Each case's median run of `repeat` rounds in which every case runs
+    once, in turn: a change in the machine's load (other processes) then
+    weighs on all cases alike, and a ratio of two cases compares runs made
+    close in time, not minutes apart."""
+    runs: dict[K, list[Result]] = {who: [] for who in cases}
+    for _ in range(repeat):
+        for who, run in cases.items():
+            runs[who].append(run())
+    return {who: _median(out) for who, out in runs.items()}
+
+
+def _median(runs: list[Result]) -> Result:
+    """The run with the median rate."""
+    return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
