@@ -4,7 +4,14 @@ protocol, status, bytes in/out, duration, endpoint, upstream, error code.
 Logging costs a dict and a queue put per request: the output's writer
 thread formats and writes (`edgeward.linefile`), so a slow or blocked
 stdout never holds a request up. Lines are JSON, or readable text on a
-terminal."""
+terminal.
+
+The path is logged as the traffic inspector keeps it (`edgeward.redaction`):
+query parameters whose name says they carry a secret (`token`, `code`,
+`signature`, `api_key`...) and the password of a `user:password@` target
+lose their value. Access logs are shipped and kept where credentials must
+not be: an OAuth callback's `?code=`, a webhook's `?token=`. Done by the
+writer thread, off the request path."""
 
 from __future__ import annotations
 
@@ -14,14 +21,28 @@ from pathlib import Path
 from typing import Any
 
 from edgeward.linefile import Output, json_line, open_output, printable, release, rfc3339
+from edgeward.redaction import Redactor
 
 log = logging.getLogger("edgeward.proxy")
 WHAT = "access log"
 
 
+_REDACT = Redactor()  # by name: no secret values are known here
+
+
+def _kept(path: str) -> str:
+    """The path as logged: its secret-looking query parameters redacted."""
+    if "?" not in path and "@" not in path:
+        return path
+    return _REDACT.target(path.encode("latin-1")).decode("latin-1")
+
+
 class _AccessFormat:
     def json(self, record: dict[str, Any]) -> str:
-        return json_line({**record, "time": rfc3339(record["time"])})
+        kept = {**record, "time": rfc3339(record["time"])}
+        if "path" in record:
+            kept["path"] = _kept(record["path"])
+        return json_line(kept)
 
     def console(self, record: dict[str, Any]) -> str:
         get = record.get
@@ -33,7 +54,7 @@ class _AccessFormat:
         error = f" {get('error')}" if get("error") else ""
         return (
             f"{rfc3339(record['time'])} {get('status')} {printable(get('method', ''))}"
-            f" {printable(get('host', ''))}{printable(get('path', ''))} {get('protocol')}"
+            f" {printable(get('host', ''))}{printable(_kept(get('path', '')))} {get('protocol')}"
             f" {get('duration_ms')}ms in={get('bytes_in')} out={get('bytes_out')}"
             f" client={get('client_ip')} endpoint={get('endpoint')}{error}"
             f" id={get('request_id')}"
