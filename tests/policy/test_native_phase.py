@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import json
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -938,3 +939,45 @@ def test_the_runner_logs_events_as_data() -> None:
     ]
     reference, sink = compiled(doc, False)
     assert drive(reference, sink, x) == seen
+
+
+class _Unreadable(Mapping[str, str]):
+    """Endpoint metadata whose store fails when read: a failure of the
+    host (a variable the engine's builders make) in the middle of a phase."""
+
+    def __getitem__(self, key: str) -> str:
+        raise RuntimeError("metadata store unavailable")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("metadata store unavailable")
+
+    def __len__(self) -> int:
+        raise RuntimeError("metadata store unavailable")
+
+
+def test_a_failure_of_the_host_raises_with_the_same_events_on_both() -> None:
+    """A variable the host builds fails (the endpoint's metadata): both
+    backends raise it, with the same events emitted. The engine builds a
+    phase's roots before its first rule, so the log step before the rule
+    that reads `endpoint` never runs there; the runner reads `endpoint`
+    only at that rule, after the log step, and must not emit what it
+    logged (the events it returns as data go with its result)."""
+    log = {"type": "log", "config": {"metadata": {"m": "${req.method}"}}}
+    doc = {
+        "on_http_request": [
+            {"actions": [log]},
+            {"expressions": ["size(endpoint.metadata) > 0"], "actions": [{"type": "deny"}]},
+        ]
+    }
+    endpoint = dataclasses.replace(ENDPOINT, metadata=_Unreadable())
+    seen = []
+    for native_runner in (True, False):
+        policy, sink = compiled(doc, native_runner)
+        assert (policy._request.runner is not None) is native_runner
+        conn = ConnectionInfo("c1", "public", "192.0.2.10", 50123, "127.0.0.1", 443, NOW - 1)
+        head = RequestHead(b"GET", b"/a", b"app.example.com", b"https", [], b"1.1")
+        exchange = policy.begin(conn, endpoint, head, "req-1")
+        with pytest.raises(RuntimeError, match="metadata store unavailable"):
+            exchange.on_http_request(head)
+        seen.append([(e.rule, e.action, e.metadata) for e in sink.events])
+    assert seen[0] == seen[1] == []
