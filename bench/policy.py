@@ -44,7 +44,7 @@ from subprocess import Popen
 from typing import Any
 
 from bench.proxy import EDGE, UPSTREAM, WORK, nginx
-from edgeward.bench.load import Result, wrk
+from edgeward.bench.load import Result, median, wrk
 from edgeward.bench.processes import cpu_seconds, free_port, running
 from edgeward.bench.table import Table
 from edgeward.bench.timing import median_ns_per_call
@@ -208,7 +208,7 @@ def rules_tables(args: argparse.Namespace) -> None:
                 cpu[who] += cpu_seconds(procs[who].pid) - before
                 served[who] += result.rps * max(1, round(d))
                 runs[who].append(result)
-    results = {who: sorted(out, key=lambda r: r.rps)[len(out) // 2] for who, out in runs.items()}
+    results = {who: median(out) for who, out in runs.items()}
     base = results["no policy"].rps
     base_cpu = cpu["no policy"] / served["no policy"]
     table = Table(
@@ -417,7 +417,7 @@ def authenticated(args: argparse.Namespace, up: int) -> None:
                 cpu[who] += cpu_seconds(procs[who].pid) - before
                 served[who] += result.rps * max(1, round(args.duration))
                 runs[who].append(result)
-    results = {who: sorted(out, key=lambda r: r.rps)[len(out) // 2] for who, out in runs.items()}
+    results = {who: median(out) for who, out in runs.items()}
     base_name = "TLS, no policy"
     base = results[base_name].rps
     base_cpu = cpu[base_name] / served[base_name]

@@ -8,9 +8,10 @@ HTTP/2 (cleartext prior knowledge on both). Every proxy is up for the
 whole run, and the cases run in `--repeat` rounds, each case once per
 round, in turn (so that a change in the machine's load weighs on nginx and
 edgeward alike); the table shows the median run's req/s, p50/p99 latency,
-and the ratio to nginx measured in the same rounds. It also shows the CPU time the proxy
-process (with its workers) spent per request during the run: on a machine
-shared with other work, req/s follows the load, CPU per request much less.
+and the ratio to nginx measured in the same rounds. It also shows the CPU
+time the proxy process (with its workers) spent per request during the
+run: on a machine shared with other work, req/s follows the load, CPU per
+request much less.
 
     python -m bench proxy [--duration 5] [--repeat 3] [--connections 32]
 """

@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager, ExitStack
 from subprocess import Popen
 
 from bench.proxy import EDGE, NGINX_CONF, PROXY, UPSTREAM, WORK, nginx
-from edgeward.bench.load import Result, wrk
+from edgeward.bench.load import Result, median, wrk
 from edgeward.bench.processes import cpu_seconds, free_port, running
 from edgeward.bench.table import Table
 
@@ -115,7 +115,7 @@ def main(argv: list[str]) -> None:
                 cpu[who] += cpu_seconds(procs[who].pid) - before
                 served[who] += result.rps * max(1, round(d))
                 runs[who].append(result)
-    med = {who: sorted(out, key=lambda r: r.rps)[len(out) // 2] for who, out in runs.items()}
+    med = {who: median(out) for who, out in runs.items()}
     table = Table(
         "HTTP/1.1 keep-alive, /small, by worker processes",
         [

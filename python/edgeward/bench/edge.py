@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from edgeward.bench.load import Progress, Result, h2load, require, wrk
+from edgeward.bench.load import Progress, Result, h2load, median, require, wrk
 from edgeward.bench.processes import free_port, interpreter, running
 from edgeward.config import EdgeConfig, Endpoint
 from edgeward.document import load_document
@@ -117,7 +117,7 @@ class EdgeRuns:
 
     @property
     def median(self) -> Result:
-        return sorted(self.runs, key=lambda r: r.rps)[len(self.runs) // 2]
+        return median(self.runs)
 
     @property
     def cpu_us(self) -> float:

@@ -172,7 +172,7 @@ def h2load(
 
 def median_run(fn: Callable[..., Result], repeat: int, *args: object) -> Result:
     """The run with the median rate of `repeat` runs of `fn(*args)`."""
-    return _median([fn(*args) for _ in range(repeat)])
+    return median([fn(*args) for _ in range(repeat)])
 
 
 def alternating(cases: dict[K, Callable[[], Result]], repeat: int) -> dict[K, Result]:
@@ -184,9 +184,9 @@ def alternating(cases: dict[K, Callable[[], Result]], repeat: int) -> dict[K, Re
     for _ in range(repeat):
         for who, run in cases.items():
             runs[who].append(run())
-    return {who: _median(out) for who, out in runs.items()}
+    return {who: median(out) for who, out in runs.items()}
 
 
-def _median(runs: list[Result]) -> Result:
+def median(runs: list[Result]) -> Result:
     """The run with the median rate."""
     return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
